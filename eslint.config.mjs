@@ -1,0 +1,41 @@
+// ESLint: typescript-eslint's type-checked rules, plus the architecture rule that a service
+// talks to the others only over gRPC (it may import lib/ and gen/, never another service).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const PIECES = ['services/metadata', 'services/scheduler', 'services/results', 'agent', 'cli'];
+
+/** One config block per piece forbidding imports of every other piece. */
+const boundaries = PIECES.map((piece) => ({
+  files: [`${piece}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: PIECES.filter((other) => other !== piece).map((other) => ({
+          group: [`**/${other}`, `**/${other}/**`, ...(other.startsWith('services/') ? [`**/${other.split('/')[1]}/**`] : [])],
+          message: `${piece} must not import ${other}: pieces talk over gRPC; share code through lib/.`,
+        })),
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'gen/**', 'node_modules/**', '.baton-dev/**', '**/*.mjs', '**/*.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // node:test's describe/it return promises the runner itself tracks.
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  ...boundaries,
+);

@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** How long `stopChild` waits after SIGTERM before SIGKILL. */
+export const STOP_GRACE_MS = 5_000;
+
+/** A child process started by `startChild`. */
+export interface StartedChild {
+  child: ChildProcess;
+  /** The stdout line that signalled readiness. */
+  readyLine: string;
+  /** SIGTERM, then SIGKILL after the grace period; resolves when the child has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Options of `startChild`. */
+export interface StartChildOptions extends SpawnOptions {
+  /** A stdout line matching this means the child is ready. */
+  ready: RegExp;
+  /** Give up (and kill the child) after this many ms; default 20 s. */
+  timeoutMs?: number;
+  /** Receives every stdout line (after readiness too). */
+  onLine?: (line: string) => void;
+}
+
+/** Stops a child: SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+export function stopChild(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts a process and waits until it prints a line matching `ready` on stdout. Fails with the
+ * process's last stderr lines if it exits first or does not become ready in time.
+ */
+export function startChild(command: string, args: string[], options: StartChildOptions): Promise<StartedChild> {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderrTail: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    stderrTail.push(line);
+    if (stderrTail.length > 20) stderrTail.shift();
+  });
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    const fail = (why: string) => {
+      if (ready) return;
+      ready = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')}: ${why}${stderrTail.length ? `\n${stderrTail.join('\n')}` : ''}`));
+    };
+    const timer = setTimeout(() => fail('not ready in time'), options.timeoutMs ?? 20_000);
+    child.once('error', (err) => fail(err.message));
+    child.once('exit', (code, signal) => fail(`exited (${signal ?? code}) before it was ready`));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      options.onLine?.(line);
+      if (!ready && options.ready.test(line)) {
+        ready = true;
+        clearTimeout(timer);
+        resolve({ child, readyLine: line, stop: (graceMs) => stopChild(child, graceMs) });
+      }
+    });
+  });
+}

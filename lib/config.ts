@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import Ajv, { type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * Configuration of every Baton process. Keys are flat kebab-case names (`redis-url`). Sources,
+ * lowest precedence first: defaults in the schema, a YAML file (`--config PATH` or
+ * `BATON_CONFIG`), `BATON_<KEY>` environment variables (`BATON_REDIS_URL`), command-line flags
+ * (`--redis-url`). The merged result is validated with ajv; the first problem becomes one
+ * ConfigError line naming the key, where the value came from, and what was expected.
+ */
+
+/** A JSON Schema of a flat configuration object. */
+export interface ConfigSchema {
+  type: 'object';
+  properties: Record<string, { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string } & Record<string, unknown>>;
+  required?: string[];
+  additionalProperties: false;
+}
+
+/** Where configuration values are read from; defaults to this process's argv and environment. */
+export interface ConfigSources {
+  argv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A configuration problem, meant to be printed as one line. */
+export class ConfigError extends Error {}
+
+const ajv = new Ajv({ allErrors: false, coerceTypes: true, useDefaults: true, strict: true });
+
+function envName(key: string): string {
+  return 'BATON_' + key.toUpperCase().replace(/-/g, '_');
+}
+
+function describe(err: ErrorObject, schema: ConfigSchema): string {
+  if (err.keyword === 'additionalProperties') return `unknown key '${String(err.params.additionalProperty)}'`;
+  if (err.keyword === 'required') return `missing required key '${String(err.params.missingProperty)}'`;
+  const key = err.instancePath.replace(/^\//, '');
+  const prop = schema.properties[key];
+  return `${key} ${err.message ?? 'is invalid'}${prop ? ` (${prop.description})` : ''}`;
+}
+
+/** Loads, merges and validates the configuration of one process. */
+export function loadConfig<T>(schema: ConfigSchema, sources: ConfigSources = {}): T {
+  const argv = sources.argv ?? process.argv.slice(2);
+  const env = sources.env ?? process.env;
+  const keys = Object.keys(schema.properties);
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
+    for (const k of keys) options[k] = { type: schema.properties[k].type === 'boolean' ? 'boolean' : 'string' };
+    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split('\n')[0]);
+  }
+
+  const merged: Record<string, unknown> = {};
+  const origin: Record<string, string> = {};
+  const file = (flags.config as string | undefined) ?? env.BATON_CONFIG;
+  if (file) {
+    let doc: unknown;
+     
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8')) ?? {};
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${file}: expected a mapping of keys to values`);
+    for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+      merged[k] = v;
+      origin[k] = `config file ${file}`;
+    }
+  }
+  for (const k of keys) {
+    const v = env[envName(k)];
+    if (v !== undefined && v !== '') {
+      merged[k] = v;
+      origin[k] = `environment variable ${envName(k)}`;
+    }
+  }
+  for (const k of keys) {
+    if (flags[k] !== undefined) {
+      merged[k] = flags[k];
+      origin[k] = `flag --${k}`;
+    }
+  }
+
+  const validate = ajv.compile(schema);
+  if (!validate(merged)) {
+    const err = validate.errors![0];
+    const key = err.instancePath.replace(/^\//, '') || String(err.params.additionalProperty ?? '');
+    const from = origin[key] ? ` [from ${origin[key]}]` : '';
+    throw new ConfigError(`configuration: ${describe(err, schema)}${from}`);
+  }
+  return merged as T;
+}
+
+/** Common keys of every gRPC server process: where to listen, logging and TLS. */
+export const SERVER_CONFIG_PROPERTIES = {
+  listen: { type: 'string', default: '127.0.0.1:0', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port to listen on; port 0 picks a free one' },
+  'log-level': { type: 'string', default: 'info', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
+  'tls-cert': { type: 'string', description: 'PEM certificate file; TLS is used when set' },
+  'tls-key': { type: 'string', description: 'PEM private key file of tls-cert' },
+  'tls-ca': { type: 'string', description: 'PEM CA bundle; when set, clients must present a certificate it signed' },
+} as const;
+
+/** Common keys of processes that use Redis. */
+export const REDIS_CONFIG_PROPERTIES = {
+  'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', pattern: '^rediss?://', description: 'Redis URL, redis://host:port[/db]' },
+  'key-prefix': { type: 'string', default: 'baton', pattern: '^[A-Za-z0-9_.-]+$', description: 'prefix of every Redis key' },
+} as const;

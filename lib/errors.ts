@@ -1,0 +1,124 @@
+import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
+import { Status } from '../gen/google/rpc/status';
+import type { Logger } from './logger';
+
+/**
+ * Domain errors and the one boundary that maps them to gRPC status codes with `google.rpc`
+ * details (AIP-193). Handlers throw these; `toServiceError` turns anything thrown into a
+ * status, so nothing internal leaks to a caller as UNKNOWN with a stack.
+ */
+
+/** Error domain put in every `google.rpc.ErrorInfo`. */
+export const ERROR_DOMAIN = 'baton.dev';
+
+const TYPE_PREFIX = 'type.googleapis.com/';
+const DETAILS_KEY = 'grpc-status-details-bin';
+
+/** One invalid field or parameter: which, and what was expected. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** Base of Baton's domain errors: a gRPC code, a machine-readable reason, and a message. */
+export class BatonError extends Error {
+  constructor(
+    readonly code: status,
+    readonly reason: string,
+    message: string,
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each violation. */
+export class InvalidArgumentError extends BatonError {
+  constructor(
+    message: string,
+    readonly violations: FieldViolation[] = [],
+    reason = 'INVALID_ARGUMENT',
+  ) {
+    super(status.INVALID_ARGUMENT, reason, message);
+  }
+}
+
+/** Something named does not exist: NOT_FOUND. */
+export class NotFoundError extends BatonError {
+  constructor(reason: string, message: string, metadata: Record<string, string> = {}) {
+    super(status.NOT_FOUND, reason, message, metadata);
+  }
+}
+
+/** The system is not in a state that allows the call: FAILED_PRECONDITION. */
+export class FailedPreconditionError extends BatonError {
+  constructor(reason: string, message: string, metadata: Record<string, string> = {}) {
+    super(status.FAILED_PRECONDITION, reason, message, metadata);
+  }
+}
+
+/** The thing to create exists already: ALREADY_EXISTS. */
+export class AlreadyExistsError extends BatonError {
+  constructor(reason: string, message: string) {
+    super(status.ALREADY_EXISTS, reason, message);
+  }
+}
+
+/** A dependency (Redis, another service) cannot be reached now: UNAVAILABLE, retryable. */
+export class UnavailableError extends BatonError {
+  constructor(message: string) {
+    super(status.UNAVAILABLE, 'UNAVAILABLE', message);
+  }
+}
+
+function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value: Buffer } {
+  return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(bytes) };
+}
+
+/** Maps anything thrown by a handler to a gRPC status; unexpected errors are logged, not leaked. */
+export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject> {
+  if (isServiceError(err)) return err; // an upstream gRPC error passes through unchanged
+  if (!(err instanceof BatonError)) {
+    log?.error({ err }, 'internal error');
+    return { code: status.INTERNAL, details: 'internal error; see the service log' };
+  }
+  const details = [
+    packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }).finish()),
+  ];
+  if (err instanceof InvalidArgumentError && err.violations.length > 0) {
+    const fieldViolations = err.violations.map((v) => ({ field: v.field, description: v.description, reason: '' }));
+    details.push(packAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations }).finish()));
+  }
+  const metadata = new Metadata();
+  metadata.set(DETAILS_KEY, Buffer.from(Status.encode({ code: err.code, message: err.message, details }).finish()));
+  return { code: err.code, details: err.message, metadata };
+}
+
+/** True for errors that carry a gRPC status (as thrown by grpc-js clients). */
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'metadata' in err;
+}
+
+/** What a client can read from a gRPC error: code, message, reason and field violations. */
+export interface ErrorReport {
+  code: status;
+  message: string;
+  reason?: string;
+  violations: FieldViolation[];
+}
+
+/** Decodes a gRPC error's `google.rpc` details (the counterpart of `toServiceError`). */
+export function readServiceError(err: ServiceError): ErrorReport {
+  const report: ErrorReport = { code: err.code, message: err.details || err.message, violations: [] };
+  const raw = err.metadata?.get(DETAILS_KEY)[0];
+  if (!Buffer.isBuffer(raw)) return report;
+  for (const any of Status.decode(raw).details) {
+    if (any.typeUrl === TYPE_PREFIX + 'google.rpc.ErrorInfo') report.reason = ErrorInfo.decode(any.value).reason;
+    if (any.typeUrl === TYPE_PREFIX + 'google.rpc.BadRequest') {
+      report.violations = BadRequest.decode(any.value).fieldViolations.map((v) => ({ field: v.field, description: v.description }));
+    }
+  }
+  return report;
+}

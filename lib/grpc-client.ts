@@ -1,0 +1,70 @@
+import { Metadata, type CallOptions, type ChannelOptions, type Client, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { channelCredentials, type TlsFiles } from './tls';
+
+/** Deadline of a unary call when the caller gives none. */
+export const DEFAULT_DEADLINE_MS = 10_000;
+
+/**
+ * Retries calls that failed with UNAVAILABLE (a service restarting or not up yet) with
+ * exponential backoff: 0.1 s, 0.2 s, 0.4 s, 0.8 s, 1.6 s. Only UNAVAILABLE is retried, since
+ * it means the request never reached a handler.
+ */
+const RETRY_SERVICE_CONFIG = JSON.stringify({
+  methodConfig: [
+    {
+      name: [{}],
+      retryPolicy: {
+        maxAttempts: 5,
+        initialBackoff: '0.1s',
+        maxBackoff: '2s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE'],
+      },
+    },
+  ],
+});
+
+/** Channel options of every Baton client. */
+export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.service_config': RETRY_SERVICE_CONFIG,
+  'grpc.enable_retries': 1,
+  // Ping an idle long-lived stream every 20 s and give up after 10 s without an answer, so an
+  // agent notices a dead scheduler (or a dropped NAT mapping) within half a minute.
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // Reconnect quickly after a restart of the peer instead of grpc's default 1 s → 120 s.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 5_000,
+};
+
+/** A generated grpc-js client class (ts-proto `outputServices=grpc-js`). */
+type ClientClass<C extends Client> = new (address: string, credentials: ReturnType<typeof channelCredentials>, options?: ChannelOptions) => C;
+
+/** Makes a client of a Baton service at `address` (host:port). */
+export function makeClient<C extends Client>(Ctor: ClientClass<C>, address: string, tls: TlsFiles = {}): C {
+  return new Ctor(address, channelCredentials(tls), CLIENT_CHANNEL_OPTIONS);
+}
+
+/** Per-call options of `unary`. */
+export interface UnaryOptions {
+  /** Deadline in ms from now; default DEFAULT_DEADLINE_MS. */
+  deadlineMs?: number;
+  /** Request metadata. */
+  metadata?: Metadata;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/** Calls a unary method with a deadline and returns a promise of its response. */
+export function unary<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, options: UnaryOptions = {}): Promise<Res> {
+  const deadline = new Date(Date.now() + (options.deadlineMs ?? DEFAULT_DEADLINE_MS));
+  return new Promise((resolve, reject) => {
+    method.call(client, request, options.metadata ?? new Metadata(), { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}

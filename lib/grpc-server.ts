@@ -1,0 +1,151 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  Server,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { toServiceError } from './errors';
+import type { Logger } from './logger';
+import { packageRoot } from './package-root';
+import { serverCredentials, type TlsFiles } from './tls';
+
+/** How long a draining server waits for calls to finish before cutting them. */
+export const DEFAULT_DRAIN_GRACE_MS = 10_000;
+
+/** One service to serve: its generated definition, its handlers, and its full proto name. */
+export interface ServiceRegistration {
+  /** Full proto name, for example `baton.v1.MetadataService` (used for health status). */
+  name: string;
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+/** Options of `startServer`. */
+export interface ServerOptions {
+  /** host:port to bind; port 0 picks a free port. */
+  listen: string;
+  services: ServiceRegistration[];
+  log: Logger;
+  tls?: TlsFiles;
+  /** Grace period of a drain in ms; default DEFAULT_DRAIN_GRACE_MS. */
+  drainGraceMs?: number;
+}
+
+/** A started server. */
+export interface RunningServer {
+  /** The bound address, host:port, with the real port when 0 was asked for. */
+  address: string;
+  /** Registers a callback run when draining starts, to end long-lived streams. */
+  onDrain(callback: () => void): void;
+  /** Stops accepting calls, ends streams, waits up to the grace period, then closes. */
+  drain(): Promise<void>;
+}
+
+/**
+ * Server-side keepalive. Pings every 30 s on connections without traffic so that a vanished
+ * agent (host powered off, network cut: no FIN ever arrives) is detected within ~40 s rather
+ * than holding a "connected" stream forever; clients may ping every 10 s (they ping every 20 s).
+ */
+const SERVER_CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+};
+
+let reflectionPackage: ReturnType<typeof loadSync> | undefined;
+
+/** Loads Baton's proto files once, for the reflection service. */
+function reflectionDefinitions(): ReturnType<typeof loadSync> {
+  if (!reflectionPackage) {
+    const protoDir = join(packageRoot(), 'proto');
+    const files = readdirSync(join(protoDir, 'baton', 'v1')).filter((f) => f.endsWith('.proto')).map((f) => `baton/v1/${f}`);
+    reflectionPackage = loadSync(files, { includeDirs: [protoDir], keepCase: true });
+  }
+  return reflectionPackage;
+}
+
+/**
+ * Starts a gRPC server with Baton's standard parts: gRPC health checking (`grpc.health.v1`,
+ * overall and per service), server reflection, keepalive, TLS when configured, and a graceful
+ * drain on SIGTERM/SIGINT.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const server = new Server(SERVER_CHANNEL_OPTIONS);
+  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
+  health.addToServer(server);
+  new ReflectionService(reflectionDefinitions()).addToServer(server);
+  for (const s of options.services) server.addService(s.definition, s.implementation);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.listen, serverCredentials(options.tls ?? {}), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+  const drainCallbacks: Array<() => void> = [];
+  let draining: Promise<void> | undefined;
+
+  const drain = (): Promise<void> => {
+    draining ??= new Promise<void>((resolve) => {
+      options.log.info({ address }, 'draining');
+      for (const s of ['', ...options.services.map((x) => x.name)]) health.setStatus(s, 'NOT_SERVING');
+      for (const cb of drainCallbacks) cb();
+      const timer = setTimeout(() => {
+        options.log.warn('drain grace period over; closing remaining calls');
+        server.forceShutdown();
+        resolve();
+      }, options.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return draining;
+  };
+  options.log.info({ address }, 'listening');
+  return { address, drain, onDrain: (cb) => drainCallbacks.push(cb) };
+}
+
+/** Runs `drain` on SIGTERM or SIGINT, then `after` (to close Redis and such) and exits. */
+export function drainOnSignals(log: Logger, drain: () => Promise<void>, after: () => Promise<void> = async () => {}): void {
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    drain()
+      .then(after)
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** Wraps an async unary handler: its result is sent, anything it throws goes through the error boundary. */
+export function unaryHandler<Req, Res>(log: Logger, fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    fn(call.request, call).then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err, log)),
+    );
+  };
+}
+
+/** Wraps an async server-streaming handler: the stream ends when it returns, with a status when it throws. */
+export function serverStreamHandler<Req, Res>(log: Logger, fn: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<void>) {
+  return (call: ServerWritableStream<Req, Res>): void => {
+    fn(call.request, call).then(
+      () => call.end(),
+      (err: unknown) => call.emit('error', toServiceError(err, log)),
+    );
+  };
+}

@@ -1,0 +1,87 @@
+import Redis from 'ioredis';
+import type { Logger } from './logger';
+
+/** Options of `createRedis`. */
+export interface RedisOptions {
+  /** Redis URL, `redis://host:port[/db]`. */
+  url: string;
+  /** Logger for connection events. */
+  log: Logger;
+  /** Connection name shown by `CLIENT LIST`, for example `baton-scheduler`. */
+  connectionName: string;
+}
+
+/** Commands retried across a reconnect before failing; a restart of Redis takes ~1 s. */
+const MAX_RETRIES_PER_REQUEST = 10;
+
+/**
+ * Opens an ioredis client. Key names are never prefixed here: every key is built by
+ * `RedisKeys` so that one module documents them all.
+ */
+export function createRedis(options: RedisOptions): Redis {
+  const client = new Redis(options.url, {
+    connectionName: options.connectionName,
+    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    // Reconnect quickly at first, then at most every 2 s, forever: Redis restarts must not
+    // require restarting Baton.
+    retryStrategy: (times) => Math.min(100 * times, 2000),
+  });
+  // An 'error' listener must exist from the start, or ioredis reports "Unhandled error event".
+  let lastError = '';
+  client.on('error', (err: Error) => {
+    if (err.message !== lastError) options.log.warn({ err: err.message }, 'redis connection problem');
+    lastError = err.message;
+  });
+  client.on('ready', () => {
+    lastError = '';
+    options.log.debug('redis ready');
+  });
+  return client;
+}
+
+/**
+ * Every Redis key Baton uses, under one configurable prefix. Per-run keys carry the task id
+ * as a hash tag (`{<task id>}`) so one run's keys live in one Redis Cluster slot.
+ *
+ * | key                              | type   | owner     | content                                         |
+ * |----------------------------------|--------|-----------|-------------------------------------------------|
+ * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version |
+ * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
+ * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
+ * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
+ * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
+ * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Hash describing one node. */
+  node(identity: string): string {
+    return `${this.prefix}:node:${identity}`;
+  }
+
+  /** Sorted set of all known nodes by last-seen time. */
+  nodes(): string {
+    return `${this.prefix}:nodes`;
+  }
+
+  /** A run's record. */
+  run(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}`;
+  }
+
+  /** A run's node results, host → result. */
+  runResults(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:results`;
+  }
+
+  /** A run's event log (Redis Stream). */
+  runEvents(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:events`;
+  }
+
+  /** All runs by creation time. */
+  runs(): string {
+    return `${this.prefix}:runs`;
+  }
+}
