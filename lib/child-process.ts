@@ -21,6 +21,8 @@ export interface StartChildOptions extends SpawnOptions {
   timeoutMs?: number;
   /** Receives every stdout line (after readiness too). */
   onLine?: (line: string) => void;
+  /** Receives every stderr line. */
+  onStderr?: (line: string) => void;
 }
 
 /** Stops a child: SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
@@ -44,6 +46,7 @@ export function startChild(command: string, args: string[], options: StartChildO
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderrTail: string[] = [];
   createInterface({ input: child.stderr }).on('line', (line) => {
+    options.onStderr?.(line);
     stderrTail.push(line);
     if (stderrTail.length > 20) stderrTail.shift();
   });

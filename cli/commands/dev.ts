@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { hasRedisServer, REDIS_INSTALL_HINT } from '../../lib/redis-server';
+import { CliError, EXIT } from '../cli-error';
+import { clearDevState, writeDevState } from '../connection';
+import { DEFAULT_DEV_AGENTS, DevStack } from '../dev-stack';
+
+interface DevOptions {
+  agents: number;
+  environmentpath?: string;
+  run?: string;
+  logLevel: string;
+}
+
+function checkEnvironmentpath(dir: string): string {
+  const full = resolve(dir);
+  try {
+    if (!statSync(full).isDirectory()) throw new Error();
+  } catch {
+    throw new CliError(`--environmentpath ${dir}: not a directory; expected DIR/<environment>/modules/<module>/tasks/...`);
+  }
+  return full;
+}
+
+/** Runs `baton <args>` as a child process against the stack (the same CLI, a separate process). */
+function runBaton(args: string[]): Promise<number> {
+  const child = spawn(process.execPath, [join(__dirname, '..', 'main.js'), ...args], { stdio: 'inherit' });
+  return new Promise((done) => child.once('exit', (code) => done(code ?? EXIT.FAILED)));
+}
+
+/**
+ * `baton dev`: a whole local fleet on this machine (redis-server, the three services, N agents),
+ * until Ctrl-C; or, with `--run`, only for the length of one `baton` command.
+ */
+export function devCommand(done: (code: number) => void): Command {
+  return new Command('dev')
+    .description('start redis, the services and local agents on this machine; Ctrl-C stops them all')
+    .addOption(
+      new Option('--agents <N>', 'number of agents').default(DEFAULT_DEV_AGENTS).argParser((v: string) => {
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 50) throw new CliError(`--agents expects a number from 1 to 50, got '${v}'`);
+        return Number(v);
+      }),
+    )
+    .option('--environmentpath <DIR>', 'Puppet environmentpath: DIR/<environment>/modules/<module>/tasks/... (default: examples/modules)')
+    .option('--run <ARGS>', "run one baton command against the fleet, then stop (e.g. --run 'tasks run demo::echo --message hi')")
+    .option('--log-level <LEVEL>', 'log level of the services and agents (their logs go to stderr)', 'warn')
+    .action(async (options: DevOptions) => {
+      if (!hasRedisServer()) throw new CliError(REDIS_INSTALL_HINT, EXIT.UNAVAILABLE);
+      const environmentpath = options.environmentpath ? checkEnvironmentpath(options.environmentpath) : undefined;
+      const say = (line: string) => process.stderr.write(`${line}\n`);
+      say(`Starting redis-server, the metadata, results and scheduler services, and ${options.agents} agents...`);
+      const stack = await DevStack.start({
+        agents: options.agents,
+        environmentpath,
+        logLevel: options.logLevel,
+        onStderr: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
+      });
+      const a = stack.addresses;
+      writeDevState({ scheduler: a.scheduler, metadata: a.metadata, results: a.results, pid: process.pid });
+      let stopping: Promise<void> | undefined;
+      const stop = () => {
+        stopping ??= stack.stop().finally(clearDevState);
+        return stopping;
+      };
+      say(`  redis      ${a.redis}`);
+      say(`  metadata   ${a.metadata}`);
+      say(`  results    ${a.results}`);
+      say(`  scheduler  ${a.scheduler}`);
+      say(`  agents     ${stack.agentNames.join(', ')} (state in ${stack.stateDir})`);
+      if (options.run) {
+        const args = options.run.split(/\s+/).filter(Boolean);
+        say(`\n$ baton ${args.join(' ')}\n`);
+        const code = await runBaton(args);
+        await stop();
+        done(code);
+        return;
+      }
+      say('');
+      say('Try, in another terminal (the CLI finds this stack by itself):');
+      say(`  npx baton tasks run demo::echo --message hello ${stack.agentNames.map((n) => `-I ${n}`).join(' ')}`);
+      say('Press Ctrl-C to stop everything.');
+      await new Promise<void>((resolveStop) => {
+        const onSignal = () => {
+          say('\nStopping...');
+          stop().then(resolveStop, resolveStop);
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      });
+      say('Stopped.');
+      done(EXIT.OK);
+    });
+}

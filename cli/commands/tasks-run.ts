@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import type { Filter } from '../../gen/baton/v1/filter';
+import { FactOperator } from '../../gen/baton/v1/filter';
+import { unary } from '../../lib/grpc-client';
+import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
+import { CliError, EXIT } from '../cli-error';
+import { callerMetadata, Clients } from '../connection';
+import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
+import { statusDocument } from '../status-document';
+import { chooseColors, formatNodeResults, formatSummary } from '../summary-format';
+
+/** Seconds `baton tasks run` waits for the nodes by default (Choria's DDL timeout). */
+export const DEFAULT_WAIT_S = 60;
+
+/** Extra time the CLI gives the scheduler beyond the wait, for downloads and bookkeeping. */
+const RUN_DEADLINE_MARGIN_S = 90;
+
+/** The options `baton tasks run` itself defines (a task parameter with one of these names becomes `--param-<name>`). */
+function runCommand(): Command {
+  return new Command('run')
+    .description('run a task on the nodes picked by the filters')
+    .argument('<task>', 'task name, e.g. acme::restart')
+    .option('-E, --environment <ENV>', 'environment to take the task from', DEFAULT_ENVIRONMENT)
+    .option('-I, --with-identity <IDENTITY>', 'node identity or /regex/; repeat to add more (OR)', collect, [])
+    .option('-C, --with-class <CLASS>', 'Puppet class or /regex/; repeat to require more (AND)', collect, [])
+    .option('-F, --with-fact <FACT=VALUE>', 'fact comparison (==, !=, =~, <, <=, >, >=); repeat (AND)', collect, [])
+    .option('-A, --with-agent <AGENT>', 'agent the node must offer; repeat (AND)', collect, [])
+    .option('--input <JSON|@FILE>', 'task input as a JSON object, or @file.json / @file.yaml; parameter flags override it')
+    .option('--background', 'return right after the run is dispatched')
+    .addOption(new Option('--wait <SECONDS>', 'seconds to wait for the nodes').default(DEFAULT_WAIT_S).argParser(positiveInt('--wait')))
+    .addOption(new Option('--timeout <SECONDS>', 'stop the task on the nodes after this many seconds').argParser(positiveInt('--timeout')))
+    .option('--noop', 'run in no-op mode (tasks that support it)')
+    .option('--run-as <USER>', 'run the task as this user on the nodes')
+    .option('--json', 'print the result document as JSON')
+    .option('-v, --verbose', 'show every node, not only failures')
+    .option('--no-color', 'no colour')
+    .option('--scheduler <HOST:PORT>', 'scheduler address')
+    .option('--metadata <HOST:PORT>', 'metadata service address')
+    .option('--results <HOST:PORT>', 'results service address');
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function positiveInt(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${flag} expects a whole number of seconds >= 1, got '${v}'`);
+    return Number(v);
+  };
+}
+
+const FACT_OPERATORS: Array<[string, FactOperator]> = [
+  ['==', FactOperator.FACT_OPERATOR_EQUAL],
+  ['!=', FactOperator.FACT_OPERATOR_NOT_EQUAL],
+  ['=~', FactOperator.FACT_OPERATOR_MATCHES],
+  ['<=', FactOperator.FACT_OPERATOR_LESS_EQUAL],
+  ['>=', FactOperator.FACT_OPERATOR_GREATER_EQUAL],
+  ['=<', FactOperator.FACT_OPERATOR_LESS_EQUAL],
+  ['=>', FactOperator.FACT_OPERATOR_GREATER_EQUAL],
+  ['<', FactOperator.FACT_OPERATOR_LESS],
+  ['>', FactOperator.FACT_OPERATOR_GREATER],
+  ['=', FactOperator.FACT_OPERATOR_EQUAL],
+];
+
+/** Parses `-F` values like Choria: `os.family=Debian`, `memory>=4096`, `name=~/^web/`. */
+export function parseFactFilter(text: string): Filter['facts'][number] {
+  for (const [op, operator] of FACT_OPERATORS) {
+    const at = text.indexOf(op);
+    if (at > 0) {
+      let value = text.slice(at + op.length);
+      let actual = operator;
+      const regex = /^\/(.*)\/$/.exec(value);
+      if (regex) {
+        value = regex[1];
+        if (operator === FactOperator.FACT_OPERATOR_EQUAL) actual = FactOperator.FACT_OPERATOR_MATCHES;
+      }
+      return { fact: text.slice(0, at).trim(), operator: actual, value };
+    }
+  }
+  throw new CliError(`-F '${text}' is not a fact filter; expected FACT=VALUE or FACT<op>VALUE with op one of == != =~ < <= > >=`);
+}
+
+function readInputOption(value: string | undefined): Record<string, unknown> {
+  if (value === undefined) return {};
+  let parsed: unknown;
+  if (value.startsWith('@')) {
+    const file = value.slice(1);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`--input ${value}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      parsed = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    } catch (err) {
+      throw new CliError(`--input ${value}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  } else {
+    try {
+      parsed = JSON.parse(value);
+    } catch (err) {
+      throw new CliError(`--input is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CliError('--input must be a JSON object of parameter names to values');
+  return parsed as Record<string, unknown>;
+}
+
+interface RunOptions {
+  environment: string;
+  withIdentity: string[];
+  withClass: string[];
+  withFact: string[];
+  withAgent: string[];
+  input?: string;
+  background?: boolean;
+  wait: number;
+  timeout?: number;
+  noop?: boolean;
+  runAs?: string;
+  json?: boolean;
+  verbose?: boolean;
+  color: boolean;
+  scheduler?: string;
+  metadata?: string;
+  results?: string;
+}
+
+function parseStrict(command: Command, argv: string[]): { task: string; options: RunOptions } {
+  command.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) });
+  try {
+    command.parse(argv, { from: 'user' });
+  } catch (err) {
+    const e = err as { code?: string; message: string; exitCode?: number };
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') throw new CliError('', EXIT.OK);
+    throw new CliError(e.message.replace(/^error: /, ''), EXIT.USAGE);
+  }
+  return { task: command.args[0], options: command.opts<RunOptions>() };
+}
+
+/** `baton tasks run <task> ...`: fetches the task's metadata, builds its flags, runs it and reports. */
+export async function tasksRun(argv: string[]): Promise<number> {
+  // Phase 1: find the task, environment and addresses; the task's own flags are unknown yet.
+  const probe = runCommand().helpOption(false).allowUnknownOption().allowExcessArguments();
+  const first = parseStrict(probe, argv);
+  if (!TASK_NAME.test(first.task)) throw new CliError(`'${first.task}' is not a task name; expected <module>::<task> or <module>`);
+  const clients = new Clients(first.options);
+  try {
+    const json = first.options.json === true;
+    const say = (line = '') => {
+      if (!json) process.stdout.write(`${line}\n`);
+    };
+    say(`Retrieving task metadata for task ${first.task} from the metadata service`);
+    const { task } = await unary(clients.metadata, clients.metadata.getTask, { environment: first.options.environment, task: first.task });
+    if (!task) throw new CliError(`the metadata service returned no task for '${first.task}'`, EXIT.FAILED);
+
+    // Phase 2: parse again with one flag per task parameter, strictly.
+    const command = runCommand();
+    const reserved = new Set(command.options.map((o) => o.attributeName().replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)).concat(['help', 'no-color']));
+    const flags = paramFlags(task.parameters, reserved);
+    addParamOptions(command, flags);
+    const { options } = parseStrict(command, argv);
+    const input = { ...readInputOption(options.input), ...inputFromFlags(flags, options as unknown as Record<string, unknown>) };
+    const filter: Filter = {
+      identities: options.withIdentity,
+      classes: options.withClass,
+      facts: options.withFact.map(parseFactFilter),
+      agents: options.withAgent,
+      compound: [],
+    };
+    return await run(clients, task.name, options, input, filter, say);
+  } finally {
+    clients.close();
+  }
+}
+
+async function run(
+  clients: Clients,
+  task: string,
+  options: RunOptions,
+  input: Record<string, unknown>,
+  filter: Filter,
+  say: (line?: string) => void,
+): Promise<number> {
+  const colors = chooseColors(process.stdout, !options.color);
+  say(options.background ? `Starting task ${task} in the background` : `Running task ${task} and waiting up to ${options.wait} seconds for it to complete`);
+  say();
+  const response = await unary(
+    clients.scheduler,
+    clients.scheduler.runTask,
+    {
+      task,
+      environment: options.environment,
+      inputJson: JSON.stringify(input),
+      filter,
+      waitS: options.wait,
+      background: options.background === true,
+      batchSize: 0,
+      batchPercent: 0,
+      batchSleepS: 0,
+      noop: options.noop === true,
+      runAs: options.runAs ?? '',
+      timeoutS: options.timeout ?? 0,
+      requestId: '',
+    },
+    { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
+  );
+  const taskId = response.taskId;
+  if (options.background) {
+    if (options.json) process.stdout.write(`${JSON.stringify({ taskid: taskId, nodes: response.run?.nodes ?? [] })}\n`);
+    say(`Started task ${task} on ${response.run?.nodes.length ?? 0} nodes with task id ${taskId}`);
+    say(`Request detailed status for the task using 'baton tasks status ${taskId}'`);
+    return EXIT.OK;
+  }
+  const doc = statusDocument(await unary(clients.results, clients.results.getRunStatus, { taskId }));
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  } else {
+    for (const line of formatNodeResults(doc, options.verbose === true, colors)) say(line);
+    for (const line of formatSummary(doc, colors)) say(line);
+  }
+  if (doc.summary.success) return EXIT.OK;
+  if (doc.stats.failed > 0) return EXIT.FAILED;
+  return EXIT.STILL_RUNNING;
+}

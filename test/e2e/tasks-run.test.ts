@@ -1,0 +1,99 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DevStack } from '../../cli/dev-stack';
+import type { StatusDocument } from '../../cli/status-document';
+import { runCli, type CliRun } from '../helpers/cli';
+
+/**
+ * The walking skeleton end to end: redis-server, the metadata, results and scheduler services
+ * and three agents, each a separate process, driven through the `baton` CLI as an operator
+ * would, with assertions on what the operator sees.
+ */
+describe('baton tasks run and status, end to end on three agents', () => {
+  let stack: DevStack;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    stack = await DevStack.start({ agents: 3 });
+    env = { BATON_SCHEDULER: stack.addresses.scheduler, BATON_METADATA: stack.addresses.metadata, BATON_RESULTS: stack.addresses.results };
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  const taskIdOf = (run: CliRun): string => {
+    const m = /Summary for task ([0-9a-f]{32})/.exec(run.stdout);
+    assert.ok(m, `no task id in:\n${run.stdout}\n${run.stderr}`);
+    return m[1];
+  };
+
+  const status = async (taskId: string): Promise<StatusDocument> => {
+    const res = await runCli(['tasks', 'status', taskId, '--json'], env);
+    assert.equal(res.code, 0, res.stderr);
+    return JSON.parse(res.stdout) as StatusDocument;
+  };
+
+  it('runs a task taking parameters on every node and reports each result', async () => {
+    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hello "fleet"', '--count', '2', '-I', 'node1', '-I', 'node2', '-I', 'node3'], env);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /Successful: 3/);
+    assert.match(run.stdout, /Failed: 0/);
+    const taskId = taskIdOf(run);
+
+    const doc = await status(taskId);
+    assert.deepEqual(doc.items.map((i) => i.host), ['node1', 'node2', 'node3']);
+    for (const item of doc.items) {
+      assert.equal(item.task_id, taskId);
+      assert.equal(item.task, 'demo::echo');
+      assert.equal(item.exitcode, 0);
+      assert.equal(item.completed, true);
+      assert.equal(item.statuscode, 0);
+      assert.equal((item.stdout as Record<string, unknown>).message, 'hello "fleet"');
+      assert.equal(Number((item.stdout as Record<string, unknown>).count), 2);
+      assert.ok(item.start_time > 0);
+    }
+    assert.equal(doc.stats.success, 3);
+    assert.equal(doc.stats.failed, 0);
+    assert.equal(doc.stats.completed, 3);
+    assert.deepEqual(doc.stats.names, ['demo::echo']);
+    assert.deepEqual(doc.summary, { nodes: 3, taskid: taskId, completed: true, success: true });
+  });
+
+  it('runs only on the nodes picked with -I', async () => {
+    const run = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node2'], env);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    const doc = await status(taskIdOf(run));
+    assert.deepEqual(doc.items.map((i) => i.host), ['node2']);
+    // A task printing plain text: its stdout is the text itself (mco's _output rule).
+    assert.equal(typeof doc.items[0].stdout, 'string');
+    assert.ok((doc.items[0].stdout as string).length > 0);
+  });
+
+  it('reports a failing task with exit code 1 and the error per node', async () => {
+    const run = await runCli(['tasks', 'run', 'demo::fail', '-I', 'node1', '-I', 'node3'], env);
+    assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /node1\s+puppetlabs\.tasks\/task-error: The task failed with exit code 3/);
+    assert.match(run.stdout, /Failed: 2/);
+    const doc = await status(taskIdOf(run));
+    assert.equal(doc.stats.failed, 2);
+    assert.equal(doc.stats.completed, 2);
+    assert.equal(doc.summary.success, false);
+    assert.ok(doc.items.every((i) => i.exitcode === 3 && i.statuscode === 1));
+  });
+
+  it('rejects bad input with one line naming the parameter, and starts nothing', async () => {
+    const runsBefore = await runCli(['tasks', 'run', 'demo::echo', '--count', '2', '-I', 'node1'], env);
+    assert.equal(runsBefore.code, 2);
+    assert.match(runsBefore.stderr, /^baton: .*message/m);
+    assert.equal(runsBefore.stderr.trim().split('\n').length, 1, runsBefore.stderr);
+    assert.doesNotMatch(runsBefore.stdout, /Summary for task/);
+
+    const unknown = await runCli(['tasks', 'run', 'demo::nope', '-I', 'node1'], env);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^baton: .*demo::nope.*not found/m);
+
+    const nobody = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node9'], env);
+    assert.equal(nobody.code, 3, nobody.stderr);
+    assert.match(nobody.stderr, /no nodes/i);
+  });
+});
