@@ -79,8 +79,8 @@ function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value:
 
 /** Maps anything thrown by a handler to a gRPC status; unexpected errors are logged, not leaked. */
 export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject> {
-  if (isServiceError(err)) return err; // an upstream gRPC error passes through unchanged
   if (!(err instanceof BatonError)) {
+    if (isServiceError(err)) return err; // an upstream gRPC error passes through unchanged
     log?.error({ err }, 'internal error');
     return { code: status.INTERNAL, details: 'internal error; see the service log' };
   }
@@ -98,7 +98,7 @@ export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject
 
 /** True for errors that carry a gRPC status (as thrown by grpc-js clients). */
 export function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'metadata' in err;
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && (err as Partial<ServiceError>).metadata instanceof Metadata;
 }
 
 /** What a client can read from a gRPC error: code, message, reason and field violations. */

@@ -131,9 +131,12 @@ export function drainOnSignals(log: Logger, drain: () => Promise<void>, after: (
 }
 
 /** Wraps an async unary handler: its result is sent, anything it throws goes through the error boundary. */
-export function unaryHandler<Req, Res>(log: Logger, fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+export function unaryHandler<Req, Res>(log: Logger, fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    fn(call.request, call).then(
+    // Through a promise so that a synchronous throw reaches the error boundary too.
+    Promise.resolve(call.request)
+      .then((request) => fn(request, call))
+      .then(
       (res) => callback(null, res),
       (err: unknown) => callback(toServiceError(err, log)),
     );
@@ -143,7 +146,9 @@ export function unaryHandler<Req, Res>(log: Logger, fn: (request: Req, call: Ser
 /** Wraps an async server-streaming handler: the stream ends when it returns, with a status when it throws. */
 export function serverStreamHandler<Req, Res>(log: Logger, fn: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<void>) {
   return (call: ServerWritableStream<Req, Res>): void => {
-    fn(call.request, call).then(
+    Promise.resolve(call.request)
+      .then((request) => fn(request, call))
+      .then(
       () => call.end(),
       (err: unknown) => call.emit('error', toServiceError(err, log)),
     );

@@ -1,0 +1,120 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+import { MetadataServiceClient, MetadataServiceService, type MetadataServiceServer } from '../gen/baton/v1/metadata_service';
+import { InvalidArgumentError, NotFoundError, readServiceError } from './errors';
+import { makeClient, unary } from './grpc-client';
+import { startServer, unaryHandler, type RunningServer } from './grpc-server';
+import { createLogger } from './logger';
+import { packageRoot } from './package-root';
+
+const log = createLogger('test', 'silent');
+
+/** A tiny MetadataService whose handlers exercise the error boundary (this tests lib/, not the service). */
+function boundaryProbe(): Partial<MetadataServiceServer> {
+  return {
+    getTask: unaryHandler(log, (req) => {
+      if (req.task === 'missing') throw new NotFoundError('TASK_NOT_FOUND', `task '${req.task}' not found`);
+      if (req.task === 'bad') throw new InvalidArgumentError('invalid input', [{ field: 'message', description: 'expects a String value, got Integer' }]);
+      if (req.task === 'boom') throw new Error('secret internal detail');
+      return { task: undefined };
+    }),
+  };
+}
+
+describe('startServer', () => {
+  let server: RunningServer;
+  let client: MetadataServiceClient;
+
+  before(async () => {
+    server = await startServer({
+      listen: '127.0.0.1:0',
+      log,
+      services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: boundaryProbe() as MetadataServiceServer }],
+      drainGraceMs: 500,
+    });
+    client = makeClient(MetadataServiceClient, server.address);
+  });
+  after(async () => {
+    client.close();
+    await server.drain();
+  });
+
+  it('binds a free port on 127.0.0.1', () => {
+    assert.match(server.address, /^127\.0\.0\.1:\d+$/);
+    assert.notEqual(server.address, '127.0.0.1:0');
+  });
+
+  it('maps domain errors to status codes with google.rpc details', async () => {
+    const notFound = await unary(client, client.getTask, { environment: '', task: 'missing' }).catch((e: ServiceError) => e);
+    assert.equal((notFound as ServiceError).code, status.NOT_FOUND);
+    assert.deepEqual(readServiceError(notFound as ServiceError), { code: status.NOT_FOUND, message: "task 'missing' not found", reason: 'TASK_NOT_FOUND', violations: [] });
+
+    const bad = await unary(client, client.getTask, { environment: '', task: 'bad' }).catch((e: ServiceError) => e);
+    const report = readServiceError(bad as ServiceError);
+    assert.equal(report.code, status.INVALID_ARGUMENT);
+    assert.deepEqual(report.violations, [{ field: 'message', description: 'expects a String value, got Integer' }]);
+  });
+
+  it('never leaks an unexpected error: INTERNAL with a generic message', async () => {
+    const err = (await unary(client, client.getTask, { environment: '', task: 'boom' }).catch((e: ServiceError) => e)) as ServiceError;
+    assert.equal(err.code, status.INTERNAL);
+    assert.doesNotMatch(err.details, /secret/);
+  });
+
+  it('answers gRPC health checks, overall and per service', async () => {
+    const HealthClient = makeGenericClientConstructor(healthService, 'Health');
+    const health = new HealthClient(server.address, credentials.createInsecure()) as Client & Record<string, (...args: unknown[]) => unknown>;
+    const check = (service: string) =>
+      new Promise<{ status: string }>((resolve, reject) => {
+        health.check({ service }, (err: Error | null, res: { status: string }) => (err ? reject(err) : resolve(res)));
+      });
+    assert.equal((await check('')).status, 'SERVING');
+    assert.equal((await check('baton.v1.MetadataService')).status, 'SERVING');
+    await assert.rejects(check('baton.v1.Nope'), (e: ServiceError) => e.code === status.NOT_FOUND);
+    health.close();
+  });
+
+  it('offers reflection listing Baton services', async () => {
+    const reflectionProto = join(packageRoot(), 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+    const pkg = loadPackageDefinition(loadSync(reflectionProto)) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & { serverReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void } } } } };
+    };
+    const refl = new pkg.grpc.reflection.v1.ServerReflection(server.address, credentials.createInsecure());
+    const call = refl.serverReflectionInfo();
+    const answer = new Promise<{ listServicesResponse: { service: Array<{ name: string }> } }>((resolve, reject) => {
+      call.on('data', resolve);
+      call.on('error', reject);
+    });
+    call.write({ listServices: '' });
+    const names = (await answer).listServicesResponse.service.map((s) => s.name);
+    call.end();
+    refl.close();
+    assert.ok(names.includes('baton.v1.MetadataService'), names.join(','));
+    assert.ok(names.includes('baton.v1.SchedulerService'), names.join(','));
+  });
+});
+
+describe('makeClient', () => {
+  it('retries UNAVAILABLE until a server that starts late answers', async () => {
+    const { freePort } = await import('./free-port');
+    const port = await freePort();
+    const client = makeClient(MetadataServiceClient, `127.0.0.1:${port}`);
+    const pending = unary(client, client.getTask, { environment: '', task: 'missing' }, { deadlineMs: 8000 }).catch((e: ServiceError) => e);
+    // The first attempt finds nothing listening; the server comes up while the client backs off.
+    await new Promise((r) => setTimeout(r, 150));
+    const late = await startServer({
+      listen: `127.0.0.1:${port}`,
+      log,
+      services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: boundaryProbe() as MetadataServiceServer }],
+      drainGraceMs: 200,
+    });
+    const err = (await pending) as ServiceError;
+    assert.equal(err.code, status.NOT_FOUND, err.message);
+    client.close();
+    await late.drain();
+  });
+});

@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+
+/** The sha256 and size of one file's content. */
+export interface FileDigest {
+  /** Lowercase hex SHA-256. */
+  sha256: string;
+  sizeBytes: number;
+}
+
+/** Hashes a whole file by streaming it; the size is the number of bytes hashed. */
+export async function digestFile(path: string): Promise<FileDigest> {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    sizeBytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+/**
+ * How long after its last change a file must have been hashed for its digest to be reused,
+ * in ms. Like git's "racily clean" rule: on a file system with coarse timestamps, a file
+ * rewritten with the same size within the same tick would otherwise keep a stale digest.
+ */
+export const RACY_WINDOW_MS = 2_000;
+
+interface Known {
+  key: string;
+  digest: FileDigest;
+  /** True when the file had not changed for RACY_WINDOW_MS when it was hashed. */
+  settled: boolean;
+}
+
+/**
+ * Digests of the files of one environment, remembered from one scan to the next so that a
+ * rescan only re-reads files whose identity (device, inode, size, mtime, ctime) changed, and
+ * files that changed just before they were hashed. Entries not used during a scan are
+ * dropped when the next scan begins, so the cache never grows past the files of two scans.
+ */
+export class FileDigests {
+  private previous = new Map<string, Known>();
+  private current = new Map<string, Known>();
+
+  /** Starts a scan: digests from the last scan stay reusable, older ones are forgotten. */
+  beginScan(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+
+  /** The digest of the file at `path` now (following symlinks); rejects when it cannot be read. */
+  async digest(path: string): Promise<FileDigest> {
+    const st = await stat(path);
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const known = this.current.get(path) ?? this.previous.get(path);
+    if (known?.key === key && known.settled) {
+      this.current.set(path, known);
+      return known.digest;
+    }
+    const settled = Date.now() - Math.max(st.mtimeMs, st.ctimeMs) > RACY_WINDOW_MS;
+    const digest = await digestFile(path);
+    this.current.set(path, { key, digest, settled });
+    return digest;
+  }
+}

@@ -1,0 +1,241 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputMethod, type Implementation, type Task, type TaskError, type TaskFile } from '../../gen/baton/v1/task';
+import { NAME_SEGMENT, canonicalTaskName } from '../../lib/names';
+import { resolveExtraFile, type ResolvedFile } from './extra-files';
+import { FileDigests } from './file-digests';
+import { buildParameters } from './parameters';
+import { parseMetadataText, salvageListingFields, validateMetadata, type InputMethodName, type TaskMetadata } from './task-metadata';
+import { TaskLoadError } from './task-load-error';
+
+/**
+ * Scans one environment, `<environmentpath>/<env>/modules/<module>/tasks/`, into tasks
+ * following task-spec.md §1 (Puppet `Puppet::Module::Task`). A task that fails to load is
+ * kept with its error so an operator sees it; it never hides the other tasks.
+ */
+
+/** One task of a scanned environment: loaded (`task` set) or broken (`error` set). */
+export interface CatalogTask {
+  /** Canonical name, `<module>::<task>` or `<module>` for init. */
+  name: string;
+  module: string;
+  /** From the metadata, also for a broken task when the metadata could be parsed. */
+  description: string;
+  private: boolean;
+  task?: Task;
+  error?: TaskError;
+  /** The files of a loaded task and where they are on disk, in `task.files` order. */
+  files: ResolvedFile[];
+}
+
+/** The tasks of one environment at one point in time. */
+export interface ScannedEnvironment {
+  name: string;
+  /** The environment's directory. */
+  dir: string;
+  /** Every task, sorted by name, private and broken ones included. */
+  tasks: CatalogTask[];
+  byName: Map<string, CatalogTask>;
+  /** The files of every loaded task by module-relative path: all ReadTaskFile may serve. */
+  files: Map<string, string>;
+  /** Modules whose tasks directory could not be read (one line each); their tasks are missing. */
+  problems: string[];
+}
+
+/** Files that never belong to a task (Puppet `FORBIDDEN_EXTENSIONS`). */
+const IGNORED_EXTENSIONS = ['.md', '.conf'];
+
+const INPUT_METHOD_ENUM: Record<InputMethodName, InputMethod> = {
+  stdin: InputMethod.INPUT_METHOD_STDIN,
+  environment: InputMethod.INPUT_METHOD_ENVIRONMENT,
+  both: InputMethod.INPUT_METHOD_BOTH,
+  powershell: InputMethod.INPUT_METHOD_POWERSHELL,
+};
+
+function byString(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The task name of a file in tasks/: its basename without the last extension (`foo.tar.gz` → `foo.tar`). */
+export function taskNameOfFile(file: string): string {
+  return file.replace(/\.[^/.]*$/, '');
+}
+
+/** Names of the subdirectories of `dir` (following symlinks), or none when it does not exist. */
+async function subdirectories(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+    throw err;
+  });
+  const names: string[] = [];
+  for (const e of entries) {
+    if (e.isDirectory() || (e.isSymbolicLink() && (await stat(join(dir, e.name)).catch(() => undefined))?.isDirectory())) names.push(e.name);
+  }
+  return names.sort(byString);
+}
+
+/** The regular files (symlinks followed) at the top level of `dir` that can belong to a task. */
+async function taskFilesIn(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+    throw err;
+  });
+  const files: string[] = [];
+  for (const e of entries) {
+    if (!NAME_SEGMENT.test(taskNameOfFile(e.name))) continue; // silently ignored (task-spec.md §1 item 3)
+    if (IGNORED_EXTENSIONS.some((ext) => e.name.endsWith(ext))) continue;
+    if (e.isFile() || (e.isSymbolicLink() && (await stat(join(dir, e.name)).catch(() => undefined))?.isFile())) files.push(e.name);
+  }
+  return files.sort(byString);
+}
+
+/** What the scanner knows about one module while loading its tasks. */
+interface ModuleFiles {
+  name: string;
+  tasksDir: string;
+  /** Every non-metadata file of tasks/: what `implementations` entries may name. */
+  executables: string[];
+}
+
+/** Loads one task; throws TaskLoadError when it is broken. */
+async function loadTask(
+  env: string,
+  mod: ModuleFiles,
+  taskName: string,
+  rawMetadata: string | undefined,
+  metadata: TaskMetadata,
+  modules: ReadonlyMap<string, string>,
+  digests: FileDigests,
+): Promise<{ task: Task; files: ResolvedFile[] }> {
+  const name = canonicalTaskName(mod.name, taskName);
+  const what = `task ${name}`;
+  const implFile = (file: string): ResolvedFile => ({ path: `${mod.name}/tasks/${file}`, absPath: join(mod.tasksDir, file) });
+
+  const files: ResolvedFile[] = [];
+  const implementationFiles: ResolvedFile[] = [];
+  const implementations: Implementation[] = [];
+  if (metadata.implementations) {
+    for (const impl of metadata.implementations) {
+      // Any executable of the module's tasks/ may serve, which is how tasks share one script.
+      if (!mod.executables.includes(impl.name)) {
+        throw new TaskLoadError('puppet.tasks/missing-implementation', `${what}: metadata names implementation '${impl.name}', which is not a file in ${mod.name}/tasks/`, {
+          missing: [impl.name],
+        });
+      }
+      const own: ResolvedFile[] = [];
+      for (const entry of impl.files) own.push(...(await resolveExtraFile(entry, modules, what)));
+      implementationFiles.push(...own);
+      implementations.push({
+        path: implFile(impl.name).path,
+        requirements: impl.requirements,
+        inputMethod: impl.inputMethod ? INPUT_METHOD_ENUM[impl.inputMethod] : InputMethod.INPUT_METHOD_UNSPECIFIED,
+        files: [...new Set(own.map((f) => f.path))],
+      });
+      files.push(implFile(impl.name));
+    }
+  } else {
+    const own = mod.executables.filter((f) => taskNameOfFile(f) === taskName);
+    if (own.length === 0) throw new TaskLoadError('puppet.tasks/no-implementation', `${what}: no executable besides the metadata was found in ${mod.name}/tasks/`);
+    if (own.length > 1) {
+      throw new TaskLoadError(
+        'puppet.tasks/multiple-implementations',
+        `${what}: several executables were found in ${mod.name}/tasks/ (${own.join(', ')}); define 'implementations' in the metadata to choose between them`,
+        { files: own },
+      );
+    }
+    files.push(implFile(own[0]));
+  }
+  // Implementations first, then top-level extra files, then each implementation's
+  // (task-spec.md §1 items 9-10), each path once.
+  for (const entry of metadata.files) files.push(...(await resolveExtraFile(entry, modules, what)));
+  files.push(...implementationFiles);
+  const unique = [...new Map(files.map((f) => [f.path, f])).values()];
+
+  const taskFiles: TaskFile[] = [];
+  for (const f of unique) {
+    const digest = await digests.digest(f.absPath).catch((err: NodeJS.ErrnoException) => {
+      throw new TaskLoadError('puppet.tasks/invalid-file', `${what}: cannot read ${f.path}: ${err.code ?? err.message}`, { file: f.path });
+    });
+    taskFiles.push({ path: f.path, sha256: digest.sha256, sizeBytes: digest.sizeBytes });
+  }
+
+  const task: Task = {
+    name,
+    environment: env,
+    description: metadata.description ?? '',
+    supportsNoop: metadata.supportsNoop,
+    inputMethod: metadata.inputMethod ? INPUT_METHOD_ENUM[metadata.inputMethod] : InputMethod.INPUT_METHOD_UNSPECIFIED,
+    parameters: metadata.parameters ? buildParameters(metadata.parameters) : [],
+    parametersDeclared: metadata.parameters !== undefined,
+    files: taskFiles,
+    implementations,
+    private: metadata.private,
+    remote: metadata.remote,
+    metadataJson: rawMetadata === undefined || rawMetadata.trim() === '' ? '{}' : rawMetadata,
+  };
+  return { task, files: unique };
+}
+
+/** Options of `scanEnvironment`. */
+export interface ScanOptions {
+  /** Digests remembered from the previous scan of this environment; default a fresh cache. */
+  digests?: FileDigests;
+}
+
+/** Scans the environment `name` in directory `dir`; never rejects for what it finds on disk. */
+export async function scanEnvironment(name: string, dir: string, options: ScanOptions = {}): Promise<ScannedEnvironment> {
+  const digests = options.digests ?? new FileDigests();
+  digests.beginScan();
+  const modulesDir = join(dir, 'modules');
+  const tasks: CatalogTask[] = [];
+  const problems: string[] = [];
+  let moduleNames: string[] = [];
+  try {
+    // Directories not named like a module are not modules (task-spec.md §1 item 6).
+    moduleNames = (await subdirectories(modulesDir)).filter((m) => NAME_SEGMENT.test(m));
+  } catch (err) {
+    problems.push(`cannot read ${modulesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const modules = new Map(moduleNames.map((m) => [m, join(modulesDir, m)]));
+
+  for (const [moduleName, moduleDir] of modules) {
+    const tasksDir = join(moduleDir, 'tasks');
+    let files: string[];
+    try {
+      files = await taskFilesIn(tasksDir);
+    } catch (err) {
+      // One unreadable module must not take the environment down with it.
+      problems.push(`module ${moduleName}: cannot read ${tasksDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      continue;
+    }
+    const mod: ModuleFiles = { name: moduleName, tasksDir, executables: files.filter((f) => !f.endsWith('.json')) };
+    const taskNames = [...new Set(files.map(taskNameOfFile))];
+    for (const taskName of taskNames) {
+      const canonical = canonicalTaskName(moduleName, taskName);
+      const metadataFile = files.includes(`${taskName}.json`) ? `${taskName}.json` : undefined;
+      let listing = { description: '', private: false };
+      try {
+        let raw: string | undefined;
+        let doc: unknown = {};
+        if (metadataFile) {
+          const where = `${moduleName}/tasks/${metadataFile}`;
+          raw = await readFile(join(tasksDir, metadataFile), 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new TaskLoadError('puppet.tasks/unreadable-metadata', `task ${canonical}: cannot read ${where}: ${err.code ?? err.message}`);
+          });
+          doc = parseMetadataText(raw, `task ${canonical}: ${where} is not valid JSON`);
+          listing = salvageListingFields(doc);
+        }
+        const metadata = validateMetadata(doc, `task ${canonical}`);
+        const loaded = await loadTask(name, mod, taskName, raw, metadata, modules, digests);
+        tasks.push({ name: canonical, module: moduleName, ...listing, task: loaded.task, files: loaded.files });
+      } catch (err) {
+        if (!(err instanceof TaskLoadError)) throw err;
+        tasks.push({ name: canonical, module: moduleName, ...listing, error: err.toTaskError(), files: [] });
+      }
+    }
+  }
+  tasks.sort((a, b) => byString(a.name, b.name));
+  const fileIndex = new Map<string, string>();
+  for (const t of tasks) for (const f of t.files) fileIndex.set(f.path, f.absPath);
+  return { name, dir, tasks, byName: new Map(tasks.map((t) => [t.name, t])), files: fileIndex, problems };
+}
