@@ -1,0 +1,192 @@
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type Redis from 'ioredis';
+import type {
+  CreateRunRequest,
+  CreateRunResponse,
+  GetRunStatusRequest,
+  GetRunStatusResponse,
+  ListRunsRequest,
+  ListRunsResponse,
+  RecordNodeResultsRequest,
+  RecordNodeResultsResponse,
+  ResultsServiceServer,
+  UpdateRunStateRequest,
+  UpdateRunStateResponse,
+  WatchRunEventsRequest,
+  WatchRunEventsResponse,
+} from '../../gen/baton/v1/results_service';
+import { RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../lib/errors';
+import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
+import type { Logger } from '../../lib/logger';
+import { RedisKeys } from '../../lib/redis';
+import { decodePageToken, encodePageToken } from './page-token';
+import { asUnavailable, RedisAvailability } from './redis-availability';
+import { RunEventWatches } from './run-event-watches';
+import { isFinalRunState } from './run-states';
+import { computeRunStatus, finalRunStateOf } from './run-status';
+import { RunStore } from './run-store';
+import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
+
+/** ListRuns page size when the request says 0. */
+export const DEFAULT_PAGE_SIZE = 50;
+/** Largest ListRuns page; larger requests are cut to this. */
+export const MAX_PAGE_SIZE = 500;
+
+/** Options of `createResultsService`. */
+export interface ResultsServiceOptions {
+  /** Connected client; the service never closes it. */
+  redis: Redis;
+  /** Key prefix of every key (config `key-prefix`). */
+  keyPrefix: string;
+  log: Logger;
+  /** Clock, for tests; default `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** A results service: its gRPC handlers and the hook that ends its streams on drain. */
+export interface ResultsService {
+  implementation: ResultsServiceServer;
+  /** Ends every WatchRunEvents stream cleanly; register with RunningServer.onDrain. */
+  endStreams(): void;
+}
+
+function runNotFound(taskId: string): NotFoundError {
+  return new NotFoundError('RUN_NOT_FOUND', `no run with task id ${taskId}`, { task_id: taskId });
+}
+
+/**
+ * Creates the ResultsService handlers over one Redis database. Runs and node results live in
+ * Redis only, so any number of these processes can serve the same runs, and a restart loses
+ * nothing.
+ */
+export function createResultsService(options: ResultsServiceOptions): ResultsService {
+  const { redis, log } = options;
+  const now = options.now ?? (() => new Date());
+  const store = new RunStore(redis, new RedisKeys(options.keyPrefix));
+  const availability = new RedisAvailability(redis);
+  const watches = new RunEventWatches(store, redis, log);
+
+  /** Every handler: wait for Redis briefly, and report a Redis outage as UNAVAILABLE. */
+  const guarded =
+    <Req, Res, Call>(fn: (request: Req, call: Call) => Promise<Res>) =>
+    async (request: Req, call: Call): Promise<Res> => {
+      try {
+        await availability.ready();
+        return await fn(request, call);
+      } catch (err) {
+        throw asUnavailable(err);
+      }
+    };
+
+  /**
+   * Moves a RUNNING run whose nodes are all final to SUCCEEDED or FAILED. Called after results
+   * are recorded and after a run becomes RUNNING, since results can arrive before the
+   * scheduler marks the run RUNNING and after it stopped waiting.
+   */
+  const finaliseIfDone = async (taskId: string): Promise<Run | undefined> =>
+    store.updateRun(
+      taskId,
+      async (run) => {
+        if (run.state !== RunState.RUN_STATE_RUNNING) return undefined;
+        const state = finalRunStateOf(run, await store.getResults(taskId));
+        if (state === undefined) return undefined;
+        log.info({ taskId, state: runStateToJSON(state) }, 'run finished');
+        return { run: { ...run, state, endTime: now() }, event: { state, reason: '' } };
+      },
+      now(),
+    );
+
+  const getRunStatus = async (req: GetRunStatusRequest): Promise<GetRunStatusResponse> => {
+    requireTaskId(req.taskId);
+    const [run, results] = await Promise.all([store.getRun(req.taskId), store.getResults(req.taskId)]);
+    if (!run) throw runNotFound(req.taskId);
+    return { run, ...computeRunStatus(run, results) };
+  };
+
+  const listRuns = async (req: ListRunsRequest): Promise<ListRunsResponse> => {
+    if (req.pageSize < 0) {
+      const description = `page_size must be 0 (meaning ${DEFAULT_PAGE_SIZE}) or more, got ${req.pageSize}`;
+      throw new InvalidArgumentError(description, [{ field: 'page_size', description }]);
+    }
+    const size = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const cursor = req.pageToken ? decodePageToken(req.pageToken) : undefined;
+    const { entries, more } = await store.listRuns(cursor, size);
+    const last = entries.at(-1);
+    return {
+      runs: entries.flatMap((e) => (e.run ? [e.run] : [])),
+      nextPageToken: more && last ? encodePageToken({ taskId: last.taskId, score: last.score }) : '',
+    };
+  };
+
+  const watchRunEvents = async (req: WatchRunEventsRequest, call: ServerWritableStream<WatchRunEventsRequest, WatchRunEventsResponse>): Promise<void> => {
+    requireTaskId(req.taskId);
+    requireResumeToken(req.resumeToken);
+    if (!(await store.hasRun(req.taskId))) throw runNotFound(req.taskId);
+    await watches.watch(req, call);
+  };
+
+  const createRun = async (req: CreateRunRequest): Promise<CreateRunResponse> => {
+    const time = now();
+    const run = normalizeNewRun(req.run, time);
+    if (!(await store.createRun(run, time))) {
+      throw new AlreadyExistsError('RUN_EXISTS', `a run with task id ${run.taskId} exists already`);
+    }
+    log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length }, 'run created');
+    return { run };
+  };
+
+  const recordNodeResults = async (req: RecordNodeResultsRequest): Promise<RecordNodeResultsResponse> => {
+    requireTaskId(req.taskId);
+    const run = await store.getRun(req.taskId);
+    if (!run) throw runNotFound(req.taskId);
+    const results = normalizeNodeResults(run, req.results);
+    const recorded = await store.recordResults(req.taskId, results, now());
+    log.debug({ taskId: req.taskId, given: results.length, recorded }, 'node results recorded');
+    await finaliseIfDone(req.taskId);
+    return { recorded };
+  };
+
+  const updateRunState = async (req: UpdateRunStateRequest): Promise<UpdateRunStateResponse> => {
+    requireTaskId(req.taskId);
+    requireRunState(req.state);
+    const updated = await store.updateRun(
+      req.taskId,
+      (run) => {
+        if (run.state === req.state) return undefined; // a retried update changes nothing
+        if (isFinalRunState(run.state)) {
+          throw new FailedPreconditionError(
+            'RUN_FINISHED',
+            `run ${run.taskId} is ${runStateToJSON(run.state)} already; a finished run cannot become ${runStateToJSON(req.state)}`,
+            { task_id: run.taskId, state: runStateToJSON(run.state) },
+          );
+        }
+        const final = isFinalRunState(req.state);
+        const next: Run = {
+          ...run,
+          state: req.state,
+          endTime: final ? now() : undefined,
+          error: req.state === RunState.RUN_STATE_FAILED ? req.reason : run.error,
+        };
+        return { run: next, event: { state: req.state, reason: req.reason } };
+      },
+      now(),
+    );
+    if (!updated) throw runNotFound(req.taskId);
+    log.info({ taskId: req.taskId, state: runStateToJSON(updated.state) }, 'run state updated');
+    if (updated.state !== RunState.RUN_STATE_RUNNING) return { run: updated };
+    return { run: (await finaliseIfDone(req.taskId)) ?? updated };
+  };
+
+  return {
+    implementation: {
+      getRunStatus: unaryHandler(log, guarded(getRunStatus)),
+      listRuns: unaryHandler(log, guarded(listRuns)),
+      watchRunEvents: serverStreamHandler(log, guarded(watchRunEvents)),
+      createRun: unaryHandler(log, guarded(createRun)),
+      recordNodeResults: unaryHandler(log, guarded(recordNodeResults)),
+      updateRunState: unaryHandler(log, guarded(updateRunState)),
+    },
+    endStreams: () => watches.endAll(),
+  };
+}
