@@ -1,7 +1,7 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import type Redis from 'ioredis';
 import { ResultsServiceClient, ResultsServiceService, type WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
-import { NodeState, RunState, type NodeResult, type Run, type RunEvent } from '../../gen/baton/v1/run';
+import { NodeState, RunState, NodeResult, type Run, type RunEvent } from '../../gen/baton/v1/run';
 import { isServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
@@ -79,23 +79,7 @@ export function newRun(nodes: string[], fields: Partial<Run> = {}): Run {
 
 /** A node result as an agent reports it (task and caller left for the service to fill in). */
 export function nodeResult(host: string, fields: Partial<NodeResult> = {}): NodeResult {
-  return {
-    host,
-    taskId: '',
-    task: '',
-    callerid: '',
-    state: NodeState.NODE_STATE_RUNNING,
-    exitcode: -1,
-    stdout: '',
-    stderr: '',
-    value: undefined,
-    completed: false,
-    runtime: 0,
-    startTime: undefined,
-    statuscode: 0,
-    statusmsg: '',
-    ...fields,
-  };
+  return NodeResult.fromPartial({ host, state: NodeState.NODE_STATE_RUNNING, exitcode: -1, ...fields });
 }
 
 /** A finished task: SUCCEEDED for exit code 0, FAILED (statuscode 1) otherwise. */

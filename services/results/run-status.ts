@@ -1,4 +1,4 @@
-import { NodeState, RunState, type NodeResult, type Run, type RunStats, type RunSummary } from '../../gen/baton/v1/run';
+import { NodeState, RunState, NodeResult, type Run, type RunStats, type RunSummary } from '../../gen/baton/v1/run';
 import { isFinalNodeState } from './run-states';
 
 /**
@@ -38,22 +38,7 @@ export const STATUSCODE_AGENT_ERROR = 5;
 
 /** The result a node has before it reports anything: PENDING, exit code -1. */
 export function pendingNodeResult(run: Run, host: string): NodeResult {
-  return {
-    host,
-    taskId: run.taskId,
-    task: run.task,
-    callerid: run.caller,
-    state: NodeState.NODE_STATE_PENDING,
-    exitcode: -1,
-    stdout: '',
-    stderr: '',
-    value: undefined,
-    completed: false,
-    runtime: 0,
-    startTime: undefined,
-    statuscode: 0,
-    statusmsg: '',
-  };
+  return NodeResult.fromPartial({ host, taskId: run.taskId, task: run.task, callerid: run.caller, state: NodeState.NODE_STATE_PENDING, exitcode: -1 });
 }
 
 /** One result per node of `run` (a pending one where none is stored), sorted by host. */
