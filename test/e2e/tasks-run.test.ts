@@ -27,9 +27,10 @@ describe('baton tasks run and status, end to end on three agents', () => {
     return m[1];
   };
 
-  const status = async (taskId: string): Promise<StatusDocument> => {
+  /** `baton tasks status --json`, which exits 0 when every node succeeded and 1 when one failed. */
+  const status = async (taskId: string, expectedExit = 0): Promise<StatusDocument> => {
     const res = await runCli(['tasks', 'status', taskId, '--json'], env);
-    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.code, expectedExit, res.stderr);
     return JSON.parse(res.stdout) as StatusDocument;
   };
 
@@ -74,7 +75,7 @@ describe('baton tasks run and status, end to end on three agents', () => {
     assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /node1\s+puppetlabs\.tasks\/task-error: The task failed with exit code 3/);
     assert.match(run.stdout, /Failed: 2/);
-    const doc = await status(taskIdOf(run));
+    const doc = await status(taskIdOf(run), 1);
     assert.equal(doc.stats.failed, 2);
     assert.equal(doc.stats.completed, 2);
     assert.equal(doc.summary.success, false);

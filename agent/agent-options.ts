@@ -1,0 +1,131 @@
+import { chmod, mkdir } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
+import type { TlsFiles } from '../lib/tls';
+
+/**
+ * The agent's configuration: a flat kebab-case schema read by lib/config.ts (defaults, YAML
+ * file, `BATON_<KEY>` variables, `--<key>` flags), and `resolveAgentOptions`, which fills in
+ * the defaults that depend on the machine (identity, directories) and validates the rest.
+ */
+
+/** A node identity, as the scheduler accepts it (docs/agent-protocol.md §1). */
+export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/** Seconds between heartbeats when the scheduler's Welcome does not say. */
+export const DEFAULT_HEARTBEAT_INTERVAL_S = 15;
+
+/** Mode of the cache and spool directories: the agent's user and group only. */
+export const STATE_DIR_MODE = 0o750;
+
+/** Root of the agent's state when it runs as root. */
+export const ROOT_STATE_DIR = '/var/lib/baton';
+
+/** The capabilities every agent announces in its Hello (Choria's agent name). */
+export const AGENT_CAPABILITIES = ['bolt_tasks'] as const;
+
+// host:port, where host is a name, an IPv4 address or a bracketed IPv6 address.
+const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):\\d{1,5}$';
+
+/** The agent's configuration schema (lib/config.ts). */
+export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
+  type: 'object',
+  properties: {
+    identity: { type: 'string', pattern: IDENTITY_PATTERN.source, description: 'node identity (certname); default: the host name' },
+    'scheduler-address': { type: 'string', pattern: ADDRESS_PATTERN, description: 'host:port of the scheduler to connect to' },
+    'metadata-address': { type: 'string', pattern: ADDRESS_PATTERN, description: "host:port of the metadata service; overrides the scheduler's Welcome" },
+    'cache-dir': { type: 'string', minLength: 1, description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache` },
+    'spool-dir': { type: 'string', minLength: 1, description: `spool directory; default ${ROOT_STATE_DIR}/spool as root, else ~/.local/state/baton/spool` },
+    'facts-file': { type: 'string', minLength: 1, description: 'YAML or JSON mapping of facts merged over the built-in ones' },
+    classes: { type: 'string', default: '', pattern: '^[A-Za-z0-9_:,\\s-]*$', description: 'comma-separated Puppet classes of the node' },
+    'heartbeat-interval-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: DEFAULT_HEARTBEAT_INTERVAL_S,
+      description: "seconds between heartbeats when the scheduler's Welcome gives none",
+    },
+    'log-level': SERVER_CONFIG_PROPERTIES['log-level'],
+    'tls-ca': { type: 'string', description: 'PEM CA bundle to verify the scheduler and metadata service; TLS is used when set' },
+    'tls-cert': { type: 'string', description: 'PEM client certificate presented to the services' },
+    'tls-key': { type: 'string', description: 'PEM private key of tls-cert' },
+  },
+  required: ['scheduler-address'],
+  additionalProperties: false,
+};
+
+/** The configuration as loaded by `loadConfig(AGENT_CONFIG_SCHEMA)`. */
+export interface AgentConfig {
+  identity?: string;
+  'scheduler-address': string;
+  'metadata-address'?: string;
+  'cache-dir'?: string;
+  'spool-dir'?: string;
+  'facts-file'?: string;
+  classes: string;
+  'heartbeat-interval-s': number;
+  'log-level': string;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+}
+
+/** The agent's options with every default filled in. */
+export interface ResolvedAgentOptions {
+  identity: string;
+  schedulerAddress: string;
+  /** Overrides the Welcome's metadata address when set. */
+  metadataAddress?: string;
+  cacheDir: string;
+  spoolDir: string;
+  factsFile?: string;
+  classes: string[];
+  /** Fallback heartbeat interval in seconds. */
+  heartbeatIntervalS: number;
+  logLevel: string;
+  tls: TlsFiles;
+}
+
+/** The directory the agent keeps its state under: root's or the user's XDG state directory. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (process.getuid?.() === 0) return ROOT_STATE_DIR;
+  const xdg = env.XDG_STATE_HOME;
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'state'), 'baton');
+}
+
+/** Fills in machine-dependent defaults and validates what the schema cannot; throws ConfigError. */
+export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv = process.env): ResolvedAgentOptions {
+  const identity = config.identity ?? hostname();
+  if (!IDENTITY_PATTERN.test(identity)) {
+    throw new ConfigError(`configuration: identity '${identity}' (the host name) does not match ${IDENTITY_PATTERN.source}; set --identity`);
+  }
+  if (config['tls-cert'] && !config['tls-key']) throw new ConfigError('configuration: tls-cert is set but tls-key is not');
+  if (config['tls-key'] && !config['tls-cert']) throw new ConfigError('configuration: tls-key is set but tls-cert is not');
+  const state = defaultStateDir(env);
+  return {
+    identity,
+    schedulerAddress: config['scheduler-address'],
+    metadataAddress: config['metadata-address'],
+    cacheDir: config['cache-dir'] ?? join(state, 'cache'),
+    spoolDir: config['spool-dir'] ?? join(state, 'spool'),
+    factsFile: config['facts-file'],
+    classes: config.classes
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c.length > 0),
+    heartbeatIntervalS: config['heartbeat-interval-s'],
+    logLevel: config['log-level'],
+    tls: { ca: config['tls-ca'], cert: config['tls-cert'], key: config['tls-key'] },
+  };
+}
+
+/** Creates a state directory (and its parents) and makes it mode 0750; throws ConfigError naming it. */
+export async function ensureStateDir(dir: string, what: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: STATE_DIR_MODE });
+    await chmod(dir, STATE_DIR_MODE);
+  } catch (err) {
+    throw new ConfigError(`configuration: cannot create ${what} ${dir}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,176 @@
+import { TaskFinished, type DownloadCommand, type Hello, type Welcome } from '../gen/baton/v1/agent_gateway_service';
+import { MetadataServiceClient } from '../gen/baton/v1/metadata_service';
+import type { NodeResult } from '../gen/baton/v1/run';
+import { makeClient } from '../lib/grpc-client';
+import type { Logger } from '../lib/logger';
+import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME } from '../lib/names';
+import { AGENT_CAPABILITIES, type ResolvedAgentOptions } from './agent-options';
+import { agentVersion } from './agent-version';
+import { AgentConnection, type SchedulerMessage, type Session } from './connection';
+import { collectFacts, type Facts } from './facts';
+import { FileCache } from './file-cache';
+import { Spool } from './spool';
+import { TaskRunner, type TaskEvents } from './task-runner';
+
+/**
+ * The node agent: the connection to the scheduler plus what its commands do — download into
+ * the file cache (§4), run (§5), acknowledge (§6), cancel (§7) of docs/agent-protocol.md.
+ */
+
+/**
+ * Most bytes of unacknowledged results put in one Hello. The rest follow as TaskFinished
+ * messages right after the Welcome, so a spool full of results never makes a Hello too large
+ * for the scheduler to accept (which would keep the agent from ever connecting).
+ */
+export const MAX_HELLO_RESULTS_BYTES = 4 * 1024 * 1024;
+
+/** What the agent needs besides its options. */
+export interface AgentDependencies {
+  log: Logger;
+  /** Facts from the facts file, merged over the built-in ones. */
+  fileFacts?: Facts;
+  /** Task runner options for tests (kill grace). */
+  killGraceMs?: number;
+  /** Where the "connected" line goes; default stdout. */
+  announce?: (line: string) => void;
+}
+
+/** Splits results into those that fit the Hello's byte budget and the rest (at least one goes in the Hello). */
+export function splitForHello(results: NodeResult[], budgetBytes = MAX_HELLO_RESULTS_BYTES): { hello: TaskFinished[]; later: TaskFinished[] } {
+  const hello: TaskFinished[] = [];
+  const later: TaskFinished[] = [];
+  let used = 0;
+  for (const result of results) {
+    const msg: TaskFinished = { result };
+    const size = TaskFinished.encode(msg).finish().length;
+    if (later.length === 0 && (hello.length === 0 || used + size <= budgetBytes)) {
+      hello.push(msg);
+      used += size;
+    } else {
+      later.push(msg);
+    }
+  }
+  return { hello, later };
+}
+
+/** The node agent. */
+export class Agent {
+  readonly cache: FileCache;
+  readonly spool: Spool;
+  readonly runner: TaskRunner;
+  private readonly connection: AgentConnection;
+  private readonly log: Logger;
+  private metadata?: { address: string; client: MetadataServiceClient };
+  private welcomeMetadataAddress = '';
+  // Unacknowledged results that did not fit in the Hello; sent after the Welcome.
+  private afterWelcome: TaskFinished[] = [];
+
+  constructor(
+    private readonly options: ResolvedAgentOptions,
+    private readonly deps: AgentDependencies,
+  ) {
+    this.log = deps.log;
+    this.cache = new FileCache(options.cacheDir);
+    this.spool = new Spool(options.spoolDir, deps.log);
+    this.runner = new TaskRunner({ identity: options.identity, spool: this.spool, cache: this.cache, log: deps.log, killGraceMs: deps.killGraceMs });
+    this.connection = new AgentConnection({
+      address: options.schedulerAddress,
+      tls: options.tls,
+      identity: options.identity,
+      log: deps.log,
+      heartbeatIntervalS: options.heartbeatIntervalS,
+      hello: () => this.hello(),
+      runningTasks: () => this.runner.runningCount,
+      onWelcome: (welcome, session) => this.welcome(welcome, session),
+      onCommand: (message, session) => this.command(message, session),
+      announce: deps.announce,
+    });
+  }
+
+  /** Connects to the scheduler (and keeps reconnecting until `stop`). */
+  start(): void {
+    this.connection.start();
+  }
+
+  /** Ends the connection; running tasks keep running. */
+  async stop(): Promise<void> {
+    await this.connection.stop();
+    this.metadata?.client.close();
+  }
+
+  private async hello(): Promise<Hello> {
+    const { hello, later } = splitForHello(await this.spool.listUnacknowledged());
+    this.afterWelcome = later;
+    return {
+      identity: this.options.identity,
+      facts: collectFacts(this.options.identity, agentVersion(), this.deps.fileFacts),
+      classes: this.options.classes,
+      agents: [...AGENT_CAPABILITIES],
+      version: agentVersion(),
+      unacknowledgedResults: hello,
+    };
+  }
+
+  private welcome(welcome: Welcome, session: Session): void {
+    this.welcomeMetadataAddress = welcome.metadataAddress;
+    for (const value of this.afterWelcome.splice(0)) session.send({ $case: 'taskFinished', value });
+  }
+
+  private command(message: SchedulerMessage, session: Session): void {
+    switch (message.$case) {
+      case 'download':
+        void this.download(message.value, session);
+        return;
+      case 'run':
+        this.runner.run(message.value, this.taskEvents()).catch((err: unknown) => this.log.error({ err, taskId: message.value.taskId }, 'run failed unexpectedly'));
+        return;
+      case 'cancel':
+        if (!this.runner.cancel(message.value.taskId)) this.log.info({ taskId: message.value.taskId }, 'cancel for a task that is not running here; ignored');
+        return;
+      case 'resultAck':
+        this.spool
+          .markAcked(message.value.taskId)
+          .then((ok) => ok || this.log.warn({ taskId: message.value.taskId }, 'ack for a result this agent does not hold; ignored'))
+          .catch((err: unknown) => this.log.error({ err, taskId: message.value.taskId }, 'cannot record the ack'));
+        return;
+      case 'welcome':
+        return; // handled by the connection
+    }
+  }
+
+  /** TaskStarted / TaskFinished go to whichever session is current when they happen. */
+  private taskEvents(): TaskEvents {
+    return {
+      started: (value) => this.connection.send({ $case: 'taskStarted', value }),
+      finished: (result) => this.connection.send({ $case: 'taskFinished', value: { result } }),
+    };
+  }
+
+  /** Handles a DownloadCommand; the answer goes to the session that asked. Never rejects. */
+  private async download(cmd: DownloadCommand, session: Session): Promise<void> {
+    const answer = (ok: boolean, downloaded: number, error: string) =>
+      session.send({ $case: 'downloadResult', value: { requestId: cmd.requestId, ok, downloaded, error } });
+    try {
+      const environment = cmd.environment || DEFAULT_ENVIRONMENT;
+      if (!ENVIRONMENT_NAME.test(environment)) throw new Error(`environment '${environment}' does not match ${ENVIRONMENT_NAME.source}`);
+      const downloaded = await this.cache.ensure(cmd.files, environment, this.metadataClient());
+      this.log.info({ taskId: cmd.taskId, task: cmd.task, files: cmd.files.length, downloaded }, 'task files ready');
+      answer(true, downloaded, '');
+    } catch (err) {
+      const msg = `node ${this.options.identity}: ${(err as Error).message}`;
+      this.log.warn({ taskId: cmd.taskId, task: cmd.task, err: msg }, 'download failed');
+      answer(false, 0, msg);
+    }
+  }
+
+  /** The metadata service client: the configured address, else the Welcome's. */
+  private metadataClient(): MetadataServiceClient {
+    const address = this.options.metadataAddress ?? this.welcomeMetadataAddress;
+    if (!address) throw new Error('no metadata service address: the Welcome named none and metadata-address is not set');
+    if (this.metadata?.address !== address) {
+      this.metadata?.client.close();
+      this.metadata = { address, client: makeClient(MetadataServiceClient, address, this.options.tls) };
+    }
+    return this.metadata.client;
+  }
+}

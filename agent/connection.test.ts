@@ -1,0 +1,16 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, backoffDelayMs } from './connection';
+
+describe('backoffDelayMs', () => {
+  it('starts at 200 ms and doubles up to 5 s', () => {
+    const middle = () => 0.5; // no jitter
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((n) => backoffDelayMs(n, middle)), [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+  });
+
+  it('jitters each delay by up to 20 % either way', () => {
+    assert.equal(backoffDelayMs(0, () => 0), INITIAL_BACKOFF_MS * 0.8);
+    assert.equal(backoffDelayMs(0, () => 1), INITIAL_BACKOFF_MS * 1.2);
+    assert.equal(backoffDelayMs(10, () => 1), MAX_BACKOFF_MS * 1.2);
+  });
+});

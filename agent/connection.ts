@@ -1,0 +1,244 @@
+import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import {
+  AgentGatewayServiceClient,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Hello,
+  type Welcome,
+} from '../gen/baton/v1/agent_gateway_service';
+import { makeClient } from '../lib/grpc-client';
+import type { Logger } from '../lib/logger';
+import type { TlsFiles } from '../lib/tls';
+
+/**
+ * Keeps the agent's one Connect stream to the scheduler up (docs/agent-protocol.md §1–3): open
+ * the stream, send the Hello first, wait for the Welcome, heartbeat every interval, and after
+ * the stream ends or fails reconnect with a jittered exponential backoff. Commands are handed
+ * to the owner; this class knows the stream, not what the commands mean.
+ */
+
+/** First reconnect delay in ms; doubles per failed attempt. */
+export const INITIAL_BACKOFF_MS = 200;
+/** Longest reconnect delay in ms. */
+export const MAX_BACKOFF_MS = 5_000;
+/**
+ * A session that stayed connected this long (ms) resets the backoff. Resetting on every Welcome
+ * would make two agents with one identity (each replaces the other, §1) reconnect five times a
+ * second forever; this way they settle at MAX_BACKOFF_MS.
+ */
+export const STABLE_SESSION_MS = 10_000;
+/** How long to wait for the Welcome after sending the Hello, in ms, before trying again. */
+export const WELCOME_TIMEOUT_MS = 30_000;
+/** How long `stop` waits for the scheduler to end the stream after the agent ended its side, in ms. */
+export const STOP_GRACE_MS = 2_000;
+
+/** A message the agent sends (the `message` of a ConnectRequest). */
+export type AgentMessage = NonNullable<ConnectRequest['message']>;
+/** A message the scheduler sends (the `message` of a ConnectResponse). */
+export type SchedulerMessage = NonNullable<ConnectResponse['message']>;
+
+/**
+ * States of the connection:
+ * - IDLE: constructed, `start` not called yet.
+ * - CONNECTING: building the Hello, or stream open and Hello sent, waiting for the Welcome
+ *   (from IDLE on start, from BACKOFF when its timer fires).
+ * - CONNECTED: the Welcome arrived; heartbeats run (from CONNECTING).
+ * - BACKOFF: the stream ended or failed; waiting to reconnect (from CONNECTING or CONNECTED).
+ * - STOPPED: `stop` was called; final (from any state).
+ */
+export type ConnectionState = 'IDLE' | 'CONNECTING' | 'CONNECTED' | 'BACKOFF' | 'STOPPED';
+
+/** One Connect stream. Messages sent on a session that ended are dropped. */
+export class Session {
+  /** True once the stream ended, failed or was cancelled. */
+  ended = false;
+  /** When the Welcome arrived, in ms since the epoch; undefined before. */
+  welcomedAt?: number;
+  /** Called once when the stream ends (used by `stop`). */
+  onEnded?: () => void;
+
+  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {}
+
+  /** Writes a message on this stream; false when the stream has ended. */
+  send(message: AgentMessage): boolean {
+    if (this.ended || !this.call.writable) return false;
+    this.call.write({ traceContext: {}, message });
+    return true;
+  }
+}
+
+/** Options of AgentConnection. */
+export interface AgentConnectionOptions {
+  /** host:port of the scheduler. */
+  address: string;
+  tls: TlsFiles;
+  identity: string;
+  log: Logger;
+  /** Heartbeat interval in seconds when the Welcome gives 0. */
+  heartbeatIntervalS: number;
+  /** Builds the Hello of a new session (called once per connection attempt). */
+  hello(): Promise<Hello>;
+  /** Number of running tasks, reported in heartbeats. */
+  runningTasks(): number;
+  /** The Welcome of a session arrived. */
+  onWelcome(welcome: Welcome, session: Session): void;
+  /** A command arrived (download, run, cancel, result ack). */
+  onCommand(message: SchedulerMessage, session: Session): void;
+  /** Where the "connected" line goes; default stdout. */
+  announce?: (line: string) => void;
+}
+
+/** The jittered reconnect delay after `attempt` failed attempts (0-based), in ms. */
+export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(MAX_BACKOFF_MS, INITIAL_BACKOFF_MS * 2 ** Math.min(attempt, 16));
+  // ±20 % so that agents cut off together (scheduler restart) do not come back in lockstep.
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The agent's connection to the scheduler. */
+export class AgentConnection {
+  private current: ConnectionState = 'IDLE';
+  private readonly client: AgentGatewayServiceClient;
+  private session?: Session;
+  private attempt = 0;
+  private reconnectTimer?: NodeJS.Timeout;
+  private welcomeTimer?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
+  // Messages sent while the next session's Hello is being built; written right after it.
+  private queued: AgentMessage[] = [];
+
+  constructor(private readonly options: AgentConnectionOptions) {
+    this.client = makeClient(AgentGatewayServiceClient, options.address, options.tls);
+  }
+
+  /** Where the connection is (see ConnectionState). */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** Opens the first session; later ones follow on their own until `stop`. */
+  start(): void {
+    if (this.current !== 'IDLE') return;
+    this.open();
+  }
+
+  /**
+   * Sends a message on the current session. While a session is being opened the message is
+   * written right after its Hello; while backing off it is dropped (results are in the spool
+   * and go out with the next Hello). Returns false when dropped.
+   */
+  send(message: AgentMessage): boolean {
+    if (this.session) return this.session.send(message);
+    if (this.current === 'CONNECTING') {
+      this.queued.push(message);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Ends the stream (half-close, so the scheduler sees a clean end and marks the node offline)
+   * and stops reconnecting. Running tasks are not touched.
+   */
+  async stop(): Promise<void> {
+    if (this.current === 'STOPPED') return;
+    this.current = 'STOPPED';
+    clearTimeout(this.reconnectTimer);
+    this.clearSessionTimers();
+    this.queued = [];
+    const session = this.session;
+    if (session && !session.ended) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          session.call.cancel();
+          resolve();
+        }, STOP_GRACE_MS);
+        session.onEnded = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        session.call.end();
+      });
+    }
+    this.client.close();
+  }
+
+  private open(): void {
+    this.current = 'CONNECTING';
+    this.options.hello().then(
+      (hello) => this.openStream(hello),
+      (err: unknown) => {
+        this.options.log.error({ err: (err as Error).message }, 'cannot build the Hello');
+        this.backoff();
+      },
+    );
+  }
+
+  private openStream(hello: Hello): void {
+    if (this.current !== 'CONNECTING') return; // stopped meanwhile
+    const call = this.client.connect();
+    const session = new Session(call);
+    this.session = session;
+    call.on('data', (res: ConnectResponse) => this.receive(session, res));
+    call.on('error', (err: ServiceError) => this.ended(session, err));
+    call.on('end', () => this.ended(session));
+    call.on('close', () => this.ended(session));
+    session.send({ $case: 'hello', value: hello });
+    for (const m of this.queued.splice(0)) session.send(m);
+    this.welcomeTimer = setTimeout(() => {
+      this.options.log.warn({ timeoutMs: WELCOME_TIMEOUT_MS }, 'no Welcome from the scheduler; reconnecting');
+      call.cancel();
+    }, WELCOME_TIMEOUT_MS);
+  }
+
+  private receive(session: Session, res: ConnectResponse): void {
+    if (session !== this.session || session.ended || !res.message) return;
+    const message = res.message;
+    if (message.$case !== 'welcome') {
+      this.options.onCommand(message, session);
+      return;
+    }
+    if (session.welcomedAt !== undefined) return; // one Welcome per session
+    session.welcomedAt = Date.now();
+    this.current = 'CONNECTED';
+    clearTimeout(this.welcomeTimer);
+    const intervalS = message.value.heartbeatIntervalS || this.options.heartbeatIntervalS;
+    this.heartbeatTimer = setInterval(() => {
+      session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } });
+    }, intervalS * 1000);
+    this.options.log.info({ address: this.options.address, heartbeatIntervalS: intervalS }, 'connected');
+    (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.options.address}\n`);
+    this.options.onWelcome(message.value, session);
+  }
+
+  /** The session's stream ended (any of end, error, close); schedules the next one. */
+  private ended(session: Session, err?: ServiceError): void {
+    if (session.ended) return;
+    session.ended = true;
+    session.onEnded?.();
+    if (session !== this.session) return;
+    this.session = undefined;
+    this.clearSessionTimers();
+    if (this.current === 'STOPPED') return;
+    if (session.welcomedAt !== undefined && Date.now() - session.welcomedAt >= STABLE_SESSION_MS) this.attempt = 0;
+    const why = err ? `${err.details || err.message} (code ${err.code})` : 'the scheduler ended the stream';
+    this.options.log.warn({ address: this.options.address, reason: why }, 'disconnected');
+    this.backoff();
+  }
+
+  private backoff(): void {
+    if (this.current === 'STOPPED') return;
+    this.current = 'BACKOFF';
+    this.queued = [];
+    const delay = backoffDelayMs(this.attempt++);
+    this.options.log.debug({ delayMs: delay }, 'reconnecting after a pause');
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
+  }
+
+  private clearSessionTimers(): void {
+    clearTimeout(this.welcomeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.welcomeTimer = undefined;
+    this.heartbeatTimer = undefined;
+  }
+}
