@@ -121,7 +121,10 @@ export class DevStack {
       { ready: /connected to/, onStderr: (line) => this.options.onStderr?.(profile.identity, line) },
     );
     this.agents.set(profile.identity, agent);
-    if (!this.agentNames.includes(profile.identity)) this.agentNames.push(profile.identity);
+    if (!this.agentNames.includes(profile.identity)) {
+      this.agentNames.push(profile.identity);
+      this.agentNames.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    }
   }
 
   /** Stops one agent process (SIGTERM); its tasks and spool stay. */
