@@ -3,6 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
+import { IDENTITY_PATTERN } from '../lib/names';
 
 /**
  * The agent's configuration: a flat kebab-case schema read by lib/config.ts (defaults, YAML
@@ -10,8 +11,6 @@ import type { TlsFiles } from '../lib/tls';
  * the defaults that depend on the machine (identity, directories) and validates the rest.
  */
 
-/** A node identity, as the scheduler accepts it (docs/agent-protocol.md §1). */
-export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 
 /** Seconds between heartbeats when the scheduler's Welcome does not say. */
 export const DEFAULT_HEARTBEAT_INTERVAL_S = 15;

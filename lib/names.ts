@@ -25,3 +25,6 @@ export function splitTaskName(name: string): { module: string; task: string } {
 export function canonicalTaskName(module: string, task: string): string {
   return task === 'init' ? module : `${module}::${task}`;
 }
+
+/** A node identity (certname), as the agent protocol allows it (docs/agent-protocol.md §1). */
+export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;

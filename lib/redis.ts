@@ -45,7 +45,7 @@ export function createRedis(options: RedisOptions): Redis {
  *
  * | key                              | type   | owner     | content                                         |
  * |----------------------------------|--------|-----------|-------------------------------------------------|
- * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version |
+ * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it) |
  * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |

@@ -1,0 +1,33 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { AgentGatewayServiceServer, ConnectRequest, ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
+import { UnavailableError } from '../../lib/errors';
+import { AgentSession, type AgentSessionOptions } from './agent-session';
+
+/** The AgentGatewayService: one AgentSession per Connect stream. */
+export class AgentGateway {
+  /** Every open session, greeted or not. */
+  private readonly sessions = new Set<AgentSession>();
+
+  constructor(private readonly options: AgentSessionOptions) {}
+
+  /** The gRPC handlers to register. */
+  implementation(): AgentGatewayServiceServer {
+    return {
+      connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
+        const session = new AgentSession(call, this.options);
+        this.sessions.add(session);
+        void session.closed.then(() => this.sessions.delete(session));
+        session.start();
+      },
+    };
+  }
+
+  /**
+   * Ends every agent stream (on drain): the agents reconnect, to another scheduler if there is
+   * one. Resolves once every node has been marked offline.
+   */
+  async closeAll(): Promise<void> {
+    const reason = new UnavailableError('the scheduler is shutting down; reconnect');
+    await Promise.all([...this.sessions].map((s) => s.close(reason)));
+  }
+}

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  DownloadCommand,
+  DownloadResult,
+  Hello,
+  TaskFinished,
+} from '../../gen/baton/v1/agent_gateway_service';
+import { BatonError, InvalidArgumentError, UnavailableError, toServiceError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import type { AgentRegistry } from './agent-registry';
+import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
+import type { ResultRecorder } from './result-recorder';
+import { IDENTITY_PATTERN } from '../../lib/names';
+
+
+/** W3C trace context carried by every message; empty until tracing lands. */
+export type TraceContext = Record<string, string>;
+
+/** A command the scheduler sends to an agent. */
+export type AgentCommand = Extract<NonNullable<ConnectResponse['message']>, { $case: 'download' | 'run' | 'cancel' }>;
+
+/** What a session needs from the rest of the scheduler. */
+export interface AgentSessionOptions {
+  index: NodeIndex;
+  registry: AgentRegistry;
+  recorder: ResultRecorder;
+  log: Logger;
+  /** Seconds between heartbeats asked of the agent in the Welcome. */
+  heartbeatIntervalS: number;
+  /** Address of the metadata service, given to the agent in the Welcome. */
+  metadataAddress: string;
+}
+
+/**
+ * Session states:
+ * - AWAITING_HELLO: the stream is open and nothing was received yet;
+ * - GREETING: a valid Hello arrived; the node is being written to the index;
+ * - READY: the Welcome was sent; commands may be sent;
+ * - CLOSED: the stream ended (agent left, replaced by a newer connection, silent for too long,
+ *   protocol error, or the scheduler is draining).
+ */
+export type SessionState = 'AWAITING_HELLO' | 'GREETING' | 'READY' | 'CLOSED';
+
+/**
+ * One agent's Connect stream (docs/agent-protocol.md): validates the Hello, keeps the node's
+ * index entry fresh, sends commands, routes DownloadResults to whoever waits for them, and has
+ * TaskStarted/TaskFinished recorded by the results service, acknowledging each TaskFinished
+ * only once it is stored.
+ */
+export class AgentSession {
+  /** Unique id of this session; the index entry records which session wrote it. */
+  readonly id = randomUUID();
+  /** The node's identity, set once a valid Hello arrived. */
+  identity = '';
+  /** Resolves once the session is closed and the node's index entry updated. */
+  readonly closed: Promise<void>;
+
+  private state: SessionState = 'AWAITING_HELLO';
+  private hello: Hello | undefined;
+  private lastHeardMs = Date.now();
+  private readonly downloads = new Map<string, (result: DownloadResult | undefined) => void>();
+  /** Hello and heartbeats, handled in order (fast Redis writes). */
+  private control: Promise<void> = Promise.resolve();
+  /** TaskStarted/TaskFinished, recorded in order, apart from `control` so a slow results service never delays heartbeats. */
+  private reports: Promise<void> = Promise.resolve();
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private log: Logger;
+  private resolveClosed: () => void = () => undefined;
+
+  constructor(
+    private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    private readonly options: AgentSessionOptions,
+  ) {
+    this.log = options.log;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** Starts handling the stream. */
+  start(): void {
+    this.call.on('data', (req: ConnectRequest) => this.onMessage(req));
+    // The agent half-closed, cancelled, or the connection died: the session is over either way.
+    this.call.on('end', () => void this.close());
+    this.call.on('cancelled', () => void this.close());
+    this.call.on('error', () => void this.close());
+    this.call.on('close', () => void this.close());
+    const intervalMs = this.options.heartbeatIntervalS * 1000;
+    this.livenessTimer = setInterval(() => this.checkLiveness(intervalMs), intervalMs);
+    this.livenessTimer.unref();
+  }
+
+  /** True once the Welcome was sent and until the stream ends. */
+  get ready(): boolean {
+    return this.state === 'READY';
+  }
+
+  /** Sends a command; false when the session is not ready (not greeted yet, or closed). */
+  send(command: AgentCommand, traceContext: TraceContext = {}): boolean {
+    return this.state === 'READY' && this.write(command, traceContext);
+  }
+
+  /**
+   * Sends a DownloadCommand and resolves with the agent's DownloadResult, or undefined when the
+   * agent does not answer within `timeoutMs` or the session ends first.
+   */
+  download(command: DownloadCommand, timeoutMs: number, traceContext: TraceContext = {}): Promise<DownloadResult | undefined> {
+    return new Promise((resolve) => {
+      const finish = (result: DownloadResult | undefined) => {
+        clearTimeout(timer);
+        this.downloads.delete(command.requestId);
+        resolve(result);
+      };
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      this.downloads.set(command.requestId, finish);
+      if (!this.send({ $case: 'download', value: command }, traceContext)) finish(undefined);
+    });
+  }
+
+  /**
+   * Ends the session: the stream ends (with `error` as its status, OK without), pending
+   * downloads resolve as unanswered, and the node is marked offline unless a newer session of
+   * the same node has replaced this one.
+   */
+  close(error?: BatonError): Promise<void> {
+    if (this.state === 'CLOSED') return this.closed;
+    this.state = 'CLOSED';
+    clearInterval(this.livenessTimer);
+    for (const finish of [...this.downloads.values()]) finish(undefined);
+    this.endStream(error);
+    if (error) this.log.info({ reason: error.message }, 'agent session closed');
+    else this.log.info('agent session closed');
+    void this.markOffline().finally(this.resolveClosed);
+    return this.closed;
+  }
+
+  private async markOffline(): Promise<void> {
+    if (!this.identity || !this.options.registry.remove(this.identity, this)) return;
+    try {
+      await this.options.index.markOffline(this.identity, this.id);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not mark the node offline; it goes stale after 3 heartbeat intervals');
+    }
+  }
+
+  private endStream(error?: BatonError): void {
+    if (this.call.cancelled || this.call.destroyed || this.call.writableEnded) return;
+    if (error) this.call.emit('error', toServiceError(error, this.log));
+    else this.call.end();
+  }
+
+  private write(message: NonNullable<ConnectResponse['message']>, traceContext: TraceContext = {}): boolean {
+    if (this.call.cancelled || this.call.destroyed || this.call.writableEnded) return false;
+    this.call.write({ traceContext, message });
+    return true;
+  }
+
+  private checkLiveness(intervalMs: number): void {
+    const silentMs = Date.now() - this.lastHeardMs;
+    if (silentMs <= STALE_AFTER_HEARTBEATS * intervalMs) return;
+    void this.close(new UnavailableError(`no message from the agent for ${Math.round(silentMs / 1000)} s (${STALE_AFTER_HEARTBEATS} heartbeat intervals); reconnect`));
+  }
+
+  private onMessage(req: ConnectRequest): void {
+    if (this.state === 'CLOSED') return;
+    this.lastHeardMs = Date.now();
+    const m = req.message;
+    if (this.state === 'AWAITING_HELLO') {
+      if (m?.$case !== 'hello') {
+        void this.close(new InvalidArgumentError(`the first message must be a Hello, got ${m ? m.$case : 'an empty message'}`));
+        return;
+      }
+      this.onHello(m.value);
+      return;
+    }
+    switch (m?.$case) {
+      case 'hello':
+        void this.close(new InvalidArgumentError('Hello may be sent only once per stream'));
+        return;
+      case 'heartbeat':
+        this.control = this.control.then(() => this.onHeartbeat());
+        return;
+      case 'downloadResult': {
+        const finish = this.downloads.get(m.value.requestId);
+        if (finish) finish(m.value);
+        else this.log.debug({ requestId: m.value.requestId }, 'DownloadResult nobody waits for (late or unknown); ignored');
+        return;
+      }
+      case 'taskStarted': {
+        const started = m.value;
+        this.enqueueReport(() => this.options.recorder.recordStarted(this.identity, started));
+        return;
+      }
+      case 'taskFinished': {
+        const finished = m.value;
+        this.enqueueReport(() => this.recordFinished(finished));
+        return;
+      }
+      default:
+        this.log.debug('empty ConnectRequest ignored');
+    }
+  }
+
+  private onHello(hello: Hello): void {
+    if (!IDENTITY_PATTERN.test(hello.identity)) {
+      const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
+      void this.close(new InvalidArgumentError(`Hello.identity '${shown}' is not a valid node identity; expected ${IDENTITY_PATTERN.source}`));
+      return;
+    }
+    this.state = 'GREETING';
+    this.identity = hello.identity;
+    this.hello = hello;
+    this.log = this.options.log.child({ node: hello.identity, session: this.id });
+    const replaced = this.options.registry.register(hello.identity, this);
+    if (replaced) {
+      void replaced.close(new BatonError(status.ABORTED, 'SESSION_REPLACED', `a newer connection of node '${hello.identity}' replaced this one`));
+    }
+    const greeted = this.greet(hello);
+    this.control = greeted;
+    // Results re-sent in the Hello are recorded only after the Welcome (protocol §1), and before
+    // any TaskStarted/TaskFinished that arrives later on this stream.
+    this.reports = greeted.then(async () => {
+      for (const finished of hello.unacknowledgedResults) await this.recordFinished(finished);
+    });
+  }
+
+  private async greet(hello: Hello): Promise<void> {
+    try {
+      await this.options.index.upsert(hello, this.id);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index');
+      await this.close(new UnavailableError('the scheduler could not record the node in its discovery index; reconnect later'));
+      return;
+    }
+    if (this.state === 'CLOSED') return;
+    this.state = 'READY';
+    this.write({
+      $case: 'welcome',
+      value: { heartbeatIntervalS: this.options.heartbeatIntervalS, metadataAddress: this.options.metadataAddress },
+    });
+    this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
+  }
+
+  private async onHeartbeat(): Promise<void> {
+    if (this.state !== 'READY' || !this.hello) return;
+    try {
+      const outcome = await this.options.index.touch(this.identity, this.id);
+      // The entry vanished (Redis restarted without persistence, or was flushed): write it again.
+      if (outcome === 'MISSING' && this.options.registry.get(this.identity) === this) await this.options.index.upsert(this.hello, this.id);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not refresh the node in the discovery index');
+    }
+  }
+
+  private enqueueReport(work: () => Promise<void>): void {
+    this.reports = this.reports.then(work).catch((err: unknown) => this.log.error({ err }, 'recording an agent report failed'));
+  }
+
+  private async recordFinished(finished: TaskFinished): Promise<void> {
+    // Recorded even when the stream has closed meanwhile: the results service is idempotent and
+    // the agent re-sends what it did not see acknowledged.
+    const ack = await this.options.recorder.recordFinished(this.identity, finished);
+    if (ack && this.state !== 'CLOSED') this.write({ $case: 'resultAck', value: { taskId: finished.result?.taskId ?? '' } });
+  }
+}

@@ -1,0 +1,124 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hello } from '../../gen/baton/v1/agent_gateway_service';
+import { FactOperator, Filter } from '../../gen/baton/v1/filter';
+import { InvalidArgumentError } from '../../lib/errors';
+import { RedisKeys } from '../../lib/redis';
+import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
+import { compileFilter, discoverNodes, lookupFact } from './discovery';
+import { NodeIndex, type IndexedNode } from './node-index';
+
+const redis = useRedisServer();
+
+/** A small fleet, as agents would report it. */
+const FLEET: Array<Pick<Hello, 'identity' | 'classes' | 'agents'> & { facts: Record<string, unknown> }> = [
+  { identity: 'web1.example.com', classes: ['role::web', 'Profile::Base'], agents: ['bolt_tasks', 'rpcutil'], facts: { os: { family: 'RedHat', release: { major: '8' } }, processors: { count: 4 }, env: 'prod' } },
+  { identity: 'web2.example.com', classes: ['role::web', 'profile::base'], agents: ['bolt_tasks'], facts: { os: { family: 'Debian', release: { major: '12' } }, processors: { count: 16 }, env: 'Prod' } },
+  { identity: 'db1.example.com', classes: ['role::db', 'profile::base'], agents: ['bolt_tasks'], facts: { os: { family: 'RedHat', release: { major: '9' } }, processors: { count: '32' }, is_virtual: true } },
+  { identity: 'win1', classes: ['role::web'], agents: ['rpcutil'], facts: { os: { family: 'windows' }, 'dotted.name': 'x' } },
+];
+
+function nodes(): IndexedNode[] {
+  return FLEET.map((n) => ({ ...n, connected: true, lastSeenMs: 0, version: '1' }));
+}
+
+function select(filter: Partial<Filter>): string[] {
+  const matches = compileFilter(Filter.fromPartial(filter));
+  return nodes().filter(matches).map((n) => n.identity);
+}
+
+function fact(f: string, operator: FactOperator, value: string) {
+  return { fact: f, operator, value };
+}
+
+describe('compileFilter', () => {
+  it('selects every node with an empty or absent filter', () => {
+    assert.equal(select({}).length, 4);
+    assert.equal(nodes().filter(compileFilter(undefined)).length, 4);
+  });
+
+  it('ORs identities, exact or /regex/ (case-sensitive)', () => {
+    assert.deepEqual(select({ identities: ['win1', '/^web\\d\\./'] }), ['web1.example.com', 'web2.example.com', 'win1']);
+    assert.deepEqual(select({ identities: ['WIN1'] }), []);
+    assert.deepEqual(select({ identities: ['/^WEB/'] }), []);
+  });
+
+  it('ANDs classes, exact case-insensitively or /regex/i', () => {
+    assert.deepEqual(select({ classes: ['role::web', 'PROFILE::BASE'] }), ['web1.example.com', 'web2.example.com']);
+    assert.deepEqual(select({ classes: ['/^ROLE::/', '/base$/'] }), ['web1.example.com', 'web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ classes: ['role'] }), []);
+  });
+
+  it('ANDs agents, exact or /regex/', () => {
+    assert.deepEqual(select({ agents: ['bolt_tasks', 'rpcutil'] }), ['web1.example.com']);
+    assert.deepEqual(select({ agents: ['/^rpc/'] }), ['web1.example.com', 'win1']);
+  });
+
+  it('compares facts at dotted paths: strings case-insensitively, numbers numerically', () => {
+    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'redhat')] }), ['web1.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('env', FactOperator.FACT_OPERATOR_EQUAL, 'PROD')] }), ['web1.example.com', 'web2.example.com']);
+    // '16' > '4' and '32' (a string fact) > '8' numerically, although not as text.
+    assert.deepEqual(select({ facts: [fact('processors.count', FactOperator.FACT_OPERATOR_GREATER_EQUAL, '8')] }), ['web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('processors.count', FactOperator.FACT_OPERATOR_LESS, '5')] }), ['web1.example.com']);
+    assert.deepEqual(select({ facts: [fact('os.release.major', FactOperator.FACT_OPERATOR_GREATER, '8.5')] }), ['web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('is_virtual', FactOperator.FACT_OPERATOR_EQUAL, 'TRUE')] }), ['db1.example.com']);
+  });
+
+  it('matches MATCHES case-insensitively and never matches a missing fact, not even with !=', () => {
+    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_MATCHES, '^(red|deb)')] }), ['web1.example.com', 'web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] }), ['web1.example.com', 'web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('env', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'prod')] }), []);
+    assert.deepEqual(select({ facts: [fact('no.such.fact', FactOperator.FACT_OPERATOR_MATCHES, '.*')] }), []);
+  });
+
+  it('ANDs facts and every kind of filter together', () => {
+    assert.deepEqual(
+      select({
+        identities: ['/example/'],
+        classes: ['role::web'],
+        agents: ['bolt_tasks'],
+        facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'debian'), fact('processors.count', FactOperator.FACT_OPERATOR_GREATER, '8')],
+      }),
+      ['web2.example.com'],
+    );
+  });
+
+  it('finds a fact whose name contains dots literally', () => {
+    assert.equal(lookupFact(FLEET[3].facts, 'dotted.name'), 'x');
+    assert.equal(lookupFact(FLEET[0].facts, 'os.release.major'), '8');
+    assert.equal(lookupFact(FLEET[0].facts, 'os.release.major.minor'), undefined);
+  });
+
+  it('rejects invalid regular expressions, unset operators and compound filters, naming each', () => {
+    assert.throws(
+      () => compileFilter(Filter.fromPartial({ identities: ['/(/'], facts: [fact('os', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'x'), fact('os', FactOperator.FACT_OPERATOR_MATCHES, '[')], compound: ["with('x')"] })),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError);
+        assert.deepEqual(
+          err.violations.map((v) => v.field),
+          ['filter.compound', 'filter.identities[0]', 'filter.facts[0].operator', 'filter.facts[1].value'],
+        );
+        assert.match(err.message, /^compound filters are not supported yet; filter\.identities\[0\] \/\(\/ is not a valid regular expression: /);
+        return true;
+      },
+    );
+  });
+});
+
+describe('discoverNodes', () => {
+  it('selects online nodes of the index only, unless offline ones are asked for', async () => {
+    const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
+    const now = Date.now();
+    for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`, now);
+    await index.markOffline('web2.example.com', 's-web2.example.com');
+    await index.upsert(Hello.fromPartial(FLEET[2]), 's-db1.example.com', now - 31_000); // stale heartbeat
+    const web = Filter.fromPartial({ classes: ['/./'] });
+    assert.deepEqual((await discoverNodes(index, web, { nowMs: now })).map((n) => n.identity), ['web1.example.com', 'win1']);
+    assert.deepEqual(
+      (await discoverNodes(index, web, { nowMs: now, includeOffline: true })).map((n) => n.identity),
+      ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1'],
+    );
+    const redhat = Filter.fromPartial({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'RedHat')] });
+    assert.deepEqual((await discoverNodes(index, redhat, { nowMs: now })).map((n) => n.identity), ['web1.example.com']);
+  });
+});

@@ -1,0 +1,58 @@
+import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../../lib/config';
+import { drainOnSignals } from '../../lib/grpc-server';
+import { createLogger } from '../../lib/logger';
+import { announceListening, runMain } from '../../lib/main';
+import { startScheduler } from './scheduler-server';
+
+/** Seconds between agent heartbeats when the configuration sets none. */
+const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
+
+const ADDRESS = '^[^\\s:]+:\\d{1,5}$';
+
+/** Configuration of the scheduler process. */
+const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
+  type: 'object',
+  properties: {
+    ...SERVER_CONFIG_PROPERTIES,
+    ...REDIS_CONFIG_PROPERTIES,
+    'metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service' },
+    'results-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the results service' },
+    'agent-metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service as agents reach it; default metadata-address' },
+    'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats' },
+  },
+  required: ['metadata-address', 'results-address'],
+  additionalProperties: false,
+};
+
+/** The scheduler's configuration as loaded. */
+interface SchedulerConfig {
+  listen: string;
+  'log-level': string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-ca'?: string;
+  'redis-url': string;
+  'key-prefix': string;
+  'metadata-address': string;
+  'results-address': string;
+  'agent-metadata-address'?: string;
+  'heartbeat-interval-s': number;
+}
+
+runMain('scheduler', async () => {
+  const config = loadConfig<SchedulerConfig>(SCHEDULER_CONFIG_SCHEMA);
+  const log = createLogger('scheduler', config['log-level']);
+  const scheduler = await startScheduler({
+    listen: config.listen,
+    log,
+    tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
+    redisUrl: config['redis-url'],
+    keyPrefix: config['key-prefix'],
+    metadataAddress: config['metadata-address'],
+    resultsAddress: config['results-address'],
+    agentMetadataAddress: config['agent-metadata-address'],
+    heartbeatIntervalS: config['heartbeat-interval-s'],
+  });
+  drainOnSignals(log, scheduler.server.drain, scheduler.close);
+  announceListening('scheduler', scheduler.address);
+});

@@ -1,0 +1,117 @@
+import { AgentGatewayServiceService } from '../../gen/baton/v1/agent_gateway_service';
+import { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
+import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { SchedulerServiceService } from '../../gen/baton/v1/scheduler_service';
+import { makeClient } from '../../lib/grpc-client';
+import { startServer, type RunningServer } from '../../lib/grpc-server';
+import type { Logger } from '../../lib/logger';
+import { createRedis, RedisKeys } from '../../lib/redis';
+import type { TlsFiles } from '../../lib/tls';
+import { AgentGateway } from './agent-gateway';
+import { AgentRegistry } from './agent-registry';
+import { NodeIndex } from './node-index';
+import { ResultRecorder } from './result-recorder';
+import { RunOrchestrator } from './run-orchestrator';
+import { RunTracker } from './run-tracker';
+import { schedulerService } from './scheduler-service';
+
+/** Options of `startScheduler`. */
+export interface SchedulerServerOptions {
+  /** host:port to bind; port 0 picks a free port. */
+  listen: string;
+  log: Logger;
+  /** TLS files, used by the server and by its clients of the metadata and results services. */
+  tls?: TlsFiles;
+  redisUrl: string;
+  keyPrefix: string;
+  /** host:port of the metadata service (GetTask). */
+  metadataAddress: string;
+  /** host:port of the results service. */
+  resultsAddress: string;
+  /** host:port of the metadata service as agents reach it, sent in the Welcome; default metadataAddress. */
+  agentMetadataAddress?: string;
+  /** Seconds between agent heartbeats. */
+  heartbeatIntervalS: number;
+  /** Seconds nodes get to download the task files; default DEFAULT_DOWNLOAD_TIMEOUT_S. */
+  downloadTimeoutS?: number;
+  /** Drain grace period in ms; default DEFAULT_DRAIN_GRACE_MS. */
+  drainGraceMs?: number;
+}
+
+/** A running scheduler. */
+export interface RunningScheduler {
+  /** The bound address, host:port. */
+  address: string;
+  server: RunningServer;
+  /** Drains the server (ending every agent stream), then closes clients and Redis. */
+  stop(): Promise<void>;
+  /** Closes clients and Redis after a drain (what `stop` does after draining). */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the scheduler: the SchedulerService and the AgentGatewayService on one server,
+ * with the node index in Redis and clients of the metadata and results services.
+ */
+export async function startScheduler(options: SchedulerServerOptions): Promise<RunningScheduler> {
+  const { log } = options;
+  const tls = options.tls ?? {};
+  const redis = createRedis({ url: options.redisUrl, log, connectionName: 'baton-scheduler' });
+  const metadata = makeClient(MetadataServiceClient, options.metadataAddress, tls);
+  const results = makeClient(ResultsServiceClient, options.resultsAddress, tls);
+
+  const index = new NodeIndex(redis, new RedisKeys(options.keyPrefix), options.heartbeatIntervalS);
+  const registry = new AgentRegistry();
+  const tracker = new RunTracker();
+  const gateway = new AgentGateway({
+    index,
+    registry,
+    recorder: new ResultRecorder(results, tracker, log),
+    log,
+    heartbeatIntervalS: options.heartbeatIntervalS,
+    metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
+  });
+  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, log, downloadTimeoutS: options.downloadTimeoutS });
+
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      listen: options.listen,
+      log,
+      tls,
+      drainGraceMs: options.drainGraceMs,
+      services: [
+        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, log }) },
+        { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation() },
+      ],
+    });
+  } catch (err) {
+    redis.disconnect();
+    metadata.close();
+    results.close();
+    throw err;
+  }
+  // Agent streams never end by themselves: end them when draining so agents reconnect elsewhere,
+  // and wait for their nodes to be marked offline before Redis closes.
+  let agentsClosed: Promise<void> = Promise.resolve();
+  server.onDrain(() => {
+    agentsClosed = gateway.closeAll();
+  });
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await agentsClosed;
+      metadata.close();
+      results.close();
+      await redis.quit();
+    })());
+  return {
+    address: server.address,
+    server,
+    close,
+    stop: async () => {
+      await server.drain();
+      await close();
+    },
+  };
+}
