@@ -44,7 +44,8 @@ export function devAgentProfile(i: number): { identity: string; facts: Record<st
  * A whole Baton installation on this machine, every part a separate process: a private
  * redis-server on a free port, the metadata, results and scheduler services on free ports, and
  * N agents with their own identity, facts, cache and spool directories. Used by `baton dev`
- * and by the end-to-end tests.
+ * and by the end-to-end tests. Children share the terminal's process group on purpose: a Ctrl-C
+ * reaches every one of them, so none outlives `baton dev`, and each stops itself cleanly.
  */
 export class DevStack {
   private constructor(

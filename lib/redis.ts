@@ -39,6 +39,23 @@ export function createRedis(options: RedisOptions): Redis {
   return client;
 }
 
+/** How long `closeRedis` waits for a polite QUIT before dropping the connection, in ms. */
+export const REDIS_QUIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Closes a client when a process stops: QUIT (pending replies arrive first), or a plain
+ * disconnect when Redis does not answer in time (it may be the reason we are stopping).
+ */
+export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([redis.quit().catch(() => undefined), timedOut]);
+  clearTimeout(timer);
+  redis.disconnect();
+}
+
 /**
  * Every Redis key Baton uses, under one configurable prefix. Per-run keys carry the task id
  * as a hash tag (`{<task id>}`) so one run's keys live in one Redis Cluster slot.

@@ -3,8 +3,7 @@ import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type Con
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
-import { createRedis } from '../../lib/redis';
-import { closeRedis } from './close-redis';
+import { closeRedis, createRedis } from '../../lib/redis';
 import { createResultsService } from './results-service';
 
 /** Full proto name of the service, for health checking. */

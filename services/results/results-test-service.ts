@@ -6,10 +6,9 @@ import { isServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
-import { createRedis } from '../../lib/redis';
+import { closeRedis, createRedis } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix } from '../../test/helpers/redis';
-import { closeRedis } from './close-redis';
 import { createResultsService } from './results-service';
 
 /**

@@ -5,7 +5,7 @@ import { SchedulerServiceService } from '../../gen/baton/v1/scheduler_service';
 import { makeClient } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
-import { createRedis, RedisKeys } from '../../lib/redis';
+import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../../lib/redis';
 import type { TlsFiles } from '../../lib/tls';
 import { AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
@@ -100,10 +100,12 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      await agentsClosed;
+      // Marking nodes offline needs Redis; when Redis is gone (it may be why we stop), give up
+      // after the quit timeout: the index's staleness rule covers nodes left marked online.
+      await Promise.race([agentsClosed, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
       metadata.close();
       results.close();
-      await redis.quit();
+      await closeRedis(redis);
     })());
   return {
     address: server.address,
