@@ -1,6 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DevStack } from '../../cli/dev-stack';
+import { FactOperator } from '../../gen/baton/v1/filter';
+import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { packageRoot } from '../../lib/package-root';
 import type { StatusDocument } from '../../cli/status-document';
 import { runCli, type CliRun } from '../helpers/cli';
 
@@ -96,5 +103,36 @@ describe('baton tasks run and status, end to end on three agents', () => {
     const nobody = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node9'], env);
     assert.equal(nobody.code, 3, nobody.stderr);
     assert.match(nobody.stderr, /no nodes/i);
+  });
+
+  it('indexes every agent in Redis with its identity and facts, for discovery', async () => {
+    const scheduler = makeClient(SchedulerServiceClient, stack.addresses.scheduler);
+    try {
+      const all = await unary(scheduler, scheduler.discoverNodes, { filter: undefined, includeOffline: false });
+      assert.deepEqual(all.nodes.map((n) => [n.identity, n.online]), [['node1', true], ['node2', true], ['node3', true]]);
+      const web = await unary(scheduler, scheduler.discoverNodes, {
+        filter: { identities: [], classes: [], agents: [], compound: [], facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_EQUAL, value: 'web' }] },
+        includeOffline: false,
+      });
+      assert.deepEqual(web.nodes.map((n) => n.identity), ['node1']);
+      assert.equal(web.nodes[0].facts?.datacenter, 'ams1');
+      assert.equal((web.nodes[0].facts?.os as { family?: string } | undefined)?.family, 'Linux');
+    } finally {
+      scheduler.close();
+    }
+  });
+
+  it('never runs a tampered cache file: the next download replaces it with verified content', async () => {
+    const script = readFileSync(join(packageRoot(), 'examples/modules/production/modules/demo/tasks/echo.sh'));
+    const sha256 = createHash('sha256').update(script).digest('hex');
+    const cached = join(stack.stateDir, 'node1', 'cache', sha256);
+    assert.deepEqual(readFileSync(cached), script, 'node1 holds echo.sh from the first test');
+    writeFileSync(cached, '#!/bin/sh\necho \'{"message": "tampered"}\'\n');
+
+    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'intact', '-I', 'node1'], env);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    const doc = await status(taskIdOf(run));
+    assert.equal((doc.items[0].stdout as Record<string, unknown>).message, 'intact');
+    assert.deepEqual(readFileSync(cached), script);
   });
 });
