@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs what Baton needs on a Debian/Ubuntu machine with Node 20: redis-server through apt
-# when it is missing (as root; otherwise says how), and the npm dependencies from the lock
-# when node_modules is missing or older than package-lock.json.
+# Installs what Baton needs on a Debian/Ubuntu machine with Node 20: the Debian packages below
+# through apt when one is missing (as root; otherwise says how), and the npm dependencies from
+# the lock when node_modules is missing or older than package-lock.json.
+#   redis-server  the one stateful dependency (baton dev, tests)
+#   openssl       makes throwaway certificates for the TLS tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing redis-server with apt-get..." >&2
+    echo "Installing ${missing[*]} with apt-get..." >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "redis-server is missing; install it with: sudo apt-get install -y redis-server" >&2
+    echo "missing: ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi

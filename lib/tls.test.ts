@@ -1,0 +1,65 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { MetadataServiceClient, MetadataServiceService, type MetadataServiceServer } from '../gen/baton/v1/metadata_service';
+import { makeTestCertificates, type TestCertificates } from '../test/helpers/certificates';
+import { NotFoundError } from './errors';
+import { makeClient, unary } from './grpc-client';
+import { startServer, unaryHandler, type RunningServer } from './grpc-server';
+import { createLogger } from './logger';
+
+const log = createLogger('test', 'silent');
+
+/** A handler that always answers NOT_FOUND: reaching it proves the TLS handshake worked. */
+const probe = {
+  getTask: unaryHandler(log, () => {
+    throw new NotFoundError('TASK_NOT_FOUND', 'reached the handler');
+  }),
+} as Partial<MetadataServiceServer> as MetadataServiceServer;
+
+async function callOutcome(client: MetadataServiceClient): Promise<{ code: status; details: string }> {
+  try {
+    await unary(client, client.getTask, { environment: '', task: 'x' }, { deadlineMs: 3000 });
+    return { code: status.OK, details: '' };
+  } catch (err) {
+    return { code: (err as ServiceError).code, details: (err as ServiceError).details };
+  } finally {
+    client.close();
+  }
+}
+
+describe('TLS when configured', () => {
+  let certs: TestCertificates;
+  let tlsServer: RunningServer;
+  let mtlsServer: RunningServer;
+
+  before(async () => {
+    certs = makeTestCertificates();
+    const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe }];
+    tlsServer = await startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey }, drainGraceMs: 200 });
+    mtlsServer = await startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, drainGraceMs: 200 });
+  });
+  after(async () => {
+    await tlsServer.drain();
+    await mtlsServer.drain();
+    rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it('serves TLS to a client that trusts the CA', async () => {
+    const outcome = await callOutcome(makeClient(MetadataServiceClient, tlsServer.address, { ca: certs.ca }));
+    assert.deepEqual(outcome, { code: status.NOT_FOUND, details: 'reached the handler' });
+  });
+
+  it('refuses a plaintext client', async () => {
+    const outcome = await callOutcome(makeClient(MetadataServiceClient, tlsServer.address));
+    assert.equal(outcome.code, status.UNAVAILABLE);
+  });
+
+  it('requires a client certificate signed by the CA when a CA is configured', async () => {
+    const without = await callOutcome(makeClient(MetadataServiceClient, mtlsServer.address, { ca: certs.ca }));
+    assert.equal(without.code, status.UNAVAILABLE);
+    const withCert = await callOutcome(makeClient(MetadataServiceClient, mtlsServer.address, { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }));
+    assert.deepEqual(withCert, { code: status.NOT_FOUND, details: 'reached the handler' });
+  });
+});
