@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
+import type { Command } from 'commander';
 import { MetadataServiceClient } from '../gen/baton/v1/metadata_service';
 import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
@@ -13,6 +14,25 @@ export interface ServiceAddresses {
   scheduler: string;
   metadata: string;
   results: string;
+}
+
+/** Options every command that talks to the services takes. */
+export interface ConnectionOptions extends Partial<ServiceAddresses> {
+  json?: boolean;
+  verbose?: boolean;
+  /** False with `--no-color`. */
+  color: boolean;
+}
+
+/** Adds `--scheduler`, `--metadata`, `--results`, `--json`, `-v` and `--no-color` to a command. */
+export function addConnectionOptions(command: Command, jsonDescription: string): Command {
+  return command
+    .option('--json', jsonDescription)
+    .option('-v, --verbose', 'show every node, not only failures')
+    .option('--no-color', 'no colour')
+    .option('--scheduler <HOST:PORT>', 'scheduler address')
+    .option('--metadata <HOST:PORT>', 'metadata service address')
+    .option('--results <HOST:PORT>', 'results service address');
 }
 
 /** Where `baton dev` records the addresses of the stack it runs, so plain `baton` finds it. */

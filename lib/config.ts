@@ -106,6 +106,21 @@ export const SERVER_CONFIG_PROPERTIES = {
   'tls-ca': { type: 'string', description: 'PEM CA bundle; when set, clients must present a certificate it signed' },
 } as const;
 
+/** The loaded values of SERVER_CONFIG_PROPERTIES. */
+export interface ServerConfig {
+  listen: string;
+  'log-level': string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-ca'?: string;
+}
+
+/** The loaded values of REDIS_CONFIG_PROPERTIES. */
+export interface RedisConfig {
+  'redis-url': string;
+  'key-prefix': string;
+}
+
 /** Common keys of processes that use Redis. */
 export const REDIS_CONFIG_PROPERTIES = {
   'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', pattern: '^rediss?://', description: 'Redis URL, redis://host:port[/db]' },

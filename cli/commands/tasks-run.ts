@@ -6,7 +6,7 @@ import { FactOperator } from '../../gen/baton/v1/filter';
 import { unary } from '../../lib/grpc-client';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { CliError, EXIT } from '../cli-error';
-import { callerMetadata, Clients } from '../connection';
+import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
 import { statusDocument } from '../status-document';
 import { chooseColors, formatNodeResults, formatSummary } from '../summary-format';
@@ -19,7 +19,8 @@ const RUN_DEADLINE_MARGIN_S = 90;
 
 /** The options `baton tasks run` itself defines (a task parameter with one of these names becomes `--param-<name>`). */
 function runCommand(): Command {
-  return new Command('run')
+  const command = new Command('run')
+    .name('baton tasks run')
     .description('run a task on the nodes picked by the filters')
     .argument('<task>', 'task name, e.g. acme::restart')
     .option('-E, --environment <ENV>', 'environment to take the task from', DEFAULT_ENVIRONMENT)
@@ -32,13 +33,8 @@ function runCommand(): Command {
     .addOption(new Option('--wait <SECONDS>', 'seconds to wait for the nodes').default(DEFAULT_WAIT_S).argParser(positiveInt('--wait')))
     .addOption(new Option('--timeout <SECONDS>', 'stop the task on the nodes after this many seconds').argParser(positiveInt('--timeout')))
     .option('--noop', 'run in no-op mode (tasks that support it)')
-    .option('--run-as <USER>', 'run the task as this user on the nodes')
-    .option('--json', 'print the result document as JSON')
-    .option('-v, --verbose', 'show every node, not only failures')
-    .option('--no-color', 'no colour')
-    .option('--scheduler <HOST:PORT>', 'scheduler address')
-    .option('--metadata <HOST:PORT>', 'metadata service address')
-    .option('--results <HOST:PORT>', 'results service address');
+    .option('--run-as <USER>', 'run the task as this user on the nodes');
+  return addConnectionOptions(command, 'print the result document as JSON');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -110,7 +106,7 @@ function readInputOption(value: string | undefined): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-interface RunOptions {
+interface RunOptions extends ConnectionOptions {
   environment: string;
   withIdentity: string[];
   withClass: string[];
@@ -122,12 +118,6 @@ interface RunOptions {
   timeout?: number;
   noop?: boolean;
   runAs?: string;
-  json?: boolean;
-  verbose?: boolean;
-  color: boolean;
-  scheduler?: string;
-  metadata?: string;
-  results?: string;
 }
 
 function parseStrict(command: Command, argv: string[]): { task: string; options: RunOptions } {

@@ -2,31 +2,14 @@ import { Command } from 'commander';
 import { unary } from '../../lib/grpc-client';
 import { isTaskId } from '../../lib/task-id';
 import { CliError, EXIT } from '../cli-error';
-import { Clients } from '../connection';
+import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
 import { statusDocument } from '../status-document';
 import { chooseColors, formatNodeResults, formatSummary } from '../summary-format';
 
-interface StatusOptions {
-  json?: boolean;
-  verbose?: boolean;
-  color: boolean;
-  scheduler?: string;
-  metadata?: string;
-  results?: string;
-}
-
 /** `baton tasks status <task id>`: every node's result of a run, read from the results service. */
 export function tasksStatusCommand(done: (code: number) => void): Command {
-  return new Command('status')
-    .description("show a run's results by task id")
-    .argument('<task_id>', 'the task id printed by `baton tasks run`')
-    .option('--json', 'print the items/stats/summary document as JSON')
-    .option('-v, --verbose', 'show every node, not only failures')
-    .option('--no-color', 'no colour')
-    .option('--scheduler <HOST:PORT>', 'scheduler address')
-    .option('--metadata <HOST:PORT>', 'metadata service address')
-    .option('--results <HOST:PORT>', 'results service address')
-    .action(async (taskId: string, options: StatusOptions) => {
+  const command = new Command('status').description("show a run's results by task id").argument('<task_id>', 'the task id printed by `baton tasks run`');
+  return addConnectionOptions(command, 'print the items/stats/summary document as JSON').action(async (taskId: string, options: ConnectionOptions) => {
       if (!isTaskId(taskId)) throw new CliError(`'${taskId}' is not a task id; expected 32 lowercase hex characters`);
       const clients = new Clients(options);
       try {

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { ConfigError, loadConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../../lib/config';
+import { ConfigError, loadConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -27,12 +27,7 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The validated configuration of baton-metadata. */
-interface MetadataConfig {
-  listen: string;
-  'log-level': string;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  'tls-ca'?: string;
+interface MetadataConfig extends ServerConfig {
   environmentpath: string;
 }
 

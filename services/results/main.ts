@@ -1,5 +1,5 @@
 import { ResultsServiceService } from '../../gen/baton/v1/results_service';
-import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../../lib/config';
+import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -17,15 +17,7 @@ const CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The loaded configuration. */
-interface ResultsConfig {
-  listen: string;
-  'log-level': string;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  'tls-ca'?: string;
-  'redis-url': string;
-  'key-prefix': string;
-}
+type ResultsConfig = ServerConfig & RedisConfig;
 
 runMain('results', async () => {
   const config = loadConfig<ResultsConfig>(CONFIG_SCHEMA);

@@ -1,4 +1,4 @@
-import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../../lib/config';
+import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -25,14 +25,7 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The scheduler's configuration as loaded. */
-interface SchedulerConfig {
-  listen: string;
-  'log-level': string;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  'tls-ca'?: string;
-  'redis-url': string;
-  'key-prefix': string;
+interface SchedulerConfig extends ServerConfig, RedisConfig {
   'metadata-address': string;
   'results-address': string;
   'agent-metadata-address'?: string;
