@@ -1,3 +1,4 @@
+import { EXIT } from './cli-error';
 import type { StatusDocument, StatusItem } from './status-document';
 
 /** Colour functions; identity functions when colour is off. */
@@ -82,4 +83,20 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
     lines.push('', `${s.running} nodes are still running, use 'baton tasks status ${doc.summary.taskid}' to check on them later`);
   }
   return lines;
+}
+
+/**
+ * Prints a run's result the way `run` and `status` both do (the JSON document, or the failed
+ * nodes and the summary) and returns the exit code: 0 all succeeded, 1 a node failed, 4 still
+ * running.
+ */
+export function reportRun(doc: StatusDocument, options: { json?: boolean; verbose?: boolean; color: boolean }, out: NodeJS.WriteStream = process.stdout): number {
+  if (options.json) {
+    out.write(`${JSON.stringify(doc, null, 2)}\n`);
+  } else {
+    const colors = chooseColors(out, !options.color);
+    out.write(`${[...formatNodeResults(doc, options.verbose === true, colors), ...formatSummary(doc, colors)].join('\n')}\n`);
+  }
+  if (doc.summary.success) return EXIT.OK;
+  return doc.stats.failed > 0 ? EXIT.FAILED : EXIT.STILL_RUNNING;
 }

@@ -9,7 +9,7 @@ import { CliError, EXIT } from '../cli-error';
 import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
 import { statusDocument } from '../status-document';
-import { chooseColors, formatNodeResults, formatSummary } from '../summary-format';
+import { reportRun } from '../summary-format';
 
 /** Seconds `baton tasks run` waits for the nodes by default (Choria's DDL timeout). */
 export const DEFAULT_WAIT_S = 60;
@@ -176,7 +176,6 @@ async function run(
   filter: Filter,
   say: (line?: string) => void,
 ): Promise<number> {
-  const colors = chooseColors(process.stdout, !options.color);
   say(options.background ? `Starting task ${task} in the background` : `Running task ${task} and waiting up to ${options.wait} seconds for it to complete`);
   say();
   const response = await unary(
@@ -207,13 +206,5 @@ async function run(
     return EXIT.OK;
   }
   const doc = statusDocument(await unary(clients.results, clients.results.getRunStatus, { taskId }));
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  } else {
-    for (const line of formatNodeResults(doc, options.verbose === true, colors)) say(line);
-    for (const line of formatSummary(doc, colors)) say(line);
-  }
-  if (doc.summary.success) return EXIT.OK;
-  if (doc.stats.failed > 0) return EXIT.FAILED;
-  return EXIT.STILL_RUNNING;
+  return reportRun(doc, options);
 }
