@@ -31,7 +31,10 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
       case status.DEADLINE_EXCEEDED:
         return { line: `no answer in time: ${report.message}`, exitCode: EXIT.UNAVAILABLE };
       case status.FAILED_PRECONDITION:
-        return { line, exitCode: report.reason === 'NO_NODES' || /no nodes matched/.test(line) ? EXIT.NO_NODES : EXIT.FAILED };
+        if (report.reason === 'NO_NODES_MATCHED') return { line, exitCode: EXIT.NO_NODES };
+        // A request the task cannot take (noop on a task without it) is the operator's to change.
+        if (report.reason === 'NOOP_NOT_SUPPORTED') return { line, exitCode: EXIT.USAGE };
+        return { line, exitCode: EXIT.FAILED };
       default:
         return { line, exitCode: report.code === status.INTERNAL || report.code === status.UNKNOWN ? EXIT.FAILED : EXIT.USAGE };
     }
