@@ -13,7 +13,10 @@ export function runMain(piece: string, main: () => Promise<void>): void {
   });
 }
 
-/** The stdout line a server prints once it listens; `baton dev` and the tests wait for it. */
+/**
+ * The stdout line a server prints once it listens; `baton dev` and the tests wait for it, and
+ * may signal the process right after, so install signal handlers before calling this.
+ */
 export function announceListening(piece: string, address: string): void {
   process.stdout.write(`baton-${piece} listening on ${address}\n`);
 }

@@ -61,6 +61,7 @@ runMain('metadata', async () => {
     log,
     tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
   });
-  announceListening('metadata', server.address);
+  // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   drainOnSignals(log, server.drain);
+  announceListening('metadata', server.address);
 });

@@ -31,6 +31,7 @@ runMain('results', async () => {
     tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
   });
   server.onDrain(() => service.endStreams());
-  announceListening('results', server.address);
+  // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   drainOnSignals(log, () => server.drain(), () => closeRedis(redis));
+  announceListening('results', server.address);
 });
