@@ -242,6 +242,27 @@ describe('MetadataService over a fixture environmentpath', () => {
     assert.equal((await readTaskFile(client, { environment: 'staging', path: 'other/tasks/one.sh' })).data.toString(), 'x');
   });
 
+  it('serves each environment from its own modulepath, production by default, and names what it cannot find', async () => {
+    const list = (environment: string) => unary(client, client.listTasks, { environment, pageSize: 0, pageToken: '', includePrivate: true });
+    assert.deepEqual((await list('staging')).tasks.map((t) => t.name), ['other::one']);
+    assert.deepEqual((await list('')).tasks.map((t) => t.name), (await list('production')).tasks.map((t) => t.name));
+    assert.equal((await unary(client, client.getTask, { environment: 'staging', task: 'other::one' })).task?.environment, 'staging');
+    const elsewhere = await failure(() => unary(client, client.getTask, { environment: '', task: 'other::one' }));
+    assert.equal(elsewhere.code, status.NOT_FOUND);
+    assert.equal(elsewhere.message, "task 'other::one' not found in environment 'production'");
+    for (const call of [
+      () => list('nosuch'),
+      () => unary(client, client.getTask, { environment: 'nosuch', task: 'big::payload' }),
+      () => readTaskFile(client, { environment: 'nosuch', path: 'big/tasks/payload.sh' }),
+    ]) {
+      const err = await failure(call);
+      assert.equal(err.code, status.NOT_FOUND);
+      assert.equal(err.message, "environment 'nosuch' not found; known environments: production, staging");
+    }
+    const { environments } = await unary(client, client.listEnvironments, {});
+    assert.deepEqual(environments, [{ name: 'production', taskCount: 3 }, { name: 'staging', taskCount: 1 }]);
+  });
+
   it('hides private tasks unless asked, and lists broken tasks with their error', async () => {
     const req = { environment: 'production', pageSize: 0, pageToken: '', includePrivate: false };
     const visible = await unary(client, client.listTasks, req);

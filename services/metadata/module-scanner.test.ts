@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -88,6 +88,16 @@ describe('scanEnvironment', () => {
       [`${M}/broken.sh`]: 'x',
       [`${M}/wrongtype.json`]: JSON.stringify({ parameters: ['a'] }),
       [`${M}/wrongtype.sh`]: 'x',
+      // every mount of another module, de-duplication, bad shapes
+      [`${M}/mounts.json`]: JSON.stringify({
+        files: ['helper/scripts/run.sh', 'helper/tasks/probe.sh', 'helper/files/util.sh'],
+        implementations: [{ name: 'good.sh', files: ['helper/files/util.sh', 'helper/lib/ruby/b.rb'] }],
+      }),
+      [`${M}/fileslash.json`]: JSON.stringify({ files: ['helper/files/util.sh/'] }),
+      [`${M}/fileslash.sh`]: 'x',
+      [`${M}/badreq.json`]: JSON.stringify({ implementations: [{ name: 'good.sh', requirements: 'shell' }] }),
+      [`${H}/scripts/run.sh`]: 'run\n',
+      [`${H}/tasks/probe.sh`]: 'probe\n',
       [`${H}/files/util.sh`]: 'util\n',
       [`${H}/lib/ruby/b.rb`]: 'b\n',
       [`${H}/lib/ruby/a/deep.rb`]: 'deep\n',
@@ -207,6 +217,27 @@ describe('scanEnvironment', () => {
     assert.equal(env.files.has('helper/lib/ruby/.hidden'), false);
   });
 
+  it('takes extra files from the files, lib, scripts and tasks mounts of any module, each path once', () => {
+    const t = loaded('acme::mounts');
+    assert.deepEqual(
+      t.files.map((f) => f.path),
+      ['acme/tasks/good.sh', 'helper/scripts/run.sh', 'helper/tasks/probe.sh', 'helper/files/util.sh', 'helper/lib/ruby/b.rb'],
+    );
+    assert.deepEqual(t.implementations[0].files, ['helper/files/util.sh', 'helper/lib/ruby/b.rb']);
+    assert.equal(env.files.get('helper/scripts/run.sh'), join(root, H, 'scripts/run.sh'));
+    assert.ok(loaded('helper::probe'), "another module's task file is still its own task too");
+  });
+
+  it('loads a metadata-only task whose implementations name other tasks\' executables', () => {
+    assert.ok(!env.files.has('acme/tasks/shared.sh'));
+    assert.equal(loaded('acme::shared').implementations.length, 2);
+  });
+
+  it('refuses a file named with a trailing / and requirements that are not an array', () => {
+    assert.match(broken('acme::fileslash', 'puppet.tasks/invalid-metadata')?.msg ?? '', /is a file; only directories may end with a trailing \//);
+    assert.match(broken('acme::badreq', 'puppet.tasks/invalid-metadata')?.msg ?? '', /'implementations\[0\]\.requirements' must be an array of strings/);
+  });
+
   it('refuses extra files with relative components, absolute paths, unknown modules or mounts, and directories without a trailing /', () => {
     assert.match(broken('acme::dotdot', 'puppet.tasks/invalid-metadata')?.msg ?? '', /relative/);
     assert.match(broken('acme::absolute', 'puppet.tasks/invalid-metadata')?.msg ?? '', /absolute/);
@@ -223,6 +254,17 @@ describe('scanEnvironment', () => {
     loaded('acme::good');
     assert.ok(!env.files.has('acme/tasks/broken.sh'), 'files of broken tasks are not served');
     assert.ok(env.files.has('acme/tasks/good.sh'));
+  });
+
+  it('fails a metadata file it cannot read with puppet.tasks/unreadable-metadata', { skip: process.getuid?.() === 0 ? 'root reads any file' : false }, async () => {
+    const dir = writeTree({ [`${M}/locked.json`]: '{}', [`${M}/locked.sh`]: 'x' });
+    try {
+      chmodSync(join(dir, M, 'locked.json'), 0o000);
+      const scanned = await scanEnvironment('production', dir);
+      assert.equal(scanned.byName.get('acme::locked')?.error?.kind, 'puppet.tasks/unreadable-metadata');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('scans an environment without a modules directory as empty', async () => {

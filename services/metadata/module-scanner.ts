@@ -12,6 +12,10 @@ import { TaskLoadError } from './task-load-error';
  * Scans one environment, `<environmentpath>/<env>/modules/<module>/tasks/`, into tasks
  * following task-spec.md §1 (Puppet `Puppet::Module::Task`). A task that fails to load is
  * kept with its error so an operator sees it; it never hides the other tasks.
+ *
+ * The modulepath of an environment is exactly `<env>/modules`: `environment.conf` (and its
+ * `modulepath`, which may name `$basemodulepath` and several directories) is not read. A site
+ * that needs more than one module directory links the modules into `<env>/modules`.
  */
 
 /** One task of a scanned environment: loaded (`task` set) or broken (`error` set). */
