@@ -1,11 +1,11 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InputMethod, type Implementation, type Task, type TaskError, type TaskFile } from '../../gen/baton/v1/task';
+import type { Implementation, Task, TaskError, TaskFile } from '../../gen/baton/v1/task';
 import { NAME_SEGMENT, canonicalTaskName } from '../../lib/names';
 import { resolveExtraFile, type ResolvedFile } from './extra-files';
 import { FileDigests } from './file-digests';
-import { buildParameters } from './parameters';
-import { parseMetadataText, salvageListingFields, validateMetadata, type InputMethodName, type TaskMetadata } from './task-metadata';
+import { assembleTask, inputMethodOf } from './assemble-task';
+import { parseMetadataText, salvageListingFields, validateMetadata, type TaskMetadata } from './task-metadata';
 import { TaskLoadError } from './task-load-error';
 
 /**
@@ -51,13 +51,6 @@ export const SCAN_CONCURRENCY = 8;
 
 /** Files that never belong to a task (Puppet `FORBIDDEN_EXTENSIONS`). */
 const IGNORED_EXTENSIONS = ['.md', '.conf'];
-
-const INPUT_METHOD_ENUM: Record<InputMethodName, InputMethod> = {
-  stdin: InputMethod.INPUT_METHOD_STDIN,
-  environment: InputMethod.INPUT_METHOD_ENVIRONMENT,
-  both: InputMethod.INPUT_METHOD_BOTH,
-  powershell: InputMethod.INPUT_METHOD_POWERSHELL,
-};
 
 function byString(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -135,7 +128,7 @@ async function loadTask(
       implementations.push({
         path: implFile(impl.name).path,
         requirements: impl.requirements,
-        inputMethod: impl.inputMethod ? INPUT_METHOD_ENUM[impl.inputMethod] : InputMethod.INPUT_METHOD_UNSPECIFIED,
+        inputMethod: inputMethodOf(impl.inputMethod),
         files: [...new Set(own.map((f) => f.path))],
       });
       files.push(implFile(impl.name));
@@ -166,20 +159,7 @@ async function loadTask(
     taskFiles.push({ path: f.path, sha256: digest.sha256, sizeBytes: digest.sizeBytes });
   }
 
-  const task: Task = {
-    name,
-    environment: env,
-    description: metadata.description ?? '',
-    supportsNoop: metadata.supportsNoop,
-    inputMethod: metadata.inputMethod ? INPUT_METHOD_ENUM[metadata.inputMethod] : InputMethod.INPUT_METHOD_UNSPECIFIED,
-    parameters: metadata.parameters ? buildParameters(metadata.parameters) : [],
-    parametersDeclared: metadata.parameters !== undefined,
-    files: taskFiles,
-    implementations,
-    private: metadata.private,
-    remote: metadata.remote,
-    metadataJson: rawMetadata === undefined || rawMetadata.trim() === '' ? '{}' : rawMetadata,
-  };
+  const task = assembleTask({ environment: env, name, metadata, rawMetadata, files: taskFiles, implementations });
   return { task, files: unique };
 }
 

@@ -59,3 +59,21 @@ export async function* taskFileChunks(absPath: string, path: string, expectedSha
     await handle.close();
   }
 }
+
+/**
+ * The chunks of content held whole in memory (a file fetched from Puppet Server), by the same
+ * rules: the sha256 announced is that of exactly these bytes, and a caller's expected sha256
+ * that differs is FAILED_PRECONDITION before anything is sent.
+ */
+export function* bufferChunks(data: Buffer, path: string, expectedSha256: string): Generator<ReadTaskFileResponse> {
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  if (expectedSha256 && expectedSha256 !== sha256) {
+    throw new FailedPreconditionError('TASK_FILE_CHANGED', `task file '${path}' has changed: its sha256 is now ${sha256}, not ${expectedSha256}; fetch the task again`, { path, sha256 });
+  }
+  let offset = 0;
+  do {
+    const chunk = data.subarray(offset, offset + CHUNK_SIZE_BYTES);
+    yield { data: chunk, offset, sizeBytes: offset === 0 ? data.length : 0, sha256: offset === 0 ? sha256 : '' };
+    offset += chunk.length;
+  } while (offset < data.length);
+}
