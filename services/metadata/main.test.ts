@@ -7,6 +7,7 @@ import { startChild } from '../../lib/child-process';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
+import { startFakePuppetServer } from '../../test/helpers/puppet-server';
 
 const ROOT = packageRoot();
 const MAIN = join(ROOT, 'dist', 'services', 'metadata', 'main.js');
@@ -60,6 +61,33 @@ describe('baton-metadata main', () => {
     assert.match(file.stderr, /^baton-metadata: configuration: environmentpath '.*package\.json' is not a directory; .*\n$/);
     const none = runMain([]);
     assert.equal(none.code, 2);
-    assert.equal(none.stderr, "baton-metadata: configuration: missing required key 'environmentpath'\n");
+    assert.equal(none.stderr, "baton-metadata: configuration: missing required key 'environmentpath' (or 'puppetserver-url'); expected one source of tasks\n");
+  });
+
+  it('prints one line and exits 2 when both sources are set, or a Puppet Server key without its certificate', () => {
+    const both = runMain(['--environmentpath', 'examples/modules', '--puppetserver-url', 'https://puppet:8140']);
+    assert.equal(both.code, 2);
+    assert.equal(both.stderr, 'baton-metadata: configuration: environmentpath and puppetserver-url are both set; expected one source of tasks\n');
+    const half = runMain(['--puppetserver-url', 'https://puppet:8140', '--puppetserver-key', 'package.json']);
+    assert.equal(half.code, 2);
+    assert.equal(half.stderr, 'baton-metadata: configuration: puppetserver-cert and puppetserver-key go together; set both or neither\n');
+  });
+
+  it('serves the tasks of a Puppet Server given puppetserver-url', async () => {
+    const fake = await startFakePuppetServer({
+      environments: { production: [{ module: 'remote', task: 'hello', metadata: { description: 'from Puppet Server' }, files: [{ module: 'remote', mount: 'tasks', rel: 'hello.sh', content: 'echo hi', implementation: true }] }] },
+    });
+    const started = await startChild(process.execPath, [MAIN, '--puppetserver-url', fake.url, '--listen', '127.0.0.1:0'], { cwd: ROOT, env: ENV, ready: LISTENING_LINE });
+    const client = makeClient(MetadataServiceClient, LISTENING_LINE.exec(started.readyLine)?.[1] ?? '');
+    try {
+      const listed = await unary(client, client.listTasks, { environment: '', pageSize: 0, pageToken: '', includePrivate: false });
+      assert.deepEqual(listed.tasks.map((t) => [t.name, t.description]), [['remote::hello', 'from Puppet Server']]);
+      const { task } = await unary(client, client.getTask, { environment: 'production', task: 'remote::hello' });
+      assert.deepEqual(task?.files.map((f) => f.path), ['remote/tasks/hello.sh']);
+    } finally {
+      client.close();
+      await started.stop();
+      await fake.stop();
+    }
   });
 });

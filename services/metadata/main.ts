@@ -1,18 +1,27 @@
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
 import { ConfigError, loadConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
-import { createLogger } from '../../lib/logger';
+import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
 import { Catalog } from './catalog';
 import { createMetadataService } from './metadata-service';
+import { ModulepathSource } from './modulepath-source';
+import { PuppetServerClient } from './puppetserver-client';
+import { DEFAULT_PUPPETSERVER_CACHE_TTL_MS, PuppetServerSource } from './puppetserver-source';
+import type { TaskSource } from './task-source';
 
 /**
- * baton-metadata: the task catalog service. Configuration: the common server keys plus
- * `environmentpath`. A missing or unreadable environmentpath is a configuration problem: one
- * line on stderr and exit code 2 (ConfigError), like any other bad setting.
+ * baton-metadata: the task catalog service. Configuration: the common server keys plus the
+ * source of tasks, exactly one of
+ * - `environmentpath`: a local directory of environments (task-spec.md §1), or
+ * - `puppetserver-url`: an existing Puppet Server's tasks API (task-spec.md §3), with
+ *   `puppetserver-ca`, `puppetserver-cert`, `puppetserver-key` for its TLS and
+ *   `puppetserver-cache-ttl-ms` for how long listings and task details are reused.
+ * A missing or unreadable environmentpath, or both sources or neither, is a configuration
+ * problem: one line on stderr and exit code 2 (ConfigError), like any other bad setting.
  */
 
 /** Configuration schema of baton-metadata. */
@@ -21,14 +30,63 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
   properties: {
     ...SERVER_CONFIG_PROPERTIES,
     environmentpath: { type: 'string', minLength: 1, description: 'directory holding <environment>/modules/<module>/tasks/' },
+    'puppetserver-url': { type: 'string', pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140' },
+    'puppetserver-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle that signed the Puppet Server certificate' },
+    'puppetserver-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to Puppet Server' },
+    'puppetserver-key': { type: 'string', minLength: 1, description: 'PEM private key of puppetserver-cert' },
+    'puppetserver-cache-ttl-ms': {
+      type: 'integer',
+      minimum: 0,
+      default: DEFAULT_PUPPETSERVER_CACHE_TTL_MS,
+      description: 'ms a Puppet Server task listing or detail is reused; 0 asks every time',
+    },
   },
-  required: ['environmentpath'],
   additionalProperties: false,
 };
 
 /** The validated configuration of baton-metadata. */
 interface MetadataConfig extends ServerConfig {
-  environmentpath: string;
+  environmentpath?: string;
+  'puppetserver-url'?: string;
+  'puppetserver-ca'?: string;
+  'puppetserver-cert'?: string;
+  'puppetserver-key'?: string;
+  'puppetserver-cache-ttl-ms': number;
+}
+
+/** The source the configuration names; a ConfigError unless it names exactly one. */
+async function taskSource(config: MetadataConfig, log: Logger): Promise<TaskSource> {
+  const url = config['puppetserver-url'];
+  if (config.environmentpath && url) throw new ConfigError('configuration: environmentpath and puppetserver-url are both set; expected one source of tasks');
+  if (url) {
+    if (Boolean(config['puppetserver-cert']) !== Boolean(config['puppetserver-key'])) {
+      throw new ConfigError('configuration: puppetserver-cert and puppetserver-key go together; set both or neither');
+    }
+    const readable = (key: 'puppetserver-ca' | 'puppetserver-cert' | 'puppetserver-key') => {
+      const file = config[key];
+      if (file) {
+        try {
+          readFileSync(file);
+        } catch (err) {
+          throw new ConfigError(`configuration: ${key} '${file}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`);
+        }
+      }
+      return file;
+    };
+    const client = new PuppetServerClient({ url, caFile: readable('puppetserver-ca'), certFile: readable('puppetserver-cert'), keyFile: readable('puppetserver-key') });
+    log.info({ url: client.base }, `tasks are read from Puppet Server ${client.base}`);
+    return new PuppetServerSource(client, { cacheTtlMs: config['puppetserver-cache-ttl-ms'] });
+  }
+  if (!config.environmentpath) throw new ConfigError('configuration: missing required key \'environmentpath\' (or \'puppetserver-url\'); expected one source of tasks');
+  const environmentPath = resolve(config.environmentpath);
+  await checkEnvironmentPath(environmentPath);
+  const catalog = new Catalog({ environmentPath, log });
+  // Scan once before listening: broken tasks are logged at startup, and the first request is fast.
+  for (const env of await catalog.environments()) {
+    const broken = env.tasks.filter((t) => t.error).length;
+    log.info({ environment: env.name, tasks: env.tasks.length, broken }, `environment ${env.name}: ${env.tasks.length} tasks, ${broken} failing to load`);
+  }
+  return new ModulepathSource(catalog);
 }
 
 /** Checks that the environmentpath is a readable directory, as a ConfigError naming it. */
@@ -45,19 +103,11 @@ async function checkEnvironmentPath(path: string): Promise<void> {
 runMain('metadata', async () => {
   const config = loadConfig<MetadataConfig>(METADATA_CONFIG_SCHEMA);
   const log = createLogger('metadata', config['log-level']);
-  const environmentPath = resolve(config.environmentpath);
-  await checkEnvironmentPath(environmentPath);
-
-  const catalog = new Catalog({ environmentPath, log });
-  // Scan once before listening: broken tasks are logged at startup, and the first request is fast.
-  for (const env of await catalog.environments()) {
-    const broken = env.tasks.filter((t) => t.error).length;
-    log.info({ environment: env.name, tasks: env.tasks.length, broken }, `environment ${env.name}: ${env.tasks.length} tasks, ${broken} failing to load`);
-  }
+  const source = await taskSource(config, log);
 
   const server = await startServer({
     listen: config.listen,
-    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(catalog, log) }],
+    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log) }],
     log,
     tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
   });
