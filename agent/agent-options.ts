@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
+import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES } from './task-runner';
 
 /**
  * The agent's configuration: a flat kebab-case schema read by lib/config.ts (defaults, YAML
@@ -14,6 +15,12 @@ import { IDENTITY_PATTERN } from '../lib/names';
 
 /** Seconds between heartbeats when the scheduler's Welcome does not say. */
 export const DEFAULT_HEARTBEAT_INTERVAL_S = 15;
+
+/** Seconds an acknowledged run and an unused cache file are kept: 7 days. */
+export const DEFAULT_RETENTION_S = 7 * 24 * 3600;
+
+/** Seconds between retention sweeps: 1 hour. */
+export const DEFAULT_RETENTION_SWEEP_INTERVAL_S = 3600;
 
 /** Mode of the cache and spool directories: the agent's user and group only. */
 export const STATE_DIR_MODE = 0o750;
@@ -45,6 +52,32 @@ export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
       default: DEFAULT_HEARTBEAT_INTERVAL_S,
       description: "seconds between heartbeats when the scheduler's Welcome gives none",
     },
+    'max-concurrent-tasks': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1024,
+      default: DEFAULT_MAX_CONCURRENT_TASKS,
+      description: 'most tasks running at once on this node; more wait in a queue',
+    },
+    'max-output-bytes': {
+      type: 'integer',
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      default: DEFAULT_MAX_OUTPUT_BYTES,
+      description: 'most bytes of stdout, and of stderr, put in a result (the spool keeps all); the cut is marked',
+    },
+    'retention-s': {
+      type: 'integer',
+      minimum: 60,
+      default: DEFAULT_RETENTION_S,
+      description: 'acknowledged runs in the spool and cache files unused for this many seconds are removed',
+    },
+    'retention-sweep-interval-s': {
+      type: 'integer',
+      minimum: 1,
+      default: DEFAULT_RETENTION_SWEEP_INTERVAL_S,
+      description: 'seconds between retention sweeps',
+    },
     'log-level': SERVER_CONFIG_PROPERTIES['log-level'],
     'tls-ca': { type: 'string', description: 'PEM CA bundle to verify the scheduler and metadata service; TLS is used when set' },
     'tls-cert': { type: 'string', description: 'PEM client certificate presented to the services' },
@@ -64,6 +97,10 @@ export interface AgentConfig {
   'facts-file'?: string;
   classes: string;
   'heartbeat-interval-s': number;
+  'max-concurrent-tasks': number;
+  'max-output-bytes': number;
+  'retention-s': number;
+  'retention-sweep-interval-s': number;
   'log-level': string;
   'tls-ca'?: string;
   'tls-cert'?: string;
@@ -82,6 +119,10 @@ export interface ResolvedAgentOptions {
   classes: string[];
   /** Fallback heartbeat interval in seconds. */
   heartbeatIntervalS: number;
+  maxConcurrentTasks: number;
+  maxOutputBytes: number;
+  retentionS: number;
+  retentionSweepIntervalS: number;
   logLevel: string;
   tls: TlsFiles;
 }
@@ -114,6 +155,10 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
       .map((c) => c.trim())
       .filter((c) => c.length > 0),
     heartbeatIntervalS: config['heartbeat-interval-s'],
+    maxConcurrentTasks: config['max-concurrent-tasks'],
+    maxOutputBytes: config['max-output-bytes'],
+    retentionS: config['retention-s'],
+    retentionSweepIntervalS: config['retention-sweep-interval-s'],
     logLevel: config['log-level'],
     tls: { ca: config['tls-ca'], cert: config['tls-cert'], key: config['tls-key'] },
   };

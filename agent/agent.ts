@@ -9,6 +9,7 @@ import { agentVersion } from './agent-version';
 import { AgentConnection, type SchedulerMessage, type Session } from './connection';
 import { collectFacts, type Facts } from './facts';
 import { FileCache } from './file-cache';
+import { agentFeatures } from './implementation';
 import { Spool } from './spool';
 import { TaskRunner, type TaskEvents } from './task-runner';
 
@@ -33,6 +34,8 @@ export interface AgentDependencies {
   killGraceMs?: number;
   /** Where the "connected" line goes; default stdout. */
   announce?: (line: string) => void;
+  /** The node's features; default agentFeatures(). */
+  features?: readonly string[];
 }
 
 /** Splits results into those that fit the Hello's byte budget and the rest (at least one goes in the Hello). */
@@ -64,6 +67,7 @@ export class Agent {
   private welcomeMetadataAddress = '';
   // Unacknowledged results that did not fit in the Hello; sent after the Welcome.
   private afterWelcome: TaskFinished[] = [];
+  private sweepTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly options: ResolvedAgentOptions,
@@ -72,7 +76,16 @@ export class Agent {
     this.log = deps.log;
     this.cache = new FileCache(options.cacheDir);
     this.spool = new Spool(options.spoolDir, deps.log);
-    this.runner = new TaskRunner({ identity: options.identity, spool: this.spool, cache: this.cache, log: deps.log, killGraceMs: deps.killGraceMs });
+    this.runner = new TaskRunner({
+      identity: options.identity,
+      spool: this.spool,
+      cache: this.cache,
+      log: deps.log,
+      killGraceMs: deps.killGraceMs,
+      maxConcurrentTasks: options.maxConcurrentTasks,
+      maxOutputBytes: options.maxOutputBytes,
+      features: deps.features ?? agentFeatures(),
+    });
     this.connection = new AgentConnection({
       address: options.schedulerAddress,
       tls: options.tls,
@@ -87,13 +100,40 @@ export class Agent {
     });
   }
 
-  /** Connects to the scheduler (and keeps reconnecting until `stop`). */
-  start(): void {
+  /**
+   * Picks up the runs in the spool (finished ones get their result.json, live ones are
+   * watched), then connects to the scheduler (and keeps reconnecting until `stop`); the first
+   * Hello carries every unacknowledged result.
+   */
+  async start(): Promise<void> {
+    const recovered = await this.runner.recover(this.taskEvents());
+    if (recovered.finished + recovered.adopted > 0) this.log.info(recovered, 'runs recovered from the spool');
     this.connection.start();
+    const sweepMs = this.options.retentionSweepIntervalS * 1000;
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Retention (issue 4 point 6): removes acknowledged runs' spool directories and cache files
+   * unused for retention-s. Never touches a queued or running run, or an unacknowledged result.
+   */
+  async sweep(nowMs = Date.now()): Promise<{ runs: number; files: number }> {
+    const maxAgeMs = this.options.retentionS * 1000;
+    try {
+      const runs = await this.spool.sweep(maxAgeMs, (id) => this.runner.isRunning(id), nowMs);
+      const files = await this.cache.sweep(maxAgeMs, this.runner.filesInUse(), nowMs);
+      if (runs.length + files.length > 0) this.log.info({ runs: runs.length, files: files.length }, 'retention removed old runs and cache files');
+      return { runs: runs.length, files: files.length };
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'retention sweep failed');
+      return { runs: 0, files: 0 };
+    }
   }
 
   /** Ends the connection; running tasks keep running. */
   async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
     await this.connection.stop();
     this.metadata?.client.close();
   }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataServiceClient, ReadTaskFileResponse } from '../gen/baton/v1/metadata_service';
 import type { TaskFile } from '../gen/baton/v1/task';
@@ -96,6 +96,42 @@ export class FileCache {
     const actual = await hashFile(path);
     if (actual.sha256 === file.sha256 && actual.size === file.sizeBytes) return undefined;
     return `${file.path} in the cache has sha256 ${actual.sha256} (${actual.size} bytes), expected sha256 ${file.sha256} (${file.sizeBytes} bytes)`;
+  }
+
+  /**
+   * Records that a cached file is in use now (its mtime), which keeps it from retention's sweep;
+   * best effort: a file that vanished is noticed by the verification that follows.
+   */
+  async touch(sha256: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.pathOf(sha256), now, now).catch(() => undefined);
+  }
+
+  /**
+   * Removes cache files not used (downloaded, verified for a run) for `maxAgeMs`, except those
+   * in `inUse` (files of running or queued runs). Temp files of downloads are left to their
+   * download. Returns the sha256 of each file removed.
+   */
+  async sweep(maxAgeMs: number, inUse: ReadonlySet<string>, nowMs = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return removed;
+    }
+    for (const name of names) {
+      if (!SHA256_HEX.test(name) || inUse.has(name)) continue;
+      const path = join(this.dir, name);
+      try {
+        if (nowMs - (await stat(path)).mtimeMs < maxAgeMs) continue;
+        await unlink(path);
+        removed.push(name);
+      } catch {
+        // Gone already, or removed by a concurrent sweep: either way not ours to report.
+      }
+    }
+    return removed;
   }
 
   /** True when the cache holds `file` with the expected size and sha256. */

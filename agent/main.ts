@@ -32,7 +32,7 @@ runMain('agent', async () => {
   await ensureStateDir(options.spoolDir, 'spool directory');
   const log = createLogger('agent', options.logLevel);
   const agent = new Agent(options, { log, fileFacts });
-  agent.start();
+  await agent.start();
   log.info({ identity: options.identity, scheduler: options.schedulerAddress, cache: options.cacheDir, spool: options.spoolDir }, 'agent started');
 
   const stop = (signal: string) => {

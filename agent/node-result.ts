@@ -24,6 +24,14 @@ export const ERROR_KIND = {
   agentError: 'baton.tasks/agent-error',
   timeout: 'baton.tasks/timeout',
   cancelled: 'baton.tasks/cancelled',
+  /** The wrapper is gone and left no exit status (killed, or the node rebooted). */
+  wrapperDied: 'baton.tasks/wrapper-died',
+  /** The agent stopped before a queued task was started; the input is not kept, so it is not started later. */
+  notStarted: 'baton.tasks/not-started',
+  /** No implementation's requirements are all among the node's features (task-spec §5.1). */
+  noImplementation: 'bolt/no-implementation',
+  /** A no-op run of a task without `supports_noop` (task-spec §5.6). */
+  noopNotSupported: 'bolt/noop-not-supported',
 } as const;
 
 /** Which run a result belongs to. */
@@ -104,4 +112,17 @@ export function notStartedResult(id: ResultIdentity, statuscode: number, kind: s
     statuscode,
     statusmsg: `${kind}: ${msg}`,
   };
+}
+
+/** What `_sensitive` is shown as wherever a result is logged or listed (task-spec §6.1 item 5). */
+export const SENSITIVE_REDACTED = 'Sensitive [value redacted]';
+
+/**
+ * The value with its top-level `_sensitive` replaced by SENSITIVE_REDACTED, for logs and
+ * listings. The result itself keeps it: the spec wraps it as Sensitive for the caller, who can
+ * unwrap it, so it is redacted where it is shown, not where it is stored.
+ */
+export function redactSensitive(value: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!value || !('_sensitive' in value)) return value;
+  return { ...value, _sensitive: SENSITIVE_REDACTED };
 }

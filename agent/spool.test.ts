@@ -94,6 +94,8 @@ describe('Spool', () => {
       runAs: '',
       timeoutS: 0,
       noop: false,
+      implementations: [],
+      supportsNoop: false,
     };
     await spool.create(id);
     await spool.writeRequest(cmd);

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
 import { NodeResult } from '../gen/baton/v1/run';
@@ -18,12 +18,18 @@ import type { FileCache } from './file-cache';
  * |-----------------|------------|---------------------------------------------------------------|
  * | `request.json`  | agent      | the RunCommand as proto JSON, sensitive input values redacted |
  * | `files/<path>`  | agent      | the task's files at their module-relative paths (`_installdir`) |
- * | `pid`           | agent      | pid of the task process (leader of its own process group)    |
- * | `stdout`        | task       | the task's standard output, written as produced              |
- * | `stderr`        | task       | the task's standard error, written as produced               |
- * | `exitcode`      | agent      | the exit code, once the task exited                           |
- * | `result.json`   | agent      | the final NodeResult as proto JSON                            |
+ * | `start_time`    | agent      | when the wrapper was started, ISO 8601                        |
+ * | `wrapper_pid`   | wrapper    | pid of the wrapper (leader of the task's session and group)  |
+ * | `stdout`        | wrapper    | the task's standard output, written as produced              |
+ * | `stderr`        | wrapper    | the task's standard error, written as produced               |
+ * | `exitcode`      | wrapper    | the exit status, once the task exited (via exitcode.tmp)      |
+ * | `stopped`       | agent      | TIMEOUT, CANCEL or KILLED-by-…: why the agent signalled it     |
+ * | `result.json`   | agent      | the final NodeResult as proto JSON, written once, sent as is  |
  * | `acked`         | agent      | present once the scheduler acknowledged result.json          |
+ *
+ * result.json is written once and every (re-)send is that file parsed again, so a result sent
+ * before an agent restart and the same result sent after it are identical, which the results
+ * service recognises (it stores identical final results once).
  *
  * Every task id is checked with isTaskId before a path is built from it, and every file path
  * goes through resolveUnder: both come from the network.
@@ -51,7 +57,9 @@ export interface SpoolPaths {
   dir: string;
   request: string;
   files: string;
-  pid: string;
+  startTime: string;
+  wrapperPid: string;
+  stopped: string;
   stdout: string;
   stderr: string;
   exitcode: string;
@@ -108,7 +116,9 @@ export class Spool {
       dir,
       request: join(dir, 'request.json'),
       files: join(dir, 'files'),
-      pid: join(dir, 'pid'),
+      startTime: join(dir, 'start_time'),
+      wrapperPid: join(dir, 'wrapper_pid'),
+      stopped: join(dir, 'stopped'),
       stdout: join(dir, 'stdout'),
       stderr: join(dir, 'stderr'),
       exitcode: join(dir, 'exitcode'),
@@ -162,9 +172,63 @@ export class Spool {
     return targets;
   }
 
-  /** Writes result.json (atomically). */
-  async writeResult(result: NodeResult): Promise<void> {
-    await writeAtomically(this.paths(result.taskId).result, JSON.stringify(NodeResult.toJSON(result)) + '\n');
+  /**
+   * Writes result.json (atomically) unless the run has one already, and returns the result as
+   * stored: the file parsed again, so that what is sent now is what every re-send will be.
+   */
+  async writeResult(result: NodeResult): Promise<NodeResult> {
+    const path = this.paths(result.taskId).result;
+    if (!(await exists(path))) await writeAtomically(path, JSON.stringify(NodeResult.toJSON(result)) + '\n');
+    return (await this.readResult(result.taskId)) ?? result;
+  }
+
+  /** The run's request.json (sensitive values redacted), or undefined when missing or unreadable. */
+  async readRequest(taskId: string): Promise<RunCommand | undefined> {
+    try {
+      return RunCommand.fromJSON(JSON.parse(await readFile(this.paths(taskId).request, 'utf8')));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A small spool file's trimmed text, or undefined when it does not exist. */
+  async readSmall(path: string): Promise<string | undefined> {
+    try {
+      return (await readFile(path, 'utf8')).trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Every task id with a directory in the spool (anything else there is ignored). */
+  async taskIds(): Promise<string[]> {
+    try {
+      return (await readdir(this.root)).filter(isTaskId);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Removes the directories of acknowledged runs whose result is older than `maxAgeMs`
+   * (retention; Choria never cleans up, choria-tasks.md §3.1). Runs without a result (running,
+   * queued) and unacknowledged results are never removed. Returns the task ids removed.
+   */
+  async sweep(maxAgeMs: number, keep: (taskId: string) => boolean, nowMs = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const taskId of await this.taskIds()) {
+      if (keep(taskId)) continue;
+      const p = this.paths(taskId);
+      try {
+        if (!(await exists(p.acked))) continue;
+        if (nowMs - (await stat(p.result)).mtimeMs < maxAgeMs) continue;
+        await rm(p.dir, { recursive: true, force: true });
+        removed.push(taskId);
+      } catch (err) {
+        this.log?.warn({ taskId, err: (err as Error).message }, 'cannot sweep a spool directory');
+      }
+    }
+    return removed;
   }
 
   /** The run's result, or undefined when it has none (yet) or it cannot be read. */

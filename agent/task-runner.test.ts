@@ -1,11 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunCommand, TaskStarted } from '../gen/baton/v1/agent_gateway_service';
-import { NodeState, type NodeResult } from '../gen/baton/v1/run';
+import { NodeResult, NodeState } from '../gen/baton/v1/run';
 import { InputMethod, type TaskFile } from '../gen/baton/v1/task';
 import { createLogger } from '../lib/logger';
 import { newTaskId } from '../lib/task-id';
@@ -49,6 +50,8 @@ function setup() {
     runAs: '',
     timeoutS: 0,
     noop: false,
+    implementations: [],
+    supportsNoop: false,
     ...overrides,
   });
 
@@ -103,6 +106,7 @@ describe('TaskRunner', () => {
       inputMethod: InputMethod.INPUT_METHOD_STDIN,
       inputJson: JSON.stringify({ message: 'hi', count: 2 }),
       noop: true,
+      supportsNoop: true,
     });
     const { result, started, finished } = await t.run(cmd);
     const installdir = join(t.spoolDir, cmd.taskId, 'files');
@@ -281,5 +285,147 @@ describe('TaskRunner', () => {
     assert.match(result.statusmsg, /node node1\.example\.com: cannot start acme\/tasks\/test\.sh: .*ENOENT/);
     assert.deepEqual(started, []);
     assert.deepEqual((await t.spool.listUnacknowledged()).map((r) => r.taskId), [cmd.taskId]);
+  });
+
+  it('lets a second runner (the agent restarted) adopt a running task and report the same result, byte for byte', async () => {
+    const t = setup();
+    const cmd = t.task('#!/bin/sh\nsleep 0.5\necho \'{"done": true}\'\n');
+    const first = t.run(cmd);
+    await waitFor('the wrapper pid', () => existsSync(join(t.spoolDir, cmd.taskId, 'wrapper_pid')));
+    const restarted = new TaskRunner({ identity: IDENTITY, spool: t.spool, cache: t.cache, log, pollIntervalMs: 20 });
+    const adoptedResults: NodeResult[] = [];
+    const recovered = await restarted.recover({ started: () => undefined, finished: (r) => adoptedResults.push(r) });
+    assert.deepEqual(recovered, { finished: 0, adopted: 1 });
+    const { result } = await first;
+    await waitFor('the adopted task to be reported', () => adoptedResults.length === 1);
+    assert.deepEqual(result?.value, { done: true });
+    const bytes = (r: NodeResult) => JSON.stringify(NodeResult.toJSON(r));
+    assert.equal(bytes(adoptedResults[0]), bytes(result), 'both processes report the one result.json');
+  });
+
+  it('reports a run that finished while no agent ran from its spool files alone', async () => {
+    const t = setup();
+    const cmd = t.task('#!/bin/sh\necho never-run\n');
+    assert.equal(await t.spool.create(cmd.taskId), true);
+    await t.spool.writeRequest(cmd);
+    const dir = join(t.spoolDir, cmd.taskId);
+    writeFileSync(join(dir, 'wrapper_pid'), '999999');
+    writeFileSync(join(dir, 'start_time'), '2026-01-01T00:00:00.000Z');
+    writeFileSync(join(dir, 'stdout'), 'plain text\n');
+    writeFileSync(join(dir, 'stderr'), '');
+    writeFileSync(join(dir, 'exitcode'), '0');
+    assert.deepEqual(await t.runner.recover({ started: () => undefined, finished: () => assert.fail('reported with the Hello, not as an event') }), { finished: 1, adopted: 0 });
+    const [result] = await t.spool.listUnacknowledged();
+    assert.equal(result.taskId, cmd.taskId);
+    assert.equal(result.task, 'acme::test');
+    assert.equal(result.callerid, 'user=alice');
+    assert.deepEqual(result.value, { _output: 'plain text\n' });
+    assert.equal(result.startTime?.toISOString(), '2026-01-01T00:00:00.000Z');
+  });
+
+  it('reports a task whose wrapper died without an exit status as baton.tasks/wrapper-died, and a queued one as not started', async () => {
+    const t = setup();
+    const cmd = t.task('#!/bin/sh\nsleep 30\n');
+    const done = t.run(cmd);
+    const pidFile = join(t.spoolDir, cmd.taskId, 'wrapper_pid');
+    await waitFor('the wrapper pid', () => readFileSync(pidFile, 'utf8').trim() !== '');
+    // SIGKILL to the whole group, not by the agent: nothing records an exit status.
+    process.kill(-Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    const { result } = await done;
+    assert.equal(result?.state, NodeState.NODE_STATE_FAILED);
+    assert.equal((result?.value as { _error: { kind: string } })._error.kind, 'baton.tasks/wrapper-died');
+    assert.equal(result?.statuscode, 5);
+
+    const queued = t.task('#!/bin/sh\necho queued\n');
+    assert.equal(await t.spool.create(queued.taskId), true);
+    await t.spool.writeRequest(queued);
+    await t.runner.recover({ started: () => undefined, finished: () => undefined });
+    const stored = await t.spool.readResult(queued.taskId);
+    assert.equal((stored?.value as { _error: { kind: string } })._error.kind, 'baton.tasks/not-started');
+  });
+
+  it('runs at most max-concurrent-tasks at once, queues the rest, and cancels a queued task without starting it', async () => {
+    const t = setup();
+    const runner = new TaskRunner({ identity: IDENTITY, spool: t.spool, cache: t.cache, log, maxConcurrentTasks: 1 });
+    const events: string[] = [];
+    let most = 0;
+    const ev = (name: string) => ({
+      started: () => {
+        most = Math.max(most, runner.runningCount);
+        events.push(`${name} started`);
+      },
+      finished: () => events.push(`${name} finished`),
+    });
+    const a = t.task('#!/bin/sh\nsleep 0.3\n');
+    const b = t.task('#!/bin/sh\nsleep 0.1\n');
+    const c = t.task('#!/bin/sh\necho never\n');
+    const runA = runner.run(a, ev('a'));
+    await waitFor('a to start', () => events.includes('a started'));
+    const runB = runner.run(b, ev('b'));
+    await waitFor('b to be queued', () => runner.queuedCount === 1);
+    const runs = [runA, runB, runner.run(c, ev('c'))];
+    await waitFor('c to be queued', () => runner.queuedCount === 2);
+    assert.equal(runner.runningCount, 1);
+    assert.equal(runner.cancel(c.taskId), true);
+    const [, , cancelled] = await Promise.all(runs);
+    assert.deepEqual(events.slice(0, 2), ['a started', 'c finished']);
+    assert.deepEqual(events.slice(2).sort(), ['a finished', 'b finished', 'b started']);
+    assert.equal(events.at(-1), 'b finished');
+    assert.equal(most, 1, 'never two running at once');
+    assert.equal(cancelled?.state, NodeState.NODE_STATE_CANCELLED);
+    assert.equal(existsSync(join(t.spoolDir, c.taskId, 'wrapper_pid')), false, 'the cancelled task never started');
+  });
+
+  it('caps output at the configured size and marks the cut', async () => {
+    const t = setup();
+    const runner = new TaskRunner({ identity: IDENTITY, spool: t.spool, cache: t.cache, log, maxOutputBytes: 2048 });
+    const cmd = t.task("#!/bin/sh\nhead -c 5000 /dev/zero | tr '\\0' 'y'\nhead -c 3000 /dev/zero | tr '\\0' 'z' >&2\n");
+    const result = await runner.run(cmd, { started: () => undefined, finished: () => undefined });
+    assert.match(result!.stdout, /^y{2048}\n\[baton-agent: stdout truncated after 2048 bytes; all of it is in .+\]\n$/);
+    assert.match(result!.stderr, /^z{2048}\n\[baton-agent: stderr truncated after 2048 bytes/);
+  });
+
+  it('refuses _noop for a task without supports_noop with the spec\u2019s message', async () => {
+    const t = setup();
+    const { result, started } = await t.run(t.task('#!/bin/sh\necho ran\n', { noop: true, supportsNoop: false }));
+    assert.equal(result?.statuscode, 5);
+    assert.equal(result?.statusmsg, `bolt/noop-not-supported: node ${IDENTITY}: Task does not support noop`);
+    assert.deepEqual(started, []);
+  });
+
+  it('runs the first implementation whose requirements are all features, and fails the node clearly when none fits', async () => {
+    const t = setup();
+    const ps1 = t.put('acme/tasks/test.ps1', 'Write-Output "windows"\n');
+    const sh = t.put('acme/tasks/test.sh', '#!/bin/sh\necho "posix $PT_x"\n');
+    const implementations = [
+      { path: 'acme/tasks/test.ps1', requirements: ['powershell'], inputMethod: InputMethod.INPUT_METHOD_UNSPECIFIED, files: [] },
+      { path: 'acme/tasks/test.sh', requirements: ['shell'], inputMethod: InputMethod.INPUT_METHOD_ENVIRONMENT, files: [] },
+    ];
+    const ok = await t.run(t.command({ files: [ps1, sh], executable: 'acme/tasks/test.ps1', implementations, inputJson: '{"x":"y"}' }));
+    assert.equal(ok.result?.stdout, 'posix y\n');
+    const none = await t.run(t.command({ files: [ps1, sh], executable: 'acme/tasks/test.ps1', implementations: [implementations[0]] }));
+    assert.equal(none.result?.statuscode, 5);
+    assert.equal(
+      none.result?.statusmsg,
+      `bolt/no-implementation: node ${IDENTITY}: no implementation of acme::test can run on this node (features: shell); acme/tasks/test.ps1 requires [powershell]`,
+    );
+  });
+
+  it('runs a task as the run_as user with its groups and a clean environment when root, and refuses run_as otherwise', async () => {
+    const t = setup();
+    const runner = new TaskRunner({ identity: IDENTITY, spool: t.spool, cache: t.cache, log, env: { ...process.env, AGENT_ONLY: 'x' } });
+    const cmd = t.task('#!/bin/sh\necho "$(id -un) $(id -G) $HOME ${AGENT_ONLY:-clean} $PT_v"\n', { runAs: 'nobody', inputJson: '{"v":"in"}' });
+    const result = await runner.run(cmd, { started: () => undefined, finished: () => undefined });
+    if (process.getuid?.() === 0) {
+      chmodSync(t.dir, 0o711); // the user traverses the test's temp directory to its spool
+      const again = t.task('#!/bin/sh\necho "$(id -un) $(id -G) $HOME ${AGENT_ONLY:-clean} $PT_v"\n', { runAs: 'nobody', inputJson: '{"v":"in"}' });
+      const r = await runner.run(again, { started: () => undefined, finished: () => undefined });
+      const groups = execFileSync('id', ['-G', 'nobody'], { encoding: 'utf8' }).trim();
+      const home = execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).split(':')[5];
+      assert.equal(r?.stdout, `nobody ${groups} ${home} clean in\n`, r?.stderr);
+    } else {
+      assert.equal(result?.statuscode, 5);
+      assert.match(result.statusmsg, /run_as 'nobody' needs the agent to run as root; it runs as /);
+    }
   });
 });

@@ -1,32 +1,40 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, open, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { chmod, chown, open, readdir, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { RunCommand, TaskStarted } from '../gen/baton/v1/agent_gateway_service';
-import { nodeStateToJSON, type NodeResult } from '../gen/baton/v1/run';
+import { NodeState, nodeStateToJSON, type NodeResult } from '../gen/baton/v1/run';
 import type { Logger } from '../lib/logger';
 import { isTaskId } from '../lib/task-id';
 import { checkTaskFile, type FileCache } from './file-cache';
-import { ERROR_KIND, STATUS_AGENT_ERROR, STATUS_INVALID_DATA, exitedResult, notStartedResult, type ResultIdentity, type StopReason } from './node-result';
+import { chooseImplementation, NoImplementationError, type ChosenImplementation } from './implementation';
+import { ERROR_KIND, STATUS_AGENT_ERROR, STATUS_INVALID_DATA, exitedResult, notStartedResult, redactSensitive, type ResultIdentity, type StopReason } from './node-result';
+import { dropPrivilegesArgv, findSetpriv, lookupUser, runAsEnvironment, RunAsError, type RunAsUser } from './run-as';
 import { SPOOL_FILE_MODE, type Spool, type SpoolPaths } from './spool';
 import { parseInput, resolveInputMethod, stdinDocument, taskArguments, taskEnvironment, usesStdin } from './task-input';
+import { interpreterProblem, spawnWrapper, wrapperAlive } from './task-wrapper';
 
 /**
  * Runs tasks (docs/agent-protocol.md §5): checks the command, verifies the cached files again,
- * creates the spool directory (once per task id, ever), lays the files out, and spawns the
- * executable without a shell, in its own session and process group (`detached`), with stdout
- * and stderr going straight to files in the spool. When it exits the result is written to
- * `result.json` and reported.
- *
- * Limitation until the wrapper exists (DESIGN.md "a cheap wrapper"): the task survives an agent
- * restart (own session, output on disk), but its exit code is observed by this process, so a
- * task that ends while no agent is running leaves no `exitcode` or `result.json`.
+ * creates the spool directory (once per task id, ever), lays the files out, waits for a slot
+ * (max-concurrent-tasks), and starts the task under the wrapper (task-wrapper.ts) in its own
+ * session. Everything about the run is in the spool, written by the wrapper, so the result is
+ * built from the spool alone — by this process when the task ends, or by the next agent process
+ * (`recover`) when the agent was not running then.
  */
 
 /** Grace period between SIGTERM and SIGKILL when stopping a task (timeout or cancel). */
 export const DEFAULT_KILL_GRACE_MS = 10_000;
 
-/** Most bytes of stdout, and of stderr, put in a result; the spool keeps all of it. */
-export const MAX_RESULT_OUTPUT_BYTES = 1024 * 1024;
+/** Default most bytes of stdout, and of stderr, put in a result; the spool keeps all of it. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+
+/** Default most tasks running at once on a node; more wait in a queue. */
+export const DEFAULT_MAX_CONCURRENT_TASKS = 4;
+
+/** How often a task the agent adopted after a restart (not its child) is checked, in ms. */
+export const DEFAULT_POLL_INTERVAL_MS = 200;
 
 /** Mode of the laid-out executable. */
 export const EXECUTABLE_MODE = 0o750;
@@ -50,29 +58,37 @@ export interface TaskRunnerOptions {
   killGraceMs?: number;
   /** Environment the task's is built from; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Most bytes per stream put in a result; default DEFAULT_MAX_OUTPUT_BYTES. */
+  maxOutputBytes?: number;
+  /** Most tasks running at once; default DEFAULT_MAX_CONCURRENT_TASKS. */
+  maxConcurrentTasks?: number;
+  /** The node's features (implementation.ts agentFeatures); default `shell` only. */
+  features?: readonly string[];
+  /** Check interval of adopted tasks in ms; default DEFAULT_POLL_INTERVAL_MS. */
+  pollIntervalMs?: number;
 }
 
 /**
- * States of a running task:
- * - RUNNING: spawned (initial state), not signalled.
- * - TERMINATING: SIGTERM sent to its process group by a timeout or a CancelCommand.
- * - KILLED: still alive after the grace period; SIGKILL sent to the process group.
- * - EXITED: the process exited; its result is being written and reported.
+ * States of a task the runner holds:
+ * - QUEUED: laid out, waiting for a slot (initial state when all slots are taken);
+ * - RUNNING: the wrapper was started (initial state otherwise, and of an adopted task);
+ * - TERMINATING: SIGTERM sent to its process group by a timeout or a CancelCommand;
+ * - KILLED: still alive after the grace period; SIGKILL sent to the process group;
+ * - EXITED: the wrapper ended; the result is being built and reported (final).
  */
-type TaskState = 'RUNNING' | 'TERMINATING' | 'KILLED' | 'EXITED';
+type TaskState = 'QUEUED' | 'RUNNING' | 'TERMINATING' | 'KILLED' | 'EXITED';
 
-interface RunningTask {
+interface HeldTask {
   taskId: string;
-  child: ChildProcess;
   state: TaskState;
+  /** sha256 of its files: cache files in use, never swept. */
+  sha256s: string[];
+  pid?: number;
+  child?: ChildProcess;
   stoppedBy?: StopReason;
   timeoutTimer?: NodeJS.Timeout;
-}
-
-/** How a process ended: its exit code, or the signal that killed it. */
-interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+  /** Lets a QUEUED task go on (to start, or to report its cancel). */
+  release?: () => void;
 }
 
 /** A run that cannot go ahead: the status code and error kind to report. */
@@ -84,6 +100,14 @@ class RunRefusal extends Error {
   ) {
     super(message);
   }
+}
+
+/** What `check` found out about a command. */
+interface CheckedCommand {
+  args: Record<string, unknown>;
+  method: ReturnType<typeof resolveInputMethod>;
+  chosen: ChosenImplementation;
+  runAs?: { user: RunAsUser; setpriv: string };
 }
 
 /** Reads at most `max` bytes of a file, cut back to a UTF-8 character boundary when truncated. */
@@ -112,27 +136,53 @@ async function readCapped(path: string, max: number): Promise<{ data: Buffer; tr
   }
 }
 
-function signalNumber(signal: NodeJS.Signals): number {
-  return (osConstants.signals as Record<string, number>)[signal] ?? 0;
+function signalName(n: number): NodeJS.Signals | null {
+  const hit = Object.entries(osConstants.signals as Record<string, number>).find(([, v]) => v === n);
+  return hit ? (hit[0] as NodeJS.Signals) : null;
 }
 
-/** Runs tasks and keeps track of the ones running. */
+/** Makes `path` and everything under it owned by uid:gid (the spool of a run_as task). */
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await chown(path, uid, gid);
+  if (!(await stat(path)).isDirectory()) return;
+  for (const name of await readdir(path)) await chownTree(join(path, name), uid, gid);
+}
+
+/** Runs tasks and keeps track of the ones queued and running. */
 export class TaskRunner {
-  private readonly running = new Map<string, RunningTask>();
+  private readonly tasks = new Map<string, HeldTask>();
+  private readonly queue: HeldTask[] = [];
   private readonly killGraceMs: number;
+  private readonly maxOutputBytes: number;
+  private readonly maxConcurrent: number;
+  private readonly features: readonly string[];
+  private readonly setpriv = findSetpriv();
 
   constructor(private readonly options: TaskRunnerOptions) {
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    this.maxConcurrent = Math.max(1, options.maxConcurrentTasks ?? DEFAULT_MAX_CONCURRENT_TASKS);
+    this.features = options.features ?? ['shell'];
   }
 
-  /** Number of tasks running now (for heartbeats). */
+  /** Number of tasks started and not finished (for heartbeats; queued ones excluded). */
   get runningCount(): number {
-    return this.running.size;
+    return [...this.tasks.values()].filter((t) => t.state !== 'QUEUED').length;
   }
 
-  /** True when the task id is running here. */
+  /** Number of tasks waiting for a slot. */
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  /** True when the task id is queued or running here. */
   isRunning(taskId: string): boolean {
-    return this.running.has(taskId);
+    return this.tasks.has(taskId);
+  }
+
+  /** sha256 of every file of a queued or running task (cache files retention must keep). */
+  filesInUse(): Set<string> {
+    return new Set([...this.tasks.values()].flatMap((t) => t.sha256s));
   }
 
   /**
@@ -157,9 +207,9 @@ export class TaskRunner {
     // directory, so it is reported now and not re-sent after a reconnect).
     if (!isTaskId(cmd.taskId)) return report(refused(new RunRefusal(STATUS_INVALID_DATA, ERROR_KIND.invalidCommand, `task id '${cmd.taskId}' is not 32 lowercase hex characters`)));
     if (await spool.exists(cmd.taskId)) return this.duplicate(cmd, events);
-    let prepared: { args: Record<string, unknown>; method: ReturnType<typeof resolveInputMethod> };
+    let checked: CheckedCommand;
     try {
-      prepared = this.check(cmd);
+      checked = this.check(cmd);
       await this.verifyCache(cmd);
     } catch (err) {
       return report(refused(err));
@@ -173,55 +223,227 @@ export class TaskRunner {
     }
     if (!created) return this.duplicate(cmd, events);
     const paths = spool.paths(cmd.taskId);
-    const args = taskArguments(prepared.args, { task: cmd.task, installdir: paths.files, noop: cmd.noop });
-    let child: ChildProcess;
-    let exited: Promise<ExitStatus>;
-    let startTime: Date;
+    const args = taskArguments(checked.args, { task: cmd.task, installdir: paths.files, noop: cmd.noop });
+    const task: HeldTask = { taskId: cmd.taskId, state: 'QUEUED', sha256s: cmd.files.map((f) => f.sha256) };
+    let executable: string;
     try {
-      let executable: string;
       try {
         await spool.writeRequest(cmd);
-        executable = (await spool.layoutFiles(cmd.taskId, cmd.files, this.options.cache)).get(cmd.executable)!;
+        executable = (await spool.layoutFiles(cmd.taskId, cmd.files, this.options.cache)).get(checked.chosen.path)!;
         await chmod(executable, EXECUTABLE_MODE);
+        if (checked.runAs) await this.prepareRunAs(paths, checked.runAs.user);
       } catch (err) {
         throw new Error(`cannot lay the task out in ${paths.dir}: ${(err as Error).message}`);
       }
-      ({ child, exited } = await this.spawnTask(executable, paths, prepared.method, args, cmd));
-      startTime = new Date();
+      const problem = await interpreterProblem(executable);
+      if (problem) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${problem}`);
     } catch (err) {
       // From here on the spool directory exists, so the result is kept and re-sent until acked.
-      const result = refused(err);
-      await spool.writeResult(result).catch((e: unknown) => log.error({ taskId: cmd.taskId, err: (e as Error).message }, 'cannot write result.json'));
-      return report(result);
+      return report(await this.keep(refused(err)));
     }
 
-    const task: RunningTask = { taskId: cmd.taskId, child, state: 'RUNNING' };
-    this.running.set(cmd.taskId, task);
-    if (cmd.timeoutS > 0) task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), cmd.timeoutS * 1000);
-    log.info({ taskId: cmd.taskId, task: cmd.task, pid: child.pid }, 'task started');
-    events.started({ taskId: cmd.taskId, startTime });
+    this.tasks.set(cmd.taskId, task);
+    for (const f of cmd.files) await this.options.cache.touch(f.sha256);
+    if (this.active() >= this.maxConcurrent) {
+      log.info({ taskId: cmd.taskId, running: this.active(), max: this.maxConcurrent }, 'task queued: the node runs its maximum of tasks');
+      await new Promise<void>((resolve) => {
+        task.release = resolve;
+        this.queue.push(task);
+      });
+      if (task.stoppedBy === 'CANCEL') {
+        this.tasks.delete(cmd.taskId);
+        const result = notStartedResult(id, STATUS_AGENT_ERROR, ERROR_KIND.cancelled, `node ${identity}: the task was cancelled before it started`);
+        return report(await this.keep({ ...result, state: NodeState.NODE_STATE_CANCELLED }));
+      }
+    }
 
-    const { code, signal } = await exited;
-    task.state = 'EXITED';
-    clearTimeout(task.timeoutTimer);
-    this.running.delete(cmd.taskId);
-    const endTime = new Date();
-    // A task killed by a signal gets the shell's convention, 128 + signal number.
-    const exitcode = code ?? (signal ? 128 + signalNumber(signal) : -1);
-    const result = await this.collect(id, paths, { exitcode, signal, startTime, endTime, stoppedBy: task.stoppedBy, timeoutS: cmd.timeoutS });
-    log.info({ taskId: cmd.taskId, exitcode, signal, state: nodeStateToJSON(result.state) }, 'task exited');
-    return report(result);
+    const { env, skipped } = taskEnvironment(checked.runAs ? runAsEnvironment(checked.runAs.user) : (this.options.env ?? process.env), checked.method, args, {
+      taskId: cmd.taskId,
+      caller: cmd.caller,
+      task: cmd.task,
+    });
+    if (skipped.length > 0) log.warn({ taskId: cmd.taskId, keys: skipped }, 'input keys that cannot be variable names are passed on stdin only');
+    const argv = checked.runAs ? [...dropPrivilegesArgv(checked.runAs.setpriv, checked.runAs.user), executable] : [executable];
+    let exited: Promise<void>;
+    let startTime: Date;
+    try {
+      task.state = 'RUNNING';
+      const spawned = await spawnWrapper({ dir: paths.dir, argv, env, stdin: usesStdin(checked.method) ? stdinDocument(args) : undefined });
+      startTime = new Date();
+      task.child = spawned.child;
+      task.pid = spawned.child.pid;
+      exited = spawned.exited;
+      await writeFile(paths.startTime, startTime.toISOString(), { mode: SPOOL_FILE_MODE });
+    } catch (err) {
+      this.forget(task);
+      return report(await this.keep(refused(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${(err as Error).message}`))));
+    }
+    if (cmd.timeoutS > 0) task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), cmd.timeoutS * 1000);
+    log.info({ taskId: cmd.taskId, task: cmd.task, pid: task.pid, implementation: checked.chosen.path }, 'task started');
+    events.started({ taskId: cmd.taskId, startTime });
+    await exited;
+    return this.complete(task, events);
   }
 
   /**
-   * Stops a running task (CancelCommand, docs/agent-protocol.md §7): SIGTERM to its process
-   * group, SIGKILL after the grace period. Returns false when the task id is not running here.
+   * Stops a queued or running task (CancelCommand, docs/agent-protocol.md §7): a queued one is
+   * reported CANCELLED without starting; a running one gets SIGTERM to its process group and
+   * SIGKILL after the grace period. Returns false when the task id is not here.
    */
   cancel(taskId: string): boolean {
-    const task = this.running.get(taskId);
+    const task = this.tasks.get(taskId);
     if (!task) return false;
+    if (task.state === 'QUEUED') {
+      task.stoppedBy = 'CANCEL';
+      this.queue.splice(this.queue.indexOf(task), 1);
+      task.release?.();
+      return true;
+    }
     this.stop(task, 'CANCEL');
     return true;
+  }
+
+  /**
+   * Picks up every run in the spool after a (re)start (issue 4 point 3): a finished run without
+   * a result gets its result.json now (reported with the next Hello, like every unacknowledged
+   * result); a run whose wrapper still lives is watched until it ends and then reported through
+   * `events`; a run whose wrapper is gone without an exit status is reported failed
+   * (`baton.tasks/wrapper-died`). Resolves once every finished run has its result.json.
+   */
+  async recover(events: TaskEvents): Promise<{ finished: number; adopted: number }> {
+    const { spool, log } = this.options;
+    let finished = 0;
+    let adopted = 0;
+    for (const taskId of await spool.taskIds()) {
+      if (this.tasks.has(taskId)) continue;
+      const paths = spool.paths(taskId);
+      if ((await spool.readSmall(paths.result)) !== undefined) continue;
+      const pid = Number(await spool.readSmall(paths.wrapperPid));
+      if ((await spool.readSmall(paths.exitcode)) === undefined && (await wrapperAlive(pid, paths.dir))) {
+        await this.adopt(taskId, pid, events);
+        adopted++;
+        continue;
+      }
+      const result = await this.finish(taskId);
+      log.info({ taskId, state: nodeStateToJSON(result.state) }, 'run found finished in the spool; reporting it');
+      finished++;
+    }
+    return { finished, adopted };
+  }
+
+  /** Watches a task whose wrapper outlived an earlier agent process, then reports it. */
+  private async adopt(taskId: string, pid: number, events: TaskEvents): Promise<void> {
+    const { spool, log } = this.options;
+    const paths = spool.paths(taskId);
+    const request = await spool.readRequest(taskId);
+    const task: HeldTask = { taskId, state: 'RUNNING', pid, sha256s: request?.files.map((f) => f.sha256) ?? [] };
+    this.tasks.set(taskId, task);
+    const stopped = await spool.readSmall(paths.stopped);
+    if (stopped) {
+      // An earlier agent process was stopping it: finish the job with a SIGKILL after the grace.
+      task.stoppedBy = stopped.startsWith('CANCEL') ? 'CANCEL' : 'TIMEOUT';
+      task.state = 'TERMINATING';
+      this.escalate(task);
+    } else if (request && request.timeoutS > 0) {
+      const started = Date.parse((await spool.readSmall(paths.startTime)) ?? '') || Date.now();
+      const left = Math.max(0, started + request.timeoutS * 1000 - Date.now());
+      task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), left);
+    }
+    log.info({ taskId, pid }, 'task from an earlier agent process still runs; watching it');
+    const interval = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    void (async () => {
+      while ((await spool.readSmall(paths.exitcode)) === undefined && (await wrapperAlive(pid, paths.dir))) {
+        await new Promise((r) => setTimeout(r, interval));
+      }
+      await this.complete(task, events);
+    })().catch((err: unknown) => log.error({ taskId, err: (err as Error).message }, 'watching an adopted task failed'));
+  }
+
+  /** The wrapper ended: builds, keeps and reports the result, and lets a queued task start. */
+  private async complete(task: HeldTask, events: TaskEvents): Promise<NodeResult> {
+    this.forget(task);
+    const result = await this.finish(task.taskId);
+    this.options.log.info({ taskId: task.taskId, exitcode: result.exitcode, state: nodeStateToJSON(result.state) }, 'task exited');
+    this.options.log.debug({ taskId: task.taskId, value: redactSensitive(result.value) }, 'task result');
+    events.finished(result);
+    return result;
+  }
+
+  /** Drops a task that ended (or never started) and starts the next queued one. */
+  private forget(task: HeldTask): void {
+    task.state = 'EXITED';
+    clearTimeout(task.timeoutTimer);
+    this.tasks.delete(task.taskId);
+    while (this.queue.length > 0 && this.active() < this.maxConcurrent) {
+      const next = this.queue.shift()!;
+      next.state = 'RUNNING';
+      next.release?.();
+    }
+  }
+
+  /** Tasks holding a slot (started, or released from the queue and starting). */
+  private active(): number {
+    return [...this.tasks.values()].filter((t) => t.state !== 'QUEUED').length;
+  }
+
+  /** Writes a result that has no wrapper behind it to the spool; returns it as stored. */
+  private async keep(result: NodeResult): Promise<NodeResult> {
+    try {
+      return await this.options.spool.writeResult(result);
+    } catch (err) {
+      this.options.log.error({ taskId: result.taskId, err: (err as Error).message }, 'cannot write result.json');
+      return result;
+    }
+  }
+
+  /**
+   * The run's result, built from its spool directory only (so this process and a later one
+   * build the same), written to result.json once; an existing result.json is returned as is.
+   */
+  private async finish(taskId: string): Promise<NodeResult> {
+    const { spool, identity } = this.options;
+    const existing = await spool.readResult(taskId);
+    if (existing) return existing;
+    const paths = spool.paths(taskId);
+    const request = await spool.readRequest(taskId);
+    const id: ResultIdentity = { host: identity, taskId, task: request?.task ?? '', caller: request?.caller ?? '' };
+    const startText = await spool.readSmall(paths.startTime);
+    const startTime = startText && !Number.isNaN(Date.parse(startText)) ? new Date(startText) : (await stat(paths.dir)).mtime;
+    const stopped = (await spool.readSmall(paths.stopped)) ?? '';
+    const stoppedBy: StopReason | undefined = stopped.startsWith('CANCEL') ? 'CANCEL' : stopped.startsWith('TIMEOUT') ? 'TIMEOUT' : undefined;
+    const timeoutS = request?.timeoutS ?? 0;
+    const exitText = await spool.readSmall(paths.exitcode);
+    let exitcode: number;
+    let endTime: Date;
+    if (exitText !== undefined && /^\d+$/.test(exitText)) {
+      exitcode = Number(exitText);
+      endTime = (await stat(paths.exitcode)).mtime;
+    } else if (stopped.endsWith('KILLED')) {
+      // SIGKILL to the group took the wrapper with the task.
+      exitcode = 128 + 9;
+      endTime = (await stat(paths.stopped)).mtime;
+    } else if ((await spool.readSmall(paths.wrapperPid)) === undefined) {
+      const msg = stoppedBy === 'CANCEL' ? 'the task was cancelled before it started' : 'the agent stopped before this queued task started; it was not run';
+      const result = notStartedResult(id, STATUS_AGENT_ERROR, stoppedBy === 'CANCEL' ? ERROR_KIND.cancelled : ERROR_KIND.notStarted, `node ${identity}: ${msg}`, startTime);
+      return this.keep(stoppedBy === 'CANCEL' ? { ...result, state: NodeState.NODE_STATE_CANCELLED } : result);
+    } else {
+      const result = notStartedResult(
+        id,
+        STATUS_AGENT_ERROR,
+        ERROR_KIND.wrapperDied,
+        `node ${identity}: the task's wrapper ended without recording an exit status (killed, or the node restarted); its output is in ${paths.dir}`,
+        startTime,
+      );
+      return this.keep({ ...result, completed: true });
+    }
+    const cap = this.maxOutputBytes;
+    const out = await readCapped(paths.stdout, cap);
+    const err = await readCapped(paths.stderr, cap);
+    const note = (what: string) => `\n[baton-agent: ${what} truncated after ${cap} bytes; all of it is in ${paths.dir}]\n`;
+    const stdout = out.truncated ? Buffer.concat([out.data, Buffer.from(note('stdout'))]) : out.data;
+    const stderr = err.data.toString('utf8') + (err.truncated ? note('stderr') : '');
+    const signal = stoppedBy && exitcode > 128 ? signalName(exitcode - 128) : null;
+    return this.keep(exitedResult(id, { stdout, stderr, exitcode, signal, startTime, endTime, stoppedBy, timeoutS }));
   }
 
   /** A command for a task id that has a spool directory: re-send its result, or ignore it. */
@@ -233,7 +455,7 @@ export class TaskRunner {
   }
 
   /** Validates the command without touching the disk; throws RunRefusal. */
-  private check(cmd: RunCommand): { args: Record<string, unknown>; method: ReturnType<typeof resolveInputMethod> } {
+  private check(cmd: RunCommand): CheckedCommand {
     const invalid = (msg: string) => new RunRefusal(STATUS_INVALID_DATA, ERROR_KIND.invalidCommand, msg);
     if (cmd.files.length === 0) throw invalid('the run command lists no files');
     const seen = new Set<string>();
@@ -246,21 +468,52 @@ export class TaskRunner {
       if (seen.has(f.path)) throw invalid(`task file ${f.path} is listed twice`);
       seen.add(f.path);
     }
-    if (!seen.has(cmd.executable)) throw invalid(`the executable '${cmd.executable}' is not one of the task's files`);
+    let chosen: ChosenImplementation;
+    try {
+      chosen = chooseImplementation(cmd.task, cmd.implementations, { path: cmd.executable, inputMethod: cmd.inputMethod }, this.features);
+    } catch (err) {
+      if (err instanceof NoImplementationError) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.noImplementation, err.message);
+      throw err;
+    }
+    if (!seen.has(chosen.path)) throw invalid(`the executable '${chosen.path}' is not one of the task's files`);
     let input: Record<string, unknown>;
     try {
       input = parseInput(cmd.inputJson);
     } catch (err) {
       throw invalid((err as Error).message);
     }
-    const method = resolveInputMethod(cmd.inputMethod, cmd.executable);
+    // task-spec §5.6: `_noop` only for a task that declares supports_noop; Bolt's message.
+    if (cmd.noop && !cmd.supportsNoop) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.noopNotSupported, 'Task does not support noop');
+    const method = resolveInputMethod(chosen.inputMethod, chosen.path);
     if (method === 'powershell') {
-      throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, `input method powershell (named arguments to ${cmd.executable}) is not supported by this agent`);
+      throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, `input method powershell (named arguments to ${chosen.path}) is not supported by this agent`);
     }
-    if (cmd.runAs !== '' && cmd.runAs !== userInfo().username) {
-      throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, `run_as '${cmd.runAs}' is not supported by this agent (it runs tasks as ${userInfo().username})`);
+    return { args: input, method, chosen, runAs: this.checkRunAs(cmd.runAs) };
+  }
+
+  /** run_as: nothing to do for the agent's own user; root only otherwise; throws RunRefusal. */
+  private checkRunAs(runAs: string): CheckedCommand['runAs'] {
+    const me = userInfo().username;
+    if (runAs === '' || runAs === me) return undefined;
+    const refuse = (msg: string) => new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, msg);
+    if (process.getuid?.() !== 0) throw refuse(`run_as '${runAs}' needs the agent to run as root; it runs as ${me}`);
+    if (!this.setpriv) throw refuse(`run_as '${runAs}' needs setpriv (util-linux) to set the user's groups, and it is not installed`);
+    try {
+      return { user: lookupUser(runAs), setpriv: this.setpriv };
+    } catch (err) {
+      if (err instanceof RunAsError) throw refuse(err.message);
+      throw err;
     }
-    return { args: input, method };
+  }
+
+  /**
+   * Gives the run's spool directory to the run_as user (the task reads its files and works in
+   * it; the wrapper, still root, writes the output files) and lets other users traverse, not
+   * list, the spool root: task ids are 128 random bits.
+   */
+  private async prepareRunAs(paths: SpoolPaths, user: RunAsUser): Promise<void> {
+    await chownTree(paths.dir, user.uid, user.gid);
+    await chmod(this.options.spool.root, 0o711);
   }
 
   /** Verifies every file in the cache (size and sha256); a mismatch is never silently re-used. */
@@ -271,87 +524,44 @@ export class TaskRunner {
     }
   }
 
-  /** Spawns the executable with its input; resolves once it runs, rejects when it cannot start. */
-  private async spawnTask(
-    executable: string,
-    paths: SpoolPaths,
-    method: ReturnType<typeof resolveInputMethod>,
-    args: Record<string, unknown>,
-    cmd: RunCommand,
-  ): Promise<{ child: ChildProcess; exited: Promise<ExitStatus> }> {
-    const { env, skipped } = taskEnvironment(this.options.env ?? process.env, method, args, { taskId: cmd.taskId, caller: cmd.caller, task: cmd.task });
-    if (skipped.length > 0) this.options.log.warn({ taskId: cmd.taskId, keys: skipped }, 'input keys that cannot be variable names are passed on stdin only');
-    // Files, not pipes: the output is on disk as it is produced, and does not depend on this
-    // process staying alive to drain a pipe.
-    const stdout = await open(paths.stdout, 'w', SPOOL_FILE_MODE);
-    const stderr = await open(paths.stderr, 'w', SPOOL_FILE_MODE);
-    try {
-      const child = spawn(executable, [], {
-        cwd: paths.dir,
-        env,
-        // Own session and process group: a restart of the agent does not take the task with
-        // it, and a stop signal reaches every process the task started.
-        detached: true,
-        stdio: [usesStdin(method) ? 'pipe' : 'ignore', stdout.fd, stderr.fd],
-        windowsHide: true,
-      });
-      // Listen for the exit before anything else is awaited: a short task may be gone by then.
-      const exited = new Promise<ExitStatus>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', (err) => reject(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${cmd.executable}: ${err.message}`)));
-      });
-      // Later errors (a failed kill) are reported where they happen, not as unhandled events.
-      child.on('error', () => undefined);
-      if (child.stdin) {
-        // The task may exit without reading its input; EPIPE is not the agent's failure.
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(stdinDocument(args));
-      }
-      // The task runs now; a pid file that cannot be written is worth a log line, not a failed run.
-      await writeFile(paths.pid, String(child.pid), { mode: SPOOL_FILE_MODE }).catch((err: unknown) =>
-        this.options.log.warn({ taskId: cmd.taskId, err: (err as Error).message }, 'cannot write the pid file'),
-      );
-      return { child, exited };
-    } finally {
-      await stdout.close();
-      await stderr.close();
-    }
-  }
-
-  /** Writes `exitcode`, builds the result from the spool files, and writes `result.json`. */
-  private async collect(id: ResultIdentity, paths: SpoolPaths, exit: { exitcode: number; signal: NodeJS.Signals | null; startTime: Date; endTime: Date; stoppedBy?: StopReason; timeoutS: number }): Promise<NodeResult> {
-    const { log, spool } = this.options;
-    await writeFile(paths.exitcode, String(exit.exitcode), { mode: SPOOL_FILE_MODE }).catch((err: unknown) => log.error({ taskId: id.taskId, err: (err as Error).message }, 'cannot write exitcode'));
-    const out = await readCapped(paths.stdout, MAX_RESULT_OUTPUT_BYTES);
-    const err = await readCapped(paths.stderr, MAX_RESULT_OUTPUT_BYTES);
-    const note = (what: string) => `\n[baton-agent: ${what} truncated after ${MAX_RESULT_OUTPUT_BYTES} bytes; all of it is in ${paths.dir}]\n`;
-    const stdout = out.truncated ? Buffer.concat([out.data, Buffer.from(note('stdout'))]) : out.data;
-    const stderr = err.data.toString('utf8') + (err.truncated ? note('stderr') : '');
-    const result = exitedResult(id, { ...exit, stdout, stderr });
-    await spool.writeResult(result).catch((e: unknown) => log.error({ taskId: id.taskId, err: (e as Error).message }, 'cannot write result.json'));
-    return result;
-  }
-
   /** SIGTERM to the task's process group now, SIGKILL after the grace period if it still runs. */
-  private stop(task: RunningTask, reason: StopReason): void {
+  private stop(task: HeldTask, reason: StopReason): void {
     if (task.state !== 'RUNNING') return;
     task.state = 'TERMINATING';
     task.stoppedBy = reason;
     this.options.log.info({ taskId: task.taskId, reason }, 'stopping task');
+    // Recorded before the signal, so that the result says why even if the agent dies now.
+    this.record(task, reason);
     this.signalGroup(task, 'SIGTERM');
-    // Not cleared when the leader exits: processes it left behind in its group get the SIGKILL too.
+    this.escalate(task);
+  }
+
+  /** SIGKILL to the group after the grace period, unless the task is gone by then. */
+  private escalate(task: HeldTask): void {
     setTimeout(() => {
-      if (task.state === 'TERMINATING') task.state = 'KILLED';
+      if (task.state !== 'TERMINATING') return;
+      task.state = 'KILLED';
+      this.record(task, `${task.stoppedBy ?? 'TIMEOUT'} KILLED`);
       this.signalGroup(task, 'SIGKILL');
     }, this.killGraceMs).unref();
   }
 
-  private signalGroup(task: RunningTask, signal: NodeJS.Signals): void {
-    const pid = task.child.pid;
+  /** Writes why the agent signalled the task to `stopped` (best effort: the signal matters more). */
+  private record(task: HeldTask, text: string): void {
+    const path = this.options.spool.paths(task.taskId).stopped;
+    try {
+      if (text.endsWith('KILLED')) appendFileSync(path, '');
+      writeFileSync(path, text, { mode: SPOOL_FILE_MODE });
+    } catch (err) {
+      this.options.log.warn({ taskId: task.taskId, err: (err as Error).message }, 'cannot record why the task was stopped');
+    }
+  }
+
+  private signalGroup(task: HeldTask, signal: NodeJS.Signals): void {
+    const pid = task.pid;
     if (pid === undefined) return;
     try {
-      // A negative pid addresses the process group the detached task leads.
+      // A negative pid addresses the process group the detached wrapper leads.
       process.kill(-pid, signal);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.options.log.warn({ taskId: task.taskId, signal, err: (err as Error).message }, 'cannot signal task');

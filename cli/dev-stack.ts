@@ -134,6 +134,25 @@ export class DevStack {
     this.agents.delete(identity);
   }
 
+  /**
+   * Kills one agent process with SIGKILL (no clean shutdown), as a crash or an OOM kill would;
+   * its tasks, running under their own wrappers, go on. Resolves once the process is gone.
+   */
+  async killAgent(identity: string): Promise<void> {
+    const agent = this.agents.get(identity);
+    this.agents.delete(identity);
+    if (!agent || agent.child.exitCode !== null || agent.child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      agent.child.once('exit', () => resolve());
+      agent.child.kill('SIGKILL');
+    });
+  }
+
+  /** The state directory of dev agent `identity` (its cache/ and spool/ are below it). */
+  agentDir(identity: string): string {
+    return join(this.stateDir, identity);
+  }
+
   /** Stops every process it started, agents first, and removes its state directory. */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));

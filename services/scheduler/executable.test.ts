@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputMethod, Task } from '../../gen/baton/v1/task';
-import { FailedPreconditionError } from '../../lib/errors';
 import { chooseExecutable } from './executable';
 
 const file = (path: string) => ({ path, sha256: 'a'.repeat(64), sizeBytes: 1 });
@@ -26,18 +25,13 @@ describe('chooseExecutable', () => {
     assert.deepEqual(chooseExecutable(task), { path: 'acme/tasks/x.sh', inputMethod: InputMethod.INPUT_METHOD_ENVIRONMENT });
   });
 
-  it('refuses a task with no runnable implementation, naming what it offers', () => {
+  it('falls back to the first implementation when none fits every agent (each agent decides), and refuses a task without files', () => {
     const task = Task.fromPartial({
       name: 'acme::win',
       files: [file('acme/tasks/win.ps1')],
       implementations: [{ path: 'acme/tasks/win.ps1', requirements: ['powershell'] }],
     });
-    assert.throws(
-      () => chooseExecutable(task),
-      (err: unknown) =>
-        err instanceof FailedPreconditionError &&
-        err.message === 'task acme::win has no implementation agents can run (supported requirements: shell, posix); it offers acme/tasks/win.ps1 [powershell]',
-    );
+    assert.deepEqual(chooseExecutable(task), { path: 'acme/tasks/win.ps1', inputMethod: InputMethod.INPUT_METHOD_UNSPECIFIED });
     assert.throws(() => chooseExecutable(Task.fromPartial({ name: 'acme::empty' })), /task acme::empty has no files to run/);
   });
 });

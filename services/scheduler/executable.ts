@@ -2,10 +2,10 @@ import { InputMethod, type Task } from '../../gen/baton/v1/task';
 import { FailedPreconditionError } from '../../lib/errors';
 
 /**
- * Implementation requirements a Baton agent satisfies. Agents run on POSIX systems and spawn
- * executables directly (the shebang picks the interpreter), so an implementation requiring
- * `shell` or `posix`, or nothing, can run; `powershell` and anything else cannot yet. Agents do
- * not report their features, so this is one list for every node.
+ * Requirements every Baton agent satisfies (POSIX agents spawn executables directly). Used only
+ * for RunCommand.executable, the fallback of agents that ignore RunCommand.implementations: the
+ * agent itself picks the implementation by its own features (agent/implementation.ts), and
+ * fails its node when none fits, so the scheduler never refuses a run over implementations.
  */
 export const SUPPORTED_REQUIREMENTS: readonly string[] = ['shell', 'posix'];
 
@@ -18,21 +18,15 @@ export interface ChosenExecutable {
 }
 
 /**
- * Picks the executable (task-spec §5): the first file when the task has no implementations,
- * otherwise the first implementation, in metadata order, whose requirements are all supported.
- * Throws FailedPreconditionError when there is none.
+ * The fallback executable (task-spec §5): the first file when the task has no implementations,
+ * otherwise the first implementation, in metadata order, whose requirements are all in
+ * SUPPORTED_REQUIREMENTS, else the first implementation. Throws FailedPreconditionError for a
+ * task without files or whose chosen implementation is not among its files.
  */
 export function chooseExecutable(task: Task): ChosenExecutable {
   if (task.files.length === 0) throw new FailedPreconditionError('TASK_HAS_NO_FILES', `task ${task.name} has no files to run`);
   if (task.implementations.length === 0) return { path: task.files[0].path, inputMethod: task.inputMethod };
-  const impl = task.implementations.find((i) => i.requirements.every((r) => SUPPORTED_REQUIREMENTS.includes(r)));
-  if (!impl) {
-    const offered = task.implementations.map((i) => `${i.path} [${i.requirements.join(', ')}]`).join('; ');
-    throw new FailedPreconditionError(
-      'NO_RUNNABLE_IMPLEMENTATION',
-      `task ${task.name} has no implementation agents can run (supported requirements: ${SUPPORTED_REQUIREMENTS.join(', ')}); it offers ${offered}`,
-    );
-  }
+  const impl = task.implementations.find((i) => i.requirements.every((r) => SUPPORTED_REQUIREMENTS.includes(r))) ?? task.implementations[0];
   if (!task.files.some((f) => f.path === impl.path)) {
     throw new FailedPreconditionError('IMPLEMENTATION_FILE_MISSING', `task ${task.name}: implementation ${impl.path} is not among the task's files`);
   }

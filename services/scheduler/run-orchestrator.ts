@@ -141,7 +141,10 @@ export class RunOrchestrator {
           environment: run.request.environment,
           files: run.taskDef.files,
           executable: run.executable.path,
-          inputMethod: run.executable.inputMethod,
+          // With implementations the agent picks one and applies its input method over the task's.
+          inputMethod: run.taskDef.implementations.length > 0 ? run.taskDef.inputMethod : run.executable.inputMethod,
+          implementations: run.taskDef.implementations,
+          supportsNoop: run.taskDef.supportsNoop,
           inputJson: run.input.inputJson,
           sensitiveParameters: sensitiveParameters(run.taskDef),
           caller: run.caller,

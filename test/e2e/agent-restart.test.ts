@@ -1,0 +1,101 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DevStack } from '../../cli/dev-stack';
+import { ResultsServiceClient, type WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
+import { NodeState, RunState, type RunEvent } from '../../gen/baton/v1/run';
+import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { packageRoot } from '../../lib/package-root';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * Issue 4 point 3, with every part real: redis-server, the metadata, results and scheduler
+ * services and one agent, each its own process. The agent is killed with SIGKILL while its task
+ * sleeps; the task goes on under its wrapper; the agent started again reports the result, which
+ * the results service stores exactly once.
+ */
+
+const FINAL = new Set([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_CANCELLED]);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('agent restart in the middle of a task', () => {
+  let stack: DevStack;
+  let scheduler: SchedulerServiceClient;
+  let results: ResultsServiceClient;
+
+  before(async () => {
+    stack = await DevStack.start({ agents: 1, environmentpath: join(packageRoot(), 'agent', 'fixtures', 'modules') });
+    scheduler = makeClient(SchedulerServiceClient, stack.addresses.scheduler);
+    results = makeClient(ResultsServiceClient, stack.addresses.results);
+  });
+  after(async () => {
+    scheduler?.close();
+    results?.close();
+    await stack?.stop();
+  });
+
+  /** Every event of the run so far. */
+  const events = (taskId: string): Promise<RunEvent[]> =>
+    new Promise((resolve, reject) => {
+      const out: RunEvent[] = [];
+      const call = results.watchRunEvents({ taskId, resumeToken: '', follow: false });
+      call.on('data', (res: WatchRunEventsResponse) => res.event && out.push(res.event));
+      call.on('error', reject);
+      call.on('end', () => resolve(out));
+    });
+
+  it('keeps the task running through a SIGKILL of the agent and stores its result exactly once', async () => {
+    const node = stack.agentNames[0];
+    const { taskId } = await unary(scheduler, scheduler.runTask, {
+      task: 'agentfix::sleep',
+      environment: '',
+      inputJson: JSON.stringify({ seconds: 2 }),
+      filter: { identities: [node], classes: [], facts: [], agents: [], compound: [] },
+      waitS: 0,
+      background: true,
+      batchSize: 0,
+      batchPercent: 0,
+      batchSleepS: 0,
+      noop: false,
+      runAs: '',
+      timeoutS: 0,
+      requestId: '',
+    });
+    const spool = join(stack.agentDir(node), 'spool', taskId);
+    const pid = await waitFor('the wrapper to record its pid', () => {
+      const text = readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim();
+      return text ? Number(text) : undefined;
+    });
+
+    await stack.killAgent(node);
+    assert.ok(alive(pid), 'the task outlives the agent');
+    await waitFor('the task to finish on its own', () => readFileSync(join(spool, 'exitcode'), 'utf8') === '0', 10_000);
+
+    await stack.startAgent(1);
+    const status = await waitFor(
+      'the run to be finalised',
+      async () => {
+        const s = await unary(results, results.getRunStatus, { taskId });
+        return s.run?.state === RunState.RUN_STATE_SUCCEEDED ? s : undefined;
+      },
+      15_000,
+    );
+    assert.equal(status.items.length, 1);
+    assert.equal(status.items[0].exitcode, 0);
+    assert.deepEqual(status.items[0].value, { slept: 2 });
+
+    const finals = (await events(taskId)).filter((e) => e.event?.$case === 'nodeResult' && FINAL.has(e.event.value.state));
+    assert.equal(finals.length, 1, 'one final result in the event log');
+    await waitFor('the agent to record the acknowledgement', () => readFileSync(join(spool, 'acked'), 'utf8') === '');
+  });
+});
