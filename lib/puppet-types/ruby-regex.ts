@@ -1,0 +1,201 @@
+/**
+ * Ruby (Onigmo) regular expressions translated to JavaScript, for `Pattern` (task-spec §7.4).
+ *
+ * Translated: `\A` `\z` `\Z`; `^` `$` (always line anchors in Ruby, `\n` only); `.` (never
+ * matches `\n` only); `\h` `\H`; `\s` `\S` (Ruby's ASCII set, not JS's Unicode spaces); `\e` `\a`;
+ * POSIX brackets `[[:alpha:]]` and friends (ASCII); `{,n}`; a leading `(?i)`, `(?m)`, `(?mi)`
+ * (Ruby `m` = dot matches newline).
+ *
+ * Refused with a clear message (no faithful JavaScript equivalent; mis-translating would accept
+ * or reject the wrong strings silently): atomic groups `(?>...)`, possessive quantifiers
+ * (`*+ ++ ?+ }+`), inline options other than a leading one (`(?i:...)`, `(?x)`, mid-pattern
+ * `(?i)`), comments `(?#...)`, conditionals `(?(1)...)`, `\G \K \R \X \g<...>`, `\p{...}`,
+ * `\u{...}`, `\x{...}`, nested character classes and `&&` intersections, negated POSIX brackets.
+ */
+
+/** A Ruby regex with its JavaScript translation. */
+export interface RubyRegex {
+  /** The Ruby source as written between the slashes (or in the quoted string). */
+  source: string;
+  /** The JavaScript translation; run with `flags`, as an unanchored search. */
+  js: string;
+  flags: string;
+  regex: RegExp;
+}
+
+/** A Ruby regex construct that cannot be translated: `message` says which and why. */
+export class RubyRegexError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
+    this.name = 'RubyRegexError';
+  }
+}
+
+const RUBY_SPACE = ' \\t\\r\\n\\f\\v';
+const HEX = '0-9a-fA-F';
+
+const POSIX_CLASSES: Record<string, string> = {
+  alpha: 'a-zA-Z',
+  digit: '0-9',
+  alnum: 'a-zA-Z0-9',
+  upper: 'A-Z',
+  lower: 'a-z',
+  space: RUBY_SPACE,
+  blank: ' \\t',
+  xdigit: HEX,
+  word: '\\w',
+  punct: '!-\\/:-@\\[-`{-~',
+  cntrl: '\\x00-\\x1f\\x7f',
+  print: ' -~',
+  graph: '!-~',
+};
+
+const REFUSED_ESCAPES: Record<string, string> = {
+  G: '\\G (match start anchor)',
+  K: '\\K (keep)',
+  R: '\\R (linebreak)',
+  X: '\\X (grapheme cluster)',
+  g: '\\g<...> (subexpression call)',
+  p: '\\p{...} (Unicode property)',
+  P: '\\P{...} (Unicode property)',
+};
+
+/** Translates a Ruby regex source to JavaScript; throws RubyRegexError for refused constructs. */
+export function translateRubyRegex(source: string): RubyRegex {
+  let i = 0;
+  let flags = '';
+  let dotAll = false;
+  const lead = /^\(\?([mix]+)\)/.exec(source);
+  if (lead) {
+    if (lead[1].includes('x')) throw new RubyRegexError('the extended mode option (?x) is not supported; write the regex without it', 0);
+    if (lead[1].includes('i')) flags += 'i';
+    dotAll = lead[1].includes('m');
+    i = lead[0].length;
+  }
+  let out = '';
+  let inClass = false;
+  let classStart = 0;
+  const refuse = (what: string, at: number): never => {
+    throw new RubyRegexError(`${what} has no JavaScript equivalent (Ruby regex /${source}/ at offset ${at})`, at);
+  };
+  while (i < source.length) {
+    const c = source[i];
+    if (c === '\\') {
+      const n = source[i + 1];
+      if (n === undefined) throw new RubyRegexError(`Ruby regex /${source}/ ends with a lone backslash`, i);
+      if (REFUSED_ESCAPES[n]) refuse(REFUSED_ESCAPES[n], i);
+      if ((n === 'u' || n === 'x') && source[i + 2] === '{') refuse(`\\${n}{...}`, i);
+      if (inClass) {
+        if (n === 'h') out += HEX;
+        else if (n === 's') out += RUBY_SPACE;
+        else if (n === 'H' || n === 'S') refuse(`\\${n} inside a character class`, i);
+        else if (n === 'e') out += '\\x1b';
+        else if (n === 'a') out += '\\x07';
+        else out += c + n;
+      } else if (n === 'A') out += '(?<![\\s\\S])';
+      else if (n === 'z') out += '(?![\\s\\S])';
+      else if (n === 'Z') out += '(?=\\n?(?![\\s\\S]))';
+      else if (n === 'h') out += `[${HEX}]`;
+      else if (n === 'H') out += `[^${HEX}]`;
+      else if (n === 's') out += `[${RUBY_SPACE}]`;
+      else if (n === 'S') out += `[^${RUBY_SPACE}]`;
+      else if (n === 'e') out += '\\x1b';
+      else if (n === 'a') out += '\\x07';
+      else out += c + n;
+      i += 2;
+      continue;
+    }
+    if (inClass) {
+      if (c === '[') {
+        const posix = /^\[:(\^?)([a-z]+):\]/.exec(source.slice(i));
+        if (posix) {
+          if (posix[1]) refuse(`the negated POSIX bracket [:^${posix[2]}:]`, i);
+          const cls = POSIX_CLASSES[posix[2]];
+          if (cls === undefined) throw new RubyRegexError(`unknown POSIX bracket [:${posix[2]}:] in Ruby regex /${source}/`, i);
+          out += cls;
+          i += posix[0].length;
+          continue;
+        }
+        refuse('a nested character class', i);
+      }
+      if (c === '&' && source[i + 1] === '&') refuse('character class intersection &&', i);
+      if (c === ']' && i > classStart) inClass = false;
+      out += c;
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      i++;
+      if (source[i] === '^') {
+        out += '^';
+        i++;
+      }
+      classStart = i;
+      // A `]` right after `[` or `[^` is a literal in Ruby; JS needs it escaped.
+      if (source[i] === ']') {
+        out += '\\]';
+        i++;
+      }
+      continue;
+    }
+    if (c === '(' && source[i + 1] === '?') {
+      const rest = source.slice(i + 2);
+      if (rest.startsWith('>')) refuse('the atomic group (?>...)', i);
+      if (rest.startsWith('#')) refuse('the comment group (?#...)', i);
+      if (rest.startsWith('(')) refuse('the conditional group (?(...)...)', i);
+      if (/^[imx-]+[:)]/.test(rest)) refuse('an inline option group other than a leading (?i) or (?m)', i);
+      if (rest.startsWith('~')) refuse('the absence operator (?~...)', i);
+      out += '(?';
+      i += 2;
+      continue;
+    }
+    if (c === '^') {
+      out += '(?<![^\\n])';
+      i++;
+      continue;
+    }
+    if (c === '$') {
+      out += '(?![^\\n])';
+      i++;
+      continue;
+    }
+    if (c === '.') {
+      out += dotAll ? '[\\s\\S]' : '[^\\n]';
+      i++;
+      continue;
+    }
+    if (c === '{') {
+      const q = /^\{(\d*)(,?)(\d*)\}/.exec(source.slice(i));
+      if (q && (q[1] || q[3])) {
+        out += q[1] === '' ? `{0,${q[3]}}` : q[0];
+        i += q[0].length;
+        if (source[i] === '+') refuse('a possessive quantifier', i);
+        continue;
+      }
+      out += '\\{';
+      i++;
+      continue;
+    }
+    if ((c === '*' || c === '+' || c === '?') && source[i + 1] === '+') refuse('a possessive quantifier', i);
+    if (c === '}') {
+      out += '\\}';
+      i++;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  if (inClass) throw new RubyRegexError(`Ruby regex /${source}/ has an unterminated character class`, classStart);
+  let regex: RegExp;
+  try {
+    regex = new RegExp(out, flags);
+  } catch (err) {
+    throw new RubyRegexError(`Ruby regex /${source}/ is not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`, 0);
+  }
+  return { source, js: out, flags, regex };
+}
