@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Implementation, Task, TaskError, TaskFile } from '../../gen/baton/v1/task';
 import { NAME_SEGMENT, canonicalTaskName } from '../../lib/names';
@@ -206,7 +206,7 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
         let doc: unknown = {};
         if (metadataFile) {
           const where = `${moduleName}/tasks/${metadataFile}`;
-          raw = await readFile(join(tasksDir, metadataFile), 'utf8').catch((err: NodeJS.ErrnoException) => {
+          raw = await digests.text(join(tasksDir, metadataFile)).catch((err: NodeJS.ErrnoException) => {
             throw new TaskLoadError('puppet.tasks/unreadable-metadata', `task ${canonical}: cannot read ${where}: ${err.code ?? err.message}`);
           });
           doc = parseMetadataText(raw, `task ${canonical}: ${where} is not valid JSON`);
