@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Task } from '../gen/baton/v1/task';
-import { MAX_INPUT_BYTES, redactInput, validateTaskInput } from './task-input';
+import { MAX_INPUT_BYTES, coerceTaskParameter, redactInput, taskSignature, validateTaskInput } from './task-input';
 
 const restart = Task.fromPartial({
   name: 'acme::restart',
@@ -12,8 +12,8 @@ const restart = Task.fromPartial({
     { name: 'password', type: 'String[1]', sensitive: true, required: true },
     { name: 'ratio', type: 'Float', required: false, defaultValue: 0.5 },
     { name: 'service', type: 'String', required: true, defaultValue: 'httpd' },
-    { name: 'tags', type: 'Array[String]', required: false },
-    { name: 'weird', type: 'Variant[Integer, Pattern[/x/]]', required: true },
+    { name: 'tags', type: 'Optional[Array[String]]', required: false },
+    { name: 'weird', type: 'Variant[Numeric, Pattern[/x/]]', required: true },
   ],
 });
 
@@ -76,14 +76,14 @@ describe('validateTaskInput', () => {
   });
 
   it('checks base types in Puppet wording, telling Integer from Float by the lexeme', () => {
-    const r = descriptions(restart, '{"action":"restart","count":2.0,"password":5,"ratio":1,"service":true,"tags":"a","weird":"ok"}');
+    const r = descriptions(restart, '{"action":"restart","count":2.0,"password":5,"ratio":1,"service":true,"tags":"a","weird":"xo"}');
     assert.deepEqual(r, [
       "action: parameter 'action' expects a match for Enum['start', 'stop'], got 'restart'",
-      "count: parameter 'count' expects an Integer value, got Float",
-      "password: parameter 'password' expects a String value, got Integer",
+      "count: parameter 'count' expects a value of type Undef or Integer[1], got Float",
+      "password: parameter 'password' expects a String[1] value, got Integer",
       "ratio: parameter 'ratio' expects a Float value, got Integer",
       "service: parameter 'service' expects a String value, got Boolean",
-      "tags: parameter 'tags' expects an Array value, got String",
+      "tags: parameter 'tags' expects a value of type Undef or Array[String], got String",
     ]);
   });
 
@@ -98,9 +98,47 @@ describe('validateTaskInput', () => {
     });
     assert.deepEqual(descriptions(t, '{"mode":"on","opt":null}'), []);
     assert.deepEqual(descriptions(t, '{"mode":"maybe","opt":[]}'), [
-      "mode: parameter 'mode' expects a match for Enum['On', 'Off'], got 'maybe'",
-      "opt: parameter 'opt' expects a Hash value, got Array",
+      "mode: parameter 'mode' expects a match for Enum['On', 'Off', true], got 'maybe'",
+      "opt: parameter 'opt' expects a value of type Undef or Hash, got Array",
     ]);
+  });
+
+  it('checks full types: sizes, ranges, element types, patterns, Struct keys and big integers', () => {
+    const t = Task.fromPartial({
+      name: 'acme::full',
+      environment: 'production',
+      parametersDeclared: true,
+      parameters: [
+        { name: 'port', type: 'Integer[1, 65535]', required: true },
+        { name: 'names', type: 'Array[Pattern[/\\A[a-z]+\\z/], 1]', required: true },
+        { name: 'opts', type: 'Struct[{depth => Integer, Optional[tag] => String[1]}]', required: true },
+        { name: 'big', type: 'Integer[0]', required: true },
+      ],
+    });
+    assert.deepEqual(descriptions(t, '{"port": 65535, "names": ["ab"], "opts": {"depth": 2}, "big": 99999999999999999999999}'), []);
+    assert.deepEqual(descriptions(t, '{"port": 0, "names": ["Ab"], "opts": {"depth": 2.0, "tag": ""}, "big": -99999999999999999999999}'), [
+      "port: parameter 'port' expects an Integer[1, 65535] value, got Integer[0, 0]",
+      "names: parameter 'names' index 0 expects a match for Pattern[/\\A[a-z]+\\z/], got 'Ab'",
+      "opts: parameter 'opts' entry 'depth' expects an Integer value, got Float",
+      "opts: parameter 'opts' entry 'tag' expects a String[1] value, got String",
+      "big: parameter 'big' expects an Integer[0] value, got Integer[-99999999999999999999999, -99999999999999999999999]",
+    ]);
+  });
+
+  it('refuses to run a task whose parameter type is not valid Puppet, naming the parameter', () => {
+    const t = Task.fromPartial({ name: 'lvm::ensure_fs', parametersDeclared: true, parameters: [{ name: 'fs_type', type: 'Optional[Enum[LG,no]]' }] });
+    assert.deepEqual(descriptions(t, '{}'), [
+      "fs_type: task lvm::ensure_fs cannot be run: parameter 'fs_type' has an invalid type: invalid type 'Optional[Enum[LG,no]]' at position 14: expected identifiers or strings as Enum parameters; 'LG' is capitalised, so Puppet reads it as a type reference (quote it: 'LG')",
+    ]);
+  });
+
+  it('recompiles a task whose parameters changed and reuses the signature of one that did not', () => {
+    const v1 = Task.fromPartial({ name: 'acme::c', environment: 'production', parametersDeclared: true, parameters: [{ name: 'n', type: 'Integer' }] });
+    const v2 = Task.fromPartial({ name: 'acme::c', environment: 'production', parametersDeclared: true, parameters: [{ name: 'n', type: 'String' }] });
+    assert.equal(taskSignature(v1), taskSignature(Task.fromPartial(v1)));
+    assert.notEqual(taskSignature(v1), taskSignature(v2));
+    assert.deepEqual(descriptions(v2, '{"n": 1}'), ["n: parameter 'n' expects a String value, got Integer"]);
+    assert.notEqual(taskSignature(v1), taskSignature({ ...v1, environment: 'staging' }));
   });
 
   it('rejects a key given twice', () => {
@@ -118,5 +156,14 @@ describe('validateTaskInput', () => {
 describe('redactInput', () => {
   it('replaces the values of sensitive parameters only', () => {
     assert.equal(redactInput(restart, { action: 'stop', password: 'hunter2' }), '{"action":"stop","password":"Sensitive [value redacted]"}');
+  });
+});
+
+describe('coerceTaskParameter', () => {
+  it('applies the Bolt key=value rule with the parameter type', () => {
+    assert.equal(coerceTaskParameter(restart, 'count', '5'), '5');
+    assert.equal(coerceTaskParameter(restart, 'service', '5'), '"5"');
+    assert.equal(coerceTaskParameter(restart, 'ratio', '1'), '"1"');
+    assert.equal(coerceTaskParameter(undeclared, 'anything', '[1, 2]'), '[1, 2]'.replace(' ', ''));
   });
 });

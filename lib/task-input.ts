@@ -1,6 +1,15 @@
 import type { Parameter, Task } from '../gen/baton/v1/task';
+import { createHash } from 'node:crypto';
 import type { FieldViolation } from './errors';
-import { NAME_SEGMENT } from './names';
+import {
+  coerceCliValue,
+  compileSignature,
+  InputShapeError,
+  InvalidParameterTypeError,
+  Signature,
+  toPlain,
+  type ParameterDeclaration,
+} from './puppet-types';
 
 /**
  * Task input validation (task-spec.md §4): the input must be a JSON object; for tasks that
@@ -54,63 +63,70 @@ interface Entry {
 /** Validates `inputJson` (empty means `{}`) against `task`'s parameters and applies defaults. */
 export function validateTaskInput(task: Task, inputJson: string): ValidatedTaskInput {
   const text = inputJson.trim() === '' ? '{}' : inputJson;
-  const fail = (description: string): ValidatedTaskInput => ({
-    input: {},
-    inputJson: '{}',
-    redactedJson: '{}',
-    violations: [{ field: INPUT_FIELD, description }],
-  });
+  const fail = (violations: FieldViolation[]): ValidatedTaskInput => ({ input: {}, inputJson: '{}', redactedJson: '{}', violations });
   const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_INPUT_BYTES) return fail(`input is ${bytes} bytes of JSON; at most ${MAX_INPUT_BYTES} are accepted`);
-  let parsed: unknown;
+  if (bytes > MAX_INPUT_BYTES) return fail([{ field: INPUT_FIELD, description: `input is ${bytes} bytes of JSON; at most ${MAX_INPUT_BYTES} are accepted` }]);
+  const signature = taskSignature(task);
+  if (signature instanceof InvalidParameterTypeError) {
+    return fail([{ field: signature.parameter, description: `task ${task.name} cannot be run: ${signature.message}` }]);
+  }
+  let result;
   try {
-    parsed = JSON.parse(text);
+    result = signature.validate(text);
   } catch (err) {
-    return fail(`input must be a JSON object: ${(err as Error).message}`);
+    if (err instanceof InputShapeError) return fail([{ field: INPUT_FIELD, description: err.message }]);
+    throw err;
   }
-  if (!isPlainObject(parsed)) return fail(`input must be a JSON object, got ${describeJsonType(parsed)}`);
-
-  const violations: FieldViolation[] = [];
-  const entries: Entry[] = [];
-  const seen = new Set<string>();
-  for (const { key, json } of topLevelEntries(text)) {
-    // JSON.parse keeps the last duplicate silently; a person who wrote a key twice meant one of them.
-    if (seen.has(key)) violations.push({ field: key, description: `gives parameter '${key}' more than once` });
-    seen.add(key);
-    entries.push({ key, json, value: parsed[key] });
-  }
-
-  const params = new Map(task.parameters.map((p) => [p.name, p]));
-  for (const e of entries) {
-    if (e.key.startsWith('_')) {
-      violations.push({ field: e.key, description: `has no parameter named '${e.key}' (keys starting with '_' are metaparameters set by Baton)` });
-    } else if (task.parametersDeclared && !params.has(e.key)) {
-      violations.push({ field: e.key, description: `has no parameter named '${e.key}'` });
-    } else if (!task.parametersDeclared && !NAME_SEGMENT.test(e.key)) {
-      // Without declared parameters the input must be Hash[Pattern[/\A[a-z][a-z0-9_]*\z/], Data] (task-spec §4 step 4).
-      violations.push({ field: e.key, description: `has an invalid parameter name '${e.key}' (expected ${NAME_SEGMENT.source})` });
-    }
-  }
-
-  for (const p of task.parameters) {
-    const hasDefault = p.defaultValue !== undefined && p.defaultValue !== null;
-    const given = entries.find((e) => e.key === p.name);
-    if (given && given.value !== null) {
-      const problem = baseTypeProblem(p, given.value, given.json);
-      if (problem) violations.push({ field: p.name, description: problem });
-    } else if (hasDefault) {
-      // Defaults replace absent and null values alike (task-spec §4 step 3).
-      const value: unknown = p.defaultValue;
-      if (given) Object.assign(given, { json: JSON.stringify(value), value });
-      else entries.push({ key: p.name, json: JSON.stringify(value), value });
-    } else if (p.required) {
-      violations.push({ field: p.name, description: `expects a value for parameter '${p.name}'` });
-    }
-  }
-
+  const entries: Entry[] = result.entries.map((e) => ({ key: e.key, json: e.json, value: toPlain(e.value) }));
   const input: Record<string, unknown> = {};
-  for (const e of entries) input[e.key] = e.value;
-  return { input, inputJson: render(entries), redactedJson: render(redacted(task, entries)), violations };
+  for (const e of entries) Object.defineProperty(input, e.key, { value: e.value, enumerable: true, writable: true, configurable: true });
+  return { input, inputJson: render(entries), redactedJson: render(redacted(task, entries)), violations: result.violations };
+}
+
+/** Compiled signatures are kept this long in number of entries (oldest evicted first). */
+export const SIGNATURE_CACHE_ENTRIES = 2_000;
+
+const signatures = new Map<string, Signature | InvalidParameterTypeError>();
+
+/**
+ * The task's compiled parameter signature, from a cache keyed by task name, environment and a
+ * hash of the declared parameters (types, defaults, sensitivity), so a task edited on disk is
+ * recompiled while validating a known task costs one hash and a map lookup. A parameter whose
+ * type is not valid Puppet gives the InvalidParameterTypeError instead (cached too).
+ */
+export function taskSignature(task: Task): Signature | InvalidParameterTypeError {
+  const shape = JSON.stringify([task.parametersDeclared, task.parameters.map((p): unknown[] => [p.name, p.type, p.sensitive, p.defaultValue ?? null])]);
+  const key = `${task.name}\0${task.environment}\0${createHash('sha1').update(shape).digest('base64')}`;
+  const hit = signatures.get(key);
+  if (hit) return hit;
+  let compiled: Signature | InvalidParameterTypeError;
+  try {
+    compiled = compileSignature(task.parametersDeclared ? Object.fromEntries(task.parameters.map((p) => [p.name, declaration(p)])) : undefined);
+  } catch (err) {
+    if (!(err instanceof InvalidParameterTypeError)) throw err;
+    compiled = err;
+  }
+  if (signatures.size >= SIGNATURE_CACHE_ENTRIES) {
+    const [oldestKey, oldest] = signatures.entries().next().value as [string, Signature | InvalidParameterTypeError];
+    signatures.delete(oldestKey);
+    if (oldest instanceof Signature) oldest.dispose();
+  }
+  signatures.set(key, compiled);
+  return compiled;
+}
+
+/**
+ * Coerces a command-line `name=value` string for one of `task`'s parameters (the Bolt rule,
+ * task-spec §8): the JSON text to put in the input. A task whose signature does not compile, or
+ * an undeclared name, gets the plain rule (parsed JSON if it parses, else the string).
+ */
+export function coerceTaskParameter(task: Task, name: string, raw: string): string {
+  const signature = taskSignature(task);
+  return signature instanceof Signature ? signature.coerce(name, raw).json : coerceCliValue(undefined, raw).json;
+}
+
+function declaration(p: Parameter): ParameterDeclaration {
+  return { type: p.type === '' ? undefined : p.type, default: p.defaultValue as unknown, sensitive: p.sensitive };
 }
 
 /**
@@ -133,131 +149,4 @@ function redacted(task: Task, entries: Entry[]): Entry[] {
 
 function render(entries: Entry[]): string {
   return `{${entries.map((e) => `${JSON.stringify(e.key)}:${e.json}`).join(',')}}`;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-const INTEGER_LEXEME = /^-?\d+$/;
-
-/** Puppet's name for the type of a JSON value (task-spec §7.1: a number with `.` or an exponent is a Float). */
-function describeJsonType(value: unknown, json?: string): string {
-  if (value === null) return 'Undef';
-  if (typeof value === 'string') return 'String';
-  if (typeof value === 'boolean') return 'Boolean';
-  if (typeof value === 'number') return (json !== undefined ? INTEGER_LEXEME.test(json.trim()) : Number.isInteger(value)) ? 'Integer' : 'Float';
-  if (Array.isArray(value)) return 'Array';
-  return 'Hash';
-}
-
-const TYPE_EXPRESSION = /^([A-Z][A-Za-z0-9_]*(?:::[A-Z][A-Za-z0-9_]*)*)\s*(?:\[([\s\S]*)\])?$/;
-
-/** Base types checked by name, with what a matching value is. */
-const BASE_TYPES: Record<string, { article: string; accepts: (value: unknown, json: string) => boolean }> = {
-  String: { article: 'a', accepts: (v) => typeof v === 'string' },
-  Integer: { article: 'an', accepts: (v, json) => typeof v === 'number' && INTEGER_LEXEME.test(json.trim()) },
-  Float: { article: 'a', accepts: (v, json) => typeof v === 'number' && !INTEGER_LEXEME.test(json.trim()) },
-  Numeric: { article: 'a', accepts: (v) => typeof v === 'number' },
-  Boolean: { article: 'a', accepts: (v) => typeof v === 'boolean' },
-  Array: { article: 'an', accepts: (v) => Array.isArray(v) },
-  Hash: { article: 'a', accepts: (v) => isPlainObject(v) },
-};
-
-/** Checks a non-null value against the base of the parameter's type; see the module comment for what is checked. */
-function baseTypeProblem(p: Parameter, value: unknown, json: string): string | undefined {
-  let type = p.type.trim();
-  for (;;) {
-    const m = TYPE_EXPRESSION.exec(type);
-    if (!m) return undefined; // not a type expression this partial checker understands
-    const [, name, args] = m;
-    if (name === 'Optional' && args !== undefined) {
-      type = args.trim();
-      continue;
-    }
-    if (name === 'Enum' && args !== undefined) return enumProblem(p.name, args, value, json);
-    const base = BASE_TYPES[name];
-    if (!base || base.accepts(value, json)) return undefined;
-    return `parameter '${p.name}' expects ${base.article} ${name} value, got ${describeJsonType(value, json)}`;
-  }
-}
-
-/** `Enum[a, 'b', ...(, true)]`: a string equal to one of the values (case-insensitively when the last argument is `true`). */
-function enumProblem(name: string, args: string, value: unknown, json: string): string | undefined {
-  const values: string[] = [];
-  for (const raw of args.split(',').map((a) => a.trim())) {
-    const quoted = /^'((?:[^'\\]|\\.)*)'$|^"((?:[^"\\]|\\.)*)"$/.exec(raw);
-    if (quoted) values.push((quoted[1] ?? quoted[2]).replace(/\\(.)/g, '$1'));
-    else if (/^[a-z_][A-Za-z0-9_-]*$/.test(raw)) values.push(raw);
-    else return undefined; // quoted commas and the like: left to the full type checker
-  }
-  let caseInsensitive = false;
-  if (values.length > 1 && values[values.length - 1] === 'true') {
-    values.pop();
-    caseInsensitive = true;
-  }
-  const fold = (s: string) => (caseInsensitive ? s.toLowerCase() : s);
-  if (typeof value === 'string' && values.some((v) => fold(v) === fold(value))) return undefined;
-  const expected = `Enum[${values.map((v) => `'${v}'`).join(', ')}]`;
-  const got = typeof value === 'string' ? `'${value}'` : describeJsonType(value, json);
-  return `parameter '${name}' expects a match for ${expected}, got ${got}`;
-}
-
-// --- A scanner for the top level of a JSON object already known to be valid JSON. ---
-
-const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
-
-function skipWhitespace(text: string, i: number): number {
-  while (WHITESPACE.has(text[i])) i++;
-  return i;
-}
-
-/** Index just past the string literal starting at `i`. */
-function endOfString(text: string, i: number): number {
-  let j = i + 1;
-  while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-  return j + 1;
-}
-
-/** Index just past the JSON value starting at `i`. */
-function endOfValue(text: string, i: number): number {
-  const c = text[i];
-  if (c === '"') return endOfString(text, i);
-  if (c === '{' || c === '[') {
-    let depth = 0;
-    let j = i;
-    do {
-      const ch = text[j];
-      if (ch === '"') {
-        j = endOfString(text, j);
-        continue;
-      }
-      if (ch === '{' || ch === '[') depth++;
-      else if (ch === '}' || ch === ']') depth--;
-      j++;
-    } while (depth > 0);
-    return j;
-  }
-  let j = i;
-  while (j < text.length && !WHITESPACE.has(text[j]) && text[j] !== ',' && text[j] !== '}' && text[j] !== ']') j++;
-  return j;
-}
-
-/** The keys of a valid JSON object text, in order, each with its value's exact source text. */
-function topLevelEntries(text: string): Array<{ key: string; json: string }> {
-  const out: Array<{ key: string; json: string }> = [];
-  let i = skipWhitespace(text, 0) + 1; // past '{'
-  i = skipWhitespace(text, i);
-  if (text[i] === '}') return out;
-  for (;;) {
-    i = skipWhitespace(text, i);
-    const keyEnd = endOfString(text, i);
-    const key = JSON.parse(text.slice(i, keyEnd)) as string;
-    i = skipWhitespace(text, skipWhitespace(text, keyEnd) + 1); // past ':'
-    const valueEnd = endOfValue(text, i);
-    out.push({ key, json: text.slice(i, valueEnd) });
-    i = skipWhitespace(text, valueEnd);
-    if (text[i] === '}') return out;
-    i++; // past ','
-  }
 }
