@@ -1,5 +1,5 @@
 import { InputMethod, type Implementation, type Task, type TaskFile } from '../../gen/baton/v1/task';
-import { buildParameters } from './parameters';
+import { buildParameters, type ParameterTypes } from './parameters';
 import type { InputMethodName, TaskMetadata } from './task-metadata';
 
 const INPUT_METHOD_ENUM: Record<InputMethodName, InputMethod> = {
@@ -25,6 +25,8 @@ export interface TaskParts {
   /** Implementations first, then extra files (task-spec.md §1 item 10). */
   files: TaskFile[];
   implementations: Implementation[];
+  /** The environment's parameter types; default one without module type aliases. */
+  types?: ParameterTypes;
 }
 
 /** The proto Task of a resolved task; throws TaskLoadError when a parameter type is invalid. */
@@ -36,7 +38,7 @@ export function assembleTask(parts: TaskParts): Task {
     description: metadata.description ?? '',
     supportsNoop: metadata.supportsNoop,
     inputMethod: inputMethodOf(metadata.inputMethod),
-    parameters: metadata.parameters ? buildParameters(metadata.parameters) : [],
+    parameters: metadata.parameters ? buildParameters(metadata.parameters, `task ${parts.name}`, parts.types) : [],
     parametersDeclared: metadata.parameters !== undefined,
     files: parts.files,
     implementations: parts.implementations,

@@ -96,6 +96,23 @@ describe('scanEnvironment', () => {
       [`${M}/fileslash.json`]: JSON.stringify({ files: ['helper/files/util.sh/'] }),
       [`${M}/fileslash.sh`]: 'x',
       [`${M}/badreq.json`]: JSON.stringify({ implementations: [{ name: 'good.sh', requirements: 'shell' }] }),
+      // parameter types (lib/puppet-types), with the environment's type aliases
+      [`${M}/typed.json`]: JSON.stringify({
+        parameters: {
+          port: { type: 'Helper::Port' },
+          strict_port: { type: 'Helper::Strictport' },
+          either: { type: 'Variant[String, Undef]' },
+          unknown: { type: 'Nosuch::Type' },
+        },
+      }),
+      [`${M}/typed.sh`]: 'x',
+      [`${M}/badtype.json`]: JSON.stringify({ parameters: { ok: { type: 'String' }, lang: { type: 'Enum[LG,no]' } } }),
+      [`${M}/badtype.sh`]: 'x',
+      [`${M}/badalias.json`]: JSON.stringify({ parameters: { loop: { type: 'Helper::Loop' } } }),
+      [`${M}/badalias.sh`]: 'x',
+      [`${H}/types/port.pp`]: '# a port, or nothing\ntype Helper::Port = Optional[Integer[1, 65535]]\n',
+      [`${H}/types/strictport.pp`]: 'type Helper::Strictport = Integer[1, 65535]\n',
+      [`${H}/types/loop.pp`]: 'type Helper::Loop = Variant[Helper::Loop, String]\n',
       [`${H}/scripts/run.sh`]: 'run\n',
       [`${H}/tasks/probe.sh`]: 'probe\n',
       [`${H}/files/util.sh`]: 'util\n',
@@ -215,6 +232,18 @@ describe('scanEnvironment', () => {
     ]);
     assert.equal(env.files.get('helper/lib/ruby/a/deep.rb'), join(root, H, 'lib/ruby/a/deep.rb'));
     assert.equal(env.files.has('helper/lib/ruby/.hidden'), false);
+  });
+
+  it('decides required from the parsed type, resolving the module type aliases of the environment', () => {
+    const required = Object.fromEntries(loaded('acme::typed').parameters.map((p) => [p.name, p.required]));
+    assert.deepEqual(required, { either: false, port: false, strict_port: true, unknown: true });
+  });
+
+  it('fails a task whose parameter type does not parse, naming the parameter and the parse error', () => {
+    const err = broken('acme::badtype', 'puppet.tasks/invalid-metadata');
+    assert.match(err?.msg ?? '', /^task acme::badtype: parameter 'lang' has an invalid type: invalid type 'Enum\[LG,no\]' at position \d+: expected /);
+    assert.deepEqual(err?.details, { parameter: 'lang', type: 'Enum[LG,no]' });
+    assert.match(broken('acme::badalias', 'puppet.tasks/invalid-metadata')?.msg ?? '', /parameter 'loop' has an invalid type: type alias Helper::Loop .*refers to itself/);
   });
 
   it('takes extra files from the files, lib, scripts and tasks mounts of any module, each path once', () => {

@@ -4,6 +4,8 @@ import type { Implementation, Task, TaskError, TaskFile } from '../../gen/baton/
 import { NAME_SEGMENT, canonicalTaskName } from '../../lib/names';
 import { resolveExtraFile, type ResolvedFile } from './extra-files';
 import { FileDigests } from './file-digests';
+import { ParameterTypes } from './parameters';
+import { TypeAliases } from '../../lib/puppet-types';
 import { assembleTask, inputMethodOf } from './assemble-task';
 import { parseMetadataText, salvageListingFields, validateMetadata, type TaskMetadata } from './task-metadata';
 import { TaskLoadError } from './task-load-error';
@@ -106,6 +108,7 @@ async function loadTask(
   metadata: TaskMetadata,
   modules: ReadonlyMap<string, string>,
   digests: FileDigests,
+  types: ParameterTypes,
 ): Promise<{ task: Task; files: ResolvedFile[] }> {
   const name = canonicalTaskName(mod.name, taskName);
   const what = `task ${name}`;
@@ -159,7 +162,7 @@ async function loadTask(
     taskFiles.push({ path: f.path, sha256: digest.sha256, sizeBytes: digest.sizeBytes });
   }
 
-  const task = assembleTask({ environment: env, name, metadata, rawMetadata, files: taskFiles, implementations });
+  const task = assembleTask({ environment: env, name, metadata, rawMetadata, files: taskFiles, implementations, types });
   return { task, files: unique };
 }
 
@@ -184,6 +187,18 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
     problems.push(`cannot read ${modulesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const modules = new Map(moduleNames.map((m) => [m, join(modulesDir, m)]));
+  // Module type aliases (`<module>/types/*.pp`) of the whole environment, as Puppet resolves
+  // them for parameter types; each alias is parsed only when a parameter uses it.
+  const aliases = new TypeAliases();
+  for (const [moduleName, moduleDir] of modules) {
+    try {
+      for (const problem of aliases.addModuleDir(moduleDir)) problems.push(`module ${moduleName}: ${problem}`);
+    } catch (err) {
+      // An unreadable types/ entry (a dangling link, say) loses that module's aliases only.
+      problems.push(`module ${moduleName}: cannot read its types/: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const types = new ParameterTypes(aliases);
 
   const scanModule = async (moduleName: string, moduleDir: string): Promise<void> => {
     const tasksDir = join(moduleDir, 'tasks');
@@ -213,7 +228,7 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
           listing = salvageListingFields(doc);
         }
         const metadata = validateMetadata(doc, `task ${canonical}`);
-        const loaded = await loadTask(name, mod, taskName, raw, metadata, modules, digests);
+        const loaded = await loadTask(name, mod, taskName, raw, metadata, modules, digests, types);
         tasks.push({ name: canonical, module: moduleName, ...listing, task: loaded.task, files: loaded.files });
       } catch (err) {
         if (!(err instanceof TaskLoadError)) throw err;
