@@ -220,32 +220,28 @@ export class Signature {
     return { entries, violations };
   }
 
-  /** Every problem, one per line, in the order of the input then of the declared parameters. */
+  /**
+   * Every problem, one per line: keys that are not parameters in input order, then each declared
+   * parameter in declaration order (Puppet's Struct describer walks the struct's members).
+   */
   private describe(entries: InputEntry[]): InputViolation[] {
     const out: InputViolation[] = [];
-    const seen = new Set<string>();
+    const given = new Map<string, InputEntry>();
     for (const e of entries) {
-      if (seen.has(e.key)) continue;
-      seen.add(e.key);
+      if (given.has(e.key)) continue;
+      given.set(e.key, e);
       if (e.key.startsWith('_')) {
         // Metaparameters (`_task`, `_noop`, `_installdir`, `_target`) are Baton's to set (task-spec
         // §5.6); letting a caller pass `_noop` would bypass the supports_noop check.
         out.push({ field: e.key, description: `has no parameter named '${e.key}' (keys starting with '_' are metaparameters set by Baton)` });
-        continue;
-      }
-      if (!this.declared) {
+      } else if (!this.declared) {
         if (!UNDECLARED_KEY.test(e.key)) out.push({ field: e.key, description: `has an invalid parameter name '${e.key}' (expected ${UNDECLARED_KEY.source})` });
-        continue;
-      }
-      const p = this.byName.get(e.key);
-      if (!p) {
-        out.push({ field: e.key, description: `has no parameter named '${e.key}'` });
-        continue;
-      }
-      for (const line of describeMismatch(p.type, e.value, `parameter '${p.name}'`)) out.push({ field: p.name, description: line });
+      } else if (!this.byName.has(e.key)) out.push({ field: e.key, description: `has no parameter named '${e.key}'` });
     }
     for (const p of this.parameters) {
-      if (!seen.has(p.name) && !p.optional) out.push({ field: p.name, description: `expects a value for parameter '${p.name}'` });
+      const e = given.get(p.name);
+      if (e) for (const line of describeMismatch(p.type, e.value, `parameter '${p.name}'`)) out.push({ field: p.name, description: line });
+      else if (!p.optional) out.push({ field: p.name, description: `expects a value for parameter '${p.name}'` });
     }
     return out;
   }
