@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { MetadataServiceClient, MetadataServiceService, type ReadTaskFileResponse } from '../../gen/baton/v1/metadata_service';
@@ -8,6 +9,7 @@ import { readServiceError, type ErrorReport } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
+import { makeTestCertificates, type TestCertificates } from '../../test/helpers/certificates';
 import { startFakePuppetServer, type FakePuppetServer, type FakeTask } from '../../test/helpers/puppet-server';
 import { createMetadataService } from './metadata-service';
 import { PuppetServerClient } from './puppetserver-client';
@@ -61,7 +63,10 @@ function environments(): Record<string, FakeTask[]> {
         error: { kind: 'puppet.tasks/unparseable-metadata', msg: 'unexpected token at {', details: {} },
       },
     ],
-    staging: [{ module: 'other', task: 'one', metadata: {}, files: [{ module: 'other', mount: 'tasks', rel: 'one.sh', content: 'one', implementation: true }] }],
+    staging: [
+      { module: 'other', task: 'one', metadata: {}, files: [{ module: 'other', mount: 'tasks', rel: 'one.sh', content: 'one', implementation: true }] },
+      { module: 'other', task: 'badtype', metadata: { parameters: { lang: { type: 'Enum[LG,no]' } } }, files: [] },
+    ],
   };
 }
 
@@ -186,6 +191,12 @@ describe('MetadataService answered from Puppet Server', () => {
       assert.equal((await getTask('other::one', 'staging')).task?.environment, 'staging');
     });
 
+    it('fails a task whose parameter type does not parse, as a local modulepath does', async () => {
+      const err = await failure(() => getTask('other::badtype', 'staging'));
+      assert.equal(err.code, status.FAILED_PRECONDITION);
+      assert.match(err.message, /fails to load: puppet\.tasks\/invalid-metadata: task other::badtype: parameter 'lang' has an invalid type: invalid type 'Enum\[LG,no\]'/);
+    });
+
     it('maps a 500 error body to FAILED_PRECONDITION with the task-spec kind', async () => {
       const err = await failure(() => getTask('acme::broken'));
       assert.equal(err.code, status.FAILED_PRECONDITION);
@@ -207,7 +218,7 @@ describe('MetadataService answered from Puppet Server', () => {
 
     it('lists the environments with their task counts', async () => {
       const { environments: envs } = await unary(client, client.listEnvironments, {});
-      assert.deepEqual(envs, [{ name: 'production', taskCount: 3 }, { name: 'staging', taskCount: 1 }]);
+      assert.deepEqual(envs, [{ name: 'production', taskCount: 3 }, { name: 'staging', taskCount: 2 }]);
     });
   });
 
@@ -233,6 +244,32 @@ describe('MetadataService answered from Puppet Server', () => {
       fake.requests.splice(0);
       await getTask('acme::multi');
       assert.deepEqual(fake.requests, [], 'the detail fetched for the listing is reused');
+    });
+  });
+
+  describe('over HTTPS with a client certificate', () => {
+    let certs: TestCertificates;
+    before(async () => {
+      certs = makeTestCertificates();
+      fake = await startFakePuppetServer({ environments: environments(), tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca } });
+    });
+    after(async () => {
+      await fake.stop();
+      rmSync(certs.dir, { recursive: true, force: true });
+    });
+
+    it('verifies the server against puppetserver-ca and presents the client certificate', async () => {
+      const trusted = new PuppetServerClient({ url: fake.url, caFile: certs.ca, certFile: certs.clientCert, keyFile: certs.clientKey });
+      const untrusted = new PuppetServerClient({ url: fake.url, certFile: certs.clientCert, keyFile: certs.clientKey });
+      const anonymous = new PuppetServerClient({ url: fake.url, caFile: certs.ca });
+      try {
+        const listed = await new PuppetServerSource(trusted).listTasks('production');
+        assert.deepEqual(listed.map((t) => t.name), ['acme', 'acme::hidden', 'acme::multi']);
+        await assert.rejects(new PuppetServerSource(untrusted).listTasks('production'), /cannot be reached: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)/);
+        await assert.rejects(new PuppetServerSource(anonymous).listTasks('production'), /cannot be reached/);
+      } finally {
+        for (const c of [trusted, untrusted, anonymous]) c.close();
+      }
     });
   });
 

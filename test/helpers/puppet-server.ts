@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -38,6 +40,8 @@ export interface FakePuppetServerOptions {
   environments: Record<string, FakeTask[]>;
   /** False to answer listings like an older Puppet Server: `name` and `environment` only. */
   listDescriptions?: boolean;
+  /** PEM files: serve HTTPS with this certificate and require a client certificate signed by `ca`, as Puppet Server does. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** A running fake Puppet Server. */
@@ -142,11 +146,13 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
     return text(res, 404, 'Not Found');
   };
 
-  const server: Server = createServer(handle);
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key), ca: readFileSync(options.tls.ca), requestCert: true, rejectUnauthorized: true }, handle)
+    : createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     options,
     stop: () =>
