@@ -1,9 +1,11 @@
 import { chmod, mkdir } from 'node:fs/promises';
-import { homedir, hostname } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
+import { fqdn } from './facts';
+import { DEFAULT_FACTS_POLL_INTERVAL_S } from './facts-source';
 import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES } from './task-runner';
 
 /**
@@ -38,13 +40,28 @@ const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):\\d{1,5}$';
 export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
   type: 'object',
   properties: {
-    identity: { type: 'string', pattern: IDENTITY_PATTERN.source, description: 'node identity (certname); default: the host name' },
+    identity: { type: 'string', pattern: IDENTITY_PATTERN.source, description: 'node identity (certname); default: the FQDN (hostname -f)' },
     'scheduler-address': { type: 'string', pattern: ADDRESS_PATTERN, description: 'host:port of the scheduler to connect to' },
     'metadata-address': { type: 'string', pattern: ADDRESS_PATTERN, description: "host:port of the metadata service; overrides the scheduler's Welcome" },
     'cache-dir': { type: 'string', minLength: 1, description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache` },
     'spool-dir': { type: 'string', minLength: 1, description: `spool directory; default ${ROOT_STATE_DIR}/spool as root, else ~/.local/state/baton/spool` },
     'facts-file': { type: 'string', minLength: 1, description: 'YAML or JSON mapping of facts merged over the built-in ones' },
     classes: { type: 'string', default: '', pattern: '^[A-Za-z0-9_:,\\s-]*$', description: 'comma-separated Puppet classes of the node' },
+    'classes-file': { type: 'string', minLength: 1, description: "Puppet classes file (classes.txt format: one class per line), added to 'classes'" },
+    'facts-poll-interval-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 86400,
+      default: DEFAULT_FACTS_POLL_INTERVAL_S,
+      description: 'seconds between checks of the facts and classes files; a change is pushed to the scheduler',
+    },
+    'scheduler-timeout-s': {
+      type: 'integer',
+      minimum: 0,
+      maximum: 3600,
+      default: 0,
+      description: 'seconds without any message from the scheduler before reconnecting; 0 means 3 heartbeat intervals',
+    },
     'heartbeat-interval-s': {
       type: 'integer',
       minimum: 1,
@@ -96,6 +113,9 @@ export interface AgentConfig {
   'spool-dir'?: string;
   'facts-file'?: string;
   classes: string;
+  'classes-file'?: string;
+  'facts-poll-interval-s': number;
+  'scheduler-timeout-s': number;
   'heartbeat-interval-s': number;
   'max-concurrent-tasks': number;
   'max-output-bytes': number;
@@ -117,6 +137,10 @@ export interface ResolvedAgentOptions {
   spoolDir: string;
   factsFile?: string;
   classes: string[];
+  classesFile?: string;
+  factsPollIntervalS: number;
+  /** Seconds of scheduler silence before reconnecting; 0 means 3 heartbeat intervals. */
+  schedulerTimeoutS: number;
   /** Fallback heartbeat interval in seconds. */
   heartbeatIntervalS: number;
   maxConcurrentTasks: number;
@@ -136,9 +160,9 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Fills in machine-dependent defaults and validates what the schema cannot; throws ConfigError. */
 export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv = process.env): ResolvedAgentOptions {
-  const identity = config.identity ?? hostname();
+  const identity = config.identity ?? fqdn();
   if (!IDENTITY_PATTERN.test(identity)) {
-    throw new ConfigError(`configuration: identity '${identity}' (the host name) does not match ${IDENTITY_PATTERN.source}; set --identity`);
+    throw new ConfigError(`configuration: identity '${identity}' (the host's FQDN) does not match ${IDENTITY_PATTERN.source}; set --identity`);
   }
   if (config['tls-cert'] && !config['tls-key']) throw new ConfigError('configuration: tls-cert is set but tls-key is not');
   if (config['tls-key'] && !config['tls-cert']) throw new ConfigError('configuration: tls-key is set but tls-cert is not');
@@ -154,6 +178,9 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
       .split(',')
       .map((c) => c.trim())
       .filter((c) => c.length > 0),
+    classesFile: config['classes-file'],
+    factsPollIntervalS: config['facts-poll-interval-s'],
+    schedulerTimeoutS: config['scheduler-timeout-s'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
     maxConcurrentTasks: config['max-concurrent-tasks'],
     maxOutputBytes: config['max-output-bytes'],

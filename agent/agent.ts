@@ -7,7 +7,7 @@ import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME } from '../lib/names';
 import { AGENT_CAPABILITIES, type ResolvedAgentOptions } from './agent-options';
 import { agentVersion } from './agent-version';
 import { AgentConnection, type SchedulerMessage, type Session } from './connection';
-import { collectFacts, type Facts } from './facts';
+import { FactsSource } from './facts-source';
 import { FileCache } from './file-cache';
 import { agentFeatures } from './implementation';
 import { Spool } from './spool';
@@ -28,8 +28,8 @@ export const MAX_HELLO_RESULTS_BYTES = 4 * 1024 * 1024;
 /** What the agent needs besides its options. */
 export interface AgentDependencies {
   log: Logger;
-  /** Facts from the facts file, merged over the built-in ones. */
-  fileFacts?: Facts;
+  /** The node's facts and classes; default: read from the options' files. */
+  facts?: FactsSource;
   /** Task runner options for tests (kill grace). */
   killGraceMs?: number;
   /** Where the "connected" line goes; default stdout. */
@@ -68,12 +68,15 @@ export class Agent {
   // Unacknowledged results that did not fit in the Hello; sent after the Welcome.
   private afterWelcome: TaskFinished[] = [];
   private sweepTimer?: NodeJS.Timeout;
+  private readonly facts: FactsSource;
 
   constructor(
     private readonly options: ResolvedAgentOptions,
     private readonly deps: AgentDependencies,
   ) {
     this.log = deps.log;
+    this.facts =
+      deps.facts ?? new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log: deps.log });
     this.cache = new FileCache(options.cacheDir);
     this.spool = new Spool(options.spoolDir, deps.log);
     this.runner = new TaskRunner({
@@ -92,6 +95,7 @@ export class Agent {
       identity: options.identity,
       log: deps.log,
       heartbeatIntervalS: options.heartbeatIntervalS,
+      schedulerTimeoutS: options.schedulerTimeoutS,
       hello: () => this.hello(),
       runningTasks: () => this.runner.runningCount,
       onWelcome: (welcome, session) => this.welcome(welcome, session),
@@ -109,6 +113,8 @@ export class Agent {
     const recovered = await this.runner.recover(this.taskEvents());
     if (recovered.finished + recovered.adopted > 0) this.log.info(recovered, 'runs recovered from the spool');
     this.connection.start();
+    // A change goes out on the current session; a session opened later carries it in its Hello.
+    this.facts.start(this.options.factsPollIntervalS * 1000, (value) => this.connection.send({ $case: 'factsUpdate', value }));
     const sweepMs = this.options.retentionSweepIntervalS * 1000;
     this.sweepTimer = setInterval(() => void this.sweep(), sweepMs);
     this.sweepTimer.unref();
@@ -134,6 +140,7 @@ export class Agent {
   /** Ends the connection; running tasks keep running. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.facts.stop();
     await this.connection.stop();
     this.metadata?.client.close();
   }
@@ -141,10 +148,11 @@ export class Agent {
   private async hello(): Promise<Hello> {
     const { hello, later } = splitForHello(await this.spool.listUnacknowledged());
     this.afterWelcome = later;
+    const { facts, classes } = this.facts.current();
     return {
       identity: this.options.identity,
-      facts: collectFacts(this.options.identity, agentVersion(), this.deps.fileFacts),
-      classes: this.options.classes,
+      facts,
+      classes,
       agents: [...AGENT_CAPABILITIES],
       version: agentVersion(),
       unacknowledgedResults: hello,

@@ -76,6 +76,11 @@ export interface AgentConnectionOptions {
   log: Logger;
   /** Heartbeat interval in seconds when the Welcome gives 0. */
   heartbeatIntervalS: number;
+  /**
+   * Seconds without any message from the scheduler (it answers every Heartbeat) after which
+   * the session is given up and a new one opened; 0 means 3 heartbeat intervals.
+   */
+  schedulerTimeoutS?: number;
   /** Builds the Hello of a new session (called once per connection attempt). */
   hello(): Promise<Hello>;
   /** Number of running tasks, reported in heartbeats. */
@@ -98,12 +103,16 @@ export function backoffDelayMs(attempt: number, random: () => number = Math.rand
 /** The agent's connection to the scheduler. */
 export class AgentConnection {
   private current: ConnectionState = 'IDLE';
-  private readonly client: AgentGatewayServiceClient;
+  private client: AgentGatewayServiceClient;
+  // Set when the scheduler went silent: the next session gets a new channel (a new TCP connection).
+  private renewChannel = false;
   private session?: Session;
   private attempt = 0;
   private reconnectTimer?: NodeJS.Timeout;
   private welcomeTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
+  private silenceTimer?: NodeJS.Timeout;
+  private lastHeardMs = 0;
   // Messages sent while the next session's Hello is being built; written right after it.
   private queued: AgentMessage[] = [];
 
@@ -176,6 +185,12 @@ export class AgentConnection {
 
   private openStream(hello: Hello): void {
     if (this.current !== 'CONNECTING') return; // stopped meanwhile
+    if (this.renewChannel) {
+      this.renewChannel = false;
+      this.client.close();
+      this.client = makeClient(AgentGatewayServiceClient, this.options.address, this.options.tls);
+    }
+    this.lastHeardMs = Date.now();
     const call = this.client.connect();
     const session = new Session(call);
     this.session = session;
@@ -193,7 +208,9 @@ export class AgentConnection {
 
   private receive(session: Session, res: ConnectResponse): void {
     if (session !== this.session || session.ended || !res.message) return;
+    this.lastHeardMs = Date.now();
     const message = res.message;
+    if (message.$case === 'heartbeat') return; // liveness only
     if (message.$case !== 'welcome') {
       this.options.onCommand(message, session);
       return;
@@ -206,6 +223,17 @@ export class AgentConnection {
     this.heartbeatTimer = setInterval(() => {
       session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } });
     }, intervalS * 1000);
+    // Heartbeats both ways (protocol §2): gRPC keepalive notices a dead TCP connection; this
+    // notices a scheduler that is connected but no longer answers.
+    const silenceMs = (this.options.schedulerTimeoutS || 3 * intervalS) * 1000;
+    this.silenceTimer = setInterval(() => {
+      const silentMs = Date.now() - this.lastHeardMs;
+      if (silentMs <= silenceMs) return;
+      this.options.log.warn({ silentMs, timeoutMs: silenceMs }, 'no message from the scheduler in time; reconnecting');
+      // The connection under the stream may be the dead part: open the next one on a new channel.
+      this.renewChannel = true;
+      session.call.cancel();
+    }, Math.min(1000, silenceMs));
     this.options.log.info({ address: this.options.address, heartbeatIntervalS: intervalS }, 'connected');
     (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.options.address}\n`);
     this.options.onWelcome(message.value, session);
@@ -238,7 +266,9 @@ export class AgentConnection {
   private clearSessionTimers(): void {
     clearTimeout(this.welcomeTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.silenceTimer);
     this.welcomeTimer = undefined;
     this.heartbeatTimer = undefined;
+    this.silenceTimer = undefined;
   }
 }

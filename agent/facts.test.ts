@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, type } from 'node:os';
+import { cpus, hostname, totalmem, type } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../lib/config';
-import { builtinFacts, collectFacts, readFactsFile } from './facts';
+import { builtinFacts, collectFacts, fqdn, readClassesFile, readFactsFile } from './facts';
 
 function file(name: string, content: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'baton-facts-')), name);
@@ -20,7 +20,11 @@ describe('facts', () => {
     assert.equal((facts.os as { family: string }).family, type());
     assert.equal(facts.kernel, type());
     assert.equal(facts.processorcount, cpus().length);
-    assert.deepEqual(facts.memory, { system: { total_bytes: totalmem() } });
+    assert.equal((facts.memory as { system: { total_bytes: number } }).system.total_bytes, totalmem());
+    assert.equal(typeof (facts.memory as { system: { available_bytes: number } }).system.available_bytes, 'number');
+    assert.equal(facts.fqdn, fqdn());
+    assert.ok(fqdn().startsWith(hostname()), 'the FQDN begins with the host name');
+    assert.match((facts.os as { release: { full: string; major: string } }).release.major, /^\S+$/);
     assert.equal(typeof facts.uptime_seconds, 'number');
     assert.equal(facts.baton_agent_version, '1.2.3');
     assert.equal(typeof facts.architecture, 'string');
@@ -43,5 +47,10 @@ describe('facts', () => {
     const broken = file('facts.json', '{"a": ');
     assert.throws(() => readFactsFile(broken), (err: Error) => err instanceof ConfigError && err.message.startsWith(`facts file ${broken}: `) && !err.message.includes('\n'));
     assert.throws(() => readFactsFile('/nonexistent/facts.yaml'), /facts file \/nonexistent\/facts\.yaml: ENOENT/);
+  });
+
+  it('reads a classes file in Puppet classes.txt format: one class per line, blank lines skipped', () => {
+    assert.deepEqual(readClassesFile(file('classes.txt', 'settings\nrole::web\n\n  ntp  \n')), ['settings', 'role::web', 'ntp']);
+    assert.throws(() => readClassesFile('/nonexistent/classes.txt'), (err: Error) => err instanceof ConfigError && err.message === 'classes file /nonexistent/classes.txt: ENOENT');
   });
 });

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, hostname, machine, release, totalmem, type, uptime } from 'node:os';
+import { cpus, freemem, hostname, machine, release, totalmem, type, uptime } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../lib/config';
 
@@ -27,7 +28,25 @@ function osRelease(): Record<string, string> {
   }
 }
 
-/** Facts read from the machine: identity, host name, OS, kernel, CPU, memory, uptime, agent version. */
+let cachedFqdn: string | undefined;
+
+/**
+ * The host's fully qualified name: `hostname -f` (the resolver's canonical name, as facter
+ * reports it), else the kernel's host name. Asked once per process.
+ */
+export function fqdn(): string {
+  if (cachedFqdn === undefined) {
+    try {
+      const name = execFileSync('hostname', ['-f'], { encoding: 'utf8', timeout: 2_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      cachedFqdn = name && !/\s/.test(name) ? name : hostname();
+    } catch {
+      cachedFqdn = hostname();
+    }
+  }
+  return cachedFqdn;
+}
+
+/** Facts read from the machine: identity, host names, OS, kernel, CPU, memory, uptime, agent version. */
 export function builtinFacts(identity: string, agentVersion: string): Facts {
   const rel = osRelease();
   // machine() is `uname -m` (`x86_64`, `aarch64`), which is what facter reports; os.arch() is
@@ -36,17 +55,21 @@ export function builtinFacts(identity: string, agentVersion: string): Facts {
   return {
     identity,
     hostname: hostname(),
+    fqdn: fqdn(),
+    networking: { hostname: hostname(), fqdn: fqdn() },
     os: {
       family: type(),
       name: rel.NAME ?? type(),
-      release: { full: rel.VERSION_ID ?? release() },
+      distro: { id: rel.ID ?? '', codename: rel.VERSION_CODENAME ?? '' },
+      release: { full: rel.VERSION_ID ?? release(), major: (rel.VERSION_ID ?? release()).split('.')[0] },
       architecture,
     },
     kernel: type(),
     kernelrelease: release(),
     architecture,
     processorcount: cpus().length,
-    memory: { system: { total_bytes: totalmem() } },
+    processors: { count: cpus().length },
+    memory: { system: { total_bytes: totalmem(), available_bytes: freemem() } },
     uptime_seconds: Math.floor(uptime()),
     baton_agent_version: agentVersion,
   };
@@ -68,4 +91,24 @@ export function readFactsFile(path: string): Facts {
 /** The facts of this node: the built-in ones with the file's facts merged over them (top-level keys). */
 export function collectFacts(identity: string, agentVersion: string, fileFacts: Facts = {}): Facts {
   return { ...builtinFacts(identity, agentVersion), ...fileFacts };
+}
+
+/** A Puppet class name as classes.txt lists it (`role::web`, `ntp`). */
+const CLASS_NAME = /^[A-Za-z0-9_:.-]+$/;
+
+/**
+ * Reads a classes file in Puppet's `classes.txt` format (one class per line; blank lines and
+ * anything that is not a class name are skipped); throws ConfigError naming the file.
+ */
+export function readClassesFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`classes file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => CLASS_NAME.test(l));
 }

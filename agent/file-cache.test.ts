@@ -145,4 +145,17 @@ describe('FileCache', () => {
     await assert.rejects(cache.download({ ...file, sizeBytes: 5 }, 'production', client), /sent more than the expected 5 bytes/);
     assert.deepEqual(readdirSync(dir), []);
   });
+
+  it('sweeps cache files unused for the retention age, except those in use; a run touches its files', async () => {
+    await cache.ensure([file], 'production', client);
+    const other = join(dir, 'a'.repeat(64));
+    writeFileSync(other, 'x');
+    const hourMs = 3600_000;
+    const later = Date.now() + 2 * hourMs;
+    assert.deepEqual(await cache.sweep(hourMs, new Set([file.sha256]), later), ['a'.repeat(64)]);
+    assert.equal(await cache.has(file), true, 'in use: kept');
+    await cache.touch(file.sha256);
+    assert.deepEqual(await cache.sweep(hourMs, new Set(), Date.now()), [], 'just used: kept');
+    assert.deepEqual(await cache.sweep(hourMs, new Set(), later), [file.sha256]);
+  });
 });

@@ -4,7 +4,7 @@ import { createLogger } from '../lib/logger';
 import { runMain } from '../lib/main';
 import { Agent } from './agent';
 import { AGENT_CONFIG_SCHEMA, ensureStateDir, resolveAgentOptions, type AgentConfig } from './agent-options';
-import { readFactsFile } from './facts';
+import { FactsSource } from './facts-source';
 
 /**
  * `baton-agent`: the node agent process. Prints `baton-agent <identity> connected to <address>`
@@ -27,11 +27,12 @@ runMain('agent', async () => {
   checkReadable(options.tls.ca, 'tls-ca');
   checkReadable(options.tls.cert, 'tls-cert');
   checkReadable(options.tls.key, 'tls-key');
-  const fileFacts = options.factsFile ? readFactsFile(options.factsFile) : {};
   await ensureStateDir(options.cacheDir, 'cache directory');
   await ensureStateDir(options.spoolDir, 'spool directory');
   const log = createLogger('agent', options.logLevel);
-  const agent = new Agent(options, { log, fileFacts });
+  // Reads the facts and classes files now: a broken one is a configuration error at start.
+  const facts = new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log });
+  const agent = new Agent(options, { log, facts });
   await agent.start();
   log.info({ identity: options.identity, scheduler: options.schedulerAddress, cache: options.cacheDir, spool: options.spoolDir }, 'agent started');
 

@@ -53,6 +53,23 @@ describe('Spool', () => {
     assert.equal(await spool.exists(id), true);
   });
 
+  it('sweeps acknowledged runs older than the retention age, never a run without a result, an unacknowledged one, or one held by the runner', async () => {
+    const { spool } = tempSpool();
+    const [acked, unacked, running, held] = [newTaskId(), newTaskId(), newTaskId(), newTaskId()];
+    for (const id of [acked, unacked, held]) {
+      await spool.create(id);
+      await spool.writeResult(result(id, new Date('2030-01-01T00:00:01Z')));
+    }
+    await spool.create(running);
+    await spool.markAcked(acked);
+    await spool.markAcked(held);
+    const hourMs = 3600_000;
+    assert.deepEqual(await spool.sweep(hourMs, () => false), [], 'nothing is old yet');
+    const later = Date.now() + 2 * hourMs;
+    assert.deepEqual(await spool.sweep(hourMs, (id) => id === held, later), [acked]);
+    assert.deepEqual((await spool.taskIds()).sort(), [unacked, running, held].sort());
+  });
+
   it('lists results without an acked marker until they are acknowledged', async () => {
     const { root, spool } = tempSpool();
     const [a, b] = [newTaskId(), newTaskId()];

@@ -159,6 +159,25 @@ describe('AgentGatewayService', () => {
     assert.equal(Number(await c.zscore(h.keys.nodes(), 'web1')), refreshed);
   });
 
+  it('answers each heartbeat with one of its own', async () => {
+    const h = await start();
+    const agent = await h.agent('web1');
+    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+    const answer = await agent.next('heartbeat');
+    assert.ok(answer.sendTime instanceof Date);
+  });
+
+  it('replaces the facts and classes of a node on a FactsUpdate', async () => {
+    const h = await start();
+    const agent = await h.agent('web1', { role: 'web' });
+    agent.send({ $case: 'factsUpdate', value: { facts: { role: 'db' }, classes: ['role::db'] } });
+    const nodes = await waitFor('the index to have the new facts', async () => {
+      const n = await h.discover();
+      return (n[0]?.facts as { role?: string } | undefined)?.role === 'db' ? n : undefined;
+    });
+    assert.deepEqual(nodes.map((n) => [n.identity, n.classes]), [['web1', ['role::db']]]);
+  });
+
   it('ends the stream of an agent silent for 3 heartbeat intervals, and marks it offline', async () => {
     const h = await start({ heartbeatIntervalS: 1 });
     const agent = await h.agent('quiet');

@@ -5,6 +5,7 @@ import type {
   ConnectResponse,
   DownloadCommand,
   DownloadResult,
+  FactsUpdate,
   Hello,
   TaskFinished,
 } from '../../gen/baton/v1/agent_gateway_service';
@@ -179,8 +180,15 @@ export class AgentSession {
         void this.close(new InvalidArgumentError('Hello may be sent only once per stream'));
         return;
       case 'heartbeat':
+        // Answered at once, so the agent notices a scheduler that stopped answering (protocol §2).
+        if (this.state === 'READY') this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
         this.control = this.control.then(() => this.onHeartbeat());
         return;
+      case 'factsUpdate': {
+        const update = m.value;
+        this.control = this.control.then(() => this.onFactsUpdate(update));
+        return;
+      }
       case 'downloadResult': {
         const finish = this.downloads.get(m.value.requestId);
         if (finish) finish(m.value);
@@ -250,6 +258,18 @@ export class AgentSession {
       if (outcome === 'MISSING' && this.options.registry.get(this.identity) === this) await this.options.index.upsert(this.hello, this.id);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not refresh the node in the discovery index');
+    }
+  }
+
+  /** New facts and classes replace the Hello's, in the index now and in every later re-write. */
+  private async onFactsUpdate(update: FactsUpdate): Promise<void> {
+    if (this.state !== 'READY' || !this.hello) return;
+    this.hello = { ...this.hello, facts: update.facts ?? {}, classes: update.classes };
+    try {
+      await this.options.index.upsert(this.hello, this.id);
+      this.log.info({ classes: update.classes.length }, 'node facts updated');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not update the node in the discovery index');
     }
   }
 
