@@ -145,6 +145,13 @@ async function main(): Promise<void> {
         await scanEnvironment('production', join(root, 'production'), { digests });
         rescans.push(performance.now() - t0);
       }
+      // A cold scan in this process: fresh digests, so every file is read and hashed again.
+      const freshScans: number[] = [];
+      for (let i = 0; i < COLD_RUNS; i++) {
+        const t0 = performance.now();
+        await scanEnvironment('production', join(root, 'production'), { digests: new FileDigests() });
+        freshScans.push(performance.now() - t0);
+      }
       all.sort((a, b) => a - b);
       page.sort((a, b) => a - b);
       const ms = (v: number) => `${v.toFixed(1)} ms`;
@@ -159,6 +166,7 @@ async function main(): Promise<void> {
       console.log(`| cold start to listening, ${total} tasks (median of ${COLD_RUNS}) | ${ms(median(cold))} | | |`);
       console.log(`| cold start to listening, empty environmentpath (baseline) | ${ms(median(baseline))} | | |`);
       console.log(`| cold scan = difference | ${ms(coldMs)} | | ≤ 2000 ms ${coldMs <= 2000 ? 'met' : 'MISSED'} |`);
+      console.log(`| cold scan in-process, fresh digests (median of ${COLD_RUNS}) | ${ms(median(freshScans))} | | ≤ 2000 ms ${median(freshScans) <= 2000 ? 'met' : 'MISSED'} |`);
     } finally {
       client.close();
       await child.stop();

@@ -9,6 +9,14 @@ export interface FileDigest {
   sizeBytes: number;
 }
 
+/** Files up to this size are hashed from one read instead of a stream, in bytes. */
+export const WHOLE_READ_MAX_BYTES = 1024 * 1024;
+
+/** The digest of content held in memory. */
+export function digestBuffer(data: Buffer): FileDigest {
+  return { sha256: createHash('sha256').update(data).digest('hex'), sizeBytes: data.length };
+}
+
 /** Hashes a whole file by streaming it; the size is the number of bytes hashed. */
 export async function digestFile(path: string): Promise<FileDigest> {
   const hash = createHash('sha256');
@@ -54,9 +62,10 @@ export class FileDigests {
 
   /** The digest of the file at `path` now (following symlinks); rejects when it cannot be read. */
   async digest(path: string): Promise<FileDigest> {
-    const { known, key, settled } = this.lookup(path);
+    const { known, key, settled, sizeBytes } = this.lookup(path);
     if (known) return known.digest;
-    const digest = await digestFile(path);
+    // Task files are mostly small: one readFile costs far less than a read stream's setup.
+    const digest = sizeBytes <= WHOLE_READ_MAX_BYTES ? digestBuffer(await readFile(path)) : await digestFile(path);
     this.current.set(path, { key, digest, settled });
     return digest;
   }
@@ -71,12 +80,12 @@ export class FileDigests {
     if (known?.text !== undefined) return known.text;
     const buffer = await readFile(path);
     const text = buffer.toString('utf8');
-    this.current.set(path, { key, digest: { sha256: createHash('sha256').update(buffer).digest('hex'), sizeBytes: buffer.length }, settled, text });
+    this.current.set(path, { key, digest: digestBuffer(buffer), settled, text });
     return text;
   }
 
   /** The remembered entry of `path` when it is still valid (and keeps it for the next scan). */
-  private lookup(path: string): { known?: Known; key: string; settled: boolean } {
+  private lookup(path: string): { known?: Known; key: string; settled: boolean; sizeBytes: number } {
     // statSync on purpose: a rescan stats every task file, and on the local disk Puppet code
     // lives on a synchronous stat takes a few µs while the thread-pool round trip of an
     // asynchronous one costs tens; this halved a rescan of 2,000 tasks (bench/metadata-bench.ts).
@@ -85,8 +94,8 @@ export class FileDigests {
     const known = this.current.get(path) ?? this.previous.get(path);
     if (known?.key === key && known.settled) {
       this.current.set(path, known);
-      return { known, key, settled: true };
+      return { known, key, settled: true, sizeBytes: st.size };
     }
-    return { key, settled: Date.now() - Math.max(st.mtimeMs, st.ctimeMs) > RACY_WINDOW_MS };
+    return { key, settled: Date.now() - Math.max(st.mtimeMs, st.ctimeMs) > RACY_WINDOW_MS, sizeBytes: st.size };
   }
 }
