@@ -224,6 +224,8 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
         return { kind: 'Boolean', value: args[0].value };
       }
       case 'enum': {
+        // A bare `Enum` has no values to restrict by: Puppet's unparameterised PEnumType accepts every String.
+        if (t.args === null) return { kind: 'String', min: 0, max: null };
         arity(t, 1, Infinity);
         let caseInsensitive = false;
         let list = args;
@@ -319,9 +321,10 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
     for (let i = a.pos; i < expr.length; i++) {
       if (expr[i] === '[') depth++;
       else if (expr[i] === ']') {
+        if (depth === 0) return i;
         depth--;
         if (depth === 0) return i + 1;
-      } else if (depth === 0 && /[,\]\s]/.test(expr[i])) return i;
+      } else if (depth === 0 && /[,}=\s]/.test(expr[i])) return i;
     }
     return expr.length;
   }
