@@ -147,15 +147,19 @@ export class PuppetServerSource implements TaskSource {
       const doc = this.json(what, res);
       if (!Array.isArray(doc)) throw new UnavailableError(`Puppet Server ${this.client.base} answered ${what} with something other than a JSON array`);
       const entries = doc.filter((e): e is Json => isObject(e) && typeof e.name === 'string' && TASK_NAME.test(e.name) && !e.name.endsWith('::init'));
-      const listings = await mapLimit(entries, DETAIL_CONCURRENCY, async (e): Promise<TaskListing> => {
+      const listings = await mapLimit(entries, DETAIL_CONCURRENCY, async (e): Promise<TaskListing | undefined> => {
         const name = e.name as string;
         if (typeof e.description === 'string') return { name, description: e.description, private: e.private === true };
         // An older Puppet Server lists names only: the description is in the detail.
-        const detail = await this.detail(environment, name);
+        const detail = await this.detail(environment, name).catch((err: unknown) => {
+          if (err instanceof NotFoundError && err.reason === 'TASK_NOT_FOUND') return undefined; // removed since the listing
+          throw err;
+        });
+        if (!detail) return undefined;
         if ('error' in detail) return { name, description: '', private: e.private === true, error: detail.error };
         return { name, description: detail.task.description, private: detail.task.private };
       });
-      return listings.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return listings.filter((t): t is TaskListing => t !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
   }
 
