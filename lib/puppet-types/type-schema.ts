@@ -23,7 +23,9 @@ const NOTHING: SchemaObject = { not: {} };
 
 /** The shared ajv instance with Baton's Puppet keywords. */
 export function puppetAjv(): Ajv {
-  const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false, addUsedSchema: false, inlineRefs: true });
+  // `optimize: false`: ajv's extra code-generation passes cost more than half of compile time
+  // (15.7 → 6.5 ms for the bench signature) and validation measured no slower without them.
+  const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false, addUsedSchema: false, inlineRefs: true, code: { optimize: false } });
   ajv.addKeyword({
     keyword: 'pInteger',
     errors: false,
