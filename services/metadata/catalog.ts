@@ -17,6 +17,8 @@ export interface CatalogOptions {
   rescanIntervalMs?: number;
   /** Receives a warning for each task that starts failing to load; default none. */
   log?: Logger;
+  /** Directories `$basemodulepath` names in an environment's modulepath; default none. */
+  basemodulepath?: readonly string[];
 }
 
 /** One environment's latest scan and the rescan under way, if any. */
@@ -49,6 +51,7 @@ export class Catalog {
   private readonly environmentPath: string;
   private readonly intervalMs: number;
   private readonly log?: Logger;
+  private readonly basemodulepath: readonly string[];
   private names?: { list: Promise<string[]>; finishedAt?: number };
   private readonly entries = new Map<string, EnvironmentEntry>();
 
@@ -56,6 +59,7 @@ export class Catalog {
     this.environmentPath = options.environmentPath;
     this.intervalMs = options.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
     this.log = options.log;
+    this.basemodulepath = options.basemodulepath ?? [];
   }
 
   private fresh(finishedAt: number | undefined): boolean {
@@ -107,7 +111,7 @@ export class Catalog {
 
   /** Starts a scan of `name` into `entry`; a scan that fails keeps the previous one. */
   private rescan(name: string, entry: EnvironmentEntry): void {
-    const pending = scanEnvironment(name, join(this.environmentPath, name), { digests: entry.digests });
+    const pending = scanEnvironment(name, join(this.environmentPath, name), { digests: entry.digests, basemodulepath: this.basemodulepath });
     entry.pending = pending;
     pending.then(
       (env) => {

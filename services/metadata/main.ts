@@ -16,7 +16,8 @@ import type { TaskSource } from './task-source';
 /**
  * baton-metadata: the task catalog service. Configuration: the common server keys plus the
  * source of tasks, exactly one of
- * - `environmentpath`: a local directory of environments (task-spec.md §1), or
+ * - `environmentpath`: a local directory of environments (task-spec.md §1), each with
+ *   Puppet's modulepath (`environment.conf`, `basemodulepath`), or
  * - `puppetserver-url`: an existing Puppet Server's tasks API (task-spec.md §3), with
  *   `puppetserver-ca`, `puppetserver-cert`, `puppetserver-key` for its TLS and
  *   `puppetserver-cache-ttl-ms` for how long listings and task details are reused.
@@ -30,6 +31,11 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
   properties: {
     ...SERVER_CONFIG_PROPERTIES,
     environmentpath: { type: 'string', minLength: 1, description: 'directory holding <environment>/modules/<module>/tasks/' },
+    basemodulepath: {
+      type: 'string',
+      default: '',
+      description: "':'-separated module directories that $basemodulepath names in an environment's modulepath (environment.conf, default modules:$basemodulepath)",
+    },
     'puppetserver-url': { type: 'string', pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140' },
     'puppetserver-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle that signed the Puppet Server certificate' },
     'puppetserver-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to Puppet Server' },
@@ -47,6 +53,7 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
 /** The validated configuration of baton-metadata. */
 interface MetadataConfig extends ServerConfig {
   environmentpath?: string;
+  basemodulepath: string;
   'puppetserver-url'?: string;
   'puppetserver-ca'?: string;
   'puppetserver-cert'?: string;
@@ -80,7 +87,11 @@ async function taskSource(config: MetadataConfig, log: Logger): Promise<TaskSour
   if (!config.environmentpath) throw new ConfigError('configuration: missing required key \'environmentpath\' (or \'puppetserver-url\'); expected one source of tasks');
   const environmentPath = resolve(config.environmentpath);
   await checkEnvironmentPath(environmentPath);
-  const catalog = new Catalog({ environmentPath, log });
+  const basemodulepath = config.basemodulepath
+    .split(':')
+    .filter((d) => d !== '')
+    .map((d) => resolve(d));
+  const catalog = new Catalog({ environmentPath, log, basemodulepath });
   // Scan once before listening: broken tasks are logged at startup, and the first request is fast.
   for (const env of await catalog.environments()) {
     const broken = env.tasks.filter((t) => t.error).length;

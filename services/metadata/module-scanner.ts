@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Implementation, Task, TaskError, TaskFile } from '../../gen/baton/v1/task';
 import { NAME_SEGMENT, canonicalTaskName } from '../../lib/names';
 import { resolveExtraFile, type ResolvedFile } from './extra-files';
+import { environmentModulepath } from './environment-modulepath';
 import { FileDigests } from './file-digests';
 import { ParameterTypes } from './parameters';
 import { TypeAliases } from '../../lib/puppet-types';
@@ -15,9 +16,9 @@ import { TaskLoadError } from './task-load-error';
  * following task-spec.md §1 (Puppet `Puppet::Module::Task`). A task that fails to load is
  * kept with its error so an operator sees it; it never hides the other tasks.
  *
- * The modulepath of an environment is exactly `<env>/modules`: `environment.conf` (and its
- * `modulepath`, which may name `$basemodulepath` and several directories) is not read. A site
- * that needs more than one module directory links the modules into `<env>/modules`.
+ * The modulepath of an environment is Puppet's: `modulepath` of `<env>/environment.conf`, else
+ * `modules:$basemodulepath` (environment-modulepath.ts); other environment.conf settings are
+ * not used.
  */
 
 /** One task of a scanned environment: loaded (`task` set) or broken (`error` set). */
@@ -170,23 +171,34 @@ async function loadTask(
 export interface ScanOptions {
   /** Digests remembered from the previous scan of this environment; default a fresh cache. */
   digests?: FileDigests;
+  /** Directories `$basemodulepath` expands to in the environment's modulepath; default none. */
+  basemodulepath?: readonly string[];
 }
 
 /** Scans the environment `name` in directory `dir`; never rejects for what it finds on disk. */
 export async function scanEnvironment(name: string, dir: string, options: ScanOptions = {}): Promise<ScannedEnvironment> {
   const digests = options.digests ?? new FileDigests();
   digests.beginScan();
-  const modulesDir = join(dir, 'modules');
   const tasks: CatalogTask[] = [];
   const problems: string[] = [];
-  let moduleNames: string[] = [];
+  let modulepath: string[] = [join(dir, 'modules')];
   try {
-    // Directories not named like a module are not modules (task-spec.md §1 item 6).
-    moduleNames = (await subdirectories(modulesDir)).filter((m) => NAME_SEGMENT.test(m));
+    const found = await environmentModulepath(name, dir, options.basemodulepath ?? [], digests);
+    modulepath = found.dirs;
+    problems.push(...found.problems);
   } catch (err) {
-    problems.push(`cannot read ${modulesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    problems.push(`cannot read ${join(dir, 'environment.conf')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; using ${modulepath[0]}`);
   }
-  const modules = new Map(moduleNames.map((m) => [m, join(modulesDir, m)]));
+  // The first directory of the modulepath holding a module of a name wins (Puppet).
+  const modules = new Map<string, string>();
+  for (const modulesDir of modulepath) {
+    try {
+      // Directories not named like a module are not modules (task-spec.md §1 item 6).
+      for (const m of await subdirectories(modulesDir)) if (NAME_SEGMENT.test(m) && !modules.has(m)) modules.set(m, join(modulesDir, m));
+    } catch (err) {
+      problems.push(`cannot read ${modulesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   // Module type aliases (`<module>/types/*.pp`) of the whole environment, as Puppet resolves
   // them for parameter types; each alias is parsed only when a parameter uses it.
   const aliases = new TypeAliases();
