@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataServiceClient, ReadTaskFileResponse } from '../gen/baton/v1/metadata_service';
 import type { TaskFile } from '../gen/baton/v1/task';
@@ -38,8 +38,15 @@ export class DownloadError extends Error {
   }
 }
 
-/** Size and sha256 of a file, computed by streaming it. */
-export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+/** Files up to this size are hashed from one read; larger ones are streamed. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
+/** Size and sha256 of a file, computed by streaming it (one read for small files: most task files). */
+export async function hashFile(path: string, knownSize?: number): Promise<{ sha256: string; size: number }> {
+  if (knownSize !== undefined && knownSize <= SMALL_FILE_BYTES) {
+    const data = await readFile(path);
+    return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
+  }
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
@@ -88,12 +95,13 @@ export class FileCache {
    */
   async verify(file: TaskFile): Promise<string | undefined> {
     const path = this.pathOf(file.sha256);
+    let size: number;
     try {
-      await stat(path);
+      size = (await stat(path)).size;
     } catch {
       return `${file.path} is not in the cache (expected sha256 ${file.sha256})`;
     }
-    const actual = await hashFile(path);
+    const actual = await hashFile(path, size);
     if (actual.sha256 === file.sha256 && actual.size === file.sizeBytes) return undefined;
     return `${file.path} in the cache has sha256 ${actual.sha256} (${actual.size} bytes), expected sha256 ${file.sha256} (${file.sizeBytes} bytes)`;
   }

@@ -22,7 +22,7 @@ import type { FileCache } from './file-cache';
  * | `wrapper_pid`   | wrapper    | pid of the wrapper (leader of the task's session and group)  |
  * | `stdout`        | wrapper    | the task's standard output, written as produced              |
  * | `stderr`        | wrapper    | the task's standard error, written as produced               |
- * | `exitcode`      | wrapper    | the exit status, once the task exited (via exitcode.tmp)      |
+ * | `exitcode`      | wrapper    | the exit status, its last write (read once the wrapper is gone) |
  * | `stopped`       | agent      | TIMEOUT, CANCEL or KILLED-by-…: why the agent signalled it     |
  * | `result.json`   | agent      | the final NodeResult as proto JSON, written once, sent as is  |
  * | `acked`         | agent      | present once the scheduler acknowledged result.json          |
@@ -178,8 +178,11 @@ export class Spool {
    */
   async writeResult(result: NodeResult): Promise<NodeResult> {
     const path = this.paths(result.taskId).result;
-    if (!(await exists(path))) await writeAtomically(path, JSON.stringify(NodeResult.toJSON(result)) + '\n');
-    return (await this.readResult(result.taskId)) ?? result;
+    if (await exists(path)) return (await this.readResult(result.taskId)) ?? result;
+    const text = JSON.stringify(NodeResult.toJSON(result)) + '\n';
+    await writeAtomically(path, text);
+    // Parsing the text just written is what reading the file back gives, one read cheaper.
+    return NodeResult.fromJSON(JSON.parse(text));
   }
 
   /** The run's request.json (sensitive values redacted), or undefined when missing or unreadable. */

@@ -228,8 +228,8 @@ export class TaskRunner {
     let executable: string;
     try {
       try {
-        await spool.writeRequest(cmd);
-        executable = (await spool.layoutFiles(cmd.taskId, cmd.files, this.options.cache)).get(checked.chosen.path)!;
+        const [, laidOut] = await Promise.all([spool.writeRequest(cmd), spool.layoutFiles(cmd.taskId, cmd.files, this.options.cache)]);
+        executable = laidOut.get(checked.chosen.path)!;
         await chmod(executable, EXECUTABLE_MODE);
         if (checked.runAs) await this.prepareRunAs(paths, checked.runAs.user);
       } catch (err) {
@@ -243,7 +243,7 @@ export class TaskRunner {
     }
 
     this.tasks.set(cmd.taskId, task);
-    for (const f of cmd.files) await this.options.cache.touch(f.sha256);
+    await Promise.all(cmd.files.map((f) => this.options.cache.touch(f.sha256)));
     if (this.active() >= this.maxConcurrent) {
       log.info({ taskId: cmd.taskId, running: this.active(), max: this.maxConcurrent }, 'task queued: the node runs its maximum of tasks');
       await new Promise<void>((resolve) => {
@@ -319,7 +319,8 @@ export class TaskRunner {
       const paths = spool.paths(taskId);
       if ((await spool.readSmall(paths.result)) !== undefined) continue;
       const pid = Number(await spool.readSmall(paths.wrapperPid));
-      if ((await spool.readSmall(paths.exitcode)) === undefined && (await wrapperAlive(pid, paths.dir))) {
+      // Alive means not finished, whatever the spool says: the exit status is its last write.
+      if (await wrapperAlive(pid, paths.dir)) {
         await this.adopt(taskId, pid, events);
         adopted++;
         continue;
@@ -352,7 +353,7 @@ export class TaskRunner {
     log.info({ taskId, pid }, 'task from an earlier agent process still runs; watching it');
     const interval = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     void (async () => {
-      while ((await spool.readSmall(paths.exitcode)) === undefined && (await wrapperAlive(pid, paths.dir))) {
+      while (await wrapperAlive(pid, paths.dir)) {
         await new Promise((r) => setTimeout(r, interval));
       }
       await this.complete(task, events);
@@ -405,14 +406,20 @@ export class TaskRunner {
     const existing = await spool.readResult(taskId);
     if (existing) return existing;
     const paths = spool.paths(taskId);
-    const request = await spool.readRequest(taskId);
+    // Independent reads, at once: this is on the path of every result (bench/agent-bench.ts).
+    const [request, startText, stoppedText, exitText, out, err] = await Promise.all([
+      spool.readRequest(taskId),
+      spool.readSmall(paths.startTime),
+      spool.readSmall(paths.stopped),
+      spool.readSmall(paths.exitcode),
+      readCapped(paths.stdout, this.maxOutputBytes),
+      readCapped(paths.stderr, this.maxOutputBytes),
+    ]);
     const id: ResultIdentity = { host: identity, taskId, task: request?.task ?? '', caller: request?.caller ?? '' };
-    const startText = await spool.readSmall(paths.startTime);
     const startTime = startText && !Number.isNaN(Date.parse(startText)) ? new Date(startText) : (await stat(paths.dir)).mtime;
-    const stopped = (await spool.readSmall(paths.stopped)) ?? '';
+    const stopped = stoppedText ?? '';
     const stoppedBy: StopReason | undefined = stopped.startsWith('CANCEL') ? 'CANCEL' : stopped.startsWith('TIMEOUT') ? 'TIMEOUT' : undefined;
     const timeoutS = request?.timeoutS ?? 0;
-    const exitText = await spool.readSmall(paths.exitcode);
     let exitcode: number;
     let endTime: Date;
     if (exitText !== undefined && /^\d+$/.test(exitText)) {
@@ -437,8 +444,6 @@ export class TaskRunner {
       return this.keep({ ...result, completed: true });
     }
     const cap = this.maxOutputBytes;
-    const out = await readCapped(paths.stdout, cap);
-    const err = await readCapped(paths.stderr, cap);
     const note = (what: string) => `\n[baton-agent: ${what} truncated after ${cap} bytes; all of it is in ${paths.dir}]\n`;
     const stdout = out.truncated ? Buffer.concat([out.data, Buffer.from(note('stdout'))]) : out.data;
     const stderr = err.data.toString('utf8') + (err.truncated ? note('stderr') : '');
