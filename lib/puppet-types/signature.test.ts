@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseJsonLexemes, JsonNumber, JsonSyntaxError } from './json-lexeme';
-import { InputShapeError, InvalidParameterTypeError, compileSignature, coerceCliValue } from './signature';
+import { InputShapeError, InvalidParameterTypeError, compileSignature, coerceCliValue, type ParameterDeclaration } from './signature';
 import { typeAliasesFrom } from './type-aliases';
 import { isInstance } from './type-instance';
 import { parseType } from './type-parser';
@@ -144,6 +144,16 @@ describe('Signature: Puppet wording, one line per problem', () => {
     assert.deepEqual(r.violations, []);
     assert.deepEqual(r.entries.map((e) => `${e.key}=${e.json}`), ['n=5', 'bad=1', 't="/tmp"']);
     assert.deepEqual(s.validate('{}').violations.map((v) => v.description), ["parameter 'bad' expects an Integer value, got String"]);
+  });
+
+  it('treats a parameter without a type as Data, so optional, and explains why a plain value is never Sensitive', () => {
+    const s = compileSignature({ no_sync: { description: 'x' } as ParameterDeclaration, secret: { type: 'Optional[Sensitive[String[1]]]' } });
+    assert.equal(s.parameter('no_sync')?.typeText, 'Data');
+    assert.equal(s.parameter('no_sync')?.optional, true);
+    assert.deepEqual(s.validate('{"no_sync": [1, {"a": null}]}').violations, []);
+    assert.deepEqual(s.validate('{"secret": "pw"}').violations.map((v) => v.description), [
+      `parameter 'secret' expects a Sensitive[String[1]] value, got String (a value from JSON is never Sensitive; declare the parameter "sensitive": true instead)`,
+    ]);
   });
 
   it('accepts any well-named key without declared parameters, no key with an empty parameters object', () => {

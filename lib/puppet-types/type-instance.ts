@@ -144,6 +144,9 @@ function sameKind(t: PuppetType, v: JsonValue): boolean {
       return sameKind(r.type, v);
     case 'Variant':
       return r.types.some((x) => sameKind(x, v));
+    case 'Sensitive':
+      // Any present value was meant for it; its own message explains why it can never match.
+      return v !== null;
     default:
       return false;
   }

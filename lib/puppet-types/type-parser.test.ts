@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { acceptsUndef, describeType } from './puppet-type';
 import { parseType } from './type-parser';
 import { TypeSyntaxError } from './type-syntax-error';
-import { typeAliasesFrom, TypeAliasError } from './type-aliases';
+import { TypeAliases, typeAliasesFrom, TypeAliasError } from './type-aliases';
 
 function shown(expr: string): string {
   return describeType(parseType(expr));
@@ -146,5 +146,29 @@ describe('TypeAliases', () => {
 
   it('refuses an alias source that is not a type declaration', () => {
     assert.throws(() => typeAliasesFrom({}).addSource('class x {}', 'm/types/x.pp'), /m\/types\/x.pp: expected 'type Module::Name = <type expression>'/);
+  });
+});
+
+describe('TypeAliases.addModuleDir', () => {
+  it('reads every types/**/*.pp of a module, skipping comments, and reports a malformed file without dropping the rest', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'baton-types-'));
+    try {
+      const mod = join(dir, 'peadm');
+      mkdirSync(join(mod, 'types', 'ldap'), { recursive: true });
+      writeFileSync(join(mod, 'types', 'ldap_config.pp'), "# @summary LDAP settings\ntype Peadm::Ldap_config = Struct[{\n  base_dn => String,\n  Optional['port'] => Peadm::Ldap::Port,\n}]\n");
+      writeFileSync(join(mod, 'types', 'ldap', 'port.pp'), 'type Peadm::Ldap::Port = Integer[1, 65535]\n');
+      writeFileSync(join(mod, 'types', 'broken.pp'), 'class peadm::nope {}\n');
+      const aliases = new TypeAliases();
+      assert.deepEqual(aliases.addModuleDir(mod), ["peadm/types/broken.pp: expected 'type Module::Name = <type expression>'"]);
+      assert.deepEqual(aliases.names().sort(), ['Peadm::Ldap::Port', 'Peadm::Ldap_config']);
+      const t = parseType('Optional[Peadm::Ldap_config]', { aliases });
+      assert.equal(acceptsUndef(t), true);
+      assert.equal(describeType(t), 'Optional[Peadm::Ldap_config]');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
