@@ -98,7 +98,7 @@ describe('validateTaskInput', () => {
     });
     assert.deepEqual(descriptions(t, '{"mode":"on","opt":null}'), []);
     assert.deepEqual(descriptions(t, '{"mode":"maybe","opt":[]}'), [
-      "mode: parameter 'mode' expects a match for Enum['On', 'Off', true], got 'maybe'",
+      "mode: parameter 'mode' expects a match for Enum['Off', 'On', true], got 'maybe'",
       "opt: parameter 'opt' expects a value of type Undef or Hash, got Array",
     ]);
   });

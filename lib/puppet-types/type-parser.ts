@@ -240,7 +240,8 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
           else if (a.a === 'type') fail(a.pos, `identifiers or strings as Enum parameters; '${a.name}' is capitalised, so Puppet reads it as a type reference (quote it: '${a.name}')`);
           else fail(a.pos, `identifiers or strings as Enum parameters (quote numbers and keywords: Enum['8140'])`);
         }
-        return { kind: 'Enum', values: [...new Set(values)], caseInsensitive };
+        // Puppet keeps Enum values deduplicated and sorted (task-spec §7.2), which is how they print.
+        return { kind: 'Enum', values: [...new Set(values)].sort(), caseInsensitive };
       }
       case 'pattern':
         return { kind: 'Pattern', patterns: args.map((a) => regexOf(a, 'Pattern')) };
