@@ -13,6 +13,8 @@ export { isInstance, describeMismatch, valueTypeName, codePointLength } from './
 export {
   Signature,
   compileSignature,
+  checkParameterTypes,
+  type ParameterTypeReport,
   coerceCliValue,
   InvalidParameterTypeError,
   InputShapeError,

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseJsonLexemes, JsonNumber, JsonSyntaxError } from './json-lexeme';
-import { InputShapeError, InvalidParameterTypeError, compileSignature, coerceCliValue, type ParameterDeclaration } from './signature';
+import { InputShapeError, InvalidParameterTypeError, checkParameterTypes, compileSignature, coerceCliValue, type ParameterDeclaration } from './signature';
 import { typeAliasesFrom } from './type-aliases';
 import { isInstance } from './type-instance';
 import { parseType } from './type-parser';
@@ -179,6 +179,22 @@ describe('Signature: Puppet wording, one line per problem', () => {
       () => compileSignature({ fs: { type: 'Optional[Enum[LG,no]]' } }),
       (e: Error) => e instanceof InvalidParameterTypeError && e.parameter === 'fs' && e.message.startsWith("parameter 'fs' has an invalid type: invalid type 'Optional[Enum[LG,no]]' at position 14"),
     );
+  });
+});
+
+describe('checkParameterTypes', () => {
+  it('reports every unusable type and every type nothing can match, without stopping at the first', () => {
+    const aliases = typeAliasesFrom({ 'A::Loop': 'Optional[A::Loop]' });
+    const r = checkParameterTypes(
+      { a: { type: 'Enum[LG,no]' }, b: { type: 'String[' }, c: { type: 'A::Loop' }, d: { type: 'Peadm::Ldap_config' }, e: { type: 'Sensitive[String]' }, f: { type: 'Optional[Timestamp]' }, g: { type: 'String' } },
+      { aliases },
+    );
+    assert.deepEqual(r.errors.map((e) => e.parameter), ['a', 'b', 'c']);
+    assert.match(r.errors[2].message, /^parameter 'c' has an invalid type: type alias A::Loop \(alias A::Loop\) refers to itself/);
+    assert.deepEqual(r.warnings, [
+      "parameter 'd' references an unresolved type 'Peadm::Ldap_config'; no value can match it",
+      "parameter 'e' has type Sensitive[String], which no JSON value can match",
+    ]);
   });
 });
 

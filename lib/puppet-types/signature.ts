@@ -257,6 +257,55 @@ export function compileSignature(parameters: Record<string, ParameterDeclaration
   return new Signature(parameters, options);
 }
 
+/** The outcome of `checkParameterTypes`: every unusable type, and every load-time warning. */
+export interface ParameterTypeReport {
+  /** Parameters whose type is not valid Puppet or uses a broken alias: the task cannot run. */
+  errors: InvalidParameterTypeError[];
+  /** Parameters whose type can never match (unresolved alias, `Sensitive`, `Timestamp`, ...). */
+  warnings: string[];
+}
+
+/**
+ * Checks every parameter type of a task's metadata at load time (task-spec §11 item 2: "parse
+ * every type eagerly so bad types fail at load time"), reporting all problems rather than the
+ * first, for a catalog that lists broken tasks with their reasons.
+ */
+export function checkParameterTypes(parameters: Record<string, ParameterDeclaration> | null | undefined, options: CompileSignatureOptions = {}): ParameterTypeReport {
+  const report: ParameterTypeReport = { errors: [], warnings: [] };
+  for (const [name, decl] of Object.entries(parameters ?? {})) {
+    const typeText = decl.type ?? 'Data';
+    try {
+      const type = parseType(typeText, { aliases: options.aliases });
+      new SchemaBuilder().schema(type); // resolves every alias the type uses
+      const unresolved = unresolvedReferences(type);
+      if (unresolved.length > 0) report.warnings.push(`parameter '${name}' references an unresolved type ${unresolved.map((u) => `'${u}'`).join(', ')}; no value can match it`);
+      else if (!acceptsUndef(type) && neverMatches(type)) report.warnings.push(`parameter '${name}' has type ${describeType(type)}, which no JSON value can match`);
+    } catch (err) {
+      if (err instanceof TypeSyntaxError || err instanceof TypeAliasError) report.errors.push(new InvalidParameterTypeError(name, typeText, err));
+      else throw err;
+    }
+  }
+  return report;
+}
+
+/** True for types no value from JSON can match at all (task-spec §7.2 last paragraph). */
+function neverMatches(t: PuppetType): boolean {
+  switch (t.kind) {
+    case 'Sensitive':
+    case 'Never':
+    case 'Unresolved':
+      return true;
+    case 'Variant':
+      return t.types.every(neverMatches);
+    case 'NotUndef':
+      return neverMatches(t.type);
+    case 'Alias':
+      return neverMatches(t.resolve());
+    default:
+      return false;
+  }
+}
+
 /** Display form of a parameter type for listings: the parsed type as Puppet prints it. */
 export function displayType(p: CompiledParameter): string {
   return describeType(p.type);
