@@ -363,7 +363,7 @@ export class TaskRunner {
   /** The wrapper ended: builds, keeps and reports the result, and lets a queued task start. */
   private async complete(task: HeldTask, events: TaskEvents): Promise<NodeResult> {
     this.forget(task);
-    const result = await this.finish(task.taskId);
+    const result = await this.finish(task.taskId, task.child !== undefined);
     this.options.log.info({ taskId: task.taskId, exitcode: result.exitcode, state: nodeStateToJSON(result.state) }, 'task exited');
     this.options.log.debug({ taskId: task.taskId, value: redactSensitive(result.value) }, 'task result');
     events.finished(result);
@@ -401,9 +401,10 @@ export class TaskRunner {
    * The run's result, built from its spool directory only (so this process and a later one
    * build the same), written to result.json once; an existing result.json is returned as is.
    */
-  private async finish(taskId: string): Promise<NodeResult> {
+  private async finish(taskId: string, fresh = false): Promise<NodeResult> {
     const { spool, identity } = this.options;
-    const existing = await spool.readResult(taskId);
+    // `fresh`: this process started the wrapper and saw it end, so no result.json exists yet.
+    const existing = fresh ? undefined : await spool.readResult(taskId);
     if (existing) return existing;
     const paths = spool.paths(taskId);
     // Independent reads, at once: this is on the path of every result (bench/agent-bench.ts).

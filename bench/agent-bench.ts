@@ -11,6 +11,7 @@ import { newTaskId } from '../lib/task-id';
 import { FileCache } from '../agent/file-cache';
 import { Spool } from '../agent/spool';
 import { TaskRunner } from '../agent/task-runner';
+import { spawnWrapper } from '../agent/task-wrapper';
 
 /**
  * The agent's cost per task (issue 4): from a RunCommand handed to the agent's TaskRunner to the
@@ -97,14 +98,28 @@ async function main(): Promise<void> {
       return sentMs;
     };
 
+    // The wrapper alone (no checks, spool files or result): how much of the cost is the extra /bin/sh.
+    let wrapperRun = 0;
+    const wrapperOnly = async (): Promise<number> => {
+      const runDir = join(dir, `w${wrapperRun++}`);
+      mkdirSync(runDir);
+      const t0 = performance.now();
+      const { exited } = await spawnWrapper({ dir: runDir, argv: [bare], env: { ...process.env } as Record<string, string>, stdin: '{}' });
+      await exited;
+      return performance.now() - t0;
+    };
+
     for (let i = 0; i < WARMUP; i++) {
       await bareSpawn(bare);
+      await wrapperOnly();
       await agentRun();
     }
     const agentMs: number[] = [];
     const bareMs: number[] = [];
+    const wrapperMs: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       bareMs.push(await bareSpawn(bare));
+      wrapperMs.push(await wrapperOnly());
       agentMs.push(await agentRun());
     }
     const a = median(agentMs);
@@ -115,6 +130,7 @@ async function main(): Promise<void> {
     console.log('| measurement | median |');
     console.log('|---|---|');
     console.log(`| bare spawn of the script (spawn, read stdout, exit) | ${ms(b)} |`);
+    console.log(`| the /bin/sh wrapper alone running the script (spawn, exit) | ${ms(median(wrapperMs))} |`);
     console.log(`| agent: RunCommand → TaskFinished (checks, sha256, spool, wrapper, result.json) | ${ms(a)} |`);
     console.log(`| ratio agent / bare spawn | ${ratio.toFixed(2)}× (goal ≤ ${GOAL_RATIO}× ${ratio <= GOAL_RATIO ? 'met' : 'MISSED'}) |`);
   } finally {
