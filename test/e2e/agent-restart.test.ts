@@ -54,8 +54,8 @@ describe('agent restart in the middle of a task', () => {
       call.on('end', () => resolve(out));
     });
 
-  it('keeps the task running through a SIGKILL of the agent and stores its result exactly once', async () => {
-    const node = stack.agentNames[0];
+  /** Starts agentfix::sleep on the node in the background; its task id. */
+  const startSleep = async (node: string): Promise<string> => {
     const { taskId } = await unary(scheduler, scheduler.runTask, {
       task: 'agentfix::sleep',
       environment: '',
@@ -71,17 +71,11 @@ describe('agent restart in the middle of a task', () => {
       timeoutS: 0,
       requestId: '',
     });
-    const spool = join(stack.agentDir(node), 'spool', taskId);
-    const pid = await waitFor('the wrapper to record its pid', () => {
-      const text = readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim();
-      return text ? Number(text) : undefined;
-    });
+    return taskId;
+  };
 
-    await stack.killAgent(node);
-    assert.ok(alive(pid), 'the task outlives the agent');
-    await waitFor('the task to finish on its own', () => readFileSync(join(spool, 'exitcode'), 'utf8') === '0', 10_000);
-
-    await stack.startAgent(1);
+  /** Waits for the run to succeed and checks that its one result is stored once. */
+  const expectStoredOnce = async (taskId: string, spool: string) => {
     const status = await waitFor(
       'the run to be finalised',
       async () => {
@@ -93,9 +87,36 @@ describe('agent restart in the middle of a task', () => {
     assert.equal(status.items.length, 1);
     assert.equal(status.items[0].exitcode, 0);
     assert.deepEqual(status.items[0].value, { slept: 2 });
-
     const finals = (await events(taskId)).filter((e) => e.event?.$case === 'nodeResult' && FINAL.has(e.event.value.state));
     assert.equal(finals.length, 1, 'one final result in the event log');
     await waitFor('the agent to record the acknowledgement', () => readFileSync(join(spool, 'acked'), 'utf8') === '');
+  };
+
+  it('keeps the task running through a SIGKILL of the agent and stores its result exactly once', async () => {
+    const node = stack.agentNames[0];
+    const taskId = await startSleep(node);
+    const spool = join(stack.agentDir(node), 'spool', taskId);
+    const pid = await waitFor('the wrapper to record its pid', () => {
+      const text = readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim();
+      return text ? Number(text) : undefined;
+    });
+
+    await stack.killAgent(node);
+    assert.ok(alive(pid), 'the task outlives the agent');
+    await waitFor('the task to finish on its own', () => readFileSync(join(spool, 'exitcode'), 'utf8') === '0', 10_000);
+
+    await stack.startAgent(1);
+    await expectStoredOnce(taskId, spool);
+  });
+
+  it('lets the task finish under the next agent process after a clean stop (SIGTERM) mid-task', async () => {
+    const node = stack.agentNames[0];
+    const taskId = await startSleep(node);
+    const spool = join(stack.agentDir(node), 'spool', taskId);
+    const pid = await waitFor('the wrapper to record its pid', () => Number(readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim()) || undefined);
+    await stack.stopAgent(node);
+    assert.ok(alive(pid), 'a clean stop leaves the task running');
+    await stack.startAgent(1); // adopts the running task and reports it when it ends
+    await expectStoredOnce(taskId, spool);
   });
 });
