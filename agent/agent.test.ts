@@ -2,7 +2,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 import { newTaskId } from '../lib/task-id';
-import { splitForHello } from './agent';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../lib/logger';
+import { Agent, splitForHello } from './agent';
+import { resolveAgentOptions, type AgentConfig } from './agent-options';
 
 function result(stdoutBytes: number): NodeResult {
   return {
@@ -35,5 +40,40 @@ describe('splitForHello', () => {
     const { hello, later } = splitForHello([result(5000)], 1000);
     assert.equal(hello.length, 1);
     assert.equal(later.length, 0);
+  });
+});
+
+describe('Agent retention', () => {
+  it('sweeps acknowledged runs and unused cache files older than retention-s, and keeps the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-agent-sweep-'));
+    const config: AgentConfig = {
+      identity: 'n1',
+      'scheduler-address': '127.0.0.1:1',
+      'cache-dir': join(dir, 'cache'),
+      'spool-dir': join(dir, 'spool'),
+      classes: '',
+      'facts-poll-interval-s': 30,
+      'scheduler-timeout-s': 0,
+      'heartbeat-interval-s': 15,
+      'max-concurrent-tasks': 4,
+      'max-output-bytes': 1024 * 1024,
+      'retention-s': 3600,
+      'retention-sweep-interval-s': 3600,
+      'log-level': 'silent',
+    };
+    mkdirSync(join(dir, 'cache'));
+    mkdirSync(join(dir, 'spool'));
+    const agent = new Agent(resolveAgentOptions(config), { log: createLogger('agent-test', 'silent') });
+    const [acked, unacked] = [result(1), result(1)];
+    for (const r of [acked, unacked]) {
+      await agent.spool.create(r.taskId);
+      await agent.spool.writeResult(r);
+    }
+    await agent.spool.markAcked(acked.taskId);
+    writeFileSync(join(dir, 'cache', 'b'.repeat(64)), 'old');
+    assert.deepEqual(await agent.sweep(), { runs: 0, files: 0 }, 'nothing is older than retention-s yet');
+    assert.deepEqual(await agent.sweep(Date.now() + 2 * 3600_000), { runs: 1, files: 1 });
+    assert.deepEqual(await agent.spool.taskIds(), [unacked.taskId]);
+    await agent.stop();
   });
 });
