@@ -265,15 +265,16 @@ export class TaskRunner {
     if (skipped.length > 0) log.warn({ taskId: cmd.taskId, keys: skipped }, 'input keys that cannot be variable names are passed on stdin only');
     const argv = checked.runAs ? [...dropPrivilegesArgv(checked.runAs.setpriv, checked.runAs.user), executable] : [executable];
     let exited: Promise<void>;
-    let startTime: Date;
+    const startTime = new Date();
     try {
       task.state = 'RUNNING';
+      // Written before the start, while the CPU is not shared with the new process yet: the
+      // start time is known to any later agent process as soon as the wrapper can exist.
+      await writeFile(paths.startTime, startTime.toISOString(), { mode: SPOOL_FILE_MODE });
       const spawned = await spawnWrapper({ dir: paths.dir, argv, env, stdin: usesStdin(checked.method) ? stdinDocument(args) : undefined });
-      startTime = new Date();
       task.child = spawned.child;
       task.pid = spawned.child.pid;
       exited = spawned.exited;
-      await writeFile(paths.startTime, startTime.toISOString(), { mode: SPOOL_FILE_MODE });
     } catch (err) {
       this.forget(task);
       return report(await this.keep(refused(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${(err as Error).message}`))));

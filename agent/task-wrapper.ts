@@ -66,10 +66,14 @@ export async function spawnWrapper(w: WrapperSpawn): Promise<{ child: ChildProce
   });
   // Listened for before anything is awaited: a short task may be gone by then.
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve);
-    child.once('error', reject);
-  });
+  // A pid means the fork and exec of /bin/sh worked; only without one is there an error to wait
+  // for. Not waiting for the 'spawn' event saves a turn of the event loop per task.
+  if (child.pid === undefined) {
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+  }
   child.on('error', () => undefined);
   if (child.stdin) {
     // The task may exit without reading its input; EPIPE is not the agent's failure.
