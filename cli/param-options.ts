@@ -1,9 +1,10 @@
 import { Option, type Command } from 'commander';
 import type { Parameter } from '../gen/baton/v1/task';
-import { CliError } from './cli-error';
+import type { Task } from '../gen/baton/v1/task';
+import { coerceTaskParameter } from '../lib/task-input';
 
 /** How a task parameter is typed on the command line (after mco's `puppet_type_to_ruby`, choria-tasks.md §4.2). */
-export type FlagKind = 'STRING' | 'NUMBER' | 'BOOLEAN' | 'JSON';
+export type FlagKind = 'STRING' | 'BOOLEAN' | 'JSON';
 
 /** One command-line flag made from a task parameter. */
 export interface ParamFlag {
@@ -27,7 +28,6 @@ function innerType(type: string): string {
 
 function kindOf(type: string): FlagKind {
   if (/^Boolean\b/.test(type)) return 'BOOLEAN';
-  if (/^(Integer|Float|Numeric)\b/.test(type)) return 'NUMBER';
   if (/^(Hash|Struct|Tuple)\b/.test(type)) return 'JSON';
   return 'STRING';
 }
@@ -64,38 +64,37 @@ export function addParamOptions(command: Command, flags: ParamFlag[]): void {
   }
 }
 
-function convert(f: ParamFlag, raw: string): unknown {
-  switch (f.kind) {
-    case 'NUMBER': {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new CliError(`--${f.flag} expects a number (${f.parameter.type}), got '${raw}'`);
-      return n;
-    }
-    case 'BOOLEAN':
-      if (raw === 'true') return true;
-      if (raw === 'false') return false;
-      throw new CliError(`--${f.flag} expects true or false, got '${raw}'`);
-    case 'JSON':
-      try {
-        return JSON.parse(raw) as unknown;
-      } catch (err) {
-        throw new CliError(`--${f.flag} expects JSON (${f.parameter.type}): ${(err as Error).message}`);
-      }
-    default:
-      return raw;
-  }
-}
-
-/** Reads the parameter flags that were given into an input object (flags override `--input`). */
-export function inputFromFlags(flags: ParamFlag[], options: Record<string, unknown>): Record<string, unknown> {
-  const input: Record<string, unknown> = {};
+/**
+ * Reads the parameter flags that were given, as JSON text per parameter name. Each value goes
+ * through the shared Bolt coercion (task-spec.md §8, `coerceTaskParameter`): JSON when the parsed
+ * value matches the parameter's type, the string otherwise; the scheduler then validates it
+ * with the full type system and words any mismatch in Puppet's terms. Repeated flags of an
+ * Array parameter become one array.
+ */
+export function inputFromFlags(task: Task, flags: ParamFlag[], options: Record<string, unknown>): Map<string, string> {
+  const input = new Map<string, string>();
   for (const f of flags) {
     const key = f.flag.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase()); // commander camel-cases dashed names
     const raw = options[key];
-    if (raw === undefined) continue;
-    if (typeof raw === 'boolean') input[f.parameter.name] = raw;
-    else if (Array.isArray(raw)) input[f.parameter.name] = raw.map((v) => convert(f, String(v)));
-    else if (typeof raw === 'string') input[f.parameter.name] = convert(f, raw);
+    const name = f.parameter.name;
+    if (typeof raw === 'boolean') input.set(name, JSON.stringify(raw));
+    else if (typeof raw === 'string') input.set(name, coerceTaskParameter(task, name, raw));
+    else if (Array.isArray(raw)) input.set(name, coerceRepeated(task, name, raw.map(String)));
   }
   return input;
+}
+
+/** `--ports 80 --ports 443`: `[80,443]` when that fits the type, else the strings; a single value may be a whole JSON array. */
+function coerceRepeated(task: Task, name: string, raws: string[]): string {
+  if (raws.length === 1 && raws[0].trimStart().startsWith('[')) return coerceTaskParameter(task, name, raws[0]);
+  const elements = raws.map((r) => {
+    try {
+      JSON.parse(r);
+      return r;
+    } catch {
+      return JSON.stringify(r);
+    }
+  });
+  const coerced = coerceTaskParameter(task, name, `[${elements.join(',')}]`);
+  return coerced.startsWith('[') ? coerced : JSON.stringify(raws);
 }

@@ -5,6 +5,7 @@ import type { Filter } from '../../gen/baton/v1/filter';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { unary } from '../../lib/grpc-client';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
+import { parseJsonLexemes } from '../../lib/puppet-types';
 import { CliError, EXIT } from '../cli-error';
 import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
@@ -79,31 +80,48 @@ export function parseFactFilter(text: string): Filter['facts'][number] {
   throw new CliError(`-F '${text}' is not a fact filter; expected FACT=VALUE or FACT<op>VALUE with op one of == != =~ < <= > >=`);
 }
 
-function readInputOption(value: string | undefined): Record<string, unknown> {
-  if (value === undefined) return {};
-  let parsed: unknown;
+/**
+ * Reads `--input` (a JSON object, or @file.json / @file.yaml) as JSON text per parameter name.
+ * JSON keeps each value's text as written (so `1.0` stays a Float); YAML values are rendered.
+ */
+function readInputOption(value: string | undefined): Map<string, string> {
+  if (value === undefined) return new Map();
+  let text = value;
+  let yaml = false;
   if (value.startsWith('@')) {
     const file = value.slice(1);
-    let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new CliError(`--input ${value}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    try {
-      parsed = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
-    } catch (err) {
-      throw new CliError(`--input ${value}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message.split('\n')[0]}`);
-    }
-  } else {
-    try {
-      parsed = JSON.parse(value);
-    } catch (err) {
-      throw new CliError(`--input is not valid JSON: ${(err as Error).message}`);
-    }
+    yaml = /\.ya?ml$/i.test(file);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CliError('--input must be a JSON object of parameter names to values');
-  return parsed as Record<string, unknown>;
+  if (yaml) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new CliError(`--input ${value}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CliError('--input must be a mapping of parameter names to values');
+    return new Map(Object.entries(doc as Record<string, unknown>).map(([k, v]) => [k, JSON.stringify(v)]));
+  }
+  let members;
+  try {
+    members = parseJsonLexemes(text).members;
+  } catch (err) {
+    throw new CliError(`--input${value.startsWith('@') ? ` ${value}` : ''} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (members === null) throw new CliError('--input must be a JSON object of parameter names to values');
+  return new Map(members.map((m) => [m.key, m.json]));
+}
+
+/** Renders parameter name → JSON text as one JSON object (later maps override earlier ones). */
+function renderInput(...parts: Array<Map<string, string>>): string {
+  const merged = new Map<string, string>();
+  for (const part of parts) for (const [k, v] of part) merged.set(k, v);
+  return `{${[...merged].map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
 }
 
 interface RunOptions extends ConnectionOptions {
@@ -154,7 +172,7 @@ export async function tasksRun(argv: string[]): Promise<number> {
     const flags = paramFlags(task.parameters, reserved);
     addParamOptions(command, flags);
     const { options } = parseStrict(command, argv);
-    const input = { ...readInputOption(options.input), ...inputFromFlags(flags, options as unknown as Record<string, unknown>) };
+    const inputJson = renderInput(readInputOption(options.input), inputFromFlags(task, flags, options as unknown as Record<string, unknown>));
     const filter: Filter = {
       identities: options.withIdentity,
       classes: options.withClass,
@@ -162,7 +180,7 @@ export async function tasksRun(argv: string[]): Promise<number> {
       agents: options.withAgent,
       compound: [],
     };
-    return await run(clients, task.name, options, input, filter, say);
+    return await run(clients, task.name, options, inputJson, filter, say);
   } finally {
     clients.close();
   }
@@ -172,7 +190,7 @@ async function run(
   clients: Clients,
   task: string,
   options: RunOptions,
-  input: Record<string, unknown>,
+  inputJson: string,
   filter: Filter,
   say: (line?: string) => void,
 ): Promise<number> {
@@ -184,7 +202,7 @@ async function run(
     {
       task,
       environment: options.environment,
-      inputJson: JSON.stringify(input),
+      inputJson,
       filter,
       waitS: options.wait,
       background: options.background === true,

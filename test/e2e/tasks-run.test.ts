@@ -96,6 +96,10 @@ describe('baton tasks run and status, end to end on three agents', () => {
     assert.equal(runsBefore.stderr.trim().split('\n').length, 1, runsBefore.stderr);
     assert.doesNotMatch(runsBefore.stdout, /Summary for task/);
 
+    const mistyped = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '--count', 'many', '-I', 'node1'], env);
+    assert.equal(mistyped.code, 2);
+    assert.match(mistyped.stderr, /^baton: .*parameter 'count' expects .*Integer.*, got String/m);
+
     const unknown = await runCli(['tasks', 'run', 'demo::nope', '-I', 'node1'], env);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /^baton: .*demo::nope.*not found/m);
