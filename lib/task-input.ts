@@ -9,6 +9,7 @@ import {
   Signature,
   toPlain,
   type ParameterDeclaration,
+  typeAliasesFrom,
 } from './puppet-types';
 
 /**
@@ -95,13 +96,17 @@ const signatures = new Map<string, Signature | InvalidParameterTypeError>();
  * type is not valid Puppet gives the InvalidParameterTypeError instead (cached too).
  */
 export function taskSignature(task: Task): Signature | InvalidParameterTypeError {
-  const shape = JSON.stringify([task.parametersDeclared, task.parameters.map((p): unknown[] => [p.name, p.type, p.sensitive, p.defaultValue ?? null])]);
+  const aliases = Object.entries(task.typeAliases ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  const shape = JSON.stringify([task.parametersDeclared, task.parameters.map((p): unknown[] => [p.name, p.type, p.sensitive, p.defaultValue ?? null]), aliases]);
   const key = `${task.name}\0${task.environment}\0${createHash('sha1').update(shape).digest('base64')}`;
   const hit = signatures.get(key);
   if (hit) return hit;
   let compiled: Signature | InvalidParameterTypeError;
   try {
-    compiled = compileSignature(task.parametersDeclared ? Object.fromEntries(task.parameters.map((p) => [p.name, declaration(p)])) : undefined);
+    // The module type aliases travel with the task (Task.type_aliases), so they resolve here too.
+    compiled = compileSignature(task.parametersDeclared ? Object.fromEntries(task.parameters.map((p) => [p.name, declaration(p)])) : undefined, {
+      aliases: aliases.length > 0 ? typeAliasesFrom(Object.fromEntries(aliases)) : undefined,
+    });
   } catch (err) {
     if (!(err instanceof InvalidParameterTypeError)) throw err;
     compiled = err;

@@ -161,15 +161,22 @@ export function describeType(t: PuppetType): string {
 
 /** Names of unresolved type references anywhere in the type (reported at load time: they never match). */
 export function unresolvedReferences(t: PuppetType, seen = new Set<string>()): string[] {
-  const out: string[] = [];
+  return typeReferences(t, seen).unresolved;
+}
+
+/** Names of the aliases a type uses (through other aliases too), and of the references nothing declares. */
+export function typeReferences(t: PuppetType, seen = new Set<string>()): { aliases: string[]; unresolved: string[] } {
+  const unresolved: string[] = [];
+  const aliases: string[] = [];
   const walk = (x: PuppetType): void => {
     switch (x.kind) {
       case 'Unresolved':
-        out.push(x.name);
+        unresolved.push(x.name);
         return;
       case 'Alias':
         if (seen.has(x.name)) return;
         seen.add(x.name);
+        aliases.push(x.name);
         walk(x.resolve());
         return;
       case 'NotUndef':
@@ -196,5 +203,5 @@ export function unresolvedReferences(t: PuppetType, seen = new Set<string>()): s
     }
   };
   walk(t);
-  return [...new Set(out)];
+  return { aliases: [...new Set(aliases)], unresolved: [...new Set(unresolved)] };
 }

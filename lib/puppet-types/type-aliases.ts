@@ -70,6 +70,11 @@ export class TypeAliases implements TypeAliasLookup {
     return [...this.sources.values()].map((s) => s.name);
   }
 
+  /** The type expression `name` was declared with, or undefined when no source declares it. */
+  expressionOf(name: string): string | undefined {
+    return this.sources.get(name.toLowerCase())?.expression;
+  }
+
   /** The lazily-resolved alias node for `name`, or undefined when no source declares it. */
   lookup(name: string): PuppetType | undefined {
     const src = this.sources.get(name.toLowerCase());

@@ -32,18 +32,20 @@ export interface TaskParts {
 /** The proto Task of a resolved task; throws TaskLoadError when a parameter type is invalid. */
 export function assembleTask(parts: TaskParts): Task {
   const { metadata } = parts;
+  const parameters = metadata.parameters ? buildParameters(metadata.parameters, `task ${parts.name}`, parts.types) : [];
   return {
     name: parts.name,
     environment: parts.environment,
     description: metadata.description ?? '',
     supportsNoop: metadata.supportsNoop,
     inputMethod: inputMethodOf(metadata.inputMethod),
-    parameters: metadata.parameters ? buildParameters(metadata.parameters, `task ${parts.name}`, parts.types) : [],
+    parameters,
     parametersDeclared: metadata.parameters !== undefined,
     files: parts.files,
     implementations: parts.implementations,
     private: metadata.private,
     remote: metadata.remote,
     metadataJson: parts.rawMetadata === undefined || parts.rawMetadata.trim() === '' ? '{}' : parts.rawMetadata,
+    typeAliases: parts.types?.aliasSources(parameters.map((p) => p.type)) ?? {},
   };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InputMethod } from '../../gen/baton/v1/task';
+import { validateTaskInput } from '../../lib/task-input';
 import { scanEnvironment, taskNameOfFile, type ScannedEnvironment } from './module-scanner';
 
 /** Writes `files` (path relative to root → content) under a new temp directory. */
@@ -237,6 +238,15 @@ describe('scanEnvironment', () => {
   it('decides required from the parsed type, resolving the module type aliases of the environment', () => {
     const required = Object.fromEntries(loaded('acme::typed').parameters.map((p) => [p.name, p.required]));
     assert.deepEqual(required, { either: false, port: false, strict_port: true, unknown: true });
+  });
+
+  it('sends the aliases a task uses with the task, so the scheduler validates input as the catalog does', () => {
+    const typed = loaded('acme::typed');
+    assert.deepEqual(typed.typeAliases, { 'Helper::Port': 'Optional[Integer[1, 65535]]', 'Helper::Strictport': 'Integer[1, 65535]' });
+    const input = (json: string) => validateTaskInput(typed, json).violations.map((v) => v.description);
+    assert.deepEqual(input('{"strict_port": 8080, "port": 22, "unknown": "x"}').filter((d) => !d.includes("'unknown'")), []);
+    assert.ok(input('{"strict_port": 0, "unknown": "x"}').includes("parameter 'strict_port' expects an Integer[1, 65535] value, got Integer[0, 0]"));
+    assert.deepEqual(loaded('acme::mounts').typeAliases, {});
   });
 
   it('fails a task whose parameter type does not parse, naming the parameter and the parse error', () => {

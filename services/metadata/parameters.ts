@@ -1,5 +1,5 @@
 import type { Parameter } from '../../gen/baton/v1/task';
-import { acceptsUndef, InvalidParameterTypeError, parseType, TypeAliasError, TypeSyntaxError, type TypeAliasLookup } from '../../lib/puppet-types';
+import { acceptsUndef, InvalidParameterTypeError, parseType, typeReferences, TypeAliasError, TypeSyntaxError, type PuppetType, type TypeAliases } from '../../lib/puppet-types';
 import { TaskLoadError } from './task-load-error';
 import type { ParameterMetadata } from './task-metadata';
 
@@ -12,9 +12,49 @@ export const DEFAULT_PARAMETER_TYPE = 'Data';
  * scan: a catalog of thousands of tasks repeats a few hundred type strings.
  */
 export class ParameterTypes {
-  private readonly optional = new Map<string, boolean | TypeSyntaxError | TypeAliasError>();
+  private readonly parsed = new Map<string, PuppetType | TypeSyntaxError | TypeAliasError>();
 
-  constructor(private readonly aliases?: TypeAliasLookup) {}
+  constructor(private readonly aliases?: TypeAliases) {}
+
+  /** The parsed type, from the cache; throws the parse error of a type that is not valid Puppet. */
+  private parse(typeText: string): PuppetType {
+    let known = this.parsed.get(typeText);
+    if (known === undefined) {
+      try {
+        known = parseType(typeText, { aliases: this.aliases });
+        acceptsUndef(known); // resolves the aliases at the head, so a broken one fails here
+      } catch (err) {
+        if (!(err instanceof TypeSyntaxError || err instanceof TypeAliasError)) throw err;
+        known = err;
+      }
+      this.parsed.set(typeText, known);
+    }
+    if (known instanceof Error) throw known;
+    return known;
+  }
+
+  /**
+   * The module type aliases the given types use, transitively: alias name → type expression,
+   * sent with the task (Task.type_aliases) so the scheduler validates input as Puppet would.
+   */
+  aliasSources(typeTexts: string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (!this.aliases) return out;
+    const seen = new Set<string>();
+    for (const text of typeTexts) {
+      let type: PuppetType;
+      try {
+        type = this.parse(text);
+      } catch {
+        continue; // reported as the task's load error by acceptsUndef
+      }
+      for (const name of typeReferences(type, seen).aliases) {
+        const expression = this.aliases.expressionOf(name);
+        if (expression !== undefined) out[name] = expression;
+      }
+    }
+    return out;
+  }
 
   /**
    * True when the type accepts undef, so the parameter may be left out (task-spec.md §4 step
@@ -23,18 +63,7 @@ export class ParameterTypes {
    * error of a type that is not valid Puppet or uses a broken alias.
    */
   acceptsUndef(typeText: string): boolean {
-    let known = this.optional.get(typeText);
-    if (known === undefined) {
-      try {
-        known = acceptsUndef(parseType(typeText, { aliases: this.aliases }));
-      } catch (err) {
-        if (!(err instanceof TypeSyntaxError || err instanceof TypeAliasError)) throw err;
-        known = err;
-      }
-      this.optional.set(typeText, known);
-    }
-    if (typeof known !== 'boolean') throw known;
-    return known;
+    return acceptsUndef(this.parse(typeText));
   }
 }
 
