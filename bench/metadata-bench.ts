@@ -27,7 +27,7 @@ const TASKS_PER_MODULE = 20;
 const WARM_CALLS = 300;
 const COLD_RUNS = 5;
 const IDLE_RUNS = 5;
-const PAGE_SIZE = 1000;
+const PAGE_SIZE = 5000;
 const MAIN = join(packageRoot(), 'dist', 'services', 'metadata', 'main.js');
 
 /** Writes the generated modules under `<root>/production/modules`. */

@@ -22,8 +22,12 @@ import type { TaskSource } from './task-source';
 /** Page size of ListTasks when the request gives 0. */
 export const DEFAULT_PAGE_SIZE = 100;
 
-/** Largest page of ListTasks; larger requests are served this many. */
-export const MAX_PAGE_SIZE = 1000;
+/**
+ * Largest page of ListTasks; larger requests are served this many. Big enough that a site's
+ * whole catalog with descriptions comes in one call (Choria needed one request per task), small
+ * enough to stay well under gRPC's 4 MiB message limit (~150 bytes a task).
+ */
+export const MAX_PAGE_SIZE = 5000;
 
 /** The environment a request names, `production` when empty; INVALID_ARGUMENT for a bad name. */
 function environmentName(requested: string): string {
