@@ -14,6 +14,7 @@ import { waitFor } from '../test/helpers/wait';
 import { FileCache } from './file-cache';
 import { REDACTED, Spool } from './spool';
 import { TaskRunner } from './task-runner';
+import { processAlive } from '../lib/child-process';
 
 const IDENTITY = 'node1.example.com';
 const log = createLogger('agent-test', 'silent');
@@ -68,15 +69,6 @@ function setup() {
     command({ files: [put('acme/tasks/test.sh', script)], executable: 'acme/tasks/test.sh', ...overrides });
 
   return { dir, cacheDir, spoolDir, cache, spool, runner, put, command, run, task };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('TaskRunner', () => {
@@ -174,7 +166,7 @@ describe('TaskRunner', () => {
     assert.equal((result.value as { _error: { kind: string } })._error.kind, 'baton.tasks/timeout');
     assert.match(result.statusmsg, /^baton\.tasks\/timeout: The task did not finish within its timeout of 1 s/);
     const bg = Number(readFileSync(join(t.spoolDir, cmd.taskId, 'bg.pid'), 'utf8'));
-    await waitFor('the background process to be gone', () => !alive(bg), 3_000);
+    await waitFor('the background process to be gone', () => !processAlive(bg), 3_000);
   });
 
   it('kills a task that ignores SIGTERM after the grace period', async () => {

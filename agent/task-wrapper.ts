@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
+import { processAlive } from '../lib/child-process';
 
 /**
  * The cheap wrapper every task runs under (issue 4 point 3, DESIGN.md "a cheap wrapper"): one
@@ -89,12 +90,8 @@ export async function spawnWrapper(w: WrapperSpawn): Promise<{ child: ChildProce
  */
 export async function wrapperAlive(pid: number, dir: string): Promise<boolean> {
   if (!Number.isSafeInteger(pid) || pid <= 1) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    // ESRCH: gone. EPERM: someone else's process, which a wrapper the agent started never is.
-    return false;
-  }
+  // Gone (ESRCH), or someone else's process (EPERM), which a wrapper the agent started never is.
+  if (!processAlive(pid)) return false;
   try {
     const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
     return args.includes(WRAPPER_NAME) && args.includes(dir);

@@ -25,6 +25,16 @@ export interface StartChildOptions extends SpawnOptions {
   onStderr?: (line: string) => void;
 }
 
+/** True while a process with this pid exists and may be signalled by us (signal 0 probes without sending). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Stops a child: SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
 export function stopChild(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

@@ -9,6 +9,7 @@ import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';
 import { waitFor } from '../helpers/wait';
+import { processAlive } from '../../lib/child-process';
 
 /**
  * Issue 4 point 3, with every part real: redis-server, the metadata, results and scheduler
@@ -18,15 +19,6 @@ import { waitFor } from '../helpers/wait';
  */
 
 const FINAL = new Set([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_CANCELLED]);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('agent restart in the middle of a task', () => {
   let stack: DevStack;
@@ -102,7 +94,7 @@ describe('agent restart in the middle of a task', () => {
     });
 
     await stack.killAgent(node);
-    assert.ok(alive(pid), 'the task outlives the agent');
+    assert.ok(processAlive(pid), 'the task outlives the agent');
     await waitFor('the task to finish on its own', () => readFileSync(join(spool, 'exitcode'), 'utf8') === '0', 10_000);
 
     await stack.startAgent(1);
@@ -115,7 +107,7 @@ describe('agent restart in the middle of a task', () => {
     const spool = join(stack.agentDir(node), 'spool', taskId);
     const pid = await waitFor('the wrapper to record its pid', () => Number(readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim()) || undefined);
     await stack.stopAgent(node);
-    assert.ok(alive(pid), 'a clean stop leaves the task running');
+    assert.ok(processAlive(pid), 'a clean stop leaves the task running');
     await stack.startAgent(1); // adopts the running task and reports it when it ends
     await expectStoredOnce(taskId, spool);
   });
