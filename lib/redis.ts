@@ -64,6 +64,15 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * |----------------------------------|--------|-----------|-------------------------------------------------|
  * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it) |
  * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
+ * | `<p>:identities`                 | zset   | scheduler | every known identity, score 0 (lexicographic order, for prefix and regex scans) |
+ * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
+ * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value` |
+ * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
+ * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class               |
+ * | `<p>:agent:<agent>`              | set    | scheduler | identities offering that agent                  |
+ * | `<p>:classnames`                 | set    | scheduler | every lowercased class name ever indexed (for class regexes) |
+ * | `<p>:agentnames`                 | set    | scheduler | every agent name ever indexed (for agent regexes) |
+ * | `<p>:tmp:<uuid>`                 | set    | scheduler | a discovery query's intermediate result; expires after seconds |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
@@ -80,6 +89,52 @@ export class RedisKeys {
   /** Sorted set of all known nodes by last-seen time. */
   nodes(): string {
     return `${this.prefix}:nodes`;
+  }
+
+  /** Sorted set of every known identity, score 0, in lexicographic order. */
+  identities(): string {
+    return `${this.prefix}:identities`;
+  }
+
+  /** Sorted set of the identities of connected agents, scored by last-seen ms. */
+  online(): string {
+    return `${this.prefix}:online`;
+  }
+
+  /** Set of the identities whose scalar fact at `path` has the (lowercased) text `value`. */
+  factValue(path: string, value: string): string {
+    // JSON keeps the key unambiguous whatever characters the path and the value hold.
+    return `${this.prefix}:fact:${JSON.stringify([path, value])}`;
+  }
+
+  /** Sorted set of the identities whose fact at `path` is numeric, scored by its value. */
+  factNumber(path: string): string {
+    return `${this.prefix}:factnum:${path}`;
+  }
+
+  /** Set of the identities with a Puppet class (name lowercased by the caller). */
+  nodeClass(lowercasedClass: string): string {
+    return `${this.prefix}:class:${lowercasedClass}`;
+  }
+
+  /** Set of the identities offering an agent. */
+  nodeAgent(agent: string): string {
+    return `${this.prefix}:agent:${agent}`;
+  }
+
+  /** Set of every lowercased class name indexed. */
+  classNames(): string {
+    return `${this.prefix}:classnames`;
+  }
+
+  /** Set of every agent name indexed. */
+  agentNames(): string {
+    return `${this.prefix}:agentnames`;
+  }
+
+  /** A discovery query's temporary key. */
+  discoveryTemp(id: string): string {
+    return `${this.prefix}:tmp:${id}`;
   }
 
   /** A run's record. */

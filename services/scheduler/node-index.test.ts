@@ -27,6 +27,7 @@ describe('NodeIndex', () => {
       agents: '["bolt_tasks"]',
       version: '0.1.0',
       session: 's1',
+      index: JSON.stringify({ sets: [keys.factValue('os.family', 'redhat'), keys.nodeClass('role::web'), keys.nodeAgent('bolt_tasks')], zsets: [] }),
     });
     assert.deepEqual(await client.zrange(keys.nodes(), 0, -1, 'WITHSCORES'), ['web1', '1000']);
     const [node] = await index.list();
@@ -87,5 +88,53 @@ describe('NodeIndex', () => {
     const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
     for (const [id, t] of [['db2', 3], ['app1', 1], ['db10', 2]] as const) await index.upsert(hello(id), id, t);
     assert.deepEqual((await index.list()).map((n) => n.identity), ['app1', 'db10', 'db2']);
+  });
+
+  it('replaces a node\'s fact, class and agent entries when its facts change, leaving no old entry', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    const first = Hello.fromPartial({
+      identity: 'web1',
+      facts: { os: { family: 'RedHat', release: { major: '9' } }, cpus: 4, virtual: true, tags: ['a', 'B'] },
+      classes: ['Role::Web', 'profile::base'],
+      agents: ['bolt_tasks'],
+    });
+    await index.upsert(first, 's1', 1_000);
+    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'redhat')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue('os.release.major', '9')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue('virtual', 'true')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue('tags.1', 'b')), ['web1']);
+    assert.deepEqual(await client.zrange(keys.factNumber('cpus'), 0, -1, 'WITHSCORES'), ['web1', '4']);
+    assert.deepEqual(await client.zrange(keys.factNumber('os.release.major'), 0, -1, 'WITHSCORES'), ['web1', '9']);
+    assert.deepEqual(await client.smembers(keys.nodeClass('role::web')), ['web1']);
+    assert.deepEqual((await client.smembers(keys.classNames())).sort(), ['profile::base', 'role::web']);
+
+    await index.upsert(Hello.fromPartial({ identity: 'web1', facts: { os: { family: 'Debian' }, cpus: 8 }, classes: ['role::db'], agents: ['bolt_tasks'] }), 's1', 2_000);
+    for (const gone of [keys.factValue('os.family', 'redhat'), keys.factValue('os.release.major', '9'), keys.factValue('virtual', 'true'), keys.nodeClass('role::web')]) {
+      assert.equal(await client.exists(gone), 0, `${gone} still exists`);
+    }
+    assert.equal(await client.exists(keys.factNumber('os.release.major')), 0);
+    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'debian')), ['web1']);
+    assert.deepEqual(await client.zrange(keys.factNumber('cpus'), 0, -1, 'WITHSCORES'), ['web1', '8']);
+    assert.deepEqual(await client.smembers(keys.nodeClass('role::db')), ['web1']);
+    assert.deepEqual(await client.zrange(keys.identities(), 0, -1), ['web1']);
+  });
+
+  it('keeps the online set to connected nodes and leaves offline nodes in the index', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    await index.upsert(hello('b'), 'sb', 1_000);
+    await index.upsert(hello('a'), 'sa', 1_000);
+    assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['a', '1000', 'b', '1000']);
+    await index.touch('a', 'sa', 4_000);
+    assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
+    await index.markOffline('b', 'sb');
+    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
+    await index.touch('b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
+    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
+    assert.deepEqual(await index.identities(), ['a', 'b']);
+    assert.equal(index.freshSinceMs(100_000), 70_000);
   });
 });

@@ -23,7 +23,7 @@ export type TouchOutcome = 'TOUCHED' | 'MISSING' | 'OWNED_ELSEWHERE';
 
 /**
  * Refreshes last_seen only while the entry still belongs to the calling session.
- * KEYS[1] node hash, KEYS[2] nodes zset; ARGV[1] session id, ARGV[2] now (ms), ARGV[3] identity.
+ * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset; ARGV[1] session id, ARGV[2] now (ms), ARGV[3] identity.
  * Returns 1 when refreshed, 0 when the entry is gone, -1 when another session owns it.
  */
 const TOUCH_SCRIPT = `
@@ -32,17 +32,84 @@ if not owner then return 0 end
 if owner ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if redis.call('HGET', KEYS[1], 'online') == '1' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
 return 1`;
 
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile.
- * KEYS[1] node hash; ARGV[1] session id. Returns 1 when marked offline, 0 otherwise.
+ * KEYS[1] node hash, KEYS[2] online zset; ARGV[1] session id, ARGV[2] identity.
+ * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
+redis.call('ZREM', KEYS[2], ARGV[2])
 return 1`;
+
+/**
+ * Writes a node and replaces its inverted-index entries in one step, so that a reader never sees
+ * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
+ * kept in its hash (field `index`) so that the next write can remove exactly those.
+ * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset.
+ * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
+ * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
+ * `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, ARGV[9] name registrations as JSON
+ * `[[set key, member]...]` (class and agent names, never removed).
+ * Returns the number of entries written.
+ */
+const UPSERT_SCRIPT = `
+local id = ARGV[1]
+local old = redis.call('HGET', KEYS[1], 'index')
+if old then
+  local o = cjson.decode(old)
+  for _, k in ipairs(o.sets) do redis.call('SREM', k, id) end
+  for _, e in ipairs(o.zsets) do redis.call('ZREM', e[1], id) end
+end
+local n = cjson.decode(ARGV[8])
+for _, k in ipairs(n.sets) do redis.call('SADD', k, id) end
+for _, e in ipairs(n.zsets) do redis.call('ZADD', e[1], e[2], id) end
+for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
+redis.call('HSET', KEYS[1], 'identity', id, 'online', '1', 'last_seen', ARGV[2], 'facts', ARGV[4],
+  'classes', ARGV[5], 'agents', ARGV[6], 'version', ARGV[7], 'session', ARGV[3], 'index', ARGV[8])
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+redis.call('ZADD', KEYS[3], ARGV[2], id)
+redis.call('ZADD', KEYS[4], 0, id)
+return #n.sets + #n.zsets`;
+
+const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
+/** A fact value as a number, when it is one or is text that reads as one (finite only). */
+export function factNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && NUMBER.test(v)) {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** A scalar fact value as the text the index keys it by: lowercased, since equality is case-insensitive. */
+export function factIndexText(v: string | number | boolean): string {
+  return String(v).toLowerCase();
+}
+
+/**
+ * Every scalar fact under its dotted path (`os.family`, `disks.0.size`), the paths
+ * `lookupFact` in discovery.ts resolves. Nulls, empty objects and arrays have no entry.
+ */
+export function flattenFacts(facts: Record<string, unknown>): Array<[string, string | number | boolean]> {
+  const out: Array<[string, string | number | boolean]> = [];
+  const walk = (value: unknown, path: string): void => {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      out.push([path, value]);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [k, v] of Object.entries(value)) walk(v, path === '' ? k : `${path}.${k}`);
+    }
+  };
+  walk(facts, '');
+  return out;
+}
 
 function parseJson<T>(text: string | undefined, fallback: T): T {
   if (!text) return fallback;
@@ -66,42 +133,70 @@ export class NodeIndex {
     readonly heartbeatIntervalS: number,
   ) {}
 
-  /** Writes a node from its Hello and marks it online, owned by `sessionId`. */
+  /**
+   * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
+   * `sessionId`; its previous fact, class and agent entries are replaced atomically.
+   */
   async upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(this.keys.node(hello.identity), {
-        identity: hello.identity,
-        online: '1',
-        last_seen: String(nowMs),
-        facts: JSON.stringify(hello.facts ?? {}),
-        classes: JSON.stringify(hello.classes),
-        agents: JSON.stringify(hello.agents),
-        version: hello.version,
-        session: sessionId,
-      })
-      .zadd(this.keys.nodes(), nowMs, hello.identity)
-      .exec();
+    const facts = hello.facts ?? {};
+    const sets = new Set<string>();
+    const zsets: Array<[string, string]> = [];
+    const seenNumeric = new Set<string>();
+    for (const [path, value] of flattenFacts(facts)) {
+      sets.add(this.keys.factValue(path, factIndexText(value)));
+      const n = factNumber(value);
+      if (n !== undefined && !seenNumeric.has(path)) {
+        seenNumeric.add(path);
+        zsets.push([this.keys.factNumber(path), String(n)]);
+      }
+    }
+    const names: Array<[string, string]> = [];
+    for (const c of new Set(hello.classes.map((c) => c.toLowerCase()))) {
+      sets.add(this.keys.nodeClass(c));
+      names.push([this.keys.classNames(), c]);
+    }
+    for (const a of new Set(hello.agents)) {
+      sets.add(this.keys.nodeAgent(a));
+      names.push([this.keys.agentNames(), a]);
+    }
+    await this.redis.eval(
+      UPSERT_SCRIPT,
+      4,
+      this.keys.node(hello.identity),
+      this.keys.nodes(),
+      this.keys.online(),
+      this.keys.identities(),
+      hello.identity,
+      String(nowMs),
+      sessionId,
+      JSON.stringify(facts),
+      JSON.stringify(hello.classes),
+      JSON.stringify(hello.agents),
+      hello.version,
+      JSON.stringify({ sets: [...sets], zsets }),
+      JSON.stringify(names),
+    );
   }
 
   /** Refreshes a node's last-seen time, if the entry still belongs to `sessionId`. */
   async touch(identity: string, sessionId: string, nowMs = Date.now()): Promise<TouchOutcome> {
-    const r = await this.redis.eval(TOUCH_SCRIPT, 2, this.keys.node(identity), this.keys.nodes(), sessionId, String(nowMs), identity);
+    const r = await this.redis.eval(TOUCH_SCRIPT, 3, this.keys.node(identity), this.keys.nodes(), this.keys.online(), sessionId, String(nowMs), identity);
     return r === 1 ? 'TOUCHED' : r === 0 ? 'MISSING' : 'OWNED_ELSEWHERE';
   }
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
-    const r = await this.redis.eval(OFFLINE_SCRIPT, 1, this.keys.node(identity), sessionId);
+    const r = await this.redis.eval(OFFLINE_SCRIPT, 2, this.keys.node(identity), this.keys.online(), sessionId, identity);
     return r === 1;
   }
 
-  /**
-   * Every node in the index, sorted by identity. Reads the whole index: fine for thousands of
-   * nodes; the 100k-node path will replace this behind the same signature.
-   */
+  /** Every node in the index, sorted by identity. Reads the whole index (tests and small fleets). */
   async list(): Promise<IndexedNode[]> {
-    const identities = await this.redis.zrange(this.keys.nodes(), 0, -1);
+    return this.load(await this.redis.zrange(this.keys.nodes(), 0, -1));
+  }
+
+  /** The given nodes' entries, sorted by identity; identities without an entry are left out. */
+  async load(identities: string[]): Promise<IndexedNode[]> {
     if (identities.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const id of identities) pipeline.hgetall(this.keys.node(id));
@@ -121,6 +216,29 @@ export class NodeIndex {
       });
     }
     return nodes.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+  }
+
+  /**
+   * Every known identity in lexicographic order. Identities are never removed, so an unchanged
+   * count means an unchanged list: the copy is re-read only when nodes were added (a regex over
+   * 100,000 identities then costs one ZCARD instead of a 2 MB transfer).
+   */
+  async identities(): Promise<string[]> {
+    const count = await this.redis.zcard(this.keys.identities());
+    if (count !== this.identityCache.length) this.identityCache = await this.redis.zrange(this.keys.identities(), 0, -1);
+    return this.identityCache;
+  }
+
+  private identityCache: string[] = [];
+
+  /** Last-seen ms from which a connected node counts as online (agent protocol §2: 3 missed heartbeats). */
+  freshSinceMs(nowMs = Date.now()): number {
+    return nowMs - STALE_AFTER_HEARTBEATS * this.heartbeatIntervalS * 1000;
+  }
+
+  /** The Redis client and keys, for the discovery planner that queries the index. */
+  get store(): { redis: Redis; keys: RedisKeys } {
+    return { redis: this.redis, keys: this.keys };
   }
 
   /** True when the node's flag is set and it was heard from within STALE_AFTER_HEARTBEATS intervals. */
