@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../../lib/errors';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { compileFilter, discoverNodes, lookupFact } from './discovery';
+import { runDiscovery } from './discovery-plan';
 import { NodeIndex, type IndexedNode } from './node-index';
 
 const redis = useRedisServer();
@@ -120,5 +121,83 @@ describe('discoverNodes', () => {
     );
     const redhat = Filter.fromPartial({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'RedHat')] });
     assert.deepEqual((await discoverNodes(index, redhat, { nowMs: now })).map((n) => n.identity), ['web1.example.com']);
+  });
+});
+
+describe('runDiscovery (the Redis index with set algebra)', () => {
+  const E = FactOperator.FACT_OPERATOR_EQUAL;
+  /** Every filter form the proto Filter has; the index must select what the in-memory matcher does. */
+  const FORMS: Array<[string, Partial<Filter>, string[]]> = [
+    ['empty', {}, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']],
+    ['identity exact, ORed', { identities: ['win1', 'db1.example.com', 'nosuch'] }, ['db1.example.com', 'win1']],
+    ['identity regex', { identities: ['/^web\\d/'] }, ['web1.example.com', 'web2.example.com']],
+    ['class exact, case-insensitive', { classes: ['PROFILE::BASE'] }, ['db1.example.com', 'web1.example.com', 'web2.example.com']],
+    ['classes ANDed, with a regex', { classes: ['/^role::w/', 'profile::base'] }, ['web1.example.com', 'web2.example.com']],
+    ['class matching nothing', { classes: ['role::none'] }, []],
+    ['agent exact and regex', { agents: ['bolt_tasks', '/^rpc/'] }, ['web1.example.com']],
+    ['fact equality, case-insensitive', { facts: [fact('os.family', E, 'REDHAT')] }, ['db1.example.com', 'web1.example.com']],
+    ['fact equality on a boolean', { facts: [fact('is_virtual', E, 'true')] }, ['db1.example.com']],
+    ['fact equality on a number given as text', { facts: [fact('processors.count', E, '32.0')] }, ['db1.example.com']],
+    ['fact with a literal dot in its name', { facts: [fact('dotted.name', E, 'X')] }, ['win1']],
+    ['numeric range', { facts: [fact('processors.count', FactOperator.FACT_OPERATOR_GREATER, '4')] }, ['db1.example.com', 'web2.example.com']],
+    ['numeric <=', { facts: [fact('os.release.major', FactOperator.FACT_OPERATOR_LESS_EQUAL, '9')] }, ['db1.example.com', 'web1.example.com']],
+    ['fact != (in memory; a missing fact never matches)', { facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'redhat')] }, ['web2.example.com', 'win1']],
+    ['fact =~ (in memory)', { facts: [fact('os.family', FactOperator.FACT_OPERATOR_MATCHES, '^(deb|win)')] }, ['web2.example.com', 'win1']],
+    ['text ordering (in memory)', { facts: [fact('env', FactOperator.FACT_OPERATOR_GREATER_EQUAL, 'p')] }, ['web1.example.com', 'web2.example.com']],
+    [
+      'every kind at once',
+      { identities: ['/example/'], classes: ['role::web'], agents: ['bolt_tasks'], facts: [fact('processors.count', FactOperator.FACT_OPERATOR_LESS, '10'), fact('env', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'dev')] },
+      ['web1.example.com'],
+    ],
+  ];
+
+  async function fleetIndex(): Promise<NodeIndex> {
+    const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
+    for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`);
+    return index;
+  }
+
+  it('selects with every filter form what the in-memory matcher selects', async () => {
+    const index = await fleetIndex();
+    for (const [name, filter, expected] of FORMS) {
+      const found = await runDiscovery(index, Filter.fromPartial(filter));
+      assert.deepEqual(found.online, expected, name);
+      assert.deepEqual(found.online, [...select(filter)].sort(), `${name}: index and in-memory matcher disagree`);
+      assert.equal(found.offlineCount, 0, name);
+    }
+    const { redis: client, keys } = index.store;
+    assert.deepEqual(await client.keys(keys.discoveryTemp('*')), [], 'temporary keys are deleted');
+  });
+
+  it('counts matches that are offline (disconnected or stale) and lists them when asked', async () => {
+    const index = await fleetIndex();
+    const now = Date.now();
+    await index.markOffline('web2.example.com', 's-web2.example.com');
+    await index.upsert(Hello.fromPartial(FLEET[2]), 's-db1.example.com', now - 31_000); // stale heartbeat
+    const base = Filter.fromPartial({ classes: ['profile::base'] });
+    assert.deepEqual(await runDiscovery(index, base, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
+    assert.deepEqual(await runDiscovery(index, base, { nowMs: now, listOffline: true }), {
+      online: ['web1.example.com'],
+      offlineCount: 2,
+      offline: ['db1.example.com', 'web2.example.com'],
+    });
+    const all = await runDiscovery(index, undefined, { nowMs: now, listOffline: true });
+    assert.deepEqual(all, { online: ['web1.example.com', 'win1'], offlineCount: 2, offline: ['db1.example.com', 'web2.example.com'] });
+    const notDeb = Filter.fromPartial({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] });
+    assert.deepEqual(await runDiscovery(index, notDeb, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
+  });
+
+  it('follows a node whose facts changed: the old value no longer selects it', async () => {
+    const index = await fleetIndex();
+    await index.upsert(Hello.fromPartial({ ...FLEET[3], facts: { os: { family: 'Debian' } } }), 's-win1');
+    const windows = Filter.fromPartial({ facts: [fact('os.family', E, 'windows')] });
+    assert.deepEqual((await runDiscovery(index, windows)).online, []);
+    const debian = Filter.fromPartial({ facts: [fact('os.family', E, 'debian')] });
+    assert.deepEqual((await runDiscovery(index, debian)).online, ['web2.example.com', 'win1']);
+  });
+
+  it('rejects a bad filter with INVALID_ARGUMENT before touching the index', async () => {
+    const index = await fleetIndex();
+    await assert.rejects(runDiscovery(index, Filter.fromPartial({ identities: ['/(/'] })), InvalidArgumentError);
   });
 });

@@ -1,6 +1,7 @@
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
-import type { IndexedNode, NodeIndex } from './node-index';
+import { runDiscovery } from './discovery-plan';
+import { factNumber, type IndexedNode, type NodeIndex } from './node-index';
 
 /**
  * Discovery: evaluating a Filter (proto/baton/v1/filter.proto) against the node index, with
@@ -19,10 +20,16 @@ export interface DiscoverOptions {
   nowMs?: number;
 }
 
-type StringMatcher = (s: string) => boolean;
+/** A compiled identity, class or agent entry. */
+export type StringMatcher = (s: string) => boolean;
+
+/** True for a `/regex/` entry of a filter. */
+export function isRegexEntry(entry: string): boolean {
+  return entry.length >= 2 && entry.startsWith('/') && entry.endsWith('/');
+}
 
 /** `/regex/` entries are regular expressions, anything else an exact value. */
-function compileEntry(entry: string, field: string, caseInsensitive: boolean, violations: FieldViolation[]): StringMatcher {
+export function compileEntry(entry: string, field: string, caseInsensitive: boolean, violations: FieldViolation[]): StringMatcher {
   if (entry.length === 0) {
     violations.push({ field, description: `${field} is empty; expected a value or a /regex/` });
     return () => false;
@@ -47,14 +54,8 @@ function compileRegex(source: string, flags: string, field: string, violations: 
   }
 }
 
-const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
-
-/** A fact value as a number, when it is one or is text that reads as one. */
-function asNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && NUMBER.test(v)) return Number(v);
-  return undefined;
-}
+/** The index and the in-memory matcher read numbers alike (node-index.ts `factNumber`). */
+const asNumber = factNumber;
 
 function asText(v: unknown): string {
   if (typeof v === 'string') return v;
@@ -73,7 +74,8 @@ export function lookupFact(facts: Record<string, unknown>, path: string): unknow
   return cur;
 }
 
-function compileFact(f: FactFilter, field: string, violations: FieldViolation[]): NodeMatcher {
+/** Compiles one fact comparison; problems are appended to `violations`. */
+export function compileFact(f: FactFilter, field: string, violations: FieldViolation[]): NodeMatcher {
   if (f.fact.trim() === '') violations.push({ field: `${field}.fact`, description: `${field}.fact is empty; expected a dotted fact path such as os.family` });
   const op = f.operator;
   if (op === FactOperator.FACT_OPERATOR_MATCHES) {
@@ -97,6 +99,9 @@ function compileFact(f: FactFilter, field: string, violations: FieldViolation[])
     if (v === undefined || v === null) return false; // a missing fact never matches, not even with !=
     const haveNumber = asNumber(v);
     if (haveNumber !== undefined && wantNumber !== undefined) return compare(Math.sign(haveNumber - wantNumber));
+    // Ordering against a number needs a numeric fact: `uptime > 5` must not match the text
+    // "abc" by accident of text order, and the index's numeric zsets answer it alike.
+    if (wantNumber !== undefined && op !== FactOperator.FACT_OPERATOR_NOT_EQUAL) return false;
     const haveText = asText(v).toLowerCase();
     return compare(haveText < wantText ? -1 : haveText > wantText ? 1 : 0);
   };
@@ -135,10 +140,12 @@ export function compileFilter(filter: Filter | undefined, prefix = 'filter'): No
     facts.every((m) => m(node));
 }
 
-/** The nodes of the index a filter selects, sorted by identity; online ones only unless asked. */
+/**
+ * The nodes of the index a filter selects, sorted by identity; online ones only unless asked.
+ * Planned against the Redis index (discovery-plan.ts), then the selected entries are loaded.
+ */
 export async function discoverNodes(index: NodeIndex, filter: Filter | undefined, options: DiscoverOptions = {}): Promise<IndexedNode[]> {
-  const matches = compileFilter(filter);
-  const nowMs = options.nowMs ?? Date.now();
-  const nodes = await index.list();
-  return nodes.filter((n) => (options.includeOffline || index.isOnline(n, nowMs)) && matches(n));
+  const found = await runDiscovery(index, filter, { nowMs: options.nowMs, listOffline: options.includeOffline });
+  const ids = options.includeOffline ? [...found.online, ...found.offline].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : found.online;
+  return index.load(ids);
 }
