@@ -1,0 +1,15 @@
+/**
+ * A filter that is not valid: one line naming the expression, the 1-based column and what was
+ * expected there, e.g. `expected ')' at column 14 of "(role=web and x"` (issue 5 point 3).
+ */
+export class FilterSyntaxError extends Error {
+  constructor(
+    readonly expression: string,
+    /** 1-based column; `expression.length + 1` means "at the end". */
+    readonly column: number,
+    readonly expected: string,
+  ) {
+    super(`expected ${expected} at column ${column} of ${JSON.stringify(expression)}`);
+    this.name = 'FilterSyntaxError';
+  }
+}
