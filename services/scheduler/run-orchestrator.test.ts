@@ -357,6 +357,30 @@ describe('RunOrchestrator', () => {
     ]);
   });
 
+  it('records matched offline nodes as NO_RESPONSE and runs on the online ones', async () => {
+    const h = await start();
+    const db1 = await h.agent('db1');
+    const web1 = await h.agent('web1');
+    db1.close();
+    const client = makeClient(SchedulerServiceClient, h.scheduler.address);
+    cleanups.push(() => client.close());
+    await waitFor('db1 to be offline', async () => (await unary(client, client.discoverNodes, { filter: undefined, includeOffline: false })).offlineMatches === 1);
+    const response = h.run({ background: true });
+    const download = await web1.next('download');
+    web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    const run = await web1.next('run');
+    const r = await response;
+    assert.deepEqual(r.run?.nodes, ['db1', 'web1']);
+    const stored = await unary(results, results.getRunStatus, { taskId: run.taskId });
+    assert.deepEqual(stored.items.map((x) => [x.host, x.state, x.statusmsg]), [
+      ['db1', NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started'],
+      ['web1', NodeState.NODE_STATE_PENDING, ''],
+    ]);
+    const onlyOffline = readServiceError(await grpcError(h.run({ filter: { identities: ['db1'], classes: [], agents: [], facts: [], compound: [] } })));
+    assert.equal(onlyOffline.code, status.FAILED_PRECONDITION);
+    assert.equal(onlyOffline.message, 'no online nodes matched the filter (1 matched but are offline)');
+  });
+
   it('cancels a run before its run command goes out, leaving every node unstarted', async () => {
     const h = await start();
     const web1 = await h.agent('web1');

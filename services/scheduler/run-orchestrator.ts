@@ -11,7 +11,7 @@ import type { Logger } from '../../lib/logger';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
 import type { AgentRegistry } from './agent-registry';
-import { discoverNodes } from './discovery';
+import { runDiscovery } from './discovery-plan';
 import { errorText } from './error-text';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S, distributeFiles, gateFailureReason } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
@@ -38,7 +38,10 @@ interface PreparedRun extends RunIdentity {
   taskDef: Task;
   input: ValidatedTaskInput;
   executable: ChosenExecutable;
+  /** Online matches: the nodes the run is sent to. */
   nodes: string[];
+  /** Matches that are offline: part of the run, recorded as NO_RESPONSE at once (issue 5 point 4). */
+  offline: string[];
 }
 
 /**
@@ -64,7 +67,7 @@ export class RunOrchestrator {
         environment: run.request.environment,
         caller: run.caller,
         state: RunState.RUN_STATE_PENDING,
-        nodes: run.nodes,
+        nodes: [...run.nodes, ...run.offline].sort(),
         filter: run.request.filter,
         inputJson: run.input.redactedJson,
         createTime: new Date(),
@@ -75,9 +78,14 @@ export class RunOrchestrator {
       },
     });
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: run.request.requestId || undefined }, 'run created');
-    const tracked = tracker.track(run.taskId, run.nodes);
+    const tracked = tracker.track(run.taskId, [...run.nodes, ...run.offline]);
     let settled = false;
     try {
+      if (run.offline.length > 0) {
+        // Choria drops offline matches silently; here they show in the run as not responding.
+        await this.record(run.taskId, run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')));
+        for (const n of run.offline) tracked.markFinal(n);
+      }
       return await this.dispatch(run, tracked, created.run, () => (settled = true));
     } catch (err) {
       tracker.forget(tracked);
@@ -99,9 +107,12 @@ export class RunOrchestrator {
     }
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);
-    const nodes = (await discoverNodes(this.options.index, request.filter)).map((n) => n.identity);
-    if (nodes.length === 0) throw new FailedPreconditionError('NO_NODES_MATCHED', 'no nodes matched the filter');
-    return { request, taskId: newTaskId(), task: task.name, taskDef: task, caller: request.caller, input, executable, nodes };
+    const found = await runDiscovery(this.options.index, request.filter, { listOffline: true });
+    if (found.online.length === 0) {
+      const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
+      throw new FailedPreconditionError('NO_NODES_MATCHED', message);
+    }
+    return { request, taskId: newTaskId(), task: task.name, taskDef: task, caller: request.caller, input, executable, nodes: found.online, offline: found.offline };
   }
 
   /** From the created run to the response. Calls `settle` once the run's final state is recorded. */

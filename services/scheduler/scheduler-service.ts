@@ -14,7 +14,7 @@ import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import { isTaskId } from '../../lib/task-id';
 import type { AgentRegistry } from './agent-registry';
-import { discoverNodes } from './discovery';
+import { runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
 import type { RunOrchestrator } from './run-orchestrator';
 import type { RunTracker } from './run-tracker';
@@ -61,8 +61,11 @@ async function cancelRun(options: SchedulerServiceOptions, req: CancelRunRequest
 
 async function discover(options: SchedulerServiceOptions, req: DiscoverNodesRequest): Promise<DiscoverNodesResponse> {
   const nowMs = Date.now();
-  const nodes = await discoverNodes(options.index, req.filter, { includeOffline: req.includeOffline, nowMs });
-  return { nodes: nodes.map((n) => toNode(n, options.index.isOnline(n, nowMs))) };
+  const found = await runDiscovery(options.index, req.filter, { listOffline: req.includeOffline, nowMs });
+  const listed = req.includeOffline ? [...found.online, ...found.offline].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : found.online;
+  const online = new Set(found.online);
+  const nodes = await options.index.load(listed);
+  return { nodes: nodes.map((n) => toNode(n, online.has(n.identity))), offlineMatches: req.includeOffline ? 0 : found.offlineCount };
 }
 
 /** An index entry as the API's Node message. */
