@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { status } from '@grpc/grpc-js';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { FilterSyntaxError } from './filter-syntax-error';
 import { compileMatchEntry, isRegexEntry, parseFactFilter, parseMatchEntry, parseWithFilter } from './single-filters';
@@ -85,5 +86,21 @@ describe('-I / -C / -A entries', () => {
     assert.ok(compileMatchEntry('/^web/')('web1') && !compileMatchEntry('/^web/')('WEB1'));
     assert.ok(compileMatchEntry('Apache', { caseInsensitive: true })('apache'));
     assert.ok(compileMatchEntry('/^APACHE/', { caseInsensitive: true })('apache::mod'));
+  });
+});
+
+describe('FilterSyntaxError at a gRPC boundary', () => {
+  it('becomes INVALID_ARGUMENT naming the field, the column and what was expected', () => {
+    try {
+      parseFactFilter('memory');
+      assert.fail('parsed');
+    } catch (err) {
+      assert.ok(err instanceof FilterSyntaxError);
+      const invalid = err.toInvalidArgument('filter.facts[0]');
+      assert.equal(invalid.code, status.INVALID_ARGUMENT);
+      assert.equal(invalid.reason, 'INVALID_FILTER');
+      assert.equal(invalid.message, 'filter.facts[0]: expected an operator (== = != < > <= >= =< => =~) and a value at column 7 of "memory"');
+      assert.deepEqual(invalid.violations, [{ field: 'filter.facts[0]', description: invalid.message }]);
+    }
   });
 });
