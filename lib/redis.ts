@@ -65,6 +65,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it) |
  * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
  * | `<p>:identities`                 | zset   | scheduler | every known identity, score 0 (lexicographic order, for prefix and regex scans) |
+ * | `<p>:allnodes`                   | set    | scheduler | every known identity (the universe a NOT in a compound filter subtracts from) |
  * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
  * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value` |
  * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
@@ -94,6 +95,11 @@ export class RedisKeys {
   /** Sorted set of every known identity, score 0, in lexicographic order. */
   identities(): string {
     return `${this.prefix}:identities`;
+  }
+
+  /** Set of every known identity. */
+  allNodes(): string {
+    return `${this.prefix}:allnodes`;
   }
 
   /** Sorted set of the identities of connected agents, scored by last-seen ms. */

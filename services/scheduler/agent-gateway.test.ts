@@ -214,18 +214,20 @@ describe('AgentGatewayService', () => {
 });
 
 describe('SchedulerService', () => {
-  it('discovers by filter, and rejects compound filters and bad regexes with a BadRequest', async () => {
+  it('discovers by filter and compound expression, and rejects compound syntax errors and bad regexes with a BadRequest', async () => {
     const h = await start();
     await h.agent('web1', { os: { family: 'RedHat' } });
     await h.agent('web2', { os: { family: 'Debian' } });
     const redhat = await h.discover({ filter: { identities: [], classes: [], agents: [], compound: [], facts: [{ fact: 'os.family', operator: FactOperator.FACT_OPERATOR_EQUAL, value: 'redhat' }] } });
     assert.deepEqual(redhat.map((n) => n.identity), ['web1']);
+    const notRedhat = await h.discover({ filter: { identities: [], classes: [], agents: [], facts: [], compound: ["not fact('os.family') == 'RedHat'"] } });
+    assert.deepEqual(notRedhat.map((n) => n.identity), ['web2']);
 
-    const err = await grpcError(h.discover({ filter: { identities: ['/(/'], classes: [], agents: [], facts: [], compound: ["with('x')"] } }));
+    const err = await grpcError(h.discover({ filter: { identities: ['/(/'], classes: [], agents: [], facts: [], compound: ['os.family=redhat and'] } }));
     const report = readServiceError(err);
     assert.equal(report.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(report.violations.map((v) => v.field), ['filter.compound', 'filter.identities[0]']);
-    assert.match(report.message, /^compound filters are not supported yet; filter\.identities\[0\] \/\(\/ is not a valid regular expression/);
+    assert.deepEqual(report.violations.map((v) => v.field), ['filter.compound[0]', 'filter.identities[0]']);
+    assert.match(report.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\] \/\(\/ is not a valid regular expression/);
   });
 
   it('answers WatchRun with UNIMPLEMENTED, pointing at ResultsService.WatchRunEvents', async () => {

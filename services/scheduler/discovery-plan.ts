@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import type { FieldViolation } from '../../lib/errors';
-import { compileEntry, compileFact, compileFilter, isRegexEntry, type NodeMatcher } from './discovery';
+import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
+import { evaluate, filterRegex, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr } from '../../lib/filter-language';
+import { InvalidArgumentError } from '../../lib/errors';
+import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
+import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { unary } from '../../lib/grpc-client';
 import { factIndexText, factNumber, type NodeIndex } from './node-index';
 
 /**
@@ -18,7 +23,8 @@ export type SetPlan =
   | { kind: 'MEMBERS'; ids: string[] }
   | { kind: 'RANGE'; key: string; min: string; max: string }
   | { kind: 'AND'; parts: SetPlan[] }
-  | { kind: 'OR'; parts: SetPlan[] };
+  | { kind: 'OR'; parts: SetPlan[] }
+  | { kind: 'NOT'; part: SetPlan };
 
 /** A planned filter: the index part, and the matchers left for the candidates it yields. */
 export interface FilterPlan {
@@ -36,8 +42,18 @@ export interface DiscoveryResult {
   offline: string[];
 }
 
+/** A run's node results, for `bolt_task('<id>')` terms (the scheduler asks the results service). */
+export type RunResultsSource = (taskId: string) => Promise<NodeResult[]>;
+
+/** A RunResultsSource reading GetRunStatus; an unknown run is NOT_FOUND from the results service. */
+export function resultsServiceSource(results: ResultsServiceClient): RunResultsSource {
+  return async (taskId) => (await unary(results, results.getRunStatus, { taskId })).items;
+}
+
 /** Options of `runDiscovery`. */
 export interface RunDiscoveryOptions {
+  /** Where `bolt_task` terms get a run's results; without it such terms are rejected. */
+  runResults?: RunResultsSource;
   /** Also list the offline matches (not just count them); default false. */
   listOffline?: boolean;
   /** The current time in ms, for liveness; default Date.now(). */
@@ -81,8 +97,16 @@ function numericRange(op: FactOperator, n: number): [string, string] | undefined
   }
 }
 
+const OP_OF: Partial<Record<CompareOp, FactOperator>> = {
+  '==': FactOperator.FACT_OPERATOR_EQUAL,
+  '<': FactOperator.FACT_OPERATOR_LESS,
+  '<=': FactOperator.FACT_OPERATOR_LESS_EQUAL,
+  '>': FactOperator.FACT_OPERATOR_GREATER,
+  '>=': FactOperator.FACT_OPERATOR_GREATER_EQUAL,
+};
+
 /** The index part of one fact comparison, or undefined when it must be evaluated in memory. */
-function planFact(index: NodeIndex, f: FactFilter): SetPlan | undefined {
+function planFact(index: NodeIndex, f: Pick<FactFilter, 'fact' | 'operator' | 'value'>): SetPlan | undefined {
   const { keys } = index.store;
   const n = factNumber(f.value);
   if (n !== undefined) {
@@ -96,12 +120,89 @@ function planFact(index: NodeIndex, f: FactFilter): SetPlan | undefined {
   return undefined;
 }
 
+/** A node result as the fields `bolt_task` compares (choria-tasks.md §6.2; times in epoch seconds). */
+export function boltTaskFields(r: NodeResult): BoltTaskResultFields {
+  const fields: BoltTaskResultFields = {
+    task: r.task,
+    caller: r.callerid,
+    exitcode: r.exitcode,
+    completed: r.completed,
+    runtime: r.runtime,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
+  if (r.startTime) fields.start_time = Math.floor(r.startTime.getTime() / 1000);
+  return fields;
+}
+
+/**
+ * Whether a recorded result means the node ran (or is running) the task. A node recorded as
+ * NO_RESPONSE or cancelled before it started never ran it, like a node outside the run: it is
+ * not `known` and matches no other field (Choria's 127 default made `exitcode > 0` pick it).
+ */
+function ranTask(r: NodeResult): boolean {
+  return r.startTime !== undefined || r.completed || (r.state !== NodeState.NODE_STATE_NO_RESPONSE && r.state !== NodeState.NODE_STATE_CANCELLED);
+}
+
+/** The `bolt_task` data of the runs an expression names, fetched once per query. */
+async function loadRunData(exprs: FilterExpr[], source: RunResultsSource | undefined): Promise<Map<string, Map<string, BoltTaskResultFields>>> {
+  const ids = [...new Set(exprs.flatMap((e) => referencedTaskIds(e)))];
+  const data = new Map<string, Map<string, BoltTaskResultFields>>();
+  if (ids.length === 0) return data;
+  if (!source) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
+  await Promise.all(
+    ids.map(async (id) => {
+      const byHost = new Map<string, BoltTaskResultFields>();
+      for (const r of await source(id)) if (ranTask(r)) byHost.set(r.host, boltTaskFields(r));
+      data.set(id, byHost);
+    }),
+  );
+  return data;
+}
+
+/** The index plan of a compound expression, or undefined when a term needs in-memory evaluation. */
+async function planExpr(index: NodeIndex, expr: FilterExpr, runs: Map<string, Map<string, BoltTaskResultFields>>, lookup: BoltTaskLookup): Promise<SetPlan | undefined> {
+  const { redis, keys } = index.store;
+  switch (expr.kind) {
+    case 'AND':
+    case 'OR': {
+      const parts = await Promise.all(expr.operands.map((o) => planExpr(index, o, runs, lookup)));
+      if (parts.some((p) => p === undefined)) return undefined;
+      return { kind: expr.kind, parts: parts as SetPlan[] };
+    }
+    case 'NOT': {
+      const part = await planExpr(index, expr.operand, runs, lookup);
+      return part && { kind: 'NOT', part };
+    }
+    case 'CLASS':
+      return { kind: 'KEY', key: keys.nodeClass(expr.name.toLowerCase()) };
+    case 'CLASS_REGEX': {
+      const re = filterRegex(expr.pattern);
+      const names = await redis.smembers(keys.classNames());
+      return { kind: 'OR', parts: names.filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeClass(n) })) };
+    }
+    case 'FACT': {
+      const op = OP_OF[expr.operator];
+      return op === undefined ? undefined : planFact(index, { fact: expr.path, operator: op, value: expr.value });
+    }
+    case 'BOLT_TASK': {
+      // Evaluated over the run's results once: the matching hosts become a set. Nodes outside
+      // the run match only when the term holds for "never ran" (`known == false`).
+      const byHost = runs.get(expr.taskId) ?? new Map<string, BoltTaskResultFields>();
+      const matching = [...byHost.keys()].filter((host) => evaluate(expr, { identity: host, facts: {}, classes: [], agents: [] }, lookup));
+      const outsiders = evaluate(expr, { identity: '', facts: {}, classes: [], agents: [] }, () => undefined);
+      if (!outsiders) return { kind: 'MEMBERS', ids: matching };
+      return { kind: 'OR', parts: [{ kind: 'NOT', part: { kind: 'MEMBERS', ids: [...byHost.keys()] } }, { kind: 'MEMBERS', ids: matching }] };
+    }
+  }
+}
+
 /**
  * Plans a filter against the index. Throws InvalidArgumentError for a bad filter (as
  * `compileFilter`). Identity entries are resolved against the identity list; class and agent
  * regexes against the lists of names ever indexed.
  */
-export async function planFilter(index: NodeIndex, filter: Filter | undefined): Promise<FilterPlan> {
+export async function planFilter(index: NodeIndex, filter: Filter | undefined, runResults?: RunResultsSource): Promise<FilterPlan> {
   compileFilter(filter); // validation: every problem of the filter in one INVALID_ARGUMENT
   if (!filter) return { set: { kind: 'ALL' }, residual: [] };
   const { redis, keys } = index.store;
@@ -132,6 +233,18 @@ export async function planFilter(index: NodeIndex, filter: Filter | undefined): 
     if (planned) parts.push(planned);
     else residual.push(compileFact(f, `filter.facts[${i}]`, ignored));
   });
+  const exprs = filter.compound.map((text, i) => parseCompoundEntry(text, `filter.compound[${i}]`, ignored)).filter((e): e is FilterExpr => e !== undefined);
+  const runs = await loadRunData(exprs, runResults);
+  const lookup: BoltTaskLookup = (taskId, host) => runs.get(taskId)?.get(host);
+  for (const expr of exprs) {
+    // Top-level AND operands are planned one by one, so one term the index cannot answer
+    // leaves only its own operand to memory.
+    for (const operand of expr.kind === 'AND' ? expr.operands : [expr]) {
+      const planned = await planExpr(index, operand, runs, lookup);
+      if (planned) parts.push(planned);
+      else residual.push((node) => evaluate(operand, node, lookup));
+    }
+  }
   return { set: parts.length === 0 ? { kind: 'ALL' } : { kind: 'AND', parts }, residual };
 }
 
@@ -172,22 +285,45 @@ class Materializer {
         await redis.eval(RANGE_TO_SET_SCRIPT, 2, key, plan.key, plan.min, plan.max, String(DISCOVERY_TEMP_TTL_S));
         return key;
       }
-      case 'AND':
-      case 'OR': {
-        const built = await Promise.all(plan.parts.map((p) => this.build(p)));
-        const keys = built.filter((k): k is string => k !== ALL_NODES);
-        if (plan.kind === 'OR' && keys.length < built.length) return ALL_NODES;
-        if (plan.kind === 'AND' && keys.length === 0) return ALL_NODES;
-        if (plan.kind === 'OR' && keys.length === 0) return this.temp(); // OR of nothing: no node
-        if (keys.length === 1) return keys[0];
+      case 'NOT': {
+        const inner = await this.build(plan.part);
         const key = this.temp();
-        const tx = redis.multi();
-        if (plan.kind === 'AND') tx.sinterstore(key, ...keys);
-        else tx.sunionstore(key, ...keys);
-        await tx.expire(key, DISCOVERY_TEMP_TTL_S).exec();
+        if (inner === ALL_NODES) return key; // not every node: none
+        await redis.multi().sdiffstore(key, this.index.store.keys.allNodes(), inner).expire(key, DISCOVERY_TEMP_TTL_S).exec();
         return key;
       }
+      case 'AND': {
+        // AND with negated parts subtracts them from the rest (SDIFFSTORE) instead of building
+        // each complement against every node.
+        const positive = plan.parts.filter((p) => p.kind !== 'NOT');
+        const negative = plan.parts.flatMap((p) => (p.kind === 'NOT' ? [p.part] : []));
+        if (negative.length === 0) return this.combine('AND', positive);
+        const base = positive.length === 0 ? this.index.store.keys.allNodes() : await this.combine('AND', positive);
+        const minus = await Promise.all(negative.map((p) => this.build(p)));
+        const key = this.temp();
+        if (minus.includes(ALL_NODES)) return key;
+        await redis.multi().sdiffstore(key, base === ALL_NODES ? this.index.store.keys.allNodes() : base, ...(minus as string[])).expire(key, DISCOVERY_TEMP_TTL_S).exec();
+        return key;
+      }
+      case 'OR':
+        return this.combine('OR', plan.parts);
     }
+  }
+
+  /** Intersection or union of the parts' sets. */
+  private async combine(kind: 'AND' | 'OR', parts: SetPlan[]): Promise<string | typeof ALL_NODES> {
+    const built = await Promise.all(parts.map((p) => this.build(p)));
+    const keys = built.filter((k): k is string => k !== ALL_NODES);
+    if (kind === 'OR' && keys.length < built.length) return ALL_NODES;
+    if (kind === 'AND' && keys.length === 0) return ALL_NODES;
+    if (kind === 'OR' && keys.length === 0) return this.temp(); // OR of nothing: no node
+    if (keys.length === 1) return keys[0];
+    const key = this.temp();
+    const tx = this.index.store.redis.multi();
+    if (kind === 'AND') tx.sinterstore(key, ...keys);
+    else tx.sunionstore(key, ...keys);
+    await tx.expire(key, DISCOVERY_TEMP_TTL_S).exec();
+    return key;
   }
 }
 
@@ -201,7 +337,7 @@ function sorted(ids: string[]): string[] {
  * STALE_AFTER_HEARTBEATS intervals, as `NodeIndex.isOnline`.
  */
 export async function runDiscovery(index: NodeIndex, filter: Filter | undefined, options: RunDiscoveryOptions = {}): Promise<DiscoveryResult> {
-  const plan = await planFilter(index, filter);
+  const plan = await planFilter(index, filter, options.runResults);
   const { redis, keys } = index.store;
   const nowMs = options.nowMs ?? Date.now();
   const fresh = index.freshSinceMs(nowMs);

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { FactOperator, Filter } from '../../gen/baton/v1/filter';
+import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { InvalidArgumentError } from '../../lib/errors';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
@@ -90,16 +91,16 @@ describe('compileFilter', () => {
     assert.equal(lookupFact(FLEET[0].facts, 'os.release.major.minor'), undefined);
   });
 
-  it('rejects invalid regular expressions, unset operators and compound filters, naming each', () => {
+  it('rejects invalid regular expressions, unset operators and compound syntax errors, naming each', () => {
     assert.throws(
-      () => compileFilter(Filter.fromPartial({ identities: ['/(/'], facts: [fact('os', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'x'), fact('os', FactOperator.FACT_OPERATOR_MATCHES, '[')], compound: ["with('x')"] })),
+      () => compileFilter(Filter.fromPartial({ identities: ['/(/'], facts: [fact('os', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'x'), fact('os', FactOperator.FACT_OPERATOR_MATCHES, '[')], compound: ['role::web and ('] })),
       (err: unknown) => {
         assert.ok(err instanceof InvalidArgumentError);
         assert.deepEqual(
           err.violations.map((v) => v.field),
-          ['filter.compound', 'filter.identities[0]', 'filter.facts[0].operator', 'filter.facts[1].value'],
+          ['filter.compound[0]', 'filter.identities[0]', 'filter.facts[0].operator', 'filter.facts[1].value'],
         );
-        assert.match(err.message, /^compound filters are not supported yet; filter\.identities\[0\] \/\(\/ is not a valid regular expression: /);
+        assert.match(err.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\] \/\(\/ is not a valid regular expression: /);
         return true;
       },
     );
@@ -199,5 +200,45 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
   it('rejects a bad filter with INVALID_ARGUMENT before touching the index', async () => {
     const index = await fleetIndex();
     await assert.rejects(runDiscovery(index, Filter.fromPartial({ identities: ['/(/'] })), InvalidArgumentError);
+  });
+
+  it('answers compound expressions (and, or, not, !, parentheses, fact(), classes) as the in-memory evaluator does', async () => {
+    const index = await fleetIndex();
+    const cases: Array<[string, string[]]> = [
+      ['role::web and os.family=redhat', ['web1.example.com']],
+      ['role::db or /^role::w/', ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']],
+      ['not profile::base', ['win1']],
+      ['!role::web and processors.count >= 16', ['db1.example.com']],
+      ["fact('processors.count') > 4 and not (os.family == 'debian')", ['db1.example.com']],
+      ['profile::base and not os.family=~/^red/', ['web2.example.com']],
+      ['(role::web or role::db) and not (env=prod or is_virtual=true)', ['win1']],
+    ];
+    for (const [text, expected] of cases) {
+      const filter = Filter.fromPartial({ compound: [text] });
+      assert.deepEqual((await runDiscovery(index, filter)).online, expected, text);
+      assert.deepEqual((await runDiscovery(index, filter)).online, [...select({ compound: [text] })].sort(), `${text}: index and evaluator disagree`);
+    }
+  });
+
+  it('answers bolt_task terms from the run results; a node that never ran the task matches no field but known == false', async () => {
+    const index = await fleetIndex();
+    const taskId = 'a'.repeat(32);
+    const asked: string[] = [];
+    const runResults = (id: string) => {
+      asked.push(id);
+      return Promise.resolve([
+        NodeResult.fromPartial({ host: 'web1.example.com', taskId, task: 'demo::fail', exitcode: 1, completed: true, startTime: new Date(1_000_000), stdout: 'boom' }),
+        NodeResult.fromPartial({ host: 'web2.example.com', taskId, task: 'demo::fail', exitcode: 0, completed: true, startTime: new Date(1_000_000) }),
+        NodeResult.fromPartial({ host: 'db1.example.com', taskId, task: 'demo::fail', exitcode: -1, state: NodeState.NODE_STATE_NO_RESPONSE }),
+      ]);
+    };
+    const run = async (text: string) => (await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online;
+    assert.deepEqual(await run(`bolt_task('${taskId}').exitcode > 0`), ['web1.example.com']);
+    assert.deepEqual(await run(`bolt_task('${taskId}').exitcode == 0 or bolt_task('${taskId}').stdout =~ /BOOM/`), ['web1.example.com', 'web2.example.com']);
+    assert.deepEqual(await run(`bolt_task('${taskId}').known == false`), ['db1.example.com', 'win1']);
+    assert.deepEqual(await run(`not bolt_task('${taskId}').completed == true and role::web`), ['win1']);
+    assert.deepEqual(await run(`bolt_task('${taskId}').exitcode > 0 and bolt_task('${taskId}').start_time >= 1000`), ['web1.example.com']);
+    assert.deepEqual(asked, Array(5).fill(taskId), 'one fetch of the run per query');
+    await assert.rejects(runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] })), InvalidArgumentError);
   });
 });

@@ -1,5 +1,6 @@
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
+import { evaluate, FilterSyntaxError, parseCompound, type FilterExpr } from '../../lib/filter-language';
 import { runDiscovery } from './discovery-plan';
 import { factNumber, type IndexedNode, type NodeIndex } from './node-index';
 
@@ -117,17 +118,26 @@ const ORDERINGS: Partial<Record<FactOperator, (sign: number) => boolean>> = {
   [FactOperator.FACT_OPERATOR_GREATER_EQUAL]: (s) => s >= 0,
 };
 
+/** Parses one compound expression; a syntax error becomes a violation naming its column. */
+export function parseCompoundEntry(text: string, field: string, violations: FieldViolation[]): FilterExpr | undefined {
+  try {
+    return parseCompound(text);
+  } catch (err) {
+    if (!(err instanceof FilterSyntaxError)) throw err;
+    violations.push({ field, description: `${field}: ${err.message}` });
+    return undefined;
+  }
+}
+
 /**
  * Compiles a filter; an absent or empty filter selects every node. Throws InvalidArgumentError
- * listing every problem (invalid regex, unset operator, compound expressions, which are not
- * supported yet).
+ * listing every problem (invalid regex, unset operator, compound syntax). `bolt_task` terms are
+ * false here (no run data); discovery-plan.ts answers them from the run's results.
  */
 export function compileFilter(filter: Filter | undefined, prefix = 'filter'): NodeMatcher {
   if (!filter) return () => true;
   const violations: FieldViolation[] = [];
-  if (filter.compound.length > 0) {
-    violations.push({ field: `${prefix}.compound`, description: 'compound filters are not supported yet' });
-  }
+  const compound = filter.compound.map((text, i) => parseCompoundEntry(text, `${prefix}.compound[${i}]`, violations));
   const identities = filter.identities.map((e, i) => compileEntry(e, `${prefix}.identities[${i}]`, false, violations));
   const classes = filter.classes.map((e, i) => compileEntry(e, `${prefix}.classes[${i}]`, true, violations));
   const agents = filter.agents.map((e, i) => compileEntry(e, `${prefix}.agents[${i}]`, false, violations));
@@ -137,7 +147,8 @@ export function compileFilter(filter: Filter | undefined, prefix = 'filter'): No
     (identities.length === 0 || identities.some((m) => m(node.identity))) &&
     classes.every((m) => node.classes.some(m)) &&
     agents.every((m) => node.agents.some(m)) &&
-    facts.every((m) => m(node));
+    facts.every((m) => m(node)) &&
+    compound.every((e) => e !== undefined && evaluate(e, node));
 }
 
 /**

@@ -51,8 +51,8 @@ return 1`;
  * Writes a node and replaces its inverted-index entries in one step, so that a reader never sees
  * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
  * kept in its hash (field `index`) so that the next write can remove exactly those.
- * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset.
- * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
+ * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
+ * KEYS[5] all-nodes set. ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
  * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
  * `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, ARGV[9] name registrations as JSON
  * `[[set key, member]...]` (class and agent names, never removed).
@@ -75,6 +75,7 @@ redis.call('HSET', KEYS[1], 'identity', id, 'online', '1', 'last_seen', ARGV[2],
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZADD', KEYS[3], ARGV[2], id)
 redis.call('ZADD', KEYS[4], 0, id)
+redis.call('SADD', KEYS[5], id)
 return #n.sets + #n.zsets`;
 
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
@@ -161,11 +162,12 @@ export class NodeIndex {
     }
     await this.redis.eval(
       UPSERT_SCRIPT,
-      4,
+      5,
       this.keys.node(hello.identity),
       this.keys.nodes(),
       this.keys.online(),
       this.keys.identities(),
+      this.keys.allNodes(),
       hello.identity,
       String(nowMs),
       sessionId,

@@ -11,7 +11,7 @@ import type { Logger } from '../../lib/logger';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
 import type { AgentRegistry } from './agent-registry';
-import { runDiscovery } from './discovery-plan';
+import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import { errorText } from './error-text';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S, distributeFiles, gateFailureReason } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
@@ -107,7 +107,7 @@ export class RunOrchestrator {
     }
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);
-    const found = await runDiscovery(this.options.index, request.filter, { listOffline: true });
+    const found = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results) });
     if (found.online.length === 0) {
       const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
       throw new FailedPreconditionError('NO_NODES_MATCHED', message);

@@ -14,7 +14,7 @@ import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import { isTaskId } from '../../lib/task-id';
 import type { AgentRegistry } from './agent-registry';
-import { runDiscovery } from './discovery-plan';
+import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
 import type { RunOrchestrator } from './run-orchestrator';
 import type { RunTracker } from './run-tracker';
@@ -61,7 +61,7 @@ async function cancelRun(options: SchedulerServiceOptions, req: CancelRunRequest
 
 async function discover(options: SchedulerServiceOptions, req: DiscoverNodesRequest): Promise<DiscoverNodesResponse> {
   const nowMs = Date.now();
-  const found = await runDiscovery(options.index, req.filter, { listOffline: req.includeOffline, nowMs });
+  const found = await runDiscovery(options.index, req.filter, { listOffline: req.includeOffline, nowMs, runResults: resultsServiceSource(options.results) });
   const listed = req.includeOffline ? [...found.online, ...found.offline].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : found.online;
   const online = new Set(found.online);
   const nodes = await options.index.load(listed);
