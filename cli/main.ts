@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { CliError, describeError, EXIT } from './cli-error';
 import { devCommand } from './commands/dev';
+import { discoverCommand } from './commands/discover';
 import { tasksRun } from './commands/tasks-run';
 import { tasksStatusCommand } from './commands/tasks-status';
 
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   tasks.addCommand(new Command('run').description('run a task: baton tasks run <task> [--<param> VALUE] [-I node] (see baton tasks run <task> --help)'));
   tasks.addCommand(tasksStatusCommand(done).exitOverride().configureOutput({ writeErr: () => undefined }));
   program.addCommand(tasks);
+  program.addCommand(discoverCommand(done).exitOverride().configureOutput({ writeErr: () => undefined }));
   program.addCommand(devCommand(done).exitOverride().configureOutput({ writeErr: () => undefined }));
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Command } from 'commander';
 import { Parameter, Task } from '../gen/baton/v1/task';
-import { parseFactFilter } from './commands/tasks-run';
+import { parseFactOption as parseFactFilter } from './filter-options';
 import { FactOperator } from '../gen/baton/v1/filter';
 import { addParamOptions, inputFromFlags, paramFlags } from './param-options';
 

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { Filter } from '../../gen/baton/v1/filter';
-import { FactOperator } from '../../gen/baton/v1/filter';
 import { unary } from '../../lib/grpc-client';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { parseJsonLexemes } from '../../lib/puppet-types';
 import { CliError, EXIT } from '../cli-error';
+import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
 import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
 import { statusDocument } from '../status-document';
@@ -25,21 +25,13 @@ function runCommand(): Command {
     .description('run a task on the nodes picked by the filters')
     .argument('<task>', 'task name, e.g. acme::restart')
     .option('-E, --environment <ENV>', 'environment to take the task from', DEFAULT_ENVIRONMENT)
-    .option('-I, --with-identity <IDENTITY>', 'node identity or /regex/; repeat to add more (OR)', collect, [])
-    .option('-C, --with-class <CLASS>', 'Puppet class or /regex/; repeat to require more (AND)', collect, [])
-    .option('-F, --with-fact <FACT=VALUE>', 'fact comparison (==, !=, =~, <, <=, >, >=); repeat (AND)', collect, [])
-    .option('-A, --with-agent <AGENT>', 'agent the node must offer; repeat (AND)', collect, [])
     .option('--input <JSON|@FILE>', 'task input as a JSON object, or @file.json / @file.yaml; parameter flags override it')
     .option('--background', 'return right after the run is dispatched')
     .addOption(new Option('--wait <SECONDS>', 'seconds to wait for the nodes').default(DEFAULT_WAIT_S).argParser(positiveInt('--wait')))
     .addOption(new Option('--timeout <SECONDS>', 'stop the task on the nodes after this many seconds').argParser(positiveInt('--timeout')))
     .option('--noop', 'run in no-op mode (tasks that support it)')
     .option('--run-as <USER>', 'run the task as this user on the nodes');
-  return addConnectionOptions(command, 'print the result document as JSON');
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+  return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON');
 }
 
 function positiveInt(flag: string) {
@@ -47,37 +39,6 @@ function positiveInt(flag: string) {
     if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${flag} expects a whole number of seconds >= 1, got '${v}'`);
     return Number(v);
   };
-}
-
-const FACT_OPERATORS: Array<[string, FactOperator]> = [
-  ['==', FactOperator.FACT_OPERATOR_EQUAL],
-  ['!=', FactOperator.FACT_OPERATOR_NOT_EQUAL],
-  ['=~', FactOperator.FACT_OPERATOR_MATCHES],
-  ['<=', FactOperator.FACT_OPERATOR_LESS_EQUAL],
-  ['>=', FactOperator.FACT_OPERATOR_GREATER_EQUAL],
-  ['=<', FactOperator.FACT_OPERATOR_LESS_EQUAL],
-  ['=>', FactOperator.FACT_OPERATOR_GREATER_EQUAL],
-  ['<', FactOperator.FACT_OPERATOR_LESS],
-  ['>', FactOperator.FACT_OPERATOR_GREATER],
-  ['=', FactOperator.FACT_OPERATOR_EQUAL],
-];
-
-/** Parses `-F` values like Choria: `os.family=Debian`, `memory>=4096`, `name=~/^web/`. */
-export function parseFactFilter(text: string): Filter['facts'][number] {
-  for (const [op, operator] of FACT_OPERATORS) {
-    const at = text.indexOf(op);
-    if (at > 0) {
-      let value = text.slice(at + op.length);
-      let actual = operator;
-      const regex = /^\/(.*)\/$/.exec(value);
-      if (regex) {
-        value = regex[1];
-        if (operator === FactOperator.FACT_OPERATOR_EQUAL) actual = FactOperator.FACT_OPERATOR_MATCHES;
-      }
-      return { fact: text.slice(0, at).trim(), operator: actual, value };
-    }
-  }
-  throw new CliError(`-F '${text}' is not a fact filter; expected FACT=VALUE or FACT<op>VALUE with op one of == != =~ < <= > >=`);
 }
 
 /**
@@ -124,12 +85,8 @@ function renderInput(...parts: Array<Map<string, string>>): string {
   return `{${[...merged].map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
 }
 
-interface RunOptions extends ConnectionOptions {
+interface RunOptions extends ConnectionOptions, FilterOptions {
   environment: string;
-  withIdentity: string[];
-  withClass: string[];
-  withFact: string[];
-  withAgent: string[];
   input?: string;
   background?: boolean;
   wait: number;
@@ -173,13 +130,7 @@ export async function tasksRun(argv: string[]): Promise<number> {
     addParamOptions(command, flags);
     const { options } = parseStrict(command, argv);
     const inputJson = renderInput(readInputOption(options.input), inputFromFlags(task, flags, options as unknown as Record<string, unknown>));
-    const filter: Filter = {
-      identities: options.withIdentity,
-      classes: options.withClass,
-      facts: options.withFact.map(parseFactFilter),
-      agents: options.withAgent,
-      compound: [],
-    };
+    const filter = filterFromOptions(options);
     return await run(clients, task.name, options, inputJson, filter, say);
   } finally {
     clients.close();
