@@ -78,6 +78,9 @@ redis.call('ZADD', KEYS[4], 0, id)
 redis.call('SADD', KEYS[5], id)
 return #n.sets + #n.zsets`;
 
+/** ioredis command name of UPSERT_SCRIPT: defineCommand sends it by SHA (EVALSHA, reloading on NOSCRIPT). */
+const UPSERT_COMMAND = 'batonNodeUpsert';
+
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
 /** A fact value as a number, when it is one or is text that reads as one (finite only). */
@@ -132,7 +135,10 @@ export class NodeIndex {
     private readonly keys: RedisKeys,
     /** Seconds between agent heartbeats; liveness is judged against STALE_AFTER_HEARTBEATS of them. */
     readonly heartbeatIntervalS: number,
-  ) {}
+  ) {
+    // 100,000 Hellos would otherwise each carry the 1 kB script body.
+    if (!(UPSERT_COMMAND in redis)) redis.defineCommand(UPSERT_COMMAND, { numberOfKeys: 5, lua: UPSERT_SCRIPT });
+  }
 
   /**
    * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
@@ -160,9 +166,9 @@ export class NodeIndex {
       sets.add(this.keys.nodeAgent(a));
       names.push([this.keys.agentNames(), a]);
     }
-    await this.redis.eval(
-      UPSERT_SCRIPT,
-      5,
+    const upsert = (this.redis as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[UPSERT_COMMAND];
+    await upsert.call(
+      this.redis,
       this.keys.node(hello.identity),
       this.keys.nodes(),
       this.keys.online(),
