@@ -67,6 +67,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:identities`                 | zset   | scheduler | every known identity, score 0 (lexicographic order, for prefix and regex scans) |
  * | `<p>:allnodes`                   | set    | scheduler | every known identity (the universe a NOT in a compound filter subtracts from) |
  * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
+ * | `<p>:onlineset`                  | set    | scheduler | the same identities as `<p>:online`, as a set for SINTER with query results |
  * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value` |
  * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
  * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class               |
@@ -105,6 +106,11 @@ export class RedisKeys {
   /** Sorted set of the identities of connected agents, scored by last-seen ms. */
   online(): string {
     return `${this.prefix}:online`;
+  }
+
+  /** Set of the identities of connected agents (the members of `online()`). */
+  onlineSet(): string {
+    return `${this.prefix}:onlineset`;
   }
 
   /** Set of the identities whose scalar fact at `path` has the (lowercased) text `value`. */

@@ -327,8 +327,9 @@ class Materializer {
   }
 }
 
+/** Sorted by UTF-16 code units (the default sort of strings, faster than a comparator). */
 function sorted(ids: string[]): string[] {
-  return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return ids.sort();
 }
 
 /**
@@ -353,21 +354,20 @@ export async function runDiscovery(index: NodeIndex, filter: Filter | undefined,
       const offline = nodes.map((n) => n.identity).filter((id) => !onlineSet.has(id));
       return { online, offlineCount: offline.length, offline: options.listOffline ? offline : [] };
     }
-    let online: string[];
-    let total: number;
-    if (matched === ALL_NODES) {
-      [online, total] = await Promise.all([redis.zrangebyscore(keys.online(), fresh, '+inf'), redis.zcard(keys.identities())]);
-    } else {
-      const onlineMatched = keys.discoveryTemp(randomUUID());
-      m.temps.push(onlineMatched);
-      const replies = await redis
-        .multi()
-        .zinterstore(onlineMatched, 2, matched, keys.online(), 'WEIGHTS', 0, 1)
-        .zrangebyscore(onlineMatched, fresh, '+inf')
-        .scard(matched)
-        .exec();
-      online = (replies?.[1]?.[1] as string[]) ?? [];
-      total = Number(replies?.[2]?.[1] ?? 0);
+    // Online = in the online set (flag set) and not stale; stale-but-flagged nodes are few (an
+    // agent that died without its stream ending), so they are read and removed client-side.
+    const replies = await redis
+      .multi()
+      .call(matched === ALL_NODES ? 'SMEMBERS' : 'SINTER', ...(matched === ALL_NODES ? [keys.onlineSet()] : [matched, keys.onlineSet()]))
+      .scard(matched === ALL_NODES ? keys.allNodes() : matched)
+      .zrangebyscore(keys.online(), '-inf', `(${fresh}`)
+      .exec();
+    let online = (replies?.[0]?.[1] as string[]) ?? [];
+    const total = Number(replies?.[1]?.[1] ?? 0);
+    const stale = (replies?.[2]?.[1] as string[]) ?? [];
+    if (stale.length > 0) {
+      const staleSet = new Set(stale);
+      online = online.filter((id) => !staleSet.has(id));
     }
     let offline: string[] = [];
     if (options.listOffline && total > online.length) {

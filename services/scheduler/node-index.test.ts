@@ -132,6 +132,8 @@ describe('NodeIndex', () => {
     assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
     await index.markOffline('b', 'sb');
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
+    assert.deepEqual(await client.smembers(keys.onlineSet()), ['a']);
+    assert.deepEqual((await client.smembers(keys.allNodes())).sort(), ['a', 'b']);
     await index.touch('b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
     assert.deepEqual(await index.identities(), ['a', 'b']);

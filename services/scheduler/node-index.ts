@@ -38,13 +38,14 @@ return 1`;
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile.
- * KEYS[1] node hash, KEYS[2] online zset; ARGV[1] session id, ARGV[2] identity.
+ * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] online set; ARGV[1] session id, ARGV[2] identity.
  * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[2])
 return 1`;
 
 /**
@@ -52,7 +53,7 @@ return 1`;
  * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
  * kept in its hash (field `index`) so that the next write can remove exactly those.
  * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
- * KEYS[5] all-nodes set. ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
+ * KEYS[5] all-nodes set, KEYS[6] online set. ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
  * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
  * `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, ARGV[9] name registrations as JSON
  * `[[set key, member]...]` (class and agent names, never removed).
@@ -76,6 +77,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZADD', KEYS[3], ARGV[2], id)
 redis.call('ZADD', KEYS[4], 0, id)
 redis.call('SADD', KEYS[5], id)
+redis.call('SADD', KEYS[6], id)
 return #n.sets + #n.zsets`;
 
 /** ioredis command name of UPSERT_SCRIPT: defineCommand sends it by SHA (EVALSHA, reloading on NOSCRIPT). */
@@ -137,7 +139,7 @@ export class NodeIndex {
     readonly heartbeatIntervalS: number,
   ) {
     // 100,000 Hellos would otherwise each carry the 1 kB script body.
-    if (!(UPSERT_COMMAND in redis)) redis.defineCommand(UPSERT_COMMAND, { numberOfKeys: 5, lua: UPSERT_SCRIPT });
+    if (!(UPSERT_COMMAND in redis)) redis.defineCommand(UPSERT_COMMAND, { numberOfKeys: 6, lua: UPSERT_SCRIPT });
   }
 
   /**
@@ -174,6 +176,7 @@ export class NodeIndex {
       this.keys.online(),
       this.keys.identities(),
       this.keys.allNodes(),
+      this.keys.onlineSet(),
       hello.identity,
       String(nowMs),
       sessionId,
@@ -194,7 +197,7 @@ export class NodeIndex {
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
-    const r = await this.redis.eval(OFFLINE_SCRIPT, 2, this.keys.node(identity), this.keys.online(), sessionId, identity);
+    const r = await this.redis.eval(OFFLINE_SCRIPT, 3, this.keys.node(identity), this.keys.online(), this.keys.onlineSet(), sessionId, identity);
     return r === 1;
   }
 

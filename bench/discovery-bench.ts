@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { Hello } from '../gen/baton/v1/agent_gateway_service';
+import { FactOperator, Filter } from '../gen/baton/v1/filter';
+import { ResultsServiceClient } from '../gen/baton/v1/results_service';
+import { NodeResult, NodeState, RunState } from '../gen/baton/v1/run';
+import { startChild } from '../lib/child-process';
+import { makeClient, unary } from '../lib/grpc-client';
+import { LISTENING_LINE } from '../lib/main';
+import { packageRoot } from '../lib/package-root';
+import { RedisKeys } from '../lib/redis';
+import { startRedisServer } from '../lib/redis-server';
+import { newTaskId } from '../lib/task-id';
+import { resultsServiceSource, runDiscovery } from '../services/scheduler/discovery-plan';
+import { NodeIndex } from '../services/scheduler/node-index';
+
+/**
+ * Discovery benchmark (issue 5 point 5). A real redis-server holding NODES synthetic nodes
+ * (FACTS facts and CLASSES classes each), registered through the real NodeIndex.upsert, and
+ * queried through the real planner (runDiscovery: set algebra in Redis, online filtering,
+ * identities back to the caller). Prints:
+ * - time to register every node (goal ≤ 20 s) and Redis memory per node (INFO used_memory delta);
+ * - p50/p90 over RUNS queries of equality filters and AND/OR/NOT combinations whose results hold
+ *   tens of thousands of nodes (goal p50 ≤ 10 ms), and of identity regexes (goal ≤ 10 ms);
+ * - p50 of a `bolt_task` term against a RUN_NODES-node run stored by a real baton-results
+ *   process and fetched with GetRunStatus (goal ≤ 50 ms).
+ * Run: `npm run build && npm run bench -- discovery-bench`.
+ */
+
+const NODES = 100_000;
+const FACTS = 20;
+const CLASSES = 10;
+const RUN_NODES = 10_000;
+const RUNS = 30;
+/** Hellos in flight at once while registering (ioredis pipelines them on one connection). */
+const REGISTER_CONCURRENCY = 500;
+
+function identity(i: number): string {
+  return `node${String(i).padStart(6, '0')}.dc${i % 4}.example.com`;
+}
+
+/** Node i's Hello: a few low-cardinality facts (so equality matches tens of thousands), numbers, and classes. */
+function hello(i: number): Hello {
+  const facts: Record<string, unknown> = {
+    os: { family: i % 10 < 7 ? 'RedHat' : 'Debian', release: { major: String(7 + (i % 3)) } },
+    datacenter: `dc${i % 4}`,
+    role: ['web', 'db', 'cache', 'queue', 'batch'][i % 5],
+    environment: i % 2 === 0 ? 'production' : 'staging',
+    processors: { count: 2 ** (i % 6) },
+    memory_mb: 1024 * (1 + (i % 64)),
+    uptime_days: i % 365,
+    is_virtual: i % 3 !== 0,
+    kernel: 'Linux',
+    rack: `r${i % 200}`,
+    serial: `SN${i}`,
+  };
+  for (let f = Object.keys(facts).length; f < FACTS - 2; f++) facts[`custom_${f}`] = `value_${(i * 7 + f) % 50}`;
+  const classes = ['profile::base', `role::${facts.role as string}`];
+  for (let c = classes.length; c < CLASSES; c++) classes.push(`profile::feature_${(i + c * 13) % 40}`);
+  return Hello.fromPartial({ identity: identity(i), facts, classes, agents: ['bolt_tasks', 'rpcutil'], version: '0.1.0' });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function measure(name: string, goalMs: number, once: () => Promise<number>): Promise<void> {
+  let matched = 0;
+  const times: number[] = [];
+  for (let r = 0; r < RUNS + 2; r++) {
+    const t0 = process.hrtime.bigint();
+    matched = await once();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r >= 2) times.push(ms); // two warm-up runs
+  }
+  times.sort((a, b) => a - b);
+  const p50 = percentile(times, 50);
+  const verdict = p50 <= goalMs ? 'meets' : `MISSES by ${(p50 - goalMs).toFixed(1)} ms (${(p50 / goalMs).toFixed(1)}x)`;
+  console.log(`${name.padEnd(58)} matches ${String(matched).padStart(6)}  p50 ${p50.toFixed(2).padStart(7)} ms  p90 ${percentile(times, 90).toFixed(2).padStart(7)} ms  goal ≤ ${goalMs} ms: ${verdict}`);
+}
+
+function fact(f: string, operator: FactOperator, value: string) {
+  return { fact: f, operator, value };
+}
+
+async function main(): Promise<void> {
+  const server = await startRedisServer();
+  const redis = new Redis(server.url);
+  const keys = new RedisKeys('bench');
+  const index = new NodeIndex(redis, keys, 3600); // long heartbeat: every node stays online during the bench
+  const results = await startChild(process.execPath, [join(packageRoot(), 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', server.url, '--key-prefix', 'bench-results'], { ready: LISTENING_LINE });
+  const resultsClient = makeClient(ResultsServiceClient, LISTENING_LINE.exec(results.readyLine)![1]);
+  try {
+    const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const t0 = Date.now();
+    let next = 0;
+    const now = Date.now();
+    await Promise.all(
+      Array.from({ length: REGISTER_CONCURRENCY }, async () => {
+        while (next < NODES) {
+          const i = next++;
+          await index.upsert(hello(i), `s${i}`, now);
+        }
+      }),
+    );
+    const registerS = (Date.now() - t0) / 1000;
+    const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    console.log(`discovery bench: ${NODES} nodes, ${FACTS} facts and ${CLASSES} classes each, ${RUNS} runs per query (p50/p90 after 2 warm-up runs)`);
+    console.log(`register ${NODES} nodes through NodeIndex.upsert: ${registerS.toFixed(1)} s  goal ≤ 20 s: ${registerS <= 20 ? 'meets' : `MISSES by ${(registerS - 20).toFixed(1)} s`}`);
+    console.log(`Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`);
+    // Some nodes offline, so offline counting is part of every query.
+    for (let i = 0; i < NODES; i += 50) await index.markOffline(identity(i), `s${i}`);
+
+    const E = FactOperator.FACT_OPERATOR_EQUAL;
+    const q = (name: string, filter: Partial<Filter>, goalMs = 10, runResults?: ReturnType<typeof resultsServiceSource>) =>
+      measure(name, goalMs, async () => (await runDiscovery(index, Filter.fromPartial(filter), { runResults })).online.length);
+    // The floor of any query returning that many identities: one SINTER of two existing sets,
+    // no planning, no temp keys, no offline counting.
+    await measure('baseline: raw SINTER fact set ∩ online set (transfer floor)', 10, async () => (await redis.sinter(keys.factValue('os.family', 'redhat'), keys.onlineSet())).length);
+    await measure('baseline: SINTERCARD of the same (count only)', 10, async () => Number(await redis.call('SINTERCARD', 2, keys.factValue('os.family', 'redhat'), keys.onlineSet())));
+    await q('fact equality os.family=RedHat', { facts: [fact('os.family', E, 'RedHat')] });
+    await q('class equality profile::base (every node)', { classes: ['profile::base'] });
+    await q('AND: os.family=RedHat, environment=production, role::web', { facts: [fact('os.family', E, 'RedHat'), fact('environment', E, 'production')], classes: ['role::web'] });
+    await q('OR: role::web or role::db (compound)', { compound: ['role::web or role::db'] });
+    await q('NOT: not os.family=debian (compound)', { compound: ['not os.family=debian'] });
+    await q('AND/OR/NOT: (dc0 or dc1) and not role::db', { compound: ['(datacenter=dc0 or datacenter=dc1) and not role::db'] });
+    await q('numeric range memory_mb >= 32768', { facts: [fact('memory_mb', FactOperator.FACT_OPERATOR_GREATER_EQUAL, '32768')] });
+    await q('identity regex /^node0[0-4].*dc1/', { identities: ['/^node0[0-4].*dc1/'] });
+    await q('identity regex /^node0012\\d\\d/ (100 matches)', { identities: ['/^node0012\\d\\d/'] });
+
+    // bolt_task against a RUN_NODES-node run in a real results service.
+    const taskId = newTaskId();
+    const runNodes = Array.from({ length: RUN_NODES }, (_, i) => identity(i * 3));
+    await unary(resultsClient, resultsClient.createRun, {
+      run: { taskId, task: 'demo::fail', environment: 'production', caller: 'bench', state: RunState.RUN_STATE_RUNNING, nodes: runNodes, inputJson: '{}', createTime: new Date(), error: '', noop: false, requestId: '' },
+    });
+    for (let i = 0; i < RUN_NODES; i += 1000) {
+      const batch = runNodes.slice(i, i + 1000).map((host, j) =>
+        NodeResult.fromPartial({ host, taskId, task: 'demo::fail', callerid: 'bench', state: NodeState.NODE_STATE_SUCCEEDED, exitcode: (i + j) % 4 === 0 ? 3 : 0, completed: true, runtime: 0.1, startTime: new Date(), stdout: '{}' }),
+      );
+      await unary(resultsClient, resultsClient.recordNodeResults, { taskId, results: batch });
+    }
+    const source = resultsServiceSource(resultsClient);
+    await q(`bolt_task exitcode > 0 over a ${RUN_NODES}-node run`, { compound: [`bolt_task('${taskId}').exitcode > 0`] }, 50, source);
+    await q(`bolt_task exitcode > 0 and role::web`, { compound: [`bolt_task('${taskId}').exitcode > 0 and role::web`] }, 50, source);
+  } finally {
+    resultsClient.close();
+    await results.stop();
+    await redis.quit();
+    await server.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
