@@ -6,6 +6,7 @@ import { BOLT_TASK_FIELDS, COMPARE_OPS, type FilterExpr, type FilterTerm } from 
 import { parseCompound } from './filter-parser';
 import { FilterSyntaxError } from './filter-syntax-error';
 import { formatExpr } from './format-expr';
+import { seededRandom } from '../../test/helpers/random';
 
 /**
  * Property test (issue 5 point 3): no input crashes or hangs the parser. A fixed-seed generator
@@ -15,20 +16,8 @@ import { formatExpr } from './format-expr';
  * names, quotes and slashes must survive print → parse too.
  */
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEED = 0x5eed_0005;
-const random = rng(SEED);
+const random = seededRandom(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
 const int = (n: number) => Math.floor(random() * n);
 

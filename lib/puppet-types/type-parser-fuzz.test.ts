@@ -8,6 +8,7 @@ import { describeType } from './puppet-type';
 import { compileSignature } from './signature';
 import { parseType } from './type-parser';
 import { TypeSyntaxError } from './type-syntax-error';
+import { seededRandom } from '../../test/helpers/random';
 
 /**
  * Property test (issue 3 point 6): no type string crashes or hangs the parser. A fixed-seed
@@ -17,20 +18,8 @@ import { TypeSyntaxError } from './type-syntax-error';
  * that parses to the same printed form.
  */
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEED = 0x5eed_2026;
-const random = rng(SEED);
+const random = seededRandom(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
 const int = (n: number) => Math.floor(random() * n);
 

@@ -6,7 +6,8 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { InvalidArgumentError } from '../../lib/errors';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
-import { compileFilter, discoverNodes, lookupFact } from './discovery';
+import { factAt as lookupFact } from '../../lib/filter-language';
+import { compileFilter, discoverNodes } from './discovery';
 import { runDiscovery } from './discovery-plan';
 import { NodeIndex, type IndexedNode } from './node-index';
 

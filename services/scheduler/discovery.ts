@@ -1,6 +1,6 @@
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
-import { evaluate, FilterSyntaxError, parseCompound, type FilterExpr } from '../../lib/filter-language';
+import { asText, evaluate, factAt, FilterSyntaxError, parseCompound, type FilterExpr } from '../../lib/filter-language';
 import { runDiscovery } from './discovery-plan';
 import { factNumber, type IndexedNode, type NodeIndex } from './node-index';
 
@@ -58,23 +58,6 @@ function compileRegex(source: string, flags: string, field: string, violations: 
 /** The index and the in-memory matcher read numbers alike (node-index.ts `factNumber`). */
 const asNumber = factNumber;
 
-function asText(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return JSON.stringify(v);
-}
-
-/** Looks up a dotted fact path (`os.family`, `disks.0.size`); a fact named with the dots literally wins. */
-export function lookupFact(facts: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(facts, path)) return facts[path];
-  let cur: unknown = facts;
-  for (const segment of path.split('.')) {
-    if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, segment)) return undefined;
-    cur = (cur as Record<string, unknown>)[segment];
-  }
-  return cur;
-}
-
 /** Compiles one fact comparison; problems are appended to `violations`. */
 export function compileFact(f: FactFilter, field: string, violations: FieldViolation[]): NodeMatcher {
   if (f.fact.trim() === '') violations.push({ field: `${field}.fact`, description: `${field}.fact is empty; expected a dotted fact path such as os.family` });
@@ -84,7 +67,7 @@ export function compileFact(f: FactFilter, field: string, violations: FieldViola
     const source = f.value.length >= 2 && f.value.startsWith('/') && f.value.endsWith('/') ? f.value.slice(1, -1) : f.value;
     const re = compileRegex(source, 'i', `${field}.value`, violations);
     return (node) => {
-      const v = lookupFact(node.facts, f.fact);
+      const v = factAt(node.facts, f.fact);
       return v !== undefined && v !== null && re.test(asText(v));
     };
   }
@@ -96,7 +79,7 @@ export function compileFact(f: FactFilter, field: string, violations: FieldViola
   const wantNumber = asNumber(f.value);
   const wantText = f.value.toLowerCase();
   return (node) => {
-    const v = lookupFact(node.facts, f.fact);
+    const v = factAt(node.facts, f.fact);
     if (v === undefined || v === null) return false; // a missing fact never matches, not even with !=
     const haveNumber = asNumber(v);
     if (haveNumber !== undefined && wantNumber !== undefined) return compare(Math.sign(haveNumber - wantNumber));

@@ -102,7 +102,7 @@ export function factIndexText(v: string | number | boolean): string {
 
 /**
  * Every scalar fact under its dotted path (`os.family`, `disks.0.size`), the paths
- * `lookupFact` in discovery.ts resolves. Nulls, empty objects and arrays have no entry.
+ * `factAt` (lib/filter-language) resolves. Nulls, empty objects and arrays have no entry.
  */
 export function flattenFacts(facts: Record<string, unknown>): Array<[string, string | number | boolean]> {
   const out: Array<[string, string | number | boolean]> = [];
