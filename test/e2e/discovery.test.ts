@@ -1,9 +1,9 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DevStack } from '../../cli/dev-stack';
 import type { StatusDocument } from '../../cli/status-document';
 import { waitFor } from '../helpers/wait';
 import { runCli, type CliRun } from '../helpers/cli';
+import { useDevStack } from '../helpers/dev-stack';
 
 /**
  * Discovery end to end (issue 5): redis-server, the three services and three agents as
@@ -12,19 +12,10 @@ import { runCli, type CliRun } from '../helpers/cli';
  * picked by the results of the first.
  */
 describe('baton discover and filtered runs, end to end on three agents', () => {
-  let stack: DevStack;
-  let env: NodeJS.ProcessEnv;
-
-  before(async () => {
-    stack = await DevStack.start({ agents: 3 });
-    env = { BATON_SCHEDULER: stack.addresses.scheduler, BATON_METADATA: stack.addresses.metadata, BATON_RESULTS: stack.addresses.results };
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const fleet = useDevStack({ agents: 3 });
 
   const discover = async (args: string[], expectedExit = 0): Promise<CliRun> => {
-    const res = await runCli(['discover', ...args], env);
+    const res = await runCli(['discover', ...args], fleet.env);
     assert.equal(res.code, expectedExit, `${args.join(' ')}\n${res.stdout}\n${res.stderr}`);
     return res;
   };
@@ -51,7 +42,7 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
   });
 
   it('picks the nodes where an earlier run failed with -S bolt_task(...).exitcode > 0 for a second run', async () => {
-    const first = await runCli(['tasks', 'run', 'demo::fail', '-I', 'node1', '-I', 'node3'], env);
+    const first = await runCli(['tasks', 'run', 'demo::fail', '-I', 'node1', '-I', 'node3'], fleet.env);
     assert.equal(first.code, 1, `${first.stdout}\n${first.stderr}`);
     const failedRun = /Summary for task ([0-9a-f]{32})/.exec(first.stdout)?.[1];
     assert.ok(failedRun, first.stdout);
@@ -60,19 +51,19 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
     assert.deepEqual(lines(await discover(['-S', select])), ['node1', 'node3']);
     assert.deepEqual(lines(await discover(['-S', `bolt_task('${failedRun}').known == false`])), ['node2']);
 
-    const second = await runCli(['tasks', 'run', 'demo::echo', '--message', 'recover', '-S', select, '--json'], env);
+    const second = await runCli(['tasks', 'run', 'demo::echo', '--message', 'recover', '-S', select, '--json'], fleet.env);
     assert.equal(second.code, 0, `${second.stdout}\n${second.stderr}`);
     const doc = JSON.parse(second.stdout) as StatusDocument;
     assert.deepEqual(doc.items.map((i) => [i.host, i.task, i.exitcode]), [['node1', 'demo::echo', 0], ['node3', 'demo::echo', 0]]);
   });
 
   it('counts matches that are offline, and records them as not responding in a run', async () => {
-    await stack.stopAgent('node3');
-    await waitFor('node3 to be offline', async () => (await runCli(['discover', '-F', 'datacenter=ams1'], env)).stderr === '1 more matched but are offline\n');
+    await fleet.stack.stopAgent('node3');
+    await waitFor('node3 to be offline', async () => (await runCli(['discover', '-F', 'datacenter=ams1'], fleet.env)).stderr === '1 more matched but are offline\n');
     assert.deepEqual(lines(await discover(['-F', 'datacenter=ams1'])), ['node1']);
     assert.deepEqual(lines(await discover(['-F', 'datacenter=ams1', '--offline'])), ['node1', 'node3 (offline)']);
 
-    const run = await runCli(['tasks', 'run', 'demo::uptime', '-F', 'datacenter=ams1', '--json'], env);
+    const run = await runCli(['tasks', 'run', 'demo::uptime', '-F', 'datacenter=ams1', '--json'], fleet.env);
     const doc = JSON.parse(run.stdout) as StatusDocument;
     assert.deepEqual(doc.items.map((i) => [i.host, i.exitcode, i.statusmsg]), [['node1', 0, ''], ['node3', -1, 'no response: the node was offline when the run started']]);
     assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);

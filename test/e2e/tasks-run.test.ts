@@ -1,15 +1,15 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DevStack } from '../../cli/dev-stack';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';
 import type { StatusDocument } from '../../cli/status-document';
 import { runCli, type CliRun } from '../helpers/cli';
+import { useDevStack } from '../helpers/dev-stack';
 
 /**
  * The walking skeleton end to end: redis-server, the metadata, results and scheduler services
@@ -17,16 +17,7 @@ import { runCli, type CliRun } from '../helpers/cli';
  * would, with assertions on what the operator sees.
  */
 describe('baton tasks run and status, end to end on three agents', () => {
-  let stack: DevStack;
-  let env: NodeJS.ProcessEnv;
-
-  before(async () => {
-    stack = await DevStack.start({ agents: 3 });
-    env = { BATON_SCHEDULER: stack.addresses.scheduler, BATON_METADATA: stack.addresses.metadata, BATON_RESULTS: stack.addresses.results };
-  });
-  after(async () => {
-    await stack?.stop();
-  });
+  const fleet = useDevStack({ agents: 3 });
 
   const taskIdOf = (run: CliRun): string => {
     const m = /Summary for task ([0-9a-f]{32})/.exec(run.stdout);
@@ -36,13 +27,13 @@ describe('baton tasks run and status, end to end on three agents', () => {
 
   /** `baton tasks status --json`, which exits 0 when every node succeeded and 1 when one failed. */
   const status = async (taskId: string, expectedExit = 0): Promise<StatusDocument> => {
-    const res = await runCli(['tasks', 'status', taskId, '--json'], env);
+    const res = await runCli(['tasks', 'status', taskId, '--json'], fleet.env);
     assert.equal(res.code, expectedExit, res.stderr);
     return JSON.parse(res.stdout) as StatusDocument;
   };
 
   it('runs a task taking parameters on every node and reports each result', async () => {
-    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hello "fleet"', '--count', '2', '-I', 'node1', '-I', 'node2', '-I', 'node3'], env);
+    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hello "fleet"', '--count', '2', '-I', 'node1', '-I', 'node2', '-I', 'node3'], fleet.env);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /Successful: 3/);
     assert.match(run.stdout, /Failed: 0/);
@@ -68,7 +59,7 @@ describe('baton tasks run and status, end to end on three agents', () => {
   });
 
   it('runs only on the nodes picked with -I', async () => {
-    const run = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node2'], env);
+    const run = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node2'], fleet.env);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     const doc = await status(taskIdOf(run));
     assert.deepEqual(doc.items.map((i) => i.host), ['node2']);
@@ -78,7 +69,7 @@ describe('baton tasks run and status, end to end on three agents', () => {
   });
 
   it('reports a failing task with exit code 1 and the error per node', async () => {
-    const run = await runCli(['tasks', 'run', 'demo::fail', '-I', 'node1', '-I', 'node3'], env);
+    const run = await runCli(['tasks', 'run', 'demo::fail', '-I', 'node1', '-I', 'node3'], fleet.env);
     assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /node1\s+puppetlabs\.tasks\/task-error: The task failed with exit code 3/);
     assert.match(run.stdout, /Failed: 2/);
@@ -90,27 +81,27 @@ describe('baton tasks run and status, end to end on three agents', () => {
   });
 
   it('rejects bad input with one line naming the parameter, and starts nothing', async () => {
-    const runsBefore = await runCli(['tasks', 'run', 'demo::echo', '--count', '2', '-I', 'node1'], env);
+    const runsBefore = await runCli(['tasks', 'run', 'demo::echo', '--count', '2', '-I', 'node1'], fleet.env);
     assert.equal(runsBefore.code, 2);
     assert.match(runsBefore.stderr, /^baton: .*message/m);
     assert.equal(runsBefore.stderr.trim().split('\n').length, 1, runsBefore.stderr);
     assert.doesNotMatch(runsBefore.stdout, /Summary for task/);
 
-    const mistyped = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '--count', 'many', '-I', 'node1'], env);
+    const mistyped = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '--count', 'many', '-I', 'node1'], fleet.env);
     assert.equal(mistyped.code, 2);
     assert.match(mistyped.stderr, /^baton: .*parameter 'count' expects .*Integer.*, got String/m);
 
-    const unknown = await runCli(['tasks', 'run', 'demo::nope', '-I', 'node1'], env);
+    const unknown = await runCli(['tasks', 'run', 'demo::nope', '-I', 'node1'], fleet.env);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /^baton: .*demo::nope.*not found/m);
 
-    const nobody = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node9'], env);
+    const nobody = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node9'], fleet.env);
     assert.equal(nobody.code, 3, nobody.stderr);
     assert.match(nobody.stderr, /no nodes/i);
   });
 
   it('indexes every agent in Redis with its identity and facts, for discovery', async () => {
-    const scheduler = makeClient(SchedulerServiceClient, stack.addresses.scheduler);
+    const scheduler = makeClient(SchedulerServiceClient, fleet.stack.addresses.scheduler);
     try {
       const all = await unary(scheduler, scheduler.discoverNodes, { filter: undefined, includeOffline: false });
       assert.deepEqual(all.nodes.map((n) => [n.identity, n.online]), [['node1', true], ['node2', true], ['node3', true]]);
@@ -129,11 +120,11 @@ describe('baton tasks run and status, end to end on three agents', () => {
   it('never runs a tampered cache file: the next download replaces it with verified content', async () => {
     const script = readFileSync(join(packageRoot(), 'examples/modules/production/modules/demo/tasks/echo.sh'));
     const sha256 = createHash('sha256').update(script).digest('hex');
-    const cached = join(stack.stateDir, 'node1', 'cache', sha256);
+    const cached = join(fleet.stack.stateDir, 'node1', 'cache', sha256);
     assert.deepEqual(readFileSync(cached), script, 'node1 holds echo.sh from the first test');
     writeFileSync(cached, '#!/bin/sh\necho \'{"message": "tampered"}\'\n');
 
-    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'intact', '-I', 'node1'], env);
+    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'intact', '-I', 'node1'], fleet.env);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     const doc = await status(taskIdOf(run));
     assert.equal((doc.items[0].stdout as Record<string, unknown>).message, 'intact');
