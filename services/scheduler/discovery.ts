@@ -125,7 +125,7 @@ export function compileFilter(filter: Filter | undefined, prefix = 'filter'): No
   const classes = filter.classes.map((e, i) => compileEntry(e, `${prefix}.classes[${i}]`, true, violations));
   const agents = filter.agents.map((e, i) => compileEntry(e, `${prefix}.agents[${i}]`, false, violations));
   const facts = filter.facts.map((f, i) => compileFact(f, `${prefix}.facts[${i}]`, violations));
-  if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations);
+  if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations, 'INVALID_FILTER');
   return (node) =>
     (identities.length === 0 || identities.some((m) => m(node.identity))) &&
     classes.every((m) => node.classes.some(m)) &&
