@@ -1,5 +1,5 @@
 import { nodeStateToJSON } from '../../gen/baton/v1/run';
-import { LuaScript } from './lua-script';
+import { LuaScript } from '../../lib/lua-script';
 import { FINAL_NODE_STATES } from './run-states';
 
 /**

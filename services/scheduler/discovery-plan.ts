@@ -8,6 +8,7 @@ import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { unary } from '../../lib/grpc-client';
 import { factIndexText, factNumber, type NodeIndex } from './node-index';
+import { LuaScript } from '../../lib/lua-script';
 
 /**
  * Query planning for discovery (issue 5 point 2): the parts of a Filter the Redis index can
@@ -71,13 +72,13 @@ const SADD_CHUNK = 10_000;
  * KEYS[1] destination set, KEYS[2] fact zset; ARGV[1] min, ARGV[2] max (ZRANGEBYSCORE syntax,
  * `(` for exclusive), ARGV[3] TTL seconds. Returns the number of members copied.
  */
-const RANGE_TO_SET_SCRIPT = `
+const RANGE_TO_SET_SCRIPT = new LuaScript('range-to-set', `
 local m = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[2])
 for i = 1, #m, 5000 do
   redis.call('SADD', KEYS[1], unpack(m, i, math.min(i + 4999, #m)))
 end
 if #m > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-return #m`;
+return #m`);
 
 /** The ZRANGEBYSCORE bounds of a numeric comparison, or undefined for operators a range cannot answer. */
 function numericRange(op: FactOperator, n: number): [string, string] | undefined {
@@ -282,7 +283,7 @@ class Materializer {
       }
       case 'RANGE': {
         const key = this.temp();
-        await redis.eval(RANGE_TO_SET_SCRIPT, 2, key, plan.key, plan.min, plan.max, String(DISCOVERY_TEMP_TTL_S));
+        await RANGE_TO_SET_SCRIPT.run(redis, [key, plan.key], [plan.min, plan.max, String(DISCOVERY_TEMP_TTL_S)]);
         return key;
       }
       case 'NOT': {

@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import type { RedisKeys } from '../../lib/redis';
+import { LuaScript } from '../../lib/lua-script';
 
 /** A node is discovered as online only if it was heard from within this many heartbeat intervals (agent protocol §2). */
 export const STALE_AFTER_HEARTBEATS = 3;
@@ -26,14 +27,14 @@ export type TouchOutcome = 'TOUCHED' | 'MISSING' | 'OWNED_ELSEWHERE';
  * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset; ARGV[1] session id, ARGV[2] now (ms), ARGV[3] identity.
  * Returns 1 when refreshed, 0 when the entry is gone, -1 when another session owns it.
  */
-const TOUCH_SCRIPT = `
+const TOUCH_SCRIPT = new LuaScript('touch', `
 local owner = redis.call('HGET', KEYS[1], 'session')
 if not owner then return 0 end
 if owner ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if redis.call('HGET', KEYS[1], 'online') == '1' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
-return 1`;
+return 1`);
 
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
@@ -41,12 +42,12 @@ return 1`;
  * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] online set; ARGV[1] session id, ARGV[2] identity.
  * Returns 1 when marked offline, 0 otherwise.
  */
-const OFFLINE_SCRIPT = `
+const OFFLINE_SCRIPT = new LuaScript('offline', `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
-return 1`;
+return 1`);
 
 /**
  * Writes a node and replaces its inverted-index entries in one step, so that a reader never sees
@@ -59,7 +60,7 @@ return 1`;
  * `[[set key, member]...]` (class and agent names, never removed).
  * Returns the number of entries written.
  */
-const UPSERT_SCRIPT = `
+const UPSERT_SCRIPT = new LuaScript('upsert', `
 local id = ARGV[1]
 local old = redis.call('HGET', KEYS[1], 'index')
 if old then
@@ -78,10 +79,7 @@ redis.call('ZADD', KEYS[3], ARGV[2], id)
 redis.call('ZADD', KEYS[4], 0, id)
 redis.call('SADD', KEYS[5], id)
 redis.call('SADD', KEYS[6], id)
-return #n.sets + #n.zsets`;
-
-/** ioredis command name of UPSERT_SCRIPT: defineCommand sends it by SHA (EVALSHA, reloading on NOSCRIPT). */
-const UPSERT_COMMAND = 'batonNodeUpsert';
+return #n.sets + #n.zsets`);
 
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
@@ -138,8 +136,6 @@ export class NodeIndex {
     /** Seconds between agent heartbeats; liveness is judged against STALE_AFTER_HEARTBEATS of them. */
     readonly heartbeatIntervalS: number,
   ) {
-    // 100,000 Hellos would otherwise each carry the 1 kB script body.
-    if (!(UPSERT_COMMAND in redis)) redis.defineCommand(UPSERT_COMMAND, { numberOfKeys: 6, lua: UPSERT_SCRIPT });
   }
 
   /**
@@ -168,15 +164,11 @@ export class NodeIndex {
       sets.add(this.keys.nodeAgent(a));
       names.push([this.keys.agentNames(), a]);
     }
-    const upsert = (this.redis as unknown as Record<string, (...args: string[]) => Promise<unknown>>)[UPSERT_COMMAND];
-    await upsert.call(
+    // By SHA (LuaScript): 100,000 Hellos would otherwise each carry the 1 kB script body.
+    await UPSERT_SCRIPT.run(
       this.redis,
-      this.keys.node(hello.identity),
-      this.keys.nodes(),
-      this.keys.online(),
-      this.keys.identities(),
-      this.keys.allNodes(),
-      this.keys.onlineSet(),
+      [this.keys.node(hello.identity), this.keys.nodes(), this.keys.online(), this.keys.identities(), this.keys.allNodes(), this.keys.onlineSet()],
+      [
       hello.identity,
       String(nowMs),
       sessionId,
@@ -186,18 +178,19 @@ export class NodeIndex {
       hello.version,
       JSON.stringify({ sets: [...sets], zsets }),
       JSON.stringify(names),
+      ],
     );
   }
 
   /** Refreshes a node's last-seen time, if the entry still belongs to `sessionId`. */
   async touch(identity: string, sessionId: string, nowMs = Date.now()): Promise<TouchOutcome> {
-    const r = await this.redis.eval(TOUCH_SCRIPT, 3, this.keys.node(identity), this.keys.nodes(), this.keys.online(), sessionId, String(nowMs), identity);
+    const r = await TOUCH_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.nodes(), this.keys.online()], [sessionId, String(nowMs), identity]);
     return r === 1 ? 'TOUCHED' : r === 0 ? 'MISSING' : 'OWNED_ELSEWHERE';
   }
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
-    const r = await this.redis.eval(OFFLINE_SCRIPT, 3, this.keys.node(identity), this.keys.online(), this.keys.onlineSet(), sessionId, identity);
+    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.onlineSet()], [sessionId, identity]);
     return r === 1;
   }
 
