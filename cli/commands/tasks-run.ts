@@ -1,3 +1,4 @@
+import { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -150,21 +151,17 @@ async function run(
   const response = await unary(
     clients.scheduler,
     clients.scheduler.runTask,
-    {
+    RunTaskRequest.fromPartial({
       task,
       environment: options.environment,
       inputJson,
       filter,
       waitS: options.wait,
       background: options.background === true,
-      batchSize: 0,
-      batchPercent: 0,
-      batchSleepS: 0,
       noop: options.noop === true,
       runAs: options.runAs ?? '',
       timeoutS: options.timeout ?? 0,
-      requestId: '',
-    },
+    }),
     { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
   );
   const taskId = response.taskId;

@@ -4,7 +4,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
 import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { FactOperator } from '../../gen/baton/v1/filter';
-import { SchedulerServiceClient, type DiscoverNodesRequest, type Node } from '../../gen/baton/v1/scheduler_service';
+import { RunTaskRequest, SchedulerServiceClient, type DiscoverNodesRequest, type Node } from '../../gen/baton/v1/scheduler_service';
 import { readServiceError } from '../../lib/errors';
 import { freePort } from '../../lib/free-port';
 import { makeClient, unary } from '../../lib/grpc-client';
@@ -240,13 +240,13 @@ describe('SchedulerService', () => {
 
   it('rejects a malformed RunTask before asking any other service', async () => {
     const h = await start();
-    const base = { task: 'acme::restart', environment: '', inputJson: '', filter: undefined, waitS: 0, background: false, batchSize: 0, batchPercent: 0, batchSleepS: 0, noop: false, runAs: '', timeoutS: 0, requestId: '' };
-    const bad = readServiceError(await grpcError(unary(h.client, h.client.runTask, { ...base, task: 'Acme::Restart', environment: 'Prod', runAs: 'x y', requestId: 'nope' })));
+    const request = RunTaskRequest.fromPartial({ task: 'Acme::Restart', environment: 'Prod', runAs: 'x y', requestId: 'nope' });
+    const bad = readServiceError(await grpcError(unary(h.client, h.client.runTask, request)));
     assert.equal(bad.code, status.INVALID_ARGUMENT);
     assert.deepEqual(bad.violations.map((v) => v.field), ['task', 'environment', 'run_as', 'request_id']);
     assert.match(bad.violations[0].description, /^task 'Acme::Restart' is not a task name; expected <module>::<task>/);
 
-    const batched = readServiceError(await grpcError(unary(h.client, h.client.runTask, { ...base, batchSize: 2 })));
+    const batched = readServiceError(await grpcError(unary(h.client, h.client.runTask, RunTaskRequest.fromPartial({ task: 'acme::restart', batchSize: 2 }))));
     assert.equal(batched.code, status.FAILED_PRECONDITION);
     assert.match(batched.message, /^batching is not supported yet/);
   });

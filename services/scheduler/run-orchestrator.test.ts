@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { NodeResult, NodeState, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import { SchedulerServiceClient, type RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
+import { SchedulerServiceClient, RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
 import { startChild, type StartedChild } from '../../lib/child-process';
 import { readServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
@@ -107,22 +107,7 @@ async function start(downloadTimeoutS = 10): Promise<Harness> {
     run: (req, caller) => {
       const metadata = new Metadata();
       if (caller) metadata.set('x-baton-caller', caller);
-      const full: RunTaskRequest = {
-        task: 'acme::restart',
-        environment: '',
-        inputJson: '{"action":"stop","password":"s3cret"}',
-        filter: undefined,
-        waitS: 0,
-        background: false,
-        batchSize: 0,
-        batchPercent: 0,
-        batchSleepS: 0,
-        noop: false,
-        runAs: '',
-        timeoutS: 0,
-        requestId: '',
-        ...req,
-      };
+      const full = RunTaskRequest.fromPartial({ task: 'acme::restart', inputJson: '{"action":"stop","password":"s3cret"}', ...req });
       return unary(client, client.runTask, full, { metadata, deadlineMs: 20_000 });
     },
     agent: async (identity) => {
@@ -258,8 +243,7 @@ describe('RunOrchestrator', () => {
     const web1 = await h.agent('web1');
     const started = Date.now();
     const response = h.run({ waitS: 1 });
-    const download = await web1.next('download');
-    web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    await web1.acceptDownload();
     const run = await web1.next('run');
     web1.send({ $case: 'taskStarted', value: { taskId: run.taskId, startTime: new Date() } });
     const r = await response;
@@ -272,8 +256,7 @@ describe('RunOrchestrator', () => {
     const h = await start();
     const web1 = await h.agent('web1');
     const response = h.run({ background: true });
-    const download = await web1.next('download');
-    web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    await web1.acceptDownload();
     const run = await web1.next('run');
     const r = await response;
     assert.equal(r.run?.state, RunState.RUN_STATE_RUNNING);
@@ -290,8 +273,7 @@ describe('RunOrchestrator', () => {
     const h = await start();
     const first = await h.agent('web1');
     const response = h.run({ background: true });
-    const download = await first.next('download');
-    first.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    await first.acceptDownload();
     const run = await first.next('run');
     await response;
     first.close(); // the agent restarts before reporting
@@ -321,8 +303,7 @@ describe('RunOrchestrator', () => {
     const h = await start();
     const web1 = await h.agent('web1');
     const response = h.run({ background: true });
-    const download = await web1.next('download');
-    web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    await web1.acceptDownload();
     const run = await web1.next('run');
     await response;
     assert.deepEqual(await h.cancel(run.taskId), ['web1']);
@@ -336,8 +317,7 @@ describe('RunOrchestrator', () => {
     const web1 = await h.agent('web1');
     const web2 = await h.agent('web2');
     const response = h.run({ background: true });
-    const d1 = await web1.next('download');
-    web1.send({ $case: 'downloadResult', value: { requestId: d1.requestId, ok: true, downloaded: 0, error: '' } });
+    await web1.acceptDownload();
     const d2 = await web2.next('download');
     web1.close();
     const index = makeClient(SchedulerServiceClient, h.scheduler.address);
@@ -366,8 +346,7 @@ describe('RunOrchestrator', () => {
     cleanups.push(() => client.close());
     await waitFor('db1 to be offline', async () => (await unary(client, client.discoverNodes, { filter: undefined, includeOffline: false })).offlineMatches === 1);
     const response = h.run({ background: true });
-    const download = await web1.next('download');
-    web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    await web1.acceptDownload();
     const run = await web1.next('run');
     const r = await response;
     assert.deepEqual(r.run?.nodes, ['db1', 'web1']);

@@ -63,6 +63,13 @@ export class TestAgent {
     return undefined;
   }
 
+  /** Waits for the next DownloadCommand and answers that every file is cached and verified; returns the command. */
+  async acceptDownload(): Promise<ResponseOf<'download'>> {
+    const download = await this.next('download');
+    this.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+    return download;
+  }
+
   /** Waits until the stream has ended and returns its status. */
   async ended(timeoutMs = 5_000): Promise<StatusObject> {
     return waitFor('the stream to end', () => this.status, timeoutMs, 10);

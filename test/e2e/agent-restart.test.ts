@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DevStack } from '../../cli/dev-stack';
 import { ResultsServiceClient, type WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState, type RunEvent } from '../../gen/baton/v1/run';
-import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';
 import { waitFor } from '../helpers/wait';
@@ -48,21 +48,8 @@ describe('agent restart in the middle of a task', () => {
 
   /** Starts agentfix::sleep on the node in the background; its task id. */
   const startSleep = async (node: string): Promise<string> => {
-    const { taskId } = await unary(scheduler, scheduler.runTask, {
-      task: 'agentfix::sleep',
-      environment: '',
-      inputJson: JSON.stringify({ seconds: 2 }),
-      filter: { identities: [node], classes: [], facts: [], agents: [], compound: [] },
-      waitS: 0,
-      background: true,
-      batchSize: 0,
-      batchPercent: 0,
-      batchSleepS: 0,
-      noop: false,
-      runAs: '',
-      timeoutS: 0,
-      requestId: '',
-    });
+    const request = RunTaskRequest.fromPartial({ task: 'agentfix::sleep', inputJson: JSON.stringify({ seconds: 2 }), filter: { identities: [node] }, background: true });
+    const { taskId } = await unary(scheduler, scheduler.runTask, request);
     return taskId;
   };
 
