@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunCommand } from '../gen/baton/v1/agent_gateway_service';
+import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 import { InputMethod, type TaskFile } from '../gen/baton/v1/task';
 import { createLogger } from '../lib/logger';
@@ -38,23 +38,17 @@ function setup(options: { maxOutputBytes?: number } = {}) {
     writeFileSync(join(cacheDir, sha256), data, { mode: 0o640 });
     return { path, sha256, sizeBytes: data.length };
   };
-  const command = (fixture: string, overrides: Partial<RunCommand> = {}, extra: TaskFile[] = []): RunCommand => ({
-    taskId: newTaskId(),
-    task: 'agentfix::fixture',
-    environment: 'production',
-    files: [put(`agentfix/tasks/${fixture}`, fixture), ...extra],
-    executable: `agentfix/tasks/${fixture}`,
-    implementations: [],
-    inputMethod: InputMethod.INPUT_METHOD_UNSPECIFIED,
-    inputJson: '{}',
-    sensitiveParameters: [],
-    caller: 'user=fixture',
-    runAs: '',
-    timeoutS: 0,
-    noop: false,
-    supportsNoop: false,
-    ...overrides,
-  });
+  const command = (fixture: string, overrides: Partial<RunCommand> = {}, extra: TaskFile[] = []): RunCommand =>
+    RunCommand.fromPartial({
+      taskId: newTaskId(),
+      task: 'agentfix::fixture',
+      environment: 'production',
+      files: [put(`agentfix/tasks/${fixture}`, fixture), ...extra],
+      executable: `agentfix/tasks/${fixture}`,
+      inputJson: '{}',
+      caller: 'user=fixture',
+      ...overrides,
+    });
   const run = async (cmd: RunCommand): Promise<NodeResult> => {
     const result = await runner.run(cmd, { started: () => undefined, finished: () => undefined });
     assert.ok(result);

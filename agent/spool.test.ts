@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunCommand } from '../gen/baton/v1/agent_gateway_service';
+import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 import { InputMethod } from '../gen/baton/v1/task';
 import { newTaskId } from '../lib/task-id';
@@ -98,22 +98,16 @@ describe('Spool', () => {
   it('never writes a sensitive parameter value to request.json', async () => {
     const { spool } = tempSpool();
     const id = newTaskId();
-    const cmd: RunCommand = {
+    const cmd = RunCommand.fromPartial({
       taskId: id,
       task: 'acme::deploy',
       environment: 'production',
-      files: [],
       executable: 'acme/tasks/deploy.sh',
       inputMethod: InputMethod.INPUT_METHOD_BOTH,
       inputJson: JSON.stringify({ user: 'bob', password: 'hunter2-very-secret', token: { nested: 'also-secret-123' } }),
       sensitiveParameters: ['password', 'token'],
       caller: 'user=alice',
-      runAs: '',
-      timeoutS: 0,
-      noop: false,
-      implementations: [],
-      supportsNoop: false,
-    };
+    });
     await spool.create(id);
     await spool.writeRequest(cmd);
     const text = readFileSync(spool.paths(id).request, 'utf8');

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunCommand, TaskStarted } from '../gen/baton/v1/agent_gateway_service';
+import { RunCommand, type TaskStarted } from '../gen/baton/v1/agent_gateway_service';
 import { NodeResult, NodeState } from '../gen/baton/v1/run';
 import { InputMethod, type TaskFile } from '../gen/baton/v1/task';
 import { createLogger } from '../lib/logger';
@@ -38,23 +38,16 @@ function setup() {
     return { path, sha256, sizeBytes: data.length };
   };
 
-  const command = (overrides: Partial<RunCommand>): RunCommand => ({
+  const command = (overrides: Partial<RunCommand>): RunCommand =>
+    RunCommand.fromPartial({
     taskId: newTaskId(),
     task: 'acme::test',
     environment: 'production',
-    files: [],
     executable: 'acme/tasks/test.sh',
-    inputMethod: InputMethod.INPUT_METHOD_UNSPECIFIED,
     inputJson: '{}',
-    sensitiveParameters: [],
     caller: 'user=alice',
-    runAs: '',
-    timeoutS: 0,
-    noop: false,
-    implementations: [],
-    supportsNoop: false,
     ...overrides,
-  });
+    });
 
   /** Runs a command to the end and returns what was reported. */
   const run = async (cmd: RunCommand) => {
