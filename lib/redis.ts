@@ -79,6 +79,9 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
  * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
+ * | `<p>:runs:task:<task>`           | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
+ * | `<p>:runs:caller:<caller>`       | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
+ * | `<p>:request:<json [caller, id]>` | string | scheduler | the task id a RunTask request id started (idempotency); expires |
  */
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -167,5 +170,21 @@ export class RedisKeys {
   /** All runs by creation time. */
   runs(): string {
     return `${this.prefix}:runs`;
+  }
+
+  /** One task's runs by creation time. */
+  runsByTask(task: string): string {
+    return `${this.prefix}:runs:task:${task}`;
+  }
+
+  /** One caller's runs by creation time. */
+  runsByCaller(caller: string): string {
+    return `${this.prefix}:runs:caller:${caller}`;
+  }
+
+  /** The task id a caller's RunTask request id started (idempotency key). */
+  runRequest(caller: string, requestId: string): string {
+    // JSON keeps the key unambiguous whatever characters the caller id holds.
+    return `${this.prefix}:request:${JSON.stringify([caller, requestId])}`;
   }
 }
