@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from './logger';
+
+/**
+ * Prometheus metrics of every Baton process (issue 8 point 4). Each process registers the
+ * metrics it feeds in one registry and serves them on `metrics-listen` (`GET /metrics`); the
+ * names are documented here, once, for every piece.
+ */
+
+/** Config key of every process that serves metrics: off unless set. */
+export const METRICS_CONFIG_PROPERTIES = {
+  'metrics-listen': { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port serving Prometheus metrics at /metrics; off when unset' },
+} as const;
+
+/** The loaded value of METRICS_CONFIG_PROPERTIES. */
+export interface MetricsConfig {
+  'metrics-listen'?: string;
+}
+
+/** Buckets of the latency histograms, in seconds: 1 ms to 2 minutes. */
+export const LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The registry of this process, with Node's default process metrics. */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'baton_' });
+
+/** Every metric Baton exports; a process only moves the ones of its piece. */
+export const metrics = {
+  /** scheduler: agents with an open Connect stream. */
+  connectedAgents: new Gauge({ name: 'baton_connected_agents', help: 'Agents with an open Connect stream to this scheduler', registers: [registry] }),
+  /** results: runs that reached a state, by state (pending, running, succeeded, ...). */
+  runs: new Counter({ name: 'baton_runs_total', help: 'Runs that reached a state, by state', labelNames: ['state'], registers: [registry] }),
+  /** results: final node results recorded, by outcome (succeeded, failed, no_response, cancelled). */
+  nodeResults: new Counter({ name: 'baton_node_results_total', help: 'Final node results recorded, by outcome', labelNames: ['outcome'], registers: [registry] }),
+  /** scheduler: from RunTask received to the run command sent to every node. */
+  dispatchLatency: new Histogram({ name: 'baton_dispatch_latency_seconds', help: 'From RunTask received to the run command sent to every node', buckets: LATENCY_BUCKETS_S, registers: [registry] }),
+  /** scheduler: from a node's result arriving to it being stored by the results service. */
+  resultLatency: new Histogram({ name: 'baton_result_latency_seconds', help: 'From a node result arriving to it being stored', buckets: LATENCY_BUCKETS_S, registers: [registry] }),
+  /** agent: bytes of task files downloaded from the metadata service. */
+  downloadedBytes: new Counter({ name: 'baton_agent_downloaded_bytes_total', help: 'Bytes of task files downloaded', registers: [registry] }),
+  /** agent: task files found in the cache (no download needed) and not found. */
+  cacheLookups: new Counter({ name: 'baton_agent_cache_lookups_total', help: 'Task file cache lookups, by result (hit, miss)', labelNames: ['result'], registers: [registry] }),
+  /** every process using Redis: connection and command errors. */
+  redisErrors: new Counter({ name: 'baton_redis_errors_total', help: 'Redis connection and command errors', registers: [registry] }),
+};
+
+/** Serves the registry at `GET /metrics` on `listen` (`host:port`); resolves with the bound address. */
+export async function startMetricsServer(listen: string, log: Logger): Promise<{ address: string; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'could not collect metrics');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('could not collect metrics\n');
+      },
+    );
+  });
+  const at = listen.lastIndexOf(':');
+  const host = listen.slice(0, at);
+  const port = Number(listen.slice(at + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address();
+  const address = bound && typeof bound === 'object' ? `${host}:${bound.port}` : listen;
+  log.info({ address }, 'metrics served at /metrics');
+  return {
+    address,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
