@@ -1,7 +1,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
+import { ConfigError, METRICS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
 import { fqdn } from './facts';
@@ -96,6 +96,7 @@ export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
       description: 'seconds between retention sweeps',
     },
     'log-level': SERVER_CONFIG_PROPERTIES['log-level'],
+    ...METRICS_CONFIG_PROPERTIES,
     'tls-ca': { type: 'string', description: 'PEM CA bundle to verify the scheduler and metadata service; TLS is used when set' },
     'tls-cert': { type: 'string', description: 'PEM client certificate presented to the services' },
     'tls-key': { type: 'string', description: 'PEM private key of tls-cert' },
@@ -122,6 +123,7 @@ export interface AgentConfig {
   'retention-s': number;
   'retention-sweep-interval-s': number;
   'log-level': string;
+  'metrics-listen'?: string;
   'tls-ca'?: string;
   'tls-cert'?: string;
   'tls-key'?: string;
@@ -148,6 +150,8 @@ export interface ResolvedAgentOptions {
   retentionS: number;
   retentionSweepIntervalS: number;
   logLevel: string;
+  /** host:port serving Prometheus metrics; off when unset. */
+  metricsListen?: string;
   tls: TlsFiles;
 }
 
@@ -187,6 +191,7 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
     retentionS: config['retention-s'],
     retentionSweepIntervalS: config['retention-sweep-interval-s'],
     logLevel: config['log-level'],
+    metricsListen: config['metrics-listen'],
     tls: { ca: config['tls-ca'], cert: config['tls-cert'], key: config['tls-key'] },
   };
 }

@@ -1,7 +1,11 @@
+// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
+import { startTracing, stopTracing } from '../lib/tracing';
+startTracing('agent');
 import { accessSync, constants } from 'node:fs';
 import { ConfigError, loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { runMain } from '../lib/main';
+import { serveMetricsIfConfigured } from '../lib/metrics';
 import { Agent } from './agent';
 import { AGENT_CONFIG_SCHEMA, ensureStateDir, resolveAgentOptions, type AgentConfig } from './agent-options';
 import { FactsSource } from './facts-source';
@@ -34,17 +38,22 @@ runMain('agent', async () => {
   const facts = new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log });
   const agent = new Agent(options, { log, facts });
   await agent.start();
+  const stopMetrics = await serveMetricsIfConfigured(options.metricsListen, log);
   log.info({ identity: options.identity, scheduler: options.schedulerAddress, cache: options.cacheDir, spool: options.spoolDir }, 'agent started');
 
   const stop = (signal: string) => {
     log.info({ signal }, 'stopping; running tasks are left running');
-    agent.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
+    agent
+      .stop()
+      .then(stopMetrics)
+      .then(stopTracing)
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -115,6 +115,16 @@ export interface ServerConfig {
   'tls-ca'?: string;
 }
 
+/** Config key of every process that serves Prometheus metrics (lib/metrics.ts): off unless set. */
+export const METRICS_CONFIG_PROPERTIES = {
+  'metrics-listen': { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port serving Prometheus metrics at /metrics; off when unset' },
+} as const;
+
+/** The loaded value of METRICS_CONFIG_PROPERTIES. */
+export interface MetricsConfig {
+  'metrics-listen'?: string;
+}
+
 /** The loaded values of REDIS_CONFIG_PROPERTIES. */
 export interface RedisConfig {
   'redis-url': string;

@@ -8,16 +8,6 @@ import type { Logger } from './logger';
  * names are documented here, once, for every piece.
  */
 
-/** Config key of every process that serves metrics: off unless set. */
-export const METRICS_CONFIG_PROPERTIES = {
-  'metrics-listen': { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port serving Prometheus metrics at /metrics; off when unset' },
-} as const;
-
-/** The loaded value of METRICS_CONFIG_PROPERTIES. */
-export interface MetricsConfig {
-  'metrics-listen'?: string;
-}
-
 /** Buckets of the latency histograms, in seconds: 1 ms to 2 minutes. */
 export const LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -74,4 +64,11 @@ export async function startMetricsServer(listen: string, log: Logger): Promise<{
     address,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Serves metrics when `listen` is set (the `metrics-listen` key); resolves with the function that stops serving. */
+export async function serveMetricsIfConfigured(listen: string | undefined, log: Logger): Promise<() => Promise<void>> {
+  if (!listen) return () => Promise.resolve();
+  const server = await startMetricsServer(listen, log);
+  return server.close;
 }

@@ -1,11 +1,15 @@
+// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
+import { startTracing, stopTracing } from '../../lib/tracing';
+startTracing('metadata');
 import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { ConfigError, loadConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
+import { ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
+import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { Catalog } from './catalog';
 import { createMetadataService } from './metadata-service';
 import { ModulepathSource } from './modulepath-source';
@@ -30,6 +34,7 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
   type: 'object',
   properties: {
     ...SERVER_CONFIG_PROPERTIES,
+    ...METRICS_CONFIG_PROPERTIES,
     environmentpath: { type: 'string', minLength: 1, description: 'directory holding <environment>/modules/<module>/tasks/' },
     basemodulepath: {
       type: 'string',
@@ -51,7 +56,7 @@ const METADATA_CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The validated configuration of baton-metadata. */
-interface MetadataConfig extends ServerConfig {
+interface MetadataConfig extends ServerConfig, MetricsConfig {
   environmentpath?: string;
   basemodulepath: string;
   'puppetserver-url'?: string;
@@ -123,6 +128,10 @@ runMain('metadata', async () => {
     tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
-  drainOnSignals(log, server.drain);
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  drainOnSignals(log, server.drain, async () => {
+    await stopMetrics();
+    await stopTracing();
+  });
   announceListening('metadata', server.address);
 });

@@ -1,6 +1,10 @@
-import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
+// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
+import { startTracing, stopTracing } from '../../lib/tracing';
+startTracing('scheduler');
+import { loadConfig, METRICS_CONFIG_PROPERTIES, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
+import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { announceListening, runMain } from '../../lib/main';
 import { startScheduler } from './scheduler-server';
 
@@ -15,6 +19,7 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
   properties: {
     ...SERVER_CONFIG_PROPERTIES,
     ...REDIS_CONFIG_PROPERTIES,
+    ...METRICS_CONFIG_PROPERTIES,
     'metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service' },
     'results-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the results service' },
     'agent-metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service as agents reach it; default metadata-address' },
@@ -25,7 +30,7 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The scheduler's configuration as loaded. */
-interface SchedulerConfig extends ServerConfig, RedisConfig {
+interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'metadata-address': string;
   'results-address': string;
   'agent-metadata-address'?: string;
@@ -46,6 +51,11 @@ runMain('scheduler', async () => {
     agentMetadataAddress: config['agent-metadata-address'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
   });
-  drainOnSignals(log, scheduler.server.drain, scheduler.close);
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  drainOnSignals(log, scheduler.server.drain, async () => {
+    await scheduler.close();
+    await stopMetrics();
+    await stopTracing();
+  });
   announceListening('scheduler', scheduler.address);
 });
