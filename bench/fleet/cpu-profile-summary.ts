@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Reads a V8 .cpuprofile (written by `node --cpu-prof`) and ranks where the CPU went: self
+ * time per function and per source file, so a benchmark can say which code to make cheaper.
+ */
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** One ranked entry: a function or a file, its self time in ms and its share of the busy time. */
+export interface ProfileEntry {
+  name: string;
+  selfMs: number;
+  share: number;
+}
+
+/** A profile's busy time (everything but idle) and its top functions and files by self time. */
+export interface ProfileSummary {
+  busyMs: number;
+  gcMs: number;
+  functions: ProfileEntry[];
+  files: ProfileEntry[];
+}
+
+/** Pseudo-frames that are not code: idle time is left out of the busy time. */
+const IDLE = '(idle)';
+
+function shortUrl(url: string, root: string): string {
+  const path = url.replace(/^file:\/\//, '');
+  if (path.startsWith(root)) return path.slice(root.length + 1);
+  return path || '(native)';
+}
+
+/** Summarises the profile at `path`; `root` is cut from file names; `top` entries of each list. */
+export function summariseCpuProfile(path: string, root: string, top = 12): ProfileSummary {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const perFunction = new Map<string, number>();
+  const perFile = new Map<string, number>();
+  let busyUs = 0;
+  let gcUs = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]);
+    const us = profile.timeDeltas[i] ?? 0;
+    if (!node || node.callFrame.functionName === IDLE) continue;
+    busyUs += us;
+    const { functionName, url, lineNumber } = node.callFrame;
+    if (functionName === '(garbage collector)') gcUs += us;
+    const file = shortUrl(url, root);
+    const fn = `${functionName || '(anonymous)'} ${url ? `${file}:${lineNumber + 1}` : ''}`.trim();
+    perFunction.set(fn, (perFunction.get(fn) ?? 0) + us);
+    perFile.set(file, (perFile.get(file) ?? 0) + us);
+  }
+  const rank = (m: Map<string, number>): ProfileEntry[] =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => ({ name, selfMs: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
+  return { busyMs: busyUs / 1000, gcMs: gcUs / 1000, functions: rank(perFunction), files: rank(perFile) };
+}
