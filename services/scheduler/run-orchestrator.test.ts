@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { NodeResult, NodeState, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import { SchedulerServiceClient, RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
+import { SchedulerServiceClient, RunTaskRequest, type RunTaskResponse, type WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
+import type { RunEvent } from '../../gen/baton/v1/run';
 import { startChild, type StartedChild } from '../../lib/child-process';
 import { readServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
@@ -78,6 +79,7 @@ afterEach(async () => {
 
 interface Harness {
   scheduler: RunningScheduler;
+  client: SchedulerServiceClient;
   run(req: Partial<RunTaskRequest>, caller?: string): Promise<RunTaskResponse>;
   agent(identity: string): Promise<TestAgent>;
   cancel(taskId: string): Promise<string[]>;
@@ -104,6 +106,7 @@ async function start(downloadTimeoutS = 10): Promise<Harness> {
   });
   return {
     scheduler,
+    client,
     run: (req, caller) => {
       const metadata = new Metadata();
       if (caller) metadata.set('x-baton-caller', caller);
@@ -250,6 +253,7 @@ describe('RunOrchestrator', () => {
     assert.ok(Date.now() - started >= 1_000);
     assert.equal(r.run?.state, RunState.RUN_STATE_RUNNING);
     assert.deepEqual(r.results.map((x) => [x.host, x.completed]), [['web1', false]]);
+    assert.equal(r.stillRunning, 1);
   });
 
   it('returns at once in background and still stores results that arrive later', async () => {
@@ -371,7 +375,222 @@ describe('RunOrchestrator', () => {
     const r = await response;
     assert.equal(r.run?.state, RunState.RUN_STATE_CANCELLED);
     assert.equal(r.run?.error, '');
-    assert.deepEqual(r.results.map((x) => [x.host, x.state, x.statusmsg]), [['web1', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started']]);
+    assert.deepEqual(r.results.map((x) => [x.host, x.state, x.statusmsg]), [['web1', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node']]);
     assert.equal(web1.received.some((m) => m.message?.$case === 'run'), false);
+  });
+});
+
+/** Finishes a node's task as the agent would: TaskStarted, TaskFinished, and waits for the ack. */
+async function finish(agent: TestAgent, identity: string, taskId: string, state = NodeState.NODE_STATE_SUCCEEDED): Promise<void> {
+  agent.send({ $case: 'taskStarted', value: { taskId, startTime: new Date() } });
+  agent.send({ $case: 'taskFinished', value: { result: finished(identity, taskId, state) } });
+  assert.deepEqual(await agent.next('resultAck'), { taskId });
+}
+
+function ranOn(agent: TestAgent): boolean {
+  return agent.received.some((m) => m.message?.$case === 'run');
+}
+
+async function storedStates(taskId: string): Promise<Array<[string, NodeState, string]>> {
+  const stored = await unary(results, results.getRunStatus, { taskId });
+  return stored.items.map((x) => [x.host, x.state, x.statusmsg]);
+}
+
+/** Opens a WatchRun stream: the events so far, and a promise of them all and the final status code. */
+function openWatch(h: Harness, taskId: string, resumeToken = ''): { events: RunEvent[]; ended: Promise<{ events: RunEvent[]; code: status }> } {
+  const call = h.client.watchRun({ taskId, resumeToken });
+  const events: RunEvent[] = [];
+  call.on('data', (m: WatchRunResponse) => events.push(m.event!));
+  const ended = new Promise<{ events: RunEvent[]; code: status }>((resolve) => {
+    call.on('error', (err: ServiceError) => resolve({ events, code: err.code }));
+    call.on('end', () => resolve({ events, code: status.OK }));
+  });
+  return { events, ended };
+}
+
+/** Reads a WatchRun stream to its end. */
+function readWatch(h: Harness, taskId: string, resumeToken = ''): Promise<{ events: RunEvent[]; code: status }> {
+  return openWatch(h, taskId, resumeToken).ended;
+}
+
+describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
+  it('runs every online node when the request has no filter, and refuses a run when no node is online', async () => {
+    const h = await start();
+    const none = readServiceError(await grpcError(h.run({})));
+    assert.equal(none.code, status.FAILED_PRECONDITION);
+    assert.equal(none.message, 'no nodes matched the filter');
+    const agents = [await h.agent('a1'), await h.agent('b2'), await h.agent('c3')];
+    const response = h.run({ background: true });
+    for (const a of agents) await a.acceptDownload();
+    const r = await response;
+    assert.deepEqual(r.run?.nodes, ['a1', 'b2', 'c3']);
+    for (const a of agents) assert.equal((await a.next('run')).taskId, r.taskId);
+  });
+
+  it('refuses contradictory batch fields and a malformed request_id, naming the field', async () => {
+    const h = await start();
+    const cases: Array<[Partial<RunTaskRequest>, string, RegExp]> = [
+      [{ batchSize: 2, batchPercent: 50 }, 'batch_percent', /both set; expected at most one of them/],
+      [{ batchPercent: 101 }, 'batch_percent', /expected 1 to 100/],
+      [{ batchSleepS: 5 }, 'batch_sleep_s', /without batches/],
+      [{ requestId: 'a b' }, 'request_id', /expected 1-128 characters of \[A-Za-z0-9._-\]/],
+      [{ requestId: 'x'.repeat(129) }, 'request_id', /expected 1-128 characters/],
+    ];
+    for (const [req, field, description] of cases) {
+      const report = readServiceError(await grpcError(h.run(req)));
+      assert.equal(report.code, status.INVALID_ARGUMENT, field);
+      assert.deepEqual(report.violations.map((v) => v.field), [field]);
+      assert.match(report.violations[0].description, description);
+    }
+  });
+
+  it('starts each batch only once every node of the previous batch is final, under one task id', async () => {
+    const h = await start();
+    const agents = { n1: await h.agent('n1'), n2: await h.agent('n2'), n3: await h.agent('n3') };
+    const response = h.run({ batchSize: 2, batchSleepS: 1, waitS: 20 });
+    for (const a of Object.values(agents)) await a.acceptDownload();
+    const first = await agents.n1.next('run');
+    assert.equal((await agents.n2.next('run')).taskId, first.taskId);
+    await waitFor('n3 to show as DOWNLOADED', async () => (await storedStates(first.taskId)).some(([h1, s]) => h1 === 'n3' && s === NodeState.NODE_STATE_DOWNLOADED));
+    assert.equal(ranOn(agents.n3), false);
+
+    await finish(agents.n1, 'n1', first.taskId);
+    assert.equal(ranOn(agents.n3), false, 'n3 started while n2 was still running');
+    await finish(agents.n2, 'n2', first.taskId);
+    const batchTwoAt = Date.now();
+    const second = await agents.n3.next('run', 10_000);
+    assert.ok(Date.now() - batchTwoAt >= 900, 'the batch sleep of 1 s was not kept');
+    assert.equal(second.taskId, first.taskId);
+    await finish(agents.n3, 'n3', first.taskId);
+
+    const r = await response;
+    assert.equal(r.run?.state, RunState.RUN_STATE_SUCCEEDED);
+    assert.equal(r.stillRunning, 0);
+    assert.deepEqual(r.results.map((x) => x.state), [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED]);
+  });
+
+  it('returns after the first batch in background and carries on with later batches', async () => {
+    const h = await start();
+    const agents = { n1: await h.agent('n1'), n2: await h.agent('n2') };
+    const response = h.run({ batchPercent: 50, background: true });
+    for (const a of Object.values(agents)) await a.acceptDownload();
+    const run = await agents.n1.next('run');
+    const r = await response;
+    assert.equal(r.taskId, run.taskId);
+    assert.equal(r.run?.state, RunState.RUN_STATE_RUNNING);
+    assert.equal(ranOn(agents.n2), false);
+    await finish(agents.n1, 'n1', run.taskId);
+    await finish(agents.n2, 'n2', (await agents.n2.next('run', 10_000)).taskId);
+    await waitFor('the run to succeed', async () => (await unary(results, results.getRunStatus, { taskId: run.taskId })).run?.state === RunState.RUN_STATE_SUCCEEDED);
+  });
+
+  it('cancels a batched run: the running node is signalled, later batches never start and are recorded CANCELLED', async () => {
+    const h = await start();
+    const agents = { n1: await h.agent('n1'), n2: await h.agent('n2'), n3: await h.agent('n3') };
+    const response = h.run({ batchSize: 1, background: true });
+    for (const a of Object.values(agents)) await a.acceptDownload();
+    const run = await agents.n1.next('run');
+    await response;
+    agents.n1.send({ $case: 'taskStarted', value: { taskId: run.taskId, startTime: new Date() } });
+    await waitFor('n1 to run', async () => (await storedStates(run.taskId)).some(([n, s]) => n === 'n1' && s === NodeState.NODE_STATE_RUNNING));
+
+    assert.deepEqual(await h.cancel(run.taskId), ['n1', 'n2', 'n3']);
+    assert.deepEqual(await agents.n1.next('cancel'), { taskId: run.taskId });
+    const afterCancel = await unary(results, results.getRunStatus, { taskId: run.taskId });
+    assert.equal(afterCancel.run?.state, RunState.RUN_STATE_CANCELLED);
+    assert.deepEqual(afterCancel.items.map((x) => [x.host, x.state, x.statusmsg]), [
+      ['n1', NodeState.NODE_STATE_RUNNING, ''],
+      ['n2', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
+      ['n3', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
+    ]);
+    // The agent stops the task and reports it CANCELLED; the batch sleep (1 s) passes meanwhile.
+    agents.n1.send({ $case: 'taskFinished', value: { result: { ...finished('n1', run.taskId), state: NodeState.NODE_STATE_CANCELLED, exitcode: 143, statuscode: 1 } } });
+    await agents.n1.next('resultAck');
+    await waitFor('n1 CANCELLED', async () => (await storedStates(run.taskId))[0][1] === NodeState.NODE_STATE_CANCELLED);
+    // Without the cancel, n2's run command would follow n1's final result after the 1 s batch sleep.
+    await assert.rejects(waitFor('a run command to a later batch', () => ranOn(agents.n2) || ranOn(agents.n3), 2_500), /timed out/);
+    const final = await unary(results, results.getRunStatus, { taskId: run.taskId });
+    assert.equal(final.run?.state, RunState.RUN_STATE_CANCELLED);
+
+    const again = readServiceError(await grpcError(h.cancel(run.taskId)));
+    assert.equal(again.code, status.FAILED_PRECONDITION);
+    assert.equal(again.message, `run ${run.taskId} is RUN_STATE_CANCELLED already; only a run that has not finished can be cancelled`);
+  });
+
+  it('answers a repeated request id with the first run, and starts only one run for concurrent duplicates', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const requestId = 'deploy-2026-11-28.1';
+    const calls = [h.run({ requestId, background: true }, 'user=alice'), h.run({ requestId, background: true }, 'user=alice')];
+    const download = await web1.acceptDownload();
+    const run = await web1.next('run');
+    const [one, two] = await Promise.all(calls);
+    assert.equal(one.taskId, run.taskId);
+    assert.equal(two.taskId, run.taskId);
+    assert.equal(web1.received.filter((m) => m.message?.$case === 'download').length, 1);
+    assert.equal(download.taskId, run.taskId);
+
+    // A foreground repeat waits for the run as the first call would.
+    const repeat = h.run({ requestId, waitS: 20 }, 'user=alice');
+    await finish(web1, 'web1', run.taskId);
+    const answered = await repeat;
+    assert.equal(answered.taskId, run.taskId);
+    assert.equal(answered.run?.state, RunState.RUN_STATE_SUCCEEDED);
+    assert.deepEqual(answered.results.map((x) => x.state), [NodeState.NODE_STATE_SUCCEEDED]);
+    assert.equal(web1.received.filter((m) => m.message?.$case === 'download').length, 1);
+
+    // Another caller's same id is another request.
+    const bob = h.run({ requestId, background: true }, 'user=bob');
+    await web1.acceptDownload();
+    assert.notEqual((await bob).taskId, run.taskId);
+  });
+
+  it('does not take the request id of a request refused for bad input', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const requestId = '0f8a6c1e-0000-4000-8000-000000000001';
+    const bad = readServiceError(await grpcError(h.run({ requestId, inputJson: '{"action":"jump"}' })));
+    assert.equal(bad.code, status.INVALID_ARGUMENT);
+    const response = h.run({ requestId, background: true });
+    const download = await web1.acceptDownload();
+    assert.equal((await response).taskId, download.taskId);
+  });
+
+  it('streams a run\'s events through WatchRun until it is final, resumes after a token, and answers NOT_FOUND for an unknown run', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const response = h.run({ background: true });
+    await web1.acceptDownload();
+    const run = await web1.next('run');
+    await response;
+    const watching = readWatch(h, run.taskId);
+    await finish(web1, 'web1', run.taskId);
+    const { events, code } = await watching;
+    assert.equal(code, status.OK);
+    const last = events.at(-1)!;
+    assert.deepEqual(last.event?.$case === 'runStateChanged' && last.event.value.state, RunState.RUN_STATE_SUCCEEDED);
+    assert.ok(events.some((e) => e.event?.$case === 'nodeResult' && e.event.value.state === NodeState.NODE_STATE_SUCCEEDED));
+
+    const resumed = await readWatch(h, run.taskId, events[1].id);
+    assert.equal(resumed.code, status.OK);
+    assert.deepEqual(resumed.events.map((e) => e.id), events.slice(2).map((e) => e.id));
+
+    assert.equal((await readWatch(h, newTaskId())).code, status.NOT_FOUND);
+    assert.equal((await readWatch(h, 'nope')).code, status.INVALID_ARGUMENT);
+  });
+
+  it('ends an open WatchRun with OK when the scheduler drains', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const response = h.run({ background: true });
+    await web1.acceptDownload();
+    const run = await web1.next('run');
+    await response;
+    const watching = openWatch(h, run.taskId);
+    await waitFor('the RUNNING event', () => watching.events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_RUNNING));
+    await h.scheduler.stop();
+    const { code, events } = await watching.ended;
+    assert.equal(code, status.OK);
+    assert.equal(events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_SUCCEEDED), false);
   });
 });

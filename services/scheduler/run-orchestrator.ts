@@ -1,24 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import type { Metadata } from '@grpc/grpc-js';
+import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
 import type { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/v1/run';
+import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/run';
 import type { RunTaskRequest, RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
 import type { Task } from '../../gen/baton/v1/task';
-import { FailedPreconditionError, InvalidArgumentError } from '../../lib/errors';
+import { FailedPreconditionError, InvalidArgumentError, isServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
 import type { AgentRegistry } from './agent-registry';
+import { planBatches } from './batch-plan';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import { errorText } from './error-text';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S, distributeFiles, gateFailureReason } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
 import type { NodeIndex } from './node-index';
 import { unstartedResult, type RunIdentity } from './node-results';
+import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
-import type { RunTracker, TrackedRun } from './run-tracker';
+import type { RunRequests } from './run-requests';
+import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
+import { waitForFinalRun } from './run-watch';
 
 /** What the orchestrator works with. */
 export interface RunOrchestratorOptions {
@@ -27,10 +31,24 @@ export interface RunOrchestratorOptions {
   index: NodeIndex;
   registry: AgentRegistry;
   tracker: RunTracker;
+  /** RunTask request ids already used (idempotency). */
+  requests: RunRequests;
   log: Logger;
   /** Seconds every node gets to download and verify the files; default DEFAULT_DOWNLOAD_TIMEOUT_S. */
   downloadTimeoutS?: number;
+  /** Longest a later batch waits for the previous batch to finish, in ms; default BATCH_WAIT_LIMIT_MS. */
+  batchWaitLimitMs?: number;
 }
+
+/**
+ * Longest a batch waits for every node of the previous batch to finish before the run gives up
+ * on its later batches, in ms (the tracker's TTL: one hour). A node that never reports (its
+ * agent gone for good) must not hold the scheduler's batch loop forever.
+ */
+export const BATCH_WAIT_LIMIT_MS = TRACKED_RUN_TTL_MS;
+
+/** Longest a duplicate RunTask waits for the first request's run to appear in the results service, in ms. */
+export const DUPLICATE_RUN_APPEAR_MS = 10_000;
 
 /** Everything a run needs once it is validated and has nodes. */
 interface PreparedRun extends RunIdentity {
@@ -45,39 +63,66 @@ interface PreparedRun extends RunIdentity {
 }
 
 /**
- * RunTask: validate → fetch the task → validate the input → discover → create the run →
- * distribute the files and gate on every node holding them → run → wait (foreground) or
- * return at once (background).
+ * RunTask: validate → fetch the task → validate the input → discover → take the request id →
+ * create the run → distribute the files and gate on every node holding them → run, batch by
+ * batch → wait (foreground) or return at once (background).
+ *
+ * Batches are rolling (issue 6 point 2): the next batch starts once every node of the previous
+ * batch has a final result, then batch_sleep_s later. Choria's `--batch` on `run_and_wait`
+ * behaves alike only because each node's reply comes when its task ends or after 58 s
+ * (choria-tasks.md §1.3), so a long task lets the next batch start while it still runs; with
+ * `--background` (`run_no_wait`) batches only pace the spawning. Here a batch never starts
+ * while the previous one runs, in foreground and background alike, which is what batches are
+ * for (updates and reboots, mcollective-choria#487).
  */
 export class RunOrchestrator {
   private readonly downloadTimeoutMs: number;
+  private readonly batchWaitLimitMs: number;
 
   constructor(private readonly options: RunOrchestratorOptions) {
     this.downloadTimeoutMs = (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000;
+    this.batchWaitLimitMs = options.batchWaitLimitMs ?? BATCH_WAIT_LIMIT_MS;
   }
 
   /** Runs a task as RunTask describes; `metadata` is the call's request metadata (caller id). */
   async runTask(req: RunTaskRequest, metadata: Metadata): Promise<RunTaskResponse> {
     const run = await this.prepare(resolveRunRequest(req, metadata));
-    const { results, tracker, log } = this.options;
-    const created = await unary(results, results.createRun, {
-      run: {
-        taskId: run.taskId,
-        task: run.task,
-        environment: run.request.environment,
-        caller: run.caller,
-        state: RunState.RUN_STATE_PENDING,
-        nodes: [...run.nodes, ...run.offline].sort(),
-        filter: run.request.filter,
-        inputJson: run.input.redactedJson,
-        createTime: new Date(),
-        endTime: undefined,
-        error: '',
-        noop: run.request.noop,
-        requestId: run.request.requestId,
-      },
-    });
-    log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: run.request.requestId || undefined }, 'run created');
+    const { results, tracker, requests, log } = this.options;
+    const { requestId } = run.request;
+    // Taken only now: a request refused for bad input or no nodes may be retried with its id.
+    if (requestId !== '') {
+      const first = await requests.claim(run.caller, requestId, run.taskId);
+      if (first !== undefined) {
+        log.info({ taskId: first, requestId, caller: run.caller }, 'repeated request id; answering with the first run');
+        return this.answerRepeat(first, run.request);
+      }
+    }
+    let created: Run | undefined;
+    try {
+      created = (
+        await unary(results, results.createRun, {
+          run: {
+            taskId: run.taskId,
+            task: run.task,
+            environment: run.request.environment,
+            caller: run.caller,
+            state: RunState.RUN_STATE_PENDING,
+            nodes: [...run.nodes, ...run.offline].sort(),
+            filter: run.request.filter,
+            inputJson: run.input.redactedJson,
+            createTime: new Date(),
+            endTime: undefined,
+            error: '',
+            noop: run.request.noop,
+            requestId,
+          },
+        })
+      ).run;
+    } catch (err) {
+      if (requestId !== '') await requests.release(run.caller, requestId, run.taskId).catch(() => undefined);
+      throw err;
+    }
+    log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: requestId || undefined }, 'run created');
     const tracked = tracker.track(run.taskId, [...run.nodes, ...run.offline]);
     let settled = false;
     try {
@@ -86,10 +131,13 @@ export class RunOrchestrator {
         await this.record(run.taskId, run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')));
         for (const n of run.offline) tracked.markFinal(n);
       }
-      return await this.dispatch(run, tracked, created.run, () => (settled = true));
+      return await this.dispatch(run, tracked, created, () => (settled = true));
     } catch (err) {
-      tracker.forget(tracked);
-      if (!settled) await this.failQuietly(run.taskId, `the scheduler could not complete the run: ${errorText(err)}`);
+      // Once the run command went out the nodes own the outcome (and later batches go on).
+      if (!settled) {
+        tracker.forget(tracked);
+        await this.failQuietly(run.taskId, `the scheduler could not complete the run: ${errorText(err)}`);
+      }
       throw err;
     }
   }
@@ -107,24 +155,53 @@ export class RunOrchestrator {
     }
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);
+    // No filter selects every online node, as `mco tasks run` without filters does.
     const found = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results) });
     if (found.online.length === 0) {
+      // Zero matches is an error, not a silent no-op (issue 6 point 1).
       const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
       throw new FailedPreconditionError('NO_NODES_MATCHED', message);
     }
     return { request, taskId: newTaskId(), task: task.name, taskDef: task, caller: request.caller, input, executable, nodes: found.online, offline: found.offline };
   }
 
-  /** From the created run to the response. Calls `settle` once the run's final state is recorded. */
+  /**
+   * The answer to a RunTask whose request id started run `taskId` before: nothing starts; in
+   * background the run as stored now, in the foreground the run after waiting for it as the
+   * first call would.
+   */
+  private async answerRepeat(taskId: string, request: ResolvedRunRequest): Promise<RunTaskResponse> {
+    const { results, tracker } = this.options;
+    // The first call took the id just before creating the run: give the creation a moment.
+    let appeared: Run | undefined;
+    const deadline = Date.now() + DUPLICATE_RUN_APPEAR_MS;
+    for (;;) {
+      try {
+        appeared = (await unary(results, results.getRunStatus, { taskId })).run;
+        break;
+      } catch (err) {
+        if (!isServiceError(err) || err.code !== grpcStatus.NOT_FOUND || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    if (request.background) return { taskId, run: appeared, results: [], stillRunning: 0 };
+    const tracked = tracker.get(taskId);
+    if (tracked) await tracked.waitUntilDone(request.waitMs);
+    else await waitForFinalRun(results, taskId, request.waitMs);
+    return this.currentStatus(taskId);
+  }
+
+  /** From the created run to the response. Calls `settle` once the run's outcome is in the nodes' or the results' hands. */
   private async dispatch(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void): Promise<RunTaskResponse> {
     const { registry, log } = this.options;
-    await this.setState(run.taskId, RunState.RUN_STATE_DOWNLOADING);
+    if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, tracked, created, settle);
     const failures = await distributeFiles(
       registry,
       run.nodes,
       { requestId: randomUUID(), taskId: run.taskId, task: run.task, environment: run.request.environment, files: run.taskDef.files },
       this.downloadTimeoutMs,
     );
+    if (tracked.cancelled) return this.cancelled(run, tracked, created, settle);
     if (failures.length > 0) {
       const reason = gateFailureReason(failures);
       await this.record(run.taskId, failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)));
@@ -134,16 +211,38 @@ export class RunOrchestrator {
       throw new FailedPreconditionError('DOWNLOAD_FAILED', reason, { task_id: run.taskId });
     }
 
-    if (tracked.cancelled) {
-      await this.record(run.taskId, run.nodes.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started')));
-      const cancelled = await this.setState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled before the run command was sent');
-      settle();
-      return run.request.background ? { taskId: run.taskId, run: cancelled ?? created, results: [] } : this.currentStatus(run.taskId);
+    const batches = planBatches(run.nodes, run.request.batch);
+    if (batches.length > 1) {
+      // Every node passed the gate; those of later batches show as DOWNLOADED until their turn.
+      // Recorded before any run command goes out, so it never overwrites a RUNNING.
+      await this.record(run.taskId, run.nodes.map((n) => NodeResult.fromPartial({ host: n, state: NodeState.NODE_STATE_DOWNLOADED, exitcode: -1 })));
     }
+    const running = await this.advance(tracked, RunState.RUN_STATE_RUNNING);
+    if (!running) return this.cancelled(run, tracked, created, settle);
+    await this.sendBatch(run, tracked, batches[0]);
+    settle(); // from here on the nodes own the run's outcome
+    log.info({ taskId: run.taskId, nodes: batches[0].length, batches: batches.length }, 'run command sent');
+    if (batches.length > 1) {
+      // Neither a background return nor the end of a foreground wait stops the later batches.
+      this.sendLaterBatches(run, tracked, batches).catch((err: unknown) =>
+        log.error({ taskId: run.taskId, err: errorText(err) }, 'later batches stopped by an error; their nodes stay DOWNLOADED'),
+      );
+    }
+    if (run.request.background) return { taskId: run.taskId, run: running.run ?? created, results: [], stillRunning: 0 };
 
-    const running = await this.setState(run.taskId, RunState.RUN_STATE_RUNNING);
+    await tracked.waitUntilDone(run.request.waitMs);
+    return this.currentStatus(run.taskId);
+  }
+
+  /** Sends the run command to one batch; nodes that left meanwhile are recorded NO_RESPONSE. */
+  private async sendBatch(run: PreparedRun, tracked: TrackedRun, nodes: string[]): Promise<void> {
+    const { registry } = this.options;
     const lost: NodeResult[] = [];
-    for (const node of run.nodes) {
+    // Synchronous from the cancel check to the last send: CancelRun sees either none or all of
+    // this batch as dispatched.
+    if (tracked.cancelled) return;
+    for (const node of nodes) {
+      tracked.dispatched.add(node);
       const sent = registry.get(node)?.send({
         $case: 'run',
         value: {
@@ -168,20 +267,66 @@ export class RunOrchestrator {
     }
     if (lost.length > 0) {
       await this.record(run.taskId, lost);
-      for (const r of lost) tracked.markFinal(r.host);
+      for (const r of lost) this.options.tracker.markFinal(run.taskId, r.host);
     }
-    settle(); // from here on the nodes own the run's outcome
-    log.info({ taskId: run.taskId, sent: run.nodes.length - lost.length, lost: lost.length }, 'run command sent');
-    if (run.request.background) return { taskId: run.taskId, run: running ?? created, results: [] };
-
-    await tracked.waitUntilDone(run.request.waitMs);
-    return this.currentStatus(run.taskId);
   }
 
-  /** The response of a foreground run: the run and its node results as the results service has them now. */
+  /** Batches 2..n: each once the previous one is final and the batch sleep passed; stops on cancel. */
+  private async sendLaterBatches(run: PreparedRun, tracked: TrackedRun, batches: string[][]): Promise<void> {
+    const { tracker, log } = this.options;
+    const sleepMs = run.request.batch?.sleepMs ?? 0;
+    for (let i = 1; i < batches.length; i++) {
+      const finished = await tracked.waitForNodes(batches[i - 1], this.batchWaitLimitMs);
+      if (tracked.cancelled) return; // CancelRun recorded the nodes never started
+      if (!finished) {
+        const waiting = batches.slice(i).flat();
+        const why = `not started: batch ${i} of ${batches.length} did not finish within ${Math.round(this.batchWaitLimitMs / 1000)} s`;
+        log.warn({ taskId: run.taskId, batch: i, notStarted: waiting.length }, 'a batch did not finish in time; later batches abandoned');
+        await this.record(run.taskId, waiting.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_FAILED, why)));
+        for (const n of waiting) tracker.markFinal(run.taskId, n);
+        return;
+      }
+      if (await tracked.pauseUnlessCancelled(sleepMs)) return;
+      tracker.touch(tracked);
+      await this.sendBatch(run, tracked, batches[i]);
+      log.info({ taskId: run.taskId, batch: i + 1, of: batches.length, nodes: batches[i].length }, 'run command sent to the next batch');
+    }
+  }
+
+  /**
+   * The answer once CancelRun stopped the run before its run command went out. CancelRun has
+   * recorded the nodes and the run's state already; recording again changes nothing (final
+   * results and states stay) but covers a CancelRun that failed half-way.
+   */
+  private async cancelled(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void): Promise<RunTaskResponse> {
+    const unstarted = run.nodes.filter((n) => !tracked.isFinal(n));
+    if (unstarted.length > 0) {
+      await this.record(run.taskId, unstarted.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_CANCELLED, CANCELLED_BEFORE_START)));
+      for (const n of unstarted) this.options.tracker.markFinal(run.taskId, n);
+    }
+    const stored = await this.setState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled').catch(() => undefined);
+    settle();
+    return run.request.background ? { taskId: run.taskId, run: stored ?? created, results: [], stillRunning: 0 } : this.currentStatus(run.taskId);
+  }
+
+  /**
+   * Moves the run to `state` unless it was cancelled; undefined when cancelled (before, or by a
+   * CancelRun whose CANCELLED got in first and made this change fail).
+   */
+  private async advance(tracked: TrackedRun, state: RunState): Promise<{ run: Run | undefined } | undefined> {
+    if (tracked.cancelled) return undefined;
+    try {
+      return { run: await this.setState(tracked.taskId, state) };
+    } catch (err) {
+      if (tracked.cancelled) return undefined;
+      throw err;
+    }
+  }
+
+  /** The response of a foreground run: the run, its node results and how many nodes are not final, as the results service has them now. */
   private async currentStatus(taskId: string): Promise<RunTaskResponse> {
     const status = await unary(this.options.results, this.options.results.getRunStatus, { taskId });
-    return { taskId, run: status.run, results: status.items };
+    return { taskId, run: status.run, results: status.items, stillRunning: status.stats?.running ?? 0 };
   }
 
   private async record(taskId: string, results: NodeResult[]): Promise<void> {

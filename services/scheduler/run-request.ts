@@ -1,7 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Filter } from '../../gen/baton/v1/filter';
 import type { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
-import { FailedPreconditionError, InvalidArgumentError, type FieldViolation } from '../../lib/errors';
+import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME } from '../../lib/names';
 import { compileFilter } from './discovery';
 
@@ -21,8 +21,14 @@ const CALLER_PATTERN = /^[^\x00-\x1f\x7f]{1,256}$/;
 /** A user name for `run_as`: POSIX portable characters, at most 32 (Choria's DDL limit). */
 const RUN_AS_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 
-/** A client idempotency key: a UUID. */
-const REQUEST_ID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** A client idempotency key: 1-128 characters of [A-Za-z0-9._-] (a UUID fits; scheduler_service.proto). */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Seconds between batches when the request batches and gives batch_sleep_s 0 (Choria's --batch-sleep default). */
+export const DEFAULT_BATCH_SLEEP_S = 1;
+
+/** How a run is split into batches: a fixed count of nodes, or a percentage of its online nodes. */
+export type BatchSpec = { size: number; percent?: undefined; sleepMs: number } | { size?: undefined; percent: number; sleepMs: number };
 
 /** A RunTaskRequest checked for form, with defaults applied. */
 export interface ResolvedRunRequest {
@@ -36,7 +42,9 @@ export interface ResolvedRunRequest {
   noop: boolean;
   runAs: string;
   timeoutS: number;
-  /** Recorded on the run; not deduplicated yet (see resolveRunRequest). */
+  /** Batches, when the request asks for them. */
+  batch: BatchSpec | undefined;
+  /** The client's idempotency key; empty for none. */
   requestId: string;
   caller: string;
 }
@@ -44,12 +52,7 @@ export interface ResolvedRunRequest {
 /**
  * Checks everything in a RunTaskRequest that needs no other service: the task name and
  * environment forms, the filter, run_as, request_id and the caller id from the request
- * metadata. Throws InvalidArgumentError listing every problem.
- *
- * Batching (batch_size, batch_percent, batch_sleep_s) is not implemented yet; rather than run
- * all nodes at once when a caller asked for batches (a surprise for an update that reboots
- * nodes), a request that sets any of them fails with FAILED_PRECONDITION. request_id is
- * accepted and recorded on the run, but repeated requests are not deduplicated yet.
+ * metadata, and the batch fields. Throws InvalidArgumentError listing every problem.
  */
 export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): ResolvedRunRequest {
   const violations: FieldViolation[] = [];
@@ -67,8 +70,10 @@ export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): Reso
     violations.push({ field: 'run_as', description: `run_as '${req.runAs}' is not a user name; expected ${RUN_AS_PATTERN.source}` });
   }
   if (req.requestId !== '' && !REQUEST_ID_PATTERN.test(req.requestId)) {
-    violations.push({ field: 'request_id', description: `request_id '${req.requestId}' is not a UUID` });
+    const shown = req.requestId.length > 64 ? `${req.requestId.slice(0, 64)}...` : req.requestId;
+    violations.push({ field: 'request_id', description: `request_id '${shown}' is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example` });
   }
+  violations.push(...batchViolations(req));
   const given = metadata.get(CALLER_METADATA_KEY)[0];
   const caller = typeof given === 'string' && given !== '' ? given : DEFAULT_CALLER;
   if (!CALLER_PATTERN.test(caller)) {
@@ -81,13 +86,6 @@ export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): Reso
     violations.push(...err.violations);
   }
   if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations);
-
-  if (req.batchSize > 0 || req.batchPercent > 0 || req.batchSleepS > 0) {
-    throw new FailedPreconditionError(
-      'BATCHING_NOT_SUPPORTED',
-      'batching is not supported yet: leave batch_size, batch_percent and batch_sleep_s at 0 to run on every node at once',
-    );
-  }
   return {
     task: req.task,
     environment,
@@ -98,7 +96,33 @@ export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): Reso
     noop: req.noop,
     runAs: req.runAs,
     timeoutS: req.timeoutS,
+    batch: batchSpec(req),
     requestId: req.requestId,
     caller,
   };
+}
+
+/** What is wrong with the batch fields of a request, if anything. */
+function batchViolations(req: RunTaskRequest): FieldViolation[] {
+  const violations: FieldViolation[] = [];
+  if (req.batchSize > 0 && req.batchPercent > 0) {
+    violations.push({
+      field: 'batch_percent',
+      description: `batch_size (${req.batchSize}) and batch_percent (${req.batchPercent}) are both set; expected at most one of them`,
+    });
+  } else if (req.batchPercent > 100) {
+    violations.push({ field: 'batch_percent', description: `batch_percent ${req.batchPercent} is not a percentage; expected 1 to 100, or 0 for no batches` });
+  }
+  if (req.batchSleepS > 0 && req.batchSize === 0 && req.batchPercent === 0) {
+    violations.push({ field: 'batch_sleep_s', description: `batch_sleep_s ${req.batchSleepS} is set without batches; expected batch_size or batch_percent with it, or 0` });
+  }
+  return violations;
+}
+
+/** The batches a valid request asks for; undefined for all nodes at once. */
+function batchSpec(req: RunTaskRequest): BatchSpec | undefined {
+  const sleepMs = (req.batchSleepS || DEFAULT_BATCH_SLEEP_S) * 1000;
+  if (req.batchSize > 0) return { size: req.batchSize, sleepMs };
+  if (req.batchPercent > 0) return { percent: req.batchPercent, sleepMs };
+  return undefined;
 }

@@ -12,7 +12,9 @@ import { AgentRegistry } from './agent-registry';
 import { NodeIndex } from './node-index';
 import { ResultRecorder } from './result-recorder';
 import { RunOrchestrator } from './run-orchestrator';
+import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
+import { RunWatches } from './run-watch';
 import { schedulerService } from './scheduler-service';
 
 /** Options of `startScheduler`. */
@@ -60,7 +62,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const metadata = makeClient(MetadataServiceClient, options.metadataAddress, tls);
   const results = makeClient(ResultsServiceClient, options.resultsAddress, tls);
 
-  const index = new NodeIndex(redis, new RedisKeys(options.keyPrefix), options.heartbeatIntervalS);
+  const keys = new RedisKeys(options.keyPrefix);
+  const index = new NodeIndex(redis, keys, options.heartbeatIntervalS);
   const registry = new AgentRegistry();
   const tracker = new RunTracker();
   const gateway = new AgentGateway({
@@ -71,7 +74,9 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     heartbeatIntervalS: options.heartbeatIntervalS,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
   });
-  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, log, downloadTimeoutS: options.downloadTimeoutS });
+  const requests = new RunRequests(redis, keys);
+  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS });
+  const watches = new RunWatches(results, log);
 
   let server: RunningServer;
   try {
@@ -81,7 +86,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       tls,
       drainGraceMs: options.drainGraceMs,
       services: [
-        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, log }) },
+        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log }) },
         { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation() },
       ],
     });
@@ -96,6 +101,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   let agentsClosed: Promise<void> = Promise.resolve();
   server.onDrain(() => {
     agentsClosed = gateway.closeAll();
+    watches.endAll(); // WatchRun streams end with OK; clients resume with the last event id
   });
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
