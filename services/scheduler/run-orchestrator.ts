@@ -234,7 +234,7 @@ export class RunOrchestrator {
     return this.currentStatus(run.taskId);
   }
 
-  /** Sends the run command to one batch; nodes that left meanwhile are recorded NO_RESPONSE. */
+  /** Sends the run command to one batch; nodes that left meanwhile are recorded NO_RESPONSE. Never rejects. */
   private async sendBatch(run: PreparedRun, tracked: TrackedRun, nodes: string[]): Promise<void> {
     const { registry } = this.options;
     const lost: NodeResult[] = [];
@@ -265,10 +265,15 @@ export class RunOrchestrator {
       });
       if (!sent) lost.push(unstartedResult(run, node, NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'));
     }
-    if (lost.length > 0) {
+    if (lost.length === 0) return;
+    try {
       await this.record(run.taskId, lost);
-      for (const r of lost) this.options.tracker.markFinal(run.taskId, r.host);
+    } catch (err) {
+      // Never thrown: the commands went out, so the run must neither be failed as a whole nor
+      // its later batches stopped by a results service that did not answer this once.
+      this.options.log.warn({ taskId: run.taskId, nodes: lost.length, err: errorText(err) }, 'could not record nodes that left before their run command');
     }
+    for (const r of lost) this.options.tracker.markFinal(run.taskId, r.host);
   }
 
   /** Batches 2..n: each once the previous one is final and the batch sleep passed; stops on cancel. */

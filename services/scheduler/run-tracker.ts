@@ -96,7 +96,9 @@ export class TrackedRun {
       const waiter: Waiter = (host) => {
         if (changed(host)) finish(true);
       };
+      // Unref'd: a batch loop or a wait must not keep a stopping scheduler's process alive.
       const timer = setTimeout(() => finish(false), timeoutMs);
+      timer.unref();
       this.waiters.add(waiter);
     });
   }
