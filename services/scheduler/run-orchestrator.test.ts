@@ -579,6 +579,26 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     assert.equal((await readWatch(h, 'nope')).code, status.INVALID_ARGUMENT);
   });
 
+  it('cancels its read of the results service when the WatchRun client goes away', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const response = h.run({ background: true });
+    await web1.acceptDownload();
+    const run = await web1.next('run');
+    await response;
+    // The results service follows a run on a Redis connection of its own, named baton-results-watch.
+    const admin = redis.client();
+    const followers = async () => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').filter((l) => l.includes('name=baton-results-watch')).length;
+    const call = h.client.watchRun({ taskId: run.taskId, resumeToken: '' });
+    const events: RunEvent[] = [];
+    call.on('data', (m: WatchRunResponse) => events.push(m.event!));
+    const ended = new Promise<status>((resolve) => call.on('error', (err: ServiceError) => resolve(err.code)));
+    await waitFor('the watch to follow the run', async () => events.length > 0 && (await followers()) === 1);
+    call.cancel();
+    assert.equal(await ended, status.CANCELLED);
+    await waitFor('the upstream follow to end', async () => (await followers()) === 0);
+  });
+
   it('ends an open WatchRun with OK when the scheduler drains', async () => {
     const h = await start();
     const web1 = await h.agent('web1');
