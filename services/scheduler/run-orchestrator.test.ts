@@ -85,12 +85,13 @@ interface Harness {
   cancel(taskId: string): Promise<string[]>;
 }
 
-async function start(downloadTimeoutS = 10): Promise<Harness> {
+/** Starts a scheduler; two started with the same `keyPrefix` are replicas sharing one Redis. */
+async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix()): Promise<Harness> {
   const scheduler = await startScheduler({
     listen: '127.0.0.1:0',
     log,
     redisUrl: redis.url,
-    keyPrefix: uniquePrefix(),
+    keyPrefix,
     metadataAddress,
     resultsAddress,
     heartbeatIntervalS: 10,
@@ -408,6 +409,15 @@ function openWatch(h: Harness, taskId: string, resumeToken = ''): { events: RunE
   return { events, ended };
 }
 
+let admin: ReturnType<typeof redis.client> | undefined;
+
+/** Runs followed by the results service now: it follows each on a Redis connection of its own, named baton-results-watch. */
+async function followerCount(): Promise<number> {
+  admin ??= redis.client();
+  const list = (await admin.call('CLIENT', 'LIST')) as string;
+  return list.split('\n').filter((l) => l.includes('name=baton-results-watch')).length;
+}
+
 /** Reads a WatchRun stream to its end. */
 function readWatch(h: Harness, taskId: string, resumeToken = ''): Promise<{ events: RunEvent[]; code: status }> {
   return openWatch(h, taskId, resumeToken).ended;
@@ -545,6 +555,29 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     assert.notEqual((await bob).taskId, run.taskId);
   });
 
+  it('answers a repeated request id on another scheduler replica by waiting for the run there', async () => {
+    const prefix = uniquePrefix();
+    const first = await start(10, prefix);
+    const other = await start(10, prefix);
+    const web1 = await first.agent('web1');
+    const requestId = 'replica-retry-1';
+    const response = first.run({ requestId, background: true });
+    await web1.acceptDownload();
+    const run = await web1.next('run');
+    assert.equal((await response).taskId, run.taskId);
+    const early = await other.run({ requestId, waitS: 1 });
+    assert.deepEqual([early.taskId, early.run?.state, early.stillRunning], [run.taskId, RunState.RUN_STATE_RUNNING, 1]);
+    // `other` does not track the run: it follows the run's event log (the results service's
+    // Redis follower shows it) until the run is final.
+    const repeat = other.run({ requestId, waitS: 20 });
+    await waitFor('the repeat to follow the run', async () => (await followerCount()) === 1);
+    await finish(web1, 'web1', run.taskId);
+    const answered = await repeat;
+    assert.equal(answered.taskId, run.taskId);
+    assert.equal(answered.run?.state, RunState.RUN_STATE_SUCCEEDED);
+    assert.equal(answered.stillRunning, 0);
+  });
+
   it('does not take the request id of a request refused for bad input', async () => {
     const h = await start();
     const web1 = await h.agent('web1');
@@ -586,17 +619,14 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     await web1.acceptDownload();
     const run = await web1.next('run');
     await response;
-    // The results service follows a run on a Redis connection of its own, named baton-results-watch.
-    const admin = redis.client();
-    const followers = async () => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').filter((l) => l.includes('name=baton-results-watch')).length;
     const call = h.client.watchRun({ taskId: run.taskId, resumeToken: '' });
     const events: RunEvent[] = [];
     call.on('data', (m: WatchRunResponse) => events.push(m.event!));
     const ended = new Promise<status>((resolve) => call.on('error', (err: ServiceError) => resolve(err.code)));
-    await waitFor('the watch to follow the run', async () => events.length > 0 && (await followers()) === 1);
+    await waitFor('the watch to follow the run', async () => events.length > 0 && (await followerCount()) === 1);
     call.cancel();
     assert.equal(await ended, status.CANCELLED);
-    await waitFor('the upstream follow to end', async () => (await followers()) === 0);
+    await waitFor('the upstream follow to end', async () => (await followerCount()) === 0);
   });
 
   it('ends an open WatchRun with OK when the scheduler drains', async () => {
