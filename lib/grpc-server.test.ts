@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
+import { fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { MetadataServiceClient, MetadataServiceService, type MetadataServiceServer } from '../gen/baton/v1/metadata_service';
 import { InvalidArgumentError, NotFoundError, readServiceError } from './errors';
 import { makeClient, unary } from './grpc-client';
@@ -78,23 +80,46 @@ describe('startServer', () => {
     health.close();
   });
 
-  it('offers reflection listing Baton services', async () => {
+  /** Opens a grpc.reflection.v1 stream to the server, sends one request and returns the first answer. */
+  async function reflect(request: Record<string, unknown>): Promise<Record<string, unknown>> {
     const reflectionProto = join(packageRoot(), 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
     const pkg = loadPackageDefinition(loadSync(reflectionProto)) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & { serverReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void } } } } };
     };
     const refl = new pkg.grpc.reflection.v1.ServerReflection(server.address, credentials.createInsecure());
     const call = refl.serverReflectionInfo();
-    const answer = new Promise<{ listServicesResponse: { service: Array<{ name: string }> } }>((resolve, reject) => {
+    const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
       call.on('data', resolve);
       call.on('error', reject);
     });
-    call.write({ listServices: '' });
-    const names = (await answer).listServicesResponse.service.map((s) => s.name);
-    call.end();
-    refl.close();
-    assert.ok(names.includes('baton.v1.MetadataService'), names.join(','));
-    assert.ok(names.includes('baton.v1.SchedulerService'), names.join(','));
+    call.write(request);
+    try {
+      return await answer;
+    } finally {
+      call.end();
+      refl.close();
+    }
+  }
+
+  it('offers reflection listing the services it serves, health included', async () => {
+    const answer = (await reflect({ listServices: '' })) as { listServicesResponse: { service: Array<{ name: string }> } };
+    const names = answer.listServicesResponse.service.map((s) => s.name).sort();
+    assert.deepEqual(names, ['baton.v1.MetadataService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']);
+  });
+
+  it('reflects each proto file under its own name with its imports (the @grpc/reflection bug)', async () => {
+    const answer = (await reflect({ fileContainingSymbol: 'baton.v1.MetadataService' })) as { fileDescriptorResponse: { fileDescriptorProto: Buffer[] } };
+    const files = answer.fileDescriptorResponse.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+    assert.equal(files[0].name, 'baton/v1/metadata_service.proto');
+    assert.ok(files[0].dependency.includes('baton/v1/task.proto'), files[0].dependency.join(','));
+    // Every import is in the answer, down to the well-known types, so a client can link the schema.
+    const names = new Set(files.map((f) => f.name));
+    for (const f of files) for (const dep of f.dependency) assert.ok(names.has(dep), `${f.name} imports ${dep}, which is missing`);
+  });
+
+  it('answers NOT_FOUND in the reflection stream for an unknown symbol', async () => {
+    const answer = (await reflect({ fileContainingSymbol: 'baton.v1.Nope' })) as { errorResponse: { errorCode: number } };
+    assert.equal(answer.errorResponse.errorCode, status.NOT_FOUND);
   });
 });
 

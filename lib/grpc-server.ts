@@ -1,5 +1,3 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   Server,
   type ServerUnaryCall,
@@ -8,12 +6,10 @@ import {
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { toServiceError } from './errors';
 import type { Logger } from './logger';
-import { packageRoot } from './package-root';
+import { addServerReflection } from './server-reflection';
 import { serverCredentials, type TlsFiles } from './tls';
 
 /** How long a draining server waits for calls to finish before cutting them. */
@@ -61,18 +57,6 @@ const SERVER_CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
 
-let reflectionPackage: ReturnType<typeof loadSync> | undefined;
-
-/** Loads Baton's proto files once, for the reflection service. */
-function reflectionDefinitions(): ReturnType<typeof loadSync> {
-  if (!reflectionPackage) {
-    const protoDir = join(packageRoot(), 'proto');
-    const files = readdirSync(join(protoDir, 'baton', 'v1')).filter((f) => f.endsWith('.proto')).map((f) => `baton/v1/${f}`);
-    reflectionPackage = loadSync(files, { includeDirs: [protoDir], keepCase: true });
-  }
-  return reflectionPackage;
-}
-
 /**
  * Starts a gRPC server with Baton's standard parts: gRPC health checking (`grpc.health.v1`,
  * overall and per service), server reflection, keepalive, TLS when configured, and a graceful
@@ -82,7 +66,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const server = new Server(SERVER_CHANNEL_OPTIONS);
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);
-  new ReflectionService(reflectionDefinitions()).addToServer(server);
+  // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or Struct (lib/server-reflection.ts).
+  addServerReflection(server, [...options.services.map((s) => s.name), 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection'], options.log);
   for (const s of options.services) server.addService(s.definition, s.implementation);
 
   const port = await new Promise<number>((resolve, reject) => {
