@@ -230,25 +230,17 @@ describe('SchedulerService', () => {
     assert.match(report.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\] \/\(\/ is not a valid regular expression/);
   });
 
-  it('answers WatchRun with UNIMPLEMENTED, pointing at ResultsService.WatchRunEvents', async () => {
-    const h = await start();
-    const call = h.client.watchRun({ taskId: '0'.repeat(32) });
-    const err = await new Promise<ServiceError>((resolve) => call.on('error', resolve));
-    assert.equal(err.code, status.UNIMPLEMENTED);
-    assert.equal(err.details, 'WatchRun is not implemented yet; use ResultsService.WatchRunEvents');
-  });
-
   it('rejects a malformed RunTask before asking any other service', async () => {
     const h = await start();
-    const request = RunTaskRequest.fromPartial({ task: 'Acme::Restart', environment: 'Prod', runAs: 'x y', requestId: 'nope' });
+    const request = RunTaskRequest.fromPartial({ task: 'Acme::Restart', environment: 'Prod', runAs: 'x y', requestId: 'not valid!' });
     const bad = readServiceError(await grpcError(unary(h.client, h.client.runTask, request)));
     assert.equal(bad.code, status.INVALID_ARGUMENT);
     assert.deepEqual(bad.violations.map((v) => v.field), ['task', 'environment', 'run_as', 'request_id']);
     assert.match(bad.violations[0].description, /^task 'Acme::Restart' is not a task name; expected <module>::<task>/);
 
-    const batched = readServiceError(await grpcError(unary(h.client, h.client.runTask, RunTaskRequest.fromPartial({ task: 'acme::restart', batchSize: 2 }))));
-    assert.equal(batched.code, status.FAILED_PRECONDITION);
-    assert.match(batched.message, /^batching is not supported yet/);
+    const batched = readServiceError(await grpcError(unary(h.client, h.client.runTask, RunTaskRequest.fromPartial({ task: 'acme::restart', batchPercent: 101 }))));
+    assert.equal(batched.code, status.INVALID_ARGUMENT);
+    assert.deepEqual(batched.violations.map((v) => v.field), ['batch_percent']);
   });
 
   it('rejects CancelRun with a malformed task id', async () => {
