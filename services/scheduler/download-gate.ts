@@ -22,12 +22,18 @@ export interface DownloadFailure {
  * DownloadCommand to every node and waits for every DownloadResult. Resolves with the nodes
  * that failed or did not answer within `timeoutMs`, sorted by node; empty means the gate is open.
  */
-export async function distributeFiles(registry: AgentRegistry, nodes: string[], command: DownloadCommand, timeoutMs: number): Promise<DownloadFailure[]> {
+export async function distributeFiles(
+  registry: AgentRegistry,
+  nodes: string[],
+  command: DownloadCommand,
+  timeoutMs: number,
+  traceContext: Record<string, string> = {},
+): Promise<DownloadFailure[]> {
   const outcomes = await Promise.all(
     nodes.map(async (node): Promise<DownloadFailure | undefined> => {
       const session = registry.get(node);
       if (!session?.ready) return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node is not connected to this scheduler' };
-      const result = await session.download(command, timeoutMs);
+      const result = await session.download(command, timeoutMs, traceContext);
       if (!result) return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
       if (!result.ok) return { node, state: NodeState.NODE_STATE_FAILED, detail: result.error || 'the download failed without an error message' };
       return undefined;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
+import { trace } from '@opentelemetry/api';
 import type { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/run';
@@ -8,8 +9,10 @@ import type { Task } from '../../gen/baton/v1/task';
 import { FailedPreconditionError, InvalidArgumentError, isServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
+import { metrics } from '../../lib/metrics';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
+import { inSpan, injectTraceContext, tracer } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { planBatches } from './batch-plan';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
@@ -86,7 +89,16 @@ export class RunOrchestrator {
 
   /** Runs a task as RunTask describes; `metadata` is the call's request metadata (caller id). */
   async runTask(req: RunTaskRequest, metadata: Metadata): Promise<RunTaskResponse> {
+    const receivedMs = Date.now();
     const run = await this.prepare(resolveRunRequest(req, metadata));
+    // The RunTask server span (gRPC instrumentation) is the run's span on the scheduler.
+    trace.getActiveSpan()?.setAttributes({
+      'baton.task': run.task,
+      'baton.task_id': run.taskId,
+      'baton.environment': run.request.environment,
+      'baton.nodes': run.nodes.length + run.offline.length,
+      'baton.caller': run.caller,
+    });
     const { results, tracker, requests, log } = this.options;
     const { requestId } = run.request;
     // Taken only now: a request refused for bad input or no nodes may be retried with its id.
@@ -131,7 +143,7 @@ export class RunOrchestrator {
         await this.record(run.taskId, run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')));
         for (const n of run.offline) tracked.markFinal(n);
       }
-      return await this.dispatch(run, tracked, created, () => (settled = true));
+      return await this.dispatch(run, tracked, created, () => (settled = true), receivedMs);
     } catch (err) {
       // Once the run command went out the nodes own the outcome (and later batches go on).
       if (!settled) {
@@ -156,7 +168,11 @@ export class RunOrchestrator {
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);
     // No filter selects every online node, as `mco tasks run` without filters does.
-    const found = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results) });
+    const found = await inSpan('baton.discover', {}, async (span) => {
+      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results) });
+      span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
+      return matched;
+    });
     if (found.online.length === 0) {
       // Zero matches is an error, not a silent no-op (issue 6 point 1).
       const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
@@ -192,15 +208,21 @@ export class RunOrchestrator {
   }
 
   /** From the created run to the response. Calls `settle` once the run's outcome is in the nodes' or the results' hands. */
-  private async dispatch(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void): Promise<RunTaskResponse> {
+  private async dispatch(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void, receivedMs: number): Promise<RunTaskResponse> {
     const { registry, log } = this.options;
     if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, tracked, created, settle);
-    const failures = await distributeFiles(
-      registry,
-      run.nodes,
-      { requestId: randomUUID(), taskId: run.taskId, task: run.task, environment: run.request.environment, files: run.taskDef.files },
-      this.downloadTimeoutMs,
-    );
+    // The agents' download spans are children of the gate's, through the command's trace context.
+    const failures = await inSpan('baton.download_gate', { 'baton.task_id': run.taskId, 'baton.nodes': run.nodes.length }, async (span) => {
+      const failed = await distributeFiles(
+        registry,
+        run.nodes,
+        { requestId: randomUUID(), taskId: run.taskId, task: run.task, environment: run.request.environment, files: run.taskDef.files },
+        this.downloadTimeoutMs,
+        injectTraceContext(span),
+      );
+      span.setAttribute('baton.failed_nodes', failed.length);
+      return failed;
+    });
     if (tracked.cancelled) return this.cancelled(run, tracked, created, settle);
     if (failures.length > 0) {
       const reason = gateFailureReason(failures);
@@ -220,6 +242,7 @@ export class RunOrchestrator {
     const running = await this.advance(tracked, RunState.RUN_STATE_RUNNING);
     if (!running) return this.cancelled(run, tracked, created, settle);
     await this.sendBatch(run, tracked, batches[0]);
+    metrics.dispatchLatency.observe((Date.now() - receivedMs) / 1000);
     settle(); // from here on the nodes own the run's outcome
     log.info({ taskId: run.taskId, nodes: batches[0].length, batches: batches.length }, 'run command sent');
     if (batches.length > 1) {
@@ -241,6 +264,10 @@ export class RunOrchestrator {
     // Synchronous from the cancel check to the last send: CancelRun sees either none or all of
     // this batch as dispatched.
     if (tracked.cancelled) return;
+    // One span per batch; each node's execution span on its agent is a child of it, through the
+    // trace context carried by the run command (the stream itself outlives any run).
+    const span = tracer.startSpan('baton.dispatch', { attributes: { 'baton.task_id': run.taskId, 'baton.nodes': nodes.length } });
+    const traceContext = injectTraceContext(span);
     for (const node of nodes) {
       tracked.dispatched.add(node);
       const sent = registry.get(node)?.send({
@@ -262,9 +289,11 @@ export class RunOrchestrator {
           timeoutS: run.request.timeoutS,
           noop: run.request.noop,
         },
-      });
+      }, traceContext);
       if (!sent) lost.push(unstartedResult(run, node, NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'));
     }
+    span.setAttribute('baton.lost_nodes', lost.length);
+    span.end();
     if (lost.length === 0) return;
     try {
       await this.record(run.taskId, lost);
