@@ -2,22 +2,34 @@
 # Installs what Baton needs on a Debian/Ubuntu machine with Node 20: the Debian packages below
 # through apt when one is missing (as root; otherwise says how), and the npm dependencies from
 # the lock when node_modules is missing or older than package-lock.json.
-#   redis-server  the one stateful dependency (baton dev, tests)
-#   openssl       makes throwaway certificates for the TLS tests
+#   redis-server            the one stateful dependency (baton dev, tests)
+#   openssl                 makes throwaway certificates for the TLS tests
+#   protobuf-compiler       protoc, generates the Python client stubs in test/interop
+#   protobuf-compiler-grpc  grpc_python_plugin for those stubs
+#   python3-grpcio, python3-protobuf   run the Python client with Debian's /usr/bin/python3
+#     (PyPI's grpcio-tools is not needed; a pyenv python3 first on PATH does not see these)
+# The last four serve only test/interop: without root they are reported, and the rest goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
+interop=()
+[ -x /usr/bin/protoc ] || interop+=(protobuf-compiler)
+[ -x /usr/bin/grpc_python_plugin ] || interop+=(protobuf-compiler-grpc)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || interop+=(python3-grpcio)
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || interop+=(python3-protobuf)
+if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing ${missing[*]} with apt-get..." >&2
+    echo "Installing ${missing[*]} ${interop[*]} with apt-get..." >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "missing: ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" "${interop[@]}" >/dev/null
+  elif [ ${#missing[@]} -gt 0 ]; then
+    echo "missing: ${missing[*]} ${interop[*]}; install with: sudo apt-get install -y ${missing[*]} ${interop[*]}" >&2
     exit 1
+  else
+    echo "note: the interop tests need ${interop[*]}; install with: sudo apt-get install -y ${interop[*]}" >&2
   fi
 fi
 
