@@ -96,6 +96,57 @@ describe('computeRunStatus', () => {
     assert.equal(stats.averageRuntime, 1);
   });
 
+  it('counts every node state: not-final ones as running, final ones as completed or failed', () => {
+    const hosts = ['pending', 'downloading', 'downloaded', 'running', 'succeeded', 'exit2', 'invalid', 'silent', 'cancelled-ran', 'cancelled-unstarted'];
+    const run = makeRun(hosts);
+    const results = new Map<string, NodeResult>([
+      ['pending', result(run, 'pending', { state: NodeState.NODE_STATE_PENDING })],
+      ['downloading', result(run, 'downloading', { state: NodeState.NODE_STATE_DOWNLOADING })],
+      ['downloaded', result(run, 'downloaded', { state: NodeState.NODE_STATE_DOWNLOADED })],
+      ['running', result(run, 'running', { state: NodeState.NODE_STATE_RUNNING, runtime: 4, startTime: new Date(0) })],
+      ['succeeded', result(run, 'succeeded', done(0, 2))],
+      ['exit2', result(run, 'exit2', done(2, 6))],
+      ['invalid', result(run, 'invalid', { state: NodeState.NODE_STATE_FAILED, statuscode: 4, statusmsg: 'invalid input' })],
+      ['silent', result(run, 'silent', { state: NodeState.NODE_STATE_NO_RESPONSE })],
+      ['cancelled-ran', result(run, 'cancelled-ran', { state: NodeState.NODE_STATE_CANCELLED, completed: true, exitcode: 143, runtime: 3, startTime: new Date(0), statuscode: 1 })],
+      ['cancelled-unstarted', result(run, 'cancelled-unstarted', { state: NodeState.NODE_STATE_CANCELLED, statuscode: 1, statusmsg: 'cancelled before the task started on this node' })],
+    ]);
+    const { stats, summary } = computeRunStatus(run, results);
+    assert.deepEqual(
+      { completed: stats.completed, running: stats.running, success: stats.success, failed: stats.failed, noresponses: stats.noresponses },
+      // running: pending, downloading, downloaded, running; completed: succeeded, exit2 (non-zero exit still completed) and both cancelled
+      { completed: 4, running: 4, success: 1, failed: 5, noresponses: ['silent'] },
+    );
+    assert.equal(stats.success + stats.failed + stats.running, hosts.length, 'every node is counted once as success, failed or running');
+    // Only nodes whose task started count towards the mean: (4 + 2 + 6 + 3) / 4.
+    assert.equal(stats.averageRuntime, 3.75);
+    assert.deepEqual(summary, { nodes: hosts.length, taskid: TASK_ID, completed: false, success: false });
+  });
+
+  it('never reports NaN as the average, even with every node pending or with broken runtimes', () => {
+    const run = makeRun(['a', 'b', 'c']);
+    assert.equal(computeRunStatus(run, new Map()).stats.averageRuntime, 0);
+    const broken = new Map([
+      ['a', result(run, 'a', { ...done(0, Number.NaN) })],
+      ['b', result(run, 'b', { ...done(1, Number.POSITIVE_INFINITY) })],
+      ['c', result(run, 'c', { ...done(0, -3) })],
+    ]);
+    const { stats } = computeRunStatus(run, broken);
+    assert.equal(stats.averageRuntime, 0);
+    assert.equal(stats.completed, 3);
+  });
+
+  it('says completed (not success) for a cancelled run once every node is final', () => {
+    const run = makeRun(['a', 'b']);
+    const results = new Map([
+      ['a', result(run, 'a', done(0, 1))],
+      ['b', result(run, 'b', { state: NodeState.NODE_STATE_CANCELLED, statuscode: 1 })],
+    ]);
+    const { stats, summary } = computeRunStatus(run, results);
+    assert.equal(stats.averageRuntime, 1, 'the node cancelled before it started has no runtime to average');
+    assert.deepEqual(summary, { nodes: 2, taskid: TASK_ID, completed: true, success: false });
+  });
+
   it('shows a pending result for a node without one, and lists every distinct name and caller', () => {
     const run = makeRun(['a', 'b']);
     const forged = result(run, 'b', { task: 'evil::task', callerid: 'user=mallory', state: NodeState.NODE_STATE_RUNNING });
@@ -116,5 +167,18 @@ describe('finalRunStateOf', () => {
     assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', { state: NodeState.NODE_STATE_RUNNING })]])), undefined);
     assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', done(0, 1))]])), RunState.RUN_STATE_SUCCEEDED);
     assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', { state: NodeState.NODE_STATE_NO_RESPONSE })]])), RunState.RUN_STATE_FAILED);
+  });
+
+  it('is CANCELLED once every node is final and any was cancelled, even next to a failure', () => {
+    const run = makeRun(['a', 'b', 'c']);
+    const cancelled = result(run, 'c', { state: NodeState.NODE_STATE_CANCELLED });
+    const results = new Map([
+      ['a', result(run, 'a', done(0, 1))],
+      ['b', result(run, 'b', done(1, 1))],
+      ['c', cancelled],
+    ]);
+    assert.equal(finalRunStateOf(run, results), RunState.RUN_STATE_CANCELLED);
+    results.set('a', result(run, 'a', { state: NodeState.NODE_STATE_RUNNING }));
+    assert.equal(finalRunStateOf(run, results), undefined, 'not while a node still runs');
   });
 });

@@ -11,16 +11,18 @@ import { isFinalNodeState } from './run-states';
  * - NO_RESPONSE → failed, and listed in `noresponses` (Choria never lists non-responders).
  * - statuscode 3 → failed + task_not_known.
  * - statuscode 5 → failed + wrapper_failure (the task never ran; not completed).
- * - completed (the task exited) or CANCELLED → completed; success when SUCCEEDED, else failed;
- *   its runtime counts towards the average. Choria counts a task that exited non-zero as
- *   failed only, neither completed nor in the average; Baton counts it as completed. A
- *   CANCELLED node is done and did not succeed, so it is completed and failed even when the
- *   task never started.
+ * - completed (the task exited) or CANCELLED → completed; success when SUCCEEDED, else failed.
+ *   Choria counts a task that exited non-zero as failed only, neither completed nor in the
+ *   average; Baton counts it as completed. A CANCELLED node is done and did not succeed, so it
+ *   is completed and failed even when the task never started (otherwise a cancelled run could
+ *   never be `summary.completed`).
  * - any other final state (FAILED without completing, for example statuscode 4) → failed only.
- * - otherwise (PENDING, DOWNLOADING, DOWNLOADED, RUNNING) → running; its runtime so far counts
- *   towards the average.
- * average_runtime = total runtime / (completed + running), 0 when both are 0 (Choria prints
- * `NaNs`, issue puppet-choria#300).
+ * - otherwise (PENDING, DOWNLOADING, DOWNLOADED, RUNNING) → running: not final yet (the
+ *   scheduler reports this count as the tasks still running).
+ * average_runtime = the mean runtime of the nodes whose task started (completed, RUNNING, with
+ * a start time or a runtime above 0), 0 when there are none (Choria divides by completed + running and prints
+ * `NaNs` when both are 0, issue puppet-choria#300). A node that never started (PENDING, or
+ * CANCELLED before it started) has no runtime and would only drag the mean towards 0.
  */
 
 /** The computed document of GetRunStatus. */
@@ -52,6 +54,11 @@ function runtimeOf(result: NodeResult): number {
   return Number.isFinite(result.runtime) && result.runtime > 0 ? result.runtime : 0;
 }
 
+/** True when the node's task was started: it exited, runs, has a start time or has run for a while. */
+function taskStarted(result: NodeResult): boolean {
+  return result.completed || result.state === NodeState.NODE_STATE_RUNNING || result.startTime !== undefined || runtimeOf(result) > 0;
+}
+
 function distinct(values: string[]): string[] {
   return [...new Set(values.filter((v) => v !== ''))].sort();
 }
@@ -72,7 +79,12 @@ export function computeRunStatus(run: Run, results: ReadonlyMap<string, NodeResu
     noresponses: [],
   };
   let totalRuntime = 0;
+  let started = 0;
   for (const r of items) {
+    if (taskStarted(r)) {
+      started++;
+      totalRuntime += runtimeOf(r);
+    }
     if (r.state === NodeState.NODE_STATE_NO_RESPONSE) {
       stats.failed++;
       stats.noresponses.push(r.host);
@@ -84,33 +96,36 @@ export function computeRunStatus(run: Run, results: ReadonlyMap<string, NodeResu
       stats.wrapperFailure++;
     } else if (r.completed || r.state === NodeState.NODE_STATE_CANCELLED) {
       stats.completed++;
-      totalRuntime += runtimeOf(r);
       if (r.state === NodeState.NODE_STATE_SUCCEEDED) stats.success++;
       else stats.failed++;
     } else if (isFinalNodeState(r.state)) {
       stats.failed++;
     } else {
       stats.running++;
-      totalRuntime += runtimeOf(r);
     }
   }
-  const measured = stats.completed + stats.running;
-  stats.averageRuntime = measured > 0 ? totalRuntime / measured : 0;
+  stats.averageRuntime = started > 0 ? totalRuntime / started : 0;
   const nodes = run.nodes.length;
   const summary: RunSummary = { nodes, taskid: run.taskId, completed: stats.completed === nodes, success: stats.success === nodes };
   return { items, stats, summary };
 }
 
 /**
- * The state a RUNNING run moves to once every node is final: SUCCEEDED when every node
- * succeeded, FAILED otherwise; undefined while some node is not final (or has no result).
+ * The state a RUNNING run moves to once every node is final: CANCELLED when any node was
+ * cancelled (the run was cancelled, whatever the other nodes did: a cancel that reached the
+ * nodes before the scheduler's UpdateRunState must not end the run as FAILED), else SUCCEEDED
+ * when every node succeeded, FAILED otherwise; undefined while some node is not final (or has
+ * no result).
  */
 export function finalRunStateOf(run: Run, results: ReadonlyMap<string, NodeResult>): RunState | undefined {
   let allSucceeded = true;
+  let cancelled = false;
   for (const host of run.nodes) {
     const r = results.get(host);
     if (!r || !isFinalNodeState(r.state)) return undefined;
     if (r.state !== NodeState.NODE_STATE_SUCCEEDED) allSucceeded = false;
+    if (r.state === NodeState.NODE_STATE_CANCELLED) cancelled = true;
   }
+  if (cancelled) return RunState.RUN_STATE_CANCELLED;
   return allSucceeded ? RunState.RUN_STATE_SUCCEEDED : RunState.RUN_STATE_FAILED;
 }
