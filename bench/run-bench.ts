@@ -27,7 +27,7 @@ import { WorkerProcess } from './fleet/worker-process';
  * connected agent with IDLE_AGENTS idle agents (light clients speaking the real Connect
  * protocol: bench/fleet/idle-agents.ts), on a stack of its own so the runs never see them.
  *
- * Environment: BATON_BENCH_PROFILE=DIR writes --cpu-prof profiles of the services to DIR and
+ * Environment: BATON_BENCH_PROFILE=DIR writes CPU profiles of the services to DIR and
  * prints where their CPU went (the figures of that run are inflated by the profiler);
  * BATON_BENCH_SIZES=100,1000 and BATON_BENCH_IDLE_AGENTS=10000 (0 skips) override the sizes.
  */
@@ -43,8 +43,8 @@ const DEFAULT_IDLE_AGENTS = 10_000;
 /** Processes holding the idle agents. */
 const IDLE_PROCESSES = 4;
 /** Deadline of one RunTask call, in ms, and the wait it asks for, in s. */
-const RUN_DEADLINE_MS = 180_000;
-const RUN_WAIT_S = 150;
+const RUN_DEADLINE_MS = 120_000;
+const RUN_WAIT_S = 60;
 /** Goals of issue 6 point 6. */
 const GOAL_RATIO = 1.5;
 const GOAL_CPU_MS_PER_NODE = 1;
@@ -58,6 +58,17 @@ const SCRIPT = '#!/bin/sh\necho \'{"ok": true, "bench": "trivial"}\'\n';
 const TASK_JSON = JSON.stringify({ puppet_task_version: 1, description: 'Prints a small JSON document', parameters: {} });
 const SERVICES = ['scheduler', 'results', 'metadata'] as const;
 type Service = (typeof SERVICES)[number];
+
+/** Service log lines (warnings and errors) seen, per service; the first few are printed. */
+const serviceLog = new Map<string, number>();
+const PRINTED_LOG_LINES = 5;
+
+function onServiceStderr(name: string, line: string): void {
+  const seen = serviceLog.get(name) ?? 0;
+  serviceLog.set(name, seen + 1);
+  if (seen < PRINTED_LOG_LINES) console.error(`  [${name}] ${line.slice(0, 400)}`);
+  else if (seen === PRINTED_LOG_LINES) console.error(`  [${name}] ... (further lines counted, not printed)`);
+}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -96,7 +107,7 @@ async function startStack(environmentpath: string, nodeOptions?: string): Promis
   if (nodeOptions) process.env.NODE_OPTIONS = nodeOptions;
   let stack: DevStack;
   try {
-    stack = await DevStack.start({ agents: 0, environmentpath, logLevel: 'warn', onStderr: (name, line) => console.error(`[${name}] ${line}`) });
+    stack = await DevStack.start({ agents: 0, environmentpath, logLevel: 'warn', onStderr: onServiceStderr });
   } finally {
     if (before === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = before;
@@ -121,13 +132,18 @@ const identity = (i: number) => `node${String(i).padStart(5, '0')}.bench`;
 
 interface SizeFigures {
   nodes: number;
+  /** Why this size could not be measured (a run did not finish within the wait). */
+  failed?: string;
   runs: number;
   batonMs: number;
   floorMaxConcurrentMs: number;
   floorAllAtOnceMs: number;
   serviceCpuMsPerNode: Record<Service, number>;
   redisCpuMsPerNode: number;
+  /** CPU of the agent processes and the processes they spawned, per node. */
   agentCpuMsPerNode: number;
+  /** CPU of the floor's spawn loop (all at once) and the scripts, per spawn. */
+  floorCpuMsPerNode: number;
 }
 
 /** One foreground RunTask on every node; checks that every node succeeded. */
@@ -137,8 +153,10 @@ async function runOnce(client: SchedulerServiceClient, nodes: number): Promise<n
   const elapsed = performance.now() - t0;
   const ok = res.results.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
   if (res.results.length !== nodes || ok !== nodes) {
-    const bad = res.results.find((r) => r.state !== NodeState.NODE_STATE_SUCCEEDED);
-    throw new Error(`run ${res.taskId}: ${ok} of ${nodes} nodes succeeded (${res.results.length} results); e.g. ${bad?.host} ${NodeState[bad?.state ?? 0]} ${bad?.statusmsg ?? ''}`);
+    const states = new Map<string, number>();
+    for (const r of res.results) states.set(NodeState[r.state], (states.get(NodeState[r.state]) ?? 0) + 1);
+    const tally = [...states].map(([k, v]) => `${v} ${k.replace('NODE_STATE_', '')}`).join(', ');
+    throw new Error(`run ${res.taskId} returned after ${ms(elapsed)} with ${ok} of ${nodes} nodes succeeded (${tally || 'no results'})`);
   }
   return elapsed;
 }
@@ -152,10 +170,14 @@ async function timeFloor(fleets: WorkerProcess[], script: string, perProcess: nu
 
 /** The run phase: fleets grow to each size; warm-up, then interleaved floor and Baton runs. */
 async function measureRuns(environmentpath: string, script: string, stateDir: string, sizes: number[], profileDir?: string): Promise<SizeFigures[]> {
-  const nodeOptions = profileDir ? `--cpu-prof --cpu-prof-dir=${profileDir}` : undefined;
+  // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
+  const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
   const { stack, pids } = await startStack(environmentpath, nodeOptions);
   const fleetModule = join(__dirname, 'fleet', 'agent-fleet.js');
-  const fleets = Array.from({ length: FLEET_PROCESSES }, (_, k) => WorkerProcess.start(`agent-fleet-${k + 1}`, fleetModule));
+  // When profiling, the first fleet process is profiled too (fork takes --cpu-prof, NODE_OPTIONS does not).
+  const fleets = Array.from({ length: FLEET_PROCESSES }, (_, k) =>
+    WorkerProcess.start(`agent-fleet-${k + 1}`, fleetModule, {}, profileDir && k === 0 ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+  );
   const client = makeClient(SchedulerServiceClient, stack.addresses.scheduler);
   const figures: SizeFigures[] = [];
   try {
@@ -167,31 +189,44 @@ async function measureRuns(environmentpath: string, script: string, stateDir: st
       await Promise.all(fleets.map((f, k) => f.request({ type: 'start', schedulerAddress: stack.addresses.scheduler, stateDir, identities: lists[k] })));
       started = Math.max(started, nodes);
       console.log(`  ${nodes} agents connected in ${ms(performance.now() - t0)}; warm-up run (fills the agents' caches)`);
-      await runOnce(client, nodes);
+      try {
+        await runOnce(client, nodes);
+      } catch (err) {
+        // Unacknowledged results stay with the agents until they reconnect: larger sizes would
+        // inherit them, so the run phase ends here.
+        const failed = err instanceof Error ? err.message : String(err);
+        console.log(`  ${nodes} nodes: ${failed}; larger sizes skipped`);
+        figures.push({ nodes, failed, runs: 0, batonMs: NaN, floorMaxConcurrentMs: NaN, floorAllAtOnceMs: NaN, serviceCpuMsPerNode: { scheduler: NaN, results: NaN, metadata: NaN }, redisCpuMsPerNode: NaN, agentCpuMsPerNode: NaN, floorCpuMsPerNode: NaN });
+        break;
+      }
 
       const perProcess = nodes / FLEET_PROCESSES;
       const runs = RUNS_FOR_SIZE(nodes);
       const baton: number[] = [];
       const floorMax: number[] = [];
       const floorAll: number[] = [];
-      const cpu: Record<Service | 'redis' | 'agents', number> = { scheduler: 0, results: 0, metadata: 0, redis: 0, agents: 0 };
+      const cpu: Record<Service | 'redis' | 'agents' | 'floor', number> = { scheduler: 0, results: 0, metadata: 0, redis: 0, agents: 0, floor: 0 };
       const fleetPids = fleets.map((f) => f.child.pid!);
+      // The fleet processes' CPU with their reaped children: the scripts (and the agents' wrappers).
+      const fleetCpu = () => fleetPids.reduce((s, p) => s + cpuTimeMs(p, true), 0);
       for (let r = 0; r < runs; r++) {
         floorMax.push(await timeFloor(fleets, script, perProcess, DEFAULT_MAX_CONCURRENT_TASKS));
+        const floorCpuBefore = fleetCpu();
         floorAll.push(await timeFloor(fleets, script, perProcess, perProcess));
+        cpu.floor += fleetCpu() - floorCpuBefore;
         const before = {
           scheduler: cpuTimeMs(pids.scheduler),
           results: cpuTimeMs(pids.results),
           metadata: cpuTimeMs(pids.metadata),
           redis: cpuTimeMs(pids.redis),
-          agents: fleetPids.reduce((s, p) => s + cpuTimeMs(p), 0),
+          agents: fleetCpu(),
         };
         baton.push(await runOnce(client, nodes));
         cpu.scheduler += cpuTimeMs(pids.scheduler) - before.scheduler;
         cpu.results += cpuTimeMs(pids.results) - before.results;
         cpu.metadata += cpuTimeMs(pids.metadata) - before.metadata;
         cpu.redis += cpuTimeMs(pids.redis) - before.redis;
-        cpu.agents += fleetPids.reduce((s, p) => s + cpuTimeMs(p), 0) - before.agents;
+        cpu.agents += fleetCpu() - before.agents;
       }
       const per = (v: number) => v / (runs * nodes);
       figures.push({
@@ -203,6 +238,7 @@ async function measureRuns(environmentpath: string, script: string, stateDir: st
         serviceCpuMsPerNode: { scheduler: per(cpu.scheduler), results: per(cpu.results), metadata: per(cpu.metadata) },
         redisCpuMsPerNode: per(cpu.redis),
         agentCpuMsPerNode: per(cpu.agents),
+        floorCpuMsPerNode: per(cpu.floor),
       });
       console.log(`  ${nodes} nodes: Baton runs ${baton.map((v) => v.toFixed(0)).join(' ')} ms; floor ${floorMax.map((v) => v.toFixed(0)).join(' ')} / ${floorAll.map((v) => v.toFixed(0)).join(' ')} ms`);
     }
@@ -211,7 +247,7 @@ async function measureRuns(environmentpath: string, script: string, stateDir: st
     await Promise.all(fleets.map((f) => f.stop()));
     await stack.stop();
   }
-  if (profileDir) printProfiles(profileDir, pids);
+  if (profileDir) printProfiles(profileDir, { ...pids, 'agent fleet 1': fleets[0].child.pid! });
   return figures;
 }
 
@@ -251,9 +287,9 @@ function timeAnsible(dir: string, script: string, nodes: number): number | undef
   return performance.now() - t0;
 }
 
-function printProfiles(dir: string, pids: Record<Service | 'redis', number>): void {
+function printProfiles(dir: string, pids: Record<string, number>): void {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const service of SERVICES) {
+  for (const service of [...SERVICES, 'agent fleet 1']) {
     const file = files.find((f) => f.includes(`.${pids[service]}.`));
     if (!file) {
       console.log(`  no profile of the ${service} (pid ${pids[service]}) in ${dir}`);
@@ -265,6 +301,8 @@ function printProfiles(dir: string, pids: Record<Service | 'redis', number>): vo
     for (const e of s.functions) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
     console.log('    top files by self time:');
     for (const e of s.files) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
+    console.log("    Baton's own functions by inclusive time (synchronous callees included):");
+    for (const e of s.own) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
   }
 }
 
@@ -299,20 +337,28 @@ async function main(): Promise<void> {
     console.log('');
     console.log(
       `${pad('nodes', 6)}${pad('Baton', 10)}${pad(`floor c=${DEFAULT_MAX_CONCURRENT_TASKS}x${FLEET_PROCESSES}`, 14)}${pad('floor all', 11)}${pad('ratio', 8)}` +
-        `${pad('orch CPU/node', 15)}${pad('sched/results/meta', 20)}${pad('redis/node', 12)}agents CPU/node`,
+        `${pad('orch CPU/node', 15)}${pad('sched/results/meta', 20)}${pad('redis/node', 12)}${pad('agents CPU/node', 17)}floor CPU/node`,
     );
     for (const f of figures) {
+      if (f.failed) {
+        console.log(`${pad(String(f.nodes), 6)}not measured: ${f.failed}`);
+        continue;
+      }
       const floor = Math.min(f.floorMaxConcurrentMs, f.floorAllAtOnceMs);
       const cpu = f.serviceCpuMsPerNode;
       const orch = cpu.scheduler + cpu.results + cpu.metadata;
       console.log(
         `${pad(String(f.nodes), 6)}${pad(ms(f.batonMs), 10)}${pad(ms(f.floorMaxConcurrentMs), 14)}${pad(ms(f.floorAllAtOnceMs), 11)}${pad(`${(f.batonMs / floor).toFixed(2)}x`, 8)}` +
-          `${pad(`${orch.toFixed(2)} ms`, 15)}${pad(`${cpu.scheduler.toFixed(2)}/${cpu.results.toFixed(2)}/${cpu.metadata.toFixed(2)}`, 20)}${pad(`${f.redisCpuMsPerNode.toFixed(2)} ms`, 12)}${f.agentCpuMsPerNode.toFixed(2)} ms`,
+          `${pad(`${orch.toFixed(2)} ms`, 15)}${pad(`${cpu.scheduler.toFixed(2)}/${cpu.results.toFixed(2)}/${cpu.metadata.toFixed(2)}`, 20)}${pad(`${f.redisCpuMsPerNode.toFixed(2)} ms`, 12)}${pad(`${f.agentCpuMsPerNode.toFixed(2)} ms`, 17)}${f.floorCpuMsPerNode.toFixed(2)} ms`,
       );
     }
-    console.log('  (ratio = Baton / the faster floor; CPU per node = CPU time of the processes over the measured runs / (runs x nodes))');
+    console.log('  (ratio = Baton / the faster floor; CPU per node = CPU time of the processes over the measured runs / (runs x nodes);');
+    console.log('   agents and floor include the processes they spawned and reaped: wrapper and script, or the script alone)');
     const largest = figures.find((f) => f.nodes === 1000) ?? figures[figures.length - 1];
-    if (largest) {
+    if (largest?.failed) {
+      console.log(`goal: ratio <= ${GOAL_RATIO}x at ${largest.nodes} nodes: MISSES (the run did not finish)`);
+      console.log(`goal: orchestration CPU <= ${GOAL_CPU_MS_PER_NODE} ms per node at ${largest.nodes} nodes: not measured (the run did not finish)`);
+    } else if (largest) {
       const ratio = largest.batonMs / Math.min(largest.floorMaxConcurrentMs, largest.floorAllAtOnceMs);
       const cpu = largest.serviceCpuMsPerNode;
       const orch = cpu.scheduler + cpu.results + cpu.metadata;
@@ -330,13 +376,14 @@ async function main(): Promise<void> {
     } else {
       console.log('scheduler memory per idle agent: skipped (BATON_BENCH_IDLE_AGENTS=0)');
     }
-    const base = figures.find((f) => f.nodes === ansibleNodes);
+    const base = figures.find((f) => f.nodes === ansibleNodes && !f.failed);
     if (profileDir) console.log('ansible: not timed while profiling');
     else if (ansibleMs === undefined) console.log(`ansible: not installed (no 'ansible' on PATH); the ${GOAL_ANSIBLE_SPEEDUP}x goal at ${ANSIBLE_NODES} nodes is not measured`);
     else if (base) {
       const speedup = ansibleMs / base.batonMs;
       console.log(`ansible all -m command over ${ansibleNodes} local hosts (forks ${DEFAULT_MAX_CONCURRENT_TASKS * FLEET_PROCESSES}): ${ms(ansibleMs)}; Baton ${speedup.toFixed(1)}x faster — goal >= ${GOAL_ANSIBLE_SPEEDUP}x: ${verdict(speedup >= GOAL_ANSIBLE_SPEEDUP)}`);
     }
+    if (serviceLog.size > 0) console.log(`service log lines (warnings and errors): ${[...serviceLog].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`(whole benchmark: ${(performance.now() - started) / 1000 | 0} s)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -29,6 +30,8 @@ export interface ProfileSummary {
   gcMs: number;
   functions: ProfileEntry[];
   files: ProfileEntry[];
+  /** Baton's own functions (not node_modules, not Node's) by inclusive time: their code and what it calls synchronously. */
+  own: ProfileEntry[];
 }
 
 /** Pseudo-frames that are not code: idle time is left out of the busy time. */
@@ -40,10 +43,19 @@ function shortUrl(url: string, root: string): string {
   return path || '(native)';
 }
 
+/** Baton's compiled code under `root` (dist/), not its dependencies or generated code. */
+function isOwnCode(url: string, root: string): boolean {
+  const path = url.replace(/^file:\/\//, '');
+  return path.startsWith(root) && !path.includes('/node_modules/') && !path.includes('/dist/gen/');
+}
+
 /** Summarises the profile at `path`; `root` is cut from file names; `top` entries of each list. */
 export function summariseCpuProfile(path: string, root: string, top = 12): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inclusive = new Map<string, number>();
   const perFunction = new Map<string, number>();
   const perFile = new Map<string, number>();
   let busyUs = 0;
@@ -59,11 +71,19 @@ export function summariseCpuProfile(path: string, root: string, top = 12): Profi
     const fn = `${functionName || '(anonymous)'} ${url ? `${file}:${lineNumber + 1}` : ''}`.trim();
     perFunction.set(fn, (perFunction.get(fn) ?? 0) + us);
     perFile.set(file, (perFile.get(file) ?? 0) + us);
+    // Every own function on this sample's stack, once each (recursion counts once).
+    const onStack = new Set<string>();
+    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id)?.callFrame;
+      if (!frame || !isOwnCode(frame.url, root)) continue;
+      onStack.add(`${frame.functionName || '(anonymous)'} ${shortUrl(frame.url, root)}:${frame.lineNumber + 1}`);
+    }
+    for (const f of onStack) inclusive.set(f, (inclusive.get(f) ?? 0) + us);
   }
   const rank = (m: Map<string, number>): ProfileEntry[] =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, selfMs: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
-  return { busyMs: busyUs / 1000, gcMs: gcUs / 1000, functions: rank(perFunction), files: rank(perFile) };
+  return { busyMs: busyUs / 1000, gcMs: gcUs / 1000, functions: rank(perFunction), files: rank(perFile), own: rank(inclusive) };
 }

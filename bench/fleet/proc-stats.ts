@@ -16,11 +16,16 @@ function statFields(pid: number): string[] {
   return text.slice(text.lastIndexOf(')') + 2).split(' ');
 }
 
-/** User plus system CPU time a process has used so far, in ms (resolution: one clock tick). */
-export function cpuTimeMs(pid: number): number {
+/**
+ * User plus system CPU time a process has used so far, in ms (resolution: one clock tick);
+ * with `children`, also that of its children it has waited for (the spawned scripts).
+ */
+export function cpuTimeMs(pid: number, children = false): number {
   const f = statFields(pid);
-  // After the name: state(0) ppid(1) ... utime(11) stime(12), i.e. fields 14 and 15 of proc(5).
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS_PER_S;
+  // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14), i.e.
+  // fields 14 to 17 of proc(5).
+  const ticks = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
 }
 
 /** Resident set size of a process now, in bytes (VmRSS of /proc/<pid>/status). */

@@ -32,11 +32,11 @@ export class WorkerProcess {
     });
   }
 
-  /** Forks `modulePath` with `env` (no NODE_OPTIONS from the parent: profiling flags are for the services). */
-  static start(name: string, modulePath: string, env: NodeJS.ProcessEnv = {}): WorkerProcess {
+  /** Forks `modulePath` with `env` and node flags `execArgv` (no NODE_OPTIONS from the parent: its profiling preload is for the services). */
+  static start(name: string, modulePath: string, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): WorkerProcess {
     const inherited = { ...process.env };
     delete inherited.NODE_OPTIONS;
-    const child = fork(modulePath, [], { env: { ...inherited, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(modulePath, [], { env: { ...inherited, ...env }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new WorkerProcess(name, child);
   }
 
