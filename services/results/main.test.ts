@@ -1,5 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
@@ -69,5 +70,18 @@ describe('baton-results process', () => {
     assert.match(err.details, /^redis is unavailable/);
     assert.doesNotMatch(err.details, /\n/);
     client.close();
+  });
+
+  it('refuses a negative or fractional run-retention-s, or a zero sweep interval, with one line naming the key', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['--run-retention-s=-1', /^baton-results: configuration: run-retention-s must be >= 0 \(.*\) \[from flag --run-retention-s\]$/],
+      ['--run-retention-s=1.5', /^baton-results: configuration: run-retention-s must be integer \(.*\) \[from flag --run-retention-s\]$/],
+      ['--retention-sweep-interval-s=0', /^baton-results: configuration: retention-sweep-interval-s must be >= 1 \(.*\) \[from flag --retention-sweep-interval-s\]$/],
+    ];
+    for (const [arg, line] of cases) {
+      const res = spawnSync(process.execPath, [MAIN, '--listen', '127.0.0.1:0', arg], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(res.status, 2, `${arg}: exit code 2 for a configuration problem`);
+      assert.match(res.stderr.trim(), line);
+    }
   });
 });

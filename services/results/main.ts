@@ -5,6 +5,7 @@ import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { createResultsService } from './results-service';
+import { DEFAULT_RETENTION_SWEEP_INTERVAL_S, DEFAULT_RUN_RETENTION_S } from './run-retention';
 
 /** Full proto name of the service, for health checking. */
 const RESULTS_SERVICE_NAME = 'baton.v1.ResultsService';
@@ -12,26 +13,51 @@ const RESULTS_SERVICE_NAME = 'baton.v1.ResultsService';
 /** Configuration keys of baton-results. */
 const CONFIG_SCHEMA: ConfigSchema = {
   type: 'object',
-  properties: { ...SERVER_CONFIG_PROPERTIES, ...REDIS_CONFIG_PROPERTIES },
+  properties: {
+    ...SERVER_CONFIG_PROPERTIES,
+    ...REDIS_CONFIG_PROPERTIES,
+    'run-retention-s': {
+      type: 'integer',
+      minimum: 0,
+      default: DEFAULT_RUN_RETENTION_S,
+      description: 'seconds a run is kept after it ended (never-ended runs: after creation), an integer >= 0; 0 keeps runs forever',
+    },
+    'retention-sweep-interval-s': {
+      type: 'integer',
+      minimum: 1,
+      default: DEFAULT_RETENTION_SWEEP_INTERVAL_S,
+      description: 'seconds between two sweeps removing expired runs, an integer >= 1',
+    },
+  },
   additionalProperties: false,
 };
 
 /** The loaded configuration. */
-type ResultsConfig = ServerConfig & RedisConfig;
+type ResultsConfig = ServerConfig & RedisConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number };
 
 runMain('results', async () => {
   const config = loadConfig<ResultsConfig>(CONFIG_SCHEMA);
   const log = createLogger('results', config['log-level']);
   const redis = createRedis({ url: config['redis-url'], log, connectionName: 'baton-results' });
-  const service = createResultsService({ redis, keyPrefix: config['key-prefix'], log });
+  const service = createResultsService({
+    redis,
+    keyPrefix: config['key-prefix'],
+    log,
+    runRetentionS: config['run-retention-s'],
+    retentionSweepIntervalS: config['retention-sweep-interval-s'],
+  });
   const server = await startServer({
     listen: config.listen,
     services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation }],
     log,
     tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
   });
-  server.onDrain(() => service.endStreams());
+  server.onDrain(() => {
+    service.retention.stop();
+    service.endStreams();
+  });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   drainOnSignals(log, () => server.drain(), () => closeRedis(redis));
+  service.retention.start();
   announceListening('results', server.address);
 });

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
+import { ListRunsRequest } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState, type NodeResult } from '../../gen/baton/v1/run';
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
@@ -153,6 +154,29 @@ describe('ResultsService', () => {
       assert.deepEqual(states, [RunState.RUN_STATE_PENDING, RunState.RUN_STATE_RUNNING, RunState.RUN_STATE_SUCCEEDED]);
     });
 
+    it('keeps a CANCELLED run CANCELLED when node results arrive afterwards', async () => {
+      const run = await createRun(t, newRun(['a', 'b']));
+      await updateState(run.taskId, RunState.RUN_STATE_RUNNING);
+      await updateState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled');
+      assert.equal(await record(t, run.taskId, [finished('a', 0, 1), finished('b', 1, 1)]), 2);
+      const res = await getStatus(run.taskId);
+      assert.equal(res.run?.state, RunState.RUN_STATE_CANCELLED);
+      assert.deepEqual(res.summary, { nodes: 2, taskid: run.taskId, completed: true, success: false });
+      const states = (await collectEvents(t, { taskId: run.taskId })).flatMap((e) => (e.event?.$case === 'runStateChanged' ? [e.event.value.state] : []));
+      assert.deepEqual(states, [RunState.RUN_STATE_PENDING, RunState.RUN_STATE_RUNNING, RunState.RUN_STATE_CANCELLED]);
+    });
+
+    it('ends a RUNNING run CANCELLED when its nodes are all final and one was cancelled', async () => {
+      const run = await createRun(t, newRun(['a', 'b', 'c']));
+      await updateState(run.taskId, RunState.RUN_STATE_RUNNING);
+      await record(t, run.taskId, [finished('a', 0, 1), finished('b', 1, 1), nodeResult('c', { state: NodeState.NODE_STATE_CANCELLED, statuscode: 1 })]);
+      const res = await getStatus(run.taskId);
+      assert.equal(res.run?.state, RunState.RUN_STATE_CANCELLED);
+      assert.ok(res.run?.endTime instanceof Date);
+      // The scheduler's own UpdateRunState CANCELLED arriving afterwards changes nothing.
+      assert.equal((await updateState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled')).run?.state, RunState.RUN_STATE_CANCELLED);
+    });
+
     it('finalises a run whose results all arrived before it became RUNNING', async () => {
       const run = await createRun(t, newRun(['a']));
       await updateState(run.taskId, RunState.RUN_STATE_DOWNLOADING);
@@ -261,6 +285,105 @@ describe('ResultsService', () => {
         const bad = await grpcError(unary(other.client, other.client.listRuns, { pageSize: 2, pageToken: 'garbage' }));
         assert.equal(bad.code, status.INVALID_ARGUMENT);
         assert.equal(bad.details, 'page_token must be the next_page_token of a previous ListRuns response');
+      } finally {
+        await other.close();
+      }
+    });
+
+    /** Every run ListRuns gives for `filters`, following page tokens, and the number of pages. */
+    async function listAll(s: ResultsTestService, filters: Partial<ListRunsRequest>, pageSize: number): Promise<{ ids: string[]; pages: number }> {
+      const ids: string[] = [];
+      let pages = 0;
+      let pageToken = '';
+      do {
+        const page = await unary(s.client, s.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize, pageToken }));
+        assert.ok(page.runs.length <= pageSize);
+        ids.push(...page.runs.map((r) => r.taskId));
+        pages++;
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return { ids, pages };
+    }
+
+    it('filters by task, caller and creation time, alone or combined, page by page', async () => {
+      const other = await startResultsTestService(redisServer.url);
+      try {
+        const at = (minute: number) => new Date(Date.UTC(2024, 0, 1, 0, minute));
+        // Twelve runs a minute apart: tasks alternate acme::deploy / acme::backup, callers
+        // cycle through alice, bob, carol.
+        const made: Array<{ id: string; task: string; caller: string; minute: number }> = [];
+        for (let minute = 0; minute < 12; minute++) {
+          const task = minute % 2 === 0 ? 'acme::deploy' : 'acme::backup';
+          const caller = `user=${['alice', 'bob', 'carol'][minute % 3]}`;
+          const run = await createRun(other, newRun(['a'], { task, caller, createTime: at(minute) }));
+          made.push({ id: run.taskId, task, caller, minute });
+        }
+        const expect = (keep: (m: (typeof made)[number]) => boolean) => made.filter(keep).reverse().map((m) => m.id);
+        const cases: Array<[Partial<ListRunsRequest>, string[]]> = [
+          [{ task: 'acme::deploy' }, expect((m) => m.task === 'acme::deploy')],
+          [{ caller: 'user=bob' }, expect((m) => m.caller === 'user=bob')],
+          [{ task: 'acme::backup', caller: 'user=alice' }, expect((m) => m.task === 'acme::backup' && m.caller === 'user=alice')],
+          [{ createdAfter: at(3), createdBefore: at(9) }, expect((m) => m.minute > 3 && m.minute < 9)],
+          [{ createdAfter: at(2) }, expect((m) => m.minute > 2)],
+          [{ createdBefore: at(2) }, expect((m) => m.minute < 2)],
+          [{ task: 'acme::deploy', caller: 'user=carol', createdAfter: at(0), createdBefore: at(11) }, expect((m) => m.task === 'acme::deploy' && m.caller === 'user=carol' && m.minute > 0 && m.minute < 11)],
+          [{ task: 'acme::other' }, []],
+          [{ createdAfter: at(9), createdBefore: at(3) }, []],
+        ];
+        for (const [filters, want] of cases) {
+          for (const pageSize of [1, 2, 50]) {
+            const { ids } = await listAll(other, filters, pageSize);
+            assert.deepEqual(ids, want, `${JSON.stringify(filters)} with page_size ${pageSize}`);
+          }
+        }
+        // An empty task or caller is no filter, as an unset one.
+        assert.equal((await listAll(other, { task: '', caller: '' }, 50)).ids.length, 12);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('refuses a page token of another filter combination, and a malformed task filter', async () => {
+      const other = await startResultsTestService(redisServer.url);
+      try {
+        for (let i = 0; i < 3; i++) await createRun(other, newRun(['a'], { caller: 'user=bob' }));
+        const first = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ pageSize: 1, caller: 'user=bob' }));
+        assert.notEqual(first.nextPageToken, '');
+        for (const filters of [{}, { caller: 'user=alice' }, { caller: 'user=bob', task: 'acme::deploy' }, { caller: 'user=bob', createdAfter: new Date(0) }]) {
+          const err = await grpcError(unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1, pageToken: first.nextPageToken })));
+          assert.equal(err.code, status.INVALID_ARGUMENT);
+          assert.match(err.details, /^page_token belongs to a ListRuns request with other filters/);
+          assert.deepEqual(readServiceError(err).violations.map((v) => v.field), ['page_token']);
+        }
+        // The same filters go on.
+        const second = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ pageSize: 1, caller: 'user=bob', pageToken: first.nextPageToken }));
+        assert.equal(second.runs.length, 1);
+        assert.notEqual(second.runs[0].taskId, first.runs[0].taskId);
+
+        const bad = await grpcError(unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ task: 'Acme::Deploy; rm' })));
+        assert.equal(bad.code, status.INVALID_ARGUMENT);
+        assert.equal(bad.details, 'task: task must be a canonical task name such as acme::deploy, got "Acme::Deploy; rm"');
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('returns at most 500 runs per page, whatever page_size asks for', async () => {
+      const other = await startResultsTestService(redisServer.url);
+      try {
+        const total = 520;
+        for (let start = 0; start < total; start += 40) {
+          await Promise.all(Array.from({ length: Math.min(40, total - start) }, () => createRun(other, newRun(['a'], { task: 'acme::bulk' }))));
+        }
+        for (const filters of [{}, { task: 'acme::bulk' }]) {
+          const page = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1000 }));
+          assert.equal(page.runs.length, 500);
+          assert.notEqual(page.nextPageToken, '');
+          const rest = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1000, pageToken: page.nextPageToken }));
+          assert.equal(rest.runs.length, total - 500);
+          assert.equal(rest.nextPageToken, '');
+          assert.equal(new Set([...page.runs, ...rest.runs].map((r) => r.taskId)).size, total);
+        }
       } finally {
         await other.close();
       }

@@ -21,6 +21,8 @@ import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import { RedisKeys } from '../../lib/redis';
 import { decodePageToken, encodePageToken } from './page-token';
+import { runQueryFingerprint, runQueryOf } from './run-query';
+import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
 import { isFinalRunState } from './run-states';
@@ -42,6 +44,10 @@ export interface ResultsServiceOptions {
   log: Logger;
   /** Clock, for tests; default `() => new Date()`. */
   now?: () => Date;
+  /** Seconds a run is kept after it ended (config `run-retention-s`); 0 keeps runs forever. Default 30 days. */
+  runRetentionS?: number;
+  /** Seconds between retention sweeps (config `retention-sweep-interval-s`). Default 3600. */
+  retentionSweepIntervalS?: number;
 }
 
 /** A results service: its gRPC handlers and the hook that ends its streams on drain. */
@@ -49,6 +55,8 @@ export interface ResultsService {
   implementation: ResultsServiceServer;
   /** Ends every WatchRunEvents stream cleanly; register with RunningServer.onDrain. */
   endStreams(): void;
+  /** The retention sweeper; not started here (`retention.start()`), so tests sweep when they choose. */
+  retention: RunRetention;
 }
 
 function runNotFound(taskId: string): NotFoundError {
@@ -66,6 +74,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
   const store = new RunStore(redis, new RedisKeys(options.keyPrefix));
   const availability = new RedisAvailability(redis);
   const watches = new RunEventWatches(store, redis, log);
+  const retention = new RunRetention({ store, log, now, runRetentionS: options.runRetentionS, sweepIntervalS: options.retentionSweepIntervalS });
 
   /** Every handler: wait for Redis briefly, and report a Redis outage as UNAVAILABLE. */
   const guarded =
@@ -110,13 +119,11 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       throw new InvalidArgumentError(description, [{ field: 'page_size', description }]);
     }
     const size = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    const cursor = req.pageToken ? decodePageToken(req.pageToken) : undefined;
-    const { entries, more } = await store.listRuns(cursor, size);
-    const last = entries.at(-1);
-    return {
-      runs: entries.flatMap((e) => (e.run ? [e.run] : [])),
-      nextPageToken: more && last ? encodePageToken({ taskId: last.taskId, score: last.score }) : '',
-    };
+    const query = runQueryOf(req);
+    const fingerprint = runQueryFingerprint(query);
+    const cursor = req.pageToken ? decodePageToken(req.pageToken, fingerprint) : undefined;
+    const { runs, next } = await store.listRuns(query, cursor, size);
+    return { runs, nextPageToken: next ? encodePageToken(next, fingerprint) : '' };
   };
 
   const watchRunEvents = async (req: WatchRunEventsRequest, call: ServerWritableStream<WatchRunEventsRequest, WatchRunEventsResponse>): Promise<void> => {
@@ -141,7 +148,8 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     const run = await store.getRun(req.taskId);
     if (!run) throw runNotFound(req.taskId);
     const results = normalizeNodeResults(run, req.results);
-    const recorded = await store.recordResults(req.taskId, results, now());
+    const recorded = await store.recordResults(run, results, now());
+    if (recorded === undefined) throw runNotFound(req.taskId);
     log.debug({ taskId: req.taskId, given: results.length, recorded }, 'node results recorded');
     await finaliseIfDone(req.taskId);
     return { recorded };
@@ -188,5 +196,6 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       updateRunState: unaryHandler(log, guarded(updateRunState)),
     },
     endStreams: () => watches.endAll(),
+    retention,
   };
 }

@@ -9,7 +9,7 @@ import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix } from '../../test/helpers/redis';
-import { createResultsService } from './results-service';
+import { createResultsService, type ResultsService, type ResultsServiceOptions } from './results-service';
 
 /**
  * Test support: a real results service on 127.0.0.1:0 over a real Redis, a real client, and
@@ -25,15 +25,20 @@ export interface ResultsTestService {
   redis: Redis;
   /** Key prefix of this service's keys. */
   prefix: string;
+  /** The service itself (its retention sweeper, for one). */
+  service: ResultsService;
   /** Drains the server, closes the client and Redis. */
   close(): Promise<void>;
 }
 
+/** Options of the service under test beyond Redis, prefix and log (a clock, a retention). */
+export type ResultsTestOptions = Pick<ResultsServiceOptions, 'now' | 'runRetentionS' | 'retentionSweepIntervalS'>;
+
 /** Starts a results service with its own key prefix on the Redis at `redisUrl`. */
-export async function startResultsTestService(redisUrl: string, prefix = uniquePrefix()): Promise<ResultsTestService> {
+export async function startResultsTestService(redisUrl: string, prefix = uniquePrefix(), options: ResultsTestOptions = {}): Promise<ResultsTestService> {
   const log = createLogger('results', 'silent');
   const redis = createRedis({ url: redisUrl, log, connectionName: 'baton-results' });
-  const service = createResultsService({ redis, keyPrefix: prefix, log });
+  const service = createResultsService({ redis, keyPrefix: prefix, log, ...options });
   const server = await startServer({
     listen: '127.0.0.1:0',
     services: [{ name: 'baton.v1.ResultsService', definition: ResultsServiceService, implementation: service.implementation }],
@@ -48,7 +53,9 @@ export async function startResultsTestService(redisUrl: string, prefix = uniqueP
     server,
     redis,
     prefix,
+    service,
     close: async () => {
+      service.retention.stop();
       client.close();
       await server.drain();
       await closeRedis(redis);

@@ -2,6 +2,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import type Redis from 'ioredis';
 import type { WatchRunEventsRequest, WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
 import type { RunEvent } from '../../gen/baton/v1/run';
+import { NotFoundError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { parseEventEntries, type RunStore } from './run-store';
 import { isFinalRunState } from './run-states';
@@ -113,6 +114,8 @@ export class RunEventWatches {
       while (!stopped && !finalSent) {
         const reply = await follower.xread('COUNT', EVENTS_PER_READ, 'BLOCK', WATCH_BLOCK_SLICE_MS, 'STREAMS', key, last ?? '0-0');
         if (reply) await send(parseEventEntries(reply[0][1]));
+        // A quiet slice: a run removed by retention (a stuck one) sends nothing more, ever.
+        else if (!(await this.store.hasRun(taskId))) throw new NotFoundError('RUN_NOT_FOUND', `run ${taskId} was removed by retention while it was watched`, { task_id: taskId });
       }
     } catch (err) {
       if (stopped) return; // the disconnect of a stop rejects the blocked read: a clean end

@@ -3,7 +3,8 @@ import { NodeResult, Run, RunEvent, type RunStateChanged } from '../../gen/baton
 import type { RedisKeys } from '../../lib/redis';
 import { canonicalJson } from './canonical-json';
 import type { PageCursor } from './page-token';
-import { CREATE_RUN_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT } from './run-scripts';
+import { matchesRunQuery, type RunQuery } from './run-query';
+import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from './run-states';
 import { pendingNodeResult } from './run-status';
 
@@ -20,16 +21,56 @@ export const RECORD_BATCH_SIZE = 100;
 /** Attempts of an optimistic run update before giving up (each loses only to a concurrent change). */
 export const MAX_REPLACE_ATTEMPTS = 50;
 
+/** Event log entries every run may keep, whatever its size. */
+export const EVENT_LOG_BASE_ENTRIES = 1_000;
+/**
+ * Further event log entries per node of the run. A node normally causes 3 to 5 events
+ * (DOWNLOADING, DOWNLOADED, RUNNING, its result, perhaps a late answer after NO_RESPONSE), so
+ * an honest run never reaches the cap; a node re-reporting in a loop does, and then the
+ * oldest events are trimmed instead of Redis filling up (issue 6 point 3, event log bounds).
+ */
+export const EVENT_LOG_ENTRIES_PER_NODE = 20;
+
+/** The most entries the event log of a run of `nodeCount` nodes keeps (approximately: MAXLEN ~). */
+export function eventLogCap(nodeCount: number): number {
+  return EVENT_LOG_BASE_ENTRIES + EVENT_LOG_ENTRIES_PER_NODE * nodeCount;
+}
+
+/**
+ * Index entries one ListRuns page reads at most while the filters leave most of them out (only
+ * when both task and caller are given: one index is read, the other filter checked on each
+ * record). The page then ends early, with a token to continue.
+ */
+export const MAX_ENTRIES_SCANNED_PER_PAGE = 5_000;
+
+/** Index entries read per round while filling a page. */
+const INDEX_READ_CHUNK = 100;
+
 /** A run update: the new record and the event that announces it. */
 export interface RunChange {
   run: Run;
   event: RunStateChanged;
 }
 
-/** One entry of the runs index with its record (undefined when the record is missing). */
+/** One entry of a runs index with its record (undefined when the record is missing). */
 export interface IndexedRun {
   taskId: string;
   score: number;
+  run: Run | undefined;
+}
+
+/** One page of runs: the runs, and the position to continue from when more may follow. */
+export interface RunsPage {
+  runs: Run[];
+  /** The last index entry read, when more entries may follow; undefined on the last page. */
+  next: PageCursor | undefined;
+}
+
+/** The stored record of a run as read, for a compare-and-delete. */
+export interface RawRunEntry {
+  taskId: string;
+  /** The record text; undefined when the index entry has no record. */
+  raw: string | undefined;
   run: Run | undefined;
 }
 
@@ -67,17 +108,23 @@ export class RunStore {
   ) {}
 
   /**
-   * Stores a new run with a PENDING result per node and a RunStateChanged event. Returns false,
-   * writing nothing, when the task id exists. The runs index is written first and outside the
-   * script because it is a global key (another Redis Cluster slot); ZADD NX leaves an existing
-   * entry alone, and an index entry whose record never appeared is skipped by `listRuns`.
+   * Stores a new run with a PENDING result per node, a RunStateChanged event and its entries in
+   * the runs, task and caller indexes, all in one atomic step. Returns false, writing nothing,
+   * when the task id exists.
    */
   async createRun(run: Run, now: Date): Promise<boolean> {
     const id = run.taskId;
-    await this.redis.zadd(this.keys.runs(), 'NX', (run.createTime ?? now).getTime(), id);
-    const args: string[] = [JSON.stringify(Run.toJSON(run)), eventJson({ time: now, taskId: id, event: { $case: 'runStateChanged', value: { state: run.state, reason: '' } } })];
+    const score = (run.createTime ?? now).getTime();
+    const args: Array<string | number> = [
+      JSON.stringify(Run.toJSON(run)),
+      eventJson({ time: now, taskId: id, event: { $case: 'runStateChanged', value: { state: run.state, reason: '' } } }),
+      id,
+      score,
+      eventLogCap(run.nodes.length),
+    ];
     for (const host of run.nodes) args.push(host, canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))));
-    const created = await CREATE_RUN_SCRIPT.run(this.redis, [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id)], args);
+    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runs(), this.keys.runsByTask(run.task), this.keys.runsByCaller(run.caller)];
+    const created = await CREATE_RUN_SCRIPT.run(this.redis, keys, args);
     return created === 1;
   }
 
@@ -103,19 +150,23 @@ export class RunStore {
   }
 
   /**
-   * Records validated node results (each atomically with its event, see RECORD_RESULTS_SCRIPT)
-   * and returns how many changed what was stored.
+   * Records validated node results of `run` (each atomically with its event, see
+   * RECORD_RESULTS_SCRIPT) and returns how many changed what was stored, or undefined when the
+   * run is gone (removed by retention since it was read).
    */
-  async recordResults(taskId: string, results: NodeResult[], now: Date): Promise<number> {
-    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId)];
+  async recordResults(run: Run, results: NodeResult[], now: Date): Promise<number | undefined> {
+    const taskId = run.taskId;
+    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.run(taskId)];
     let changed = 0;
     for (let start = 0; start < results.length; start += RECORD_BATCH_SIZE) {
       const batch = results.slice(start, start + RECORD_BATCH_SIZE);
-      const args: string[] = [String(batch.length)];
+      const args: string[] = [String(batch.length), String(eventLogCap(run.nodes.length))];
       for (const r of batch) {
         args.push(r.host, canonicalJson(NodeResult.toJSON(r)), isFinalNodeState(r.state) ? '1' : '0', eventJson({ time: now, taskId, event: { $case: 'nodeResult', value: r } }));
       }
-      changed += Number(await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args));
+      const reply = Number(await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args));
+      if (reply < 0) return undefined;
+      changed += reply;
     }
     return changed;
   }
@@ -132,7 +183,12 @@ export class RunStore {
       const next = await change(current.run);
       if (!next) return current.run;
       const event = eventJson({ time: now, taskId, event: { $case: 'runStateChanged', value: next.event } });
-      const replaced = await REPLACE_RUN_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runEvents(taskId)], [current.raw, JSON.stringify(Run.toJSON(next.run)), event]);
+      const replaced = await REPLACE_RUN_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runEvents(taskId)], [
+        current.raw,
+        JSON.stringify(Run.toJSON(next.run)),
+        event,
+        eventLogCap(current.run.nodes.length),
+      ]);
       if (replaced === 1) return next.run;
       if (replaced === -1) return undefined;
     }
@@ -140,27 +196,104 @@ export class RunStore {
   }
 
   /**
-   * Up to `count` entries of the runs index, newest first, after `cursor` (from the newest
-   * when undefined), with their records, and whether more entries follow.
+   * Up to `count` runs matching `query`, newest first, after `cursor` (from the newest when
+   * undefined). Reads the narrowest index the query allows (a task's or a caller's runs, the
+   * smaller of the two when both are given) within the query's time range, so a filtered
+   * listing never scans every run; a filter not answered by that index is checked on each
+   * record, and a page stops after MAX_ENTRIES_SCANNED_PER_PAGE entries, possibly short, with a
+   * cursor to continue. Index entries without a record are skipped.
    */
-  async listRuns(cursor: PageCursor | undefined, count: number): Promise<{ entries: IndexedRun[]; more: boolean }> {
-    const flat = cursor
-      ? ((await RUNS_PAGE_SCRIPT.run(this.redis, [this.keys.runs()], [cursor.taskId, String(cursor.score), count + 1])) as string[])
-      : await this.redis.zrevrange(this.keys.runs(), 0, count, 'WITHSCORES');
+  async listRuns(query: RunQuery, cursor: PageCursor | undefined, count: number): Promise<RunsPage> {
+    const index = await this.indexFor(query);
+    // Only with both task and caller does the index hold runs the query leaves out.
+    const postFiltered = query.task !== undefined && query.caller !== undefined;
+    const runs: Run[] = [];
+    let position = cursor;
+    let scanned = 0;
+    for (;;) {
+      // One entry beyond the page tells whether more follow.
+      const want = postFiltered ? Math.max(count + 1 - runs.length, Math.min(INDEX_READ_CHUNK, MAX_ENTRIES_SCANNED_PER_PAGE - scanned)) : count + 1 - runs.length;
+      const entries = await this.readIndex(index, query, position, want);
+      for (const entry of entries) {
+        scanned++;
+        if (entry.run && matchesRunQuery(entry.run, query)) {
+          if (runs.length === count) return { runs, next: position };
+          runs.push(entry.run);
+        }
+        position = { taskId: entry.taskId, score: entry.score };
+      }
+      if (entries.length < want) return { runs, next: undefined };
+      if (scanned >= MAX_ENTRIES_SCANNED_PER_PAGE) return { runs, next: position };
+    }
+  }
+
+  /** The index to read for `query`: the task's or the caller's (the smaller if both), else all runs. */
+  private async indexFor(query: RunQuery): Promise<string> {
+    const byTask = query.task !== undefined ? this.keys.runsByTask(query.task) : undefined;
+    const byCaller = query.caller !== undefined ? this.keys.runsByCaller(query.caller) : undefined;
+    if (byTask && byCaller) {
+      const [taskCount, callerCount] = await Promise.all([this.redis.zcard(byTask), this.redis.zcard(byCaller)]);
+      return callerCount < taskCount ? byCaller : byTask;
+    }
+    return byTask ?? byCaller ?? this.keys.runs();
+  }
+
+  /** Up to `count` entries of `index` after `cursor` within the query's time range, with their records. */
+  private async readIndex(index: string, query: RunQuery, cursor: PageCursor | undefined, count: number): Promise<IndexedRun[]> {
+    const bound = (n: number) => (n === -Infinity ? '-inf' : n === Infinity ? '+inf' : String(n));
+    const flat = (await RUNS_PAGE_SCRIPT.run(this.redis, [index], [cursor?.taskId ?? '', cursor?.score ?? 0, count, bound(query.minScore), bound(query.maxScore)])) as string[];
     const ids: Array<{ taskId: string; score: number }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) ids.push({ taskId: flat[i], score: Number(flat[i + 1]) });
-    const more = ids.length > count;
-    const page = ids.slice(0, count);
+    const records = await this.getRaw(ids.map((e) => e.taskId));
+    return ids.map(({ taskId, score }, i) => ({ taskId, score, run: records[i].run }));
+  }
+
+  /**
+   * The records of `taskIds`, in order, with their raw text (for a compare-and-delete). A
+   * corrupt record throws CorruptRecordError unless `lenient`, which gives it `run` undefined.
+   */
+  private async getRaw(taskIds: string[], lenient = false): Promise<RawRunEntry[]> {
+    if (taskIds.length === 0) return [];
     // One GET per run (not MGET): the records live in different Redis Cluster slots.
     const pipeline = this.redis.pipeline();
-    for (const { taskId } of page) pipeline.get(this.keys.run(taskId));
+    for (const taskId of taskIds) pipeline.get(this.keys.run(taskId));
     const replies = (await pipeline.exec()) ?? [];
-    const entries = page.map(({ taskId, score }, i) => {
+    return taskIds.map((taskId, i) => {
       const [err, raw] = replies[i] ?? [null, null];
       if (err) throw err;
-      return { taskId, score, run: typeof raw === 'string' ? Run.fromJSON(parseJson(raw, `run ${taskId}`)) : undefined };
+      if (typeof raw !== 'string') return { taskId, raw: undefined, run: undefined };
+      try {
+        return { taskId, raw, run: Run.fromJSON(parseJson(raw, `run ${taskId}`)) };
+      } catch (parseErr) {
+        if (lenient) return { taskId, raw, run: undefined };
+        throw parseErr;
+      }
     });
-    return { entries, more };
+  }
+
+  /**
+   * Up to `count` runs created at or before `maxScore` ms, oldest first, skipping the first
+   * `offset` of them: the candidates of a retention sweep (ZRANGEBYSCORE LIMIT, so one read
+   * stays small however many runs there are). A corrupt record comes back with `run` undefined
+   * and its raw text, so the sweep can still remove it.
+   */
+  async oldestRuns(maxScore: number, offset: number, count: number): Promise<Array<RawRunEntry & { score: number }>> {
+    const flat = await this.redis.zrangebyscore(this.keys.runs(), '-inf', maxScore, 'WITHSCORES', 'LIMIT', offset, count);
+    const ids: Array<{ taskId: string; score: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) ids.push({ taskId: flat[i], score: Number(flat[i + 1]) });
+    const records = await this.getRaw(ids.map((e) => e.taskId), true);
+    return ids.map(({ score }, i) => ({ ...records[i], score }));
+  }
+
+  /**
+   * Removes a run and everything of it (DELETE_RUN_SCRIPT) if its record is still `entry.raw`.
+   * Returns true when removed.
+   */
+  async deleteRun(entry: RawRunEntry): Promise<boolean> {
+    const id = entry.taskId;
+    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runs()];
+    if (entry.run) keys.push(this.keys.runsByTask(entry.run.task), this.keys.runsByCaller(entry.run.caller));
+    return (await DELETE_RUN_SCRIPT.run(this.redis, keys, [id, entry.raw ?? ''])) === 1;
   }
 
   /** Up to `count` events of the run's log after event id `after` (from the first when undefined). */
