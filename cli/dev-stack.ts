@@ -16,6 +16,24 @@ export interface DevStackOptions {
   logLevel?: string;
   /** Receives each process's stderr lines, prefixed with its name; default: discarded. */
   onStderr?: (name: string, line: string) => void;
+  /**
+   * Give redis-server a data directory with AOF persistence (as a production Redis has), so
+   * `restartRedis` keeps the data; default false (`baton dev` keeps everything in memory).
+   */
+  persistRedis?: boolean;
+}
+
+/** The three Baton services of a stack. */
+export type StackService = 'metadata' | 'results' | 'scheduler';
+
+/** How `stopService` ends a service: SIGTERM (a clean drain) or SIGKILL (a crash, an OOM kill). */
+export type StopHow = 'SIGTERM' | 'SIGKILL';
+
+/** A running service of the stack and what it takes to start it again on the same port. */
+interface ServicePiece {
+  args: string[];
+  port: number;
+  child: StartedChild | undefined;
 }
 
 /** Agents started by `baton dev` unless `--agents` says otherwise. */
@@ -52,8 +70,8 @@ export class DevStack {
     readonly addresses: StackAddresses,
     readonly stateDir: string,
     readonly agentNames: string[],
-    private readonly redis: RedisServerProcess,
-    private readonly services: StartedChild[],
+    private redis: RedisServerProcess | undefined,
+    private readonly services: Map<StackService, ServicePiece>,
     private readonly agents: Map<string, StartedChild>,
     private readonly options: Required<Omit<DevStackOptions, 'onStderr'>> & Pick<DevStackOptions, 'onStderr'>,
   ) {}
@@ -66,24 +84,22 @@ export class DevStack {
       environmentpath: options.environmentpath ?? join(root, 'examples', 'modules'),
       logLevel: options.logLevel ?? 'warn',
       onStderr: options.onStderr,
+      persistRedis: options.persistRedis ?? false,
     };
     const stateDir = mkdtempSync(join(tmpdir(), 'baton-dev-'));
-    const started: StartedChild[] = [];
+    const started = new Map<StackService, ServicePiece>();
     let redis: RedisServerProcess | undefined;
     try {
-      redis = await startRedisServer();
-      const metadata = await startPiece(root, 'metadata', ['--environmentpath', resolved.environmentpath], resolved);
-      started.push(metadata.child);
-      const results = await startPiece(root, 'results', ['--redis-url', redis.url], resolved);
-      started.push(results.child);
-      const scheduler = await startPiece(
-        root,
-        'scheduler',
-        ['--redis-url', redis.url, '--metadata-address', metadata.address, '--results-address', results.address],
-        resolved,
-      );
-      started.push(scheduler.child);
-      const addresses = { redis: redis.url, metadata: metadata.address, results: results.address, scheduler: scheduler.address };
+      redis = await startRedisServer({ dir: resolved.persistRedis ? redisDir(stateDir) : undefined });
+      const start = async (piece: StackService, args: string[]): Promise<string> => {
+        const { address, child } = await startPiece(root, piece, '127.0.0.1:0', args, resolved);
+        started.set(piece, { args, port: portOf(address), child });
+        return address;
+      };
+      const metadata = await start('metadata', ['--environmentpath', resolved.environmentpath]);
+      const results = await start('results', ['--redis-url', redis.url]);
+      const scheduler = await start('scheduler', ['--redis-url', redis.url, '--metadata-address', metadata, '--results-address', results]);
+      const addresses = { redis: redis.url, metadata, results, scheduler };
       const stack = new DevStack(addresses, stateDir, [], redis, started, new Map(), resolved);
       try {
         await Promise.all(Array.from({ length: resolved.agents }, (_, k) => stack.startAgent(k + 1)));
@@ -93,7 +109,7 @@ export class DevStack {
       }
       return stack;
     } catch (err) {
-      await Promise.all(started.map((c) => c.stop()));
+      await Promise.all([...started.values()].flatMap((s) => (s.child ? [s.child.stop()] : [])));
       await redis?.stop();
       rmSync(stateDir, { recursive: true, force: true });
       throw err;
@@ -141,11 +157,7 @@ export class DevStack {
   async killAgent(identity: string): Promise<void> {
     const agent = this.agents.get(identity);
     this.agents.delete(identity);
-    if (!agent || agent.child.exitCode !== null || agent.child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      agent.child.once('exit', () => resolve());
-      agent.child.kill('SIGKILL');
-    });
+    if (agent) await killChild(agent);
   }
 
   /** The state directory of dev agent `identity` (its cache/ and spool/ are below it). */
@@ -153,23 +165,104 @@ export class DevStack {
     return join(this.stateDir, identity);
   }
 
+  /**
+   * Stops one service: SIGTERM (it drains and exits) or SIGKILL (no clean shutdown, as a crash
+   * would). Resolves once the process is gone; `startService` brings it back on the same port.
+   */
+  async stopService(name: StackService, how: StopHow = 'SIGTERM'): Promise<void> {
+    const piece = this.services.get(name);
+    const child = piece?.child;
+    if (!piece || !child) return;
+    piece.child = undefined;
+    if (how === 'SIGTERM') await child.stop();
+    else await killChild(child);
+  }
+
+  /**
+   * Starts a service stopped by `stopService` again, on the port it had and with the same
+   * arguments, so every client (agents, the other services, the CLI) finds it where it was.
+   */
+  async startService(name: StackService): Promise<void> {
+    const piece = this.services.get(name);
+    if (!piece || piece.child) return;
+    const { child } = await startPiece(packageRoot(), name, `127.0.0.1:${piece.port}`, piece.args, this.options);
+    piece.child = child;
+  }
+
+  /** `stopService` then `startService`: a restart on the same port. */
+  async restartService(name: StackService, how: StopHow = 'SIGTERM'): Promise<void> {
+    await this.stopService(name, how);
+    await this.startService(name);
+  }
+
+  /**
+   * Stops redis-server with SIGTERM (with `persistRedis` it writes its AOF first, as a
+   * production Redis does). `startRedis` brings it back on the same port with the same data.
+   */
+  async stopRedis(): Promise<void> {
+    const redis = this.redis;
+    this.redis = undefined;
+    await redis?.stop();
+  }
+
+  /**
+   * Starts redis-server again after `stopRedis`, on the port of the stack's Redis URL and with
+   * the same data directory. Needs `persistRedis`: without it every key would be gone, which
+   * is a different fault.
+   */
+  async startRedis(): Promise<void> {
+    if (!this.options.persistRedis) throw new Error('startRedis needs a stack started with persistRedis: true');
+    if (this.redis) return;
+    this.redis = await startRedisServer({ port: portOf(this.addresses.redis), dir: redisDir(this.stateDir) });
+  }
+
+  /** `stopRedis` then `startRedis`: a Redis restart that keeps its data. */
+  async restartRedis(): Promise<void> {
+    await this.stopRedis();
+    await this.startRedis();
+  }
+
   /** Stops every process it started, agents first, and removes its state directory. */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
     this.agents.clear();
-    for (const s of [...this.services].reverse()) await s.stop();
-    await this.redis.stop();
+    for (const name of ['scheduler', 'results', 'metadata'] as const) await this.stopService(name);
+    await this.redis?.stop();
+    this.redis = undefined;
     rmSync(this.stateDir, { recursive: true, force: true });
   }
 }
 
+/** Where a persistent stack's redis-server keeps its AOF. */
+function redisDir(stateDir: string): string {
+  const dir = join(stateDir, 'redis');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** The port of a host:port address. */
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+/** SIGKILL, resolving once the process has exited. */
+function killChild(started: StartedChild): Promise<void> {
+  const { child } = started;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
 async function startPiece(
   root: string,
-  piece: string,
+  piece: StackService,
+  listen: string,
   args: string[],
   options: { logLevel: string; onStderr?: (name: string, line: string) => void },
 ): Promise<{ address: string; child: StartedChild }> {
-  const child = await startChild(process.execPath, [join(root, 'dist', 'services', piece, 'main.js'), '--listen', '127.0.0.1:0', '--log-level', options.logLevel, ...args], {
+  const child = await startChild(process.execPath, [join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args], {
     ready: LISTENING_LINE,
     onStderr: (line) => options.onStderr?.(piece, line),
   });

@@ -28,6 +28,6 @@ export class AgentGateway {
    */
   async closeAll(): Promise<void> {
     const reason = new UnavailableError('the scheduler is shutting down; reconnect');
-    await Promise.all([...this.sessions].map((s) => s.close(reason)));
+    await Promise.all([...this.sessions].map((s) => s.close(reason, { draining: true })));
   }
 }

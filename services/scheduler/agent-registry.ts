@@ -1,12 +1,32 @@
 import type { AgentSession } from './agent-session';
+import { TRACKED_RUN_TTL_MS } from './run-tracker';
+
+/**
+ * A run command this scheduler sent to a node whose final result it has not stored yet: what
+ * lets it say, when the node's agent disconnects, which runs show the node as away (issue 6
+ * point 5).
+ */
+export interface OutstandingRun {
+  taskId: string;
+  /** When the run command went out, in ms since the epoch (for expiry). */
+  sentAtMs: number;
+  /** The TaskStarted's start time; undefined while the task waits for a slot on the node. */
+  startTime?: Date;
+  /** True while the run shows the node as disconnected (set on disconnect, cleared on reconnect). */
+  away: boolean;
+  /** The write that showed the node as away, awaited before the reconnect clears it. */
+  awayWrite?: Promise<void>;
+}
 
 /**
  * The live agent sessions of this scheduler by node identity. A second connection for an
  * identity replaces the first: the newest agent process wins (agent protocol §1), and the
- * caller ends the replaced session's stream.
+ * caller ends the replaced session's stream. It also remembers, per identity and across
+ * sessions, the runs sent to each node that have no final result yet.
  */
 export class AgentRegistry {
   private readonly sessions = new Map<string, AgentSession>();
+  private readonly outstandingRuns = new Map<string, Map<string, OutstandingRun>>();
 
   /** Makes `session` the live session of `identity`; returns the session it replaced, if any. */
   register(identity: string, session: AgentSession): AgentSession | undefined {
@@ -30,5 +50,34 @@ export class AgentRegistry {
   /** Every live session. */
   all(): AgentSession[] {
     return [...this.sessions.values()];
+  }
+
+  /** Records that a run command went to `identity`. */
+  runSent(identity: string, taskId: string, nowMs = Date.now()): void {
+    let runs = this.outstandingRuns.get(identity);
+    if (!runs) this.outstandingRuns.set(identity, (runs = new Map<string, OutstandingRun>()));
+    // A node that never reports (its agent gone for good) must not make this grow forever:
+    // entries live as long as the run tracker tracks a run.
+    for (const [id, run] of runs) if (nowMs - run.sentAtMs > TRACKED_RUN_TTL_MS) runs.delete(id);
+    runs.set(taskId, { taskId, sentAtMs: nowMs, away: false });
+  }
+
+  /** Records a node's TaskStarted of a run sent to it. */
+  runStarted(identity: string, taskId: string, startTime: Date): void {
+    const run = this.outstandingRuns.get(identity)?.get(taskId);
+    if (run) run.startTime = startTime;
+  }
+
+  /** Records that a node's final result of a run is stored: nothing more is outstanding. */
+  runFinished(identity: string, taskId: string): void {
+    const runs = this.outstandingRuns.get(identity);
+    if (!runs) return;
+    runs.delete(taskId);
+    if (runs.size === 0) this.outstandingRuns.delete(identity);
+  }
+
+  /** The runs sent to `identity` without a stored final result, oldest first. */
+  outstanding(identity: string): OutstandingRun[] {
+    return [...(this.outstandingRuns.get(identity)?.values() ?? [])];
   }
 }

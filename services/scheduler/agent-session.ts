@@ -23,6 +23,11 @@ export type TraceContext = Record<string, string>;
 /** A command the scheduler sends to an agent. */
 export type AgentCommand = Extract<NonNullable<ConnectResponse['message']>, { $case: 'download' | 'run' | 'cancel' }>;
 
+/** First delay before recording again a result the results service could not store, in ms; doubles per attempt. */
+export const RESULT_RETRY_INITIAL_MS = 500;
+/** Longest delay between attempts to store a result, in ms. */
+export const RESULT_RETRY_MAX_MS = 10_000;
+
 /** What a session needs from the rest of the scheduler. */
 export interface AgentSessionOptions {
   index: NodeIndex;
@@ -68,6 +73,8 @@ export class AgentSession {
   /** TaskStarted/TaskFinished, recorded in order, apart from `control` so a slow results service never delays heartbeats. */
   private reports: Promise<void> = Promise.resolve();
   private livenessTimer: NodeJS.Timeout | undefined;
+  /** Pending attempts to store results the results service did not take; cleared on close. */
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
   private log: Logger;
   private resolveClosed: () => void = () => undefined;
 
@@ -99,7 +106,9 @@ export class AgentSession {
 
   /** Sends a command; false when the session is not ready (not greeted yet, or closed). */
   send(command: AgentCommand, traceContext: TraceContext = {}): boolean {
-    return this.state === 'READY' && this.write(command, traceContext);
+    const sent = this.state === 'READY' && this.write(command, traceContext);
+    if (sent && command.$case === 'run') this.options.registry.runSent(this.identity, command.value.taskId);
+    return sent;
   }
 
   /**
@@ -122,26 +131,58 @@ export class AgentSession {
   /**
    * Ends the session: the stream ends (with `error` as its status, OK without), pending
    * downloads resolve as unanswered, and the node is marked offline unless a newer session of
-   * the same node has replaced this one.
+   * the same node has replaced this one. Its outstanding runs then show the node as
+   * disconnected, unless the scheduler is `draining` (the agents move to another scheduler at
+   * once; the node is not away).
    */
-  close(error?: BatonError): Promise<void> {
+  close(error?: BatonError, options: { draining?: boolean } = {}): Promise<void> {
     if (this.state === 'CLOSED') return this.closed;
     this.state = 'CLOSED';
     clearInterval(this.livenessTimer);
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
     for (const finish of [...this.downloads.values()]) finish(undefined);
     this.endStream(error);
     if (error) this.log.info({ reason: error.message }, 'agent session closed');
     else this.log.info('agent session closed');
-    void this.markOffline().finally(this.resolveClosed);
+    void this.markOffline(!options.draining).finally(this.resolveClosed);
     return this.closed;
   }
 
-  private async markOffline(): Promise<void> {
+  private async markOffline(noteAway: boolean): Promise<void> {
     if (!this.identity || !this.options.registry.remove(this.identity, this)) return;
+    if (noteAway) this.noteAway();
     try {
       await this.options.index.markOffline(this.identity, this.id);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not mark the node offline; it goes stale after 3 heartbeat intervals');
+    }
+  }
+
+  /**
+   * Shows the node as disconnected in every run outstanding on it (issue 6 point 5), after the
+   * reports already received from it. Skipped when a newer session of the node came first.
+   */
+  private noteAway(): void {
+    const since = new Date();
+    const { registry, recorder } = this.options;
+    for (const run of registry.outstanding(this.identity)) {
+      this.enqueueReport(async () => {
+        if (registry.get(this.identity) || !registry.outstanding(this.identity).includes(run)) return;
+        run.away = true;
+        run.awayWrite = recorder.recordAway(this.identity, run, since);
+        await run.awayWrite;
+      });
+    }
+  }
+
+  /** Clears the disconnected note of every run still outstanding on the node, now that it is back. */
+  private async noteBack(): Promise<void> {
+    for (const run of this.options.registry.outstanding(this.identity)) {
+      if (!run.away) continue;
+      await run.awayWrite;
+      run.away = false;
+      await this.options.recorder.recordBack(this.identity, run);
     }
   }
 
@@ -197,6 +238,7 @@ export class AgentSession {
       }
       case 'taskStarted': {
         const started = m.value;
+        this.options.registry.runStarted(this.identity, started.taskId, started.startTime ?? new Date());
         this.enqueueReport(() => this.options.recorder.recordStarted(this.identity, started));
         return;
       }
@@ -230,6 +272,8 @@ export class AgentSession {
     // any TaskStarted/TaskFinished that arrives later on this stream.
     this.reports = greeted.then(async () => {
       for (const finished of hello.unacknowledgedResults) await this.recordFinished(finished);
+      // Runs still outstanding after the re-sent results go on on the node: no longer away.
+      if (this.state !== 'CLOSED') await this.noteBack();
     });
   }
 
@@ -277,10 +321,26 @@ export class AgentSession {
     this.reports = this.reports.then(work).catch((err: unknown) => this.log.error({ err }, 'recording an agent report failed'));
   }
 
-  private async recordFinished(finished: TaskFinished): Promise<void> {
+  private async recordFinished(finished: TaskFinished, attempt = 0): Promise<void> {
     // Recorded even when the stream has closed meanwhile: the results service is idempotent and
     // the agent re-sends what it did not see acknowledged.
     const ack = await this.options.recorder.recordFinished(this.identity, finished);
-    if (ack && this.state !== 'CLOSED') this.write({ $case: 'resultAck', value: { taskId: finished.result?.taskId ?? '' } });
+    const taskId = finished.result?.taskId ?? '';
+    if (ack) {
+      this.options.registry.runFinished(this.identity, taskId);
+      if (this.state !== 'CLOSED') this.write({ $case: 'resultAck', value: { taskId } });
+      return;
+    }
+    // The agent re-sends unacknowledged results only in its next Hello (protocol §6), and a
+    // healthy stream may live for days: without trying again here, a result that came while
+    // the results service or Redis restarted would wait for the next reconnect (issue 6 point 5).
+    if (this.state === 'CLOSED') return;
+    const delayMs = Math.min(RESULT_RETRY_MAX_MS, RESULT_RETRY_INITIAL_MS * 2 ** Math.min(attempt, 16));
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      this.enqueueReport(() => this.recordFinished(finished, attempt + 1));
+    }, delayMs);
+    timer.unref();
+    this.retryTimers.add(timer);
   }
 }

@@ -6,6 +6,7 @@ import { isServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { isTaskId } from '../../lib/task-id';
+import type { OutstandingRun } from './agent-registry';
 import { FINAL_NODE_STATES } from './node-results';
 import { errorText } from './error-text';
 import type { RunTracker } from './run-tracker';
@@ -76,11 +77,49 @@ export class ResultRecorder {
         this.markFinal(result);
         return true;
       }
-      this.log.warn({ node: identity, taskId: result.taskId, err: errorText(err) }, 'could not record a result; the agent will re-send it');
+      this.log.warn({ node: identity, taskId: result.taskId, err: errorText(err) }, 'could not record a result; retried while the agent stays connected, re-sent by the agent after a reconnect');
       return false;
     }
     this.markFinal(result);
     return true;
+  }
+
+  /**
+   * Shows in the run that the node's agent disconnected at `since` while the run was
+   * outstanding there. There is no DISCONNECTED node state (proto/baton/v1/run.proto): the node
+   * keeps its state — RUNNING once it reported TaskStarted (the task goes on under its wrapper,
+   * agent protocol §5), else DOWNLOADED (it passed the file gate; the run command may be
+   * queued) — and its statusmsg says the agent is away. A final result stored meanwhile is
+   * never overwritten (the results service keeps final results). Failures are logged only.
+   */
+  async recordAway(identity: string, run: OutstandingRun, since: Date): Promise<void> {
+    const what = run.startTime
+      ? 'the task goes on under its wrapper and its result is reported when the agent reconnects'
+      : 'the task had not started; the node reports it when the agent reconnects';
+    await this.recordProgress(identity, run, `agent disconnected at ${since.toISOString()}; ${what}`, 'could not record that the node disconnected');
+  }
+
+  /** Clears what `recordAway` showed once the node's agent is connected again. Failures are logged only. */
+  async recordBack(identity: string, run: OutstandingRun): Promise<void> {
+    await this.recordProgress(identity, run, '', 'could not record that the node reconnected');
+  }
+
+  private async recordProgress(identity: string, run: OutstandingRun, statusmsg: string, failure: string): Promise<void> {
+    // As recordStarted writes it (task and callerid are filled in by the results service), so
+    // only statusmsg differs from what the node showed before.
+    const result = NodeResult.fromPartial({
+      host: identity,
+      taskId: run.taskId,
+      state: run.startTime ? NodeState.NODE_STATE_RUNNING : NodeState.NODE_STATE_DOWNLOADED,
+      exitcode: -1,
+      startTime: run.startTime,
+      statusmsg,
+    });
+    try {
+      await unary(this.results, this.results.recordNodeResults, { taskId: run.taskId, results: [result] });
+    } catch (err) {
+      this.log.warn({ node: identity, taskId: run.taskId, err: errorText(err) }, failure);
+    }
   }
 
   private markFinal(result: NodeResult): void {
