@@ -2,7 +2,12 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
-import { NodeResult, NodeState } from '../../gen/baton/v1/run';
+import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
+import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { join } from 'node:path';
+import { startChild } from '../../lib/child-process';
+import { LISTENING_LINE } from '../../lib/main';
+import { packageRoot } from '../../lib/package-root';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { RunTaskRequest, SchedulerServiceClient, type DiscoverNodesRequest, type Node } from '../../gen/baton/v1/scheduler_service';
 import { readServiceError } from '../../lib/errors';
@@ -197,6 +202,39 @@ describe('AgentGatewayService', () => {
     await waitFor('the scheduler to give up recording', () => lines.some((l) => l.includes('could not record a result')), 15_000);
     assert.deepEqual(agent.received.map((m) => m.message?.$case), ['welcome']);
     assert.equal(agent.status, undefined);
+  });
+
+  it('stores a result that came while the results service was down once it is back, and only then acknowledges it', async () => {
+    const port = await freePort();
+    const resultsPrefix = uniquePrefix();
+    const startResults = async () => {
+      const main = join(packageRoot(), 'dist', 'services', 'results', 'main.js');
+      const child = await startChild(process.execPath, [main, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', resultsPrefix], { ready: LISTENING_LINE });
+      cleanups.push(() => child.stop());
+      return child;
+    };
+    const taskId = newTaskId();
+    const first = await startResults();
+    const client = makeClient(ResultsServiceClient, `127.0.0.1:${port}`);
+    cleanups.push(() => client.close());
+    await unary(client, client.createRun, { run: Run.fromPartial({ taskId, task: 'acme::x', nodes: ['web1'], state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }) });
+    await first.stop();
+
+    const lines: string[] = [];
+    const h = await start({ resultsAddress: `127.0.0.1:${port}`, log: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }) });
+    const agent = rawAgent(h);
+    const result = NodeResult.fromPartial({ host: 'web1', taskId, state: NodeState.NODE_STATE_SUCCEEDED, completed: true, exitcode: 0 });
+    agent.send({ $case: 'hello', value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }] } });
+    await agent.next('welcome');
+    await waitFor('the scheduler to fail to record the result', () => lines.some((l) => l.includes('could not record a result')), 15_000);
+    assert.deepEqual(agent.received.map((m) => m.message?.$case), ['welcome'], 'no ack for a result not stored');
+
+    await startResults();
+    const ack = await agent.next('resultAck', 30_000);
+    assert.equal(ack.taskId, taskId);
+    const stored = await unary(client, client.getRunStatus, { taskId });
+    assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
+    assert.equal(stored.items[0].state, NodeState.NODE_STATE_SUCCEEDED);
   });
 
   it('ends every agent stream with UNAVAILABLE when draining, and marks the nodes offline', async () => {
