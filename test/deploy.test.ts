@@ -1,38 +1,232 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { AGENT_CONFIG_SCHEMA } from '../agent/agent-options';
 import { startChild } from '../lib/child-process';
+import { loadConfig } from '../lib/config';
 import { LISTENING_LINE } from '../lib/main';
 import { packageRoot } from '../lib/package-root';
+import { makeTestCertificates, type TestCertificates } from './helpers/certificates';
 import { useRedisServer } from './helpers/redis';
 
-const root = packageRoot();
+/**
+ * Issue 10 point 5: no container engine runs here, so the deploy files are checked for what can
+ * be checked. Every YAML file parses; every process the compose file and the Kubernetes manifests
+ * run is started (services) or configured (agents) with exactly the configuration file and
+ * BATON_* variables they give it, so an unknown key or a bad value fails here as it would there
+ * (each variable is passed as its --<key> flag: a strict flag parser refuses unknown keys, where
+ * an unknown variable would be silently ignored); every program they run exists in the build.
+ */
 
-/** Starts a service with a deploy/ config file (only the address is overridden) and stops it. */
-async function startsWith(piece: string, extra: string[] = []): Promise<void> {
-  const child = await startChild(
-    process.execPath,
-    [join(root, 'dist', 'services', piece, 'main.js'), '--config', join(root, 'deploy', 'config', `${piece}.yaml`), '--listen', '127.0.0.1:0', '--log-level', 'silent', ...extra],
-    { ready: LISTENING_LINE },
-  );
-  assert.match(child.readyLine, LISTENING_LINE);
-  await child.stop();
-  assert.equal(child.child.exitCode, 0);
+const root = packageRoot();
+const deployDir = join(root, 'deploy');
+
+/** Where a deploy file's container sees the image's files (the Dockerfile's WORKDIR). */
+const IMAGE_WORKDIR = '/app';
+/** Where the systemd units expect Baton. */
+const SYSTEMD_ROOT = '/opt/baton';
+
+/** One Baton process as a deploy file runs it. */
+interface ProcessUse {
+  where: string;
+  command: string[];
+  /** The configuration file's content, when it comes from the deploy files. */
+  config?: string;
+  /** BATON_* variables with a literal value (BATON_CONFIG excluded). */
+  env: Record<string, string>;
 }
 
-describe('deploy/config', () => {
-  // Never the 6379 of the file: a private redis-server for the test.
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) return yamlFiles(full);
+    return /\.ya?ml$/.test(name) ? [full] : [];
+  });
+}
+
+function documents(file: string): Array<Record<string, unknown>> {
+  // merge: compose files share settings through YAML merge keys (<<: *anchor), as docker compose reads them.
+  return parseAllDocuments(readFileSync(file, 'utf8'), { merge: true }).map((d) => {
+    assert.deepEqual(d.errors, [], `${relative(root, file)}: ${d.errors.map((e) => e.message).join('; ')}`);
+    return d.toJS() as Record<string, unknown>;
+  });
+}
+
+function batonEnv(env: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  const entries = Array.isArray(env) ? (env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value] as const) : Object.entries((env ?? {}) as Record<string, string>);
+  for (const [name, value] of entries) if (name.startsWith('BATON_') && name !== 'BATON_CONFIG' && value !== undefined) out[name] = String(value);
+  return out;
+}
+
+/** The Baton processes of deploy/compose.yaml; their config files are deploy/config, mounted at /etc/baton. */
+function composeProcesses(): ProcessUse[] {
+  const compose = documents(join(deployDir, 'compose.yaml'))[0] as { services: Record<string, { command?: string[]; entrypoint?: string[]; environment?: unknown; image?: string }> };
+  const uses: ProcessUse[] = [];
+  for (const [name, s] of Object.entries(compose.services)) {
+    if (s.image !== 'baton:latest') continue;
+    const command = [...(s.entrypoint ?? []), ...(s.command ?? [])];
+    const configAt = command.indexOf('--config');
+    const config = configAt >= 0 ? readFileSync(join(deployDir, 'config', command[configAt + 1].replace('/etc/baton/', '')), 'utf8') : undefined;
+    uses.push({ where: `compose ${name}`, command, config, env: batonEnv(s.environment) });
+  }
+  return uses;
+}
+
+/** The Baton processes of deploy/kubernetes; their config files come from the ConfigMap. */
+function kubernetesProcesses(): ProcessUse[] {
+  const docs = yamlFiles(join(deployDir, 'kubernetes')).flatMap(documents);
+  const configMap = docs.find((d) => d.kind === 'ConfigMap' && (d.metadata as { name: string }).name === 'baton-config') as { data: Record<string, string> };
+  assert.ok(configMap, 'no baton-config ConfigMap');
+  const uses: ProcessUse[] = [];
+  for (const d of docs) {
+    if (d.kind !== 'Deployment' && d.kind !== 'DaemonSet') continue;
+    const spec = (d.spec as { template: { spec: { containers: Array<{ name: string; image: string; command: string[]; env?: unknown; readinessProbe?: { exec?: { command: string[] } }; livenessProbe?: { exec?: { command: string[] } } }> } } }).template.spec;
+    for (const c of spec.containers) {
+      if (c.image !== 'baton') continue;
+      const configAt = c.command.indexOf('--config');
+      const config = configMap.data[c.command[configAt + 1].replace('/etc/baton/', '')];
+      assert.ok(config !== undefined, `${d.kind} ${c.name}: ${c.command[configAt + 1]} is not in the ConfigMap`);
+      uses.push({ where: `kubernetes ${d.kind} ${c.name}`, command: c.command, config, env: batonEnv(c.env) });
+      for (const probe of [c.readinessProbe, c.livenessProbe]) if (probe?.exec) uses.push({ where: `kubernetes ${c.name} probe`, command: probe.exec.command, env: {} });
+    }
+  }
+  return uses;
+}
+
+/** The program a command runs, as a path in this tree, or undefined for a system command. */
+function programPath(command: string[]): string | undefined {
+  const program = command[0] === 'node' ? command[1] : command[0];
+  if (program.startsWith(SYSTEMD_ROOT + '/')) return program.slice(SYSTEMD_ROOT.length + 1);
+  if (program.startsWith(IMAGE_WORKDIR + '/')) return program.slice(IMAGE_WORKDIR.length + 1);
+  return program.startsWith('/') ? undefined : program;
+}
+
+/** `--<key> value` for each BATON_<KEY> variable. */
+function envFlags(env: Record<string, string>): string[] {
+  return Object.entries(env).flatMap(([name, value]) => [`--${name.slice('BATON_'.length).toLowerCase().replace(/_/g, '-')}`, value]);
+}
+
+describe('deploy/', () => {
   const redis = useRedisServer();
-
-  it('metadata.yaml is a configuration the metadata service accepts', async () => {
-    await startsWith('metadata', ['--environmentpath', join(root, 'examples', 'modules')]);
+  let certs: TestCertificates;
+  let scratch: string;
+  before(() => {
+    certs = makeTestCertificates();
+    scratch = mkdtempSync(join(tmpdir(), 'baton-deploy-'));
+  });
+  after(() => {
+    rmSync(scratch, { recursive: true, force: true });
+    rmSync(certs.dir, { recursive: true, force: true });
   });
 
-  it('results.yaml is a configuration the results service accepts', async () => {
-    await startsWith('results', ['--redis-url', redis.url]);
+  it('every YAML file parses', () => {
+    const files = yamlFiles(deployDir);
+    assert.ok(files.length >= 10, files.join(','));
+    for (const f of files) documents(f);
   });
 
-  it('scheduler.yaml is a configuration the scheduler accepts', async () => {
-    await startsWith('scheduler', ['--redis-url', redis.url]);
+  it('every program the compose file, the manifests and the systemd units run exists in the build', () => {
+    const systemd = readdirSync(join(deployDir, 'systemd')).map((f) => {
+      const exec = /^ExecStart=(.*)$/m.exec(readFileSync(join(deployDir, 'systemd', f), 'utf8'));
+      assert.ok(exec, `${f} has no ExecStart`);
+      const command = exec[1].split(/\s+/);
+      return { where: `systemd ${f}`, command: command[0] === '/usr/bin/node' ? ['node', ...command.slice(1)] : command, env: {} };
+    });
+    const uses = [...composeProcesses(), ...kubernetesProcesses(), ...systemd];
+    assert.ok(uses.length >= 12, `${uses.length} processes`);
+    for (const use of uses) {
+      const path = programPath(use.command);
+      assert.ok(path, `${use.where}: ${use.command.join(' ')}`);
+      assert.ok(existsSync(join(root, path)), `${use.where} runs ${path}, which the build does not have`);
+    }
+  });
+
+  it('the Dockerfile copies what exists and its entrypoints are in the build', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)) {
+      const sources = m[1].trim().split(/\s+/).slice(0, -1);
+      for (const s of sources) assert.ok(existsSync(join(root, s)), `Dockerfile copies ${s}, which does not exist`);
+    }
+    for (const m of dockerfile.matchAll(/node (\S+\.m?js)/g)) assert.ok(existsSync(join(root, m[1])), `Dockerfile names ${m[1]}, not in the build`);
+    assert.ok(existsSync(join(root, 'bin', 'baton')));
+    // Reflection in an image without buf reads the descriptor sets npm run build writes.
+    assert.match(readFileSync(join(root, 'package.json'), 'utf8'), /"build": "[^"]*build-descriptors/);
+  });
+
+  /** Starts a service with a deploy file's configuration and variables, with only the host-specific values overridden. */
+  async function startsWith(use: ProcessUse): Promise<void> {
+    const path = programPath(use.command)!;
+    const configFile = join(scratch, `${use.where.replace(/\W+/g, '-')}.yaml`);
+    writeFileSync(configFile, use.config ?? '');
+    const doc = (parseYaml(use.config ?? '') ?? {}) as Record<string, unknown>;
+    const overrides = ['--listen', '127.0.0.1:0', '--log-level', 'silent'];
+    if (path.includes('metadata')) overrides.push('--environmentpath', join(root, 'examples', 'modules'));
+    if (!path.includes('metadata')) overrides.push('--redis-url', redis.url);
+    if ('metrics-listen' in doc) overrides.push('--metrics-listen', '127.0.0.1:0');
+    if ('tls-cert' in doc) overrides.push('--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca);
+    const child = await startChild(process.execPath, [join(root, path), '--config', configFile, ...envFlags(use.env), ...overrides], { ready: LISTENING_LINE });
+    assert.match(child.readyLine, LISTENING_LINE);
+    await child.stop();
+    assert.equal(child.child.exitCode, 0, use.where);
+  }
+
+  /** Checks an agent's configuration with the agent's own schema. */
+  function agentAccepts(use: ProcessUse): void {
+    const configFile = join(scratch, `${use.where.replace(/\W+/g, '-')}.yaml`);
+    writeFileSync(configFile, use.config ?? '');
+    assert.doesNotThrow(() => loadConfig(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} }), use.where);
+  }
+
+  for (const [source, processes] of [
+    ['compose file', composeProcesses],
+    ['kubernetes manifests', kubernetesProcesses],
+  ] as const) {
+    it(`the ${source}: every service and agent gets a configuration it accepts`, async () => {
+      const uses = processes().filter((u) => u.config !== undefined);
+      assert.deepEqual([...new Set(uses.map((u) => programPath(u.command)))].sort(), ['dist/agent/main.js', 'dist/services/metadata/main.js', 'dist/services/results/main.js', 'dist/services/scheduler/main.js']);
+      for (const use of uses) {
+        if (programPath(use.command) === 'dist/agent/main.js') agentAccepts(use);
+        else await startsWith(use);
+      }
+    });
+  }
+
+  it('refuses an unknown key the same way (the check can fail)', async () => {
+    await assert.rejects(startsWith({ where: 'bad', command: ['node', 'dist/services/results/main.js'], config: 'listen: 0.0.0.0:7412\nredis-uri: redis://x\n', env: {} }));
+    assert.throws(() => agentAccepts({ where: 'bad agent', command: ['node', 'dist/agent/main.js'], config: '', env: { BATON_SCHEDULER_ADRESS: 'x:1' } }), /scheduler-adress/);
+  });
+
+  it('the health probe of the manifests answers over mutual TLS, and fails for an unknown service', async () => {
+    const tlsDir = join(scratch, 'tls');
+    mkdirSync(tlsDir, { recursive: true });
+    copyFileSync(certs.ca, join(tlsDir, 'ca.crt'));
+    copyFileSync(certs.clientCert, join(tlsDir, 'tls.crt'));
+    copyFileSync(certs.clientKey, join(tlsDir, 'tls.key'));
+    const child = await startChild(
+      process.execPath,
+      [join(root, 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'silent', '--redis-url', redis.url, '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca],
+      { ready: LISTENING_LINE },
+    );
+    try {
+      const address = LISTENING_LINE.exec(child.readyLine)![1];
+      const probe = (service: string) =>
+        new Promise<{ code: number; stderr: string }>((resolve) =>
+          execFile(process.execPath, [join(deployDir, 'health-probe.mjs'), address, service, tlsDir, 'localhost'], { timeout: 30_000 }, (err, _out, stderr) =>
+            resolve({ code: err ? Number(err.code) : 0, stderr }),
+          ),
+        );
+      assert.deepEqual(await probe('baton.v1.ResultsService'), { code: 0, stderr: '' });
+      assert.equal((await probe('')).code, 0);
+      const unknown = await probe('baton.v1.Nope');
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /baton\.v1\.Nope/);
+    } finally {
+      await child.stop();
+    }
   });
 });

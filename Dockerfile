@@ -1,0 +1,39 @@
+# One image for every Baton process; the command picks the process:
+#   node dist/services/metadata/main.js   node dist/services/results/main.js
+#   node dist/services/scheduler/main.js  node dist/agent/main.js
+#   bin/baton (the CLI)                   node deploy/health-probe.mjs (Kubernetes exec probes)
+# Each takes --config FILE (or BATON_CONFIG), BATON_<KEY> variables and --<key> flags (deploy/README.md).
+# Build: docker build -t baton .   (deploy/compose.yaml and deploy/kubernetes use it)
+
+# Stage 1: install every dependency, generate the proto code, compile, write the reflection
+# descriptors (npm run build), then drop the dev dependencies (buf, TypeScript, eslint).
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY buf.yaml buf.gen.yaml tsconfig.json ./
+COPY proto proto
+COPY lib lib
+COPY services services
+COPY agent agent
+COPY cli cli
+COPY scripts scripts
+COPY test test
+COPY bench bench
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf dist/test dist/bench && find dist -name '*.map' -delete
+
+# Stage 2: the runtime. /bin/sh stays: agents run each task under a small sh wrapper.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist dist
+COPY bin bin
+COPY deploy/health-probe.mjs deploy/health-probe.mjs
+COPY examples examples
+# Services listen on 7410 (metadata), 7411 (scheduler), 7412 (results); agents only dial out.
+EXPOSE 7410 7411 7412
+# Agents run tasks as root on purpose (tasks manage the node; run-as needs it); services may drop it.
+CMD ["node", "bin/baton", "--help"]
