@@ -89,13 +89,14 @@ export class ResultRecorder {
    * outstanding there. There is no DISCONNECTED node state (proto/baton/v1/run.proto): the node
    * keeps its state — RUNNING once it reported TaskStarted (the task goes on under its wrapper,
    * agent protocol §5), else DOWNLOADED (it passed the file gate; the run command may be
-   * queued) — and its statusmsg says the agent is away. A final result stored meanwhile is
+   * queued, or its TaskStarted was lost with the agent) — and its statusmsg says the agent is
+   * away. A final result stored meanwhile is
    * never overwritten (the results service keeps final results). Failures are logged only.
    */
   async recordAway(identity: string, run: OutstandingRun, since: Date): Promise<void> {
     const what = run.startTime
       ? 'the task goes on under its wrapper and its result is reported when the agent reconnects'
-      : 'the task had not started; the node reports it when the agent reconnects';
+      : 'it had not reported the task started; the node reports the task when the agent reconnects';
     await this.recordProgress(identity, run, `agent disconnected at ${since.toISOString()}; ${what}`, 'could not record that the node disconnected');
   }
 

@@ -71,10 +71,16 @@ describe('faults lose nothing', () => {
     }
   };
 
-  /** Starts a background sleep on every node and returns once each node's wrapper runs it. */
+  /** Starts a background sleep on every node and returns once each node's wrapper runs it and the run shows every node RUNNING. */
   const startSleeping = async (seconds: number): Promise<string> => {
     const { taskId } = await runSleep(seconds, { background: true });
     await waitFor('every wrapper to record its pid', () => NODES.every((n) => readSpool(n, taskId, 'wrapper_pid')?.trim()), SETTLE_MS);
+    await waitFor(
+      'every node to be RUNNING',
+      async () => (await runStatus(taskId)).items.every((r) => r.state === NodeState.NODE_STATE_RUNNING),
+      SETTLE_MS,
+      100,
+    );
     return taskId;
   };
 
@@ -126,48 +132,59 @@ describe('faults lose nothing', () => {
   it('stores every result exactly once when the scheduler is killed mid-run and started again on the same port', async () => {
     const taskId = await startSleeping(3);
     await fleet.stack.stopService('scheduler', 'SIGKILL');
-    // The tasks finish while no scheduler listens: their results can only come back re-sent in the agents' next Hello.
-    await tasksExited(taskId);
-    await fleet.stack.startService('scheduler');
+    try {
+      // The tasks finish while no scheduler listens: their results can only come back re-sent in the agents' next Hello.
+      await tasksExited(taskId);
+    } finally {
+      await fleet.stack.startService('scheduler');
+    }
     await expectEveryResultOnce(taskId, 3);
   });
 
   it('reports an agent killed mid-run as disconnected, and accepts its result when it is back', async () => {
-    const taskId = await startSleeping(3);
+    // Long enough that node2 is surely still running when its agent dies.
+    const taskId = await startSleeping(5);
     await fleet.stack.killAgent('node2');
-    const away = await waitFor(
-      'node2 to be shown as disconnected',
-      async () => {
-        const s = await runStatus(taskId);
-        const node2 = s.items.find((r) => r.host === 'node2');
-        return node2 && /disconnected/.test(node2.statusmsg) ? s : undefined;
-      },
-      SETTLE_MS,
-      200,
-    );
-    assert.equal(away.items.find((r) => r.host === 'node2')?.state, NodeState.NODE_STATE_RUNNING, 'its task goes on under the wrapper');
-    // The others finish; the run waits for node2.
-    await tasksExited(taskId);
-    const withoutNode2 = await waitFor(
-      'node1 and node3 to succeed',
-      async () => {
-        const s = await runStatus(taskId);
-        return s.stats?.success === 2 ? s : undefined;
-      },
-      SETTLE_MS,
-      200,
-    );
-    assert.equal(withoutNode2.run?.state, RunState.RUN_STATE_RUNNING);
-    // What an operator sees meanwhile.
-    const cli = await runCli(['tasks', 'status', taskId, '--json'], fleet.env);
-    const doc = JSON.parse(cli.stdout) as { items: Array<{ host: string; state: string; statusmsg: string }>; stats: { running: number } };
-    const shown = doc.items.find((i) => i.host === 'node2');
-    assert.equal(shown?.state, 'running');
-    assert.match(shown?.statusmsg ?? '', /agent disconnected/);
-    assert.equal(doc.stats.running, 1);
+    let back = false;
+    try {
+      const away = await waitFor(
+        'node2 to be shown as disconnected',
+        async () => {
+          const s = await runStatus(taskId);
+          const node2 = s.items.find((r) => r.host === 'node2');
+          return node2 && /disconnected/.test(node2.statusmsg) ? s : undefined;
+        },
+        SETTLE_MS,
+        200,
+      );
+      assert.equal(away.items.find((r) => r.host === 'node2')?.state, NodeState.NODE_STATE_RUNNING, 'its task goes on under the wrapper');
+      // The others finish; the run waits for node2.
+      await tasksExited(taskId);
+      const withoutNode2 = await waitFor(
+        'node1 and node3 to succeed',
+        async () => {
+          const s = await runStatus(taskId);
+          return s.stats?.success === 2 ? s : undefined;
+        },
+        SETTLE_MS,
+        200,
+      );
+      assert.equal(withoutNode2.run?.state, RunState.RUN_STATE_RUNNING);
+      // What an operator sees meanwhile.
+      const cli = await runCli(['tasks', 'status', taskId, '--json'], fleet.env);
+      const doc = JSON.parse(cli.stdout) as { items: Array<{ host: string; state: string; statusmsg: string }>; stats: { running: number } };
+      const shown = doc.items.find((i) => i.host === 'node2');
+      assert.equal(shown?.state, 'running');
+      assert.match(shown?.statusmsg ?? '', /agent disconnected/);
+      assert.equal(doc.stats.running, 1);
 
-    await fleet.stack.startAgent(2);
-    await expectEveryResultOnce(taskId, 3);
+      await fleet.stack.startAgent(2);
+      back = true;
+    } finally {
+      // The later tests need all three agents even when this one failed half-way.
+      if (!back) await fleet.stack.startAgent(2);
+    }
+    await expectEveryResultOnce(taskId, 5);
   });
 
   it('rides out a Redis restart, idle and mid-run, without restarting any Baton process', async () => {
@@ -179,10 +196,13 @@ describe('faults lose nothing', () => {
     const taskId = await startSleeping(3);
     const from = lines.length;
     await fleet.stack.stopRedis();
-    // The results arrive while Redis is down: the scheduler must keep them until it can store them.
-    await tasksExited(taskId);
-    await schedulerCouldNotStore(taskId, from);
-    await fleet.stack.startRedis();
+    try {
+      // The results arrive while Redis is down: the scheduler must keep them until it can store them.
+      await tasksExited(taskId);
+      await schedulerCouldNotStore(taskId, from);
+    } finally {
+      await fleet.stack.startRedis();
+    }
     await expectEveryResultOnce(taskId, 3);
 
     const after = await runSleep(0, { waitS: 30 });
@@ -194,10 +214,13 @@ describe('faults lose nothing', () => {
     const taskId = await startSleeping(3);
     const from = lines.length;
     await fleet.stack.stopService('results', 'SIGKILL');
-    // The results arrive while no results service answers.
-    await tasksExited(taskId);
-    await schedulerCouldNotStore(taskId, from);
-    await fleet.stack.startService('results');
+    try {
+      // The results arrive while no results service answers.
+      await tasksExited(taskId);
+      await schedulerCouldNotStore(taskId, from);
+    } finally {
+      await fleet.stack.startService('results');
+    }
     await expectEveryResultOnce(taskId, 3);
   });
 });
