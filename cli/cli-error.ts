@@ -23,7 +23,8 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
   if (err instanceof CliError) return { line: err.message, exitCode: err.exitCode };
   if (isServiceError(err)) {
     const report = readServiceError(err);
-    const violations = report.violations.map((v) => `${v.field}: ${v.description}`).join('; ');
+    // The service's message often lists the violations already (the scheduler's input check does).
+    const violations = report.violations.filter((v) => !report.message.includes(v.description)).map((v) => `${v.field}: ${v.description}`).join('; ');
     const line = violations ? `${report.message}: ${violations}` : report.message;
     switch (report.code) {
       case status.UNAVAILABLE:

@@ -1,13 +1,16 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Metadata } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { MetadataServiceClient } from '../gen/baton/v1/metadata_service';
 import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
-import { makeClient } from '../lib/grpc-client';
-import { CliError } from './cli-error';
+import { makeClient, unary, type UnaryOptions } from '../lib/grpc-client';
+import { isServiceError } from '../lib/errors';
+import type { TlsFiles } from '../lib/tls';
+import { CliError, EXIT } from './cli-error';
+import { resolveSetting, settingEnvName, type Setting } from './cli-settings';
 
 /** Which service addresses the CLI talks to. */
 export interface ServiceAddresses {
@@ -18,21 +21,28 @@ export interface ServiceAddresses {
 
 /** Options every command that talks to the services takes. */
 export interface ConnectionOptions extends Partial<ServiceAddresses> {
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   json?: boolean;
   verbose?: boolean;
   /** False with `--no-color`. */
   color: boolean;
 }
 
-/** Adds `--scheduler`, `--metadata`, `--results`, `--json`, `-v` and `--no-color` to a command. */
-export function addConnectionOptions(command: Command, jsonDescription: string): Command {
+/**
+ * Adds `--json`, `-v`, `--no-color`, the address flags of the services the command talks to
+ * (`--scheduler`, `--metadata`, `--results`) and the TLS file flags to a command. `tasks status`
+ * leaves out `--metadata`: there it is mco's metadata view.
+ */
+export function addConnectionOptions(command: Command, jsonDescription: string, services: Array<keyof ServiceAddresses> = ['scheduler', 'metadata', 'results']): Command {
+  command.option('--json', jsonDescription).option('-v, --verbose', 'show every node, not only failures').option('--no-color', 'no colour');
+  const names: Record<keyof ServiceAddresses, string> = { scheduler: 'scheduler', metadata: 'metadata service', results: 'results service' };
+  for (const s of services) command.option(`--${s} <HOST:PORT>`, `${names[s]} address`);
   return command
-    .option('--json', jsonDescription)
-    .option('-v, --verbose', 'show every node, not only failures')
-    .option('--no-color', 'no colour')
-    .option('--scheduler <HOST:PORT>', 'scheduler address')
-    .option('--metadata <HOST:PORT>', 'metadata service address')
-    .option('--results <HOST:PORT>', 'results service address');
+    .option('--tls-ca <FILE>', 'CA certificate (PEM) to check the services with; enables TLS')
+    .option('--tls-cert <FILE>', 'client certificate (PEM)')
+    .option('--tls-key <FILE>', 'client key (PEM)');
 }
 
 /** Where `baton dev` records the addresses of the stack it runs, so plain `baton` finds it. */
@@ -62,15 +72,36 @@ function readDevState(): Partial<ServiceAddresses> & { pid?: number } {
   }
 }
 
+/** Where a running `baton dev` stack says a service is, as a Setting (the last fallback). */
+function devStateSetting(key: keyof ServiceAddresses): Setting | undefined {
+  const value = readDevState()[key];
+  return value ? { value, source: `running 'baton dev' (${devStateFile()})` } : undefined;
+}
+
 /**
- * Resolves one service address: the `--scheduler/--metadata/--results` flag, then
- * `BATON_SCHEDULER`/`BATON_METADATA`/`BATON_RESULTS`, then a running `baton dev`.
+ * One service address and where it came from: the `--scheduler/--metadata/--results` flag,
+ * then `BATON_SCHEDULER`/`BATON_METADATA`/`BATON_RESULTS`, then the config file, then a
+ * running `baton dev`.
  */
+export function addressSetting(key: keyof ServiceAddresses, flags: Partial<ServiceAddresses>): Setting {
+  return resolveSetting(key, flags[key], () => devStateSetting(key));
+}
+
+/** Resolves one service address (see addressSetting); none, or not HOST:PORT, is a usage error. */
 export function resolveAddress(key: keyof ServiceAddresses, flags: Partial<ServiceAddresses>): string {
-  const value = flags[key] ?? process.env[`BATON_${key.toUpperCase()}`] ?? readDevState()[key];
-  if (!value) throw new CliError(`no ${key} address: pass --${key} HOST:PORT, set BATON_${key.toUpperCase()}, or start a local stack with 'baton dev'`);
-  if (!/^[^\s:]+:\d{1,5}$/.test(value)) throw new CliError(`${key} address '${value}' is not HOST:PORT`);
+  const { value, source } = addressSetting(key, flags);
+  if (!value) throw new CliError(`no ${key} address: pass --${key} HOST:PORT, set ${settingEnvName(key)}, put '${key}: HOST:PORT' in the config file, or start a local stack with 'baton dev'`);
+  if (!/^[^\s:]+:\d{1,5}$/.test(value)) throw new CliError(`${key} address '${value}' (from ${source}) is not HOST:PORT`);
   return value;
+}
+
+/** The TLS files from flags, `BATON_TLS_*` or the config file; none means plaintext. */
+export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>): TlsFiles {
+  return {
+    ca: resolveSetting('tls-ca', flags.tlsCa).value,
+    cert: resolveSetting('tls-cert', flags.tlsCert).value,
+    key: resolveSetting('tls-key', flags.tlsKey).value,
+  };
 }
 
 /** The caller id sent with every run: `user=<login name>` (bound to a certificate once TLS identities exist). */
@@ -84,22 +115,62 @@ export function callerMetadata(): Metadata {
 export class Clients {
   private made: Partial<{ scheduler: SchedulerServiceClient; metadata: MetadataServiceClient; results: ResultsServiceClient }> = {};
 
-  constructor(private readonly flags: Partial<ServiceAddresses>) {}
+  private tlsFiles: TlsFiles | undefined;
+
+  constructor(private readonly flags: Partial<ServiceAddresses> & Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>) {}
+
+  private get tls(): TlsFiles {
+    return (this.tlsFiles ??= resolveTls(this.flags));
+  }
+
+  /** The address a client of `key` was (or would be) made for, for error messages. */
+  address(key: keyof ServiceAddresses): string {
+    return resolveAddress(key, this.flags);
+  }
 
   get scheduler(): SchedulerServiceClient {
-    return (this.made.scheduler ??= makeClient(SchedulerServiceClient, resolveAddress('scheduler', this.flags)));
+    return (this.made.scheduler ??= makeClient(SchedulerServiceClient, resolveAddress('scheduler', this.flags), this.tls));
   }
 
   get metadata(): MetadataServiceClient {
-    return (this.made.metadata ??= makeClient(MetadataServiceClient, resolveAddress('metadata', this.flags)));
+    return (this.made.metadata ??= makeClient(MetadataServiceClient, resolveAddress('metadata', this.flags), this.tls));
   }
 
   get results(): ResultsServiceClient {
-    return (this.made.results ??= makeClient(ResultsServiceClient, resolveAddress('results', this.flags)));
+    return (this.made.results ??= makeClient(ResultsServiceClient, resolveAddress('results', this.flags), this.tls));
+  }
+
+  /**
+   * A unary call to one of the services; UNAVAILABLE and DEADLINE_EXCEEDED become one line
+   * naming the service and the address tried (issue 7 point 6).
+   */
+  async call<C extends keyof ServiceAddresses, Req, Res>(
+    service: C,
+    method: (client: Clients[C]) => UnaryMethod<Req, Res>,
+    request: Req,
+    options: UnaryOptions = {},
+  ): Promise<Res> {
+    const client = this[service];
+    try {
+      return await unary(client, method(client), request, options);
+    } catch (err) {
+      throw unreachable(err, service, this.address(service));
+    }
   }
 
   /** Closes every client made. */
   close(): void {
     for (const c of Object.values(this.made)) c.close();
   }
+}
+
+/** A grpc-js unary method as the generated clients have it. */
+export type UnaryMethod<Req, Res> = Parameters<typeof unary<Req, Res>>[1];
+
+/** An unreachable or silent service as one line naming it and its address; other errors unchanged. */
+export function unreachable(err: unknown, service: keyof ServiceAddresses, address: string): Error {
+  if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
+  if (err.code === status.UNAVAILABLE) return new CliError(`cannot reach the ${service} service at ${address}: ${(err.details || 'unavailable').replace(/\.? ?Resolution note:.*$/s, '')}`, EXIT.UNAVAILABLE);
+  if (err.code === status.DEADLINE_EXCEEDED) return new CliError(`the ${service} service at ${address} did not answer in time`, EXIT.UNAVAILABLE);
+  return err;
 }

@@ -79,8 +79,10 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
   lines.push(row('Failed', (s.failed > 0 ? c.red : (x: string) => x)(String(s.failed))));
   lines.push('');
   lines.push(row('Average Run Time', `${s.average_runtime.toFixed(2)}s`));
-  if (s.running > 0) {
-    lines.push('', `${s.running} nodes are still running, use 'baton tasks status ${doc.summary.taskid}' to check on them later`);
+  // Nodes waiting for their batch are not `running` in the stats, but the wait left them unfinished too.
+  const unfinished = doc.items.filter((i) => !isFailure(i) && i.state !== 'succeeded').length;
+  if (unfinished > 0) {
+    lines.push('', `${unfinished} nodes are still running: follow them with 'baton tasks watch ${doc.summary.taskid}', or check later with 'baton tasks status ${doc.summary.taskid}'`);
   }
   return lines;
 }
@@ -90,12 +92,13 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
  * nodes and the summary) and returns the exit code: 0 all succeeded, 1 a node failed, 4 still
  * running.
  */
-export function reportRun(doc: StatusDocument, options: { json?: boolean; verbose?: boolean; color: boolean }, out: NodeJS.WriteStream = process.stdout): number {
+export function reportRun(doc: StatusDocument, options: { json?: boolean; verbose?: boolean; color: boolean; summaryOnly?: boolean }, out: NodeJS.WriteStream = process.stdout): number {
   if (options.json) {
     out.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     const colors = chooseColors(out, !options.color);
-    out.write(`${[...formatNodeResults(doc, options.verbose === true, colors), ...formatSummary(doc, colors)].join('\n')}\n`);
+    const nodeLines = options.summaryOnly ? [] : formatNodeResults(doc, options.verbose === true, colors);
+    out.write(`${[...nodeLines, ...formatSummary(doc, colors)].join('\n')}\n`);
   }
   if (doc.summary.success) return EXIT.OK;
   return doc.stats.failed > 0 ? EXIT.FAILED : EXIT.STILL_RUNNING;

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { unary } from '../../lib/grpc-client';
 import { EXIT } from '../cli-error';
 import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
 import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
@@ -15,11 +14,11 @@ interface DiscoverOptions extends ConnectionOptions, FilterOptions {
  */
 export function discoverCommand(done: (code: number) => void): Command {
   const command = new Command('discover').description('list the nodes the filters select, like mco find').option('--offline', 'also list nodes that matched but are offline');
-  return addConnectionOptions(addFilterOptions(command), 'print the nodes with their facts as JSON').action(async (options: DiscoverOptions) => {
+  return addConnectionOptions(addFilterOptions(command), 'print the nodes with their facts as JSON', ['scheduler']).action(async (options: DiscoverOptions) => {
     const filter = filterFromOptions(options);
     const clients = new Clients(options);
     try {
-      const response = await unary(clients.scheduler, clients.scheduler.discoverNodes, { filter, includeOffline: options.offline === true });
+      const response = await clients.call('scheduler', (c) => c.discoverNodes, { filter, includeOffline: options.offline === true });
       if (options.json) {
         const nodes = response.nodes.map((n) => ({
           identity: n.identity,

@@ -1,17 +1,21 @@
-import { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { RunState } from '../../gen/baton/v1/run';
+import { RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { Filter } from '../../gen/baton/v1/filter';
-import { unary } from '../../lib/grpc-client';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { parseJsonLexemes } from '../../lib/puppet-types';
 import { CliError, EXIT } from '../cli-error';
 import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
 import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
+import { ProgressLine } from '../progress-line';
+import { countNodes, RunFollower } from '../run-follower';
 import { statusDocument } from '../status-document';
 import { reportRun } from '../summary-format';
+import { getTask } from '../task-catalog';
 
 /** Seconds `baton tasks run` waits for the nodes by default (Choria's DDL timeout). */
 export const DEFAULT_WAIT_S = 60;
@@ -31,8 +35,39 @@ function runCommand(): Command {
     .addOption(new Option('--wait <SECONDS>', 'seconds to wait for the nodes').default(DEFAULT_WAIT_S).argParser(positiveInt('--wait')))
     .addOption(new Option('--timeout <SECONDS>', 'stop the task on the nodes after this many seconds').argParser(positiveInt('--timeout')))
     .option('--noop', 'run in no-op mode (tasks that support it)')
-    .option('--run-as <USER>', 'run the task as this user on the nodes');
-  return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON');
+    .option('--run-as <USER>', 'run the task as this user on the nodes')
+    .option('--summary', 'print only the summary, not the failed nodes (a progress bar on a terminal)')
+    .addOption(new Option('--batch <N|N%>', 'run on N nodes (or N% of them) at a time').argParser(parseBatch))
+    .addOption(new Option('--batch-sleep <SECONDS>', 'seconds between batches (default 1)').argParser(wholeNumber('--batch-sleep')));
+  return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON (with --background: the task id and nodes)');
+}
+
+/**
+ * The long names of `baton tasks run`'s own options. A task parameter named like one of them
+ * gets the flag `--param-<name>` (choria-tasks.md §4.2: Choria's clashes made it rename
+ * `--environment` to `-E`); `--input` can set any parameter too.
+ */
+export function runReservedFlags(): Set<string> {
+  return new Set(
+    runCommand()
+      .options.map((o) => o.long?.replace(/^--(no-)?/, '') ?? '')
+      .concat(['help', 'color']),
+  );
+}
+
+/** `--batch 5` or `--batch 20%`. */
+function parseBatch(v: string): { size: number; percent: number } {
+  const m = /^(\d+)(%?)$/.exec(v);
+  const n = m ? Number(m[1]) : 0;
+  if (!m || n < 1 || (m[2] && n > 100)) throw new CliError(`--batch expects a number of nodes >= 1 or a percentage from 1% to 100%, got '${v}'`);
+  return m[2] ? { size: 0, percent: n } : { size: n, percent: 0 };
+}
+
+function wholeNumber(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new CliError(`${flag} expects a whole number of seconds >= 0, got '${v}'`);
+    return Number(v);
+  };
 }
 
 function positiveInt(flag: string) {
@@ -94,6 +129,9 @@ interface RunOptions extends ConnectionOptions, FilterOptions {
   timeout?: number;
   noop?: boolean;
   runAs?: string;
+  summary?: boolean;
+  batch?: { size: number; percent: number };
+  batchSleep?: number;
 }
 
 function parseStrict(command: Command, argv: string[]): { task: string; options: RunOptions } {
@@ -110,6 +148,12 @@ function parseStrict(command: Command, argv: string[]): { task: string; options:
 
 /** `baton tasks run <task> ...`: fetches the task's metadata, builds its flags, runs it and reports. */
 export async function tasksRun(argv: string[]): Promise<number> {
+  // Without a task there are no task flags to show: the built-in options are the help.
+  if (argv.every((a) => a.startsWith('-')) && (argv.includes('--help') || argv.includes('-h'))) {
+    process.stdout.write(runCommand().helpInformation());
+    process.stdout.write("\nEach task adds one flag per parameter: see 'baton tasks run <task> --help' or 'baton tasks <task>'.\n");
+    return EXIT.OK;
+  }
   // Phase 1: find the task, environment and addresses; the task's own flags are unknown yet.
   const probe = runCommand().helpOption(false).allowUnknownOption().allowExcessArguments();
   const first = parseStrict(probe, argv);
@@ -121,56 +165,156 @@ export async function tasksRun(argv: string[]): Promise<number> {
       if (!json) process.stdout.write(`${line}\n`);
     };
     say(`Retrieving task metadata for task ${first.task} from the metadata service`);
-    const { task } = await unary(clients.metadata, clients.metadata.getTask, { environment: first.options.environment, task: first.task });
-    if (!task) throw new CliError(`the metadata service returned no task for '${first.task}'`, EXIT.FAILED);
+    const task = await getTask(clients, first.options.environment, first.task);
 
     // Phase 2: parse again with one flag per task parameter, strictly.
     const command = runCommand();
-    const reserved = new Set(command.options.map((o) => o.attributeName().replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)).concat(['help', 'no-color']));
-    const flags = paramFlags(task.parameters, reserved);
+    const flags = paramFlags(task.parameters, runReservedFlags());
     addParamOptions(command, flags);
     const { options } = parseStrict(command, argv);
     const inputJson = renderInput(readInputOption(options.input), inputFromFlags(task, flags, options as unknown as Record<string, unknown>));
     const filter = filterFromOptions(options);
-    return await run(clients, task.name, options, inputJson, filter, say);
+    if (options.batchSleep !== undefined && !options.batch) throw new CliError('--batch-sleep needs --batch N or --batch N%');
+    return await run(clients, task.name, task.files.length, options, inputJson, filter, say);
   } finally {
     clients.close();
   }
 }
 
+/** Says mco's lines once each, in order, however they are reached (live or after the call). */
+class RunNarrator {
+  private said = new Set<string>();
+
+  constructor(
+    private readonly say: (line?: string) => void,
+    private readonly progress: ProgressLine,
+    private readonly task: string,
+    private readonly files: number,
+    private readonly waitS: number,
+  ) {}
+
+  private once(key: string, line: string): void {
+    if (this.said.has(key)) return;
+    this.said.add(key);
+    this.progress.clear();
+    this.say(line);
+  }
+
+  attempting(nodes: number): void {
+    this.once('attempting', `Attempting to download and run task ${this.task} on ${nodes} nodes`);
+    this.once('blank', '');
+  }
+
+  downloading(): void {
+    this.once('downloading', `Downloading and verifying ${this.files} file(s) from the metadata service to all nodes`);
+  }
+
+  running(background: boolean): void {
+    this.once('running', background ? `Starting task ${this.task} in the background` : `Running task ${this.task} and waiting up to ${this.waitS} seconds for it to complete`);
+  }
+}
+
+/** Interval at which a terminal run looks for its new run record (to follow its events live). */
+const FIND_RUN_INTERVAL_MS = 100;
+
+/**
+ * On a terminal, draws the run's progress live: finds the run by its request id among the
+ * caller's newest runs (RunTask answers only at the end of the wait), then follows its event
+ * log — the downloads as `i / N`, then the finished nodes as mco's bar.
+ */
+function followLive(clients: Clients, requestId: string, narrator: RunNarrator, progress: ProgressLine, options: RunOptions): { stop(): void } {
+  let stopped = false;
+  let follower: RunFollower | undefined;
+  const find = async (): Promise<void> => {
+    while (!stopped) {
+      const page = await clients.call('results', (c) => c.listRuns, { pageSize: 20, pageToken: '', caller: callerMetadata().get('x-baton-caller')[0] as string });
+      const run = page.runs.find((r) => r.requestId === requestId);
+      if (run) {
+        narrator.attempting(run.nodes.length);
+        const total = run.nodes.length;
+        const draw = (state: RunState, view: Parameters<typeof countNodes>[0]): void => {
+          const { downloaded, finished } = countNodes(view);
+          if (state === RunState.RUN_STATE_DOWNLOADING) progress.update(`${downloaded} / ${total}`);
+          else if (state === RunState.RUN_STATE_RUNNING) progress.bar(finished, total);
+        };
+        follower = new RunFollower(clients, run.taskId, run.nodes, {
+          onRunState: (state, view) => {
+            if (state === RunState.RUN_STATE_DOWNLOADING) narrator.downloading();
+            if (state === RunState.RUN_STATE_RUNNING) {
+              narrator.downloading();
+              narrator.running(options.background === true);
+            }
+            draw(state, view);
+          },
+          onNode: (_, view) => draw(view.state, view),
+        });
+        await follower.done;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, FIND_RUN_INTERVAL_MS));
+    }
+  };
+  // Progress is a nicety: a failure to draw it never fails the run.
+  find().catch(() => undefined);
+  return {
+    stop() {
+      stopped = true;
+      follower?.stop();
+      progress.clear();
+    },
+  };
+}
+
 async function run(
   clients: Clients,
   task: string,
+  files: number,
   options: RunOptions,
   inputJson: string,
   filter: Filter,
   say: (line?: string) => void,
 ): Promise<number> {
-  say(options.background ? `Starting task ${task} in the background` : `Running task ${task} and waiting up to ${options.wait} seconds for it to complete`);
-  say();
-  const response = await unary(
-    clients.scheduler,
-    clients.scheduler.runTask,
-    RunTaskRequest.fromPartial({
-      task,
-      environment: options.environment,
-      inputJson,
-      filter,
-      waitS: options.wait,
-      background: options.background === true,
-      noop: options.noop === true,
-      runAs: options.runAs ?? '',
-      timeoutS: options.timeout ?? 0,
-    }),
-    { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
-  );
+  const progress = ProgressLine.forCommand(options.json);
+  const narrator = new RunNarrator(say, progress, task, files, options.wait);
+  const requestId = randomUUID();
+  const live = progress.enabled ? followLive(clients, requestId, narrator, progress, options) : undefined;
+  let response: RunTaskResponse;
+  try {
+    response = await clients.call(
+      'scheduler',
+      (c) => c.runTask,
+      RunTaskRequest.fromPartial({
+        task,
+        environment: options.environment,
+        inputJson,
+        filter,
+        waitS: options.wait,
+        background: options.background === true,
+        noop: options.noop === true,
+        runAs: options.runAs ?? '',
+        timeoutS: options.timeout ?? 0,
+        batchSize: options.batch?.size ?? 0,
+        batchPercent: options.batch?.percent ?? 0,
+        batchSleepS: options.batchSleep ?? 0,
+        requestId,
+      }),
+      { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
+    );
+  } finally {
+    live?.stop();
+  }
   const taskId = response.taskId;
+  const nodes = response.run?.nodes ?? [];
+  narrator.attempting(nodes.length);
+  narrator.downloading();
+  narrator.running(options.background === true);
   if (options.background) {
-    if (options.json) process.stdout.write(`${JSON.stringify({ taskid: taskId, nodes: response.run?.nodes ?? [] })}\n`);
-    say(`Started task ${task} on ${response.run?.nodes.length ?? 0} nodes with task id ${taskId}`);
-    say(`Request detailed status for the task using 'baton tasks status ${taskId}'`);
+    if (options.json) process.stdout.write(`${JSON.stringify({ taskid: taskId, nodes })}\n`);
+    say(`Started task ${task} on ${nodes.length} nodes with task id ${taskId}`);
+    say(`Follow it with 'baton tasks watch ${taskId}', or read its results with 'baton tasks status ${taskId}'`);
     return EXIT.OK;
   }
-  const doc = statusDocument(await unary(clients.results, clients.results.getRunStatus, { taskId }));
-  return reportRun(doc, options);
+  say();
+  const doc = statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId }));
+  return reportRun(doc, { ...options, summaryOnly: options.summary === true });
 }

@@ -1,19 +1,68 @@
 import { Command } from 'commander';
-import { unary } from '../../lib/grpc-client';
 import { isTaskId } from '../../lib/task-id';
 import { CliError } from '../cli-error';
 import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
-import { statusDocument } from '../status-document';
-import { reportRun } from '../summary-format';
+import { statusDocument, type StatusDocument } from '../status-document';
+import { chooseColors, reportRun, type Colors } from '../summary-format';
 
-/** `baton tasks status <task id>`: every node's result of a run, read from the results service. */
+interface StatusOptions extends Omit<ConnectionOptions, 'metadata'> {
+  /** mco's `--metadata` view (the metadata service is not used here, so no address flag clashes). */
+  metadata?: boolean;
+  withIdentity: string[];
+}
+
+/** Checks a task id argument: one line naming what was expected. */
+export function checkTaskId(taskId: string): void {
+  if (!isTaskId(taskId)) throw new CliError(`'${taskId}' is not a task id; expected 32 lowercase hex characters (as printed by 'baton tasks run')`);
+}
+
+/** `-I` on status: only these nodes' items (exact identity or /regex/), the run's counters unchanged. */
+function onlyIdentities(doc: StatusDocument, identities: string[]): StatusDocument {
+  if (identities.length === 0) return doc;
+  const tests = identities.map((i) => (i.length > 2 && i.startsWith('/') && i.endsWith('/') ? new RegExp(i.slice(1, -1)) : i));
+  return { ...doc, items: doc.items.filter((item) => tests.some((t) => (typeof t === 'string' ? item.host === t : t.test(item.host)))) };
+}
+
+function utc(seconds: number): string {
+  return seconds > 0 ? `${new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC` : 'not started';
+}
+
+/** The `--metadata` view of `mco tasks status` (choria-tasks.md §5.4): per node exit code, who ran it when, and what it printed. */
+export function formatMetadataView(doc: StatusDocument, c: Colors): string[] {
+  const lines = [`Requesting task metadata for request ${doc.summary.taskid}`, ''];
+  for (const item of doc.items) {
+    if (item.statuscode === 0 || item.statuscode === 1) {
+      lines.push(`  ${item.host.padEnd(40)} ${(item.exitcode === 0 ? c.green : c.red)(String(item.exitcode))}`);
+      lines.push(`    ${item.task} by ${item.callerid} at ${utc(item.start_time)}`);
+      const printed = item.stdout !== '' && item.stdout !== null && item.stdout !== undefined;
+      lines.push(`    completed: ${item.completed ? 'yes' : 'no'} runtime: ${item.runtime.toFixed(2)} stdout: ${printed ? 'yes' : 'no'} stderr: ${item.stderr ? 'yes' : 'no'}`);
+    } else if (item.statuscode === 3) {
+      lines.push(`  ${item.host.padEnd(40)} Unknown Task`);
+    } else {
+      lines.push(`  ${item.host.padEnd(40)} ${item.statusmsg || item.state}`);
+    }
+    lines.push('');
+  }
+  lines.push(`${doc.items.length} / ${doc.summary.nodes} nodes`);
+  return lines;
+}
+
+/** `baton tasks status <task id> [-v] [--metadata] [--json] [-I node]`: every node's result of a run. */
 export function tasksStatusCommand(done: (code: number) => void): Command {
-  const command = new Command('status').description("show a run's results by task id").argument('<task_id>', 'the task id printed by `baton tasks run`');
-  return addConnectionOptions(command, 'print the items/stats/summary document as JSON').action(async (taskId: string, options: ConnectionOptions) => {
-    if (!isTaskId(taskId)) throw new CliError(`'${taskId}' is not a task id; expected 32 lowercase hex characters`);
-    const clients = new Clients(options);
+  const command = new Command('status')
+    .description("show a run's results by task id")
+    .argument('<task_id>', 'the task id printed by `baton tasks run`')
+    .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything')
+    .option('-I, --with-identity <IDENTITY>', 'only this node (exact or /regex/); repeat for more', (v: string, p: string[]) => [...p, v], []);
+  return addConnectionOptions(command, 'print the items/stats/summary document as JSON', ['results']).action(async (taskId: string, options: StatusOptions) => {
+    checkTaskId(taskId);
+    const clients = new Clients({ ...options, metadata: undefined });
     try {
-      const doc = statusDocument(await unary(clients.results, clients.results.getRunStatus, { taskId }));
+      const doc = onlyIdentities(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options.withIdentity);
+      if (options.metadata && !options.json) {
+        process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
+        return done(0); // mco: --metadata exits 0 (choria-tasks.md §5.6)
+      }
       if (!options.json && !options.verbose) process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
       done(reportRun(doc, options));
     } finally {
