@@ -153,9 +153,13 @@ async function runOnce(client: SchedulerServiceClient, nodes: number): Promise<n
   const elapsed = performance.now() - t0;
   const ok = res.results.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
   if (res.results.length !== nodes || ok !== nodes) {
-    const states = new Map<string, number>();
-    for (const r of res.results) states.set(NodeState[r.state], (states.get(NodeState[r.state]) ?? 0) + 1);
-    const tally = [...states].map(([k, v]) => `${v} ${k.replace('NODE_STATE_', '')}`).join(', ');
+    const states = new Map<string, { count: number; example: string }>();
+    for (const r of res.results) {
+      const seen = states.get(NodeState[r.state]);
+      if (seen) seen.count++;
+      else states.set(NodeState[r.state], { count: 1, example: r.statusmsg ? `, e.g. ${r.host}: ${r.statusmsg}` : '' });
+    }
+    const tally = [...states].map(([k, v]) => `${v.count} ${k.replace('NODE_STATE_', '')}${k === 'NODE_STATE_SUCCEEDED' ? '' : v.example}`).join('; ');
     throw new Error(`run ${res.taskId} returned after ${ms(elapsed)} with ${ok} of ${nodes} nodes succeeded (${tally || 'no results'})`);
   }
   return elapsed;
@@ -166,6 +170,53 @@ async function timeFloor(fleets: WorkerProcess[], script: string, perProcess: nu
   const t0 = performance.now();
   await Promise.all(fleets.map((f) => f.request({ type: 'floor', script, count: perProcess, concurrency })));
   return performance.now() - t0;
+}
+
+/** One size: a warm-up run (fills the agents' caches), then interleaved floor and Baton runs. */
+async function measureSize(client: SchedulerServiceClient, fleets: WorkerProcess[], pids: Record<Service | 'redis', number>, script: string, nodes: number): Promise<SizeFigures> {
+  await runOnce(client, nodes);
+  const perProcess = nodes / FLEET_PROCESSES;
+  const runs = RUNS_FOR_SIZE(nodes);
+  const baton: number[] = [];
+  const floorMax: number[] = [];
+  const floorAll: number[] = [];
+  const cpu: Record<Service | 'redis' | 'agents' | 'floor', number> = { scheduler: 0, results: 0, metadata: 0, redis: 0, agents: 0, floor: 0 };
+  const fleetPids = fleets.map((f) => f.child.pid!);
+  // The fleet processes' CPU with their reaped children: the scripts (and the agents' wrappers).
+  const fleetCpu = () => fleetPids.reduce((s, p) => s + cpuTimeMs(p, true), 0);
+  for (let r = 0; r < runs; r++) {
+    floorMax.push(await timeFloor(fleets, script, perProcess, DEFAULT_MAX_CONCURRENT_TASKS));
+    const floorCpuBefore = fleetCpu();
+    floorAll.push(await timeFloor(fleets, script, perProcess, perProcess));
+    cpu.floor += fleetCpu() - floorCpuBefore;
+    const before = {
+      scheduler: cpuTimeMs(pids.scheduler),
+      results: cpuTimeMs(pids.results),
+      metadata: cpuTimeMs(pids.metadata),
+      redis: cpuTimeMs(pids.redis),
+      agents: fleetCpu(),
+    };
+    baton.push(await runOnce(client, nodes));
+    cpu.scheduler += cpuTimeMs(pids.scheduler) - before.scheduler;
+    cpu.results += cpuTimeMs(pids.results) - before.results;
+    cpu.metadata += cpuTimeMs(pids.metadata) - before.metadata;
+    cpu.redis += cpuTimeMs(pids.redis) - before.redis;
+    cpu.agents += fleetCpu() - before.agents;
+  }
+  const per = (v: number) => v / (runs * nodes);
+  const figures: SizeFigures = {
+    nodes,
+    runs,
+    batonMs: median(baton),
+    floorMaxConcurrentMs: median(floorMax),
+    floorAllAtOnceMs: median(floorAll),
+    serviceCpuMsPerNode: { scheduler: per(cpu.scheduler), results: per(cpu.results), metadata: per(cpu.metadata) },
+    redisCpuMsPerNode: per(cpu.redis),
+    agentCpuMsPerNode: per(cpu.agents),
+    floorCpuMsPerNode: per(cpu.floor),
+  };
+  console.log(`  ${nodes} nodes: Baton runs ${baton.map((v) => v.toFixed(0)).join(' ')} ms; floor ${floorMax.map((v) => v.toFixed(0)).join(' ')} / ${floorAll.map((v) => v.toFixed(0)).join(' ')} ms`);
+  return figures;
 }
 
 /** The run phase: fleets grow to each size; warm-up, then interleaved floor and Baton runs. */
@@ -188,9 +239,9 @@ async function measureRuns(environmentpath: string, script: string, stateDir: st
       const lists = share(fresh, FLEET_PROCESSES);
       await Promise.all(fleets.map((f, k) => f.request({ type: 'start', schedulerAddress: stack.addresses.scheduler, stateDir, identities: lists[k] })));
       started = Math.max(started, nodes);
-      console.log(`  ${nodes} agents connected in ${ms(performance.now() - t0)}; warm-up run (fills the agents' caches)`);
+      console.log(`  ${nodes} agents connected in ${ms(performance.now() - t0)}; a warm-up run, then ${RUNS_FOR_SIZE(nodes)} measured`);
       try {
-        await runOnce(client, nodes);
+        figures.push(await measureSize(client, fleets, pids, script, nodes));
       } catch (err) {
         // Unacknowledged results stay with the agents until they reconnect: larger sizes would
         // inherit them, so the run phase ends here.
@@ -199,48 +250,6 @@ async function measureRuns(environmentpath: string, script: string, stateDir: st
         figures.push({ nodes, failed, runs: 0, batonMs: NaN, floorMaxConcurrentMs: NaN, floorAllAtOnceMs: NaN, serviceCpuMsPerNode: { scheduler: NaN, results: NaN, metadata: NaN }, redisCpuMsPerNode: NaN, agentCpuMsPerNode: NaN, floorCpuMsPerNode: NaN });
         break;
       }
-
-      const perProcess = nodes / FLEET_PROCESSES;
-      const runs = RUNS_FOR_SIZE(nodes);
-      const baton: number[] = [];
-      const floorMax: number[] = [];
-      const floorAll: number[] = [];
-      const cpu: Record<Service | 'redis' | 'agents' | 'floor', number> = { scheduler: 0, results: 0, metadata: 0, redis: 0, agents: 0, floor: 0 };
-      const fleetPids = fleets.map((f) => f.child.pid!);
-      // The fleet processes' CPU with their reaped children: the scripts (and the agents' wrappers).
-      const fleetCpu = () => fleetPids.reduce((s, p) => s + cpuTimeMs(p, true), 0);
-      for (let r = 0; r < runs; r++) {
-        floorMax.push(await timeFloor(fleets, script, perProcess, DEFAULT_MAX_CONCURRENT_TASKS));
-        const floorCpuBefore = fleetCpu();
-        floorAll.push(await timeFloor(fleets, script, perProcess, perProcess));
-        cpu.floor += fleetCpu() - floorCpuBefore;
-        const before = {
-          scheduler: cpuTimeMs(pids.scheduler),
-          results: cpuTimeMs(pids.results),
-          metadata: cpuTimeMs(pids.metadata),
-          redis: cpuTimeMs(pids.redis),
-          agents: fleetCpu(),
-        };
-        baton.push(await runOnce(client, nodes));
-        cpu.scheduler += cpuTimeMs(pids.scheduler) - before.scheduler;
-        cpu.results += cpuTimeMs(pids.results) - before.results;
-        cpu.metadata += cpuTimeMs(pids.metadata) - before.metadata;
-        cpu.redis += cpuTimeMs(pids.redis) - before.redis;
-        cpu.agents += fleetCpu() - before.agents;
-      }
-      const per = (v: number) => v / (runs * nodes);
-      figures.push({
-        nodes,
-        runs,
-        batonMs: median(baton),
-        floorMaxConcurrentMs: median(floorMax),
-        floorAllAtOnceMs: median(floorAll),
-        serviceCpuMsPerNode: { scheduler: per(cpu.scheduler), results: per(cpu.results), metadata: per(cpu.metadata) },
-        redisCpuMsPerNode: per(cpu.redis),
-        agentCpuMsPerNode: per(cpu.agents),
-        floorCpuMsPerNode: per(cpu.floor),
-      });
-      console.log(`  ${nodes} nodes: Baton runs ${baton.map((v) => v.toFixed(0)).join(' ')} ms; floor ${floorMax.map((v) => v.toFixed(0)).join(' ')} / ${floorAll.map((v) => v.toFixed(0)).join(' ')} ms`);
     }
   } finally {
     client.close();

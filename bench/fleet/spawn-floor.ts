@@ -18,12 +18,21 @@ export function spawnOnce(path: string): Promise<void> {
   });
 }
 
-/** Spawns `path` `count` times with at most `concurrency` running at once; resolves when all have exited. */
+/**
+ * Spawns `path` `count` times with at most `concurrency` running at once; resolves when all
+ * have exited. A spawn is a synchronous fork in the calling thread, so spawns are issued one
+ * per event-loop turn: a burst of hundreds at once would block the process (and the agents it
+ * hosts, whose heartbeats would stop) for seconds, which agents receiving commands one by one
+ * never do.
+ */
 export async function spawnFloor(path: string, count: number, concurrency: number): Promise<void> {
   let next = 0;
+  let turn: Promise<void> = Promise.resolve();
+  const nextTurn = (): Promise<void> => (turn = turn.then(() => new Promise<void>((resolve) => setImmediate(resolve))));
   const lane = async (): Promise<void> => {
     while (next < count) {
       next++;
+      await nextTurn();
       await spawnOnce(path);
     }
   };
