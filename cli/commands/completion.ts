@@ -74,7 +74,7 @@ export async function completeWords(words: string[]): Promise<string[]> {
     if (words[0] === 'config' && words.length === 2) return ['show'];
     if (words[0] !== 'tasks') return [];
     if (words.length === 2) return [...TASKS_COMMANDS, ...(await taskNames())];
-    if ((words[1] === 'run' || words[1] === 'show') && words.length === 3) return taskNames();
+    if ((words[1] === 'run' || words[1] === 'show') && words.length === 3) return await taskNames();
     const current = words[words.length - 1];
     if (words[1] === 'run' && words.length >= 4 && (current === '' || current.startsWith('-'))) {
       const task = await getTask(clients, environmentOf(words), words[2]);

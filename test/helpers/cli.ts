@@ -9,10 +9,13 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the compiled `baton` CLI as a separate process, as an operator would. */
+/**
+ * Runs the compiled `baton` CLI as a separate process, as an operator would. Its config file
+ * and `baton dev` state are pointed at paths that do not exist, so only `env` configures it.
+ */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
   const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'cli', 'main.js'), ...args], {
-    env: { ...process.env, NO_COLOR: '1', ...env },
+    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
