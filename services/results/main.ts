@@ -1,8 +1,21 @@
+// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
+import { startTracing, stopTracing } from '../../lib/tracing';
+startTracing('results');
 import { ResultsServiceService } from '../../gen/baton/v1/results_service';
-import { loadConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
+import {
+  loadConfig,
+  METRICS_CONFIG_PROPERTIES,
+  REDIS_CONFIG_PROPERTIES,
+  SERVER_CONFIG_PROPERTIES,
+  type ConfigSchema,
+  type MetricsConfig,
+  type RedisConfig,
+  type ServerConfig,
+} from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
+import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { createResultsService } from './results-service';
 import { DEFAULT_RETENTION_SWEEP_INTERVAL_S, DEFAULT_RUN_RETENTION_S } from './run-retention';
@@ -16,6 +29,7 @@ const CONFIG_SCHEMA: ConfigSchema = {
   properties: {
     ...SERVER_CONFIG_PROPERTIES,
     ...REDIS_CONFIG_PROPERTIES,
+    ...METRICS_CONFIG_PROPERTIES,
     'run-retention-s': {
       type: 'integer',
       minimum: 0,
@@ -33,7 +47,7 @@ const CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The loaded configuration. */
-type ResultsConfig = ServerConfig & RedisConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number };
+type ResultsConfig = ServerConfig & RedisConfig & MetricsConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number };
 
 runMain('results', async () => {
   const config = loadConfig<ResultsConfig>(CONFIG_SCHEMA);
@@ -57,7 +71,12 @@ runMain('results', async () => {
     service.endStreams();
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
-  drainOnSignals(log, () => server.drain(), () => closeRedis(redis));
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  drainOnSignals(log, () => server.drain(), async () => {
+    await closeRedis(redis);
+    await stopMetrics();
+    await stopTracing();
+  });
   service.retention.start();
   announceListening('results', server.address);
 });

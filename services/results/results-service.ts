@@ -19,6 +19,7 @@ import { RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../lib/errors';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
+import { metrics } from '../../lib/metrics';
 import { RedisKeys } from '../../lib/redis';
 import { decodePageToken, encodePageToken } from './page-token';
 import { runQueryFingerprint, runQueryOf } from './run-query';
@@ -101,6 +102,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
         const state = finalRunStateOf(run, await store.getResults(taskId));
         if (state === undefined) return undefined;
         log.info({ taskId, state: runStateToJSON(state) }, 'run finished');
+        metrics.runs.inc({ state: runStateToJSON(state) });
         return { run: { ...run, state, endTime: now() }, event: { state, reason: '' } };
       },
       now(),
@@ -140,6 +142,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       throw new AlreadyExistsError('RUN_EXISTS', `a run with task id ${run.taskId} exists already`);
     }
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length }, 'run created');
+    metrics.runs.inc({ state: runStateToJSON(run.state) });
     return { run };
   };
 
