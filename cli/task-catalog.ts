@@ -42,6 +42,6 @@ export async function getTask(clients: Clients, environment: string, name: strin
     }
     const close = closestNames(name, known);
     const hint = close.length > 0 ? `; did you mean ${close.join(', ')}?` : "; 'baton tasks list' shows the known tasks";
-    throw new CliError(`unknown task '${name}' in the ${environment} environment${hint}`, EXIT.USAGE);
+    throw new CliError(`unknown task '${name}': not found in the ${environment} environment${hint}`, EXIT.USAGE);
   }
 }

@@ -84,7 +84,7 @@ describe('the baton CLI as a separate process against a running stack', () => {
     const r = await baton('tasks', 'demo::ecko');
     assert.equal(r.code, 2, show(r));
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /^baton: unknown task 'demo::ecko' in the production environment; did you mean demo::echo(, [a-z:]+)*\?\n$/);
+    assert.match(r.stderr, /^baton: unknown task 'demo::ecko': not found in the production environment; did you mean demo::echo(, [a-z:]+)*\?\n$/);
     const run = await baton('tasks', 'run', 'demo::ecko', '--message', 'x');
     assert.equal(run.code, 2, show(run));
     assert.match(run.stderr, /^baton: unknown task 'demo::ecko'.*did you mean demo::echo.*\?\n$/);
