@@ -78,6 +78,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
+ * | `<p>:run:{<id>}:final`           | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
  * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
  * | `<p>:runs:task:<task>`           | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
  * | `<p>:runs:caller:<caller>`       | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
@@ -165,6 +166,11 @@ export class RedisKeys {
   /** A run's event log (Redis Stream). */
   runEvents(taskId: string): string {
     return `${this.prefix}:run:{${taskId}}:events`;
+  }
+
+  /** The hosts of a run whose result is final. */
+  runFinalHosts(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:final`;
   }
 
   /** All runs by creation time. */

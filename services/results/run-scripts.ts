@@ -30,6 +30,7 @@ KEYS[3]  the run's event log (stream)
 KEYS[4]  the runs index (zset task id -> creation time in ms)
 KEYS[5]  the index of the run's task (zset, same)
 KEYS[6]  the index of the run's caller (zset, same)
+KEYS[7]  the hosts of the run with a final result (set)
 ARGV[1]  the Run as proto JSON
 ARGV[2]  the first RunEvent (RunStateChanged) as proto JSON, without id
 ARGV[3]  the task id (the member of every index)
@@ -42,7 +43,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 -- Leftovers of a run that no longer has a record must not leak into the new one.
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[7])
 redis.call('SET', KEYS[1], ARGV[1])
 for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
@@ -65,15 +66,18 @@ RunEvent in the same atomic step, so the event log never misses or duplicates a 
 KEYS[1]  the run's node results (hash host -> NodeResult proto JSON)
 KEYS[2]  the run's event log (stream)
 KEYS[3]  the run record (string): nothing is written when it is gone (swept by retention)
+KEYS[4]  the hosts of the run with a final result (set), kept here so that knowing whether the
+         run is done never means reading every result
 ARGV[1]  n, the number of results
 ARGV[2]  the cap of the event log (entries)
 ARGV[3 + 4i .. 6 + 4i], for i = 0 .. n-1:
          host; NodeResult as canonical proto JSON; '1' when its state is final, else '0';
          the RunEvent (node_result) to append when it is recorded, without id
-Result:  the number of results that changed what was stored; -1 when the run does not exist
+Result:  {changed, final}: the number of results that changed what was stored and how many
+         hosts now have a final result; {-1, 0} when the run does not exist
 ]]
 if redis.call('EXISTS', KEYS[3]) == 0 then
-  return -1
+  return {-1, 0}
 end
 local final = ${FINAL_NODE_STATES_LUA}
 local changed = 0
@@ -92,10 +96,15 @@ for i = 0, tonumber(ARGV[1]) - 1 do
   if not keep then
     redis.call('HSET', KEYS[1], host, result)
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', event)
+    if newFinal then
+      redis.call('SADD', KEYS[4], host)
+    else
+      redis.call('SREM', KEYS[4], host)
+    end
     changed = changed + 1
   end
 end
-return changed
+return {changed, redis.call('SCARD', KEYS[4])}
 `,
 );
 
@@ -191,8 +200,9 @@ UNLINK frees large hashes and streams in the background, so a big run never bloc
 KEYS[1]  the run record (string)
 KEYS[2]  the run's node results (hash)
 KEYS[3]  the run's event log (stream)
-KEYS[4]  the runs index (zset)
-KEYS[5], KEYS[6], ...  the run's task and caller indexes (zsets), when its record is known
+KEYS[4]  the hosts of the run with a final result (set)
+KEYS[5]  the runs index (zset)
+KEYS[6], KEYS[7], ...  the run's task and caller indexes (zsets), when its record is known
 ARGV[1]  the task id
 ARGV[2]  the record exactly as read; '' when it was missing (a stale index entry)
 Result:  1 when removed; 0 when the record changed meanwhile (nothing removed)
@@ -201,8 +211,8 @@ local current = redis.call('GET', KEYS[1])
 if (current or '') ~= ARGV[2] then
   return 0
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
-for k = 4, #KEYS do
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for k = 5, #KEYS do
   redis.call('ZREM', KEYS[k], ARGV[1])
 end
 return 1

@@ -123,7 +123,15 @@ export class RunStore {
       eventLogCap(run.nodes.length),
     ];
     for (const host of run.nodes) args.push(host, canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))));
-    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runs(), this.keys.runsByTask(run.task), this.keys.runsByCaller(run.caller)];
+    const keys = [
+      this.keys.run(id),
+      this.keys.runResults(id),
+      this.keys.runEvents(id),
+      this.keys.runs(),
+      this.keys.runsByTask(run.task),
+      this.keys.runsByCaller(run.caller),
+      this.keys.runFinalHosts(id),
+    ];
     const created = await CREATE_RUN_SCRIPT.run(this.redis, keys, args);
     return created === 1;
   }
@@ -151,24 +159,28 @@ export class RunStore {
 
   /**
    * Records validated node results of `run` (each atomically with its event, see
-   * RECORD_RESULTS_SCRIPT) and returns how many changed what was stored, or undefined when the
-   * run is gone (removed by retention since it was read).
+   * RECORD_RESULTS_SCRIPT) and returns how many changed what was stored and how many hosts now
+   * have a final result, or undefined when the run is gone (removed by retention since it was
+   * read). The count lets the caller finalise a run without reading every result on each call
+   * (reading them all made recording a 1,000-node run quadratic: bench/run-bench).
    */
-  async recordResults(run: Run, results: NodeResult[], now: Date): Promise<number | undefined> {
+  async recordResults(run: Run, results: NodeResult[], now: Date): Promise<{ changed: number; finalHosts: number } | undefined> {
     const taskId = run.taskId;
-    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.run(taskId)];
+    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.run(taskId), this.keys.runFinalHosts(taskId)];
     let changed = 0;
+    let finalHosts = 0;
     for (let start = 0; start < results.length; start += RECORD_BATCH_SIZE) {
       const batch = results.slice(start, start + RECORD_BATCH_SIZE);
       const args: string[] = [String(batch.length), String(eventLogCap(run.nodes.length))];
       for (const r of batch) {
         args.push(r.host, canonicalJson(NodeResult.toJSON(r)), isFinalNodeState(r.state) ? '1' : '0', eventJson({ time: now, taskId, event: { $case: 'nodeResult', value: r } }));
       }
-      const reply = Number(await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args));
-      if (reply < 0) return undefined;
-      changed += reply;
+      const [changedHere, finalNow] = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args)) as [number, number];
+      if (changedHere < 0) return undefined;
+      changed += changedHere;
+      finalHosts = finalNow;
     }
-    return changed;
+    return { changed, finalHosts };
   }
 
   /**
@@ -291,7 +303,7 @@ export class RunStore {
    */
   async deleteRun(entry: RawRunEntry): Promise<boolean> {
     const id = entry.taskId;
-    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runs()];
+    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runFinalHosts(id), this.keys.runs()];
     if (entry.run) keys.push(this.keys.runsByTask(entry.run.task), this.keys.runsByCaller(entry.run.caller));
     return (await DELETE_RUN_SCRIPT.run(this.redis, keys, [id, entry.raw ?? ''])) === 1;
   }
