@@ -1,9 +1,11 @@
-import { TaskFinished, type DownloadCommand, type Hello, type Welcome } from '../gen/baton/v1/agent_gateway_service';
+import { SpanStatusCode, type Context } from '@opentelemetry/api';
+import { TaskFinished, type DownloadCommand, type Hello, type RunCommand, type Welcome } from '../gen/baton/v1/agent_gateway_service';
 import { MetadataServiceClient } from '../gen/baton/v1/metadata_service';
-import type { NodeResult } from '../gen/baton/v1/run';
+import { NodeState, nodeStateToJSON, type NodeResult } from '../gen/baton/v1/run';
 import { makeClient } from '../lib/grpc-client';
 import type { Logger } from '../lib/logger';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME } from '../lib/names';
+import { extractTraceContext, injectTraceContext, inSpan } from '../lib/tracing';
 import { AGENT_CAPABILITIES, type ResolvedAgentOptions } from './agent-options';
 import { agentVersion } from './agent-version';
 import { AgentConnection, type SchedulerMessage, type Session } from './connection';
@@ -99,7 +101,7 @@ export class Agent {
       hello: () => this.hello(),
       runningTasks: () => this.runner.runningCount,
       onWelcome: (welcome, session) => this.welcome(welcome, session),
-      onCommand: (message, session) => this.command(message, session),
+      onCommand: (message, session, traceContext) => this.command(message, session, traceContext),
       announce: deps.announce,
     });
   }
@@ -164,13 +166,17 @@ export class Agent {
     for (const value of this.afterWelcome.splice(0)) session.send({ $case: 'taskFinished', value });
   }
 
-  private command(message: SchedulerMessage, session: Session): void {
+  /** Handles a command; `traceContext` is the scheduler's span it belongs to (the stream outlives any run). */
+  private command(message: SchedulerMessage, session: Session, traceContext: Record<string, string>): void {
     switch (message.$case) {
-      case 'download':
-        void this.download(message.value, session);
+      case 'download': {
+        const cmd = message.value;
+        const attributes = { 'baton.task': cmd.task, 'baton.task_id': cmd.taskId, 'baton.node': this.options.identity, 'baton.environment': cmd.environment };
+        void inSpan('agent.download', attributes, () => this.download(cmd, session), extractTraceContext(traceContext));
         return;
+      }
       case 'run':
-        this.runner.run(message.value, this.taskEvents()).catch((err: unknown) => this.log.error({ err, taskId: message.value.taskId }, 'run failed unexpectedly'));
+        this.execute(message.value, extractTraceContext(traceContext)).catch((err: unknown) => this.log.error({ err, taskId: message.value.taskId }, 'run failed unexpectedly'));
         return;
       case 'cancel':
         if (!this.runner.cancel(message.value.taskId)) this.log.info({ taskId: message.value.taskId }, 'cancel for a task that is not running here; ignored');
@@ -186,11 +192,30 @@ export class Agent {
     }
   }
 
-  /** TaskStarted / TaskFinished go to whichever session is current when they happen. */
+  /** Runs a RunCommand in an `agent.execute` span, a child of the scheduler's dispatch span. */
+  private execute(cmd: RunCommand, parent: Context): Promise<void> {
+    const attributes = { 'baton.task': cmd.task, 'baton.task_id': cmd.taskId, 'baton.node': this.options.identity, 'baton.environment': cmd.environment };
+    return inSpan(
+      'agent.execute',
+      attributes,
+      async (span) => {
+        const result = await this.runner.run(cmd, this.taskEvents());
+        if (!result) return;
+        span.setAttributes({ 'baton.exit_code': result.exitcode, 'baton.node_state': nodeStateToJSON(result.state) });
+        if (result.state !== NodeState.NODE_STATE_SUCCEEDED) span.setStatus({ code: SpanStatusCode.ERROR, message: result.statusmsg || nodeStateToJSON(result.state) });
+      },
+      parent,
+    );
+  }
+
+  /**
+   * TaskStarted / TaskFinished go to whichever session is current when they happen, with the
+   * trace context of the span they happen in, so recording them joins the run's trace.
+   */
   private taskEvents(): TaskEvents {
     return {
-      started: (value) => this.connection.send({ $case: 'taskStarted', value }),
-      finished: (result) => this.connection.send({ $case: 'taskFinished', value: { result } }),
+      started: (value) => this.connection.send({ $case: 'taskStarted', value }, injectTraceContext()),
+      finished: (result) => this.connection.send({ $case: 'taskFinished', value: { result } }, injectTraceContext()),
     };
   }
 

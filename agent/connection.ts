@@ -60,9 +60,9 @@ export class Session {
   constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {}
 
   /** Writes a message on this stream; false when the stream has ended. */
-  send(message: AgentMessage): boolean {
+  send(message: AgentMessage, traceContext: Record<string, string> = {}): boolean {
     if (this.ended || !this.call.writable) return false;
-    this.call.write({ traceContext: {}, message });
+    this.call.write({ traceContext, message });
     return true;
   }
 }
@@ -88,7 +88,7 @@ export interface AgentConnectionOptions {
   /** The Welcome of a session arrived. */
   onWelcome(welcome: Welcome, session: Session): void;
   /** A command arrived (download, run, cancel, result ack). */
-  onCommand(message: SchedulerMessage, session: Session): void;
+  onCommand(message: SchedulerMessage, session: Session, traceContext: Record<string, string>): void;
   /** Where the "connected" line goes; default stdout. */
   announce?: (line: string) => void;
 }
@@ -136,8 +136,8 @@ export class AgentConnection {
    * written right after its Hello; while backing off it is dropped (results are in the spool
    * and go out with the next Hello). Returns false when dropped.
    */
-  send(message: AgentMessage): boolean {
-    if (this.session) return this.session.send(message);
+  send(message: AgentMessage, traceContext: Record<string, string> = {}): boolean {
+    if (this.session) return this.session.send(message, traceContext);
     if (this.current === 'CONNECTING') {
       this.queued.push(message);
       return true;
@@ -212,7 +212,7 @@ export class AgentConnection {
     const message = res.message;
     if (message.$case === 'heartbeat') return; // liveness only
     if (message.$case !== 'welcome') {
-      this.options.onCommand(message, session);
+      this.options.onCommand(message, session, res.traceContext);
       return;
     }
     if (session.welcomedAt !== undefined) return; // one Welcome per session

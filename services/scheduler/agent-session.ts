@@ -11,6 +11,7 @@ import type {
 } from '../../gen/baton/v1/agent_gateway_service';
 import { BatonError, InvalidArgumentError, UnavailableError, toServiceError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
+import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
@@ -244,7 +245,10 @@ export class AgentSession {
       }
       case 'taskFinished': {
         const finished = m.value;
-        this.enqueueReport(() => this.recordFinished(finished));
+        // A child of the agent's execution span: the run's trace goes on to the results service.
+        const parent = extractTraceContext(req.traceContext);
+        const attributes = { 'baton.task_id': finished.result?.taskId ?? '', 'baton.node': this.identity, 'baton.exit_code': finished.result?.exitcode ?? -1 };
+        this.enqueueReport(() => inSpan('baton.record_result', attributes, () => this.recordFinished(finished), parent));
         return;
       }
       default:
