@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import type { Logger } from './logger';
+import { metrics } from './metrics';
 
 /** Options of `createRedis`. */
 export interface RedisOptions {
@@ -29,6 +30,7 @@ export function createRedis(options: RedisOptions): Redis {
   // An 'error' listener must exist from the start, or ioredis reports "Unhandled error event".
   let lastError = '';
   client.on('error', (err: Error) => {
+    metrics.redisErrors.inc();
     if (err.message !== lastError) options.log.warn({ err: err.message }, 'redis connection problem');
     lastError = err.message;
   });

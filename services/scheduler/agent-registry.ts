@@ -1,5 +1,6 @@
 import type { AgentSession } from './agent-session';
 import { TRACKED_RUN_TTL_MS } from './run-tracker';
+import { metrics } from '../../lib/metrics';
 
 /**
  * A run command this scheduler sent to a node whose final result it has not stored yet: what
@@ -32,6 +33,7 @@ export class AgentRegistry {
   register(identity: string, session: AgentSession): AgentSession | undefined {
     const previous = this.sessions.get(identity);
     this.sessions.set(identity, session);
+    metrics.connectedAgents.set(this.sessions.size);
     return previous === session ? undefined : previous;
   }
 
@@ -39,6 +41,7 @@ export class AgentRegistry {
   remove(identity: string, session: AgentSession): boolean {
     if (this.sessions.get(identity) !== session) return false;
     this.sessions.delete(identity);
+    metrics.connectedAgents.set(this.sessions.size);
     return true;
   }
 
