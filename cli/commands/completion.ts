@@ -79,7 +79,7 @@ export async function completeWords(words: string[]): Promise<string[]> {
     if (words[1] === 'run' && words.length >= 4 && (current === '' || current.startsWith('-'))) {
       const task = await getTask(clients, environmentOf(words), words[2]);
       const flags = paramFlags(task.parameters, runReservedFlags()).flatMap((f) => (f.kind === 'BOOLEAN' && !f.repeatable ? [`--${f.flag}`, `--no-${f.flag}`] : [`--${f.flag}`]));
-      return [...flags, ...[...runReservedFlags()].map((f) => `--${f}`)];
+      return [...flags, ...[...runReservedFlags()].map((f) => (f === 'color' ? '--no-color' : `--${f}`))];
     }
     return [];
   } catch {
