@@ -1,3 +1,6 @@
+// Tracing first: its instrumentation must patch @grpc/grpc-js before a command loads it (lib/tracing.ts).
+import { inSpan, startTracing, stopTracing } from '../lib/tracing';
+startTracing('cli');
 import { Command } from 'commander';
 import { CliError, describeError, EXIT } from './cli-error';
 
@@ -79,9 +82,17 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Runs the CLI on this process's arguments and exits with its code; errors become one line. */
 export function runCli(): void {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
+  const argv = process.argv.slice(2);
+  // The root span of what the operator asked for (`baton tasks run`): RunTask and everything
+  // after it, on every service and agent, joins its trace. A no-op when tracing is off.
+  const command = ['baton', ...argv.filter((a) => !a.startsWith('-')).slice(0, 2)].join(' ');
+  void inSpan(command, { 'baton.cli.command': command }, () => main(argv)).then(
+    async (code) => {
+      await stopTracing();
+      process.exit(code);
+    },
+    async (err: unknown) => {
+      await stopTracing();
       const { line, exitCode } = describeError(err);
       if (line) process.stderr.write(`baton: ${line}\n`);
       process.exit(exitCode);

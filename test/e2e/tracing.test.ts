@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { useDevStack } from '../helpers/dev-stack';
+import { runCli } from '../helpers/cli';
 import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
 import { waitFor } from '../helpers/wait';
 
@@ -84,5 +85,21 @@ describe('tracing across processes', () => {
     assert.equal(recorded.length, 2, 'each node result is recorded inside the trace, below its execution');
     assert.deepEqual(chain(recorded[0]).slice(0, 4), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.dispatch', 'baton-agent:agent.execute', 'baton-scheduler:baton.record_result']);
     assert.ok(!receiver.spans.some((s) => s.name.startsWith('grpc.grpc.health')), 'health checks make no spans');
+  });
+
+  it('roots the trace of `baton tasks run` in the CLI span, continued by RunTask and the agent that ran it', async () => {
+    const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'traced', '-I', 'node3', '--json'], {
+      ...fleet.env,
+      OTEL_SDK_DISABLED: 'false',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    const root = await waitFor('the CLI span', () => receiver.spans.find((s) => s.service === 'baton-cli' && s.name === 'baton tasks run'), 30_000);
+    assert.equal(root.parentSpanId, '', 'the CLI span is the root');
+    const runTask = await waitFor('the RunTask server span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.service === 'baton-scheduler' && s.name === 'grpc.baton.v1.SchedulerService/RunTask' && s.kind === 2), 30_000);
+    const execution = await waitFor('node3 execution span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.name === 'agent.execute'), 30_000);
+    assert.equal(execution.attributes['baton.node'], 'node3');
+    assert.equal(execution.attributes['baton.exit_code'], 0);
+    assert.equal(runTask.attributes['baton.task'], 'demo::echo');
   });
 });
