@@ -1,3 +1,4 @@
+import type { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -306,11 +307,7 @@ describe('RunOrchestrator', () => {
 
   it('sends a cancel to the connected nodes of a run', async () => {
     const h = await start();
-    const web1 = await h.agent('web1');
-    const response = h.run({ background: true });
-    await web1.acceptDownload();
-    const run = await web1.next('run');
-    await response;
+    const { web1, run } = await runningOnWeb1(h);
     assert.deepEqual(await h.cancel(run.taskId), ['web1']);
     assert.deepEqual(await web1.next('cancel'), { taskId: run.taskId });
     const err = await grpcError(h.cancel(newTaskId()));
@@ -416,6 +413,16 @@ async function followerCount(): Promise<number> {
   admin ??= redis.client();
   const list = (await admin.call('CLIENT', 'LIST')) as string;
   return list.split('\n').filter((l) => l.includes('name=baton-results-watch')).length;
+}
+
+/** A background run on agent web1, dispatched: the agent holds its RunCommand, the task not yet finished. */
+async function runningOnWeb1(h: Harness): Promise<{ web1: TestAgent; run: RunCommand }> {
+  const web1 = await h.agent('web1');
+  const response = h.run({ background: true });
+  await web1.acceptDownload();
+  const run = await web1.next('run');
+  await response;
+  return { web1, run };
 }
 
 /** Reads a WatchRun stream to its end. */
@@ -591,11 +598,7 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
 
   it('streams a run\'s events through WatchRun until it is final, resumes after a token, and answers NOT_FOUND for an unknown run', async () => {
     const h = await start();
-    const web1 = await h.agent('web1');
-    const response = h.run({ background: true });
-    await web1.acceptDownload();
-    const run = await web1.next('run');
-    await response;
+    const { web1, run } = await runningOnWeb1(h);
     const watching = readWatch(h, run.taskId);
     await finish(web1, 'web1', run.taskId);
     const { events, code } = await watching;
@@ -614,11 +617,7 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
 
   it('cancels its read of the results service when the WatchRun client goes away', async () => {
     const h = await start();
-    const web1 = await h.agent('web1');
-    const response = h.run({ background: true });
-    await web1.acceptDownload();
-    const run = await web1.next('run');
-    await response;
+    const { run } = await runningOnWeb1(h);
     const call = h.client.watchRun({ taskId: run.taskId, resumeToken: '' });
     const events: RunEvent[] = [];
     call.on('data', (m: WatchRunResponse) => events.push(m.event!));
@@ -631,11 +630,7 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
 
   it('ends an open WatchRun with OK when the scheduler drains', async () => {
     const h = await start();
-    const web1 = await h.agent('web1');
-    const response = h.run({ background: true });
-    await web1.acceptDownload();
-    const run = await web1.next('run');
-    await response;
+    const { run } = await runningOnWeb1(h);
     const watching = openWatch(h, run.taskId);
     await waitFor('the RUNNING event', () => watching.events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_RUNNING));
     await h.scheduler.stop();
