@@ -2,13 +2,13 @@ import { Command } from 'commander';
 import { isTaskId } from '../../lib/task-id';
 import { CliError } from '../cli-error';
 import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
+import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
 import { statusDocument, type StatusDocument } from '../status-document';
 import { chooseColors, reportRun, type Colors } from '../summary-format';
 
-interface StatusOptions extends Omit<ConnectionOptions, 'metadata'> {
+interface StatusOptions extends Omit<ConnectionOptions, 'metadata'>, FilterOptions {
   /** mco's `--metadata` view (the metadata service is not used here, so no address flag clashes). */
   metadata?: boolean;
-  withIdentity: string[];
 }
 
 /** Checks a task id argument: one line naming what was expected. */
@@ -16,11 +16,17 @@ export function checkTaskId(taskId: string): void {
   if (!isTaskId(taskId)) throw new CliError(`'${taskId}' is not a task id; expected 32 lowercase hex characters (as printed by 'baton tasks run')`);
 }
 
-/** `-I` on status: only these nodes' items (exact identity or /regex/), the run's counters unchanged. */
-function onlyIdentities(doc: StatusDocument, identities: string[]): StatusDocument {
-  if (identities.length === 0) return doc;
-  const tests = identities.map((i) => (i.length > 2 && i.startsWith('/') && i.endsWith('/') ? new RegExp(i.slice(1, -1)) : i));
-  return { ...doc, items: doc.items.filter((item) => tests.some((t) => (typeof t === 'string' ? item.host === t : t.test(item.host)))) };
+/**
+ * Filters on status, as mco's (choria-tasks.md §5.4): only the items of the nodes the filter
+ * selects now (discovery, offline nodes included), the run's counters unchanged.
+ */
+async function onlySelected(doc: StatusDocument, options: StatusOptions, clients: Clients): Promise<StatusDocument> {
+  const filter = filterFromOptions(options);
+  const empty = filter.identities.length + filter.classes.length + filter.facts.length + filter.agents.length + filter.compound.length === 0;
+  if (empty) return doc;
+  const { nodes } = await clients.call('scheduler', (c) => c.discoverNodes, { filter, includeOffline: true });
+  const selected = new Set(nodes.map((n) => n.identity));
+  return { ...doc, items: doc.items.filter((item) => selected.has(item.host)) };
 }
 
 function utc(seconds: number): string {
@@ -47,18 +53,17 @@ export function formatMetadataView(doc: StatusDocument, c: Colors): string[] {
   return lines;
 }
 
-/** `baton tasks status <task id> [-v] [--metadata] [--json] [-I node]`: every node's result of a run. */
+/** `baton tasks status <task id> [-v] [--metadata] [--json] [filters]`: every node's result of a run, or of the nodes the filters select. */
 export function tasksStatusCommand(done: (code: number) => void): Command {
   const command = new Command('status')
     .description("show a run's results by task id")
     .argument('<task_id>', 'the task id printed by `baton tasks run`')
-    .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything')
-    .option('-I, --with-identity <IDENTITY>', 'only this node (exact or /regex/); repeat for more', (v: string, p: string[]) => [...p, v], []);
-  return addConnectionOptions(command, 'print the items/stats/summary document as JSON', ['results']).action(async (taskId: string, options: StatusOptions) => {
+    .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything');
+  return addConnectionOptions(addFilterOptions(command), 'print the items/stats/summary document as JSON', ['results', 'scheduler']).action(async (taskId: string, options: StatusOptions) => {
     checkTaskId(taskId);
     const clients = new Clients({ ...options, metadata: undefined });
     try {
-      const doc = onlyIdentities(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options.withIdentity);
+      const doc = await onlySelected(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options, clients);
       if (options.metadata && !options.json) {
         process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
         return done(0); // mco: --metadata exits 0 (choria-tasks.md §5.6)

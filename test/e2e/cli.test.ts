@@ -189,6 +189,15 @@ describe('the baton CLI as a separate process against a running stack', () => {
     const starts = doc.items.map((i) => i.start_time).sort();
     assert.ok(starts[1] - starts[0] >= 1, `batches of one start at least a batch (1 s) apart: ${starts.join(', ')}`);
 
+    // Filters pick the items as mco's do (by fact, class or identity), the run's counters unchanged.
+    const byFact = await baton('tasks', 'status', taskId, '--json', '-F', 'role=db');
+    assert.equal(byFact.code, 0, show(byFact));
+    const factDoc = JSON.parse(byFact.stdout) as StatusDocument;
+    assert.deepEqual(factDoc.items.map((i) => i.host), ['node2']);
+    assert.equal(factDoc.summary.nodes, 2);
+    const byClass = await baton('tasks', 'status', taskId, '--json', '-C', 'role::web');
+    assert.deepEqual((JSON.parse(byClass.stdout) as StatusDocument).items.map((i) => i.host), ['node1'], show(byClass));
+
     const meta = await baton('tasks', 'status', taskId, '--metadata');
     assert.equal(meta.code, 0, show(meta));
     assert.match(meta.stdout, /^ {2}node1 +0\n {4}runs::sleep by user=\S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n {4}completed: yes runtime: \d+\.\d\d stdout: (yes|no) stderr: no$/m);
