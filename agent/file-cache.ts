@@ -6,6 +6,7 @@ import type { MetadataServiceClient, ReadTaskFileResponse } from '../gen/baton/v
 import type { TaskFile } from '../gen/baton/v1/task';
 import { isServiceError } from '../lib/errors';
 import { SHA256_HEX, taskFilePathProblem } from '../lib/task-file-path';
+import { metrics } from '../lib/metrics';
 
 /**
  * The agent's content-addressed file cache: one file per content hash, `<cache>/<sha256>`,
@@ -155,7 +156,11 @@ export class FileCache {
     for (const f of files) checkTaskFile(f);
     let downloaded = 0;
     for (const f of files) {
-      if (await this.has(f)) continue;
+      if (await this.has(f)) {
+        metrics.cacheLookups.inc({ result: 'hit' });
+        continue;
+      }
+      metrics.cacheLookups.inc({ result: 'miss' });
       await this.download(f, environment, client);
       downloaded++;
     }
@@ -225,6 +230,7 @@ export class FileCache {
     try {
       await chmod(tmp, CACHE_FILE_MODE);
       await rename(tmp, final);
+      metrics.downloadedBytes.inc(size);
     } catch (err) {
       await removeQuietly(tmp);
       throw new DownloadError(file.path, `cannot store it in the cache: ${(err as Error).message}`);

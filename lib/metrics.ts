@@ -21,7 +21,7 @@ export const metrics = {
   connectedAgents: new Gauge({ name: 'baton_connected_agents', help: 'Agents with an open Connect stream to this scheduler', registers: [registry] }),
   /** results: runs that reached a state, by state (pending, running, succeeded, ...). */
   runs: new Counter({ name: 'baton_runs_total', help: 'Runs that reached a state, by state', labelNames: ['state'], registers: [registry] }),
-  /** results: final node results recorded, by outcome (succeeded, failed, no_response, cancelled). */
+  /** scheduler: final node results reported by agents and stored, by outcome (succeeded, failed, cancelled, ...). */
   nodeResults: new Counter({ name: 'baton_node_results_total', help: 'Final node results recorded, by outcome', labelNames: ['outcome'], registers: [registry] }),
   /** scheduler: from RunTask received to the run command sent to every node. */
   dispatchLatency: new Histogram({ name: 'baton_dispatch_latency_seconds', help: 'From RunTask received to the run command sent to every node', buckets: LATENCY_BUCKETS_S, registers: [registry] }),

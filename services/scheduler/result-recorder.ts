@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { TaskFinished, TaskStarted } from '../../gen/baton/v1/agent_gateway_service';
-import { NodeResult, NodeState } from '../../gen/baton/v1/run';
+import { NodeResult, NodeState, nodeStateToJSON } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { isServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
@@ -10,6 +10,7 @@ import type { OutstandingRun } from './agent-registry';
 import { FINAL_NODE_STATES } from './node-results';
 import { errorText } from './error-text';
 import type { RunTracker } from './run-tracker';
+import { metrics } from '../../lib/metrics';
 
 /**
  * Status codes of RecordNodeResults after which re-sending the same result cannot help: the
@@ -69,6 +70,7 @@ export class ResultRecorder {
       this.log.warn({ node: identity, claimed: given.host, taskId: given.taskId }, 'TaskFinished names another host; recorded under the session identity');
     }
     const result: NodeResult = { ...given, host: identity };
+    const arrivedMs = Date.now();
     try {
       await unary(this.results, this.results.recordNodeResults, { taskId: result.taskId, results: [result] });
     } catch (err) {
@@ -80,6 +82,9 @@ export class ResultRecorder {
       this.log.warn({ node: identity, taskId: result.taskId, err: errorText(err) }, 'could not record a result; retried while the agent stays connected, re-sent by the agent after a reconnect');
       return false;
     }
+    metrics.resultLatency.observe((Date.now() - arrivedMs) / 1000);
+    // NODE_STATE_SUCCEEDED → succeeded, NODE_STATE_NO_RESPONSE → no_response, ...
+    metrics.nodeResults.inc({ outcome: nodeStateToJSON(result.state).replace(/^NODE_STATE_/, '').toLowerCase() });
     this.markFinal(result);
     return true;
   }

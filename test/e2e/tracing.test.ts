@@ -22,8 +22,20 @@ describe('tracing across processes', () => {
     process.env.OTEL_SDK_DISABLED = 'false';
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.endpoint;
     process.env.OTEL_BSP_SCHEDULE_DELAY = '100';
+    // Every process serves metrics on a port of its own choosing and logs where.
+    process.env.BATON_METRICS_LISTEN = '127.0.0.1:0';
   });
-  const fleet = useDevStack({ agents: 3 });
+  /** Where each process serves its metrics, from its 'metrics served' log line. */
+  const metricsAt = new Map<string, string>();
+  const fleet = useDevStack({
+    agents: 3,
+    logLevel: 'info',
+    onStderr: (name, line) => {
+      if (!line.includes('metrics served at /metrics')) return;
+      const { address } = JSON.parse(line) as { address: string };
+      metricsAt.set(name, address);
+    },
+  });
   let scheduler: SchedulerServiceClient;
   before(() => {
     process.env = saved;
@@ -101,5 +113,26 @@ describe('tracing across processes', () => {
     assert.equal(execution.attributes['baton.node'], 'node3');
     assert.equal(execution.attributes['baton.exit_code'], 0);
     assert.equal(runTask.attributes['baton.task'], 'demo::echo');
+  });
+
+  it('serves Prometheus metrics on each service and agent that count what the runs did', async () => {
+    const scrape = async (name: string): Promise<string> => {
+      const address = metricsAt.get(name);
+      assert.ok(address, `no metrics address logged by ${name}; got ${[...metricsAt.keys()].join(', ')}`);
+      return (await fetch(`http://${address}/metrics`)).text();
+    };
+    const value = (text: string, series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const scheduler = await scrape('scheduler');
+    assert.equal(value(scheduler, 'baton_connected_agents'), 3);
+    assert.equal(value(scheduler, 'baton_node_results_total{outcome="failed"}'), 2, 'the two demo::fail nodes');
+    assert.equal(value(scheduler, 'baton_node_results_total{outcome="succeeded"}'), 1, 'the demo::echo node');
+    assert.equal(value(scheduler, 'baton_dispatch_latency_seconds_count'), 2);
+    assert.equal(value(scheduler, 'baton_result_latency_seconds_count'), 3);
+    const results = await scrape('results');
+    assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_FAILED"}'), 1);
+    assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_SUCCEEDED"}'), 1);
+    const agent = await scrape('node1');
+    assert.ok(value(agent, 'baton_agent_downloaded_bytes_total') > 0, 'node1 downloaded demo::fail');
+    assert.ok(value(agent, 'baton_agent_cache_lookups_total{result="miss"}') >= 1);
   });
 });
