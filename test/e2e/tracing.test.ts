@@ -97,6 +97,11 @@ describe('tracing across processes', () => {
     assert.equal(recorded.length, 2, 'each node result is recorded inside the trace, below its execution');
     assert.deepEqual(chain(recorded[0]).slice(0, 4), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.dispatch', 'baton-agent:agent.execute', 'baton-scheduler:baton.record_result']);
     assert.ok(!receiver.spans.some((s) => s.name.startsWith('grpc.grpc.health')), 'health checks make no spans');
+    assert.ok(
+      spans.some((s) => s.service === 'baton-results' && s.attributes['db.system.name'] === 'redis' && chain(s).includes('baton-results:grpc.baton.v1.ResultsService/RecordNodeResults')),
+      'the results service\'s Redis calls are spans inside the run trace',
+    );
+    assert.ok(spans.some((s) => s.service === 'baton-scheduler' && s.attributes['db.system.name'] === 'redis'), 'so are the scheduler\'s (discovery)');
   });
 
   it('roots the trace of `baton tasks run` in the CLI span, continued by RunTask and the agent that ran it', async () => {
