@@ -3,6 +3,7 @@ import type { WatchRunEventsResponse } from '../gen/baton/v1/results_service';
 import { NodeState, RunState, type NodeResult } from '../gen/baton/v1/run';
 import type { Clients } from './connection';
 import { unreachable } from './connection';
+import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../lib/run-states';
 
 /** What a follower knows of a run so far, from its event log. */
 export interface RunView {
@@ -13,11 +14,6 @@ export interface RunView {
 /** Node states at which a node holds its verified files (or went past that point). */
 const PAST_DOWNLOAD = new Set([NodeState.NODE_STATE_DOWNLOADED, NodeState.NODE_STATE_RUNNING, NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_NO_RESPONSE, NodeState.NODE_STATE_CANCELLED]);
 
-/** Final node states. */
-const FINAL_NODE = new Set([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_NO_RESPONSE, NodeState.NODE_STATE_CANCELLED]);
-
-/** Final run states. */
-export const FINAL_RUN = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
 /** How many of the run's nodes are past the download, and how many finished. */
 export function countNodes(view: RunView): { downloaded: number; finished: number } {
@@ -25,7 +21,7 @@ export function countNodes(view: RunView): { downloaded: number; finished: numbe
   let finished = 0;
   for (const s of view.nodes.values()) {
     if (PAST_DOWNLOAD.has(s)) downloaded++;
-    if (FINAL_NODE.has(s)) finished++;
+    if (FINAL_NODE_STATES.has(s)) finished++;
   }
   return { downloaded, finished };
 }
@@ -58,7 +54,7 @@ export class RunFollower {
         if (e?.$case === 'runStateChanged') {
           this.view.state = e.value.state;
           handlers.onRunState?.(this.view.state, this.view);
-          if (FINAL_RUN.has(this.view.state)) call.cancel();
+          if (FINAL_RUN_STATES.has(this.view.state)) call.cancel();
         } else if (e?.$case === 'nodeResult') {
           this.view.nodes.set(e.value.host, e.value.state);
           handlers.onNode?.(e.value, this.view);

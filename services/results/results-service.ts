@@ -26,7 +26,7 @@ import { runQueryFingerprint, runQueryOf } from './run-query';
 import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
-import { isFinalRunState } from './run-states';
+import { isFinalRunState } from '../../lib/run-states';
 import { computeRunStatus, finalRunStateOf } from './run-status';
 import { RunStore } from './run-store';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';

@@ -5,7 +5,7 @@ import type { RunEvent } from '../../gen/baton/v1/run';
 import { NotFoundError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { parseEventEntries, type RunStore } from './run-store';
-import { isFinalRunState } from './run-states';
+import { isFinalRunState } from '../../lib/run-states';
 
 /** Longest a follower blocks in one XREAD, in ms: a stop is noticed within this even if the disconnect below is lost. */
 export const WATCH_BLOCK_SLICE_MS = 5_000;

@@ -1,7 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { runStateToJSON } from '../../gen/baton/v1/run';
 import type { Logger } from '../../lib/logger';
-import { isFinalRunState } from './run-states';
+import { isFinalRunState } from '../../lib/run-states';
 import type { RawRunEntry, RunStore } from './run-store';
 
 /**

@@ -1,6 +1,6 @@
 import { nodeStateToJSON } from '../../gen/baton/v1/run';
 import { LuaScript } from '../../lib/lua-script';
-import { FINAL_NODE_STATES } from './run-states';
+import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
  * The Lua scripts of the run store. Each declares every key it touches. The record, results

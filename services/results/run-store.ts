@@ -5,7 +5,7 @@ import { canonicalJson } from './canonical-json';
 import type { PageCursor } from './page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
 import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT } from './run-scripts';
-import { isFinalNodeState } from './run-states';
+import { isFinalNodeState } from '../../lib/run-states';
 import { pendingNodeResult } from './run-status';
 
 /**

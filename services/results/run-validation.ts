@@ -2,7 +2,7 @@ import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { TASK_NAME } from '../../lib/names';
 import { isTaskId } from '../../lib/task-id';
-import { isFinalRunState, isKnownNodeState, isKnownRunState } from './run-states';
+import { isFinalRunState, isKnownNodeState, isKnownRunState } from '../../lib/run-states';
 
 /**
  * Checks of the results service's requests. Each problem is a field violation naming the field

@@ -3,14 +3,6 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 /** MCollective status code of an agent-side error (download failure, no response, wrapper failure). */
 export const STATUSCODE_AGENT_ERROR = 5;
 
-/** Node states after which nothing more is expected from the node for that run. */
-export const FINAL_NODE_STATES: ReadonlySet<NodeState> = new Set([
-  NodeState.NODE_STATE_SUCCEEDED,
-  NodeState.NODE_STATE_FAILED,
-  NodeState.NODE_STATE_NO_RESPONSE,
-  NodeState.NODE_STATE_CANCELLED,
-]);
-
 /** What the scheduler knows of a run when it records a node result itself. */
 export interface RunIdentity {
   taskId: string;

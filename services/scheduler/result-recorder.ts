@@ -7,10 +7,10 @@ import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { isTaskId } from '../../lib/task-id';
 import type { OutstandingRun } from './agent-registry';
-import { FINAL_NODE_STATES } from './node-results';
 import { errorText } from './error-text';
 import type { RunTracker } from './run-tracker';
 import { metrics } from '../../lib/metrics';
+import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
  * Status codes of RecordNodeResults after which re-sending the same result cannot help: the

@@ -4,9 +4,10 @@ import type { CancelRunRequest, CancelRunResponse } from '../../gen/baton/v1/sch
 import { FailedPreconditionError, InvalidArgumentError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
+import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
 import { isTaskId } from '../../lib/task-id';
 import type { AgentRegistry } from './agent-registry';
-import { FINAL_NODE_STATES, unstartedResult } from './node-results';
+import { unstartedResult } from './node-results';
 import type { RunTracker } from './run-tracker';
 
 /** What CancelRun works with. */
@@ -16,9 +17,6 @@ export interface RunCancelOptions {
   tracker: RunTracker;
   log: Logger;
 }
-
-/** Run states a run never leaves (the results service's rule): such a run cannot be cancelled. */
-const FINAL_RUN_STATES: ReadonlySet<RunState> = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
 /** Node states of a node whose task has not started, for a run this scheduler does not track. */
 const NOT_STARTED_STATES: ReadonlySet<NodeState> = new Set([NodeState.NODE_STATE_PENDING, NodeState.NODE_STATE_DOWNLOADING, NodeState.NODE_STATE_DOWNLOADED]);

@@ -10,6 +10,7 @@ import { packageRoot } from '../../lib/package-root';
 import { runCli } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { waitFor } from '../helpers/wait';
+import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
  * Issue 6 point 5, "faults lose nothing", done for real: redis-server (with AOF, as in
@@ -20,7 +21,6 @@ import { waitFor } from '../helpers/wait';
  */
 
 const NODES = ['node1', 'node2', 'node3'];
-const FINAL_NODE_STATES = new Set([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_NO_RESPONSE, NodeState.NODE_STATE_CANCELLED]);
 /** Generous: six helpers share two cores. */
 const SETTLE_MS = 30_000;
 

@@ -1,4 +1,4 @@
-import { NodeState, RunState } from '../../gen/baton/v1/run';
+import { NodeState, RunState } from '../gen/baton/v1/run';
 
 /**
  * Which run and node states are final. A final node state is one the node never leaves on its
