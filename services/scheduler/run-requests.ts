@@ -1,8 +1,19 @@
 import type Redis from 'ioredis';
+import { LuaScript } from '../../lib/lua-script';
 import type { RedisKeys } from '../../lib/redis';
 
 /** How long a RunTask request id is remembered, in seconds (24 h; scheduler_service.proto). */
 export const REQUEST_ID_TTL_S = 24 * 60 * 60;
+
+/** Deletes KEYS[1] only while it holds ARGV[1]; one step, so a newer claim is never removed. */
+const RELEASE_SCRIPT = new LuaScript(
+  'release-request-id',
+  `-- Gives back a RunTask request id whose run could not be created, only if it still names that run.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`,
+);
 
 /**
  * RunTask idempotency (issue 6 point 2): which task id a caller's request id started, in Redis
@@ -31,7 +42,6 @@ export class RunRequests {
    * while it still names `taskId` (a later claim is left alone).
    */
   async release(caller: string, requestId: string, taskId: string): Promise<void> {
-    const key = this.keys.runRequest(caller, requestId);
-    if ((await this.redis.get(key)) === taskId) await this.redis.del(key);
+    await RELEASE_SCRIPT.run(this.redis, [this.keys.runRequest(caller, requestId)], [taskId]);
   }
 }
