@@ -73,6 +73,26 @@ export class UnavailableError extends BatonError {
   }
 }
 
+/**
+ * The caller is known but its role may not make this call: PERMISSION_DENIED (issue 9). The
+ * message names the certificate, the method and the roles that may call it.
+ */
+export class PermissionDeniedError extends BatonError {
+  constructor(message: string, reason = 'PERMISSION_DENIED', metadata: Record<string, string> = {}) {
+    super(status.PERMISSION_DENIED, reason, message, metadata);
+  }
+}
+
+/**
+ * The caller presented no usable identity (no client certificate, or one without a Baton
+ * role): UNAUTHENTICATED (issue 9), distinct from a known caller lacking permission.
+ */
+export class UnauthenticatedError extends BatonError {
+  constructor(message: string, reason = 'UNAUTHENTICATED', metadata: Record<string, string> = {}) {
+    super(status.UNAUTHENTICATED, reason, message, metadata);
+  }
+}
+
 function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value: Buffer } {
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(bytes) };
 }
