@@ -77,6 +77,10 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:classnames`                 | set    | scheduler | every lowercased class name ever indexed (for class regexes) |
  * | `<p>:agentnames`                 | set    | scheduler | every agent name ever indexed (for agent regexes) |
  * | `<p>:tmp:<uuid>`                 | set    | scheduler | a discovery query's intermediate result; expires after seconds |
+ * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
+ * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
+ * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids mirroring a membership set: `<p>:bits:allnodes`, `<p>:bits:onlineset` always; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` once the set has reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts), then kept exact until the set empties |
+ * | `<p>:factnumid:<path>`           | zset   | scheduler | node ids whose fact at `path` is numeric, scored by it (as `<p>:factnum:<path>`, ids instead of names) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
@@ -148,6 +152,29 @@ export class RedisKeys {
   /** Set of every agent name indexed. */
   agentNames(): string {
     return `${this.prefix}:agentnames`;
+  }
+
+  /** Hash identity → dense node id (the bit a node has in every bitmap). */
+  nodeIds(): string {
+    return `${this.prefix}:nodeids`;
+  }
+
+  /** List id → identity, append-only. */
+  nodeNames(): string {
+    return `${this.prefix}:nodenames`;
+  }
+
+  /** The bitmap over node ids mirroring a membership set built by this class (`allNodes()`, `onlineSet()`, `factValue()`, `nodeClass()`, `nodeAgent()`). */
+  bitmapOf(setKey: string): string {
+    // `<p>:bits:` + the set key without its prefix: no other key starts with `<p>:bits:`, so
+    // the mapping cannot collide whatever a class or fact value contains. The upsert Lua
+    // script applies the same rule (node-index.ts).
+    return `${this.prefix}:bits:${setKey.slice(this.prefix.length + 1)}`;
+  }
+
+  /** Sorted set of the ids of the nodes whose fact at `path` is numeric, scored by its value. */
+  factNumberIds(path: string): string {
+    return `${this.prefix}:factnumid:${path}`;
   }
 
   /** A discovery query's temporary key. */
