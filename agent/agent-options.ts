@@ -6,7 +6,7 @@ import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
 import { fqdn } from './facts';
 import { DEFAULT_FACTS_POLL_INTERVAL_S } from './facts-source';
-import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES } from './task-runner';
+import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES_CEILING } from './task-runner';
 
 /**
  * The agent's configuration: a flat kebab-case schema read by lib/config.ts (defaults, YAML
@@ -79,7 +79,7 @@ export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
     'max-output-bytes': {
       type: 'integer',
       minimum: 1024,
-      maximum: 64 * 1024 * 1024,
+      maximum: MAX_OUTPUT_BYTES_CEILING,
       default: DEFAULT_MAX_OUTPUT_BYTES,
       description: 'most bytes of stdout, and of stderr, put in a result (the spool keeps all); the cut is marked',
     },

@@ -30,6 +30,15 @@ export const DEFAULT_KILL_GRACE_MS = 10_000;
 /** Default most bytes of stdout, and of stderr, put in a result; the spool keeps all of it. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 
+/**
+ * Highest `max-output-bytes` an agent accepts, in bytes. A TaskFinished carries stdout and
+ * stderr up to the cap plus the value parsed from stdout (a protobuf Struct, up to ~5x the JSON
+ * text), and must stay under the scheduler's 16 MiB message limit (lib/grpc-server.ts
+ * SERVER_MAX_RECEIVE_MESSAGE_BYTES): a result over it would be refused on every reconnect,
+ * and the agent would never get it acknowledged. The previous ceiling, 64 MiB, allowed that.
+ */
+export const MAX_OUTPUT_BYTES_CEILING = 2 * 1024 * 1024;
+
 /** Default most tasks running at once on a node; more wait in a queue. */
 export const DEFAULT_MAX_CONCURRENT_TASKS = 4;
 

@@ -24,6 +24,22 @@ const RETRY_SERVICE_CONFIG = JSON.stringify({
   ],
 });
 
+/**
+ * Largest message a Baton client accepts, in bytes (grpc-js's default is 4 MiB). A
+ * GetRunStatus answers every node's result in one message, and one node's result alone may
+ * be ~8 MiB at the agent's default output cap (1 MiB of stdout and of stderr, and the value
+ * parsed from stdout), so 4 MiB failed the status of a run where a few nodes printed a lot.
+ * The servers send at most as much (lib/grpc-server.ts SERVER_MAX_SEND_MESSAGE_BYTES).
+ */
+export const CLIENT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Largest message a Baton client sends, in bytes: what the servers accept
+ * (lib/grpc-server.ts SERVER_MAX_RECEIVE_MESSAGE_BYTES), so a message too large fails in the
+ * sender with RESOURCE_EXHAUSTED instead of crossing the network to be refused.
+ */
+export const CLIENT_MAX_SEND_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 /** Channel options of every Baton client. */
 export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.service_config': RETRY_SERVICE_CONFIG,
@@ -36,6 +52,8 @@ export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
   // Reconnect quickly after a restart of the peer instead of grpc's default 1 s → 120 s.
   'grpc.initial_reconnect_backoff_ms': 200,
   'grpc.max_reconnect_backoff_ms': 5_000,
+  'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
+  'grpc.max_send_message_length': CLIENT_MAX_SEND_MESSAGE_BYTES,
 };
 
 /** A generated grpc-js client class (ts-proto `outputServices=grpc-js`). */

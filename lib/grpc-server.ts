@@ -45,16 +45,37 @@ export interface RunningServer {
 }
 
 /**
+ * Largest message a Baton server accepts, in bytes (issue 9 point 5); a bigger one ends its call
+ * with RESOURCE_EXHAUSTED before any handler sees it. The largest legitimate messages are an
+ * agent's Hello (at most 4 MiB of re-sent results, agent.ts MAX_HELLO_RESULTS_BYTES, plus its
+ * facts) and a TaskFinished at the agent's largest output cap (2 MiB of stdout, 2 MiB of stderr,
+ * and the value parsed from stdout, whose protobuf Struct can be ~5x the JSON text: ~15 MiB);
+ * a RunTask (≤ 100 KiB input, ≤ 64 Ki characters of filter), a RecordNodeResults of one result
+ * and a ReadTaskFile request are far smaller. grpc-js serves every service of a server with
+ * one limit, so it is sized for the scheduler's Connect stream.
+ */
+export const SERVER_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Largest message a Baton server sends, in bytes: the client's receive limit
+ * (lib/grpc-client.ts CLIENT_MAX_RECEIVE_MESSAGE_BYTES). The largest answer is a GetRunStatus,
+ * which holds every node's result (each ≤ ~8 MiB at the default output cap) in one message.
+ */
+export const SERVER_MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
  * Server-side keepalive. Pings every 30 s on connections without traffic so that a vanished
  * agent (host powered off, network cut: no FIN ever arrives) is detected within ~40 s rather
  * than holding a "connected" stream forever; clients may ping every 10 s (they ping every 20 s).
+ * Message sizes: SERVER_MAX_RECEIVE_MESSAGE_BYTES and SERVER_MAX_SEND_MESSAGE_BYTES.
  */
 const SERVER_CHANNEL_OPTIONS = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+  'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_MESSAGE_BYTES,
+  'grpc.max_send_message_length': SERVER_MAX_SEND_MESSAGE_BYTES,
 };
 
 /**
