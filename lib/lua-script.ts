@@ -27,4 +27,14 @@ export class LuaScript {
       return redis.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+
+  /** As `run`, with every bulk string of the reply as a Buffer (binary-safe: bitmaps, for example). */
+  async runBuffer(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await redis.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.callBuffer('EVAL', this.source, keys.length, ...keys, ...args);
+    }
+  }
 }
