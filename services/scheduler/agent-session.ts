@@ -15,6 +15,7 @@ import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
+import { AgentStreamLimits, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
 
 
@@ -39,6 +40,8 @@ export interface AgentSessionOptions {
   heartbeatIntervalS: number;
   /** Address of the metadata service, given to the agent in the Welcome. */
   metadataAddress: string;
+  /** Message rate limit of each stream; default agent-stream-limits.ts defaults. */
+  messageLimits?: AgentStreamLimitsOptions;
 }
 
 /**
@@ -78,12 +81,14 @@ export class AgentSession {
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private log: Logger;
   private resolveClosed: () => void = () => undefined;
+  private readonly limits: AgentStreamLimits;
 
   constructor(
     private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
     private readonly options: AgentSessionOptions,
   ) {
     this.log = options.log;
+    this.limits = new AgentStreamLimits(options.messageLimits);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
@@ -207,6 +212,12 @@ export class AgentSession {
 
   private onMessage(req: ConnectRequest): void {
     if (this.state === 'CLOSED') return;
+    // Over the rate: end the stream; reports already queued are still recorded whole.
+    if (!this.limits.admit()) {
+      this.log.warn({ node: this.identity || undefined, messagesPerS: this.limits.messagesPerS, burst: this.limits.burst }, 'agent over its message rate; stream ended');
+      void this.close(this.limits.exceeded());
+      return;
+    }
     this.lastHeardMs = Date.now();
     const m = req.message;
     if (this.state === 'AWAITING_HELLO') {

@@ -1,0 +1,95 @@
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import pino from 'pino';
+import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
+import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { startChild } from '../../lib/child-process';
+import { freePort } from '../../lib/free-port';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { LISTENING_LINE } from '../../lib/main';
+import { packageRoot } from '../../lib/package-root';
+import { RedisKeys } from '../../lib/redis';
+import { newTaskId } from '../../lib/task-id';
+import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
+import { waitFor } from '../../test/helpers/wait';
+import { AgentStreamLimits, DEFAULT_AGENT_MESSAGE_BURST } from './agent-stream-limits';
+import { startScheduler } from './scheduler-server';
+import { TestAgent } from './test-agent';
+
+const redis = useRedisServer();
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+describe('AgentStreamLimits', () => {
+  it('admits a burst, refuses the next message, and admits again at the sustained rate', () => {
+    let now = 0;
+    const limits = new AgentStreamLimits({ messagesPerS: 10, burst: 3, nowMs: () => now });
+    assert.deepEqual([limits.admit(), limits.admit(), limits.admit(), limits.admit()], [true, true, true, false]);
+    now += 100; // one token at 10 per second
+    assert.deepEqual([limits.admit(), limits.admit()], [true, false]);
+    now += 60_000; // refills up to the burst, no further
+    assert.deepEqual([limits.admit(), limits.admit(), limits.admit(), limits.admit()], [true, true, true, false]);
+  });
+
+  it('names the limit in the RESOURCE_EXHAUSTED status', () => {
+    const err = new AgentStreamLimits({ messagesPerS: 100, burst: 500 }).exceeded();
+    assert.equal(err.code, status.RESOURCE_EXHAUSTED);
+    assert.equal(err.message, 'the agent sent more than 500 messages at once or more than 100 per second; stream ended, reconnect');
+  });
+
+  it('refuses limits that could never admit a message', () => {
+    assert.throws(() => new AgentStreamLimits({ messagesPerS: 0 }), /messagesPerS > 0/);
+    assert.throws(() => new AgentStreamLimits({ burst: 0 }), /burst >= 1/);
+  });
+});
+
+describe('an agent flooding its Connect stream', () => {
+  it('gets its stream ended with RESOURCE_EXHAUSTED and one warn line; the result it sent before is recorded whole', async () => {
+    const resultsPort = await freePort();
+    const main = join(packageRoot(), 'dist', 'services', 'results', 'main.js');
+    const results = await startChild(process.execPath, [main, '--listen', `127.0.0.1:${resultsPort}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', uniquePrefix()], { ready: LISTENING_LINE });
+    cleanups.push(() => results.stop());
+    const client = makeClient(ResultsServiceClient, `127.0.0.1:${resultsPort}`);
+    cleanups.push(() => client.close());
+    const taskId = newTaskId();
+    await unary(client, client.createRun, { run: Run.fromPartial({ taskId, task: 'acme::x', nodes: ['web1'], state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }) });
+
+    const lines: string[] = [];
+    const keyPrefix = uniquePrefix();
+    const scheduler = await startScheduler({
+      listen: '127.0.0.1:0',
+      log: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }),
+      redisUrl: redis.url,
+      keyPrefix,
+      metadataAddress: `127.0.0.1:${await freePort()}`,
+      resultsAddress: `127.0.0.1:${resultsPort}`,
+      heartbeatIntervalS: 10,
+      drainGraceMs: 1_000,
+    });
+    cleanups.push(() => scheduler.stop());
+    const agent = await TestAgent.connect(scheduler.address, { identity: 'web1' });
+    cleanups.push(() => agent.close());
+
+    const stdout = 'x'.repeat(256 * 1024);
+    agent.send({ $case: 'taskFinished', value: { result: NodeResult.fromPartial({ host: 'web1', taskId, task: 'acme::x', state: NodeState.NODE_STATE_SUCCEEDED, completed: true, exitcode: 0, stdout, value: { _output: stdout } }) } });
+    for (let i = 0; i < DEFAULT_AGENT_MESSAGE_BURST * 4; i++) agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+
+    const ended = await agent.ended(30_000);
+    assert.equal(ended.code, status.RESOURCE_EXHAUSTED);
+    assert.match(ended.details, /^the agent sent more than 500 messages at once or more than 100 per second/);
+    const stored = await waitFor('the result to be stored', async () => {
+      const s = await unary(client, client.getRunStatus, { taskId });
+      return s.items[0]?.completed ? s : undefined;
+    }, 30_000);
+    assert.equal(stored.items[0].stdout, stdout, 'stored whole');
+    assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
+    await waitFor('the node to be marked offline', async () => (await redis.client().hget(new RedisKeys(keyPrefix).node('web1'), 'online')) !== '1', 30_000);
+    assert.equal(lines.filter((l) => l.includes('over its message rate')).length, 1);
+  });
+});

@@ -1,0 +1,69 @@
+import { status } from '@grpc/grpc-js';
+import { BatonError } from '../../lib/errors';
+
+/**
+ * The per-agent message rate limit of the Connect stream (issue 9 point 5): a token bucket per
+ * stream. Every message an agent sends costs the scheduler work (a Redis write for a heartbeat
+ * or FactsUpdate, a RecordNodeResults for a TaskStarted/TaskFinished), so an agent (or anyone
+ * holding an agent certificate) that floods its stream would otherwise turn into a flood of
+ * Redis and results-service writes. A well-behaved agent sends one heartbeat per interval
+ * (15 s by default), a FactsUpdate when its facts change, and two messages per run, so the
+ * limit is far above what it ever needs; the burst also covers results re-sent right after a
+ * Welcome (agent.ts splitForHello: those over the Hello's 4 MiB budget).
+ */
+
+/** Default sustained rate of messages an agent may send on its Connect stream, per second. */
+export const DEFAULT_AGENT_MESSAGES_PER_S = 100;
+
+/** Default burst: messages an agent may send at once above the sustained rate. */
+export const DEFAULT_AGENT_MESSAGE_BURST = 500;
+
+/** Reason in the ErrorInfo of a stream ended for sending too fast. */
+export const AGENT_MESSAGE_RATE_REASON = 'AGENT_MESSAGE_RATE';
+
+/** Options of AgentStreamLimits. */
+export interface AgentStreamLimitsOptions {
+  /** Sustained messages per second; default DEFAULT_AGENT_MESSAGES_PER_S. */
+  messagesPerS?: number;
+  /** Bucket size in messages; default DEFAULT_AGENT_MESSAGE_BURST. */
+  burst?: number;
+  /** Clock in ms (tests); default performance.now, which never goes backwards. */
+  nowMs?: () => number;
+}
+
+/** A token bucket counting one agent stream's messages. */
+export class AgentStreamLimits {
+  readonly messagesPerS: number;
+  readonly burst: number;
+  private tokens: number;
+  private lastMs: number;
+  private readonly nowMs: () => number;
+
+  constructor(options: AgentStreamLimitsOptions = {}) {
+    this.messagesPerS = options.messagesPerS ?? DEFAULT_AGENT_MESSAGES_PER_S;
+    this.burst = options.burst ?? DEFAULT_AGENT_MESSAGE_BURST;
+    if (!(this.messagesPerS > 0) || !(this.burst >= 1)) throw new Error(`agent message limits need messagesPerS > 0 and burst >= 1, got ${this.messagesPerS} and ${this.burst}`);
+    this.nowMs = options.nowMs ?? (() => performance.now());
+    this.tokens = this.burst;
+    this.lastMs = this.nowMs();
+  }
+
+  /** Takes one message's token: false when the agent is over its rate (the stream must end). */
+  admit(): boolean {
+    const now = this.nowMs();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.lastMs) / 1000) * this.messagesPerS);
+    this.lastMs = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** The status a stream over its rate ends with: RESOURCE_EXHAUSTED, naming the limit. */
+  exceeded(): BatonError {
+    return new BatonError(
+      status.RESOURCE_EXHAUSTED,
+      AGENT_MESSAGE_RATE_REASON,
+      `the agent sent more than ${this.burst} messages at once or more than ${this.messagesPerS} per second; stream ended, reconnect`,
+    );
+  }
+}
