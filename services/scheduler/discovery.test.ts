@@ -171,6 +171,32 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     assert.deepEqual(await client.keys(keys.discoveryTemp('*')), [], 'temporary keys are deleted');
   });
 
+  it('selects the same with every filter form and compound expression whether the sets have bitmaps or not', async () => {
+    for (const bitmapMinMembers of [1, 2]) {
+      const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10, bitmapMinMembers);
+      for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`);
+      for (const [name, filter, expected] of FORMS) assert.deepEqual((await runDiscovery(index, Filter.fromPartial(filter))).online, expected, `${name} (bitmaps from ${bitmapMinMembers})`);
+      for (const text of ['role::web and os.family=redhat', 'not profile::base', '(role::web or role::db) and not (env=prod or is_virtual=true)', 'processors.count >= 16 or win1']) {
+        assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }))).online, [...select({ compound: [text] })].sort(), `${text} (bitmaps from ${bitmapMinMembers})`);
+      }
+    }
+  });
+
+  it('finds nodes registered through another scheduler replica, and their new facts', async () => {
+    const prefix = uniquePrefix();
+    const mine = new NodeIndex(redis.client(), new RedisKeys(prefix), 10, 1);
+    const other = new NodeIndex(redis.client(), new RedisKeys(prefix), 10, 1);
+    for (const n of FLEET.slice(0, 2)) await mine.upsert(Hello.fromPartial(n), `s-${n.identity}`);
+    const redhat = Filter.fromPartial({ facts: [fact('os.family', E, 'redhat')] });
+    assert.deepEqual((await runDiscovery(mine, redhat)).online, ['web1.example.com']);
+    assert.deepEqual((await runDiscovery(mine, Filter.fromPartial({ identities: ['/^(db|win)/'] }))).online, []);
+    for (const n of FLEET.slice(2)) await other.upsert(Hello.fromPartial(n), `s-${n.identity}`);
+    await other.upsert(Hello.fromPartial({ ...FLEET[0], facts: { os: { family: 'Debian' } } }), 's-web1.example.com');
+    assert.deepEqual((await runDiscovery(mine, redhat)).online, ['db1.example.com']);
+    assert.deepEqual((await runDiscovery(mine, Filter.fromPartial({ identities: ['/^(db|win)/'] }))).online, ['db1.example.com', 'win1']);
+    assert.deepEqual((await runDiscovery(mine, undefined)).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
+  });
+
   it('counts matches that are offline (disconnected or stale) and lists them when asked', async () => {
     const index = await fleetIndex();
     const now = Date.now();

@@ -140,3 +140,70 @@ describe('NodeIndex', () => {
     assert.equal(index.freshSinceMs(100_000), 70_000);
   });
 });
+
+describe('NodeIndex ids and bitmaps', () => {
+  /** The ids whose bit is set in a Redis bitmap. */
+  async function bitsOf(client: ReturnType<typeof redis.client>, key: string): Promise<number[]> {
+    const b = await client.getBuffer(key);
+    if (!b) return [];
+    const ids: number[] = [];
+    for (let i = 0; i < b.length * 8; i++) if (b[i >> 3] & (0x80 >> (i & 7))) ids.push(i);
+    return ids;
+  }
+
+  it('gives every node one dense id, once, even when replicas register nodes concurrently', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const replicas = [new NodeIndex(redis.client(), keys, 10), new NodeIndex(redis.client(), keys, 10)];
+    const identities = Array.from({ length: 150 }, (_, i) => `n${i}`);
+    // Each identity registers through both replicas at once, twice: 600 writes, 150 ids.
+    await Promise.all(replicas.flatMap((r, k) => [...identities, ...identities].map((id) => r.upsert(hello(id), `s${k}`))));
+    const client = redis.client();
+    const ids = await client.hgetall(keys.nodeIds());
+    assert.equal(Object.keys(ids).length, 150);
+    assert.deepEqual(Object.values(ids).map(Number).sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => i));
+    const list = await client.lrange(keys.nodeNames(), 0, -1);
+    for (const [identity, id] of Object.entries(ids)) assert.equal(list[Number(id)], identity);
+    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), Array.from({ length: 150 }, (_, i) => i));
+  });
+
+  it('mirrors a membership set with a bitmap from bitmapMinMembers members on, and deletes it below', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10, 2);
+    const redhat = keys.bitmapOf(keys.factValue('os.family', 'redhat'));
+    const debian = keys.bitmapOf(keys.factValue('os.family', 'debian'));
+    const as = (identity: string, family: string) => Hello.fromPartial({ identity, facts: { os: { family } }, classes: [], agents: [] });
+    await index.upsert(as('a', 'RedHat'), 's', 1); // id 0
+    assert.equal(await client.exists(redhat), 0, 'one member: no bitmap yet');
+    await index.upsert(as('b', 'RedHat'), 's', 1); // id 1
+    assert.deepEqual(await bitsOf(client, redhat), [0, 1], 'built from the set when it reaches 2');
+    await index.upsert(as('c', 'RedHat'), 's', 1); // id 2
+    assert.deepEqual(await bitsOf(client, redhat), [0, 1, 2]);
+    await index.upsert(as('b', 'Debian'), 's', 2);
+    assert.deepEqual(await bitsOf(client, redhat), [0, 2], 'a node whose fact changed leaves the old bitmap');
+    assert.equal(await client.exists(debian), 0);
+    await index.upsert(as('c', 'Debian'), 's', 3);
+    assert.equal(await client.exists(redhat), 0, 'below 2 members the bitmap is gone');
+    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'redhat')), ['a']);
+    assert.deepEqual(await bitsOf(client, debian), [1, 2]);
+    await index.upsert(as('c', 'Debian'), 's', 4); // unchanged facts: entries left alone
+    assert.deepEqual(await bitsOf(client, debian), [1, 2]);
+    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.onlineSet())), [0, 1, 2]);
+    await index.markOffline('b', 's');
+    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.onlineSet())), [0, 2], 'an offline node leaves the online bitmap');
+    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), [0, 1, 2]);
+  });
+
+  it('keeps numeric facts by id too, and moves the entry when the value changes', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 4 } }), 's', 1);
+    await index.upsert(Hello.fromPartial({ identity: 'b', facts: { cpus: '8' } }), 's', 1);
+    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1, 'WITHSCORES'), ['0', '4', '1', '8']);
+    await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 16 } }), 's', 2);
+    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1, 'WITHSCORES'), ['1', '8', '0', '16']);
+    await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
+    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1), ['0']);
+  });
+});

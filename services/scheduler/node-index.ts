@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import type { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import type { RedisKeys } from '../../lib/redis';
 import { LuaScript } from '../../lib/lua-script';
+import { NodeNames } from './node-names';
 
 /** A node is discovered as online only if it was heard from within this many heartbeat intervals (agent protocol §2). */
 export const STALE_AFTER_HEARTBEATS = 3;
@@ -39,7 +40,8 @@ return 1`);
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile.
- * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] online set; ARGV[1] session id, ARGV[2] identity.
+ * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] online set, KEYS[4] node ids hash, KEYS[5]
+ * online bitmap; ARGV[1] session id, ARGV[2] identity.
  * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = new LuaScript('offline', `
@@ -47,38 +49,113 @@ if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
+local nid = redis.call('HGET', KEYS[4], ARGV[2])
+if nid then redis.call('SETBIT', KEYS[5], nid, 0) end
 return 1`);
+
+/**
+ * A membership set (fact value, class, agent) also has a bitmap over node ids exactly while it
+ * holds at least this many members. Below it the set itself is cheap to read (a few kB), and a
+ * bitmap would cost more memory than the set: it takes one bit per node id ever assigned
+ * (12.5 kB at 100,000 nodes), so a fact unique to each node (a serial number) must never get
+ * one. Discovery reads the bitmap when it exists, the set otherwise (discovery-plan.ts).
+ */
+export const BITMAP_MIN_MEMBERS = 256;
 
 /**
  * Writes a node and replaces its inverted-index entries in one step, so that a reader never sees
  * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
- * kept in its hash (field `index`) so that the next write can remove exactly those.
+ * kept in its hash (field `index`) so that the next write can remove exactly those; entries in
+ * both the old and the new list are left alone. A node gets a dense id on its first write (an
+ * RPUSH onto the id → identity list, so ids are never reused) and every membership set of
+ * BITMAP_MIN_MEMBERS or more members is mirrored by a bitmap over ids: built from the set when
+ * it reaches that size, deleted when it falls below, kept exact in between.
  * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
- * KEYS[5] all-nodes set, KEYS[6] online set. ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
+ * KEYS[5] all-nodes set, KEYS[6] online set, KEYS[7] node ids hash, KEYS[8] node names list,
+ * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap.
+ * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
  * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
  * `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, ARGV[9] name registrations as JSON
- * `[[set key, member]...]` (class and agent names, never removed).
+ * `[[set key, member]...]` (class and agent names, never removed), ARGV[10] the key prefix
+ * (a set's bitmap is `<p>:bits:` + the set key after `<p>:`, a numeric zset `<p>:factnum:<path>`
+ * has its id twin `<p>:factnumid:<path>`, as RedisKeys builds them), ARGV[11] BITMAP_MIN_MEMBERS.
  * Returns the number of entries written.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
-local id = ARGV[1]
+local name = ARGV[1]
+local rest = #ARGV[10] + 2
+local function bits(k) return ARGV[10] .. ':bits:' .. string.sub(k, rest) end
+local function numids(k) return ARGV[10] .. ':factnumid:' .. string.sub(k, rest + 8) end
+local minMembers = tonumber(ARGV[11])
+local nid = redis.call('HGET', KEYS[7], name)
+if nid then
+  nid = tonumber(nid)
+else
+  nid = redis.call('RPUSH', KEYS[8], name) - 1
+  redis.call('HSET', KEYS[7], name, nid)
+end
+local n = cjson.decode(ARGV[8])
+local keep, keepz = {}, {}
 local old = redis.call('HGET', KEYS[1], 'index')
 if old then
   local o = cjson.decode(old)
-  for _, k in ipairs(o.sets) do redis.call('SREM', k, id) end
-  for _, e in ipairs(o.zsets) do redis.call('ZREM', e[1], id) end
+  local now, nowz = {}, {}
+  for _, k in ipairs(n.sets) do now[k] = true end
+  for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] end
+  for _, k in ipairs(o.sets) do
+    if now[k] then
+      keep[k] = true
+    else
+      redis.call('SREM', k, name)
+      local c = redis.call('SCARD', k)
+      if c >= minMembers then redis.call('SETBIT', bits(k), nid, 0)
+      elseif c == minMembers - 1 then redis.call('DEL', bits(k)) end
+    end
+  end
+  for _, e in ipairs(o.zsets) do
+    if nowz[e[1]] == e[2] then
+      keepz[e[1]] = true
+    else
+      redis.call('ZREM', e[1], name)
+      redis.call('ZREM', numids(e[1]), nid)
+    end
+  end
 end
-local n = cjson.decode(ARGV[8])
-for _, k in ipairs(n.sets) do redis.call('SADD', k, id) end
-for _, e in ipairs(n.zsets) do redis.call('ZADD', e[1], e[2], id) end
+for _, k in ipairs(n.sets) do
+  if not keep[k] then
+    redis.call('SADD', k, name)
+    local c = redis.call('SCARD', k)
+    if c > minMembers then
+      redis.call('SETBIT', bits(k), nid, 1)
+    elseif c == minMembers then
+      local b = bits(k)
+      redis.call('DEL', b)
+      local members = redis.call('SMEMBERS', k)
+      for i = 1, #members, 1000 do
+        local ids = redis.call('HMGET', KEYS[7], unpack(members, i, math.min(i + 999, #members)))
+        for _, m in ipairs(ids) do
+          if m then redis.call('SETBIT', b, m, 1) end
+        end
+      end
+    end
+  end
+end
+for _, e in ipairs(n.zsets) do
+  if not keepz[e[1]] then
+    redis.call('ZADD', e[1], e[2], name)
+    redis.call('ZADD', numids(e[1]), e[2], nid)
+  end
+end
 for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
-redis.call('HSET', KEYS[1], 'identity', id, 'online', '1', 'last_seen', ARGV[2], 'facts', ARGV[4],
+redis.call('HSET', KEYS[1], 'identity', name, 'online', '1', 'last_seen', ARGV[2], 'facts', ARGV[4],
   'classes', ARGV[5], 'agents', ARGV[6], 'version', ARGV[7], 'session', ARGV[3], 'index', ARGV[8])
-redis.call('ZADD', KEYS[2], ARGV[2], id)
-redis.call('ZADD', KEYS[3], ARGV[2], id)
-redis.call('ZADD', KEYS[4], 0, id)
-redis.call('SADD', KEYS[5], id)
-redis.call('SADD', KEYS[6], id)
+redis.call('ZADD', KEYS[2], ARGV[2], name)
+redis.call('ZADD', KEYS[3], ARGV[2], name)
+redis.call('ZADD', KEYS[4], 0, name)
+redis.call('SADD', KEYS[5], name)
+redis.call('SADD', KEYS[6], name)
+redis.call('SETBIT', KEYS[9], nid, 1)
+redis.call('SETBIT', KEYS[10], nid, 1)
 return #n.sets + #n.zsets`);
 
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
@@ -135,8 +212,14 @@ export class NodeIndex {
     private readonly keys: RedisKeys,
     /** Seconds between agent heartbeats; liveness is judged against STALE_AFTER_HEARTBEATS of them. */
     readonly heartbeatIntervalS: number,
+    /** Members from which a membership set also has a bitmap; default BITMAP_MIN_MEMBERS (tests lower it to reach both forms with a few nodes). */
+    readonly bitmapMinMembers = BITMAP_MIN_MEMBERS,
   ) {
+    this.names = new NodeNames(redis, keys.nodeNames());
   }
+
+  /** The id → identity copy discovery decodes bitmaps with. */
+  readonly names: NodeNames;
 
   /**
    * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
@@ -167,7 +250,18 @@ export class NodeIndex {
     // By SHA (LuaScript): 100,000 Hellos would otherwise each carry the 1 kB script body.
     await UPSERT_SCRIPT.run(
       this.redis,
-      [this.keys.node(hello.identity), this.keys.nodes(), this.keys.online(), this.keys.identities(), this.keys.allNodes(), this.keys.onlineSet()],
+      [
+        this.keys.node(hello.identity),
+        this.keys.nodes(),
+        this.keys.online(),
+        this.keys.identities(),
+        this.keys.allNodes(),
+        this.keys.onlineSet(),
+        this.keys.nodeIds(),
+        this.keys.nodeNames(),
+        this.keys.bitmapOf(this.keys.allNodes()),
+        this.keys.bitmapOf(this.keys.onlineSet()),
+      ],
       [
       hello.identity,
       String(nowMs),
@@ -178,6 +272,8 @@ export class NodeIndex {
       hello.version,
       JSON.stringify({ sets: [...sets], zsets }),
       JSON.stringify(names),
+      this.keys.prefix,
+      this.bitmapMinMembers,
       ],
     );
   }
@@ -190,7 +286,7 @@ export class NodeIndex {
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
-    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.onlineSet()], [sessionId, identity]);
+    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.onlineSet(), this.keys.nodeIds(), this.keys.bitmapOf(this.keys.onlineSet())], [sessionId, identity]);
     return r === 1;
   }
 
@@ -223,17 +319,13 @@ export class NodeIndex {
   }
 
   /**
-   * Every known identity in lexicographic order. Identities are never removed, so an unchanged
-   * count means an unchanged list: the copy is re-read only when nodes were added (a regex over
-   * 100,000 identities then costs one ZCARD instead of a 2 MB transfer).
+   * Every known identity in lexicographic order, from the scheduler's copy of the id list
+   * (node-names.ts): one LLEN when no node was added since the last call.
    */
   async identities(): Promise<string[]> {
-    const count = await this.redis.zcard(this.keys.identities());
-    if (count !== this.identityCache.length) this.identityCache = await this.redis.zrange(this.keys.identities(), 0, -1);
-    return this.identityCache;
+    await this.names.refresh();
+    return this.names.sorted();
   }
-
-  private identityCache: string[] = [];
 
   /** Last-seen ms from which a connected node counts as online (agent protocol §2: 3 missed heartbeats). */
   freshSinceMs(nowMs = Date.now()): number {

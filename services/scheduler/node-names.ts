@@ -1,0 +1,100 @@
+import type Redis from 'ioredis';
+import { hasBit, type NodeBitmap } from './node-bitmap';
+
+/**
+ * The scheduler's copy of the index's id → identity list (`<p>:nodenames`, lib/redis.ts).
+ * Ids are assigned once by the upsert script (an RPUSH) and never reused or removed, so the
+ * list only grows and a copy of its first N entries stays exact forever: refreshing reads only
+ * the entries past N (one LLEN when nothing changed). Every scheduler replica keeps its own
+ * copy; a node registered through another replica is read on the next refresh.
+ */
+export class NodeNames {
+  /** id → identity. */
+  private readonly names: string[] = [];
+  /** identity → id. */
+  private readonly ids = new Map<string, number>();
+  /** Every id, ordered by identity (UTF-16 code units, as `Array.prototype.sort`). */
+  private order = new Uint32Array(0);
+  /** `names` in identity order, built on demand. */
+  private sortedCache: string[] | undefined;
+  /** The refresh under way, so that concurrent queries read the new entries once. */
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    /** The `<p>:nodenames` list. */
+    private readonly listKey: string,
+  ) {}
+
+  /** How many ids the copy holds (ids 0 .. count-1). */
+  get count(): number {
+    return this.names.length;
+  }
+
+  /** Reads the ids assigned since the last refresh; `knownCount` (an LLEN read elsewhere) spares the LLEN. */
+  async refresh(knownCount?: number): Promise<void> {
+    if (knownCount !== undefined && knownCount <= this.names.length) return;
+    while (this.pending) await this.pending;
+    if (knownCount !== undefined && knownCount <= this.names.length) return;
+    this.pending = this.readNew().finally(() => {
+      this.pending = undefined;
+    });
+    await this.pending;
+  }
+
+  private async readNew(): Promise<void> {
+    const from = this.names.length;
+    const added = await this.redis.lrange(this.listKey, from, -1);
+    if (added.length === 0) return;
+    for (const name of added) {
+      this.ids.set(name, this.names.length);
+      this.names.push(name);
+    }
+    this.mergeOrder(from);
+  }
+
+  /** Merges the ids from `from` on into the identity order: one sort of the new ones, one linear merge. */
+  private mergeOrder(from: number): void {
+    const names = this.names;
+    const fresh = Array.from({ length: names.length - from }, (_, i) => from + i).sort((a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0));
+    const old = this.order;
+    const merged = new Uint32Array(names.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < fresh.length) merged[k++] = names[old[i]] <= names[fresh[j]] ? old[i++] : fresh[j++];
+    while (i < old.length) merged[k++] = old[i++];
+    while (j < fresh.length) merged[k++] = fresh[j++];
+    this.order = merged;
+    this.sortedCache = undefined;
+  }
+
+  /** The id of an identity, if the copy has it. */
+  idOf(identity: string): number | undefined {
+    return this.ids.get(identity);
+  }
+
+  /** Every identity, sorted. */
+  sorted(): string[] {
+    this.sortedCache ??= Array.from(this.order, (id) => this.names[id]);
+    return this.sortedCache;
+  }
+
+  /** The identities whose bit is set, sorted; bits past the copy's ids are ignored (refresh first). */
+  namesOf(bitmap: NodeBitmap): string[] {
+    const out: string[] = [];
+    const { order, names } = this;
+    for (let i = 0; i < order.length; i++) {
+      const id = order[i];
+      if (hasBit(bitmap, id)) out.push(names[id]);
+    }
+    return out;
+  }
+
+  /** The ids of the identities matching `test`. */
+  idsWhere(test: (identity: string) => boolean): number[] {
+    const out: number[] = [];
+    for (let id = 0; id < this.names.length; id++) if (test(this.names[id])) out.push(id);
+    return out;
+  }
+}
