@@ -28,6 +28,7 @@ import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
 import { isFinalRunState } from '../../lib/run-states';
 import { computeRunStatus, finalRunStateOf } from './run-status';
+import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { RunStore } from './run-store';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
 
@@ -110,8 +111,10 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
 
   const getRunStatus = async (req: GetRunStatusRequest): Promise<GetRunStatusResponse> => {
     requireTaskId(req.taskId);
-    const [run, results] = await Promise.all([store.getRun(req.taskId), store.getResults(req.taskId)]);
+    const slim = req.resultFields && resultFieldsOf(req.resultFields.fields);
+    const [run, results] = await Promise.all([store.getRun(req.taskId), slim ? store.getResultsProjected(req.taskId, (json) => projectResult(json, slim)) : store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);
+    if (slim) return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
     return { run, ...computeRunStatus(run, results) };
   };
 

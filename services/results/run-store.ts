@@ -157,6 +157,12 @@ export class RunStore {
     return new Map(Object.entries(all).map(([host, raw]) => [host, NodeResult.fromJSON(parseJson(raw, `result of ${host}`))]));
   }
 
+  /** A run's results, each stored result parsed and handed to `project` (a slim read keeps only some fields). */
+  async getResultsProjected(taskId: string, project: (json: unknown) => NodeResult): Promise<Map<string, NodeResult>> {
+    const all = await this.redis.hgetall(this.keys.runResults(taskId));
+    return new Map(Object.entries(all).map(([host, raw]) => [host, project(parseJson(raw, `result of ${host}`))]));
+  }
+
   /**
    * Records validated node results of `run` (each atomically with its event, see
    * RECORD_RESULTS_SCRIPT) and returns how many changed what was stored and how many hosts now
