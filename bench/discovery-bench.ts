@@ -64,7 +64,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function measure(name: string, goalMs: number, once: () => Promise<number>): Promise<void> {
+/** p50 of the transfer-floor baseline measured in the same run, for the ratio column. */
+let baselineP50Ms: number | undefined;
+
+async function measure(name: string, goalMs: number, once: () => Promise<number>): Promise<number> {
   let matched = 0;
   const times: number[] = [];
   for (let r = 0; r < RUNS + 2; r++) {
@@ -76,7 +79,21 @@ async function measure(name: string, goalMs: number, once: () => Promise<number>
   times.sort((a, b) => a - b);
   const p50 = percentile(times, 50);
   const verdict = p50 <= goalMs ? 'meets' : `MISSES by ${(p50 - goalMs).toFixed(1)} ms (${(p50 / goalMs).toFixed(1)}x)`;
-  console.log(`${name.padEnd(58)} matches ${String(matched).padStart(6)}  p50 ${p50.toFixed(2).padStart(7)} ms  p90 ${percentile(times, 90).toFixed(2).padStart(7)} ms  goal ≤ ${goalMs} ms: ${verdict}`);
+  const ratio = baselineP50Ms === undefined ? '' : `  ${(p50 / baselineP50Ms).toFixed(2)}x baseline`;
+  console.log(`${name.padEnd(58)} matches ${String(matched).padStart(6)}  p50 ${p50.toFixed(2).padStart(7)} ms  p90 ${percentile(times, 90).toFixed(2).padStart(7)} ms${ratio}  goal ≤ ${goalMs} ms: ${verdict}`);
+  return p50;
+}
+
+/** Bytes Redis uses for the keys matching `pattern` (MEMORY USAGE of each, found with SCAN). */
+async function memoryOf(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let bytes = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    for (const k of keys) bytes += Number(await redis.call('MEMORY', 'USAGE', k));
+  } while (cursor !== '0');
+  return bytes;
 }
 
 function fact(f: string, operator: FactOperator, value: string) {
@@ -88,7 +105,7 @@ async function main(): Promise<void> {
   const redis = new Redis(server.url);
   const keys = new RedisKeys('bench');
   const index = new NodeIndex(redis, keys, 3600); // long heartbeat: every node stays online during the bench
-  const results = await startChild(process.execPath, [join(packageRoot(), 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', server.url, '--key-prefix', 'bench-results'], { ready: LISTENING_LINE });
+  const results = await startChild(process.execPath, [join(packageRoot(), 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', server.url, '--key-prefix', 'bench-results', '--insecure'], { ready: LISTENING_LINE });
   const resultsClient = makeClient(ResultsServiceClient, LISTENING_LINE.exec(results.readyLine)![1]);
   try {
     const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
@@ -108,6 +125,13 @@ async function main(): Promise<void> {
     console.log(`discovery bench: ${NODES} nodes, ${FACTS} facts and ${CLASSES} classes each, ${RUNS} runs per query (p50/p90 after 2 warm-up runs)`);
     console.log(`register ${NODES} nodes through NodeIndex.upsert: ${registerS.toFixed(1)} s  goal ≤ 20 s: ${registerS <= 20 ? 'meets' : `MISSES by ${(registerS - 20).toFixed(1)} s`}`);
     console.log(`Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`);
+    const bitmapBytes = await memoryOf(redis, `${keys.prefix}:bits:*`);
+    const idBytes = Number(await redis.call('MEMORY', 'USAGE', keys.nodeIds())) + Number(await redis.call('MEMORY', 'USAGE', keys.nodeNames()));
+    const numIdBytes = await memoryOf(redis, `${keys.prefix}:factnumid:*`);
+    console.log(
+      `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${Number(await redis.eval(`return #redis.call('KEYS', ARGV[1])`, 0, `${keys.prefix}:bits:*`))} bitmaps), ` +
+        `id hash + list ${(idBytes / NODES).toFixed(0)} B/node, numeric facts by id ${(numIdBytes / NODES).toFixed(0)} B/node`,
+    );
     // Some nodes offline, so offline counting is part of every query.
     for (let i = 0; i < NODES; i += 50) await index.markOffline(identity(i), `s${i}`);
 
@@ -116,7 +140,7 @@ async function main(): Promise<void> {
       measure(name, goalMs, async () => (await runDiscovery(index, Filter.fromPartial(filter), { runResults })).online.length);
     // The floor of any query returning that many identities: one SINTER of two existing sets,
     // no planning, no temp keys, no offline counting.
-    await measure('baseline: raw SINTER fact set ∩ online set (transfer floor)', 10, async () => (await redis.sinter(keys.factValue('os.family', 'redhat'), keys.onlineSet())).length);
+    baselineP50Ms = await measure('baseline: raw SINTER fact set ∩ online set (old transfer floor)', 10, async () => (await redis.sinter(keys.factValue('os.family', 'redhat'), keys.onlineSet())).length);
     await measure('baseline: SINTERCARD of the same (count only)', 10, async () => Number(await redis.call('SINTERCARD', 2, keys.factValue('os.family', 'redhat'), keys.onlineSet())));
     await q('fact equality os.family=RedHat', { facts: [fact('os.family', E, 'RedHat')] });
     await q('class equality profile::base (every node)', { classes: ['profile::base'] });

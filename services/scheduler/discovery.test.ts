@@ -247,6 +247,20 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     }
   });
 
+  it('asks the results source for only the result fields the bolt_task terms compare', async () => {
+    const index = await fleetIndex();
+    const a = 'a'.repeat(32);
+    const b = 'b'.repeat(32);
+    const asked: Array<[string, string[]]> = [];
+    const runResults = (id: string, fields: string[]) => {
+      asked.push([id, fields]);
+      return Promise.resolve([NodeResult.fromPartial({ host: 'web1.example.com', taskId: id, exitcode: 2, completed: true, stdout: 'x' })]);
+    };
+    const text = `bolt_task('${a}').exitcode > 0 and bolt_task('${a}').stdout =~ /x/ or bolt_task('${b}').caller == 'u' or bolt_task('${b}').known == true`;
+    assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online, ['web1.example.com']);
+    assert.deepEqual(asked.sort(), [[a, ['completed', 'exitcode', 'stdout']], [b, ['callerid', 'completed']]]);
+  });
+
   it('answers bolt_task terms from the run results; a node that never ran the task matches no field but known == false', async () => {
     const index = await fleetIndex();
     const taskId = 'a'.repeat(32);
