@@ -80,7 +80,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
  * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
  * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids mirroring a membership set: `<p>:bits:allnodes`, `<p>:bits:onlineset` always; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` once the set has reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts), then kept exact until the set empties |
- * | `<p>:factnumid:<path>`           | zset   | scheduler | node ids whose fact at `path` is numeric, scored by it (as `<p>:factnum:<path>`, ids instead of names) |
+ * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
@@ -172,9 +172,9 @@ export class RedisKeys {
     return `${this.prefix}:bits:${setKey.slice(this.prefix.length + 1)}`;
   }
 
-  /** Sorted set of the ids of the nodes whose fact at `path` is numeric, scored by its value. */
-  factNumberIds(path: string): string {
-    return `${this.prefix}:factnumid:${path}`;
+  /** Sorted set of the `factValue` set keys of the distinct values of the numeric fact at `path`, scored by the number. */
+  factNumberValues(path: string): string {
+    return `${this.prefix}:factvals:${path}`;
   }
 
   /** A discovery query's temporary key. */
