@@ -1,11 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../lib/config';
 import { ConnectRequest } from '../gen/baton/v1/agent_gateway_service';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../lib/grpc-server';
 import { AGENT_CONFIG_SCHEMA, ROOT_STATE_DIR, resolveAgentOptions, type AgentConfig } from './agent-options';
+import { makeTestCertificates } from '../test/helpers/certificates';
 import { exitedResult } from './node-result';
 import { MAX_OUTPUT_BYTES_CEILING } from './task-runner';
 
@@ -15,7 +17,7 @@ function load(argv: string[], env: NodeJS.ProcessEnv = {}) {
 
 describe('agent options', () => {
   it('defaults the identity to the host name and the directories to the state directory', () => {
-    const o = load(['--scheduler-address', 'sched.example.com:7000'], { XDG_STATE_HOME: '/srv/state' });
+    const o = load(['--insecure', '--scheduler-address', 'sched.example.com:7000'], { XDG_STATE_HOME: '/srv/state' });
     assert.equal(o.identity, hostname());
     const state = process.getuid?.() === 0 ? ROOT_STATE_DIR : '/srv/state/baton';
     assert.equal(o.cacheDir, join(state, 'cache'));
@@ -26,22 +28,39 @@ describe('agent options', () => {
   });
 
   it('splits classes on commas and accepts bracketed IPv6 addresses', () => {
-    const o = load(['--scheduler-address', '[::1]:7000', '--classes', 'role::web, profile::base ,', '--metadata-address', '10.0.0.1:7001']);
+    const o = load(['--insecure', '--scheduler-address', '[::1]:7000', '--classes', 'role::web, profile::base ,', '--metadata-address', '10.0.0.1:7001']);
     assert.deepEqual(o.classes, ['role::web', 'profile::base']);
     assert.equal(o.schedulerAddress, '[::1]:7000');
     assert.equal(o.metadataAddress, '10.0.0.1:7001');
   });
 
-  it('rejects a malformed address, identity or TLS pair in one line naming the key', () => {
-    assert.throws(() => load(['--scheduler-address', 'no-port']), /configuration: scheduler-address must match pattern/);
-    assert.throws(() => load(['--scheduler-address', 'a:1', '--identity=-bad']), /configuration: identity must match pattern/);
-    assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', 'c.pem']), (err: Error) => err instanceof ConfigError && err.message === 'configuration: tls-cert is set but tls-key is not');
+  it('rejects a malformed address or identity in one line naming the key', () => {
+    assert.throws(() => load(['--insecure', '--scheduler-address', 'no-port']), /configuration: scheduler-address must match pattern/);
+    assert.throws(() => load(['--insecure', '--scheduler-address', 'a:1', '--identity=-bad']), /configuration: identity must match pattern/);
     assert.throws(() => load([], {}), /missing required key 'scheduler-address'/);
   });
 
+  it('needs its certificate, key and CA unless insecure, and refuses both at once', () => {
+    const certs = makeTestCertificates();
+    try {
+      assert.throws(
+        () => load(['--scheduler-address', 'a:1']),
+        (err: Error) => err instanceof ConfigError && /^configuration: missing tls-cert, tls-key, tls-ca; .*baton pki init.*insecure: true/.test(err.message) && !err.message.includes('\n'),
+      );
+      assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert]), /configuration: missing tls-key, tls-ca;/);
+      assert.throws(() => load(['--scheduler-address', 'a:1', '--insecure', '--tls-ca', certs.ca]), /configuration: insecure is true but tls-ca is set; expected either certificates \(tls-cert, tls-key, tls-ca\) or insecure, not both$/);
+      assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert, '--tls-key', '/nonexistent/k.pem', '--tls-ca', certs.ca]), /configuration: tls-key '\/nonexistent\/k.pem' cannot be read \(ENOENT\); expected a PEM file$/);
+      const tls = { cert: certs.clientCert, key: certs.clientKey, ca: certs.ca };
+      assert.deepEqual(load(['--scheduler-address', 'a:1', '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca]).tls, tls);
+      assert.deepEqual(load(['--scheduler-address', 'a:1'], { BATON_INSECURE: 'true' }).tls, {});
+    } finally {
+      rmSync(certs.dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an output cap whose result could not fit in a message the scheduler accepts', () => {
-    assert.equal(load(['--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING)]).maxOutputBytes, MAX_OUTPUT_BYTES_CEILING);
-    assert.throws(() => load(['--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING + 1)]), /configuration: max-output-bytes must be <= 2097152/);
+    assert.equal(load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING)]).maxOutputBytes, MAX_OUTPUT_BYTES_CEILING);
+    assert.throws(() => load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING + 1)]), /configuration: max-output-bytes must be <= 2097152/);
   });
 
   it('keeps the largest result at the output cap under the scheduler message limit', () => {

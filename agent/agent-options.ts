@@ -1,7 +1,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, METRICS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
+import { ConfigError, INSECURE_CONFIG_PROPERTIES, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
 import { fqdn } from './facts';
@@ -97,9 +97,10 @@ export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
     },
     'log-level': SERVER_CONFIG_PROPERTIES['log-level'],
     ...METRICS_CONFIG_PROPERTIES,
-    'tls-ca': { type: 'string', description: 'PEM CA bundle to verify the scheduler and metadata service; TLS is used when set' },
-    'tls-cert': { type: 'string', description: 'PEM client certificate presented to the services' },
-    'tls-key': { type: 'string', description: 'PEM private key of tls-cert' },
+    'tls-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle the scheduler and metadata service certificates are checked against' },
+    'tls-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to the services (`baton pki issue agent IDENTITY`); its CN must be the identity' },
+    'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
+    ...INSECURE_CONFIG_PROPERTIES,
   },
   required: ['scheduler-address'],
   additionalProperties: false,
@@ -127,6 +128,7 @@ export interface AgentConfig {
   'tls-ca'?: string;
   'tls-cert'?: string;
   'tls-key'?: string;
+  insecure: boolean;
 }
 
 /** The agent's options with every default filled in. */
@@ -168,8 +170,8 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
   if (!IDENTITY_PATTERN.test(identity)) {
     throw new ConfigError(`configuration: identity '${identity}' (the host's FQDN) does not match ${IDENTITY_PATTERN.source}; set --identity`);
   }
-  if (config['tls-cert'] && !config['tls-key']) throw new ConfigError('configuration: tls-cert is set but tls-key is not');
-  if (config['tls-key'] && !config['tls-cert']) throw new ConfigError('configuration: tls-key is set but tls-cert is not');
+  // Mutual TLS unless `insecure` (issue 9): the agent's certificate is its identity towards the scheduler.
+  const tls = resolveTlsConfig(config);
   const state = defaultStateDir(env);
   return {
     identity,
@@ -192,7 +194,7 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
     retentionSweepIntervalS: config['retention-sweep-interval-s'],
     logLevel: config['log-level'],
     metricsListen: config['metrics-listen'],
-    tls: { ca: config['tls-ca'], cert: config['tls-cert'], key: config['tls-key'] },
+    tls,
   };
 }
 

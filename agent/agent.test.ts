@@ -49,6 +49,7 @@ describe('Agent retention', () => {
     const config: AgentConfig = {
       identity: 'n1',
       'scheduler-address': '127.0.0.1:1',
+      insecure: true,
       'cache-dir': join(dir, 'cache'),
       'spool-dir': join(dir, 'spool'),
       classes: '',

@@ -71,7 +71,7 @@ function median(values: number[]): number {
 
 async function start(environmentPath: string): Promise<{ child: StartedChild; readyMs: number }> {
   const t0 = performance.now();
-  const child = await startChild(process.execPath, [MAIN, '--environmentpath', environmentPath, '--listen', '127.0.0.1:0'], {
+  const child = await startChild(process.execPath, [MAIN, '--insecure', '--environmentpath', environmentPath, '--listen', '127.0.0.1:0'], {
     env: { ...process.env, BATON_LOG_LEVEL: 'warn' },
     ready: LISTENING_LINE,
     timeoutMs: 60_000,

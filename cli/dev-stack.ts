@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChild, type StartedChild } from '../lib/child-process';
 import { LISTENING_LINE } from '../lib/main';
 import { packageRoot } from '../lib/package-root';
+import { createCa, issueCertificate, type CertRole, type IssuedFiles } from '../lib/pki';
 import { startRedisServer, type RedisServerProcess } from '../lib/redis-server';
 
 /** Options of `DevStack.start`. */
@@ -21,7 +22,29 @@ export interface DevStackOptions {
    * `restartRedis` keeps the data; default false (`baton dev` keeps everything in memory).
    */
   persistRedis?: boolean;
+  /**
+   * Run every process with mutual TLS: a PKI is made in the state directory (lib/pki.ts) with a
+   * service certificate each for metadata, results and scheduler, one agent certificate per
+   * agent named by its identity, and operator certificates `alice` and `bob` (see `tls`).
+   * Default false: plaintext, every process started with `--insecure`.
+   */
+  tls?: boolean;
+  /** Extra flags per service, after the stack's own (helper "policy": `--policy-file`, `--audit-log`). */
+  serviceArgs?: Partial<Record<StackService, string[]>>;
 }
+
+/** The certificates of a stack started with `tls: true`. */
+export interface StackTls {
+  /** The PKI directory (lib/pki.ts layout: ca.pem, <role>-<name>.pem/.key). */
+  dir: string;
+  /** The CA every process trusts. */
+  ca: string;
+  /** The certificate of operator `name` (`alice` and `bob` exist; any other is issued on first use). */
+  operator(name: string): IssuedFiles;
+}
+
+/** Operators whose certificates a TLS stack makes at start. */
+export const DEV_OPERATORS = ['alice', 'bob'] as const;
 
 /** The three Baton services of a stack. */
 export type StackService = 'metadata' | 'results' | 'scheduler';
@@ -73,25 +96,31 @@ export class DevStack {
     private redis: RedisServerProcess | undefined,
     private readonly services: Map<StackService, ServicePiece>,
     private readonly agents: Map<string, StartedChild>,
-    private readonly options: Required<Omit<DevStackOptions, 'onStderr'>> & Pick<DevStackOptions, 'onStderr'>,
+    private readonly options: ResolvedDevStackOptions,
+    /** The stack's certificates when started with `tls: true`, else undefined (plaintext). */
+    readonly tls: StackTls | undefined,
   ) {}
 
   /** Starts everything; on any failure stops what was started and rethrows. */
   static async start(options: DevStackOptions = {}): Promise<DevStack> {
     const root = packageRoot();
-    const resolved = {
+    const resolved: ResolvedDevStackOptions = {
       agents: options.agents ?? DEFAULT_DEV_AGENTS,
       environmentpath: options.environmentpath ?? join(root, 'examples', 'modules'),
       logLevel: options.logLevel ?? 'warn',
       onStderr: options.onStderr,
       persistRedis: options.persistRedis ?? false,
+      tls: options.tls ?? false,
+      serviceArgs: options.serviceArgs ?? {},
     };
     const stateDir = mkdtempSync(join(tmpdir(), 'baton-dev-'));
     const started = new Map<StackService, ServicePiece>();
     let redis: RedisServerProcess | undefined;
     try {
+      const tls = resolved.tls ? makeStackPki(join(stateDir, 'pki')) : undefined;
       redis = await startRedisServer({ dir: resolved.persistRedis ? redisDir(stateDir) : undefined });
-      const start = async (piece: StackService, args: string[]): Promise<string> => {
+      const start = async (piece: StackService, own: string[]): Promise<string> => {
+        const args = [...own, ...tlsArgs(tls?.dir, 'service', piece), ...(resolved.serviceArgs[piece] ?? [])];
         const { address, child } = await startPiece(root, piece, '127.0.0.1:0', args, resolved);
         started.set(piece, { args, port: portOf(address), child });
         return address;
@@ -100,7 +129,7 @@ export class DevStack {
       const results = await start('results', ['--redis-url', redis.url]);
       const scheduler = await start('scheduler', ['--redis-url', redis.url, '--metadata-address', metadata, '--results-address', results]);
       const addresses = { redis: redis.url, metadata, results, scheduler };
-      const stack = new DevStack(addresses, stateDir, [], redis, started, new Map(), resolved);
+      const stack = new DevStack(addresses, stateDir, [], redis, started, new Map(), resolved, tls);
       try {
         await Promise.all(Array.from({ length: resolved.agents }, (_, k) => stack.startAgent(k + 1)));
       } catch (err) {
@@ -134,6 +163,7 @@ export class DevStack {
         '--facts-file', factsFile,
         '--classes', profile.classes.join(','),
         '--log-level', this.options.logLevel,
+        ...tlsArgs(this.tls?.dir, 'agent', profile.identity),
       ],
       { ready: /connected to/, onStderr: (line) => this.options.onStderr?.(profile.identity, line) },
     );
@@ -231,6 +261,30 @@ export class DevStack {
     this.redis = undefined;
     rmSync(this.stateDir, { recursive: true, force: true });
   }
+}
+
+/** DevStackOptions with every default filled in. */
+type ResolvedDevStackOptions = Required<Omit<DevStackOptions, 'onStderr'>> & Pick<DevStackOptions, 'onStderr'>;
+
+/** A stack's PKI: a CA, the three service certificates and the DEV_OPERATORS' certificates; agents get theirs in tlsArgs. */
+function makeStackPki(dir: string): StackTls {
+  const { ca } = createCa(dir);
+  for (const service of ['metadata', 'results', 'scheduler'] as const) issueCertificate(dir, 'service', service);
+  for (const name of DEV_OPERATORS) issueCertificate(dir, 'operator', name);
+  return { dir, ca, operator: (name) => certificateOf(dir, 'operator', name) };
+}
+
+/** The certificate of `role` `name` in `dir`, issued when it does not exist yet. */
+function certificateOf(dir: string, role: CertRole, name: string): IssuedFiles {
+  const files = { cert: join(dir, `${role}-${name}.pem`), key: join(dir, `${role}-${name}.key`), ca: join(dir, 'ca.pem') };
+  return existsSync(files.cert) && existsSync(files.key) ? files : issueCertificate(dir, role, name);
+}
+
+/** The TLS flags of a process: its own certificate from the stack's PKI, or `--insecure` without one. */
+function tlsArgs(pkiDir: string | undefined, role: CertRole, name: string): string[] {
+  if (!pkiDir) return ['--insecure'];
+  const files = certificateOf(pkiDir, role, name);
+  return ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca];
 }
 
 /** Where a persistent stack's redis-server keeps its AOF. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type ConfigSchema } from './config';
+import { ConfigError, loadConfig, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from './config';
 
 const schema: ConfigSchema = {
   type: 'object',
@@ -39,5 +39,27 @@ describe('loadConfig', () => {
     const file = join(dir, 'c.yaml');
     writeFileSync(file, 'lisen: 1\n');
     assert.throws(() => loadConfig(schema, { argv: ['--config', file], env: {} }), /unknown key 'lisen'/);
+  });
+});
+
+describe('resolveTlsConfig', () => {
+  const server: ConfigSchema = { type: 'object', properties: { ...SERVER_CONFIG_PROPERTIES }, additionalProperties: false };
+  const resolveFrom = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveTlsConfig(loadConfig<ServerConfig>(server, { argv, env }));
+
+  it('refuses to start a server with neither certificates nor insecure, in one line naming what is missing', () => {
+    assert.throws(
+      () => resolveFrom([]),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message ===
+          'configuration: missing tls-cert, tls-key, tls-ca; TLS needs tls-cert, tls-key and tls-ca (make them with `baton pki init` and `baton pki issue`), or set insecure: true (--insecure, BATON_INSECURE=true) for plaintext local development',
+    );
+  });
+
+  it('gives plaintext with insecure from a flag or BATON_INSECURE, and refuses insecure with certificates', () => {
+    assert.deepEqual(resolveFrom(['--insecure']), {});
+    assert.deepEqual(resolveFrom([], { BATON_INSECURE: 'true' }), {});
+    assert.throws(() => resolveFrom([], { BATON_INSECURE: 'false' }), /missing tls-cert/);
+    assert.throws(() => resolveFrom(['--insecure', '--tls-cert', 'a.pem', '--tls-key', 'a.key']), /insecure is true but tls-cert, tls-key are set/);
   });
 });

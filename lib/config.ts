@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import type { TlsFiles } from './tls';
 
 /**
  * Configuration of every Baton process. Keys are flat kebab-case names (`redis-url`). Sources,
@@ -97,22 +98,67 @@ export function loadConfig<T>(schema: ConfigSchema, sources: ConfigSources = {})
   return merged as T;
 }
 
+/**
+ * The `insecure` key of every process that speaks gRPC (issue 9: TLS is on by default outside
+ * `baton dev`). Without it a process refuses to start unless tls-cert, tls-key and tls-ca are set.
+ */
+export const INSECURE_CONFIG_PROPERTIES = {
+  insecure: { type: 'boolean', default: false, description: 'plaintext without certificates; only for local development' },
+} as const;
+
 /** Common keys of every gRPC server process: where to listen, logging and TLS. */
 export const SERVER_CONFIG_PROPERTIES = {
   listen: { type: 'string', default: '127.0.0.1:0', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port to listen on; port 0 picks a free one' },
   'log-level': { type: 'string', default: 'info', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
-  'tls-cert': { type: 'string', description: 'PEM certificate file; TLS is used when set' },
-  'tls-key': { type: 'string', description: 'PEM private key file of tls-cert' },
-  'tls-ca': { type: 'string', description: 'PEM CA bundle; when set, clients must present a certificate it signed' },
+  'tls-cert': { type: 'string', minLength: 1, description: 'PEM certificate of this service (`baton pki issue service NAME`); also its client certificate towards other services' },
+  'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
+  'tls-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle; clients must present a certificate it signed, and other services are checked against it' },
+  ...INSECURE_CONFIG_PROPERTIES,
 } as const;
 
-/** The loaded values of SERVER_CONFIG_PROPERTIES. */
-export interface ServerConfig {
-  listen: string;
-  'log-level': string;
+/** The loaded TLS keys of a process: its certificate, key, CA, or `insecure`. */
+export interface TlsConfig {
+  insecure: boolean;
   'tls-cert'?: string;
   'tls-key'?: string;
   'tls-ca'?: string;
+}
+
+/** The loaded values of SERVER_CONFIG_PROPERTIES. */
+export interface ServerConfig extends TlsConfig {
+  listen: string;
+  'log-level': string;
+}
+
+const TLS_KEYS = ['tls-cert', 'tls-key', 'tls-ca'] as const;
+
+/**
+ * The TLS files of a process, checked: all three of tls-cert, tls-key and tls-ca (mutual TLS
+ * always: a server without a CA would accept any caller, issue 9), or `insecure: true` and none
+ * of them, which gives `{}` (plaintext). Anything else, or an unreadable file, is one ConfigError line.
+ */
+export function resolveTlsConfig(config: TlsConfig): TlsFiles {
+  const set = TLS_KEYS.filter((k) => config[k] !== undefined);
+  if (config.insecure) {
+    if (set.length > 0) {
+      throw new ConfigError(`configuration: insecure is true but ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set; expected either certificates (tls-cert, tls-key, tls-ca) or insecure, not both`);
+    }
+    return {};
+  }
+  const missing = TLS_KEYS.filter((k) => config[k] === undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `configuration: missing ${missing.join(', ')}; TLS needs tls-cert, tls-key and tls-ca (make them with \`baton pki init\` and \`baton pki issue\`), or set insecure: true (--insecure, BATON_INSECURE=true) for plaintext local development`,
+    );
+  }
+  for (const k of TLS_KEYS) {
+    try {
+      accessSync(config[k]!, constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(`configuration: ${k} '${config[k]}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`);
+    }
+  }
+  return { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] };
 }
 
 /** Config key of every process that serves Prometheus metrics (lib/metrics.ts): off unless set. */

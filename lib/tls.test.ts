@@ -31,28 +31,28 @@ async function callOutcome(client: MetadataServiceClient): Promise<{ code: statu
 
 describe('TLS when configured', () => {
   let certs: TestCertificates;
-  let tlsServer: RunningServer;
   let mtlsServer: RunningServer;
 
   before(async () => {
     certs = makeTestCertificates();
     const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe }];
-    tlsServer = await startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey }, drainGraceMs: 200 });
     mtlsServer = await startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, drainGraceMs: 200 });
   });
   after(async () => {
-    await tlsServer.drain();
     await mtlsServer.drain();
     rmSync(certs.dir, { recursive: true, force: true });
   });
 
-  it('serves TLS to a client that trusts the CA', async () => {
-    const outcome = await callOutcome(makeClient(MetadataServiceClient, tlsServer.address, { ca: certs.ca }));
-    assert.deepEqual(outcome, { code: status.NOT_FOUND, details: 'reached the handler' });
+  it('will not serve TLS without a CA to check client certificates with', async () => {
+    const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe }];
+    await assert.rejects(
+      startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey }, drainGraceMs: 200 }),
+      /tls-cert is set but tls-ca is not; a TLS server requires client certificates signed by tls-ca/,
+    );
   });
 
   it('refuses a plaintext client', async () => {
-    const outcome = await callOutcome(makeClient(MetadataServiceClient, tlsServer.address));
+    const outcome = await callOutcome(makeClient(MetadataServiceClient, mtlsServer.address));
     assert.equal(outcome.code, status.UNAVAILABLE);
   });
 

@@ -108,7 +108,11 @@ function programPath(command: string[]): string | undefined {
 
 /** `--<key> value` for each BATON_<KEY> variable. */
 function envFlags(env: Record<string, string>): string[] {
-  return Object.entries(env).flatMap(([name, value]) => [`--${name.slice('BATON_'.length).toLowerCase().replace(/_/g, '-')}`, value]);
+  // A boolean key (insecure) is a bare flag: `--insecure true` would be a stray argument.
+  return Object.entries(env).flatMap(([name, value]) => {
+    const flag = `--${name.slice('BATON_'.length).toLowerCase().replace(/_/g, '-')}`;
+    return value === 'true' ? [flag] : [flag, value];
+  });
 }
 
 describe('deploy/', () => {

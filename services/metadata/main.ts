@@ -5,7 +5,7 @@ import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
+import { ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -125,7 +125,7 @@ runMain('metadata', async () => {
     listen: config.listen,
     services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log) }],
     log,
-    tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
+    tls: resolveTlsConfig(config),
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);

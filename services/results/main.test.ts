@@ -17,7 +17,7 @@ const MAIN = join(__dirname, 'main.js');
 
 /** Starts the compiled baton-results as a real process and returns it with its address. */
 async function startResults(redisUrl: string, prefix: string): Promise<{ proc: StartedChild; address: string }> {
-  const proc = await startChild(process.execPath, [MAIN, '--listen', '127.0.0.1:0', '--redis-url', redisUrl, '--key-prefix', prefix, '--log-level', 'warn'], {
+  const proc = await startChild(process.execPath, [MAIN, '--insecure', '--listen', '127.0.0.1:0', '--redis-url', redisUrl, '--key-prefix', prefix, '--log-level', 'warn'], {
     ready: LISTENING_LINE,
   });
   const address = LISTENING_LINE.exec(proc.readyLine)![1];
@@ -83,5 +83,16 @@ describe('baton-results process', () => {
       assert.equal(res.status, 2, `${arg}: exit code 2 for a configuration problem`);
       assert.match(res.stderr.trim(), line);
     }
+  });
+
+  it('refuses to start without certificates unless insecure, in one line pointing to baton pki', () => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BATON_')));
+    const res = spawnSync(process.execPath, [MAIN, '--listen', '127.0.0.1:0'], { env, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(res.status, 2, res.stderr);
+    assert.equal(
+      res.stderr,
+      'baton-results: configuration: missing tls-cert, tls-key, tls-ca; TLS needs tls-cert, tls-key and tls-ca (make them with `baton pki init` and `baton pki issue`), or set insecure: true (--insecure, BATON_INSECURE=true) for plaintext local development\n',
+    );
+    assert.equal(res.stdout, '');
   });
 });

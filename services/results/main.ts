@@ -5,6 +5,7 @@ import { ResultsServiceService } from '../../gen/baton/v1/results_service';
 import {
   loadConfig,
   METRICS_CONFIG_PROPERTIES,
+  resolveTlsConfig,
   REDIS_CONFIG_PROPERTIES,
   SERVER_CONFIG_PROPERTIES,
   type ConfigSchema,
@@ -64,7 +65,7 @@ runMain('results', async () => {
     listen: config.listen,
     services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation }],
     log,
-    tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
+    tls: resolveTlsConfig(config),
   });
   server.onDrain(() => {
     service.retention.stop();

@@ -209,7 +209,7 @@ describe('AgentGatewayService', () => {
     const resultsPrefix = uniquePrefix();
     const startResults = async () => {
       const main = join(packageRoot(), 'dist', 'services', 'results', 'main.js');
-      const child = await startChild(process.execPath, [main, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', resultsPrefix], { ready: LISTENING_LINE });
+      const child = await startChild(process.execPath, [main, '--insecure', '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', resultsPrefix], { ready: LISTENING_LINE });
       cleanups.push(() => child.stop());
       return child;
     };

@@ -1,7 +1,7 @@
 // Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('scheduler');
-import { loadConfig, METRICS_CONFIG_PROPERTIES, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
+import { loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
@@ -43,7 +43,7 @@ runMain('scheduler', async () => {
   const scheduler = await startScheduler({
     listen: config.listen,
     log,
-    tls: { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] },
+    tls: resolveTlsConfig(config),
     redisUrl: config['redis-url'],
     keyPrefix: config['key-prefix'],
     metadataAddress: config['metadata-address'],

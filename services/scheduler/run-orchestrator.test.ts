@@ -56,7 +56,7 @@ function writeFixtureModules(): string {
 
 async function startService(piece: 'metadata' | 'results', args: string[]): Promise<string> {
   const main = join(packageRoot(), 'dist', 'services', piece, 'main.js');
-  const child = await startChild(process.execPath, [main, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { ready: LISTENING_LINE });
+  const child = await startChild(process.execPath, [main, '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { ready: LISTENING_LINE });
   children.push(child);
   return LISTENING_LINE.exec(child.readyLine)![1];
 }

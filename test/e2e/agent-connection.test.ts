@@ -92,6 +92,7 @@ describe('agent connection and facts against a real scheduler', () => {
     const config: AgentConfig = {
       identity: 'conn1',
       'scheduler-address': `127.0.0.1:${tcp.port}`,
+      insecure: true,
       'cache-dir': join(dir, 'cache'),
       'spool-dir': join(dir, 'spool'),
       'facts-file': factsFile,

@@ -3,7 +3,8 @@ import { DevStack, type DevStackOptions } from '../../cli/dev-stack';
 
 /**
  * A whole Baton stack (redis-server, the three services and agents, all separate processes) for
- * one test file: started before its tests, stopped after them. `env` points the `baton` CLI at it.
+ * one test file: started before its tests, stopped after them. `env` points the `baton` CLI at
+ * it; with `tls: true` it also carries operator `alice`'s certificate (BATON_TLS_CA/CERT/KEY).
  */
 export function useDevStack(options: DevStackOptions): { readonly stack: DevStack; readonly env: NodeJS.ProcessEnv } {
   let stack: DevStack | undefined;
@@ -22,8 +23,13 @@ export function useDevStack(options: DevStackOptions): { readonly stack: DevStac
       return started();
     },
     get env() {
-      const a = started().addresses;
-      return { BATON_SCHEDULER: a.scheduler, BATON_METADATA: a.metadata, BATON_RESULTS: a.results };
+      const { addresses: a, tls } = started();
+      const env: NodeJS.ProcessEnv = { BATON_SCHEDULER: a.scheduler, BATON_METADATA: a.metadata, BATON_RESULTS: a.results };
+      if (tls) {
+        const alice = tls.operator('alice');
+        Object.assign(env, { BATON_TLS_CA: tls.ca, BATON_TLS_CERT: alice.cert, BATON_TLS_KEY: alice.key });
+      }
+      return env;
     },
   };
 }
