@@ -9,6 +9,7 @@ import {
 import { HealthImplementation } from 'grpc-health-check';
 import { toServiceError } from './errors';
 import type { Logger } from './logger';
+import { allowedRolesByPath, roleInterceptor, type MethodRoles } from './method-roles';
 import { addServerReflection } from './server-reflection';
 import { serverCredentials, type TlsFiles } from './tls';
 
@@ -21,6 +22,12 @@ export interface ServiceRegistration {
   name: string;
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
+  /**
+   * Which certificate roles may call each method, enforced whenever the server runs with TLS
+   * (lib/method-roles.ts); default ANY_ROLE (any certificate with a Baton role). Declared by
+   * each service beside its implementation.
+   */
+  roles?: MethodRoles;
 }
 
 /** Options of `startServer`. */
@@ -80,11 +87,14 @@ const SERVER_CHANNEL_OPTIONS = {
 
 /**
  * Starts a gRPC server with Baton's standard parts: gRPC health checking (`grpc.health.v1`,
- * overall and per service), server reflection, keepalive, TLS when configured, and a graceful
- * drain on SIGTERM/SIGINT.
+ * overall and per service), server reflection, keepalive, mutual TLS with each method's roles
+ * enforced when configured, and a graceful drain on SIGTERM/SIGINT.
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const server = new Server(SERVER_CHANNEL_OPTIONS);
+  // With TLS every call is checked against the roles of its method before any handler runs
+  // (issue 9); a plaintext (`insecure`) server has no certificates to check.
+  const interceptors = options.tls?.cert ? [roleInterceptor(allowedRolesByPath(options.services), options.log)] : [];
+  const server = new Server({ ...SERVER_CHANNEL_OPTIONS, interceptors });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);
   // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or Struct (lib/server-reflection.ts).

@@ -1,18 +1,12 @@
-import type { Metadata } from '@grpc/grpc-js';
 import type { Filter } from '../../gen/baton/v1/filter';
 import type { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME } from '../../lib/names';
+import { CALLER_METADATA_KEY, callerOf, type CallerSource } from '../../lib/peer-identity';
 import { compileFilter } from './discovery';
 
 /** Seconds a foreground RunTask waits for the nodes when the request gives 0. */
 export const DEFAULT_WAIT_S = 60;
-
-/** Request metadata key naming who asks for a run. */
-export const CALLER_METADATA_KEY = 'x-baton-caller';
-
-/** The caller id recorded when the request metadata names none. */
-export const DEFAULT_CALLER = 'user=unknown';
 
 // A caller id is shown and passed to tasks (`_choria_task_caller`): printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
@@ -51,10 +45,11 @@ export interface ResolvedRunRequest {
 
 /**
  * Checks everything in a RunTaskRequest that needs no other service: the task name and
- * environment forms, the filter, run_as, request_id and the caller id from the request
- * metadata, and the batch fields. Throws InvalidArgumentError listing every problem.
+ * environment forms, the filter, run_as, request_id, the caller id (lib/peer-identity.ts
+ * callerOf: the client certificate's, or on a plaintext connection the request metadata's),
+ * and the batch fields. Throws InvalidArgumentError listing every problem.
  */
-export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): ResolvedRunRequest {
+export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): ResolvedRunRequest {
   const violations: FieldViolation[] = [];
   if (!TASK_NAME.test(req.task)) {
     violations.push({
@@ -74,8 +69,8 @@ export function resolveRunRequest(req: RunTaskRequest, metadata: Metadata): Reso
     violations.push({ field: 'request_id', description: `request_id '${shown}' is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example` });
   }
   violations.push(...batchViolations(req));
-  const given = metadata.get(CALLER_METADATA_KEY)[0];
-  const caller = typeof given === 'string' && given !== '' ? given : DEFAULT_CALLER;
+  const caller = callerOf(call);
+  // Only a plaintext caller's own metadata can be malformed; a certificate's CN was checked by the role interceptor.
   if (!CALLER_PATTERN.test(caller)) {
     violations.push({ field: CALLER_METADATA_KEY, description: `metadata ${CALLER_METADATA_KEY} must be 1 to 256 printable characters` });
   }
