@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import type { FieldViolation } from '../../lib/errors';
 import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
@@ -31,7 +32,7 @@ export type SetPlan =
   | { kind: 'KEY'; key: string }
   | { kind: 'MEMBERS'; ids: string[] }
   | { kind: 'IDS'; ids: number[] }
-  | { kind: 'RANGE'; key: string; min: string; max: string }
+  | { kind: 'RANGE'; key: string; values: string; min: string; max: string }
   | { kind: 'AND'; parts: SetPlan[] }
   | { kind: 'OR'; parts: SetPlan[] }
   | { kind: 'NOT'; part: SetPlan };
@@ -90,51 +91,69 @@ export interface RunDiscoveryOptions {
   nowMs?: number;
 }
 
+/** A range over more distinct values than this reads the fact's zset of names instead of ORing each value's set. */
+export const MAX_RANGE_VALUES = 1_000;
+
 /**
  * Reads, in one atomic step, everything a discovery query needs from the index: the number of
  * node ids, the all-nodes and online bitmaps, the identities whose heartbeat is stale, and one
- * reply per leaf of the plan. A KEY leaf answers its bitmap when the set has one (node-index.ts
- * BITMAP_MIN_MEMBERS), else the set's members (few); a RANGE leaf answers the bitmap of the ids
- * in a score range of a numeric fact, built here so that no id list crosses the network.
+ * reply per leaf of the plan, always `{bitmap, members}` (either may be empty; the leaf is their
+ * union). A KEY leaf answers the set's bitmap when it has one (node-index.ts
+ * BITMAP_MIN_MEMBERS), else the set's members (few). A RANGE leaf ORs the sets of the numeric
+ * fact's distinct values in range: the bitmaps with BITOP (into a temporary key deleted at
+ * once), the small sets as members; over more than MAX_RANGE_VALUES distinct values (a fact
+ * unique to each node) it answers the names in range from the fact's zset.
  * KEYS[1] node names list, KEYS[2] all-nodes bitmap, KEYS[3] online bitmap, KEYS[4] online zset,
- * then per leaf: KEY two keys (its bitmap, its set), RANGE one (the fact's zset of ids).
- * ARGV[1] last-seen ms below which a node is stale, ARGV[2] one letter per leaf (K or R), then
- * min and max (ZRANGEBYSCORE syntax) of each RANGE leaf in order.
- * Returns {id count, all bitmap, online bitmap, stale identities, leaf replies...}.
+ * KEYS[5] a temporary key, then per leaf: KEY two keys (its bitmap, its set), RANGE two (the
+ * fact's distinct values zset, its zset of names).
+ * ARGV[1] last-seen ms below which a node is stale, ARGV[2] one letter per leaf (K or R),
+ * ARGV[3] the key prefix (a set's bitmap is `<p>:bits:` + the set key after `<p>:`, as
+ * RedisKeys.bitmapOf), ARGV[4] MAX_RANGE_VALUES, then min and max (ZRANGEBYSCORE syntax) of each
+ * RANGE leaf in order.
+ * Returns {id count, all bitmap, online bitmap, stale identities, {bitmap, members} per leaf...}.
  */
 const QUERY_SCRIPT = new LuaScript('discovery-query', `
-local function bitmapOf(ids)
-  local bytes, top = {}, 0
-  for i = 1, #ids do
-    local n = tonumber(ids[i])
-    local j = math.floor(n / 8) + 1
-    bytes[j] = bit.bor(bytes[j] or 0, bit.rshift(128, n % 8))
-    if j > top then top = j end
-  end
-  local parts = {}
-  for s = 1, top, 4000 do
-    local chunk = {}
-    for j = s, math.min(s + 3999, top) do chunk[#chunk + 1] = bytes[j] or 0 end
-    parts[#parts + 1] = string.char(unpack(chunk))
-  end
-  return table.concat(parts)
-end
+local rest = #ARGV[3] + 2
+local function bits(k) return ARGV[3] .. ':bits:' .. string.sub(k, rest) end
 local out = {
   redis.call('LLEN', KEYS[1]),
   redis.call('GET', KEYS[2]) or '',
   redis.call('GET', KEYS[3]) or '',
   redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1]),
 }
-local k, a = 5, 3
+local maxValues = tonumber(ARGV[4])
+local k, a = 6, 5
 for i = 1, #ARGV[2] do
   if string.sub(ARGV[2], i, i) == 'K' then
     local b = redis.call('GET', KEYS[k])
-    out[#out + 1] = b or redis.call('SMEMBERS', KEYS[k + 1])
-    k = k + 2
+    if b then out[#out + 1] = {b, {}} else out[#out + 1] = {'', redis.call('SMEMBERS', KEYS[k + 1])} end
   else
-    out[#out + 1] = bitmapOf(redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1]))
-    k, a = k + 1, a + 2
+    local values = redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1], 'LIMIT', 0, maxValues + 1)
+    if #values > maxValues then
+      out[#out + 1] = {'', redis.call('ZRANGEBYSCORE', KEYS[k + 1], ARGV[a], ARGV[a + 1])}
+    else
+      local big, small = {}, {}
+      for _, v in ipairs(values) do
+        local b = bits(v)
+        if redis.call('EXISTS', b) == 1 then
+          big[#big + 1] = b
+        else
+          for _, m in ipairs(redis.call('SMEMBERS', v)) do small[#small + 1] = m end
+        end
+      end
+      local bm = ''
+      if #big == 1 then
+        bm = redis.call('GET', big[1])
+      elseif #big > 1 then
+        redis.call('BITOP', 'OR', KEYS[5], unpack(big))
+        bm = redis.call('GET', KEYS[5])
+        redis.call('DEL', KEYS[5])
+      end
+      out[#out + 1] = {bm, small}
+    end
+    a = a + 2
   end
+  k = k + 2
 end
 return out`);
 
@@ -172,7 +191,7 @@ function planFact(index: NodeIndex, f: Pick<FactFilter, 'fact' | 'operator' | 'v
     // A number compares numerically with numeric facts, which are in the zset whatever their
     // type (4 or "4"); a non-numeric fact never matches a numeric comparison (discovery.ts).
     const range = numericRange(f.operator, n);
-    if (range) return { kind: 'RANGE', key: keys.factNumberIds(f.fact), min: range[0], max: range[1] };
+    if (range) return { kind: 'RANGE', key: keys.factNumber(f.fact), values: keys.factNumberValues(f.fact), min: range[0], max: range[1] };
     return undefined;
   }
   if (f.operator === FactOperator.FACT_OPERATOR_EQUAL) return { kind: 'KEY', key: keys.factValue(f.fact, factIndexText(f.value)) };
@@ -359,12 +378,12 @@ class LeafReader {
   /** Runs the query script; returns the id count, the all and online bitmaps and the stale identities. */
   async read(index: NodeIndex, freshSinceMs: number): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[] }> {
     const { redis, keys } = index.store;
-    const scriptKeys = [keys.nodeNames(), keys.bitmapOf(keys.allNodes()), keys.bitmapOf(keys.onlineSet()), keys.online()];
-    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join('')];
+    const scriptKeys = [keys.nodeNames(), keys.bitmapOf(keys.allNodes()), keys.bitmapOf(keys.onlineSet()), keys.online(), keys.discoveryTemp(randomUUID())];
+    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(MAX_RANGE_VALUES)];
     for (const leaf of this.leaves) {
       if (leaf.kind === 'KEY') scriptKeys.push(keys.bitmapOf(leaf.key), leaf.key);
       else {
-        scriptKeys.push(leaf.key);
+        scriptKeys.push(leaf.values, leaf.key);
         args.push(leaf.min, leaf.max);
       }
     }
@@ -373,9 +392,9 @@ class LeafReader {
     return { count: Number(reply[0]), all: reply[1] as Buffer, online: reply[2] as Buffer, stale: (reply[3] as Buffer[]).map((b) => b.toString()) };
   }
 
-  /** The read reply of a leaf: a bitmap, or the members of a small set. */
-  reply(leaf: Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>): Buffer | Buffer[] {
-    return this.replies[this.slot.get(LeafReader.id(leaf))!] as Buffer | Buffer[];
+  /** The read reply of a leaf: a bitmap and members (names), whose union the leaf is. */
+  reply(leaf: Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>): [Buffer, Buffer[]] {
+    return this.replies[this.slot.get(LeafReader.id(leaf))!] as [Buffer, Buffer[]];
   }
 }
 
@@ -395,8 +414,9 @@ function evaluatePlan(plan: SetPlan, leaves: LeafReader, all: NodeBitmap, count:
         return fitBitmap(all, count);
       case 'KEY':
       case 'RANGE': {
-        const r = leaves.reply(p);
-        return Array.isArray(r) ? bitmapOfIds(idsOfNames(r.map((b) => b.toString())), count) : fitBitmap(r, count);
+        const [bitmap, members] = leaves.reply(p);
+        const out = fitBitmap(bitmap, count);
+        return members.length === 0 ? out : orInto(out, bitmapOfIds(idsOfNames(members.map((b) => b.toString())), count));
       }
       case 'MEMBERS':
         return bitmapOfIds(idsOfNames(p.ids), count);

@@ -194,16 +194,20 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), [0, 1, 2]);
   });
 
-  it('keeps numeric facts by id too, and moves the entry when the value changes', async () => {
+  it('keeps the distinct values of a numeric fact, each until no node has it', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
     await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 4 } }), 's', 1);
     await index.upsert(Hello.fromPartial({ identity: 'b', facts: { cpus: '8' } }), 's', 1);
-    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1, 'WITHSCORES'), ['0', '4', '1', '8']);
+    await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: '4.0' } }), 's', 1);
+    const values = async () => client.zrange(keys.factNumberValues('cpus'), 0, -1, 'WITHSCORES');
+    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8']);
     await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 16 } }), 's', 2);
-    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1, 'WITHSCORES'), ['1', '8', '0', '16']);
+    assert.deepEqual(await values(), [keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
+    await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: 4 } }), 's', 3); // same number, other text
+    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
     await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
-    assert.deepEqual(await client.zrange(keys.factNumberIds('cpus'), 0, -1), ['0']);
+    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '16'), '16']);
   });
 });

@@ -75,17 +75,18 @@ export const BITMAP_MIN_MEMBERS = 256;
  * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap.
  * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
  * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
- * `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, ARGV[9] name registrations as JSON
+ * `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, ARGV[9] name registrations as JSON
  * `[[set key, member]...]` (class and agent names, never removed), ARGV[10] the key prefix
- * (a set's bitmap is `<p>:bits:` + the set key after `<p>:`, a numeric zset `<p>:factnum:<path>`
- * has its id twin `<p>:factnumid:<path>`, as RedisKeys builds them), ARGV[11] BITMAP_MIN_MEMBERS.
+ * (a set's bitmap is `<p>:bits:` + the set key after `<p>:`; the distinct values of the numeric
+ * fact `<p>:factnum:<path>` are in `<p>:factvals:<path>`, as RedisKeys builds them: a value's
+ * set key is added with the node and removed once that set is empty), ARGV[11] BITMAP_MIN_MEMBERS.
  * Returns the number of entries written.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
 local name = ARGV[1]
 local rest = #ARGV[10] + 2
 local function bits(k) return ARGV[10] .. ':bits:' .. string.sub(k, rest) end
-local function numids(k) return ARGV[10] .. ':factnumid:' .. string.sub(k, rest + 8) end
+local function distinct(k) return ARGV[10] .. ':factvals:' .. string.sub(k, rest + 8) end
 local minMembers = tonumber(ARGV[11])
 local nid = redis.call('HGET', KEYS[7], name)
 if nid then
@@ -101,7 +102,7 @@ if old then
   local o = cjson.decode(old)
   local now, nowz = {}, {}
   for _, k in ipairs(n.sets) do now[k] = true end
-  for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] end
+  for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] .. ' ' .. (e[3] or '') end
   for _, k in ipairs(o.sets) do
     if now[k] then
       keep[k] = true
@@ -113,11 +114,11 @@ if old then
     end
   end
   for _, e in ipairs(o.zsets) do
-    if nowz[e[1]] == e[2] then
+    if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
       keepz[e[1]] = true
     else
       redis.call('ZREM', e[1], name)
-      redis.call('ZREM', numids(e[1]), nid)
+      if e[3] and redis.call('SCARD', e[3]) == 0 then redis.call('ZREM', distinct(e[1]), e[3]) end
     end
   end
 end
@@ -143,7 +144,7 @@ end
 for _, e in ipairs(n.zsets) do
   if not keepz[e[1]] then
     redis.call('ZADD', e[1], e[2], name)
-    redis.call('ZADD', numids(e[1]), e[2], nid)
+    redis.call('ZADD', distinct(e[1]), e[2], e[3])
   end
 end
 for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
@@ -228,14 +229,14 @@ export class NodeIndex {
   async upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
     const facts = hello.facts ?? {};
     const sets = new Set<string>();
-    const zsets: Array<[string, string]> = [];
+    const zsets: Array<[string, string, string]> = [];
     const seenNumeric = new Set<string>();
     for (const [path, value] of flattenFacts(facts)) {
       sets.add(this.keys.factValue(path, factIndexText(value)));
       const n = factNumber(value);
       if (n !== undefined && !seenNumeric.has(path)) {
         seenNumeric.add(path);
-        zsets.push([this.keys.factNumber(path), String(n)]);
+        zsets.push([this.keys.factNumber(path), String(n), this.keys.factValue(path, factIndexText(value))]);
       }
     }
     const names: Array<[string, string]> = [];

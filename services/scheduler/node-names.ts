@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { hasBit, type NodeBitmap } from './node-bitmap';
+import type { NodeBitmap } from './node-bitmap';
 
 /**
  * The scheduler's copy of the index's id → identity list (`<p>:nodenames`, lib/redis.ts).
@@ -82,11 +82,13 @@ export class NodeNames {
 
   /** The identities whose bit is set, sorted; bits past the copy's ids are ignored (refresh first). */
   namesOf(bitmap: NodeBitmap): string[] {
+    // Inlined bit test over the identity order: this loop runs over every node on each query.
     const out: string[] = [];
-    const { order, names } = this;
+    const sorted = this.sorted();
+    const order = this.order;
     for (let i = 0; i < order.length; i++) {
       const id = order[i];
-      if (hasBit(bitmap, id)) out.push(names[id]);
+      if ((bitmap[id >> 3] & (0x80 >> (id & 7))) !== 0) out.push(sorted[i]);
     }
     return out;
   }
