@@ -66,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   const top = (name: string, description: string, make: () => Command): Command => (word(0) === name ? quiet(make()) : new Command(name).description(description));
   program.addCommand(top('discover', 'list the nodes the filters select, like mco find', () => lazy<typeof import('./commands/discover')>('./commands/discover').discoverCommand(done)));
   program.addCommand(top('dev', 'run a local stack: redis-server, the services and agents', () => lazy<typeof import('./commands/dev')>('./commands/dev').devCommand(done)));
+  program.addCommand(top('pki', 'create a CA and issue certificates for services, agents and operators', () => lazy<typeof import('./commands/pki')>('./commands/pki').pkiCommand(done)));
   program.addCommand(top('config', 'the CLI configuration', () => lazy<typeof import('./commands/config-show')>('./commands/config-show').configCommand(done)));
   program.addCommand(top('completion', 'print a shell completion script (bash or zsh)', () => lazy<typeof import('./commands/completion')>('./commands/completion').completionCommand(done)));
   /* eslint-enable @typescript-eslint/no-require-imports */

@@ -58,6 +58,9 @@ export interface IssueOptions {
 /** A PKI problem an operator can fix (bad name, no CA, no openssl), meant to be printed as one line. */
 export class PkiError extends Error {}
 
+/** The `openssl` command is not installed (or not on PATH). */
+export class OpensslMissingError extends PkiError {}
+
 /** `DNS:host.name` or `IP:v4-or-v6`: checked because a SAN is written into an openssl extension file. */
 const SAN_PATTERN = /^(DNS:[A-Za-z0-9*_.-]{1,253}|IP:[0-9A-Fa-f:.]{2,45})$/;
 
@@ -67,7 +70,7 @@ function openssl(args: string[], input?: string): string {
     return execFileSync('openssl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new PkiError('openssl was not found on PATH; install it (Debian/Ubuntu: apt-get install openssl)');
+    if (e.code === 'ENOENT') throw new OpensslMissingError('openssl was not found on PATH; install it (Debian/Ubuntu: apt-get install openssl)');
     const detail = (e.stderr ?? e.message).trim().split('\n')[0];
     throw new PkiError(`openssl ${args[0]} failed: ${detail}`);
   }
