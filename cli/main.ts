@@ -4,6 +4,15 @@ startTracing('cli');
 import { Command } from 'commander';
 import { CliError, describeError, EXIT } from './cli-error';
 
+// Services are mostly addressed by IP (127.0.0.1:port from `baton dev`), grpc-js passes the host
+// as the TLS server name, and Node then prints a two-line DeprecationWarning (DEP0123) on every
+// TLS run: errors were no longer one line on stderr (found by test/e2e/bad-input.test.ts).
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  if (rest.some((r) => r === 'DEP0123' || (typeof r === 'object' && r !== null && (r as { code?: unknown }).code === 'DEP0123'))) return;
+  (emitWarning as (w: string | Error, ...a: unknown[]) => void)(warning, ...rest);
+});
+
 /** Version of the `baton` CLI. */
 export const VERSION = '0.1.0';
 
