@@ -1,0 +1,420 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeGenericClientConstructor, status, type Client, type ClientDuplexStream, type ClientReadableStream, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { AgentGatewayServiceClient, Hello, type ConnectRequest, type ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
+import { GetTaskRequest, ListTasksRequest, MetadataServiceClient, ReadTaskFileRequest } from '../../gen/baton/v1/metadata_service';
+import { GetRunStatusRequest, ResultsServiceClient, WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
+import { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, SchedulerServiceClient, WatchRunRequest } from '../../gen/baton/v1/scheduler_service';
+import { Filter } from '../../gen/baton/v1/filter';
+import { devAgentProfile } from '../../cli/dev-stack';
+import { readServiceError } from '../../lib/errors';
+import { CLIENT_CHANNEL_OPTIONS, makeClient, unary } from '../../lib/grpc-client';
+import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../../lib/grpc-server';
+import { packageRoot } from '../../lib/package-root';
+import { createCa, issueCertificate } from '../../lib/pki';
+import { channelCredentials, type TlsFiles } from '../../lib/tls';
+import { agentVersion } from '../../agent/agent-version';
+import { AGENT_CAPABILITIES } from '../../agent/agent-options';
+import { runCli, type CliRun } from '../helpers/cli';
+import { useDevStack } from '../helpers/dev-stack';
+import { diffSnapshots, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * The bad-input suite (issue 9 point 6): every kind of bad input a caller, an operator or an
+ * agent can send, against a whole stack running with mutual TLS. Each gets one clear line
+ * naming what was wrong and what was expected, and a snapshot of everything stored (every
+ * Redis key and value, every file in the agents' spool and cache) is the same before and after.
+ */
+
+/** Key prefix of the stack's Redis keys (the services' default `key-prefix`). */
+const P = 'baton';
+
+/**
+ * What changes by itself on a quiet stack, and only that: a node's `last_seen` (its hash and
+ * the scores of `<p>:nodes` and `<p>:online`) moves with every heartbeat. A node's `session`
+ * changes when its agent reconnects, which the agent-stream cases below cause on purpose (their
+ * raw client connects as node1, displacing the real node1 agent, which then reconnects).
+ */
+const VOLATILE: VolatileRule[] = [
+  { key: new RegExp(`^${P}:node:[^:]+$`), hashFields: ['last_seen', 'session'] },
+  { key: new RegExp(`^${P}:nodes$`), zsetScores: true },
+  { key: new RegExp(`^${P}:online$`), zsetScores: true },
+];
+
+/** A 32-hex task id no run has. */
+const NO_SUCH_RUN = '0123456789abcdef0123456789abcdef';
+
+/** An environmentpath with the demo module and `limits::flood`, which prints 50 MiB on stdout and 3 MiB on stderr. */
+function fixtureEnvironmentpath(): string {
+  const root = mkdtempSync(join(tmpdir(), 'baton-bad-input-'));
+  const modules = join(root, 'production', 'modules');
+  cpSync(join(packageRoot(), 'examples', 'modules', 'production', 'modules', 'demo'), join(modules, 'demo'), { recursive: true });
+  mkdirSync(join(modules, 'limits', 'tasks'), { recursive: true });
+  writeFileSync(join(modules, 'limits', 'tasks', 'flood.json'), JSON.stringify({ description: 'Prints 50 MiB', parameters: {} }));
+  writeFileSync(join(modules, 'limits', 'tasks', 'flood.sh'), '#!/bin/sh\nhead -c 52428800 /dev/zero | tr "\\0" o\nhead -c 3145728 /dev/zero | tr "\\0" e >&2\n');
+  chmodSync(join(modules, 'limits', 'tasks', 'flood.sh'), 0o755);
+  return root;
+}
+
+function show(r: CliRun): string {
+  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/** A CLI error: non-zero exit, exactly one line on stderr matching `expected`, no stack trace. */
+function assertOneLineError(r: CliRun, expected: RegExp, exitCode?: number): void {
+  assert.notEqual(r.code, 0, show(r));
+  if (exitCode !== undefined) assert.equal(r.code, exitCode, show(r));
+  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+  assert.equal(lines.length, 1, `one line on stderr\n${show(r)}`);
+  assert.match(lines[0], expected, show(r));
+  assert.doesNotMatch(r.stderr, /\n\s+at |Error: .*\n.*node:internal|\bat .*\.js:\d+/, 'no stack trace');
+}
+
+/** A gRPC error: the code, and a one-line message matching `expected`. */
+function assertGrpcError(err: unknown, code: status, expected: RegExp): void {
+  const e = err as ServiceError;
+  assert.equal(typeof e?.code, 'number', `expected a gRPC error, got ${String(err)}`);
+  const report = readServiceError(e);
+  assert.equal(report.code, code, `${status[report.code]}: ${report.message}`);
+  assert.doesNotMatch(report.message, /\n/, 'one line');
+  assert.match(report.message, expected);
+}
+
+async function rejected(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    (v) => assert.fail(`expected the call to fail, got ${JSON.stringify(v)?.slice(0, 200)}`),
+    (err: unknown) => err,
+  );
+}
+
+/** Reads a server stream to its end; resolves with its error (or undefined when it ended OK). */
+function streamOutcome(stream: ClientReadableStream<unknown>): Promise<ServiceError | undefined> {
+  return new Promise((resolve) => {
+    stream.on('data', () => undefined);
+    stream.on('error', (err: ServiceError) => resolve(err));
+    stream.on('end', () => resolve(undefined));
+  });
+}
+
+/** A raw Connect stream; `options` override the channel options (to send what a Baton client never would). */
+function rawAgentStream(address: string, tls: TlsFiles, options: Record<string, number> = {}) {
+  const client = new AgentGatewayServiceClient(address, channelCredentials(tls), { ...CLIENT_CHANNEL_OPTIONS, ...options });
+  const stream: ClientDuplexStream<ConnectRequest, ConnectResponse> = client.connect();
+  const received: ConnectResponse[] = [];
+  let ended: StatusObject | undefined;
+  stream.on('data', (m: ConnectResponse) => received.push(m));
+  stream.on('status', (s: StatusObject) => (ended = s));
+  stream.on('error', () => undefined); // the status event carries the outcome
+  return {
+    received,
+    send: (message: ConnectRequest['message']) => stream.write({ traceContext: {}, message }),
+    ended: () => waitFor('the agent stream to end', () => ended, 30_000),
+    close: () => {
+      stream.cancel();
+      client.close();
+    },
+  };
+}
+
+/** TLS files of a stack started with `tls: true` (cli/dev-stack.ts). */
+interface StackTls {
+  ca: string;
+  dir: string;
+  operator(name: string): { cert: string; key: string };
+}
+
+/** grpc.health.v1 Check with an empty service name, over raw bytes: 'SERVING' when the answer is status 1. */
+function healthOf(address: string, tls: TlsFiles): Promise<string> {
+  const raw = (b: Buffer) => b;
+  const Health = makeGenericClientConstructor(
+    { check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
+    'Health',
+  );
+  const c = new Health(address, channelCredentials(tls));
+  return new Promise((resolve, reject) => {
+    c.makeUnaryRequest('/grpc.health.v1.Health/Check', raw, raw, Buffer.alloc(0), { deadline: Date.now() + 10_000 }, (err: ServiceError | null, res?: Buffer) => {
+      c.close();
+      if (err) reject(err);
+      else resolve(res?.equals(Buffer.from([0x08, 0x01])) ? 'SERVING' : `status bytes ${res?.toString('hex')}`);
+    });
+  });
+}
+
+function helloOf(identity: string, extra: Partial<Hello> = {}): ConnectRequest['message'] {
+  const profile = devAgentProfile(Number(identity.replace('node', '')) || 1);
+  return {
+    $case: 'hello',
+    value: Hello.fromPartial({ identity, facts: profile.facts, classes: profile.classes, agents: [...AGENT_CAPABILITIES], version: agentVersion(), ...extra }),
+  };
+}
+
+describe('bad input against a stack with mutual TLS', () => {
+  const stderrLines: Array<{ name: string; line: string }> = [];
+  const fleet = useDevStack({
+    agents: 2,
+    ...({ tls: true } as object),
+    logLevel: 'warn',
+    environmentpath: fixtureEnvironmentpath(),
+    onStderr: (name, line) => stderrLines.push({ name, line }),
+  });
+  const tls = (): StackTls => {
+    const t = (fleet.stack as unknown as { tls?: StackTls }).tls;
+    assert.ok(t, 'the stack runs with TLS');
+    return t;
+  };
+  const operatorTls = (): TlsFiles => ({ ca: tls().ca, ...tls().operator('alice') });
+  const agentTls = (identity: string): TlsFiles => ({ ca: tls().ca, cert: join(tls().dir, `agent-${identity}.pem`), key: join(tls().dir, `agent-${identity}.key`) });
+  const cliEnv = (): NodeJS.ProcessEnv => {
+    const o = tls().operator('alice');
+    return { ...fleet.env, BATON_TLS_CA: tls().ca, BATON_TLS_CERT: o.cert, BATON_TLS_KEY: o.key };
+  };
+  const baton = (...args: string[]): Promise<CliRun> => runCli(args, cliEnv());
+  const clients: Client[] = [];
+  const keep = <C extends Client>(c: C): C => {
+    clients.push(c);
+    return c;
+  };
+  const scheduler = () => keep(makeClient(SchedulerServiceClient, fleet.stack.addresses.scheduler, operatorTls()));
+  const metadata = () => keep(makeClient(MetadataServiceClient, fleet.stack.addresses.metadata, operatorTls()));
+  const results = () => keep(makeClient(ResultsServiceClient, fleet.stack.addresses.results, operatorTls()));
+
+  const snapshot = (extra: VolatileRule[] = []): Promise<StoreSnapshot> =>
+    snapshotStore({ redisUrl: fleet.stack.addresses.redis, dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)), volatile: [...extra, ...VOLATILE] });
+
+  /**
+   * Runs `action` between two snapshots of the store and expects no difference. A difference
+   * that goes away by itself (a displaced agent reconnecting) is waited out, up to 30 s; one
+   * that stays fails the test, naming every changed key and file.
+   */
+  async function expectNothingStored(...args: [() => Promise<void>] | [VolatileRule[], () => Promise<void>]): Promise<void> {
+    const [extra, action] = args.length === 1 ? [[], args[0]] : args;
+    const before = await snapshot(extra);
+    await action();
+    let diff: string[] = [];
+    try {
+      await waitFor('the store to be as before', async () => {
+        diff = diffSnapshots(before, await snapshot(extra));
+        return diff.length === 0;
+      }, 30_000, 200);
+    } catch {
+      assert.fail(`the store changed:\n${diff.join('\n')}`);
+    }
+  }
+
+  const runRequest = (over: Partial<RunTaskRequest>): RunTaskRequest =>
+    RunTaskRequest.fromPartial({ task: 'demo::echo', environment: 'production', inputJson: '{"message":"hi"}', filter: { identities: ['node1'] }, ...over });
+
+  it('has the whole fleet connected before it starts', async () => {
+    const r = await baton('discover', '--json');
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /node1/);
+    assert.match(r.stdout, /node2/);
+  });
+
+  it('malformed JSON input: one line naming --input and JSON; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', 'demo::echo', '--input', '{"message":', '-I', 'node1'), /input.*JSON|JSON.*input/i, 2);
+      const err = await rejected(unary(scheduler(), scheduler().runTask, runRequest({ inputJson: '{"message":' })));
+      assertGrpcError(err, status.INVALID_ARGUMENT, /input_json|JSON/);
+    });
+  });
+
+  it('malformed YAML input through --input @file.yaml: one line naming the file; nothing stored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-bad-yaml-'));
+    const file = join(dir, 'input.yaml');
+    writeFileSync(file, 'message: [unclosed\n  count: : 3\n');
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', 'demo::echo', '--input', `@${file}`, '-I', 'node1'), /input\.yaml|YAML/i, 2);
+    });
+  });
+
+  it('an unknown task: one line saying it is not found; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', 'demo::nope', '--message', 'x', '-I', 'node1'), /demo::nope.*not found|not found.*demo::nope/, 2);
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ task: 'demo::nope' }))), status.NOT_FOUND, /demo::nope/);
+      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::nope', environment: 'production' }))), status.NOT_FOUND, /demo::nope/);
+    });
+  });
+
+  it('wrong parameter types: one line with each invalid parameter in Puppet words; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', 'demo::echo', '--input', '{"message": 5, "count": "many"}', '-I', 'node1'), /message.*String.*count.*Integer|count.*Integer.*message.*String/, 2);
+      const err = await rejected(unary(scheduler(), scheduler().runTask, runRequest({ inputJson: '{"message": [], "count": 99, "extra": 1}' })));
+      assertGrpcError(err, status.INVALID_ARGUMENT, /message/);
+      assert.deepEqual(readServiceError(err as ServiceError).violations.map((v) => v.field).sort(), ['count', 'extra', 'message']);
+    });
+  });
+
+  it('path traversal in task, module, environment and file names: refused with the expected format; nothing read or stored', async () => {
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', '../../etc::passwd', '-I', 'node1'), /\.\.\/\.\.\/etc::passwd.*(task name|expected)/, 2);
+      assertOneLineError(await baton('tasks', 'show', '../../etc::passwd'), /\.\.\/\.\.\/etc::passwd.*(task name|expected)/, 2);
+      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: '../../etc::passwd', environment: 'production' }))), status.INVALID_ARGUMENT, /not a valid task name; expected/);
+      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::../../echo', environment: 'production' }))), status.INVALID_ARGUMENT, /not a valid task name; expected/);
+      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::echo', environment: '../production' }))), status.INVALID_ARGUMENT, /environment '\.\.\/production' is not a valid environment name; expected/);
+      assertGrpcError(await rejected(unary(metadata(), metadata().listTasks, ListTasksRequest.fromPartial({ environment: '../../etc' }))), status.INVALID_ARGUMENT, /environment/);
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ task: '../../etc::passwd' }))), status.INVALID_ARGUMENT, /is not a task name; expected/);
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ environment: '../production' }))), status.INVALID_ARGUMENT, /is not an environment name; expected/);
+      for (const path of ['../etc/passwd', 'demo/tasks/../../../etc/passwd', '/etc/passwd', 'demo/files/..', 'demo/secrets/x']) {
+        const read = metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: 'production', path }));
+        const err = await streamOutcome(read);
+        assert.ok(err, `ReadTaskFile ${path} must fail`);
+        assertGrpcError(err, status.INVALID_ARGUMENT, /path '.*' .*; expected a task file path/);
+      }
+    });
+  });
+
+  it('malformed and forged task ids: one line expecting 32 lowercase hex characters, or not found; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      for (const id of ['abc', 'a'.repeat(33), '../x', 'ABCDEF0123456789ABCDEF0123456789']) {
+        for (const verb of ['status', 'cancel', 'watch']) {
+          assertOneLineError(await baton('tasks', verb, id), /32 (lowercase )?hex/, 2);
+        }
+        assertGrpcError(await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+        assertGrpcError(await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+        assertGrpcError(await streamOutcome(scheduler().watchRun(WatchRunRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+        assertGrpcError(await streamOutcome(results().watchRunEvents(WatchRunEventsRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+      }
+      for (const verb of ['status', 'cancel', 'watch']) {
+        assertOneLineError(await baton('tasks', verb, NO_SUCH_RUN), new RegExp(`${NO_SUCH_RUN}.*(not found|no run)|(not found|no run).*${NO_SUCH_RUN}`, 'i'));
+      }
+      assertGrpcError(await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: NO_SUCH_RUN }))), status.NOT_FOUND, new RegExp(NO_SUCH_RUN));
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: NO_SUCH_RUN }))), status.NOT_FOUND, new RegExp(NO_SUCH_RUN));
+    });
+  });
+
+  it('garbage filter expressions: one line naming the column and what was expected; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      assertOneLineError(await baton('tasks', 'run', 'demo::echo', '--message', 'x', '-S', ')('), /column|expected/, 2);
+      assertOneLineError(await baton('discover', '-S', ')('), /column|expected/, 2);
+      const nested = `${'('.repeat(300)}role=web${')'.repeat(300)}`;
+      assertOneLineError(await baton('discover', '-S', nested), /at most 64 nested/, 2);
+      // 1 MB does not fit in one command-line argument (Linux: 128 KiB), so it goes over gRPC.
+      const huge = `role=web and ${'x'.repeat(1024 * 1024)}`;
+      const filter = Filter.fromPartial({ compound: [huge] });
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().discoverNodes, DiscoverNodesRequest.fromPartial({ filter }))), status.INVALID_ARGUMENT, /at most 65536 characters/);
+      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ filter }))), status.INVALID_ARGUMENT, /at most 65536 characters/);
+    });
+  });
+
+  it('a client certificate from another CA: refused at the handshake, one line naming the service; nothing stored', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'baton-other-ca-'));
+    createCa(other);
+    const mallory = issueCertificate(other, 'operator', 'mallory');
+    await expectNothingStored(async () => {
+      // Our CA to check the services, a certificate they did not sign to present.
+      const r = await runCli(['tasks', 'run', 'demo::echo', '--message', 'x', '-I', 'node1'], { ...fleet.env, BATON_TLS_CA: tls().ca, BATON_TLS_CERT: mallory.cert, BATON_TLS_KEY: mallory.key });
+      assertOneLineError(r, /^baton: cannot reach the metadata service at 127\.0\.0\.1:\d+: /, 69);
+      // An agent with a certificate of another CA cannot connect either.
+      const agentCert = issueCertificate(other, 'agent', 'node1');
+      const agent = rawAgentStream(fleet.stack.addresses.scheduler, { ca: tls().ca, cert: agentCert.cert, key: agentCert.key });
+      try {
+        agent.send(helloOf('node1'));
+        const ended = await agent.ended();
+        assert.equal(ended.code, status.UNAVAILABLE, ended.details);
+        assert.deepEqual(agent.received, []);
+      } finally {
+        agent.close();
+      }
+    });
+  });
+
+  it('an agent claiming another identity: its stream ends naming both names; node2 is untouched', { todo: 'agents bound to their certificates (helper "identity", issue 9 point 2) has not landed yet' }, async () => {
+    await expectNothingStored(async () => {
+      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
+      try {
+        agent.send(helloOf('node2', { facts: { role: 'forged' } }));
+        const ended = await agent.ended();
+        assert.ok([status.PERMISSION_DENIED, status.UNAUTHENTICATED].includes(ended.code), `${status[ended.code]}: ${ended.details}`);
+        assert.match(ended.details, /node1/);
+        assert.match(ended.details, /node2/);
+        assert.doesNotMatch(ended.details, /\n/);
+        assert.ok(!agent.received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
+      } finally {
+        agent.close();
+      }
+    });
+  });
+
+  it('an oversized stream message: RESOURCE_EXHAUSTED before any handler; nothing stored', async () => {
+    await expectNothingStored(async () => {
+      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'), { 'grpc.max_send_message_length': -1 });
+      try {
+        agent.send(helloOf('node1', { facts: { blob: 'x'.repeat(SERVER_MAX_RECEIVE_MESSAGE_BYTES + 1024) } }));
+        const ended = await agent.ended();
+        assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
+        assert.match(ended.details, /larger than max/);
+        assert.ok(!agent.received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
+      } finally {
+        agent.close();
+      }
+    });
+  });
+
+  it('a flooding agent stream: ended with RESOURCE_EXHAUSTED and one warn line; the real agent comes back and nothing else changed', async () => {
+    const warnsBefore = stderrLines.filter((l) => l.name === 'scheduler' && l.line.includes('over its message rate')).length;
+    // The node1 agent starts again, and its Hello carries the facts it reads from the
+    // machine at that moment (agent/facts.ts builtinFacts): uptime_seconds and
+    // memory.system.available_bytes are new, and with them node1's `facts` and `index` (the index
+    // keys it is in) fields and those facts' index keys.
+    const machineFacts = ['uptime_seconds', 'memory.system.available_bytes'].map((f) => f.replace(/\./g, '\\.')).join('|');
+    const reconnect: VolatileRule[] = [
+      { key: new RegExp(`^${P}:node:node1$`), hashFields: ['last_seen', 'session', 'facts', 'index'] },
+      // Every index key of those two facts: fact:["<path>",<value>], factnum:<path>, factnumid:<path>, factvals:<path>, bits:fact:[...].
+      { key: new RegExp(`^${P}:(bits:)?[a-z]+:(\\[")?(${machineFacts})("|$)`), whole: true },
+    ];
+    await expectNothingStored(reconnect, async () => {
+      // The real node1 agent steps aside, or it would reconnect and displace the flood's stream.
+      await fleet.stack.stopAgent('node1');
+      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
+      try {
+        agent.send(helloOf('node1'));
+        for (let i = 0; i < 3000; i++) agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+        const ended = await agent.ended();
+        assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
+        assert.match(ended.details, /^the agent sent more than \d+ messages at once or more than \d+ per second; stream ended, reconnect$/);
+      } finally {
+        agent.close();
+      }
+      await fleet.stack.startAgent(1);
+    });
+    await waitFor('the warn line', () => stderrLines.filter((l) => l.name === 'scheduler' && l.line.includes('over its message rate')).length === warnsBefore + 1, 20_000);
+  });
+
+  it('a task printing 50 MiB: each stream capped in the result as stored and as sent, the cut marked, the spool keeping all of it', async () => {
+    const r = await baton('tasks', 'run', 'limits::flood', '-I', 'node1', '-I', 'node2', '--json');
+    assert.equal(r.code, 0, show(r).slice(0, 2000));
+    const taskId = /[0-9a-f]{32}/.exec(r.stdout)?.[0];
+    assert.ok(taskId, r.stdout.slice(0, 500));
+    const status_ = await unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId }));
+    assert.equal(status_.items.length, 2);
+    for (const item of status_.items) {
+      assert.equal(item.completed, true);
+      assert.match(item.stdout, /^o{1048576}\n\[baton-agent: stdout truncated after 1048576 bytes; all of it is in .+\]\n$/);
+      assert.match(item.stderr, /^e{1048576}\n\[baton-agent: stderr truncated after 1048576 bytes/);
+    }
+    // Several nodes' capped results together are more than grpc-js's default 4 MiB message
+    // (`baton tasks run --json` failed with "Received message larger than max (6292804 vs 4194304)").
+    const statusCli = await baton('tasks', 'status', taskId, '--json');
+    assert.equal(statusCli.code, 0, show(statusCli).slice(0, 2000));
+    for (const node of ['node1', 'node2']) {
+      const spool = join(fleet.stack.agentDir(node), 'spool', taskId);
+      assert.equal(statSync(join(spool, 'stdout')).size, 50 * 1024 * 1024, `${node} spool keeps all of stdout`);
+      assert.equal(statSync(join(spool, 'stderr')).size, 3 * 1024 * 1024, `${node} spool keeps all of stderr`);
+    }
+  });
+
+  it('leaves every service running and answering health, with no stack trace in any log', async () => {
+    for (const name of ['metadata', 'results', 'scheduler'] as const) {
+      assert.equal(await healthOf(fleet.stack.addresses[name], operatorTls()), 'SERVING', name);
+    }
+    const traces = stderrLines.filter((l) => /^\s+at .+:\d+:\d+\)?$/.test(l.line));
+    assert.deepEqual(traces, []);
+    for (const c of clients) c.close();
+  });
+});
+
