@@ -18,6 +18,9 @@ import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { closeRedis, createRedis } from '../../lib/redis';
+import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control';
+import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
+import { ReadAccess } from './read-access';
 import { createResultsService } from './results-service';
 import { DEFAULT_RETENTION_SWEEP_INTERVAL_S, DEFAULT_RUN_RETENTION_S } from './run-retention';
 
@@ -31,6 +34,13 @@ const CONFIG_SCHEMA: ConfigSchema = {
     ...SERVER_CONFIG_PROPERTIES,
     ...REDIS_CONFIG_PROPERTIES,
     ...METRICS_CONFIG_PROPERTIES,
+    ...POLICY_CONFIG_PROPERTY,
+    ...AUDIT_CONFIG_PROPERTY,
+    'own-results-only': {
+      type: 'boolean',
+      default: false,
+      description: "a caller reads only the runs it started (GetRunStatus, WatchRunEvents, ListRuns), as Choria's own_status_only; services reading for an operator are checked as that operator",
+    },
     'run-retention-s': {
       type: 'integer',
       minimum: 0,
@@ -48,11 +58,14 @@ const CONFIG_SCHEMA: ConfigSchema = {
 };
 
 /** The loaded configuration. */
-type ResultsConfig = ServerConfig & RedisConfig & MetricsConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number };
+type ResultsConfig = ServerConfig &
+  RedisConfig &
+  MetricsConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number; 'policy-file'?: string; 'audit-log'?: string; 'own-results-only': boolean };
 
 runMain('results', async () => {
   const config = loadConfig<ResultsConfig>(CONFIG_SCHEMA);
   const log = createLogger('results', config['log-level']);
+  const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'results', log });
   const redis = createRedis({ url: config['redis-url'], log, connectionName: 'baton-results' });
   const service = createResultsService({
     redis,
@@ -60,6 +73,7 @@ runMain('results', async () => {
     log,
     runRetentionS: config['run-retention-s'],
     retentionSweepIntervalS: config['retention-sweep-interval-s'],
+    readAccess: new ReadAccess(access, config['own-results-only']),
   });
   const server = await startServer({
     listen: config.listen,
@@ -73,7 +87,9 @@ runMain('results', async () => {
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  access.reloadOnSighup();
   drainOnSignals(log, () => server.drain(), async () => {
+    access.close();
     await closeRedis(redis);
     await stopMetrics();
     await stopTracing();

@@ -29,7 +29,9 @@ import { RunEventWatches } from './run-event-watches';
 import { isFinalRunState } from '../../lib/run-states';
 import { computeRunStatus, finalRunStateOf } from './run-status';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
+import { ReadAccess } from './read-access';
 import { RunStore } from './run-store';
+import type { CallerSource } from '../../lib/access-control';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
 
 /** ListRuns page size when the request says 0. */
@@ -50,6 +52,8 @@ export interface ResultsServiceOptions {
   runRetentionS?: number;
   /** Seconds between retention sweeps (config `retention-sweep-interval-s`). Default 3600. */
   retentionSweepIntervalS?: number;
+  /** Who may read which runs (policy `read`, own-results-only); default: everyone reads everything. */
+  readAccess?: ReadAccess;
 }
 
 /** A results service: its gRPC handlers and the hook that ends its streams on drain. */
@@ -76,6 +80,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
   const store = new RunStore(redis, new RedisKeys(options.keyPrefix));
   const availability = new RedisAvailability(redis);
   const watches = new RunEventWatches(store, redis, log);
+  const readAccess = options.readAccess ?? ReadAccess.allowAll(log);
   const retention = new RunRetention({ store, log, now, runRetentionS: options.runRetentionS, sweepIntervalS: options.retentionSweepIntervalS });
 
   /** Every handler: wait for Redis briefly, and report a Redis outage as UNAVAILABLE. */
@@ -109,16 +114,18 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       now(),
     );
 
-  const getRunStatus = async (req: GetRunStatusRequest): Promise<GetRunStatusResponse> => {
+  const getRunStatus = async (req: GetRunStatusRequest, call: CallerSource): Promise<GetRunStatusResponse> => {
     requireTaskId(req.taskId);
     const slim = req.resultFields && resultFieldsOf(req.resultFields.fields);
     const [run, results] = await Promise.all([store.getRun(req.taskId), slim ? store.getResultsProjected(req.taskId, (json) => projectResult(json, slim)) : store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);
+    readAccess.checkRun(call, run);
     if (slim) return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
     return { run, ...computeRunStatus(run, results) };
   };
 
-  const listRuns = async (req: ListRunsRequest): Promise<ListRunsResponse> => {
+  const listRuns = async (asked: ListRunsRequest, call: CallerSource): Promise<ListRunsResponse> => {
+    const req = readAccess.restrictList(call, asked);
     if (req.pageSize < 0) {
       const description = `page_size must be 0 (meaning ${DEFAULT_PAGE_SIZE}) or more, got ${req.pageSize}`;
       throw new InvalidArgumentError(description, [{ field: 'page_size', description }]);
@@ -134,7 +141,9 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
   const watchRunEvents = async (req: WatchRunEventsRequest, call: ServerWritableStream<WatchRunEventsRequest, WatchRunEventsResponse>): Promise<void> => {
     requireTaskId(req.taskId);
     requireResumeToken(req.resumeToken);
-    if (!(await store.hasRun(req.taskId))) throw runNotFound(req.taskId);
+    const run = readAccess.active ? await store.getRun(req.taskId) : undefined;
+    if (readAccess.active ? !run : !(await store.hasRun(req.taskId))) throw runNotFound(req.taskId);
+    if (run) readAccess.checkRun(call, run);
     await watches.watch(req, call);
   };
 

@@ -6,6 +6,8 @@ import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { announceListening, runMain } from '../../lib/main';
+import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control';
+import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
 import { startScheduler } from './scheduler-server';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
@@ -24,6 +26,8 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
     'results-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the results service' },
     'agent-metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service as agents reach it; default metadata-address' },
     'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats' },
+    ...POLICY_CONFIG_PROPERTY,
+    ...AUDIT_CONFIG_PROPERTY,
   },
   required: ['metadata-address', 'results-address'],
   additionalProperties: false,
@@ -35,11 +39,14 @@ interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'results-address': string;
   'agent-metadata-address'?: string;
   'heartbeat-interval-s': number;
+  'policy-file'?: string;
+  'audit-log'?: string;
 }
 
 runMain('scheduler', async () => {
   const config = loadConfig<SchedulerConfig>(SCHEDULER_CONFIG_SCHEMA);
   const log = createLogger('scheduler', config['log-level']);
+  const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'scheduler', log });
   const scheduler = await startScheduler({
     listen: config.listen,
     log,
@@ -50,10 +57,13 @@ runMain('scheduler', async () => {
     resultsAddress: config['results-address'],
     agentMetadataAddress: config['agent-metadata-address'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
+    access,
   });
+  access.reloadOnSighup();
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
   drainOnSignals(log, scheduler.server.drain, async () => {
     await scheduler.close();
+    access.close();
     await stopMetrics();
     await stopTracing();
   });

@@ -1,5 +1,6 @@
-import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import { NodeState, RunState, runStateToJSON } from '../../gen/baton/v1/run';
+import type { GetRunStatusResponse, ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { NodeState, RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
+import { onBehalfOf, ON_BEHALF_OF_SELF, type AccessControl } from '../../lib/access-control';
 import type { CancelRunRequest, CancelRunResponse } from '../../gen/baton/v1/scheduler_service';
 import { FailedPreconditionError, InvalidArgumentError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
@@ -7,6 +8,8 @@ import type { Logger } from '../../lib/logger';
 import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
 import { isTaskId } from '../../lib/task-id';
 import type { AgentRegistry } from './agent-registry';
+import { errorText } from './error-text';
+import type { NodeIndex } from './node-index';
 import { unstartedResult } from './node-results';
 import type { RunTracker } from './run-tracker';
 
@@ -16,6 +19,10 @@ export interface RunCancelOptions {
   registry: AgentRegistry;
   tracker: RunTracker;
   log: Logger;
+  /** The policy (`cancel`) and the audit log; default: everything allowed, nothing audited. */
+  access?: AccessControl;
+  /** The node index, for policy rules with `nodes` (a run's nodes are loaded only for them). */
+  index?: NodeIndex;
 }
 
 /** Node states of a node whose task has not started, for a run this scheduler does not track. */
@@ -36,15 +43,42 @@ export const CANCELLED_BEFORE_START = 'cancelled before the task started on this
  * RUNNING run whose nodes are all final to SUCCEEDED or FAILED on its own, and a cancelled run
  * must not end as FAILED because its last unstarted nodes were recorded first.
  */
-export async function cancelRun(options: RunCancelOptions, req: CancelRunRequest): Promise<CancelRunResponse> {
+export async function cancelRun(options: RunCancelOptions, req: CancelRunRequest, caller?: string): Promise<CancelRunResponse> {
   if (!isTaskId(req.taskId)) {
     throw new InvalidArgumentError(`task_id '${req.taskId.slice(0, 64)}' is not a task id; expected 32 lowercase hex characters`, [
       { field: 'task_id', description: 'expected 32 lowercase hex characters' },
     ]);
   }
+  const { results } = options;
+  // NOT_FOUND for an unknown run passes through from the results service. Read as the
+  // scheduler itself: the run's task, environment and nodes are what the cancel check needs.
+  const before = await unary(results, results.getRunStatus, { taskId: req.taskId }, { metadata: onBehalfOf(ON_BEHALF_OF_SELF) });
+  const run = before.run;
+  if (caller === undefined || !run) return stopRun(options, req, before);
+  await authorizeCancel(options, caller, run);
+  try {
+    const answer = await stopRun(options, req, before);
+    options.access?.auditBestEffort({ event: 'cancel', caller, task_id: req.taskId, task: run.task, environment: run.environment, result: 'cancelled', signalled: answer.nodes.length });
+    return answer;
+  } catch (err) {
+    // A cancel is audited whatever its outcome; an audit failure never stops a cancel (it stops tasks).
+    options.access?.auditBestEffort({ event: 'cancel', caller, task_id: req.taskId, task: run.task, environment: run.environment, result: errorText(err) });
+    throw err;
+  }
+}
+
+/** The policy's `cancel` check on the run's task, environment and (for rules with `nodes`) nodes. */
+async function authorizeCancel(options: RunCancelOptions, caller: string, run: Run): Promise<void> {
+  const { access, index } = options;
+  if (!access?.policy) return;
+  const request = { caller, action: 'cancel' as const, task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` };
+  const nodes = access.needsNodes(request) && index ? await index.load(run.nodes) : undefined;
+  access.authorize({ ...request, nodes }, { task_id: run.taskId, nodes: run.nodes.length });
+}
+
+/** The cancel itself, once allowed. */
+async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before: GetRunStatusResponse): Promise<CancelRunResponse> {
   const { results, registry, tracker, log } = options;
-  // NOT_FOUND for an unknown run passes through from the results service.
-  const before = await unary(results, results.getRunStatus, { taskId: req.taskId });
   const run = before.run;
   if (run && FINAL_RUN_STATES.has(run.state)) {
     throw new FailedPreconditionError('RUN_FINISHED', `run ${req.taskId} is ${runStateToJSON(run.state)} already; only a run that has not finished can be cancelled`, {

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { trace } from '@opentelemetry/api';
 import type { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/run';
 import type { RunTaskRequest, RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
 import type { Task } from '../../gen/baton/v1/task';
-import { FailedPreconditionError, InvalidArgumentError, isServiceError } from '../../lib/errors';
+import { Filter } from '../../gen/baton/v1/filter';
+import { AccessControl, onBehalfOf, ON_BEHALF_OF_SELF, type CallerSource } from '../../lib/access-control';
+import { auditInput, inputKeys, type AuditRecord } from '../../lib/audit';
+import { FailedPreconditionError, InvalidArgumentError, isServiceError, UnavailableError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { metrics } from '../../lib/metrics';
@@ -25,7 +28,12 @@ import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
 import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
-import { waitForFinalRun } from './run-watch';
+import { resultsFor, waitForFinalRun } from './run-watch';
+
+/** A request's filter as given, for audit lines (the proto's JSON form); null for none. */
+export function filterForAudit(filter: Filter | undefined): unknown {
+  return filter ? Filter.toJSON(filter) : null;
+}
 
 /** What the orchestrator works with. */
 export interface RunOrchestratorOptions {
@@ -41,6 +49,17 @@ export interface RunOrchestratorOptions {
   downloadTimeoutS?: number;
   /** Longest a later batch waits for the previous batch to finish, in ms; default BATCH_WAIT_LIMIT_MS. */
   batchWaitLimitMs?: number;
+  /** The policy (action `run`) and the audit log; default: everything allowed, nothing audited. */
+  access?: AccessControl;
+}
+
+/** Options of one `RunOrchestrator.runTask` call. */
+export interface RunTaskCallOptions {
+  /**
+   * The call comes from a service certificate: it acts for a request checked already, so the
+   * policy is not consulted (the run is still audited). Default false.
+   */
+  fromService?: boolean;
 }
 
 /**
@@ -81,16 +100,22 @@ interface PreparedRun extends RunIdentity {
 export class RunOrchestrator {
   private readonly downloadTimeoutMs: number;
   private readonly batchWaitLimitMs: number;
+  private readonly access: AccessControl;
 
   constructor(private readonly options: RunOrchestratorOptions) {
+    this.access = options.access ?? AccessControl.none(options.log);
     this.downloadTimeoutMs = (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000;
     this.batchWaitLimitMs = options.batchWaitLimitMs ?? BATCH_WAIT_LIMIT_MS;
   }
 
-  /** Runs a task as RunTask describes; `metadata` is the call's request metadata (caller id). */
-  async runTask(req: RunTaskRequest, metadata: Metadata): Promise<RunTaskResponse> {
+  /** Runs a task as RunTask describes; `call` is the server call (who is calling: lib/peer-identity.ts). */
+  async runTask(req: RunTaskRequest, caller: CallerSource, call: RunTaskCallOptions = {}): Promise<RunTaskResponse> {
     const receivedMs = Date.now();
-    const run = await this.prepare(resolveRunRequest(req, metadata));
+    const request = resolveRunRequest(req, caller);
+    const run = await this.prepare(request, call.fromService ? undefined : request.caller);
+    // After discovery (a `nodes` rule needs the selected nodes), before anything is stored or
+    // sent: a denied run leaves nothing in Redis and reaches no agent.
+    if (!call.fromService) await this.authorize(run);
     // The RunTask server span (gRPC instrumentation) is the run's span on the scheduler.
     trace.getActiveSpan()?.setAttributes({
       'baton.task': run.task,
@@ -111,6 +136,8 @@ export class RunOrchestrator {
     }
     let created: Run | undefined;
     try {
+      // Fail closed: a run whose audit line cannot be written is not created (UNAVAILABLE).
+      this.access.audit(this.auditLine(run));
       created = (
         await unary(results, results.createRun, {
           run: {
@@ -132,6 +159,7 @@ export class RunOrchestrator {
       ).run;
     } catch (err) {
       if (requestId !== '') await requests.release(run.caller, requestId, run.taskId).catch(() => undefined);
+      if (!(err instanceof UnavailableError)) this.access.auditBestEffort({ event: 'run_failed', caller: run.caller, task_id: run.taskId, reason: errorText(err) });
       throw err;
     }
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: requestId || undefined }, 'run created');
@@ -154,8 +182,43 @@ export class RunOrchestrator {
     }
   }
 
-  /** Everything before the run exists: the task, its input, the executable and the nodes. */
-  private async prepare(request: ResolvedRunRequest): Promise<PreparedRun> {
+  /**
+   * The policy's `run` check (issue 9 point 3): PERMISSION_DENIED naming the rule, with a
+   * `denied` audit line. The selected nodes are loaded from the index only when a rule with
+   * `nodes` could decide.
+   */
+  private async authorize(run: PreparedRun): Promise<void> {
+    const request = { caller: run.caller, action: 'run' as const, task: run.task, environment: run.request.environment };
+    const nodes = this.access.needsNodes(request) ? await this.options.index.load([...run.nodes, ...run.offline]) : undefined;
+    this.access.authorize(
+      { ...request, nodes },
+      { filter: filterForAudit(run.request.filter), nodes: run.nodes.length + run.offline.length, input_keys: inputKeys(run.request.inputJson) },
+    );
+  }
+
+  /** The `run` audit line: who ran what where, on how many nodes, with sensitive input redacted. */
+  private auditLine(run: PreparedRun): AuditRecord {
+    const { request } = run;
+    return {
+      event: 'run',
+      caller: run.caller,
+      task: run.task,
+      environment: request.environment,
+      filter: filterForAudit(request.filter),
+      nodes: run.nodes.length + run.offline.length,
+      offline: run.offline.length,
+      task_id: run.taskId,
+      batch: request.batch ? (request.batch.size !== undefined ? { size: request.batch.size, sleep_s: request.batch.sleepMs / 1000 } : { percent: request.batch.percent, sleep_s: request.batch.sleepMs / 1000 }) : null,
+      background: request.background,
+      noop: request.noop,
+      run_as: request.runAs || null,
+      request_id: request.requestId || null,
+      input: auditInput(run.taskDef, run.input.redactedJson),
+    };
+  }
+
+  /** Everything before the run exists: the task, its input, the executable and the nodes; `reader` is who `bolt_task()` terms read for. */
+  private async prepare(request: ResolvedRunRequest, reader: string | undefined): Promise<PreparedRun> {
     const { metadata } = this.options;
     // NOT_FOUND (unknown task) and FAILED_PRECONDITION (a task that fails to load) pass through.
     const { task } = await unary(metadata, metadata.getTask, { environment: request.environment, task: request.task });
@@ -169,7 +232,7 @@ export class RunOrchestrator {
     const executable = chooseExecutable(task);
     // No filter selects every online node, as `mco tasks run` without filters does.
     const found = await inSpan('baton.discover', {}, async (span) => {
-      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results) });
+      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(resultsFor(this.options.results, reader)) });
       span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
       return matched;
     });
@@ -193,7 +256,7 @@ export class RunOrchestrator {
     const deadline = Date.now() + DUPLICATE_RUN_APPEAR_MS;
     for (;;) {
       try {
-        appeared = (await unary(results, results.getRunStatus, { taskId })).run;
+        appeared = (await unary(results, results.getRunStatus, { taskId }, { metadata: onBehalfOf(ON_BEHALF_OF_SELF) })).run;
         break;
       } catch (err) {
         if (!isServiceError(err) || err.code !== grpcStatus.NOT_FOUND || Date.now() > deadline) throw err;
@@ -359,7 +422,7 @@ export class RunOrchestrator {
 
   /** The response of a foreground run: the run, its node results and how many nodes are not final, as the results service has them now. */
   private async currentStatus(taskId: string): Promise<RunTaskResponse> {
-    const status = await unary(this.options.results, this.options.results.getRunStatus, { taskId });
+    const status = await unary(this.options.results, this.options.results.getRunStatus, { taskId }, { metadata: onBehalfOf(ON_BEHALF_OF_SELF) });
     return { taskId, run: status.run, results: status.items, stillRunning: status.stats?.running ?? 0 };
   }
 

@@ -1,5 +1,6 @@
-import { status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import type { ResultsServiceClient, WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
+import { actingCaller, onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import type { WatchRunRequest, WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
 import { InvalidArgumentError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
@@ -7,9 +8,42 @@ import { isTaskId } from '../../lib/task-id';
 
 type WatchCall = ServerWritableStream<WatchRunRequest, WatchRunResponse>;
 
-/** Opens the results service's WatchRunEvents, following the run until it is final. */
-function follow(results: ResultsServiceClient, taskId: string, resumeToken: string): ClientReadableStream<WatchRunEventsResponse> {
-  return results.watchRunEvents({ taskId, resumeToken, follow: true });
+/**
+ * Opens the results service's WatchRunEvents, following the run until it is final, for `caller`
+ * (an operator's caller id, or ON_BEHALF_OF_SELF): the results service decides whether that
+ * caller may read the run (policy `read`, own-results-only), so reads through the scheduler are
+ * checked exactly as reads made there directly.
+ */
+function follow(results: ResultsServiceClient, taskId: string, resumeToken: string, caller: string): ClientReadableStream<WatchRunEventsResponse> {
+  return results.watchRunEvents({ taskId, resumeToken, follow: true }, onBehalfOf(caller));
+}
+
+/** The ResultsService calls that read runs, and so are checked for the caller they serve. */
+const READ_METHODS: ReadonlySet<PropertyKey> = new Set(['getRunStatus', 'watchRunEvents', 'listRuns']);
+
+/**
+ * The results client as seen by a request served for `caller` (undefined: the scheduler
+ * itself): its reads carry the caller forwarded (ON_BEHALF_OF_METADATA_KEY), so the results
+ * service checks them as that caller's. Used for `bolt_task('<id>')` terms, whose reads of
+ * another run's results are reads like any other (Choria's bolt_task data plugin had no RBAC at
+ * all, choria-tasks.md §7).
+ */
+export function resultsFor(results: ResultsServiceClient, caller: string | undefined): ResultsServiceClient {
+  const forwarded = onBehalfOf(caller ?? ON_BEHALF_OF_SELF);
+  return new Proxy(results, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (!READ_METHODS.has(prop)) return method.bind(target);
+      // grpc-js methods take (request, metadata?, options?, callback?): the metadata is the second argument when given.
+      return (request: unknown, ...rest: unknown[]) => {
+        const metadata = rest[0] instanceof Metadata ? rest[0].clone() : new Metadata();
+        metadata.merge(forwarded);
+        return method.call(target, request, metadata, ...(rest[0] instanceof Metadata ? rest.slice(1) : rest));
+      };
+    },
+  });
 }
 
 /**
@@ -56,7 +90,7 @@ export class RunWatches {
       throw new InvalidArgumentError(description, [{ field: 'task_id', description }]);
     }
     if (this.draining) return;
-    const upstream = follow(this.results, req.taskId, req.resumeToken);
+    const upstream = follow(this.results, req.taskId, req.resumeToken, actingCaller(call) ?? ON_BEHALF_OF_SELF);
     let stopped = false;
     const stop = () => {
       if (stopped) return;
@@ -97,7 +131,7 @@ export class RunWatches {
  * another replica, or before a restart): it waits as the first call would.
  */
 export async function waitForFinalRun(results: ResultsServiceClient, taskId: string, timeoutMs: number): Promise<boolean> {
-  const upstream = follow(results, taskId, '');
+  const upstream = follow(results, taskId, '', ON_BEHALF_OF_SELF);
   upstream.on('data', () => undefined); // only the end matters; reading keeps the stream flowing
   let stopped = false;
   const timer = setTimeout(() => {

@@ -4,6 +4,7 @@ import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { SchedulerServiceService } from '../../gen/baton/v1/scheduler_service';
 import { makeClient } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
+import type { AccessControl } from '../../lib/access-control';
 import type { Logger } from '../../lib/logger';
 import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../../lib/redis';
 import type { TlsFiles } from '../../lib/tls';
@@ -38,6 +39,8 @@ export interface SchedulerServerOptions {
   downloadTimeoutS?: number;
   /** Drain grace period in ms; default DEFAULT_DRAIN_GRACE_MS. */
   drainGraceMs?: number;
+  /** Authorization policy and audit log (config `policy-file`, `audit-log`); default: allow all, audit nothing. */
+  access?: AccessControl;
 }
 
 /** A running scheduler. */
@@ -75,7 +78,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
   });
   const requests = new RunRequests(redis, keys);
-  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS });
+  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
   const watches = new RunWatches(results, log);
 
   let server: RunningServer;
@@ -86,7 +89,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       tls,
       drainGraceMs: options.drainGraceMs,
       services: [
-        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log }) },
+        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log, access: options.access }) },
         { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation() },
       ],
     });

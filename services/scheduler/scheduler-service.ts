@@ -5,15 +5,16 @@ import type {
   Node,
   SchedulerServiceServer,
 } from '../../gen/baton/v1/scheduler_service';
+import { AccessControl, actingCaller } from '../../lib/access-control';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import type { AgentRegistry } from './agent-registry';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
-import type { RunOrchestrator } from './run-orchestrator';
+import { filterForAudit, type RunOrchestrator } from './run-orchestrator';
 import { cancelRun } from './run-cancel';
 import type { RunTracker } from './run-tracker';
-import type { RunWatches } from './run-watch';
+import { resultsFor, type RunWatches } from './run-watch';
 
 /** What the SchedulerService works with. */
 export interface SchedulerServiceOptions {
@@ -24,22 +25,40 @@ export interface SchedulerServiceOptions {
   tracker: RunTracker;
   watches: RunWatches;
   log: Logger;
+  /** The policy (`cancel`, `discover`) and the audit log; default: everything allowed, nothing audited. */
+  access?: AccessControl;
 }
 
 /** The SchedulerService handlers: RunTask, WatchRun, CancelRun, DiscoverNodes. */
 export function schedulerService(options: SchedulerServiceOptions): SchedulerServiceServer {
   const { log } = options;
+  const access = options.access ?? AccessControl.none(log);
+  // actingCaller is undefined for a service certificate: such calls serve a request checked already.
   return {
-    runTask: unaryHandler(log, (req, call) => options.orchestrator.runTask(req, call.metadata)),
+    runTask: unaryHandler(log, (req, call) => options.orchestrator.runTask(req, call, { fromService: actingCaller(call) === undefined })),
     watchRun: serverStreamHandler(log, (req, call) => options.watches.watch(req, call)),
-    cancelRun: unaryHandler(log, (req) => cancelRun(options, req)),
-    discoverNodes: unaryHandler(log, (req) => discover(options, req)),
+    cancelRun: unaryHandler(log, (req, call) => cancelRun({ ...options, access }, req, actingCaller(call))),
+    discoverNodes: unaryHandler(log, (req, call) => discover(options, access, req, actingCaller(call))),
   };
 }
 
-async function discover(options: SchedulerServiceOptions, req: DiscoverNodesRequest): Promise<DiscoverNodesResponse> {
+/**
+ * DiscoverNodes; the policy's `discover` check comes after discovery and before the answer. A
+ * rule with `nodes` judges every match, offline ones included, so they are listed for it.
+ */
+async function discover(options: SchedulerServiceOptions, access: AccessControl, req: DiscoverNodesRequest, caller: string | undefined): Promise<DiscoverNodesResponse> {
   const nowMs = Date.now();
-  const found = await runDiscovery(options.index, req.filter, { listOffline: req.includeOffline, nowMs, runResults: resultsServiceSource(options.results) });
+  const check = caller === undefined ? undefined : { caller, action: 'discover' as const };
+  const judgeNodes = check !== undefined && access.needsNodes(check);
+  const found = await runDiscovery(options.index, req.filter, {
+    listOffline: req.includeOffline || judgeNodes,
+    nowMs,
+    runResults: resultsServiceSource(resultsFor(options.results, caller)),
+  });
+  if (check) {
+    const nodes = judgeNodes ? await options.index.load([...found.online, ...found.offline]) : undefined;
+    access.authorize({ ...check, nodes }, { filter: filterForAudit(req.filter), nodes: found.online.length + found.offlineCount });
+  }
   const listed = req.includeOffline ? [...found.online, ...found.offline].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : found.online;
   const online = new Set(found.online);
   const nodes = await options.index.load(listed);

@@ -1,0 +1,65 @@
+import type { ListRunsRequest } from '../../gen/baton/v1/results_service';
+import type { Run } from '../../gen/baton/v1/run';
+import { AccessControl, actingCaller, type CallerSource } from '../../lib/access-control';
+import { PermissionDeniedError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+
+/**
+ * Who may read which runs on the results service (issue 9 point 3): the policy's `read` action
+ * and `own-results-only` (Choria's `plugin.choria.tasks.own_status_only`, choria-tasks.md §2.4
+ * and §7). Choria checked only `task_status`; its `bolt_task` data plugin read any run. Here
+ * every read of a run (GetRunStatus, WatchRunEvents, ListRuns) is checked, including the reads
+ * the scheduler makes for an operator (a relayed WatchRun, `bolt_task()` terms): the scheduler
+ * forwards the operator's caller id (lib/access-control.ts ON_BEHALF_OF_METADATA_KEY), so this
+ * service is the one place reads are decided.
+ */
+export class ReadAccess {
+  constructor(
+    private readonly access: AccessControl,
+    /** Config `own-results-only`: a caller reads only runs it started. */
+    private readonly ownResultsOnly: boolean,
+  ) {}
+
+  /** Allows every read: no policy, own-results-only off. */
+  static allowAll(log: Logger): ReadAccess {
+    return new ReadAccess(AccessControl.none(log), false);
+  }
+
+  /** True when reads are checked at all (a policy, or own-results-only). */
+  get active(): boolean {
+    return this.ownResultsOnly || this.access.policy !== undefined;
+  }
+
+  /** Allows reading `run`, or throws PERMISSION_DENIED (own-results-only first, then the policy). */
+  checkRun(call: CallerSource, run: Run): void {
+    if (!this.active) return;
+    const caller = actingCaller(call);
+    if (caller === undefined) return;
+    if (this.ownResultsOnly && run.caller !== caller) {
+      // Only the owner: the task, nodes and input of someone else's run stay unsaid.
+      throw new PermissionDeniedError(`run ${run.taskId} belongs to ${run.caller}; own-results-only lets ${caller} read only its own runs`, 'NOT_OWN_RUN');
+    }
+    this.access.authorize(
+      { caller, action: 'read', task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` },
+      { task_id: run.taskId },
+    );
+  }
+
+  /**
+   * The ListRuns request to serve: checked against the policy (with its task filter, if any),
+   * and under own-results-only restricted to the caller's runs; a `caller` filter naming
+   * someone else is PERMISSION_DENIED.
+   */
+  restrictList(call: CallerSource, req: ListRunsRequest): ListRunsRequest {
+    if (!this.active) return req;
+    const caller = actingCaller(call);
+    if (caller === undefined) return req;
+    const task = req.task || undefined;
+    this.access.authorize({ caller, action: 'read', task, subject: task === undefined ? 'runs of every task' : `runs of ${task}` }, { filter: { task: task ?? null, caller: req.caller || null } });
+    if (!this.ownResultsOnly) return req;
+    if (req.caller && req.caller !== caller) {
+      throw new PermissionDeniedError(`runs of ${req.caller} cannot be listed; own-results-only lets ${caller} list only its own runs`, 'NOT_OWN_RUN');
+    }
+    return { ...req, caller };
+  }
+}
