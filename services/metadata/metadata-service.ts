@@ -12,6 +12,7 @@ import type {
 import { InvalidArgumentError } from '../../lib/errors';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
+import { ANY_ROLE, type MethodRoles } from '../../lib/method-roles';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME, splitTaskName } from '../../lib/names';
 import { SHA256_HEX, taskFilePathProblem } from '../../lib/task-file-path';
 import { Catalog } from './catalog';
@@ -58,6 +59,12 @@ async function write<T>(call: ServerWritableStream<unknown, T>, message: T): Pro
     call.once('close', onGone);
   });
 }
+
+/**
+ * Who may call the MetadataService (issue 9, lib/method-roles.ts): any certificate with a Baton
+ * role; agents download task files, operators list tasks, the scheduler reads metadata.
+ */
+export const METADATA_SERVICE_ROLES: MethodRoles = { default: ANY_ROLE };
 
 /** The handlers of MetadataService over `source` (a Catalog is served through a ModulepathSource). */
 export function createMetadataService(from: TaskSource | Catalog, log: Logger): MetadataServiceServer {

@@ -1,7 +1,14 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentGatewayServiceServer, ConnectRequest, ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
 import { UnavailableError } from '../../lib/errors';
+import type { MethodRoles } from '../../lib/method-roles';
 import { AgentSession, type AgentSessionOptions } from './agent-session';
+
+/**
+ * Who may call the AgentGatewayService (issue 9, lib/method-roles.ts): agents only, each as the
+ * node its certificate names (AgentSession checks Hello.identity against it).
+ */
+export const AGENT_GATEWAY_ROLES: MethodRoles = { default: ['agent'] };
 
 /** The AgentGatewayService: one AgentSession per Connect stream. */
 export class AgentGateway {

@@ -69,7 +69,9 @@ export class ResultRecorder {
       // An agent speaks only for itself: the stream's identity wins over what the result claims.
       this.log.warn({ node: identity, claimed: given.host, taskId: given.taskId }, 'TaskFinished names another host; recorded under the session identity');
     }
-    const result: NodeResult = { ...given, host: identity };
+    // task and callerid come from the run, never from the agent (issue 9 point 2): emptied here,
+    // the results service fills them in (run-validation.ts normalizeNodeResults).
+    const result: NodeResult = { ...given, host: identity, task: '', callerid: '' };
     const arrivedMs = Date.now();
     try {
       await unary(this.results, this.results.recordNodeResults, { taskId: result.taskId, results: [result] });

@@ -6,6 +6,7 @@ import {
   type ConnectResponse,
 } from '../../gen/baton/v1/agent_gateway_service';
 import { makeClient } from '../../lib/grpc-client';
+import type { TlsFiles } from '../../lib/tls';
 import { waitFor } from '../../test/helpers/wait';
 
 type ResponseCase = NonNullable<ConnectResponse['message']>['$case'];
@@ -24,8 +25,9 @@ export class TestAgent {
   private readonly stream: ClientDuplexStream<ConnectRequest, ConnectResponse>;
   private consumed = 0;
 
-  constructor(address: string) {
-    this.client = makeClient(AgentGatewayServiceClient, address);
+  /** Connects to `address`, with TLS (an agent certificate) when `tls` names one. */
+  constructor(address: string, tls: TlsFiles = {}) {
+    this.client = makeClient(AgentGatewayServiceClient, address, tls);
     this.stream = this.client.connect();
     this.stream.on('data', (m: ConnectResponse) => this.received.push(m));
     this.stream.on('status', (s: StatusObject) => (this.status = s));
@@ -33,8 +35,8 @@ export class TestAgent {
   }
 
   /** Opens a stream and sends a Hello for `identity`. */
-  static async connect(address: string, hello: Partial<Hello> & { identity: string }): Promise<TestAgent> {
-    const agent = new TestAgent(address);
+  static async connect(address: string, hello: Partial<Hello> & { identity: string }, tls: TlsFiles = {}): Promise<TestAgent> {
+    const agent = new TestAgent(address, tls);
     agent.send({ $case: 'hello', value: Hello.fromPartial(hello) });
     await agent.next('welcome');
     return agent;
