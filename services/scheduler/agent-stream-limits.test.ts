@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import pino from 'pino';
+import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { startChild } from '../../lib/child-process';
@@ -14,7 +15,7 @@ import { RedisKeys } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { AgentStreamLimits, DEFAULT_AGENT_MESSAGE_BURST } from './agent-stream-limits';
+import { AgentStreamLimits, DEFAULT_AGENT_MESSAGE_BURST, MAX_INDEXED_TEXT_CHARS, MAX_NODE_CLASSES, MAX_NODE_FACT_VALUES, nodeDescriptionProblem } from './agent-stream-limits';
 import { startScheduler } from './scheduler-server';
 import { TestAgent } from './test-agent';
 
@@ -91,5 +92,44 @@ describe('an agent flooding its Connect stream', () => {
     assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
     await waitFor('the node to be marked offline', async () => (await redis.client().hget(new RedisKeys(keyPrefix).node('web1'), 'online')) !== '1', 30_000);
     assert.equal(lines.filter((l) => l.includes('over its message rate')).length, 1);
+  });
+});
+
+describe('nodeDescriptionProblem', () => {
+  it('accepts a facter-sized node and names the field and limit of one too large to index', () => {
+    const facts = { os: { family: 'Debian' }, disks: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`sd${i}`, { size: i }])) };
+    assert.equal(nodeDescriptionProblem('Hello', facts, ['role::web'], ['bolt_tasks']), undefined);
+    const many = Object.fromEntries(Array.from({ length: MAX_NODE_FACT_VALUES + 1 }, (_, i) => [`f${i}`, i]));
+    assert.equal(nodeDescriptionProblem('Hello', many, []), `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
+    assert.equal(nodeDescriptionProblem('FactsUpdate', { big: 'x'.repeat(MAX_INDEXED_TEXT_CHARS + 1) }, []), `FactsUpdate.facts.big is ${MAX_INDEXED_TEXT_CHARS + 1} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`);
+    assert.equal(nodeDescriptionProblem('Hello', {}, Array.from({ length: MAX_NODE_CLASSES + 1 }, (_, i) => `c${i}`)), `Hello.classes has ${MAX_NODE_CLASSES + 1} classes; at most ${MAX_NODE_CLASSES} are indexed`);
+    assert.match(nodeDescriptionProblem('Hello', {}, ['y'.repeat(MAX_INDEXED_TEXT_CHARS + 1)]) ?? '', /^Hello names a class or agent "y{40}"\.\.\. \(16385 characters\); at most 16384 characters are indexed$/);
+  });
+});
+
+describe('an agent describing more than the index takes', () => {
+  it('has its Hello refused with INVALID_ARGUMENT before anything is indexed, and a FactsUpdate too large ends its stream keeping the facts it had', async () => {
+    const keyPrefix = uniquePrefix();
+    const nowhere = `127.0.0.1:${await freePort()}`;
+    const scheduler = await startScheduler({ listen: '127.0.0.1:0', log: pino({ level: 'silent' }), redisUrl: redis.url, keyPrefix, metadataAddress: nowhere, resultsAddress: nowhere, heartbeatIntervalS: 10, drainGraceMs: 1_000 });
+    cleanups.push(() => scheduler.stop());
+    const keys = new RedisKeys(keyPrefix);
+    const many = Object.fromEntries(Array.from({ length: MAX_NODE_FACT_VALUES + 1 }, (_, i) => [`f${i}`, i]));
+
+    const refused = new TestAgent(scheduler.address);
+    cleanups.push(() => refused.close());
+    refused.send({ $case: 'hello', value: Hello.fromPartial({ identity: 'web1', facts: many }) });
+    const refusal = await refused.ended(30_000);
+    assert.equal(refusal.code, status.INVALID_ARGUMENT);
+    assert.equal(refusal.details, `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
+    assert.deepEqual(await redis.client().keys(`${keyPrefix}:*`), [], 'nothing indexed');
+
+    const agent = await TestAgent.connect(scheduler.address, { identity: 'web2', facts: { role: 'web' } });
+    cleanups.push(() => agent.close());
+    agent.send({ $case: 'factsUpdate', value: { facts: many, classes: [] } });
+    const ended = await agent.ended(30_000);
+    assert.equal(ended.code, status.INVALID_ARGUMENT);
+    assert.equal(ended.details, `FactsUpdate.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
+    assert.deepEqual(JSON.parse((await redis.client().hget(keys.node('web2'), 'facts')) ?? ''), { role: 'web' });
   });
 });
