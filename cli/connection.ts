@@ -8,7 +8,7 @@ import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary, type UnaryOptions } from '../lib/grpc-client';
 import { isServiceError } from '../lib/errors';
-import type { TlsFiles } from '../lib/tls';
+import { probeTls, type TlsFiles } from '../lib/tls';
 import { CliError, EXIT } from './cli-error';
 import { resolveSetting, settingEnvName, type Setting } from './cli-settings';
 
@@ -154,6 +154,10 @@ export class Clients {
     try {
       return await unary(client, method(client), request, options);
     } catch (err) {
+      if (isServiceError(err) && err.code === status.UNAVAILABLE) {
+        const line = await tlsMismatchLine(service, this.address(service), this.tls, this.flags);
+        if (line) throw new CliError(line, EXIT.UNAVAILABLE);
+      }
       throw unreachable(err, service, this.address(service));
     }
   }
@@ -166,6 +170,36 @@ export class Clients {
 
 /** A grpc-js unary method as the generated clients have it. */
 export type UnaryMethod<Req, Res> = Parameters<typeof unary<Req, Res>>[1];
+
+/** How the TLS lines name each service. */
+const SERVICE_LABEL: Record<keyof ServiceAddresses, string> = { scheduler: 'scheduler', metadata: 'metadata service', results: 'results service' };
+
+/**
+ * One line saying what to do when a connection failed because of TLS: plaintext against a TLS
+ * service, TLS against a plaintext one, no or a refused client certificate, or a service
+ * certificate our CA did not sign (issue 9). grpc-js reports the first and the refused
+ * certificate both as "Failed to connect", so a TLS handshake (lib/tls.ts probeTls) tells them
+ * apart. Undefined when TLS is not the problem.
+ */
+export async function tlsMismatchLine(service: keyof ServiceAddresses, address: string, tls: TlsFiles, flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'> = {}): Promise<string | undefined> {
+  const { outcome, detail } = await probeTls(address, tls);
+  const where = `the ${SERVICE_LABEL[service]} at ${address}`;
+  const from = (key: 'tls-ca' | 'tls-cert', flag: string | undefined) => `${key} ${resolveSetting(key, flag).value ?? '-'} (from ${resolveSetting(key, flag).source})`;
+  switch (outcome) {
+    case 'TLS_REQUIRED':
+      return `${where} requires TLS; give --tls-ca, --tls-cert and --tls-key (or BATON_TLS_CA, BATON_TLS_CERT, BATON_TLS_KEY; see \`baton pki\`)`;
+    case 'PLAINTEXT_SERVER':
+      return `${where} does not speak TLS (it runs with insecure: true); drop --tls-ca, --tls-cert and --tls-key (and BATON_TLS_*) to reach it in plaintext`;
+    case 'CERTIFICATE_REQUIRED':
+      return `${where} requires a client certificate; give --tls-cert and --tls-key too (an operator certificate: \`baton pki issue operator NAME\`)`;
+    case 'CERTIFICATE_REFUSED':
+      return `${where} refused our certificate, ${from('tls-cert', flags.tlsCert)}: it is not signed by the CA the services trust, or has expired (${detail}); use one from \`baton pki issue operator NAME\` with the services' CA`;
+    case 'SERVER_UNTRUSTED':
+      return `${where} has a certificate that ${from('tls-ca', flags.tlsCa)} does not trust (${detail}); give the CA that signed the services' certificates`;
+    default:
+      return undefined;
+  }
+}
 
 /** An unreachable or silent service as one line naming it and its address; other errors unchanged. */
 export function unreachable(err: unknown, service: keyof ServiceAddresses, address: string): Error {

@@ -1,11 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { MetadataServiceClient, MetadataServiceService, type MetadataServiceServer } from '../gen/baton/v1/metadata_service';
 import { makeTestCertificates, type TestCertificates } from '../test/helpers/certificates';
 import { NotFoundError } from './errors';
 import { makeClient, unary } from './grpc-client';
+import { createCa, issueCertificate } from './pki';
+import { probeTls } from './tls';
 import { startServer, unaryHandler, type RunningServer } from './grpc-server';
 import { createLogger } from './logger';
 
@@ -61,5 +64,25 @@ describe('TLS when configured', () => {
     assert.equal(without.code, status.UNAVAILABLE);
     const withCert = await callOutcome(makeClient(MetadataServiceClient, mtlsServer.address, { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }));
     assert.deepEqual(withCert, { code: status.NOT_FOUND, details: 'reached the handler' });
+  });
+
+  it('probeTls names each mismatch grpc-js reports as "Failed to connect" or an OpenSSL line', async () => {
+    const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe }];
+    const plain = await startServer({ listen: '127.0.0.1:0', log, services, drainGraceMs: 200 });
+    const foreign = createCa(join(certs.dir, 'foreign'));
+    const mallory = issueCertificate(join(certs.dir, 'foreign'), 'operator', 'mallory');
+    const ours = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+    try {
+      const outcome = async (address: string, tls: Parameters<typeof probeTls>[1]) => (await probeTls(address, tls)).outcome;
+      assert.equal(await outcome(mtlsServer.address, {}), 'TLS_REQUIRED');
+      assert.equal(await outcome(plain.address, ours), 'PLAINTEXT_SERVER');
+      assert.equal(await outcome(mtlsServer.address, { ca: certs.ca }), 'CERTIFICATE_REQUIRED');
+      assert.equal(await outcome(mtlsServer.address, { ca: certs.ca, cert: mallory.cert, key: mallory.key }), 'CERTIFICATE_REFUSED');
+      assert.equal(await outcome(mtlsServer.address, { ca: foreign.ca, cert: mallory.cert, key: mallory.key }), 'SERVER_UNTRUSTED');
+      assert.equal(await outcome(mtlsServer.address, ours), 'NO_TLS_PROBLEM');
+      assert.equal(await outcome(plain.address, {}), 'NO_TLS_PROBLEM');
+    } finally {
+      await plain.drain();
+    }
   });
 });
