@@ -9,7 +9,7 @@ import type {
   Hello,
   TaskFinished,
 } from '../../gen/baton/v1/agent_gateway_service';
-import { BatonError, InvalidArgumentError, UnavailableError, toServiceError } from '../../lib/errors';
+import { BatonError, InvalidArgumentError, PermissionDeniedError, UnavailableError, toServiceError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
@@ -17,6 +17,7 @@ import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
+import { peerOf } from '../../lib/peer-identity';
 
 
 /** W3C trace context carried by every message; empty until tracing lands. */
@@ -281,6 +282,17 @@ export class AgentSession {
     const tooLarge = nodeDescriptionProblem('Hello', hello.facts, hello.classes, hello.agents);
     if (tooLarge) {
       void this.close(new InvalidArgumentError(tooLarge));
+      return;
+    }
+    // An agent is the node its certificate names (issue 9 point 2): checked before anything is
+    // registered or indexed, so a stolen agent key cannot take over another node's name, work or
+    // results. Every later message is attributed to this identity, never to a field it sends.
+    // Without TLS (`insecure`, `baton dev`) there is no certificate and the Hello is believed.
+    const peer = peerOf(this.call);
+    if (peer && peer.name !== hello.identity) {
+      const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
+      this.log.warn({ certificate: peer.name, claimed: shown }, 'agent Hello claims another identity than its certificate; stream ended');
+      void this.close(new PermissionDeniedError(`certificate is for '${peer.name}'; Hello claims '${shown}'`, 'IDENTITY_MISMATCH'));
       return;
     }
     this.state = 'GREETING';
