@@ -120,6 +120,15 @@ export class AccessControl {
     if (!this.current) return;
     const decision = this.current.decide(request);
     if (decision.allowed) return;
+    this.refuse(request, details, decision.rule, decision.message, 'POLICY_DENIED');
+  }
+
+  /**
+   * Throws PermissionDeniedError with `message`, after a `denied` audit line naming the rule
+   * (null for a refusal by a setting such as own-results-only). A denial whose audit line cannot
+   * be written is still a denial; the write failure is logged.
+   */
+  refuse(request: PolicyRequest, details: Record<string, unknown>, rule: string | undefined, message: string, reason: string): never {
     try {
       this.auditLog?.write({
         event: 'denied',
@@ -128,14 +137,14 @@ export class AccessControl {
         task: request.task ?? null,
         environment: request.environment ?? null,
         ...details,
-        rule: decision.rule ?? null,
-        reason: decision.message,
+        rule: rule ?? null,
+        reason: message,
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message, caller: request.caller, action: request.action }, 'denial not audited');
     }
-    this.log.info({ caller: request.caller, action: request.action, task: request.task, rule: decision.rule }, 'request denied by the policy');
-    throw new PermissionDeniedError(decision.message, 'POLICY_DENIED', decision.rule ? { rule: decision.rule } : {});
+    this.log.info({ caller: request.caller, action: request.action, task: request.task, rule, reason }, 'request denied');
+    throw new PermissionDeniedError(message, reason, rule ? { rule } : {});
   }
 
   /**

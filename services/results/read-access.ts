@@ -1,8 +1,10 @@
 import type { ListRunsRequest } from '../../gen/baton/v1/results_service';
 import type { Run } from '../../gen/baton/v1/run';
 import { AccessControl, actingCaller, type CallerSource } from '../../lib/access-control';
-import { PermissionDeniedError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
+
+/** ErrorInfo reason of a read refused by own-results-only. */
+export const NOT_OWN_RUN = 'NOT_OWN_RUN';
 
 /**
  * Who may read which runs on the results service (issue 9 point 3): the policy's `read` action
@@ -35,14 +37,12 @@ export class ReadAccess {
     if (!this.active) return;
     const caller = actingCaller(call);
     if (caller === undefined) return;
+    const request = { caller, action: 'read' as const, task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` };
     if (this.ownResultsOnly && run.caller !== caller) {
       // Only the owner: the task, nodes and input of someone else's run stay unsaid.
-      throw new PermissionDeniedError(`run ${run.taskId} belongs to ${run.caller}; own-results-only lets ${caller} read only its own runs`, 'NOT_OWN_RUN');
+      this.access.refuse(request, { task_id: run.taskId }, undefined, `run ${run.taskId} belongs to ${run.caller}; own-results-only lets ${caller} read only its own runs`, NOT_OWN_RUN);
     }
-    this.access.authorize(
-      { caller, action: 'read', task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` },
-      { task_id: run.taskId },
-    );
+    this.access.authorize(request, { task_id: run.taskId });
   }
 
   /**
@@ -55,10 +55,12 @@ export class ReadAccess {
     const caller = actingCaller(call);
     if (caller === undefined) return req;
     const task = req.task || undefined;
-    this.access.authorize({ caller, action: 'read', task, subject: task === undefined ? 'runs of every task' : `runs of ${task}` }, { filter: { task: task ?? null, caller: req.caller || null } });
+    const request = { caller, action: 'read' as const, task, subject: task === undefined ? 'runs of every task' : `runs of ${task}` };
+    const details = { filter: { task: task ?? null, caller: req.caller || null } };
+    this.access.authorize(request, details);
     if (!this.ownResultsOnly) return req;
     if (req.caller && req.caller !== caller) {
-      throw new PermissionDeniedError(`runs of ${req.caller} cannot be listed; own-results-only lets ${caller} list only its own runs`, 'NOT_OWN_RUN');
+      this.access.refuse(request, details, undefined, `runs of ${req.caller} cannot be listed; own-results-only lets ${caller} list only its own runs`, NOT_OWN_RUN);
     }
     return { ...req, caller };
   }
