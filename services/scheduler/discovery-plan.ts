@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../../lib/errors';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { unary } from '../../lib/grpc-client';
+import { isFinalRunState } from '../../lib/run-states';
 import { factIndexText, factNumber, type NodeIndex } from './node-index';
 import { LuaScript } from '../../lib/lua-script';
 import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fitBitmap, orInto, type NodeBitmap } from './node-bitmap';
@@ -61,12 +62,56 @@ export interface DiscoveryResult {
 export type RunResultsSource = (taskId: string, fields: string[]) => Promise<NodeResult[]>;
 
 /**
- * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare: over a
- * 10,000-node run the whole status cost ~100 ms, issue 5 point 5); an unknown run is NOT_FOUND
- * from the results service.
+ * How long the results of a finished run are reused by later discovery queries, in ms. Reading a
+ * 10,000-node run costs the results service ~100 ms (every result is a JSON document to read and
+ * parse), far over issue 5's 50 ms, and the usual pattern asks for the same finished run several
+ * times in a row (`baton discover -S bolt_task(...)`, then the run with the same filter). A
+ * finished run's results change only when a late answer replaces a NO_RESPONSE
+ * (lib/run-states.ts), so a query may miss such an answer for at most this long. Runs still going
+ * are never cached.
  */
-export function resultsServiceSource(results: ResultsServiceClient): RunResultsSource {
-  return async (taskId, fields) => (await unary(results, results.getRunStatus, { taskId, resultFields: { fields } })).items;
+export const FINISHED_RUN_CACHE_TTL_MS = 10_000;
+
+/** Finished runs whose results are kept at once (a 10,000-node slim read is ~1 MB). */
+const FINISHED_RUN_CACHE_MAX_RUNS = 8;
+
+/** Options of `resultsServiceSource`. */
+export interface ResultsSourceOptions {
+  /** How long a finished run's results are reused, in ms; default FINISHED_RUN_CACHE_TTL_MS, 0 never. */
+  cacheTtlMs?: number;
+  /** The clock, in ms; default Date.now. */
+  now?: () => number;
+}
+
+/** Slim reads of finished runs, per results client (every query makes a new source over the same client). */
+const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: number; items: NodeResult[] }>>();
+
+/**
+ * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare: over a
+ * 10,000-node run the whole status cost ~100 ms more, issue 5 point 5), reusing a finished run's
+ * answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run is NOT_FOUND from the results service.
+ */
+export function resultsServiceSource(results: ResultsServiceClient, options: ResultsSourceOptions = {}): RunResultsSource {
+  const ttlMs = options.cacheTtlMs ?? FINISHED_RUN_CACHE_TTL_MS;
+  const now = options.now ?? Date.now;
+  const runs = finishedRuns.get(results) ?? new Map<string, { atMs: number; items: NodeResult[] }>();
+  finishedRuns.set(results, runs);
+  return async (taskId, fields) => {
+    const key = `${taskId} ${fields.join(',')}`;
+    const hit = runs.get(key);
+    if (hit && now() - hit.atMs < ttlMs) return hit.items;
+    runs.delete(key);
+    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields } });
+    if (ttlMs > 0 && response.run && isFinalRunState(response.run.state)) {
+      runs.set(key, { atMs: now(), items: response.items });
+      // Oldest first (insertion order): drop beyond the bound.
+      for (const old of runs.keys()) {
+        if (runs.size <= FINISHED_RUN_CACHE_MAX_RUNS) break;
+        runs.delete(old);
+      }
+    }
+    return response.items;
+  };
 }
 
 /** The NodeResult field (proto name) each `bolt_task` field is read from (boltTaskFields); `known` and the wrapper fields need none. */

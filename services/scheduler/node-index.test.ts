@@ -194,6 +194,21 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), [0, 1, 2]);
   });
 
+  it('keeps bitmaps whole when the threshold changes between writers', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const web = keys.bitmapOf(keys.nodeClass('role::web'));
+    const high = new NodeIndex(client, keys, 10, 3);
+    const low = new NodeIndex(client, keys, 10, 1);
+    await high.upsert(hello('a'), 's', 1);
+    await high.upsert(hello('b'), 's', 1);
+    assert.equal(await client.exists(web), 0);
+    await low.upsert(hello('c'), 's', 1); // a writer with a lower threshold builds the whole bitmap
+    assert.deepEqual(await bitsOf(client, web), [0, 1, 2]);
+    await high.upsert(Hello.fromPartial({ identity: 'a', classes: [] }), 's', 2); // 2 members left: below 3
+    assert.equal(await client.exists(web), 0);
+  });
+
   it('keeps the distinct values of a numeric fact, each until no node has it', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());

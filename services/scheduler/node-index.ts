@@ -69,7 +69,9 @@ export const BITMAP_MIN_MEMBERS = 256;
  * both the old and the new list are left alone. A node gets a dense id on its first write (an
  * RPUSH onto the id → identity list, so ids are never reused) and every membership set of
  * BITMAP_MIN_MEMBERS or more members is mirrored by a bitmap over ids: built from the set when
- * it reaches that size, deleted when it falls below, kept exact in between.
+ * it reaches that size, deleted when it falls below, kept exact in between. Whether a set has
+ * its bitmap is read from the bitmap's existence, not inferred from the set's size, so a change
+ * of the threshold (or a test's lower one) never leaves a partial bitmap behind.
  * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
  * KEYS[5] all-nodes set, KEYS[6] online set, KEYS[7] node ids hash, KEYS[8] node names list,
  * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap.
@@ -108,9 +110,10 @@ if old then
       keep[k] = true
     else
       redis.call('SREM', k, name)
-      local c = redis.call('SCARD', k)
-      if c >= minMembers then redis.call('SETBIT', bits(k), nid, 0)
-      elseif c == minMembers - 1 then redis.call('DEL', bits(k)) end
+      local b = bits(k)
+      if redis.call('EXISTS', b) == 1 then
+        if redis.call('SCARD', k) < minMembers then redis.call('DEL', b) else redis.call('SETBIT', b, nid, 0) end
+      end
     end
   end
   for _, e in ipairs(o.zsets) do
@@ -125,12 +128,10 @@ end
 for _, k in ipairs(n.sets) do
   if not keep[k] then
     redis.call('SADD', k, name)
-    local c = redis.call('SCARD', k)
-    if c > minMembers then
-      redis.call('SETBIT', bits(k), nid, 1)
-    elseif c == minMembers then
-      local b = bits(k)
-      redis.call('DEL', b)
+    local b = bits(k)
+    if redis.call('EXISTS', b) == 1 then
+      redis.call('SETBIT', b, nid, 1)
+    elseif redis.call('SCARD', k) >= minMembers then
       local members = redis.call('SMEMBERS', k)
       for i = 1, #members, 1000 do
         local ids = redis.call('HMGET', KEYS[7], unpack(members, i, math.min(i + 999, #members)))
