@@ -29,7 +29,37 @@ const READ_METHODS: ReadonlySet<PropertyKey> = new Set(['getRunStatus', 'watchRu
  * all, choria-tasks.md §7).
  */
 export function resultsFor(results: ResultsServiceClient, caller: string | undefined): ResultsServiceClient {
-  const forwarded = onBehalfOf(caller ?? ON_BEHALF_OF_SELF);
+  const key = caller ?? ON_BEHALF_OF_SELF;
+  const views = callerViews.get(results) ?? new Map<string, ResultsServiceClient>();
+  callerViews.set(results, views);
+  const known = views.get(key);
+  if (known) {
+    // Most recently used last, so the bound below drops the least recently used.
+    views.delete(key);
+    views.set(key, known);
+    return known;
+  }
+  const view = callerView(results, key);
+  views.set(key, view);
+  for (const old of views.keys()) {
+    if (views.size <= CALLER_VIEWS_MAX) break;
+    views.delete(old);
+  }
+  return view;
+}
+
+/**
+ * Views kept per results client, one per caller, so that what discovery-plan.ts caches per
+ * client (a finished run's results, for FINISHED_RUN_CACHE_TTL_MS) is reused by that caller's
+ * later queries and never answers another caller's, whose read the results service must check.
+ */
+const callerViews = new WeakMap<ResultsServiceClient, Map<string, ResultsServiceClient>>();
+
+/** Callers whose views (and cached run results) are kept at once. */
+const CALLER_VIEWS_MAX = 64;
+
+function callerView(results: ResultsServiceClient, caller: string): ResultsServiceClient {
+  const forwarded = onBehalfOf(caller);
   return new Proxy(results, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
