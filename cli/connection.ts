@@ -51,10 +51,13 @@ export function devStateFile(): string {
   return join(base, 'baton', 'dev.json');
 }
 
-/** Records the addresses of a running `baton dev` stack. */
-export function writeDevState(addresses: ServiceAddresses & { pid: number }): void {
+/** What a running `baton dev` records: its addresses, its pid, and with `--tls` operator alice's certificate files. */
+export type DevState = ServiceAddresses & { pid: number } & Partial<Record<'tls-ca' | 'tls-cert' | 'tls-key', string>>;
+
+/** Records the addresses (and TLS files) of a running `baton dev` stack. */
+export function writeDevState(state: DevState): void {
   mkdirSync(dirname(devStateFile()), { recursive: true });
-  writeFileSync(devStateFile(), JSON.stringify(addresses, null, 2));
+  writeFileSync(devStateFile(), JSON.stringify(state, null, 2));
 }
 
 /** Removes the record of a `baton dev` stack. */
@@ -62,9 +65,9 @@ export function clearDevState(): void {
   rmSync(devStateFile(), { force: true });
 }
 
-function readDevState(): Partial<ServiceAddresses> & { pid?: number } {
+function readDevState(): Partial<DevState> {
   try {
-    const state = JSON.parse(readFileSync(devStateFile(), 'utf8')) as Partial<ServiceAddresses> & { pid?: number };
+    const state = JSON.parse(readFileSync(devStateFile(), 'utf8')) as Partial<DevState>;
     if (state.pid) process.kill(state.pid, 0); // throws when that `baton dev` is gone
     return state;
   } catch {
@@ -72,10 +75,18 @@ function readDevState(): Partial<ServiceAddresses> & { pid?: number } {
   }
 }
 
-/** Where a running `baton dev` stack says a service is, as a Setting (the last fallback). */
-function devStateSetting(key: keyof ServiceAddresses): Setting | undefined {
+/** Where a running `baton dev` stack says a service is, or which TLS file to use, as a Setting (the last fallback). */
+function devStateSetting(key: keyof ServiceAddresses | 'tls-ca' | 'tls-cert' | 'tls-key'): Setting | undefined {
   const value = readDevState()[key];
   return value ? { value, source: `running 'baton dev' (${devStateFile()})` } : undefined;
+}
+
+/**
+ * One TLS file setting and where it came from: the flag, `BATON_TLS_*`, the config file, then
+ * a running `baton dev --tls` (its operator certificate), so plain `baton` commands reach it.
+ */
+export function tlsSetting(key: 'tls-ca' | 'tls-cert' | 'tls-key', flag: string | undefined): Setting {
+  return resolveSetting(key, flag, () => devStateSetting(key));
 }
 
 /**
@@ -95,12 +106,12 @@ export function resolveAddress(key: keyof ServiceAddresses, flags: Partial<Servi
   return value;
 }
 
-/** The TLS files from flags, `BATON_TLS_*` or the config file; none means plaintext. */
+/** The TLS files from flags, `BATON_TLS_*`, the config file or a running `baton dev --tls`; none means plaintext. */
 export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>): TlsFiles {
   return {
-    ca: resolveSetting('tls-ca', flags.tlsCa).value,
-    cert: resolveSetting('tls-cert', flags.tlsCert).value,
-    key: resolveSetting('tls-key', flags.tlsKey).value,
+    ca: tlsSetting('tls-ca', flags.tlsCa).value,
+    cert: tlsSetting('tls-cert', flags.tlsCert).value,
+    key: tlsSetting('tls-key', flags.tlsKey).value,
   };
 }
 
@@ -184,7 +195,7 @@ const SERVICE_LABEL: Record<keyof ServiceAddresses, string> = { scheduler: 'sche
 export async function tlsMismatchLine(service: keyof ServiceAddresses, address: string, tls: TlsFiles, flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'> = {}): Promise<string | undefined> {
   const { outcome, detail } = await probeTls(address, tls);
   const where = `the ${SERVICE_LABEL[service]} at ${address}`;
-  const from = (key: 'tls-ca' | 'tls-cert', flag: string | undefined) => `${key} ${resolveSetting(key, flag).value ?? '-'} (from ${resolveSetting(key, flag).source})`;
+  const from = (key: 'tls-ca' | 'tls-cert', flag: string | undefined) => `${key} ${tlsSetting(key, flag).value ?? '-'} (from ${tlsSetting(key, flag).source})`;
   switch (outcome) {
     case 'TLS_REQUIRED':
       return `${where} requires TLS; give --tls-ca, --tls-cert and --tls-key (or BATON_TLS_CA, BATON_TLS_CERT, BATON_TLS_KEY; see \`baton pki\`)`;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { configFilePath, resolveSetting, SETTING_KEYS, type Setting, type SettingKey } from '../cli-settings';
-import { addressSetting, addConnectionOptions, type ConnectionOptions } from '../connection';
+import { configFilePath, SETTING_KEYS, type Setting, type SettingKey } from '../cli-settings';
+import { addressSetting, addConnectionOptions, tlsSetting, type ConnectionOptions } from '../connection';
 
 /** The effective value and source of every CLI setting, given the flags. */
 export function effectiveSettings(options: ConnectionOptions): Record<SettingKey, Setting> {
@@ -15,7 +15,7 @@ export function effectiveSettings(options: ConnectionOptions): Record<SettingKey
   };
   const out = {} as Record<SettingKey, Setting>;
   for (const key of SETTING_KEYS) {
-    out[key] = key === 'scheduler' || key === 'metadata' || key === 'results' ? addressSetting(key, flags) : resolveSetting(key, flags[key]);
+    out[key] = key === 'scheduler' || key === 'metadata' || key === 'results' ? addressSetting(key, flags) : tlsSetting(key, flags[key]);
   }
   return out;
 }

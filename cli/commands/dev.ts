@@ -12,6 +12,7 @@ interface DevOptions {
   environmentpath?: string;
   run?: string;
   logLevel: string;
+  tls?: boolean;
 }
 
 function checkEnvironmentpath(dir: string): string {
@@ -46,6 +47,10 @@ export function devCommand(done: (code: number) => void): Command {
     .option('--environmentpath <DIR>', 'Puppet environmentpath: DIR/<environment>/modules/<module>/tasks/... (default: examples/modules)')
     .option('--run <ARGS>', "run one baton command against the fleet, then stop (e.g. --run 'tasks run demo::echo --message hi')")
     .option('--log-level <LEVEL>', 'log level of the services and agents (their logs go to stderr)', 'warn')
+    .option(
+      '--tls',
+      'mutual TLS everywhere: a throwaway CA and certificates in the state directory (operators alice and bob); without it every process runs plaintext with --insecure, for local development only',
+    )
     .action(async (options: DevOptions) => {
       if (!hasRedisServer()) throw new CliError(REDIS_INSTALL_HINT, EXIT.UNAVAILABLE);
       const environmentpath = options.environmentpath ? checkEnvironmentpath(options.environmentpath) : undefined;
@@ -55,10 +60,14 @@ export function devCommand(done: (code: number) => void): Command {
         agents: options.agents,
         environmentpath,
         logLevel: options.logLevel,
+        tls: options.tls === true,
         onStderr: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
       });
       const a = stack.addresses;
-      writeDevState({ scheduler: a.scheduler, metadata: a.metadata, results: a.results, pid: process.pid });
+      // With --tls, operator alice's certificate: plain `baton` commands in another terminal use it (`baton config show` says so).
+      const alice = stack.tls?.operator('alice');
+      const tlsState = alice ? { 'tls-ca': alice.ca, 'tls-cert': alice.cert, 'tls-key': alice.key } : {};
+      writeDevState({ scheduler: a.scheduler, metadata: a.metadata, results: a.results, pid: process.pid, ...tlsState });
       let stopping: Promise<void> | undefined;
       const stop = () => {
         stopping ??= stack.stop().finally(clearDevState);
@@ -69,6 +78,12 @@ export function devCommand(done: (code: number) => void): Command {
       say(`  results    ${a.results}`);
       say(`  scheduler  ${a.scheduler}`);
       say(`  agents     ${stack.agentNames.join(', ')} (state in ${stack.stateDir})`);
+      if (stack.tls) {
+        say(`  tls        mutual TLS; CA ${stack.tls.ca}`);
+        say(`             operators alice and bob: ${stack.tls.dir}/operator-<name>.pem and .key (the CLI uses alice's by itself)`);
+      } else {
+        say('  tls        none: plaintext, every process runs with --insecure (local development only; --tls for certificates)');
+      }
       if (options.run) {
         const args = options.run.split(/\s+/).filter(Boolean);
         say(`\n$ baton ${args.join(' ')}\n`);
