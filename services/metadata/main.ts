@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { Catalog } from './catalog';
-import { createMetadataService } from './metadata-service';
+import { createMetadataService, METADATA_SERVICE_ROLES } from './metadata-service';
 import { ModulepathSource } from './modulepath-source';
 import { PuppetServerClient } from './puppetserver-client';
 import { DEFAULT_PUPPETSERVER_CACHE_TTL_MS, PuppetServerSource } from './puppetserver-source';
@@ -123,7 +123,7 @@ runMain('metadata', async () => {
 
   const server = await startServer({
     listen: config.listen,
-    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log) }],
+    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log), roles: METADATA_SERVICE_ROLES }],
     log,
     tls: resolveTlsConfig(config),
   });

@@ -21,7 +21,7 @@ import { closeRedis, createRedis } from '../../lib/redis';
 import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control';
 import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
 import { ReadAccess } from './read-access';
-import { createResultsService } from './results-service';
+import { createResultsService, RESULTS_SERVICE_ROLES } from './results-service';
 import { DEFAULT_RETENTION_SWEEP_INTERVAL_S, DEFAULT_RUN_RETENTION_S } from './run-retention';
 
 /** Full proto name of the service, for health checking. */
@@ -77,7 +77,7 @@ runMain('results', async () => {
   });
   const server = await startServer({
     listen: config.listen,
-    services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation }],
+    services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation, roles: RESULTS_SERVICE_ROLES }],
     log,
     tls: resolveTlsConfig(config),
   });

@@ -19,6 +19,7 @@ import { RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../lib/errors';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
+import type { MethodRoles } from '../../lib/method-roles';
 import { metrics } from '../../lib/metrics';
 import { RedisKeys } from '../../lib/redis';
 import { decodePageToken, encodePageToken } from './page-token';
@@ -28,8 +29,8 @@ import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
 import { isFinalRunState } from '../../lib/run-states';
 import { computeRunStatus, finalRunStateOf } from './run-status';
-import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { ReadAccess } from './read-access';
+import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { RunStore } from './run-store';
 import type { CallerSource } from '../../lib/access-control';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
@@ -55,6 +56,16 @@ export interface ResultsServiceOptions {
   /** Who may read which runs (policy `read`, own-results-only); default: everyone reads everything. */
   readAccess?: ReadAccess;
 }
+
+/**
+ * Who may call the ResultsService (issue 9, lib/method-roles.ts): only services (the scheduler)
+ * create runs and record results, so no operator or agent can forge a run or a node's result;
+ * operators and services read.
+ */
+export const RESULTS_SERVICE_ROLES: MethodRoles = {
+  default: ['operator', 'service'],
+  methods: { CreateRun: ['service'], RecordNodeResults: ['service'], UpdateRunState: ['service'] },
+};
 
 /** A results service: its gRPC handlers and the hook that ends its streams on drain. */
 export interface ResultsService {

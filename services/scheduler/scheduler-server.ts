@@ -8,7 +8,7 @@ import type { AccessControl } from '../../lib/access-control';
 import type { Logger } from '../../lib/logger';
 import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../../lib/redis';
 import type { TlsFiles } from '../../lib/tls';
-import { AgentGateway } from './agent-gateway';
+import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
 import { NodeIndex } from './node-index';
 import { ResultRecorder } from './result-recorder';
@@ -16,7 +16,7 @@ import { RunOrchestrator } from './run-orchestrator';
 import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
 import { RunWatches } from './run-watch';
-import { schedulerService } from './scheduler-service';
+import { SCHEDULER_SERVICE_ROLES, schedulerService } from './scheduler-service';
 
 /** Options of `startScheduler`. */
 export interface SchedulerServerOptions {
@@ -89,8 +89,13 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       tls,
       drainGraceMs: options.drainGraceMs,
       services: [
-        { name: 'baton.v1.SchedulerService', definition: SchedulerServiceService, implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log, access: options.access }) },
-        { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation() },
+        {
+          name: 'baton.v1.SchedulerService',
+          definition: SchedulerServiceService,
+          implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log, access: options.access }),
+          roles: SCHEDULER_SERVICE_ROLES,
+        },
+        { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation(), roles: AGENT_GATEWAY_ROLES },
       ],
     });
   } catch (err) {

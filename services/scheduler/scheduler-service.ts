@@ -8,6 +8,7 @@ import type {
 import { AccessControl, actingCaller } from '../../lib/access-control';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
+import type { MethodRoles } from '../../lib/method-roles';
 import type { AgentRegistry } from './agent-registry';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
@@ -15,6 +16,12 @@ import { filterForAudit, type RunOrchestrator } from './run-orchestrator';
 import { cancelRun } from './run-cancel';
 import type { RunTracker } from './run-tracker';
 import { resultsFor, type RunWatches } from './run-watch';
+
+/**
+ * Who may call the SchedulerService (issue 9, lib/method-roles.ts): operators, and services
+ * acting for one; never an agent, which could otherwise run tasks on every other node.
+ */
+export const SCHEDULER_SERVICE_ROLES: MethodRoles = { default: ['operator', 'service'] };
 
 /** What the SchedulerService works with. */
 export interface SchedulerServiceOptions {
