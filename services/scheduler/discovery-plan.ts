@@ -134,6 +134,8 @@ export interface RunDiscoveryOptions {
   listOffline?: boolean;
   /** The current time in ms, for liveness; default Date.now(). */
   nowMs?: number;
+  /** Distinct values over which a numeric range reads names instead of ORing sets; default MAX_RANGE_VALUES. */
+  maxRangeValues?: number;
 }
 
 /** A range over more distinct values than this reads the fact's zset of names instead of ORing each value's set. */
@@ -421,10 +423,10 @@ class LeafReader {
   }
 
   /** Runs the query script; returns the id count, the all and online bitmaps and the stale identities. */
-  async read(index: NodeIndex, freshSinceMs: number): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[] }> {
+  async read(index: NodeIndex, freshSinceMs: number, maxRangeValues: number): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[] }> {
     const { redis, keys } = index.store;
     const scriptKeys = [keys.nodeNames(), keys.bitmapOf(keys.allNodes()), keys.bitmapOf(keys.onlineSet()), keys.online(), keys.discoveryTemp(randomUUID())];
-    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(MAX_RANGE_VALUES)];
+    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues)];
     for (const leaf of this.leaves) {
       if (leaf.kind === 'KEY') scriptKeys.push(keys.bitmapOf(leaf.key), leaf.key);
       else {
@@ -499,7 +501,7 @@ export async function runDiscovery(index: NodeIndex, filter: Filter | undefined,
   const plan = await planFilter(index, filter, options.runResults);
   const nowMs = options.nowMs ?? Date.now();
   const leaves = new LeafReader(plan.set);
-  const read = await leaves.read(index, index.freshSinceMs(nowMs));
+  const read = await leaves.read(index, index.freshSinceMs(nowMs), options.maxRangeValues ?? MAX_RANGE_VALUES);
   // Every id in a bitmap read above is below read.count (ids are assigned before any bit is
   // set, in the same script): the copy of the names is brought up to that count first.
   await index.names.refresh(read.count);

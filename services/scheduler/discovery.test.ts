@@ -197,6 +197,19 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     assert.deepEqual((await runDiscovery(mine, undefined)).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
   });
 
+  it('answers a numeric range over many distinct values from the names, as over few', async () => {
+    const index = await fleetIndex();
+    const cases: Array<[string, string]> = [['processors.count', '4'], ['processors.count', '16'], ['os.release.major', '9'], ['processors.count', '100']];
+    for (const [path, value] of cases) {
+      for (const operator of [FactOperator.FACT_OPERATOR_GREATER, FactOperator.FACT_OPERATOR_LESS_EQUAL, FactOperator.FACT_OPERATOR_EQUAL]) {
+        const filter = Filter.fromPartial({ facts: [fact(path, operator, value)] });
+        const expected = [...select({ facts: [fact(path, operator, value)] })].sort();
+        assert.deepEqual((await runDiscovery(index, filter)).online, expected, `${path} ${operator} ${value} by value sets`);
+        assert.deepEqual((await runDiscovery(index, filter, { maxRangeValues: 1 })).online, expected, `${path} ${operator} ${value} by names`);
+      }
+    }
+  });
+
   it('counts matches that are offline (disconnected or stale) and lists them when asked', async () => {
     const index = await fleetIndex();
     const now = Date.now();
