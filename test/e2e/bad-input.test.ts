@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { makeGenericClientConstructor, status, type Client, type ClientDuplexStream, type ClientReadableStream, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { AgentGatewayServiceClient, Hello, type ConnectRequest, type ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
 import { GetTaskRequest, ListTasksRequest, MetadataServiceClient, ReadTaskFileRequest } from '../../gen/baton/v1/metadata_service';
-import { GetRunStatusRequest, ResultsServiceClient, WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
+import { GetRunStatusRequest, ListRunsRequest, ResultsServiceClient, WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
 import { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, SchedulerServiceClient, WatchRunRequest } from '../../gen/baton/v1/scheduler_service';
 import { Filter } from '../../gen/baton/v1/filter';
 import { devAgentProfile } from '../../cli/dev-stack';
@@ -14,6 +14,7 @@ import { readServiceError } from '../../lib/errors';
 import { CLIENT_CHANNEL_OPTIONS, makeClient, unary } from '../../lib/grpc-client';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../../lib/grpc-server';
 import { packageRoot } from '../../lib/package-root';
+import { MAX_NODE_FACT_VALUES } from '../../services/scheduler/agent-stream-limits';
 import { createCa, issueCertificate } from '../../lib/pki';
 import { channelCredentials, type TlsFiles } from '../../lib/tls';
 import { agentVersion } from '../../agent/agent-version';
@@ -256,6 +257,11 @@ describe('bad input against a stack with mutual TLS', () => {
         assert.ok(err, `ReadTaskFile ${path} must fail`);
         assertGrpcError(err, status.INVALID_ARGUMENT, /path '.*' .*; expected a task file path/);
       }
+      const badEnv = await streamOutcome(metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: '../production', path: 'demo/tasks/echo.sh' })));
+      assertGrpcError(badEnv, status.INVALID_ARGUMENT, /environment '\.\.\/production' is not a valid environment name; expected/);
+      const badSha = await streamOutcome(metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: 'production', path: 'demo/tasks/echo.sh', sha256: '../x' })));
+      assertGrpcError(badSha, status.INVALID_ARGUMENT, /sha256 '\.\.\/x' is not 64 lowercase hex characters/);
+      assertGrpcError(await rejected(unary(results(), results().listRuns, ListRunsRequest.fromPartial({ task: '../../etc::passwd' }))), status.INVALID_ARGUMENT, /task/);
     });
   });
 
@@ -324,6 +330,21 @@ describe('bad input against a stack with mutual TLS', () => {
         assert.equal(ended.details, "certificate is for 'node1'; Hello claims 'node2'");
         assert.doesNotMatch(ended.details, /\n/);
         assert.ok(!agent.received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
+      } finally {
+        agent.close();
+      }
+    });
+  });
+
+  it('an agent describing more than the index takes: its Hello refused naming the field and limit; nothing indexed', async () => {
+    await expectNothingStored(async () => {
+      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
+      try {
+        const many = Object.fromEntries(Array.from({ length: MAX_NODE_FACT_VALUES + 1 }, (_, i) => [`f${i}`, i]));
+        agent.send(helloOf('node1', { facts: many }));
+        const ended = await agent.ended();
+        assert.equal(ended.code, status.INVALID_ARGUMENT, ended.details);
+        assert.equal(ended.details, `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
       } finally {
         agent.close();
       }
