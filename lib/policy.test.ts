@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { NodeView } from './filter-language';
+import { packageRoot } from './package-root';
 import { Policy, PolicyError, type PolicyRequest } from './policy';
 
 const web1: NodeView = { identity: 'web1', facts: { role: 'web' }, classes: ['role::web'], agents: [] };
@@ -102,6 +105,16 @@ describe('Policy', () => {
   it('names the subject of a read or cancel in the denial', () => {
     const d = policy.decide({ caller: 'cert=bob', action: 'cancel', task: 'acme::deploy', environment: 'production', nodes: [db1], subject: 'run 0123 (acme::deploy in production)' });
     assert.equal(d.message, 'cert=bob may not cancel run 0123 (acme::deploy in production): no rule allows it (policy /etc/baton/policy.yaml, default deny)');
+  });
+
+  it('accepts examples/policy.yaml and decides as its comments say', () => {
+    const example = Policy.parse(readFileSync(join(packageRoot(), 'examples', 'policy.yaml'), 'utf8'), 'examples/policy.yaml');
+    assert.equal(example.decide(run('cert=platform-ops', 'acme::restart', [web1])).rule, 'no-prod-restarts');
+    assert.equal(example.decide(run('cert=web-dave', 'acme::deploy', [web1, web2])).rule, 'web-team');
+    assert.equal(example.decide(run('cert=web-dave', 'acme::deploy', [web1, db1])).allowed, false);
+    assert.equal(example.decide({ caller: 'cert=alice', action: 'discover', nodes: [web1] }).rule, 'web-team-discovery');
+    assert.equal(example.decide({ caller: 'cert=anyone', action: 'read', task: 'acme::deploy' }).rule, 'readers');
+    assert.equal(example.decide(run('cert=platform-ops', 'acme::deploy', [db1])).rule, 'platform');
   });
 
   it('treats an empty file as deny everything', () => {
