@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
@@ -115,7 +116,11 @@ export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 
   };
 }
 
-/** The caller id sent with every run: `user=<login name>` (bound to a certificate once TLS identities exist). */
+/**
+ * The caller id sent with every run: `user=<login name>`. Services believe it only on a
+ * plaintext (`insecure`) connection; with TLS they take `cert=<CN>` from the client certificate
+ * (lib/peer-identity.ts callerOf) and ignore it, see Clients.callerId.
+ */
 export function callerMetadata(): Metadata {
   const md = new Metadata();
   md.set('x-baton-caller', `user=${userInfo().username}`);
@@ -132,6 +137,17 @@ export class Clients {
 
   private get tls(): TlsFiles {
     return (this.tlsFiles ??= resolveTls(this.flags));
+  }
+
+  /**
+   * The caller id the services record for this CLI's runs: `cert=<CN>` of its client
+   * certificate with TLS (lib/peer-identity.ts callerOf), else the `user=<login name>` it sends.
+   */
+  callerId(): string {
+    const cert = this.tls.cert;
+    if (!cert) return callerMetadata().get('x-baton-caller')[0] as string;
+    const cn = new X509Certificate(readFileSync(cert)).subject.split('\n').find((line) => line.startsWith('CN='));
+    return `cert=${cn ? cn.slice(3) : ''}`;
   }
 
   /** The address a client of `key` was (or would be) made for, for error messages. */

@@ -227,7 +227,7 @@ function followLive(clients: Clients, requestId: string, narrator: RunNarrator, 
   let follower: RunFollower | undefined;
   const find = async (): Promise<void> => {
     while (!stopped) {
-      const page = await clients.call('results', (c) => c.listRuns, { pageSize: 20, pageToken: '', caller: callerMetadata().get('x-baton-caller')[0] as string });
+      const page = await clients.call('results', (c) => c.listRuns, { pageSize: 20, pageToken: '', caller: clients.callerId() });
       const run = page.runs.find((r) => r.requestId === requestId);
       if (run) {
         narrator.attempting(run.nodes.length);
