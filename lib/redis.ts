@@ -70,16 +70,17 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:allnodes`                   | set    | scheduler | every known identity (the universe a NOT in a compound filter subtracts from) |
  * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
  * | `<p>:onlineset`                  | set    | scheduler | the same identities as `<p>:online`, as a set for SINTER with query results |
- * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value` |
+ * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value`, while fewer than BITMAP_MIN_MEMBERS (scheduler/node-index.ts); then its bitmap replaces it |
  * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
- * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class               |
- * | `<p>:agent:<agent>`              | set    | scheduler | identities offering that agent                  |
+ * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class (small; then its bitmap, as fact sets) |
+ * | `<p>:agent:<agent>`              | set    | scheduler | identities offering that agent (small; then its bitmap, as fact sets) |
  * | `<p>:classnames`                 | set    | scheduler | every lowercased class name ever indexed (for class regexes) |
  * | `<p>:agentnames`                 | set    | scheduler | every agent name ever indexed (for agent regexes) |
  * | `<p>:tmp:<uuid>`                 | set    | scheduler | a discovery query's intermediate result; expires after seconds |
  * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
  * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
- * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids mirroring a membership set: `<p>:bits:allnodes`, `<p>:bits:onlineset` always; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` once the set has reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts), then kept exact until the set empties |
+ * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:allnodes`, `<p>:bits:onlineset` beside their sets; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
+ * | `<p>:bitmapped`                  | hash   | scheduler | membership set key → 1 for the sets now held as bitmaps |
  * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
@@ -170,6 +171,11 @@ export class RedisKeys {
     // the mapping cannot collide whatever a class or fact value contains. The upsert Lua
     // script applies the same rule (node-index.ts).
     return `${this.prefix}:bits:${setKey.slice(this.prefix.length + 1)}`;
+  }
+
+  /** Hash of the membership set keys (`factValue`, `nodeClass`, `nodeAgent`) now held as bitmaps (`bitmapOf`). */
+  bitmappedSets(): string {
+    return `${this.prefix}:bitmapped`;
   }
 
   /** Sorted set of the `factValue` set keys of the distinct values of the numeric fact at `path`, scored by the number. */
