@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -179,11 +180,13 @@ describe('deploy/', () => {
     assert.equal(child.child.exitCode, 0, use.where);
   }
 
-  /** Checks an agent's configuration with the agent's own schema. */
+  /** Checks an agent's configuration with the agent's own schema, and that it has all three TLS files or insecure (else it would not start). */
   function agentAccepts(use: ProcessUse): void {
     const configFile = join(scratch, `${use.where.replace(/\W+/g, '-')}.yaml`);
     writeFileSync(configFile, use.config ?? '');
-    assert.doesNotThrow(() => loadConfig(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} }), use.where);
+    const config = loadConfig<Record<string, unknown>>(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} });
+    const tls = ['tls-cert', 'tls-key', 'tls-ca'].filter((k) => config[k] !== undefined);
+    assert.ok(config.insecure === true ? tls.length === 0 : tls.length === 3, `${use.where}: TLS keys ${tls.join(', ') || 'none'}, insecure ${String(config.insecure)}`);
   }
 
   for (const [source, processes] of [
@@ -199,6 +202,26 @@ describe('deploy/', () => {
       }
     });
   }
+
+  it('the compose pki service issues every certificate file the compose processes are configured with, once', () => {
+    const dir = join(scratch, 'compose-pki');
+    const run = () => execFileSync(process.execPath, [join(deployDir, 'compose-pki.mjs'), dir], { encoding: 'utf8' });
+    assert.match(run(), /issued agent certificate agent1\n/);
+    assert.equal(run(), '', 'a second run keeps the CA and certificates');
+    const inDir = (path: string) => join(dir, path.replace(/^\/etc\/baton\/pki\//, ''));
+    let checked = 0;
+    for (const use of composeProcesses()) {
+      const doc = { ...((parseYaml(use.config ?? '') ?? {}) as Record<string, string>), ...Object.fromEntries(Object.entries(use.env).map(([k, v]) => [k.slice('BATON_'.length).toLowerCase().replace(/_/g, '-'), v])) };
+      for (const key of ['tls-cert', 'tls-key', 'tls-ca']) {
+        if (doc[key] === undefined) continue;
+        assert.match(doc[key], /^\/etc\/baton\/pki\//, `${use.where} ${key}`);
+        assert.ok(existsSync(inDir(doc[key])), `${use.where}: ${key} ${doc[key]} is not issued by compose-pki.mjs`);
+        checked++;
+      }
+      if (doc.identity) assert.match(new X509Certificate(readFileSync(inDir(doc['tls-cert']))).subject, new RegExp(`^CN=${doc.identity}$`, 'm'), `${use.where}: certificate name = identity`);
+    }
+    assert.ok(checked >= 18, `${checked} TLS files checked`);
+  });
 
   it('refuses an unknown key the same way (the check can fail)', async () => {
     await assert.rejects(startsWith({ where: 'bad', command: ['node', 'dist/services/results/main.js'], config: 'listen: 0.0.0.0:7412\nredis-uri: redis://x\n', env: {} }));
