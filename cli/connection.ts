@@ -181,7 +181,8 @@ export class Clients {
     try {
       return await unary(client, method(client), request, options);
     } catch (err) {
-      if (isServiceError(err) && err.code === status.UNAVAILABLE) {
+      // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down) is not.
+      if (isServiceError(err) && err.code === status.UNAVAILABLE && /No connection established|Failed to connect|SSL|certificate/i.test(err.details)) {
         const line = await tlsMismatchLine(service, this.address(service), this.tls, this.flags);
         if (line) throw new CliError(line, EXIT.UNAVAILABLE);
       }
