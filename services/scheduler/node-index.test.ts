@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
-import { NodeIndex } from './node-index';
+import { BITMAP_MIN_MEMBERS, NodeIndex } from './node-index';
 
 const redis = useRedisServer();
 
@@ -166,25 +166,27 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), Array.from({ length: 150 }, (_, i) => i));
   });
 
-  it('mirrors a membership set with a bitmap from bitmapMinMembers members on, and deletes it below', async () => {
+  it('turns a membership set into a bitmap once it has bitmapMinMembers members, and keeps it one', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10, 2);
-    const redhat = keys.bitmapOf(keys.factValue('os.family', 'redhat'));
+    const redhatSet = keys.factValue('os.family', 'redhat');
+    const redhat = keys.bitmapOf(redhatSet);
     const debian = keys.bitmapOf(keys.factValue('os.family', 'debian'));
     const as = (identity: string, family: string) => Hello.fromPartial({ identity, facts: { os: { family } }, classes: [], agents: [] });
     await index.upsert(as('a', 'RedHat'), 's', 1); // id 0
-    assert.equal(await client.exists(redhat), 0, 'one member: no bitmap yet');
+    assert.equal(await client.exists(redhat), 0, 'one member: a set');
+    assert.deepEqual(await client.smembers(redhatSet), ['a']);
     await index.upsert(as('b', 'RedHat'), 's', 1); // id 1
     assert.deepEqual(await bitsOf(client, redhat), [0, 1], 'built from the set when it reaches 2');
+    assert.equal(await client.exists(redhatSet), 0, 'the set is gone');
+    assert.deepEqual(await client.hgetall(keys.bitmappedSets()), { [redhatSet]: '1' });
     await index.upsert(as('c', 'RedHat'), 's', 1); // id 2
     assert.deepEqual(await bitsOf(client, redhat), [0, 1, 2]);
     await index.upsert(as('b', 'Debian'), 's', 2);
     assert.deepEqual(await bitsOf(client, redhat), [0, 2], 'a node whose fact changed leaves the old bitmap');
-    assert.equal(await client.exists(debian), 0);
     await index.upsert(as('c', 'Debian'), 's', 3);
-    assert.equal(await client.exists(redhat), 0, 'below 2 members the bitmap is gone');
-    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'redhat')), ['a']);
+    assert.deepEqual(await bitsOf(client, redhat), [0], 'a bitmap stays one below the threshold');
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
     await index.upsert(as('c', 'Debian'), 's', 4); // unchanged facts: entries left alone
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
@@ -194,35 +196,40 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), [0, 1, 2]);
   });
 
-  it('keeps bitmaps whole when the threshold changes between writers', async () => {
+  it('keeps one form per membership when writers have different thresholds', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
-    const web = keys.bitmapOf(keys.nodeClass('role::web'));
+    const webSet = keys.nodeClass('role::web');
+    const web = keys.bitmapOf(webSet);
     const high = new NodeIndex(client, keys, 10, 3);
     const low = new NodeIndex(client, keys, 10, 1);
     await high.upsert(hello('a'), 's', 1);
     await high.upsert(hello('b'), 's', 1);
     assert.equal(await client.exists(web), 0);
-    await low.upsert(hello('c'), 's', 1); // a writer with a lower threshold builds the whole bitmap
+    await low.upsert(hello('c'), 's', 1); // a writer with a lower threshold converts the whole set
     assert.deepEqual(await bitsOf(client, web), [0, 1, 2]);
-    await high.upsert(Hello.fromPartial({ identity: 'a', classes: [] }), 's', 2); // 2 members left: below 3
-    assert.equal(await client.exists(web), 0);
+    await high.upsert(hello('d'), 's', 1); // and a writer with a higher one follows the flag
+    await high.upsert(Hello.fromPartial({ identity: 'a', classes: [] }), 's', 2);
+    assert.deepEqual(await bitsOf(client, web), [1, 2, 3]);
+    assert.equal(await client.exists(webSet), 0);
   });
 
-  it('keeps the distinct values of a numeric fact, each until no node has it', async () => {
-    const client = redis.client();
-    const keys = new RedisKeys(uniquePrefix());
-    const index = new NodeIndex(client, keys, 10);
-    await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 4 } }), 's', 1);
-    await index.upsert(Hello.fromPartial({ identity: 'b', facts: { cpus: '8' } }), 's', 1);
-    await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: '4.0' } }), 's', 1);
-    const values = async () => client.zrange(keys.factNumberValues('cpus'), 0, -1, 'WITHSCORES');
-    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8']);
-    await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 16 } }), 's', 2);
-    assert.deepEqual(await values(), [keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
-    await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: 4 } }), 's', 3); // same number, other text
-    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
-    await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
-    assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '16'), '16']);
+  it('keeps the distinct values of a numeric fact, each until no node has it, as sets or bitmaps', async () => {
+    for (const bitmapMinMembers of [BITMAP_MIN_MEMBERS, 1]) {
+      const client = redis.client();
+      const keys = new RedisKeys(uniquePrefix());
+      const index = new NodeIndex(client, keys, 10, bitmapMinMembers);
+      await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 4 } }), 's', 1);
+      await index.upsert(Hello.fromPartial({ identity: 'b', facts: { cpus: '8' } }), 's', 1);
+      await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: '4.0' } }), 's', 1);
+      const values = async () => client.zrange(keys.factNumberValues('cpus'), 0, -1, 'WITHSCORES');
+      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8']);
+      await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 16 } }), 's', 2);
+      assert.deepEqual(await values(), [keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
+      await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: 4 } }), 's', 3); // same number, other text
+      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
+      await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
+      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '16'), '16']);
+    }
   });
 });

@@ -54,11 +54,12 @@ if nid then redis.call('SETBIT', KEYS[5], nid, 0) end
 return 1`);
 
 /**
- * A membership set (fact value, class, agent) also has a bitmap over node ids exactly while it
- * holds at least this many members. Below it the set itself is cheap to read (a few kB), and a
- * bitmap would cost more memory than the set: it takes one bit per node id ever assigned
- * (12.5 kB at 100,000 nodes), so a fact unique to each node (a serial number) must never get
- * one. Discovery reads the bitmap when it exists, the set otherwise (discovery-plan.ts).
+ * A membership set (fact value, class, agent) that reaches this many members is turned into a
+ * bitmap over node ids and is kept as one from then on (`<p>:bitmapped` lists those sets). Below
+ * it the set of names is cheap to read (a few kB) and smaller than a bitmap, which takes one bit
+ * per node id ever assigned (12.5 kB at 100,000 nodes), so a fact unique to each node (a serial
+ * number) never gets one. Above it a bitmap is both what discovery combines (discovery-plan.ts)
+ * and far smaller than the set: a fact value 68,000 nodes share is 8.5 kB instead of ~5 MB.
  */
 export const BITMAP_MIN_MEMBERS = 256;
 
@@ -67,21 +68,20 @@ export const BITMAP_MIN_MEMBERS = 256;
  * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
  * kept in its hash (field `index`) so that the next write can remove exactly those; entries in
  * both the old and the new list are left alone. A node gets a dense id on its first write (an
- * RPUSH onto the id → identity list, so ids are never reused) and every membership set of
- * BITMAP_MIN_MEMBERS or more members is mirrored by a bitmap over ids: built from the set when
- * it reaches that size, deleted when it falls below, kept exact in between. Whether a set has
- * its bitmap is read from the bitmap's existence, not inferred from the set's size, so a change
- * of the threshold (or a test's lower one) never leaves a partial bitmap behind.
+ * RPUSH onto the id → identity list, so ids are never reused). A membership is a set of names
+ * until it reaches BITMAP_MIN_MEMBERS members, then it is converted to a bitmap (the set is
+ * deleted, `<p>:bitmapped` records it) and maintained with SETBIT; the flag, not the size, says
+ * which form a membership has, so writers with different thresholds never disagree.
  * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
  * KEYS[5] all-nodes set, KEYS[6] online set, KEYS[7] node ids hash, KEYS[8] node names list,
- * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap.
+ * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap, KEYS[11] bitmapped-sets hash.
  * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
  * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
  * `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, ARGV[9] name registrations as JSON
  * `[[set key, member]...]` (class and agent names, never removed), ARGV[10] the key prefix
  * (a set's bitmap is `<p>:bits:` + the set key after `<p>:`; the distinct values of the numeric
  * fact `<p>:factnum:<path>` are in `<p>:factvals:<path>`, as RedisKeys builds them: a value's
- * set key is added with the node and removed once that set is empty), ARGV[11] BITMAP_MIN_MEMBERS.
+ * set key is added with the node and removed once no node has the value), ARGV[11] BITMAP_MIN_MEMBERS.
  * Returns the number of entries written.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
@@ -98,40 +98,38 @@ else
   redis.call('HSET', KEYS[7], name, nid)
 end
 local n = cjson.decode(ARGV[8])
-local keep, keepz = {}, {}
+local o = {sets = {}, zsets = {}}
 local old = redis.call('HGET', KEYS[1], 'index')
-if old then
-  local o = cjson.decode(old)
-  local now, nowz = {}, {}
-  for _, k in ipairs(n.sets) do now[k] = true end
-  for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] .. ' ' .. (e[3] or '') end
-  for _, k in ipairs(o.sets) do
-    if now[k] then
-      keep[k] = true
-    else
-      redis.call('SREM', k, name)
-      local b = bits(k)
-      if redis.call('EXISTS', b) == 1 then
-        if redis.call('SCARD', k) < minMembers then redis.call('DEL', b) else redis.call('SETBIT', b, nid, 0) end
-      end
-    end
-  end
-  for _, e in ipairs(o.zsets) do
-    if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
-      keepz[e[1]] = true
-    else
-      redis.call('ZREM', e[1], name)
-      if e[3] and redis.call('SCARD', e[3]) == 0 then redis.call('ZREM', distinct(e[1]), e[3]) end
-    end
-  end
+if old then o = cjson.decode(old) end
+local now, was = {}, {}
+for _, k in ipairs(n.sets) do now[k] = true end
+for _, k in ipairs(o.sets) do was[k] = true end
+local gone, added = {}, {}
+for _, k in ipairs(o.sets) do if not now[k] then gone[#gone + 1] = k end end
+for _, k in ipairs(n.sets) do if not was[k] then added[#added + 1] = k end end
+-- One HMGET says which of the touched memberships are bitmaps.
+local flagged = {}
+local touched = {}
+for _, k in ipairs(gone) do touched[#touched + 1] = k end
+for _, k in ipairs(added) do touched[#touched + 1] = k end
+if #touched > 0 then
+  local f = redis.call('HMGET', KEYS[11], unpack(touched))
+  for i, k in ipairs(touched) do flagged[k] = f[i] and true or false end
 end
-for _, k in ipairs(n.sets) do
-  if not keep[k] then
+local function empty(k)
+  if flagged[k] then return redis.call('BITCOUNT', bits(k)) == 0 end
+  return redis.call('SCARD', k) == 0
+end
+for _, k in ipairs(gone) do
+  if flagged[k] then redis.call('SETBIT', bits(k), nid, 0) else redis.call('SREM', k, name) end
+end
+for _, k in ipairs(added) do
+  if flagged[k] then
+    redis.call('SETBIT', bits(k), nid, 1)
+  else
     redis.call('SADD', k, name)
-    local b = bits(k)
-    if redis.call('EXISTS', b) == 1 then
-      redis.call('SETBIT', b, nid, 1)
-    elseif redis.call('SCARD', k) >= minMembers then
+    if redis.call('SCARD', k) >= minMembers then
+      local b = bits(k)
       local members = redis.call('SMEMBERS', k)
       for i = 1, #members, 1000 do
         local ids = redis.call('HMGET', KEYS[7], unpack(members, i, math.min(i + 999, #members)))
@@ -139,7 +137,20 @@ for _, k in ipairs(n.sets) do
           if m then redis.call('SETBIT', b, m, 1) end
         end
       end
+      redis.call('DEL', k)
+      redis.call('HSET', KEYS[11], k, 1)
+      flagged[k] = true
     end
+  end
+end
+local nowz, keepz = {}, {}
+for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] .. ' ' .. (e[3] or '') end
+for _, e in ipairs(o.zsets) do
+  if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
+    keepz[e[1]] = true
+  else
+    redis.call('ZREM', e[1], name)
+    if e[3] and empty(e[3]) then redis.call('ZREM', distinct(e[1]), e[3]) end
   end
 end
 for _, e in ipairs(n.zsets) do
@@ -148,7 +159,9 @@ for _, e in ipairs(n.zsets) do
     redis.call('ZADD', distinct(e[1]), e[2], e[3])
   end
 end
-for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
+if #added > 0 then
+  for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
+end
 redis.call('HSET', KEYS[1], 'identity', name, 'online', '1', 'last_seen', ARGV[2], 'facts', ARGV[4],
   'classes', ARGV[5], 'agents', ARGV[6], 'version', ARGV[7], 'session', ARGV[3], 'index', ARGV[8])
 redis.call('ZADD', KEYS[2], ARGV[2], name)
@@ -263,6 +276,7 @@ export class NodeIndex {
         this.keys.nodeNames(),
         this.keys.bitmapOf(this.keys.allNodes()),
         this.keys.bitmapOf(this.keys.onlineSet()),
+        this.keys.bitmappedSets(),
       ],
       [
       hello.identity,
