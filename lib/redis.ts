@@ -76,7 +76,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:agent:<agent>`              | set    | scheduler | identities offering that agent (small; then its bitmap, as fact sets) |
  * | `<p>:classnames`                 | set    | scheduler | every lowercased class name ever indexed (for class regexes) |
  * | `<p>:agentnames`                 | set    | scheduler | every agent name ever indexed (for agent regexes) |
- * | `<p>:tmp:<uuid>`                 | set    | scheduler | a discovery query's intermediate result; expires after seconds |
+ * | `<p>:tmp:<uuid>`                 | string | scheduler | a numeric range's BITOP result inside one discovery script call, deleted before it returns |
  * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
  * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
  * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:allnodes`, `<p>:bits:onlineset` beside their sets; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
