@@ -56,10 +56,12 @@ export interface RunOrchestratorOptions {
 /** Options of one `RunOrchestrator.runTask` call. */
 export interface RunTaskCallOptions {
   /**
-   * The call comes from a service certificate: it acts for a request checked already, so the
-   * policy is not consulted (the run is still audited). Default false.
+   * Who the policy checks and `bolt_task()` terms read for (lib/access-control.ts
+   * actingCaller); undefined for a service certificate acting for itself, which serves a request
+   * checked already, so the policy is not consulted (the run is still audited). Default: the
+   * run's caller.
    */
-  fromService?: boolean;
+  checkAs?: string | undefined;
 }
 
 /**
@@ -112,10 +114,11 @@ export class RunOrchestrator {
   async runTask(req: RunTaskRequest, caller: CallerSource, call: RunTaskCallOptions = {}): Promise<RunTaskResponse> {
     const receivedMs = Date.now();
     const request = resolveRunRequest(req, caller);
-    const run = await this.prepare(request, call.fromService ? undefined : request.caller);
+    const checkAs = 'checkAs' in call ? call.checkAs : request.caller;
+    const run = await this.prepare(request, checkAs);
     // After discovery (a `nodes` rule needs the selected nodes), before anything is stored or
     // sent: a denied run leaves nothing in Redis and reaches no agent.
-    if (!call.fromService) await this.authorize(run);
+    if (checkAs !== undefined) await this.authorize(run, checkAs);
     // The RunTask server span (gRPC instrumentation) is the run's span on the scheduler.
     trace.getActiveSpan()?.setAttributes({
       'baton.task': run.task,
@@ -187,8 +190,8 @@ export class RunOrchestrator {
    * `denied` audit line. The selected nodes are loaded from the index only when a rule with
    * `nodes` could decide.
    */
-  private async authorize(run: PreparedRun): Promise<void> {
-    const request = { caller: run.caller, action: 'run' as const, task: run.task, environment: run.request.environment };
+  private async authorize(run: PreparedRun, caller: string): Promise<void> {
+    const request = { caller, action: 'run' as const, task: run.task, environment: run.request.environment };
     const nodes = this.access.needsNodes(request) ? await this.options.index.load([...run.nodes, ...run.offline]) : undefined;
     this.access.authorize(
       { ...request, nodes },

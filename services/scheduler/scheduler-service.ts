@@ -42,7 +42,7 @@ export function schedulerService(options: SchedulerServiceOptions): SchedulerSer
   const access = options.access ?? AccessControl.none(log);
   // actingCaller is undefined for a service certificate: such calls serve a request checked already.
   return {
-    runTask: unaryHandler(log, (req, call) => options.orchestrator.runTask(req, call, { fromService: actingCaller(call) === undefined })),
+    runTask: unaryHandler(log, (req, call) => options.orchestrator.runTask(req, call, { checkAs: actingCaller(call) })),
     watchRun: serverStreamHandler(log, (req, call) => options.watches.watch(req, call)),
     cancelRun: unaryHandler(log, (req, call) => cancelRun({ ...options, access }, req, actingCaller(call))),
     discoverNodes: unaryHandler(log, (req, call) => discover(options, access, req, actingCaller(call))),
