@@ -92,11 +92,11 @@ export function refusal(peer: Peer | undefined, path: string, allowed: readonly 
  */
 export function roleInterceptor(allowed: ReadonlyMap<string, readonly CertRole[]>, log: Logger): ServerInterceptor {
   return (descriptor, call) => {
-    const refused = refusal(peerOf(call), descriptor.path, allowed.get(descriptor.path));
+    const peer = peerOf(call);
+    const refused = refusal(peer, descriptor.path, allowed.get(descriptor.path));
     if (!refused) return new ServerInterceptingCall(call);
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata(() => {
-        const peer = peerOf(call);
         log.warn({ method: descriptor.path, peer: peer?.name, role: peer?.role, peerAddress: call.getPeer(), reason: refused.reason }, `call refused: ${refused.message}`);
         call.sendStatus(toServiceError(refused, log) as Parameters<typeof call.sendStatus>[0]);
       })
