@@ -51,7 +51,17 @@ describe('agent options', () => {
       assert.throws(() => load(['--scheduler-address', 'a:1', '--insecure', '--tls-ca', certs.ca]), /configuration: insecure is true but tls-ca is set; expected either certificates \(tls-cert, tls-key, tls-ca\) or insecure, not both$/);
       assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert, '--tls-key', '/nonexistent/k.pem', '--tls-ca', certs.ca]), /configuration: tls-key '\/nonexistent\/k.pem' cannot be read \(ENOENT\); expected a PEM file$/);
       const tls = { cert: certs.clientCert, key: certs.clientKey, ca: certs.ca };
-      assert.deepEqual(load(['--scheduler-address', 'a:1', '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca]).tls, tls);
+      const withCerts = ['--scheduler-address', 'a:1', '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca];
+      assert.deepEqual(load([...withCerts, '--identity', 'node1']).tls, tls);
+      // The certificate names node1: an agent calling itself anything else is refused at start.
+      assert.throws(
+        () => load([...withCerts, '--identity', 'node2']),
+        /configuration: tls-cert '.*': certificate 'node1' is for another node, but this agent's identity is 'node2'; issue one with `baton pki issue agent node2` or set --identity$/,
+      );
+      assert.throws(
+        () => load(['--scheduler-address', 'a:1', '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', tls.ca, '--identity', 'localhost']),
+        /certificate 'localhost' is not an agent certificate \(OU=baton-agent\), but this agent's identity is 'localhost'/,
+      );
       assert.deepEqual(load(['--scheduler-address', 'a:1'], { BATON_INSECURE: 'true' }).tls, {});
     } finally {
       rmSync(certs.dir, { recursive: true, force: true });

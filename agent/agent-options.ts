@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, INSECURE_CONFIG_PROPERTIES, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
+import { certificateFilePeer, describePeer } from '../lib/peer-identity';
 import { fqdn } from './facts';
 import { DEFAULT_FACTS_POLL_INTERVAL_S } from './facts-source';
 import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES_CEILING } from './task-runner';
@@ -172,6 +173,7 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
   }
   // Mutual TLS unless `insecure` (issue 9): the agent's certificate is its identity towards the scheduler.
   const tls = resolveTlsConfig(config);
+  if (tls.cert) checkOwnCertificate(tls.cert, identity);
   const state = defaultStateDir(env);
   return {
     identity,
@@ -196,6 +198,24 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
     metricsListen: config['metrics-listen'],
     tls,
   };
+}
+
+/**
+ * An agent is the node its certificate names (issue 9 point 2): the scheduler refuses a Hello
+ * whose identity is not the certificate's CN, and an agent certificate is needed for the agent
+ * stream. Checked at start, so a mismatch is one line instead of a refusal on every reconnect.
+ */
+function checkOwnCertificate(certFile: string, identity: string): void {
+  let peer;
+  try {
+    peer = certificateFilePeer(certFile);
+  } catch (err) {
+    throw new ConfigError(`configuration: tls-cert '${certFile}' is not a PEM certificate (${(err as Error).message}); expected one issued by \`baton pki issue agent ${identity}\``);
+  }
+  if (peer.role !== 'agent' || peer.name !== identity) {
+    const what = peer.role === 'agent' ? `${describePeer(peer)} is for another node` : `${describePeer(peer)} is not an agent certificate (OU=baton-agent)`;
+    throw new ConfigError(`configuration: tls-cert '${certFile}': ${what}, but this agent's identity is '${identity}'; issue one with \`baton pki issue agent ${identity}\` or set --identity`);
+  }
 }
 
 /** Creates a state directory (and its parents) and makes it mode 0750; throws ConfigError naming it. */

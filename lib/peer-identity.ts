@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Metadata } from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context';
 import type { CertRole } from './pki';
@@ -44,13 +46,34 @@ function single(value: string | string[] | undefined): string | undefined {
   return value;
 }
 
+/** Name and role from a certificate subject's attributes. */
+function peerFromSubject(subject: Record<string, string | string[] | undefined>): Peer {
+  const ou = single(subject.OU);
+  return { name: single(subject.CN) ?? '', role: ou === undefined ? undefined : ROLE_BY_OU[ou] };
+}
+
 /** The peer of a call, from its verified client certificate; undefined on a plaintext connection. */
 export function peerOf(call: AuthenticatedCall): Peer | undefined {
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert) return undefined;
-  const subject = (cert.subject ?? {}) as unknown as Record<string, string | string[] | undefined>;
-  const ou = single(subject.OU);
-  return { name: single(subject.CN) ?? '', role: ou === undefined ? undefined : ROLE_BY_OU[ou] };
+  return peerFromSubject(cert.subject ?? {});
+}
+
+/**
+ * Name and role of the PEM certificate in `path`, as a server will read them from it: lets a
+ * process check its own certificate before it connects (an agent whose certificate names another
+ * node would otherwise be refused on every reconnect).
+ */
+export function certificateFilePeer(path: string): Peer {
+  const subject: Record<string, string | string[] | undefined> = {};
+  for (const line of new X509Certificate(readFileSync(path)).subject.split('\n')) {
+    const at = line.indexOf('=');
+    const key = line.slice(0, at);
+    const value = line.slice(at + 1);
+    const seen = subject[key];
+    subject[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  return peerFromSubject(subject);
 }
 
 /**
