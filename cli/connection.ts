@@ -1,5 +1,4 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
@@ -9,6 +8,7 @@ import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary, type UnaryOptions } from '../lib/grpc-client';
 import { isServiceError } from '../lib/errors';
+import { CALLER_METADATA_KEY, certificateFilePeer } from '../lib/peer-identity';
 import { probeTls, type TlsFiles } from '../lib/tls';
 import { CliError, EXIT } from './cli-error';
 import { resolveSetting, settingEnvName, type Setting } from './cli-settings';
@@ -116,6 +116,11 @@ export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 
   };
 }
 
+/** `user=<login name>`: who this CLI says it is on a plaintext connection. */
+function localCaller(): string {
+  return `user=${userInfo().username}`;
+}
+
 /**
  * The caller id sent with every run: `user=<login name>`. Services believe it only on a
  * plaintext (`insecure`) connection; with TLS they take `cert=<CN>` from the client certificate
@@ -123,7 +128,7 @@ export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 
  */
 export function callerMetadata(): Metadata {
   const md = new Metadata();
-  md.set('x-baton-caller', `user=${userInfo().username}`);
+  md.set(CALLER_METADATA_KEY, localCaller());
   return md;
 }
 
@@ -145,9 +150,7 @@ export class Clients {
    */
   callerId(): string {
     const cert = this.tls.cert;
-    if (!cert) return callerMetadata().get('x-baton-caller')[0] as string;
-    const cn = new X509Certificate(readFileSync(cert)).subject.split('\n').find((line) => line.startsWith('CN='));
-    return `cert=${cn ? cn.slice(3) : ''}`;
+    return cert ? `cert=${certificateFilePeer(cert).name}` : localCaller();
   }
 
   /** The address a client of `key` was (or would be) made for, for error messages. */

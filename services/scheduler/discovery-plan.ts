@@ -6,6 +6,7 @@ import { evaluate, filterRegex, referencedTaskIds, termsOf, type BoltTaskField, 
 import { InvalidArgumentError } from '../../lib/errors';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import { unary } from '../../lib/grpc-client';
 import { isFinalRunState } from '../../lib/run-states';
 import { factIndexText, factNumber, type NodeIndex } from './node-index';
@@ -81,9 +82,16 @@ export interface ResultsSourceOptions {
   cacheTtlMs?: number;
   /** The clock, in ms; default Date.now. */
   now?: () => number;
+  /**
+   * Whose query this is: an operator's caller id, forwarded so the results service checks the
+   * read as theirs (policy `read`, own-results-only; Choria's bolt_task data plugin had no RBAC
+   * at all, choria-tasks.md §7); undefined for the scheduler itself. A cached answer is reused
+   * only for the same caller.
+   */
+  caller?: string;
 }
 
-/** Slim reads of finished runs, per results client (every query makes a new source over the same client). */
+/** Slim reads of finished runs, per results client (every query makes a new source over the same client), keyed by caller, run and fields. */
 const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: number; items: NodeResult[] }>>();
 
 /**
@@ -94,14 +102,15 @@ const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: numbe
 export function resultsServiceSource(results: ResultsServiceClient, options: ResultsSourceOptions = {}): RunResultsSource {
   const ttlMs = options.cacheTtlMs ?? FINISHED_RUN_CACHE_TTL_MS;
   const now = options.now ?? Date.now;
+  const caller = options.caller ?? ON_BEHALF_OF_SELF;
   const runs = finishedRuns.get(results) ?? new Map<string, { atMs: number; items: NodeResult[] }>();
   finishedRuns.set(results, runs);
   return async (taskId, fields) => {
-    const key = `${taskId} ${fields.join(',')}`;
+    const key = JSON.stringify([caller, taskId, fields]);
     const hit = runs.get(key);
     if (hit && now() - hit.atMs < ttlMs) return hit.items;
     runs.delete(key);
-    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields } });
+    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields } }, { metadata: onBehalfOf(caller) });
     if (ttlMs > 0 && response.run && isFinalRunState(response.run.state)) {
       runs.set(key, { atMs: now(), items: response.items });
       // Oldest first (insertion order): drop beyond the bound.

@@ -28,7 +28,7 @@ import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
 import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
-import { resultsFor, waitForFinalRun } from './run-watch';
+import { waitForFinalRun } from './run-watch';
 
 /** A request's filter as given, for audit lines (the proto's JSON form); null for none. */
 export function filterForAudit(filter: Filter | undefined): unknown {
@@ -235,7 +235,7 @@ export class RunOrchestrator {
     const executable = chooseExecutable(task);
     // No filter selects every online node, as `mco tasks run` without filters does.
     const found = await inSpan('baton.discover', {}, async (span) => {
-      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(resultsFor(this.options.results, reader)) });
+      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results, { caller: reader }) });
       span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
       return matched;
     });

@@ -1,4 +1,4 @@
-import { Metadata, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import type { ResultsServiceClient, WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
 import { actingCaller, onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import type { WatchRunRequest, WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
@@ -16,64 +16,6 @@ type WatchCall = ServerWritableStream<WatchRunRequest, WatchRunResponse>;
  */
 function follow(results: ResultsServiceClient, taskId: string, resumeToken: string, caller: string): ClientReadableStream<WatchRunEventsResponse> {
   return results.watchRunEvents({ taskId, resumeToken, follow: true }, onBehalfOf(caller));
-}
-
-/** The ResultsService calls that read runs, and so are checked for the caller they serve. */
-const READ_METHODS: ReadonlySet<PropertyKey> = new Set(['getRunStatus', 'watchRunEvents', 'listRuns']);
-
-/**
- * The results client as seen by a request served for `caller` (undefined: the scheduler
- * itself): its reads carry the caller forwarded (ON_BEHALF_OF_METADATA_KEY), so the results
- * service checks them as that caller's. Used for `bolt_task('<id>')` terms, whose reads of
- * another run's results are reads like any other (Choria's bolt_task data plugin had no RBAC at
- * all, choria-tasks.md §7).
- */
-export function resultsFor(results: ResultsServiceClient, caller: string | undefined): ResultsServiceClient {
-  const key = caller ?? ON_BEHALF_OF_SELF;
-  const views = callerViews.get(results) ?? new Map<string, ResultsServiceClient>();
-  callerViews.set(results, views);
-  const known = views.get(key);
-  if (known) {
-    // Most recently used last, so the bound below drops the least recently used.
-    views.delete(key);
-    views.set(key, known);
-    return known;
-  }
-  const view = callerView(results, key);
-  views.set(key, view);
-  for (const old of views.keys()) {
-    if (views.size <= CALLER_VIEWS_MAX) break;
-    views.delete(old);
-  }
-  return view;
-}
-
-/**
- * Views kept per results client, one per caller, so that what discovery-plan.ts caches per
- * client (a finished run's results, for FINISHED_RUN_CACHE_TTL_MS) is reused by that caller's
- * later queries and never answers another caller's, whose read the results service must check.
- */
-const callerViews = new WeakMap<ResultsServiceClient, Map<string, ResultsServiceClient>>();
-
-/** Callers whose views (and cached run results) are kept at once. */
-const CALLER_VIEWS_MAX = 64;
-
-function callerView(results: ResultsServiceClient, caller: string): ResultsServiceClient {
-  const forwarded = onBehalfOf(caller);
-  return new Proxy(results, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      const method = value as (...args: unknown[]) => unknown;
-      if (!READ_METHODS.has(prop)) return method.bind(target);
-      // grpc-js methods take (request, metadata?, options?, callback?): the metadata is the second argument when given.
-      return (request: unknown, ...rest: unknown[]) => {
-        const metadata = rest[0] instanceof Metadata ? rest[0].clone() : new Metadata();
-        metadata.merge(forwarded);
-        return method.call(target, request, metadata, ...(rest[0] instanceof Metadata ? rest.slice(1) : rest));
-      };
-    },
-  });
 }
 
 /**

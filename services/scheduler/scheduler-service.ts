@@ -15,7 +15,7 @@ import type { IndexedNode, NodeIndex } from './node-index';
 import { filterForAudit, type RunOrchestrator } from './run-orchestrator';
 import { cancelRun } from './run-cancel';
 import type { RunTracker } from './run-tracker';
-import { resultsFor, type RunWatches } from './run-watch';
+import type { RunWatches } from './run-watch';
 
 /**
  * Who may call the SchedulerService (issue 9, lib/method-roles.ts): operators, and services
@@ -60,7 +60,7 @@ async function discover(options: SchedulerServiceOptions, access: AccessControl,
   const found = await runDiscovery(options.index, req.filter, {
     listOffline: req.includeOffline || judgeNodes,
     nowMs,
-    runResults: resultsServiceSource(resultsFor(options.results, caller)),
+    runResults: resultsServiceSource(options.results, { caller }),
   });
   if (check) {
     const nodes = judgeNodes ? await options.index.load([...found.online, ...found.offline]) : undefined;
