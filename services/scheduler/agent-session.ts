@@ -274,8 +274,8 @@ export class AgentSession {
   }
 
   private onHello(hello: Hello): void {
+    const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
     if (!IDENTITY_PATTERN.test(hello.identity)) {
-      const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
       void this.close(new InvalidArgumentError(`Hello.identity '${shown}' is not a valid node identity; expected ${IDENTITY_PATTERN.source}`));
       return;
     }
@@ -290,7 +290,6 @@ export class AgentSession {
     // Without TLS (`insecure`, `baton dev`) there is no certificate and the Hello is believed.
     const peer = peerOf(this.call);
     if (peer && peer.name !== hello.identity) {
-      const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
       this.log.warn({ certificate: peer.name, claimed: shown }, 'agent Hello claims another identity than its certificate; stream ended');
       void this.close(new PermissionDeniedError(`certificate is for '${peer.name}'; Hello claims '${shown}'`, 'IDENTITY_MISMATCH'));
       return;
