@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Task } from '../gen/baton/v1/task';
-import { REDACTED_VALUE } from './task-input';
+import { REDACTED_VALUE, sensitiveParameters } from './task-input';
 
 /**
  * The audit log (issue 9 point 4; docs/security.md "Audit"): one JSON line per run, cancel and
@@ -91,18 +91,15 @@ export class AuditLog {
   }
 }
 
-/** A task parameter whose type is Puppet's Sensitive (`Sensitive[String]`, `Optional[Sensitive]`, ...). */
-const SENSITIVE_TYPE = /(^|[^A-Za-z0-9_:])Sensitive\b/;
-
 /**
- * A run's input for its audit line: the validated input with every parameter declared
- * `sensitive: true` (already replaced in `redactedJson`, task-spec §4 step 6) and every
- * Sensitive-typed one replaced by REDACTED_VALUE, the text run records and spools use too.
+ * A run's input for its audit line: `redactedJson` with every sensitive parameter
+ * (lib/task-input.ts sensitiveParameters: declared `sensitive: true` or of a Sensitive type)
+ * replaced by REDACTED_VALUE, the text run records and spools use too.
  */
 export function auditInput(task: Pick<Task, 'parameters'>, redactedJson: string): Record<string, unknown> {
   const input = JSON.parse(redactedJson) as Record<string, unknown>;
-  for (const p of task.parameters) {
-    if (SENSITIVE_TYPE.test(p.type) && Object.prototype.hasOwnProperty.call(input, p.name)) input[p.name] = REDACTED_VALUE;
+  for (const name of sensitiveParameters(task)) {
+    if (Object.prototype.hasOwnProperty.call(input, name)) input[name] = REDACTED_VALUE;
   }
   return input;
 }

@@ -142,9 +142,15 @@ export function redactInput(task: Task, input: Record<string, unknown>): string 
   return render(redacted(task, Object.entries(input).map(([key, value]) => ({ key, json: JSON.stringify(value), value }))));
 }
 
-/** Names of `task`'s sensitive parameters. */
-export function sensitiveParameters(task: Task): string[] {
-  return task.parameters.filter((p) => p.sensitive).map((p) => p.name);
+/** A parameter whose type is Puppet's Sensitive (`Sensitive[String]`, `Optional[Sensitive]`, ...). */
+const SENSITIVE_TYPE = /(^|[^A-Za-z0-9_:])Sensitive\b/;
+
+/**
+ * Names of `task`'s sensitive parameters: declared `sensitive: true` (task-spec §4 step 6), or
+ * of a Sensitive type, whose value is just as secret. One rule for run records, spools and audit lines.
+ */
+export function sensitiveParameters(task: Pick<Task, 'parameters'>): string[] {
+  return task.parameters.filter((p) => p.sensitive || SENSITIVE_TYPE.test(p.type)).map((p) => p.name);
 }
 
 function redacted(task: Task, entries: Entry[]): Entry[] {
