@@ -66,10 +66,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * |----------------------------------|--------|-----------|-------------------------------------------------|
  * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it) |
  * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
- * | `<p>:identities`                 | zset   | scheduler | every known identity, score 0 (lexicographic order, for prefix and regex scans) |
- * | `<p>:allnodes`                   | set    | scheduler | every known identity (the universe a NOT in a compound filter subtracts from) |
  * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
- * | `<p>:onlineset`                  | set    | scheduler | the same identities as `<p>:online`, as a set for SINTER with query results |
  * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value`, while fewer than BITMAP_MIN_MEMBERS (scheduler/node-index.ts); then its bitmap replaces it |
  * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
  * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class (small; then its bitmap, as fact sets) |
@@ -79,7 +76,9 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:tmp:<uuid>`                 | string | scheduler | a numeric range's BITOP result inside one discovery script call, deleted before it returns |
  * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
  * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
- * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:allnodes`, `<p>:bits:onlineset` beside their sets; `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
+ * | `<p>:bits:allnodes`              | string | scheduler | bitmap over node ids of every known node (the universe a NOT in a compound filter subtracts from) |
+ * | `<p>:bits:onlineset`             | string | scheduler | bitmap over node ids of the nodes in `<p>:online` |
+ * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
  * | `<p>:bitmapped`                  | hash   | scheduler | membership set key → 1 for the sets now held as bitmaps |
  * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
@@ -104,14 +103,9 @@ export class RedisKeys {
     return `${this.prefix}:nodes`;
   }
 
-  /** Sorted set of every known identity, score 0, in lexicographic order. */
-  identities(): string {
-    return `${this.prefix}:identities`;
-  }
-
-  /** Set of every known identity. */
-  allNodes(): string {
-    return `${this.prefix}:allnodes`;
+  /** Bitmap over node ids of every known node. */
+  allNodesBitmap(): string {
+    return `${this.prefix}:bits:allnodes`;
   }
 
   /** Sorted set of the identities of connected agents, scored by last-seen ms. */
@@ -119,9 +113,9 @@ export class RedisKeys {
     return `${this.prefix}:online`;
   }
 
-  /** Set of the identities of connected agents (the members of `online()`). */
-  onlineSet(): string {
-    return `${this.prefix}:onlineset`;
+  /** Bitmap over node ids of the members of `online()`. */
+  onlineBitmap(): string {
+    return `${this.prefix}:bits:onlineset`;
   }
 
   /** Set of the identities whose scalar fact at `path` has the (lowercased) text `value`. */
@@ -165,7 +159,7 @@ export class RedisKeys {
     return `${this.prefix}:nodenames`;
   }
 
-  /** The bitmap over node ids mirroring a membership set built by this class (`allNodes()`, `onlineSet()`, `factValue()`, `nodeClass()`, `nodeAgent()`). */
+  /** The bitmap over node ids mirroring a membership set built by this class (`factValue()`, `nodeClass()`, `nodeAgent()`). */
   bitmapOf(setKey: string): string {
     // `<p>:bits:` + the set key without its prefix: no other key starts with `<p>:bits:`, so
     // the mapping cannot collide whatever a class or fact value contains. The upsert Lua

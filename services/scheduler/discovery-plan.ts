@@ -434,7 +434,7 @@ class LeafReader {
   /** Runs the query script; returns the id count, the all and online bitmaps and the stale identities. */
   async read(index: NodeIndex, freshSinceMs: number, maxRangeValues: number): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[] }> {
     const { redis, keys } = index.store;
-    const scriptKeys = [keys.nodeNames(), keys.bitmapOf(keys.allNodes()), keys.bitmapOf(keys.onlineSet()), keys.online(), keys.discoveryTemp(randomUUID())];
+    const scriptKeys = [keys.nodeNames(), keys.allNodesBitmap(), keys.onlineBitmap(), keys.online(), keys.discoveryTemp(randomUUID())];
     const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues)];
     for (const leaf of this.leaves) {
       if (leaf.kind === 'KEY') scriptKeys.push(keys.bitmapOf(leaf.key), leaf.key);

@@ -3,9 +3,18 @@ import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
-import { BITMAP_MIN_MEMBERS, NodeIndex } from './node-index';
+import { BITMAP_MIN_MEMBERS, NodeIndex, UPSERT_BATCH_MAX } from './node-index';
 
 const redis = useRedisServer();
+
+/** The ids whose bit is set in a Redis bitmap. */
+async function bitsOf(client: ReturnType<typeof redis.client>, key: string): Promise<number[]> {
+  const b = await client.getBuffer(key);
+  if (!b) return [];
+  const ids: number[] = [];
+  for (let i = 0; i < b.length * 8; i++) if (b[i >> 3] & (0x80 >> (i & 7))) ids.push(i);
+  return ids;
+}
 
 function hello(identity: string): Hello {
   return Hello.fromPartial({ identity, facts: { os: { family: 'RedHat' } }, classes: ['role::web'], agents: ['bolt_tasks'], version: '0.1.0' });
@@ -118,7 +127,7 @@ describe('NodeIndex', () => {
     assert.deepEqual(await client.smembers(keys.factValue('os.family', 'debian')), ['web1']);
     assert.deepEqual(await client.zrange(keys.factNumber('cpus'), 0, -1, 'WITHSCORES'), ['web1', '8']);
     assert.deepEqual(await client.smembers(keys.nodeClass('role::db')), ['web1']);
-    assert.deepEqual(await client.zrange(keys.identities(), 0, -1), ['web1']);
+    assert.deepEqual(await index.identities(), ['web1']);
   });
 
   it('keeps the online set to connected nodes and leaves offline nodes in the index', async () => {
@@ -132,8 +141,8 @@ describe('NodeIndex', () => {
     assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
     await index.markOffline('b', 'sb');
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
-    assert.deepEqual(await client.smembers(keys.onlineSet()), ['a']);
-    assert.deepEqual((await client.smembers(keys.allNodes())).sort(), ['a', 'b']);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [1], 'b (id 0) left the online bitmap, a (id 1) is in it');
+    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), [0, 1]);
     await index.touch('b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
     assert.deepEqual(await index.identities(), ['a', 'b']);
@@ -142,15 +151,6 @@ describe('NodeIndex', () => {
 });
 
 describe('NodeIndex ids and bitmaps', () => {
-  /** The ids whose bit is set in a Redis bitmap. */
-  async function bitsOf(client: ReturnType<typeof redis.client>, key: string): Promise<number[]> {
-    const b = await client.getBuffer(key);
-    if (!b) return [];
-    const ids: number[] = [];
-    for (let i = 0; i < b.length * 8; i++) if (b[i >> 3] & (0x80 >> (i & 7))) ids.push(i);
-    return ids;
-  }
-
   it('gives every node one dense id, once, even when replicas register nodes concurrently', async () => {
     const keys = new RedisKeys(uniquePrefix());
     const replicas = [new NodeIndex(redis.client(), keys, 10), new NodeIndex(redis.client(), keys, 10)];
@@ -163,7 +163,7 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(Object.values(ids).map(Number).sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => i));
     const list = await client.lrange(keys.nodeNames(), 0, -1);
     for (const [identity, id] of Object.entries(ids)) assert.equal(list[Number(id)], identity);
-    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), Array.from({ length: 150 }, (_, i) => i));
+    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), Array.from({ length: 150 }, (_, i) => i));
   });
 
   it('turns a membership set into a bitmap once it has bitmapMinMembers members, and keeps it one', async () => {
@@ -190,10 +190,10 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
     await index.upsert(as('c', 'Debian'), 's', 4); // unchanged facts: entries left alone
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
-    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.onlineSet())), [0, 1, 2]);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [0, 1, 2]);
     await index.markOffline('b', 's');
-    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.onlineSet())), [0, 2], 'an offline node leaves the online bitmap');
-    assert.deepEqual(await bitsOf(client, keys.bitmapOf(keys.allNodes())), [0, 1, 2]);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [0, 2], 'an offline node leaves the online bitmap');
+    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), [0, 1, 2]);
   });
 
   it('keeps one form per membership when writers have different thresholds', async () => {
@@ -231,5 +231,103 @@ describe('NodeIndex ids and bitmaps', () => {
       await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
       assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '16'), '16']);
     }
+  });
+});
+
+describe('NodeIndex batches', () => {
+  /**
+   * What the index says under `keys`, whatever form each membership has: every membership as the
+   * sorted names in its set and its bitmap together (empty ones left out), every other key as
+   * read, the prefix replaced by `P` in names and values.
+   */
+  async function indexContent(client: ReturnType<typeof redis.client>, keys: RedisKeys): Promise<Record<string, unknown>> {
+    const names = await client.lrange(keys.nodeNames(), 0, -1);
+    const strip = (v: string) => v.split(keys.prefix).join('P');
+    const out: Record<string, unknown> = {};
+    const members = new Map<string, Set<string>>();
+    const memberOf = (key: string) => members.get(key) ?? members.set(key, new Set()).get(key)!;
+    let cursor = '0';
+    do {
+      const [next, found] = await client.scan(cursor, 'MATCH', `${keys.prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of found) {
+        const type = await client.type(key);
+        const name = strip(key);
+        if (key === keys.bitmappedSets()) continue; // which form a membership has, not what it holds
+        if (type === 'string' && name.startsWith('P:bits:')) {
+          for (const id of await bitsOf(client, key)) memberOf(name.replace('P:bits:', 'P:')).add(names[id]);
+        } else if (type === 'set') {
+          for (const m of await client.smembers(key)) memberOf(name).add(strip(m));
+        } else if (type === 'hash') {
+          out[name] = Object.fromEntries(Object.entries(await client.hgetall(key)).map(([f, v]) => [f, strip(v)]));
+        } else if (type === 'zset') {
+          out[name] = (await client.zrange(key, 0, -1, 'WITHSCORES')).map(strip);
+        } else if (type === 'list') {
+          out[name] = await client.lrange(key, 0, -1);
+        } else {
+          out[name] = `unexpected ${type}`;
+        }
+      }
+    } while (cursor !== '0');
+    for (const [key, set] of members) if (set.size > 0) out[key] = [...set].sort();
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  /** Registrations, fact changes, repeats of one node and reconnects, in the order asked for. */
+  function writes(): Array<{ hello: Hello; session: string; at: number }> {
+    const node = (i: number, wave: number) =>
+      Hello.fromPartial({
+        identity: `n${i}`,
+        facts: { os: { family: (i + wave) % 3 ? 'RedHat' : 'Debian' }, memory: 1024 * ((i + wave) % 4), serial: `S${i}`, rack: `r${(i * (wave + 1)) % 7}` },
+        classes: [`role::${['web', 'db'][(i + wave) % 2]}`, `Feature${(i + 2 * wave) % 5}`],
+        agents: wave === 1 && i % 4 === 0 ? ['bolt_tasks', 'rpcutil'] : ['bolt_tasks'],
+        version: `1.${wave}`,
+      });
+    const out: Array<{ hello: Hello; session: string; at: number }> = [];
+    for (let i = 0; i < 3 * UPSERT_BATCH_MAX; i++) out.push({ hello: node(i, 0), session: `s${i}`, at: 1_000 });
+    for (let i = 0; i < UPSERT_BATCH_MAX; i++) out.push({ hello: node(i, 1), session: `s${i}`, at: 2_000 });
+    for (const wave of [2, 3, 4]) out.push({ hello: node(5, wave), session: 's5', at: 2_000 + wave }); // one node, several times
+    out.push({ hello: node(7, 0), session: 's7b', at: 3_000 }); // a reconnect with the facts of its first Hello
+    out.push({ hello: node(8, 1), session: 's8b', at: 3_000 }); // a reconnect with unchanged facts
+    return out;
+  }
+
+  it('writes Hellos asked for together, in batches, as if each were written alone', async () => {
+    const client = redis.client();
+    const alone = new RedisKeys(uniquePrefix());
+    const together = new RedisKeys(uniquePrefix());
+    // A low threshold, so memberships turn into bitmaps inside batches too.
+    const one = new NodeIndex(client, alone, 10, 20);
+    for (const w of writes()) await one.upsert(w.hello, w.session, w.at);
+    await one.markOffline('n3', 's3');
+    const batched = new NodeIndex(client, together, 10, 20);
+    const sent = Promise.all(writes().map((w) => batched.upsert(w.hello, w.session, w.at)));
+    await sent;
+    await batched.markOffline('n3', 's3');
+    const expected = await indexContent(client, alone);
+    assert.deepEqual(await indexContent(client, together), expected);
+    // What the comparison covers: nodes whose facts changed, memberships in both forms, names.
+    assert.deepEqual((expected['P:node:n5'] as Record<string, string>).version, '1.4', 'the last of several writes of one node wins');
+    assert.ok(Object.keys(expected).some((k) => k.startsWith('P:fact:')));
+    assert.ok((await client.hlen(together.bitmappedSets())) > 0, 'some memberships are bitmaps');
+    assert.ok((await client.scard(together.factValue('serial', 's1'))) === 1, 'a membership below the threshold is a set');
+    assert.deepEqual(expected['P:agentnames'], ['bolt_tasks', 'rpcutil']);
+  });
+
+  it('fails only the upsert whose node Redis refuses, writing the others of its batch', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    // A node hash of the wrong type makes the script fail for the batch that holds it.
+    await client.set(keys.node('bad'), 'not a hash');
+    // x and y go alone (two batches in flight), bad and b wait and go together.
+    const results = await Promise.allSettled(['x', 'y', 'bad', 'b'].map((id) => index.upsert(hello(id), 's', 1)));
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((results[2] as PromiseRejectedResult).reason), /WRONGTYPE/);
+    assert.deepEqual((await index.list()).map((n) => n.identity), ['b', 'x', 'y']);
+    assert.deepEqual(await client.smembers(keys.nodeClass('role::web')).then((m) => m.sort()), ['b', 'x', 'y']);
+    await client.del(keys.node('bad'));
+    await index.upsert(hello('bad'), 's', 2);
+    assert.deepEqual((await index.list()).map((n) => n.identity), ['b', 'bad', 'x', 'y']);
   });
 });

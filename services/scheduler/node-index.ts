@@ -40,17 +40,16 @@ return 1`);
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile.
- * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] online set, KEYS[4] node ids hash, KEYS[5]
- * online bitmap; ARGV[1] session id, ARGV[2] identity.
+ * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] online bitmap;
+ * ARGV[1] session id, ARGV[2] identity.
  * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = new LuaScript('offline', `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('SREM', KEYS[3], ARGV[2])
-local nid = redis.call('HGET', KEYS[4], ARGV[2])
-if nid then redis.call('SETBIT', KEYS[5], nid, 0) end
+local nid = redis.call('HGET', KEYS[3], ARGV[2])
+if nid then redis.call('SETBIT', KEYS[4], nid, 0) end
 return 1`);
 
 /**
@@ -64,114 +63,259 @@ return 1`);
 export const BITMAP_MIN_MEMBERS = 256;
 
 /**
- * Writes a node and replaces its inverted-index entries in one step, so that a reader never sees
- * a node under both its old and its new facts (issue 5 point 1). The entries a node is in are
- * kept in its hash (field `index`) so that the next write can remove exactly those; entries in
- * both the old and the new list are left alone. A node gets a dense id on its first write (an
- * RPUSH onto the id → identity list, so ids are never reused). A membership is a set of names
- * until it reaches BITMAP_MIN_MEMBERS members, then it is converted to a bitmap (the set is
- * deleted, `<p>:bitmapped` records it) and maintained with SETBIT; the flag, not the size, says
- * which form a membership has, so writers with different thresholds never disagree.
- * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset, KEYS[4] identities zset,
- * KEYS[5] all-nodes set, KEYS[6] online set, KEYS[7] node ids hash, KEYS[8] node names list,
- * KEYS[9] all-nodes bitmap, KEYS[10] online bitmap, KEYS[11] bitmapped-sets hash.
- * ARGV[1] identity, ARGV[2] now (ms), ARGV[3] session id, ARGV[4] facts JSON, ARGV[5] classes JSON,
- * ARGV[6] agents JSON, ARGV[7] version, ARGV[8] the node's entries as JSON
- * `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, ARGV[9] name registrations as JSON
- * `[[set key, member]...]` (class and agent names, never removed), ARGV[10] the key prefix
- * (a set's bitmap is `<p>:bits:` + the set key after `<p>:`; the distinct values of the numeric
- * fact `<p>:factnum:<path>` are in `<p>:factvals:<path>`, as RedisKeys builds them: a value's
- * set key is added with the node and removed once no node has the value), ARGV[11] BITMAP_MIN_MEMBERS.
- * Returns the number of entries written.
+ * Hellos written by one UPSERT_SCRIPT call at most. Issue 5 point 5 asks for 100,000 nodes
+ * registered within 20 s: written one by one, Redis spent ~240 µs per node, most of it on
+ * the ~60 commands the script issued for each (one SETBIT per fact value, class and agent).
+ * Written together, a batch sets the bits of all its nodes in one BITFIELD per membership and
+ * their last-seen scores in one ZADD. A batch of 200 holds Redis for ~20 ms, a bound on what
+ * a discovery query waits behind during a registration storm; with fewer Hellos waiting, batches
+ * are smaller (one Hello alone is written at once).
+ */
+export const UPSERT_BATCH_MAX = 200;
+
+/** Batches in flight at once: one being run by Redis while the next is sent. */
+const UPSERT_BATCHES_IN_FLIGHT = 2;
+
+/**
+ * Writes nodes and replaces their inverted-index entries in one step, so that a reader never
+ * sees a node under both its old and its new facts (issue 5 point 1). The entries a node is in
+ * are kept in its hash (field `index`, JSON) so that the next write can remove exactly those;
+ * entries in both the old and the new list are left alone, and a Hello whose entries are those
+ * already stored (a reconnect with unchanged facts) touches none. A node gets a dense id on its
+ * first write (an RPUSH onto the id → identity list, so ids are never reused). A membership is a
+ * set of names until it reaches BITMAP_MIN_MEMBERS members, then it is converted to a bitmap (the
+ * set is deleted, `<p>:bitmapped` records it) and maintained with BITFIELD; the flag, not the
+ * size, says which form a membership has, so writers with different thresholds never disagree.
+ * The nodes of one call are distinct: their changes to a membership commute and are applied
+ * together (one SADD, SREM or BITFIELD per membership), and a numeric value leaves the fact's
+ * distinct values only if no node has it once the whole batch is applied. A class or agent name
+ * is added to its names set by the write that creates its membership set. A stored index that
+ * is not valid JSON counts as no entries (the node is then indexed anew rather than failing the
+ * batch of nodes written with it).
+ *
+ * KEYS[1] nodes zset, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] node names list,
+ * KEYS[5] all-nodes bitmap, KEYS[6] online bitmap, KEYS[7] bitmapped-sets hash, KEYS[7 + i] the
+ * hash of the i-th node.
+ * ARGV[1] the key prefix (a set's bitmap is `<p>:bits:` + the set key after `<p>:`; the distinct
+ * values of the numeric fact `<p>:factnum:<path>` are in `<p>:factvals:<path>`, as RedisKeys
+ * builds them: a value's set key is added with the node and removed once no node has the value),
+ * ARGV[2] BITMAP_MIN_MEMBERS, ARGV[3] B the number of nodes, then B records of: identity, now
+ * (ms), session id, facts JSON, classes JSON, agents JSON, version, the node's entries as stored,
+ * JSON `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, then the same
+ * entries as arguments: P, N and Z, then P fact value set keys, N times (class or agent set key,
+ * its names set key, the class or agent name), Z times (zset key, score, value set key).
+ * Returns the number of entries the nodes have.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
-local name = ARGV[1]
-local rest = #ARGV[10] + 2
-local function bits(k) return ARGV[10] .. ':bits:' .. string.sub(k, rest) end
-local function distinct(k) return ARGV[10] .. ':factvals:' .. string.sub(k, rest + 8) end
-local minMembers = tonumber(ARGV[11])
-local nid = redis.call('HGET', KEYS[7], name)
-if nid then
-  nid = tonumber(nid)
-else
-  nid = redis.call('RPUSH', KEYS[8], name) - 1
-  redis.call('HSET', KEYS[7], name, nid)
+local prefix = ARGV[1]
+local rest = #prefix + 2
+local function bits(k) return prefix .. ':bits:' .. string.sub(k, rest) end
+local function distinct(k) return prefix .. ':factvals:' .. string.sub(k, rest + 8) end
+local minMembers = tonumber(ARGV[2])
+-- unpack() pushes every value on Lua's bounded stack: long argument lists go in chunks.
+local CHUNK = 1000
+local function each(list, step, fn)
+  for i = 1, #list, step do fn(unpack(list, i, math.min(i + step - 1, #list))) end
 end
-local n = cjson.decode(ARGV[8])
-local o = {sets = {}, zsets = {}}
-local old = redis.call('HGET', KEYS[1], 'index')
-if old then o = cjson.decode(old) end
-local now, was = {}, {}
-for _, k in ipairs(n.sets) do now[k] = true end
-for _, k in ipairs(o.sets) do was[k] = true end
-local gone, added = {}, {}
-for _, k in ipairs(o.sets) do if not now[k] then gone[#gone + 1] = k end end
-for _, k in ipairs(n.sets) do if not was[k] then added[#added + 1] = k end end
--- One HMGET says which of the touched memberships are bitmaps.
-local flagged = {}
-local touched = {}
-for _, k in ipairs(gone) do touched[#touched + 1] = k end
-for _, k in ipairs(added) do touched[#touched + 1] = k end
-if #touched > 0 then
-  local f = redis.call('HMGET', KEYS[11], unpack(touched))
-  for i, k in ipairs(touched) do flagged[k] = f[i] and true or false end
+-- One BITFIELD per bitmap; ids are kept as text, as Redis takes them.
+local function setBits(key, ids, value)
+  local args, c = {}, 0
+  for i = 1, #ids do
+    args[c + 1] = 'SET'; args[c + 2] = 'u1'; args[c + 3] = ids[i]; args[c + 4] = value
+    c = c + 4
+  end
+  each(args, CHUNK, function(...) redis.call('BITFIELD', key, ...) end)
 end
-local function empty(k)
-  if flagged[k] then return redis.call('BITCOUNT', bits(k)) == 0 end
-  return redis.call('SCARD', k) == 0
+
+local nodes = {}
+local p = 4
+for i = 1, tonumber(ARGV[3]) do
+  local P, N, Z = tonumber(ARGV[p + 8]), tonumber(ARGV[p + 9]), tonumber(ARGV[p + 10])
+  nodes[i] = {at = p, P = P, N = N, Z = Z, name = ARGV[p]}
+  p = p + 11 + P + 3 * N + 3 * Z
 end
-for _, k in ipairs(gone) do
-  if flagged[k] then redis.call('SETBIT', bits(k), nid, 0) else redis.call('SREM', k, name) end
+
+-- Ids: existing ones in one HMGET, new ones appended in one RPUSH.
+local names = {}
+for i, n in ipairs(nodes) do names[i] = n.name end
+local ids = redis.call('HMGET', KEYS[3], unpack(names))
+local fresh = {}
+for i, n in ipairs(nodes) do
+  if ids[i] then n.nid = ids[i] else fresh[#fresh + 1] = n end
 end
-for _, k in ipairs(added) do
-  if flagged[k] then
-    redis.call('SETBIT', bits(k), nid, 1)
-  else
-    redis.call('SADD', k, name)
-    if redis.call('SCARD', k) >= minMembers then
-      local b = bits(k)
-      local members = redis.call('SMEMBERS', k)
-      for i = 1, #members, 1000 do
-        local ids = redis.call('HMGET', KEYS[7], unpack(members, i, math.min(i + 999, #members)))
-        for _, m in ipairs(ids) do
-          if m then redis.call('SETBIT', b, m, 1) end
-        end
+if #fresh > 0 then
+  local list, idOf = {}, {}
+  for j, n in ipairs(fresh) do list[j] = n.name end
+  local len = redis.call('RPUSH', KEYS[4], unpack(list))
+  for j, n in ipairs(fresh) do
+    n.nid = tostring(len - #fresh + j - 1)
+    idOf[#idOf + 1] = n.name
+    idOf[#idOf + 1] = n.nid
+  end
+  redis.call('HSET', KEYS[3], unpack(idOf))
+end
+
+-- Each node's changes, gathered per membership and per numeric fact.
+local setOps, setOrder, zOps, zOrder = {}, {}, {}, {}
+local function setOp(k)
+  local op = setOps[k]
+  if not op then
+    op = {add = {}, addIds = {}, rem = {}, remIds = {}}
+    setOps[k] = op
+    setOrder[#setOrder + 1] = k
+  end
+  return op
+end
+local function zOp(k)
+  local op = zOps[k]
+  if not op then
+    op = {add = {}, rem = {}, values = {}, gone = {}}
+    zOps[k] = op
+    zOrder[#zOrder + 1] = k
+  end
+  return op
+end
+local function addTo(k, name, nid)
+  local op = setOp(k)
+  local c = #op.add + 1
+  op.add[c] = name
+  op.addIds[c] = nid
+  return op
+end
+local written = 0
+for i, n in ipairs(nodes) do
+  local at, P, N, Z, name, nid = n.at, n.P, n.N, n.Z, n.name, n.nid
+  local named, z0 = at + 11 + P, at + 11 + P + 3 * N
+  written = written + P + N + Z
+  local old = redis.call('HGET', KEYS[7 + i], 'index')
+  if not old then
+    -- A node indexed for the first time: every entry is new.
+    for q = at + 11, named - 1 do addTo(ARGV[q], name, nid) end
+    for q = named, z0 - 1, 3 do
+      local op = addTo(ARGV[q], name, nid)
+      op.namesKey, op.label = ARGV[q + 1], ARGV[q + 2]
+    end
+    for q = z0, z0 + 3 * Z - 1, 3 do
+      local op = zOp(ARGV[q])
+      local c = #op.add
+      op.add[c + 1] = ARGV[q + 1]; op.add[c + 2] = name
+      op.values[c + 1] = ARGV[q + 1]; op.values[c + 2] = ARGV[q + 2]
+    end
+  elseif old ~= ARGV[at + 7] then
+    local ok, o = pcall(cjson.decode, old)
+    if not ok or type(o) ~= 'table' then o = {} end
+    local was, now = {}, {}
+    for _, k in ipairs(o.sets or {}) do was[k] = true end
+    for q = at + 11, named - 1 do
+      now[ARGV[q]] = true
+      if not was[ARGV[q]] then addTo(ARGV[q], name, nid) end
+    end
+    for q = named, z0 - 1, 3 do
+      now[ARGV[q]] = true
+      if not was[ARGV[q]] then
+        local op = addTo(ARGV[q], name, nid)
+        op.namesKey, op.label = ARGV[q + 1], ARGV[q + 2]
       end
-      redis.call('DEL', k)
-      redis.call('HSET', KEYS[11], k, 1)
-      flagged[k] = true
+    end
+    for k in pairs(was) do
+      if not now[k] then
+        local op = setOp(k)
+        op.rem[#op.rem + 1] = name
+        op.remIds[#op.remIds + 1] = nid
+      end
+    end
+    local nowz, keepz = {}, {}
+    for q = z0, z0 + 3 * Z - 1, 3 do nowz[ARGV[q]] = ARGV[q + 1] .. ' ' .. ARGV[q + 2] end
+    for _, e in ipairs(o.zsets or {}) do
+      if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
+        keepz[e[1]] = true
+      else
+        local op = zOp(e[1])
+        op.rem[#op.rem + 1] = name
+        if e[3] then op.gone[#op.gone + 1] = e[3] end
+      end
+    end
+    for q = z0, z0 + 3 * Z - 1, 3 do
+      if not keepz[ARGV[q]] then
+        local op = zOp(ARGV[q])
+        local c = #op.add
+        op.add[c + 1] = ARGV[q + 1]; op.add[c + 2] = name
+        op.values[c + 1] = ARGV[q + 1]; op.values[c + 2] = ARGV[q + 2]
+      end
     end
   end
 end
-local nowz, keepz = {}, {}
-for _, e in ipairs(n.zsets) do nowz[e[1]] = e[2] .. ' ' .. (e[3] or '') end
-for _, e in ipairs(o.zsets) do
-  if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
-    keepz[e[1]] = true
+
+-- Memberships: which are bitmaps (one HMGET), then one change per membership.
+local flagged = {}
+for i = 1, #setOrder, CHUNK do
+  local f = redis.call('HMGET', KEYS[7], unpack(setOrder, i, math.min(i + CHUNK - 1, #setOrder)))
+  for j = 1, #f do flagged[setOrder[i + j - 1]] = f[j] and true or false end
+end
+local function toBitmap(k)
+  local b = bits(k)
+  each(redis.call('SMEMBERS', k), CHUNK, function(...)
+    local known = {}
+    for _, id in ipairs(redis.call('HMGET', KEYS[3], ...)) do
+      if id then known[#known + 1] = id end
+    end
+    setBits(b, known, 1)
+  end)
+  redis.call('DEL', k)
+  redis.call('HSET', KEYS[7], k, 1)
+  flagged[k] = true
+end
+for _, k in ipairs(setOrder) do
+  local op = setOps[k]
+  if flagged[k] then
+    local b = bits(k)
+    if #op.remIds > 0 then setBits(b, op.remIds, 0) end
+    if #op.addIds > 0 then setBits(b, op.addIds, 1) end
   else
-    redis.call('ZREM', e[1], name)
-    if e[3] and empty(e[3]) then redis.call('ZREM', distinct(e[1]), e[3]) end
+    each(op.rem, CHUNK, function(...) redis.call('SREM', k, ...) end)
+    if #op.add > 0 then
+      local new = 0
+      each(op.add, CHUNK, function(...) new = new + redis.call('SADD', k, ...) end)
+      local size = redis.call('SCARD', k)
+      if op.namesKey and size == new then redis.call('SADD', op.namesKey, op.label) end
+      if size >= minMembers then toBitmap(k) end
+    end
   end
 end
-for _, e in ipairs(n.zsets) do
-  if not keepz[e[1]] then
-    redis.call('ZADD', e[1], e[2], name)
-    redis.call('ZADD', distinct(e[1]), e[2], e[3])
+
+-- Numeric facts: members and scores, then the distinct values no node has any more.
+local function empty(k)
+  if flagged[k] == nil then flagged[k] = redis.call('HEXISTS', KEYS[7], k) == 1 end
+  if flagged[k] then return redis.call('BITCOUNT', bits(k)) == 0 end
+  return redis.call('SCARD', k) == 0
+end
+for _, k in ipairs(zOrder) do
+  local op, d, checked = zOps[k], distinct(k), {}
+  each(op.rem, CHUNK, function(...) redis.call('ZREM', k, ...) end)
+  for _, v in ipairs(op.gone) do
+    if not checked[v] then
+      checked[v] = true
+      if empty(v) then redis.call('ZREM', d, v) end
+    end
   end
+  each(op.add, CHUNK, function(...) redis.call('ZADD', k, ...) end)
+  each(op.values, CHUNK, function(...) redis.call('ZADD', d, ...) end)
 end
-if #added > 0 then
-  for _, e in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', e[1], e[2]) end
+
+-- The nodes themselves: online, last seen now.
+local seen, nids = {}, {}
+for i, n in ipairs(nodes) do
+  local at = n.at
+  redis.call('HSET', KEYS[7 + i], 'identity', n.name, 'online', '1', 'last_seen', ARGV[at + 1], 'facts', ARGV[at + 3],
+    'classes', ARGV[at + 4], 'agents', ARGV[at + 5], 'version', ARGV[at + 6], 'session', ARGV[at + 2], 'index', ARGV[at + 7])
+  seen[#seen + 1] = ARGV[at + 1]; seen[#seen + 1] = n.name
+  nids[#nids + 1] = n.nid
 end
-redis.call('HSET', KEYS[1], 'identity', name, 'online', '1', 'last_seen', ARGV[2], 'facts', ARGV[4],
-  'classes', ARGV[5], 'agents', ARGV[6], 'version', ARGV[7], 'session', ARGV[3], 'index', ARGV[8])
-redis.call('ZADD', KEYS[2], ARGV[2], name)
-redis.call('ZADD', KEYS[3], ARGV[2], name)
-redis.call('ZADD', KEYS[4], 0, name)
-redis.call('SADD', KEYS[5], name)
-redis.call('SADD', KEYS[6], name)
-redis.call('SETBIT', KEYS[9], nid, 1)
-redis.call('SETBIT', KEYS[10], nid, 1)
-return #n.sets + #n.zsets`);
+each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[1], ...) end)
+each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[2], ...) end)
+setBits(KEYS[5], nids, 1)
+setBits(KEYS[6], nids, 1)
+return written`);
 
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
@@ -216,6 +360,16 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
   }
 }
 
+/** An upsert waiting for its batch: the node's UPSERT_SCRIPT record and who waits for it. */
+interface QueuedUpsert {
+  identity: string;
+  args: string[];
+  /** Written in a batch of its own (after its batch failed). */
+  alone?: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * The Redis discovery index: one hash per node (identity, online flag, last_seen ms, facts,
  * classes and agents as JSON, version, and the id of the session that wrote it) plus a sorted
@@ -236,11 +390,19 @@ export class NodeIndex {
   /** The id → identity copy discovery decodes bitmaps with. */
   readonly names: NodeNames;
 
+  /** Upserts waiting for a batch, in the order they were asked for. */
+  private queued: QueuedUpsert[] = [];
+  private batchesInFlight = 0;
+  /** Nodes in the batches being written. */
+  private readonly writing = new Set<string>();
+
   /**
    * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
-   * `sessionId`; its previous fact, class and agent entries are replaced atomically.
+   * `sessionId`; its previous fact, class and agent entries are replaced atomically. Upserts
+   * asked for while earlier ones are being written go to Redis together (UPSERT_BATCH_MAX per
+   * script call); those of one node are written in the order they were asked for.
    */
-  async upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
+  upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
     const facts = hello.facts ?? {};
     const sets = new Set<string>();
     const zsets: Array<[string, string, string]> = [];
@@ -253,32 +415,17 @@ export class NodeIndex {
         zsets.push([this.keys.factNumber(path), String(n), this.keys.factValue(path, factIndexText(value))]);
       }
     }
-    const names: Array<[string, string]> = [];
+    const plain = [...sets];
+    const named: string[] = [];
     for (const c of new Set(hello.classes.map((c) => c.toLowerCase()))) {
       sets.add(this.keys.nodeClass(c));
-      names.push([this.keys.classNames(), c]);
+      named.push(this.keys.nodeClass(c), this.keys.classNames(), c);
     }
     for (const a of new Set(hello.agents)) {
       sets.add(this.keys.nodeAgent(a));
-      names.push([this.keys.agentNames(), a]);
+      named.push(this.keys.nodeAgent(a), this.keys.agentNames(), a);
     }
-    // By SHA (LuaScript): 100,000 Hellos would otherwise each carry the 1 kB script body.
-    await UPSERT_SCRIPT.run(
-      this.redis,
-      [
-        this.keys.node(hello.identity),
-        this.keys.nodes(),
-        this.keys.online(),
-        this.keys.identities(),
-        this.keys.allNodes(),
-        this.keys.onlineSet(),
-        this.keys.nodeIds(),
-        this.keys.nodeNames(),
-        this.keys.bitmapOf(this.keys.allNodes()),
-        this.keys.bitmapOf(this.keys.onlineSet()),
-        this.keys.bitmappedSets(),
-      ],
-      [
+    const args = [
       hello.identity,
       String(nowMs),
       sessionId,
@@ -287,11 +434,75 @@ export class NodeIndex {
       JSON.stringify(hello.agents),
       hello.version,
       JSON.stringify({ sets: [...sets], zsets }),
-      JSON.stringify(names),
-      this.keys.prefix,
-      this.bitmapMinMembers,
-      ],
-    );
+      String(plain.length),
+      String(named.length / 3),
+      String(zsets.length),
+      ...plain,
+      ...named,
+      ...zsets.flat(),
+    ];
+    return new Promise((resolve, reject) => {
+      this.queued.push({ identity: hello.identity, args, resolve, reject });
+      this.writeQueued();
+    });
+  }
+
+  /** Sends queued upserts while fewer than UPSERT_BATCHES_IN_FLIGHT batches are being written. */
+  private writeQueued(): void {
+    while (this.batchesInFlight < UPSERT_BATCHES_IN_FLIGHT) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      this.batchesInFlight++;
+      for (const u of batch) this.writing.add(u.identity);
+      const keys = [
+        this.keys.nodes(),
+        this.keys.online(),
+        this.keys.nodeIds(),
+        this.keys.nodeNames(),
+        this.keys.allNodesBitmap(),
+        this.keys.onlineBitmap(),
+        this.keys.bitmappedSets(),
+        ...batch.map((u) => this.keys.node(u.identity)),
+      ];
+      const args: Array<string | number> = [this.keys.prefix, this.bitmapMinMembers, batch.length];
+      for (const u of batch) for (const a of u.args) args.push(a);
+      // By SHA (LuaScript): the 7 kB script body is sent once, not with every batch.
+      UPSERT_SCRIPT.run(this.redis, keys, args)
+        .then(
+          () => batch.forEach((u) => u.resolve()),
+          (err: unknown) => {
+            if (batch.length === 1) batch[0].reject(err);
+            // One node's data can fail the whole script (a key of the wrong type): each upsert
+            // is tried again alone, before any later one of its node, so only that one fails.
+            // The node hash (and its stored entries) is written last, so a retry re-applies
+            // whatever part of the batch was written.
+            else this.queued.unshift(...batch.map((u) => ({ ...u, alone: true })));
+          },
+        )
+        .finally(() => {
+          this.batchesInFlight--;
+          for (const u of batch) this.writing.delete(u.identity);
+          this.writeQueued();
+        });
+    }
+  }
+
+  /**
+   * The next batch: queued upserts in order, at most UPSERT_BATCH_MAX, each node at most once
+   * and none of a node in a batch being written, so that the upserts of one node are written
+   * in the order they were asked for; an upsert marked `alone` goes by itself.
+   */
+  private takeBatch(): QueuedUpsert[] {
+    const batch: QueuedUpsert[] = [];
+    const left: QueuedUpsert[] = [];
+    const blocked = new Set(this.writing);
+    for (const u of this.queued) {
+      const fits = batch.length < UPSERT_BATCH_MAX && !blocked.has(u.identity) && (batch.length === 0 || (!u.alone && !batch[0].alone));
+      (fits ? batch : left).push(u);
+      blocked.add(u.identity); // a later upsert of this node must not overtake this one
+    }
+    this.queued = left;
+    return batch;
   }
 
   /** Refreshes a node's last-seen time, if the entry still belongs to `sessionId`. */
@@ -302,7 +513,7 @@ export class NodeIndex {
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
-    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.onlineSet(), this.keys.nodeIds(), this.keys.bitmapOf(this.keys.onlineSet())], [sessionId, identity]);
+    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap()], [sessionId, identity]);
     return r === 1;
   }
 
