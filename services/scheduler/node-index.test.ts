@@ -330,4 +330,18 @@ describe('NodeIndex batches', () => {
     await index.upsert(hello('bad'), 's', 2);
     assert.deepEqual((await index.list()).map((n) => n.identity), ['b', 'bad', 'x', 'y']);
   });
+
+  it('marks a node offline after its Hello still waiting for a batch, never before', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    // x and y fill the batches in flight, so z's Hello waits in the queue when its stream ends.
+    const hellos = ['x', 'y', 'z'].map((id) => index.upsert(hello(id), `s-${id}`, 1_000));
+    const offline = index.markOffline('z', 's-z');
+    await Promise.all(hellos);
+    assert.equal(await offline, true);
+    const z = (await index.list()).find((n) => n.identity === 'z');
+    assert.equal(z?.connected, false);
+    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['x', 'y']);
+  });
 });

@@ -395,6 +395,8 @@ export class NodeIndex {
   private batchesInFlight = 0;
   /** Nodes in the batches being written. */
   private readonly writing = new Set<string>();
+  /** Per node with an upsert queued or being written, the last one's end (failed or not). */
+  private readonly lastUpserts = new Map<string, Promise<void>>();
 
   /**
    * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
@@ -441,10 +443,19 @@ export class NodeIndex {
       ...named,
       ...zsets.flat(),
     ];
-    return new Promise((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       this.queued.push({ identity: hello.identity, args, resolve, reject });
       this.writeQueued();
     });
+    const settled = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lastUpserts.set(hello.identity, settled);
+    void settled.then(() => {
+      if (this.lastUpserts.get(hello.identity) === settled) this.lastUpserts.delete(hello.identity);
+    });
+    return written;
   }
 
   /** Sends queued upserts while fewer than UPSERT_BATCHES_IN_FLIGHT batches are being written. */
@@ -513,6 +524,9 @@ export class NodeIndex {
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
   async markOffline(identity: string, sessionId: string): Promise<boolean> {
+    // After the node's upserts asked for before: a stream that ends while its Hello waits for a
+    // batch must leave the node offline, not see its Hello written after this.
+    await this.lastUpserts.get(identity);
     const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap()], [sessionId, identity]);
     return r === 1;
   }
