@@ -83,6 +83,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
+ * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output (issue 5 point 5) |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
  * | `<p>:run:{<id>}:final`           | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
  * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
@@ -190,6 +191,14 @@ export class RedisKeys {
   /** A run's node results, host → result. */
   runResults(taskId: string): string {
     return `${this.prefix}:run:{${taskId}}:results`;
+  }
+
+  /**
+   * A run's node results without their output, host → a short text per node (written beside
+   * `runResults` by the same scripts), for slim reads such as `bolt_task(...)` terms.
+   */
+  runBriefs(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:brief`;
   }
 
   /** A run's event log (Redis Stream). */
