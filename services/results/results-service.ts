@@ -32,6 +32,7 @@ import { computeRunStatus, finalRunStateOf } from './run-status';
 import { ReadAccess } from './read-access';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { RunStore } from './run-store';
+import { briefHolds, briefResults } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
 
@@ -125,9 +126,23 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       now(),
     );
 
+  /**
+   * A slim read of fields the run's briefs hold (run-brief.ts), such as bolt_task's exitcode:
+   * reading and parsing every full result cost ~90 ms over 10,000 nodes (issue 5 point 5). A
+   * run created before briefs were kept has none; its full results are read as before.
+   */
+  const briefStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
+    const [run, briefs] = await Promise.all([store.getRun(taskId), store.getBriefs(taskId)]);
+    if (!run) throw runNotFound(taskId);
+    readAccess.checkRun(call, run);
+    const results = briefs.length > 0 ? briefResults(run, briefs, slim) : await store.getResultsProjected(taskId, (json) => projectResult(json, slim));
+    return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
+  };
+
   const getRunStatus = async (req: GetRunStatusRequest, call: CallerSource): Promise<GetRunStatusResponse> => {
     requireTaskId(req.taskId);
     const slim = req.resultFields && resultFieldsOf(req.resultFields.fields);
+    if (slim && briefHolds(slim)) return briefStatus(req.taskId, slim, call);
     const [run, results] = await Promise.all([store.getRun(req.taskId), slim ? store.getResultsProjected(req.taskId, (json) => projectResult(json, slim)) : store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);
     readAccess.checkRun(call, run);

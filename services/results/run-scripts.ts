@@ -3,8 +3,8 @@ import { LuaScript } from '../../lib/lua-script';
 import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
- * The Lua scripts of the run store. Each declares every key it touches. The record, results
- * and event log of one run share the `{<task id>}` hash tag; CREATE_RUN_SCRIPT and
+ * The Lua scripts of the run store. Each declares every key it touches. The record, results,
+ * briefs and event log of one run share the `{<task id>}` hash tag; CREATE_RUN_SCRIPT and
  * DELETE_RUN_SCRIPT also write the global indexes (`runs`, `runs:task:<task>`,
  * `runs:caller:<caller>`) in the same atomic step, so an index entry exists exactly while its
  * run does. That ties them to one Redis (or one Cluster slot for all runs); splitting them for
@@ -13,6 +13,13 @@ import { FINAL_NODE_STATES } from '../../lib/run-states';
  *
  * Every XADD trims the run's log to about ARGV's cap (MAXLEN ~, see `eventLogCap`), so a run
  * whose nodes flood it with reports cannot fill Redis; trimming drops the oldest events.
+ *
+ * Beside each node's result a run keeps its brief (run-brief.ts): the result without its
+ * output, `<state>,<exitcode>,<completed>,<runtime>,<start>,<statuscode>[,<tail>]` (NodeState
+ * number; integers; 1 or 0; seconds; epoch ms or empty; integer; `["<task>","<callerid>"]` only
+ * when they differ from the run's), so a slim read never reads output (issue 5 point 5). The
+ * brief hash is created with the run and written in the same step as each result; a run created
+ * before briefs existed has none and never gets one (a partial brief hash would hide results).
  */
 
 /** Proto JSON names of the final node states, as a Lua table constructor. */
@@ -31,22 +38,24 @@ KEYS[4]  the runs index (zset task id -> creation time in ms)
 KEYS[5]  the index of the run's task (zset, same)
 KEYS[6]  the index of the run's caller (zset, same)
 KEYS[7]  the hosts of the run with a final result (set)
+KEYS[8]  the run's node briefs (hash host -> brief, encoded as above)
 ARGV[1]  the Run as proto JSON
 ARGV[2]  the first RunEvent (RunStateChanged) as proto JSON, without id
 ARGV[3]  the task id (the member of every index)
 ARGV[4]  the run's creation time in ms (its score in every index)
 ARGV[5]  the cap of the event log (entries)
-ARGV[6], ARGV[7], ...  host, NodeResult proto JSON: one pair per node
+ARGV[6], ARGV[7], ARGV[8], ...  host, NodeResult proto JSON, its brief: one triple per node
 Result:  1 when created; 0 when KEYS[1] exists (nothing written)
 ]]
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 -- Leftovers of a run that no longer has a record must not leak into the new one.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[7])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[7], KEYS[8])
 redis.call('SET', KEYS[1], ARGV[1])
-for i = 6, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 2])
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[2])
 for k = 4, 6 do
@@ -68,11 +77,13 @@ KEYS[2]  the run's event log (stream)
 KEYS[3]  the run record (string): nothing is written when it is gone (swept by retention)
 KEYS[4]  the hosts of the run with a final result (set), kept here so that knowing whether the
          run is done never means reading every result
+KEYS[5]  the run's node briefs (hash host -> brief, encoded as above): each brief replaced
+         with its result, when the run has this hash (runs created before briefs have none)
 ARGV[1]  n, the number of results
 ARGV[2]  the cap of the event log (entries)
-ARGV[3 + 4i .. 6 + 4i], for i = 0 .. n-1:
+ARGV[3 + 5i .. 7 + 5i], for i = 0 .. n-1:
          host; NodeResult as canonical proto JSON; '1' when its state is final, else '0';
-         the RunEvent (node_result) to append when it is recorded, without id
+         the RunEvent (node_result) to append when it is recorded, without id; its brief
 Result:  {changed, final}: the number of results that changed what was stored and how many
          hosts now have a final result; {-1, 0} when the run does not exist
 ]]
@@ -80,9 +91,10 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   return {-1, 0}
 end
 local final = ${FINAL_NODE_STATES_LUA}
+local briefed = redis.call('EXISTS', KEYS[5]) == 1
 local changed = 0
 for i = 0, tonumber(ARGV[1]) - 1 do
-  local base = 3 + 4 * i
+  local base = 3 + 5 * i
   local host, result, newFinal, event = ARGV[base], ARGV[base + 1], ARGV[base + 2] == '1', ARGV[base + 3]
   local old = redis.call('HGET', KEYS[1], host)
   local keep = false
@@ -95,6 +107,9 @@ for i = 0, tonumber(ARGV[1]) - 1 do
   end
   if not keep then
     redis.call('HSET', KEYS[1], host, result)
+    if briefed then
+      redis.call('HSET', KEYS[5], host, ARGV[base + 4])
+    end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', event)
     if newFinal then
       redis.call('SADD', KEYS[4], host)
@@ -189,20 +204,21 @@ return out
 `,
 );
 
-/** Deletes one run (record, results, event log, index entries) if its record is as read. */
+/** Deletes one run (record, results, briefs, event log, index entries) if its record is as read. */
 export const DELETE_RUN_SCRIPT = new LuaScript(
   'delete-run',
   `--[[
-Purpose: remove an expired run entirely, in one atomic step: its record, node results, event
-log and its entries in every index, but only if the record is still exactly as the sweep read
+Purpose: remove an expired run entirely, in one atomic step: its record, node results and
+briefs, event log and its entries in every index, but only if the record is still exactly as the sweep read
 it (a run that changed meanwhile, for example one that just ended, is judged again next time).
 UNLINK frees large hashes and streams in the background, so a big run never blocks Redis.
 KEYS[1]  the run record (string)
 KEYS[2]  the run's node results (hash)
 KEYS[3]  the run's event log (stream)
 KEYS[4]  the hosts of the run with a final result (set)
-KEYS[5]  the runs index (zset)
-KEYS[6], KEYS[7], ...  the run's task and caller indexes (zsets), when its record is known
+KEYS[5]  the run's node briefs (hash)
+KEYS[6]  the runs index (zset)
+KEYS[7], KEYS[8], ...  the run's task and caller indexes (zsets), when its record is known
 ARGV[1]  the task id
 ARGV[2]  the record exactly as read; '' when it was missing (a stale index entry)
 Result:  1 when removed; 0 when the record changed meanwhile (nothing removed)
@@ -211,8 +227,8 @@ local current = redis.call('GET', KEYS[1])
 if (current or '') ~= ARGV[2] then
   return 0
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-for k = 5, #KEYS do
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+for k = 6, #KEYS do
   redis.call('ZREM', KEYS[k], ARGV[1])
 end
 return 1
