@@ -39,20 +39,25 @@ function corrupt(host: string): CorruptRecordError {
   return new CorruptRecordError(`stored brief of ${host} is not one`);
 }
 
-/** A brief's number field; throws CorruptRecordError when it is none. */
-function numberOf(text: string, host: string): number {
-  const n = Number(text);
-  if (text === '' || Number.isNaN(n)) throw corrupt(host);
-  return n;
+/** The integer in `text` from `start` to `end` (exclusive), NaN when it is none. */
+function intBetween(text: string, start: number, end: number): number {
+  const negative = text.charCodeAt(start) === 45; // '-'
+  let n = 0;
+  let i = negative ? start + 1 : start;
+  if (i >= end) return NaN;
+  for (; i < end; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return NaN;
+    n = n * 10 + digit;
+  }
+  return negative ? -n : n;
 }
 
-/** The task and callerid of a brief's tail (the text after its sixth comma). */
-function tailOf(brief: string, host: string): [string, string] {
-  let at = -1;
-  for (let i = 0; i < BRIEF_FIELD_COUNT; i++) at = brief.indexOf(',', at + 1);
+/** The task and callerid of a brief's tail (the text from `start`). */
+function tailOf(brief: string, start: number, host: string): [string, string] {
   let tail: unknown;
   try {
-    tail = JSON.parse(brief.slice(at + 1));
+    tail = JSON.parse(brief.slice(start));
   } catch {
     throw corrupt(host);
   }
@@ -62,14 +67,13 @@ function tailOf(brief: string, host: string): [string, string] {
 
 /**
  * The results of `run` that a flat HGETALL reply of its brief hash (host, brief, host, brief,
- * ...) stands for, each cut down to `jsonNames` (all held by a brief) exactly as projectResult
- * cuts a full result: a field not named keeps its default. Throws CorruptRecordError for an
- * entry that is not a brief.
+ * ...) stands for, each cut down to `jsonNames` (from resultFieldsOf, so host among them; all
+ * held by a brief) exactly as projectResult cuts a full result: a field not named keeps its
+ * default. Throws CorruptRecordError for an entry that is not a brief.
  */
 export function briefResults(run: Run, flat: readonly string[], jsonNames: readonly string[]): Map<string, NodeResult> {
   const want = (name: string) => jsonNames.includes(name);
-  const [host, taskId, task, callerid, state, exitcode, completed, runtime, startTime, statuscode] = [
-    want('host'),
+  const [taskId, task, callerid, state, exitcode, completed, runtime, startTime, statuscode] = [
     want('taskId'),
     want('task'),
     want('callerid'),
@@ -81,28 +85,41 @@ export function briefResults(run: Run, flat: readonly string[], jsonNames: reado
     want('statuscode'),
   ];
   const results = new Map<string, NodeResult>();
+  const at: number[] = new Array<number>(BRIEF_FIELD_COUNT);
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = flat[i];
+    const host = flat[i];
     const brief = flat[i + 1];
-    const f = brief.split(',');
-    if (f.length < BRIEF_FIELD_COUNT) throw corrupt(name);
-    const [ownTask, ownCaller] = f.length > BRIEF_FIELD_COUNT ? tailOf(brief, name) : [run.task, run.caller];
-    results.set(name, {
-      host: host ? name : '',
+    // Parsed in place (indexOf, digits) rather than split and Number: 10,000 briefs took ~7 ms
+    // that way, ~1 ms this way (issue 5 point 5).
+    let comma = -1;
+    for (let f = 0; f < BRIEF_FIELD_COUNT - 1; f++) {
+      comma = brief.indexOf(',', comma + 1);
+      if (comma < 0) throw corrupt(host);
+      at[f] = comma;
+    }
+    const tailComma = brief.indexOf(',', comma + 1);
+    const end = tailComma < 0 ? brief.length : tailComma;
+    const own = tailComma < 0 ? undefined : tailOf(brief, tailComma + 1, host);
+    const result: NodeResult = {
+      host,
       taskId: taskId ? run.taskId : '',
-      task: task ? ownTask : '',
-      callerid: callerid ? ownCaller : '',
-      state: state ? numberOf(f[0], name) : 0,
-      exitcode: exitcode ? numberOf(f[1], name) : 0,
+      task: task ? (own?.[0] ?? run.task) : '',
+      callerid: callerid ? (own?.[1] ?? run.caller) : '',
+      state: state ? intBetween(brief, 0, at[0]) : 0,
+      exitcode: exitcode ? intBetween(brief, at[0] + 1, at[1]) : 0,
       stdout: '',
       stderr: '',
       value: undefined,
-      completed: completed && f[2] === '1',
-      runtime: runtime ? numberOf(f[3], name) : 0,
-      startTime: startTime && f[4] !== '' ? new Date(numberOf(f[4], name)) : undefined,
-      statuscode: statuscode ? numberOf(f[5], name) : 0,
+      completed: completed && brief.charCodeAt(at[1] + 1) === 49, // '1'
+      runtime: runtime ? Number(brief.slice(at[2] + 1, at[3])) : 0,
+      startTime: startTime && at[4] > at[3] + 1 ? new Date(intBetween(brief, at[3] + 1, at[4])) : undefined,
+      statuscode: statuscode ? intBetween(brief, at[4] + 1, end) : 0,
       statusmsg: '',
-    });
+    };
+    if (Number.isNaN(result.state) || Number.isNaN(result.exitcode) || Number.isNaN(result.runtime) || Number.isNaN(result.statuscode) || Number.isNaN(result.startTime?.getTime())) {
+      throw corrupt(host);
+    }
+    results.set(host, result);
   }
   return results;
 }

@@ -43,10 +43,18 @@ export function pendingNodeResult(run: Run, host: string): NodeResult {
   return NodeResult.fromPartial({ host, taskId: run.taskId, task: run.task, callerid: run.caller, state: NodeState.NODE_STATE_PENDING, exitcode: -1 });
 }
 
+/** The distinct hosts of `run`, sorted. */
+function runHosts(run: Run): readonly string[] {
+  // Stored nodes are sorted and distinct already (normalizeNewRun): checking that is ~0.1 ms
+  // over 10,000 nodes, a Set and a sort ~3 ms (issue 5 point 5, the slim bolt_task read).
+  const nodes = run.nodes;
+  for (let i = 1; i < nodes.length; i++) if (!(nodes[i - 1] < nodes[i])) return [...new Set(nodes)].sort();
+  return nodes;
+}
+
 /** One result per node of `run` (a pending one where none is stored), sorted by host. */
 export function runItems(run: Run, results: ReadonlyMap<string, NodeResult>): NodeResult[] {
-  const hosts = [...new Set(run.nodes)].sort();
-  return hosts.map((host) => results.get(host) ?? pendingNodeResult(run, host));
+  return runHosts(run).map((host) => results.get(host) ?? pendingNodeResult(run, host));
 }
 
 /** A finite, non-negative runtime; anything else counts as 0 so the average is never NaN. */
