@@ -32,7 +32,7 @@ import { computeRunStatus, finalRunStateOf } from './run-status';
 import { ReadAccess } from './read-access';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { RunStore } from './run-store';
-import { briefHolds, briefResults } from './run-brief';
+import { briefHolds, briefItems } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
 
@@ -135,8 +135,8 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     const [run, briefs] = await Promise.all([store.getRun(taskId), store.getBriefs(taskId)]);
     if (!run) throw runNotFound(taskId);
     readAccess.checkRun(call, run);
-    const results = briefs.length > 0 ? briefResults(run, briefs, slim) : await store.getResultsProjected(taskId, (json) => projectResult(json, slim));
-    return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
+    const items = briefs.length > 0 ? briefItems(run, briefs, slim) : slimItems(run, await store.getResultsProjected(taskId, (json) => projectResult(json, slim)), slim);
+    return { run, items, stats: undefined, summary: undefined };
   };
 
   const getRunStatus = async (req: GetRunStatusRequest, call: CallerSource): Promise<GetRunStatusResponse> => {

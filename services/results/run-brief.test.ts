@@ -5,7 +5,7 @@ import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
 import { CorruptRecordError } from './corrupt-record-error';
 import { createRun, finished, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
-import { briefHolds, briefResults, encodeBrief } from './run-brief';
+import { briefHolds, briefItems, encodeBrief } from './run-brief';
 import { projectResult, resultFieldsOf } from './run-result-fields';
 
 const redisServer = useRedisServer();
@@ -117,9 +117,10 @@ describe('node briefs (the slim read without output)', () => {
     const run = newRun(['h']);
     const result = NodeResult.fromPartial({ host: 'h', taskId: run.taskId, task: run.task, callerid: run.caller, state: NodeState.NODE_STATE_FAILED, exitcode: -7, completed: true, runtime: 1e-7, startTime: new Date(1), statuscode: 1 });
     const names = resultFieldsOf(FIELD_SETS[0]);
-    assert.deepEqual(briefResults(run, ['h', encodeBrief(result, run)], names).get('h'), result);
-    for (const bad of ['', '5,0,1,0', 'x,0,1,0,,0', '5,0,1,0,,0,[1]', '5,0,1,0,,0,not json', '5,,1,0,,0']) {
-      assert.throws(() => briefResults(run, ['h', bad], names), CorruptRecordError, JSON.stringify(bad));
+    assert.deepEqual(briefItems(run, ['h', encodeBrief(result, run, 0)], names), [result]);
+    for (const bad of ['', '0,5,0,1,0', '0,x,0,1,0,,0', '0,5,0,1,0,,0,[1]', '0,5,0,1,0,,0,not json', '0,5,,1,0,,0', '1,5,0,1,0,,0']) {
+      assert.throws(() => briefItems(run, ['h', bad], names), CorruptRecordError, JSON.stringify(bad));
     }
+    assert.throws(() => briefItems(run, ['h', '0,5,0,1,0,,0', 'h', '0,5,0,1,0,,0'], names), CorruptRecordError, 'two briefs of one node');
   });
 });

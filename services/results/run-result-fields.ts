@@ -45,7 +45,7 @@ export function resultFieldsOf(fields: string[]): string[] {
 }
 
 /** A stored result (parsed proto JSON) cut down to `jsonNames`. */
-export function projectResult(json: unknown, jsonNames: string[]): NodeResult {
+export function projectResult(json: unknown, jsonNames: readonly string[]): NodeResult {
   const whole = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
   const slim: Record<string, unknown> = {};
   for (const name of jsonNames) if (name in whole) slim[name] = whole[name];

@@ -8,7 +8,7 @@ import { matchesRunQuery, type RunQuery } from './run-query';
 import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
 import { pendingNodeResult } from './run-status';
-import { encodeBrief } from './run-brief';
+import { encodeBrief, nodeIndexOf } from './run-brief';
 
 /**
  * Runs, node results and event logs in Redis (keys: lib/redis.ts RedisKeys). Every message is
@@ -122,10 +122,10 @@ export class RunStore {
       score,
       eventLogCap(run.nodes.length),
     ];
-    for (const host of run.nodes) {
+    run.nodes.forEach((host, i) => {
       const pending = pendingNodeResult(run, host);
-      args.push(host, canonicalJson(NodeResult.toJSON(pending)), encodeBrief(pending, run));
-    }
+      args.push(host, canonicalJson(NodeResult.toJSON(pending)), encodeBrief(pending, run, i));
+    });
     const keys = [
       this.keys.run(id),
       this.keys.runResults(id),
@@ -193,7 +193,7 @@ export class RunStore {
       const batch = results.slice(start, start + RECORD_BATCH_SIZE);
       const args: string[] = [String(batch.length), String(eventLogCap(run.nodes.length))];
       for (const r of batch) {
-        args.push(r.host, canonicalJson(NodeResult.toJSON(r)), isFinalNodeState(r.state) ? '1' : '0', eventJson({ time: now, taskId, event: { $case: 'nodeResult', value: r } }), encodeBrief(r, run));
+        args.push(r.host, canonicalJson(NodeResult.toJSON(r)), isFinalNodeState(r.state) ? '1' : '0', eventJson({ time: now, taskId, event: { $case: 'nodeResult', value: r } }), encodeBrief(r, run, nodeIndexOf(run, r.host)));
       }
       const [changedHere, finalNow] = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args)) as [number, number];
       if (changedHere < 0) return undefined;
