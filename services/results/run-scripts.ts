@@ -15,11 +15,12 @@ import { FINAL_NODE_STATES } from '../../lib/run-states';
  * whose nodes flood it with reports cannot fill Redis; trimming drops the oldest events.
  *
  * Beside each node's result a run keeps its brief (run-brief.ts): the result without its
- * output, `<state>,<exitcode>,<completed>,<runtime>,<start>,<statuscode>[,<tail>]` (NodeState
- * number; integers; 1 or 0; seconds; epoch ms or empty; integer; `["<task>","<callerid>"]` only
- * when they differ from the run's), so a slim read never reads output (issue 5 point 5). The
- * brief hash is created with the run and written in the same step as each result; a run created
- * before briefs existed has none and never gets one (a partial brief hash would hide results).
+ * output, `<node>,<state>,<exitcode>,<completed>,<runtime>,<start>,<statuscode>[,<tail>]` (the
+ * host's position in the run's sorted nodes; NodeState number; integer; 1 or 0; seconds; epoch
+ * ms or empty; integer; `["<task>","<callerid>"]` only when they differ from the run's), so a
+ * slim read never reads output (issue 5 point 5). The brief hash is created with the run and
+ * written in the same step as each result; a run created before briefs existed has none and
+ * never gets one (a partial brief hash would hide results).
  */
 
 /** Proto JSON names of the final node states, as a Lua table constructor. */

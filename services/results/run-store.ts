@@ -168,13 +168,11 @@ export class RunStore {
   }
 
   /**
-   * The run's node briefs (run-brief.ts) as the flat HGETALL reply, host, brief, host, brief,
-   * ...; empty when the run has none (created before briefs were kept, or gone).
+   * The run's node briefs (run-brief.ts: each names its node by position, so only the values
+   * are read); empty when the run has none (created before briefs were kept, or gone).
    */
   async getBriefs(taskId: string): Promise<string[]> {
-    // \`call\` with the upper-case name: ioredis turns an \`hgetall\` reply into an object, which
-    // cost ~10 ms of a 10,000-node read (issue 5 point 5) only to be walked once.
-    return (await this.redis.call('HGETALL', this.keys.runBriefs(taskId))) as string[];
+    return this.redis.hvals(this.keys.runBriefs(taskId));
   }
 
   /**
