@@ -88,11 +88,12 @@ function tailOf(brief: string, start: number): [string, string] {
 }
 
 /**
- * The slim items of `run` that the briefs of its brief hash (the values, HVALS) stand for: one per node in the order of its nodes (sorted, normalizeNewRun), a pending
- * one where a node has no brief, each cut down to `jsonNames` (from resultFieldsOf, so host
- * among them; all held by a brief) exactly as projectResult cuts a full result: a field not
- * named keeps its default. Throws CorruptRecordError for an entry that is not a brief of one
- * node of the run, or a second brief of a node.
+ * The slim items of `run` that `briefs` (the values of its brief hash) stand for: one per node
+ * in the order of its nodes (sorted, normalizeNewRun), a pending one where a node has no brief,
+ * each cut down to `jsonNames` (from resultFieldsOf, so host among them; all held by a brief)
+ * exactly as projectResult cuts a full result: a field not named keeps its default. Throws
+ * CorruptRecordError for an entry that is not a brief of a node of the run, or a second brief
+ * of a node.
  */
 export function briefItems(run: Run, briefs: readonly string[], jsonNames: readonly string[]): NodeResult[] {
   const want = (name: string) => jsonNames.includes(name);

@@ -14,8 +14,8 @@ import { encodeBrief, nodeIndexOf } from './run-brief';
  * Runs, node results and event logs in Redis (keys: lib/redis.ts RedisKeys). Every message is
  * stored as proto JSON (`Run.toJSON` and friends); event log entries hold one field, `event`,
  * a RunEvent without its id (the id is the stream entry id); a node's brief (run-brief.ts) is its
- * result without output. Changes to one run go through the
- * Lua scripts of run-scripts.ts, so each is atomic together with its event.
+ * result without output. Changes to one run go through the Lua scripts of run-scripts.ts, so
+ * each is atomic together with its event.
  */
 
 /** Results recorded per script call: bounds how long one call holds Redis. */
