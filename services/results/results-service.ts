@@ -31,6 +31,7 @@ import { isFinalRunState } from '../../lib/run-states';
 import { computeRunStatus, finalRunStateOf } from './run-status';
 import { ReadAccess } from './read-access';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
+import { parseResultWhere, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';
 import { RunStore } from './run-store';
 import { briefHolds, briefItems } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
@@ -139,14 +140,25 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     return { run, items, stats: undefined, summary: undefined };
   };
 
+  const slimStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
+    if (briefHolds(slim)) return briefStatus(taskId, slim, call);
+    const [run, results] = await Promise.all([store.getRun(taskId), store.getResultsProjected(taskId, (json) => projectResult(json, slim))]);
+    if (!run) throw runNotFound(taskId);
+    readAccess.checkRun(call, run);
+    return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
+  };
+
   const getRunStatus = async (req: GetRunStatusRequest, call: CallerSource): Promise<GetRunStatusResponse> => {
     requireTaskId(req.taskId);
-    const slim = req.resultFields && resultFieldsOf(req.resultFields.fields);
-    if (slim && briefHolds(slim)) return briefStatus(req.taskId, slim, call);
-    const [run, results] = await Promise.all([store.getRun(req.taskId), slim ? store.getResultsProjected(req.taskId, (json) => projectResult(json, slim)) : store.getResults(req.taskId)]);
+    if (req.resultFields) {
+      const where = req.resultFields.where ? parseResultWhere(req.resultFields.where, req.taskId) : undefined;
+      const slim = resultFieldsOf(where ? [...req.resultFields.fields, ...resultFieldsFor([where], req.taskId)] : req.resultFields.fields);
+      const status = await slimStatus(req.taskId, slim, call);
+      return where ? { ...status, items: status.items.filter((r) => resultMatches(where, r)) } : status;
+    }
+    const [run, results] = await Promise.all([store.getRun(req.taskId), store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);
     readAccess.checkRun(call, run);
-    if (slim) return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
     return { run, ...computeRunStatus(run, results) };
   };
 

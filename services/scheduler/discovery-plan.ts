@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import type { FieldViolation } from '../../lib/errors';
 import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
-import { evaluate, filterRegex, referencedTaskIds, termsOf, type BoltTaskField, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr } from '../../lib/filter-language';
+import { evaluate, filterRegex, formatTerm, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type BoltTaskTerm, type CompareOp, type FilterExpr } from '../../lib/filter-language';
+import { boltTaskFields, ranTask, resultFieldsFor } from '../../lib/bolt-task-results';
 import { InvalidArgumentError } from '../../lib/errors';
-import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
+import type { NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import { unary } from '../../lib/grpc-client';
@@ -58,9 +59,10 @@ export interface DiscoveryResult {
 /**
  * A run's node results, for `bolt_task('<id>')` terms (the scheduler asks the results service).
  * `fields` names the NodeResult fields (proto names) the terms compare; a source may leave the
- * others unset.
+ * others unset. With `where` (a `bolt_task` term of that run, as GetRunStatus's
+ * `result_fields.where`), only the nodes that ran the task and satisfy it.
  */
-export type RunResultsSource = (taskId: string, fields: string[]) => Promise<NodeResult[]>;
+export type RunResultsSource = (taskId: string, fields: string[], where?: string) => Promise<NodeResult[]>;
 
 /**
  * How long the results of a finished run are reused by later discovery queries, in ms. Reading a
@@ -105,12 +107,12 @@ export function resultsServiceSource(results: ResultsServiceClient, options: Res
   const caller = options.caller ?? ON_BEHALF_OF_SELF;
   const runs = finishedRuns.get(results) ?? new Map<string, { atMs: number; items: NodeResult[] }>();
   finishedRuns.set(results, runs);
-  return async (taskId, fields) => {
-    const key = JSON.stringify([caller, taskId, fields]);
+  return async (taskId, fields, where) => {
+    const key = JSON.stringify([caller, taskId, fields, where ?? '']);
     const hit = runs.get(key);
     if (hit && now() - hit.atMs < ttlMs) return hit.items;
     runs.delete(key);
-    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields } }, { metadata: onBehalfOf(caller) });
+    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields, where: where ?? '' } }, { metadata: onBehalfOf(caller) });
     if (ttlMs > 0 && response.run && isFinalRunState(response.run.state)) {
       runs.set(key, { atMs: now(), items: response.items });
       // Oldest first (insertion order): drop beyond the bound.
@@ -122,18 +124,6 @@ export function resultsServiceSource(results: ResultsServiceClient, options: Res
     return response.items;
   };
 }
-
-/** The NodeResult field (proto name) each `bolt_task` field is read from (boltTaskFields); `known` and the wrapper fields need none. */
-const RESULT_FIELD_OF: Partial<Record<BoltTaskField, string>> = {
-  task: 'task',
-  caller: 'callerid',
-  exitcode: 'exitcode',
-  completed: 'completed',
-  runtime: 'runtime',
-  start_time: 'start_time',
-  stdout: 'stdout',
-  stderr: 'stderr',
-};
 
 /** Options of `runDiscovery`. */
 export interface RunDiscoveryOptions {
@@ -254,64 +244,64 @@ function planFact(index: NodeIndex, f: Pick<FactFilter, 'fact' | 'operator' | 'v
   return undefined;
 }
 
-/** A node result as the fields `bolt_task` compares (choria-tasks.md §6.2; times in epoch seconds). */
-export function boltTaskFields(r: NodeResult): BoltTaskResultFields {
-  const fields: BoltTaskResultFields = {
-    task: r.task,
-    caller: r.callerid,
-    exitcode: r.exitcode,
-    completed: r.completed,
-    runtime: r.runtime,
-    stdout: r.stdout,
-    stderr: r.stderr,
-  };
-  if (r.startTime) fields.start_time = Math.floor(r.startTime.getTime() / 1000);
-  return fields;
-}
-
 /**
- * Whether a recorded result means the node ran (or is running) the task. A node recorded as
- * NO_RESPONSE or cancelled before it started never ran it, like a node outside the run: it is
- * not `known` and matches no other field (Choria's 127 default made `exitcode > 0` pick it).
+ * The `bolt_task` data one query reads, each read at most once: the nodes of a run matching one
+ * term (a slim read with `where`, when nodes outside the run cannot match it: only the matches
+ * travel, issue 5 point 5), or every node of a run with the fields its terms compare (for a term
+ * nodes outside the run can match, such as `known == false`, and for terms evaluated in memory).
  */
-function ranTask(r: NodeResult): boolean {
-  return r.startTime !== undefined || r.completed || (r.state !== NodeState.NODE_STATE_NO_RESPONSE && r.state !== NodeState.NODE_STATE_CANCELLED);
-}
+class BoltTaskData {
+  private readonly matches = new Map<string, Promise<string[]>>();
+  private readonly runs = new Map<string, Promise<Map<string, BoltTaskResultFields>>>();
+  private readonly loaded = new Map<string, Map<string, BoltTaskResultFields>>();
 
-/** The `bolt_task` data of the runs an expression names, fetched once per query. */
-async function loadRunData(exprs: FilterExpr[], source: RunResultsSource | undefined): Promise<Map<string, Map<string, BoltTaskResultFields>>> {
-  const ids = [...new Set(exprs.flatMap((e) => referencedTaskIds(e)))];
-  const fieldsOf = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
-  for (const term of exprs.flatMap((e) => termsOf(e))) {
-    const field = term.kind === 'BOLT_TASK' ? RESULT_FIELD_OF[term.field] : undefined;
-    if (term.kind === 'BOLT_TASK' && field) fieldsOf.get(term.taskId)?.add(field);
+  constructor(
+    private readonly exprs: FilterExpr[],
+    private readonly source: RunResultsSource,
+  ) {}
+
+  /** The hosts of the term's run that ran the task and satisfy the term. */
+  matching(term: BoltTaskTerm): Promise<string[]> {
+    const text = formatTerm(term);
+    let hosts = this.matches.get(text);
+    if (!hosts) {
+      hosts = this.source(term.taskId, resultFieldsFor([term], term.taskId), text).then((items) => items.map((r) => r.host));
+      this.matches.set(text, hosts);
+    }
+    return hosts;
   }
-  const data = new Map<string, Map<string, BoltTaskResultFields>>();
-  if (ids.length === 0) return data;
-  if (!source) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
-  await Promise.all(
-    ids.map(async (id) => {
-      const byHost = new Map<string, BoltTaskResultFields>();
-      // `completed` is always asked: ranTask needs it (host, state and start_time come with every slim item).
-      for (const r of await source(id, [...new Set(['completed', ...fieldsOf.get(id)!])].sort())) if (ranTask(r)) byHost.set(r.host, boltTaskFields(r));
-      data.set(id, byHost);
-    }),
-  );
-  return data;
+
+  /** Every node of the run that ran the task, with the fields the query's terms compare; `lookup` answers from it afterwards. */
+  run(taskId: string): Promise<Map<string, BoltTaskResultFields>> {
+    let run = this.runs.get(taskId);
+    if (!run) {
+      run = this.source(taskId, resultFieldsFor(this.exprs, taskId)).then((items) => {
+        const byHost = new Map<string, BoltTaskResultFields>();
+        for (const r of items) if (ranTask(r)) byHost.set(r.host, boltTaskFields(r));
+        this.loaded.set(taskId, byHost);
+        return byHost;
+      });
+      this.runs.set(taskId, run);
+    }
+    return run;
+  }
+
+  /** Answers terms from the runs read with `run` (undefined: the node never ran the task). */
+  readonly lookup: BoltTaskLookup = (taskId, host) => this.loaded.get(taskId)?.get(host);
 }
 
 /** The index plan of a compound expression, or undefined when a term needs in-memory evaluation. */
-async function planExpr(index: NodeIndex, expr: FilterExpr, runs: Map<string, Map<string, BoltTaskResultFields>>, lookup: BoltTaskLookup): Promise<SetPlan | undefined> {
+async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData): Promise<SetPlan | undefined> {
   const { redis, keys } = index.store;
   switch (expr.kind) {
     case 'AND':
     case 'OR': {
-      const parts = await Promise.all(expr.operands.map((o) => planExpr(index, o, runs, lookup)));
+      const parts = await Promise.all(expr.operands.map((o) => planExpr(index, o, data)));
       if (parts.some((p) => p === undefined)) return undefined;
       return { kind: expr.kind, parts: parts as SetPlan[] };
     }
     case 'NOT': {
-      const part = await planExpr(index, expr.operand, runs, lookup);
+      const part = await planExpr(index, expr.operand, data);
       return part && { kind: 'NOT', part };
     }
     case 'CLASS':
@@ -326,12 +316,13 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, runs: Map<string, Ma
       return op === undefined ? undefined : planFact(index, { fact: expr.path, operator: op, value: expr.value });
     }
     case 'BOLT_TASK': {
-      // Evaluated over the run's results once: the matching hosts become a set. Nodes outside
-      // the run match only when the term holds for "never ran" (`known == false`).
-      const byHost = runs.get(expr.taskId) ?? new Map<string, BoltTaskResultFields>();
-      const matching = [...byHost.keys()].filter((host) => evaluate(expr, { identity: host, facts: {}, classes: [], agents: [] }, lookup));
+      // The matching hosts become a set. Nodes outside the run (or that never ran the task)
+      // match only when the term holds for "never ran" (`known == false`); otherwise the
+      // results service evaluates the term and sends the matches alone.
       const outsiders = evaluate(expr, { identity: '', facts: {}, classes: [], agents: [] }, () => undefined);
-      if (!outsiders) return { kind: 'MEMBERS', ids: matching };
+      if (!outsiders) return { kind: 'MEMBERS', ids: await data.matching(expr) };
+      const byHost = await data.run(expr.taskId);
+      const matching = [...byHost.keys()].filter((host) => evaluate(expr, { identity: host, facts: {}, classes: [], agents: [] }, data.lookup));
       return { kind: 'OR', parts: [{ kind: 'NOT', part: { kind: 'MEMBERS', ids: [...byHost.keys()] } }, { kind: 'MEMBERS', ids: matching }] };
     }
   }
@@ -380,15 +371,20 @@ export async function planFilter(index: NodeIndex, filter: Filter | undefined, r
     else residual.push(compileFact(f, `filter.facts[${i}]`, ignored));
   });
   const exprs = filter.compound.map((text, i) => parseCompoundEntry(text, `filter.compound[${i}]`, ignored)).filter((e): e is FilterExpr => e !== undefined);
-  const runs = await loadRunData(exprs, runResults);
-  const lookup: BoltTaskLookup = (taskId, host) => runs.get(taskId)?.get(host);
+  const taskIds = [...new Set(exprs.flatMap((e) => referencedTaskIds(e)))];
+  if (taskIds.length > 0 && !runResults) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
+  const data = new BoltTaskData(exprs, runResults ?? (() => Promise.resolve([])));
   for (const expr of exprs) {
     // Top-level AND operands are planned one by one, so one term the index cannot answer
     // leaves only its own operand to memory.
     for (const operand of expr.kind === 'AND' ? expr.operands : [expr]) {
-      const planned = await planExpr(index, operand, runs, lookup);
+      const planned = await planExpr(index, operand, data);
       if (planned) parts.push(planned);
-      else residual.push((node) => evaluate(operand, node, lookup));
+      else {
+        // Evaluated on each candidate: the runs it names are read whole first.
+        await Promise.all(referencedTaskIds(operand).map((id) => data.run(id)));
+        residual.push((node) => evaluate(operand, node, data.lookup));
+      }
     }
   }
   return { set: parts.length === 0 ? { kind: 'ALL' } : { kind: 'AND', parts }, residual };

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../../lib/errors';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { factAt as lookupFact } from '../../lib/filter-language';
+import { parseResultWhere, resultMatches } from '../../lib/bolt-task-results';
 import { compileFilter, discoverNodes } from './discovery';
 import { runDiscovery } from './discovery-plan';
 import { NodeIndex, type IndexedNode } from './node-index';
@@ -260,31 +261,39 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     }
   });
 
-  it('asks the results source for only the result fields the bolt_task terms compare', async () => {
+  it('asks the results source for the matches of each bolt_task term, or for the whole run when nodes outside it can match', async () => {
     const index = await fleetIndex();
     const a = 'a'.repeat(32);
     const b = 'b'.repeat(32);
-    const asked: Array<[string, string[]]> = [];
-    const runResults = (id: string, fields: string[]) => {
-      asked.push([id, fields]);
-      return Promise.resolve([NodeResult.fromPartial({ host: 'web1.example.com', taskId: id, exitcode: 2, completed: true, stdout: 'x' })]);
+    const asked: Array<[string, string[], string]> = [];
+    const items = [NodeResult.fromPartial({ host: 'web1.example.com', exitcode: 2, completed: true, stdout: 'x', callerid: 'u' })];
+    const runResults = (id: string, fields: string[], where?: string) => {
+      asked.push([id, fields, where ?? '']);
+      return Promise.resolve(where ? items.filter((r) => resultMatches(parseResultWhere(where, id), r)) : items);
     };
-    const text = `bolt_task('${a}').exitcode > 0 and bolt_task('${a}').stdout =~ /x/ or bolt_task('${b}').caller == 'u' or bolt_task('${b}').known == true`;
-    assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online, ['web1.example.com']);
-    assert.deepEqual(asked.sort(), [[a, ['completed', 'exitcode', 'stdout']], [b, ['callerid', 'completed']]]);
+    const text = `bolt_task('${a}').exitcode > 0 and bolt_task('${a}').stdout =~ /x/ or bolt_task('${b}').caller == 'u' or bolt_task('${b}').known == false`;
+    assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
+    assert.deepEqual(asked.sort(), [
+      [a, ['completed', 'exitcode'], `bolt_task('${a}').exitcode > 0`],
+      [a, ['completed', 'stdout'], `bolt_task('${a}').stdout =~ /x/`],
+      [b, ['callerid', 'completed'], ''], // known == false: every node of the run, with the fields of b's terms
+      [b, ['callerid', 'completed'], `bolt_task('${b}').caller == u`],
+    ]);
   });
 
   it('answers bolt_task terms from the run results; a node that never ran the task matches no field but known == false', async () => {
     const index = await fleetIndex();
     const taskId = 'a'.repeat(32);
     const asked: string[] = [];
-    const runResults = (id: string) => {
-      asked.push(id);
-      return Promise.resolve([
-        NodeResult.fromPartial({ host: 'web1.example.com', taskId, task: 'demo::fail', exitcode: 1, completed: true, startTime: new Date(1_000_000), stdout: 'boom' }),
-        NodeResult.fromPartial({ host: 'web2.example.com', taskId, task: 'demo::fail', exitcode: 0, completed: true, startTime: new Date(1_000_000) }),
-        NodeResult.fromPartial({ host: 'db1.example.com', taskId, task: 'demo::fail', exitcode: -1, state: NodeState.NODE_STATE_NO_RESPONSE }),
-      ]);
+    const items = [
+      NodeResult.fromPartial({ host: 'web1.example.com', taskId, task: 'demo::fail', exitcode: 1, completed: true, startTime: new Date(1_000_000), stdout: 'boom' }),
+      NodeResult.fromPartial({ host: 'web2.example.com', taskId, task: 'demo::fail', exitcode: 0, completed: true, startTime: new Date(1_000_000) }),
+      NodeResult.fromPartial({ host: 'db1.example.com', taskId, task: 'demo::fail', exitcode: -1, state: NodeState.NODE_STATE_NO_RESPONSE }),
+    ];
+    // As the results service answers (lib/bolt-task-results): `where` keeps the nodes that ran and match.
+    const runResults = (id: string, _fields: string[], where?: string) => {
+      asked.push(where ?? id);
+      return Promise.resolve(where ? items.filter((r) => resultMatches(parseResultWhere(where, id), r)) : items);
     };
     const run = async (text: string) => (await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online;
     assert.deepEqual(await run(`bolt_task('${taskId}').exitcode > 0`), ['web1.example.com']);
@@ -292,7 +301,12 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     assert.deepEqual(await run(`bolt_task('${taskId}').known == false`), ['db1.example.com', 'win1']);
     assert.deepEqual(await run(`not bolt_task('${taskId}').completed == true and role::web`), ['win1']);
     assert.deepEqual(await run(`bolt_task('${taskId}').exitcode > 0 and bolt_task('${taskId}').start_time >= 1000`), ['web1.example.com']);
-    assert.deepEqual(asked, Array(5).fill(taskId), 'one fetch of the run per query');
+    const term = (t: string) => `bolt_task('${taskId}').${t}`;
+    assert.deepEqual(
+      asked,
+      [term('exitcode > 0'), term('exitcode == 0'), term('stdout =~ /BOOM/'), taskId, term('completed == true'), term('exitcode > 0'), term('start_time >= 1000')],
+      'the matches of each term that nodes outside the run cannot satisfy; the whole run for one they can',
+    );
     await assert.rejects(runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] })), InvalidArgumentError);
   });
 });
