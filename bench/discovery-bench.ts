@@ -24,8 +24,9 @@ import { NodeIndex } from '../services/scheduler/node-index';
  * - p50/p90 over RUNS queries of equality filters and AND/OR/NOT combinations whose results hold
  *   tens of thousands of nodes (goal p50 ≤ 10 ms), and of identity regexes (goal ≤ 10 ms);
  * - p50 of a `bolt_task` term against a RUN_NODES-node run stored by a real baton-results
- *   process, read with the slim GetRunStatus on every query (cold) and reused for a finished
- *   run (goal ≤ 50 ms);
+ *   process, asked of the results service on every query (cold: a slim GetRunStatus whose
+ *   `where` is the term, answered from the run's briefs) and reused for a finished run
+ *   (goal ≤ 50 ms);
  * - a baseline measured in the same run: a raw SINTER returning the 68,000 names of one fact
  *   value (what every query cost before the bitmaps), with each query's ratio to it.
  * Run: `npx buf generate && npx tsc -p . && npm run bench -- discovery-bench` (a few minutes).

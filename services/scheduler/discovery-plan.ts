@@ -65,10 +65,10 @@ export interface DiscoveryResult {
 export type RunResultsSource = (taskId: string, fields: string[], where?: string) => Promise<NodeResult[]>;
 
 /**
- * How long the results of a finished run are reused by later discovery queries, in ms. Reading a
- * 10,000-node run costs the results service ~100 ms (every result is a JSON document to read and
- * parse), far over issue 5's 50 ms, and the usual pattern asks for the same finished run several
- * times in a row (`baton discover -S bolt_task(...)`, then the run with the same filter). A
+ * How long the results of a finished run are reused by later discovery queries, in ms. Even
+ * slim, reading a 10,000-node run costs the results service and the scheduler tens of ms
+ * (bench/discovery-bench), and the usual pattern asks for the same finished run several times
+ * in a row (`baton discover -S bolt_task(...)`, then the run with the same filter). A
  * finished run's results change only when a late answer replaces a NO_RESPONSE
  * (lib/run-states.ts), so a query may miss such an answer for at most this long. Runs still going
  * are never cached.
@@ -93,13 +93,14 @@ export interface ResultsSourceOptions {
   caller?: string;
 }
 
-/** Slim reads of finished runs, per results client (every query makes a new source over the same client), keyed by caller, run and fields. */
+/** Slim reads of finished runs, per results client (every query makes a new source over the same client), keyed by caller, run, fields and where. */
 const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: number; items: NodeResult[] }>>();
 
 /**
- * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare: over a
- * 10,000-node run the whole status cost ~100 ms more, issue 5 point 5), reusing a finished run's
- * answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run is NOT_FOUND from the results service.
+ * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare, and with
+ * `where` only the matching nodes: over a 10,000-node run the whole status cost ~100 ms more,
+ * issue 5 point 5), reusing a finished run's answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run
+ * is NOT_FOUND from the results service.
  */
 export function resultsServiceSource(results: ResultsServiceClient, options: ResultsSourceOptions = {}): RunResultsSource {
   const ttlMs = options.cacheTtlMs ?? FINISHED_RUN_CACHE_TTL_MS;
