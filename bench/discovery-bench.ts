@@ -195,6 +195,8 @@ async function main(): Promise<void> {
     const cold = resultsServiceSource(resultsClient, { cacheTtlMs: 0 });
     await q(`bolt_task exitcode > 0 over a ${RUN_NODES}-node run (cold read)`, { compound: [`bolt_task('${taskId}').exitcode > 0`] }, 50, cold);
     await q(`bolt_task exitcode > 0 and role::web (cold read)`, { compound: [`bolt_task('${taskId}').exitcode > 0 and role::web`] }, 50, cold);
+    await q(`bolt_task exitcode == 0 (7,500 of the run, cold read)`, { compound: [`bolt_task('${taskId}').exitcode == 0`] }, 50, cold);
+    await q(`bolt_task known == false (nodes outside the run, cold)`, { compound: [`bolt_task('${taskId}').known == false`] }, 50, cold);
     const status = await unary(resultsClient, resultsClient.getRunStatus, { taskId });
     if (!status.run || !isFinalRunState(status.run.state)) await unary(resultsClient, resultsClient.updateRunState, { taskId, state: RunState.RUN_STATE_FAILED, reason: '' });
     const finished = resultsServiceSource(resultsClient);

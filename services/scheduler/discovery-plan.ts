@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
 import type { FieldViolation } from '../../lib/errors';
 import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
-import { evaluate, filterRegex, formatTerm, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type BoltTaskTerm, type CompareOp, type FilterExpr } from '../../lib/filter-language';
+import { evaluate, filterRegex, formatExpr, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr } from '../../lib/filter-language';
 import { boltTaskFields, ranTask, resultFieldsFor } from '../../lib/bolt-task-results';
 import { InvalidArgumentError } from '../../lib/errors';
 import type { NodeResult } from '../../gen/baton/v1/run';
@@ -247,9 +247,8 @@ function planFact(index: NodeIndex, f: Pick<FactFilter, 'fact' | 'operator' | 'v
 
 /**
  * The `bolt_task` data one query reads, each read at most once: the nodes of a run matching one
- * term (a slim read with `where`, when nodes outside the run cannot match it: only the matches
- * travel, issue 5 point 5), or every node of a run with the fields its terms compare (for a term
- * nodes outside the run can match, such as `known == false`, and for terms evaluated in memory).
+ * term (a slim read with `where`: only the matches travel, issue 5 point 5), or every node of a
+ * run with the fields its terms compare, for terms evaluated in memory on each candidate.
  */
 class BoltTaskData {
   private readonly matches = new Map<string, Promise<string[]>>();
@@ -261,12 +260,13 @@ class BoltTaskData {
     private readonly source: RunResultsSource,
   ) {}
 
-  /** The hosts of the term's run that ran the task and satisfy the term. */
-  matching(term: BoltTaskTerm): Promise<string[]> {
-    const text = formatTerm(term);
+  /** The hosts of the run the task is known on that satisfy `expr` (the run's bolt_task terms only). */
+  matching(expr: FilterExpr): Promise<string[]> {
+    const text = formatExpr(expr);
     let hosts = this.matches.get(text);
     if (!hosts) {
-      hosts = this.source(term.taskId, resultFieldsFor([term], term.taskId), text).then((items) => items.map((r) => r.host));
+      const [taskId] = referencedTaskIds(expr);
+      hosts = this.source(taskId, resultFieldsFor([expr], taskId), text).then((items) => items.map((r) => r.host));
       this.matches.set(text, hosts);
     }
     return hosts;
@@ -317,14 +317,13 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData):
       return op === undefined ? undefined : planFact(index, { fact: expr.path, operator: op, value: expr.value });
     }
     case 'BOLT_TASK': {
-      // The matching hosts become a set. Nodes outside the run (or that never ran the task)
-      // match only when the term holds for "never ran" (`known == false`); otherwise the
-      // results service evaluates the term and sends the matches alone.
+      // The results service evaluates the term and sends the matching nodes alone. A node the
+      // task is not known on (outside the run, or never ran it) matches only when the term
+      // holds for "never ran" (`known == false`): then the term holds for every node except
+      // the known ones that fail it, which are what is asked for.
       const outsiders = evaluate(expr, { identity: '', facts: {}, classes: [], agents: [] }, () => undefined);
       if (!outsiders) return { kind: 'MEMBERS', ids: await data.matching(expr) };
-      const byHost = await data.run(expr.taskId);
-      const matching = [...byHost.keys()].filter((host) => evaluate(expr, { identity: host, facts: {}, classes: [], agents: [] }, data.lookup));
-      return { kind: 'OR', parts: [{ kind: 'NOT', part: { kind: 'MEMBERS', ids: [...byHost.keys()] } }, { kind: 'MEMBERS', ids: matching }] };
+      return { kind: 'NOT', part: { kind: 'MEMBERS', ids: await data.matching({ kind: 'NOT', operand: expr }) } };
     }
   }
 }

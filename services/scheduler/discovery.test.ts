@@ -261,7 +261,7 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     }
   });
 
-  it('asks the results source for the matches of each bolt_task term, or for the whole run when nodes outside it can match', async () => {
+  it('asks the results source for the matches of each bolt_task term, or for the known nodes failing one that nodes outside the run satisfy', async () => {
     const index = await fleetIndex();
     const a = 'a'.repeat(32);
     const b = 'b'.repeat(32);
@@ -276,8 +276,8 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     assert.deepEqual(asked.sort(), [
       [a, ['completed', 'exitcode'], `bolt_task('${a}').exitcode > 0`],
       [a, ['completed', 'stdout'], `bolt_task('${a}').stdout =~ /x/`],
-      [b, ['callerid', 'completed'], ''], // known == false: every node of the run, with the fields of b's terms
       [b, ['callerid', 'completed'], `bolt_task('${b}').caller == u`],
+      [b, ['completed'], `not bolt_task('${b}').known == false`], // holds outside the run: the complement of the known nodes failing it
     ]);
   });
 
@@ -304,8 +304,8 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const term = (t: string) => `bolt_task('${taskId}').${t}`;
     assert.deepEqual(
       asked,
-      [term('exitcode > 0'), term('exitcode == 0'), term('stdout =~ /BOOM/'), taskId, term('completed == true'), term('exitcode > 0'), term('start_time >= 1000')],
-      'the matches of each term that nodes outside the run cannot satisfy; the whole run for one they can',
+      [term('exitcode > 0'), term('exitcode == 0'), term('stdout =~ /BOOM/'), `not ${term('known == false')}`, term('completed == true'), term('exitcode > 0'), term('start_time >= 1000')],
+      'the matches of each term; for one that nodes outside the run satisfy, the known nodes failing it',
     );
     await assert.rejects(runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] })), InvalidArgumentError);
   });
