@@ -154,7 +154,9 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       const where = req.resultFields.where ? parseResultWhere(req.resultFields.where, req.taskId) : undefined;
       const slim = resultFieldsOf(where ? [...req.resultFields.fields, ...resultFieldsFor([where], req.taskId)] : req.resultFields.fields);
       const status = await slimStatus(req.taskId, slim, call);
-      return where ? { ...status, items: status.items.filter((r) => resultMatches(where, r)) } : status;
+      if (!where || !status.run) return status;
+      // Only the matches travel: not the 10,000 names of a 10,000-node run's record either.
+      return { ...status, run: { ...status.run, nodes: [] }, items: status.items.filter((r) => resultMatches(where, r)) };
     }
     const [run, results] = await Promise.all([store.getRun(req.taskId), store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);

@@ -58,8 +58,9 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
     assert.deepEqual(await hosts([], `bolt_task('ID').known == true`), ['web-1', 'web-2', 'web-4', 'web-5']);
     assert.deepEqual(await hosts([], `bolt_task('ID').known == false`), [], 'nodes that never ran are never returned');
     assert.deepEqual(await hosts(['stdout'], `bolt_task('ID').stdout =~ /BOOM/ or (bolt_task('ID').runtime < 1 and bolt_task('ID').completed == true)`), ['web-1', 'web-2'], 'stdout is not in the briefs: read from the full results');
-    const [web1] = (await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0` } })).items;
-    assert.equal(web1.exitcode, 3, 'the fields the expression compares come with each node');
+    const matched = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0` } });
+    assert.equal(matched.items[0].exitcode, 3, 'the fields the expression compares come with each node');
+    assert.deepEqual(matched.run, { ...(await unary(t.client, t.client.getRunStatus, { taskId: run.taskId })).run, nodes: [] }, 'the run record without its node list');
   });
 
   it('rejects a malformed where, a term of another kind or of another run with INVALID_ARGUMENT naming it', async () => {
