@@ -157,24 +157,20 @@ end
 
 -- Each node's changes, gathered per membership and per numeric fact.
 local setOps, setOrder, zOps, zOrder = {}, {}, {}, {}
-local function setOp(k)
-  local op = setOps[k]
+-- The changes to key k in ops (lists named by fields), created on first use; order keeps the keys.
+local function opOf(ops, order, fields, k)
+  local op = ops[k]
   if not op then
-    op = {add = {}, addIds = {}, rem = {}, remIds = {}}
-    setOps[k] = op
-    setOrder[#setOrder + 1] = k
+    op = {}
+    for _, f in ipairs(fields) do op[f] = {} end
+    ops[k] = op
+    order[#order + 1] = k
   end
   return op
 end
-local function zOp(k)
-  local op = zOps[k]
-  if not op then
-    op = {add = {}, rem = {}, values = {}, gone = {}}
-    zOps[k] = op
-    zOrder[#zOrder + 1] = k
-  end
-  return op
-end
+local SET_FIELDS, Z_FIELDS = {'add', 'addIds', 'rem', 'remIds'}, {'add', 'rem', 'values', 'gone'}
+local function setOp(k) return opOf(setOps, setOrder, SET_FIELDS, k) end
+local function zOp(k) return opOf(zOps, zOrder, Z_FIELDS, k) end
 local function addTo(k, name, nid)
   local op = setOp(k)
   local c = #op.add + 1
