@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { Filter } from '../../gen/baton/v1/filter';
-import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { credentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { ResultsServiceClient, type GetRunStatusRequest } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
 import { startChild, type StartedChild } from '../../lib/child-process';
 import { makeClient, unary } from '../../lib/grpc-client';
@@ -80,5 +81,26 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     assert.deepEqual(await failed(going), ['web1']);
     await unary(client, client.recordNodeResults, { taskId: going, results: [NodeResult.fromPartial({ host: 'web3', taskId: going, state: NodeState.NODE_STATE_FAILED, completed: true, exitcode: 3 })] });
     assert.deepEqual(await failed(going), ['web1', 'web3'], 'a running run is read each time');
+  });
+
+  it('checks the answer itself, so a results service that predates where never widens a bolt_task term', async () => {
+    const index = await fleet();
+    const taskId = await runWith({ web1: 2, web2: 0, web3: 0 }, RunState.RUN_STATE_RUNNING);
+    // The real service behind a client that drops `where`, as a service built before it (an
+    // unknown field) ignores it and answers every node.
+    const dropWhere: Interceptor = (options, next) =>
+      new InterceptingCall(next(options), {
+        sendMessage: (message: GetRunStatusRequest, send) => send(message.resultFields ? { ...message, resultFields: { ...message.resultFields, where: '' } } : message),
+      });
+    const old = new ResultsServiceClient(LISTENING_LINE.exec(results.readyLine)![1], credentials.createInsecure(), { interceptors: [dropWhere] });
+    try {
+      const seen = await unary(old, old.getRunStatus, { taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
+      assert.equal(seen.items.length, 3, 'the where never reached the service');
+      const runResults = resultsServiceSource(old);
+      assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] }), { runResults })).online, ['web1']);
+      assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').known == false`] }), { runResults })).online, []);
+    } finally {
+      old.close();
+    }
   });
 });

@@ -3,7 +3,7 @@ import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/f
 import type { FieldViolation } from '../../lib/errors';
 import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
 import { evaluate, filterRegex, formatExpr, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr } from '../../lib/filter-language';
-import { boltTaskFields, ranTask, resultFieldsFor } from '../../lib/bolt-task-results';
+import { boltTaskFields, parseResultWhere, ranTask, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';
 import { InvalidArgumentError } from '../../lib/errors';
 import type { NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
@@ -59,8 +59,8 @@ export interface DiscoveryResult {
 /**
  * A run's node results, for `bolt_task('<id>')` terms (the scheduler asks the results service).
  * `fields` names the NodeResult fields (proto names) the terms compare; a source may leave the
- * others unset. With `where` (a `bolt_task` term of that run, as GetRunStatus's
- * `result_fields.where`), only the nodes that ran the task and satisfy it.
+ * others unset. With `where` (an expression of that run's `bolt_task` terms, as GetRunStatus's
+ * `result_fields.where`), only the nodes the task is known on that satisfy it.
  */
 export type RunResultsSource = (taskId: string, fields: string[], where?: string) => Promise<NodeResult[]>;
 
@@ -114,15 +114,20 @@ export function resultsServiceSource(results: ResultsServiceClient, options: Res
     if (hit && now() - hit.atMs < ttlMs) return hit.items;
     runs.delete(key);
     const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields, where: where ?? '' } }, { metadata: onBehalfOf(caller) });
+    // A results service older than `where` ignores it (an unknown field) and answers every
+    // node: the answer is checked here too (a few ms over matches already filtered), so such
+    // a service never makes a term select nodes it does not hold for.
+    const expr = where ? parseResultWhere(where, taskId) : undefined;
+    const items = expr ? response.items.filter((r) => resultMatches(expr, r)) : response.items;
     if (ttlMs > 0 && response.run && isFinalRunState(response.run.state)) {
-      runs.set(key, { atMs: now(), items: response.items });
+      runs.set(key, { atMs: now(), items });
       // Oldest first (insertion order): drop beyond the bound.
       for (const old of runs.keys()) {
         if (runs.size <= FINISHED_RUN_CACHE_MAX_RUNS) break;
         runs.delete(old);
       }
     }
-    return response.items;
+    return items;
   };
 }
 
