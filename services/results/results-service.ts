@@ -128,24 +128,16 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     );
 
   /**
-   * A slim read of fields the run's briefs hold (run-brief.ts), such as bolt_task's exitcode:
-   * reading and parsing every full result cost ~90 ms over 10,000 nodes (issue 5 point 5). A
-   * run created before briefs were kept has none; its full results are read as before.
+   * A slim read. Fields the run's briefs hold (run-brief.ts), such as bolt_task's exitcode, are
+   * read from them: reading and parsing every full result cost ~90 ms over 10,000 nodes (issue 5
+   * point 5). Other fields, and a run created before briefs were kept, read the full results.
    */
-  const briefStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
-    const [run, briefs] = await Promise.all([store.getRun(taskId), store.getBriefs(taskId)]);
+  const slimStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
+    const [run, briefs] = await Promise.all([store.getRun(taskId), briefHolds(slim) ? store.getBriefs(taskId) : []]);
     if (!run) throw runNotFound(taskId);
     readAccess.checkRun(call, run);
     const items = briefs.length > 0 ? briefItems(run, briefs, slim) : slimItems(run, await store.getResultsProjected(taskId, (json) => projectResult(json, slim)), slim);
     return { run, items, stats: undefined, summary: undefined };
-  };
-
-  const slimStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
-    if (briefHolds(slim)) return briefStatus(taskId, slim, call);
-    const [run, results] = await Promise.all([store.getRun(taskId), store.getResultsProjected(taskId, (json) => projectResult(json, slim))]);
-    if (!run) throw runNotFound(taskId);
-    readAccess.checkRun(call, run);
-    return { run, items: slimItems(run, results, slim), stats: undefined, summary: undefined };
   };
 
   const getRunStatus = async (req: GetRunStatusRequest, call: CallerSource): Promise<GetRunStatusResponse> => {
