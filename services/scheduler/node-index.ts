@@ -104,7 +104,6 @@ const UPSERT_BATCHES_IN_FLIGHT = 2;
  * JSON `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, then the same
  * entries as arguments: P, N and Z, then P fact value set keys, N times (class or agent set key,
  * its names set key, the class or agent name), Z times (zset key, score, value set key).
- * Returns the number of entries the nodes have.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
 local prefix = ARGV[1]
@@ -178,36 +177,26 @@ local function addTo(k, name, nid)
   op.addIds[c] = nid
   return op
 end
-local written = 0
 for i, n in ipairs(nodes) do
   local at, P, N, Z, name, nid = n.at, n.P, n.N, n.Z, n.name, n.nid
   local named, z0 = at + 11 + P, at + 11 + P + 3 * N
-  written = written + P + N + Z
   local old = redis.call('HGET', KEYS[7 + i], 'index')
-  if not old then
-    -- A node indexed for the first time: every entry is new.
-    for q = at + 11, named - 1 do addTo(ARGV[q], name, nid) end
-    for q = named, z0 - 1, 3 do
-      local op = addTo(ARGV[q], name, nid)
-      op.namesKey, op.label = ARGV[q + 1], ARGV[q + 2]
+  if old ~= ARGV[at + 7] then
+    -- The stored entries; none for a node indexed for the first time, which then skips every
+    -- comparison (most of a registration storm's nodes).
+    local o
+    if old then
+      local ok, decoded = pcall(cjson.decode, old)
+      o = ok and type(decoded) == 'table' and decoded or {}
     end
-    for q = z0, z0 + 3 * Z - 1, 3 do
-      local op = zOp(ARGV[q])
-      local c = #op.add
-      op.add[c + 1] = ARGV[q + 1]; op.add[c + 2] = name
-      op.values[c + 1] = ARGV[q + 1]; op.values[c + 2] = ARGV[q + 2]
-    end
-  elseif old ~= ARGV[at + 7] then
-    local ok, o = pcall(cjson.decode, old)
-    if not ok or type(o) ~= 'table' then o = {} end
-    local was, now = {}, {}
-    for _, k in ipairs(o.sets or {}) do was[k] = true end
+    local was, now = {}, o and {}
+    for _, k in ipairs(o and o.sets or {}) do was[k] = true end
     for q = at + 11, named - 1 do
-      now[ARGV[q]] = true
+      if now then now[ARGV[q]] = true end
       if not was[ARGV[q]] then addTo(ARGV[q], name, nid) end
     end
     for q = named, z0 - 1, 3 do
-      now[ARGV[q]] = true
+      if now then now[ARGV[q]] = true end
       if not was[ARGV[q]] then
         local op = addTo(ARGV[q], name, nid)
         op.namesKey, op.label = ARGV[q + 1], ARGV[q + 2]
@@ -220,15 +209,18 @@ for i, n in ipairs(nodes) do
         op.remIds[#op.remIds + 1] = nid
       end
     end
-    local nowz, keepz = {}, {}
-    for q = z0, z0 + 3 * Z - 1, 3 do nowz[ARGV[q]] = ARGV[q + 1] .. ' ' .. ARGV[q + 2] end
-    for _, e in ipairs(o.zsets or {}) do
-      if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
-        keepz[e[1]] = true
-      else
-        local op = zOp(e[1])
-        op.rem[#op.rem + 1] = name
-        if e[3] then op.gone[#op.gone + 1] = e[3] end
+    local keepz = {}
+    if o and o.zsets then
+      local nowz = {}
+      for q = z0, z0 + 3 * Z - 1, 3 do nowz[ARGV[q]] = ARGV[q + 1] .. ' ' .. ARGV[q + 2] end
+      for _, e in ipairs(o.zsets) do
+        if nowz[e[1]] == e[2] .. ' ' .. (e[3] or '') then
+          keepz[e[1]] = true
+        else
+          local op = zOp(e[1])
+          op.rem[#op.rem + 1] = name
+          if e[3] then op.gone[#op.gone + 1] = e[3] end
+        end
       end
     end
     for q = z0, z0 + 3 * Z - 1, 3 do
@@ -310,8 +302,7 @@ end
 each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[1], ...) end)
 each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[2], ...) end)
 setBits(KEYS[5], nids, 1)
-setBits(KEYS[6], nids, 1)
-return written`);
+setBits(KEYS[6], nids, 1)`);
 
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
