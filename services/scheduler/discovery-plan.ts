@@ -262,8 +262,14 @@ class BoltTaskData {
 
   constructor(
     private readonly exprs: FilterExpr[],
-    private readonly source: RunResultsSource,
+    /** Undefined where discovery has no results service: a bolt_task term is then a bad filter. */
+    private readonly source: RunResultsSource | undefined,
   ) {}
+
+  private read(taskId: string, fields: string[], where?: string): Promise<NodeResult[]> {
+    if (!this.source) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
+    return this.source(taskId, fields, where);
+  }
 
   /** The hosts of the run the task is known on that satisfy `expr` (the run's bolt_task terms only). */
   matching(expr: FilterExpr): Promise<string[]> {
@@ -271,7 +277,7 @@ class BoltTaskData {
     let hosts = this.matches.get(text);
     if (!hosts) {
       const [taskId] = referencedTaskIds(expr);
-      hosts = this.source(taskId, resultFieldsFor([expr], taskId), text).then((items) => items.map((r) => r.host));
+      hosts = this.read(taskId, resultFieldsFor([expr], taskId), text).then((items) => items.map((r) => r.host));
       this.matches.set(text, hosts);
     }
     return hosts;
@@ -281,7 +287,7 @@ class BoltTaskData {
   run(taskId: string): Promise<Map<string, BoltTaskResultFields>> {
     let run = this.runs.get(taskId);
     if (!run) {
-      run = this.source(taskId, resultFieldsFor(this.exprs, taskId)).then((items) => {
+      run = this.read(taskId, resultFieldsFor(this.exprs, taskId)).then((items) => {
         const byHost = new Map<string, BoltTaskResultFields>();
         for (const r of items) if (ranTask(r)) byHost.set(r.host, boltTaskFields(r));
         this.loaded.set(taskId, byHost);
@@ -376,9 +382,7 @@ export async function planFilter(index: NodeIndex, filter: Filter | undefined, r
     else residual.push(compileFact(f, `filter.facts[${i}]`, ignored));
   });
   const exprs = filter.compound.map((text, i) => parseCompoundEntry(text, `filter.compound[${i}]`, ignored)).filter((e): e is FilterExpr => e !== undefined);
-  const taskIds = [...new Set(exprs.flatMap((e) => referencedTaskIds(e)))];
-  if (taskIds.length > 0 && !runResults) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
-  const data = new BoltTaskData(exprs, runResults ?? (() => Promise.resolve([])));
+  const data = new BoltTaskData(exprs, runResults);
   for (const expr of exprs) {
     // Top-level AND operands are planned one by one, so one term the index cannot answer
     // leaves only its own operand to memory.
