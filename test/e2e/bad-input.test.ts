@@ -122,6 +122,17 @@ function rawAgentStream(address: string, tls: TlsFiles, options: Record<string, 
   };
 }
 
+/** Sends `messages` on a raw Connect stream and returns how the scheduler ended it and what it sent before. */
+async function streamEnding(address: string, tls: TlsFiles, messages: Array<ConnectRequest['message']>, options: Record<string, number> = {}): Promise<{ ended: StatusObject; received: ConnectResponse[] }> {
+  const agent = rawAgentStream(address, tls, options);
+  try {
+    for (const m of messages) agent.send(m);
+    return { ended: await agent.ended(), received: agent.received };
+  } finally {
+    agent.close();
+  }
+}
+
 /** grpc.health.v1 Check with an empty service name, over raw bytes: 'SERVING' when the answer is status 1. */
 function healthOf(address: string, tls: TlsFiles): Promise<string> {
   const raw = (b: Buffer) => b;
@@ -308,61 +319,38 @@ describe('bad input against a stack with mutual TLS', () => {
       assertOneLineError(r, /^baton: the metadata service at 127\.0\.0\.1:\d+ refused our certificate, tls-cert .*mallory.*: it is not signed by the CA the services trust/, 69);
       // An agent with a certificate of another CA cannot connect either.
       const agentCert = issueCertificate(other, 'agent', 'node1');
-      const agent = rawAgentStream(fleet.stack.addresses.scheduler, { ca: tls().ca, cert: agentCert.cert, key: agentCert.key });
-      try {
-        agent.send(helloOf('node1'));
-        const ended = await agent.ended();
-        assert.equal(ended.code, status.UNAVAILABLE, ended.details);
-        assert.deepEqual(agent.received, []);
-      } finally {
-        agent.close();
-      }
+      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, { ca: tls().ca, cert: agentCert.cert, key: agentCert.key }, [helloOf('node1')]);
+      assert.equal(ended.code, status.UNAVAILABLE, ended.details);
+      assert.deepEqual(received, []);
     });
   });
 
   it('an agent claiming another identity: its stream ends naming both names; node2 is untouched', async () => {
     await expectNothingStored(async () => {
-      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
-      try {
-        agent.send(helloOf('node2', { facts: { role: 'forged' } }));
-        const ended = await agent.ended();
-        assert.equal(ended.code, status.PERMISSION_DENIED, ended.details);
-        assert.equal(ended.details, "certificate is for 'node1'; Hello claims 'node2'");
-        assert.doesNotMatch(ended.details, /\n/);
-        assert.ok(!agent.received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
-      } finally {
-        agent.close();
-      }
+      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [helloOf('node2', { facts: { role: 'forged' } })]);
+      assert.equal(ended.code, status.PERMISSION_DENIED, ended.details);
+      assert.equal(ended.details, "certificate is for 'node1'; Hello claims 'node2'");
+      assert.doesNotMatch(ended.details, /\n/);
+      assert.ok(!received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
     });
   });
 
   it('an agent describing more than the index takes: its Hello refused naming the field and limit; nothing indexed', async () => {
     await expectNothingStored(async () => {
-      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
-      try {
-        const many = Object.fromEntries(Array.from({ length: MAX_NODE_FACT_VALUES + 1 }, (_, i) => [`f${i}`, i]));
-        agent.send(helloOf('node1', { facts: many }));
-        const ended = await agent.ended();
-        assert.equal(ended.code, status.INVALID_ARGUMENT, ended.details);
-        assert.equal(ended.details, `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
-      } finally {
-        agent.close();
-      }
+      const many = Object.fromEntries(Array.from({ length: MAX_NODE_FACT_VALUES + 1 }, (_, i) => [`f${i}`, i]));
+      const { ended } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [helloOf('node1', { facts: many })]);
+      assert.equal(ended.code, status.INVALID_ARGUMENT, ended.details);
+      assert.equal(ended.details, `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
     });
   });
 
   it('an oversized stream message: RESOURCE_EXHAUSTED before any handler; nothing stored', async () => {
     await expectNothingStored(async () => {
-      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'), { 'grpc.max_send_message_length': -1 });
-      try {
-        agent.send(helloOf('node1', { facts: { blob: 'x'.repeat(SERVER_MAX_RECEIVE_MESSAGE_BYTES + 1024) } }));
-        const ended = await agent.ended();
-        assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
-        assert.match(ended.details, /larger than max/);
-        assert.ok(!agent.received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
-      } finally {
-        agent.close();
-      }
+      const oversized = helloOf('node1', { facts: { blob: 'x'.repeat(SERVER_MAX_RECEIVE_MESSAGE_BYTES + 1024) } });
+      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [oversized], { 'grpc.max_send_message_length': -1 });
+      assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
+      assert.match(ended.details, /larger than max/);
+      assert.ok(!received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
     });
   });
 
@@ -381,16 +369,10 @@ describe('bad input against a stack with mutual TLS', () => {
     await expectNothingStored(reconnect, async () => {
       // The real node1 agent steps aside, or it would reconnect and displace the flood's stream.
       await fleet.stack.stopAgent('node1');
-      const agent = rawAgentStream(fleet.stack.addresses.scheduler, agentTls('node1'));
-      try {
-        agent.send(helloOf('node1'));
-        for (let i = 0; i < 3000; i++) agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
-        const ended = await agent.ended();
-        assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
-        assert.match(ended.details, /^the agent sent more than \d+ messages at once or more than \d+ per second; stream ended, reconnect$/);
-      } finally {
-        agent.close();
-      }
+      const heartbeats = Array.from({ length: 3000 }, (): ConnectRequest['message'] => ({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }));
+      const { ended } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [helloOf('node1'), ...heartbeats]);
+      assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
+      assert.match(ended.details, /^the agent sent more than \d+ messages at once or more than \d+ per second; stream ended, reconnect$/);
       await fleet.stack.startAgent(1);
     });
     await waitFor('the warn line', () => stderrLines.filter((l) => l.name === 'scheduler' && l.line.includes('over its message rate')).length === warnsBefore + 1, 20_000);
