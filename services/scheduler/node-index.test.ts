@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
-import { BITMAP_MIN_MEMBERS, NodeIndex, UPSERT_BATCH_MAX } from './node-index';
+import { waitFor } from '../../test/helpers/wait';
+import { BITMAP_MIN_MEMBERS, NodeIndex, UPSERT_BATCH_MAX, UPSERT_BATCH_MAX_ARGS } from './node-index';
 
 const redis = useRedisServer();
 
@@ -343,5 +344,28 @@ describe('NodeIndex batches', () => {
     const z = (await index.list()).find((n) => n.identity === 'z');
     assert.equal(z?.connected, false);
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['x', 'y']);
+  });
+
+  it('keeps nodes with many facts to smaller batches, so no script call carries more than UPSERT_BATCH_MAX_ARGS beyond one Hello', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    const monitor = await client.monitor();
+    const calls: Array<{ nodes: number; args: number }> = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      // EVALSHA sha numkeys KEYS... ARGV...: 7 fixed keys, then one per node; ARGV opens with prefix, threshold, count.
+      if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix)) calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
+    });
+    const facts = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`f${i}`, i]));
+    const ids = Array.from({ length: 12 }, (_, i) => `big${String(i).padStart(2, '0')}`);
+    try {
+      await Promise.all(ids.map((id) => index.upsert(Hello.fromPartial({ identity: id, facts }), 's', 1)));
+      await waitFor('every script call seen', () => calls.reduce((n, c) => n + c.nodes, 0) === ids.length, 10_000);
+    } finally {
+      monitor.disconnect();
+    }
+    assert.deepEqual((await index.list()).map((n) => n.identity), ids);
+    assert.ok(calls.some((c) => c.nodes > 1), 'several nodes went together');
+    for (const c of calls) assert.ok(c.nodes === 1 || c.args <= UPSERT_BATCH_MAX_ARGS, `${c.nodes} nodes in one call with ${c.args} arguments`);
   });
 });

@@ -73,6 +73,14 @@ export const BITMAP_MIN_MEMBERS = 256;
  */
 export const UPSERT_BATCH_MAX = 200;
 
+/**
+ * Script arguments one batch carries at most, besides its first Hello: a node of the benchmark
+ * fleet (20 facts, 10 classes) takes ~80, so full batches fit, while nodes with thousands of
+ * facts (up to MAX_NODE_FACT_VALUES each, agent-stream-limits.ts) go in smaller batches instead
+ * of 200 of them holding Redis in one call.
+ */
+export const UPSERT_BATCH_MAX_ARGS = 20_000;
+
 /** Batches in flight at once: one being run by Redis while the next is sent. */
 const UPSERT_BATCHES_IN_FLIGHT = 2;
 
@@ -486,7 +494,8 @@ export class NodeIndex {
   }
 
   /**
-   * The next batch: queued upserts in order, at most UPSERT_BATCH_MAX, each node at most once
+   * The next batch: queued upserts in order, at most UPSERT_BATCH_MAX and UPSERT_BATCH_MAX_ARGS
+   * (a first upsert always goes, whatever its size), each node at most once
    * and none of a node in a batch being written, so that the upserts of one node are written
    * in the order they were asked for; an upsert marked `alone` goes by itself.
    */
@@ -494,9 +503,17 @@ export class NodeIndex {
     const batch: QueuedUpsert[] = [];
     const left: QueuedUpsert[] = [];
     const blocked = new Set(this.writing);
+    let args = 0;
     for (const u of this.queued) {
-      const fits = batch.length < UPSERT_BATCH_MAX && !blocked.has(u.identity) && (batch.length === 0 || (!u.alone && !batch[0].alone));
-      (fits ? batch : left).push(u);
+      const fits =
+        !blocked.has(u.identity) &&
+        (batch.length === 0 || (batch.length < UPSERT_BATCH_MAX && args + u.args.length <= UPSERT_BATCH_MAX_ARGS && !u.alone && !batch[0].alone));
+      if (fits) {
+        batch.push(u);
+        args += u.args.length;
+      } else {
+        left.push(u);
+      }
       blocked.add(u.identity); // a later upsert of this node must not overtake this one
     }
     this.queued = left;
