@@ -22,7 +22,7 @@ const boundaries = PIECES.map((piece) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'gen/**', 'node_modules/**', '.baton-dev/**', '**/*.mjs', '**/*.js'] },
+  { ignores: ['dist/**', 'dist.next/**', 'dist.old-*/**', 'gen/**', 'node_modules/**', '.baton-dev/**', '**/*.mjs', '**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,9 +1,23 @@
-// Runs every compiled test file (dist/**/*.test.js) with node's test runner. Node 20's
-// `node --test` takes no globs, so this script finds the files. Extra arguments are passed on
-// (for example a file filter: `npm test -- agent`).
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+// Runs every compiled test file (dist/**/*.test.js) with node's test runner, one file at a time,
+// each in a process group of its own, so that nothing a test file started outlives it: when
+// the file ends, passes, fails or runs past its time limit, its whole group is ended, and so is
+// any process still carrying the run's marker in its environment (task wrappers that agents
+// start in sessions of their own leave the group on purpose). Extra arguments are file
+// filters (for example `npm test -- agent`).
+//
+// Environment: BATON_TEST_FILE_TIMEOUT_S (default 600) bounds one file; tests inside a file are
+// bounded by node's --test-timeout (120 s each).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+
+const FILE_TIMEOUT_S = Number(process.env.BATON_TEST_FILE_TIMEOUT_S ?? 600);
+const TEST_TIMEOUT_MS = 120_000;
+/** Grace between SIGTERM and SIGKILL of a file's process group. */
+const STOP_GRACE_MS = 5_000;
+const MARKER_NAME = 'BATON_TEST_RUN';
+const marker = randomBytes(8).toString('hex');
 
 function find(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -12,6 +26,98 @@ function find(dir, out = []) {
     else if (name.endsWith('.test.js')) out.push(full);
   }
   return out;
+}
+
+/** Sends `signal` to a process group; false when the group is gone. */
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of processes (not this one) whose environment carries this run's marker (Linux /proc). */
+function markedProcesses() {
+  let entries;
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const needle = `${MARKER_NAME}=${marker}\0`;
+  const found = [];
+  for (const name of entries) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').includes(needle)) found.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+function commandOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim().slice(0, 120);
+  } catch {
+    return '?';
+  }
+}
+
+/** Ends everything the file started: its process group, then any marked process left. */
+async function reap(pgid) {
+  if (signalGroup(pgid, 'SIGTERM')) {
+    const until = Date.now() + STOP_GRACE_MS;
+    while (Date.now() < until && signalGroup(pgid, 0)) await new Promise((r) => setTimeout(r, 100));
+    signalGroup(pgid, 'SIGKILL');
+  }
+  const left = markedProcesses();
+  for (const pid of left) {
+    console.error(`run-tests: ending ${pid} (${commandOf(pid)}), left running by the test file`);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
+let current;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    console.error(`run-tests: ${signal}; ending the running test file and everything it started`);
+    const done = current ? reap(current.pid) : Promise.resolve();
+    void done.then(() => process.exit(130));
+  });
+}
+
+/** Runs one test file in its own process group; resolves with how it ended. */
+function runFile(file) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, file], {
+      stdio: 'inherit',
+      detached: true,
+      env: { ...process.env, OTEL_SDK_DISABLED: 'true', [MARKER_NAME]: marker },
+    });
+    current = child;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      console.error(`run-tests: ${file} ran past ${FILE_TIMEOUT_S} s; ending it and everything it started`);
+      signalGroup(child.pid, 'SIGTERM');
+      setTimeout(() => signalGroup(child.pid, 'SIGKILL'), STOP_GRACE_MS).unref();
+    }, FILE_TIMEOUT_S * 1000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      void reap(child.pid).then(() => {
+        current = undefined;
+        resolve(timedOut ? 'timed out' : code === 0 ? 'passed' : `failed (${signal ?? `exit ${code}`})`);
+      });
+    });
+  });
 }
 
 const filters = process.argv.slice(2);
@@ -23,8 +129,15 @@ if (files.length === 0) {
   console.error('no test files found under dist/; run `npm run build` first');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=120000', ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, OTEL_SDK_DISABLED: 'true' },
-});
-process.exit(result.status ?? 1);
+const started = Date.now();
+const failed = [];
+for (const file of files) {
+  const outcome = await runFile(file);
+  if (outcome !== 'passed') failed.push(`${file}: ${outcome}`);
+}
+const seconds = Math.round((Date.now() - started) / 1000);
+if (failed.length > 0) {
+  console.error(`\nrun-tests: ${failed.length} of ${files.length} test files did not pass (${seconds} s):\n  ${failed.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`\nrun-tests: all ${files.length} test files passed (${seconds} s)`);
