@@ -33,7 +33,14 @@ COPY --from=build /app/dist dist
 COPY bin bin
 COPY deploy/health-probe.mjs deploy/health-probe.mjs
 COPY examples examples
+# The services, the CLI and the one-shot certificate step run as `baton` (uid 10001): none of
+# them needs root. /etc/baton/pki belongs to it so that a fresh volume mounted there (compose's
+# `pki`) starts writable by it. Agents run tasks as root on purpose (tasks manage the node;
+# run-as needs it): their compose service and DaemonSet set user 0 explicitly.
+RUN groupadd --system --gid 10001 baton \
+ && useradd --system --uid 10001 --gid baton --home-dir /var/lib/baton --no-create-home --shell /usr/sbin/nologin baton \
+ && mkdir -p /etc/baton/pki /var/lib/baton && chown baton:baton /etc/baton/pki && chmod 0700 /etc/baton/pki
+USER 10001:10001
 # Services listen on 7410 (metadata), 7411 (scheduler), 7412 (results); agents only dial out.
 EXPOSE 7410 7411 7412
-# Agents run tasks as root on purpose (tasks manage the node; run-as needs it); services may drop it.
 CMD ["node", "bin/baton", "--help"]

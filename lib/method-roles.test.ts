@@ -15,7 +15,7 @@ import { issueCertificate } from './pki';
 import { channelCredentials, type TlsFiles } from './tls';
 
 /**
- * Roles per method on a real TLS server with real certificates (lib/pki.ts and openssl): the
+ * Roles per method on a real TLS server with real certificates (lib/pki.ts): the
  * interceptor refuses before any handler runs, with the code and message issue 9 asks for.
  */
 

@@ -1,13 +1,21 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, AuthorityKeyIdentifier, BasicConstraints, Certificate, ExtendedKeyUsage, Extension, Extensions,
+  GeneralName, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName, id_ce_subjectKeyIdentifier,
+  KeyIdentifier, KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, SubjectAlternativeName, SubjectKeyIdentifier, SubjectPublicKeyInfo, TBSCertificate,
+  Validity, Version,
+} from '@peculiar/asn1-x509';
 import { IDENTITY_PATTERN } from './names';
 
 /**
- * Baton's certificates (issue 9, docs/security.md "Transport and certificates"): a CA and leaf
- * certificates for services, agents and operators, made with the system's `openssl` (run with
- * execFile, never through a shell) rather than hand-rolled crypto. Every key is ECDSA P-256.
+ * Baton's certificates (docs/security.md "Transport and certificates"): a CA and leaf
+ * certificates for services, agents and operators. Keys and signatures come from node:crypto and
+ * the certificate structure from @peculiar/asn1-x509 (RFC 5280 types), so no system binary is
+ * needed: the slim runtime image and `baton pki` work anywhere Node does. Every key is ECDSA P-256.
  * A leaf's subject is `/CN=<name>/OU=baton-<role>`: the CN is the identity the services trust
  * (an agent's node name, an operator's caller id `cert=<name>`), the OU its role.
  */
@@ -55,26 +63,22 @@ export interface IssueOptions {
   days?: number;
 }
 
-/** A PKI problem an operator can fix (bad name, no CA, no openssl), meant to be printed as one line. */
+/** A PKI problem an operator can fix (bad name, no CA, unreadable CA), meant to be printed as one line. */
 export class PkiError extends Error {}
 
-/** The `openssl` command is not installed (or not on PATH). */
-export class OpensslMissingError extends PkiError {}
+/** The CA files exist but cannot be used (damaged, or not a certificate and key): a failure rather than a usage error. */
+export class CaUnreadableError extends PkiError {}
 
-/** `DNS:host.name` or `IP:v4-or-v6`: checked because a SAN is written into an openssl extension file. */
+/** `DNS:host.name` or `IP:v4-or-v6`: checked so a SAN cannot smuggle anything else into a certificate. */
 const SAN_PATTERN = /^(DNS:[A-Za-z0-9*_.-]{1,253}|IP:[0-9A-Fa-f:.]{2,45})$/;
 
-/** Runs openssl with arguments (no shell) and returns its stdout; a missing binary or a failure is one PkiError line. */
-function openssl(args: string[], input?: string): string {
-  try {
-    return execFileSync('openssl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new OpensslMissingError('openssl was not found on PATH; install it (Debian/Ubuntu: apt-get install openssl)');
-    const detail = (e.stderr ?? e.message).trim().split('\n')[0];
-    throw new PkiError(`openssl ${args[0]} failed: ${detail}`);
-  }
-}
+/** ecdsa-with-SHA256 (RFC 5758 section 3.2): the only signature Baton makes, by P-256 keys. */
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const OID_COMMON_NAME = '2.5.4.3';
+const OID_ORGANIZATIONAL_UNIT = '2.5.4.11';
+const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 function checkDays(days: number | undefined, fallback: number): number {
   const d = days ?? fallback;
@@ -87,27 +91,83 @@ function ensureDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
-/** A new P-256 private key (PKCS#8 PEM), written to `path` with mode 0600 from the first byte. */
-function writeNewKey(path: string): void {
-  const pem = openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
-  renameSync(tmp, path);
-}
-
-/** Writes `content` to `path` through a temporary file, so a reader never sees half a certificate. */
+/** Writes `content` to `path` through a temporary file, so a reader never sees half a certificate and a key is 0600 from its first byte. */
 function writeAtomically(path: string, content: string, mode: number): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, content, { mode, flag: 'wx' });
   renameSync(tmp, path);
 }
 
-/** A random positive 128-bit serial, so no `.srl` file is needed and serials never repeat. */
-function randomSerial(): string {
+/** A new P-256 key pair; the private half as PKCS#8 PEM, the same form `openssl genpkey` wrote. */
+function newKeyPair(): { privateKey: KeyObject; publicKey: KeyObject; pem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, publicKey, pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+/** A random positive 128-bit serial, so no serial file is needed and serials never repeat. */
+function randomSerial(): ArrayBuffer {
   const bytes = randomBytes(16);
   bytes[0] &= 0x7f;
   bytes[0] |= 0x01;
-  return '0x' + bytes.toString('hex');
+  return toArrayBuffer(bytes);
+}
+
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** One attribute of a subject, in the order it is written: a common name or an organizational unit. */
+export type SubjectAttribute = ['CN' | 'OU', string];
+
+/** The subject of `attributes`, each in its own RDN and as UTF8String, as `openssl req -subj /CN=../OU=..` wrote them. */
+function subjectName(attributes: SubjectAttribute[]): Name {
+  const rdn = ([kind, value]: SubjectAttribute) =>
+    new RelativeDistinguishedName([new AttributeTypeAndValue({ type: kind === 'CN' ? OID_COMMON_NAME : OID_ORGANIZATIONAL_UNIT, value: new AttributeValue({ utf8String: value }) })]);
+  return new Name(attributes.map(rdn));
+}
+
+function extension(extnID: string, critical: boolean, value: unknown): Extension {
+  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+}
+
+/** The subjectKeyIdentifier of a key: SHA-1 of its subjectPublicKey bits (RFC 5280 section 4.2.1.2, method 1), as openssl's `hash`. */
+function keyIdentifier(spki: SubjectPublicKeyInfo): ArrayBuffer {
+  return toArrayBuffer(createHash('sha1').update(Buffer.from(spki.subjectPublicKey)).digest());
+}
+
+function publicKeyInfo(publicKey: KeyObject): SubjectPublicKeyInfo {
+  return AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
+}
+
+/** What a new certificate says; `signer` signs it (the subject's own key for the CA). */
+interface CertificateFields {
+  subject: Name;
+  issuer: Name;
+  days: number;
+  publicKey: SubjectPublicKeyInfo;
+  extensions: Extension[];
+  signer: KeyObject;
+}
+
+/** Builds, signs (ECDSA P-256 with SHA-256, node:crypto) and PEM-encodes an X.509 v3 certificate. */
+function signCertificate(fields: CertificateFields): string {
+  const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
+  const now = Date.now();
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: randomSerial(),
+    signature: algorithm,
+    issuer: fields.issuer,
+    validity: new Validity({ notBefore: new Date(now), notAfter: new Date(now + fields.days * DAY_MS) }),
+    subject: fields.subject,
+    subjectPublicKeyInfo: fields.publicKey,
+    extensions: new Extensions(fields.extensions),
+  });
+  const tbs = Buffer.from(AsnConvert.serialize(tbsCertificate));
+  const signature = sign('sha256', tbs, { key: fields.signer, dsaEncoding: 'der' });
+  const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate, signatureAlgorithm: algorithm, signatureValue: toArrayBuffer(signature) })));
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
 /**
@@ -121,36 +181,87 @@ export function createCa(dir: string, options: CaOptions = {}): CaFiles {
   const key = join(root, 'ca.key');
   for (const f of [cert, key]) if (existsSync(f)) throw new PkiError(`a CA already exists in ${root} (${f}); refusing to overwrite it`);
   ensureDir(root);
-  writeNewKey(key);
-  const pem = openssl([
-    'req', '-new', '-x509', '-key', key, '-sha256', '-days', String(days), '-set_serial', randomSerial(),
-    '-subj', `/CN=${CA_COMMON_NAME}/OU=baton-ca`,
-    '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-addext', 'subjectKeyIdentifier=hash',
-  ]);
+  const pair = newKeyPair();
+  const publicKey = publicKeyInfo(pair.publicKey);
+  const name = subjectName([['CN', CA_COMMON_NAME], ['OU', 'baton-ca']]);
+  const pem = signCertificate({
+    subject: name,
+    issuer: name,
+    days,
+    publicKey,
+    signer: pair.privateKey,
+    extensions: [
+      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true, pathLenConstraint: 0 })),
+      extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)),
+      extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyIdentifier(publicKey))),
+    ],
+  });
+  writeAtomically(key, pair.pem, 0o600);
   writeAtomically(cert, pem, 0o644);
   return { ca: cert, cert, key };
 }
 
-/** The openssl extension lines of a leaf of `role`. */
-function leafExtensions(role: CertRole, name: string, sans: string[]): string {
-  const lines = [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyAgreement',
-    'subjectKeyIdentifier=hash',
-    'authorityKeyIdentifier=keyid',
-  ];
-  if (role === 'service') {
-    // Services are both servers (to the CLI and agents) and clients (the scheduler calls metadata and results).
-    lines.push('extendedKeyUsage=serverAuth,clientAuth');
-    const all = [`DNS:${name}`, 'DNS:localhost', 'IP:127.0.0.1', ...sans];
-    lines.push(`subjectAltName=${[...new Set(all)].join(',')}`);
-  } else {
-    lines.push('extendedKeyUsage=clientAuth');
-    if (sans.length > 0) lines.push(`subjectAltName=${[...new Set(sans)].join(',')}`);
+/** The CA of `root`: its subject (copied byte for byte as the issuer), key identifier and private key; one PkiError line when unreadable. */
+function loadCa(root: string, certPath: string, keyPath: string): { subject: Name; keyId: ArrayBuffer; key: KeyObject } {
+  try {
+    const ca = AsnConvert.parse(new X509Certificate(readFileSync(certPath)).raw, Certificate);
+    const tbs = ca.tbsCertificate;
+    const ski = tbs.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
+    const keyId = ski ? AsnConvert.parse(ski.extnValue, SubjectKeyIdentifier).buffer : keyIdentifier(tbs.subjectPublicKeyInfo);
+    return { subject: tbs.subject, keyId, key: createPrivateKey(readFileSync(keyPath)) };
+  } catch (err) {
+    throw new CaUnreadableError(`cannot read the CA in ${root}: ${(err as Error).message.split('\n')[0]}`);
   }
-  return lines.join('\n') + '\n';
+}
+
+/** The subjectAltName entries of a leaf: a service also answers to its name, localhost and 127.0.0.1. */
+function leafAltNames(role: CertRole, name: string, sans: string[]): GeneralName[] {
+  const all = role === 'service' ? [`DNS:${name}`, 'DNS:localhost', 'IP:127.0.0.1', ...sans] : sans;
+  return [...new Set(all)].map((san) => (san.startsWith('DNS:') ? new GeneralName({ dNSName: san.slice(4) }) : new GeneralName({ iPAddress: san.slice(3) })));
+}
+
+/** A CA directory that holds a CA, as an absolute path; one PkiError line when it does not. */
+function caDir(dir: string): { root: string; ca: string; caKey: string } {
+  const root = resolve(dir);
+  const ca = join(root, 'ca.pem');
+  const caKey = join(root, 'ca.key');
+  if (!existsSync(ca) || !existsSync(caKey)) throw new PkiError(`no CA in ${root}; run \`baton pki init --dir ${root}\` first`);
+  return { root, ca, caKey };
+}
+
+/** What a leaf certificate says besides its key. */
+interface LeafFields {
+  subject: SubjectAttribute[];
+  usages: string[];
+  altNames: GeneralName[];
+  days: number;
+}
+
+/** Signs a new leaf with the CA in `root` and writes `<root>/<fileBase>.pem` and `.key` (0600). */
+function writeLeaf(dir: { root: string; ca: string; caKey: string }, fileBase: string, fields: LeafFields): IssuedFiles {
+  const issuer = loadCa(dir.root, dir.ca, dir.caKey);
+  const pair = newKeyPair();
+  const publicKey = publicKeyInfo(pair.publicKey);
+  const extensions = [
+    extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })),
+    extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyAgreement)),
+    extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyIdentifier(publicKey))),
+    extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(issuer.keyId) })),
+    extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage(fields.usages)),
+  ];
+  if (fields.altNames.length > 0) extensions.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(fields.altNames)));
+  const pem = signCertificate({ subject: subjectName(fields.subject), issuer: issuer.subject, days: fields.days, publicKey, signer: issuer.key, extensions });
+  const cert = join(dir.root, `${fileBase}.pem`);
+  const key = join(dir.root, `${fileBase}.key`);
+  writeAtomically(key, pair.pem, 0o600);
+  writeAtomically(cert, pem, 0o644);
+  return { cert, key, ca: dir.ca };
+}
+
+function checkName(name: string): void {
+  if (!IDENTITY_PATTERN.test(name)) {
+    throw new PkiError(`invalid certificate name ${JSON.stringify(name)}; expected letters, digits, '.', '_' or '-', starting with a letter or digit, at most 253 characters`);
+  }
 }
 
 /**
@@ -161,32 +272,22 @@ function leafExtensions(role: CertRole, name: string, sans: string[]): string {
  */
 export function issueCertificate(dir: string, role: CertRole, name: string, options: IssueOptions = {}): IssuedFiles {
   if (!CERT_ROLES.includes(role)) throw new PkiError(`unknown certificate role '${String(role)}'; expected one of ${CERT_ROLES.join(', ')}`);
-  if (!IDENTITY_PATTERN.test(name)) {
-    throw new PkiError(`invalid certificate name ${JSON.stringify(name)}; expected letters, digits, '.', '_' or '-', starting with a letter or digit, at most 253 characters`);
-  }
+  checkName(name);
   const sans = options.sans ?? [];
-  for (const san of sans) if (!SAN_PATTERN.test(san)) throw new PkiError(`invalid subjectAltName ${JSON.stringify(san)}; expected DNS:<name> or IP:<address>`);
+  for (const san of sans) if (!SAN_PATTERN.test(san) || (san.startsWith('IP:') && isIP(san.slice(3)) === 0)) throw new PkiError(`invalid subjectAltName ${JSON.stringify(san)}; expected DNS:<name> or IP:<address>`);
   const days = checkDays(options.days, DEFAULT_LEAF_DAYS);
-  const root = resolve(dir);
-  const ca = join(root, 'ca.pem');
-  const caKey = join(root, 'ca.key');
-  if (!existsSync(ca) || !existsSync(caKey)) throw new PkiError(`no CA in ${root}; run \`baton pki init --dir ${root}\` first`);
+  const ca = caDir(dir);
+  // Services are both servers (to the CLI and agents) and clients (the scheduler calls metadata and results).
+  const usages = role === 'service' ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
+  return writeLeaf(ca, `${role}-${name}`, { subject: [['CN', name], ['OU', `baton-${role}`]], usages, altNames: leafAltNames(role, name, sans), days });
+}
 
-  const cert = join(root, `${role}-${name}.pem`);
-  const key = join(root, `${role}-${name}.key`);
-  const work = mkdtempSync(join(root, '.issue-'));
-  try {
-    const newKey = join(work, 'leaf.key');
-    writeNewKey(newKey);
-    const csr = join(work, 'leaf.csr');
-    const ext = join(work, 'leaf.ext');
-    openssl(['req', '-new', '-key', newKey, '-subj', `/CN=${name}/OU=baton-${role}`, '-out', csr]);
-    writeFileSync(ext, leafExtensions(role, name, sans), { mode: 0o600 });
-    const pem = openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-sha256', '-days', String(days), '-set_serial', randomSerial(), '-extfile', ext]);
-    renameSync(newKey, key);
-    writeAtomically(cert, pem, 0o644);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return { cert, key, ca };
+/**
+ * Issues a client certificate with any `subject` (no Baton role, another OU, two OUs), signed by
+ * the CA in `dir`, as `<dir>/<fileName>.pem` and `.key`, valid for two days: certificates
+ * `baton pki issue` never makes, so tests can show that services refuse them.
+ */
+export function issueClientCertificateForSubject(dir: string, fileName: string, subject: SubjectAttribute[]): IssuedFiles {
+  checkName(fileName);
+  return writeLeaf(caDir(dir), fileName, { subject, usages: [OID_CLIENT_AUTH], altNames: [], days: 2 });
 }

@@ -3,7 +3,6 @@
 # through apt when one is missing (as root; otherwise says how), and the npm dependencies from
 # the lock when node_modules is missing or older than package-lock.json.
 #   redis-server            the one stateful dependency (baton dev, tests)
-#   openssl                 makes throwaway certificates for the TLS tests
 #   protobuf-compiler       protoc, generates the Python client stubs in test/interop
 #   protobuf-compiler-grpc  grpc_python_plugin for those stubs
 #   python3-grpcio, python3-protobuf   run the Python client with Debian's /usr/bin/python3
@@ -14,7 +13,6 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 interop=()
 [ -x /usr/bin/protoc ] || interop+=(protobuf-compiler)
 [ -x /usr/bin/grpc_python_plugin ] || interop+=(protobuf-compiler-grpc)

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../test/helpers/cli';
@@ -59,9 +59,24 @@ describe('baton pki', () => {
     assert.equal(existsSync(join(dir, 'agent-..')), false);
   });
 
-  it('says openssl is missing when it is not on PATH', async () => {
-    const r = await runCli(['pki', 'init', '--dir', join(base, 'no-openssl')], { PATH: '/nonexistent' });
+  it('makes a CA and certificates with no openssl on PATH', async () => {
+    const bare = join(base, 'no-openssl');
+    const env = { PATH: '/nonexistent' };
+    const init = await runCli(['pki', 'init', '--dir', bare], env);
+    assert.equal(init.code, 0, init.stderr);
+    const issue = await runCli(['pki', 'issue', 'agent', 'node7', '--dir', bare], env);
+    assert.equal(issue.code, 0, issue.stderr);
+    const cert = new X509Certificate(readFileSync(join(bare, 'agent-node7.pem')));
+    assert.equal(cert.verify(new X509Certificate(readFileSync(join(bare, 'ca.pem'))).publicKey), true);
+  });
+
+  it('says in one line that a damaged CA cannot be read, and issues nothing', async () => {
+    const damaged = join(base, 'damaged');
+    assert.equal((await runCli(['pki', 'init', '--dir', damaged])).code, 0);
+    writeFileSync(join(damaged, 'ca.pem'), 'not a certificate\n');
+    const r = await runCli(['pki', 'issue', 'agent', 'node8', '--dir', damaged]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'baton: openssl was not found on PATH; install it (Debian/Ubuntu: apt-get install openssl)\n');
+    assert.match(r.stderr, new RegExp(`^baton: cannot read the CA in ${damaged}: [^\\n]+\\n$`));
+    assert.equal(existsSync(join(damaged, 'agent-node8.pem')), false);
   });
 });

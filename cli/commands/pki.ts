@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Argument, Command, Option } from 'commander';
-import { CERT_ROLES, createCa, DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, issueCertificate, OpensslMissingError, PkiError, type CertRole } from '../../lib/pki';
+import { CERT_ROLES, createCa, DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, issueCertificate, CaUnreadableError, PkiError, type CertRole } from '../../lib/pki';
 import { CliError, EXIT } from '../cli-error';
 
 /** Where `baton pki` keeps the CA and the certificates unless `--dir` says otherwise (relative to the working directory). */
@@ -12,9 +12,9 @@ interface PkiOptions {
   san: string[];
 }
 
-/** A PkiError as a CliError: a usage error, or 1 when openssl itself is missing. */
+/** A PkiError as a CliError: a usage error, or 1 when the CA on disk cannot be read. */
 function asCliError(err: unknown): unknown {
-  if (err instanceof OpensslMissingError) return new CliError(err.message, EXIT.FAILED);
+  if (err instanceof CaUnreadableError) return new CliError(err.message, EXIT.FAILED);
   if (err instanceof PkiError) return new CliError(err.message, EXIT.USAGE);
   return err;
 }
@@ -52,7 +52,7 @@ function configLines(role: CertRole, name: string, files: { cert: string; key: s
 }
 
 /**
- * `baton pki`: a small CA for Baton (issue 9) made with the system's openssl (lib/pki.ts):
+ * `baton pki`: a small CA for Baton made with node:crypto (lib/pki.ts), no system binary needed:
  * `init` creates it, `issue` makes service, agent and operator certificates signed by it.
  */
 export function pkiCommand(done: (code: number) => void): Command {
