@@ -84,8 +84,10 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output (issue 5 point 5) |
- * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry     |
+ * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry; a node_result event holds no output (stdout, stderr, value): readers take it from `:results` (see `:resultevent`) |
  * | `<p>:run:{<id>}:final`           | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
+ * | `<p>:run:{<id>}:header`          | hash   | results   | the run's constant-size facts: task, caller, nodes (the node count), state (RunState number, kept with the record's); read instead of the record when a result is recorded (services/results/run-header.ts) |
+ * | `<p>:run:{<id>}:resultevent`     | hash   | results   | host → id of the event that recorded the node's current result: that event gets the result's output when it is read (events hold no output) |
  * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
  * | `<p>:runs:task:<task>`           | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
  * | `<p>:runs:caller:<caller>`       | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
@@ -209,6 +211,16 @@ export class RedisKeys {
   /** The hosts of a run whose result is final. */
   runFinalHosts(taskId: string): string {
     return `${this.prefix}:run:{${taskId}}:final`;
+  }
+
+  /** A run's constant-size header (task, caller, node count, state): what recording a result needs of the run. */
+  runHeader(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:header`;
+  }
+
+  /** A run's host → id of the event that recorded the node's current result. */
+  runResultEvents(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:resultevent`;
   }
 
   /** All runs by creation time. */

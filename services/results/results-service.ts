@@ -15,7 +15,7 @@ import type {
   WatchRunEventsRequest,
   WatchRunEventsResponse,
 } from '../../gen/baton/v1/results_service';
-import { RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
+import { RunState, runStateToJSON, type NodeResult, type Run } from '../../gen/baton/v1/run';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../lib/errors';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
@@ -35,7 +35,11 @@ import { parseResultWhere, resultFieldsFor, resultMatches } from '../../lib/bolt
 import { RunStore } from './run-store';
 import { briefHolds, briefItems } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
-import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId } from './run-validation';
+import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId, unknownHostsError } from './run-validation';
+import { RunHeaderCache, type RunHeader } from './run-header';
+
+/** What finalisation reads of each node. */
+const STATE_FIELDS = resultFieldsOf(['state']);
 
 /** ListRuns page size when the request says 0. */
 export const DEFAULT_PAGE_SIZE = 50;
@@ -91,6 +95,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
   const { redis, log } = options;
   const now = options.now ?? (() => new Date());
   const store = new RunStore(redis, new RedisKeys(options.keyPrefix));
+  const headers = new RunHeaderCache();
   const availability = new RedisAvailability(redis);
   const watches = new RunEventWatches(store, redis, log);
   const readAccess = options.readAccess ?? ReadAccess.allowAll(log);
@@ -108,6 +113,10 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       }
     };
 
+  /** Slim items of `run` (fields `slim`, all held by a brief when `briefs` are given): from its briefs, else from its full results. */
+  const slimItemsOf = async (run: Run, briefs: string[], slim: string[]): Promise<NodeResult[]> =>
+    briefs.length > 0 ? briefItems(run, briefs, slim) : slimItems(run, await store.getResultsProjected(run.taskId, (json) => projectResult(json, slim)), slim);
+
   /**
    * Moves a RUNNING run whose nodes are all final to SUCCEEDED or FAILED. Called after results
    * are recorded and after a run becomes RUNNING, since results can arrive before the
@@ -118,7 +127,11 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       taskId,
       async (run) => {
         if (run.state !== RunState.RUN_STATE_RUNNING) return undefined;
-        const state = finalRunStateOf(run, await store.getResults(taskId));
+        // The nodes' states are read only when every node is final: once per run, and from the
+        // briefs (no output) where the run has them.
+        if ((await store.finalHostCount(taskId)) < run.nodes.length) return undefined;
+        const items = await slimItemsOf(run, await store.getBriefs(taskId), STATE_FIELDS);
+        const state = finalRunStateOf(run, new Map(items.map((r) => [r.host, r])));
         if (state === undefined) return undefined;
         log.info({ taskId, state: runStateToJSON(state) }, 'run finished');
         metrics.runs.inc({ state: runStateToJSON(state) });
@@ -136,7 +149,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     const [run, briefs] = await Promise.all([store.getRun(taskId), briefHolds(slim) ? store.getBriefs(taskId) : []]);
     if (!run) throw runNotFound(taskId);
     readAccess.checkRun(call, run);
-    const items = briefs.length > 0 ? briefItems(run, briefs, slim) : slimItems(run, await store.getResultsProjected(taskId, (json) => projectResult(json, slim)), slim);
+    const items = await slimItemsOf(run, briefs, slim);
     return { run, items, stats: undefined, summary: undefined };
   };
 
@@ -190,17 +203,44 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     return { run };
   };
 
+  /**
+   * The run's header: from this process's cache, else from Redis (written from the record for a
+   * run created before headers). Throws NOT_FOUND when the run does not exist.
+   */
+  const headerFor = async (taskId: string, cached: boolean): Promise<RunHeader> => {
+    const known = cached ? headers.get(taskId) : undefined;
+    if (known) return known;
+    const header = await store.ensureHeader(taskId);
+    if (!header) throw runNotFound(taskId);
+    headers.set(header);
+    return header;
+  };
+
+  /**
+   * Records a batch of results at a cost per result that does not depend on the run's size:
+   * nothing here reads the run record or its node list (run-header.ts, RECORD_RESULTS_SCRIPT).
+   */
   const recordNodeResults = async (req: RecordNodeResultsRequest): Promise<RecordNodeResultsResponse> => {
     requireTaskId(req.taskId);
-    const run = await store.getRun(req.taskId);
-    if (!run) throw runNotFound(req.taskId);
-    const results = normalizeNodeResults(run, req.results);
-    const stored = await store.recordResults(run, results, now());
-    if (stored === undefined) throw runNotFound(req.taskId);
-    log.debug({ taskId: req.taskId, given: results.length, recorded: stored.changed }, 'node results recorded');
-    // Only once every node is final: reading every result on each call made big runs quadratic.
-    if (stored.finalHosts >= run.nodes.length) await finaliseIfDone(req.taskId);
-    return { recorded: stored.changed };
+    for (let attempt = 0; ; attempt++) {
+      // A second attempt reads the header from Redis: the cached one was refused as stale.
+      const header = await headerFor(req.taskId, attempt === 0);
+      const results = normalizeNodeResults(header, req.results);
+      const stored = await store.recordResults(header, results, now());
+      if (stored.outcome === 'unknown-hosts') throw unknownHostsError(req.taskId, results, stored.positions);
+      if (stored.outcome !== 'recorded') {
+        headers.delete(req.taskId);
+        if (attempt < 2) continue;
+        throw runNotFound(req.taskId);
+      }
+      log.debug({ taskId: req.taskId, given: results.length, recorded: stored.changed }, 'node results recorded');
+      // Only once every node is final and while the run may still end: reading the run on each
+      // call made big runs quadratic. The header's state follows the record's; a state that is
+      // not final yet (RUNNING, or results that arrived first) leaves the decision to
+      // finaliseIfDone, which reads the run once.
+      if (stored.finalHosts >= header.nodes && !isFinalRunState(stored.state)) await finaliseIfDone(req.taskId);
+      return { recorded: stored.changed };
+    }
   };
 
   const updateRunState = async (req: UpdateRunStateRequest): Promise<UpdateRunStateResponse> => {

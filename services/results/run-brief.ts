@@ -34,26 +34,21 @@ export function briefHolds(jsonNames: readonly string[]): boolean {
   return jsonNames.every((name) => BRIEF_JSON_NAMES.has(name));
 }
 
-/** The position of `host` in the nodes of `run` (sorted: a binary search), -1 when it is none of them. */
-export function nodeIndexOf(run: Run, host: string): number {
-  const nodes = run.nodes;
-  let low = 0;
-  let high = nodes.length - 1;
-  while (low <= high) {
-    const mid = (low + high) >>> 1;
-    if (nodes[mid] === host) return mid;
-    if (nodes[mid] < host) low = mid + 1;
-    else high = mid - 1;
-  }
-  return -1;
-}
-
 /**
  * The brief of `result`, a result of `run` as it is stored (normalizeNodeResults or
  * pendingNodeResult), whose host is `run.nodes[index]`.
  */
-export function encodeBrief(result: NodeResult, run: Run, index: number): string {
-  const text = `${index},${result.state},${Math.round(result.exitcode)},${result.completed ? 1 : 0},${result.runtime},${result.startTime?.getTime() ?? ''},${Math.round(result.statuscode)}`;
+export function encodeBrief(result: NodeResult, run: Pick<Run, 'task' | 'caller'>, index: number): string {
+  return `${index},${briefBody(result, run)}`;
+}
+
+/**
+ * A brief without its leading position: what recording a result sends, the record script
+ * keeping the position already stored for the host (so nothing looks the host up in the run's
+ * nodes).
+ */
+export function briefBody(result: NodeResult, run: Pick<Run, 'task' | 'caller'>): string {
+  const text = `${result.state},${Math.round(result.exitcode)},${result.completed ? 1 : 0},${result.runtime},${result.startTime?.getTime() ?? ''},${Math.round(result.statuscode)}`;
   return result.task === run.task && result.callerid === run.caller ? text : `${text},${JSON.stringify([result.task, result.callerid])}`;
 }
 

@@ -69,7 +69,7 @@ describe('run retention', () => {
     await record(t, long.taskId, [finished('a', 0, 100)]);
     clock.ms = T0 + 110_000;
     const young = await createRun(t, newRun(['a']));
-    assert.equal((await keysOfRun(t, ended.taskId)).length, 5, 'record, results, briefs, events and final hosts exist before the sweep');
+    assert.equal((await keysOfRun(t, ended.taskId)).length, 7, 'record, results, briefs, events, final hosts, header and result events exist before the sweep');
 
     // A client following the stuck run's events is told when the run goes.
     const following = collectEvents(t, { taskId: stuck.taskId, follow: true });
@@ -94,8 +94,8 @@ describe('run retention', () => {
     assert.equal(await redis.exists(`${t.prefix}:runs:caller:user=old`), 0, 'an emptied index disappears');
     for (const kept of [long, young]) {
       assert.equal((await getStatus(t, kept.taskId)).run?.taskId, kept.taskId);
-      // The young run has no final result yet, so no set of final hosts.
-      assert.equal((await keysOfRun(t, kept.taskId)).length, kept === long ? 5 : 4);
+      // The young run has no result yet, so no set of final hosts and no result events.
+      assert.equal((await keysOfRun(t, kept.taskId)).length, kept === long ? 7 : 5);
       assert.equal((await indexesListing(t, kept)).length, 3);
     }
     const listed = await unary(t.client, t.client.listRuns, { pageSize: 0, pageToken: '' });
@@ -129,8 +129,8 @@ describe('run retention', () => {
     assert.deepEqual(await t.service.retention.sweep(), { removed: expired, kept: keptIds.length });
     assert.equal(await redis.zcard(`${t.prefix}:runs`), keptIds.length);
     const left = await redis.keys(`${t.prefix}:*`);
-    // What is left: the kept runs' five keys each (record, results, briefs, events, final hosts), and the three indexes.
-    assert.equal(left.length, 5 * keptIds.length + 3);
+    // What is left: the kept runs' seven keys each (record, results, briefs, events, final hosts, header, result events), and the three indexes.
+    assert.equal(left.length, 7 * keptIds.length + 3);
   });
 
   it('keeps every run when the retention is 0', async () => {

@@ -1,10 +1,9 @@
-import { nodeStateToJSON } from '../../gen/baton/v1/run';
 import { LuaScript } from '../../lib/lua-script';
-import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
  * The Lua scripts of the run store. Each declares every key it touches. The record, results,
- * briefs and event log of one run share the `{<task id>}` hash tag; CREATE_RUN_SCRIPT and
+ * briefs, header, final set, result events and event log of one run share the `{<task id>}`
+ * hash tag; CREATE_RUN_SCRIPT and
  * DELETE_RUN_SCRIPT also write the global indexes (`runs`, `runs:task:<task>`,
  * `runs:caller:<caller>`) in the same atomic step, so an index entry exists exactly while its
  * run does. That ties them to one Redis (or one Cluster slot for all runs); splitting them for
@@ -19,12 +18,10 @@ import { FINAL_NODE_STATES } from '../../lib/run-states';
  * host's position in the run's sorted nodes; NodeState number; integer; 1 or 0; seconds; epoch
  * ms or empty; integer; `["<task>","<callerid>"]` only when they differ from the run's), so a
  * slim read never reads output (issue 5 point 5). The brief hash is created with the run and
- * written in the same step as each result; a run created before briefs existed has none and
+ * written in the same step as each result, keeping the position CreateRun gave it (so recording
+ * never looks the host up in the run's nodes); a run created before briefs existed has none and
  * never gets one (a partial brief hash would hide results).
  */
-
-/** Proto JSON names of the final node states, as a Lua table constructor. */
-const FINAL_NODE_STATES_LUA = `{ ${[...FINAL_NODE_STATES].map((s) => `${nodeStateToJSON(s)} = true`).join(', ')} }`;
 
 /** Creates a run's record, its pending node results and its first event, all or nothing. */
 export const CREATE_RUN_SCRIPT = new LuaScript(
@@ -40,21 +37,25 @@ KEYS[5]  the index of the run's task (zset, same)
 KEYS[6]  the index of the run's caller (zset, same)
 KEYS[7]  the hosts of the run with a final result (set)
 KEYS[8]  the run's node briefs (hash host -> brief, encoded as above)
+KEYS[9]  the run's header (hash: task, caller, nodes, state; services/results/run-header.ts)
+KEYS[10] the run's host -> id of the event of its current result (hash)
 ARGV[1]  the Run as proto JSON
 ARGV[2]  the first RunEvent (RunStateChanged) as proto JSON, without id
 ARGV[3]  the task id (the member of every index)
 ARGV[4]  the run's creation time in ms (its score in every index)
 ARGV[5]  the cap of the event log (entries)
-ARGV[6], ARGV[7], ARGV[8], ...  host, NodeResult proto JSON, its brief: one triple per node
+ARGV[6], ARGV[7], ARGV[8], ARGV[9]  the header: task, caller, node count, RunState number
+ARGV[10], ARGV[11], ARGV[12], ...  host, NodeResult proto JSON, its brief: one triple per node
 Result:  1 when created; 0 when KEYS[1] exists (nothing written)
 ]]
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 -- Leftovers of a run that no longer has a record must not leak into the new one.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[7], KEYS[8])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 redis.call('SET', KEYS[1], ARGV[1])
-for i = 6, #ARGV, 3 do
+redis.call('HSET', KEYS[9], 'task', ARGV[6], 'caller', ARGV[7], 'nodes', ARGV[8], 'state', ARGV[9])
+for i = 10, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 2])
 end
@@ -66,52 +67,87 @@ return 1
 `,
 );
 
-/** Compare-and-set of node results, each change appended to the event log in the same step. */
+/** Lua that collects in `unknown` the 0-based positions i < n whose host, ARGV[first + stride * i], has no entry in KEYS[1]. */
+function unknownHostsLua(first: number, stride: number): string {
+  return `local unknown = {}
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[${first} + ${stride} * i]) == 0 then
+    unknown[#unknown + 1] = i
+  end
+end`;
+}
+
+/**
+ * Records a batch of node results of one run, each change appended to the event log in the
+ * same step. Nothing it reads grows with the run: the header instead of the record, HEXISTS on
+ * the results hash for membership, SISMEMBER on the final set instead of decoding the stored
+ * result, the node's position from its own brief.
+ */
 export const RECORD_RESULTS_SCRIPT = new LuaScript(
   'record-results',
   `--[[
-Purpose: record node results. Each result replaces the stored one unless the stored one is
-final and the new one is not final, or the new one is identical; each replacement appends a
-RunEvent in the same atomic step, so the event log never misses or duplicates a change.
-KEYS[1]  the run's node results (hash host -> NodeResult proto JSON)
+Purpose: record node results of one run, at a cost per result that does not depend on the
+number of nodes. Checks first, then writes: when any host is not a node of the run nothing is
+written. Each result replaces the stored one unless the stored one is final and the new one is
+not final, or the new one is identical; each replacement appends a RunEvent in the same atomic
+step, so the event log never misses or duplicates a change. The event holds the result without
+its output (the output is stored once, in KEYS[1]); KEYS[6] remembers which event recorded the
+node's current result, so a reader gives that event its output.
+KEYS[1]  the run's node results (hash host -> NodeResult proto JSON): CreateRun gives every node
+         an entry, so HEXISTS answers membership
 KEYS[2]  the run's event log (stream)
-KEYS[3]  the run record (string): nothing is written when it is gone (swept by retention)
+KEYS[3]  the run's header (hash task, caller, nodes, state)
 KEYS[4]  the hosts of the run with a final result (set), kept here so that knowing whether the
          run is done never means reading every result
 KEYS[5]  the run's node briefs (hash host -> brief, encoded as above): each brief replaced
          with its result, when the run has this hash (runs created before briefs have none)
+KEYS[6]  the run's host -> id of the event that recorded its current result (hash)
 ARGV[1]  n, the number of results
-ARGV[2]  the cap of the event log (entries)
-ARGV[3 + 5i .. 7 + 5i], for i = 0 .. n-1:
+ARGV[2], ARGV[3], ARGV[4]  the header the results were built from: task, caller, node count
+ARGV[5]  the cap of the event log (entries)
+ARGV[6 + 5i .. 10 + 5i], for i = 0 .. n-1:
          host; NodeResult as canonical proto JSON; '1' when its state is final, else '0';
-         the RunEvent (node_result) to append when it is recorded, without id; its brief
-Result:  {changed, final}: the number of results that changed what was stored and how many
-         hosts now have a final result; {-1, 0} when the run does not exist
+         the RunEvent (node_result, without output) to append when it is recorded, without id;
+         its brief without the leading node position (kept from the stored brief)
+Result:  {changed, final, state}: the number of results that changed what was stored, how many
+         hosts now have a final result, and the run's state (RunState number) from the header;
+         {-1} when the run has no header (removed, or created before headers: read the record);
+         {-2} when the header differs from ARGV[2..4] (the caller's copy is stale);
+         {-3, i, ...} the 0-based positions of the results whose host is not a node of the run
 ]]
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  return {-1, 0}
+local header = redis.call('HMGET', KEYS[3], 'task', 'caller', 'nodes', 'state')
+if not header[1] then
+  return {-1}
 end
-local final = ${FINAL_NODE_STATES_LUA}
+if header[1] ~= ARGV[2] or header[2] ~= ARGV[3] or header[3] ~= ARGV[4] then
+  return {-2}
+end
+local n = tonumber(ARGV[1])
+${unknownHostsLua(6, 5)}
+if #unknown > 0 then
+  table.insert(unknown, 1, -3)
+  return unknown
+end
 local briefed = redis.call('EXISTS', KEYS[5]) == 1
 local changed = 0
-for i = 0, tonumber(ARGV[1]) - 1 do
-  local base = 3 + 5 * i
-  local host, result, newFinal, event = ARGV[base], ARGV[base + 1], ARGV[base + 2] == '1', ARGV[base + 3]
-  local old = redis.call('HGET', KEYS[1], host)
-  local keep = false
-  if old == result then
-    keep = true
-  elseif old and not newFinal then
-    local ok, decoded = pcall(cjson.decode, old)
-    -- A late RUNNING (or any non-final report) never overwrites a final result.
-    keep = ok and type(decoded) == 'table' and final[decoded.state] == true
+for i = 0, n - 1 do
+  local base = 6 + 5 * i
+  local host, result, newFinal = ARGV[base], ARGV[base + 1], ARGV[base + 2] == '1'
+  -- A late RUNNING (or any non-final report) never overwrites a final result.
+  local keep = not newFinal and redis.call('SISMEMBER', KEYS[4], host) == 1
+  if not keep then
+    keep = redis.call('HGET', KEYS[1], host) == result
   end
   if not keep then
     redis.call('HSET', KEYS[1], host, result)
     if briefed then
-      redis.call('HSET', KEYS[5], host, ARGV[base + 4])
+      local position = string.match(redis.call('HGET', KEYS[5], host) or '', '^%d+')
+      if position then
+        redis.call('HSET', KEYS[5], host, position .. ',' .. ARGV[base + 4])
+      end
     end
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', event)
+    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[base + 3])
+    redis.call('HSET', KEYS[6], host, id)
     if newFinal then
       redis.call('SADD', KEYS[4], host)
     else
@@ -120,7 +156,70 @@ for i = 0, tonumber(ARGV[1]) - 1 do
     changed = changed + 1
   end
 end
-return {changed, redis.call('SCARD', KEYS[4])}
+return {changed, redis.call('SCARD', KEYS[4]), tonumber(header[4]) or 0}
+`,
+);
+
+/** The positions of hosts that are not nodes of a run: the check before a request's first write when it takes several script calls. */
+export const UNKNOWN_HOSTS_SCRIPT = new LuaScript(
+  'unknown-hosts',
+  `--[[
+Purpose: tell which of the given hosts are not nodes of a run, reading nothing that grows with
+the run (HEXISTS per host).
+KEYS[1]  the run's node results (hash host -> NodeResult proto JSON; an entry per node)
+ARGV[1], ARGV[2], ...  hosts
+Result:  the 0-based positions of the hosts that have no entry (empty when all are nodes)
+]]
+local n = #ARGV
+${unknownHostsLua(1, 1)}
+return unknown
+`,
+);
+
+/** The output of node_result events, from the results they recorded. */
+export const EVENT_OUTPUTS_SCRIPT = new LuaScript(
+  'event-outputs',
+  `--[[
+Purpose: give node_result events their output, which the event log does not hold: for each
+event, the node's stored result when that event recorded it (it is still the node's current
+result), else '' (a later result replaced it; the event keeps its own fields, without output).
+KEYS[1]  the run's node results (hash host -> NodeResult proto JSON)
+KEYS[2]  the run's host -> id of the event that recorded its current result (hash)
+ARGV[1], ARGV[2], ...  event id, host: one pair per node_result event
+Result:  one entry per pair: the NodeResult proto JSON, or ''
+]]
+local out = {}
+for i = 1, #ARGV, 2 do
+  local result = ''
+  if redis.call('HGET', KEYS[2], ARGV[i + 1]) == ARGV[i] then
+    result = redis.call('HGET', KEYS[1], ARGV[i + 1]) or ''
+  end
+  out[#out + 1] = result
+end
+return out
+`,
+);
+
+/** Gives a run created before headers existed its header, from its record. */
+export const WRITE_HEADER_SCRIPT = new LuaScript(
+  'write-header',
+  `--[[
+Purpose: give a run created before headers existed its header, built from its record as read,
+only if the record is still exactly as read (a state change meanwhile would leave the header's
+state behind the record's). An existing header is left as it is.
+KEYS[1]  the run record (string)
+KEYS[2]  the run's header (hash task, caller, nodes, state)
+ARGV[1]  the record exactly as it was read
+ARGV[2], ARGV[3], ARGV[4], ARGV[5]  task, caller, node count, RunState number
+Result:  1 when the run has a header; 0 when the record changed or is gone (read it again)
+]]
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'task', ARGV[2], 'caller', ARGV[3], 'nodes', ARGV[4], 'state', ARGV[5])
+end
+return 1
 `,
 );
 
@@ -133,10 +232,12 @@ concurrency between the scheduler's UpdateRunState and the finalisation after re
 append the matching event in the same atomic step.
 KEYS[1]  the run record (string)
 KEYS[2]  the run's event log (stream)
+KEYS[3]  the run's header (hash): its state follows the record's, when the run has one
 ARGV[1]  the record exactly as it was read
 ARGV[2]  the new record, Run proto JSON
 ARGV[3]  the RunEvent (run_state_changed) to append, without id
 ARGV[4]  the cap of the event log (entries)
+ARGV[5]  the new record's state (RunState number)
 Result:  1 when replaced; 0 when the record changed meanwhile (re-read and retry);
          -1 when the run does not exist
 ]]
@@ -148,6 +249,9 @@ if current ~= ARGV[1] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'state', ARGV[5])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
 return 1
 `,
@@ -209,8 +313,8 @@ return out
 export const DELETE_RUN_SCRIPT = new LuaScript(
   'delete-run',
   `--[[
-Purpose: remove an expired run entirely, in one atomic step: its record, node results and
-briefs, event log and its entries in every index, but only if the record is still exactly as the sweep read
+Purpose: remove an expired run entirely, in one atomic step: its record, node results,
+briefs, header, event log and its entries in every index, but only if the record is still exactly as the sweep read
 it (a run that changed meanwhile, for example one that just ended, is judged again next time).
 UNLINK frees large hashes and streams in the background, so a big run never blocks Redis.
 KEYS[1]  the run record (string)
@@ -218,8 +322,10 @@ KEYS[2]  the run's node results (hash)
 KEYS[3]  the run's event log (stream)
 KEYS[4]  the hosts of the run with a final result (set)
 KEYS[5]  the run's node briefs (hash)
-KEYS[6]  the runs index (zset)
-KEYS[7], KEYS[8], ...  the run's task and caller indexes (zsets), when its record is known
+KEYS[6]  the run's header (hash)
+KEYS[7]  the run's host -> event of its current result (hash)
+KEYS[8]  the runs index (zset)
+KEYS[9], KEYS[10], ...  the run's task and caller indexes (zsets), when its record is known
 ARGV[1]  the task id
 ARGV[2]  the record exactly as read; '' when it was missing (a stale index entry)
 Result:  1 when removed; 0 when the record changed meanwhile (nothing removed)
@@ -228,8 +334,8 @@ local current = redis.call('GET', KEYS[1])
 if (current or '') ~= ARGV[2] then
   return 0
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-for k = 6, #KEYS do
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+for k = 8, #KEYS do
   redis.call('ZREM', KEYS[k], ARGV[1])
 end
 return 1

@@ -6,6 +6,7 @@ import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis, RedisKeys } from '../../lib/redis';
 import { useRedisServer, uniquePrefix } from '../../test/helpers/redis';
 import { newRun } from './results-test-service';
+import { headerOf } from './run-header';
 import { ALL_RUNS, type RunQuery } from './run-query';
 import { eventLogCap, MAX_ENTRIES_SCANNED_PER_PAGE, RunStore } from './run-store';
 
@@ -111,7 +112,7 @@ describe('RunStore', () => {
     const run = await create(store, { nodes: ['a'], state: RunState.RUN_STATE_RUNNING });
     const cap = eventLogCap(1);
     const flood = Array.from({ length: 3 * cap }, (_, i) => ({ ...newResult(run), runtime: i + 1 }));
-    assert.equal((await store.recordResults(run, flood, new Date()))?.changed, flood.length);
+    assert.deepEqual(await store.recordResults(headerOf(run), flood, new Date()), { outcome: 'recorded', changed: flood.length, finalHosts: 0, state: RunState.RUN_STATE_RUNNING });
     const length = await redis.xlen(store.keys.runEvents(run.taskId));
     // MAXLEN ~ trims whole stream nodes (100 entries by default): at most one node over.
     assert.ok(length >= cap && length <= cap + 100, `event log holds ${length} entries, cap ${cap}`);

@@ -5,21 +5,29 @@ import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
 import type { PageCursor } from './page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
-import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT } from './run-scripts';
+import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
 import { pendingNodeResult } from './run-status';
-import { encodeBrief, nodeIndexOf } from './run-brief';
+import { briefBody, encodeBrief } from './run-brief';
+import { headerOf, parseHeader, type RunHeader } from './run-header';
 
 /**
  * Runs, node results and event logs in Redis (keys: lib/redis.ts RedisKeys). Every message is
  * stored as proto JSON (`Run.toJSON` and friends); event log entries hold one field, `event`,
- * a RunEvent without its id (the id is the stream entry id); a node's brief (run-brief.ts) is its
- * result without output. Changes to one run go through the Lua scripts of run-scripts.ts, so
- * each is atomic together with its event.
+ * a RunEvent without its id (the id is the stream entry id); a node_result event holds the result
+ * without its output (stdout, stderr, value), which is stored once, in the results hash, and put
+ * back when events are read (`withOutputs`); a node's brief (run-brief.ts) is its result without
+ * output. Changes to one run go through the Lua scripts of run-scripts.ts, so each is atomic
+ * together with its event.
  */
 
-/** Results recorded per script call: bounds how long one call holds Redis. */
-export const RECORD_BATCH_SIZE = 100;
+/**
+ * Most results one record script call takes: one call holds Redis for well under a
+ * millisecond per hundred results, so a scheduler's batch (hundreds) is one call.
+ */
+export const RECORD_BATCH_MAX_RESULTS = 1_000;
+/** Most bytes of results and events one record script call takes (one result bigger than this goes alone). */
+export const RECORD_BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Attempts of an optimistic run update before giving up (each loses only to a concurrent change). */
 export const MAX_REPLACE_ATTEMPTS = 50;
@@ -99,6 +107,47 @@ export function parseEventEntries(entries: Array<[id: string, fields: string[]]>
   });
 }
 
+/** What recording a request's results came to. */
+export type RecordOutcome =
+  /** Written: how many results changed what was stored, hosts with a final result now, the run's state (RunState number). */
+  | { outcome: 'recorded'; changed: number; finalHosts: number; state: number }
+  /** The run has no header: it is gone, or was created before headers (`ensureHeader`). Nothing written. */
+  | { outcome: 'no-header' }
+  /** The stored header differs from the one given (the run was created again): read it again. Nothing written. */
+  | { outcome: 'stale-header' }
+  /** The results at these positions of the request name hosts that are not nodes of the run. Nothing written. */
+  | { outcome: 'unknown-hosts'; positions: number[] };
+
+/** A node_result event as the log stores it: the result without its output (stored once, in the results hash). */
+function resultEventJson(result: NodeResult, now: Date): string {
+  return eventJson({ time: now, taskId: result.taskId, event: { $case: 'nodeResult', value: { ...result, stdout: '', stderr: '', value: undefined } } });
+}
+
+/**
+ * The RECORD_RESULTS_SCRIPT arguments of `results` (five per result), cut into calls of at most
+ * RECORD_BATCH_MAX_RESULTS results and, beyond the first result of a call, RECORD_BATCH_MAX_BYTES;
+ * `start` is the position of a call's first result in `results`.
+ */
+function recordChunks(header: RunHeader, results: NodeResult[], now: Date): Array<{ start: number; args: string[] }> {
+  const chunks: Array<{ start: number; args: string[] }> = [];
+  let args: string[] = [];
+  let bytes = 0;
+  results.forEach((r, i) => {
+    const result = canonicalJson(NodeResult.toJSON(r));
+    const event = resultEventJson(r, now);
+    const size = result.length + event.length;
+    if (args.length > 0 && (args.length / 5 >= RECORD_BATCH_MAX_RESULTS || bytes + size > RECORD_BATCH_MAX_BYTES)) {
+      chunks.push({ start: i - args.length / 5, args });
+      args = [];
+      bytes = 0;
+    }
+    args.push(r.host, result, isFinalNodeState(r.state) ? '1' : '0', event, briefBody(r, header));
+    bytes += size;
+  });
+  if (args.length > 0) chunks.push({ start: results.length - args.length / 5, args });
+  return chunks;
+}
+
 /** Reads and writes one Redis database's runs. */
 export class RunStore {
   constructor(
@@ -121,6 +170,10 @@ export class RunStore {
       id,
       score,
       eventLogCap(run.nodes.length),
+      run.task,
+      run.caller,
+      run.nodes.length,
+      run.state,
     ];
     run.nodes.forEach((host, i) => {
       const pending = pendingNodeResult(run, host);
@@ -135,6 +188,8 @@ export class RunStore {
       this.keys.runsByCaller(run.caller),
       this.keys.runFinalHosts(id),
       this.keys.runBriefs(id),
+      this.keys.runHeader(id),
+      this.keys.runResultEvents(id),
     ];
     const created = await CREATE_RUN_SCRIPT.run(this.redis, keys, args);
     return created === 1;
@@ -175,30 +230,60 @@ export class RunStore {
     return this.redis.hvals(this.keys.runBriefs(taskId));
   }
 
+  /** The run's header (run-header.ts), undefined when it has none (gone, or created before headers). */
+  async getHeader(taskId: string): Promise<RunHeader | undefined> {
+    return parseHeader(taskId, await this.redis.hmget(this.keys.runHeader(taskId), 'task', 'caller', 'nodes'));
+  }
+
   /**
-   * Records validated node results of `run` (each atomically with its event, see
-   * RECORD_RESULTS_SCRIPT) and returns how many changed what was stored and how many hosts now
-   * have a final result, or undefined when the run is gone (removed by retention since it was
-   * read). The count lets the caller finalise a run without reading every result on each call
-   * (reading them all made recording a 1,000-node run quadratic: bench/run-bench).
+   * The run's header, written from its record first when the run was created before headers
+   * (read once, then never again); undefined when the run does not exist.
    */
-  async recordResults(run: Run, results: NodeResult[], now: Date): Promise<{ changed: number; finalHosts: number } | undefined> {
-    const taskId = run.taskId;
-    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.run(taskId), this.keys.runFinalHosts(taskId), this.keys.runBriefs(taskId)];
+  async ensureHeader(taskId: string): Promise<RunHeader | undefined> {
+    for (let attempt = 0; attempt < MAX_REPLACE_ATTEMPTS; attempt++) {
+      const header = await this.getHeader(taskId);
+      if (header) return header;
+      const current = await this.getRunRaw(taskId);
+      if (!current) return undefined;
+      const run = current.run;
+      const written = await WRITE_HEADER_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runHeader(taskId)], [current.raw, run.task, run.caller, run.nodes.length, run.state]);
+      if (written === 1) return headerOf(run);
+    }
+    throw new Error(`run ${taskId} kept changing during ${MAX_REPLACE_ATTEMPTS} attempts to write its header`);
+  }
+
+  /**
+   * Records validated node results of the run `header` describes (RECORD_RESULTS_SCRIPT: each
+   * atomically with its event), reading nothing whose size grows with the run. A request is one
+   * script call unless it exceeds RECORD_BATCH_MAX_RESULTS or RECORD_BATCH_MAX_BYTES; then every
+   * host is checked before the first call writes, so an unknown host still means nothing written.
+   */
+  async recordResults(header: RunHeader, results: NodeResult[], now: Date): Promise<RecordOutcome> {
+    const taskId = header.taskId;
+    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.runHeader(taskId), this.keys.runFinalHosts(taskId), this.keys.runBriefs(taskId), this.keys.runResultEvents(taskId)];
+    const chunks = recordChunks(header, results, now);
+    if (chunks.length > 1) {
+      const unknown = (await UNKNOWN_HOSTS_SCRIPT.run(this.redis, [this.keys.runResults(taskId)], results.map((r) => r.host))) as number[];
+      if (unknown.length > 0) return { outcome: 'unknown-hosts', positions: unknown };
+    }
     let changed = 0;
     let finalHosts = 0;
-    for (let start = 0; start < results.length; start += RECORD_BATCH_SIZE) {
-      const batch = results.slice(start, start + RECORD_BATCH_SIZE);
-      const args: string[] = [String(batch.length), String(eventLogCap(run.nodes.length))];
-      for (const r of batch) {
-        args.push(r.host, canonicalJson(NodeResult.toJSON(r)), isFinalNodeState(r.state) ? '1' : '0', eventJson({ time: now, taskId, event: { $case: 'nodeResult', value: r } }), encodeBrief(r, run, nodeIndexOf(run, r.host)));
-      }
-      const [changedHere, finalNow] = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, args)) as [number, number];
-      if (changedHere < 0) return undefined;
-      changed += changedHere;
-      finalHosts = finalNow;
+    let state = 0;
+    for (const { start, args } of chunks) {
+      const reply = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, [String(args.length / 5), header.task, header.caller, String(header.nodes), String(eventLogCap(header.nodes)), ...args])) as number[];
+      if (reply[0] === -1) return { outcome: 'no-header' };
+      if (reply[0] === -2) return { outcome: 'stale-header' };
+      if (reply[0] === -3) return { outcome: 'unknown-hosts', positions: reply.slice(1).map((i) => start + i) };
+      changed += reply[0];
+      finalHosts = reply[1];
+      state = reply[2];
     }
-    return { changed, finalHosts };
+    return { outcome: 'recorded', changed, finalHosts, state };
+  }
+
+  /** How many hosts of the run have a final result (the size of its final set). */
+  async finalHostCount(taskId: string): Promise<number> {
+    return this.redis.scard(this.keys.runFinalHosts(taskId));
   }
 
   /**
@@ -213,11 +298,12 @@ export class RunStore {
       const next = await change(current.run);
       if (!next) return current.run;
       const event = eventJson({ time: now, taskId, event: { $case: 'runStateChanged', value: next.event } });
-      const replaced = await REPLACE_RUN_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runEvents(taskId)], [
+      const replaced = await REPLACE_RUN_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runEvents(taskId), this.keys.runHeader(taskId)], [
         current.raw,
         JSON.stringify(Run.toJSON(next.run)),
         event,
         eventLogCap(current.run.nodes.length),
+        next.run.state,
       ]);
       if (replaced === 1) return next.run;
       if (replaced === -1) return undefined;
@@ -321,14 +407,46 @@ export class RunStore {
    */
   async deleteRun(entry: RawRunEntry): Promise<boolean> {
     const id = entry.taskId;
-    const keys = [this.keys.run(id), this.keys.runResults(id), this.keys.runEvents(id), this.keys.runFinalHosts(id), this.keys.runBriefs(id), this.keys.runs()];
+    const keys = [
+      this.keys.run(id),
+      this.keys.runResults(id),
+      this.keys.runEvents(id),
+      this.keys.runFinalHosts(id),
+      this.keys.runBriefs(id),
+      this.keys.runHeader(id),
+      this.keys.runResultEvents(id),
+      this.keys.runs(),
+    ];
     if (entry.run) keys.push(this.keys.runsByTask(entry.run.task), this.keys.runsByCaller(entry.run.caller));
     return (await DELETE_RUN_SCRIPT.run(this.redis, keys, [id, entry.raw ?? ''])) === 1;
   }
 
-  /** Up to `count` events of the run's log after event id `after` (from the first when undefined). */
+  /** Up to `count` events of the run's log after event id `after` (from the first when undefined), with their output. */
   async readEvents(taskId: string, after: string | undefined, count: number): Promise<RunEvent[]> {
     const entries = await this.redis.xrange(this.keys.runEvents(taskId), after ? `(${after}` : '-', '+', 'COUNT', count);
-    return parseEventEntries(entries);
+    return this.withOutputs(taskId, parseEventEntries(entries));
+  }
+
+  /**
+   * `events` (read from the run's log) with the output put back into each node_result event that
+   * recorded its node's current result (EVENT_OUTPUTS_SCRIPT, one call for all of them). An event
+   * whose result was replaced later (RUNNING before the final result, NO_RESPONSE before a late
+   * answer) keeps its own fields without output: the log does not hold output, and the
+   * replacing event carries the node's output. Events written before events dropped their output
+   * hold it themselves and are left as they are.
+   */
+  async withOutputs(taskId: string, events: RunEvent[]): Promise<RunEvent[]> {
+    const args: string[] = [];
+    for (const e of events) if (e.event?.$case === 'nodeResult') args.push(e.id, e.event.value.host);
+    if (args.length === 0) return events;
+    const outputs = (await EVENT_OUTPUTS_SCRIPT.run(this.redis, [this.keys.runResults(taskId), this.keys.runResultEvents(taskId)], args)) as string[];
+    let next = 0;
+    return events.map((e) => {
+      if (e.event?.$case !== 'nodeResult') return e;
+      const raw = outputs[next++];
+      if (!raw) return e;
+      const stored = NodeResult.fromJSON(parseJson(raw, `result of ${e.event.value.host}`));
+      return { ...e, event: { $case: 'nodeResult', value: { ...e.event.value, stdout: stored.stdout, stderr: stored.stderr, value: stored.value } } };
+    });
   }
 }

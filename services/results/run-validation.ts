@@ -1,4 +1,5 @@
 import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/v1/run';
+import type { RunHeader } from './run-header';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { TASK_NAME } from '../../lib/names';
 import { isTaskId } from '../../lib/task-id';
@@ -76,16 +77,16 @@ export function normalizeNewRun(run: Run | undefined, now: Date): Run {
 }
 
 /**
- * Checks the results of a RecordNodeResults request against the run and returns them as they
- * will be stored: task_id, task and callerid filled in from the run where empty.
+ * Checks the results of a RecordNodeResults request against the run's header and returns them
+ * as they will be stored: task_id, task and callerid filled in from the run where empty.
+ * Whether each host is a node of the run is checked where the results are written (the record
+ * script, without reading the run's node list), and reported by `unknownHostsError`.
  */
-export function normalizeNodeResults(run: Run, results: NodeResult[]): NodeResult[] {
-  const nodes = new Set(run.nodes);
+export function normalizeNodeResults(run: RunHeader, results: NodeResult[]): NodeResult[] {
   const violations: FieldViolation[] = [];
   results.forEach((r, i) => {
     const at = `results[${i}]`;
     if (r.host === '') violations.push({ field: `${at}.host`, description: 'host is required' });
-    else if (!nodes.has(r.host)) violations.push({ field: `${at}.host`, description: `host ${JSON.stringify(r.host)} is not one of the nodes of run ${run.taskId}` });
     if (r.taskId !== '' && r.taskId !== run.taskId) {
       violations.push({ field: `${at}.task_id`, description: `task_id ${JSON.stringify(r.taskId)} differs from the request's task_id ${run.taskId}` });
     }
@@ -96,6 +97,11 @@ export function normalizeNodeResults(run: Run, results: NodeResult[]): NodeResul
   });
   reject(violations);
   return results.map((r) => ({ ...r, taskId: run.taskId, task: r.task || run.task, callerid: r.callerid || run.caller }));
+}
+
+/** INVALID_ARGUMENT naming each result (by its position in the request) whose host is not a node of run `taskId`. */
+export function unknownHostsError(taskId: string, results: readonly NodeResult[], positions: readonly number[]): InvalidArgumentError {
+  return invalid(positions.map((i) => ({ field: `results[${i}].host`, description: `host ${JSON.stringify(results[i].host)} is not one of the nodes of run ${taskId}` })));
 }
 
 /** Checks the new state of an UpdateRunState request. */
