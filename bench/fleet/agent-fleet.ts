@@ -5,7 +5,6 @@ import { DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_RETENTION_S, DEFAULT_RETENTION_SW
 import { DEFAULT_FACTS_POLL_INTERVAL_S } from '../../agent/facts-source';
 import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES } from '../../agent/task-runner';
 import { createLogger } from '../../lib/logger';
-import { spawnFloor } from './spawn-floor';
 import { serveWorker } from './worker-process';
 
 /**
@@ -16,8 +15,6 @@ import { serveWorker } from './worker-process';
  * pool, the HTTP/2 connection to the scheduler). Requests:
  * - `start` { schedulerAddress, stateDir, identities }: starts those agents and resolves once
  *   every one has been welcomed;
- * - `floor` { script, count, concurrency }: the bare spawn loop of bench/fleet/spawn-floor.ts,
- *   in this process, so the floor pays the same per-process costs as the agents;
  * - `stop`: stops every agent (their tasks are left alone) and exits.
  */
 
@@ -81,10 +78,6 @@ async function start(msg: Record<string, unknown>): Promise<number> {
   return agents.length;
 }
 
-async function floor(msg: Record<string, unknown>): Promise<void> {
-  await spawnFloor(String(msg.script), Number(msg.count), Number(msg.concurrency));
-}
-
-serveWorker({ start, floor }, async () => {
+serveWorker({ start }, async () => {
   await Promise.all(agents.map((a) => a.stop()));
 });

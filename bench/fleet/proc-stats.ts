@@ -28,6 +28,54 @@ export function cpuTimeMs(pid: number, children = false): number {
   return (ticks * 1000) / CLOCK_TICKS_PER_S;
 }
 
+/**
+ * CPU time of a process tree so far, in ms: the processes in `roots`, every live descendant,
+ * and every process whose command line contains `marker` (the task wrappers, which run in a
+ * session of their own and may outlive their parent), each with the CPU of the children it has
+ * reaped. A process that exits between two readings is counted through its parent's reaped
+ * children, so the difference of two readings is the tree's CPU in between.
+ */
+export function treeCpuMs(roots: number[], marker?: string): number {
+  const parentOf = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const f = statFields(pid);
+      parentOf.set(pid, Number(f[1]));
+      ticks.set(pid, Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const inTree = new Set(roots);
+  const isInTree = (pid: number): boolean => {
+    const path: number[] = [];
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parentOf.get(p)) {
+      if (inTree.has(p)) {
+        for (const q of path) inTree.add(q);
+        return true;
+      }
+      path.push(p);
+    }
+    return false;
+  };
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    if (isInTree(pid) || (marker !== undefined && cmdlineOf(pid).includes(marker))) total += t;
+  }
+  return (total * 1000) / CLOCK_TICKS_PER_S;
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
 /** Resident set size of a process now, in bytes (VmRSS of /proc/<pid>/status). */
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -41,10 +89,35 @@ export function childPid(needle: string, parentPid = process.pid): number {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (Number(statFields(Number(entry))[1]) !== parentPid) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').includes(needle)) return Number(entry);
+      if (cmdlineOf(Number(entry)).includes(needle)) return Number(entry);
     } catch {
       // the process ended while we looked
     }
   }
   throw new Error(`no child process of ${parentPid} runs ${needle}`);
+}
+
+/** This process's soft limit of open files (RLIMIT_NOFILE), from /proc/self/limits. */
+export function openFileLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  if (!m) throw new Error('no "Max open files" line in /proc/self/limits');
+  return m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+/**
+ * Raises this process's open-file limit (soft and hard) to at least `wanted`, so the processes
+ * it starts afterwards (the services, the agent workers) inherit it. Node cannot call setrlimit
+ * itself; util-linux's prlimit can set another process's limits. Raising the hard limit needs
+ * root (or CAP_SYS_RESOURCE); without it, throws naming the limit and how to raise it.
+ */
+export function raiseOpenFileLimit(wanted: number): number {
+  const now = openFileLimit();
+  if (now >= wanted) return now;
+  const r = spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${wanted}:${wanted}`], { encoding: 'utf8' });
+  const after = openFileLimit();
+  if (after < wanted) {
+    const why = r.error ? r.error.message : r.stderr.trim() || `prlimit exited ${r.status}`;
+    throw new Error(`needs ${wanted} open files but the limit is ${after} and could not be raised (${why}); run as root or raise it first (ulimit -n ${wanted})`);
+  }
+  return after;
 }
