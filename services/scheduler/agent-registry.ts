@@ -15,8 +15,6 @@ export interface OutstandingRun {
   startTime?: Date;
   /** True while the run shows the node as disconnected (set on disconnect, cleared on reconnect). */
   away: boolean;
-  /** The write that showed the node as away, awaited before the reconnect clears it. */
-  awayWrite?: Promise<void>;
 }
 
 /**

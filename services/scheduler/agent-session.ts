@@ -15,6 +15,7 @@ import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
+import type { HeartbeatWriter } from './heartbeat-writer';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
 import { peerOf } from '../../lib/peer-identity';
@@ -34,6 +35,8 @@ export const RESULT_RETRY_MAX_MS = 10_000;
 /** What a session needs from the rest of the scheduler. */
 export interface AgentSessionOptions {
   index: NodeIndex;
+  /** Writes the heartbeats of every session together. */
+  heartbeats: HeartbeatWriter;
   registry: AgentRegistry;
   recorder: ResultRecorder;
   log: Logger;
@@ -73,9 +76,9 @@ export class AgentSession {
   private hello: Hello | undefined;
   private lastHeardMs = Date.now();
   private readonly downloads = new Map<string, (result: DownloadResult | undefined) => void>();
-  /** Hello and heartbeats, handled in order (fast Redis writes). */
+  /** Hello, facts updates and rewrites of a lost entry, handled in order (fast Redis writes). */
   private control: Promise<void> = Promise.resolve();
-  /** TaskStarted/TaskFinished, recorded in order, apart from `control` so a slow results service never delays heartbeats. */
+  /** TaskStarted/TaskFinished, queued in order, apart from `control` so a slow results service never delays a facts update. */
   private reports: Promise<void> = Promise.resolve();
   private livenessTimer: NodeJS.Timeout | undefined;
   /** Pending attempts to store results the results service did not take; cleared on close. */
@@ -167,30 +170,35 @@ export class AgentSession {
   }
 
   /**
-   * Shows the node as disconnected in every run outstanding on it (issue 6 point 5), after the
-   * reports already received from it. Skipped when a newer session of the node came first.
+   * Shows the node as disconnected in every run outstanding on it, after the reports already
+   * received from it. Skipped when a newer session of the node came first.
    */
   private noteAway(): void {
     const since = new Date();
     const { registry, recorder } = this.options;
     for (const run of registry.outstanding(this.identity)) {
-      this.enqueueReport(async () => {
+      this.enqueueReport(() => {
         if (registry.get(this.identity) || !registry.outstanding(this.identity).includes(run)) return;
         run.away = true;
-        run.awayWrite = recorder.recordAway(this.identity, run, since);
-        await run.awayWrite;
+        // Queued, not awaited: it logs its own failure, and a later result of the node is sent after it.
+        void recorder.recordAway(this.identity, run, since);
       });
     }
   }
 
-  /** Clears the disconnected note of every run still outstanding on the node, now that it is back. */
+  /**
+   * Clears the disconnected note of every run still outstanding on the node, now that it is
+   * back. Each note is sent after the one that showed the node away (the batcher keeps a node's
+   * results in order).
+   */
   private async noteBack(): Promise<void> {
+    const cleared: Array<Promise<void>> = [];
     for (const run of this.options.registry.outstanding(this.identity)) {
       if (!run.away) continue;
-      await run.awayWrite;
       run.away = false;
-      await this.options.recorder.recordBack(this.identity, run);
+      cleared.push(this.options.recorder.recordBack(this.identity, run));
     }
+    await Promise.all(cleared);
   }
 
   private endStream(error?: BatonError): void {
@@ -235,8 +243,11 @@ export class AgentSession {
         return;
       case 'heartbeat':
         // Answered at once, so the agent notices a scheduler that stopped answering (protocol §2).
-        if (this.state === 'READY') this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
-        this.control = this.control.then(() => this.onHeartbeat());
+        if (this.state === 'READY') {
+          this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+          // Written with every other agent's at the next flush; the Hello's write counts as heard until then.
+          this.options.heartbeats.heard(this.identity, this.id, this.rewriteMissing);
+        }
         return;
       case 'factsUpdate': {
         const update = m.value;
@@ -257,7 +268,8 @@ export class AgentSession {
       case 'taskStarted': {
         const started = m.value;
         this.options.registry.runStarted(this.identity, started.taskId, started.startTime ?? new Date());
-        this.enqueueReport(() => this.options.recorder.recordStarted(this.identity, started));
+        // Queued in order, not awaited: its TaskFinished may follow into the same batch. It logs its own failure.
+        this.enqueueReport(() => void this.options.recorder.recordStarted(this.identity, started));
         return;
       }
       case 'taskFinished': {
@@ -265,7 +277,7 @@ export class AgentSession {
         // A child of the agent's execution span: the run's trace goes on to the results service.
         const parent = extractTraceContext(req.traceContext);
         const attributes = { 'baton.task_id': finished.result?.taskId ?? '', 'baton.node': this.identity, 'baton.exit_code': finished.result?.exitcode ?? -1 };
-        this.enqueueReport(() => inSpan('baton.record_result', attributes, () => this.recordFinished(finished), parent));
+        this.enqueueReport(() => this.settle(inSpan('baton.record_result', attributes, () => this.recordFinished(finished), parent)));
         return;
       }
       default:
@@ -284,7 +296,7 @@ export class AgentSession {
       void this.close(new InvalidArgumentError(tooLarge));
       return;
     }
-    // An agent is the node its certificate names (issue 9 point 2): checked before anything is
+    // An agent is the node its certificate names: checked before anything is
     // registered or indexed, so a stolen agent key cannot take over another node's name, work or
     // results. Every later message is attributed to this identity, never to a field it sends.
     // Without TLS (`insecure`, `baton dev`) there is no certificate and the Hello is believed.
@@ -307,7 +319,8 @@ export class AgentSession {
     // Results re-sent in the Hello are recorded only after the Welcome (protocol §1), and before
     // any TaskStarted/TaskFinished that arrives later on this stream.
     this.reports = greeted.then(async () => {
-      for (const finished of hello.unacknowledgedResults) await this.recordFinished(finished);
+      // Queued together (one batch per run), awaited before the away notes are cleared.
+      await Promise.all(hello.unacknowledgedResults.map((finished) => this.recordFinished(finished)));
       // Runs still outstanding after the re-sent results go on on the node: no longer away.
       if (this.state !== 'CLOSED') await this.noteBack();
     });
@@ -330,16 +343,20 @@ export class AgentSession {
     this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
   }
 
-  private async onHeartbeat(): Promise<void> {
-    if (this.state !== 'READY' || !this.hello) return;
-    try {
-      const outcome = await this.options.index.touch(this.identity, this.id);
-      // The entry vanished (Redis restarted without persistence, or was flushed): write it again.
-      if (outcome === 'MISSING' && this.options.registry.get(this.identity) === this) await this.options.index.upsert(this.hello, this.id);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not refresh the node in the discovery index');
-    }
-  }
+  /**
+   * Writes the node again when a heartbeat found its entry gone (Redis restarted without
+   * persistence, or was flushed), unless the session has ended or been replaced meanwhile.
+   */
+  private readonly rewriteMissing = (): void => {
+    this.control = this.control.then(async () => {
+      if (this.state !== 'READY' || !this.hello || this.options.registry.get(this.identity) !== this) return;
+      try {
+        await this.options.index.upsert(this.hello, this.id);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index again');
+      }
+    });
+  };
 
   /** New facts and classes replace the Hello's, in the index now and in every later re-write. */
   private async onFactsUpdate(update: FactsUpdate): Promise<void> {
@@ -353,8 +370,18 @@ export class AgentSession {
     }
   }
 
-  private enqueueReport(work: () => Promise<void>): void {
+  /**
+   * Runs `work` after the reports received before it. Work that only queues its result (in the
+   * batcher, which keeps a node's results in order) returns at once, so the next report follows
+   * it into the same batch.
+   */
+  private enqueueReport(work: () => Promise<void> | void): void {
     this.reports = this.reports.then(work).catch((err: unknown) => this.log.error({ err }, 'recording an agent report failed'));
+  }
+
+  /** Lets a recording go on in the background; an unexpected failure of it is logged. */
+  private settle(recording: Promise<void>): void {
+    recording.catch((err: unknown) => this.log.error({ err }, 'recording an agent report failed'));
   }
 
   private async recordFinished(finished: TaskFinished, attempt = 0): Promise<void> {
@@ -369,12 +396,12 @@ export class AgentSession {
     }
     // The agent re-sends unacknowledged results only in its next Hello (protocol §6), and a
     // healthy stream may live for days: without trying again here, a result that came while
-    // the results service or Redis restarted would wait for the next reconnect (issue 6 point 5).
+    // the results service or Redis restarted would wait for the next reconnect.
     if (this.state === 'CLOSED') return;
     const delayMs = Math.min(RESULT_RETRY_MAX_MS, RESULT_RETRY_INITIAL_MS * 2 ** Math.min(attempt, 16));
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
-      this.enqueueReport(() => this.recordFinished(finished, attempt + 1));
+      this.enqueueReport(() => this.settle(this.recordFinished(finished, attempt + 1)));
     }, delayMs);
     timer.unref();
     this.retryTimers.add(timer);

@@ -4,7 +4,14 @@ import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
+import { touchNodes, type TouchOutcome } from './heartbeat-writer';
 import { BITMAP_MIN_MEMBERS, NodeIndex, UPSERT_BATCH_MAX, UPSERT_BATCH_MAX_ARGS } from './node-index';
+
+/** Refreshes one node's last-seen time as a heartbeat flush does. */
+async function touch(index: NodeIndex, identity: string, sessionId: string, atMs: number): Promise<TouchOutcome> {
+  const [outcome] = await touchNodes(index, [{ identity, sessionId, atMs }]);
+  return outcome;
+}
 
 const redis = useRedisServer();
 
@@ -58,7 +65,7 @@ describe('NodeIndex', () => {
     let [node] = await index.list();
     assert.equal(index.isOnline(node, 1_000 + 30_000), true);
     assert.equal(index.isOnline(node, 1_000 + 30_001), false);
-    assert.equal(await index.touch('web1', 's1', 25_000), 'TOUCHED');
+    assert.equal(await touch(index, 'web1', 's1', 25_000), 'TOUCHED');
     [node] = await index.list();
     assert.equal(node.lastSeenMs, 25_000);
     assert.equal(index.isOnline(node, 1_000 + 30_001), true);
@@ -78,7 +85,7 @@ describe('NodeIndex', () => {
     const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
     await index.upsert(hello('web1'), 'old', 1_000);
     await index.upsert(hello('web1'), 'new', 2_000);
-    assert.equal(await index.touch('web1', 'old', 3_000), 'OWNED_ELSEWHERE');
+    assert.equal(await touch(index, 'web1', 'old', 3_000), 'OWNED_ELSEWHERE');
     assert.equal(await index.markOffline('web1', 'old'), false);
     const [node] = await index.list();
     assert.equal(node.connected, true);
@@ -89,7 +96,7 @@ describe('NodeIndex', () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
-    assert.equal(await index.touch('ghost', 's1', 1_000), 'MISSING');
+    assert.equal(await touch(index, 'ghost', 's1', 1_000), 'MISSING');
     assert.equal(await client.exists(keys.node('ghost')), 0);
     assert.deepEqual(await index.list(), []);
   });
@@ -138,13 +145,13 @@ describe('NodeIndex', () => {
     await index.upsert(hello('b'), 'sb', 1_000);
     await index.upsert(hello('a'), 'sa', 1_000);
     assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['a', '1000', 'b', '1000']);
-    await index.touch('a', 'sa', 4_000);
+    await touch(index, 'a', 'sa', 4_000);
     assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
     await index.markOffline('b', 'sb');
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
     assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [1], 'b (id 0) left the online bitmap, a (id 1) is in it');
     assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), [0, 1]);
-    await index.touch('b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
+    await touch(index, 'b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
     assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
     assert.deepEqual(await index.identities(), ['a', 'b']);
     assert.equal(index.freshSinceMs(100_000), 70_000);

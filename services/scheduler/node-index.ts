@@ -20,23 +20,6 @@ export interface IndexedNode {
   version: string;
 }
 
-/** Outcome of `NodeIndex.touch`: refreshed, entry missing (Redis lost it), or owned by another session. */
-export type TouchOutcome = 'TOUCHED' | 'MISSING' | 'OWNED_ELSEWHERE';
-
-/**
- * Refreshes last_seen only while the entry still belongs to the calling session.
- * KEYS[1] node hash, KEYS[2] nodes zset, KEYS[3] online zset; ARGV[1] session id, ARGV[2] now (ms), ARGV[3] identity.
- * Returns 1 when refreshed, 0 when the entry is gone, -1 when another session owns it.
- */
-const TOUCH_SCRIPT = new LuaScript('touch', `
-local owner = redis.call('HGET', KEYS[1], 'session')
-if not owner then return 0 end
-if owner ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-if redis.call('HGET', KEYS[1], 'online') == '1' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
-return 1`);
-
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile.
@@ -518,12 +501,6 @@ export class NodeIndex {
     }
     this.queued = left;
     return batch;
-  }
-
-  /** Refreshes a node's last-seen time, if the entry still belongs to `sessionId`. */
-  async touch(identity: string, sessionId: string, nowMs = Date.now()): Promise<TouchOutcome> {
-    const r = await TOUCH_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.nodes(), this.keys.online()], [sessionId, String(nowMs), identity]);
-    return r === 1 ? 'TOUCHED' : r === 0 ? 'MISSING' : 'OWNED_ELSEWHERE';
   }
 
   /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */

@@ -11,6 +11,8 @@ import type { TlsFiles } from '../../lib/tls';
 import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
 import { NodeIndex } from './node-index';
+import { HeartbeatWriter } from './heartbeat-writer';
+import { ResultBatcher, type ResultBatcherOptions } from './result-batcher';
 import { ResultRecorder } from './result-recorder';
 import { RunOrchestrator } from './run-orchestrator';
 import { RunRequests } from './run-requests';
@@ -41,6 +43,8 @@ export interface SchedulerServerOptions {
   drainGraceMs?: number;
   /** Authorization policy and audit log (config `policy-file`, `audit-log`); default: allow all, audit nothing. */
   access?: AccessControl;
+  /** How agents' results are batched to the results service; default result-batcher.ts defaults. */
+  resultBatching?: ResultBatcherOptions;
 }
 
 /** A running scheduler. */
@@ -69,10 +73,13 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const index = new NodeIndex(redis, keys, options.heartbeatIntervalS);
   const registry = new AgentRegistry();
   const tracker = new RunTracker();
+  const heartbeats = new HeartbeatWriter(index, log);
+  const batcher = new ResultBatcher(results, options.resultBatching);
   const gateway = new AgentGateway({
     index,
+    heartbeats,
     registry,
-    recorder: new ResultRecorder(results, tracker, log),
+    recorder: new ResultRecorder(batcher, tracker, log),
     log,
     heartbeatIntervalS: options.heartbeatIntervalS,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
@@ -116,7 +123,10 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     (closing ??= (async () => {
       // Marking nodes offline needs Redis; when Redis is gone (it may be why we stop), give up
       // after the quit timeout: the index's staleness rule covers nodes left marked online.
-      await Promise.race([agentsClosed, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
+      // Results and heartbeats received before the streams ended are still sent (each has the
+      // same bound: whatever is not stored then, the agents re-send).
+      const landed = agentsClosed.then(() => Promise.all([batcher.flush(), heartbeats.close()]));
+      await Promise.race([landed, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
       metadata.close();
       results.close();
       await closeRedis(redis);

@@ -1,0 +1,146 @@
+import { LuaScript } from '../../lib/lua-script';
+import type { Logger } from '../../lib/logger';
+import type { NodeIndex } from './node-index';
+
+/** Outcome of refreshing a node's last-seen time: refreshed, entry missing (Redis lost it), or owned by another session. */
+export type TouchOutcome = 'TOUCHED' | 'MISSING' | 'OWNED_ELSEWHERE';
+
+/** A node heard from: who heard it and when. */
+export interface Heard {
+  identity: string;
+  sessionId: string;
+  /** When it was heard, ms since the epoch: the last-seen time written. */
+  atMs: number;
+}
+
+/** Nodes refreshed by one TOUCH_SCRIPT call at most (a few ms of Redis time). */
+export const HEARTBEAT_BATCH_MAX = 1_000;
+
+/** Longest time a heartbeat waits before it is written, in ms. */
+export const HEARTBEAT_FLUSH_MAX_MS = 1_000;
+
+/** Time between flushes at a heartbeat interval, in ms: a quarter of the interval, at most HEARTBEAT_FLUSH_MAX_MS. */
+export function heartbeatFlushIntervalMs(heartbeatIntervalS: number): number {
+  return Math.min(HEARTBEAT_FLUSH_MAX_MS, (heartbeatIntervalS * 1000) / 4);
+}
+
+/**
+ * Refreshes the last-seen time of nodes, each only while its entry still belongs to the
+ * session that heard it. The online flag is never set here: a node marked offline stays
+ * offline, whatever heartbeat of its closed session is written after that.
+ * KEYS[1] nodes zset, KEYS[2] online zset, KEYS[2 + i] the hash of the i-th node.
+ * ARGV, three per node in KEYS order: identity, session id, heard at (ms).
+ * Returns one code per node: 1 refreshed, 0 entry gone, -1 owned by another session.
+ */
+const TOUCH_SCRIPT = new LuaScript('touch', `
+local seen, online, out = {}, {}, {}
+for i = 1, #KEYS - 2 do
+  local a = 3 * i - 2
+  local h = redis.call('HMGET', KEYS[2 + i], 'session', 'online')
+  if not h[1] then
+    out[i] = 0
+  elseif h[1] ~= ARGV[a + 1] then
+    out[i] = -1
+  else
+    out[i] = 1
+    redis.call('HSET', KEYS[2 + i], 'last_seen', ARGV[a + 2])
+    seen[#seen + 1] = ARGV[a + 2]; seen[#seen + 1] = ARGV[a]
+    if h[2] == '1' then online[#online + 1] = ARGV[a + 2]; online[#online + 1] = ARGV[a] end
+  end
+end
+-- unpack() pushes every value on Lua's bounded stack: long argument lists go in chunks.
+local function zadd(key, list)
+  for i = 1, #list, 1000 do redis.call('ZADD', key, unpack(list, i, math.min(i + 999, #list))) end
+end
+zadd(KEYS[1], seen)
+zadd(KEYS[2], online)
+return out`);
+
+/** Refreshes the last-seen time of `nodes` (distinct identities) in one script call; one outcome per node. */
+export async function touchNodes(index: NodeIndex, nodes: Heard[]): Promise<TouchOutcome[]> {
+  if (nodes.length === 0) return [];
+  const { redis, keys } = index.store;
+  const args: string[] = [];
+  for (const n of nodes) args.push(n.identity, n.sessionId, String(n.atMs));
+  const codes = (await TOUCH_SCRIPT.run(redis, [keys.nodes(), keys.online(), ...nodes.map((n) => keys.node(n.identity))], args)) as number[];
+  return codes.map((c) => (c === 1 ? 'TOUCHED' : c === 0 ? 'MISSING' : 'OWNED_ELSEWHERE'));
+}
+
+/** A node heard since the last flush, and what to do if Redis no longer has its entry. */
+interface HeardNode extends Heard {
+  onMissing: () => void;
+}
+
+/**
+ * Writes the heartbeats of every agent of this scheduler together: a heartbeat only notes the
+ * node as heard, and every flush interval one script call (per HEARTBEAT_BATCH_MAX nodes)
+ * writes the last-seen time of every node heard since the last flush — the time it was heard,
+ * so liveness is judged as if it had been written at once; discovery sees it up to one flush
+ * interval later, a fraction of the STALE_AFTER_HEARTBEATS intervals a node has.
+ */
+export class HeartbeatWriter {
+  /** Time between flushes, in ms. */
+  readonly flushIntervalMs: number;
+  private pending = new Map<string, HeardNode>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly index: NodeIndex,
+    private readonly log: Logger,
+  ) {
+    this.flushIntervalMs = heartbeatFlushIntervalMs(index.heartbeatIntervalS);
+  }
+
+  /**
+   * Notes that `sessionId` heard node `identity` now; written at the next flush if the entry
+   * still belongs to that session. `onMissing` runs when the entry is gone (Redis restarted
+   * without persistence, or was flushed), for the session to write it again.
+   */
+  heard(identity: string, sessionId: string, onMissing: () => void, atMs = Date.now()): void {
+    const known = this.pending.get(identity);
+    if (known) {
+      known.sessionId = sessionId;
+      known.atMs = atMs;
+      known.onMissing = onMissing;
+    } else {
+      this.pending.set(identity, { identity, sessionId, atMs, onMissing });
+    }
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes what was heard since the last flush, after any flush still running; failures are logged. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  /** Writes what is left and stops flushing (on shutdown). */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  private async write(): Promise<void> {
+    const nodes = [...this.pending.values()];
+    this.pending = new Map();
+    for (let i = 0; i < nodes.length; i += HEARTBEAT_BATCH_MAX) {
+      const chunk = nodes.slice(i, i + HEARTBEAT_BATCH_MAX);
+      try {
+        const outcomes = await touchNodes(this.index, chunk);
+        outcomes.forEach((outcome, j) => {
+          if (outcome === 'MISSING') chunk[j].onMissing();
+        });
+      } catch (err) {
+        this.log.warn({ nodes: chunk.length, err: (err as Error).message }, 'could not refresh nodes in the discovery index; their next heartbeats try again');
+      }
+    }
+  }
+}

@@ -1,0 +1,280 @@
+import { status } from '@grpc/grpc-js';
+import type { NodeResult } from '../../gen/baton/v1/run';
+import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { UnavailableError, isServiceError } from '../../lib/errors';
+import { DEFAULT_DEADLINE_MS, unary } from '../../lib/grpc-client';
+import { FINAL_NODE_STATES } from '../../lib/run-states';
+
+/**
+ * Status codes of RecordNodeResults after which sending the same results again cannot help: the
+ * run does not exist (NOT_FOUND), or the results service refuses a result as malformed or not
+ * of the run (INVALID_ARGUMENT, FAILED_PRECONDITION). Any other failure (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, INTERNAL, ...) may pass on a later attempt.
+ */
+export const PERMANENT_REJECTIONS: ReadonlySet<status> = new Set([status.NOT_FOUND, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION]);
+
+/** Results per RecordNodeResults call at most. */
+export const RESULT_BATCH_MAX = 500;
+/**
+ * Estimated bytes per RecordNodeResults call at most, well under what a server accepts
+ * (lib/grpc-server.ts, 16 MiB); a single larger result (a node that printed a lot) goes alone.
+ */
+export const RESULT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
+/**
+ * How long the first result of a run waits for others before its batch is sent, in ms: long
+ * enough to gather the results that nodes of one run report together, short against a task's
+ * runtime.
+ */
+export const RESULT_BATCH_LINGER_MS = 5;
+/** Batches of one run in flight at once: one being stored while the next is sent. */
+export const RESULT_BATCHES_IN_FLIGHT = 2;
+/**
+ * Results held (waiting or in flight), over all runs, at most; a result beyond fails at once as
+ * UNAVAILABLE (a final one is re-sent by its session after a delay, agent-session.ts), so a
+ * results service slower than the fleet never grows the scheduler without bound.
+ */
+export const RESULT_QUEUE_MAX = 100_000;
+/** Estimated bytes of the results held, over all runs, at most (as RESULT_QUEUE_MAX). */
+export const RESULT_QUEUE_MAX_BYTES = 256 * 1024 * 1024;
+
+/** Options of a ResultBatcher; every one has a default. */
+export interface ResultBatcherOptions {
+  /** Results per call at most; default RESULT_BATCH_MAX. */
+  maxResults?: number;
+  /** Estimated bytes per call at most; default RESULT_BATCH_MAX_BYTES. */
+  maxBytes?: number;
+  /** Wait for more results of a run before sending, in ms; default RESULT_BATCH_LINGER_MS. */
+  lingerMs?: number;
+  /** Batches of one run in flight at once; default RESULT_BATCHES_IN_FLIGHT. */
+  inFlight?: number;
+  /** Results held (waiting or in flight) over all runs at most; default RESULT_QUEUE_MAX. */
+  maxQueued?: number;
+  /** Estimated bytes held over all runs at most; default RESULT_QUEUE_MAX_BYTES. */
+  maxQueuedBytes?: number;
+  /** Deadline of one RecordNodeResults call, in ms; default DEFAULT_DEADLINE_MS. */
+  deadlineMs?: number;
+}
+
+/** ResultBatcherOptions with every default applied. */
+export type ResolvedResultBatcherOptions = Required<ResultBatcherOptions>;
+
+/** Applies the defaults; throws when a value is not a positive number. */
+export function resolveResultBatcherOptions(options: ResultBatcherOptions = {}): ResolvedResultBatcherOptions {
+  const resolved: ResolvedResultBatcherOptions = {
+    maxResults: options.maxResults ?? RESULT_BATCH_MAX,
+    maxBytes: options.maxBytes ?? RESULT_BATCH_MAX_BYTES,
+    lingerMs: options.lingerMs ?? RESULT_BATCH_LINGER_MS,
+    inFlight: options.inFlight ?? RESULT_BATCHES_IN_FLIGHT,
+    maxQueued: options.maxQueued ?? RESULT_QUEUE_MAX,
+    maxQueuedBytes: options.maxQueuedBytes ?? RESULT_QUEUE_MAX_BYTES,
+    deadlineMs: options.deadlineMs ?? DEFAULT_DEADLINE_MS,
+  };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (!Number.isFinite(value) || value < (name === 'lingerMs' ? 0 : 1)) throw new Error(`result batcher option ${name} is ${value}; expected a positive number`);
+  }
+  return resolved;
+}
+
+/** What became of a result: stored, or refused for good by the results service (why, in `reason`). */
+export type RecordOutcome = { stored: true } | { stored: false; reason: string };
+
+const STORED: RecordOutcome = { stored: true };
+
+/** A result waiting for its batch, and whoever waits for its outcome. */
+interface Pending {
+  result: NodeResult;
+  bytes: number;
+  /** One per record() call: more than one when later results of the node replaced this one before it was sent. */
+  waiters: Array<{ resolve: (outcome: RecordOutcome) => void; reject: (err: unknown) => void }>;
+}
+
+/** One run's results: queued in arrival order, and the nodes in batches being sent. */
+interface RunQueue {
+  taskId: string;
+  queued: Pending[];
+  bytes: number;
+  /** Per node, its last queued result, while it is not final (a later one of the node replaces it in place). */
+  open: Map<string, Pending>;
+  /** Nodes with a result in a batch in flight: their next results wait, so a node's results land in order. */
+  sending: Set<string>;
+  inFlight: number;
+  /** The linger timer, while one runs. */
+  timer?: NodeJS.Timeout;
+  /** True once the queue's first result has waited its linger: send as soon as a batch may go. */
+  due: boolean;
+}
+
+/**
+ * A result's size as sent, roughly: its output counted twice (the value parsed from stdout
+ * usually repeats it) and a fixed amount for the other fields. Exact sizes would mean encoding
+ * every result twice.
+ */
+function estimateBytes(r: NodeResult): number {
+  return 256 + r.host.length + 2 * r.stdout.length + r.stderr.length + r.statusmsg.length;
+}
+
+/**
+ * Sends node results to the results service in batches per run: a run's results are sent
+ * together once RESULT_BATCH_MAX of them wait or the first has waited RESULT_BATCH_LINGER_MS.
+ * Each `record` still learns its own result's outcome. A node's results of one run are sent in
+ * the order recorded, never two in one call and never one while an earlier one is in flight;
+ * a result replaces the node's previous one while that one is queued and not final, as the
+ * results service would replace it (a task's TaskStarted and TaskFinished that arrive within
+ * one linger make one result). A batch the results service refuses for good (a malformed
+ * result, a node not in the run) is split in halves and each sent again, so only the results
+ * that cause the refusal are refused; a run it does not know (NOT_FOUND) refuses every result.
+ * Any other failure fails every result of the batch: nothing is stored twice by trying again,
+ * since the results service is idempotent for identical results.
+ */
+export class ResultBatcher {
+  private readonly options: ResolvedResultBatcherOptions;
+  private readonly runs = new Map<string, RunQueue>();
+  /** Results queued or in flight, and their estimated bytes. */
+  private heldCount = 0;
+  private heldBytes = 0;
+  /** Batches being sent (for `flush`). */
+  private readonly sends = new Set<Promise<void>>();
+
+  constructor(
+    private readonly results: ResultsServiceClient,
+    options: ResultBatcherOptions = {},
+  ) {
+    this.options = resolveResultBatcherOptions(options);
+  }
+
+  /**
+   * Queues a result of run `result.taskId` (a task id, checked by the caller); resolves once it
+   * is stored or refused for good, rejects when the results service could not take it (the
+   * caller may try again).
+   */
+  record(result: NodeResult): Promise<RecordOutcome> {
+    const bytes = estimateBytes(result);
+    if (this.heldCount >= this.options.maxQueued || (this.heldCount > 0 && this.heldBytes + bytes > this.options.maxQueuedBytes)) {
+      return Promise.reject(new UnavailableError(`${this.heldCount} results wait for the results service already; try again later`));
+    }
+    return new Promise((resolve, reject) => {
+      let q = this.runs.get(result.taskId);
+      if (!q) {
+        q = { taskId: result.taskId, queued: [], bytes: 0, open: new Map(), sending: new Set(), inFlight: 0, due: false };
+        this.runs.set(result.taskId, q);
+      }
+      const previous = q.open.get(result.host);
+      if (previous) {
+        this.adjust(q, bytes - previous.bytes);
+        previous.result = result;
+        previous.bytes = bytes;
+        previous.waiters.push({ resolve, reject });
+      } else {
+        const pending: Pending = { result, bytes, waiters: [{ resolve, reject }] };
+        q.queued.push(pending);
+        this.heldCount++;
+        this.adjust(q, bytes);
+        if (!FINAL_NODE_STATES.has(result.state)) q.open.set(result.host, pending);
+      }
+      if (FINAL_NODE_STATES.has(result.state)) q.open.delete(result.host);
+      this.pump(q);
+    });
+  }
+
+  /** Sends every queued result now and resolves once nothing is queued or in flight (on shutdown). */
+  async flush(): Promise<void> {
+    while (this.runs.size > 0) {
+      for (const q of this.runs.values()) {
+        q.due = true;
+        this.pump(q);
+      }
+      await Promise.allSettled([...this.sends]);
+    }
+  }
+
+  private adjust(q: RunQueue, bytes: number): void {
+    q.bytes += bytes;
+    this.heldBytes += bytes;
+  }
+
+  /** Sends what may go now; arms the linger timer for what must wait. */
+  private pump(q: RunQueue): void {
+    const { maxResults, maxBytes, inFlight, lingerMs } = this.options;
+    while (q.queued.length > 0 && q.inFlight < inFlight) {
+      if (!q.due && q.queued.length < maxResults && q.bytes < maxBytes) {
+        q.timer ??= setTimeout(() => {
+          q.timer = undefined;
+          q.due = true;
+          this.pump(q);
+        }, lingerMs);
+        return;
+      }
+      const batch = this.take(q);
+      if (batch.length === 0) return; // every queued node has a result in flight: sent when it lands
+      q.inFlight++;
+      for (const p of batch) q.sending.add(p.result.host);
+      const sent = this.send(q.taskId, batch).finally(() => {
+        this.sends.delete(sent);
+        q.inFlight--;
+        this.heldCount -= batch.length;
+        for (const p of batch) {
+          q.sending.delete(p.result.host);
+          this.heldBytes -= p.bytes;
+        }
+        this.pump(q);
+      });
+      this.sends.add(sent);
+    }
+    if (q.queued.length === 0) {
+      q.due = false;
+      clearTimeout(q.timer);
+      q.timer = undefined;
+      if (q.inFlight === 0) this.runs.delete(q.taskId);
+    }
+  }
+
+  /**
+   * The next batch: queued results in order, at most maxResults and maxBytes (a first one always
+   * goes), each node at most once and none of a node with a result in flight.
+   */
+  private take(q: RunQueue): Pending[] {
+    const { maxResults, maxBytes } = this.options;
+    const batch: Pending[] = [];
+    const left: Pending[] = [];
+    const passed = new Set<string>();
+    let bytes = 0;
+    let i = 0;
+    for (; i < q.queued.length && batch.length < maxResults; i++) {
+      const p = q.queued[i];
+      const host = p.result.host;
+      if (!q.sending.has(host) && !passed.has(host) && (batch.length === 0 || bytes + p.bytes <= maxBytes)) {
+        batch.push(p);
+        bytes += p.bytes;
+        if (q.open.get(host) === p) q.open.delete(host);
+      } else {
+        left.push(p);
+      }
+      passed.add(host); // a later result of this node must not overtake this one
+    }
+    q.queued = i === q.queued.length ? left : left.concat(q.queued.slice(i));
+    q.bytes -= bytes; // still held (heldBytes) until the batch lands
+    return batch;
+  }
+
+  private async send(taskId: string, batch: Pending[]): Promise<void> {
+    try {
+      await unary(this.results, this.results.recordNodeResults, { taskId, results: batch.map((p) => p.result) }, { deadlineMs: this.options.deadlineMs });
+    } catch (err) {
+      if (!isServiceError(err) || !PERMANENT_REJECTIONS.has(err.code)) {
+        for (const p of batch) for (const w of p.waiters) w.reject(err);
+        return;
+      }
+      if (batch.length > 1 && err.code !== status.NOT_FOUND) {
+        // Which results caused the refusal is not said in a form to rely on: halves, in order.
+        const half = batch.length >> 1;
+        await this.send(taskId, batch.slice(0, half));
+        await this.send(taskId, batch.slice(half));
+        return;
+      }
+      const refused: RecordOutcome = { stored: false, reason: err.details };
+      for (const p of batch) for (const w of p.waiters) w.resolve(refused);
+      return;
+    }
+    for (const p of batch) for (const w of p.waiters) w.resolve(STORED);
+  }
+}

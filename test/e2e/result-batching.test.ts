@@ -1,0 +1,238 @@
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import pino from 'pino';
+import { TaskFinished } from '../../gen/baton/v1/agent_gateway_service';
+import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
+import { ResultsServiceClient, ResultsServiceService, type RecordNodeResultsRequest, type RecordNodeResultsResponse } from '../../gen/baton/v1/results_service';
+import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { freePort } from '../../lib/free-port';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { startServer, type RunningServer } from '../../lib/grpc-server';
+import { createLogger } from '../../lib/logger';
+import { closeRedis, createRedis } from '../../lib/redis';
+import { newTaskId } from '../../lib/task-id';
+import { createResultsService } from '../../services/results/results-service';
+import type { ResultBatcherOptions } from '../../services/scheduler/result-batcher';
+import { startScheduler, type RunningScheduler } from '../../services/scheduler/scheduler-server';
+import { TestAgent } from '../../services/scheduler/test-agent';
+import { uniquePrefix, useRedisServer } from '../helpers/redis';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * How the scheduler records agents' results and heartbeats at scale: a real results service on
+ * 127.0.0.1 (in this process, so that a counter on its RecordNodeResults handler sees every call
+ * it serves), a real redis-server, the scheduler in-process and test agents speaking the agent
+ * protocol over real streams.
+ */
+
+const redis = useRedisServer();
+const silent = createLogger('test', 'silent');
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+/** One RecordNodeResults call as the results service served it. */
+interface ServedCall {
+  hosts: string[];
+  states: NodeState[];
+  code: status;
+}
+
+/** A real results service whose RecordNodeResults calls are counted; it can be stopped and started again on its port. */
+class CountingResultsService {
+  readonly calls: ServedCall[] = [];
+  private server: RunningServer | undefined;
+  private stopService: () => Promise<void> = () => Promise.resolve();
+
+  private constructor(
+    readonly address: string,
+    private readonly prefix: string,
+  ) {}
+
+  static async start(): Promise<CountingResultsService> {
+    const s = new CountingResultsService(`127.0.0.1:${await freePort()}`, uniquePrefix());
+    await s.restart();
+    cleanups.push(() => s.stop());
+    return s;
+  }
+
+  /** Starts the service on its address (again), over the same Redis keys. */
+  async restart(): Promise<void> {
+    const client = createRedis({ url: redis.url, log: silent, connectionName: 'baton-results' });
+    const service = createResultsService({ redis: client, keyPrefix: this.prefix, log: silent });
+    const real = service.implementation;
+    const recordNodeResults = (call: ServerUnaryCall<RecordNodeResultsRequest, RecordNodeResultsResponse>, callback: sendUnaryData<RecordNodeResultsResponse>): void => {
+      const served: ServedCall = { hosts: call.request.results.map((r) => r.host), states: call.request.results.map((r) => r.state), code: status.OK };
+      this.calls.push(served);
+      real.recordNodeResults(call, (err: Partial<ServiceError> | null, res?: RecordNodeResultsResponse | null) => {
+        served.code = err?.code ?? status.OK;
+        callback(err, res);
+      });
+    };
+    this.server = await startServer({
+      listen: this.address,
+      services: [{ name: 'baton.v1.ResultsService', definition: ResultsServiceService, implementation: { ...real, recordNodeResults } }],
+      log: silent,
+      drainGraceMs: 1_000,
+    });
+    this.stopService = async () => {
+      service.retention.stop();
+      await closeRedis(client);
+    };
+  }
+
+  /** Stops the service; calls fail with UNAVAILABLE until `restart`. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await server.drain();
+    await this.stopService();
+  }
+}
+
+/** A scheduler in this process, a client of the results service, and a way to connect agents. */
+async function start(results: CountingResultsService, options: { heartbeatIntervalS?: number; resultBatching?: ResultBatcherOptions; log?: pino.Logger } = {}) {
+  const scheduler: RunningScheduler = await startScheduler({
+    listen: '127.0.0.1:0',
+    log: options.log ?? createLogger('scheduler', 'silent'),
+    redisUrl: redis.url,
+    keyPrefix: uniquePrefix(),
+    metadataAddress: `127.0.0.1:${await freePort()}`,
+    resultsAddress: results.address,
+    heartbeatIntervalS: options.heartbeatIntervalS ?? 10,
+    drainGraceMs: 1_000,
+    resultBatching: options.resultBatching,
+  });
+  const resultsClient = makeClient(ResultsServiceClient, results.address);
+  const schedulerClient = makeClient(SchedulerServiceClient, scheduler.address);
+  const agents: TestAgent[] = [];
+  cleanups.push(async () => {
+    for (const a of agents) a.close();
+    resultsClient.close();
+    schedulerClient.close();
+    await scheduler.stop();
+  });
+  return {
+    scheduler,
+    resultsClient,
+    schedulerClient,
+    /** Connects one agent per identity, all at once. */
+    connect: async (identities: string[]) => {
+      const connected = await Promise.all(identities.map((identity) => TestAgent.connect(scheduler.address, { identity, agents: ['bolt_tasks'], version: '0.1.0' })));
+      agents.push(...connected);
+      return connected;
+    },
+    createRun: async (nodes: string[]): Promise<Run> => {
+      const run = Run.fromPartial({ taskId: newTaskId(), task: 'acme::deploy', environment: 'production', caller: 'user=alice', nodes, inputJson: '{}', state: RunState.RUN_STATE_RUNNING });
+      return (await unary(resultsClient, resultsClient.createRun, { run })).run!;
+    },
+    statesOf: async (taskId: string): Promise<Map<string, NodeState>> => {
+      const s = await unary(resultsClient, resultsClient.getRunStatus, { taskId });
+      return new Map(s.items.map((r) => [r.host, r.state]));
+    },
+  };
+}
+
+function names(n: number, prefix = 'n'): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
+}
+
+function finishedMessage(agent: TestAgent, identity: string, taskId: string): void {
+  const result = NodeResult.fromPartial({ host: identity, taskId, state: NodeState.NODE_STATE_SUCCEEDED, exitcode: 0, completed: true, stdout: '{"ok":true}', value: { ok: true }, runtime: 0.01, startTime: new Date() });
+  agent.send({ $case: 'taskFinished', value: TaskFinished.fromPartial({ result }) });
+}
+
+/** Final node results in the run's event log, per host. */
+async function finalEventsPerHost(client: ResultsServiceClient, taskId: string): Promise<Map<string, number>> {
+  const stream = client.watchRunEvents({ taskId, resumeToken: '', follow: false });
+  const counts = new Map<string, number>();
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (m: { event?: { event?: { $case: string; value: NodeResult } } }) => {
+      const e = m.event?.event;
+      if (e?.$case === 'nodeResult' && e.value.state === NodeState.NODE_STATE_SUCCEEDED) counts.set(e.value.host, (counts.get(e.value.host) ?? 0) + 1);
+    });
+    stream.on('error', reject);
+    stream.on('end', resolve);
+  });
+  return counts;
+}
+
+describe('result batching', () => {
+  it('records the results of many nodes of one run in few RecordNodeResults calls, each node in order', async () => {
+    const results = await CountingResultsService.start();
+    const h = await start(results);
+    const nodes = names(200);
+    const agents = await h.connect(nodes);
+    const run = await h.createRun(nodes);
+    agents.forEach((a) => a.send({ $case: 'taskStarted', value: { taskId: run.taskId, startTime: new Date() } }));
+    agents.forEach((a, i) => finishedMessage(a, nodes[i], run.taskId));
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 20_000)).taskId, run.taskId)));
+
+    const states = await h.statesOf(run.taskId);
+    assert.equal([...states.values()].filter((s) => s === NodeState.NODE_STATE_SUCCEEDED).length, 200);
+    // One call per report would be 400 calls.
+    assert.ok(results.calls.length <= 40, `${results.calls.length} RecordNodeResults calls for 400 reports of 200 nodes`);
+    const finalSeen = new Set<string>();
+    for (const call of results.calls) {
+      assert.equal(new Set(call.hosts).size, call.hosts.length, 'a node appears at most once per call');
+      call.hosts.forEach((host, i) => {
+        assert.ok(!finalSeen.has(host), `${host} was sent again after its final result`);
+        if (call.states[i] === NodeState.NODE_STATE_SUCCEEDED) finalSeen.add(host);
+      });
+    }
+    assert.equal(finalSeen.size, 200);
+  });
+
+  it('loses no result while the results service is down, holding no more than its bound, and records each once after it is back', async () => {
+    const results = await CountingResultsService.start();
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+    // At most 5 results held: the other 15 are turned away at once and tried again by their sessions.
+    const h = await start(results, { log, resultBatching: { maxQueued: 5 } });
+    const nodes = names(20);
+    const agents = await h.connect(nodes);
+    const run = await h.createRun(nodes);
+    await results.stop();
+
+    agents.forEach((a, i) => finishedMessage(a, nodes[i], run.taskId));
+    await waitFor('the scheduler to fail to record the results', () => lines.some((l) => l.includes('could not record a result')), 20_000);
+    assert.ok(lines.some((l) => l.includes('results wait for the results service already')), 'results beyond the bound are turned away');
+    assert.ok(agents.every((a) => !a.received.some((m) => m.message?.$case === 'resultAck')), 'no result is acknowledged before it is stored');
+
+    await results.restart();
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 30_000)).taskId, run.taskId)));
+    const states = await h.statesOf(run.taskId);
+    assert.deepEqual([...states.values()].filter((s) => s === NodeState.NODE_STATE_SUCCEEDED).length, 20);
+    const events = await finalEventsPerHost(h.resultsClient, run.taskId);
+    assert.deepEqual([...events.entries()].sort(), nodes.map((n) => [n, 1]));
+    const stored = await unary(h.resultsClient, h.resultsClient.getRunStatus, { taskId: run.taskId });
+    assert.equal(stored.stats?.success, 20);
+    assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
+  });
+
+  it('stores the other results of a batch in which one result is refused for good, and acknowledges the refused one', async () => {
+    const results = await CountingResultsService.start();
+    // A long linger puts every result in one batch.
+    const h = await start(results, { resultBatching: { lingerMs: 300 } });
+    const nodes = names(30);
+    const agents = await h.connect([...nodes, 'stranger']);
+    const run = await h.createRun(nodes);
+    agents.forEach((a, i) => finishedMessage(a, i < nodes.length ? nodes[i] : 'stranger', run.taskId));
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 20_000)).taskId, run.taskId)));
+
+    const states = await h.statesOf(run.taskId);
+    assert.deepEqual([...states.keys()].sort(), nodes);
+    assert.ok([...states.values()].every((s) => s === NodeState.NODE_STATE_SUCCEEDED));
+    const first = results.calls.find((c) => c.hosts.includes('stranger'));
+    assert.ok(first && first.hosts.length > 1 && first.code === status.INVALID_ARGUMENT, 'the refused result came in a batch with others, which the service refused');
+    const events = await finalEventsPerHost(h.resultsClient, run.taskId);
+    assert.equal(events.size, 30);
+    assert.ok([...events.values()].every((n) => n === 1));
+  });
+});
