@@ -5,6 +5,7 @@ import { FactOperator, Filter } from '../gen/baton/v1/filter';
 import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState } from '../gen/baton/v1/run';
 import { startChild } from '../lib/child-process';
+import { compileFilter } from '../lib/filter-language';
 import { makeClient, unary } from '../lib/grpc-client';
 import { LISTENING_LINE } from '../lib/main';
 import { packageRoot } from '../lib/package-root';
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
 
     const E = FactOperator.FACT_OPERATOR_EQUAL;
     const q = (name: string, filter: Partial<Filter>, goalMs = 10, runResults?: ReturnType<typeof resultsServiceSource>) =>
-      measure(name, goalMs, async () => (await runDiscovery(index, Filter.fromPartial(filter), { runResults })).online.length);
+      measure(name, goalMs, async () => (await runDiscovery(index, compileFilter(Filter.fromPartial(filter)), { runResults })).online.length);
     // The floor of the index before bitmaps, for any query returning that many identities: one
     // SINTER of two sets of names (os.family=RedHat and the online nodes, built here as that
     // index held them), no planning, no temp keys, no offline counting.

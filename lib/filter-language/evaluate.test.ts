@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { evaluate, type BoltTaskLookup, type BoltTaskResultFields, type NodeView } from './evaluate';
-import { compareFact, factAt } from './fact-compare';
+import { compareFact } from './fact-compare';
+import { factAt, readNumber, scalarFacts } from './fact-values';
 import { BOLT_TASK_FIELDS } from './filter-expr';
 import { parseCompound } from './filter-parser';
 
@@ -43,16 +44,29 @@ describe('compareFact', () => {
     assert.ok(compareFact(10, '<=', '10') && compareFact(10, '>=', '10') && compareFact(10, '!=', '11'));
   });
 
-  it('compares strings and booleans case-insensitively and never orders them', () => {
+  it('compares text case-insensitively, also when ordering it, and never orders booleans or a number against text', () => {
     assert.ok(compareFact('Debian', '==', 'debian'));
     assert.ok(compareFact('Debian', '!=', 'RedHat'));
     assert.ok(!compareFact('Debian', '!=', 'DEBIAN'));
     assert.ok(compareFact(true, '==', 'TRUE') && compareFact(false, '!=', 'true'));
+    assert.ok(compareFact('production', '>=', 'p') && compareFact('Production', '>', 'P') && !compareFact('production', '<', 'p'));
+    assert.ok(compareFact('b', '>', 'A') && compareFact('B', '>', 'a'), 'case does not order');
+    assert.ok(compareFact('abc', '<=', 'ABC') && compareFact('abc', '>=', 'ABC'));
+    assert.ok(compareFact('\u{1f600}', '>', '\uffff'), 'by code point, not UTF-16 unit');
     for (const op of ['<', '<=', '>', '>='] as const) {
-      assert.ok(!compareFact('b', op, 'a'), `string ${op}`);
       assert.ok(!compareFact(true, op, 'false'), `boolean ${op}`);
-      assert.ok(!compareFact(5, op, 'five'), `number against text ${op}`);
+      assert.ok(!compareFact(5, op, 'five') && !compareFact('5', op, 'five'), `number against text ${op}`);
+      assert.ok(!compareFact('five', op, '5'), `text against a number ${op}`);
     }
+  });
+
+  it('reads numbers one way: finite, from numbers or numeric text, so 1e999 is text on both sides', () => {
+    assert.equal(readNumber('1e999'), undefined);
+    assert.equal(readNumber(' 1.5e3 '), 1500);
+    assert.equal(readNumber('0x10'), undefined);
+    assert.equal(readNumber(Number.POSITIVE_INFINITY), undefined);
+    assert.ok(compareFact('1E999', '==', '1e999'), 'equal as text');
+    assert.ok(!compareFact(5, '<', '1e999'), 'not a number, so no numeric order');
   });
 
   it('matches regexes case-insensitively against the text of the value', () => {
@@ -76,9 +90,9 @@ describe('compareFact', () => {
     assert.ok(!compareFact('web', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'web'));
   });
 
-  it('compares objects and arrays by their JSON text', () => {
+  it('matches objects and arrays by a regex on their JSON text and by no other comparison', () => {
     assert.ok(compareFact(['a', 'b'], '=~', '"b"'));
-    assert.ok(compareFact({ a: 1 }, '==', '{"A":1}'));
+    for (const op of ['==', '!=', '<', '<=', '>', '>='] as const) assert.ok(!compareFact({ a: 1 }, op, '{"A":1}'), op);
   });
 });
 
@@ -90,6 +104,20 @@ describe('factAt', () => {
     assert.equal(factAt(web1.facts, 'os.nope.deeper'), undefined);
     assert.equal(factAt(web1.facts, 'memory.x'), undefined);
     assert.equal(factAt(web1.facts, 'constructor'), undefined, 'no prototype properties');
+    assert.equal(factAt(web1.facts, 'disks.length'), undefined, 'array indices only');
+  });
+
+  it('lists for the index exactly the scalar values factAt resolves', () => {
+    const facts = { a: { b: 1, 'c.d': 2, e: [true, null, { f: 'x' }] }, 'a.b': 'shadow', 'g.h': { i: 3 }, j: null, k: {} };
+    const listed = scalarFacts(facts);
+    assert.deepEqual(listed, [
+      ['a.e.0', true],
+      ['a.e.2.f', 'x'],
+      ['a.b', 'shadow'],
+    ]);
+    for (const [path, value] of listed) assert.equal(factAt(facts, path), value, path);
+    assert.equal(factAt(facts, 'a.c.d'), undefined, 'a nested key with a dot is not reachable, so not listed');
+    assert.equal(factAt(facts, 'g.h.i'), undefined);
   });
 });
 
@@ -109,7 +137,8 @@ describe('evaluate', () => {
     assert.ok(matches('virtual = true'));
     assert.ok(matches('os.family = /^deb/'));
     assert.ok(!matches('os.family != /^deb/'));
-    assert.ok(!matches('os.family < zzz'));
+    assert.ok(matches('os.family < zzz'), 'text orders');
+    assert.ok(!matches('os.family > 5'), 'but not against a number');
     assert.ok(!matches('nothing != 1') && !matches('missing != 1'), 'a missing fact never matches');
     assert.ok(matches('not missing = 1'), 'but its negation does');
   });

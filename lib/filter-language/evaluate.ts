@@ -1,4 +1,5 @@
-import { compareFact, factAt, filterRegex } from './fact-compare';
+import { compareFact, filterRegex } from './fact-compare';
+import { factAt } from './fact-values';
 import type { BoltTaskField, FilterExpr, FilterTerm } from './filter-expr';
 
 /** What the evaluator needs of a node (the scheduler's IndexedNode fits). */
@@ -25,8 +26,9 @@ export type BoltTaskLookup = (taskId: string, identity: string) => BoltTaskResul
 export const NO_TASK_RESULTS: BoltTaskLookup = () => undefined;
 
 /**
- * True when `node` satisfies `expr` (issue 5 point 2). Class names are case-insensitive; facts
- * and task fields compare per compareFact.
+ * True when `node` satisfies `expr`: the in-memory path of discovery (and of policies). Class
+ * names are case-insensitive, identities and agents case-sensitive; facts and task fields
+ * compare per compareFact.
  */
 export function evaluate(expr: FilterExpr, node: NodeView, data: BoltTaskLookup = NO_TASK_RESULTS): boolean {
   switch (expr.kind) {
@@ -51,6 +53,16 @@ export function evaluateTerm(term: FilterTerm, node: NodeView, data: BoltTaskLoo
     case 'CLASS_REGEX': {
       const re = filterRegex(term.pattern);
       return node.classes.some((c) => re.test(c));
+    }
+    case 'IDENTITY':
+      return node.identity === term.name;
+    case 'IDENTITY_REGEX':
+      return filterRegex(term.pattern, true).test(node.identity);
+    case 'AGENT':
+      return node.agents.includes(term.name);
+    case 'AGENT_REGEX': {
+      const re = filterRegex(term.pattern, true);
+      return node.agents.some((a) => re.test(a));
     }
     case 'FACT':
       return compareFact(factAt(node.facts, term.path), term.operator, term.value);

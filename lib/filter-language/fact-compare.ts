@@ -1,46 +1,40 @@
 import { FactOperator } from '../../gen/baton/v1/filter';
+import { linearRegex, type LinearRegex } from '../linear-regex';
+import { asText, readNumber } from './fact-values';
 import type { CompareOp } from './filter-expr';
 
 /**
- * Comparing a node's value (a fact, or a `bolt_task` field) with the text of a filter
- * (choria-tasks.md §6.3, §6.4), shared by the in-memory evaluator and the scheduler:
+ * Comparing a node's value (a fact, or a `bolt_task` field) with the text of a filter, the one
+ * rule every filter form (`-F`, `-W`, `-S`, the proto FactFilter) and both discovery paths (the
+ * Redis index and the in-memory evaluator) follow. docs/filters.md gives the reasons:
  *
- * - a missing value (undefined or null) never matches, not even with `!=` (§6.4);
- * - numbers compare numerically when both sides read as numbers (`"1.0" == 1`);
- * - booleans and strings compare case-insensitively for `==` / `!=`; `<`, `<=`, `>`, `>=` are
- *   false unless both sides are numbers (the legacy rule, §6.3: ordering is not allowed on
- *   strings or booleans);
- * - `=~` / `!~` test a case-insensitive regular expression against the value's text;
- * - objects and arrays compare by their JSON text.
+ * - a missing value (undefined or null) never matches, not even with `!=` (choria-tasks.md §6.4);
+ * - when both sides read as numbers (readNumber: finite, from a number or numeric text) they
+ *   compare numerically (`"1.0" == 1`, `"32" > 8`);
+ * - ordering needs two numbers or two texts: a number against text is false either way
+ *   (`uptime > 5` never matches the text "abc", `uptime > abc` never matches 5);
+ * - text compares case-insensitively, also when ordered (`env >= p` holds for `production`), by
+ *   Unicode code point of the lowercased text, as Choria's Go discovery orders strings;
+ * - booleans compare as the text `true` / `false` for `==` and `!=` and are never ordered;
+ * - objects and arrays match no comparison but a regex, which tests their JSON text;
+ * - `=~` / `!~` test a case-insensitive linear-time regex (lib/linear-regex.ts) against the text.
  */
-
-const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
-
-/** A value as a number, when it is one or is text that reads as one. */
-export function asNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isNaN(v) ? undefined : v;
-  if (typeof v === 'string' && NUMBER.test(v)) return Number(v);
-  return undefined;
-}
-
-/** A value's text, as compared by equality and regular expressions. */
-export function asText(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  return JSON.stringify(v) ?? '';
-}
 
 /** Most compiled regular expressions kept, so evaluating many nodes compiles each once. */
 const REGEX_CACHE_MAX_ENTRIES = 1000;
-const regexCache = new Map<string, RegExp>();
+const regexCache = new Map<string, LinearRegex>();
 
-/** A case-insensitive RegExp for `source`; throws SyntaxError when it is not one. */
-export function filterRegex(source: string): RegExp {
-  let re = regexCache.get(source);
+/**
+ * The compiled filter regex for `source` (case-insensitive unless `caseSensitive`), compiled once
+ * per process while it stays in the cache. Throws RegexSyntaxError when RE2 cannot run it.
+ */
+export function filterRegex(source: string, caseSensitive = false): LinearRegex {
+  const key = (caseSensitive ? 's' : 'i') + source;
+  let re = regexCache.get(key);
   if (!re) {
-    re = new RegExp(source, 'i');
+    re = linearRegex(source, { caseInsensitive: !caseSensitive });
     if (regexCache.size >= REGEX_CACHE_MAX_ENTRIES) regexCache.clear();
-    regexCache.set(source, re);
+    regexCache.set(key, re);
   }
   return re;
 }
@@ -67,15 +61,53 @@ export function factOperatorOf(op: CompareOp): FactOperator | undefined {
 }
 
 /**
+ * Orders two strings by Unicode code point (UTF-16 code units order astral characters below
+ * U+E000-U+FFFF; moving the surrogates above that range gives code point order).
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codePointRank(unit: number): number {
+  if (unit >= 0xe000) return unit - 0x800;
+  if (unit >= 0xd800) return unit + 0x2000;
+  return unit;
+}
+
+/** True when a sign of `value - operand` satisfies an ordering or equality operator. */
+function holds(op: Exclude<CompareOp, '=~' | '!~'>, sign: number): boolean {
+  switch (op) {
+    case '==':
+      return sign === 0;
+    case '!=':
+      return sign !== 0;
+    case '<':
+      return sign < 0;
+    case '<=':
+      return sign <= 0;
+    case '>':
+      return sign > 0;
+    case '>=':
+      return sign >= 0;
+  }
+}
+
+/**
  * True when `actual <op> operand` holds under the rules above. `operand` is the filter's text
  * (for `=~`/`!~` the regex source, without slashes). An invalid regex or an unset operator is
- * false: parsers reject both before anything is evaluated.
+ * false: the compilers reject both before anything is evaluated.
  */
 export function compareFact(actual: unknown, op: CompareOp | FactOperator, operand: string): boolean {
   const cop = typeof op === 'number' ? compareOpOf(op) : op;
   if (cop === undefined || actual === undefined || actual === null) return false;
   if (cop === '=~' || cop === '!~') {
-    let re: RegExp;
+    let re: LinearRegex;
     try {
       re = filterRegex(operand);
     } catch {
@@ -83,38 +115,14 @@ export function compareFact(actual: unknown, op: CompareOp | FactOperator, opera
     }
     return re.test(asText(actual)) === (cop === '=~');
   }
-  const have = asNumber(actual);
-  const want = asNumber(operand);
-  if (have !== undefined && want !== undefined) {
-    switch (cop) {
-      case '==':
-        return have === want;
-      case '!=':
-        return have !== want;
-      case '<':
-        return have < want;
-      case '<=':
-        return have <= want;
-      case '>':
-        return have > want;
-      case '>=':
-        return have >= want;
-    }
-  }
-  if (cop === '==' || cop === '!=') {
-    const equal = asText(actual).toLowerCase() === operand.toLowerCase();
-    return equal === (cop === '==');
-  }
-  return false; // ordering on strings, booleans or a number against a non-number (§6.3)
-}
-
-/** Looks up a dotted fact path (`os.family`, `disks.0.size`); a fact named with the dots literally wins. */
-export function factAt(facts: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(facts, path)) return facts[path];
-  let cur: unknown = facts;
-  for (const segment of path.split('.')) {
-    if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, segment)) return undefined;
-    cur = (cur as Record<string, unknown>)[segment];
-  }
-  return cur;
+  if (typeof actual === 'object') return false;
+  const have = readNumber(actual);
+  const want = readNumber(operand);
+  if (have !== undefined && want !== undefined) return holds(cop, have < want ? -1 : have > want ? 1 : 0);
+  const haveText = asText(actual).toLowerCase();
+  const wantText = operand.toLowerCase();
+  if (cop === '==' || cop === '!=') return holds(cop, haveText === wantText ? 0 : 1);
+  // Ordering needs two numbers or two texts: a number against text, or a boolean, is neither.
+  if (want !== undefined || have !== undefined || typeof actual === 'boolean') return false;
+  return holds(cop, compareCodePoints(haveText, wantText));
 }

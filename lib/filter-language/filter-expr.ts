@@ -1,13 +1,18 @@
 /**
- * The AST of Baton's filter language (issue 5; choria-tasks.md §6.3, §6.4). Produced by
+ * The AST of Baton's filter language (choria-tasks.md §6.3, §6.4). Produced by
  * `parseCompound`, printed by `formatExpr`, evaluated by `evaluate`, planned over by an index
  * through `termsOf` / `foldExpr`. Every node is a plain JSON-able object with a string `kind`:
  *
- * - `AND` / `OR`: two or more operands; chains and nested same-kind groups are flattened, so
- *   `a and (b and c)` is one `AND` of three.
+ * - `AND` / `OR`: two or more operands when parsed; chains and nested same-kind groups are
+ *   flattened, so `a and (b and c)` is one `AND` of three. A compiled request (compileFilter)
+ *   may hold an `AND` of one, or of none (every node).
  * - `NOT`: one operand (`not x` and `!x` are the same node).
  * - `CLASS`: a class name, matched exactly and case-insensitively (a bare word).
  * - `CLASS_REGEX`: a class regular expression (`/web/`), case-insensitive.
+ * - `IDENTITY` / `IDENTITY_REGEX`: the node's identity, exact or a case-sensitive regex
+ *   (`identity('web1')`, `identity('/^web/')`, and every `-I` entry).
+ * - `AGENT` / `AGENT_REGEX`: an agent the node offers, exact or a case-sensitive regex
+ *   (`agent('rpcutil')`, and every `-A` entry).
  * - `FACT`: `path <operator> value` over a dotted fact path (`os.family=Debian`, `fact('a.b') > 1`).
  * - `BOLT_TASK`: `bolt_task('<id>').<field> <operator> value`, a field of a node's result of an
  *   earlier task run (§6.2).
@@ -66,6 +71,30 @@ export interface ClassRegexTerm {
   pattern: string;
 }
 
+/** A node identity, exact and case-sensitive. */
+export interface IdentityTerm {
+  kind: 'IDENTITY';
+  name: string;
+}
+
+/** A node identity regular expression (source without slashes), case-sensitive. */
+export interface IdentityRegexTerm {
+  kind: 'IDENTITY_REGEX';
+  pattern: string;
+}
+
+/** An agent the node offers, exact and case-sensitive. */
+export interface AgentTerm {
+  kind: 'AGENT';
+  name: string;
+}
+
+/** An agent regular expression (source without slashes), case-sensitive. */
+export interface AgentRegexTerm {
+  kind: 'AGENT_REGEX';
+  pattern: string;
+}
+
 /** A fact comparison; `path` is dotted (`os.family`), `value` the operand text or regex source. */
 export interface FactTerm {
   kind: 'FACT';
@@ -84,9 +113,9 @@ export interface BoltTaskTerm {
 }
 
 /** A leaf of an expression. */
-export type FilterTerm = ClassTerm | ClassRegexTerm | FactTerm | BoltTaskTerm;
+export type FilterTerm = ClassTerm | ClassRegexTerm | IdentityTerm | IdentityRegexTerm | AgentTerm | AgentRegexTerm | FactTerm | BoltTaskTerm;
 
-/** Conjunction of two or more operands. */
+/** Conjunction of its operands; with none it holds for every node (the empty filter). */
 export interface AndExpr {
   kind: 'AND';
   operands: FilterExpr[];

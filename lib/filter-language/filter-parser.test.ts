@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BOLT_TASK_FIELDS, type FilterExpr } from './filter-expr';
 import { MAX_FILTER_DEPTH, parseCompound } from './filter-parser';
-import { FilterSyntaxError } from './filter-syntax-error';
+import { excerpt, FilterSyntaxError } from './filter-syntax-error';
 import { formatExpr } from './format-expr';
 import { referencedTaskIds, termsOf } from './expr-visitor';
 
@@ -19,7 +19,7 @@ function assertSyntaxError(text: string, column: number, expected: string): void
       assert.ok(err instanceof FilterSyntaxError, `not a FilterSyntaxError: ${String(err)}`);
       assert.equal(err.column, column, err.message);
       assert.ok(err.expected.includes(expected), err.message);
-      assert.equal(err.message, `expected ${err.expected} at column ${column} of ${JSON.stringify(text)}`);
+      assert.equal(err.message, `expected ${err.expected} at column ${column} of ${excerpt(text, column)}`);
       assert.ok(!err.message.includes('\n'));
       return true;
     },
@@ -151,6 +151,23 @@ describe('parseCompound: errors name the column and what was expected', () => {
     assert.deepEqual(parseCompound(ok), cls('a'));
     assertSyntaxError('(' + ok + ')', MAX_FILTER_DEPTH + 1, `at most ${MAX_FILTER_DEPTH} nested`);
     assertSyntaxError('not '.repeat(MAX_FILTER_DEPTH + 1) + 'a', MAX_FILTER_DEPTH * 4 + 1, `at most ${MAX_FILTER_DEPTH} nested`);
+  });
+
+  it('refuses 20,000 nested parentheses at the limit, in a short line quoting only the part around the column', () => {
+    const deep = '('.repeat(20_000) + 'a' + ')'.repeat(20_000);
+    assertSyntaxError(deep, MAX_FILTER_DEPTH + 1, `at most ${MAX_FILTER_DEPTH} nested`);
+    try {
+      parseCompound(deep);
+    } catch (err) {
+      assert.ok(err instanceof Error && err.message.length < 300, `a short message, not the 40,001-character input: ${(err as Error).message.length}`);
+    }
+  });
+
+  it('quotes a short expression whole and a long one around the column', () => {
+    assert.equal(excerpt('a and (', 8), '"a and ("');
+    const long = 'x'.repeat(500) + '!' + 'y'.repeat(500);
+    const quoted = excerpt(long, 501);
+    assert.ok(quoted.startsWith('…"') && quoted.endsWith('"…') && quoted.includes('!') && quoted.length < 200, quoted);
   });
 });
 

@@ -1,11 +1,11 @@
 import { BOLT_TASK_FIELDS, type BoltTaskField, type CompareOp, type FilterExpr, type FilterTerm } from './filter-expr';
 import { FilterSyntaxError } from './filter-syntax-error';
 import { tokenize, type Token } from './filter-tokenizer';
-import { checkRegex, parseWithItem } from './single-filters';
+import { checkRegex, matchEntryTerm, parseWithItem } from './single-filters';
 import { TASK_ID_PATTERN } from '../task-id';
 
 /**
- * A recursive-descent parser for `-S` compound filters (issue 5 point 3; the legacy grammar of
+ * A recursive-descent parser for `-S` compound filters (the legacy grammar of
  * choria-tasks.md §6.3 with the functions of §6.4):
  *
  *   expr     := or END
@@ -15,6 +15,7 @@ import { TASK_ID_PATTERN } from '../task-id';
  *   term     := REGEX                                        class regex
  *             | 'fact' '(' STRING ')' op value
  *             | 'with' '(' STRING ')'                          -W rule: fact filter, else class
+ *             | ( 'identity' | 'agent' ) '(' STRING ')'        -I / -A entry: exact or /regex/
  *             | 'bolt_task' '(' STRING ')' '.' FIELD op value
  *             | WORD [ op value ]                              fact comparison, else class
  *   op       := '==' | '=' | '!=' | '<' | '>' | '<=' | '>=' | '=<' | '=>' | '=~'
@@ -36,6 +37,15 @@ const KEYWORDS = new Set(['and', 'or', 'not']);
 export function isKeyword(word: string): boolean {
   return KEYWORDS.has(word.toLowerCase());
 }
+
+/** The functions of the grammar, each with what its quoted argument is. */
+const FUNCTIONS = new Map([
+  ['fact', 'fact path'],
+  ['with', 'class or fact filter'],
+  ['identity', 'identity or /regex/'],
+  ['agent', 'agent or /regex/'],
+  ['bolt_task', 'task id'],
+]);
 
 const OPS: Record<string, CompareOp> = { '==': '==', '=': '==', '!=': '!=', '<': '<', '>': '>', '<=': '<=', '>=': '>=', '=<': '<=', '=>': '>=', '=~': '=~' };
 
@@ -104,7 +114,7 @@ class Parser {
       checkRegex(this.text, t.pos + 2, t.text);
       return { kind: 'CLASS_REGEX', pattern: t.text };
     }
-    if (t.kind !== 'WORD' || isKeyword(t.text)) this.fail(t, 'a class, a fact comparison, (, not, fact(), with() or bolt_task()');
+    if (t.kind !== 'WORD' || isKeyword(t.text)) this.fail(t, 'a class, a fact comparison, (, not, fact(), with(), identity(), agent() or bolt_task()');
     if (this.peek().kind === 'LPAREN') return this.call(t);
     if (this.peek().kind !== 'OP') return { kind: 'CLASS', name: t.text };
     const [operator, value] = this.comparison();
@@ -113,10 +123,18 @@ class Parser {
 
   private call(name: Token): FilterTerm {
     const fn = name.text.toLowerCase();
-    if (fn !== 'fact' && fn !== 'with' && fn !== 'bolt_task') this.fail(name, `a known function (fact, with or bolt_task), not '${name.text}'`);
+    if (!FUNCTIONS.has(fn)) this.fail(name, `a known function (fact, with, identity, agent or bolt_task), not '${name.text}'`);
     this.at++; // (
-    const arg = this.expect('STRING', `a quoted ${fn === 'fact' ? 'fact path' : fn === 'with' ? 'class or fact filter' : 'task id'}`);
+    const arg = this.expect('STRING', `a quoted ${FUNCTIONS.get(fn)}`);
     this.expect('RPAREN', "')'");
+    if (fn === 'identity' || fn === 'agent') {
+      try {
+        return matchEntryTerm(arg.text, fn === 'identity' ? 'IDENTITY' : 'AGENT');
+      } catch (err) {
+        if (err instanceof FilterSyntaxError) this.fail(arg, `${FUNCTIONS.get(fn)} in ${fn}() (${err.expected})`);
+        throw err;
+      }
+    }
     if (fn === 'with') {
       try {
         return parseWithItem(arg.text.trim());

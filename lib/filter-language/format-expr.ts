@@ -27,6 +27,12 @@ export function formatTerm(term: FilterTerm): string {
       return isBareWord(term.name) ? term.name : `with(${quote(term.name)})`;
     case 'CLASS_REGEX':
       return slashRegex(term.pattern);
+    case 'IDENTITY':
+    case 'AGENT':
+      return `${term.kind.toLowerCase()}(${quote(term.name)})`;
+    case 'IDENTITY_REGEX':
+    case 'AGENT_REGEX':
+      return `${term.kind === 'IDENTITY_REGEX' ? 'identity' : 'agent'}(${quote(slashRegex(term.pattern))})`;
     case 'FACT':
       return `${isBareWord(term.path) ? term.path : `fact(${quote(term.path)})`} ${formatComparison(term.operator, term.value)}`;
     case 'BOLT_TASK':

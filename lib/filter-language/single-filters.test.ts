@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { FilterSyntaxError } from './filter-syntax-error';
-import { compileMatchEntry, isRegexEntry, parseFactFilter, parseMatchEntry, parseWithFilter } from './single-filters';
+import { evaluate } from './evaluate';
+import { matchEntryTerm, isRegexEntry, parseFactFilter, parseMatchEntry, parseWithFilter } from './single-filters';
 
 const O = FactOperator;
 
@@ -81,11 +82,30 @@ describe('-I / -C / -A entries', () => {
     assert.throws(() => parseMatchEntry('/[/'), FilterSyntaxError);
   });
 
-  it('matches identities case-sensitively and classes case-insensitively', () => {
-    assert.ok(compileMatchEntry('web1')('web1') && !compileMatchEntry('web1')('WEB1'));
-    assert.ok(compileMatchEntry('/^web/')('web1') && !compileMatchEntry('/^web/')('WEB1'));
-    assert.ok(compileMatchEntry('Apache', { caseInsensitive: true })('apache'));
-    assert.ok(compileMatchEntry('/^APACHE/', { caseInsensitive: true })('apache::mod'));
+  it('matches identities and agents case-sensitively and classes case-insensitively', () => {
+    const node = (identity: string, classes: string[] = [], agents: string[] = []) => ({ identity, facts: {}, classes, agents });
+    const holds = (entry: string, of: 'IDENTITY' | 'CLASS' | 'AGENT', n: ReturnType<typeof node>) => evaluate(matchEntryTerm(entry, of), n);
+    assert.ok(holds('web1', 'IDENTITY', node('web1')) && !holds('web1', 'IDENTITY', node('WEB1')));
+    assert.ok(holds('/^web/', 'IDENTITY', node('web1')) && !holds('/^web/', 'IDENTITY', node('WEB1')));
+    assert.ok(holds('Apache', 'CLASS', node('x', ['apache'])));
+    assert.ok(holds('/^APACHE/', 'CLASS', node('x', ['apache::mod'])));
+    assert.ok(holds('/^rpc/', 'AGENT', node('x', [], ['rpcutil'])) && !holds('/^RPC/', 'AGENT', node('x', [], ['rpcutil'])));
+    assert.deepEqual(matchEntryTerm('/a\\/b/', 'AGENT'), { kind: 'AGENT_REGEX', pattern: 'a/b' }, 'a slash escaped in an entry reads as in -S');
+  });
+
+  it('refuses a regex RE2 cannot run in linear time, saying what is not supported', () => {
+    for (const [entry, says] of [
+      ['/(a)\\1/', 'backreference'],
+      ['/a(?=b)/', 'lookahead'],
+      ['/(?<=a)b/', 'lookbehind'],
+      ['/(?>a)/', 'atomic group'],
+    ] as const) {
+      assert.throws(
+        () => parseMatchEntry(entry),
+        (err: unknown) => err instanceof FilterSyntaxError && err.expected.includes(says) && err.expected.includes('RE2 syntax') && !err.message.includes('\n'),
+        entry,
+      );
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import type { FactOperator } from '../../gen/baton/v1/filter';
 import { factOperatorOf, filterRegex } from './fact-compare';
-import type { ClassRegexTerm, ClassTerm, CompareOp, FactTerm } from './filter-expr';
+import { RegexSyntaxError } from '../linear-regex';
+import type { AgentRegexTerm, AgentTerm, ClassRegexTerm, ClassTerm, CompareOp, FactTerm, IdentityRegexTerm, IdentityTerm } from './filter-expr';
 import { FilterSyntaxError } from './filter-syntax-error';
 import { normalizeRegexSource } from './filter-tokenizer';
 
@@ -31,44 +32,57 @@ export function isRegexEntry(text: string): boolean {
 /** An `-I` / `-C` / `-A` entry: an exact value, or a regular expression (source without slashes). */
 export type MatchEntry = { kind: 'EXACT'; value: string } | { kind: 'REGEX'; pattern: string };
 
-/** Parses an `-I`/`-C`/`-A` entry; throws FilterSyntaxError for an empty entry or an invalid regex. */
-export function parseMatchEntry(text: string): MatchEntry {
+/**
+ * Parses an `-I`/`-C`/`-A` entry (a regex's `\/` read as `/`, as between the slashes of `-S`);
+ * throws FilterSyntaxError for an empty entry or (unless `check` is false, for a caller that
+ * reports it itself) a regex RE2 cannot run.
+ */
+export function parseMatchEntry(text: string, caseSensitive = false, check = true): MatchEntry {
   if (text.length === 0) throw new FilterSyntaxError(text, 1, 'a value or a /regex/');
   if (!isRegexEntry(text)) return { kind: 'EXACT', value: text };
   const pattern = normalizeRegexSource(text.slice(1, -1));
-  checkRegex(text, 2, pattern);
+  const problem = check ? regexProblem(pattern, caseSensitive) : undefined;
+  if (problem) throw new FilterSyntaxError(text, 2, problem);
   return { kind: 'REGEX', pattern };
 }
 
-/** Options of `compileMatchEntry`. */
-export interface MatchEntryOptions {
-  /** Compare and match case-insensitively (classes: yes; identities and agents: no). Default false. */
-  caseInsensitive?: boolean;
-}
+/** What an `-I`, `-C` or `-A` entry names. */
+export type MatchEntryOf = 'IDENTITY' | 'CLASS' | 'AGENT';
 
 /**
- * A predicate for an `-I`/`-C`/`-A` entry (§6.4: identities exact or case-sensitive regex,
- * classes case-folded exact or case-insensitive regex). Throws FilterSyntaxError like parseMatchEntry.
+ * The term of an `-I`/`-C`/`-A` entry, or of an `identity('…')` / `agent('…')` argument (§6.4:
+ * identities and agents exact or a case-sensitive regex, classes case-folded exact or a
+ * case-insensitive regex). Throws FilterSyntaxError like parseMatchEntry.
  */
-export function compileMatchEntry(text: string, options: MatchEntryOptions = {}): (s: string) => boolean {
-  const entry = parseMatchEntry(text);
-  const fold = options.caseInsensitive ?? false;
-  if (entry.kind === 'REGEX') {
-    const re = fold ? filterRegex(entry.pattern) : new RegExp(entry.pattern);
-    return (s) => re.test(s);
+export function matchEntryTerm(text: string, of: MatchEntryOf, check = true): IdentityTerm | IdentityRegexTerm | ClassTerm | ClassRegexTerm | AgentTerm | AgentRegexTerm {
+  const entry = parseMatchEntry(text, of !== 'CLASS', check);
+  if (entry.kind === 'REGEX') return of === 'IDENTITY' ? { kind: 'IDENTITY_REGEX', pattern: entry.pattern } : of === 'AGENT' ? { kind: 'AGENT_REGEX', pattern: entry.pattern } : { kind: 'CLASS_REGEX', pattern: entry.pattern };
+  return of === 'IDENTITY' ? { kind: 'IDENTITY', name: entry.value } : of === 'AGENT' ? { kind: 'AGENT', name: entry.value } : { kind: 'CLASS', name: entry.value };
+}
+
+/** Why `source` is not a regex filters can run (RE2 syntax, lib/linear-regex.ts); undefined when it is one. */
+export function regexError(source: string, caseSensitive = false): RegexSyntaxError | undefined {
+  try {
+    filterRegex(source, caseSensitive);
+    return undefined;
+  } catch (err) {
+    if (err instanceof RegexSyntaxError) return err;
+    throw err;
   }
-  if (!fold) return (s) => s === entry.value;
-  const folded = entry.value.toLowerCase();
-  return (s) => s.toLowerCase() === folded;
+}
+
+/** What was expected instead of `source` when it is not a regex filters can run; undefined when it is one. */
+export function regexProblem(source: string, caseSensitive = false): string | undefined {
+  const err = regexError(source, caseSensitive);
+  if (!err) return undefined;
+  if (err.unsupported) return `a regular expression without ${err.unsupported} (filters are RE2 syntax, matched in linear time)`;
+  return `a valid regular expression (${err.message})`;
 }
 
 /** Throws FilterSyntaxError unless `source` is a valid regular expression. */
 export function checkRegex(expression: string, column: number, source: string): void {
-  try {
-    filterRegex(source);
-  } catch (err) {
-    throw new FilterSyntaxError(expression, column, `a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})`);
-  }
+  const problem = regexProblem(source);
+  if (problem) throw new FilterSyntaxError(expression, column, problem);
 }
 
 /**
@@ -91,20 +105,12 @@ function splitFact(text: string): FactTerm | { column: number; expected: string 
     if (isRegexEntry(value)) {
       const pattern = normalizeRegexSource(value.slice(1, -1));
       if (op !== '==' && op !== '!=' && op !== '=~') return { column: valueColumn, expected: `a number or text after '${written}' (a /regex/ goes with ==, = or =~)` };
-      try {
-        filterRegex(pattern);
-      } catch (err) {
-        return { column: valueColumn + 1, expected: `a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})` };
-      }
+      const problem = regexProblem(pattern);
+      if (problem) return { column: valueColumn + 1, expected: problem };
       return { kind: 'FACT', path, operator: op === '!=' ? '!~' : '=~', value: pattern };
     }
-    if (op === '=~') {
-      try {
-        filterRegex(value);
-      } catch (err) {
-        return { column: valueColumn, expected: `a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})` };
-      }
-    }
+    const problem = op === '=~' ? regexProblem(value) : undefined;
+    if (problem) return { column: valueColumn, expected: problem };
     return { kind: 'FACT', path, operator: op, value };
   }
   return { column: text.length + 1, expected: 'an operator (== = != < > <= >= =< => =~) and a value' };

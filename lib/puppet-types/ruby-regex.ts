@@ -1,26 +1,31 @@
+import { linearRegex, RegexSyntaxError, type LinearRegex } from '../linear-regex';
+
 /**
- * Ruby (Onigmo) regular expressions translated to JavaScript, for `Pattern` (task-spec §7.4).
+ * Ruby (Onigmo) regular expressions translated to RE2 syntax and run in linear time
+ * (lib/linear-regex.ts), for `Pattern` (task-spec §7.4): a task's metadata must not be able to
+ * make the scheduler's check of an operator's input backtrack for seconds.
  *
- * Translated: `\A` `\z` `\Z`; `^` `$` (always line anchors in Ruby, `\n` only); `.` (never
- * matches `\n` only); `\h` `\H`; `\s` `\S` (Ruby's ASCII set, not JS's Unicode spaces); `\e` `\a`;
- * POSIX brackets `[[:alpha:]]` and friends (ASCII); `{,n}`; a leading `(?i)`, `(?m)`, `(?mi)`
- * (Ruby `m` = dot matches newline).
+ * Translated: `\A` `\z` `\Z` (at the end of the regex or of an alternative); `^` `$` (always line
+ * anchors in Ruby, `\n` only); `.` (never matches `\n` only); `\h` `\H`; `\s` `\S` (Ruby's ASCII
+ * set); `\e` `\a`; `\uHHHH`; POSIX brackets `[[:alpha:]]` and friends (ASCII); `{,n}`; a leading
+ * `(?i)`, `(?m)`, `(?mi)` (Ruby `m` = dot matches newline).
  *
- * Refused with a clear message (no faithful JavaScript equivalent; mis-translating would accept
- * or reject the wrong strings silently): atomic groups `(?>...)`, possessive quantifiers
- * (`*+ ++ ?+ }+`), inline options other than a leading one (`(?i:...)`, `(?x)`, mid-pattern
- * `(?i)`), comments `(?#...)`, conditionals `(?(1)...)`, `\G \K \R \X \g<...>`, `\p{...}`,
- * `\u{...}`, `\x{...}`, nested character classes and `&&` intersections, negated POSIX brackets.
+ * Refused with a clear message (no faithful linear-time equivalent; mis-translating would accept
+ * or reject the wrong strings silently): backreferences `\1` `\k<name>`, lookahead and lookbehind,
+ * atomic groups `(?>...)`, possessive quantifiers (`*+ ++ ?+ }+`), inline options other than a
+ * leading one (`(?i:...)`, `(?x)`, mid-pattern `(?i)`), comments `(?#...)`, conditionals
+ * `(?(1)...)`, `\G \K \R \X \g<...>`, `\p{...}`, `\u{...}`, `\x{...}`, `\Z` before more pattern,
+ * nested character classes and `&&` intersections, negated POSIX brackets, repeat counts over 1000.
  */
 
-/** A Ruby regex with its JavaScript translation. */
+/** A Ruby regex with its RE2 translation. */
 export interface RubyRegex {
   /** The Ruby source as written between the slashes (or in the quoted string). */
   source: string;
-  /** The JavaScript translation; run with `flags`, as an unanchored search. */
-  js: string;
-  flags: string;
-  regex: RegExp;
+  /** The RE2 translation; run as an unanchored search, case-insensitively when `caseInsensitive`. */
+  re2: string;
+  caseInsensitive: boolean;
+  regex: LinearRegex;
 }
 
 /** A Ruby regex construct that cannot be translated: `message` says which and why. */
@@ -63,31 +68,38 @@ const REFUSED_ESCAPES: Record<string, string> = {
   P: '\\P{...} (Unicode property)',
 };
 
-/** Translates a Ruby regex source to JavaScript; throws RubyRegexError for refused constructs. */
+/** Translates a Ruby regex source to RE2 and compiles it; throws RubyRegexError for refused constructs. */
 export function translateRubyRegex(source: string): RubyRegex {
   let i = 0;
-  let flags = '';
+  let caseInsensitive = false;
   let dotAll = false;
   const lead = /^\(\?([mix]+)\)/.exec(source);
   if (lead) {
     if (lead[1].includes('x')) throw new RubyRegexError('the extended mode option (?x) is not supported; write the regex without it', 0);
-    if (lead[1].includes('i')) flags += 'i';
+    caseInsensitive = lead[1].includes('i');
     dotAll = lead[1].includes('m');
     i = lead[0].length;
   }
+  const shown = `/${source.length > 60 ? `${source.slice(0, 60)}…` : source}/`;
   let out = '';
   let inClass = false;
   let classStart = 0;
   const refuse = (what: string, at: number): never => {
-    throw new RubyRegexError(`${what} has no JavaScript equivalent (Ruby regex /${source}/ at offset ${at})`, at);
+    throw new RubyRegexError(`${what} has no linear-time (RE2) equivalent (Ruby regex ${shown} at offset ${at})`, at);
   };
   while (i < source.length) {
     const c = source[i];
     if (c === '\\') {
       const n = source[i + 1];
-      if (n === undefined) throw new RubyRegexError(`Ruby regex /${source}/ ends with a lone backslash`, i);
+      if (n === undefined) throw new RubyRegexError(`Ruby regex ${shown} ends with a lone backslash`, i);
       if (REFUSED_ESCAPES[n]) refuse(REFUSED_ESCAPES[n], i);
       if ((n === 'u' || n === 'x') && source[i + 2] === '{') refuse(`\\${n}{...}`, i);
+      const unicode = n === 'u' ? /^[0-9a-fA-F]{4}/.exec(source.slice(i + 2)) : null;
+      if (unicode) {
+        out += `\\x{${unicode[0]}}`;
+        i += 6;
+        continue;
+      }
       if (inClass) {
         if (n === 'h') out += HEX;
         else if (n === 's') out += RUBY_SPACE;
@@ -95,10 +107,14 @@ export function translateRubyRegex(source: string): RubyRegex {
         else if (n === 'e') out += '\\x1b';
         else if (n === 'a') out += '\\x07';
         else out += c + n;
-      } else if (n === 'A') out += '(?<![\\s\\S])';
-      else if (n === 'z') out += '(?![\\s\\S])';
-      else if (n === 'Z') out += '(?=\\n?(?![\\s\\S]))';
-      else if (n === 'h') out += `[${HEX}]`;
+      } else if (n === 'A') out += '\\A';
+      else if (n === 'z') out += '\\z';
+      else if (n === 'Z') {
+        // End of input or before a final newline: the same as an optional newline and the end,
+        // as long as nothing of the regex follows it (else the newline would be consumed).
+        if (!/^\)*$/.test(source.slice(i + 2))) refuse('\\Z before more of the regex (only at its end)', i);
+        out += '(?:\\n?\\z)';
+      } else if (n === 'h') out += `[${HEX}]`;
       else if (n === 'H') out += `[^${HEX}]`;
       else if (n === 's') out += `[${RUBY_SPACE}]`;
       else if (n === 'S') out += `[^${RUBY_SPACE}]`;
@@ -114,7 +130,7 @@ export function translateRubyRegex(source: string): RubyRegex {
         if (posix) {
           if (posix[1]) refuse(`the negated POSIX bracket [:^${posix[2]}:]`, i);
           const cls = POSIX_CLASSES[posix[2]];
-          if (cls === undefined) throw new RubyRegexError(`unknown POSIX bracket [:${posix[2]}:] in Ruby regex /${source}/`, i);
+          if (cls === undefined) throw new RubyRegexError(`unknown POSIX bracket [:${posix[2]}:] in Ruby regex ${shown}`, i);
           out += cls;
           i += posix[0].length;
           continue;
@@ -154,13 +170,8 @@ export function translateRubyRegex(source: string): RubyRegex {
       i += 2;
       continue;
     }
-    if (c === '^') {
-      out += '(?<![^\\n])';
-      i++;
-      continue;
-    }
-    if (c === '$') {
-      out += '(?![^\\n])';
+    if (c === '^' || c === '$') {
+      out += `(?m:${c})`;
       i++;
       continue;
     }
@@ -190,12 +201,13 @@ export function translateRubyRegex(source: string): RubyRegex {
     out += c;
     i++;
   }
-  if (inClass) throw new RubyRegexError(`Ruby regex /${source}/ has an unterminated character class`, classStart);
-  let regex: RegExp;
+  if (inClass) throw new RubyRegexError(`Ruby regex ${shown} has an unterminated character class`, classStart);
+  let regex: LinearRegex;
   try {
-    regex = new RegExp(out, flags);
+    regex = linearRegex(out, { caseInsensitive });
   } catch (err) {
-    throw new RubyRegexError(`Ruby regex /${source}/ is not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`, 0);
+    if (!(err instanceof RegexSyntaxError)) throw err;
+    throw new RubyRegexError(err.unsupported ? `Ruby regex ${shown} cannot run: ${err.message}` : `Ruby regex ${shown} is not a valid regular expression: ${err.message}`, 0);
   }
-  return { source, js: out, flags, regex };
+  return { source, re2: out, caseInsensitive, regex };
 }

@@ -164,7 +164,7 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
     try {
       return translateRubyRegex(source);
     } catch (err) {
-      if (err instanceof RubyRegexError) return fail(arg.pos, `a regex JavaScript can run: ${err.message}`);
+      if (err instanceof RubyRegexError) return fail(arg.pos, `a regex Baton can run in linear time: ${err.message}`);
       throw err;
     }
   };

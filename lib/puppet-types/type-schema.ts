@@ -1,4 +1,5 @@
 import Ajv, { type AnySchemaObject, type SchemaObject } from 'ajv';
+import { linearRegex } from '../linear-regex';
 import { JsonNumber, type JsonValue } from './json-lexeme';
 import { structKeyOptional, type PuppetType } from './puppet-type';
 import { asciiFold, integerInRange, isJsonObject } from './type-instance';
@@ -15,7 +16,7 @@ import { asciiFold, integerInRange, isJsonObject } from './type-instance';
  * - `pHash` / `pScalar`: "a JSON object" / "a scalar" in that representation (a `JsonNumber` is a
  *   JavaScript object, so `type: object` would accept it);
  * - `pEnumCI`: case-insensitive Enum, ASCII folding as Ruby's `casecmp`;
- * - `pPattern`: Ruby regexes translated to JavaScript, unanchored search (JSON Schema's
+ * - `pPattern`: Ruby regexes translated to RE2 (linear time), unanchored search (JSON Schema's
  *   `pattern` is ECMA-262 with the `u` flag, which is not Ruby's dialect).
  */
 
@@ -55,8 +56,8 @@ export function puppetAjv(): Ajv {
   ajv.addKeyword({
     keyword: 'pPattern',
     errors: false,
-    compile: (patterns: Array<{ js: string; flags: string }>) => {
-      const regexes = patterns.map((p) => new RegExp(p.js, p.flags));
+    compile: (patterns: Array<{ re2: string; caseInsensitive: boolean }>) => {
+      const regexes = patterns.map((p) => linearRegex(p.re2, { caseInsensitive: p.caseInsensitive }));
       return (v: JsonValue) => typeof v === 'string' && (regexes.length === 0 || regexes.some((r) => r.test(v)));
     },
   });
@@ -97,7 +98,7 @@ export class SchemaBuilder {
       case 'Enum':
         return t.caseInsensitive ? { pEnumCI: t.values.map(asciiFold) } : { enum: t.values };
       case 'Pattern':
-        return { pPattern: t.patterns.map((p) => ({ js: p.js, flags: p.flags })) };
+        return { pPattern: t.patterns.map((p) => ({ re2: p.re2, caseInsensitive: p.caseInsensitive })) };
       case 'Optional':
         return { anyOf: [{ type: 'null' }, this.schema(t.type)] };
       case 'Variant':

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { BatonError } from '../../lib/errors';
-import { flattenFacts } from './node-index';
+import { scalarFacts } from '../../lib/filter-language';
 
 /**
  * The per-agent message rate limit of the Connect stream (issue 9 point 5): a token bucket per
@@ -95,7 +95,7 @@ function tooLong(text: string): string {
  * indexed, as one line naming the field and the limit; undefined when they can.
  */
 export function nodeDescriptionProblem(message: 'Hello' | 'FactsUpdate', facts: Record<string, unknown> | undefined, classes: string[], agents: string[] = []): string | undefined {
-  const values = flattenFacts(facts ?? {});
+  const values = scalarFacts(facts ?? {});
   if (values.length > MAX_NODE_FACT_VALUES) return `${message}.facts has ${values.length} values; at most ${MAX_NODE_FACT_VALUES} are indexed`;
   for (const [path, value] of values) {
     if (path.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts has a fact path ${tooLong(path)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;

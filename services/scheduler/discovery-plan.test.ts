@@ -2,7 +2,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
-import { Filter } from '../../gen/baton/v1/filter';
 import { credentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 import { ResultsServiceClient, type GetRunStatusRequest } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
@@ -12,6 +11,7 @@ import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { RedisKeys } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
+import { parseCompound } from '../../lib/filter-language';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import { NodeIndex } from './node-index';
@@ -54,7 +54,7 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     const index = await fleet();
     const taskId = await runWith({ web1: 2, web2: 0 }, RunState.RUN_STATE_RUNNING);
     const runResults = resultsServiceSource(client);
-    const pick = async (text: string) => (await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online;
+    const pick = async (text: string) => (await runDiscovery(index, parseCompound(text), { runResults })).online;
     assert.deepEqual(await pick(`bolt_task('${taskId}').exitcode > 0`), ['web1']);
     assert.deepEqual(await pick(`bolt_task('${taskId}').exitcode == 0 and bolt_task('${taskId}').stdout == 'out'`), ['web2']);
     assert.deepEqual(await pick(`bolt_task('${taskId}').completed == true`), ['web1', 'web2']);
@@ -66,7 +66,7 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     const index = await fleet();
     let nowMs = 1_000_000;
     const source = () => resultsServiceSource(client, { cacheTtlMs: 10_000, now: () => nowMs });
-    const failed = async (taskId: string) => (await runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] }), { runResults: source() })).online;
+    const failed = async (taskId: string) => (await runDiscovery(index, parseCompound(`bolt_task('${taskId}').exitcode > 0`), { runResults: source() })).online;
 
     const finished = await runWith({ web1: 1, web2: 0, web3: 0 }, RunState.RUN_STATE_FAILED);
     assert.deepEqual(await failed(finished), ['web1']);
@@ -97,8 +97,8 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
       const seen = await unary(old, old.getRunStatus, { taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
       assert.equal(seen.items.length, 3, 'the where never reached the service');
       const runResults = resultsServiceSource(old);
-      assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] }), { runResults })).online, ['web1']);
-      assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').known == false`] }), { runResults })).online, []);
+      assert.deepEqual((await runDiscovery(index, parseCompound(`bolt_task('${taskId}').exitcode > 0`), { runResults })).online, ['web1']);
+      assert.deepEqual((await runDiscovery(index, parseCompound(`bolt_task('${taskId}').known == false`), { runResults })).online, []);
     } finally {
       old.close();
     }

@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FactOperator, type FactFilter, type Filter } from '../../gen/baton/v1/filter';
-import type { FieldViolation } from '../../lib/errors';
-import { compileEntry, compileFact, compileFilter, isRegexEntry, parseCompoundEntry, type NodeMatcher } from './discovery';
-import { evaluate, filterRegex, formatExpr, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr } from '../../lib/filter-language';
+import { evaluate, filterRegex, formatExpr, readNumber, indexText, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr, type FilterTerm, type NodeView } from '../../lib/filter-language';
 import { boltTaskFields, parseResultWhere, ranTask, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';
 import { InvalidArgumentError } from '../../lib/errors';
 import type { NodeResult } from '../../gen/baton/v1/run';
@@ -10,19 +7,18 @@ import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import { unary } from '../../lib/grpc-client';
 import { isFinalRunState } from '../../lib/run-states';
-import { factIndexText, factNumber, type NodeIndex } from './node-index';
+import type { NodeIndex } from './node-index';
 import { LuaScript } from '../../lib/lua-script';
 import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fitBitmap, orInto, type NodeBitmap } from './node-bitmap';
 
 /**
- * Query planning for discovery (issue 5 point 2): the parts of a Filter the Redis index can
+ * Query planning for discovery: the parts of a compiled filter the Redis index can
  * answer become set algebra over bitmaps of node ids (the membership bitmaps, or small sets,
  * of fact values, classes and agents; numeric ranges from the fact zsets of ids), read in one
  * script call and combined in memory (node-bitmap.ts); the rest (`!=`, `=~`, text ordering) is
  * evaluated in memory on the nodes that set algebra left. Names travel only as bits: the
  * scheduler's id → identity copy (node-names.ts) turns the answer into identities, so a query
- * matching 68,000 of 100,000 nodes moves 12.5 kB per term instead of 1.5 MB of names
- * (issue 5 point 5).
+ * matching 68,000 of 100,000 nodes moves 12.5 kB per term instead of 1.5 MB of names.
  */
 
 /**
@@ -39,6 +35,9 @@ export type SetPlan =
   | { kind: 'AND'; parts: SetPlan[] }
   | { kind: 'OR'; parts: SetPlan[] }
   | { kind: 'NOT'; part: SetPlan };
+
+/** A node predicate, for what the index cannot answer. */
+export type NodeMatcher = (node: NodeView) => boolean;
 
 /** A planned filter: the index part, and the matchers left for the candidates it yields. */
 export interface FilterPlan {
@@ -98,8 +97,8 @@ const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: numbe
 
 /**
  * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare, and with
- * `where` only the matching nodes: over a 10,000-node run the whole status cost ~100 ms more,
- * issue 5 point 5), reusing a finished run's answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run
+ * `where` only the matching nodes: over a 10,000-node run the whole status costs far more),
+ * reusing a finished run's answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run
  * is NOT_FOUND from the results service.
  */
 export function resultsServiceSource(results: ResultsServiceClient, options: ResultsSourceOptions = {}): RunResultsSource {
@@ -210,49 +209,45 @@ end
 return out`);
 
 /** The ZRANGEBYSCORE bounds of a numeric comparison, or undefined for operators a range cannot answer. */
-function numericRange(op: FactOperator, n: number): [string, string] | undefined {
+function numericRange(op: CompareOp, n: number): [string, string] | undefined {
   switch (op) {
-    case FactOperator.FACT_OPERATOR_EQUAL:
+    case '==':
       return [String(n), String(n)];
-    case FactOperator.FACT_OPERATOR_LESS:
+    case '<':
       return ['-inf', `(${n}`];
-    case FactOperator.FACT_OPERATOR_LESS_EQUAL:
+    case '<=':
       return ['-inf', String(n)];
-    case FactOperator.FACT_OPERATOR_GREATER:
+    case '>':
       return [`(${n}`, '+inf'];
-    case FactOperator.FACT_OPERATOR_GREATER_EQUAL:
+    case '>=':
       return [String(n), '+inf'];
     default:
       return undefined;
   }
 }
 
-const OP_OF: Partial<Record<CompareOp, FactOperator>> = {
-  '==': FactOperator.FACT_OPERATOR_EQUAL,
-  '<': FactOperator.FACT_OPERATOR_LESS,
-  '<=': FactOperator.FACT_OPERATOR_LESS_EQUAL,
-  '>': FactOperator.FACT_OPERATOR_GREATER,
-  '>=': FactOperator.FACT_OPERATOR_GREATER_EQUAL,
-};
-
-/** The index part of one fact comparison, or undefined when it must be evaluated in memory. */
-function planFact(index: NodeIndex, f: Pick<FactFilter, 'fact' | 'operator' | 'value'>): SetPlan | undefined {
+/**
+ * The index part of one fact comparison, or undefined when it must be evaluated in memory
+ * (`!=`, regexes, text ordering). The index holds the values lib/filter-language `scalarFacts`
+ * lists, keyed by `indexText` and scored by `readNumber`, so these sets are exactly the nodes
+ * `compareFact` accepts: a number compares numerically with the numeric facts, which are in the
+ * fact's zset whatever their type (4 or "4"), and with nothing else; text equality is the set of
+ * the lowercased value.
+ */
+function planFact(index: NodeIndex, term: Extract<FilterTerm, { kind: 'FACT' }>): SetPlan | undefined {
   const { keys } = index.store;
-  const n = factNumber(f.value);
+  const n = readNumber(term.value);
   if (n !== undefined) {
-    // A number compares numerically with numeric facts, which are in the zset whatever their
-    // type (4 or "4"); a non-numeric fact never matches a numeric comparison (discovery.ts).
-    const range = numericRange(f.operator, n);
-    if (range) return { kind: 'RANGE', key: keys.factNumber(f.fact), values: keys.factNumberValues(f.fact), min: range[0], max: range[1] };
-    return undefined;
+    const range = numericRange(term.operator, n);
+    return range && { kind: 'RANGE', key: keys.factNumber(term.path), values: keys.factNumberValues(term.path), min: range[0], max: range[1] };
   }
-  if (f.operator === FactOperator.FACT_OPERATOR_EQUAL) return { kind: 'KEY', key: keys.factValue(f.fact, factIndexText(f.value)) };
+  if (term.operator === '==') return { kind: 'KEY', key: keys.factValue(term.path, indexText(term.value)) };
   return undefined;
 }
 
 /**
  * The `bolt_task` data one query reads, each read at most once: the nodes of a run matching one
- * term (a slim read with `where`: only the matches travel, issue 5 point 5), or every node of a
+ * term (a slim read with `where`: only the matches travel), or every node of a
  * run with the fields its terms compare, for terms evaluated in memory on each candidate.
  */
 class BoltTaskData {
@@ -302,31 +297,64 @@ class BoltTaskData {
   readonly lookup: BoltTaskLookup = (taskId, host) => this.loaded.get(taskId)?.get(host);
 }
 
-/** The index plan of a compound expression, or undefined when a term needs in-memory evaluation. */
-async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData): Promise<SetPlan | undefined> {
-  const { redis, keys } = index.store;
+/** The names a query's regexes are matched against, each list read at most once per query. */
+class NameLists {
+  private classes?: Promise<string[]>;
+  private agents?: Promise<string[]>;
+
+  constructor(private readonly index: NodeIndex) {}
+
+  /** Every class name ever indexed, lowercased. */
+  classNames(): Promise<string[]> {
+    const { redis, keys } = this.index.store;
+    return (this.classes ??= redis.smembers(keys.classNames()));
+  }
+
+  /** Every agent name ever indexed. */
+  agentNames(): Promise<string[]> {
+    const { redis, keys } = this.index.store;
+    return (this.agents ??= redis.smembers(keys.agentNames()));
+  }
+}
+
+/** The index plan of an expression, or undefined when a term needs in-memory evaluation. */
+async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, names: NameLists): Promise<SetPlan | undefined> {
+  const { keys } = index.store;
   switch (expr.kind) {
     case 'AND':
     case 'OR': {
-      const parts = await Promise.all(expr.operands.map((o) => planExpr(index, o, data)));
+      const parts = await Promise.all(expr.operands.map((o) => planExpr(index, o, data, names)));
       if (parts.some((p) => p === undefined)) return undefined;
       return { kind: expr.kind, parts: parts as SetPlan[] };
     }
     case 'NOT': {
-      const part = await planExpr(index, expr.operand, data);
+      const part = await planExpr(index, expr.operand, data, names);
       return part && { kind: 'NOT', part };
     }
     case 'CLASS':
       return { kind: 'KEY', key: keys.nodeClass(expr.name.toLowerCase()) };
     case 'CLASS_REGEX': {
       const re = filterRegex(expr.pattern);
-      const names = await redis.smembers(keys.classNames());
-      return { kind: 'OR', parts: names.filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeClass(n) })) };
+      return { kind: 'OR', parts: (await names.classNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeClass(n) })) };
     }
-    case 'FACT': {
-      const op = OP_OF[expr.operator];
-      return op === undefined ? undefined : planFact(index, { fact: expr.path, operator: op, value: expr.value });
+    case 'AGENT':
+      return { kind: 'KEY', key: keys.nodeAgent(expr.name) };
+    case 'AGENT_REGEX': {
+      const re = filterRegex(expr.pattern, true);
+      return { kind: 'OR', parts: (await names.agentNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeAgent(n) })) };
     }
+    case 'IDENTITY': {
+      const id = index.names.idOf(expr.name);
+      return { kind: 'IDS', ids: id === undefined ? [] : [id] };
+    }
+    case 'IDENTITY_REGEX': {
+      // Matched against the scheduler's copy of every identity: 100,000 regex tests take a few
+      // ms, far less than asking Redis for the names.
+      const re = filterRegex(expr.pattern, true);
+      return { kind: 'IDS', ids: index.names.idsWhere((name) => re.test(name)) };
+    }
+    case 'FACT':
+      return planFact(index, expr);
     case 'BOLT_TASK': {
       // The results service evaluates the term and sends the matching nodes alone. A node the
       // task is not known on (outside the run, or never ran it) matches only when the term
@@ -340,60 +368,25 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData):
 }
 
 /**
- * Plans a filter against the index. Throws InvalidArgumentError for a bad filter (as
- * `compileFilter`). Identity entries are resolved against the identity list; class and agent
+ * Plans a compiled filter (lib/filter-language `compileFilter`) against the index. Each operand
+ * of a top-level AND is planned on its own, so a term the index cannot answer leaves only its
+ * own operand to memory, where `evaluate` answers it on the candidates the others left.
+ * Identities are resolved against the scheduler's copy of the identity list; class and agent
  * regexes against the lists of names ever indexed.
  */
-export async function planFilter(index: NodeIndex, filter: Filter | undefined, runResults?: RunResultsSource): Promise<FilterPlan> {
-  compileFilter(filter); // validation: every problem of the filter in one INVALID_ARGUMENT
-  if (!filter) return { set: { kind: 'ALL' }, residual: [] };
-  const { redis, keys } = index.store;
-  const ignored: FieldViolation[] = [];
+export async function planFilter(index: NodeIndex, query: FilterExpr, runResults?: RunResultsSource): Promise<FilterPlan> {
+  await index.names.refresh();
+  const names = new NameLists(index);
+  const data = new BoltTaskData([query], runResults);
   const parts: SetPlan[] = [];
   const residual: NodeMatcher[] = [];
-  if (filter.identities.length > 0) {
-    // Matched against the scheduler's copy of every identity: 100,000 regex tests take a few
-    // ms, far less than asking Redis for the names.
-    await index.names.refresh();
-    if (filter.identities.some(isRegexEntry)) {
-      const matchers = filter.identities.map((e) => compileEntry(e, 'identity', false, ignored));
-      parts.push({ kind: 'IDS', ids: index.names.idsWhere((id) => matchers.some((m) => m(id))) });
-    } else {
-      parts.push({ kind: 'IDS', ids: filter.identities.map((e) => index.names.idOf(e)).filter((id): id is number => id !== undefined) });
-    }
-  }
-  const byName = async (entries: string[], caseInsensitive: boolean, namesKey: string, keyOf: (name: string) => string): Promise<void> => {
-    let names: string[] | undefined;
-    for (const entry of entries) {
-      if (!isRegexEntry(entry)) {
-        parts.push({ kind: 'KEY', key: keyOf(caseInsensitive ? entry.toLowerCase() : entry) });
-        continue;
-      }
-      names ??= await redis.smembers(namesKey);
-      const m = compileEntry(entry, 'entry', caseInsensitive, ignored);
-      parts.push({ kind: 'OR', parts: names.filter(m).map((name) => ({ kind: 'KEY', key: keyOf(name) })) });
-    }
-  };
-  await byName(filter.classes, true, keys.classNames(), (c) => keys.nodeClass(c));
-  await byName(filter.agents, false, keys.agentNames(), (a) => keys.nodeAgent(a));
-  filter.facts.forEach((f, i) => {
-    const planned = planFact(index, f);
+  for (const operand of query.kind === 'AND' ? query.operands : [query]) {
+    const planned = await planExpr(index, operand, data, names);
     if (planned) parts.push(planned);
-    else residual.push(compileFact(f, `filter.facts[${i}]`, ignored));
-  });
-  const exprs = filter.compound.map((text, i) => parseCompoundEntry(text, `filter.compound[${i}]`, ignored)).filter((e): e is FilterExpr => e !== undefined);
-  const data = new BoltTaskData(exprs, runResults);
-  for (const expr of exprs) {
-    // Top-level AND operands are planned one by one, so one term the index cannot answer
-    // leaves only its own operand to memory.
-    for (const operand of expr.kind === 'AND' ? expr.operands : [expr]) {
-      const planned = await planExpr(index, operand, data);
-      if (planned) parts.push(planned);
-      else {
-        // Evaluated on each candidate: the runs it names are read whole first.
-        await Promise.all(referencedTaskIds(operand).map((id) => data.run(id)));
-        residual.push((node) => evaluate(operand, node, data.lookup));
-      }
+    else {
+      // Evaluated on each candidate: the runs it names are read whole first.
+      await Promise.all(referencedTaskIds(operand).map((id) => data.run(id)));
+      residual.push((node) => evaluate(operand, node, data.lookup));
     }
   }
   return { set: parts.length === 0 ? { kind: 'ALL' } : { kind: 'AND', parts }, residual };
@@ -507,12 +500,12 @@ function evaluatePlan(plan: SetPlan, leaves: LeafReader, all: NodeBitmap, count:
 }
 
 /**
- * Runs a filter against the index: online matches, and the count (or list) of offline ones
- * (issue 5 point 4). Online means the connected flag and a heartbeat within
+ * Runs a compiled filter against the index: online matches, and the count (or list) of offline
+ * ones. Online means the connected flag and a heartbeat within
  * STALE_AFTER_HEARTBEATS intervals, as `NodeIndex.isOnline`.
  */
-export async function runDiscovery(index: NodeIndex, filter: Filter | undefined, options: RunDiscoveryOptions = {}): Promise<DiscoveryResult> {
-  const plan = await planFilter(index, filter, options.runResults);
+export async function runDiscovery(index: NodeIndex, query: FilterExpr, options: RunDiscoveryOptions = {}): Promise<DiscoveryResult> {
+  const plan = await planFilter(index, query, options.runResults);
   const nowMs = options.nowMs ?? Date.now();
   const leaves = new LeafReader(plan.set);
   const read = await leaves.read(index, index.freshSinceMs(nowMs), options.maxRangeValues ?? MAX_RANGE_VALUES);

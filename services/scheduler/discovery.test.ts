@@ -6,10 +6,9 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { InvalidArgumentError } from '../../lib/errors';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
-import { factAt as lookupFact } from '../../lib/filter-language';
+import { compileFilter, evaluate, factAt as lookupFact } from '../../lib/filter-language';
 import { parseResultWhere, resultMatches } from '../../lib/bolt-task-results';
-import { compileFilter, discoverNodes } from './discovery';
-import { runDiscovery } from './discovery-plan';
+import { runDiscovery, type RunDiscoveryOptions } from './discovery-plan';
 import { NodeIndex, type IndexedNode } from './node-index';
 
 const redis = useRedisServer();
@@ -26,9 +25,17 @@ function nodes(): IndexedNode[] {
   return FLEET.map((n) => ({ ...n, connected: true, lastSeenMs: 0, version: '1' }));
 }
 
+/** The in-memory path: the compiled filter evaluated on each node. */
 function select(filter: Partial<Filter>): string[] {
-  const matches = compileFilter(Filter.fromPartial(filter));
-  return nodes().filter(matches).map((n) => n.identity);
+  const query = compileFilter(Filter.fromPartial(filter));
+  return nodes()
+    .filter((n) => evaluate(query, n))
+    .map((n) => n.identity);
+}
+
+/** The index path: the compiled filter planned against Redis. */
+async function discover(index: NodeIndex, filter: Partial<Filter> | undefined, options?: RunDiscoveryOptions) {
+  return runDiscovery(index, compileFilter(filter && Filter.fromPartial(filter)), options);
 }
 
 function fact(f: string, operator: FactOperator, value: string) {
@@ -38,7 +45,7 @@ function fact(f: string, operator: FactOperator, value: string) {
 describe('compileFilter', () => {
   it('selects every node with an empty or absent filter', () => {
     assert.equal(select({}).length, 4);
-    assert.equal(nodes().filter(compileFilter(undefined)).length, 4);
+    assert.equal(nodes().filter((n) => evaluate(compileFilter(undefined), n)).length, 4);
   });
 
   it('ORs identities, exact or /regex/ (case-sensitive)', () => {
@@ -87,6 +94,28 @@ describe('compileFilter', () => {
     );
   });
 
+  it('refuses a regex RE2 cannot run, naming the field and the construct, and runs a pathological one in linear time', () => {
+    assert.throws(
+      () => compileFilter(Filter.fromPartial({ identities: ['/(a)\\1/'], facts: [fact('os', FactOperator.FACT_OPERATOR_MATCHES, 'a(?=b)')] })),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError);
+        assert.deepEqual(
+          err.violations.map((v) => v.description),
+          [
+            'filter.identities[0] /(a)\\1/ uses a backreference (\\1 ... \\9), which filters do not support (RE2 syntax, matched in linear time)',
+            'filter.facts[0].value /a(?=b)/ uses a lookahead ((?= or (?!), which filters do not support (RE2 syntax, matched in linear time)',
+          ],
+        );
+        return true;
+      },
+    );
+    const started = process.hrtime.bigint();
+    const many = Array.from({ length: 200 }, (_, i) => ({ identity: `${'a'.repeat(30 + i)}!`, facts: { name: `${'a'.repeat(30 + i)}!` }, classes: [], agents: [] }));
+    const query = compileFilter(Filter.fromPartial({ identities: ['/^(a|a)*$/', '/!/'], compound: ['name =~ /^(a|a)*$/ or name =~ /^(a+)+$/'] }));
+    assert.equal(many.filter((n) => evaluate(query, n)).length, 0);
+    assert.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'within 1 s (a backtracking engine needs hours for one of these)');
+  });
+
   it('finds a fact whose name contains dots literally', () => {
     assert.equal(lookupFact(FLEET[3].facts, 'dotted.name'), 'x');
     assert.equal(lookupFact(FLEET[0].facts, 'os.release.major'), '8');
@@ -109,21 +138,19 @@ describe('compileFilter', () => {
   });
 });
 
-describe('discoverNodes', () => {
+describe('runDiscovery on online and offline nodes', () => {
   it('selects online nodes of the index only, unless offline ones are asked for', async () => {
     const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
     const now = Date.now();
     for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`, now);
     await index.markOffline('web2.example.com', 's-web2.example.com');
     await index.upsert(Hello.fromPartial(FLEET[2]), 's-db1.example.com', now - 31_000); // stale heartbeat
-    const web = Filter.fromPartial({ classes: ['/./'] });
-    assert.deepEqual((await discoverNodes(index, web, { nowMs: now })).map((n) => n.identity), ['web1.example.com', 'win1']);
-    assert.deepEqual(
-      (await discoverNodes(index, web, { nowMs: now, includeOffline: true })).map((n) => n.identity),
-      ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1'],
-    );
-    const redhat = Filter.fromPartial({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'RedHat')] });
-    assert.deepEqual((await discoverNodes(index, redhat, { nowMs: now })).map((n) => n.identity), ['web1.example.com']);
+    const web = { classes: ['/./'] };
+    assert.deepEqual((await discover(index, web, { nowMs: now })).online, ['web1.example.com', 'win1']);
+    const withOffline = await discover(index, web, { nowMs: now, listOffline: true });
+    assert.deepEqual([...withOffline.online, ...withOffline.offline].sort(), ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
+    const redhat = { facts: [fact('os.family', FactOperator.FACT_OPERATOR_EQUAL, 'RedHat')] };
+    assert.deepEqual((await discover(index, redhat, { nowMs: now })).online, ['web1.example.com']);
   });
 });
 
@@ -163,7 +190,7 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
   it('selects with every filter form what the in-memory matcher selects', async () => {
     const index = await fleetIndex();
     for (const [name, filter, expected] of FORMS) {
-      const found = await runDiscovery(index, Filter.fromPartial(filter));
+      const found = await discover(index, filter);
       assert.deepEqual(found.online, expected, name);
       assert.deepEqual(found.online, [...select(filter)].sort(), `${name}: index and in-memory matcher disagree`);
       assert.equal(found.offlineCount, 0, name);
@@ -176,9 +203,9 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     for (const bitmapMinMembers of [1, 2]) {
       const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10, bitmapMinMembers);
       for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`);
-      for (const [name, filter, expected] of FORMS) assert.deepEqual((await runDiscovery(index, Filter.fromPartial(filter))).online, expected, `${name} (bitmaps from ${bitmapMinMembers})`);
+      for (const [name, filter, expected] of FORMS) assert.deepEqual((await discover(index, filter)).online, expected, `${name} (bitmaps from ${bitmapMinMembers})`);
       for (const text of ['role::web and os.family=redhat', 'not profile::base', '(role::web or role::db) and not (env=prod or is_virtual=true)', 'processors.count >= 16 or win1']) {
-        assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }))).online, [...select({ compound: [text] })].sort(), `${text} (bitmaps from ${bitmapMinMembers})`);
+        assert.deepEqual((await discover(index, { compound: [text] })).online, [...select({ compound: [text] })].sort(), `${text} (bitmaps from ${bitmapMinMembers})`);
       }
     }
   });
@@ -188,14 +215,14 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const mine = new NodeIndex(redis.client(), new RedisKeys(prefix), 10, 1);
     const other = new NodeIndex(redis.client(), new RedisKeys(prefix), 10, 1);
     for (const n of FLEET.slice(0, 2)) await mine.upsert(Hello.fromPartial(n), `s-${n.identity}`);
-    const redhat = Filter.fromPartial({ facts: [fact('os.family', E, 'redhat')] });
-    assert.deepEqual((await runDiscovery(mine, redhat)).online, ['web1.example.com']);
-    assert.deepEqual((await runDiscovery(mine, Filter.fromPartial({ identities: ['/^(db|win)/'] }))).online, []);
+    const redhat = { facts: [fact('os.family', E, 'redhat')] };
+    assert.deepEqual((await discover(mine, redhat)).online, ['web1.example.com']);
+    assert.deepEqual((await discover(mine, ({ identities: ['/^(db|win)/'] }))).online, []);
     for (const n of FLEET.slice(2)) await other.upsert(Hello.fromPartial(n), `s-${n.identity}`);
     await other.upsert(Hello.fromPartial({ ...FLEET[0], facts: { os: { family: 'Debian' } } }), 's-web1.example.com');
-    assert.deepEqual((await runDiscovery(mine, redhat)).online, ['db1.example.com']);
-    assert.deepEqual((await runDiscovery(mine, Filter.fromPartial({ identities: ['/^(db|win)/'] }))).online, ['db1.example.com', 'win1']);
-    assert.deepEqual((await runDiscovery(mine, undefined)).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
+    assert.deepEqual((await discover(mine, redhat)).online, ['db1.example.com']);
+    assert.deepEqual((await discover(mine, ({ identities: ['/^(db|win)/'] }))).online, ['db1.example.com', 'win1']);
+    assert.deepEqual((await discover(mine, undefined)).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
   });
 
   it('answers a numeric range over many distinct values from the names, as over few', async () => {
@@ -203,10 +230,10 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const cases: Array<[string, string]> = [['processors.count', '4'], ['processors.count', '16'], ['os.release.major', '9'], ['processors.count', '100']];
     for (const [path, value] of cases) {
       for (const operator of [FactOperator.FACT_OPERATOR_GREATER, FactOperator.FACT_OPERATOR_LESS_EQUAL, FactOperator.FACT_OPERATOR_EQUAL]) {
-        const filter = Filter.fromPartial({ facts: [fact(path, operator, value)] });
+        const filter = { facts: [fact(path, operator, value)] };
         const expected = [...select({ facts: [fact(path, operator, value)] })].sort();
-        assert.deepEqual((await runDiscovery(index, filter)).online, expected, `${path} ${operator} ${value} by value sets`);
-        assert.deepEqual((await runDiscovery(index, filter, { maxRangeValues: 1 })).online, expected, `${path} ${operator} ${value} by names`);
+        assert.deepEqual((await discover(index, filter)).online, expected, `${path} ${operator} ${value} by value sets`);
+        assert.deepEqual((await discover(index, filter, { maxRangeValues: 1 })).online, expected, `${path} ${operator} ${value} by names`);
       }
     }
   });
@@ -216,31 +243,31 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const now = Date.now();
     await index.markOffline('web2.example.com', 's-web2.example.com');
     await index.upsert(Hello.fromPartial(FLEET[2]), 's-db1.example.com', now - 31_000); // stale heartbeat
-    const base = Filter.fromPartial({ classes: ['profile::base'] });
-    assert.deepEqual(await runDiscovery(index, base, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
-    assert.deepEqual(await runDiscovery(index, base, { nowMs: now, listOffline: true }), {
+    const base = { classes: ['profile::base'] };
+    assert.deepEqual(await discover(index, base, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
+    assert.deepEqual(await discover(index, base, { nowMs: now, listOffline: true }), {
       online: ['web1.example.com'],
       offlineCount: 2,
       offline: ['db1.example.com', 'web2.example.com'],
     });
-    const all = await runDiscovery(index, undefined, { nowMs: now, listOffline: true });
+    const all = await discover(index, undefined, { nowMs: now, listOffline: true });
     assert.deepEqual(all, { online: ['web1.example.com', 'win1'], offlineCount: 2, offline: ['db1.example.com', 'web2.example.com'] });
-    const notDeb = Filter.fromPartial({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] });
-    assert.deepEqual(await runDiscovery(index, notDeb, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
+    const notDeb = { facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] };
+    assert.deepEqual(await discover(index, notDeb, { nowMs: now }), { online: ['web1.example.com'], offlineCount: 2, offline: [] });
   });
 
   it('follows a node whose facts changed: the old value no longer selects it', async () => {
     const index = await fleetIndex();
     await index.upsert(Hello.fromPartial({ ...FLEET[3], facts: { os: { family: 'Debian' } } }), 's-win1');
-    const windows = Filter.fromPartial({ facts: [fact('os.family', E, 'windows')] });
-    assert.deepEqual((await runDiscovery(index, windows)).online, []);
-    const debian = Filter.fromPartial({ facts: [fact('os.family', E, 'debian')] });
-    assert.deepEqual((await runDiscovery(index, debian)).online, ['web2.example.com', 'win1']);
+    const windows = { facts: [fact('os.family', E, 'windows')] };
+    assert.deepEqual((await discover(index, windows)).online, []);
+    const debian = { facts: [fact('os.family', E, 'debian')] };
+    assert.deepEqual((await discover(index, debian)).online, ['web2.example.com', 'win1']);
   });
 
   it('rejects a bad filter with INVALID_ARGUMENT before touching the index', async () => {
     const index = await fleetIndex();
-    await assert.rejects(runDiscovery(index, Filter.fromPartial({ identities: ['/(/'] })), InvalidArgumentError);
+    await assert.rejects(discover(index, { identities: ['/(/'] }), InvalidArgumentError);
   });
 
   it('answers compound expressions (and, or, not, !, parentheses, fact(), classes) as the in-memory evaluator does', async () => {
@@ -255,9 +282,9 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
       ['(role::web or role::db) and not (env=prod or is_virtual=true)', ['win1']],
     ];
     for (const [text, expected] of cases) {
-      const filter = Filter.fromPartial({ compound: [text] });
-      assert.deepEqual((await runDiscovery(index, filter)).online, expected, text);
-      assert.deepEqual((await runDiscovery(index, filter)).online, [...select({ compound: [text] })].sort(), `${text}: index and evaluator disagree`);
+      const filter = { compound: [text] };
+      assert.deepEqual((await discover(index, filter)).online, expected, text);
+      assert.deepEqual((await discover(index, filter)).online, [...select({ compound: [text] })].sort(), `${text}: index and evaluator disagree`);
     }
   });
 
@@ -272,7 +299,7 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
       return Promise.resolve(where ? items.filter((r) => resultMatches(parseResultWhere(where, id), r)) : items);
     };
     const text = `bolt_task('${a}').exitcode > 0 and bolt_task('${a}').stdout =~ /x/ or bolt_task('${b}').caller == 'u' or bolt_task('${b}').known == false`;
-    assert.deepEqual((await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
+    assert.deepEqual((await discover(index, { compound: [text] }, { runResults })).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
     assert.deepEqual(asked.sort(), [
       [a, ['completed', 'exitcode'], `bolt_task('${a}').exitcode > 0`],
       [a, ['completed', 'stdout'], `bolt_task('${a}').stdout =~ /x/`],
@@ -295,7 +322,7 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
       asked.push(where ?? id);
       return Promise.resolve(where ? items.filter((r) => resultMatches(parseResultWhere(where, id), r)) : items);
     };
-    const run = async (text: string) => (await runDiscovery(index, Filter.fromPartial({ compound: [text] }), { runResults })).online;
+    const run = async (text: string) => (await discover(index, { compound: [text] }, { runResults })).online;
     assert.deepEqual(await run(`bolt_task('${taskId}').exitcode > 0`), ['web1.example.com']);
     assert.deepEqual(await run(`bolt_task('${taskId}').exitcode == 0 or bolt_task('${taskId}').stdout =~ /BOOM/`), ['web1.example.com', 'web2.example.com']);
     assert.deepEqual(await run(`bolt_task('${taskId}').known == false`), ['db1.example.com', 'win1']);
@@ -307,6 +334,6 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
       [term('exitcode > 0'), term('exitcode == 0'), term('stdout =~ /BOOM/'), `not ${term('known == false')}`, term('completed == true'), term('exitcode > 0'), term('start_time >= 1000')],
       'the matches of each term; for one that nodes outside the run satisfy, the known nodes failing it',
     );
-    await assert.rejects(runDiscovery(index, Filter.fromPartial({ compound: [`bolt_task('${taskId}').exitcode > 0`] })), InvalidArgumentError);
+    await assert.rejects(discover(index, { compound: [`bolt_task('${taskId}').exitcode > 0`] }), InvalidArgumentError);
   });
 });

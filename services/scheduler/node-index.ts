@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import type { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import type { RedisKeys } from '../../lib/redis';
 import { LuaScript } from '../../lib/lua-script';
+import { indexText, readNumber, scalarFacts } from '../../lib/filter-language';
 import { NodeNames } from './node-names';
 
 /** A node is discovered as online only if it was heard from within this many heartbeat intervals (agent protocol §2). */
@@ -295,40 +296,6 @@ each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[2], ...) end)
 setBits(KEYS[5], nids, 1)
 setBits(KEYS[6], nids, 1)`);
 
-const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
-
-/** A fact value as a number, when it is one or is text that reads as one (finite only). */
-export function factNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-  if (typeof v === 'string' && NUMBER.test(v)) {
-    const n = Number(v);
-    return Number.isFinite(n) ? n : undefined;
-  }
-  return undefined;
-}
-
-/** A scalar fact value as the text the index keys it by: lowercased, since equality is case-insensitive. */
-export function factIndexText(v: string | number | boolean): string {
-  return String(v).toLowerCase();
-}
-
-/**
- * Every scalar fact under its dotted path (`os.family`, `disks.0.size`), the paths
- * `factAt` (lib/filter-language) resolves. Nulls, empty objects and arrays have no entry.
- */
-export function flattenFacts(facts: Record<string, unknown>): Array<[string, string | number | boolean]> {
-  const out: Array<[string, string | number | boolean]> = [];
-  const walk = (value: unknown, path: string): void => {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
-      out.push([path, value]);
-    } else if (typeof value === 'object' && value !== null) {
-      for (const [k, v] of Object.entries(value)) walk(v, path === '' ? k : `${path}.${k}`);
-    }
-  };
-  walk(facts, '');
-  return out;
-}
-
 function parseJson<T>(text: string | undefined, fallback: T): T {
   if (!text) return fallback;
   try {
@@ -387,12 +354,13 @@ export class NodeIndex {
     const sets = new Set<string>();
     const zsets: Array<[string, string, string]> = [];
     const seenNumeric = new Set<string>();
-    for (const [path, value] of flattenFacts(facts)) {
-      sets.add(this.keys.factValue(path, factIndexText(value)));
-      const n = factNumber(value);
+    // The values discovery's in-memory path resolves (lib/filter-language fact-values.ts).
+    for (const [path, value] of scalarFacts(facts)) {
+      sets.add(this.keys.factValue(path, indexText(value)));
+      const n = readNumber(value);
       if (n !== undefined && !seenNumeric.has(path)) {
         seenNumeric.add(path);
-        zsets.push([this.keys.factNumber(path), String(n), this.keys.factValue(path, factIndexText(value))]);
+        zsets.push([this.keys.factNumber(path), String(n), this.keys.factValue(path, indexText(value))]);
       }
     }
     const plain = [...sets];

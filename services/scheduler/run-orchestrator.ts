@@ -235,7 +235,7 @@ export class RunOrchestrator {
     const executable = chooseExecutable(task);
     // No filter selects every online node, as `mco tasks run` without filters does.
     const found = await inSpan('baton.discover', {}, async (span) => {
-      const matched = await runDiscovery(this.options.index, request.filter, { listOffline: true, runResults: resultsServiceSource(this.options.results, { caller: reader }) });
+      const matched = await runDiscovery(this.options.index, request.query, { listOffline: true, runResults: resultsServiceSource(this.options.results, { caller: reader }) });
       span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
       return matched;
     });

@@ -3,7 +3,7 @@ import type { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME } from '../../lib/names';
 import { CALLER_METADATA_KEY, callerOf, type CallerSource } from '../../lib/peer-identity';
-import { compileFilter } from './discovery';
+import { compileFilter, EVERY_NODE, type FilterExpr } from '../../lib/filter-language';
 
 /** Seconds a foreground RunTask waits for the nodes when the request gives 0. */
 export const DEFAULT_WAIT_S = 60;
@@ -30,6 +30,8 @@ export interface ResolvedRunRequest {
   environment: string;
   inputJson: string;
   filter: Filter | undefined;
+  /** The filter compiled (lib/filter-language `compileFilter`): what discovery runs. */
+  query: FilterExpr;
   /** How long a foreground run waits for the nodes, in ms. */
   waitMs: number;
   background: boolean;
@@ -74,8 +76,9 @@ export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): Reso
   if (!CALLER_PATTERN.test(caller)) {
     violations.push({ field: CALLER_METADATA_KEY, description: `metadata ${CALLER_METADATA_KEY} must be 1 to 256 printable characters` });
   }
+  let query = EVERY_NODE;
   try {
-    compileFilter(req.filter);
+    query = compileFilter(req.filter);
   } catch (err) {
     if (!(err instanceof InvalidArgumentError)) throw err;
     violations.push(...err.violations);
@@ -86,6 +89,7 @@ export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): Reso
     environment,
     inputJson: req.inputJson,
     filter: req.filter,
+    query,
     waitMs: (req.waitS || DEFAULT_WAIT_S) * 1000,
     background: req.background,
     noop: req.noop,

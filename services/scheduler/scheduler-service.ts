@@ -7,6 +7,7 @@ import type {
 } from '../../gen/baton/v1/scheduler_service';
 import { AccessControl, actingCaller } from '../../lib/access-control';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
+import { compileFilter } from '../../lib/filter-language';
 import type { Logger } from '../../lib/logger';
 import type { MethodRoles } from '../../lib/method-roles';
 import type { AgentRegistry } from './agent-registry';
@@ -57,7 +58,7 @@ async function discover(options: SchedulerServiceOptions, access: AccessControl,
   const nowMs = Date.now();
   const check = caller === undefined ? undefined : { caller, action: 'discover' as const };
   const judgeNodes = check !== undefined && access.needsNodes(check);
-  const found = await runDiscovery(options.index, req.filter, {
+  const found = await runDiscovery(options.index, compileFilter(req.filter), {
     listOffline: req.includeOffline || judgeNodes,
     nowMs,
     runResults: resultsServiceSource(options.results, { caller }),

@@ -1,12 +1,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StatusDocument } from '../../cli/status-document';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { Filter } from '../../gen/baton/v1/filter';
+import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { readServiceError } from '../../lib/errors';
+import { makeClient, unary } from '../../lib/grpc-client';
 import { waitFor } from '../helpers/wait';
 import { runCli, type CliRun } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 
 /**
- * Discovery end to end (issue 5): redis-server, the three services and three agents as
+ * Discovery end to end: redis-server, the three services and three agents as
  * processes (dev profiles: node1 web/ams1, node2 db/fra1, node3 cache/ams1), driven through
  * `baton discover` and `baton tasks run` with every kind of filter flag, including a second run
  * picked by the results of the first.
@@ -39,6 +44,40 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
     assert.equal((await discover(['-C', 'role::none'], 3)).stdout, '');
     const bad = await discover(['-S', 'role::web and ('], 2);
     assert.match(bad.stderr, /^baton: -S: expected .* at column 16 of "role::web and \("\n$/);
+  });
+
+  it('answers a 20,000-deep compound filter and unsupported regexes within 1 s, naming the field, and a pathological regex at once', async () => {
+    const scheduler = makeClient(SchedulerServiceClient, fleet.stack.addresses.scheduler);
+    try {
+      const refused = async (filter: Partial<Filter>) => {
+        const started = Date.now();
+        const err = await unary(scheduler, scheduler.discoverNodes, { filter: Filter.fromPartial(filter), includeOffline: false }).then(
+          () => assert.fail(`${JSON.stringify(filter).slice(0, 100)} was answered`),
+          (e: ServiceError) => e,
+        );
+        const report = readServiceError(err);
+        assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+        assert.equal(report.code, status.INVALID_ARGUMENT, report.message);
+        assert.doesNotMatch(report.message, /\n/);
+        return report;
+      };
+      const deep = await refused({ compound: ['('.repeat(20_000) + 'role::web' + ')'.repeat(20_000)] });
+      assert.match(deep.message, /^filter\.compound\[0\]: expected at most 64 nested parentheses and negations at column 65 /);
+      assert.ok(deep.message.length < 400, `a short message: ${deep.message.length} characters`);
+      assert.deepEqual(deep.violations.map((v) => v.field), ['filter.compound[0]']);
+      const backref = await refused({ identities: ['/^(node)\\1$/'] });
+      assert.match(backref.message, /^filter\.identities\[0\] .* uses a backreference/);
+      const lookahead = await refused({ compound: ['role =~ /^(?!web)/'] });
+      assert.match(lookahead.message, /^filter\.compound\[0\]: expected a regular expression without a lookahead/);
+
+      // A regex a backtracking engine can be made to stall on (with a value like aaa…b) is run like any other.
+      const started = Date.now();
+      const found = await unary(scheduler, scheduler.discoverNodes, { filter: Filter.fromPartial({ identities: ['/^(a|a)*$/', '/^node1$/'], compound: ['role =~ /^(a|a)*$/ or role::web'] }), includeOffline: false });
+      assert.deepEqual(found.nodes.map((n) => n.identity), ['node1']);
+      assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+    } finally {
+      scheduler.close();
+    }
   });
 
   it('picks the nodes where an earlier run failed with -S bolt_task(...).exitcode > 0 for a second run', async () => {

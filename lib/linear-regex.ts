@@ -1,0 +1,83 @@
+import { RE2JS } from 're2js';
+
+/**
+ * Regular expressions that run in time linear in their input, for every regex that arrives from
+ * outside the process: discovery filters (`-I /re/`, `-F fact=~/re/`, `-S` regexes) and Puppet
+ * `Pattern` types in task metadata, matched against operator input. JavaScript's RegExp
+ * backtracks: `/^(a|a)*$/` against 30 characters holds the event loop for seconds, and every
+ * other call on that process waits. RE2 (here its pure JavaScript port, re2js) answers the same
+ * in microseconds, and is also the syntax Choria's Go discovery already uses for filters.
+ *
+ * The price is RE2's syntax: no backreferences, no lookaround, no atomic groups or possessive
+ * quantifiers, repeat counts up to 1000. Such a regex is refused with a message naming the
+ * construct (docs/filters.md).
+ */
+
+/** Options of `linearRegex`. */
+export interface LinearRegexOptions {
+  /** Match letters case-insensitively. Default false. */
+  caseInsensitive?: boolean;
+  /** `^` and `$` also match at line starts and ends (`\n`). Default false. */
+  multiline?: boolean;
+}
+
+/** A compiled linear-time regex: an unanchored search, as RegExp.prototype.test. */
+export interface LinearRegex {
+  /** True when the regex matches somewhere in `s`. */
+  test(s: string): boolean;
+}
+
+/** A regex the linear-time engine cannot run or parse; the message is one line saying why. */
+export class RegexSyntaxError extends Error {
+  constructor(
+    message: string,
+    /** The construct RE2 has no linear-time way to run, when that is the problem (not a typo). */
+    readonly unsupported?: string,
+  ) {
+    super(message);
+    this.name = 'RegexSyntaxError';
+  }
+}
+
+/**
+ * Constructs of backtracking engines that RE2 has no way to run in linear time, each with the
+ * name an operator recognises (RE2's own message for them is "invalid escape" or "invalid Perl
+ * syntax", which does not say what to change).
+ */
+const UNSUPPORTED: Array<[RegExp, string]> = [
+  [/\\[1-9]/, 'a backreference (\\1 ... \\9)'],
+  [/\\k</, 'a named backreference (\\k<name>)'],
+  [/\(\?<[=!]/, 'a lookbehind ((?<= or (?<!)'],
+  [/\(\?[=!]/, 'a lookahead ((?= or (?!)'],
+  [/\(\?>/, 'an atomic group ((?>...))'],
+  [/[*+?}]\+/, 'a possessive quantifier (*+ ++ ?+ }+)'],
+];
+
+/** The first unsupported construct of `source`, ignoring escaped backslashes; undefined if none. */
+function unsupportedConstruct(source: string): string | undefined {
+  // `\\1` is a backslash and a 1, not a backreference: drop escaped backslashes first.
+  const plain = source.replace(/\\\\/g, '');
+  return UNSUPPORTED.find(([re]) => re.test(plain))?.[1];
+}
+
+/**
+ * Compiles `source` (RE2 syntax) for linear-time matching. Throws RegexSyntaxError with a one-line
+ * reason: the unsupported construct, or RE2's description of the syntax error.
+ */
+export function linearRegex(source: string, options: LinearRegexOptions = {}): LinearRegex {
+  const flags = (options.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.multiline ? RE2JS.MULTILINE : 0);
+  try {
+    return RE2JS.compile(source, flags);
+  } catch (err) {
+    const construct = unsupportedConstruct(source);
+    if (construct) throw new RegexSyntaxError(`${construct} is not supported: regular expressions are RE2 syntax, matched in linear time`, construct);
+    const reason = err instanceof Error ? err.message.replace(/^error parsing regexp: /, '') : String(err);
+    throw new RegexSyntaxError(`${oneLine(reason)} (regular expressions are RE2 syntax)`);
+  }
+}
+
+/** RE2 quotes the offending part of the regex: kept short and on one line. */
+function oneLine(text: string): string {
+  const flat = text.replace(/[\r\n]+/g, ' ');
+  return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat;
+}
