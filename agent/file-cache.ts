@@ -39,6 +39,16 @@ export class DownloadError extends Error {
   }
 }
 
+/**
+ * Least time between two touches of one cache file, in ms. Retention counts in days (a
+ * removed file is downloaded again before its next run anyway), and a utimes per run is a
+ * syscall on the path of every task.
+ */
+export const TOUCH_INTERVAL_MS = 60_000;
+
+/** Most files whose last touch is remembered. */
+const TOUCHED_ENTRIES = 4096;
+
 /** Files up to this size are hashed from one read; larger ones are streamed. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
@@ -76,6 +86,8 @@ export interface FileCacheOptions {
 export class FileCache {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly deadlineMs: number;
+  /** sha256 → when this process last touched the file (ms). */
+  private readonly touched = new Map<string, number>();
 
   constructor(
     readonly dir: string,
@@ -112,8 +124,12 @@ export class FileCache {
    * best effort: a file that vanished is noticed by the verification that follows.
    */
   async touch(sha256: string): Promise<void> {
-    const now = new Date();
-    await utimes(this.pathOf(sha256), now, now).catch(() => undefined);
+    const now = Date.now();
+    // Retention counts in days: one touch per file per TOUCH_INTERVAL_MS is as good as one per run.
+    if (now - (this.touched.get(sha256) ?? 0) < TOUCH_INTERVAL_MS) return;
+    if (this.touched.size >= TOUCHED_ENTRIES) this.touched.clear();
+    this.touched.set(sha256, now);
+    await utimes(this.pathOf(sha256), now / 1000, now / 1000).catch(() => undefined);
   }
 
   /**

@@ -67,6 +67,11 @@ export function lookupUser(name: string): RunAsUser {
 
 /** The setpriv binary, or undefined when it is not installed. */
 export function findSetpriv(candidates = SETPRIV_CANDIDATES): string | undefined {
+  return firstExecutable(candidates);
+}
+
+/** The first of `candidates` that exists and is executable, or undefined. */
+export function firstExecutable(candidates: readonly string[]): string | undefined {
   return candidates.find((p) => {
     try {
       accessSync(p, constants.X_OK);

@@ -19,10 +19,11 @@ import type { FileCache } from './file-cache';
  * | `request.json`  | agent      | the RunCommand as proto JSON, sensitive input values redacted |
  * | `files/<path>`  | agent      | the task's files at their module-relative paths (`_installdir`) |
  * | `start_time`    | agent      | when the wrapper was started, ISO 8601                        |
- * | `wrapper_pid`   | wrapper    | pid of the wrapper (leader of the task's session and group)  |
- * | `stdout`        | wrapper    | the task's standard output, written as produced              |
- * | `stderr`        | wrapper    | the task's standard error, written as produced               |
- * | `exitcode`      | wrapper    | the exit status, its last write (read once the wrapper is gone) |
+ * | `wrapper_pid`   | supervisor | `<pid> <start> <supervisor pid> <start>` of the task (task-supervisor.ts); |
+ * |                 | or wrapper | or the /bin/sh wrapper's pid (leader of the task's session and group) |
+ * | `stdout`        | task       | the task's standard output, written as produced              |
+ * | `stderr`        | task       | the task's standard error, written as produced               |
+ * | `exitcode`      | supervisor | the exit status, once the task is gone (or the wrapper's last write) |
  * | `stopped`       | agent      | TIMEOUT, CANCEL or KILLED-by-…: why the agent signalled it     |
  * | `result.json`   | agent      | the final NodeResult as proto JSON, written once, sent as is  |
  * | `acked`         | agent      | present once the scheduler acknowledged result.json          |
@@ -103,6 +104,9 @@ async function writeAtomically(path: string, content: string): Promise<void> {
 
 /** The spool directory of the agent. */
 export class Spool {
+  /** The root exists (made once per process; a root removed later fails mkdir loudly). */
+  private rootMade = false;
+
   constructor(
     readonly root: string,
     private readonly log?: Logger,
@@ -111,19 +115,21 @@ export class Spool {
   /** The paths of a run's spool directory; throws InvalidTaskIdError before building any path. */
   paths(taskId: string): SpoolPaths {
     if (!isTaskId(taskId)) throw new InvalidTaskIdError(taskId);
+    // One join; the names are constants, so concatenation gives what join would (this runs
+    // several times per task).
     const dir = join(this.root, taskId);
     return {
       dir,
-      request: join(dir, 'request.json'),
-      files: join(dir, 'files'),
-      startTime: join(dir, 'start_time'),
-      wrapperPid: join(dir, 'wrapper_pid'),
-      stopped: join(dir, 'stopped'),
-      stdout: join(dir, 'stdout'),
-      stderr: join(dir, 'stderr'),
-      exitcode: join(dir, 'exitcode'),
-      result: join(dir, 'result.json'),
-      acked: join(dir, 'acked'),
+      request: `${dir}/request.json`,
+      files: `${dir}/files`,
+      startTime: `${dir}/start_time`,
+      wrapperPid: `${dir}/wrapper_pid`,
+      stopped: `${dir}/stopped`,
+      stdout: `${dir}/stdout`,
+      stderr: `${dir}/stderr`,
+      exitcode: `${dir}/exitcode`,
+      result: `${dir}/result.json`,
+      acked: `${dir}/acked`,
     };
   }
 
@@ -139,7 +145,10 @@ export class Spool {
    */
   async create(taskId: string): Promise<boolean> {
     const { dir } = this.paths(taskId);
-    await mkdir(this.root, { recursive: true, mode: SPOOL_DIR_MODE });
+    if (!this.rootMade) {
+      await mkdir(this.root, { recursive: true, mode: SPOOL_DIR_MODE });
+      this.rootMade = true;
+    }
     try {
       await mkdir(dir, { mode: SPOOL_DIR_MODE });
       return true;
@@ -176,9 +185,10 @@ export class Spool {
    * Writes result.json (atomically) unless the run has one already, and returns the result as
    * stored: the file parsed again, so that what is sent now is what every re-send will be.
    */
-  async writeResult(result: NodeResult): Promise<NodeResult> {
+  async writeResult(result: NodeResult, first = false): Promise<NodeResult> {
     const path = this.paths(result.taskId).result;
-    if (await exists(path)) return (await this.readResult(result.taskId)) ?? result;
+    // `first`: the caller knows no result.json exists (it started the run and saw it end).
+    if (!first && (await exists(path))) return (await this.readResult(result.taskId)) ?? result;
     const text = JSON.stringify(NodeResult.toJSON(result)) + '\n';
     await writeAtomically(path, text);
     // Parsing the text just written is what reading the file back gives, one read cheaper.

@@ -310,13 +310,14 @@ describe('TaskRunner', () => {
 
   it('reports a task whose wrapper died without an exit status as baton.tasks/wrapper-died, and a queued one as not started', async () => {
     const t = setup();
+    const runner = new TaskRunner({ identity: IDENTITY, spool: t.spool, cache: t.cache, log, supervisor: null, pollIntervalMs: 20 });
     const cmd = t.task('#!/bin/sh\nsleep 30\n');
-    const done = t.run(cmd);
+    const done = runner.run(cmd, { started: () => undefined, finished: () => undefined });
     const pidFile = join(t.spoolDir, cmd.taskId, 'wrapper_pid');
     await waitFor('the wrapper pid', () => readFileSync(pidFile, 'utf8').trim() !== '');
     // SIGKILL to the whole group, not by the agent: nothing records an exit status.
     process.kill(-Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
-    const { result } = await done;
+    const result = await done;
     assert.equal(result?.state, NodeState.NODE_STATE_FAILED);
     assert.equal((result?.value as { _error: { kind: string } })._error.kind, 'baton.tasks/wrapper-died');
     assert.equal(result?.statuscode, 5);

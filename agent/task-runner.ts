@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { chmod, chown, open, readdir, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
@@ -13,7 +12,8 @@ import { ERROR_KIND, STATUS_AGENT_ERROR, STATUS_INVALID_DATA, exitedResult, notS
 import { dropPrivilegesArgv, findSetpriv, lookupUser, runAsEnvironment, RunAsError, type RunAsUser } from './run-as';
 import { SPOOL_FILE_MODE, type Spool, type SpoolPaths } from './spool';
 import { parseInput, resolveInputMethod, stdinDocument, taskArguments, taskEnvironment, usesStdin } from './task-input';
-import { interpreterProblem, spawnWrapper, wrapperAlive } from './task-wrapper';
+import { processSupervisor, runAlive, type SupervisedTask, type TaskSupervisor } from './task-supervisor';
+import { interpreterProblem, spawnWrapper, type WrapperSpawn } from './task-wrapper';
 
 /**
  * Runs tasks (docs/agent-protocol.md §5): checks the command, verifies the cached files again,
@@ -45,6 +45,15 @@ export const DEFAULT_MAX_CONCURRENT_TASKS = 4;
 /** How often a task the agent adopted after a restart (not its child) is checked, in ms. */
 export const DEFAULT_POLL_INTERVAL_MS = 200;
 
+/**
+ * How long an executable's interpreter, once found usable, is not looked up again, in ms: a
+ * removed interpreter is then reported as the exit status 127 of the task for at most this long.
+ */
+export const INTERPRETER_CHECK_TTL_MS = 60_000;
+
+/** Most executables whose interpreter check is remembered. */
+const INTERPRETER_CHECK_ENTRIES = 1024;
+
 /** Mode of the laid-out executable. */
 export const EXECUTABLE_MODE = 0o750;
 
@@ -75,6 +84,11 @@ export interface TaskRunnerOptions {
   features?: readonly string[];
   /** Check interval of adopted tasks in ms; default DEFAULT_POLL_INTERVAL_MS. */
   pollIntervalMs?: number;
+  /**
+   * Who forks the wrappers: the process's task supervisor (task-supervisor.ts; the default when
+   * perl is installed), or null for one /bin/sh wrapper spawned by this process per task.
+   */
+  supervisor?: TaskSupervisor | null;
 }
 
 /**
@@ -93,11 +107,20 @@ interface HeldTask {
   /** sha256 of its files: cache files in use, never swept. */
   sha256s: string[];
   pid?: number;
-  child?: ChildProcess;
+  /** Set when this process started the task: what it wrote to the spool, kept in memory. */
+  known?: KnownRun;
   stoppedBy?: StopReason;
   timeoutTimer?: NodeJS.Timeout;
   /** Lets a QUEUED task go on (to start, or to report its cancel). */
   release?: () => void;
+}
+
+/** What a process that started a run knows of it without reading the spool back. */
+interface KnownRun {
+  request: RunCommand;
+  startTime: Date;
+  /** The text written to `stopped`, if anything was. */
+  stopped?: string;
 }
 
 /** A run that cannot go ahead: the status code and error kind to report. */
@@ -166,12 +189,18 @@ export class TaskRunner {
   private readonly maxConcurrent: number;
   private readonly features: readonly string[];
   private readonly setpriv = findSetpriv();
+  private readonly supervisor: TaskSupervisor | undefined;
+  /** sha256 of executables whose interpreter was found usable, and when (ms). */
+  private readonly interpreterChecked = new Map<string, number>();
+  /** The agent's user, looked up once: it is on the path of every run. */
+  private readonly me = userInfo().username;
 
   constructor(private readonly options: TaskRunnerOptions) {
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     this.maxConcurrent = Math.max(1, options.maxConcurrentTasks ?? DEFAULT_MAX_CONCURRENT_TASKS);
     this.features = options.features ?? ['shell'];
+    this.supervisor = options.supervisor === undefined ? processSupervisor() : (options.supervisor ?? undefined);
   }
 
   /** Number of tasks started and not finished (for heartbeats; queued ones excluded). */
@@ -244,7 +273,7 @@ export class TaskRunner {
       } catch (err) {
         throw new Error(`cannot lay the task out in ${paths.dir}: ${(err as Error).message}`);
       }
-      const problem = await interpreterProblem(executable);
+      const problem = await this.interpreterProblem(executable, cmd.files.find((f) => f.path === checked.chosen.path)!.sha256);
       if (problem) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${problem}`);
     } catch (err) {
       // From here on the spool directory exists, so the result is kept and re-sent until acked.
@@ -273,16 +302,16 @@ export class TaskRunner {
     });
     if (skipped.length > 0) log.warn({ taskId: cmd.taskId, keys: skipped }, 'input keys that cannot be variable names are passed on stdin only');
     const argv = checked.runAs ? [...dropPrivilegesArgv(checked.runAs.setpriv, checked.runAs.user), executable] : [executable];
-    let exited: Promise<void>;
+    let exited: Promise<boolean>;
     const startTime = new Date();
     try {
       task.state = 'RUNNING';
       // Written before the start, while the CPU is not shared with the new process yet: the
       // start time is known to any later agent process as soon as the wrapper can exist.
       await writeFile(paths.startTime, startTime.toISOString(), { mode: SPOOL_FILE_MODE });
-      const spawned = await spawnWrapper({ dir: paths.dir, argv, env, stdin: usesStdin(checked.method) ? stdinDocument(args) : undefined });
-      task.child = spawned.child;
-      task.pid = spawned.child.pid;
+      const spawned = await this.startWrapper({ dir: paths.dir, argv, env, stdin: usesStdin(checked.method) ? stdinDocument(args) : undefined });
+      task.known = { request: cmd, startTime };
+      task.pid = spawned.pid;
       exited = spawned.exited;
     } catch (err) {
       this.forget(task);
@@ -291,8 +320,25 @@ export class TaskRunner {
     if (cmd.timeoutS > 0) task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), cmd.timeoutS * 1000);
     log.info({ taskId: cmd.taskId, task: cmd.task, pid: task.pid, implementation: checked.chosen.path }, 'task started');
     events.started({ taskId: cmd.taskId, startTime });
-    await exited;
+    // False: the supervisor ended first; the wrapper records the exit status, watched by pid.
+    if (!(await exited)) await this.watch(task);
     return this.complete(task, events);
+  }
+
+  /** Starts the wrapper through the supervisor, or spawns it from this process without one. */
+  private async startWrapper(w: WrapperSpawn): Promise<SupervisedTask> {
+    if (this.supervisor) return this.supervisor.launch(w);
+    const { child, exited } = await spawnWrapper(w);
+    return { pid: child.pid!, exited: exited.then(() => true) };
+  }
+
+  /** Resolves once the run can no longer change (runAlive; checked every poll interval). */
+  private async watch(task: HeldTask): Promise<void> {
+    const { spool } = this.options;
+    const paths = spool.paths(task.taskId);
+    const record = await spool.readSmall(paths.wrapperPid);
+    const interval = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    while (await runAlive(record, paths.dir)) await new Promise((r) => setTimeout(r, interval));
   }
 
   /**
@@ -328,10 +374,10 @@ export class TaskRunner {
       if (this.tasks.has(taskId)) continue;
       const paths = spool.paths(taskId);
       if ((await spool.readSmall(paths.result)) !== undefined) continue;
-      const pid = Number(await spool.readSmall(paths.wrapperPid));
+      const record = await spool.readSmall(paths.wrapperPid);
       // Alive means not finished, whatever the spool says: the exit status is its last write.
-      if (await wrapperAlive(pid, paths.dir)) {
-        await this.adopt(taskId, pid, events);
+      if (await runAlive(record, paths.dir)) {
+        await this.adopt(taskId, Number(record!.split(/\s+/)[0]), events);
         adopted++;
         continue;
       }
@@ -361,11 +407,8 @@ export class TaskRunner {
       task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), left);
     }
     log.info({ taskId, pid }, 'task from an earlier agent process still runs; watching it');
-    const interval = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     void (async () => {
-      while (await wrapperAlive(pid, paths.dir)) {
-        await new Promise((r) => setTimeout(r, interval));
-      }
+      await this.watch(task);
       await this.complete(task, events);
     })().catch((err: unknown) => log.error({ taskId, err: (err as Error).message }, 'watching an adopted task failed'));
   }
@@ -373,7 +416,7 @@ export class TaskRunner {
   /** The wrapper ended: builds, keeps and reports the result, and lets a queued task start. */
   private async complete(task: HeldTask, events: TaskEvents): Promise<NodeResult> {
     this.forget(task);
-    const result = await this.finish(task.taskId, task.child !== undefined);
+    const result = await this.finish(task.taskId, task.known);
     this.options.log.info({ taskId: task.taskId, exitcode: result.exitcode, state: nodeStateToJSON(result.state) }, 'task exited');
     this.options.log.debug({ taskId: task.taskId, value: redactSensitive(result.value) }, 'task result');
     events.finished(result);
@@ -397,10 +440,13 @@ export class TaskRunner {
     return [...this.tasks.values()].filter((t) => t.state !== 'QUEUED').length;
   }
 
-  /** Writes a result that has no wrapper behind it to the spool; returns it as stored. */
-  private async keep(result: NodeResult): Promise<NodeResult> {
+  /**
+   * Writes a result to the spool once; returns it as stored. `first`: no result.json can exist
+   * (this process started the run and saw it end), so the check for one is skipped.
+   */
+  private async keep(result: NodeResult, first = false): Promise<NodeResult> {
     try {
-      return await this.options.spool.writeResult(result);
+      return await this.options.spool.writeResult(result, first);
     } catch (err) {
       this.options.log.error({ taskId: result.taskId, err: (err as Error).message }, 'cannot write result.json');
       return result;
@@ -411,17 +457,18 @@ export class TaskRunner {
    * The run's result, built from its spool directory only (so this process and a later one
    * build the same), written to result.json once; an existing result.json is returned as is.
    */
-  private async finish(taskId: string, fresh = false): Promise<NodeResult> {
+  private async finish(taskId: string, known?: KnownRun): Promise<NodeResult> {
     const { spool, identity } = this.options;
-    // `fresh`: this process started the wrapper and saw it end, so no result.json exists yet.
-    const existing = fresh ? undefined : await spool.readResult(taskId);
+    // `known`: this process started the wrapper and saw it end, so no result.json exists yet,
+    // and what it wrote itself (request.json, start_time, stopped) need not be read back.
+    const existing = known ? undefined : await spool.readResult(taskId);
     if (existing) return existing;
     const paths = spool.paths(taskId);
     // Independent reads, at once: this is on the path of every result (bench/agent-bench.ts).
     const [request, startText, stoppedText, exitText, out, err] = await Promise.all([
-      spool.readRequest(taskId),
-      spool.readSmall(paths.startTime),
-      spool.readSmall(paths.stopped),
+      known ? known.request : spool.readRequest(taskId),
+      known ? known.startTime.toISOString() : spool.readSmall(paths.startTime),
+      known ? known.stopped : spool.readSmall(paths.stopped),
       spool.readSmall(paths.exitcode),
       readCapped(paths.stdout, this.maxOutputBytes),
       readCapped(paths.stderr, this.maxOutputBytes),
@@ -459,7 +506,7 @@ export class TaskRunner {
     const stdout = out.truncated ? Buffer.concat([out.data, Buffer.from(note('stdout'))]) : out.data;
     const stderr = err.data.toString('utf8') + (err.truncated ? note('stderr') : '');
     const signal = stoppedBy && exitcode > 128 ? signalName(exitcode - 128) : null;
-    return this.keep(exitedResult(id, { stdout, stderr, exitcode, signal, startTime, endTime, stoppedBy, timeoutS }));
+    return this.keep(exitedResult(id, { stdout, stderr, exitcode, signal, startTime, endTime, stoppedBy, timeoutS }), known !== undefined);
   }
 
   /** A command for a task id that has a spool directory: re-send its result, or ignore it. */
@@ -509,7 +556,7 @@ export class TaskRunner {
 
   /** run_as: nothing to do for the agent's own user; root only otherwise; throws RunRefusal. */
   private checkRunAs(runAs: string): CheckedCommand['runAs'] {
-    const me = userInfo().username;
+    const me = this.me;
     if (runAs === '' || runAs === me) return undefined;
     const refuse = (msg: string) => new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, msg);
     if (process.getuid?.() !== 0) throw refuse(`run_as '${runAs}' needs the agent to run as root; it runs as ${me}`);
@@ -530,6 +577,22 @@ export class TaskRunner {
   private async prepareRunAs(paths: SpoolPaths, user: RunAsUser): Promise<void> {
     await chownTree(paths.dir, user.uid, user.gid);
     await chmod(this.options.spool.root, 0o711);
+  }
+
+  /**
+   * interpreterProblem, with the `#!` line's verdict kept per file content (sha256): the
+   * interpreter is looked up again only when the last look found no problem… or is old.
+   */
+  private async interpreterProblem(executable: string, sha256: string): Promise<string | undefined> {
+    const now = Date.now();
+    const seen = this.interpreterChecked.get(sha256);
+    if (seen !== undefined && now - seen < INTERPRETER_CHECK_TTL_MS) return undefined;
+    const problem = await interpreterProblem(executable);
+    if (problem === undefined) {
+      if (this.interpreterChecked.size >= INTERPRETER_CHECK_ENTRIES) this.interpreterChecked.clear();
+      this.interpreterChecked.set(sha256, now);
+    }
+    return problem;
   }
 
   /** Verifies every file in the cache (size and sha256); a mismatch is never silently re-used. */
@@ -564,6 +627,7 @@ export class TaskRunner {
 
   /** Writes why the agent signalled the task to `stopped` (best effort: the signal matters more). */
   private record(task: HeldTask, text: string): void {
+    if (task.known) task.known.stopped = text;
     const path = this.options.spool.paths(task.taskId).stopped;
     try {
       if (text.endsWith('KILLED')) appendFileSync(path, '');

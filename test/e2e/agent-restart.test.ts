@@ -20,6 +20,11 @@ import { processAlive } from '../../lib/child-process';
 
 const FINAL = new Set([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_CANCELLED]);
 
+/** The task's pid from `wrapper_pid` (its first field), or undefined while it is not written. */
+function taskPid(spool: string): number | undefined {
+  return Number(readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim().split(' ')[0]) || undefined;
+}
+
 describe('agent restart in the middle of a task', () => {
   let stack: DevStack;
   let scheduler: SchedulerServiceClient;
@@ -75,10 +80,7 @@ describe('agent restart in the middle of a task', () => {
     const node = stack.agentNames[0];
     const taskId = await startSleep(node);
     const spool = join(stack.agentDir(node), 'spool', taskId);
-    const pid = await waitFor('the wrapper to record its pid', () => {
-      const text = readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim();
-      return text ? Number(text) : undefined;
-    });
+    const pid = await waitFor('the wrapper to record its pid', () => taskPid(spool));
 
     await stack.killAgent(node);
     assert.ok(processAlive(pid), 'the task outlives the agent');
@@ -92,7 +94,7 @@ describe('agent restart in the middle of a task', () => {
     const node = stack.agentNames[0];
     const taskId = await startSleep(node);
     const spool = join(stack.agentDir(node), 'spool', taskId);
-    const pid = await waitFor('the wrapper to record its pid', () => Number(readFileSync(join(spool, 'wrapper_pid'), 'utf8').trim()) || undefined);
+    const pid = await waitFor('the wrapper to record its pid', () => taskPid(spool));
     await stack.stopAgent(node);
     assert.ok(processAlive(pid), 'a clean stop leaves the task running');
     await stack.startAgent(1); // adopts the running task and reports it when it ends
