@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type Redis from 'ioredis';
+import { Command, type default as Redis } from 'ioredis';
 
 /**
  * A Redis Lua script run by its SHA1 (EVALSHA), loaded with EVAL the first time and again
@@ -20,21 +20,26 @@ export class LuaScript {
 
   /** Runs the script with `keys` as KEYS and `args` as ARGV and returns its reply. */
   async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
+    return this.send(redis, keys, args, 'utf8');
   }
 
   /** As `run`, with every bulk string of the reply as a Buffer (binary-safe: bitmaps, for example). */
   async runBuffer(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return this.send(redis, keys, args, null);
+  }
+
+  /**
+   * EVALSHA, then EVAL on NOSCRIPT. The command is built from one array, never spread into a
+   * call (`redis.evalsha(sha, n, ...args)`): a 100,000-node CreateRun has 300,000 arguments,
+   * more than a call's stack takes.
+   */
+  private async send(redis: Redis, keys: string[], args: Array<string | number>, replyEncoding: BufferEncoding | null): Promise<unknown> {
+    const rest = [keys.length, ...keys, ...args];
     try {
-      return await redis.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
+      return await redis.sendCommand(new Command('evalsha', [this.sha, ...rest], { replyEncoding }));
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return redis.callBuffer('EVAL', this.source, keys.length, ...keys, ...args);
+      return redis.sendCommand(new Command('eval', [this.source, ...rest], { replyEncoding }));
     }
   }
 }
