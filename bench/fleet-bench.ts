@@ -65,6 +65,9 @@ interface RunFigures {
   wallMs: number;
   cpu: PerProcess;
   redis: RedisTraffic;
+  /** Agent streams that ended during the run (the agents reconnected), and why the last did. */
+  streamsEnded: number;
+  endedExample?: string;
 }
 
 /** One size: its runs, or why it could not be measured. */
@@ -86,8 +89,9 @@ async function fleetCounts(workers: WorkerProcess[], taskId: string): Promise<Ag
     never: s.never + c.never,
     repeated: s.repeated + c.repeated,
     acked: s.acked + c.acked,
-    ended: s.ended + c.ended,
-    endedExample: s.endedExample ?? c.endedExample,
+    streamsEnded: s.streamsEnded + c.streamsEnded,
+    disconnected: s.disconnected + c.disconnected,
+    endedExample: c.endedExample ?? s.endedExample,
   }));
 }
 
@@ -103,6 +107,7 @@ async function runState(results: ResultsServiceClient, taskId: string): Promise<
  * GetRunStatus. Throws, naming what was missing, when it is not final within `timeoutMs`.
  */
 async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, results: ResultsServiceClient, workers: WorkerProcess[], nodes: number, timeoutMs: number): Promise<RunFigures> {
+  const endedBefore = (await fleetCounts(workers, '')).streamsEnded;
   const redisBefore = await bench.redisCounters();
   const cpuBefore = bench.cpuMs();
   const t0 = performance.now();
@@ -111,8 +116,10 @@ async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, 
   const taskId = started.taskId;
   let counts = await fleetCounts(workers, taskId);
   while (counts.acked < nodes) {
-    if (counts.ended > 0) throw new Error(`run ${taskId}: ${counts.ended} agent streams ended (${counts.endedExample}); ${counts.acked} of ${nodes} results acknowledged`);
-    if (performance.now() > deadline) throw new Error(`run ${taskId} not final within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${counts.once + counts.repeated} nodes received the run command`);
+    if (performance.now() > deadline) {
+      const streams = counts.streamsEnded > endedBefore ? `; ${counts.streamsEnded - endedBefore} agent streams ended meanwhile, ${counts.disconnected} agents not connected now (last: ${counts.endedExample})` : '';
+      throw new Error(`run ${taskId} not final within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${counts.once + counts.repeated} nodes received the run command${streams}`);
+    }
     await sleep(POLL_MS);
     counts = await fleetCounts(workers, taskId);
   }
@@ -134,7 +141,8 @@ async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, 
   if (status.run?.state !== RunState.RUN_STATE_SUCCEEDED || status.items.length !== nodes || succeeded !== nodes) {
     throw new Error(`run ${taskId}: ${RunState[status.run?.state ?? 0]} with ${status.items.length} node results, ${succeeded} succeeded (of ${nodes})`);
   }
-  return { wallMs, cpu, redis };
+  const streamsEnded = counts.streamsEnded - endedBefore;
+  return { wallMs, cpu, redis, streamsEnded, endedExample: streamsEnded > 0 ? counts.endedExample : undefined };
 }
 
 /** Orchestration CPU over one heartbeat interval with nothing running, in ms per node per second. */
@@ -173,7 +181,10 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         for (let r = 0; r <= runs; r++) {
           const run = await measureRun(bench, scheduler, results, workers, nodes, timeoutMs);
           if (r > 0) size.runs.push(run);
-          console.log(`    ${r === 0 ? 'warm-up' : `run ${r}`}: ${ms(run.wallMs)}, orchestration CPU ${(total(run.cpu) / nodes).toFixed(3)} ms/node, Redis ${(run.redis.outputBytes / nodes).toFixed(0)} B read/node`);
+          console.log(
+            `    ${r === 0 ? 'warm-up' : `run ${r}`}: ${ms(run.wallMs)}, orchestration CPU ${(total(run.cpu) / nodes).toFixed(3)} ms/node, Redis ${(run.redis.outputBytes / nodes).toFixed(0)} B read/node` +
+              (run.streamsEnded > 0 ? `; ${run.streamsEnded} agent streams ended and reconnected (last: ${run.endedExample})` : ''),
+          );
         }
       } catch (err) {
         // Agents that missed a run hold it unfinished: larger sizes would inherit that, so the benchmark stops here.

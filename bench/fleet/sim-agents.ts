@@ -18,8 +18,9 @@ import { serveWorker } from './worker-process';
  *
  * Counting executions is the point: a RunCommand is never deduplicated here (a real agent would
  * skip a task id it has a spool directory for), so a scheduler that sends a run twice to a node,
- * or never, shows in `counts`. A stream that ends is not reconnected: the node's run stays
- * unfinished and the benchmark reports why the stream ended.
+ * or never, shows in `counts`. A stream that ends is reconnected as a real agent does it (a new
+ * connection after a jittered backoff, the results not acknowledged yet re-sent in the Hello),
+ * and counted, with why the last one ended.
  *
  * Requests:
  * - `start` { address, identities, agentsPerConnection, localAddressBase }: connects them, at
@@ -38,8 +39,11 @@ const WELCOME_DEADLINE_MS = 120_000;
  * so larger fleets spread over several loopback addresses (all of 127.0.0.0/8 is local).
  */
 const CONNECTIONS_PER_LOCAL_ADDRESS = 20_000;
+/** Reconnect backoff, as the real agent's: 200 ms doubling to 5 s, ±20 %. */
+const RECONNECT_INITIAL_MS = 200;
+const RECONNECT_MAX_MS = 5_000;
 
-/** What the agents of one worker did for one task id. */
+/** What the agents of one worker did for one task id, and how their streams fared. */
 export interface AgentCounts {
   /** Agents in this worker. */
   agents: number;
@@ -51,9 +55,11 @@ export interface AgentCounts {
   repeated: number;
   /** Agents whose TaskFinished was acknowledged. */
   acked: number;
-  /** Agents whose stream has ended (see `endedExample`). */
-  ended: number;
-  /** Why the first ended stream ended, when one did. */
+  /** Streams that have ended since the agents connected (each was reconnected). */
+  streamsEnded: number;
+  /** Agents without a welcomed stream right now. */
+  disconnected: number;
+  /** Why the last ended stream ended, when one did. */
   endedExample?: string;
 }
 
@@ -65,18 +71,30 @@ const RUNTIME_S = 0.002;
 /** One simulated node. */
 interface SimAgent {
   identity: string;
+  /** Local address of its connections. */
+  localAddress: string;
+  /** Its welcomed stream, while it has one. */
   stream?: ClientHttp2Stream;
+  heartbeat?: NodeJS.Timeout;
   /** RunCommands received per task id. */
   executions: Map<string, number>;
+  /** Results sent and not acknowledged yet, by task id; the next Hello re-sends them. */
+  unacked: Map<string, NodeResult>;
   /** Task ids whose TaskFinished the scheduler acknowledged. */
   acked: Set<string>;
-  /** Why the stream ended, once it did. */
-  ended?: string;
+  /** Its streams that ended, why the last one did, and reconnect attempts since the last Welcome. */
+  streamsEnded: number;
+  lastEnd?: string;
+  attempts: number;
 }
 
 const agents: SimAgent[] = [];
-const sessions: ClientHttp2Session[] = [];
-const timers: NodeJS.Timeout[] = [];
+/** Open connections, with the number of streams each carries; one left without streams is closed. */
+const sessions = new Map<ClientHttp2Session, number>();
+/** Why a connection ended, when it did before its streams. */
+const sessionEnds = new WeakMap<ClientHttp2Session, string>();
+let schedulerAddress = '';
+let stopping = false;
 
 /** A message in gRPC's wire framing: compressed flag 0, 4-byte big-endian length, the bytes. */
 function frame(message: ConnectRequest): Buffer {
@@ -100,9 +118,13 @@ function readMessages(stream: ClientHttp2Stream, onMessage: (m: ConnectResponse)
   });
 }
 
+function write(stream: ClientHttp2Stream, message: ConnectRequest['message']): void {
+  if (!stream.closed && !stream.destroyed) stream.write(frame({ traceContext: {}, message }));
+}
+
+/** Sends on the agent's welcomed stream; dropped while it has none (results go out again in the next Hello). */
 function send(agent: SimAgent, message: ConnectRequest['message']): void {
-  const stream = agent.stream;
-  if (stream && !stream.closed && !stream.destroyed) stream.write(frame({ traceContext: {}, message }));
+  if (agent.stream) write(agent.stream, message);
 }
 
 /** Executes a RunCommand in-process: counted, then started and finished at once. */
@@ -126,82 +148,138 @@ function run(agent: SimAgent, command: RunCommand): void {
     statuscode: 0,
     statusmsg: '',
   };
+  agent.unacked.set(command.taskId, result);
   send(agent, { $case: 'taskFinished', value: { result } });
 }
 
-/** Opens one agent's Connect stream on `session`; resolves at its Welcome. */
-function connectAgent(session: ClientHttp2Session, agent: SimAgent): Promise<void> {
+/** Reconnects an agent whose stream ended, after the backoff, on a connection of its own. */
+function reconnect(agent: SimAgent): void {
+  if (stopping) return;
+  const delayMs = Math.min(RECONNECT_MAX_MS, RECONNECT_INITIAL_MS * 2 ** agent.attempts++) * (0.8 + Math.random() * 0.4);
+  setTimeout(() => {
+    if (!stopping) openStream(agent, openSession(agent.localAddress), true).catch(() => undefined);
+  }, delayMs);
+}
+
+/**
+ * Opens one Connect stream for `agent` on `session`; resolves at its Welcome, rejects when the
+ * stream ends first. A stream that ends is counted, and the agent reconnected when it had been
+ * welcomed or `retry` says so (a reconnect attempt).
+ */
+function openStream(agent: SimAgent, session: ClientHttp2Session, retry: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${agent.identity}: no Welcome within ${WELCOME_DEADLINE_MS} ms`)), WELCOME_DEADLINE_MS);
+    let welcomed = false;
+    let ended = false;
     const stream = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST',
       [constants.HTTP2_HEADER_PATH]: AgentGatewayServiceService.connect.path,
       [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
       [constants.HTTP2_HEADER_TE]: 'trailers',
     });
-    agent.stream = stream;
+    sessions.set(session, (sessions.get(session) ?? 0) + 1);
     const end = (why: string) => {
-      agent.ended ??= why;
+      if (ended) return;
+      ended = true;
       clearTimeout(timer);
-      reject(new Error(`${agent.identity}: ${why}`));
+      const left = (sessions.get(session) ?? 1) - 1;
+      if (left > 0) sessions.set(session, left);
+      else {
+        sessions.delete(session);
+        session.close();
+      }
+      if (agent.stream === stream) {
+        agent.stream = undefined;
+        clearInterval(agent.heartbeat);
+      }
+      if (stopping) return;
+      agent.streamsEnded++;
+      agent.lastEnd = why;
+      if (!welcomed) reject(new Error(`${agent.identity}: ${why}`));
+      if (welcomed || retry) reconnect(agent);
     };
+    const timer = setTimeout(() => {
+      end(`no Welcome within ${WELCOME_DEADLINE_MS} ms`);
+      stream.close(constants.NGHTTP2_CANCEL);
+    }, WELCOME_DEADLINE_MS);
     stream.on('trailers', (trailers: IncomingHttpHeaders) => end(`stream ended: grpc-status ${String(trailers['grpc-status'])} ${decodeURIComponent(String(trailers['grpc-message'] ?? ''))}`));
     stream.on('error', (err: Error) => end(`stream error: ${err.message}`));
-    stream.on('close', () => end('stream closed'));
+    stream.on('close', () => end(`stream closed (HTTP/2 code ${stream.rstCode ?? 'none'}${sessionEnds.get(session) ?? ''})`));
     readMessages(stream, (m) => {
       switch (m.message?.$case) {
-        case 'welcome': {
+        case 'welcome':
           clearTimeout(timer);
-          const beat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
-          timers.push(beat);
+          welcomed = true;
+          agent.attempts = 0;
+          agent.stream = stream;
+          agent.heartbeat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
           resolve();
           return;
-        }
         case 'download':
-          send(agent, { $case: 'downloadResult', value: { requestId: m.message.value.requestId, ok: true, downloaded: 0, error: '' } });
+          write(stream, { $case: 'downloadResult', value: { requestId: m.message.value.requestId, ok: true, downloaded: 0, error: '' } });
           return;
         case 'run':
           run(agent, m.message.value);
           return;
         case 'resultAck':
           agent.acked.add(m.message.value.taskId);
+          agent.unacked.delete(m.message.value.taskId);
           return;
         default:
         // Heartbeat answers and cancels need nothing from a node whose tasks end at once.
       }
     });
-    send(agent, {
+    write(stream, {
       $case: 'hello',
-      value: { identity: agent.identity, facts: { bench_simulated: true }, classes: ['baton_bench'], agents: ['bolt_tasks'], version: 'bench-simulated', unacknowledgedResults: [] },
+      value: {
+        identity: agent.identity,
+        facts: { bench_simulated: true },
+        classes: ['baton_bench'],
+        agents: ['bolt_tasks'],
+        version: 'bench-simulated',
+        unacknowledgedResults: [...agent.unacked.values()].map((result) => ({ result })),
+      },
     });
   });
 }
 
-/** Opens one HTTP/2 connection (its own TCP connection) from `localAddress`. */
-function openSession(address: string, localAddress: string): ClientHttp2Session {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon);
-  const port = Number(address.slice(colon + 1));
-  const session = connect(`http://${address}`, { createConnection: () => netConnect({ host, port, localAddress }) });
-  // Errors reach every stream of the session, which records them; this keeps them from being unhandled.
-  session.on('error', () => undefined);
-  sessions.push(session);
+/** Opens one HTTP/2 connection (its own TCP connection) to the scheduler from `localAddress`. */
+function openSession(localAddress: string): ClientHttp2Session {
+  const colon = schedulerAddress.lastIndexOf(':');
+  const host = schedulerAddress.slice(0, colon);
+  const port = Number(schedulerAddress.slice(colon + 1));
+  const session = connect(`http://${schedulerAddress}`, { createConnection: () => netConnect({ host, port, localAddress }) });
+  // How the connection itself ended, for the streams on it to report; an error also reaches
+  // every stream, and this listener keeps it from being unhandled.
+  session.on('error', (err: Error) => sessionEnds.set(session, `; connection error: ${err.message}`));
+  session.on('goaway', (code: number) => sessionEnds.set(session, `; the scheduler sent GOAWAY with code ${code}`));
+  session.on('close', () => sessions.delete(session));
   return session;
 }
 
 async function start(msg: Record<string, unknown>): Promise<number> {
-  const address = String(msg.address);
+  schedulerAddress = String(msg.address);
   const identities = msg.identities as string[];
   const perConnection = Number(msg.agentsPerConnection);
   const base = String(msg.localAddressBase);
-  const fresh = identities.map((identity): SimAgent => ({ identity, executions: new Map(), acked: new Set() }));
+  const first = agents.length;
+  const fresh = identities.map(
+    (identity, i): SimAgent => ({
+      identity,
+      localAddress: `${base}.${1 + Math.floor((first + i) / perConnection / CONNECTIONS_PER_LOCAL_ADDRESS)}`,
+      executions: new Map(),
+      unacked: new Map(),
+      acked: new Set(),
+      streamsEnded: 0,
+      attempts: 0,
+    }),
+  );
   agents.push(...fresh);
-  let connection = sessions.length;
   for (let i = 0; i < fresh.length; i += CONNECT_BATCH * perConnection) {
     const batch: Promise<void>[] = [];
     for (let j = i; j < Math.min(fresh.length, i + CONNECT_BATCH * perConnection); j += perConnection) {
-      const session = openSession(address, `${base}.${1 + Math.floor(connection++ / CONNECTIONS_PER_LOCAL_ADDRESS)}`);
-      for (const agent of fresh.slice(j, j + perConnection)) batch.push(connectAgent(session, agent));
+      const group = fresh.slice(j, j + perConnection);
+      const session = openSession(group[0].localAddress);
+      for (const agent of group) batch.push(openStream(agent, session, false));
     }
     await Promise.all(batch);
   }
@@ -210,22 +288,22 @@ async function start(msg: Record<string, unknown>): Promise<number> {
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
   const taskId = String(msg.taskId);
-  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, acked: 0, ended: 0 };
+  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, acked: 0, streamsEnded: 0, disconnected: 0 };
   for (const agent of agents) {
     const n = agent.executions.get(taskId) ?? 0;
     if (n === 0) c.never++;
     else if (n === 1) c.once++;
     else c.repeated++;
     if (agent.acked.has(taskId)) c.acked++;
-    if (agent.ended !== undefined) {
-      c.ended++;
-      c.endedExample ??= `${agent.identity}: ${agent.ended}`;
-    }
+    if (!agent.stream) c.disconnected++;
+    c.streamsEnded += agent.streamsEnded;
+    if (agent.lastEnd !== undefined) c.endedExample = `${agent.identity}: ${agent.lastEnd}`;
   }
   return Promise.resolve(c);
 }
 
 serveWorker({ start, counts }, async () => {
-  for (const t of timers) clearInterval(t);
-  await Promise.all(sessions.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))));
+  stopping = true;
+  for (const agent of agents) clearInterval(agent.heartbeat);
+  await Promise.all([...sessions.keys()].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))));
 });
