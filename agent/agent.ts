@@ -14,6 +14,7 @@ import { FileCache } from './file-cache';
 import { agentFeatures } from './implementation';
 import { Spool } from './spool';
 import { TaskRunner, type TaskEvents } from './task-runner';
+import { LIMITS } from '../lib/limits';
 
 /**
  * The node agent: the connection to the scheduler plus what its commands do — download into
@@ -40,7 +41,10 @@ export interface AgentDependencies {
   features?: readonly string[];
 }
 
-/** Splits results into those that fit the Hello's byte budget and the rest (at least one goes in the Hello). */
+/**
+ * Splits results into those that fit the Hello's byte budget and count (LIMITS.helloResults, what
+ * the scheduler accepts) and the rest (at least one goes in the Hello).
+ */
 export function splitForHello(results: NodeResult[], budgetBytes = MAX_HELLO_RESULTS_BYTES): { hello: TaskFinished[]; later: TaskFinished[] } {
   const hello: TaskFinished[] = [];
   const later: TaskFinished[] = [];
@@ -48,7 +52,7 @@ export function splitForHello(results: NodeResult[], budgetBytes = MAX_HELLO_RES
   for (const result of results) {
     const msg: TaskFinished = { result };
     const size = TaskFinished.encode(msg).finish().length;
-    if (later.length === 0 && (hello.length === 0 || used + size <= budgetBytes)) {
+    if (later.length === 0 && (hello.length === 0 || (used + size <= budgetBytes && hello.length < LIMITS.helloResults.max))) {
       hello.push(msg);
       used += size;
     } else {

@@ -2,6 +2,7 @@ import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/gr
 import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
 import { Status } from '../gen/google/rpc/status';
 import type { Logger } from './logger';
+import { cut } from './quote';
 
 /**
  * Domain errors and the one boundary that maps them to gRPC status codes with `google.rpc`
@@ -11,6 +12,25 @@ import type { Logger } from './logger';
 
 /** Error domain put in every `google.rpc.ErrorInfo`. */
 export const ERROR_DOMAIN = 'baton.dev';
+
+/**
+ * Bounds of what one error puts in the trailers. grpc-message and grpc-status-details-bin are
+ * HTTP/2 headers, and a header block larger than the peer accepts (64 KiB for Node's HTTP/2)
+ * is never delivered: the call gets no answer and the connection it shares with other calls
+ * stalls. These keep an error's trailers under 16 KiB whatever a handler put in it; messages
+ * quote inputs through lib/quote.ts so that they rarely need cutting at all.
+ */
+export const MAX_ERROR_MESSAGE_CHARS = 1_024;
+
+/** Longest field name or description of one violation sent in a BadRequest, in characters. */
+export const MAX_VIOLATION_TEXT_CHARS = 256;
+
+/** Most violations sent in a BadRequest; the message says how many there were. */
+export const MAX_VIOLATIONS_SENT = 16;
+
+/** Most ErrorInfo metadata entries sent, and the longest value, in characters. */
+export const MAX_ERROR_METADATA_ENTRIES = 16;
+export const MAX_ERROR_METADATA_VALUE_CHARS = 256;
 
 const TYPE_PREFIX = 'type.googleapis.com/';
 const DETAILS_KEY = 'grpc-status-details-bin';
@@ -40,8 +60,9 @@ export class InvalidArgumentError extends BatonError {
     message: string,
     readonly violations: FieldViolation[] = [],
     reason = 'INVALID_ARGUMENT',
+    metadata: Record<string, string> = {},
   ) {
-    super(status.INVALID_ARGUMENT, reason, message);
+    super(status.INVALID_ARGUMENT, reason, message, metadata);
   }
 }
 
@@ -97,23 +118,51 @@ function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value:
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(bytes) };
 }
 
-/** Maps anything thrown by a handler to a gRPC status; unexpected errors are logged, not leaked. */
+/**
+ * A violation as sent: its description without a leading `<field>: ` (clients show
+ * `field: description`, so a description naming its field again read
+ * `filter.compound[0]: filter.compound[0]: ...`), both cut to MAX_VIOLATION_TEXT_CHARS.
+ */
+export function sentViolation(v: FieldViolation): FieldViolation {
+  const description = v.field !== '' && v.description.startsWith(`${v.field}: `) ? v.description.slice(v.field.length + 2) : v.description;
+  return { field: cut(v.field, MAX_VIOLATION_TEXT_CHARS), description: cut(description, MAX_VIOLATION_TEXT_CHARS) };
+}
+
+/** The message as sent: one line, at most MAX_ERROR_MESSAGE_CHARS, saying when violations were left out of the details. */
+function sentMessage(err: BatonError | InvalidArgumentError): string {
+  const count = err instanceof InvalidArgumentError ? err.violations.length : 0;
+  const more = count > MAX_VIOLATIONS_SENT ? ` (${count} problems; the first ${MAX_VIOLATIONS_SENT} are in the details)` : '';
+  return cut(err.message.replace(/[\r\n]+/g, ' '), MAX_ERROR_MESSAGE_CHARS - more.length) + more;
+}
+
+/** ErrorInfo metadata as sent: at most MAX_ERROR_METADATA_ENTRIES entries of values cut to MAX_ERROR_METADATA_VALUE_CHARS. */
+function sentMetadata(metadata: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(metadata).slice(0, MAX_ERROR_METADATA_ENTRIES);
+  return Object.fromEntries(entries.map(([k, v]) => [cut(k, MAX_VIOLATION_TEXT_CHARS), cut(v, MAX_ERROR_METADATA_VALUE_CHARS)]));
+}
+
+/**
+ * Maps anything thrown by a handler to a gRPC status; unexpected errors are logged, not leaked.
+ * What is sent is bounded (MAX_ERROR_MESSAGE_CHARS and the limits beside it) whatever the error holds.
+ */
 export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject> {
   if (!(err instanceof BatonError)) {
-    if (isServiceError(err)) return err; // an upstream gRPC error passes through unchanged
+    // An upstream gRPC error passes through, its message bounded like ours.
+    if (isServiceError(err)) return { code: err.code, details: cut(err.details ?? '', MAX_ERROR_MESSAGE_CHARS), metadata: err.metadata };
     log?.error({ err }, 'internal error');
     return { code: status.INTERNAL, details: 'internal error; see the service log' };
   }
+  const message = sentMessage(err);
   const details = [
-    packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }).finish()),
+    packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: sentMetadata(err.metadata) }).finish()),
   ];
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {
-    const fieldViolations = err.violations.map((v) => ({ field: v.field, description: v.description, reason: '' }));
+    const fieldViolations = err.violations.slice(0, MAX_VIOLATIONS_SENT).map((v) => ({ ...sentViolation(v), reason: '' }));
     details.push(packAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations }).finish()));
   }
   const metadata = new Metadata();
-  metadata.set(DETAILS_KEY, Buffer.from(Status.encode({ code: err.code, message: err.message, details }).finish()));
-  return { code: err.code, details: err.message, metadata };
+  metadata.set(DETAILS_KEY, Buffer.from(Status.encode({ code: err.code, message, details }).finish()));
+  return { code: err.code, details: message, metadata };
 }
 
 /** True for errors that carry a gRPC status (as thrown by grpc-js clients). */
@@ -126,6 +175,8 @@ export interface ErrorReport {
   code: status;
   message: string;
   reason?: string;
+  /** The ErrorInfo metadata, when it has any. */
+  metadata?: Record<string, string>;
   violations: FieldViolation[];
 }
 
@@ -135,7 +186,11 @@ export function readServiceError(err: ServiceError): ErrorReport {
   const raw = err.metadata?.get(DETAILS_KEY)[0];
   if (!Buffer.isBuffer(raw)) return report;
   for (const any of Status.decode(raw).details) {
-    if (any.typeUrl === TYPE_PREFIX + 'google.rpc.ErrorInfo') report.reason = ErrorInfo.decode(any.value).reason;
+    if (any.typeUrl === TYPE_PREFIX + 'google.rpc.ErrorInfo') {
+      const info = ErrorInfo.decode(any.value);
+      report.reason = info.reason;
+      if (Object.keys(info.metadata).length > 0) report.metadata = info.metadata;
+    }
     if (any.typeUrl === TYPE_PREFIX + 'google.rpc.BadRequest') {
       report.violations = BadRequest.decode(any.value).fieldViolations.map((v) => ({ field: v.field, description: v.description }));
     }

@@ -10,6 +10,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { toServiceError } from './errors';
 import type { Logger } from './logger';
 import { allowedRolesByPath, roleInterceptor, type MethodRoles } from './method-roles';
+import { limitsInterceptor } from './request-limits';
 import { addServerReflection } from './server-reflection';
 import { serverCredentials, type TlsFiles } from './tls';
 
@@ -39,6 +40,12 @@ export interface ServerOptions {
   tls?: TlsFiles;
   /** Grace period of a drain in ms; default DEFAULT_DRAIN_GRACE_MS. */
   drainGraceMs?: number;
+  /**
+   * Largest message this server accepts, in bytes; default SERVER_MAX_RECEIVE_MESSAGE_BYTES,
+   * sized for the scheduler's Connect stream. A server whose requests are all small (the
+   * metadata service: METADATA_MAX_RECEIVE_MESSAGE_BYTES) refuses large ones before decoding them.
+   */
+  maxReceiveMessageBytes?: number;
 }
 
 /** A started server. */
@@ -71,6 +78,13 @@ export const SERVER_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const SERVER_MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Largest message the metadata service accepts, in bytes: its requests hold a few names (each
+ * bounded far lower by lib/limits.ts), so a megabyte is never legitimate, and refusing it from
+ * its length prefix spares decoding it.
+ */
+export const METADATA_MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024;
+
+/**
  * Server-side keepalive. Pings every 30 s on connections without traffic so that a vanished
  * agent (host powered off, network cut: no FIN ever arrives) is detected within ~40 s rather
  * than holding a "connected" stream forever; clients may ping every 10 s (they ping every 20 s).
@@ -91,10 +105,13 @@ const SERVER_CHANNEL_OPTIONS = {
  * enforced when configured, and a graceful drain on SIGTERM/SIGINT.
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  // With TLS every call is checked against the roles of its method before any handler runs
-  // (issue 9); a plaintext (`insecure`) server has no certificates to check.
-  const interceptors = options.tls?.cert ? [roleInterceptor(allowedRolesByPath(options.services), options.log)] : [];
-  const server = new Server({ ...SERVER_CHANNEL_OPTIONS, interceptors });
+  // With TLS every call is checked against the roles of its method before any handler runs; a
+  // plaintext (`insecure`) server has no certificates to check. Then every message is checked
+  // against the size limits of its fields (lib/request-limits.ts). The first interceptor listed
+  // sees a call first, so a caller without the role never learns about limits.
+  const roles = options.tls?.cert ? [roleInterceptor(allowedRolesByPath(options.services), options.log)] : [];
+  const interceptors = [...roles, limitsInterceptor(options.log)];
+  const server = new Server({ ...SERVER_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? SERVER_MAX_RECEIVE_MESSAGE_BYTES, interceptors });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);
   // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or Struct (lib/server-reflection.ts).

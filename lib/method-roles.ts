@@ -2,6 +2,7 @@ import { ServerInterceptingCall, ServerListenerBuilder, ResponderBuilder, type S
 import { BatonError, PermissionDeniedError, UnauthenticatedError, toServiceError } from './errors';
 import type { Logger } from './logger';
 import { IDENTITY_PATTERN } from './names';
+import { quote } from './quote';
 import { describePeer, peerOf, type Peer } from './peer-identity';
 import { CERT_ROLES, type CertRole } from './pki';
 
@@ -63,9 +64,8 @@ export function refusal(peer: Peer | undefined, path: string, allowed: readonly 
   if (!peer) return new UnauthenticatedError(`no client certificate; ${method} needs a certificate signed by the Baton CA (tls-cert, tls-key)`, 'NO_CLIENT_CERTIFICATE');
   if (allowed === undefined) return undefined;
   if (peer.name === '' || !IDENTITY_PATTERN.test(peer.name)) {
-    const shown = peer.name.length > 80 ? `${peer.name.slice(0, 80)}...` : peer.name;
     return new UnauthenticatedError(
-      `${peer.name === '' ? describePeer(peer) : `certificate '${shown}'`} does not name a Baton identity (expected a CN matching ${IDENTITY_PATTERN.source}); issue it with \`baton pki issue\``,
+      `${peer.name === '' ? describePeer(peer) : `certificate ${quote(peer.name)}`} does not name a Baton identity (expected a CN matching ${IDENTITY_PATTERN.source}); issue it with \`baton pki issue\``,
       'CERTIFICATE_WITHOUT_NAME',
     );
   }

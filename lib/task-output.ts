@@ -1,3 +1,5 @@
+import { LIMITS, structDepth } from './limits';
+
 /**
  * Turns a task's stdout, stderr and exit code into its result value, exactly as the task spec
  * says (task-spec.md §6.1): a JSON object on stdout is the value, anything else becomes
@@ -37,7 +39,9 @@ export function parseTaskOutput(task: string, stdout: Buffer | string, stderr: s
   let value: ResultValue;
   try {
     const parsed: unknown = JSON.parse(text);
-    value = isObject(parsed) ? parsed : { _output: text };
+    // A value nested deeper than a result may carry (LIMITS.structDepth) would get the whole
+    // result refused by the results service; kept as text, it is still reported.
+    value = isObject(parsed) && structDepth(parsed) <= LIMITS.structDepth.max ? parsed : { _output: text };
   } catch {
     value = { _output: text };
   }

@@ -1,3 +1,4 @@
+import { quote } from '../quote';
 import type { ValidateFunction } from 'ajv';
 import { fromPlain, parseJsonLexemes, stringifyJsonValue, JsonSyntaxError, type JsonObject, type JsonValue } from './json-lexeme';
 import { acceptsUndef, describeType, unresolvedReferences, type PuppetType } from './puppet-type';
@@ -197,7 +198,7 @@ export class Signature {
     for (const m of given) {
       if (index.has(m.key)) {
         // JSON.parse keeps the last duplicate silently; a person who wrote a key twice meant one of them.
-        violations.push({ field: m.key, description: `gives parameter '${m.key}' more than once` });
+        violations.push({ field: m.key, description: `gives parameter ${quote(m.key)} more than once` });
         entries[index.get(m.key)!] = m;
         continue;
       }
@@ -233,10 +234,10 @@ export class Signature {
       if (e.key.startsWith('_')) {
         // Metaparameters (`_task`, `_noop`, `_installdir`, `_target`) are Baton's to set (task-spec
         // §5.6); letting a caller pass `_noop` would bypass the supports_noop check.
-        out.push({ field: e.key, description: `has no parameter named '${e.key}' (keys starting with '_' are metaparameters set by Baton)` });
+        out.push({ field: e.key, description: `has no parameter named ${quote(e.key)} (keys starting with '_' are metaparameters set by Baton)` });
       } else if (!this.declared) {
-        if (!UNDECLARED_KEY.test(e.key)) out.push({ field: e.key, description: `has an invalid parameter name '${e.key}' (expected ${UNDECLARED_KEY.source})` });
-      } else if (!this.byName.has(e.key)) out.push({ field: e.key, description: `has no parameter named '${e.key}'` });
+        if (!UNDECLARED_KEY.test(e.key)) out.push({ field: e.key, description: `has an invalid parameter name ${quote(e.key)} (expected ${UNDECLARED_KEY.source})` });
+      } else if (!this.byName.has(e.key)) out.push({ field: e.key, description: `has no parameter named ${quote(e.key)}` });
     }
     for (const p of this.parameters) {
       const e = given.get(p.name);

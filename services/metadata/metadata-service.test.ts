@@ -4,12 +4,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { MetadataServiceClient, MetadataServiceService, type ReadTaskFileRequest, type ReadTaskFileResponse } from '../../gen/baton/v1/metadata_service';
+import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { GetTaskRequest, MetadataServiceClient, MetadataServiceService, type ReadTaskFileRequest, type ReadTaskFileResponse } from '../../gen/baton/v1/metadata_service';
 import { InputMethod } from '../../gen/baton/v1/task';
 import { readServiceError, type ErrorReport } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
-import { startServer, type RunningServer } from '../../lib/grpc-server';
+import { METADATA_MAX_RECEIVE_MESSAGE_BYTES, startServer, type RunningServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { packageRoot } from '../../lib/package-root';
 import { Catalog } from './catalog';
@@ -30,8 +30,22 @@ async function serve(environmentPath: string): Promise<{ server: RunningServer; 
     listen: '127.0.0.1:0',
     log,
     services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(new Catalog({ environmentPath }), log) }],
+    maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
   });
   return { server, client: makeClient(MetadataServiceClient, server.address) };
+}
+
+/** Sends an encoded request to `path` and resolves when it is answered (the answer's bytes). */
+function rawUnary(address: string, path: string, request: Uint8Array): Promise<Buffer> {
+  const raw = (b: Buffer) => b;
+  const client = new Client(address, credentials.createInsecure());
+  return new Promise<Buffer>((resolve, reject) => {
+    client.makeUnaryRequest(path, raw, raw, Buffer.from(request), { deadline: Date.now() + 5_000 }, (err: ServiceError | null, res?: Buffer) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res ?? Buffer.alloc(0));
+    });
+  });
 }
 
 /** Reads a whole task file through ReadTaskFile. */
@@ -68,6 +82,29 @@ describe('MetadataService over examples/modules', () => {
   const listTasks = (req: { environment?: string; pageSize?: number; pageToken?: string; includePrivate?: boolean }) =>
     unary(client, client.listTasks, { environment: '', pageSize: 0, pageToken: '', includePrivate: false, ...req });
   const getTask = (task: string, environment = '') => unary(client, client.getTask, { environment, task });
+
+  // A task name valid by pattern and 20,000 characters long used to get no answer: its NOT_FOUND
+  // repeated it three times in the trailers (message, status details, ErrorInfo), past the 64 KiB
+  // an HTTP/2 peer accepts, and every later call of the connection stalled with it.
+  // From 1 MiB on, the request is larger than the service accepts at all, refused from its length prefix.
+  for (const size of [8_000, 20_000, 64 * 1024, 1024 * 1024, 10 * 1024 * 1024]) {
+    it(`answers a ${size}-character task name within 1 s, and the next call on the connection too`, async () => {
+      // Encoded before the clock starts: encoding 10 MiB takes the client itself most of a second.
+      const request = GetTaskRequest.encode({ task: 'a'.repeat(size), environment: 'production' }).finish();
+      const start = performance.now();
+      const err = await failure(() => rawUnary(server.address, '/baton.v1.MetadataService/GetTask', request));
+      if (size >= METADATA_MAX_RECEIVE_MESSAGE_BYTES) {
+        assert.equal(err.code, status.RESOURCE_EXHAUSTED, err.message);
+        assert.match(err.message, new RegExp(`^Received message larger than max \\(\\d+ vs ${METADATA_MAX_RECEIVE_MESSAGE_BYTES}\\)$`));
+      } else {
+        assert.equal(err.code, status.INVALID_ARGUMENT, err.message);
+        assert.match(err.message, new RegExp(`^task 'a{40}…' \\(${size} characters\\) is ${size} characters long; at most 256 are accepted`));
+        assert.deepEqual(err.violations.map((v) => v.field), ['task']);
+      }
+      assert.equal((await getTask('demo::echo')).task?.name, 'demo::echo');
+      assert.ok(performance.now() - start < 1_000, `answered in ${Math.round(performance.now() - start)} ms`);
+    });
+  }
 
   it('lists the environments with their task counts', async () => {
     const res = await unary(client, client.listEnvironments, {});

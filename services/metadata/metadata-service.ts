@@ -19,6 +19,7 @@ import { Catalog } from './catalog';
 import { ModulepathSource } from './modulepath-source';
 import { decodePageToken, encodePageToken } from './page-token';
 import type { TaskSource } from './task-source';
+import { quote } from '../../lib/quote';
 
 /** Page size of ListTasks when the request gives 0. */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -34,7 +35,7 @@ export const MAX_PAGE_SIZE = 5000;
 function environmentName(requested: string): string {
   const name = requested || DEFAULT_ENVIRONMENT;
   if (!ENVIRONMENT_NAME.test(name)) {
-    throw new InvalidArgumentError(`environment '${name}' is not a valid environment name; expected ^[a-z][a-z0-9_]*$, for example 'production'`, [
+    throw new InvalidArgumentError(`environment ${quote(name)} is not a valid environment name; expected ^[a-z][a-z0-9_]*$, for example 'production'`, [
       { field: 'environment', description: 'expected ^[a-z][a-z0-9_]*$' },
     ]);
   }
@@ -109,12 +110,12 @@ export function createMetadataService(from: TaskSource | Catalog, log: Logger): 
     getTask: unaryHandler(log, async (req: GetTaskRequest): Promise<GetTaskResponse> => {
       const expected = "expected a canonical task name '<module>::<task>', or '<module>' for the module's init task";
       if (!TASK_NAME.test(req.task)) {
-        throw new InvalidArgumentError(`task '${req.task}' is not a valid task name; ${expected}`, [{ field: 'task', description: expected }]);
+        throw new InvalidArgumentError(`task ${quote(req.task)} is not a valid task name; ${expected}`, [{ field: 'task', description: expected }]);
       }
       const { module } = splitTaskName(req.task);
       if (req.task.endsWith('::init')) {
         // `<module>::init` is not a canonical name (task-spec.md §1 item 7).
-        throw new InvalidArgumentError(`task '${req.task}' is not a canonical name; the init task of module '${module}' is named '${module}'`, [
+        throw new InvalidArgumentError(`task ${quote(req.task)} is not a canonical name; the init task of module '${module}' is named '${module}'`, [
           { field: 'task', description: expected },
         ]);
       }
@@ -124,12 +125,12 @@ export function createMetadataService(from: TaskSource | Catalog, log: Logger): 
     readTaskFile: serverStreamHandler(log, async (req: ReadTaskFileRequest, call: ServerWritableStream<ReadTaskFileRequest, ReadTaskFileResponse>) => {
       const problem = taskFilePathProblem(req.path);
       if (problem) {
-        throw new InvalidArgumentError(`path '${req.path}' ${problem}; expected a task file path as listed in Task.files, for example 'acme/tasks/restart.sh'`, [
+        throw new InvalidArgumentError(`path ${quote(req.path)} ${problem}; expected a task file path as listed in Task.files, for example 'acme/tasks/restart.sh'`, [
           { field: 'path', description: `expected <module>/<mount>/<file>; this one ${problem}` },
         ]);
       }
       if (req.sha256 && !SHA256_HEX.test(req.sha256)) {
-        throw new InvalidArgumentError(`sha256 '${req.sha256}' is not 64 lowercase hex characters`, [{ field: 'sha256', description: 'expected 64 lowercase hex characters, or empty' }]);
+        throw new InvalidArgumentError(`sha256 ${quote(req.sha256)} is not 64 lowercase hex characters`, [{ field: 'sha256', description: 'expected 64 lowercase hex characters, or empty' }]);
       }
       for await (const chunk of source.readTaskFile(environmentName(req.environment), req.path, req.sha256)) {
         if (!(await write(call, chunk))) return; // the caller went away

@@ -61,7 +61,7 @@ describe('ResultsService', () => {
       assert.equal(err.code, status.INVALID_ARGUMENT);
       const report = readServiceError(err);
       assert.deepEqual(report.violations.map((v) => v.field), ['run.task_id', 'run.task', 'run.nodes']);
-      assert.match(report.message, /^run\.task_id: task id must be 32 lowercase hex characters, got "ABC" \(and 2 more problems\)$/);
+      assert.match(report.message, /^run\.task_id: task id must be 32 lowercase hex characters, got 'ABC' \(and 2 more problems\)$/);
       const dup = readServiceError(await grpcError(createRun(t, newRun(['a', 'a']))));
       assert.deepEqual(dup.violations, [{ field: 'run.nodes[1]', description: 'node "a" is listed twice' }]);
     });
@@ -250,8 +250,8 @@ describe('ResultsService', () => {
       for (const call of calls) {
         const err = await grpcError(call);
         assert.equal(err.code, status.INVALID_ARGUMENT);
-        assert.equal(err.details, 'task_id: task id must be 32 lowercase hex characters, got "not-a-task-id"');
-        assert.deepEqual(readServiceError(err).violations, [{ field: 'task_id', description: 'task id must be 32 lowercase hex characters, got "not-a-task-id"' }]);
+        assert.equal(err.details, "task_id: task id must be 32 lowercase hex characters, got 'not-a-task-id'");
+        assert.deepEqual(readServiceError(err).violations, [{ field: 'task_id', description: "task id must be 32 lowercase hex characters, got 'not-a-task-id'" }]);
       }
       assert.equal((await grpcError(getStatus('e'.repeat(32)))).code, status.NOT_FOUND);
     });
@@ -362,7 +362,7 @@ describe('ResultsService', () => {
 
         const bad = await grpcError(unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ task: 'Acme::Deploy; rm' })));
         assert.equal(bad.code, status.INVALID_ARGUMENT);
-        assert.equal(bad.details, 'task: task must be a canonical task name such as acme::deploy, got "Acme::Deploy; rm"');
+        assert.equal(bad.details, "task: task must be a canonical task name such as acme::deploy, got 'Acme::Deploy; rm'");
       } finally {
         await other.close();
       }

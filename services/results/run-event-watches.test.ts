@@ -99,7 +99,7 @@ describe('ResultsService WatchRunEvents', () => {
     const bad = await grpcError(collectEvents(t, { taskId: run.taskId, resumeToken: 'yesterday' }));
     assert.equal(bad.code, status.INVALID_ARGUMENT);
     assert.deepEqual(readServiceError(bad).violations.map((v) => v.field), ['resume_token']);
-    assert.match(bad.details, /^resume_token: resume_token must be the id of an event of this run \(like 1700000000000-0\), got "yesterday"$/);
+    assert.match(bad.details, /^resume_token: resume_token must be the id of an event of this run \(like 1700000000000-0\), got 'yesterday'$/);
     const unknown = await grpcError(collectEvents(t, { taskId: '1'.repeat(32) }));
     assert.equal(unknown.code, status.NOT_FOUND);
   });

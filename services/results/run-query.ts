@@ -3,6 +3,7 @@ import type { ListRunsRequest } from '../../gen/baton/v1/results_service';
 import type { Run } from '../../gen/baton/v1/run';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { TASK_NAME } from '../../lib/names';
+import { quote } from '../../lib/quote';
 
 /**
  * The filters of a ListRuns request (issue 6 point 3, "runs listed by time, caller and task"),
@@ -30,7 +31,7 @@ export function runQueryOf(req: ListRunsRequest): RunQuery {
   const violations: FieldViolation[] = [];
   const task = req.task || undefined;
   if (task !== undefined && !TASK_NAME.test(task)) {
-    violations.push({ field: 'task', description: `task must be a canonical task name such as acme::deploy, got ${JSON.stringify(task.slice(0, 200))}` });
+    violations.push({ field: 'task', description: `task must be a canonical task name such as acme::deploy, got ${quote(task)}` });
   }
   if (violations.length > 0) throw new InvalidArgumentError(`${violations[0].field}: ${violations[0].description}`, violations);
   return {

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { TASK_NAME } from '../../lib/names';
 import { isTaskId } from '../../lib/task-id';
 import { isFinalRunState, isKnownNodeState, isKnownRunState } from '../../lib/run-states';
+import { quote } from '../../lib/quote';
 
 /**
  * Checks of the results service's requests. Each problem is a field violation naming the field
@@ -30,7 +31,7 @@ function reject(violations: FieldViolation[]): void {
 }
 
 function describeTaskId(value: string): string {
-  return `${TASK_ID_EXPECTED}, got ${JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value)}`;
+  return `${TASK_ID_EXPECTED}, got ${quote(value)}`;
 }
 
 /** Throws INVALID_ARGUMENT unless `taskId` is a task id. */
@@ -41,7 +42,7 @@ export function requireTaskId(taskId: string, field = 'task_id'): void {
 /** Throws INVALID_ARGUMENT unless `token` is empty or an event id. */
 export function requireResumeToken(token: string): void {
   if (token !== '' && !STREAM_ID.test(token)) {
-    reject([{ field: 'resume_token', description: `resume_token must be the id of an event of this run (like 1700000000000-0), got ${JSON.stringify(token.slice(0, 64))}` }]);
+    reject([{ field: 'resume_token', description: `resume_token must be the id of an event of this run (like 1700000000000-0), got ${quote(token)}` }]);
   }
 }
 
@@ -54,7 +55,7 @@ export function normalizeNewRun(run: Run | undefined, now: Date): Run {
   const violations: FieldViolation[] = [];
   if (!isTaskId(run.taskId)) violations.push({ field: 'run.task_id', description: describeTaskId(run.taskId) });
   if (run.task === '') violations.push({ field: 'run.task', description: 'task is required (a canonical task name such as acme::deploy)' });
-  else if (!TASK_NAME.test(run.task)) violations.push({ field: 'run.task', description: `task must be a canonical task name such as acme::deploy, got ${JSON.stringify(run.task)}` });
+  else if (!TASK_NAME.test(run.task)) violations.push({ field: 'run.task', description: `task must be a canonical task name such as acme::deploy, got ${quote(run.task)}` });
   if (run.nodes.length === 0) violations.push({ field: 'run.nodes', description: 'nodes is required: the run needs at least one node' });
   const seen = new Set<string>();
   run.nodes.forEach((node, i) => {

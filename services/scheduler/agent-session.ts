@@ -19,6 +19,7 @@ import type { HeartbeatWriter } from './heartbeat-writer';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
 import { peerOf } from '../../lib/peer-identity';
+import { quote } from '../../lib/quote';
 
 
 /** W3C trace context carried by every message; empty until tracing lands. */
@@ -286,9 +287,9 @@ export class AgentSession {
   }
 
   private onHello(hello: Hello): void {
-    const shown = hello.identity.length > 80 ? `${hello.identity.slice(0, 80)}...` : hello.identity;
+    const shown = quote(hello.identity);
     if (!IDENTITY_PATTERN.test(hello.identity)) {
-      void this.close(new InvalidArgumentError(`Hello.identity '${shown}' is not a valid node identity; expected ${IDENTITY_PATTERN.source}`));
+      void this.close(new InvalidArgumentError(`Hello.identity ${shown} is not a valid node identity; expected ${IDENTITY_PATTERN.source}`));
       return;
     }
     const tooLarge = nodeDescriptionProblem('Hello', hello.facts, hello.classes, hello.agents);
@@ -303,7 +304,7 @@ export class AgentSession {
     const peer = peerOf(this.call);
     if (peer && peer.name !== hello.identity) {
       this.log.warn({ certificate: peer.name, claimed: shown }, 'agent Hello claims another identity than its certificate; stream ended');
-      void this.close(new PermissionDeniedError(`certificate is for '${peer.name}'; Hello claims '${shown}'`, 'IDENTITY_MISMATCH'));
+      void this.close(new PermissionDeniedError(`certificate is for ${quote(peer.name)}; Hello claims ${shown}`, 'IDENTITY_MISMATCH'));
       return;
     }
     this.state = 'GREETING';

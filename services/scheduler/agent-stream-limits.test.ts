@@ -103,7 +103,7 @@ describe('nodeDescriptionProblem', () => {
     assert.equal(nodeDescriptionProblem('Hello', many, []), `Hello.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
     assert.equal(nodeDescriptionProblem('FactsUpdate', { big: 'x'.repeat(MAX_INDEXED_TEXT_CHARS + 1) }, []), `FactsUpdate.facts.big is ${MAX_INDEXED_TEXT_CHARS + 1} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`);
     assert.equal(nodeDescriptionProblem('Hello', {}, Array.from({ length: MAX_NODE_CLASSES + 1 }, (_, i) => `c${i}`)), `Hello.classes has ${MAX_NODE_CLASSES + 1} classes; at most ${MAX_NODE_CLASSES} are indexed`);
-    assert.match(nodeDescriptionProblem('Hello', {}, ['y'.repeat(MAX_INDEXED_TEXT_CHARS + 1)]) ?? '', /^Hello names a class or agent "y{40}"\.\.\. \(16385 characters\); at most 16384 characters are indexed$/);
+    assert.match(nodeDescriptionProblem('Hello', {}, ['y'.repeat(MAX_INDEXED_TEXT_CHARS + 1)]) ?? '', /^Hello names a class or agent 'y{40}…' \(16385 characters\); at most 16384 characters are indexed$/);
   });
 });
 

@@ -1,6 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { BatonError } from '../../lib/errors';
 import { scalarFacts } from '../../lib/filter-language';
+import { cut, quote } from '../../lib/quote';
+import { LIMITS } from '../../lib/limits';
 
 /**
  * The per-agent message rate limit of the Connect stream (issue 9 point 5): a token bucket per
@@ -75,20 +77,16 @@ export class AgentStreamLimits {
  * agent could send 16 MiB of tiny facts and block Redis for seconds. facter's own output on a
  * large server flattens to a few thousand values.
  */
-export const MAX_NODE_FACT_VALUES = 20_000;
+export const MAX_NODE_FACT_VALUES = LIMITS.nodeFactValues.max;
 
 /** Most classes a node may have indexed (each is a Redis set). */
-export const MAX_NODE_CLASSES = 10_000;
+export const MAX_NODE_CLASSES = LIMITS.nodeClasses.max;
 
 /** Most agents a node may offer. */
-export const MAX_NODE_AGENTS = 256;
+export const MAX_NODE_AGENTS = LIMITS.nodeAgents.max;
 
 /** Longest fact path, fact text value, class or agent name indexed, in characters (each becomes part of a Redis key). */
-export const MAX_INDEXED_TEXT_CHARS = 16_384;
-
-function tooLong(text: string): string {
-  return `${JSON.stringify(text.slice(0, 40))}... (${text.length} characters)`;
-}
+export const MAX_INDEXED_TEXT_CHARS = LIMITS.indexedText.max;
 
 /**
  * Why the facts, classes and agents an agent sent (in a Hello or a FactsUpdate) cannot be
@@ -98,12 +96,12 @@ export function nodeDescriptionProblem(message: 'Hello' | 'FactsUpdate', facts: 
   const values = scalarFacts(facts ?? {});
   if (values.length > MAX_NODE_FACT_VALUES) return `${message}.facts has ${values.length} values; at most ${MAX_NODE_FACT_VALUES} are indexed`;
   for (const [path, value] of values) {
-    if (path.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts has a fact path ${tooLong(path)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
-    if (typeof value === 'string' && value.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts.${path.slice(0, 80)} is ${value.length} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`;
+    if (path.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts has a fact path ${quote(path)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
+    if (typeof value === 'string' && value.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts.${cut(path, 80)} is ${value.length} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`;
   }
   if (classes.length > MAX_NODE_CLASSES) return `${message}.classes has ${classes.length} classes; at most ${MAX_NODE_CLASSES} are indexed`;
   if (agents.length > MAX_NODE_AGENTS) return `${message}.agents has ${agents.length} agents; at most ${MAX_NODE_AGENTS} are accepted`;
   const long = [...classes, ...agents].find((n) => n.length > MAX_INDEXED_TEXT_CHARS);
-  if (long !== undefined) return `${message} names a class or agent ${tooLong(long)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
+  if (long !== undefined) return `${message} names a class or agent ${quote(long)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
   return undefined;
 }

@@ -229,7 +229,12 @@ export class RunOrchestrator {
     const input = validateTaskInput(task, request.inputJson);
     if (input.violations.length > 0) {
       const lines = input.violations.map((v) => v.description).join('; ');
-      throw new InvalidArgumentError(`invalid input for task ${task.name}: ${lines}`, input.violations, 'INVALID_TASK_INPUT');
+      const parameters = [...new Set(input.violations.map((v) => v.field))].join(',');
+      throw new InvalidArgumentError(`invalid input for task ${task.name}: ${lines}`, input.violations, 'INVALID_TASK_INPUT', {
+        task: task.name,
+        environment: request.environment,
+        parameters,
+      });
     }
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME } from '../../lib/names';
 import { CALLER_METADATA_KEY, callerOf, type CallerSource } from '../../lib/peer-identity';
 import { compileFilter, EVERY_NODE, type FilterExpr } from '../../lib/filter-language';
+import { quote } from '../../lib/quote';
 
 /** Seconds a foreground RunTask waits for the nodes when the request gives 0. */
 export const DEFAULT_WAIT_S = 60;
@@ -56,19 +57,18 @@ export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): Reso
   if (!TASK_NAME.test(req.task)) {
     violations.push({
       field: 'task',
-      description: req.task === '' ? 'task is required, for example acme::restart' : `task '${req.task}' is not a task name; expected <module>::<task> (${TASK_NAME.source})`,
+      description: req.task === '' ? 'task is required, for example acme::restart' : `task ${quote(req.task)} is not a task name; expected <module>::<task> (${TASK_NAME.source})`,
     });
   }
   const environment = req.environment || DEFAULT_ENVIRONMENT;
   if (!ENVIRONMENT_NAME.test(environment)) {
-    violations.push({ field: 'environment', description: `environment '${req.environment}' is not an environment name; expected ${ENVIRONMENT_NAME.source}` });
+    violations.push({ field: 'environment', description: `environment ${quote(req.environment)} is not an environment name; expected ${ENVIRONMENT_NAME.source}` });
   }
   if (req.runAs !== '' && !RUN_AS_PATTERN.test(req.runAs)) {
-    violations.push({ field: 'run_as', description: `run_as '${req.runAs}' is not a user name; expected ${RUN_AS_PATTERN.source}` });
+    violations.push({ field: 'run_as', description: `run_as ${quote(req.runAs)} is not a user name; expected ${RUN_AS_PATTERN.source}` });
   }
   if (req.requestId !== '' && !REQUEST_ID_PATTERN.test(req.requestId)) {
-    const shown = req.requestId.length > 64 ? `${req.requestId.slice(0, 64)}...` : req.requestId;
-    violations.push({ field: 'request_id', description: `request_id '${shown}' is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example` });
+    violations.push({ field: 'request_id', description: `request_id ${quote(req.requestId)} is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example` });
   }
   violations.push(...batchViolations(req));
   const caller = callerOf(call);
