@@ -124,7 +124,7 @@ describe('Policy', () => {
   it('rejects a bad policy with one line naming the rule and the field', () => {
     assert.equal(parseError('rules:\n  - {name: a, effect: allow, colors: [red]}\n'), "policy /etc/baton/policy.yaml: rule 1 'a': unknown key 'colors'; expected name, effect, callers, actions, tasks, environments, nodes");
     assert.equal(parseError('rules:\n  - {name: a, effect: allow}\n  - {name: b, effect: maybe}\n'), "policy /etc/baton/policy.yaml: rule 2 'b': effect must be allow or deny");
-    assert.equal(parseError("rules:\n  - {name: a, effect: allow, callers: ['/[/']}\n"), "policy /etc/baton/policy.yaml: rule 1 'a': callers[0] /[/ is not a valid regular expression: Invalid regular expression: /[/: Unterminated character class");
+    assert.equal(parseError("rules:\n  - {name: a, effect: allow, callers: ['/[/']}\n"), "policy /etc/baton/policy.yaml: rule 1 'a': callers[0] /[/ is not a valid regular expression: missing closing ]: `[` (regular expressions are RE2 syntax)");
     assert.match(parseError("rules:\n  - {name: a, effect: allow, tasks: ['acme/../x']}\n"), /^policy \/etc\/baton\/policy.yaml: rule 1 'a': tasks\[0\] must be a name or a glob of \[a-z0-9_\*\] parts/);
     assert.match(parseError('rules:\n  - {name: a, effect: allow, nodes: "role=web and"}\n'), /^policy \/etc\/baton\/policy.yaml: rule 1 'a': nodes: .*column/);
     assert.match(parseError('rules:\n  - {name: a, effect: allow, nodes: "bolt_task(\'0123456789abcdef0123456789abcdef\').exitcode > 0"}\n'), /nodes may not use bolt_task/);

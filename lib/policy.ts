@@ -1,6 +1,7 @@
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { evaluate, FilterSyntaxError, parseCompound, referencedTaskIds, type FilterExpr, type NodeView } from './filter-language';
+import { evaluate, FilterSyntaxError, isRegexEntry, parseCompound, referencedTaskIds, type FilterExpr, type NodeView } from './filter-language';
+import { linearRegex, RegexSyntaxError, type LinearRegex } from './linear-regex';
 
 /**
  * The authorization policy (issue 9 point 3; docs/security.md "Authorization policy"), in the
@@ -59,8 +60,8 @@ interface Rule {
   effect: PolicyEffect;
   callers?: ((caller: string) => boolean)[];
   actions?: Set<PolicyAction>;
-  tasks?: RegExp[];
-  environments?: RegExp[];
+  tasks?: LinearRegex[];
+  environments?: LinearRegex[];
   /** The `nodes` filter as written, and parsed. */
   nodes?: { text: string; expr: FilterExpr };
 }
@@ -129,14 +130,13 @@ const SCHEMA = {
 const ajv = new Ajv({ allErrors: false, strict: true });
 const validateDocument = ajv.compile<PolicyDocument>(SCHEMA);
 
-/** `/regex/` entries are regular expressions (unanchored, as in filters); anything else is exact. */
-function isRegexEntry(entry: string): boolean {
-  return entry.length >= 2 && entry.startsWith('/') && entry.endsWith('/');
-}
-
-/** A task or environment glob as an anchored regex: `*` matches any run of characters, `::` included. */
-function globRegex(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+/**
+ * A task or environment glob as an anchored regex: `*` matches any run of characters, `::`
+ * included. Linear time (lib/linear-regex.ts): a glob of many stars against an operator's long
+ * task name would make a backtracking engine try every split.
+ */
+function globRegex(glob: string): LinearRegex {
+  return linearRegex(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
 /** Where a schema problem is: `rule 2 'web' field callers[0]`, or the top-level key. */
@@ -213,11 +213,13 @@ export class Policy {
       if (unknown !== undefined) fail(`${where}: actions has '${String(unknown)}'; expected ${POLICY_ACTIONS.join(', ')}`);
       const callers = r.callers?.map((entry, j) => {
         if (!isRegexEntry(entry)) return (caller: string) => caller === entry;
+        // `/regex/` entries are unanchored and RE2 syntax, as in filters.
         try {
-          const re = new RegExp(entry.slice(1, -1));
+          const re = linearRegex(entry.slice(1, -1));
           return (caller: string) => re.test(caller);
         } catch (err) {
-          return fail(`${where}: callers[${j}] ${entry} is not a valid regular expression: ${(err as Error).message}`);
+          if (!(err instanceof RegexSyntaxError)) throw err;
+          return fail(`${where}: callers[${j}] ${entry} is not a valid regular expression: ${err.message}`);
         }
       });
       let nodes: Rule['nodes'];
