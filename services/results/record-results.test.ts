@@ -217,12 +217,18 @@ describe('RecordNodeResults at scale', () => {
     assert.equal(err.details, `results[0].host: host "c" is not one of the nodes of run ${run.taskId}`);
   });
 
-  it('notices a run removed and created again under the same task id after its header was cached', async () => {
+  it('notices a run removed and created again under the same task id, by another replica, after its header was cached', async () => {
     const first = await createRun(t, newRun(['a'], { caller: 'user=first' }));
     assert.equal(await record(t, first.taskId, [nodeResult('a')]), 1);
     const stale = await redis.get(keys.run(first.taskId));
     assert.equal(await new RunStore(redis, keys).deleteRun({ taskId: first.taskId, raw: stale!, run: first }), true);
-    await createRun(t, newRun(['a', 'b'], { taskId: first.taskId, caller: 'user=second' }));
+    // Created again through another replica: this one still holds the first run's header.
+    const other = await startResultsTestService(redisServer.url, t.prefix);
+    try {
+      await createRun(other, newRun(['a', 'b'], { taskId: first.taskId, caller: 'user=second' }));
+    } finally {
+      await other.close();
+    }
     assert.equal(await record(t, first.taskId, [finished('b', 0, 1)]), 1);
     const status = await unary(t.client, t.client.getRunStatus, { taskId: first.taskId });
     assert.deepEqual(status.items.map((r) => [r.host, r.callerid, r.state]), [

@@ -36,7 +36,7 @@ import { RunStore } from './run-store';
 import { briefHolds, briefItems } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
 import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId, unknownHostsError } from './run-validation';
-import { RunHeaderCache, type RunHeader } from './run-header';
+import { headerOf, RunHeaderCache, type RunHeader } from './run-header';
 
 /** What finalisation reads of each node. */
 const STATE_FIELDS = resultFieldsOf(['state']);
@@ -198,6 +198,8 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     if (!(await store.createRun(run, time))) {
       throw new AlreadyExistsError('RUN_EXISTS', `a run with task id ${run.taskId} exists already`);
     }
+    // The scheduler records this run's results next, most likely through this process.
+    headers.set(headerOf(run));
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length }, 'run created');
     metrics.runs.inc({ state: runStateToJSON(run.state) });
     return { run };
