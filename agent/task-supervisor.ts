@@ -22,7 +22,8 @@ import { wrapperAlive, type WrapperSpawn } from './task-wrapper';
  * which before its exec makes a process group of its own (so a stop signal to the task's group
  * never reaches the supervisor; the session is the supervisor's, which has no controlling
  * terminal), takes the stdin document on a pipe and sends stdout and
- * stderr to the spool files. Before it reports the start, the supervisor writes `wrapper_pid`:
+ * stderr to the spool files. Before it reports the start, the supervisor writes `wrapper_pid`
+ * (through a rename, so that a reader never sees it half written):
  * `<pid> <start time> <supervisor pid> <supervisor start time>`, a start time (clock ticks since
  * boot, /proc/<pid>/stat) telling a process from a later one given the same pid; so an agent
  * that saw the start (and sent TaskStarted) leaves a spool in which the next agent process
@@ -101,7 +102,7 @@ sub launch {
     exit($missing ? 127 : 126);
   }
   $running{$pid} = [$seq, $dir];
-  if (open my $p, '>', "$dir/wrapper_pid") { print $p "$pid " . started($pid) . " $$ $mystart\n"; close $p }
+  if (open my $p, '>', "$dir/wrapper_pid.tmp") { print $p "$pid " . started($pid) . " $$ $mystart\n"; close $p; rename "$dir/wrapper_pid.tmp", "$dir/wrapper_pid" }
   print "S $seq $pid\n";
   if ($mode eq 'p') { close $r; feed($w, $doc) }
 }
