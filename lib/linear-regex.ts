@@ -1,4 +1,5 @@
 import { RE2JS } from 're2js';
+import { cut } from './quote';
 
 /**
  * Regular expressions that run in time linear in their input, for every regex that arrives from
@@ -72,12 +73,7 @@ export function linearRegex(source: string, options: LinearRegexOptions = {}): L
     const construct = unsupportedConstruct(source);
     if (construct) throw new RegexSyntaxError(`${construct} is not supported: regular expressions are RE2 syntax, matched in linear time`, construct);
     const reason = err instanceof Error ? err.message.replace(/^error parsing regexp: /, '') : String(err);
-    throw new RegexSyntaxError(`${oneLine(reason)} (regular expressions are RE2 syntax)`);
+    // RE2 quotes the offending part of the regex: kept short and on one line.
+    throw new RegexSyntaxError(`${cut(reason.replace(/[\r\n]+/g, ' '), 120)} (regular expressions are RE2 syntax)`);
   }
-}
-
-/** RE2 quotes the offending part of the regex: kept short and on one line. */
-function oneLine(text: string): string {
-  const flat = text.replace(/[\r\n]+/g, ' ');
-  return flat.length > 120 ? `${flat.slice(0, 120)}…` : flat;
 }

@@ -1,5 +1,6 @@
 import type { FactFilter, Filter } from '../../gen/baton/v1/filter';
 import { InvalidArgumentError, type FieldViolation } from '../errors';
+import { cut } from '../quote';
 import { compareOpOf } from './fact-compare';
 import type { FactTerm, FilterExpr } from './filter-expr';
 import { parseCompound } from './filter-parser';
@@ -14,21 +15,19 @@ import { isRegexEntry, matchEntryTerm, regexError, type MatchEntryOf } from './s
  * `evaluate`, so every -I/-C/-A/-F/-W/-S term means the same on both paths.
  */
 
+/** Characters of a regex a message shows. */
+const REGEX_SHOWN_CHARS = 60;
+
 /** The expression selecting every node: an AND of nothing. */
 export const EVERY_NODE: FilterExpr = { kind: 'AND', operands: [] };
-
-/** A regex as messages show it: between slashes, its start only when long. */
-function shownRegex(source: string): string {
-  return `/${source.length > 60 ? `${source.slice(0, 60)}…` : source}/`;
-}
 
 /** The violation of a regex RE2 cannot run, naming the field; undefined when it can. */
 function regexViolation(source: string, caseSensitive: boolean, field: string): FieldViolation | undefined {
   const err = regexError(source, caseSensitive);
   if (!err) return undefined;
   const description = err.unsupported
-    ? `${field} ${shownRegex(source)} uses ${err.unsupported}, which filters do not support (RE2 syntax, matched in linear time)`
-    : `${field} ${shownRegex(source)} is not a valid regular expression: ${err.message}`;
+    ? `${field} /${cut(source, REGEX_SHOWN_CHARS)}/ uses ${err.unsupported}, which filters do not support (RE2 syntax, matched in linear time)`
+    : `${field} /${cut(source, REGEX_SHOWN_CHARS)}/ is not a valid regular expression: ${err.message}`;
   return { field, description };
 }
 

@@ -1,4 +1,5 @@
 import { linearRegex, RegexSyntaxError, type LinearRegex } from '../linear-regex';
+import { cut } from '../quote';
 
 /**
  * Ruby (Onigmo) regular expressions translated to RE2 syntax and run in linear time
@@ -80,7 +81,7 @@ export function translateRubyRegex(source: string): RubyRegex {
     dotAll = lead[1].includes('m');
     i = lead[0].length;
   }
-  const shown = `/${source.length > 60 ? `${source.slice(0, 60)}…` : source}/`;
+  const shown = `/${cut(source, 60)}/`;
   let out = '';
   let inClass = false;
   let classStart = 0;
