@@ -124,6 +124,22 @@ describe('TaskSupervisor', () => {
     assert.equal(s.executions(), 1, 'the task ran once');
   });
 
+  it('passes a stdin document larger than a pipe holds, and is not held up by a task that never reads it', async () => {
+    const blob = 'x'.repeat(200_000);
+    const reader = setup('#!/bin/sh\nwc -c\n');
+    const ignorer = setup('#!/bin/sh\nsleep 0.2\necho ignored\n');
+    const input = JSON.stringify({ blob });
+    const events = { started: () => undefined, finished: () => undefined };
+    const [read, ignored] = await Promise.all([
+      reader.runner().run({ ...reader.cmd, inputMethod: InputMethod.INPUT_METHOD_STDIN, inputJson: input }, events),
+      ignorer.runner().run({ ...ignorer.cmd, inputMethod: InputMethod.INPUT_METHOD_STDIN, inputJson: input }, events),
+    ]);
+    assert.equal(read?.state, NodeState.NODE_STATE_SUCCEEDED);
+    const expected = Buffer.byteLength(JSON.stringify({ blob, _task: 'acme::test', _installdir: join(reader.taskDir, 'files') }));
+    assert.equal(Number(read?.stdout.toString().trim()), expected, 'the whole document arrived');
+    assert.equal(ignored?.stdout.toString(), 'ignored\n');
+  });
+
   it('tells a live run from a finished one by pid and start time, never by pid alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-supervisor-'));
     const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
