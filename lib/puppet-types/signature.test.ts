@@ -43,6 +43,8 @@ const TABLE: Array<[string, Array<string | undefined>, Array<string | undefined>
   ['Pattern[/\\A[a-z0-9_]+\\Z/]', ['"abc\\n"', '"a_1"'], ['"abc\\n\\n"', '"A"']],
   ['Pattern[/^[^|&]*$/]', ['"abc"', '""'], ['"a|b"', '"a&b"']],
   ["Pattern[/a/, 'b']", ['"xb"', '"a"'], ['"c"']],
+  // Linear time on both paths (the compiled schema and isInstance): a backtracking engine would not return from the rejected value.
+  ['Pattern[/^(a|a)*$/]', ['"aaaa"', '""'], [`"${'a'.repeat(40)}b"`]],
   ['Pattern', ['""', '"anything"'], ['1']],
   ['Optional[String[1]]', ['"x"', 'null', undefined], ['""', '1']],
   ["Optional['x']", ['"x"', 'null'], ['"y"']],
