@@ -4,9 +4,11 @@ import { isServiceError, readServiceError } from '../lib/errors';
 /**
  * Exit codes of `baton` (documented in the README):
  * 0 every node succeeded; 1 some node failed; 2 usage or input error; 3 no node matched;
- * 4 the wait ended with tasks still running; 69 a service cannot be reached (EX_UNAVAILABLE).
+ * 4 the wait ended with tasks still running; 5 the run does not exist (never did, removed by
+ * retention, or lost with Redis's data); 69 a service cannot be reached (EX_UNAVAILABLE);
+ * 77 denied by policy or role (EX_NOPERM); 130 interrupted by Ctrl-C (the run goes on).
  */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NO_NODES: 3, STILL_RUNNING: 4, UNAVAILABLE: 69 } as const;
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NO_NODES: 3, STILL_RUNNING: 4, NO_RUN: 5, UNAVAILABLE: 69, DENIED: 77, INTERRUPTED: 130 } as const;
 
 /** An error meant for an operator: one line and an exit code. */
 export class CliError extends Error {
@@ -16,6 +18,11 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A commander error message as one line: no `error: ` prefix, "(Did you mean --x?)" on the same line. */
+export function commanderLine(message: string): string {
+  return message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** Turns anything thrown into one line for a person and an exit code; no stack trace. */
@@ -31,6 +38,10 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
         return { line: `service unavailable: ${report.message}`, exitCode: EXIT.UNAVAILABLE };
       case status.DEADLINE_EXCEEDED:
         return { line: `no answer in time: ${report.message}`, exitCode: EXIT.UNAVAILABLE };
+      case status.PERMISSION_DENIED:
+        return { line, exitCode: EXIT.DENIED };
+      case status.NOT_FOUND:
+        return { line, exitCode: report.reason === 'RUN_NOT_FOUND' ? EXIT.NO_RUN : EXIT.USAGE };
       case status.FAILED_PRECONDITION:
         if (report.reason === 'NO_NODES_MATCHED') return { line, exitCode: EXIT.NO_NODES };
         // A request the task cannot take (noop on a task without it) is the operator's to change.

@@ -56,16 +56,16 @@ function readConfigFile(path: string, explicit: boolean): Record<string, string>
 }
 
 /**
- * The effective value of one setting: the flag, then `BATON_<KEY>`, then the config file, then
- * (for service addresses) a running `baton dev` stack's state file, as `fallback` gives.
+ * The effective value of one setting: the flag, then `BATON_<KEY>`, then the config file
+ * (unless `useFile` is false), then what `fallback` gives.
  */
-export function resolveSetting(key: SettingKey, flag: string | undefined, fallback?: () => Setting | undefined): Setting {
+export function resolveSetting(key: SettingKey, flag: string | undefined, fallback?: () => Setting | undefined, useFile = true): Setting {
   if (flag !== undefined && flag !== '') return { value: flag, source: `flag --${key}` };
   const envName = settingEnvName(key);
   const fromEnv = process.env[envName];
   if (fromEnv) return { value: fromEnv, source: `environment variable ${envName}` };
   const path = configFilePath();
-  const fromFile = readConfigFile(path, Boolean(process.env.BATON_CONFIG))[key];
+  const fromFile = useFile ? readConfigFile(path, Boolean(process.env.BATON_CONFIG))[key] : undefined;
   if (fromFile !== undefined) return { value: fromFile, source: `config file ${path}` };
   return fallback?.() ?? { value: undefined, source: 'not set' };
 }

@@ -1,6 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { userInfo } from 'node:os';
 import { Metadata, status } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { MetadataServiceClient } from '../gen/baton/v1/metadata_service';
@@ -11,7 +9,8 @@ import { isServiceError } from '../lib/errors';
 import { CALLER_METADATA_KEY, certificateFilePeer } from '../lib/peer-identity';
 import { probeTls, type TlsFiles } from '../lib/tls';
 import { CliError, EXIT } from './cli-error';
-import { resolveSetting, settingEnvName, type Setting } from './cli-settings';
+import { resolveSetting, SETTING_KEYS, settingEnvName, type Setting, type SettingKey } from './cli-settings';
+import { liveDevRecords, type DevRecord } from './dev-records';
 
 /** Which service addresses the CLI talks to. */
 export interface ServiceAddresses {
@@ -32,88 +31,81 @@ export interface ConnectionOptions extends Partial<ServiceAddresses> {
 }
 
 /**
- * Adds `--json`, `-v`, `--no-color`, the address flags of the services the command talks to
- * (`--scheduler`, `--metadata`, `--results`) and the TLS file flags to a command. `tasks status`
- * leaves out `--metadata`: there it is mco's metadata view.
+ * Adds `--json`, `--no-color`, `-v` (only where it shows more: `verbose`), the address flags of
+ * the services the command talks to (`--scheduler`, `--metadata`, `--results`) and the TLS file
+ * flags to a command, the connection flags under their own heading. `tasks status` leaves out
+ * `--metadata`: there it is mco's metadata view.
  */
-export function addConnectionOptions(command: Command, jsonDescription: string, services: Array<keyof ServiceAddresses> = ['scheduler', 'metadata', 'results']): Command {
-  command.option('--json', jsonDescription).option('-v, --verbose', 'show every node, not only failures').option('--no-color', 'no colour');
+export function addConnectionOptions(command: Command, jsonDescription: string, services: Array<keyof ServiceAddresses> = ['scheduler', 'metadata', 'results'], verbose = false): Command {
+  command.option('--json', jsonDescription);
+  if (verbose) command.option('-v, --verbose', 'show every node, not only failures');
+  command.option('--no-color', 'no colour').optionsGroup('Connection:');
   const names: Record<keyof ServiceAddresses, string> = { scheduler: 'scheduler', metadata: 'metadata service', results: 'results service' };
   for (const s of services) command.option(`--${s} <HOST:PORT>`, `${names[s]} address`);
   return command
     .option('--tls-ca <FILE>', 'CA certificate (PEM) to check the services with; enables TLS')
     .option('--tls-cert <FILE>', 'client certificate (PEM)')
-    .option('--tls-key <FILE>', 'client key (PEM)');
+    .option('--tls-key <FILE>', 'client key (PEM)')
+    .optionsGroup('Options:');
 }
 
-/** Where `baton dev` records the addresses of the stack it runs, so plain `baton` finds it. */
-export function devStateFile(): string {
-  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
-  return join(base, 'baton', 'dev.json');
+/** The flags that say where the services are and which TLS files to use. */
+export type ConnectionFlags = Partial<ServiceAddresses> & Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>;
+
+/** Every setting the CLI resolved, and the `baton dev` stack it took them from, if any. */
+export interface ConnectionSettings {
+  settings: Record<SettingKey, Setting>;
+  /** The running `baton dev` stack in use: only when no address was given by a flag, BATON_* or the config file. */
+  stack: DevRecord | undefined;
+  /** How many other `baton dev` stacks are running (the newest is the one used). */
+  otherStacks: number;
 }
 
-/** What a running `baton dev` records: its addresses, its pid, and with `--tls` operator alice's certificate files. */
-export type DevState = ServiceAddresses & { pid: number } & Partial<Record<'tls-ca' | 'tls-cert' | 'tls-key', string>>;
+const ADDRESS_KEYS = ['scheduler', 'metadata', 'results'] as const;
 
-/** Records the addresses (and TLS files) of a running `baton dev` stack. */
-export function writeDevState(state: DevState): void {
-  mkdirSync(dirname(devStateFile()), { recursive: true });
-  writeFileSync(devStateFile(), JSON.stringify(state, null, 2));
-}
-
-/** Removes the record of a `baton dev` stack. */
-export function clearDevState(): void {
-  rmSync(devStateFile(), { force: true });
-}
-
-function readDevState(): Partial<DevState> {
-  try {
-    const state = JSON.parse(readFileSync(devStateFile(), 'utf8')) as Partial<DevState>;
-    if (state.pid) process.kill(state.pid, 0); // throws when that `baton dev` is gone
-    return state;
-  } catch {
-    return {};
+function flagOf(key: SettingKey, flags: ConnectionFlags): string | undefined {
+  switch (key) {
+    case 'tls-ca':
+      return flags.tlsCa;
+    case 'tls-cert':
+      return flags.tlsCert;
+    case 'tls-key':
+      return flags.tlsKey;
+    default:
+      return flags[key];
   }
 }
 
-/** Where a running `baton dev` stack says a service is, or which TLS file to use, as a Setting (the last fallback). */
-function devStateSetting(key: keyof ServiceAddresses | 'tls-ca' | 'tls-cert' | 'tls-key'): Setting | undefined {
-  const value = readDevState()[key];
-  return value ? { value, source: `running 'baton dev' (${devStateFile()})` } : undefined;
-}
-
 /**
- * One TLS file setting and where it came from: the flag, `BATON_TLS_*`, the config file, then
- * a running `baton dev --tls` (its operator certificate), so plain `baton` commands reach it.
+ * Resolves every setting: flags, then `BATON_*`, then the config file. A running `baton dev`
+ * is used only when none of the three addresses was given that way, and then as a whole: its
+ * addresses and its TLS files (or its plaintext) together, a TLS flag or BATON_TLS_* still
+ * replacing one file (to act as operator bob), the config file's TLS files not mixed in.
  */
-export function tlsSetting(key: 'tls-ca' | 'tls-cert' | 'tls-key', flag: string | undefined): Setting {
-  return resolveSetting(key, flag, () => devStateSetting(key));
+export function connectionSettings(flags: ConnectionFlags): ConnectionSettings {
+  const settings = {} as Record<SettingKey, Setting>;
+  for (const key of ADDRESS_KEYS) settings[key] = resolveSetting(key, flagOf(key, flags));
+  const stacks = ADDRESS_KEYS.every((k) => settings[k].value === undefined) ? liveDevRecords() : [];
+  const stack = stacks[0];
+  const from = stack ? `running 'baton dev' (pid ${stack.pid}, ${stack.file})` : '';
+  for (const key of SETTING_KEYS) {
+    if ((ADDRESS_KEYS as readonly string[]).includes(key)) {
+      if (stack) settings[key] = { value: stack[key], source: from };
+    } else if (stack) {
+      settings[key] = resolveSetting(key, flagOf(key, flags), undefined, false);
+      if (settings[key].value === undefined) settings[key] = { value: stack[key], source: stack[key] ? from : `${from}: plaintext` };
+    } else {
+      settings[key] = resolveSetting(key, flagOf(key, flags));
+    }
+  }
+  return { settings, stack, otherStacks: Math.max(0, stacks.length - 1) };
 }
 
-/**
- * One service address and where it came from: the `--scheduler/--metadata/--results` flag,
- * then `BATON_SCHEDULER`/`BATON_METADATA`/`BATON_RESULTS`, then the config file, then a
- * running `baton dev`.
- */
-export function addressSetting(key: keyof ServiceAddresses, flags: Partial<ServiceAddresses>): Setting {
-  return resolveSetting(key, flags[key], () => devStateSetting(key));
-}
-
-/** Resolves one service address (see addressSetting); none, or not HOST:PORT, is a usage error. */
-export function resolveAddress(key: keyof ServiceAddresses, flags: Partial<ServiceAddresses>): string {
-  const { value, source } = addressSetting(key, flags);
+/** Checks one resolved service address: none, or not HOST:PORT, is a usage error. */
+function checkedAddress(key: keyof ServiceAddresses, { value, source }: Setting): string {
   if (!value) throw new CliError(`no ${key} address: pass --${key} HOST:PORT, set ${settingEnvName(key)}, put '${key}: HOST:PORT' in the config file, or start a local stack with 'baton dev'`);
   if (!/^[^\s:]+:\d{1,5}$/.test(value)) throw new CliError(`${key} address '${value}' (from ${source}) is not HOST:PORT`);
   return value;
-}
-
-/** The TLS files from flags, `BATON_TLS_*`, the config file or a running `baton dev --tls`; none means plaintext. */
-export function resolveTls(flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>): TlsFiles {
-  return {
-    ca: tlsSetting('tls-ca', flags.tlsCa).value,
-    cert: tlsSetting('tls-cert', flags.tlsCert).value,
-    key: tlsSetting('tls-key', flags.tlsKey).value,
-  };
 }
 
 /** `user=<login name>`: who this CLI says it is on a plaintext connection. */
@@ -136,12 +128,18 @@ export function callerMetadata(): Metadata {
 export class Clients {
   private made: Partial<{ scheduler: SchedulerServiceClient; metadata: MetadataServiceClient; results: ResultsServiceClient }> = {};
 
-  private tlsFiles: TlsFiles | undefined;
+  private resolved: ConnectionSettings | undefined;
 
-  constructor(private readonly flags: Partial<ServiceAddresses> & Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'>) {}
+  constructor(private readonly flags: ConnectionFlags) {}
+
+  /** The settings in use (resolved once, on first use). */
+  get settings(): ConnectionSettings {
+    return (this.resolved ??= connectionSettings(this.flags));
+  }
 
   private get tls(): TlsFiles {
-    return (this.tlsFiles ??= resolveTls(this.flags));
+    const s = this.settings.settings;
+    return { ca: s['tls-ca'].value, cert: s['tls-cert'].value, key: s['tls-key'].value };
   }
 
   /**
@@ -155,19 +153,19 @@ export class Clients {
 
   /** The address a client of `key` was (or would be) made for, for error messages. */
   address(key: keyof ServiceAddresses): string {
-    return resolveAddress(key, this.flags);
+    return checkedAddress(key, this.settings.settings[key]);
   }
 
   get scheduler(): SchedulerServiceClient {
-    return (this.made.scheduler ??= makeClient(SchedulerServiceClient, resolveAddress('scheduler', this.flags), this.tls));
+    return (this.made.scheduler ??= makeClient(SchedulerServiceClient, this.address('scheduler'), this.tls));
   }
 
   get metadata(): MetadataServiceClient {
-    return (this.made.metadata ??= makeClient(MetadataServiceClient, resolveAddress('metadata', this.flags), this.tls));
+    return (this.made.metadata ??= makeClient(MetadataServiceClient, this.address('metadata'), this.tls));
   }
 
   get results(): ResultsServiceClient {
-    return (this.made.results ??= makeClient(ResultsServiceClient, resolveAddress('results', this.flags), this.tls));
+    return (this.made.results ??= makeClient(ResultsServiceClient, this.address('results'), this.tls));
   }
 
   /**
@@ -186,7 +184,7 @@ export class Clients {
     } catch (err) {
       // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down) is not.
       if (isServiceError(err) && err.code === status.UNAVAILABLE && /No connection established|Failed to connect|SSL|certificate/i.test(err.details)) {
-        const line = await tlsMismatchLine(service, this.address(service), this.tls, this.flags);
+        const line = await tlsMismatchLine(service, this.address(service), this.tls, this.settings.settings);
         if (line) throw new CliError(line, EXIT.UNAVAILABLE);
       }
       throw unreachable(err, service, this.address(service));
@@ -212,10 +210,10 @@ const SERVICE_LABEL: Record<keyof ServiceAddresses, string> = { scheduler: 'sche
  * certificate both as "Failed to connect", so a TLS handshake (lib/tls.ts probeTls) tells them
  * apart. Undefined when TLS is not the problem.
  */
-export async function tlsMismatchLine(service: keyof ServiceAddresses, address: string, tls: TlsFiles, flags: Pick<ConnectionOptions, 'tlsCa' | 'tlsCert' | 'tlsKey'> = {}): Promise<string | undefined> {
+export async function tlsMismatchLine(service: keyof ServiceAddresses, address: string, tls: TlsFiles, settings: Record<SettingKey, Setting>): Promise<string | undefined> {
   const { outcome, detail } = await probeTls(address, tls);
   const where = `the ${SERVICE_LABEL[service]} at ${address}`;
-  const from = (key: 'tls-ca' | 'tls-cert', flag: string | undefined) => `${key} ${tlsSetting(key, flag).value ?? '-'} (from ${tlsSetting(key, flag).source})`;
+  const from = (key: 'tls-ca' | 'tls-cert') => `${key} ${settings[key].value ?? '-'} (from ${settings[key].source})`;
   switch (outcome) {
     case 'TLS_REQUIRED':
       return `${where} requires TLS; give --tls-ca, --tls-cert and --tls-key (or BATON_TLS_CA, BATON_TLS_CERT, BATON_TLS_KEY; see \`baton pki\`)`;
@@ -224,9 +222,9 @@ export async function tlsMismatchLine(service: keyof ServiceAddresses, address: 
     case 'CERTIFICATE_REQUIRED':
       return `${where} requires a client certificate; give --tls-cert and --tls-key too (an operator certificate: \`baton pki issue operator NAME\`)`;
     case 'CERTIFICATE_REFUSED':
-      return `${where} refused our certificate, ${from('tls-cert', flags.tlsCert)}: it is not signed by the CA the services trust, or has expired (${detail}); use one from \`baton pki issue operator NAME\` with the services' CA`;
+      return `${where} refused our certificate, ${from('tls-cert')}: it is not signed by the CA the services trust, or has expired (${detail}); use one from \`baton pki issue operator NAME\` with the services' CA`;
     case 'SERVER_UNTRUSTED':
-      return `${where} has a certificate that ${from('tls-ca', flags.tlsCa)} does not trust (${detail}); give the CA that signed the services' certificates`;
+      return `${where} has a certificate that ${from('tls-ca')} does not trust (${detail}); give the CA that signed the services' certificates`;
     default:
       return undefined;
   }
@@ -237,5 +235,10 @@ export function unreachable(err: unknown, service: keyof ServiceAddresses, addre
   if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
   if (err.code === status.UNAVAILABLE) return new CliError(`cannot reach the ${service} service at ${address}: ${(err.details || 'unavailable').replace(/\.? ?Resolution note:.*$/s, '')}`, EXIT.UNAVAILABLE);
   if (err.code === status.DEADLINE_EXCEEDED) return new CliError(`the ${service} service at ${address} did not answer in time`, EXIT.UNAVAILABLE);
+  // Another gRPC server (often another Baton service) at the address: say so instead of "method not implemented".
+  if (err.code === status.UNIMPLEMENTED) {
+    const method = /\/baton\.v1\.(\w+)\/(\w+)/.exec(err.details)?.slice(1).join('.') ?? 'this call';
+    return new CliError(`${address} is not the ${SERVICE_LABEL[service]}: it does not implement ${method}; check --${service} or ${settingEnvName(service)} (\`baton config show\` says where it came from)`, EXIT.UNAVAILABLE);
+  }
   return err;
 }

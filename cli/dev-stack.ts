@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChild, type StartedChild } from '../lib/child-process';
@@ -114,6 +114,9 @@ export class DevStack {
       serviceArgs: options.serviceArgs ?? {},
     };
     const stateDir = mkdtempSync(join(tmpdir(), 'baton-dev-'));
+    // mkdtemp makes it 0700: a task run with --run-as (as `nobody`) could not reach its spool
+    // below it. Others may pass through, not list it; each agent guards its own spool.
+    chmodSync(stateDir, 0o711);
     const started = new Map<StackService, ServicePiece>();
     let redis: RedisServerProcess | undefined;
     try {

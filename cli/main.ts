@@ -1,8 +1,12 @@
-// Tracing first: its instrumentation must patch @grpc/grpc-js before a command loads it (lib/tracing.ts).
-import { inSpan, startTracing, stopTracing } from '../lib/tracing';
-startTracing('cli');
+// Tracing first: its instrumentation must patch @grpc/grpc-js before a command loads it
+// (lib/tracing.ts). Without OTEL_* settings lib/tracing is not even loaded: start-up counts.
+import { tracingConfigured } from '../lib/tracing-config';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const tracing = tracingConfigured() ? (require('../lib/tracing') as typeof import('../lib/tracing')) : undefined;
+tracing?.startTracing('cli');
 import { Command } from 'commander';
-import { CliError, describeError, EXIT } from './cli-error';
+import { CliError, commanderLine, describeError, EXIT } from './cli-error';
+import { exitWhenDrained, quietOnClosedReader } from './output';
 
 // Services are mostly addressed by IP (127.0.0.1:port from `baton dev`), grpc-js passes the host
 // as the TLS server name, and Node then prints a two-line DeprecationWarning (DEP0123) on every
@@ -19,18 +23,34 @@ export const VERSION = '0.1.0';
 /** Subcommands of `baton tasks`; any other word there is a task name (`baton tasks <TASK>`, as mco). */
 const TASKS_SUBCOMMANDS = new Set(['list', 'show', 'run', 'status', 'watch', 'cancel', 'runs', 'help']);
 
+/** Options of `baton tasks list/show` that take a value: the word after them is no subcommand or task name. */
+const VALUE_OPTIONS = new Set(['-E', '--environment', '--scheduler', '--metadata', '--results', '--tls-ca', '--tls-cert', '--tls-key']);
+
 /**
  * mco's dispatch (choria-tasks.md §5): `baton tasks` alone or with only options lists, and
- * `baton tasks <TASK>` shows that task.
+ * `baton tasks <TASK>` shows that task, wherever the options stand (`baton tasks -E staging
+ * stg::where`). The subcommand is moved to the front so each parses its own options; `help`
+ * as a word becomes `--help` (`baton help tasks run`, `baton tasks help status`).
  */
 export function rewriteTasksArgv(argv: string[]): string[] {
+  if (argv[0] === 'help') return argv.length === 1 ? ['--help'] : rewriteTasksArgv([...argv.slice(1), '--help']);
   if (argv[0] !== 'tasks') return argv;
-  const next = argv[1];
-  if (next === undefined) return ['tasks', 'list'];
-  if (next === '-h' || next === '--help') return argv;
-  if (next.startsWith('-')) return ['tasks', 'list', ...argv.slice(1)];
-  if (!TASKS_SUBCOMMANDS.has(next)) return ['tasks', 'show', ...argv.slice(1)];
-  return argv;
+  const rest = argv.slice(1);
+  let at = -1;
+  for (let i = 0; i < rest.length; i++) {
+    if (VALUE_OPTIONS.has(rest[i])) i++;
+    else if (!rest[i].startsWith('-')) {
+      at = i;
+      break;
+    }
+  }
+  const help = rest.includes('-h') || rest.includes('--help');
+  if (at < 0) return help ? argv : ['tasks', 'list', ...rest];
+  const word = rest[at];
+  const others = [...rest.slice(0, at), ...rest.slice(at + 1)];
+  if (word === 'help') return others.some((w) => !w.startsWith('-')) ? rewriteTasksArgv(['tasks', ...others, '--help']) : ['tasks', '--help'];
+  if (!TASKS_SUBCOMMANDS.has(word)) return ['tasks', 'show', word, ...others];
+  return ['tasks', word, ...others];
 }
 
 /** Commander's own errors are usage errors, printed as one line by runCli. */
@@ -42,10 +62,10 @@ function quiet(command: Command): Command {
 export async function main(argv: string[]): Promise<number> {
   // Each command's module is loaded only when it runs: start-up time counts (issue 7 point 8).
   /* eslint-disable @typescript-eslint/no-require-imports */
-  // `tasks run` builds its flags from the task's metadata, so it parses its own arguments.
-  if (argv[0] === 'tasks' && argv[1] === 'run') return (require('./commands/tasks-run') as typeof import('./commands/tasks-run')).tasksRun(argv.slice(2));
   if (argv[0] === '__complete') return (require('./commands/completion') as typeof import('./commands/completion')).completeCommand(argv.slice(1));
   argv = rewriteTasksArgv(argv);
+  // `tasks run` builds its flags from the task's metadata, so it parses its own arguments.
+  if (argv[0] === 'tasks' && argv[1] === 'run') return (require('./commands/tasks-run') as typeof import('./commands/tasks-run')).tasksRun(argv.slice(2));
 
   let exitCode: number = EXIT.OK;
   const done = (code: number) => {
@@ -84,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message: string };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
-    if (typeof e.code === 'string' && e.code.startsWith('commander.')) throw new CliError(e.message.replace(/^error: /, ''), EXIT.USAGE);
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) throw new CliError(commanderLine(e.message), EXIT.USAGE);
     throw err;
   }
   return exitCode;
@@ -92,20 +112,22 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Runs the CLI on this process's arguments and exits with its code; errors become one line. */
 export function runCli(): void {
+  quietOnClosedReader();
   const argv = process.argv.slice(2);
   // The root span of what the operator asked for (`baton tasks run`): RunTask and everything
   // after it, on every service and agent, joins its trace. A no-op when tracing is off.
   const command = ['baton', ...argv.filter((a) => !a.startsWith('-')).slice(0, 2)].join(' ');
-  void inSpan(command, { 'baton.cli.command': command }, () => main(argv)).then(
+  const traced = tracing ? tracing.inSpan(command, { 'baton.cli.command': command }, () => main(argv)) : main(argv);
+  void traced.then(
     async (code) => {
-      await stopTracing();
-      process.exit(code);
+      await tracing?.stopTracing();
+      await exitWhenDrained(code);
     },
     async (err: unknown) => {
-      await stopTracing();
+      await tracing?.stopTracing();
       const { line, exitCode } = describeError(err);
       if (line) process.stderr.write(`baton: ${line}\n`);
-      process.exit(exitCode);
+      await exitWhenDrained(exitCode);
     },
   );
 }

@@ -1,7 +1,10 @@
 import { Option, type Command } from 'commander';
 import type { Parameter } from '../gen/baton/v1/task';
 import type { Task } from '../gen/baton/v1/task';
+import { JsonSyntaxError, parseJsonLexemes } from '../lib/puppet-types';
+import { DEFAULT_ENVIRONMENT } from '../lib/names';
 import { coerceTaskParameter } from '../lib/task-input';
+import { CliError } from './cli-error';
 
 /** How a task parameter is typed on the command line (after mco's `puppet_type_to_ruby`, choria-tasks.md §4.2). */
 export type FlagKind = 'STRING' | 'BOOLEAN' | 'JSON';
@@ -49,6 +52,18 @@ export function paramFlags(parameters: Parameter[], reserved: Set<string>): Para
     });
 }
 
+/**
+ * How to run `task` in one line: its name, `-E ENV` unless the environment is the default, and
+ * its flags (optional ones in brackets), e.g. `acme::deploy -E staging --version VERSION [--force]`.
+ */
+export function taskUsage(task: Task, environment: string, flags: ParamFlag[]): string {
+  const usage = flags.map((f) => {
+    const value = f.kind === 'BOOLEAN' && !f.repeatable ? `--[no-]${f.flag}` : `--${f.flag} ${f.kind === 'JSON' ? 'JSON' : f.parameter.name.toUpperCase()}`;
+    return f.parameter.required && f.parameter.defaultValue === undefined ? value : `[${value}]`;
+  });
+  return [task.name, ...(environment === DEFAULT_ENVIRONMENT ? [] : ['-E', environment]), ...usage].join(' ');
+}
+
 /** Adds the parameter flags to a command. */
 export function addParamOptions(command: Command, flags: ParamFlag[]): void {
   for (const f of flags) {
@@ -78,15 +93,37 @@ export function inputFromFlags(task: Task, flags: ParamFlag[], options: Record<s
     const raw = options[key];
     const name = f.parameter.name;
     if (typeof raw === 'boolean') input.set(name, JSON.stringify(raw));
-    else if (typeof raw === 'string') input.set(name, coerceTaskParameter(task, name, raw));
-    else if (Array.isArray(raw)) input.set(name, coerceRepeated(task, name, raw.map(String)));
+    else if (typeof raw === 'string') {
+      if (f.kind === 'JSON') checkJson(f.flag, raw);
+      input.set(name, coerceTaskParameter(task, name, raw));
+    } else if (Array.isArray(raw)) input.set(name, coerceRepeated(task, f.flag, name, raw.map(String)));
   }
   return input;
 }
 
-/** `--ports 80 --ports 443`: `[80,443]` when that fits the type, else the strings; a single value may be a whole JSON array. */
-function coerceRepeated(task: Task, name: string, raws: string[]): string {
-  if (raws.length === 1 && raws[0].trimStart().startsWith('[')) return coerceTaskParameter(task, name, raws[0]);
+/**
+ * A value that can only be JSON (a Hash, Struct or Tuple flag, or one whole JSON array) must
+ * parse: otherwise it would travel as a String and be refused as one, hiding the typo.
+ */
+function checkJson(flag: string, raw: string): void {
+  try {
+    parseJsonLexemes(raw);
+  } catch (err) {
+    if (!(err instanceof JsonSyntaxError)) throw err;
+    throw new CliError(`--${flag}: could not parse JSON '${raw.length > 60 ? `${raw.slice(0, 60)}...` : raw}': ${err.message}`);
+  }
+}
+
+/**
+ * `--ports 80 --ports 443`: `[80,443]`, each value taken as JSON where it parses and as a
+ * string otherwise, so a type error names the element as given and at its index
+ * (`--numbers 1 --numbers x` is refused at index 1); a single value may be a whole JSON array.
+ */
+function coerceRepeated(task: Task, flag: string, name: string, raws: string[]): string {
+  if (raws.length === 1 && raws[0].trimStart().startsWith('[')) {
+    checkJson(flag, raws[0]);
+    return coerceTaskParameter(task, name, raws[0]);
+  }
   const elements = raws.map((r) => {
     try {
       JSON.parse(r);

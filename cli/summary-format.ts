@@ -31,31 +31,63 @@ function isFailure(item: StatusItem): boolean {
   return item.state !== 'succeeded' && item.state !== 'running' && item.state !== 'pending' && item.state !== 'downloading' && item.state !== 'downloaded';
 }
 
+/**
+ * What a node printed, without what the status line already says: `_error` is the status
+ * message (as mco shows it), and the empty `_output` a failed task leaves says nothing.
+ */
 function stdoutText(item: StatusItem, verbose: boolean): string {
   if (typeof item.stdout === 'string') return item.stdout.trimEnd();
-  if (item.stdout && typeof item.stdout === 'object' && !verbose) {
-    // Like mco: the _error is already shown as the status message.
+  if (item.stdout && typeof item.stdout === 'object' && !Array.isArray(item.stdout)) {
     const rest = { ...(item.stdout as Record<string, unknown>) };
-    delete rest._error;
-    return Object.keys(rest).length === 0 ? '' : JSON.stringify(rest);
+    if (!verbose || isFailure(item)) delete rest._error;
+    if (rest._output === '') delete rest._output;
+    const keys = Object.keys(rest);
+    if (keys.length === 0) return '';
+    if (keys.length === 1 && typeof rest._output === 'string') return rest._output.trimEnd();
+    return JSON.stringify(rest);
   }
-  return JSON.stringify(item.stdout);
+  return item.stdout === null || item.stdout === undefined ? '' : JSON.stringify(item.stdout);
 }
 
-/** Per-node lines as `mco tasks` prints them: failures only, every node with `verbose`. */
+/**
+ * A failed node's status message without the stderr it quotes (stderr gets its own lines) and
+ * without the "but stderr contained:" that introduced it: the first line is the status, any
+ * further lines of the message follow it.
+ */
+function statusLines(item: StatusItem): string[] {
+  let msg = item.statusmsg || item.state;
+  const stderr = item.stderr.trim();
+  if (stderr) msg = msg.replace(stderr, '');
+  msg = msg.replace(/,? but stderr contained:?/, '');
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length > 0 ? lines : [item.state];
+}
+
+/** Per-node blocks as `mco tasks` prints them, one per node: failures only, every node with `verbose`. */
 export function formatNodeResults(doc: StatusDocument, verbose: boolean, c: Colors): string[] {
   const lines: string[] = [];
   for (const item of doc.items) {
     const failed = isFailure(item);
     if (!failed && !verbose) continue;
-    const status = failed ? item.statusmsg || item.state : item.state;
+    const [status, ...more] = failed ? statusLines(item) : [item.state];
     lines.push(`${(failed ? c.red : c.green)(item.host.padEnd(40))} ${failed ? c.yellow(status) : status}`);
+    lines.push(...more.map((l) => `   ${l}`));
     const out = stdoutText(item, verbose);
     if (out) lines.push(...out.split('\n').map((l) => `   ${l}`));
-    if (item.stderr.trim()) lines.push(...item.stderr.trimEnd().split('\n').map((l) => `   ${l}`));
+    if (item.stderr.trim()) lines.push(...item.stderr.trimEnd().split('\n').map((l, i) => `   ${i === 0 ? 'stderr: ' : '        '}${l}`));
     lines.push('');
   }
   return lines;
+}
+
+/** Most node names the summary prints in one row; the rest are counted. */
+const SUMMARY_NAMES_MAX = 10;
+
+/** `3 (node1, node2, node3)`, the names cut at SUMMARY_NAMES_MAX. */
+function countWithNames(names: string[]): string {
+  if (names.length === 0) return '0';
+  const shown = names.slice(0, SUMMARY_NAMES_MAX).join(', ');
+  return `${names.length} (${shown}${names.length > SUMMARY_NAMES_MAX ? `, and ${names.length - SUMMARY_NAMES_MAX} more` : ''})`;
 }
 
 /** The summary block of `mco tasks` (choria-tasks.md §5.5), with its defects fixed: non-responders listed, no NaN. */
@@ -73,12 +105,18 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
   lines.push(row('Running', (s.running > 0 ? c.yellow : c.green)(String(s.running))));
   if (s.task_not_known > 0) lines.push(row('Unknown Task', c.red(String(s.task_not_known))));
   if (s.wrapper_failure > 0) lines.push(row('Wrapper Failure', c.red(String(s.wrapper_failure))));
-  if (s.noresponses.length > 0) lines.push(row('No Response', c.red(`${s.noresponses.length} (${s.noresponses.join(', ')})`)));
+  if (s.noresponses.length > 0) lines.push(row('No Response', c.red(countWithNames(s.noresponses))));
   lines.push('');
   lines.push(row('Successful', (s.success > 0 ? c.green : c.red)(String(s.success))));
-  lines.push(row('Failed', (s.failed > 0 ? c.red : (x: string) => x)(String(s.failed))));
+  // The names of the failed nodes (no-responders and cancelled ones count as failed): what an
+  // operator needs next, or `--rerun <id> failure` picks them.
+  const failedNames = doc.items.filter(isFailure).map((i) => i.host);
+  lines.push(row('Failed', (s.failed > 0 ? c.red : (x: string) => x)(failedNames.length === s.failed ? countWithNames(failedNames) : String(s.failed))));
+  const cancelled = doc.items.filter((i) => i.state === 'cancelled').map((i) => i.host);
+  if (cancelled.length > 0) lines.push(row('Cancelled', c.yellow(countWithNames(cancelled))));
   lines.push('');
-  lines.push(row('Average Run Time', `${s.average_runtime.toFixed(2)}s`));
+  // No node finished yet: an average of 0.00s would be a made-up figure.
+  lines.push(row('Average Run Time', s.completed > 0 ? `${s.average_runtime.toFixed(2)}s` : '- (no node finished yet)'));
   // Nodes waiting for their batch are not `running` in the stats, but the wait left them unfinished too.
   const unfinished = doc.items.filter((i) => !isFailure(i) && i.state !== 'succeeded').length;
   if (unfinished > 0) {

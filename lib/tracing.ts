@@ -1,3 +1,4 @@
+import { tracingConfigured } from './tracing-config';
 import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 
 /**
@@ -13,6 +14,8 @@ import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Context
  * load after it.
  */
 
+export { tracingConfigured } from './tracing-config';
+
 /** The tracer every Baton span comes from. */
 export const tracer: Tracer = trace.getTracer('baton');
 
@@ -21,13 +24,6 @@ export const UNTRACED_GRPC_METHODS = ['Check', 'Watch', 'List', 'ServerReflectio
 
 /** Flushes and stops the SDK; a no-op when tracing is off. */
 let shutdown: () => Promise<void> = () => Promise.resolve();
-
-/** True when the `OTEL_*` variables ask for traces. */
-export function tracingConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
-  if ((env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return false;
-  if ((env.OTEL_TRACES_EXPORTER ?? '').toLowerCase() === 'none') return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (env.OTEL_TRACES_EXPORTER ?? '').toLowerCase() === 'otlp');
-}
 
 /**
  * Starts tracing for the process `baton-<piece>` when configured (service name overridable with

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_ENVIRONMENT } from '../../lib/names';
 import { CliError } from '../cli-error';
@@ -7,39 +8,72 @@ import { getTask, listTasks } from '../task-catalog';
 import { runReservedFlags } from './tasks-run';
 
 /** Subcommands of `baton` and of `baton tasks`, for completion. */
-const TOP_COMMANDS = ['tasks', 'discover', 'dev', 'config', 'completion'];
-const TASKS_COMMANDS = ['list', 'show', 'run', 'status', 'watch', 'cancel', 'runs'];
+const TOP_COMMANDS = ['tasks', 'discover', 'dev', 'pki', 'config', 'completion', 'help'];
+const TASKS_COMMANDS = ['list', 'show', 'run', 'status', 'watch', 'cancel', 'runs', 'help'];
+const PKI_COMMANDS = ['init', 'issue'];
+const PKI_ROLES = ['service', 'agent', 'operator'];
+/** Subcommands of `baton tasks` that take a task id. */
+const TASK_ID_COMMANDS = new Set(['status', 'watch', 'cancel']);
+/** Recent task ids offered for completion. */
+const RECENT_RUNS = 20;
+
+/** A string as one double-quoted shell word. */
+function quoted(s: string): string {
+  return `"${s.replace(/(["\\$`])/g, '\\$1')}"`;
+}
+
+/**
+ * How the scripts call this very CLI: node and the absolute path of its main file, so
+ * completion works whether `baton` is on PATH (a global install or `npm link`) or only
+ * reachable through `npx baton`, and no npm start-up is paid per Tab.
+ */
+function selfCommand(): string {
+  return `${quoted(process.execPath)} ${quoted(join(__dirname, '..', 'main.js'))}`;
+}
 
 /**
  * bash: the words up to the cursor are re-split from COMP_LINE, because bash's own splitting
- * breaks `demo::echo` at the colons; candidates are trimmed back to the part after the last colon.
+ * breaks `demo::echo` at the colons; candidates are trimmed back to the part after the last
+ * colon. `npx baton ...` is completed too; other npx commands keep bash's default.
  */
-const BASH_SCRIPT = `# baton completion for bash: eval "$(baton completion bash)"
-_baton() {
+function bashScript(): string {
+  return `# baton completion for bash: eval "$(baton completion bash)" (or npx baton completion bash)
+_baton_words() {
   local line="\${COMP_LINE:0:$COMP_POINT}" cur
   local -a words
   read -ra words <<< "$line"
   [[ "$line" == *" " ]] && words+=("")
+  [[ "\${words[0]}" == npx ]] && words=("\${words[@]:1}")
   cur="\${words[\${#words[@]}-1]}"
   local IFS=$'\\n'
-  COMPREPLY=($(compgen -W "$(baton __complete "\${words[@]:1}" 2>/dev/null)" -- "$cur"))
+  COMPREPLY=($(compgen -W "$(${selfCommand()} __complete "\${words[@]:1}" 2>/dev/null)" -- "$cur"))
   if [[ "$cur" == *:* ]]; then
     local prefix="\${cur%"\${cur##*:}"}" i
     for i in "\${!COMPREPLY[@]}"; do COMPREPLY[$i]="\${COMPREPLY[$i]#"$prefix"}"; done
   fi
 }
+_baton() { _baton_words; }
+_baton_npx() {
+  if [[ "\${COMP_WORDS[1]}" == baton && $COMP_CWORD -ge 2 ]]; then _baton_words; else COMPREPLY=(); fi
+}
 complete -o default -F _baton baton
+complete -o default -F _baton_npx npx
 `;
+}
 
-const ZSH_SCRIPT = `#compdef baton
-# baton completion for zsh: eval "$(baton completion zsh)" (after compinit)
+function zshScript(): string {
+  return `#compdef baton
+# baton completion for zsh: eval "$(baton completion zsh)" (after compinit; npx baton works too)
 _baton() {
-  local -a candidates
-  candidates=("\${(@f)$(baton __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
+  local -a candidates args
+  args=("\${(@)words[2,CURRENT]}")
+  [[ "\${words[1]}" == npx ]] && { [[ "\${words[2]}" == baton ]] || return 1; args=("\${(@)words[3,CURRENT]}"); }
+  candidates=("\${(@f)$(${selfCommand()} __complete "\${(@)args}" 2>/dev/null)}")
   compadd -- \${candidates:#}
 }
-compdef _baton baton
+compdef _baton baton npx
 `;
+}
 
 /** `baton completion bash|zsh`: prints a script that completes subcommands, task names and a task's parameter flags. */
 export function completionCommand(done: (code: number) => void): Command {
@@ -47,8 +81,8 @@ export function completionCommand(done: (code: number) => void): Command {
     .description('print a shell completion script: eval "$(baton completion bash)" or zsh')
     .argument('<shell>', 'bash or zsh')
     .action((shell: string) => {
-      if (shell === 'bash') process.stdout.write(BASH_SCRIPT);
-      else if (shell === 'zsh') process.stdout.write(ZSH_SCRIPT);
+      if (shell === 'bash') process.stdout.write(bashScript());
+      else if (shell === 'zsh') process.stdout.write(zshScript());
       else throw new CliError(`unknown shell '${shell}'; expected bash or zsh`);
       done(0);
     });
@@ -69,17 +103,34 @@ export async function completeWords(words: string[]): Promise<string[]> {
   if (words.length <= 1) return TOP_COMMANDS;
   const clients = new Clients({});
   const taskNames = async () => (await listTasks(clients, environmentOf(words))).map((t) => t.name);
+  const previous = words[words.length - 2];
+  const current = words[words.length - 1];
   try {
+    if (words[0] === 'help' && words.length === 2) return TOP_COMMANDS;
     if (words[0] === 'completion' && words.length === 2) return ['bash', 'zsh'];
     if (words[0] === 'config' && words.length === 2) return ['show'];
+    if (words[0] === 'pki') {
+      if (words.length === 2) return PKI_COMMANDS;
+      if (words[1] === 'issue' && words.length === 3) return PKI_ROLES;
+      return [];
+    }
+    // Values of the flags that take node names or task ids, wherever they stand.
+    if (previous === '-I' || previous === '--with-identity') return await nodeNames(clients);
+    if (previous === '--rerun') return await recentTaskIds(clients);
+    if (words[0] === 'discover') return [];
     if (words[0] !== 'tasks') return [];
     if (words.length === 2) return [...TASKS_COMMANDS, ...(await taskNames())];
     if ((words[1] === 'run' || words[1] === 'show') && words.length === 3) return await taskNames();
-    const current = words[words.length - 1];
-    if (words[1] === 'run' && words.length >= 4 && (current === '' || current.startsWith('-'))) {
+    if (TASK_ID_COMMANDS.has(words[1]) && words.length === 3) return await recentTaskIds(clients);
+    if (words[1] === 'run' && words.length >= 4) {
       const task = await getTask(clients, environmentOf(words), words[2]);
-      const flags = paramFlags(task.parameters, runReservedFlags()).flatMap((f) => (f.kind === 'BOOLEAN' && !f.repeatable ? [`--${f.flag}`, `--no-${f.flag}`] : [`--${f.flag}`]));
-      return [...flags, ...[...runReservedFlags()].map((f) => (f === 'color' ? '--no-color' : `--${f}`))];
+      const flags = paramFlags(task.parameters, runReservedFlags());
+      const valueOf = flags.find((f) => `--${f.flag}` === previous && f.kind === 'STRING');
+      if (valueOf && !current.startsWith('-')) return enumMembers(valueOf.parameter.type);
+      if (current === '' || current.startsWith('-')) {
+        const names = flags.flatMap((f) => (f.kind === 'BOOLEAN' && !f.repeatable ? [`--${f.flag}`, `--no-${f.flag}`] : [`--${f.flag}`]));
+        return [...names, ...[...runReservedFlags()].map((f) => (f === 'color' ? '--no-color' : `--${f}`))];
+      }
     }
     return [];
   } catch {
@@ -87,6 +138,28 @@ export async function completeWords(words: string[]): Promise<string[]> {
   } finally {
     clients.close();
   }
+}
+
+/** The members of an `Enum[...]` type (inside Optional or an Array too), else none. */
+export function enumMembers(type: string): string[] {
+  const m = /\bEnum\[([^\]]*)\]/.exec(type);
+  if (!m) return [];
+  return m[1]
+    .split(',')
+    .map((v) => v.trim().replace(/^(['"])(.*)\1$/, '$2'))
+    .filter(Boolean);
+}
+
+/** The identities of the online nodes. */
+async function nodeNames(clients: Clients): Promise<string[]> {
+  const { nodes } = await clients.call('scheduler', (c) => c.discoverNodes, { filter: { identities: [], classes: [], facts: [], agents: [], compound: [] }, includeOffline: false });
+  return nodes.map((n) => n.identity);
+}
+
+/** The task ids of the newest runs. */
+async function recentTaskIds(clients: Clients): Promise<string[]> {
+  const page = await clients.call('results', (c) => c.listRuns, { pageSize: RECENT_RUNS, pageToken: '' });
+  return page.runs.map((r) => r.taskId);
 }
 
 /** The hidden `baton __complete <words...>` the completion scripts call: one candidate per line. */

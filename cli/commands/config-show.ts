@@ -1,24 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { configFilePath, SETTING_KEYS, type Setting, type SettingKey } from '../cli-settings';
-import { addressSetting, addConnectionOptions, tlsSetting, type ConnectionOptions } from '../connection';
-
-/** The effective value and source of every CLI setting, given the flags. */
-export function effectiveSettings(options: ConnectionOptions): Record<SettingKey, Setting> {
-  const flags: Record<SettingKey, string | undefined> = {
-    scheduler: options.scheduler,
-    metadata: options.metadata,
-    results: options.results,
-    'tls-ca': options.tlsCa,
-    'tls-cert': options.tlsCert,
-    'tls-key': options.tlsKey,
-  };
-  const out = {} as Record<SettingKey, Setting>;
-  for (const key of SETTING_KEYS) {
-    out[key] = key === 'scheduler' || key === 'metadata' || key === 'results' ? addressSetting(key, flags) : tlsSetting(key, flags[key]);
-  }
-  return out;
-}
+import { configFilePath, SETTING_KEYS } from '../cli-settings';
+import { addConnectionOptions, connectionSettings, type ConnectionOptions } from '../connection';
 
 /** `baton config show`: the effective service addresses and TLS files, and where each came from. */
 export function configCommand(done: (code: number) => void): Command {
@@ -26,17 +9,23 @@ export function configCommand(done: (code: number) => void): Command {
   const show = new Command('show').description('print the effective settings and where each came from');
   config.addCommand(
     addConnectionOptions(show, 'print the settings as JSON').action((options: ConnectionOptions) => {
-      const settings = effectiveSettings(options);
+      const { settings, stack, otherStacks } = connectionSettings(options);
       const file = configFilePath();
+      const devStack = stack ? { pid: stack.pid, started: stack.started, record: stack.file, other_stacks: otherStacks } : null;
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ config_file: { path: file, exists: existsSync(file) }, settings }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ config_file: { path: file, exists: existsSync(file) }, dev_stack: devStack, settings }, null, 2)}\n`);
       } else {
-        const lines = [`config file: ${file}${existsSync(file) ? '' : ' (not found)'}`, ''];
+        const lines = [`config file: ${file}${existsSync(file) ? '' : ' (not found)'}`];
+        if (stack) {
+          lines.push(`baton dev:   stack of pid ${stack.pid}, started ${stack.started} (${stack.file})`);
+          if (otherStacks > 0) lines.push(`             the newest of ${otherStacks + 1} running stacks; pin another with the 'export BATON_...' lines its 'baton dev' printed`);
+        }
+        lines.push('');
         for (const key of SETTING_KEYS) {
           const s = settings[key];
           lines.push(`  ${key.padEnd(10)} ${(s.value ?? '-').padEnd(24)} ${s.source}`);
         }
-        lines.push('', 'Precedence: flags, then BATON_* environment variables, then the config file, then a running `baton dev`.');
+        lines.push('', 'Precedence: flags, then BATON_* environment variables, then the config file; a running `baton dev` (addresses and TLS together) only when no address is set.');
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       done(0);

@@ -27,7 +27,7 @@ describe('baton dev --tls', () => {
 
       const config = await runCli(['config', 'show'], env);
       assert.equal(config.code, 0, show(config));
-      assert.match(config.stdout, new RegExp(`tls-cert +\\S+/pki/operator-alice\\.pem +running 'baton dev' \\(${state}/baton/dev\\.json\\)`));
+      assert.match(config.stdout, new RegExp(`tls-cert +\\S+/pki/operator-alice\\.pem +running 'baton dev' \\(pid \\d+, ${state}/baton/dev/\\d+\\.json\\)`));
 
       const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '-I', 'node1'], env);
       assert.equal(run.code, 0, show(run));

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { hasRedisServer, REDIS_INSTALL_HINT } from '../../lib/redis-server';
 import { CliError, EXIT } from '../cli-error';
-import { clearDevState, writeDevState } from '../connection';
+import { settingEnvName, type SettingKey } from '../cli-settings';
+import { removeDevRecord, writeDevRecord, type DevRecord } from '../dev-records';
 import { DEFAULT_DEV_AGENTS, DevStack } from '../dev-stack';
 
 interface DevOptions {
@@ -29,6 +30,17 @@ function checkEnvironmentpath(dir: string): string {
 function runBaton(args: string[]): Promise<number> {
   const child = spawn(process.execPath, [join(__dirname, '..', 'main.js'), ...args], { stdio: 'inherit' });
   return new Promise((done) => child.once('exit', (code) => done(code ?? EXIT.FAILED)));
+}
+
+/** `export BATON_SCHEDULER=...` lines for a stack: its addresses and TLS files (unset when plaintext). */
+export function exportLines(record: DevRecord): string {
+  const keys: SettingKey[] = ['scheduler', 'metadata', 'results', 'tls-ca', 'tls-cert', 'tls-key'];
+  return keys.map((k) => (record[k] ? `export ${settingEnvName(k)}=${shellWord(record[k])}\n` : `unset ${settingEnvName(k)}\n`)).join('');
+}
+
+/** A path or address as one shell word. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -67,12 +79,15 @@ export function devCommand(done: (code: number) => void): Command {
       // With --tls, operator alice's certificate: plain `baton` commands in another terminal use it (`baton config show` says so).
       const alice = stack.tls?.operator('alice');
       const tlsState = alice ? { 'tls-ca': alice.ca, 'tls-cert': alice.cert, 'tls-key': alice.key } : {};
-      writeDevState({ scheduler: a.scheduler, metadata: a.metadata, results: a.results, pid: process.pid, ...tlsState });
+      const record: DevRecord = { pid: process.pid, started: new Date().toISOString(), scheduler: a.scheduler, metadata: a.metadata, results: a.results, ...tlsState };
+      const recordFile = writeDevRecord(record);
       let stopping: Promise<void> | undefined;
       const stop = () => {
-        stopping ??= stack.stop().finally(clearDevState);
+        stopping ??= stack.stop().finally(() => removeDevRecord(recordFile));
         return stopping;
       };
+      // On stdout, alone: `baton dev > stack.env` then `. stack.env` pins a shell to this stack.
+      process.stdout.write(exportLines(record));
       say(`  redis      ${a.redis}`);
       say(`  metadata   ${a.metadata}`);
       say(`  results    ${a.results}`);
@@ -93,8 +108,8 @@ export function devCommand(done: (code: number) => void): Command {
         return;
       }
       say('');
-      say('Try, in another terminal (the CLI finds this stack by itself):');
-      say(`  npx baton tasks run demo::echo --message hello ${stack.agentNames.map((n) => `-I ${n}`).join(' ')}`);
+      say(`Try, in another terminal (the CLI finds the newest running stack by itself; the export lines above pin this one):`);
+      say(`  baton tasks run demo::echo --message hello -I ${stack.agentNames.join(',')}`);
       say('Press Ctrl-C to stop everything.');
       await new Promise<void>((resolveStop) => {
         const onSignal = () => {

@@ -32,7 +32,8 @@ export function discoverCommand(done: (code: number) => void): Command {
         process.stdout.write(`${JSON.stringify({ nodes, offline_matches: response.offlineMatches }, null, 2)}\n`);
       } else {
         for (const n of response.nodes) process.stdout.write(`${n.identity}${options.offline && !n.online ? ' (offline)' : ''}\n`);
-        if (response.offlineMatches > 0) process.stderr.write(`${response.offlineMatches} more matched but are offline\n`);
+        if (response.nodes.length === 0) process.stderr.write(`no node matched${response.offlineMatches > 0 ? ` online; ${response.offlineMatches} matched but are offline (--offline lists them)` : ''}\n`);
+        else if (response.offlineMatches > 0) process.stderr.write(`${response.offlineMatches} more matched but are offline\n`);
       }
       done(response.nodes.length === 0 ? EXIT.NO_NODES : EXIT.OK);
     } finally {

@@ -3,7 +3,7 @@ import type { Task } from '../../gen/baton/v1/task';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { CliError } from '../cli-error';
 import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
-import { paramFlags } from '../param-options';
+import { paramFlags, taskUsage } from '../param-options';
 import { chooseColors } from '../summary-format';
 import { getTask, listTasks } from '../task-catalog';
 import { runReservedFlags } from './tasks-run';
@@ -68,7 +68,7 @@ function defaultText(task: Task, name: string): string {
 }
 
 /** The help text of one task (choria-tasks.md §5.2): description, parameters, files and a usage line. */
-export function formatTaskHelp(task: Task, bold: (s: string) => string): string[] {
+export function formatTaskHelp(task: Task, environment: string, bold: (s: string) => string): string[] {
   const lines = [`${bold(task.name)} - ${task.description || '(no description)'}`, ''];
   const flags = paramFlags(task.parameters, runReservedFlags());
   if (task.parameters.length === 0) {
@@ -83,11 +83,7 @@ export function formatTaskHelp(task: Task, bold: (s: string) => string): string[
   }
   lines.push('', 'Task Files:');
   for (const f of task.files) lines.push(`  ${f.path.padEnd(30)} ${f.sizeBytes} bytes`);
-  const usage = flags.map((f) => {
-    const value = f.kind === 'BOOLEAN' && !f.repeatable ? `--[no-]${f.flag}` : `--${f.flag} ${f.kind === 'JSON' ? 'JSON' : f.parameter.name.toUpperCase()}`;
-    return f.parameter.required && task.parameters.find((p) => p.name === f.parameter.name)?.defaultValue === undefined ? value : `[${value}]`;
-  });
-  lines.push('', `Use 'baton tasks run ${[task.name, ...usage].join(' ')} [filters]' to run this task`);
+  lines.push('', `Use 'baton tasks run ${taskUsage(task, environment, flags)} [filters]' to run this task`);
   if (task.supportsNoop) lines.push('The task supports --noop');
   return lines;
 }
@@ -107,7 +103,7 @@ export function tasksShowCommand(done: (code: number) => void): Command {
         process.stdout.write(`${JSON.stringify(JSON.parse(task.metadataJson || '{}'), null, 2)}\n`);
       } else {
         const c = chooseColors(process.stdout, !options.color);
-        process.stdout.write(`${formatTaskHelp(task, c.bold).join('\n')}\n`);
+        process.stdout.write(`${formatTaskHelp(task, options.environment, c.bold).join('\n')}\n`);
       }
       done(0);
     } finally {

@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { RunState } from '../../gen/baton/v1/run';
 import { RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import type { Filter } from '../../gen/baton/v1/filter';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { parseJsonLexemes } from '../../lib/puppet-types';
-import { CliError, EXIT } from '../cli-error';
+import { CliError, commanderLine, EXIT } from '../cli-error';
 import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
 import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
-import { addParamOptions, inputFromFlags, paramFlags } from '../param-options';
+import { addParamOptions, inputFromFlags, paramFlags, taskUsage, type ParamFlag } from '../param-options';
+import { rerunNodes, takeRerun } from '../rerun';
 import { ProgressLine } from '../progress-line';
-import { countNodes, RunFollower } from '../run-follower';
+import { onInterrupt } from '../run-interrupt';
+import { RunLocator } from '../run-locator';
+import { followLive, RunNarrator } from '../run-narrator';
 import { statusDocument } from '../status-document';
 import { reportRun } from '../summary-format';
 import { getTask } from '../task-catalog';
@@ -23,12 +24,22 @@ export const DEFAULT_WAIT_S = 60;
 /** Extra time the CLI gives the scheduler beyond the wait, for downloads and bookkeeping. */
 const RUN_DEADLINE_MARGIN_S = 90;
 
-/** The options `baton tasks run` itself defines (a task parameter with one of these names becomes `--param-<name>`). */
-function runCommand(): Command {
+/**
+ * `baton tasks run` with a task's parameter flags (first in `--help`: they are what the
+ * operator came for) and its own options. A task parameter named like one of its own options
+ * becomes `--param-<name>`.
+ */
+function runCommand(flags: ParamFlag[] = []): Command {
   const command = new Command('run')
     .name('baton tasks run')
     .description('run a task on the nodes picked by the filters')
-    .argument('<task>', 'task name, e.g. acme::restart')
+    .argument('<task>', 'task name, e.g. acme::restart');
+  if (flags.length > 0) {
+    command.optionsGroup('Task parameters:');
+    addParamOptions(command, flags);
+  }
+  command
+    .optionsGroup('Options:')
     .option('-E, --environment <ENV>', 'environment to take the task from', DEFAULT_ENVIRONMENT)
     .option('--input <JSON|@FILE>', 'task input as a JSON object, or @file.json / @file.yaml; parameter flags override it')
     .option('--background', 'return right after the run is dispatched')
@@ -38,8 +49,10 @@ function runCommand(): Command {
     .option('--run-as <USER>', 'run the task as this user on the nodes')
     .option('--summary', 'print only the summary, not the failed nodes (a progress bar on a terminal)')
     .addOption(new Option('--batch <N|N%>', 'run on N nodes (or N% of them) at a time').argParser(parseBatch))
-    .addOption(new Option('--batch-sleep <SECONDS>', 'seconds between batches (default 1)').argParser(wholeNumber('--batch-sleep')));
-  return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON (with --background: the task id and nodes)');
+    .addOption(new Option('--batch-sleep <SECONDS>', 'seconds between batches (default 1)').argParser(wholeNumber('--batch-sleep')))
+    .option('--rerun <ID>', "run on the nodes of run ID: '--rerun ID failure' (the default: nodes that failed or never answered), '--rerun ID success' or '--rerun ID all'")
+    .option('--cancel-on-interrupt', 'Ctrl-C cancels the run (without it the run goes on, and a second Ctrl-C within 3 s cancels it)');
+  return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON (with --background: the task id and nodes)', undefined, true);
 }
 
 /**
@@ -97,7 +110,9 @@ function readInputOption(value: string | undefined): Map<string, string> {
   if (yaml) {
     let doc: unknown;
     try {
-      doc = parseYaml(text);
+      // Loaded only for a YAML file: yaml is a large part of start-up.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      doc = (require('yaml') as typeof import('yaml')).parse(text);
     } catch (err) {
       throw new CliError(`--input ${value}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
     }
@@ -132,6 +147,8 @@ interface RunOptions extends ConnectionOptions, FilterOptions {
   summary?: boolean;
   batch?: { size: number; percent: number };
   batchSleep?: number;
+  cancelOnInterrupt?: boolean;
+  rerun?: string;
 }
 
 function parseStrict(command: Command, argv: string[]): { task: string; options: RunOptions } {
@@ -141,7 +158,7 @@ function parseStrict(command: Command, argv: string[]): { task: string; options:
   } catch (err) {
     const e = err as { code?: string; message: string; exitCode?: number };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') throw new CliError('', EXIT.OK);
-    throw new CliError(e.message.replace(/^error: /, ''), EXIT.USAGE);
+    throw new CliError(commanderLine(e.message), EXIT.USAGE);
   }
   return { task: command.args[0], options: command.opts<RunOptions>() };
 }
@@ -154,13 +171,15 @@ export async function tasksRun(argv: string[]): Promise<number> {
     process.stdout.write("\nEach task adds one flag per parameter: see 'baton tasks run <task> --help' or 'baton tasks <task>'.\n");
     return EXIT.OK;
   }
+  const rerun = takeRerun(argv);
+  argv = rerun.argv;
   // Phase 1: find the task, environment and addresses; the task's own flags are unknown yet.
   const probe = runCommand().helpOption(false).allowUnknownOption().allowExcessArguments();
   const first = parseStrict(probe, argv);
   if (!TASK_NAME.test(first.task)) throw new CliError(`'${first.task}' is not a task name; expected <module>::<task> or <module>`);
   const clients = new Clients(first.options);
   try {
-    const json = first.options.json === true;
+    const json = first.options.json === true || argv.includes('--help') || argv.includes('-h');
     const say = (line = '') => {
       if (!json) process.stdout.write(`${line}\n`);
     };
@@ -168,101 +187,17 @@ export async function tasksRun(argv: string[]): Promise<number> {
     const task = await getTask(clients, first.options.environment, first.task);
 
     // Phase 2: parse again with one flag per task parameter, strictly.
-    const command = runCommand();
     const flags = paramFlags(task.parameters, runReservedFlags());
-    addParamOptions(command, flags);
+    const command = runCommand(flags).usage(`${taskUsage(task, first.options.environment, flags)} [options] [filters]`);
     const { options } = parseStrict(command, argv);
     const inputJson = renderInput(readInputOption(options.input), inputFromFlags(task, flags, options as unknown as Record<string, unknown>));
     const filter = filterFromOptions(options);
+    if (rerun.taskId !== undefined) await rerunNodes(clients, filter, rerun.taskId, rerun.mode);
     if (options.batchSleep !== undefined && !options.batch) throw new CliError('--batch-sleep needs --batch N or --batch N%');
     return await run(clients, task.name, task.files.length, options, inputJson, filter, say);
   } finally {
     clients.close();
   }
-}
-
-/** Says mco's lines once each, in order, however they are reached (live or after the call). */
-class RunNarrator {
-  private said = new Set<string>();
-
-  constructor(
-    private readonly say: (line?: string) => void,
-    private readonly progress: ProgressLine,
-    private readonly task: string,
-    private readonly files: number,
-    private readonly waitS: number,
-  ) {}
-
-  private once(key: string, line: string): void {
-    if (this.said.has(key)) return;
-    this.said.add(key);
-    this.progress.clear();
-    this.say(line);
-  }
-
-  attempting(nodes: number): void {
-    this.once('attempting', `Attempting to download and run task ${this.task} on ${nodes} nodes`);
-    this.once('blank', '');
-  }
-
-  downloading(): void {
-    this.once('downloading', `Downloading and verifying ${this.files} file(s) from the metadata service to all nodes`);
-  }
-
-  running(background: boolean): void {
-    this.once('running', background ? `Starting task ${this.task} in the background` : `Running task ${this.task} and waiting up to ${this.waitS} seconds for it to complete`);
-  }
-}
-
-/** Interval at which a terminal run looks for its new run record (to follow its events live). */
-const FIND_RUN_INTERVAL_MS = 100;
-
-/**
- * On a terminal, draws the run's progress live: finds the run by its request id among the
- * caller's newest runs (RunTask answers only at the end of the wait), then follows its event
- * log — the downloads as `i / N`, then the finished nodes as mco's bar.
- */
-function followLive(clients: Clients, requestId: string, narrator: RunNarrator, progress: ProgressLine, options: RunOptions): { stop(): void } {
-  let stopped = false;
-  let follower: RunFollower | undefined;
-  const find = async (): Promise<void> => {
-    while (!stopped) {
-      const page = await clients.call('results', (c) => c.listRuns, { pageSize: 20, pageToken: '', caller: clients.callerId() });
-      const run = page.runs.find((r) => r.requestId === requestId);
-      if (run) {
-        narrator.attempting(run.nodes.length);
-        const total = run.nodes.length;
-        const draw = (state: RunState, view: Parameters<typeof countNodes>[0]): void => {
-          const { downloaded, finished } = countNodes(view);
-          if (state === RunState.RUN_STATE_DOWNLOADING) progress.update(`${downloaded} / ${total}`);
-          else if (state === RunState.RUN_STATE_RUNNING) progress.bar(finished, total);
-        };
-        follower = new RunFollower(clients, run.taskId, run.nodes, {
-          onRunState: (state, view) => {
-            if (state === RunState.RUN_STATE_DOWNLOADING) narrator.downloading();
-            if (state === RunState.RUN_STATE_RUNNING) {
-              narrator.downloading();
-              narrator.running(options.background === true);
-            }
-            draw(state, view);
-          },
-          onNode: (_, view) => draw(view.state, view),
-        });
-        await follower.done;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, FIND_RUN_INTERVAL_MS));
-    }
-  };
-  // Progress is a nicety: a failure to draw it never fails the run.
-  find().catch(() => undefined);
-  return {
-    stop() {
-      stopped = true;
-      follower?.stop();
-      progress.clear();
-    },
-  };
 }
 
 async function run(
@@ -277,35 +212,45 @@ async function run(
   const progress = ProgressLine.forCommand(options.json);
   const narrator = new RunNarrator(say, progress, task, files, options.wait);
   const requestId = randomUUID();
-  const live = progress.enabled ? followLive(clients, requestId, narrator, progress, options) : undefined;
+  const locator = new RunLocator(clients, requestId, task);
+  const live = followLive(clients, locator, narrator, progress, options.background === true);
+  const interrupt = onInterrupt(clients, locator, progress, options.cancelOnInterrupt === true);
+  const call = clients.call(
+    'scheduler',
+    (c) => c.runTask,
+    RunTaskRequest.fromPartial({
+      task,
+      environment: options.environment,
+      inputJson,
+      filter,
+      waitS: options.wait,
+      background: options.background === true,
+      noop: options.noop === true,
+      runAs: options.runAs ?? '',
+      timeoutS: options.timeout ?? 0,
+      batchSize: options.batch?.size ?? 0,
+      batchPercent: options.batch?.percent ?? 0,
+      batchSleepS: options.batchSleep ?? 0,
+      requestId,
+    }),
+    { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
+  );
   let response: RunTaskResponse;
   try {
-    response = await clients.call(
-      'scheduler',
-      (c) => c.runTask,
-      RunTaskRequest.fromPartial({
-        task,
-        environment: options.environment,
-        inputJson,
-        filter,
-        waitS: options.wait,
-        background: options.background === true,
-        noop: options.noop === true,
-        runAs: options.runAs ?? '',
-        timeoutS: options.timeout ?? 0,
-        batchSize: options.batch?.size ?? 0,
-        batchPercent: options.batch?.percent ?? 0,
-        batchSleepS: options.batchSleep ?? 0,
-        requestId,
-      }),
-      { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
-    );
+    const first = await Promise.race([call.then((r) => ({ response: r })), interrupt.code.then((code) => ({ code }))]);
+    if ('code' in first) {
+      call.catch(() => undefined); // ended by the exit; the run goes on on the scheduler
+      return first.code;
+    }
+    response = first.response;
   } finally {
-    live?.stop();
+    interrupt.dispose();
+    live.stop();
+    locator.stop();
   }
   const taskId = response.taskId;
   const nodes = response.run?.nodes ?? [];
-  narrator.attempting(nodes.length);
+  narrator.attempting(nodes.length, taskId);
   narrator.downloading();
   narrator.running(options.background === true);
   if (options.background) {

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { isTaskId } from '../../lib/task-id';
-import { CliError } from '../cli-error';
+import { checkTaskId } from '../task-id-argument';
 import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
 import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
 import { statusDocument, type StatusDocument } from '../status-document';
@@ -9,12 +8,9 @@ import { chooseColors, reportRun, type Colors } from '../summary-format';
 interface StatusOptions extends Omit<ConnectionOptions, 'metadata'>, FilterOptions {
   /** mco's `--metadata` view (the metadata service is not used here, so no address flag clashes). */
   metadata?: boolean;
+  summary?: boolean;
 }
 
-/** Checks a task id argument: one line naming what was expected. */
-export function checkTaskId(taskId: string): void {
-  if (!isTaskId(taskId)) throw new CliError(`'${taskId}' is not a task id; expected 32 lowercase hex characters (as printed by 'baton tasks run')`);
-}
 
 /**
  * Filters on status, as mco's (choria-tasks.md §5.4): only the items of the nodes the filter
@@ -58,8 +54,9 @@ export function tasksStatusCommand(done: (code: number) => void): Command {
   const command = new Command('status')
     .description("show a run's results by task id")
     .argument('<task_id>', 'the task id printed by `baton tasks run`')
-    .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything');
-  return addConnectionOptions(addFilterOptions(command), 'print the items/stats/summary document as JSON', ['results', 'scheduler']).action(async (taskId: string, options: StatusOptions) => {
+    .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything')
+    .option('--summary', 'print only the summary, not the failed nodes');
+  return addConnectionOptions(addFilterOptions(command), 'print the items/stats/summary document as JSON', ['results', 'scheduler'], true).action(async (taskId: string, options: StatusOptions) => {
     checkTaskId(taskId);
     const clients = new Clients({ ...options, metadata: undefined });
     try {
@@ -68,8 +65,8 @@ export function tasksStatusCommand(done: (code: number) => void): Command {
         process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
         return done(0); // mco: --metadata exits 0 (choria-tasks.md §5.6)
       }
-      if (!options.json && !options.verbose) process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
-      done(reportRun(doc, options));
+      if (!options.json && !options.verbose && !options.summary) process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
+      done(reportRun(doc, { ...options, summaryOnly: options.summary === true }));
     } finally {
       clients.close();
     }

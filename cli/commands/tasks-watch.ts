@@ -5,7 +5,7 @@ import { ProgressLine } from '../progress-line';
 import { countNodes, RunFollower } from '../run-follower';
 import { nodeStateName, statusDocument } from '../status-document';
 import { reportRun } from '../summary-format';
-import { checkTaskId } from './tasks-status';
+import { checkTaskId } from '../task-id-argument';
 
 /**
  * `baton tasks watch <task id>`: follows a run (a background one too) live until it is final,
@@ -13,7 +13,7 @@ import { checkTaskId } from './tasks-status';
  */
 export function tasksWatchCommand(done: (code: number) => void): Command {
   const command = new Command('watch').description('follow a run live until it ends, then print its summary').argument('<task_id>', 'the task id printed by `baton tasks run`');
-  return addConnectionOptions(command, 'print the final items/stats/summary document as JSON', ['results']).action(async (taskId: string, options: ConnectionOptions) => {
+  return addConnectionOptions(command, 'print the final items/stats/summary document as JSON', ['results'], true).action(async (taskId: string, options: ConnectionOptions) => {
     checkTaskId(taskId);
     const clients = new Clients(options);
     const progress = ProgressLine.forCommand(options.json);

@@ -220,7 +220,7 @@ describe('parseJsonLexemes', () => {
 
 describe('coerceCliValue (Bolt key=value rule, task-spec §8)', () => {
   const c = (type: string | undefined, raw: string) => coerceCliValue(type === undefined ? undefined : parseType(type), raw).json;
-  it('keeps the JSON value only when it matches the type, else the string', () => {
+  it('keeps the JSON value when it matches the type, else the string when that matches, else the value as given', () => {
     assert.equal(c('Integer', '5'), '5');
     assert.equal(c('String', '5'), '"5"');
     assert.equal(c('Boolean', 'true'), 'true');
@@ -228,7 +228,10 @@ describe('coerceCliValue (Bolt key=value rule, task-spec §8)', () => {
     assert.equal(c('Optional[String]', 'null'), 'null');
     assert.equal(c('Array[String]', '["a","b"]'), '["a","b"]');
     assert.equal(c('String', '"quoted"'), '"quoted"');
-    assert.equal(c('Integer', '1.0'), '"1.0"');
+    // Neither the Float nor the string fits: the Float is kept, so the refusal names 1.0, not "a String".
+    assert.equal(c('Integer', '1.0'), '1.0');
+    assert.equal(c('Integer[1,10]', '99'), '99');
+    assert.equal(c('Enum[a,b]', '5'), '5');
     assert.equal(c('Float', '1.0'), '1.0');
     assert.equal(c('Integer', '123456789012345678901234567890'), '123456789012345678901234567890');
     assert.equal(c('String', 'not json'), '"not json"');

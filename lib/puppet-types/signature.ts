@@ -85,18 +85,26 @@ export interface CoercedValue {
  * Bolt's `key=value` rule (task-spec §8): parse the string as JSON (scalars allowed); keep the
  * parsed value if the parameter has no declared type or the value matches it, else keep the
  * string. `count=5` with Integer → 5; `name=5` with String → "5"; `s='"q"'` with String → q.
+ * When neither fits, the parsed value is kept, so the type error names the value as given
+ * (`count=99` with Integer[1,10] is refused as the Integer 99, not as "a String").
  */
 export function coerceCliValue(type: PuppetType | undefined, raw: string): CoercedValue {
+  let parsed: { value: JsonValue } | undefined;
   try {
-    const { value } = parseJsonLexemes(raw);
-    if (type === undefined || isInstance(type, value)) return { value, json: stringifyJsonValue(value) };
+    parsed = { value: parseJsonLexemes(raw).value };
+    if (type === undefined || isInstance(type, parsed.value)) return { value: parsed.value, json: stringifyJsonValue(parsed.value) };
   } catch (err) {
     if (!(err instanceof JsonSyntaxError)) throw err;
   }
+  if (parsed && type !== undefined && !isInstance(type, raw)) return { value: parsed.value, json: stringifyJsonValue(parsed.value) };
   return { value: raw, json: JSON.stringify(raw) };
 }
 
-const ajv = puppetAjv();
+/** The shared ajv instance, made on the first compiled check (see `Signature.check`). */
+let sharedAjv: ReturnType<typeof puppetAjv> | undefined;
+function ajvInstance(): ReturnType<typeof puppetAjv> {
+  return (sharedAjv ??= puppetAjv());
+}
 
 /** Options of `compileSignature`. */
 export interface CompileSignatureOptions {
@@ -119,7 +127,7 @@ export class Signature {
    */
   readonly problems: string[];
   private readonly byName: Map<string, CompiledParameter>;
-  private readonly check: ValidateFunction;
+  private compiled: ValidateFunction | undefined;
   /** The schema handed to ajv, kept to release it with `dispose`. */
   private readonly schema: object;
 
@@ -161,7 +169,11 @@ export class Signature {
           definitions: builder.definitions,
         }
       : { pHash: true, propertyNames: { type: 'string', pattern: UNDECLARED_KEY.source } };
-    this.check = ajv.compile(this.schema);
+  }
+
+  /** The yes/no validator, compiled on first use: coercing command-line values never needs it. */
+  private get check(): ValidateFunction {
+    return (this.compiled ??= ajvInstance().compile(this.schema));
   }
 
   /** The parameter called `name`, if declared. */
@@ -249,7 +261,7 @@ export class Signature {
 
   /** Releases the compiled validator from ajv's cache (called when a cache evicts the signature). */
   dispose(): void {
-    ajv.removeSchema(this.schema);
+    if (this.compiled) ajvInstance().removeSchema(this.schema);
   }
 }
 

@@ -1,4 +1,5 @@
-import Ajv, { type AnySchemaObject, type SchemaObject } from 'ajv';
+import type Ajv from 'ajv';
+import type { AnySchemaObject, SchemaObject } from 'ajv';
 import { linearRegex } from '../linear-regex';
 import { JsonNumber, type JsonValue } from './json-lexeme';
 import { structKeyOptional, type PuppetType } from './puppet-type';
@@ -26,7 +27,11 @@ const NOTHING: SchemaObject = { not: {} };
 export function puppetAjv(): Ajv {
   // `optimize: false`: ajv's extra code-generation passes cost more than half of compile time
   // (15.7 → 6.5 ms for the bench signature) and validation measured no slower without them.
-  const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false, addUsedSchema: false, inlineRefs: true, code: { optimize: false } });
+  // Required here, not at the top: a process that only coerces values (the `baton` CLI) never
+  // compiles a schema, and ajv is a large part of its start-up.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const AjvClass = (require('ajv') as typeof import('ajv')).default;
+  const ajv = new AjvClass({ strict: false, allErrors: false, validateSchema: false, addUsedSchema: false, inlineRefs: true, code: { optimize: false } });
   ajv.addKeyword({
     keyword: 'pInteger',
     errors: false,

@@ -35,3 +35,38 @@ export function runCliInPty(args: string[], env: NodeJS.ProcessEnv = {}, timeout
     });
   });
 }
+
+/** A `baton` command running under a pseudo-terminal, to type into (Ctrl-C is `\x03`). */
+export interface PtySession {
+  /** Types `text` on the terminal. */
+  type(text: string): void;
+  /** Everything shown so far. */
+  output(): string;
+  /** Resolves with the exit code (`script -e` passes the command's on). */
+  exited: Promise<number | null>;
+  /** Ends the whole process group. */
+  kill(): void;
+}
+
+/**
+ * Starts the compiled `baton` CLI under a pseudo-terminal whose keyboard is this test: what
+ * `type` writes reaches the terminal, so `\x03` makes the terminal send SIGINT to the command,
+ * as Ctrl-C does. In its own process group.
+ */
+export function startCliInPty(args: string[], env: NodeJS.ProcessEnv = {}): PtySession {
+  const command = [process.execPath, join(packageRoot(), 'dist', 'cli', 'main.js'), ...args].map(shellQuote).join(' ');
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', COLUMNS: '100', NO_COLOR: '1', ...env };
+  const child = spawn('script', ['-qfec', command, '/dev/null'], { env: childEnv, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return {
+    type: (text) => child.stdin.write(text),
+    output: () => output,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    },
+  };
+}
