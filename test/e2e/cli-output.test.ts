@@ -1,36 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { packageRoot } from '../../lib/package-root';
 import type { StatusDocument } from '../../cli/status-document';
-import { runCli, type CliRun } from '../helpers/cli';
+import { runCli, runCliPipeline as pipeline, type CliRun } from '../helpers/cli';
 import { cliEnvironmentpath } from '../helpers/cli-environment';
 import { useDevStack } from '../helpers/dev-stack';
-
-/**
- * Runs a bash pipeline in which `$BATON` is the compiled CLI (the scripts are this file's own).
- * Its own process group, ended as a whole on timeout.
- */
-function pipeline(script: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
-  const baton = `${process.execPath} ${join(packageRoot(), 'dist', 'cli', 'main.js')}`;
-  const child = spawn('bash', ['-c', `set -o pipefail; ${script}`], {
-    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', BATON: baton, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('baton output in pipes', () => {
   const fleet = useDevStack({ agents: 2, environmentpath: cliEnvironmentpath() });

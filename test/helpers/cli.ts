@@ -30,3 +30,28 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
     });
   });
 }
+
+/**
+ * Runs a bash pipeline in which `$BATON` is the compiled CLI (the scripts are the tests' own,
+ * never network input), configured as runCli configures it. In its own process group, ended as
+ * a whole on timeout.
+ */
+export function runCliPipeline(script: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliRun> {
+  const baton = `${process.execPath} ${join(packageRoot(), 'dist', 'cli', 'main.js')}`;
+  const child = spawn('bash', ['-c', `set -o pipefail; ${script}`], {
+    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', BATON: baton, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
+  return new Promise((resolve) => {
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
