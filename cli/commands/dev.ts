@@ -26,16 +26,26 @@ function checkEnvironmentpath(dir: string): string {
   return full;
 }
 
-/** Runs `baton <args>` as a child process against the stack (the same CLI, a separate process). */
-function runBaton(args: string[]): Promise<number> {
-  const child = spawn(process.execPath, [join(__dirname, '..', 'main.js'), ...args], { stdio: 'inherit' });
+/**
+ * Runs `baton <args>` as a child process against this stack (the same CLI, a separate process),
+ * pinned to it by the BATON_* variables its export lines set: a newer stack is not picked.
+ */
+function runBaton(args: string[], record: DevRecord): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of DEV_SETTING_KEYS) {
+    if (record[key]) env[settingEnvName(key)] = record[key];
+    else delete env[settingEnvName(key)];
+  }
+  const child = spawn(process.execPath, [join(__dirname, '..', 'main.js'), ...args], { stdio: 'inherit', env });
   return new Promise((done) => child.once('exit', (code) => done(code ?? EXIT.FAILED)));
 }
 
+/** The settings a stack's record holds. */
+const DEV_SETTING_KEYS: readonly SettingKey[] = ['scheduler', 'metadata', 'results', 'tls-ca', 'tls-cert', 'tls-key'];
+
 /** `export BATON_SCHEDULER=...` lines for a stack: its addresses and TLS files (unset when plaintext). */
 export function exportLines(record: DevRecord): string {
-  const keys: SettingKey[] = ['scheduler', 'metadata', 'results', 'tls-ca', 'tls-cert', 'tls-key'];
-  return keys.map((k) => (record[k] ? `export ${settingEnvName(k)}=${shellWord(record[k])}\n` : `unset ${settingEnvName(k)}\n`)).join('');
+  return DEV_SETTING_KEYS.map((k) => (record[k] ? `export ${settingEnvName(k)}=${shellWord(record[k])}\n` : `unset ${settingEnvName(k)}\n`)).join('');
 }
 
 /** A path or address as one shell word. */
@@ -102,7 +112,7 @@ export function devCommand(done: (code: number) => void): Command {
       if (options.run) {
         const args = options.run.split(/\s+/).filter(Boolean);
         say(`\n$ baton ${args.join(' ')}\n`);
-        const code = await runBaton(args);
+        const code = await runBaton(args, record);
         await stop();
         done(code);
         return;
