@@ -49,6 +49,9 @@ const GOAL_REDIS_GROWTH = 1.2;
 const GOAL_BYTES_PER_AGENT = 40 * 1024;
 /** Fewest agents the memory figure is taken over: below it the process's own growth dominates. */
 const MEMORY_GOAL_MIN_AGENTS = 10_000;
+/** Deadlines of the slim status reads while following a run (at least) and of the full read after it, in ms. */
+const STATUS_DEADLINE_MS = 10_000;
+const FULL_STATUS_DEADLINE_MS = 120_000;
 /** How often the benchmark asks the workers how far a run got, in ms. */
 const POLL_MS = 200;
 /** The scheduler's default heartbeat interval: the idle window (every agent heard once). */
@@ -96,8 +99,9 @@ async function fleetCounts(workers: WorkerProcess[], taskId: string): Promise<Ag
 }
 
 /** The run's state from a slim GetRunStatus (no node list; only failed nodes, of which there should be none). */
-async function runState(results: ResultsServiceClient, taskId: string): Promise<RunState> {
-  const res = await unary(results, results.getRunStatus, GetRunStatusRequest.fromPartial({ taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } }));
+async function runState(results: ResultsServiceClient, taskId: string, deadlineMs: number): Promise<RunState> {
+  const request = GetRunStatusRequest.fromPartial({ taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
+  const res = await unary(results, results.getRunStatus, request, { deadlineMs: Math.max(STATUS_DEADLINE_MS, deadlineMs - performance.now()) });
   return res.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;
 }
 
@@ -123,23 +127,25 @@ async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, 
     await sleep(POLL_MS);
     counts = await fleetCounts(workers, taskId);
   }
-  let state = await runState(results, taskId);
+  let state = await runState(results, taskId, deadline);
   while (!isFinalRunState(state)) {
     if (performance.now() > deadline) throw new Error(`run ${taskId}: every result acknowledged but the run is still ${RunState[state]} after ${ms(timeoutMs)}`);
     await sleep(POLL_MS);
-    state = await runState(results, taskId);
+    state = await runState(results, taskId, deadline);
   }
   const wallMs = performance.now() - t0;
   const cpu = cpuDelta(cpuBefore, bench.cpuMs());
   const redis = redisTraffic(redisBefore, await bench.redisCounters());
-  // Checked outside the measurement: exactly once per node, and every node final and succeeded.
-  if (counts.once !== nodes || counts.never !== 0 || counts.repeated !== 0) {
-    throw new Error(`run ${taskId}: ${counts.once} nodes executed the task once, ${counts.never} never, ${counts.repeated} more than once (of ${nodes})`);
-  }
-  const status = await unary(results, results.getRunStatus, GetRunStatusRequest.fromPartial({ taskId }), { deadlineMs: 120_000 });
+  // Checked outside the measurement: every node final and succeeded, and exactly one execution
+  // per node (counted again after the full read, so a late second run command shows too).
+  const status = await unary(results, results.getRunStatus, GetRunStatusRequest.fromPartial({ taskId }), { deadlineMs: FULL_STATUS_DEADLINE_MS });
   const succeeded = status.items.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
   if (status.run?.state !== RunState.RUN_STATE_SUCCEEDED || status.items.length !== nodes || succeeded !== nodes) {
     throw new Error(`run ${taskId}: ${RunState[status.run?.state ?? 0]} with ${status.items.length} node results, ${succeeded} succeeded (of ${nodes})`);
+  }
+  counts = await fleetCounts(workers, taskId);
+  if (counts.once !== nodes || counts.never !== 0 || counts.repeated !== 0) {
+    throw new Error(`run ${taskId}: ${counts.once} nodes executed the task once, ${counts.never} never, ${counts.repeated} more than once (of ${nodes})`);
   }
   const streamsEnded = counts.streamsEnded - endedBefore;
   return { wallMs, cpu, redis, streamsEnded, endedExample: streamsEnded > 0 ? counts.endedExample : undefined };
@@ -177,7 +183,9 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         size.connectMs = performance.now() - t0;
         size.idleCpuMsPerNodePerS = await idleCpu(bench, nodes);
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
-        console.log(`  ${nodes} agents connected in ${ms(size.connectMs)}; a warm-up run, then ${runs} measured (each given ${ms(timeoutMs)})`);
+        const retried = (await fleetCounts(workers, '')).streamsEnded;
+        const retries = retried > 0 ? ` (${retried} streams ended or failed to connect so far and were retried)` : '';
+        console.log(`  ${nodes} agents connected in ${ms(size.connectMs)}${retries}; a warm-up run, then ${runs} measured (each given ${ms(timeoutMs)})`);
         for (let r = 0; r <= runs; r++) {
           const run = await measureRun(bench, scheduler, results, workers, nodes, timeoutMs);
           if (r > 0) size.runs.push(run);

@@ -29,8 +29,12 @@ import { serveWorker } from './worker-process';
  * - `stop`: closes every session and exits.
  */
 
-/** Connections opened at once; more at once overflow the scheduler's listen backlog. */
-const CONNECT_BATCH = 250;
+/**
+ * Connections a worker opens at once (then waits for their Welcomes). The scheduler's listen
+ * backlog is Node's default, 511, shared by the 4 workers: more connections in flight overflow
+ * it, and a connection whose handshake the kernel dropped is reset a minute later.
+ */
+const CONNECT_BATCH = 100;
 /** How long one agent waits for its Welcome, in ms. */
 const WELCOME_DEADLINE_MS = 120_000;
 /**
@@ -86,6 +90,8 @@ interface SimAgent {
   streamsEnded: number;
   lastEnd?: string;
   attempts: number;
+  /** Called at the agent's first Welcome. */
+  onFirstWelcome?: () => void;
 }
 
 const agents: SimAgent[] = [];
@@ -157,88 +163,84 @@ function reconnect(agent: SimAgent): void {
   if (stopping) return;
   const delayMs = Math.min(RECONNECT_MAX_MS, RECONNECT_INITIAL_MS * 2 ** agent.attempts++) * (0.8 + Math.random() * 0.4);
   setTimeout(() => {
-    if (!stopping) openStream(agent, openSession(agent.localAddress), true).catch(() => undefined);
+    if (!stopping) openStream(agent, openSession(agent.localAddress));
   }, delayMs);
 }
 
 /**
- * Opens one Connect stream for `agent` on `session`; resolves at its Welcome, rejects when the
- * stream ends first. A stream that ends is counted, and the agent reconnected when it had been
- * welcomed or `retry` says so (a reconnect attempt).
+ * Opens one Connect stream for `agent` on `session`. A stream that ends, before its Welcome or
+ * after, is counted and the agent reconnects (as a real agent, which retries a refused or reset
+ * connection as well as a lost one).
  */
-function openStream(agent: SimAgent, session: ClientHttp2Session, retry: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let welcomed = false;
-    let ended = false;
-    const stream = session.request({
-      [constants.HTTP2_HEADER_METHOD]: 'POST',
-      [constants.HTTP2_HEADER_PATH]: AgentGatewayServiceService.connect.path,
-      [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-      [constants.HTTP2_HEADER_TE]: 'trailers',
-    });
-    sessions.set(session, (sessions.get(session) ?? 0) + 1);
-    const end = (why: string) => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(timer);
-      const left = (sessions.get(session) ?? 1) - 1;
-      if (left > 0) sessions.set(session, left);
-      else {
-        sessions.delete(session);
-        session.close();
-      }
-      if (agent.stream === stream) {
-        agent.stream = undefined;
-        clearInterval(agent.heartbeat);
-      }
-      if (stopping) return;
-      agent.streamsEnded++;
-      agent.lastEnd = why;
-      if (!welcomed) reject(new Error(`${agent.identity}: ${why}`));
-      if (welcomed || retry) reconnect(agent);
-    };
-    const timer = setTimeout(() => {
-      end(`no Welcome within ${WELCOME_DEADLINE_MS} ms`);
-      stream.close(constants.NGHTTP2_CANCEL);
-    }, WELCOME_DEADLINE_MS);
-    stream.on('trailers', (trailers: IncomingHttpHeaders) => end(`stream ended: grpc-status ${String(trailers['grpc-status'])} ${decodeURIComponent(String(trailers['grpc-message'] ?? ''))}`));
-    stream.on('error', (err: Error) => end(`stream error: ${err.message}`));
-    stream.on('close', () => end(`stream closed (HTTP/2 code ${stream.rstCode ?? 'none'}${sessionEnds.get(session) ?? ''})`));
-    readMessages(stream, (m) => {
-      switch (m.message?.$case) {
-        case 'welcome':
-          clearTimeout(timer);
-          welcomed = true;
-          agent.attempts = 0;
-          agent.stream = stream;
-          agent.heartbeat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
-          resolve();
-          return;
-        case 'download':
-          write(stream, { $case: 'downloadResult', value: { requestId: m.message.value.requestId, ok: true, downloaded: 0, error: '' } });
-          return;
-        case 'run':
-          run(agent, m.message.value);
-          return;
-        case 'resultAck':
-          agent.acked.add(m.message.value.taskId);
-          agent.unacked.delete(m.message.value.taskId);
-          return;
-        default:
-        // Heartbeat answers and cancels need nothing from a node whose tasks end at once.
-      }
-    });
-    write(stream, {
-      $case: 'hello',
-      value: {
-        identity: agent.identity,
-        facts: { bench_simulated: true },
-        classes: ['baton_bench'],
-        agents: ['bolt_tasks'],
-        version: 'bench-simulated',
-        unacknowledgedResults: [...agent.unacked.values()].map((result) => ({ result })),
-      },
-    });
+function openStream(agent: SimAgent, session: ClientHttp2Session): void {
+  let ended = false;
+  const stream = session.request({
+    [constants.HTTP2_HEADER_METHOD]: 'POST',
+    [constants.HTTP2_HEADER_PATH]: AgentGatewayServiceService.connect.path,
+    [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+    [constants.HTTP2_HEADER_TE]: 'trailers',
+  });
+  sessions.set(session, (sessions.get(session) ?? 0) + 1);
+  const end = (why: string) => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(timer);
+    const left = (sessions.get(session) ?? 1) - 1;
+    if (left > 0) sessions.set(session, left);
+    else {
+      sessions.delete(session);
+      session.close();
+    }
+    if (agent.stream === stream) {
+      agent.stream = undefined;
+      clearInterval(agent.heartbeat);
+    }
+    if (stopping) return;
+    agent.streamsEnded++;
+    agent.lastEnd = why;
+    reconnect(agent);
+  };
+  const timer = setTimeout(() => {
+    end(`no Welcome within ${WELCOME_DEADLINE_MS} ms`);
+    stream.close(constants.NGHTTP2_CANCEL);
+  }, WELCOME_DEADLINE_MS);
+  stream.on('trailers', (trailers: IncomingHttpHeaders) => end(`stream ended: grpc-status ${String(trailers['grpc-status'])} ${decodeURIComponent(String(trailers['grpc-message'] ?? ''))}`));
+  stream.on('error', (err: Error) => end(`stream error: ${err.message}`));
+  stream.on('close', () => end(`stream closed (HTTP/2 code ${stream.rstCode ?? 'none'}${sessionEnds.get(session) ?? ''})`));
+  readMessages(stream, (m) => {
+    switch (m.message?.$case) {
+      case 'welcome':
+        clearTimeout(timer);
+        agent.attempts = 0;
+        agent.stream = stream;
+        agent.heartbeat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
+        agent.onFirstWelcome?.();
+        agent.onFirstWelcome = undefined;
+        return;
+      case 'download':
+        write(stream, { $case: 'downloadResult', value: { requestId: m.message.value.requestId, ok: true, downloaded: 0, error: '' } });
+        return;
+      case 'run':
+        run(agent, m.message.value);
+        return;
+      case 'resultAck':
+        agent.acked.add(m.message.value.taskId);
+        agent.unacked.delete(m.message.value.taskId);
+        return;
+      default:
+      // Heartbeat answers and cancels need nothing from a node whose tasks end at once.
+    }
+  });
+  write(stream, {
+    $case: 'hello',
+    value: {
+      identity: agent.identity,
+      facts: { bench_simulated: true },
+      classes: ['baton_bench'],
+      agents: ['bolt_tasks'],
+      version: 'bench-simulated',
+      unacknowledgedResults: [...agent.unacked.values()].map((result) => ({ result })),
+    },
   });
 }
 
@@ -254,6 +256,17 @@ function openSession(localAddress: string): ClientHttp2Session {
   session.on('goaway', (code: number) => sessionEnds.set(session, `; the scheduler sent GOAWAY with code ${code}`));
   session.on('close', () => sessions.delete(session));
   return session;
+}
+
+/** Resolves at the agent's first Welcome; rejects, naming why its last attempt failed, after WELCOME_DEADLINE_MS. */
+function firstWelcome(agent: SimAgent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${agent.identity}: not welcomed within ${WELCOME_DEADLINE_MS} ms (last attempt: ${agent.lastEnd ?? 'no answer'})`)), WELCOME_DEADLINE_MS);
+    agent.onFirstWelcome = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
 }
 
 async function start(msg: Record<string, unknown>): Promise<number> {
@@ -279,7 +292,10 @@ async function start(msg: Record<string, unknown>): Promise<number> {
     for (let j = i; j < Math.min(fresh.length, i + CONNECT_BATCH * perConnection); j += perConnection) {
       const group = fresh.slice(j, j + perConnection);
       const session = openSession(group[0].localAddress);
-      for (const agent of group) batch.push(openStream(agent, session, false));
+      for (const agent of group) {
+        batch.push(firstWelcome(agent));
+        openStream(agent, session);
+      }
     }
     await Promise.all(batch);
   }
