@@ -1,8 +1,8 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
@@ -20,9 +20,17 @@ import { launchRecord, processSupervisor, runAlive } from './task-supervisor';
 const IDENTITY = 'node1.example.com';
 const log = createLogger('agent-test', 'silent');
 
+/** Temporary directories of this file, removed after its tests. */
+const dirs: string[] = [];
+const tempDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-supervisor-'));
+  dirs.push(dir);
+  return dir;
+};
+
 /** A cache holding `script`, a spool, and a command running the script with input `{marker}`. */
 function setup(script: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-supervisor-'));
+  const dir = tempDir();
   const cacheDir = join(dir, 'cache');
   const spoolDir = join(dir, 'spool');
   mkdirSync(cacheDir);
@@ -50,6 +58,10 @@ function setup(script: string) {
 const COUNTED = '#!/bin/sh\necho run >> "$PT_marker"\nsleep 1\necho \'{"done": true}\'\n';
 
 describe('TaskSupervisor', () => {
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
   it('runs tasks from a supervisor process, not from the agent process', async (t) => {
     if (!processSupervisor()) return t.skip('perl is not installed: the agent spawns a /bin/sh wrapper per task');
     const s = setup('#!/bin/sh\necho "$PPID"\n');
@@ -141,7 +153,7 @@ describe('TaskSupervisor', () => {
   });
 
   it('tells a live run from a finished one by pid and start time, never by pid alone', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-supervisor-'));
+    const dir = tempDir();
     const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
     const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
     assert.equal(await runAlive(`${process.pid} ${start} 0 0`, dir), true, 'the task runs');
