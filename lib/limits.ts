@@ -61,16 +61,20 @@ export const LIMITS = {
   resultFields: { max: 64, unit: 'entries' },
   resultFieldName: { max: 64, unit: 'characters', expected: 'a NodeResult field name such as exitcode' },
   resultWhere: { max: 4_096, unit: 'characters' },
-  /** Nodes of one run. */
-  runNodes: { max: 1_000_000, unit: 'entries' },
+  /** Nodes of one run: the largest fleet Baton is built for. */
+  runNodes: { max: 100_000, unit: 'entries' },
   /** Results in one RecordNodeResults. */
   recordResults: { max: 10_000, unit: 'entries' },
   /** A result's stdout or stderr: the agent's largest output cap (2 MiB) and its truncation note. */
   resultOutput: { max: 2 * 1024 * 1024 + 64 * 1024, unit: 'characters' },
   /** A reason or error line: a run's error, a state change's reason, a download error, a result's statusmsg. */
   errorText: { max: 16_384, unit: 'characters' },
-  /** Nesting of a facts tree or a result value (protobuf Struct). */
-  structDepth: { max: 64, unit: 'levels' },
+  /**
+   * Nesting of a facts tree or a result value (protobuf Struct). The protobuf decoder refuses
+   * messages nested past its recursion limit (a Struct about 30 levels deep inside a
+   * ConnectRequest) before any check sees them; this keeps below that on every path.
+   */
+  structDepth: { max: 24, unit: 'levels' },
   traceContextEntries: { max: 16, unit: 'entries' },
   /** A trace context key or value (W3C traceparent is 55 characters, tracestate at most 512). */
   traceContextText: { max: 1_024, unit: 'characters' },

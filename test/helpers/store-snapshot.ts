@@ -178,3 +178,15 @@ export function diffSnapshots(before: StoreSnapshot, after: StoreSnapshot): stri
   }
   return out;
 }
+
+/**
+ * What changes by itself on a quiet stack whose keys are under `prefix`: a node's `last_seen`
+ * and `session`, and the scores of `<prefix>:nodes` and `<prefix>:online`, with every heartbeat.
+ */
+export function heartbeatVolatile(prefix: string): VolatileRule[] {
+  return [
+    { key: new RegExp(`^${prefix}:node:[^:]+$`), hashFields: ['last_seen', 'session'] },
+    { key: new RegExp(`^${prefix}:nodes$`), zsetScores: true },
+    { key: new RegExp(`^${prefix}:online$`), zsetScores: true },
+  ];
+}
