@@ -125,7 +125,7 @@ export class LimitChecker {
   private over(field: string, size: number, limit: Limit, shown?: string): void {
     const expected = limit.expected ? ` (expected ${limit.expected})` : '';
     const what = shown === undefined ? `${size} ${limit.unit}` : `${shown} ${limit.unit === 'levels' ? 'nests' : 'is'} ${size} ${limit.unit}${limit.unit === 'levels' ? ' deep' : ' long'}`;
-    this.violations.push({ field, description: `${what}; at most ${limit.max} are accepted${expected}` });
+    this.violations.push({ field, description: `${what}; at most ${limit.max} ${limit.unit} are accepted${expected}` });
   }
 
   /** A string of at most `limit` characters. */
@@ -136,7 +136,7 @@ export class LimitChecker {
   /** A list of at most `limit` entries; true when its entries may be looked at. */
   list(field: string, items: readonly unknown[] | undefined, limit: Limit): boolean {
     if (items === undefined || items.length <= limit.max) return true;
-    this.violations.push({ field, description: `has ${items.length} entries; at most ${limit.max} are accepted` });
+    this.violations.push({ field, description: `has ${items.length} entries; at most ${limit.max} entries are accepted` });
     return false;
   }
 
@@ -158,7 +158,7 @@ export class LimitChecker {
   /** A decoded Struct nesting at most LIMITS.structDepth levels. */
   struct(field: string, value: unknown): void {
     const depth = structDepth(value);
-    if (depth > LIMITS.structDepth.max) this.violations.push({ field, description: `nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} are accepted` });
+    if (depth > LIMITS.structDepth.max) this.violations.push({ field, description: `nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted` });
   }
 
   /** Every string found in `value` (a decoded message of a shape not known here), up to two levels down. */

@@ -36,7 +36,7 @@ describe('REQUEST_LIMITS', () => {
     const err = limitProblem('/baton.v1.SchedulerService/RunTask', { task: 'a'.repeat(1024 * 1024), environment: '', inputJson: '', runAs: '', requestId: '' });
     assert.ok(err);
     assert.equal(err.reason, LIMIT_EXCEEDED_REASON);
-    assert.equal(err.message, `task 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…' (1048576 characters) is 1048576 characters long; at most 256 are accepted (expected a task name <module>::<task>)`);
+    assert.equal(err.message, `task 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…' (1048576 characters) is 1048576 characters long; at most 256 characters are accepted (expected a task name <module>::<task>)`);
     assert.deepEqual(err.metadata, { field: 'task' });
   });
 
@@ -44,7 +44,7 @@ describe('REQUEST_LIMITS', () => {
     const identities = Array.from({ length: LIMITS.filterIdentities.max + 1 }, () => 'x'.repeat(LIMITS.filterTerm.max + 1));
     const err = limitProblem('/baton.v1.SchedulerService/DiscoverNodes', { filter: { identities, classes: [], agents: [], compound: [], facts: [] } });
     assert.ok(err);
-    assert.equal(err.message, `filter.identities has ${LIMITS.filterIdentities.max + 1} entries; at most ${LIMITS.filterIdentities.max} are accepted`);
+    assert.equal(err.message, `filter.identities has ${LIMITS.filterIdentities.max + 1} entries; at most ${LIMITS.filterIdentities.max} entries are accepted`);
   });
 
   it('checks every message of an agent stream by its kind', () => {
@@ -57,7 +57,7 @@ describe('REQUEST_LIMITS', () => {
     }
     const err = limitProblem('/baton.v1.AgentGatewayService/Connect', { traceContext: {}, message: { $case: 'factsUpdate', value: { facts: deep, classes: [] } } });
     assert.ok(err);
-    assert.equal(err.message, `facts_update.facts nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} are accepted`);
+    assert.equal(err.message, `facts_update.facts nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted`);
     assert.equal(limitProblem('/baton.v1.AgentGatewayService/Connect', { traceContext: { traceparent: '00-x' }, message: { $case: 'heartbeat', value: {} } }), undefined);
   });
 
@@ -84,7 +84,7 @@ describe('a server with the limits interceptor', () => {
     const start = performance.now();
     const { err } = await check('x'.repeat(1024 * 1024));
     assert.equal(err?.code, status.INVALID_ARGUMENT, err?.details);
-    assert.match(err?.details ?? '', /^service 'x{40}…' \(1048576 characters\) is 1048576 characters long; at most 256 are accepted$/);
+    assert.match(err?.details ?? '', /^service 'x{40}…' \(1048576 characters\) is 1048576 characters long; at most 256 characters are accepted$/);
     assert.equal((await check('')).status, 'SERVING');
     assert.ok(performance.now() - start < 1_000, `answered in ${Math.round(performance.now() - start)} ms`);
     health.close();

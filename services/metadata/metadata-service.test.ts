@@ -98,7 +98,7 @@ describe('MetadataService over examples/modules', () => {
         assert.match(err.message, new RegExp(`^Received message larger than max \\(\\d+ vs ${METADATA_MAX_RECEIVE_MESSAGE_BYTES}\\)$`));
       } else {
         assert.equal(err.code, status.INVALID_ARGUMENT, err.message);
-        assert.match(err.message, new RegExp(`^task 'a{40}…' \\(${size} characters\\) is ${size} characters long; at most 256 are accepted`));
+        assert.match(err.message, new RegExp(`^task 'a{40}…' \\(${size} characters\\) is ${size} characters long; at most 256 characters are accepted`));
         assert.deepEqual(err.violations.map((v) => v.field), ['task']);
       }
       assert.equal((await getTask('demo::echo')).task?.name, 'demo::echo');

@@ -269,7 +269,7 @@ describe('over-long values of every field of every RPC, against a stack with mut
         assert.equal(report.code, status.INVALID_ARGUMENT, `${status[report.code]}: ${report.message}`);
         assert.doesNotMatch(report.message, /\n/, 'one line');
         assert.ok(report.message.startsWith(`${c.field} `), `the message names ${c.field}: ${report.message}`);
-        assert.match(report.message, new RegExp(`at most ${limit.max} are accepted`));
+        assert.match(report.message, new RegExp(`at most ${limit.max} ${limit.unit} are accepted`));
         assert.equal(report.violations[0]?.field, c.field);
         assert.ok(report.message.length <= 1_024, `${report.message.length} characters`);
       }
