@@ -38,7 +38,7 @@ runMain('agent', async () => {
   const facts = new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log });
   const agent = new Agent(options, { log, facts });
   await agent.start();
-  const stopMetrics = await serveMetricsIfConfigured(options.metricsListen, log);
+  const stopMetrics = await serveMetricsIfConfigured(options.metricsListen, log, 'agent');
   log.info({ identity: options.identity, scheduler: options.schedulerAddress, cache: options.cacheDir, spool: options.spoolDir }, 'agent started');
 
   const stop = (signal: string) => {

@@ -318,7 +318,7 @@ export class TaskRunner {
       return report(await this.keep(refused(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${(err as Error).message}`))));
     }
     if (cmd.timeoutS > 0) task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), cmd.timeoutS * 1000);
-    log.info({ taskId: cmd.taskId, task: cmd.task, pid: task.pid, implementation: checked.chosen.path }, 'task started');
+    log.info({ taskId: cmd.taskId, task: cmd.task, taskPid: task.pid, implementation: checked.chosen.path }, 'task started');
     events.started({ taskId: cmd.taskId, startTime });
     // False: the supervisor ended first; the wrapper records the exit status, watched by pid.
     if (!(await exited)) await this.watch(task);

@@ -7,15 +7,11 @@ tracing?.startTracing('cli');
 import { Command } from 'commander';
 import { CliError, commanderLine, describeError, EXIT } from './cli-error';
 import { exitWhenDrained, quietOnClosedReader } from './output';
+import { silenceServernameIpWarning } from '../lib/node-warnings';
 
-// Services are mostly addressed by IP (127.0.0.1:port from `baton dev`), grpc-js passes the host
-// as the TLS server name, and Node then prints a two-line DeprecationWarning (DEP0123) on every
-// TLS run: errors were no longer one line on stderr (found by test/e2e/bad-input.test.ts).
-const emitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-  if (rest.some((r) => r === 'DEP0123' || (typeof r === 'object' && r !== null && (r as { code?: unknown }).code === 'DEP0123'))) return;
-  (emitWarning as (w: string | Error, ...a: unknown[]) => void)(warning, ...rest);
-});
+// Services are mostly addressed by IP (127.0.0.1:port from `baton dev`): without this, Node's
+// DEP0123 warning would make an error more than one line on stderr (test/e2e/bad-input.test.ts).
+silenceServernameIpWarning();
 
 /** Version of the `baton` CLI. */
 export const VERSION = '0.1.0';
@@ -51,6 +47,28 @@ export function rewriteTasksArgv(argv: string[]): string[] {
   if (word === 'help') return others.some((w) => !w.startsWith('-')) ? rewriteTasksArgv(['tasks', ...others, '--help']) : ['tasks', '--help'];
   if (!TASKS_SUBCOMMANDS.has(word)) return ['tasks', 'show', word, ...others];
   return ['tasks', word, ...others];
+}
+
+/** Top-level commands and the subcommands a span name may show; anything else is an argument or a typo. */
+const SPAN_COMMANDS = new Map<string, ReadonlySet<string>>([
+  ['tasks', TASKS_SUBCOMMANDS],
+  ['pki', new Set(['init', 'issue'])],
+  ['discover', new Set()],
+  ['dev', new Set()],
+  ['config', new Set()],
+  ['completion', new Set()],
+]);
+
+/**
+ * The name of the CLI's root span: `baton`, then the command and subcommand when they are
+ * Baton's own words (`baton tasks run`), never an argument (a task name, a task id, a typo), so
+ * a tracing backend sees a handful of span names rather than one per invocation.
+ */
+export function commandSpanName(argv: string[]): string {
+  const [first, second] = rewriteTasksArgv(argv);
+  const subcommands = first === undefined ? undefined : SPAN_COMMANDS.get(first);
+  if (!subcommands) return 'baton';
+  return second !== undefined && subcommands.has(second) ? `baton ${first} ${second}` : `baton ${first}`;
 }
 
 /** Commander's own errors are usage errors, printed as one line by runCli. */
@@ -116,7 +134,7 @@ export function runCli(): void {
   const argv = process.argv.slice(2);
   // The root span of what the operator asked for (`baton tasks run`): RunTask and everything
   // after it, on every service and agent, joins its trace. A no-op when tracing is off.
-  const command = ['baton', ...argv.filter((a) => !a.startsWith('-')).slice(0, 2)].join(' ');
+  const command = commandSpanName(argv);
   const traced = tracing ? tracing.inSpan(command, { 'baton.cli.command': command }, () => main(argv)) : main(argv);
   void traced.then(
     async (code) => {

@@ -1,9 +1,28 @@
 import { createHash } from 'node:crypto';
 import { Command, type default as Redis } from 'ioredis';
 
+/** Every script this process defined, so that each Redis connection can load them as it opens. */
+const DEFINED: LuaScript[] = [];
+
 /**
- * A Redis Lua script run by its SHA1 (EVALSHA), loaded with EVAL the first time and again
- * whenever Redis answers NOSCRIPT (after a Redis restart or SCRIPT FLUSH).
+ * Loads every defined script into the Redis behind `redis` (SCRIPT LOAD, in one pipeline), so
+ * that the first EVALSHA of each finds it: a NOSCRIPT answer would otherwise show as a failed
+ * call (and an error span) in a run that succeeded. lib/redis.ts calls it on every 'ready',
+ * which is also after a Redis restart emptied the script cache.
+ */
+export async function loadScripts(redis: Redis): Promise<void> {
+  if (DEFINED.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const script of DEFINED) pipeline.script('LOAD', script.source);
+  const replies = (await pipeline.exec()) ?? [];
+  const failed = replies.find(([err]) => err);
+  if (failed?.[0]) throw failed[0];
+}
+
+/**
+ * A Redis Lua script run by its SHA1 (EVALSHA). Loaded when a connection opens (loadScripts),
+ * and with EVAL whenever Redis still answers NOSCRIPT (a command queued while Redis restarted,
+ * or SCRIPT FLUSH).
  */
 export class LuaScript {
   /** SHA1 of the source, as Redis names the script. */
@@ -16,6 +35,7 @@ export class LuaScript {
     readonly source: string,
   ) {
     this.sha = createHash('sha1').update(source).digest('hex');
+    DEFINED.push(this);
   }
 
   /** Runs the script with `keys` as KEYS and `args` as ARGV and returns its reply. */

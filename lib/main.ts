@@ -1,10 +1,12 @@
 import { ConfigError } from './config';
+import { silenceServernameIpWarning } from './node-warnings';
 
 /**
  * Runs a process's async main. A configuration problem prints one line and exits 2; any other
  * startup failure prints one line (the stack goes to the debug log only) and exits 1.
  */
 export function runMain(piece: string, main: () => Promise<void>): void {
+  silenceServernameIpWarning();
   main().catch((err: unknown) => {
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
     process.stderr.write(`baton-${piece}: ${message}\n`);

@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import type { Logger } from './logger';
+import { loadScripts } from './lua-script';
 import { metrics } from './metrics';
 
 /** Options of `createRedis`. */
@@ -37,6 +38,7 @@ export function createRedis(options: RedisOptions): Redis {
   client.on('ready', () => {
     lastError = '';
     options.log.debug('redis ready');
+    loadScripts(client).catch((err: Error) => options.log.warn({ err: err.message }, 'loading the Lua scripts failed; each loads on its first use instead'));
   });
   return client;
 }

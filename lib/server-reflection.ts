@@ -18,15 +18,34 @@ import { packageRoot } from './package-root';
  * is served byte for byte as `buf build` compiled it, under its own name and with its imports.
  */
 
+/** One descriptor set reflection serves. */
+export interface ProtoDescriptorSet {
+  /** What `buf build` compiles, relative to the package root. */
+  input: string;
+  /** Only these paths of `input` (relative to the package root), when given. */
+  paths?: string[];
+  /** Put before every file name of the set, so a file has its canonical name (`grpc/health/v1/health.proto`) whatever folder it ships in. */
+  namePrefix?: string;
+  /** Where `npm run build` writes the compiled set (scripts/build-descriptors.mjs). */
+  file: string;
+}
+
 /**
  * The descriptor sets reflection serves: Baton's module (proto/ and the well-known types it
- * imports) and grpc.health.v1, each compiled by `buf build` from `input` (relative to the package
- * root) into `file`, which `npm run build` writes (scripts/build-descriptors.mjs).
+ * imports), grpc.health.v1 and grpc.reflection.v1/v1alpha, under the names their own projects
+ * give them, so a client resolves every service that `list_services` names.
  */
-export const PROTO_DESCRIPTOR_SETS = [
+export const PROTO_DESCRIPTOR_SETS: readonly ProtoDescriptorSet[] = [
   { input: '.', file: join('dist', 'proto', 'baton.binpb') },
-  { input: join('node_modules', 'grpc-health-check', 'proto'), file: join('dist', 'proto', 'health.binpb') },
-] as const;
+  // grpc-health-check ships health/v1/health.proto; gRPC's canonical name starts with grpc/.
+  { input: join('node_modules', 'grpc-health-check', 'proto'), namePrefix: 'grpc/', file: join('dist', 'proto', 'health.binpb') },
+  // The folder also holds @grpc/reflection's test samples, which do not compile.
+  {
+    input: join('node_modules', '@grpc', 'reflection', 'build', 'proto'),
+    paths: [join('node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection')],
+    file: join('dist', 'proto', 'reflection.binpb'),
+  },
+];
 
 /** Most time a `buf build` may take, in ms. */
 const BUF_BUILD_TIMEOUT_MS = 60_000;
@@ -37,15 +56,15 @@ const REFLECTION_PROTOS = ['v1', 'v1alpha'].map((v) => ({
   file: join(packageRoot(), 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', v, 'reflection.proto'),
 }));
 
-/** Compiles `input` (relative to the package root) with `buf build` into a FileDescriptorSet. */
-export function buildDescriptorSet(input: string): Promise<Uint8Array> {
+/** Compiles `input` (relative to the package root; only `paths` of it when given) with `buf build` into a FileDescriptorSet. */
+export function buildDescriptorSet(input: string, paths: readonly string[] = []): Promise<Uint8Array> {
   const root = packageRoot();
   const buf = join(root, 'node_modules', '.bin', 'buf');
   if (!existsSync(buf)) return Promise.reject(new Error(`no buf at ${buf} to compile ${input}; run npm run build where dev dependencies are installed`));
   return new Promise((resolve, reject) => {
     execFile(
       buf,
-      ['build', input, '--as-file-descriptor-set', '-o', '-'],
+      ['build', input, ...paths.flatMap((p) => ['--path', p]), '--as-file-descriptor-set', '-o', '-'],
       { cwd: root, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: BUF_BUILD_TIMEOUT_MS },
       (err, stdout, stderr) => (err ? reject(new Error(`buf build ${input} failed: ${stderr.toString().trim() || err.message}`)) : resolve(stdout)),
     );
@@ -57,15 +76,16 @@ export function buildDescriptorSet(input: string): Promise<Uint8Array> {
  * so the answer always matches proto/ as it is; elsewhere (a production install without dev
  * dependencies) the files `npm run build` wrote are read.
  */
-export async function loadProtoDescriptorSets(): Promise<Uint8Array[]> {
+export async function loadProtoDescriptorSets(): Promise<Array<{ set: ProtoDescriptorSet; bytes: Uint8Array }>> {
   const root = packageRoot();
   const haveBuf = existsSync(join(root, 'node_modules', '.bin', 'buf'));
   return Promise.all(
-    PROTO_DESCRIPTOR_SETS.map(async (s) => {
-      if (haveBuf) return buildDescriptorSet(s.input);
-      return readFile(join(root, s.file)).catch(() => {
-        throw new Error(`no compiled descriptors at ${s.file}; build with npm run build`);
+    PROTO_DESCRIPTOR_SETS.map(async (set) => {
+      if (haveBuf) return { set, bytes: await buildDescriptorSet(set.input, set.paths) };
+      const bytes = await readFile(join(root, set.file)).catch(() => {
+        throw new Error(`no compiled descriptors at ${set.file}; build with npm run build`);
       });
+      return { set, bytes };
     }),
   );
 }
@@ -101,9 +121,20 @@ export class DescriptorIndex {
     }
   }
 
-  /** Adds the files of a `FileDescriptorSet` (the output of `buf build --as-file-descriptor-set`). */
-  addSet(bytes: Uint8Array): void {
-    this.add(fromBinary(FileDescriptorSetSchema, bytes).file);
+  /**
+   * Adds the files of a `FileDescriptorSet` (the output of `buf build --as-file-descriptor-set`),
+   * each named `namePrefix` + its name, and so are its imports of files of the same set.
+   */
+  addSet(bytes: Uint8Array, namePrefix = ''): void {
+    const files = fromBinary(FileDescriptorSetSchema, bytes).file;
+    if (namePrefix) {
+      const own = new Set(files.map((f) => f.name));
+      for (const f of files) {
+        f.name = namePrefix + f.name;
+        f.dependency = f.dependency.map((d) => (own.has(d) ? namePrefix + d : d));
+      }
+    }
+    this.add(files);
   }
 
   /** The encoded file `name` followed by every file it imports, transitively; undefined if unknown. */
@@ -142,7 +173,7 @@ let sharedIndex: Promise<DescriptorIndex> | undefined;
 function descriptorIndex(): Promise<DescriptorIndex> {
   sharedIndex ??= (async () => {
     const index = new DescriptorIndex();
-    for (const set of await loadProtoDescriptorSets()) index.addSet(set);
+    for (const { set, bytes } of await loadProtoDescriptorSets()) index.addSet(bytes, set.namePrefix);
     return index;
   })();
   // A failed build is retried by the next request rather than cached forever.

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startOtlpReceiver, type ReceivedSpan } from '../test/helpers/otlp-receiver';
 import { useRedisServer } from '../test/helpers/redis';
-import { tracingConfigured } from './tracing';
+import { trace } from '@opentelemetry/api';
+import { extractTraceContext, injectTraceContext, inSpan, redisStatement, tracingConfigured } from './tracing';
 
 /**
  * A child process (tracing has to start before grpc-js and ioredis load, so not this one)
@@ -23,7 +24,7 @@ const { createLogger } = require(${JSON.stringify(join(__dirname, 'logger.js'))}
   const log = createLogger('probe', 'info');
   let carried;
   await inSpan('probe.dispatch', { 'baton.task': 'demo::echo' }, async () => {
-    await redis.set('probe', '1');
+    await redis.set('probe', 'value-that-must-not-travel');
     log.info('inside the span');
     carried = injectTraceContext();
   });
@@ -50,6 +51,23 @@ describe('tracing', () => {
     assert.equal(tracingConfigured({ OTEL_TRACES_EXPORTER: 'otlp' }), true);
   });
 
+  it('costs nothing when off: inSpan calls its function with a span that records nothing and sets no context', async () => {
+    const seen = await inSpan('never.exported', { 'baton.task': 'x' }, (span) => Promise.resolve({ recording: span.isRecording(), active: trace.getActiveSpan() }));
+    assert.equal(seen.recording, false);
+    assert.equal(seen.active, undefined, 'no context was made for the span');
+    assert.deepEqual(injectTraceContext(), {});
+    assert.equal(trace.getSpan(extractTraceContext({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' })), undefined);
+  });
+
+  it('shows a Redis command with its key and never a value or a script source', () => {
+    assert.equal(redisStatement('set', ['baton:run:abc', 'secret stdout']), 'set baton:run:abc');
+    assert.equal(redisStatement('hset', [Buffer.from('baton:node:n1'), 'facts', '{"password":"x"}']), 'hset baton:node:n1');
+    assert.equal(redisStatement('evalsha', ['0123abcd', 2, 'k1', 'k2', 'secret argv']), 'evalsha 0123abcd k1 k2');
+    assert.equal(redisStatement('eval', ['redis.call("set", KEYS[1], ARGV[1])', 1, 'k1', 'secret']), 'eval k1');
+    assert.equal(redisStatement('script', ['load', 'return 1']), 'script');
+    assert.equal(redisStatement('ping', []), 'ping');
+  });
+
   it('exports spans over OTLP, links a context carried in a message, instruments ioredis and puts trace ids in logs', async () => {
     // Asynchronously: the receiver lives in this process and must answer while the child runs.
     const child = await promisify(execFile)(process.execPath, ['-e', CHILD], {
@@ -68,6 +86,7 @@ describe('tracing', () => {
     assert.equal(dispatch.service, 'baton-probe');
     assert.equal(dispatch.attributes['baton.task'], 'demo::echo');
     assert.equal(redisSet.parentSpanId, dispatch.spanId, 'the redis call is a child of the span it ran in');
+    assert.equal(redisSet.attributes['db.query.text'] ?? redisSet.attributes['db.statement'], 'set probe', 'the statement keeps the command and key, not the value');
     assert.equal(execute.traceId, dispatch.traceId, 'the carried context continues the same trace');
     assert.equal(execute.parentSpanId, dispatch.spanId);
     assert.equal(execute.statusCode, 2);

@@ -12,7 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = resolve(root, process.env.BATON_BUILD_OUT ?? 'dist');
 const { PROTO_DESCRIPTOR_SETS, buildDescriptorSet } = require(join(out, 'lib', 'server-reflection.js'));
 for (const set of PROTO_DESCRIPTOR_SETS) {
-  const bytes = await buildDescriptorSet(set.input);
+  const bytes = await buildDescriptorSet(set.input, set.paths);
   // set.file names the file in dist/; it goes to the same place in the tree being built.
   const file = join(out, relative('dist', set.file));
   mkdirSync(dirname(file), { recursive: true });

@@ -7,7 +7,11 @@
 #   protobuf-compiler-grpc  grpc_python_plugin for those stubs
 #   python3-grpcio, python3-protobuf   run the Python client with Debian's /usr/bin/python3
 #     (PyPI's grpcio-tools is not needed; a pyenv python3 first on PATH does not see these)
-# The last four serve only test/interop: without root they are reported, and the rest goes on.
+#   prometheus              for promtool: every process's /metrics must pass `promtool check metrics`
+#   golang-go, golang-google-grpc-dev, protoc-gen-go, protoc-gen-go-grpc
+#                           build and run the Go client of test/interop offline (Debian's Go modules)
+# All but redis-server serve only the interop and telemetry tests: without root they are
+# reported, and the rest goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +22,17 @@ interop=()
 [ -x /usr/bin/grpc_python_plugin ] || interop+=(protobuf-compiler-grpc)
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || interop+=(python3-grpcio)
 /usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || interop+=(python3-protobuf)
+[ -x /usr/bin/promtool ] || interop+=(prometheus)
+[ -x /usr/bin/go ] || interop+=(golang-go)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || interop+=(golang-google-grpc-dev)
+[ -x /usr/bin/protoc-gen-go ] || interop+=(protoc-gen-go)
+[ -x /usr/bin/protoc-gen-go-grpc ] || interop+=(protoc-gen-go-grpc)
 if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${missing[*]} ${interop[*]} with apt-get..." >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" "${interop[@]}" >/dev/null
+    # No recommends: prometheus would otherwise bring a web UI and node exporters nobody runs here.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" "${interop[@]}" >/dev/null
   elif [ ${#missing[@]} -gt 0 ]; then
     echo "missing: ${missing[*]} ${interop[*]}; install with: sudo apt-get install -y ${missing[*]} ${interop[*]}" >&2
     exit 1

@@ -129,7 +129,7 @@ runMain('metadata', async () => {
     maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
-  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'metadata');
   drainOnSignals(log, server.drain, async () => {
     await stopMetrics();
     await stopTracing();

@@ -86,7 +86,7 @@ runMain('results', async () => {
     service.endStreams();
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
-  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'results');
   access.reloadOnSighup();
   drainOnSignals(log, () => server.drain(), async () => {
     access.close();

@@ -20,7 +20,6 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotF
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import type { MethodRoles } from '../../lib/method-roles';
-import { metrics } from '../../lib/metrics';
 import { RedisKeys } from '../../lib/redis';
 import { decodePageToken, encodePageToken } from './page-token';
 import { runQueryFingerprint, runQueryOf } from './run-query';
@@ -134,7 +133,6 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
         const state = finalRunStateOf(run, new Map(items.map((r) => [r.host, r])));
         if (state === undefined) return undefined;
         log.info({ taskId, state: runStateToJSON(state) }, 'run finished');
-        metrics.runs.inc({ state: runStateToJSON(state) });
         return { run: { ...run, state, endTime: now() }, event: { state, reason: '' } };
       },
       now(),
@@ -201,7 +199,6 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     // The scheduler records this run's results next, most likely through this process.
     headers.set(headerOf(run));
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length }, 'run created');
-    metrics.runs.inc({ state: runStateToJSON(run.state) });
     return { run };
   };
 

@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { NodeResult, Run, RunEvent, type RunStateChanged } from '../../gen/baton/v1/run';
+import { NodeResult, Run, RunEvent, runStateToJSON, type RunStateChanged } from '../../gen/baton/v1/run';
 import type { RedisKeys } from '../../lib/redis';
 import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
@@ -7,9 +7,15 @@ import type { PageCursor } from './page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
 import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
+import { metrics } from '../../lib/metrics';
 import { pendingNodeResult } from './run-status';
 import { briefBody } from './run-brief';
 import { headerOf, parseHeader, type RunHeader } from './run-header';
+
+/** Counts a run entering its state: every state change is written by RunStore, so it is counted here, once. */
+function countRunState(run: Run): void {
+  metrics.runs.inc({ state: runStateToJSON(run.state) });
+}
 
 /**
  * Runs, node results and event logs in Redis (keys: lib/redis.ts RedisKeys). Every message is
@@ -203,6 +209,7 @@ export class RunStore {
       this.keys.runResultEvents(id),
     ];
     const created = await CREATE_RUN_SCRIPT.run(this.redis, keys, args);
+    if (created === 1) countRunState(run);
     return created === 1;
   }
 
@@ -316,7 +323,10 @@ export class RunStore {
         eventLogCap(current.run.nodes.length),
         next.run.state,
       ]);
-      if (replaced === 1) return next.run;
+      if (replaced === 1) {
+        if (next.run.state !== current.run.state) countRunState(next.run);
+        return next.run;
+      }
       if (replaced === -1) return undefined;
     }
     throw new Error(`run ${taskId} kept changing during ${MAX_REPLACE_ATTEMPTS} update attempts`);

@@ -11,6 +11,7 @@ import type {
 } from '../../gen/baton/v1/agent_gateway_service';
 import { BatonError, InvalidArgumentError, PermissionDeniedError, UnavailableError, toServiceError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
+import { metrics } from '../../lib/metrics';
 import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
@@ -243,6 +244,7 @@ export class AgentSession {
         void this.close(new InvalidArgumentError('Hello may be sent only once per stream'));
         return;
       case 'heartbeat':
+        metrics.heartbeats.inc();
         // Answered at once, so the agent notices a scheduler that stopped answering (protocol §2).
         if (this.state === 'READY') {
           this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
@@ -270,7 +272,10 @@ export class AgentSession {
         const started = m.value;
         this.options.registry.runStarted(this.identity, started.taskId, started.startTime ?? new Date());
         // Queued in order, not awaited: its TaskFinished may follow into the same batch. It logs its own failure.
-        this.enqueueReport(() => void this.options.recorder.recordStarted(this.identity, started));
+        // Under the run's context the agent sent (its execution span), not the stream's: the RUNNING write belongs to the run's trace.
+        const parent = extractTraceContext(req.traceContext);
+        const attributes = { 'baton.task_id': started.taskId, 'baton.node': this.identity };
+        this.enqueueReport(() => void inSpan('baton.record_started', attributes, () => this.options.recorder.recordStarted(this.identity, started), parent));
         return;
       }
       case 'taskFinished': {

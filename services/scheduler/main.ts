@@ -60,7 +60,7 @@ runMain('scheduler', async () => {
     access,
   });
   access.reloadOnSighup();
-  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log);
+  const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'scheduler');
   drainOnSignals(log, scheduler.server.drain, async () => {
     await scheduler.close();
     access.close();

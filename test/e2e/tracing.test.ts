@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { useDevStack } from '../helpers/dev-stack';
@@ -24,6 +25,10 @@ describe('tracing across processes', () => {
     process.env.OTEL_BSP_SCHEDULE_DELAY = '100';
     // Every process serves metrics on a port of its own choosing and logs where.
     process.env.BATON_METRICS_LISTEN = '127.0.0.1:0';
+    // Heartbeats every second, so several happen during the test: none may make a span.
+    process.env.BATON_HEARTBEAT_INTERVAL_S = '1';
+    // The standard resource variable reaches every process's spans.
+    process.env.OTEL_RESOURCE_ATTRIBUTES = 'deployment.environment.name=ci-trace-test';
   });
   /** Where each process serves its metrics, from its 'metrics served' log line. */
   const metricsAt = new Map<string, string>();
@@ -59,7 +64,7 @@ describe('tracing across processes', () => {
       const root = runSpan();
       return root ? receiver.spans.filter((s) => s.traceId === root.traceId) : [];
     };
-    await waitFor('every span of the run to arrive', () => inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 2 && inTrace().filter((s) => s.name === 'agent.execute').length === 2, 30_000);
+    await waitFor('every span of the run to arrive', () => inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 4 && inTrace().filter((s) => s.name === 'agent.execute').length === 2, 30_000);
     const spans = inTrace();
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const parentOf = (s: ReceivedSpan): ReceivedSpan | undefined => byId.get(s.parentSpanId);
@@ -94,18 +99,64 @@ describe('tracing across processes', () => {
     );
 
     const recorded = spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && chain(s).includes('baton-agent:agent.execute'));
-    assert.equal(recorded.length, 2, 'each node result is recorded inside the trace, below its execution');
-    assert.deepEqual(chain(recorded[0]).slice(0, 4), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.dispatch', 'baton-agent:agent.execute', 'baton-scheduler:baton.record_result']);
+    assert.equal(recorded.length, 4, 'each node\'s RUNNING and final result are recorded inside the trace, below its execution');
+    const via = recorded.map((r) => chain(r).slice(0, 4).join(' > ')).sort();
+    const below = 'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask > baton-scheduler:baton.dispatch > baton-agent:agent.execute > baton-scheduler:baton.record_';
+    assert.deepEqual(via, [`${below}result`, `${below}result`, `${below}started`, `${below}started`]);
     assert.ok(!receiver.spans.some((s) => s.name.startsWith('grpc.grpc.health')), 'health checks make no spans');
     assert.ok(
       spans.some((s) => s.service === 'baton-results' && s.attributes['db.system.name'] === 'redis' && chain(s).includes('baton-results:grpc.baton.v1.ResultsService/RecordNodeResults')),
       'the results service\'s Redis calls are spans inside the run trace',
     );
     assert.ok(spans.some((s) => s.service === 'baton-scheduler' && s.attributes['db.system.name'] === 'redis'), 'so are the scheduler\'s (discovery)');
+
+    // Every RecordNodeResults so far (each node's RUNNING and its final result) is in this run's
+    // trace: none lands in a connection's trace or stands alone.
+    const recordCalls = (): ReceivedSpan[] => receiver.spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2);
+    await waitFor('the RUNNING and final RecordNodeResults of both nodes', () => recordCalls().length >= 4, 30_000);
+    assert.deepEqual(recordCalls().filter((s) => s.traceId !== root.traceId).map((s) => s.traceId), [], 'no RecordNodeResults outside the run trace');
+    const started = inTrace().filter((s) => s.name === 'baton.record_started');
+    assert.deepEqual(started.map((s) => s.attributes['baton.node']).sort(), ['node1', 'node2']);
+    for (const s of started) assert.deepEqual(chain(s).slice(0, 4), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.dispatch', 'baton-agent:agent.execute', 'baton-scheduler:baton.record_started']);
+    // Redis statements name the command and keys only: no Lua source travels in a span.
+    for (const s of receiver.spans.filter((x) => x.attributes['db.system.name'] === 'redis')) {
+      const statement = String(s.attributes['db.query.text'] ?? s.attributes['db.statement'] ?? '');
+      assert.ok(!/\n|redis\.call|KEYS\[/.test(statement), `a Redis span carries a script or values: ${statement.slice(0, 120)}`);
+    }
+    assert.ok(!receiver.spans.some((s) => s.statusMessage.includes('NOSCRIPT')), 'scripts are loaded when Redis connects: no NOSCRIPT error spans');
+    assert.equal(root.resource['deployment.environment.name'], 'ci-trace-test', 'OTEL_RESOURCE_ATTRIBUTES is honoured');
+  });
+
+  it('makes no span for heartbeats or the agents\' streams, even after many heartbeats', async () => {
+    const heartbeats = async (): Promise<number> => {
+      const text = await (await fetch(`http://${metricsAt.get('scheduler')}/metrics`)).text();
+      return Number(/^baton_agent_heartbeats_total (\S+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await heartbeats();
+    await waitFor('three more heartbeats from each agent', async () => (await heartbeats()) >= before + 9, 30_000);
+    // Let every process export what it has (the batch delay is 100 ms), then look: the CLI's
+    // own run below flushes nothing of the services, so wait for a span that is surely later.
+    const marker = await runCli(['tasks', 'status', '00000000000000000000000000000000', '--json'], { ...fleet.env, OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
+    assert.notEqual(marker.code, 0);
+    await waitFor('the results service span of that look-up', () => receiver.spans.some((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/GetRunStatus'), 30_000);
+    assert.deepEqual(receiver.spans.filter((s) => s.name.includes('/Connect')).map((s) => `${s.service}:${s.name}`), [], 'the agent streams make no span');
+    const roots = receiver.spans.filter((s) => s.parentSpanId === '').map((s) => `${s.service}:${s.name}`);
+    const allowed = /^(baton-scheduler:grpc\.baton\.v1\.SchedulerService\/RunTask|baton-cli:baton( [a-z]+){0,2})$/;
+    assert.deepEqual(roots.filter((r) => !allowed.test(r)), [], 'every trace starts at an operator\'s request, none at a heartbeat or a connection');
+  });
+
+  it('names a CLI span after Baton\'s own command words, never after an argument or a typo', async () => {
+    const env = { ...fleet.env, OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
+    const typo = await runCli(['frobnicate-7c1d', 'secret-arg-7c1d'], env);
+    assert.equal(typo.code, 2);
+    const status = await runCli(['tasks', 'status', 'ffffffffffffffffffffffffffff7c1d'], env);
+    assert.notEqual(status.code, 0);
+    await waitFor('the two CLI spans', () => receiver.spans.filter((s) => s.service === 'baton-cli' && (s.name === 'baton' || s.name === 'baton tasks status')).length >= 2, 30_000);
+    assert.deepEqual(receiver.spans.filter((s) => s.name.includes('7c1d') || Object.values(s.attributes).some((v) => String(v).includes('secret-arg-7c1d'))).map((s) => s.name), []);
   });
 
   it('roots the trace of `baton tasks run` in the CLI span, continued by RunTask and the agent that ran it', async () => {
-    const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'traced', '-I', 'node3', '--json'], {
+    const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'traced-output-5e2b', '-I', 'node3', '--json'], {
       ...fleet.env,
       OTEL_SDK_DISABLED: 'false',
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
@@ -118,6 +169,10 @@ describe('tracing across processes', () => {
     assert.equal(execution.attributes['baton.node'], 'node3');
     assert.equal(execution.attributes['baton.exit_code'], 0);
     assert.equal(runTask.attributes['baton.task'], 'demo::echo');
+    assert.match(cli.stdout, /traced-output-5e2b/, 'the task printed its message');
+    await waitFor('the results service to record node3', () => receiver.spans.some((s) => s.traceId === root.traceId && s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2), 30_000);
+    const leaks = receiver.spans.filter((s) => Object.values(s.attributes).some((v) => String(v).includes('traced-output-5e2b')));
+    assert.deepEqual(leaks.map((s) => `${s.service}:${s.name}`), [], 'task input and output reach no span attribute');
   });
 
   it('serves Prometheus metrics on each service and agent that count what the runs did', async () => {
@@ -136,8 +191,26 @@ describe('tracing across processes', () => {
     const results = await scrape('results');
     assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_FAILED"}'), 1);
     assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_SUCCEEDED"}'), 1);
+    // Every state a run entered counts, not only the first and the last.
+    assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_RUNNING"}'), 2);
+    assert.equal(value(results, 'baton_runs_total{state="RUN_STATE_PENDING"}'), 2);
     const agent = await scrape('node1');
     assert.ok(value(agent, 'baton_agent_downloaded_bytes_total') > 0, 'node1 downloaded demo::fail');
     assert.ok(value(agent, 'baton_agent_cache_lookups_total{result="miss"}') >= 1);
+
+    // Each family only where it is fed: no zero-valued look-alikes on other targets.
+    const families = (text: string): string[] => [...text.matchAll(/^# TYPE (baton_\S+) /gm)].map((m) => m[1]).filter((n) => !/^baton_(process|nodejs)_/.test(n)).sort();
+    assert.deepEqual(families(await scrape('metadata')), []);
+    assert.deepEqual(families(results), ['baton_redis_errors_total', 'baton_runs_total']);
+    assert.deepEqual(families(agent), ['baton_agent_cache_lookups_total', 'baton_agent_downloaded_bytes_total']);
+    assert.ok(!families(scheduler).includes('baton_runs_total'));
+
+    // What Prometheus's own linter says of every target.
+    for (const name of ['metadata', 'scheduler', 'results', 'node1']) {
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: await scrape(name), encoding: 'utf8' });
+      assert.ok(!check.error, `promtool is not installed (scripts/install-deps.sh installs Debian's prometheus): ${String(check.error)}`);
+      assert.equal(check.status, 0, `promtool check metrics on ${name}: ${check.stdout}${check.stderr}`);
+      assert.equal(check.stdout + check.stderr, '', `promtool has remarks on ${name}`);
+    }
   });
 });

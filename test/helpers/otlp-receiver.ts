@@ -32,6 +32,8 @@ const ExportRequest = protobuf.parse(OTLP_SUBSET, { keepCase: true }).root.looku
 export interface ReceivedSpan {
   /** service.name of the process that sent it. */
   service: string;
+  /** Every resource attribute of the process that sent it. */
+  resource: Record<string, string | number | boolean>;
   name: string;
   traceId: string;
   spanId: string;
@@ -77,11 +79,13 @@ export async function startOtlpReceiver(): Promise<{ endpoint: string; spans: Re
       }
       const decoded = ExportRequest.toObject(ExportRequest.decode(Buffer.concat(chunks))) as Decoded;
       for (const rs of decoded.resource_spans ?? []) {
-        const service = String(attributes(rs.resource?.attributes)['service.name'] ?? '');
+        const resource = attributes(rs.resource?.attributes);
+        const service = String(resource['service.name'] ?? '');
         for (const ss of rs.scope_spans ?? []) {
           for (const s of ss.spans ?? []) {
             spans.push({
               service,
+              resource,
               name: s.name,
               traceId: hex(s.trace_id),
               spanId: hex(s.span_id),

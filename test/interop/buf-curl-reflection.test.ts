@@ -81,6 +81,28 @@ describe('buf curl with server reflection only', () => {
     );
   });
 
+  it('lists the methods of every server, resolving each listed service (health and reflection included) from reflection alone', async () => {
+    const a = dev.stack.addresses;
+    const servers: Array<[string, string[]]> = [
+      [a.metadata, ['baton.v1.MetadataService/GetTask', 'baton.v1.MetadataService/ListTasks']],
+      [a.results, ['baton.v1.ResultsService/GetRunStatus', 'baton.v1.ResultsService/RecordNodeResults']],
+      [a.scheduler, ['baton.v1.SchedulerService/RunTask', 'baton.v1.AgentGatewayService/Connect']],
+    ];
+    await Promise.all(
+      servers.map(async ([address, some]) => {
+        const out = await new Promise<string>((resolve, reject) =>
+          execFile(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-methods', `http://${address}`], { cwd: emptyDir, timeout: BUF_CURL_TIMEOUT_MS }, (err, stdout, stderr) =>
+            err ? reject(new Error(`buf curl --list-methods ${address}: ${stderr}`)) : resolve(stdout),
+          ),
+        );
+        const methods = out.trim().split('\n');
+        for (const m of [...some, 'grpc.health.v1.Health/Check', 'grpc.health.v1.Health/Watch', 'grpc.reflection.v1.ServerReflection/ServerReflectionInfo']) {
+          assert.ok(methods.includes(m), `${address} lists ${m}; got ${methods.join(', ')}`);
+        }
+      }),
+    );
+  });
+
   it('checks health on every service, overall and by name', async () => {
     const a = dev.stack.addresses;
     const checks = [
