@@ -116,6 +116,54 @@ function envFlags(env: Record<string, string>): string[] {
   });
 }
 
+/**
+ * What the Dockerfile's runtime stage (node:20-bookworm-slim: Node and Debian's essential and
+ * required packages, nothing installed on top) offers of the programs Baton's processes run.
+ */
+const RUNTIME_PROGRAMS = new Set(['/bin/sh', '/usr/bin/perl', 'id', 'getent', 'hostname']);
+
+/** Programs that only development commands run (`baton dev`, the build), never a process of the image. */
+const DEVELOPMENT_PROGRAMS = new Set(['redis-server']);
+
+/** The programs a source file runs by name: string literals given to spawn/execFile and their Sync forms. */
+function programsRunBy(source: string): string[] {
+  return [...source.matchAll(/\b(?:spawn|spawnSync|execFile|execFileSync)\(\s*'([^']+)'/g)].map((m) => m[1]);
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) return sourceFiles(full);
+    return name.endsWith('.ts') && !name.endsWith('.test.ts') ? [full] : [];
+  });
+}
+
+describe('the image', () => {
+  it('has every program a Baton process runs: none needs a binary the runtime stage lacks', async () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const stages = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.equal(stages.at(-1), 'node:20-bookworm-slim', 'RUNTIME_PROGRAMS describes this base image');
+    assert.doesNotMatch(dockerfile.split(/^FROM /m).at(-1) ?? '', /apt-get install/, 'nothing is installed on top of the base');
+    const needed = new Map<string, string>();
+    for (const dir of ['lib', 'services', 'agent', 'cli']) {
+      for (const file of sourceFiles(join(root, dir))) for (const p of programsRunBy(readFileSync(file, 'utf8'))) needed.set(p, relative(root, file));
+    }
+    // Programs named by constants rather than literals: the task wrapper's shell and the supervisor's perl.
+    const { WRAPPER_SHELL } = await import('../agent/task-wrapper');
+    const { PERL_CANDIDATES } = await import('../agent/task-supervisor');
+    needed.set(WRAPPER_SHELL, 'agent/task-wrapper.ts');
+    needed.set(PERL_CANDIDATES[0], 'agent/task-supervisor.ts');
+    const missing = [...needed].filter(([p]) => !RUNTIME_PROGRAMS.has(p) && !DEVELOPMENT_PROGRAMS.has(p));
+    assert.deepEqual(missing, [], 'programs run by Baton that the runtime image lacks');
+    assert.ok(needed.has('hostname') && needed.has('/bin/sh'), `the scan finds the programs it should: ${[...needed.keys()].join(', ')}`);
+  });
+
+  it('flags a program the runtime stage lacks (the check can fail)', () => {
+    assert.deepEqual(programsRunBy("execFileSync('openssl', ['genpkey'])"), ['openssl']);
+    assert.ok(!RUNTIME_PROGRAMS.has('openssl'));
+  });
+});
+
 describe('deploy/', () => {
   const redis = useRedisServer();
   let certs: TestCertificates;
@@ -127,6 +175,41 @@ describe('deploy/', () => {
   after(() => {
     rmSync(scratch, { recursive: true, force: true });
     rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it('the Kubernetes kustomization renders, with pinned images, resources, metrics for every process, no Secret and Redis behind a password and a NetworkPolicy', () => {
+    // kubectl's own schema validation (apply --dry-run=client --validate) needs a server's
+    // OpenAPI document, so offline the rendered objects are checked for what operators rely on.
+    const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
+    const objects = parseAllDocuments(rendered).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> });
+    assert.ok(objects.every((o) => o.apiVersion && o.kind && o.metadata?.name), 'every object has apiVersion, kind and a name');
+    assert.deepEqual(objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name), [], 're-applying never overwrites a Secret');
+    type Container = { name: string; image: string; env?: Array<{ name: string; value?: string }>; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; securityContext?: { runAsUser?: number } };
+    type PodSpec = { containers: Container[]; securityContext?: { runAsUser?: number } };
+    const workloads = objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind)) as unknown as Array<{ kind: string; metadata: { name: string }; spec: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } } }>;
+    assert.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['agent', 'metadata', 'redis', 'results', 'scheduler']);
+    for (const w of workloads) {
+      for (const c of w.spec.template.spec.containers) {
+        assert.match(c.image, /^[^:]+:(?!latest$)[\w.-]+$/, `${w.metadata.name}/${c.name}: image ${c.image} is pinned to a version`);
+        assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, `${w.metadata.name}/${c.name} has requests and a memory limit`);
+      }
+      if (w.metadata.name === 'redis') continue;
+      const annotations = w.spec.template.metadata.annotations ?? {};
+      assert.equal(annotations['prometheus.io/scrape'], 'true', `${w.metadata.name} is scraped`);
+      assert.equal(annotations['prometheus.io/port'], '9464');
+      const c = w.spec.template.spec.containers[0];
+      const user = c.securityContext?.runAsUser ?? w.spec.template.spec.securityContext?.runAsUser;
+      assert.equal(user, w.metadata.name === 'agent' ? 0 : 10001, `${w.metadata.name} runs as ${w.metadata.name === 'agent' ? 'root (tasks manage the node)' : 'the image\'s baton user'}`);
+      assert.ok(c.env?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'), `${w.metadata.name} exports traces`);
+    }
+    const config = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+    const agentEnv = workloads.find((w) => w.metadata.name === 'agent')!.spec.template.spec.containers[0].env ?? [];
+    for (const piece of ['metadata', 'results', 'scheduler']) assert.match(config.data[`${piece}.yaml`], /^metrics-listen: 0\.0\.0\.0:9464$/m, `${piece} serves metrics`);
+    assert.ok(agentEnv.some((e) => e.name === 'BATON_METRICS_LISTEN' && e.value === '0.0.0.0:9464'), 'agents serve metrics');
+    const redisCommand = (workloads.find((w) => w.metadata.name === 'redis')!.spec.template.spec.containers[0] as Container & { command: string[] }).command;
+    assert.ok(redisCommand.includes('--requirepass'), 'Redis asks for a password');
+    const policy = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'redis');
+    assert.ok(policy, 'a NetworkPolicy guards Redis');
   });
 
   it('every YAML file parses', () => {
@@ -160,7 +243,7 @@ describe('deploy/', () => {
     for (const m of dockerfile.matchAll(/node (\S+\.m?js)/g)) assert.ok(existsSync(join(root, m[1])), `Dockerfile names ${m[1]}, not in the build`);
     assert.ok(existsSync(join(root, 'bin', 'baton')));
     // Reflection in an image without buf reads the descriptor sets npm run build writes.
-    for (const set of ['baton.binpb', 'health.binpb']) assert.ok(existsSync(join(root, 'dist', 'proto', set)), `npm run build wrote no dist/proto/${set}`);
+    for (const set of ['baton.binpb', 'health.binpb', 'reflection.binpb']) assert.ok(existsSync(join(root, 'dist', 'proto', set)), `npm run build wrote no dist/proto/${set}`);
   });
 
   /** Starts a service with a deploy file's configuration and variables, with only the host-specific values overridden. */
