@@ -7,6 +7,7 @@ import { parseCompound } from './filter-parser';
 import { FilterSyntaxError } from './filter-syntax-error';
 import { formatExpr } from './format-expr';
 import { seededRandom } from '../../test/helpers/random';
+import { quote } from '../quote';
 
 /**
  * Property test (issue 5 point 3): no input crashes or hangs the parser. A fixed-seed generator
@@ -21,8 +22,12 @@ const random = seededRandom(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
 const int = (n: number) => Math.floor(random() * n);
 
-/** Slowest single parse accepted; far above the microseconds a parse takes, far below a hang. */
-const MAX_PARSE_MS = 250;
+/**
+ * Slowest single parse accepted: a hang detector, not a speed test. A parse takes microseconds
+ * to a few milliseconds; the bound leaves room for GC pauses and a 2-core machine whose cores
+ * the rest of the suite keeps busy, and still catches any backtracking blow-up.
+ */
+const MAX_PARSE_MS = 1000;
 
 const ID = 'ae561842dc7d5a9dae94f766dfb3d4c8';
 const WORDS = ['apache', 'role::web', 'os.family', 'memory', 'Debian', '4096', '-1.5', 'true', 'false', 'and', 'or', 'not', 'fact', 'with', 'x.y.z', '.5', 'a-b'];
@@ -105,7 +110,7 @@ function parseOrNull(text: string): FilterExpr | null {
     return null;
   } finally {
     const ms = performance.now() - started;
-    assert.ok(ms < MAX_PARSE_MS, `${JSON.stringify(text)} took ${ms.toFixed(1)} ms`);
+    assert.ok(ms < MAX_PARSE_MS, `${quote(text)} took ${ms.toFixed(1)} ms`);
   }
 }
 
