@@ -163,7 +163,8 @@ describe('coerceTaskParameter', () => {
   it('applies the Bolt key=value rule with the parameter type', () => {
     assert.equal(coerceTaskParameter(restart, 'count', '5'), '5');
     assert.equal(coerceTaskParameter(restart, 'service', '5'), '"5"');
-    assert.equal(coerceTaskParameter(restart, 'ratio', '1'), '"1"');
+    // Neither 1 nor "1" is a Float: the value goes as given, so the refusal names Integer[1, 1], not String.
+    assert.equal(coerceTaskParameter(restart, 'ratio', '1'), '1');
     assert.equal(coerceTaskParameter(undeclared, 'anything', '[1, 2]'), '[1, 2]'.replace(' ', ''));
   });
 });

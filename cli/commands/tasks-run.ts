@@ -261,5 +261,8 @@ async function run(
   }
   say();
   const doc = statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId }));
+  // A run that ends before the live follower draws its first frame still shows where it ended.
+  progress.bar(doc.stats.completed, nodes.length);
+  progress.clear();
   return reportRun(doc, { ...options, summaryOnly: options.summary === true });
 }
