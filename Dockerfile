@@ -6,7 +6,8 @@
 # Build: docker build -t baton .   (deploy/compose.yaml and deploy/kubernetes use it)
 
 # Stage 1: install every dependency, generate the proto code, compile, write the reflection
-# descriptors (npm run build), then drop the dev dependencies (buf, TypeScript, eslint).
+# descriptors (npm run build), then drop the dev dependencies (buf, TypeScript, eslint) and the
+# test code (test/, bench/ and every *.test.js: tests import helpers that are not shipped).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -21,7 +22,7 @@ COPY scripts scripts
 COPY test test
 COPY bench bench
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
- && rm -rf dist/test dist/bench && find dist -name '*.map' -delete
+ && rm -rf dist/test dist/bench && find dist \( -name '*.map' -o -name '*.test.js' \) -delete
 
 # Stage 2: the runtime. /bin/sh stays: agents run each task under a small sh wrapper.
 FROM node:20-bookworm-slim

@@ -5,21 +5,32 @@ import tseslint from 'typescript-eslint';
 
 const PIECES = ['services/metadata', 'services/scheduler', 'services/results', 'agent', 'cli'];
 
-/** One config block per piece forbidding imports of every other piece. */
-const boundaries = PIECES.map((piece) => ({
-  files: [`${piece}/**/*.ts`],
-  rules: {
-    'no-restricted-imports': [
-      'error',
-      {
-        patterns: PIECES.filter((other) => other !== piece).map((other) => ({
-          group: [`**/${other}`, `**/${other}/**`, ...(other.startsWith('services/') ? [`**/${other.split('/')[1]}/**`] : [])],
-          message: `${piece} must not import ${other}: pieces talk over gRPC; share code through lib/.`,
-        })),
-      },
-    ],
+/** Imports of the test code (test/ and its helpers): only tests and benchmarks may use them. */
+const TEST_CODE = { group: ['**/test/**', '**/test'], message: 'production code must not import test code: the image ships without it; move what both need to lib/.' };
+
+/** The patterns forbidding `piece` to import every other piece. */
+function otherPieces(piece) {
+  return PIECES.filter((other) => other !== piece).map((other) => ({
+    group: [`**/${other}`, `**/${other}/**`, ...(other.startsWith('services/') ? [`**/${other.split('/')[1]}/**`] : [])],
+    message: `${piece} must not import ${other}: pieces talk over gRPC; share code through lib/.`,
+  }));
+}
+
+/**
+ * Per piece: its tests may import test helpers; its other files may not (a later block wins
+ * for the files it matches). lib/ is shared by every piece, so it imports none of them.
+ */
+const boundaries = [
+  ...PIECES.flatMap((piece) => [
+    { files: [`${piece}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns: otherPieces(piece) }] } },
+    { files: [`${piece}/**/*.ts`], ignores: ['**/*.test.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [...otherPieces(piece), TEST_CODE] }] } },
+  ]),
+  {
+    files: ['lib/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [...otherPieces('lib'), TEST_CODE] }] },
   },
-}));
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'dist.next/**', 'dist.old-*/**', 'gen/**', 'node_modules/**', '.baton-dev/**', '**/*.mjs', '**/*.js'] },

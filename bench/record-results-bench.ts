@@ -3,7 +3,7 @@ import { NodeResult, NodeState, RunState } from '../gen/baton/v1/run';
 import { unary } from '../lib/grpc-client';
 import { startRedisServer } from '../lib/redis-server';
 import { newTaskId } from '../lib/task-id';
-import { startResultsTestService, type ResultsTestService } from '../services/results/results-test-service';
+import { startResultsTestService, type ResultsTestService } from '../test/helpers/results-service';
 
 /**
  * The cost of RecordNodeResults as the run grows: a real results service over gRPC and a real

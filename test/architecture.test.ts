@@ -32,4 +32,18 @@ describe('architecture', () => {
     );
     assert.deepEqual(errors, []);
   });
+  it('keeps test code out of production files and lets tests use it', async () => {
+    const helper = "import { waitFor } from '../../test/helpers/wait';\nexport const all = [waitFor];\n";
+    const production = await importErrors('services/scheduler/probe.ts', helper);
+    assert.equal(production.length, 1, production.join('\n'));
+    assert.match(production[0], /production code must not import test code/);
+    const library = await importErrors('lib/probe.ts', "import { waitFor } from '../test/helpers/wait';\nexport const all = [waitFor];\n");
+    assert.match(library.join('\n'), /production code must not import test code/);
+    assert.deepEqual(await importErrors('services/scheduler/probe.test.ts', helper), []);
+  });
+
+  it('forbids lib/ from importing any piece', async () => {
+    const errors = await importErrors('lib/probe.ts', "import { a } from '../services/scheduler/node-index';\nexport const all = [a];\n");
+    assert.equal(errors.length, 1, errors.join('\n'));
+  });
 });

@@ -10,7 +10,7 @@ import { makeClient, unary } from '../../lib/grpc-client';
 import { LISTENING_LINE } from '../../lib/main';
 import { startRedisServer } from '../../lib/redis-server';
 import { useRedisServer, uniquePrefix } from '../../test/helpers/redis';
-import { finished, grpcError, newRun, nodeResult } from './results-test-service';
+import { finished, grpcError, newRun, nodeResult } from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 const MAIN = join(__dirname, 'main.js');

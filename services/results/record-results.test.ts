@@ -8,7 +8,7 @@ import { unary } from '../../lib/grpc-client';
 import { RedisKeys } from '../../lib/redis';
 import { useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
+import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 import { RECORD_BATCH_MAX_BYTES, RunStore } from './run-store';
 
 /**

@@ -6,7 +6,7 @@ import { NodeState, RunState, type NodeResult } from '../../gen/baton/v1/run';
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
+import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 let t: ResultsTestService;

@@ -4,7 +4,7 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
 import { CorruptRecordError } from './corrupt-record-error';
-import { createRun, finished, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
+import { createRun, finished, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 import { briefHolds, briefItems, encodeBrief } from './run-brief';
 import { projectResult, resultFieldsOf } from './run-result-fields';
 

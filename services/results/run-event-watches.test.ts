@@ -6,7 +6,7 @@ import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
+import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 

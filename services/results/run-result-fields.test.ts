@@ -5,7 +5,7 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
-import { createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from './results-test-service';
+import { createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 let t: ResultsTestService;

@@ -5,7 +5,7 @@ import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/ru
 import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis, RedisKeys } from '../../lib/redis';
 import { useRedisServer, uniquePrefix } from '../../test/helpers/redis';
-import { newRun } from './results-test-service';
+import { newRun } from '../../test/helpers/results-service';
 import { headerOf } from './run-header';
 import { ALL_RUNS, type RunQuery } from './run-query';
 import { eventLogCap, MAX_ENTRIES_SCANNED_PER_PAGE, RunStore } from './run-store';

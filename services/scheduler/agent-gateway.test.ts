@@ -19,7 +19,7 @@ import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { startScheduler, type RunningScheduler, type SchedulerServerOptions } from './scheduler-server';
-import { TestAgent } from './test-agent';
+import { TestAgent } from '../../test/helpers/test-agent';
 
 const redis = useRedisServer();
 const log = createLogger('scheduler', 'silent');

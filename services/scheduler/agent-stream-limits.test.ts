@@ -17,7 +17,7 @@ import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { AgentStreamLimits, DEFAULT_AGENT_MESSAGE_BURST, MAX_INDEXED_TEXT_CHARS, MAX_NODE_CLASSES, MAX_NODE_FACT_VALUES, nodeDescriptionProblem } from './agent-stream-limits';
 import { startScheduler } from './scheduler-server';
-import { TestAgent } from './test-agent';
+import { TestAgent } from '../../test/helpers/test-agent';
 
 const redis = useRedisServer();
 

@@ -19,7 +19,7 @@ import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { startScheduler, type RunningScheduler } from './scheduler-server';
-import { TestAgent } from './test-agent';
+import { TestAgent } from '../../test/helpers/test-agent';
 
 /**
  * RunTask end to end inside the scheduler: real baton-metadata and baton-results processes, a

@@ -7,7 +7,7 @@ import { createLogger } from '../../lib/logger';
 import { RedisKeys } from '../../lib/redis';
 import { heartbeatFlushIntervalMs } from '../../services/scheduler/heartbeat-writer';
 import { startScheduler } from '../../services/scheduler/scheduler-server';
-import { TestAgent } from '../../services/scheduler/test-agent';
+import { TestAgent } from '../helpers/test-agent';
 import { uniquePrefix, useRedisServer } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
 

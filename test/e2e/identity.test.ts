@@ -18,7 +18,7 @@ import { createCa, issueCertificate, type CertRole } from '../../lib/pki';
 import { newTaskId } from '../../lib/task-id';
 import type { TlsFiles } from '../../lib/tls';
 import { startScheduler, type RunningScheduler } from '../../services/scheduler/scheduler-server';
-import { TestAgent } from '../../services/scheduler/test-agent';
+import { TestAgent } from '../helpers/test-agent';
 import { uniquePrefix, useRedisServer } from '../helpers/redis';
 import { issueSubjectCertificate } from '../helpers/subject-certificate';
 import { waitFor } from '../helpers/wait';

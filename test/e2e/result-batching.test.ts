@@ -16,7 +16,7 @@ import { newTaskId } from '../../lib/task-id';
 import { createResultsService } from '../../services/results/results-service';
 import type { ResultBatcherOptions } from '../../services/scheduler/result-batcher';
 import { startScheduler, type RunningScheduler } from '../../services/scheduler/scheduler-server';
-import { TestAgent } from '../../services/scheduler/test-agent';
+import { TestAgent } from '../helpers/test-agent';
 import { uniquePrefix, useRedisServer } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
 

@@ -8,8 +8,8 @@ import { startServer, type RunningServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
-import { uniquePrefix } from '../../test/helpers/redis';
-import { createResultsService, type ResultsService, type ResultsServiceOptions } from './results-service';
+import { uniquePrefix } from './redis';
+import { createResultsService, type ResultsService, type ResultsServiceOptions } from '../../services/results/results-service';
 
 /**
  * Test support: a real results service on 127.0.0.1:0 over a real Redis, a real client, and

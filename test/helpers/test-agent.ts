@@ -7,7 +7,7 @@ import {
 } from '../../gen/baton/v1/agent_gateway_service';
 import { makeClient } from '../../lib/grpc-client';
 import type { TlsFiles } from '../../lib/tls';
-import { waitFor } from '../../test/helpers/wait';
+import { waitFor } from './wait';
 
 type ResponseCase = NonNullable<ConnectResponse['message']>['$case'];
 type ResponseOf<C extends ResponseCase> = Extract<NonNullable<ConnectResponse['message']>, { $case: C }>['value'];
