@@ -7,7 +7,7 @@ import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
 import { isTaskId } from '../../lib/task-id';
-import type { AgentRegistry } from './agent-registry';
+import type { Dispatcher } from './dispatcher';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
 import { unstartedResult } from './node-results';
@@ -16,7 +16,8 @@ import type { RunTracker } from './run-tracker';
 /** What CancelRun works with. */
 export interface RunCancelOptions {
   results: ResultsServiceClient;
-  registry: AgentRegistry;
+  /** How the CancelCommand reaches the run's nodes (dispatcher.ts). */
+  dispatcher: Dispatcher;
   tracker: RunTracker;
   log: Logger;
   /** The policy (`cancel`) and the audit log; default: everything allowed, nothing audited. */
@@ -78,7 +79,7 @@ async function authorizeCancel(options: RunCancelOptions, caller: string, run: R
 
 /** The cancel itself, once allowed. */
 async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before: GetRunStatusResponse): Promise<CancelRunResponse> {
-  const { results, registry, tracker, log } = options;
+  const { results, dispatcher, tracker, log } = options;
   const run = before.run;
   if (run && FINAL_RUN_STATES.has(run.state)) {
     throw new FailedPreconditionError('RUN_FINISHED', `run ${req.taskId} is ${runStateToJSON(run.state)} already; only a run that has not finished can be cancelled`, {
@@ -88,7 +89,7 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
   }
   const tracked = tracker.get(req.taskId);
   tracked?.cancel(); // synchronous: from here on no batch of this run is sent
-  const nodes = (run?.nodes ?? []).filter((node) => registry.get(node)?.send({ $case: 'cancel', value: { taskId: req.taskId } }) === true);
+  const nodes = await dispatcher.cancel(run?.nodes ?? [], req.taskId);
   // A run that finished meanwhile makes this FAILED_PRECONDITION naming its state (results service).
   await unary(results, results.updateRunState, { taskId: req.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' });
 
@@ -108,5 +109,5 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
     for (const r of unstarted) tracker.markFinal(req.taskId, r.host);
   }
   log.info({ taskId: req.taskId, signalled: nodes.length, unstarted: unstarted.length }, 'run cancelled');
-  return { nodes: nodes.sort() };
+  return { nodes };
 }

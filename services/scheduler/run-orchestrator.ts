@@ -5,6 +5,7 @@ import type { MetadataServiceClient } from '../../gen/baton/v1/metadata_service'
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/run';
 import type { RunTaskRequest, RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
+import type { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { Task } from '../../gen/baton/v1/task';
 import { Filter } from '../../gen/baton/v1/filter';
 import { AccessControl, onBehalfOf, ON_BEHALF_OF_SELF, type CallerSource } from '../../lib/access-control';
@@ -16,11 +17,11 @@ import { metrics } from '../../lib/metrics';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
 import { inSpan, injectTraceContext, tracer } from '../../lib/tracing';
-import type { AgentRegistry } from './agent-registry';
 import { planBatches } from './batch-plan';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import { errorText } from './error-text';
-import { DEFAULT_DOWNLOAD_TIMEOUT_S, distributeFiles, gateFailureReason } from './download-gate';
+import type { Dispatcher } from './dispatcher';
+import { DEFAULT_DOWNLOAD_TIMEOUT_S, gateFailureReason } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
 import type { NodeIndex } from './node-index';
 import { unstartedResult, type RunIdentity } from './node-results';
@@ -40,7 +41,8 @@ export interface RunOrchestratorOptions {
   metadata: MetadataServiceClient;
   results: ResultsServiceClient;
   index: NodeIndex;
-  registry: AgentRegistry;
+  /** How commands reach the agents (dispatcher.ts): this scheduler's sessions, or every replica's. */
+  dispatcher: Dispatcher;
   tracker: RunTracker;
   /** RunTask request ids already used (idempotency). */
   requests: RunRequests;
@@ -280,12 +282,11 @@ export class RunOrchestrator {
 
   /** From the created run to the response. Calls `settle` once the run's outcome is in the nodes' or the results' hands. */
   private async dispatch(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void, receivedMs: number): Promise<RunTaskResponse> {
-    const { registry, log } = this.options;
+    const { dispatcher, log } = this.options;
     if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, tracked, created, settle);
     // The agents' download spans are children of the gate's, through the command's trace context.
     const failures = await inSpan('baton.download_gate', { 'baton.task_id': run.taskId, 'baton.nodes': run.nodes.length }, async (span) => {
-      const failed = await distributeFiles(
-        registry,
+      const failed = await dispatcher.download(
         run.nodes,
         { requestId: randomUUID(), taskId: run.taskId, task: run.task, environment: run.request.environment, files: run.taskDef.files },
         this.downloadTimeoutMs,
@@ -330,39 +331,40 @@ export class RunOrchestrator {
 
   /** Sends the run command to one batch; nodes that left meanwhile are recorded NO_RESPONSE. Never rejects. */
   private async sendBatch(run: PreparedRun, tracked: TrackedRun, nodes: string[]): Promise<void> {
-    const { registry } = this.options;
-    const lost: NodeResult[] = [];
-    // Synchronous from the cancel check to the last send: CancelRun sees either none or all of
-    // this batch as dispatched.
+    // Synchronous from the cancel check to the dispatcher's call: CancelRun sees either none or
+    // all of this batch as dispatched.
     if (tracked.cancelled) return;
+    for (const node of nodes) tracked.dispatched.add(node);
     // One span per batch; each node's execution span on its agent is a child of it, through the
     // trace context carried by the run command (the stream itself outlives any run).
     const span = tracer.startSpan('baton.dispatch', { attributes: { 'baton.task_id': run.taskId, 'baton.nodes': nodes.length } });
-    const traceContext = injectTraceContext(span);
-    for (const node of nodes) {
-      tracked.dispatched.add(node);
-      const sent = registry.get(node)?.send({
-        $case: 'run',
-        value: {
-          taskId: run.taskId,
-          task: run.task,
-          environment: run.request.environment,
-          files: run.taskDef.files,
-          executable: run.executable.path,
-          // With implementations the agent picks one and applies its input method over the task's.
-          inputMethod: run.taskDef.implementations.length > 0 ? run.taskDef.inputMethod : run.executable.inputMethod,
-          implementations: run.taskDef.implementations,
-          supportsNoop: run.taskDef.supportsNoop,
-          inputJson: run.input.inputJson,
-          sensitiveParameters: sensitiveParameters(run.taskDef),
-          caller: run.caller,
-          runAs: run.request.runAs,
-          timeoutS: run.request.timeoutS,
-          noop: run.request.noop,
-        },
-      }, traceContext);
-      if (!sent) lost.push(unstartedResult(run, node, NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'));
+    const command: RunCommand = {
+      taskId: run.taskId,
+      task: run.task,
+      environment: run.request.environment,
+      files: run.taskDef.files,
+      executable: run.executable.path,
+      // With implementations the agent picks one and applies its input method over the task's.
+      inputMethod: run.taskDef.implementations.length > 0 ? run.taskDef.inputMethod : run.executable.inputMethod,
+      implementations: run.taskDef.implementations,
+      supportsNoop: run.taskDef.supportsNoop,
+      inputJson: run.input.inputJson,
+      sensitiveParameters: sensitiveParameters(run.taskDef),
+      caller: run.caller,
+      runAs: run.request.runAs,
+      timeoutS: run.request.timeoutS,
+      noop: run.request.noop,
+    };
+    let unreached: string[];
+    try {
+      unreached = await this.options.dispatcher.run(nodes, command, injectTraceContext(span));
+    } catch (err) {
+      // Where the command went is unknown: the nodes keep their state, and a result that comes
+      // is recorded as usual (agents never run a task id twice, so a resend is safe).
+      this.options.log.warn({ taskId: run.taskId, nodes: nodes.length, err: errorText(err) }, 'the run command could not be handed to every scheduler');
+      unreached = [];
     }
+    const lost = unreached.map((node) => unstartedResult(run, node, NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'));
     span.setAttribute('baton.lost_nodes', lost.length);
     span.end();
     if (lost.length === 0) return;

@@ -10,6 +10,7 @@ import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../..
 import type { TlsFiles } from '../../lib/tls';
 import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
+import { LocalDispatcher } from './dispatcher';
 import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
 import { ResultBatcher, type ResultBatcherOptions } from './result-batcher';
@@ -85,7 +86,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
   });
   const requests = new RunRequests(redis, keys);
-  const orchestrator = new RunOrchestrator({ metadata, results, index, registry, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
+  const dispatcher = new LocalDispatcher(registry);
+  const orchestrator = new RunOrchestrator({ metadata, results, index, dispatcher, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
   const watches = new RunWatches(results, log);
 
   let server: RunningServer;
@@ -99,7 +101,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
         {
           name: 'baton.v1.SchedulerService',
           definition: SchedulerServiceService,
-          implementation: schedulerService({ orchestrator, results, index, registry, tracker, watches, log, access: options.access }),
+          implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, watches, log, access: options.access }),
           roles: SCHEDULER_SERVICE_ROLES,
         },
         { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation(), roles: AGENT_GATEWAY_ROLES },

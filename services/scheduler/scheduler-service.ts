@@ -10,7 +10,7 @@ import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import { compileFilter } from '../../lib/filter-language';
 import type { Logger } from '../../lib/logger';
 import type { MethodRoles } from '../../lib/method-roles';
-import type { AgentRegistry } from './agent-registry';
+import type { Dispatcher } from './dispatcher';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
 import { filterForAudit, type RunOrchestrator } from './run-orchestrator';
@@ -29,7 +29,8 @@ export interface SchedulerServiceOptions {
   orchestrator: RunOrchestrator;
   results: ResultsServiceClient;
   index: NodeIndex;
-  registry: AgentRegistry;
+  /** How CancelRun reaches the agents. */
+  dispatcher: Dispatcher;
   tracker: RunTracker;
   watches: RunWatches;
   log: Logger;
