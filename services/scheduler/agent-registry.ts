@@ -1,34 +1,20 @@
-import type { AgentSession } from './agent-session';
 import { TRACKED_RUN_TTL_MS } from './run-tracker';
 import { metrics } from '../../lib/metrics';
+import type { OutstandingRun } from './outstanding-run';
 
 /**
- * A run command this scheduler sent to a node whose final result it has not stored yet: what
- * lets it say, when the node's agent disconnects, which runs show the node as away (issue 6
- * point 5).
- */
-export interface OutstandingRun {
-  taskId: string;
-  /** When the run command went out, in ms since the epoch (for expiry). */
-  sentAtMs: number;
-  /** The TaskStarted's start time; undefined while the task waits for a slot on the node. */
-  startTime?: Date;
-  /** True while the run shows the node as disconnected (set on disconnect, cleared on reconnect). */
-  away: boolean;
-}
-
-/**
- * The live agent sessions of this scheduler by node identity. A second connection for an
+ * The live agent sessions of this scheduler by node identity (`Session` is the scheduler's
+ * AgentSession; the registry only holds them, so it need not import it). A second connection for an
  * identity replaces the first: the newest agent process wins (agent protocol §1), and the
  * caller ends the replaced session's stream. It also remembers, per identity and across
  * sessions, the runs sent to each node that have no final result yet.
  */
-export class AgentRegistry {
-  private readonly sessions = new Map<string, AgentSession>();
+export class AgentRegistry<Session> {
+  private readonly sessions = new Map<string, Session>();
   private readonly outstandingRuns = new Map<string, Map<string, OutstandingRun>>();
 
   /** Makes `session` the live session of `identity`; returns the session it replaced, if any. */
-  register(identity: string, session: AgentSession): AgentSession | undefined {
+  register(identity: string, session: Session): Session | undefined {
     const previous = this.sessions.get(identity);
     this.sessions.set(identity, session);
     metrics.connectedAgents.set(this.sessions.size);
@@ -36,7 +22,7 @@ export class AgentRegistry {
   }
 
   /** Removes `session` if it is still the live one of `identity`; true when it was. */
-  remove(identity: string, session: AgentSession): boolean {
+  remove(identity: string, session: Session): boolean {
     if (this.sessions.get(identity) !== session) return false;
     this.sessions.delete(identity);
     metrics.connectedAgents.set(this.sessions.size);
@@ -44,12 +30,12 @@ export class AgentRegistry {
   }
 
   /** The live session of a node, if it is connected here. */
-  get(identity: string): AgentSession | undefined {
+  get(identity: string): Session | undefined {
     return this.sessions.get(identity);
   }
 
   /** Every live session. */
-  all(): AgentSession[] {
+  all(): Session[] {
     return [...this.sessions.values()];
   }
 

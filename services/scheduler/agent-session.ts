@@ -39,7 +39,7 @@ export interface AgentSessionOptions {
   index: NodeIndex;
   /** Writes the heartbeats of every session together. */
   heartbeats: HeartbeatWriter;
-  registry: AgentRegistry;
+  registry: AgentRegistry<AgentSession>;
   recorder: ResultRecorder;
   log: Logger;
   /** Seconds between heartbeats asked of the agent in the Welcome. */

@@ -1,5 +1,6 @@
 import type { DownloadCommand, RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { AgentRegistry } from './agent-registry';
+import type { AgentSession } from './agent-session';
 import type { TraceContext } from './agent-session';
 import { distributeFiles, type DownloadFailure } from './download-gate';
 
@@ -32,7 +33,7 @@ export interface Dispatcher {
  * that checks a cancel flag right before calling sees either none or all of the nodes sent to.
  */
 export class LocalDispatcher implements Dispatcher {
-  constructor(private readonly registry: AgentRegistry) {}
+  constructor(private readonly registry: AgentRegistry<AgentSession>) {}
 
   download(nodes: string[], command: DownloadCommand, timeoutMs: number, traceContext: TraceContext): Promise<DownloadFailure[]> {
     return distributeFiles(this.registry, nodes, command, timeoutMs, traceContext);

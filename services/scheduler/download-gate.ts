@@ -1,6 +1,7 @@
 import type { DownloadCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState } from '../../gen/baton/v1/run';
 import type { AgentRegistry } from './agent-registry';
+import type { AgentSession } from './agent-session';
 
 /** Seconds every node gets to download and verify the task files before the gate closes. */
 export const DEFAULT_DOWNLOAD_TIMEOUT_S = 60;
@@ -23,7 +24,7 @@ export interface DownloadFailure {
  * that failed or did not answer within `timeoutMs`, sorted by node; empty means the gate is open.
  */
 export async function distributeFiles(
-  registry: AgentRegistry,
+  registry: AgentRegistry<AgentSession>,
   nodes: string[],
   command: DownloadCommand,
   timeoutMs: number,

@@ -2,7 +2,7 @@ import type { TaskFinished, TaskStarted } from '../../gen/baton/v1/agent_gateway
 import { NodeResult, NodeState, nodeStateToJSON } from '../../gen/baton/v1/run';
 import type { Logger } from '../../lib/logger';
 import { isTaskId } from '../../lib/task-id';
-import type { OutstandingRun } from './agent-registry';
+import type { OutstandingRun } from './outstanding-run';
 import { errorText } from './error-text';
 import type { ResultBatcher } from './result-batcher';
 import type { RunTracker } from './run-tracker';

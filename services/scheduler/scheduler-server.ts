@@ -10,6 +10,7 @@ import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../..
 import type { TlsFiles } from '../../lib/tls';
 import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
+import type { AgentSession } from './agent-session';
 import { LocalDispatcher } from './dispatcher';
 import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
@@ -72,7 +73,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
 
   const keys = new RedisKeys(options.keyPrefix);
   const index = new NodeIndex(redis, keys, options.heartbeatIntervalS);
-  const registry = new AgentRegistry();
+  const registry = new AgentRegistry<AgentSession>();
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);
   const batcher = new ResultBatcher(results, options.resultBatching);
