@@ -34,10 +34,10 @@ describe('toServiceError', () => {
     assert.equal(toServiceError(upstream).details?.length, MAX_ERROR_MESSAGE_CHARS);
   });
 
-  it('sends a BadRequest description without its field repeated in front', () => {
+  it('sends each violation as given, cut to 256 characters', () => {
     const field = 'filter.compound[0]';
-    const { report } = sent(new InvalidArgumentError(`${field}: expected ')' at column 5`, [{ field, description: `${field}: expected ')' at column 5` }]));
-    assert.deepEqual(report.violations, [{ field, description: "expected ')' at column 5" }]);
+    const { report } = sent(new InvalidArgumentError(`${field}: expected ')' at column 5`, [{ field, description: "expected ')' at column 5" }, { field: 'input_json', description: 'x'.repeat(300) }]));
+    assert.deepEqual(report.violations, [{ field, description: "expected ')' at column 5" }, { field: 'input_json', description: `${'x'.repeat(255)}…` }]);
   });
 
   it('carries the ErrorInfo metadata of the error', () => {

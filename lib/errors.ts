@@ -38,6 +38,7 @@ const DETAILS_KEY = 'grpc-status-details-bin';
 /** One invalid field or parameter: which, and what was expected. */
 export interface FieldViolation {
   field: string;
+  /** What is wrong and what was expected. Clients show `field: description`, so it never starts with `<field>: ` itself. */
   description: string;
 }
 
@@ -118,14 +119,9 @@ function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value:
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(bytes) };
 }
 
-/**
- * A violation as sent: its description without a leading `<field>: ` (clients show
- * `field: description`, so a description naming its field again read
- * `filter.compound[0]: filter.compound[0]: ...`), both cut to MAX_VIOLATION_TEXT_CHARS.
- */
-export function sentViolation(v: FieldViolation): FieldViolation {
-  const description = v.field !== '' && v.description.startsWith(`${v.field}: `) ? v.description.slice(v.field.length + 2) : v.description;
-  return { field: cut(v.field, MAX_VIOLATION_TEXT_CHARS), description: cut(description, MAX_VIOLATION_TEXT_CHARS) };
+/** A violation as sent: field and description cut to MAX_VIOLATION_TEXT_CHARS. */
+function sentViolation(v: FieldViolation): FieldViolation {
+  return { field: cut(v.field, MAX_VIOLATION_TEXT_CHARS), description: cut(v.description, MAX_VIOLATION_TEXT_CHARS) };
 }
 
 /** The message as sent: one line, at most MAX_ERROR_MESSAGE_CHARS, saying when violations were left out of the details. */

@@ -1,6 +1,6 @@
 import { BOLT_TASK_FIELDS, type BoltTaskField, type CompareOp, type FilterExpr, type FilterTerm } from './filter-expr';
 import { FilterSyntaxError } from './filter-syntax-error';
-import { tokenize, type Token } from './filter-tokenizer';
+import { tokens, type Token } from './filter-tokenizer';
 import { checkRegex, matchEntryTerm, parseWithItem } from './single-filters';
 import { TASK_ID_PATTERN } from '../task-id';
 
@@ -56,12 +56,25 @@ export function parseCompound(text: string): FilterExpr {
 }
 
 class Parser {
-  private readonly tokens: Token[];
-  private at = 0;
+  /** Tokens are read as the parser needs them: one of lookahead, `current`. */
+  private readonly source: Generator<Token, void, undefined>;
+  private current: Token;
   private depth = 0;
 
   constructor(private readonly text: string) {
-    this.tokens = tokenize(text);
+    this.source = tokens(text);
+    this.current = this.read();
+  }
+
+  private read(): Token {
+    const r = this.source.next();
+    // advance() stops at the END token, so the generator is never read past its end; END again if it were.
+    return r.done ? { kind: 'END', text: '', pos: this.text.length } : r.value;
+  }
+
+  /** Moves past the current token (never past END). */
+  private advance(): void {
+    if (this.current.kind !== 'END') this.current = this.read();
   }
 
   parse(): FilterExpr {
@@ -75,7 +88,7 @@ class Parser {
   private or(): FilterExpr {
     const operands = [this.and()];
     while (this.isWord('or')) {
-      this.at++;
+      this.advance();
       operands.push(this.and());
     }
     return group('OR', operands);
@@ -84,7 +97,7 @@ class Parser {
   private and(): FilterExpr {
     const operands = [this.unary()];
     while (this.isWord('and')) {
-      this.at++;
+      this.advance();
       operands.push(this.unary());
     }
     return group('AND', operands);
@@ -94,7 +107,7 @@ class Parser {
     const t = this.peek();
     if (t.kind === 'BANG' || this.isWord('not') || t.kind === 'LPAREN') {
       if (++this.depth > MAX_FILTER_DEPTH) this.fail(t, `at most ${MAX_FILTER_DEPTH} nested parentheses and negations`);
-      this.at++;
+      this.advance();
       let expr: FilterExpr;
       if (t.kind === 'LPAREN') {
         expr = this.or();
@@ -124,7 +137,7 @@ class Parser {
   private call(name: Token): FilterTerm {
     const fn = name.text.toLowerCase();
     if (!FUNCTIONS.has(fn)) this.fail(name, `a known function (fact, with, identity, agent or bolt_task), not '${name.text}'`);
-    this.at++; // (
+    this.advance(); // (
     const arg = this.expect('STRING', `a quoted ${FUNCTIONS.get(fn)}`);
     this.expect('RPAREN', "')'");
     if (fn === 'identity' || fn === 'agent') {
@@ -171,12 +184,12 @@ class Parser {
   }
 
   private peek(): Token {
-    return this.tokens[this.at];
+    return this.current;
   }
 
   private next(): Token {
-    const t = this.tokens[this.at];
-    if (t.kind !== 'END') this.at++;
+    const t = this.current;
+    this.advance();
     return t;
   }
 
@@ -188,7 +201,7 @@ class Parser {
   private expect(kind: Token['kind'], expected: string): Token {
     const t = this.peek();
     if (t.kind !== kind) this.fail(t, expected);
-    this.at++;
+    this.advance();
     return t;
   }
 

@@ -21,20 +21,20 @@ const REGEX_SHOWN_CHARS = 60;
 /** The expression selecting every node: an AND of nothing. */
 export const EVERY_NODE: FilterExpr = { kind: 'AND', operands: [] };
 
-/** The violation of a regex RE2 cannot run, naming the field; undefined when it can. */
+/** The violation of a regex RE2 cannot run; undefined when it can. */
 function regexViolation(source: string, caseSensitive: boolean, field: string): FieldViolation | undefined {
   const err = regexError(source, caseSensitive);
   if (!err) return undefined;
   const description = err.unsupported
-    ? `${field} /${cut(source, REGEX_SHOWN_CHARS)}/ uses ${err.unsupported}, which filters do not support (RE2 syntax, matched in linear time)`
-    : `${field} /${cut(source, REGEX_SHOWN_CHARS)}/ is not a valid regular expression: ${err.message}`;
+    ? `/${cut(source, REGEX_SHOWN_CHARS)}/ uses ${err.unsupported}, which filters do not support (RE2 syntax, matched in linear time)`
+    : `/${cut(source, REGEX_SHOWN_CHARS)}/ is not a valid regular expression: ${err.message}`;
   return { field, description };
 }
 
 /** Compiles one `-I`/`-C`/`-A` entry, or records why it cannot be. */
 function entryTerm(entry: string, of: MatchEntryOf, field: string, violations: FieldViolation[]): FilterExpr | undefined {
   if (entry === '') {
-    violations.push({ field, description: `${field} is empty; expected a value or a /regex/` });
+    violations.push({ field, description: 'empty; expected a value or a /regex/' });
     return undefined;
   }
   const term = matchEntryTerm(entry, of, false);
@@ -48,12 +48,12 @@ function entryTerm(entry: string, of: MatchEntryOf, field: string, violations: F
 function factTerm(f: FactFilter, field: string, violations: FieldViolation[]): FactTerm | undefined {
   let ok = true;
   if (f.fact.trim() === '') {
-    violations.push({ field: `${field}.fact`, description: `${field}.fact is empty; expected a dotted fact path such as os.family` });
+    violations.push({ field: `${field}.fact`, description: 'empty; expected a dotted fact path such as os.family' });
     ok = false;
   }
   const operator = compareOpOf(f.operator);
   if (operator === undefined) {
-    violations.push({ field: `${field}.operator`, description: `${field}.operator is not set; expected one of ==, !=, =~, <, <=, >, >=` });
+    violations.push({ field: `${field}.operator`, description: 'not set; expected one of ==, !=, =~, <, <=, >, >=' });
     return undefined;
   }
   let value = f.value;
@@ -76,9 +76,10 @@ function all(parts: FilterExpr[]): FilterExpr {
 
 /**
  * Compiles a Filter into one expression; an absent or empty filter is EVERY_NODE. Throws
- * InvalidArgumentError listing every problem, each naming its field (`filter.identities[0]`,
+ * InvalidArgumentError listing every problem as a violation of its field (`filter.identities[0]`,
  * `filter.facts[1].value`, `filter.compound[0]` with the column), so a request is validated here
- * once and never again.
+ * once and never again. A description says what is wrong without naming the field again (a
+ * client shows `field: description`); the message is those lines joined.
  */
 export function compileFilter(filter: Filter | undefined, prefix = 'filter'): FilterExpr {
   if (!filter) return EVERY_NODE;
@@ -89,7 +90,7 @@ export function compileFilter(filter: Filter | undefined, prefix = 'filter'): Fi
       return parseCompound(text);
     } catch (err) {
       if (!(err instanceof FilterSyntaxError)) throw err;
-      violations.push({ field, description: `${field}: ${err.message}` });
+      violations.push({ field, description: err.message });
       return undefined;
     }
   });
@@ -97,7 +98,7 @@ export function compileFilter(filter: Filter | undefined, prefix = 'filter'): Fi
   const classes = filter.classes.map((e, i) => entryTerm(e, 'CLASS', `${prefix}.classes[${i}]`, violations));
   const agents = filter.agents.map((e, i) => entryTerm(e, 'AGENT', `${prefix}.agents[${i}]`, violations));
   const facts = filter.facts.map((f, i) => factTerm(f, `${prefix}.facts[${i}]`, violations));
-  if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations, 'INVALID_FILTER');
+  if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => `${v.field}: ${v.description}`).join('; '), violations, 'INVALID_FILTER');
   const defined = (list: Array<FilterExpr | undefined>): FilterExpr[] => list.filter((e): e is FilterExpr => e !== undefined);
   const parts: FilterExpr[] = [];
   // Choria's rule: several identities are ORed, everything else is ANDed.

@@ -1,5 +1,3 @@
-import { InvalidArgumentError } from '../errors';
-
 /** Longest expression quoted whole in a message; a longer one is quoted around the column. */
 const QUOTED_MAX_CHARS = 160;
 
@@ -29,11 +27,5 @@ export class FilterSyntaxError extends Error {
   ) {
     super(`expected ${expected} at column ${column} of ${excerpt(expression, column)}`);
     this.name = 'FilterSyntaxError';
-  }
-
-  /** The same problem as INVALID_ARGUMENT for a gRPC boundary, naming the request field (`filter.compound[0]`). */
-  toInvalidArgument(field: string): InvalidArgumentError {
-    const description = `${field}: ${this.message}`;
-    return new InvalidArgumentError(description, [{ field, description }], 'INVALID_FILTER');
   }
 }

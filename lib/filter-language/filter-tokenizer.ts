@@ -27,10 +27,19 @@ export function isWordChar(c: string): boolean {
   return !NON_WORD.has(c) && !/\s/.test(c);
 }
 
-/** Splits `text` into tokens, ending with one END token. Throws FilterSyntaxError. */
-export function tokenize(text: string): Token[] {
-  const tokens: Token[] = [];
+/**
+ * The tokens of `text` one at a time, ending with one END token; throws FilterSyntaxError when
+ * it reaches a token that cannot be read. The parser takes them as it goes, so an expression it
+ * refuses early (nested past its depth limit at column 65 of 40,000 parentheses) costs the
+ * tokens read up to there, not the whole text.
+ */
+export function* tokens(text: string): Generator<Token, void, undefined> {
+  let previous: TokenKind | undefined;
   let i = 0;
+  const token = (kind: TokenKind, value: string, pos: number): Token => {
+    previous = kind;
+    return { kind, text: value, pos };
+  };
   while (i < text.length) {
     const c = text[i];
     if (/\s/.test(c)) {
@@ -39,22 +48,22 @@ export function tokenize(text: string): Token[] {
     }
     const start = i;
     if (c === '(' || c === ')') {
-      tokens.push({ kind: c === '(' ? 'LPAREN' : 'RPAREN', text: c, pos: i++ });
+      yield token(c === '(' ? 'LPAREN' : 'RPAREN', c, i++);
       continue;
     }
     // `.` is a DOT only right after `)`, as in `bolt_task('…').exitcode`; elsewhere it is part of a word (`.5`).
-    if (c === '.' && tokens.at(-1)?.kind === 'RPAREN') {
-      tokens.push({ kind: 'DOT', text: c, pos: i++ });
+    if (c === '.' && previous === 'RPAREN') {
+      yield token('DOT', c, i++);
       continue;
     }
     const op = OPERATORS.find((o) => text.startsWith(o, i));
     if (op) {
-      tokens.push({ kind: 'OP', text: op, pos: i });
+      yield token('OP', op, i);
       i += op.length;
       continue;
     }
     if (c === '!') {
-      tokens.push({ kind: 'BANG', text: c, pos: i++ });
+      yield token('BANG', c, i++);
       continue;
     }
     if (c === "'" || c === '"') {
@@ -74,7 +83,7 @@ export function tokenize(text: string): Token[] {
         i++;
       }
       i++;
-      tokens.push({ kind: 'STRING', text: value, pos: start });
+      yield token('STRING', value, start);
       continue;
     }
     if (c === '/') {
@@ -93,15 +102,19 @@ export function tokenize(text: string): Token[] {
         i++;
       }
       i++;
-      tokens.push({ kind: 'REGEX', text: normalizeRegexSource(raw), pos: start });
+      yield token('REGEX', normalizeRegexSource(raw), start);
       continue;
     }
     if (c === '~') throw new FilterSyntaxError(text, i + 1, "a term or operator (a lone '~' is neither; did you mean '=~'?)");
     while (i < text.length && isWordChar(text[i])) i++;
-    tokens.push({ kind: 'WORD', text: text.slice(start, i), pos: start });
+    yield token('WORD', text.slice(start, i), start);
   }
-  tokens.push({ kind: 'END', text: '', pos: text.length });
-  return tokens;
+  yield token('END', '', text.length);
+}
+
+/** Every token of `text`, ending with one END token. Throws FilterSyntaxError. */
+export function tokenize(text: string): Token[] {
+  return [...tokens(text)];
 }
 
 /**

@@ -265,7 +265,7 @@ describe('SchedulerService', () => {
     const report = readServiceError(err);
     assert.equal(report.code, status.INVALID_ARGUMENT);
     assert.deepEqual(report.violations.map((v) => v.field), ['filter.compound[0]', 'filter.identities[0]']);
-    assert.match(report.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\] \/\(\/ is not a valid regular expression/);
+    assert.match(report.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\]: \/\(\/ is not a valid regular expression/);
   });
 
   it('rejects a malformed RunTask before asking any other service', async () => {

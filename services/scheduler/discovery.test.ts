@@ -102,8 +102,8 @@ describe('compileFilter', () => {
         assert.deepEqual(
           err.violations.map((v) => v.description),
           [
-            'filter.identities[0] /(a)\\1/ uses a backreference (\\1 ... \\9), which filters do not support (RE2 syntax, matched in linear time)',
-            'filter.facts[0].value /a(?=b)/ uses a lookahead ((?= or (?!), which filters do not support (RE2 syntax, matched in linear time)',
+            '/(a)\\1/ uses a backreference (\\1 ... \\9), which filters do not support (RE2 syntax, matched in linear time)',
+            '/a(?=b)/ uses a lookahead ((?= or (?!), which filters do not support (RE2 syntax, matched in linear time)',
           ],
         );
         return true;
@@ -131,7 +131,9 @@ describe('compileFilter', () => {
           err.violations.map((v) => v.field),
           ['filter.compound[0]', 'filter.identities[0]', 'filter.facts[0].operator', 'filter.facts[1].value'],
         );
-        assert.match(err.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\] \/\(\/ is not a valid regular expression: /);
+        assert.match(err.message, /^filter\.compound\[0\]: expected .*column \d+.*; filter\.identities\[0\]: \/\(\/ is not a valid regular expression: .*; filter\.facts\[0\]\.operator: not set; /);
+        // Each description says what is wrong; the field is named beside it, never inside it again.
+        for (const v of err.violations) assert.ok(!v.description.includes(v.field), `${v.field}: ${v.description}`);
         return true;
       },
     );

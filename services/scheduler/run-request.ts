@@ -76,14 +76,17 @@ export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): Reso
   if (!CALLER_PATTERN.test(caller)) {
     violations.push({ field: CALLER_METADATA_KEY, description: `metadata ${CALLER_METADATA_KEY} must be 1 to 256 printable characters` });
   }
+  // These descriptions name their field; the filter's do not, and its message names each field once.
+  const lines = violations.map((v) => v.description);
   let query = EVERY_NODE;
   try {
     query = compileFilter(req.filter);
   } catch (err) {
     if (!(err instanceof InvalidArgumentError)) throw err;
     violations.push(...err.violations);
+    lines.push(err.message);
   }
-  if (violations.length > 0) throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations);
+  if (violations.length > 0) throw new InvalidArgumentError(lines.join('; '), violations);
   return {
     task: req.task,
     environment,

@@ -64,9 +64,11 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
       const deep = await refused({ compound: ['('.repeat(20_000) + 'role::web' + ')'.repeat(20_000)] });
       assert.match(deep.message, /^filter\.compound\[0\]: expected at most 64 nested parentheses and negations at column 65 /);
       assert.ok(deep.message.length < 400, `a short message: ${deep.message.length} characters`);
+      // One prefix: the message names the field, the BadRequest entry names it beside its description.
       assert.deepEqual(deep.violations.map((v) => v.field), ['filter.compound[0]']);
+      assert.match(deep.violations[0].description, /^expected at most 64 nested parentheses and negations at column 65 /);
       const backref = await refused({ identities: ['/^(node)\\1$/'] });
-      assert.match(backref.message, /^filter\.identities\[0\] .* uses a backreference/);
+      assert.match(backref.message, /^filter\.identities\[0\]: \/.* uses a backreference/);
       const lookahead = await refused({ compound: ['role =~ /^(?!web)/'] });
       assert.match(lookahead.message, /^filter\.compound\[0\]: expected a regular expression without a lookahead/);
 
