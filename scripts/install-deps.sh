@@ -8,7 +8,7 @@
 #   python3-grpcio, python3-protobuf   run the Python client with Debian's /usr/bin/python3
 #     (PyPI's grpcio-tools is not needed; a pyenv python3 first on PATH does not see these)
 #   prometheus              for promtool: every process's /metrics must pass `promtool check metrics`
-#   golang-go, golang-google-grpc-dev, protoc-gen-go, protoc-gen-go-grpc
+#   golang-go, golang-google-grpc-dev, golang-google-protobuf-dev, protoc-gen-go, protoc-gen-go-grpc
 #                           build and run the Go client of test/interop offline (Debian's Go modules)
 # All but redis-server serve only the interop and telemetry tests: without root they are
 # reported, and the rest goes on.
@@ -25,6 +25,7 @@ interop=()
 [ -x /usr/bin/promtool ] || interop+=(prometheus)
 [ -x /usr/bin/go ] || interop+=(golang-go)
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || interop+=(golang-google-grpc-dev)
+[ -d /usr/share/gocode/src/google.golang.org/protobuf ] || interop+=(golang-google-protobuf-dev)
 [ -x /usr/bin/protoc-gen-go ] || interop+=(protoc-gen-go)
 [ -x /usr/bin/protoc-gen-go-grpc ] || interop+=(protoc-gen-go-grpc)
 if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
