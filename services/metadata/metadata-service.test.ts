@@ -138,11 +138,11 @@ describe('MetadataService over examples/modules', () => {
     const first = await listTasks({ pageSize: 1 });
     const other = await failure(() => listTasks({ pageSize: 1, pageToken: first.nextPageToken, includePrivate: true }));
     assert.equal(other.code, status.INVALID_ARGUMENT);
-    assert.match(other.message, /include_private/);
+    assert.match(other.message, /^page_token belongs to a ListTasks request with other environment and include_private;/);
     assert.deepEqual(other.violations.map((v) => v.field), ['page_token']);
     const garbage = await failure(() => listTasks({ pageToken: 'not-a-token' }));
     assert.equal(garbage.code, status.INVALID_ARGUMENT);
-    assert.match(garbage.message, /page_token is not a token returned by ListTasks/);
+    assert.match(garbage.message, /^page_token is not a next_page_token of ListTasks; leave it empty for the first page$/);
   });
 
   it('answers NOT_FOUND for an unknown environment, naming the known ones', async () => {

@@ -17,7 +17,7 @@ import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME, TASK_NAME, splitTaskName } from 
 import { SHA256_HEX, taskFilePathProblem } from '../../lib/task-file-path';
 import { Catalog } from './catalog';
 import { ModulepathSource } from './modulepath-source';
-import { decodePageToken, encodePageToken } from './page-token';
+import { pageTokens } from '../../lib/page-token';
 import type { TaskSource } from './task-source';
 import { quote } from '../../lib/quote';
 
@@ -30,6 +30,13 @@ export const DEFAULT_PAGE_SIZE = 100;
  * enough to stay well under gRPC's 4 MiB message limit (~150 bytes a task).
  */
 export const MAX_PAGE_SIZE = 5000;
+
+/** ListTasks page tokens: the last task name sent, bound to the listing's environment and include_private. */
+const TASK_PAGE_TOKENS = pageTokens<string>({
+  method: 'ListTasks',
+  listingFields: 'environment and include_private',
+  isPosition: (v): v is string => typeof v === 'string',
+});
 
 /** The environment a request names, `production` when empty; INVALID_ARGUMENT for a bad name. */
 function environmentName(requested: string): string {
@@ -82,24 +89,17 @@ export function createMetadataService(from: TaskSource | Catalog, log: Logger): 
         ]);
       }
       const environment = environmentName(req.environment);
+      const listing = JSON.stringify([environment, req.includePrivate]);
       let after: string | undefined;
       if (req.pageToken) {
-        const token = decodePageToken(req.pageToken);
-        if (token.env !== environment || token.includePrivate !== req.includePrivate) {
-          throw new InvalidArgumentError(
-            `page_token belongs to a listing of environment '${token.env}' with include_private=${token.includePrivate}; ` +
-              `repeat those values or start again without a page_token`,
-            [{ field: 'page_token', description: 'environment and include_private must be the same on every page' }],
-          );
-        }
-        after = token.after;
+        after = TASK_PAGE_TOKENS.decode(req.pageToken, listing);
       }
       const pageSize = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
       const tasks = await source.listTasks(environment);
       const visible = tasks.filter((t) => req.includePrivate || !t.private);
       const rest = after === undefined ? visible : visible.filter((t) => t.name > after);
       const page = rest.slice(0, pageSize);
-      const nextPageToken = rest.length > pageSize ? encodePageToken({ env: environment, includePrivate: req.includePrivate, after: page[page.length - 1].name }) : '';
+      const nextPageToken = rest.length > pageSize ? TASK_PAGE_TOKENS.encode(page[page.length - 1].name, listing) : '';
       return {
         tasks: page.map((t) => ({ name: t.name, description: t.description, private: t.private, error: t.error })),
         nextPageToken,

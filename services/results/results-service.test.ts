@@ -284,7 +284,7 @@ describe('ResultsService', () => {
 
         const bad = await grpcError(unary(other.client, other.client.listRuns, { pageSize: 2, pageToken: 'garbage' }));
         assert.equal(bad.code, status.INVALID_ARGUMENT);
-        assert.equal(bad.details, 'page_token must be the next_page_token of a previous ListRuns response');
+        assert.equal(bad.details, 'page_token is not a next_page_token of ListRuns; leave it empty for the first page');
       } finally {
         await other.close();
       }

@@ -21,7 +21,7 @@ import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
 import type { MethodRoles } from '../../lib/method-roles';
 import { RedisKeys } from '../../lib/redis';
-import { decodePageToken, encodePageToken } from './page-token';
+import { RUN_PAGE_TOKENS } from './run-page-token';
 import { runQueryFingerprint, runQueryOf } from './run-query';
 import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
@@ -176,9 +176,9 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
     const size = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     const query = runQueryOf(req);
     const fingerprint = runQueryFingerprint(query);
-    const cursor = req.pageToken ? decodePageToken(req.pageToken, fingerprint) : undefined;
+    const cursor = req.pageToken ? RUN_PAGE_TOKENS.decode(req.pageToken, fingerprint) : undefined;
     const { runs, next } = await store.listRuns(query, cursor, size);
-    return { runs, nextPageToken: next ? encodePageToken(next, fingerprint) : '' };
+    return { runs, nextPageToken: next ? RUN_PAGE_TOKENS.encode(next, fingerprint) : '' };
   };
 
   const watchRunEvents = async (req: WatchRunEventsRequest, call: ServerWritableStream<WatchRunEventsRequest, WatchRunEventsResponse>): Promise<void> => {

@@ -3,7 +3,7 @@ import { NodeResult, Run, RunEvent, runStateToJSON, type RunStateChanged } from 
 import type { RedisKeys } from '../../lib/redis';
 import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
-import type { PageCursor } from './page-token';
+import type { PageCursor } from './run-page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
 import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
