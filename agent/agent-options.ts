@@ -171,7 +171,8 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
   if (!IDENTITY_PATTERN.test(identity)) {
     throw new ConfigError(`configuration: identity '${identity}' (the host's FQDN) does not match ${IDENTITY_PATTERN.source}; set --identity`);
   }
-  // Mutual TLS unless `insecure` (issue 9): the agent's certificate is its identity towards the scheduler.
+  // Mutual TLS unless `insecure` (the default everywhere but `baton dev`): the agent's certificate
+  // is its identity towards the scheduler.
   const tls = resolveTlsConfig(config);
   if (tls.cert) checkOwnCertificate(tls.cert, identity);
   const state = defaultStateDir(env);
@@ -201,7 +202,7 @@ export function resolveAgentOptions(config: AgentConfig, env: NodeJS.ProcessEnv 
 }
 
 /**
- * An agent is the node its certificate names (issue 9 point 2): the scheduler refuses a Hello
+ * An agent is the node its certificate names: the scheduler refuses a Hello
  * whose identity is not the certificate's CN, and an agent certificate is needed for the agent
  * stream. Checked at start, so a mismatch is one line instead of a refusal on every reconnect.
  */

@@ -18,7 +18,7 @@ import { LIMITS } from '../lib/limits';
 
 /**
  * The node agent: the connection to the scheduler plus what its commands do — download into
- * the file cache (§4), run (§5), acknowledge (§6), cancel (§7) of docs/agent-protocol.md.
+ * the file cache (docs/agent-protocol.md §4), run (§5), acknowledge (§6), cancel (§7).
  */
 
 /**
@@ -127,8 +127,9 @@ export class Agent {
   }
 
   /**
-   * Retention (issue 4 point 6): removes acknowledged runs' spool directories and cache files
-   * unused for retention-s. Never touches a queued or running run, or an unacknowledged result.
+   * Retention, so that a node's disk does not fill up with old runs (Choria never cleaned up):
+   * removes acknowledged runs' spool directories and cache files unused for retention-s. Never
+   * touches a queued or running run, or an unacknowledged result.
    */
   async sweep(nowMs = Date.now()): Promise<{ runs: number; files: number }> {
     const maxAgeMs = this.options.retentionS * 1000;

@@ -4,7 +4,7 @@ import { agentVersion } from './agent-version';
 import { collectFacts, readClassesFile, readFactsFile, type Facts } from './facts';
 
 /**
- * The node's facts and classes as the agent reports them (issue 4 point 7): built-in facts with
+ * The node's facts and classes as the agent reports them: built-in facts with
  * the facts file merged over them, and the configured classes plus those of the classes file.
  * The files are checked by modification time every poll interval (a poll works the same on
  * every filesystem, where fs.watch misses renames and network mounts); a change is re-read and

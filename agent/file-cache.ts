@@ -11,7 +11,7 @@ import { metrics } from '../lib/metrics';
 /**
  * The agent's content-addressed file cache: one file per content hash, `<cache>/<sha256>`,
  * verified (size and sha256) right after download and again before every run (DESIGN.md "The
- * agent on disk"). Choria verified only before running (choria-tasks.md §7); a corrupt
+ * agent on disk"). Choria verified only before running (docs/choria-compat.md §7); a corrupt
  * download here fails the download itself, naming the file, and leaves nothing in the cache.
  *
  * Only names matching SHA256_HEX are ever created in the cache. A download streams into a temp

@@ -16,8 +16,8 @@ import { Spool } from './spool';
 import { TaskRunner } from './task-runner';
 
 /**
- * One fixture task per behaviour of the spec's input and output rules (issue 4 "Tests"), each
- * a real script in agent/fixtures/tasks run by the real runner under the real wrapper.
+ * One fixture task per behaviour of the spec's input and output rules (docs/task-format.md §5, §6),
+ * each a real script in agent/fixtures/tasks run by the real runner under the real wrapper.
  */
 
 const IDENTITY = 'fixture.example.com';
@@ -129,7 +129,7 @@ describe('fixture tasks', () => {
     assert.equal(statSync(join(t.dir, 'spool', cmd.taskId, 'stdout')).size, 3_000_000);
   });
 
-  it('prints invalid UTF-8: a task-error saying so (task-spec §6.1), never a crash', async () => {
+  it('prints invalid UTF-8: a task-error saying so (docs/task-format.md §6.1), never a crash', async () => {
     const t = setup();
     const r = await t.run(t.command('invalid-utf8.sh'));
     assert.equal(r.state, NodeState.NODE_STATE_FAILED);

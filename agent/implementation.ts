@@ -3,7 +3,7 @@ import { delimiter, join } from 'node:path';
 import { InputMethod, type Implementation } from '../gen/baton/v1/task';
 
 /**
- * Which implementation of a task this node runs (task-spec.md §5.1): the first, in metadata
+ * Which implementation of a task this node runs (docs/task-format.md §5.1): the first, in metadata
  * order, whose `requirements` are all among the agent's features. The agent decides, not the
  * scheduler, because only the node knows whether PowerShell or the Puppet agent is installed.
  */

@@ -7,6 +7,6 @@ describe('redactSensitive', () => {
     const value = { user: 'bob', _sensitive: { password: 'hunter2' } };
     assert.deepEqual(redactSensitive(value), { user: 'bob', _sensitive: SENSITIVE_REDACTED });
     assert.deepEqual(value._sensitive, { password: 'hunter2' }, 'the result itself keeps it');
-    assert.deepEqual(redactSensitive({ nested: { _sensitive: 1 } }), { nested: { _sensitive: 1 } }, 'only the top level is special (task-spec §6.1)');
+    assert.deepEqual(redactSensitive({ nested: { _sensitive: 1 } }), { nested: { _sensitive: 1 } }, 'only the top level is special (docs/task-format.md §6.1)');
   });
 });

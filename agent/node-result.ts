@@ -6,7 +6,7 @@ import { isFailure, parseTaskOutput, type TaskErrorValue } from '../lib/task-out
  * value parsed by lib/task-output.ts, and a run that could not start.
  */
 
-/** MCollective status codes used by the agent (choria-tasks.md §2). */
+/** MCollective status codes used by the agent (docs/choria-compat.md §2). */
 export const STATUS_OK = 0;
 /** The task ran and failed (or was stopped). */
 export const STATUS_TASK_FAILED = 1;
@@ -28,9 +28,9 @@ export const ERROR_KIND = {
   wrapperDied: 'baton.tasks/wrapper-died',
   /** The agent stopped before a queued task was started; the input is not kept, so it is not started later. */
   notStarted: 'baton.tasks/not-started',
-  /** No implementation's requirements are all among the node's features (task-spec §5.1). */
+  /** No implementation's requirements are all among the node's features (docs/task-format.md §5.1). */
   noImplementation: 'bolt/no-implementation',
-  /** A no-op run of a task without `supports_noop` (task-spec §5.6). */
+  /** A no-op run of a task without `supports_noop` (docs/task-format.md §5.6). */
   noopNotSupported: 'bolt/noop-not-supported',
 } as const;
 
@@ -114,7 +114,7 @@ export function notStartedResult(id: ResultIdentity, statuscode: number, kind: s
   };
 }
 
-/** What `_sensitive` is shown as wherever a result is logged or listed (task-spec §6.1 item 5). */
+/** What `_sensitive` is shown as wherever a result is logged or listed (docs/task-format.md §6.1 item 5). */
 export const SENSITIVE_REDACTED = 'Sensitive [value redacted]';
 
 /**

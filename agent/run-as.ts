@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 
 /**
- * `run_as` (issue 4 point 4): running a task as another user when the agent runs as root.
+ * `run_as`: running a task as another user when the agent runs as root.
  *
  * Node's spawn can set uid and gid but drops every supplementary group (libuv calls
  * setgroups(0)), and the wrapper has to stay root to write the spool, so the privilege drop

@@ -10,9 +10,9 @@ import { resolveUnder } from '../lib/task-file-path';
 import type { FileCache } from './file-cache';
 
 /**
- * The spool: one directory per task id, `<spool>/<task_id>/` (Choria's layout, choria-tasks.md
- * §3.1), holding everything about one run so that it can be reported (and re-reported) without
- * the agent's memory:
+ * The spool: one directory per task id, `<spool>/<task_id>/` (Choria's layout,
+ * docs/choria-compat.md §3.1), holding everything about one run so that it can be reported (and
+ * re-reported) without the agent's memory:
  *
  * | file            | written by | content                                                       |
  * |-----------------|------------|---------------------------------------------------------------|
@@ -175,7 +175,8 @@ export class Spool {
     for (const f of files) {
       const target = targets.get(f.path)!;
       await mkdir(dirname(target), { recursive: true, mode: SPOOL_DIR_MODE });
-      // COPYFILE_EXCL: a file listed twice, or a symlink planted in the spool, is an error, not an overwrite.
+      // COPYFILE_EXCL: a file listed twice, or a symlink planted in the spool, is an error, not an
+      // overwrite.
       await copyFile(cache.pathOf(f.sha256), target, constants.COPYFILE_EXCL);
     }
     return targets;
@@ -224,7 +225,7 @@ export class Spool {
 
   /**
    * Removes the directories of acknowledged runs whose result is older than `maxAgeMs`
-   * (retention; Choria never cleans up, choria-tasks.md §3.1). Runs without a result (running,
+   * (retention; Choria never cleans up, docs/choria-compat.md §3.1). Runs without a result (running,
    * queued) and unacknowledged results are never removed. Returns the task ids removed.
    */
   async sweep(maxAgeMs: number, keep: (taskId: string) => boolean, nowMs = Date.now()): Promise<string[]> {

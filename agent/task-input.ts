@@ -1,7 +1,7 @@
 import { InputMethod } from '../gen/baton/v1/task';
 
 /**
- * How a task receives its input (task-spec.md §5.2–5.6): the input method, the arguments object
+ * How a task receives its input (docs/task-format.md §5.2–5.6): the input method, the arguments object
  * (the input plus metaparameters), the JSON document on stdin and the `PT_` variables.
  */
 
@@ -16,7 +16,7 @@ export class InvalidInputError extends Error {
   }
 }
 
-/** The command's input method, else `powershell` for a `.ps1` executable, else `both` (task-spec.md §5.2). */
+/** The command's input method, else `powershell` for a `.ps1` executable, else `both` (docs/task-format.md §5.2). */
 export function resolveInputMethod(method: InputMethod, executable: string): ResolvedInputMethod {
   switch (method) {
     case InputMethod.INPUT_METHOD_STDIN:
@@ -54,7 +54,7 @@ export function parseInput(inputJson: string): Record<string, unknown> {
   return input as Record<string, unknown>;
 }
 
-/** The metaparameters the agent adds to every run (task-spec.md §5.6). */
+/** The metaparameters the agent adds to every run (docs/task-format.md §5.6). */
 export interface MetaParameters {
   /** Canonical task name (`_task`). */
   task: string;
@@ -67,7 +67,7 @@ export interface MetaParameters {
 /**
  * The arguments object: the input plus `_task` and `_installdir` (always: every Baton run lays
  * its files out, so there is always an install dir; Choria set it inconsistently,
- * choria-tasks.md §4) and `_noop: true` for a no-op run. Metaparameters win over input keys of
+ * docs/choria-compat.md §4) and `_noop: true` for a no-op run. Metaparameters win over input keys of
  * the same name, which the scheduler never sends.
  */
 export function taskArguments(input: Record<string, unknown>, meta: MetaParameters): Record<string, unknown> {
@@ -83,7 +83,7 @@ const ENV_KEY = /^[A-Za-z0-9_]+$/;
 /**
  * The `PT_<key>` variables of an arguments object: strings raw, everything else its compact
  * JSON (`1`, `true`, `null`, `[1,"a"]`, `{"x":1}`), as Bolt does. Choria's Ruby runner used
- * `to_s`, which turns hashes and arrays into Ruby inspect syntax (choria-tasks.md §4); this is
+ * `to_s`, which turns hashes and arrays into Ruby inspect syntax (docs/choria-compat.md §4); this is
  * the fix. Keys that cannot be variable names (only possible for tasks that declare no
  * parameters) are returned in `skipped`; they reach the task on stdin only.
  */
@@ -109,8 +109,8 @@ export interface RunIdentity {
 
 /**
  * The task's environment: the agent's own (PATH, locale, HOME...) without its `BATON_*`
- * configuration or stray `PT_*` variables, Choria's `_choria_task_id`, `_choria_task_caller` and `_task`, and the `PT_`
- * variables when the method uses them.
+ * configuration or stray `PT_*` variables, Choria's `_choria_task_id`, `_choria_task_caller` and
+ * `_task`, and the `PT_` variables when the method uses them.
  */
 export function taskEnvironment(
   base: NodeJS.ProcessEnv,
@@ -132,7 +132,7 @@ export function taskEnvironment(
   return { env: { ...env, ...vars }, skipped };
 }
 
-/** The stdin document: the arguments object as one compact JSON text (task-spec.md §5.3). */
+/** The stdin document: the arguments object as one compact JSON text (docs/task-format.md §5.3). */
 export function stdinDocument(args: Record<string, unknown>): string {
   return JSON.stringify(args);
 }

@@ -37,8 +37,8 @@ import { spawnFloor } from './fleet/spawn-floor';
  *
  * Goal: agent CPU per task ≤ GOAL_RATIO × the floor's CPU per spawn. The whole stack's goal is
  * Baton CPU per node (agent + services + Redis) ≤ 2 × the floor's; orchestration is held to
- * 1 ms per node by bench/run-bench.ts, about a tenth of a floor spawn here, so the agent may
- * take at most 1.8 × and leave that tenth, and some margin, to the rest.
+ * 1 ms per node by bench/run-bench.ts, a small fraction of a floor spawn, so the agent may take
+ * at most 1.8 × and leave the rest, with some margin, to orchestration.
  *
  * Environment: BATON_BENCH_TASKS (default 200), BATON_BENCH_PAIRS (default 5),
  * BATON_BENCH_CONCURRENCY (default the agent's max-concurrent-tasks).

@@ -17,7 +17,7 @@ import { resultsServiceSource, runDiscovery } from '../services/scheduler/discov
 import { NodeIndex } from '../services/scheduler/node-index';
 
 /**
- * Discovery benchmark (issue 5 point 5). A real redis-server holding NODES synthetic nodes
+ * Discovery benchmark. A real redis-server holding NODES synthetic nodes
  * (FACTS facts and CLASSES classes each), registered through the real NodeIndex.upsert, and
  * queried through the real planner (runDiscovery: set algebra in Redis, online filtering,
  * identities back to the caller). Prints:

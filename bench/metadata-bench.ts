@@ -11,7 +11,7 @@ import { FileDigests } from '../services/metadata/file-digests';
 import { scanEnvironment } from '../services/metadata/module-scanner';
 
 /**
- * Metadata service benchmark (issue 3 point 7). Generates MODULES × TASKS_PER_MODULE tasks
+ * Metadata service benchmark. Generates MODULES × TASKS_PER_MODULE tasks
  * with realistic metadata and scripts in a temp environmentpath, starts the real
  * baton-metadata process on it and prints:
  * - warm ListTasks with descriptions: p50/p90 of listing every task (all pages of the largest

@@ -6,10 +6,11 @@ import { evaluate, parseCompound, type NodeView } from '../lib/filter-language';
 import { Policy } from '../lib/policy';
 
 /**
- * Cost of authorization on the RunTask path (issue 9 points 3-4, against issue 5's sizes):
+ * Cost of authorization on the RunTask path (docs/security.md "Authorization policy"), at the fleet
+ * sizes of docs/benchmarks.md:
  * - Policy.decide for a run selecting N nodes (N = 100 ... 100,000 nodes with 20 facts and 10
- *   classes each, as issue 5's synthetic fleet) when the deciding rule has a `nodes` filter, after
- *   nine rules that do not match: median of RUNS, in ms, and the ratio to a baseline measured
+ *   classes each, as the synthetic fleet of the discovery benchmark) when the deciding rule has
+ *   a `nodes` filter, after nine rules that do not match: median of RUNS, in ms, and the ratio to a baseline measured
  *   in the same run, evaluating the same filter on the same nodes with the filter language alone;
  * - the same decide when no rule has `nodes` (the nodes are never looked at): µs per call;
  * - one synchronous audit line appended to a file (a run line with input): µs per line.

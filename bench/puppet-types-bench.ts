@@ -3,7 +3,7 @@ import { compileSignature, parseType, type ParameterDeclaration } from '../lib/p
 import { validateTaskInput } from '../lib/task-input';
 
 /**
- * Puppet type system benchmark (issue 3 point 7, goal: validation of one input against a
+ * Puppet type system benchmark (goal: validation of one input against a
  * compiled signature ≤ 20 µs). The signature is a realistic task: the corpus's most common
  * types plus a Struct, a Pattern, a big Integer and a default. Prints:
  * - parse + compile of the signature: the first (cold) cost, and the median of COMPILE_RUNS;
@@ -33,7 +33,7 @@ const PARAMETERS: Record<string, ParameterDeclaration> = {
   flag: { type: "Optional[Variant[Boolean, Enum['true','false']]]" },
 };
 
-// The id is appended as text: a JavaScript number cannot hold it (task-spec §7.1).
+// The id is appended as text: a JavaScript number cannot hold it (docs/task-format.md §7.1).
 const VALID = `${JSON.stringify({
   action: 'install',
   name: 'httpd',

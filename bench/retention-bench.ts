@@ -8,8 +8,8 @@ import { RunRetention } from '../services/results/run-retention';
 import { RunStore } from '../services/results/run-store';
 
 /**
- * The results service's retention sweep over 100k expired runs (issue 6 point 3: "a sweep over
- * 100k old runs never blocks Redis for long"), against a real redis-server: how long the sweep
+ * The results service's retention sweep over 100k expired runs (the goal: a sweep over
+ * 100k old runs never blocks Redis for long), against a real redis-server: how long the sweep
  * takes, and how long Redis was busy with any single command of it, from the server's own
  * books (SLOWLOG at a 1 ms threshold for the longest, INFO commandstats for the mean per
  * call): a client-side probe in this process would mostly measure this process's event loop.

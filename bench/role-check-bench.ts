@@ -12,7 +12,7 @@ import { createCa, issueCertificate } from '../lib/pki';
 import { serverCredentials, type TlsFiles } from '../lib/tls';
 
 /**
- * Cost of the per-method role check (issue 9, lib/method-roles.ts) on a mutual-TLS server:
+ * Cost of the per-method role check (lib/method-roles.ts) on a mutual-TLS server:
  * median µs per unary call over one channel (CALLS sequential calls, RUNS runs) against
  * Baton's startServer (role interceptor, reading the peer certificate for every call) and, as
  * the baseline measured in the same run, a bare grpc-js server with the same credentials and

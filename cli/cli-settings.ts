@@ -3,7 +3,10 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from './cli-error';
 
-/** The settings the CLI reads from its config file, `BATON_*` variables and flags (toolchain.md §5). */
+/**
+ * The settings the CLI reads from flags, `BATON_*` variables and its config file, in that
+ * precedence (docs/toolchain.md "CLI conventions").
+ */
 export const SETTING_KEYS = ['scheduler', 'metadata', 'results', 'tls-ca', 'tls-cert', 'tls-key'] as const;
 
 /** One CLI setting name. */
@@ -35,7 +38,8 @@ function readConfigFile(path: string, explicit: boolean): Record<string, string>
   if (existsSync(path)) {
     let doc: unknown;
     try {
-      // Loaded only when a config file exists: yaml costs start-up time (issue 7 point 8).
+      // Loaded only when a config file exists: yaml costs start-up time, and a command is typed
+      // many times a day.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { parse } = require('yaml') as typeof import('yaml');
       doc = parse(readFileSync(path, 'utf8')) ?? {};

@@ -10,9 +10,9 @@ function distance(a: string, b: string): number {
 }
 
 /**
- * The names closest to `wanted`, for "did you mean" (issue 7 point 6): names containing it or
- * contained in it first, then by edit distance, at most `limit`, and only plausible ones (a
- * distance of at most a third of the longer name, at least 2).
+ * The names closest to `wanted`, for "did you mean" (an unknown task name should lead somewhere):
+ * names containing it or contained in it first, then by edit distance, at most `limit`, and only
+ * plausible ones (a distance of at most a third of the longer name, at least 2).
  */
 export function closestNames(wanted: string, names: string[], limit = 3): string[] {
   const scored = names.map((name) => {

@@ -170,7 +170,7 @@ export class Clients {
 
   /**
    * A unary call to one of the services; UNAVAILABLE and DEADLINE_EXCEEDED become one line
-   * naming the service and the address tried (issue 7 point 6).
+   * naming the service and the address tried, so the operator knows which setting to fix.
    */
   async call<C extends keyof ServiceAddresses, Req, Res>(
     service: C,
@@ -182,7 +182,8 @@ export class Clients {
     try {
       return await unary(client, method(client), request, options);
     } catch (err) {
-      // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down) is not.
+      // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down)
+      // is not.
       if (isServiceError(err) && err.code === status.UNAVAILABLE && /No connection established|Failed to connect|SSL|certificate/i.test(err.details)) {
         const line = await tlsMismatchLine(service, this.address(service), this.tls, this.settings.settings);
         if (line) throw new CliError(line, EXIT.UNAVAILABLE);
@@ -206,7 +207,7 @@ const SERVICE_LABEL: Record<keyof ServiceAddresses, string> = { scheduler: 'sche
 /**
  * One line saying what to do when a connection failed because of TLS: plaintext against a TLS
  * service, TLS against a plaintext one, no or a refused client certificate, or a service
- * certificate our CA did not sign (issue 9). grpc-js reports the first and the refused
+ * certificate our CA did not sign. grpc-js reports the first and the refused
  * certificate both as "Failed to connect", so a TLS handshake (lib/tls.ts probeTls) tells them
  * apart. Undefined when TLS is not the problem.
  */
@@ -235,7 +236,8 @@ export function unreachable(err: unknown, service: keyof ServiceAddresses, addre
   if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
   if (err.code === status.UNAVAILABLE) return new CliError(`cannot reach the ${service} service at ${address}: ${(err.details || 'unavailable').replace(/\.? ?Resolution note:.*$/s, '')}`, EXIT.UNAVAILABLE);
   if (err.code === status.DEADLINE_EXCEEDED) return new CliError(`the ${service} service at ${address} did not answer in time`, EXIT.UNAVAILABLE);
-  // Another gRPC server (often another Baton service) at the address: say so instead of "method not implemented".
+  // Another gRPC server (often another Baton service) at the address: say so instead of "method not
+  // implemented".
   if (err.code === status.UNIMPLEMENTED) {
     const method = /\/baton\.v1\.(\w+)\/(\w+)/.exec(err.details)?.slice(1).join('.') ?? 'this call';
     return new CliError(`${address} is not the ${SERVICE_LABEL[service]}: it does not implement ${method}; check --${service} or ${settingEnvName(service)} (\`baton config show\` says where it came from)`, EXIT.UNAVAILABLE);

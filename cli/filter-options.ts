@@ -4,7 +4,7 @@ import type { FactFilter, Filter } from '../gen/baton/v1/filter';
 import { factOperatorOf, FilterSyntaxError, parseCompound, parseFactFilter, parseWithFilter } from '../lib/filter-language';
 import { CliError, EXIT } from './cli-error';
 
-/** The node-selection flags shared by `baton discover` and `baton tasks run` (choria-tasks.md §6.4). */
+/** The node-selection flags shared by `baton discover` and `baton tasks run` (docs/choria-compat.md §6.4). */
 export interface FilterOptions {
   withIdentity?: string[];
   withClass?: string[];

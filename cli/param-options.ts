@@ -6,7 +6,7 @@ import { DEFAULT_ENVIRONMENT } from '../lib/names';
 import { coerceTaskParameter } from '../lib/task-input';
 import { CliError } from './cli-error';
 
-/** How a task parameter is typed on the command line (after mco's `puppet_type_to_ruby`, choria-tasks.md §4.2). */
+/** How a task parameter is typed on the command line (after mco's `puppet_type_to_ruby`, docs/choria-compat.md §4.2). */
 export type FlagKind = 'STRING' | 'BOOLEAN' | 'JSON';
 
 /** One command-line flag made from a task parameter. */
@@ -81,10 +81,10 @@ export function addParamOptions(command: Command, flags: ParamFlag[]): void {
 
 /**
  * Reads the parameter flags that were given, as JSON text per parameter name. Each value goes
- * through the shared Bolt coercion (task-spec.md §8, `coerceTaskParameter`): JSON when the parsed
- * value matches the parameter's type, the string otherwise; the scheduler then validates it
- * with the full type system and words any mismatch in Puppet's terms. Repeated flags of an
- * Array parameter become one array.
+ * through the shared Bolt coercion (docs/task-format.md §8, `coerceTaskParameter`): JSON when the
+ * parsed value matches the parameter's type, the string otherwise; the scheduler then validates it
+ * with the full type system and words any mismatch in Puppet's terms. Repeated flags of an Array
+ * parameter become one array.
  */
 export function inputFromFlags(task: Task, flags: ParamFlag[], options: Record<string, unknown>): Map<string, string> {
   const input = new Map<string, string>();

@@ -1,9 +1,9 @@
-/** Widest progress bar, as mco's RPC::Progress (choria-tasks.md §5.3). */
+/** Widest progress bar, as mco's RPC::Progress (docs/choria-compat.md §5.3). */
 const BAR_WIDTH_MAX = 60;
 
 /**
  * One live line on stderr, redrawn in place: only on a terminal and never in `--json` mode
- * (toolchain.md §5), so pipes and scripts see nothing of it.
+ * (docs/toolchain.md "CLI conventions"), so pipes and scripts see nothing of it.
  */
 export class ProgressLine {
   private shown = false;

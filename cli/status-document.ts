@@ -3,7 +3,7 @@ import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 
 /**
  * The `--json` document of `baton tasks status`: the items/stats/summary shape of
- * `mco tasks status --json` (choria-tasks.md §5.4), with mco's snake_case keys so scripts
+ * `mco tasks status --json` (docs/choria-compat.md §5.4), with mco's snake_case keys so scripts
  * written for Choria keep working. `stdout` is the parsed result value, or the raw text when
  * the task printed no JSON object (mco's `_output` rule).
  */

@@ -20,7 +20,10 @@ export const ANSI_COLORS: Colors = {
   yellow: (s) => `\x1b[33m${s}\x1b[39m`,
 };
 
-/** Colour on only for a terminal, never with NO_COLOR, always with FORCE_COLOR (toolchain.md §5). */
+/**
+ * Colour on only for a terminal, never with NO_COLOR, always with FORCE_COLOR: decided here,
+ * since picocolors alone colours a pipe under CI=true (docs/toolchain.md "CLI conventions").
+ */
 export function chooseColors(stream: NodeJS.WriteStream, noColorFlag = false): Colors {
   if (noColorFlag || process.env.NO_COLOR) return NO_COLORS;
   if (process.env.FORCE_COLOR) return ANSI_COLORS;
@@ -90,7 +93,7 @@ function countWithNames(names: string[]): string {
   return `${names.length} (${shown}${names.length > SUMMARY_NAMES_MAX ? `, and ${names.length - SUMMARY_NAMES_MAX} more` : ''})`;
 }
 
-/** The summary block of `mco tasks` (choria-tasks.md §5.5), with its defects fixed: non-responders listed, no NaN. */
+/** The summary block of `mco tasks` (docs/choria-compat.md §5.5), with its defects fixed: non-responders listed, no NaN. */
 export function formatSummary(doc: StatusDocument, c: Colors): string[] {
   const s = doc.stats;
   const row = (label: string, value: string) => `${label.padStart(32)}: ${value}`;
@@ -117,7 +120,8 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
   lines.push('');
   // No node finished yet: an average of 0.00s would be a made-up figure.
   lines.push(row('Average Run Time', s.completed > 0 ? `${s.average_runtime.toFixed(2)}s` : '- (no node finished yet)'));
-  // Nodes waiting for their batch are not `running` in the stats, but the wait left them unfinished too.
+  // Nodes waiting for their batch are not `running` in the stats, but the wait left them unfinished
+  // too.
   const unfinished = doc.items.filter((i) => !isFailure(i) && i.state !== 'succeeded').length;
   if (unfinished > 0) {
     lines.push('', `${unfinished} nodes are still running: follow them with 'baton tasks watch ${doc.summary.taskid}', or check later with 'baton tasks status ${doc.summary.taskid}'`);

@@ -11,7 +11,7 @@ const LIST_PAGE_SIZE = 5000;
 
 /**
  * Every task of an environment with its description. Choria's `--detail` made one metadata
- * request per task (choria-tasks.md §5.1); ListTasks returns the descriptions, so this is one
+ * request per task (docs/choria-compat.md §5.1); ListTasks returns the descriptions, so this is one
  * request unless the environment holds more than LIST_PAGE_SIZE tasks.
  */
 export async function listTasks(clients: Clients, environment: string, includePrivate = false): Promise<TaskSummary[]> {

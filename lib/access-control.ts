@@ -10,9 +10,9 @@ import { Policy, PolicyError, type PolicyRequest } from './policy';
 export type { CallerSource } from './peer-identity';
 
 /**
- * What the scheduler and the results service check before they act for a caller (issue 9
- * points 3 and 4): the policy file (`policy-file`, reloaded on SIGHUP) and the audit log
- * (`audit-log`). Without a policy file every request is allowed, as before issue 9.
+ * What the scheduler and the results service check before they act for a caller: the policy file
+ * (`policy-file`, reloaded on SIGHUP) and the audit log (`audit-log`). Without a policy file every
+ * request is allowed, so a stack without one behaves as it always did.
  */
 
 /** `policy-file` of the scheduler and the results service. */

@@ -3,10 +3,10 @@ import type { Task } from '../gen/baton/v1/task';
 import { REDACTED_VALUE, sensitiveParameters } from './task-input';
 
 /**
- * The audit log (issue 9 point 4; docs/security.md "Audit"): one JSON line per run, cancel and
+ * The audit log (docs/security.md "Audit"): one JSON line per run, cancel and
  * denial, appended to a file (or written to stdout) with a synchronous write, so the line is in
  * the file before the service answers or acts. Choria wrote two audit records per run (the
- * action and the task-name action, choria-tasks.md §7); Baton writes one, with every field.
+ * action and the task-name action, docs/choria-compat.md §7); Baton writes one, with every field.
  */
 
 /** The `audit-log` value meaning stdout. */
@@ -57,7 +57,8 @@ export class AuditLog {
   private static openTarget(target: string): number {
     if (target === AUDIT_STDOUT) return 1;
     try {
-      // O_APPEND: each write lands at the end even with other writers (another replica, logrotate's copytruncate).
+      // O_APPEND: each write lands at the end even with other writers (another replica, logrotate's
+      // copytruncate).
       return openSync(target, 'a', AUDIT_FILE_MODE);
     } catch (err) {
       throw new AuditWriteError(`audit log ${target} cannot be opened: ${(err as Error).message}`);

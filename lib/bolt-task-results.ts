@@ -3,10 +3,10 @@ import { evaluate, formatTerm, parseCompound, termsOf, FilterSyntaxError, type B
 import { InvalidArgumentError } from './errors';
 
 /**
- * How a node's result answers `bolt_task('<id>').<field>` terms (issue 5 point 2, choria-tasks.md
- * §6.2), in one place for both readers: the scheduler, which evaluates such terms in discovery,
- * and the results service, which evaluates them for a slim GetRunStatus with `where` (so a term
- * over a 10,000-node run moves only the matching nodes, issue 5 point 5).
+ * How a node's result answers `bolt_task('<id>').<field>` terms (docs/choria-compat.md §6.2), in
+ * one place for both readers: the scheduler, which evaluates such terms in discovery, and the
+ * results service, which evaluates them for a slim GetRunStatus with `where` (so a term over a
+ * 10,000-node run moves only the matching nodes).
  */
 
 /** The NodeResult field (proto name) each `bolt_task` field is read from (boltTaskFields); `known` and the wrapper fields need none. */
@@ -35,7 +35,7 @@ export function resultFieldsFor(exprs: FilterExpr[], taskId: string): string[] {
   return [...fields].sort();
 }
 
-/** A node result as the fields `bolt_task` compares (choria-tasks.md §6.2; times in epoch seconds). */
+/** A node result as the fields `bolt_task` compares (docs/choria-compat.md §6.2; times in epoch seconds). */
 export function boltTaskFields(r: NodeResult): BoltTaskResultFields {
   const fields: BoltTaskResultFields = {
     task: r.task,

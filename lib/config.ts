@@ -99,8 +99,9 @@ export function loadConfig<T>(schema: ConfigSchema, sources: ConfigSources = {})
 }
 
 /**
- * The `insecure` key of every process that speaks gRPC (issue 9: TLS is on by default outside
- * `baton dev`). Without it a process refuses to start unless tls-cert, tls-key and tls-ca are set.
+ * The `insecure` key of every process that speaks gRPC (TLS is on by default outside `baton dev`,
+ * since a plaintext stack lets anyone pass for an operator or an agent). Without it a process
+ * refuses to start unless tls-cert, tls-key and tls-ca are set.
  */
 export const INSECURE_CONFIG_PROPERTIES = {
   insecure: { type: 'boolean', default: false, description: 'plaintext without certificates; only for local development' },
@@ -134,7 +135,7 @@ const TLS_KEYS = ['tls-cert', 'tls-key', 'tls-ca'] as const;
 
 /**
  * The TLS files of a process, checked: all three of tls-cert, tls-key and tls-ca (mutual TLS
- * always: a server without a CA would accept any caller, issue 9), or `insecure: true` and none
+ * always: a server without a CA would accept any caller), or `insecure: true` and none
  * of them, which gives `{}` (plaintext). Anything else, or an unreadable file, is one ConfigError line.
  */
 export function resolveTlsConfig(config: TlsConfig): TlsFiles {

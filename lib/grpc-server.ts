@@ -59,14 +59,14 @@ export interface RunningServer {
 }
 
 /**
- * Largest message a Baton server accepts, in bytes (issue 9 point 5); a bigger one ends its call
- * with RESOURCE_EXHAUSTED before any handler sees it. The largest legitimate messages are an
- * agent's Hello (at most 4 MiB of re-sent results, agent.ts MAX_HELLO_RESULTS_BYTES, plus its
- * facts) and a TaskFinished at the agent's largest output cap (2 MiB of stdout, 2 MiB of stderr,
- * and the value parsed from stdout, whose protobuf Struct can be ~5x the JSON text: ~15 MiB);
- * a RunTask (≤ 100 KiB input, ≤ 64 Ki characters of filter), a RecordNodeResults of one result
- * and a ReadTaskFile request are far smaller. grpc-js serves every service of a server with
- * one limit, so it is sized for the scheduler's Connect stream.
+ * Largest message a Baton server accepts, in bytes, so that no caller can make a server hold
+ * unbounded memory; a bigger one ends its call with RESOURCE_EXHAUSTED before any handler sees it.
+ * The largest legitimate messages are an agent's Hello (at most 4 MiB of re-sent results, agent.ts
+ * MAX_HELLO_RESULTS_BYTES, plus its facts) and a TaskFinished at the agent's largest output cap (2
+ * MiB of stdout, 2 MiB of stderr, and the value parsed from stdout, whose protobuf Struct can be
+ * ~5x the JSON text: ~15 MiB); a RunTask (≤ 100 KiB input, ≤ 64 Ki characters of filter), a
+ * RecordNodeResults of one result and a ReadTaskFile request are far smaller. grpc-js serves every
+ * service of a server with one limit, so it is sized for the scheduler's Connect stream.
  */
 export const SERVER_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -114,7 +114,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const server = new Server({ ...SERVER_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? SERVER_MAX_RECEIVE_MESSAGE_BYTES, interceptors });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);
-  // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or Struct (lib/server-reflection.ts).
+  // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or
+  // Struct (lib/server-reflection.ts).
   addServerReflection(server, [...options.services.map((s) => s.name), 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection'], options.log);
   for (const s of options.services) server.addService(s.definition, s.implementation);
 

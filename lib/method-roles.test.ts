@@ -16,7 +16,7 @@ import { channelCredentials, type TlsFiles } from './tls';
 
 /**
  * Roles per method on a real TLS server with real certificates (lib/pki.ts): the
- * interceptor refuses before any handler runs, with the code and message issue 9 asks for.
+ * interceptor refuses before any handler runs, with the code and message docs/security.md gives.
  */
 
 const LIST = ListTasksRequest.fromPartial({});

@@ -7,7 +7,7 @@ import { describePeer, peerOf, type Peer } from './peer-identity';
 import { CERT_ROLES, type CertRole } from './pki';
 
 /**
- * Which certificate roles may call which methods (issue 9 point 2), declared by each service
+ * Which certificate roles may call which methods, declared by each service
  * next to its implementation and enforced for every call of a TLS server by one grpc-js server
  * interceptor, before the handler runs: a refused call has no side effect at all.
  */

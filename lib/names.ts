@@ -1,5 +1,5 @@
 /**
- * Name rules of the task spec (task-spec.md §1): module, task and parameter names, and the
+ * Name rules of the task spec (docs/task-format.md §1): module, task and parameter names, and the
  * canonical `<module>::<task>` form where `init` is addressed by the module name alone.
  */
 

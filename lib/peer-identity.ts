@@ -5,11 +5,11 @@ import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context';
 import type { CertRole } from './pki';
 
 /**
- * Who is calling (issue 9 point 2, docs/security.md): read from the client certificate that the
+ * Who is calling (docs/security.md): read from the client certificate that the
  * TLS handshake verified against the CA, never from a field the caller fills in. Its CN is the
  * name (an agent's node identity, an operator's or a service's name) and its single
  * `OU=baton-<role>` the role. Choria took the caller id from the request it signed itself
- * (reference/choria-tasks.md §7); here only the certificate counts. On a plaintext connection
+ * (docs/choria-compat.md §7); here only the certificate counts. On a plaintext connection
  * (`insecure`, `baton dev`) there is no certificate and the caller may name itself.
  */
 

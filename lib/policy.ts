@@ -4,8 +4,8 @@ import { evaluate, FilterSyntaxError, isRegexEntry, parseCompound, referencedTas
 import { linearRegex, RegexSyntaxError, type LinearRegex } from './linear-regex';
 
 /**
- * The authorization policy (issue 9 point 3; docs/security.md "Authorization policy"), in the
- * spirit of Choria's action policies (choria-tasks.md §7): an ordered list of allow/deny rules
+ * The authorization policy (docs/security.md "Authorization policy"), in the
+ * spirit of Choria's action policies (docs/choria-compat.md §7): an ordered list of allow/deny rules
  * by caller, action, task, environment and nodes; the first rule that matches a request decides,
  * and when none does the policy's default does (deny unless the file says `default: allow`).
  *

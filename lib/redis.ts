@@ -85,7 +85,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
- * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output (issue 5 point 5) |
+ * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output |
  * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry; a node_result event holds no output (stdout, stderr, value): readers take it from `:results` (see `:resultevent`) |
  * | `<p>:run:{<id>}:final`           | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
  * | `<p>:run:{<id>}:header`          | hash   | results   | the run's constant-size facts: task, caller, nodes (the node count), state (RunState number, kept with the record's); read instead of the record when a result is recorded (services/results/run-header.ts) |

@@ -14,8 +14,9 @@ import { packageRoot } from './package-root';
  * Baton's proto files. @grpc/reflection 1.0.4 rebuilds descriptors through proto-loader, which
  * merges every file of a package into one `<package>.proto` with `dependency: []`; a client then
  * cannot resolve google.protobuf.Timestamp or Struct and `buf curl` fails with "failed to find
- * service named ... in schema" (grpc/grpc-node#3034, #3018; toolchain.md §1.4). Here every file
- * is served byte for byte as `buf build` compiled it, under its own name and with its imports.
+ * service named ... in schema" (grpc/grpc-node#3034, #3018; docs/toolchain.md "Server reflection").
+ * Here every file is served byte for byte as `buf build` compiled it, under its own name and with
+ * its imports.
  */
 
 /** One descriptor set reflection serves. */

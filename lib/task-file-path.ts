@@ -1,10 +1,10 @@
 import { isAbsolute, join, relative, sep } from 'node:path';
 
 /**
- * Module-relative task file paths, `<module>/<mount>/<relative path>` (task-spec.md §1 item 9).
+ * Module-relative task file paths, `<module>/<mount>/<relative path>` (docs/task-format.md §1 item 9).
  * These names travel over the network (metadata → scheduler → agent), and the agent writes
  * files under them, so every reader checks them with `checkTaskFilePath` first: Choria joined
- * the file name into the spool path with no check at all (choria-tasks.md §7).
+ * the file name into the spool path with no check at all (docs/choria-compat.md §7).
  */
 
 /** The mounts a task file may come from. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** A task id: 32 lowercase hex characters (Choria's request id format, choria-tasks.md §6.1). */
+/** A task id: 32 lowercase hex characters (Choria's request id format, docs/choria-compat.md §6.1). */
 export const TASK_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 /** Makes a new random task id. */

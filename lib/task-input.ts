@@ -13,7 +13,7 @@ import {
 } from './puppet-types';
 
 /**
- * Task input validation (task-spec.md §4): the input must be a JSON object; for tasks that
+ * Task input validation (docs/task-format.md §4): the input must be a JSON object; for tasks that
  * declare parameters, unknown keys and missing required parameters are rejected, defaults are
  * applied to absent or null parameters, and values are checked against the base of their
  * Puppet type. Used by the scheduler (authoritative) and the CLI (early feedback).
@@ -25,14 +25,14 @@ import {
  * aliases, ...) pass unchecked until the full Puppet type system lands in lib/.
  *
  * Number lexemes are kept: the given values travel on as their exact source text (`1.0` stays a
- * Float, big integers are not rounded), since task-spec §7.1 makes `1` and `1.0` different types
- * and §5.4 warns that re-serialising numbers changes what the task sees.
+ * Float, big integers are not rounded), since docs/task-format.md §7.1 makes `1` and `1.0`
+ * different types and §5.4 warns that re-serialising numbers changes what the task sees.
  */
 
 /** Largest accepted input, in bytes of JSON text (Choria's `bolt_tasks` DDL `input` maxlength). */
 export const MAX_INPUT_BYTES = 102_400;
 
-/** What a sensitive parameter's value is replaced with in logs and audit records (task-spec §4 step 6). */
+/** What a sensitive parameter's value is replaced with in logs and audit records (docs/task-format.md §4 step 6). */
 export const REDACTED_VALUE = 'Sensitive [value redacted]';
 
 /** Field name of violations about the input as a whole. */
@@ -122,8 +122,8 @@ export function taskSignature(task: Task): Signature | InvalidParameterTypeError
 
 /**
  * Coerces a command-line `name=value` string for one of `task`'s parameters (the Bolt rule,
- * task-spec §8): the JSON text to put in the input. A task whose signature does not compile, or
- * an undeclared name, gets the plain rule (parsed JSON if it parses, else the string).
+ * docs/task-format.md §8): the JSON text to put in the input. A task whose signature does not
+ * compile, or an undeclared name, gets the plain rule (parsed JSON if it parses, else the string).
  */
 export function coerceTaskParameter(task: Task, name: string, raw: string): string {
   const signature = taskSignature(task);
@@ -146,8 +146,9 @@ export function redactInput(task: Task, input: Record<string, unknown>): string 
 const SENSITIVE_TYPE = /(^|[^A-Za-z0-9_:])Sensitive\b/;
 
 /**
- * Names of `task`'s sensitive parameters: declared `sensitive: true` (task-spec §4 step 6), or
- * of a Sensitive type, whose value is just as secret. One rule for run records, spools and audit lines.
+ * Names of `task`'s sensitive parameters: declared `sensitive: true` (docs/task-format.md
+ * §4 step 6), or of a Sensitive type, whose value is just as secret. One rule for run records,
+ * spools and audit lines.
  */
 export function sensitiveParameters(task: Pick<Task, 'parameters'>): string[] {
   return task.parameters.filter((p) => p.sensitive || SENSITIVE_TYPE.test(p.type)).map((p) => p.name);

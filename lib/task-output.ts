@@ -2,7 +2,7 @@ import { LIMITS, structDepth } from './limits';
 
 /**
  * Turns a task's stdout, stderr and exit code into its result value, exactly as the task spec
- * says (task-spec.md §6.1): a JSON object on stdout is the value, anything else becomes
+ * says (docs/task-format.md §6.1): a JSON object on stdout is the value, anything else becomes
  * `{_output: stdout}`, and a non-zero exit without `_error` adds a task-error. A result is a
  * failure iff its value has `_error`.
  */

@@ -13,7 +13,7 @@ export interface TlsFiles {
 /**
  * Server credentials: plaintext when no certificate is configured (`insecure`, lib/config.ts
  * resolveTlsConfig), else mutual TLS: a CA is required and every client must present a
- * certificate it signed, since who is calling is read from that certificate (issue 9).
+ * certificate it signed, since who is calling is read from that certificate.
  */
 export function serverCredentials(tls: TlsFiles): ServerCredentials {
   if (!tls.cert) return ServerCredentials.createInsecure();
@@ -60,7 +60,8 @@ function classify(err: NodeJS.ErrnoException, plaintextClient: boolean): { outco
   const message = err.message;
   const detail = (/SSL routines:[^:]*:([^:\n]+)/.exec(message)?.[1] ?? message.split('\n')[0]).trim();
   if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(err.code ?? '')) return { outcome: 'UNREACHABLE', detail: err.code! };
-  // A plaintext HTTP/2 server answers a ClientHello with bytes that are no TLS record (observed with grpc-js: "wrong version number"), or hangs up.
+  // A plaintext HTTP/2 server answers a ClientHello with bytes that are no TLS record (observed
+  // with grpc-js: "wrong version number"), or hangs up.
   if (/wrong version number|packet length too long|unknown protocol|ECONNRESET|socket hang up|disconnected before secure/i.test(message) || err.code === 'ECONNRESET') {
     return { outcome: plaintextClient ? 'NO_TLS_PROBLEM' : 'PLAINTEXT_SERVER', detail };
   }

@@ -15,7 +15,7 @@ import { makeTestCertificates, type TestCertificates } from './helpers/certifica
 import { useRedisServer } from './helpers/redis';
 
 /**
- * Issue 10 point 5: no container engine runs here, so the deploy files are checked for what can
+ * No container engine runs here, so the deploy files are checked for what can
  * be checked. Every YAML file parses; every process the compose file and the Kubernetes manifests
  * run is started (services) or configured (agents) with exactly the configuration file and
  * BATON_* variables they give it, so an unknown key or a bad value fails here as it would there
@@ -50,7 +50,8 @@ function yamlFiles(dir: string): string[] {
 }
 
 function documents(file: string): Array<Record<string, unknown>> {
-  // merge: compose files share settings through YAML merge keys (<<: *anchor), as docker compose reads them.
+  // merge: compose files share settings through YAML merge keys (<<: *anchor), as docker compose
+  // reads them.
   return parseAllDocuments(readFileSync(file, 'utf8'), { merge: true }).map((d) => {
     assert.deepEqual(d.errors, [], `${relative(root, file)}: ${d.errors.map((e) => e.message).join('; ')}`);
     return d.toJS() as Record<string, unknown>;
@@ -148,7 +149,8 @@ describe('the image', () => {
     for (const dir of ['lib', 'services', 'agent', 'cli']) {
       for (const file of sourceFiles(join(root, dir))) for (const p of programsRunBy(readFileSync(file, 'utf8'))) needed.set(p, relative(root, file));
     }
-    // Programs named by constants rather than literals: the task wrapper's shell and the supervisor's perl.
+    // Programs named by constants rather than literals: the task wrapper's shell and the
+    // supervisor's perl.
     const { WRAPPER_SHELL } = await import('../agent/task-wrapper');
     const { PERL_CANDIDATES } = await import('../agent/task-supervisor');
     needed.set(WRAPPER_SHELL, 'agent/task-wrapper.ts');

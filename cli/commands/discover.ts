@@ -8,7 +8,7 @@ interface DiscoverOptions extends ConnectionOptions, FilterOptions {
 }
 
 /**
- * `baton discover [filters]`, like `mco find` (issue 5 point 4): the matching online nodes, one
+ * `baton discover [filters]`, like `mco find`: the matching online nodes, one
  * identity per line on stdout (pipeable), and on stderr how many more matched but are offline.
  * `--json` prints the nodes with their facts. Exit 3 when no node matched.
  */

@@ -27,7 +27,7 @@ export function formatColumns(names: string[], width: number): string[] {
   return rows;
 }
 
-/** `baton tasks list [--detail] [-E ENV]` (choria-tasks.md §5.1): one ListTasks request, descriptions included. */
+/** `baton tasks list [--detail] [-E ENV]` (docs/choria-compat.md §5.1): one ListTasks request, descriptions included. */
 export function tasksListCommand(done: (code: number) => void): Command {
   const command = new Command('list')
     .description('list the tasks of an environment (the default of `baton tasks`)')
@@ -67,7 +67,7 @@ function defaultText(task: Task, name: string): string {
   return p?.defaultValue === undefined ? '' : ` default: ${JSON.stringify(p.defaultValue)}`;
 }
 
-/** The help text of one task (choria-tasks.md §5.2): description, parameters, files and a usage line. */
+/** The help text of one task (docs/choria-compat.md §5.2): description, parameters, files and a usage line. */
 export function formatTaskHelp(task: Task, environment: string, bold: (s: string) => string): string[] {
   const lines = [`${bold(task.name)} - ${task.description || '(no description)'}`, ''];
   const flags = paramFlags(task.parameters, runReservedFlags());

@@ -13,7 +13,7 @@ interface StatusOptions extends Omit<ConnectionOptions, 'metadata'>, FilterOptio
 
 
 /**
- * Filters on status, as mco's (choria-tasks.md §5.4): only the items of the nodes the filter
+ * Filters on status, as mco's (docs/choria-compat.md §5.4): only the items of the nodes the filter
  * selects now (discovery, offline nodes included), the run's counters unchanged.
  */
 async function onlySelected(doc: StatusDocument, options: StatusOptions, clients: Clients): Promise<StatusDocument> {
@@ -29,7 +29,7 @@ function utc(seconds: number): string {
   return seconds > 0 ? `${new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC` : 'not started';
 }
 
-/** The `--metadata` view of `mco tasks status` (choria-tasks.md §5.4): per node exit code, who ran it when, and what it printed. */
+/** The `--metadata` view of `mco tasks status` (docs/choria-compat.md §5.4): per node exit code, who ran it when, and what it printed. */
 export function formatMetadataView(doc: StatusDocument, c: Colors): string[] {
   const lines = [`Requesting task metadata for request ${doc.summary.taskid}`, ''];
   for (const item of doc.items) {
@@ -63,7 +63,7 @@ export function tasksStatusCommand(done: (code: number) => void): Command {
       const doc = await onlySelected(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options, clients);
       if (options.metadata && !options.json) {
         process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
-        return done(0); // mco: --metadata exits 0 (choria-tasks.md §5.6)
+        return done(0); // mco: --metadata exits 0 (docs/choria-compat.md §5.6)
       }
       if (!options.json && !options.verbose && !options.summary) process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
       done(reportRun(doc, { ...options, summaryOnly: options.summary === true }));

@@ -11,7 +11,7 @@ export interface NodeView {
 }
 
 /**
- * A node's result of an earlier task, as the `bolt_task` fields (choria-tasks.md §6.2; times as
+ * A node's result of an earlier task, as the `bolt_task` fields (docs/choria-compat.md §6.2; times as
  * epoch seconds, stdout as text). `known` is implied true. A field left out never matches.
  */
 export type BoltTaskResultFields = Partial<Record<Exclude<BoltTaskField, 'known'>, string | number | boolean>>;
@@ -68,8 +68,9 @@ export function evaluateTerm(term: FilterTerm, node: NodeView, data: BoltTaskLoo
       return compareFact(factAt(node.facts, term.path), term.operator, term.value);
     case 'BOLT_TASK': {
       const result = data(term.taskId, node.identity);
-      // A node that never ran the task is only `known == false`. Choria answered the §6.2
-      // defaults instead, so its `exitcode` 127 made `exitcode > 0` pick nodes that never ran.
+      // A node that never ran the task is only `known == false`. Choria answered the
+      // docs/choria-compat.md §6.2 defaults instead, so its `exitcode` 127 made `exitcode > 0` pick
+      // nodes that never ran.
       if (term.field === 'known') return compareFact(result !== undefined, term.operator, term.value);
       if (result === undefined) return false;
       return compareFact(result[term.field], term.operator, term.value);

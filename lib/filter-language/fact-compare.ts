@@ -8,7 +8,7 @@ import type { CompareOp } from './filter-expr';
  * rule every filter form (`-F`, `-W`, `-S`, the proto FactFilter) and both discovery paths (the
  * Redis index and the in-memory evaluator) follow. docs/filters.md gives the reasons:
  *
- * - a missing value (undefined or null) never matches, not even with `!=` (choria-tasks.md §6.4);
+ * - a missing value (undefined or null) never matches, not even with `!=` (docs/choria-compat.md §6.4);
  * - when both sides read as numbers (readNumber: finite, from a number or numeric text) they
  *   compare numerically (`"1.0" == 1`, `"32" > 8`);
  * - ordering needs two numbers or two texts: a number against text is false either way

@@ -1,5 +1,5 @@
 /**
- * The AST of Baton's filter language (choria-tasks.md §6.3, §6.4). Produced by
+ * The AST of Baton's filter language (docs/choria-compat.md §6.3, §6.4). Produced by
  * `parseCompound`, printed by `formatExpr`, evaluated by `evaluate`, planned over by an index
  * through `termsOf` / `foldExpr`. Every node is a plain JSON-able object with a string `kind`:
  *
@@ -15,20 +15,20 @@
  *   (`agent('rpcutil')`, and every `-A` entry).
  * - `FACT`: `path <operator> value` over a dotted fact path (`os.family=Debian`, `fact('a.b') > 1`).
  * - `BOLT_TASK`: `bolt_task('<id>').<field> <operator> value`, a field of a node's result of an
- *   earlier task run (§6.2).
+ *   earlier task run (docs/choria-compat.md §6.2).
  */
 
 /**
  * A comparison operator. `=~` / `!~` take a regular expression (the term's `value` is then its
- * source, without slashes); `!~` only arises from `!= /re/` (§6.3: `/re/` with `!=` is `!=~`).
- * Aliases are normalised when parsing: `=` → `==`, `=<` → `<=`, `=>` → `>=`.
+ * source, without slashes); `!~` only arises from `!= /re/` (docs/choria-compat.md §6.3: `/re/`
+ * with `!=` is `!=~`). Aliases are normalised when parsing: `=` → `==`, `=<` → `<=`, `=>` → `>=`.
  */
 export type CompareOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | '=~' | '!~';
 
 /** Every CompareOp, for iteration in tests and planners. */
 export const COMPARE_OPS: readonly CompareOp[] = ['==', '!=', '<', '<=', '>', '>=', '=~', '!~'];
 
-/** The fields of a `bolt_task` result (choria-tasks.md §6.2, without `spool`, which Baton has no use for). */
+/** The fields of a `bolt_task` result (docs/choria-compat.md §6.2, without `spool`, which Baton has no use for). */
 export type BoltTaskField =
   | 'known'
   | 'task'
@@ -43,7 +43,7 @@ export type BoltTaskField =
   | 'wrapper_error'
   | 'wrapper_pid';
 
-/** Every BoltTaskField, in the order of §6.2. */
+/** Every BoltTaskField, in the order of docs/choria-compat.md §6.2. */
 export const BOLT_TASK_FIELDS: readonly BoltTaskField[] = [
   'known',
   'task',

@@ -10,7 +10,7 @@ import { seededRandom } from '../../test/helpers/random';
 import { quote } from '../quote';
 
 /**
- * Property test (issue 5 point 3): no input crashes or hangs the parser. A fixed-seed generator
+ * Property test: no input crashes or hangs the parser. A fixed-seed generator
  * produces grammar-shaped expressions, mutations of them and random strings; each must parse or
  * throw FilterSyntaxError (nothing else) within a time bound. Whatever parses must evaluate
  * without throwing and print to text that parses back to the same AST; random ASTs with awkward

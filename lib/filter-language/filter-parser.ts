@@ -6,7 +6,7 @@ import { TASK_ID_PATTERN } from '../task-id';
 
 /**
  * A recursive-descent parser for `-S` compound filters (the legacy grammar of
- * choria-tasks.md §6.3 with the functions of §6.4):
+ * docs/choria-compat.md §6.3 with the functions of §6.4):
  *
  *   expr     := or END
  *   or       := and { 'or' and }

@@ -1,7 +1,7 @@
 import { FilterSyntaxError } from './filter-syntax-error';
 
 /**
- * The tokens of the filter language (choria-tasks.md §6.3). Words are runs of characters other
+ * The tokens of the filter language (docs/choria-compat.md §6.3). Words are runs of characters other
  * than blanks and the punctuation below, so fact names (`os.family`), class names
  * (`apache::mod`), numbers (`-1.5`) and task ids are single words.
  */
@@ -19,7 +19,7 @@ export interface Token {
 /** Characters that end a word (besides blanks). */
 const NON_WORD = new Set(['(', ')', '!', '=', '<', '>', '~', "'", '"', '/']);
 
-/** Operators, longest first so `<=` wins over `<`. `=<`/`=>` are Choria's aliases (§6.4). */
+/** Operators, longest first so `<=` wins over `<`. `=<`/`=>` are Choria's aliases (docs/choria-compat.md §6.4). */
 const OPERATORS = ['==', '=~', '!=', '<=', '>=', '=<', '=>', '=', '<', '>'];
 
 /** True for a character that may be part of a bare word. */

@@ -1,5 +1,5 @@
 /**
- * Baton's filter language (choria-tasks.md §6.3, §6.4; docs/filters.md): parse `-S` compound
+ * Baton's filter language (docs/choria-compat.md §6.3, §6.4; docs/filters.md): parse `-S` compound
  * expressions and the single-flag forms (`-F`, `-W`, `-I`/`-C`/`-A` entries), compile a request's
  * Filter into one expression, compare facts, evaluate in memory, print, and walk expressions for
  * query planning.

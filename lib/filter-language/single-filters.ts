@@ -6,11 +6,11 @@ import { FilterSyntaxError } from './filter-syntax-error';
 import { normalizeRegexSource } from './filter-tokenizer';
 
 /**
- * The single-flag filter forms shared by the CLI and the scheduler (choria-tasks.md §6.4):
+ * The single-flag filter forms shared by the CLI and the scheduler (docs/choria-compat.md §6.4):
  * `-F fact<op>value`, `-W "a b=c"`, and the exact-or-`/regex/` entries of `-I`, `-C`, `-A`.
  */
 
-/** `-F` operators, longest first; `=` → `==`, `=<` → `<=`, `=>` → `>=` (§6.4). */
+/** `-F` operators, longest first; `=` → `==`, `=<` → `<=`, `=>` → `>=` (docs/choria-compat.md §6.4). */
 const FACT_OPERATORS: readonly [string, CompareOp][] = [
   ['==', '=='],
   ['=~', '=~'],
@@ -50,9 +50,9 @@ export function parseMatchEntry(text: string, caseSensitive = false, check = tru
 export type MatchEntryOf = 'IDENTITY' | 'CLASS' | 'AGENT';
 
 /**
- * The term of an `-I`/`-C`/`-A` entry, or of an `identity('…')` / `agent('…')` argument (§6.4:
- * identities and agents exact or a case-sensitive regex, classes case-folded exact or a
- * case-insensitive regex). Throws FilterSyntaxError like parseMatchEntry.
+ * The term of an `-I`/`-C`/`-A` entry, or of an `identity('…')` / `agent('…')` argument
+ * (docs/choria-compat.md §6.4: identities and agents exact or a case-sensitive regex, classes
+ * case-folded exact or a case-insensitive regex). Throws FilterSyntaxError like parseMatchEntry.
  */
 export function matchEntryTerm(text: string, of: MatchEntryOf, check = true): IdentityTerm | IdentityRegexTerm | ClassTerm | ClassRegexTerm | AgentTerm | AgentRegexTerm {
   const entry = parseMatchEntry(text, of !== 'CLASS', check);
@@ -87,9 +87,10 @@ export function checkRegex(expression: string, column: number, source: string): 
 
 /**
  * Splits `fact<op>value` into a FactTerm, or returns why it is not one (with the column). The
- * operator is the LEFT-most one (longest at that place). Choria takes the right-most (§6.4),
- * which breaks values that contain an operator character (`name=~/a=b/`, `url==http://h?a=b`);
- * fact names never contain one, so the left-most split reads every such filter as meant.
+ * operator is the LEFT-most one (longest at that place). Choria takes the right-most
+ * (docs/choria-compat.md §6.4), which breaks values that contain an operator character
+ * (`name=~/a=b/`, `url==http://h?a=b`); fact names never contain one, so the left-most split reads
+ * every such filter as meant.
  */
 function splitFact(text: string): FactTerm | { column: number; expected: string } {
   for (let i = 0; i < text.length; i++) {
@@ -131,8 +132,8 @@ export interface ParsedFactFilter {
 }
 
 /**
- * Parses `-F` values like Choria (§6.4): `os.family=Debian`, `memory>=4096`, `name=~/^web/`,
- * `kernel=/linux/` (a regex value with `=`/`==` means match). `!= /re/` is rejected: the proto
+ * Parses `-F` values like Choria (docs/choria-compat.md §6.4): `os.family=Debian`,
+ * `memory>=4096`, `name=~/^web/`, `kernel=/linux/` (a regex value with `=`/`==` means match). `!= /re/` is rejected: the proto
  * has no "does not match" operator (use `-S "not name =~ /re/"`, which also matches nodes
  * without the fact). Throws FilterSyntaxError.
  */
@@ -144,9 +145,9 @@ export function parseFactFilter(text: string): ParsedFactFilter {
 }
 
 /**
- * One `-W` item or `with('…')` argument (§6.4): a whole `/regex/` is a class regex; otherwise a
- * fact filter if it parses as one, else a class name. Throws FilterSyntaxError for an empty
- * item or an invalid class regex.
+ * One `-W` item or `with('…')` argument (docs/choria-compat.md §6.4): a whole `/regex/` is a class
+ * regex; otherwise a fact filter if it parses as one, else a class name. Throws FilterSyntaxError
+ * for an empty item or an invalid class regex.
  */
 export function parseWithItem(item: string): FactTerm | ClassTerm | ClassRegexTerm {
   if (item === '') throw new FilterSyntaxError(item, 1, 'a class or a fact filter');

@@ -1,5 +1,5 @@
 /**
- * Baton's Puppet type system for task parameters (task-spec §7, §8; issue 3 points 4–6):
+ * Baton's Puppet type system for task parameters (docs/task-format.md §7, §8):
  * parse → `PuppetType`, compile a task's parameters once → `Signature`, validate input text,
  * coerce command-line strings. See each module for the rules it follows.
  */

@@ -1,5 +1,5 @@
 /**
- * A JSON parser that keeps each number's lexeme (task-spec §7.1): Puppet reads `1` as an
+ * A JSON parser that keeps each number's lexeme (docs/task-format.md §7.1): Puppet reads `1` as an
  * Integer and `1.0`/`1e3` as Floats, and integers beyond 2^53 are exact. `JSON.parse` loses
  * both, so validation runs on this representation instead: numbers become `JsonNumber`
  * objects (lexeme + kind), everything else is the plain JSON value, and objects have no

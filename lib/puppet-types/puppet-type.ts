@@ -1,7 +1,7 @@
 import type { RubyRegex } from './ruby-regex';
 
 /**
- * The typed AST of a Puppet type expression (task-spec §7.2, §7.3). One node per type the
+ * The typed AST of a Puppet type expression (docs/task-format.md §7.2, §7.3). One node per type the
  * reference lists; types no JSON value can ever match (`Regexp`, `Timestamp`, `Object`, ...)
  * are kept by name as `Never` so they can be displayed and warned about at load time.
  */
@@ -15,7 +15,7 @@ export type PuppetType =
   | { kind: 'String'; min: number; max: number | null }
   /** `'x'` written as a type parameter (`Optional['x']`, `NotUndef['x']`): exactly that string. */
   | { kind: 'StringValue'; value: string }
-  /** Bounds are bigints: Puppet integers are unbounded (task-spec §7.1). `null` = unbounded side. */
+  /** Bounds are bigints: Puppet integers are unbounded (docs/task-format.md §7.1). `null` = unbounded side. */
   | { kind: 'Integer'; min: bigint | null; max: bigint | null }
   | { kind: 'Float'; min: number | null; max: number | null }
   | { kind: 'Numeric' }
@@ -30,11 +30,11 @@ export type PuppetType =
   | { kind: 'Tuple'; types: PuppetType[]; min: number; max: number | null; sized: boolean }
   | { kind: 'Struct'; members: StructMember[] }
   | { kind: 'Sensitive'; type: PuppetType }
-  /** A built-in type no value parsed from JSON can be an instance of (task-spec §7.2, last paragraph). */
+  /** A built-in type no value parsed from JSON can be an instance of (docs/task-format.md §7.2). */
   | { kind: 'Never'; name: string; text: string }
   /** A module type alias (`types/*.pp`), resolved lazily on first use. */
   | { kind: 'Alias'; name: string; resolve: () => PuppetType }
-  /** A capitalised name that is neither built in nor a known alias: never matches (task-spec §7.2). */
+  /** A capitalised name that is neither built in nor a known alias: never matches (docs/task-format.md §7.2). */
   | { kind: 'Unresolved'; name: string };
 
 /** One `key => type` of a Struct. `written` is how the key was wrapped (`'k'`, `Optional['k']`, `NotUndef['k']`). */
@@ -45,7 +45,7 @@ export interface StructMember {
 }
 
 /**
- * True when a Struct key may be absent (task-spec §7.2 Struct row): `Optional['k']` always,
+ * True when a Struct key may be absent (docs/task-format.md §7.2, Struct): `Optional['k']` always,
  * `NotUndef['k']` never, a plain `'k'` iff its type accepts undef. Decided at use, not at parse,
  * because the type may be an alias resolved later.
  */
@@ -65,7 +65,8 @@ export function resolved(t: PuppetType): PuppetType {
 
 /**
  * True when the type accepts undef (JSON null / an absent key): such a parameter is optional
- * (task-spec §4 step 4: `Optional`, `Undef`, `Any`, `Data`, a Variant containing one of those).
+ * (docs/task-format.md §4 step 4: `Optional`, `Undef`, `Any`, `Data`, a Variant containing one of
+ * those).
  */
 export function acceptsUndef(t: PuppetType): boolean {
   const r = resolved(t);

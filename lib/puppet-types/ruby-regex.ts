@@ -3,8 +3,8 @@ import { cut } from '../quote';
 
 /**
  * Ruby (Onigmo) regular expressions translated to RE2 syntax and run in linear time
- * (lib/linear-regex.ts), for `Pattern` (task-spec §7.4): a task's metadata must not be able to
- * make the scheduler's check of an operator's input backtrack for seconds.
+ * (lib/linear-regex.ts), for `Pattern` (docs/task-format.md §7.4): a task's metadata must not be
+ * able to make the scheduler's check of an operator's input backtrack for seconds.
  *
  * Translated: `\A` `\z` `\Z` (at the end of the regex or of an alternative); `^` `$` (always line
  * anchors in Ruby, `\n` only); `.` (never matches `\n` only); `\h` `\H`; `\s` `\S` (Ruby's ASCII

@@ -12,7 +12,7 @@ function problems(type: string, json: string | undefined): string[] {
   return sig.validate(json === undefined ? '{}' : `{"p": ${json}}`).violations.map((v) => v.description);
 }
 
-/** Every type with values it accepts and values it rejects (task-spec §7.2, §7.5). `undefined` = key absent. */
+/** Every type with values it accepts and values it rejects (docs/task-format.md §7.2, §7.5). `undefined` = key absent. */
 const TABLE: Array<[string, Array<string | undefined>, Array<string | undefined>]> = [
   ['Any', ['null', '1', '"x"', '[]', '{}', undefined], []],
   ['Undef', ['null', undefined], ['1', '"x"', '""']],
@@ -43,7 +43,8 @@ const TABLE: Array<[string, Array<string | undefined>, Array<string | undefined>
   ['Pattern[/\\A[a-z0-9_]+\\Z/]', ['"abc\\n"', '"a_1"'], ['"abc\\n\\n"', '"A"']],
   ['Pattern[/^[^|&]*$/]', ['"abc"', '""'], ['"a|b"', '"a&b"']],
   ["Pattern[/a/, 'b']", ['"xb"', '"a"'], ['"c"']],
-  // Linear time on both paths (the compiled schema and isInstance): a backtracking engine would not return from the rejected value.
+  // Linear time on both paths (the compiled schema and isInstance): a backtracking engine would not
+  // return from the rejected value.
   ['Pattern[/^(a|a)*$/]', ['"aaaa"', '""'], [`"${'a'.repeat(40)}b"`]],
   ['Pattern', ['""', '"anything"'], ['1']],
   ['Optional[String[1]]', ['"x"', 'null', undefined], ['""', '1']],
@@ -71,7 +72,7 @@ const TABLE: Array<[string, Array<string | undefined>, Array<string | undefined>
   ['Peadm::Ldap_config', [], ['{}', 'null']],
 ];
 
-describe('Signature: every type accepts and rejects per task-spec §7.2', () => {
+describe('Signature: every type accepts and rejects per docs/task-format.md §7.2', () => {
   for (const [type, accepted, rejected] of TABLE) {
     it(type, () => {
       for (const json of accepted) assert.deepEqual(problems(type, json), [], `${type} should accept ${json ?? '(absent)'}`);
@@ -218,7 +219,7 @@ describe('parseJsonLexemes', () => {
   });
 });
 
-describe('coerceCliValue (Bolt key=value rule, task-spec §8)', () => {
+describe('coerceCliValue (Bolt key=value rule, docs/task-format.md §8)', () => {
   const c = (type: string | undefined, raw: string) => coerceCliValue(type === undefined ? undefined : parseType(type), raw).json;
   it('keeps the JSON value when it matches the type, else the string when that matches, else the value as given', () => {
     assert.equal(c('Integer', '5'), '5');
@@ -228,7 +229,8 @@ describe('coerceCliValue (Bolt key=value rule, task-spec §8)', () => {
     assert.equal(c('Optional[String]', 'null'), 'null');
     assert.equal(c('Array[String]', '["a","b"]'), '["a","b"]');
     assert.equal(c('String', '"quoted"'), '"quoted"');
-    // Neither the Float nor the string fits: the Float is kept, so the refusal names 1.0, not "a String".
+    // Neither the Float nor the string fits: the Float is kept, so the refusal names 1.0, not "a
+    // String".
     assert.equal(c('Integer', '1.0'), '1.0');
     assert.equal(c('Integer[1,10]', '99'), '99');
     assert.equal(c('Enum[a,b]', '5'), '5');

@@ -8,9 +8,9 @@ import { parseType, type TypeAliasLookup } from './type-parser';
 import { puppetAjv, SchemaBuilder } from './type-schema';
 import { TypeSyntaxError } from './type-syntax-error';
 
-/** One parameter as the task metadata declares it (task-spec §2.2). */
+/** One parameter as the task metadata declares it (docs/task-format.md §2.2). */
 export interface ParameterDeclaration {
-  /** Puppet type expression; absent means `Data` (task-spec §2.2). */
+  /** Puppet type expression; absent means `Data` (docs/task-format.md §2.2). */
   type?: string;
   /** Default for an absent or null value, as a plain JSON value. */
   default?: unknown;
@@ -23,7 +23,7 @@ export interface CompiledParameter {
   /** The type expression as written (`Data` when none was given). */
   typeText: string;
   type: PuppetType;
-  /** True when the type accepts undef, so the parameter may be omitted (task-spec §4 step 4). */
+  /** True when the type accepts undef, so the parameter may be omitted (docs/task-format.md §4 step 4). */
   optional: boolean;
   sensitive: boolean;
   /** The default as a value, and as JSON text; undefined when there is none (or it is null). */
@@ -63,7 +63,7 @@ export interface SignatureValidation {
   violations: InputViolation[];
 }
 
-/** Keys of a task without declared parameters: `Hash[Pattern[/\A[a-z][a-z0-9_]*\z/], Data]` (task-spec §4 step 4). */
+/** Keys of a task without declared parameters: `Hash[Pattern[/\A[a-z][a-z0-9_]*\z/], Data]` (docs/task-format.md §4 step 4). */
 export const UNDECLARED_KEY = /^[a-z][a-z0-9_]*$/;
 
 /** Where the input as a whole is at fault (not JSON, not an object). */
@@ -74,7 +74,7 @@ export class InputShapeError extends Error {
   }
 }
 
-/** The result of coercing one command-line string (task-spec §8). */
+/** The result of coercing one command-line string (docs/task-format.md §8). */
 export interface CoercedValue {
   value: JsonValue;
   /** JSON text of the value: the argument as written when its JSON was kept, a JSON string otherwise. */
@@ -82,9 +82,9 @@ export interface CoercedValue {
 }
 
 /**
- * Bolt's `key=value` rule (task-spec §8): parse the string as JSON (scalars allowed); keep the
- * parsed value if the parameter has no declared type or the value matches it, else keep the
- * string. `count=5` with Integer → 5; `name=5` with String → "5"; `s='"q"'` with String → q.
+ * Bolt's `key=value` rule (docs/task-format.md §8): parse the string as JSON (scalars allowed);
+ * keep the parsed value if the parameter has no declared type or the value matches it, else keep
+ * the string. `count=5` with Integer → 5; `name=5` with String → "5"; `s='"q"'` with String → q.
  * When neither fits, the parsed value is kept, so the type error names the value as given
  * (`count=99` with Integer[1,10] is refused as the Integer 99, not as "a String").
  */
@@ -113,9 +113,9 @@ export interface CompileSignatureOptions {
 }
 
 /**
- * A task's parameters compiled once into a validator (issue 3 point 4): Puppet's Struct rules
- * for the parameter set, ajv for the yes/no check, and the type-mismatch describer to word each
- * problem when the check fails.
+ * A task's parameters compiled once into a validator (compiling is the slow part; checking an input
+ * is then cheap): Puppet's Struct rules for the parameter set, ajv for the yes/no check, and the
+ * type-mismatch describer to word each problem when the check fails.
  */
 export class Signature {
   /** False when the metadata has no `parameters` key: any well-named keys are accepted. */
@@ -123,7 +123,8 @@ export class Signature {
   readonly parameters: CompiledParameter[];
   /**
    * Load-time warnings: parameters whose type references an unresolved alias or can never be
-   * matched by a JSON value (task-spec §7.2). The signature still works; such values are refused.
+   * matched by a JSON value (docs/task-format.md §7.2). The signature still works; such values are
+   * refused.
    */
   readonly problems: string[];
   private readonly byName: Map<string, CompiledParameter>;
@@ -181,14 +182,14 @@ export class Signature {
     return this.byName.get(name);
   }
 
-  /** Coerces a `name=value` command-line string for this task (task-spec §8). */
+  /** Coerces a `name=value` command-line string for this task (docs/task-format.md §8). */
   coerce(name: string, raw: string): CoercedValue {
     return coerceCliValue(this.byName.get(name)?.type, raw);
   }
 
   /**
-   * Validates input JSON text (task-spec §4): defaults for absent or null parameters, then the
-   * parameter Struct. Throws InputShapeError when the text is not a JSON object.
+   * Validates input JSON text (docs/task-format.md §4): defaults for absent or null parameters,
+   * then the parameter Struct. Throws InputShapeError when the text is not a JSON object.
    */
   validate(inputJson: string): SignatureValidation {
     let parsed;
@@ -209,7 +210,8 @@ export class Signature {
     const index = new Map<string, number>();
     for (const m of given) {
       if (index.has(m.key)) {
-        // JSON.parse keeps the last duplicate silently; a person who wrote a key twice meant one of them.
+        // JSON.parse keeps the last duplicate silently; a person who wrote a key twice meant one of
+        // them.
         violations.push({ field: m.key, description: `gives parameter ${quote(m.key)} more than once` });
         entries[index.get(m.key)!] = m;
         continue;
@@ -220,7 +222,7 @@ export class Signature {
     for (const p of this.parameters) {
       if (p.default === undefined) continue;
       const at = index.get(p.name);
-      // Defaults replace absent and null values alike (task-spec §2.2, §4 step 3).
+      // Defaults replace absent and null values alike (docs/task-format.md §2.2, §4 step 3).
       if (at === undefined) {
         index.set(p.name, entries.length);
         entries.push({ key: p.name, value: p.default, json: p.defaultJson! });
@@ -244,8 +246,9 @@ export class Signature {
       if (given.has(e.key)) continue;
       given.set(e.key, e);
       if (e.key.startsWith('_')) {
-        // Metaparameters (`_task`, `_noop`, `_installdir`, `_target`) are Baton's to set (task-spec
-        // §5.6); letting a caller pass `_noop` would bypass the supports_noop check.
+        // Metaparameters (`_task`, `_noop`, `_installdir`, `_target`) are Baton's to set
+        // (docs/task-format.md §5.6); letting a caller pass `_noop` would bypass the supports_noop
+        // check.
         out.push({ field: e.key, description: `has no parameter named ${quote(e.key)} (keys starting with '_' are metaparameters set by Baton)` });
       } else if (!this.declared) {
         if (!UNDECLARED_KEY.test(e.key)) out.push({ field: e.key, description: `has an invalid parameter name ${quote(e.key)} (expected ${UNDECLARED_KEY.source})` });
@@ -279,9 +282,9 @@ export interface ParameterTypeReport {
 }
 
 /**
- * Checks every parameter type of a task's metadata at load time (task-spec §11 item 2: "parse
- * every type eagerly so bad types fail at load time"), reporting all problems rather than the
- * first, for a catalog that lists broken tasks with their reasons.
+ * Checks every parameter type of a task's metadata at load time, so a bad type fails the task
+ * when it is loaded rather than its first run (docs/task-format.md §1 item 11), reporting all
+ * problems rather than the first, for a catalog that lists broken tasks with their reasons.
  */
 export function checkParameterTypes(parameters: Record<string, ParameterDeclaration> | null | undefined, options: CompileSignatureOptions = {}): ParameterTypeReport {
   const report: ParameterTypeReport = { errors: [], warnings: [] };
@@ -301,7 +304,7 @@ export function checkParameterTypes(parameters: Record<string, ParameterDeclarat
   return report;
 }
 
-/** True for types no value from JSON can match at all (task-spec §7.2 last paragraph). */
+/** True for types no value from JSON can match at all (docs/task-format.md §7.2). */
 function neverMatches(t: PuppetType): boolean {
   switch (t.kind) {
     case 'Sensitive':

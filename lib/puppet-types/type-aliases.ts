@@ -23,9 +23,9 @@ interface AliasSource {
 const ALIAS_DECLARATION = /^\s*type\s+((?:[A-Z]\w*)(?:::[A-Z]\w*)+)\s*=\s*([\s\S]*?)\s*$/;
 
 /**
- * Module type aliases (`<module>/types/*.pp`: `type Mod::Name = <expr>`, task-spec §7.2 last row).
- * Sources are read up front; each alias is parsed on first use (lazily), so one broken alias
- * only affects the tasks that use it. Names are case-insensitive, as in Puppet's loader.
+ * Module type aliases (`<module>/types/*.pp`: `type Mod::Name = <expr>`, docs/task-format.md §7.2,
+ * module type aliases). Sources are read up front; each alias is parsed on first use (lazily), so one broken
+ * alias only affects the tasks that use it. Names are case-insensitive, as in Puppet's loader.
  */
 export class TypeAliases implements TypeAliasLookup {
   private readonly sources = new Map<string, AliasSource>();

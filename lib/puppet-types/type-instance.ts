@@ -2,9 +2,10 @@ import { JsonNumber, type JsonObject, type JsonValue } from './json-lexeme';
 import { describeType, quote, resolved, structKeyOptional, type PuppetType } from './puppet-type';
 
 /**
- * The reference semantics of each type (task-spec §7.2, Puppet's `instance?`), walking the AST.
- * The compiled ajv validator is the fast path; this is used to word errors (`describeMismatch`),
- * for CLI coercion, and in tests as the oracle the compiled validator must agree with.
+ * The reference semantics of each type (docs/task-format.md §7.2, Puppet's `instance?`), walking
+ * the AST. The compiled ajv validator is the fast path; this is used to word errors
+ * (`describeMismatch`), for CLI coercion, and in tests as the oracle the compiled validator must
+ * agree with.
  */
 
 /** True for a JSON object (not an array, not a number). */
@@ -12,7 +13,7 @@ export function isJsonObject(v: JsonValue): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof JsonNumber);
 }
 
-/** Code points, not UTF-16 units: Ruby `String#size` (task-spec §7.2 String row). */
+/** Code points, not UTF-16 units: Ruby `String#size` (docs/task-format.md §7.2, String). */
 export function codePointLength(s: string): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
@@ -166,8 +167,8 @@ function sizeProblem(path: string, n: number, min: number, max: number | null): 
 
 /**
  * Why `v` is not an instance of `t`, one line per problem, in Puppet's words
- * (`TypeMismatchDescriber`, task-spec §4): `path` is the subject (`parameter 'opts'`), extended
- * with `entry 'k'` / `index 2` for nested values. Empty when `v` matches.
+ * (`TypeMismatchDescriber`, docs/task-format.md §4): `path` is the subject (`parameter 'opts'`),
+ * extended with `entry 'k'` / `index 2` for nested values. Empty when `v` matches.
  */
 export function describeMismatch(t: PuppetType, v: JsonValue, path: string): string[] {
   if (isInstance(t, v)) return [];

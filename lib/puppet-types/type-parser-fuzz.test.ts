@@ -11,7 +11,7 @@ import { corpusLocation } from '../../test/helpers/corpus';
 import { seededRandom } from '../../test/helpers/random';
 
 /**
- * Property test (issue 3 point 6): no type string crashes or hangs the parser. A fixed-seed
+ * Property test: no type string crashes or hangs the parser. A fixed-seed
  * generator produces grammar-shaped types, mutations of every corpus expression, and random
  * strings; each must parse or throw TypeSyntaxError, never anything else, within a time bound.
  * What parses must compile, validate sample inputs without throwing, and print back to a type
@@ -102,8 +102,8 @@ function corpusExpressions(dir: string): string[] {
 }
 
 /**
- * Longest a single parse may take: a hang detector, not a speed test (typical is ~0.05 ms; the
- * bound leaves room for GC pauses while the whole suite loads both cores).
+ * Longest a single parse may take: a hang detector, not a speed test (a parse normally takes a
+ * tiny fraction of it; the bound leaves room for GC pauses while the whole suite loads both cores).
  */
 const PARSE_BOUND_MS = 1000;
 const VALUES = ['null', '1', '1.5', '"a"', '""', 'true', '[]', '[1, "a"]', '{}', '{"k0": 1}', '99999999999999999999'].map((j) => parseJsonLexemes(j).value);
@@ -125,7 +125,8 @@ function check(expr: string, stats: { parsed: number; refused: number }): void {
     assert.ok(took < PARSE_BOUND_MS, `parseType(${JSON.stringify(expr)}) took ${took.toFixed(1)} ms`);
   }
   assert.equal(describeType(parseType(printed)), printed, `round trip of ${JSON.stringify(expr)} via ${printed}`);
-  // Compiling costs ~0.3 ms (ajv code generation); every fourth parsed type keeps the suite fast.
+  // Compiling is far dearer than parsing (ajv generates code); every fourth parsed type keeps the
+  // suite fast.
   if (stats.parsed % 4 !== 0) return;
   const sig = compileSignature({ p: { type: expr } });
   for (const v of VALUES) sig.validateMembers([{ key: 'p', value: v, json: '' }]);
@@ -148,7 +149,7 @@ describe('parseType under fuzzing (seed 0x5eed2026)', () => {
   it('never throws anything but TypeSyntaxError on mutations of the corpus\'s type expressions', { skip: corpus.skip }, () => {
     const stats = { parsed: 0, refused: 0 };
     const expressions = corpusExpressions(corpus.dir ?? '');
-    assert.equal(expressions.length, 64); // 65 in task-spec §10.1 counts the untyped parameter apart from the explicit Data
+    assert.equal(expressions.length, 64); // 64 written expressions; the corpus's 65th type is the untyped parameter (Data)
     for (const expr of expressions) for (let i = 0; i < 40; i++) check(mutate(expr), stats);
     assert.ok(stats.parsed > 200, `parsed ${stats.parsed}`);
     assert.ok(stats.refused > 200, `refused ${stats.refused}`);

@@ -4,7 +4,7 @@ import { tokenizeType, type TypeToken } from './type-tokenizer';
 import { TypeSyntaxError } from './type-syntax-error';
 
 /**
- * Recursive-descent parser for Puppet type expressions (task-spec §7.3) → `PuppetType`.
+ * Recursive-descent parser for Puppet type expressions (docs/task-format.md §7.3) → `PuppetType`.
  * Parsing is in two steps, as in Puppet: the expression grammar (names, `[...]` access, literals,
  * `{k => v}` hashes) yields generic arguments; each type then interprets its own arguments
  * (`TypeParser#interpret_AccessExpression`), which is where `Enum[LG,no]` fails.
@@ -224,7 +224,8 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
         return { kind: 'Boolean', value: args[0].value };
       }
       case 'enum': {
-        // A bare `Enum` has no values to restrict by: Puppet's unparameterised PEnumType accepts every String.
+        // A bare `Enum` has no values to restrict by: Puppet's unparameterised PEnumType accepts
+        // every String.
         if (t.args === null) return { kind: 'String', min: 0, max: null };
         arity(t, 1, Infinity);
         let caseInsensitive = false;
@@ -240,7 +241,8 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
           else if (a.a === 'type') fail(a.pos, `identifiers or strings as Enum parameters; '${a.name}' is capitalised, so Puppet reads it as a type reference (quote it: '${a.name}')`);
           else fail(a.pos, `identifiers or strings as Enum parameters (quote numbers and keywords: Enum['8140'])`);
         }
-        // Puppet keeps Enum values deduplicated and sorted (task-spec §7.2), which is how they print.
+        // Puppet keeps Enum values deduplicated and sorted (docs/task-format.md §7.2), which is how
+        // they print.
         return { kind: 'Enum', values: [...new Set(values)].sort(), caseInsensitive };
       }
       case 'pattern':

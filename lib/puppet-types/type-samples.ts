@@ -4,9 +4,10 @@ import { isInstance } from './type-instance';
 
 /**
  * A value each type accepts and one it rejects, built from the AST (not from the validator), so
- * tests can run both through a compiled signature and assert the outcome (issue 3 point 6).
- * Choices lean on the edge cases of task-spec §7.5: code-point strings (`😀`), integers beyond
- * 2^53, `1.0` as a Float, Enum case folding, sizes at their bounds.
+ * tests can run both through a compiled signature and assert the outcome (a validator checked only
+ * against itself would prove nothing). Choices lean on the edge cases of docs/task-format.md §7.5:
+ * code-point strings (`😀`), integers beyond 2^53, `1.0` as a Float, Enum case folding, sizes at
+ * their bounds.
  */
 
 const STRING_CANDIDATES = ['a', 'abc', 'a=b', 'a:b=c', 'abc_1', '0', '123', '10G', '1.5k', '5%vg', '50', 'x,y', 'A', 'on', '', 'a b', 'a|b', '\n', 'abc\n'];

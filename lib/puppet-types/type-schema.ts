@@ -6,7 +6,7 @@ import { structKeyOptional, type PuppetType } from './puppet-type';
 import { asciiFold, integerInRange, isJsonObject } from './type-instance';
 
 /**
- * Puppet types as JSON Schema for ajv (issue 3 point 4): standard keywords wherever JSON Schema
+ * Puppet types as JSON Schema for ajv: standard keywords wherever JSON Schema
  * says the same thing (`enum`, `const`, `type: string|boolean|array|null`, `minLength`/`maxLength`
  * — ajv counts code points, as Ruby does —, `items`, `minItems`, `properties`, `required`,
  * `additionalProperties`, `propertyNames`, `anyOf`, `not`, `$ref` for aliases), and small custom
@@ -26,7 +26,7 @@ const NOTHING: SchemaObject = { not: {} };
 /** The shared ajv instance with Baton's Puppet keywords. */
 export function puppetAjv(): Ajv {
   // `optimize: false`: ajv's extra code-generation passes cost more than half of compile time
-  // (15.7 → 6.5 ms for the bench signature) and validation measured no slower without them.
+  // (bench/puppet-types-bench.ts) and validation measured no slower without them.
   // Required here, not at the top: a process that only coerces values (the `baton` CLI) never
   // compiles a schema, and ajv is a large part of its start-up.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,6 +1,6 @@
 /**
  * A type expression that is not valid Puppet: one line naming the expression, the position
- * (0-based character offset) and what was expected there, in Puppet's terms (task-spec §7.3).
+ * (0-based character offset) and what was expected there, in Puppet's terms (docs/task-format.md §7.3).
  */
 export class TypeSyntaxError extends Error {
   constructor(

@@ -1,7 +1,7 @@
 import { TypeSyntaxError } from './type-syntax-error';
 
 /**
- * Tokens of a Puppet type expression (task-spec §7.3): the subset of the Puppet lexer
+ * Tokens of a Puppet type expression (docs/task-format.md §7.3): the subset of the Puppet lexer
  * (`lexer2.rb`) a `type` string can use.
  */
 export type TypeToken =
@@ -14,7 +14,7 @@ export type TypeToken =
   | { t: 'PUNCT'; text: '[' | ']' | ',' | '{' | '}' | '=>'; pos: number }
   | { t: 'END'; pos: number };
 
-/** Words that are syntax in Puppet, not bare-word strings (task-spec §7.3). */
+/** Words that are syntax in Puppet, not bare-word strings (docs/task-format.md §7.3). */
 const KEYWORDS = new Set(['case', 'class', 'define', 'if', 'elsif', 'else', 'inherits', 'node', 'and', 'or', 'in', 'unless', 'function', 'type', 'attr', 'private', 'application', 'consumes', 'produces', 'site']);
 
 const TYPE_NAME = /(?:::)?[A-Z]\w*(?:::[A-Z]\w*)*/y;

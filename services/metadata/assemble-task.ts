@@ -22,7 +22,7 @@ export interface TaskParts {
   metadata: TaskMetadata;
   /** The metadata document as JSON text; undefined or blank for no metadata file. */
   rawMetadata: string | undefined;
-  /** Implementations first, then extra files (task-spec.md §1 item 10). */
+  /** Implementations first, then extra files (docs/task-format.md §1 item 10). */
   files: TaskFile[];
   implementations: Implementation[];
   /** The environment's parameter types; default one without module type aliases. */

@@ -43,7 +43,7 @@ interface EnvironmentEntry {
  * scan, and only the very first request of an environment waits for one. So an operator who
  * edits a module sees the change a second or so later (once the rescan the next request
  * started has finished), with no watcher or restart; an idle service does no work at all; and
- * no request pays for a rescan, which takes ~0.3 s for 2,000 tasks (bench/metadata-bench.ts).
+ * no request pays for a rescan, whose cost grows with the tasks (bench/metadata-bench.ts measures it).
  * A rescan reuses the digest of every file whose inode, size, mtime and ctime did not change,
  * so it costs directory listings, stats and reading the metadata files.
  */

@@ -4,7 +4,7 @@ import { TASK_FILE_MOUNTS, taskFilePathProblem } from '../../lib/task-file-path'
 import { TaskLoadError } from './task-load-error';
 
 /**
- * Resolution of a task's extra `files` entries, `<module>/<mount>/<path>` (task-spec.md §1
+ * Resolution of a task's extra `files` entries, `<module>/<mount>/<path>` (docs/task-format.md §1
  * item 9, Puppet `Puppet::Module::Task.find_extra_files`): the module may be any module of
  * the environment, a trailing `/` names a whole directory, relative components are refused.
  */

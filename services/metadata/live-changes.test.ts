@@ -15,7 +15,7 @@ import { Catalog } from './catalog';
 import { createMetadataService } from './metadata-service';
 
 /**
- * Issue 3 point 3: edits to the modulepath reach callers of a running service without a
+ * Edits to the modulepath reach callers of a running service without a
  * restart, and a file rewritten while it is streamed is never sent under its old sha256.
  */
 

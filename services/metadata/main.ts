@@ -1,4 +1,5 @@
-// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
+// Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load
+// (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('metadata');
 import { constants, readFileSync } from 'node:fs';
@@ -20,9 +21,9 @@ import type { TaskSource } from './task-source';
 /**
  * baton-metadata: the task catalog service. Configuration: the common server keys plus the
  * source of tasks, exactly one of
- * - `environmentpath`: a local directory of environments (task-spec.md §1), each with
+ * - `environmentpath`: a local directory of environments (docs/task-format.md §1), each with
  *   Puppet's modulepath (`environment.conf`, `basemodulepath`), or
- * - `puppetserver-url`: an existing Puppet Server's tasks API (task-spec.md §3), with
+ * - `puppetserver-url`: an existing Puppet Server's tasks API (docs/task-format.md §3), with
  *   `puppetserver-ca`, `puppetserver-cert`, `puppetserver-key` for its TLS and
  *   `puppetserver-cache-ttl-ms` for how long listings and task details are reused.
  * A missing or unreadable environmentpath, or both sources or neither, is a configuration

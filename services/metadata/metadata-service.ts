@@ -69,7 +69,7 @@ async function write<T>(call: ServerWritableStream<unknown, T>, message: T): Pro
 }
 
 /**
- * Who may call the MetadataService (issue 9, lib/method-roles.ts): any certificate with a Baton
+ * Who may call the MetadataService (lib/method-roles.ts): any certificate with a Baton
  * role; agents download task files, operators list tasks, the scheduler reads metadata.
  */
 export const METADATA_SERVICE_ROLES: MethodRoles = { default: ANY_ROLE };
@@ -114,7 +114,7 @@ export function createMetadataService(from: TaskSource | Catalog, log: Logger): 
       }
       const { module } = splitTaskName(req.task);
       if (req.task.endsWith('::init')) {
-        // `<module>::init` is not a canonical name (task-spec.md §1 item 7).
+        // `<module>::init` is not a canonical name (docs/task-format.md §1 item 7).
         throw new InvalidArgumentError(`task ${quote(req.task)} is not a canonical name; the init task of module '${module}' is named '${module}'`, [
           { field: 'task', description: expected },
         ]);

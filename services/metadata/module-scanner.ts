@@ -13,7 +13,7 @@ import { TaskLoadError } from './task-load-error';
 
 /**
  * Scans one environment, `<environmentpath>/<env>/modules/<module>/tasks/`, into tasks
- * following task-spec.md §1 (Puppet `Puppet::Module::Task`). A task that fails to load is
+ * following docs/task-format.md §1 (Puppet `Puppet::Module::Task`). A task that fails to load is
  * kept with its error so an operator sees it; it never hides the other tasks.
  *
  * The modulepath of an environment is Puppet's: `modulepath` of `<env>/environment.conf`, else
@@ -85,7 +85,7 @@ async function taskFilesIn(dir: string): Promise<string[]> {
   });
   const files: string[] = [];
   for (const e of entries) {
-    if (!NAME_SEGMENT.test(taskNameOfFile(e.name))) continue; // silently ignored (task-spec.md §1 item 3)
+    if (!NAME_SEGMENT.test(taskNameOfFile(e.name))) continue; // silently ignored (docs/task-format.md §1 item 3)
     if (IGNORED_EXTENSIONS.some((ext) => e.name.endsWith(ext))) continue;
     if (e.isFile() || (e.isSymbolicLink() && (await stat(join(dir, e.name)).catch(() => undefined))?.isFile())) files.push(e.name);
   }
@@ -150,7 +150,7 @@ async function loadTask(
     files.push(implFile(own[0]));
   }
   // Implementations first, then top-level extra files, then each implementation's
-  // (task-spec.md §1 items 9-10), each path once.
+  // (docs/task-format.md §1 items 9-10), each path once.
   for (const entry of metadata.files) files.push(...(await resolveExtraFile(entry, modules, what)));
   files.push(...implementationFiles);
   const unique = [...new Map(files.map((f) => [f.path, f])).values()];
@@ -193,7 +193,7 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
   const modules = new Map<string, string>();
   for (const modulesDir of modulepath) {
     try {
-      // Directories not named like a module are not modules (task-spec.md §1 item 6).
+      // Directories not named like a module are not modules (docs/task-format.md §1 item 6).
       for (const m of await subdirectories(modulesDir)) if (NAME_SEGMENT.test(m) && !modules.has(m)) modules.set(m, join(modulesDir, m));
     } catch (err) {
       problems.push(`cannot read ${modulesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -249,7 +249,7 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
     }
   };
   // Modules are independent: scanning several at once overlaps their file system waits,
-  // which is most of a cold scan (issue 3 point 7). Results are sorted below.
+  // which is most of a cold scan. Results are sorted below.
   const queue = [...modules];
   const worker = async (): Promise<void> => {
     for (let next = queue.shift(); next; next = queue.shift()) await scanModule(...next);

@@ -7,7 +7,7 @@ import type { ScannedEnvironment } from './module-scanner';
 import { taskFileChunks } from './task-file-chunks';
 import { taskLoadFailedMessage, type TaskListing, type TaskSource } from './task-source';
 
-/** Tasks from a local environmentpath, `<environmentpath>/<env>/modules/` (task-spec.md §1). */
+/** Tasks from a local environmentpath, `<environmentpath>/<env>/modules/` (docs/task-format.md §1). */
 export class ModulepathSource implements TaskSource {
   constructor(private readonly catalog: Catalog) {}
 

@@ -3,7 +3,7 @@ import { acceptsUndef, InvalidParameterTypeError, parseType, typeReferences, Typ
 import { TaskLoadError } from './task-load-error';
 import type { ParameterMetadata } from './task-metadata';
 
-/** The type of a parameter whose metadata gives none (Puppet's TaskInstantiator; task-spec.md §2.2). */
+/** The type of a parameter whose metadata gives none (Puppet's TaskInstantiator; docs/task-format.md §2.2). */
 export const DEFAULT_PARAMETER_TYPE = 'Data';
 
 /**
@@ -57,7 +57,7 @@ export class ParameterTypes {
   }
 
   /**
-   * True when the type accepts undef, so the parameter may be left out (task-spec.md §4 step
+   * True when the type accepts undef, so the parameter may be left out (docs/task-format.md §4 step
    * 4): `Optional`, `Undef`, `Any`, `Data`, a Variant holding one, or an alias of one. A name
    * no module declares never matches, so such a parameter is required. Throws the parse
    * error of a type that is not valid Puppet or uses a broken alias.
@@ -69,8 +69,9 @@ export class ParameterTypes {
 
 /**
  * The declared parameters as proto Parameters, sorted by name. A parameter whose type does not
- * parse makes the whole task fail to load (task-spec.md §1 item 11: "a bad `type` string fails
- * task loading"): `puppet.tasks/invalid-metadata` naming the parameter and the parse error.
+ * parse makes the whole task fail to load (as in Puppet,
+ * docs/task-format.md §1 item 11): `puppet.tasks/invalid-metadata` naming the parameter and the
+ * parse error.
  */
 export function buildParameters(parameters: Map<string, ParameterMetadata>, what: string, types: ParameterTypes = new ParameterTypes()): Parameter[] {
   return [...parameters.entries()]
@@ -91,7 +92,7 @@ export function buildParameters(parameters: Map<string, ParameterMetadata>, what
         sensitive: p.sensitive,
         defaultValue: p.hasDefault ? p.default : undefined,
         // A default makes the parameter optional to the caller: it is applied when the
-        // value is absent (task-spec.md §4 step 3).
+        // value is absent (docs/task-format.md §4 step 3).
         required: !p.hasDefault && !optional,
       };
     });

@@ -30,7 +30,7 @@ export interface PuppetServerResponse {
 }
 
 /**
- * A GET-only client of one Puppet Server (task-spec.md §3, choria-tasks.md §1.1), over
+ * A GET-only client of one Puppet Server (docs/task-format.md §3, docs/choria-compat.md §1.1), over
  * node:http(s) with a keep-alive agent and the site's CA and client certificate.
  */
 export class PuppetServerClient {

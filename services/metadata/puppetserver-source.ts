@@ -11,8 +11,8 @@ import { validateMetadata } from './task-metadata';
 import { taskLoadFailedMessage, type TaskListing, type TaskSource } from './task-source';
 
 /**
- * Tasks answered from an existing Puppet Server's `/puppet/v3/tasks` API (issue 3 point 8;
- * task-spec.md §3; choria-tasks.md §1.1), for sites that already deploy code there.
+ * Tasks answered from an existing Puppet Server's `/puppet/v3/tasks` API (docs/task-format.md §3;
+ * docs/choria-compat.md §1.1), for sites that already deploy code there.
  *
  * - ListTasks is one `GET /puppet/v3/tasks?environment=`. Puppet Server ≥ 6 lists
  *   `description` and `private`; an older one lists names only, and then each task's
@@ -30,7 +30,7 @@ import { taskLoadFailedMessage, type TaskListing, type TaskSource } from './task
  * - Errors: Puppet Server's 404 texts become NOT_FOUND naming the environment or task, its
  *   500 `{kind, msg, details}` for a broken task becomes FAILED_PRECONDITION with that kind,
  *   anything else (refused connection, other statuses, bodies of the wrong shape) UNAVAILABLE.
- *   Puppet Server omits broken tasks from its listing (§3.2), so they are not listed here.
+ *   Puppet Server omits broken tasks from its listing (docs/task-format.md §3.2), so they are not listed here.
  */
 
 /** How long a Puppet Server listing or task detail is reused, in ms. */
@@ -188,7 +188,7 @@ export class PuppetServerSource implements TaskSource {
         });
       }
       if (res.status === 500 && /json/.test(res.contentType)) {
-        // A task that exists but fails to load (task-spec.md §3.3): `{kind, msg, details}`.
+        // A task that exists but fails to load (docs/task-format.md §3.3): `{kind, msg, details}`.
         const doc = this.json(what, res);
         if (isObject(doc) && typeof doc.kind === 'string' && doc.kind.startsWith('puppet.task')) {
           return { error: { kind: doc.kind, msg: typeof doc.msg === 'string' ? doc.msg : '', details: isObject(doc.details) ? doc.details : {} } };
@@ -207,7 +207,7 @@ export class PuppetServerSource implements TaskSource {
     });
   }
 
-  /** A TaskDetails body (task-spec.md §3.3) as a Task; a body Baton cannot use is a TaskLoadError. */
+  /** A TaskDetails body (docs/task-format.md §3.3) as a Task; a body Baton cannot use is a TaskLoadError. */
   private taskOfDetail(environment: string, name: string, module: string, doc: unknown): { task: Task; files: Map<string, RemoteFile> } {
     const what = `task ${name}`;
     const bad = (why: string) => new TaskLoadError('puppet.tasks/invalid-metadata', `${what}: Puppet Server ${this.client.base} sent a detail Baton cannot use: ${why}`);

@@ -1,7 +1,7 @@
 import type { TaskError } from '../../gen/baton/v1/task';
 
 /**
- * The task-spec error kinds a task can fail to load with (task-spec.md §1 items 8, 9, 11;
+ * The task-spec error kinds a task can fail to load with (docs/task-format.md §1 items 8, 9, 11;
  * Puppet `Puppet::Module::Task`). They are the `kind` of TaskSummary.error and of the
  * FAILED_PRECONDITION that GetTask answers for a broken task.
  */

@@ -2,14 +2,14 @@ import { NAME_SEGMENT } from '../../lib/names';
 import { TaskLoadError } from './task-load-error';
 
 /**
- * Parsing and validating one task metadata document (task-spec.md §2). Validation is
+ * Parsing and validating one task metadata document (docs/task-format.md §2). Validation is
  * structural: each known key has the JSON type the spec gives it, unknown keys are kept (the
  * schema allows them, Puppet Server returns them verbatim). `null` counts as absent, as in
  * Puppet, which reads metadata with `metadata['key']`. Puppet type expressions are not parsed
  * here yet (a later issue); they are only required to be strings.
  */
 
-/** The input methods a metadata file may name (task-spec.md §2.1). */
+/** The input methods a metadata file may name (docs/task-format.md §2.1). */
 export const INPUT_METHODS = ['stdin', 'environment', 'both', 'powershell'] as const;
 
 /** One of INPUT_METHODS. */
@@ -55,7 +55,7 @@ function isObject(v: unknown): v is Json {
 }
 
 /**
- * Parses the text of a metadata file: an empty (or blank) file is `{}` (task-spec.md §1
+ * Parses the text of a metadata file: an empty (or blank) file is `{}` (docs/task-format.md §1
  * item 11), a UTF-8 byte order mark is ignored, and anything JSON.parse rejects is
  * `puppet.tasks/unparseable-metadata` with the parser's message.
  */
@@ -117,7 +117,7 @@ export function validateMetadata(doc: unknown, what: string): TaskMetadata {
         description: optional(`${key}.description`, p.description, isString, 'a string'),
         sensitive: optional(`${key}.sensitive`, p.sensitive, isBoolean, 'a boolean') ?? false,
         // A null default is no default: Puppet applies a default when the value is absent
-        // or null, so a null default leaves the value null (task-spec.md §2.2).
+        // or null, so a null default leaves the value null (docs/task-format.md §2.2).
         hasDefault: p.default !== undefined && p.default !== null,
         default: p.default ?? undefined,
       });

@@ -2,7 +2,7 @@ import type { Environment, ReadTaskFileResponse } from '../../gen/baton/v1/metad
 import type { Task, TaskError } from '../../gen/baton/v1/task';
 
 /**
- * Where MetadataService gets its tasks from (issue 3 point 8): a local modulepath
+ * Where MetadataService gets its tasks from: a local modulepath
  * (ModulepathSource) or an existing Puppet Server's `/puppet/v3/tasks` API
  * (PuppetServerSource). The service validates requests and pages listings; a source only
  * answers for well-formed names and throws lib/errors domain errors: NotFoundError

@@ -7,8 +7,8 @@ import type { Logger } from '../../lib/logger';
 export const NOT_OWN_RUN = 'NOT_OWN_RUN';
 
 /**
- * Who may read which runs on the results service (issue 9 point 3): the policy's `read` action
- * and `own-results-only` (Choria's `plugin.choria.tasks.own_status_only`, choria-tasks.md §2.4
+ * Who may read which runs on the results service (docs/security.md): the policy's `read` action
+ * and `own-results-only` (Choria's `plugin.choria.tasks.own_status_only`, docs/choria-compat.md §2.4
  * and §7). Choria checked only `task_status`; its `bolt_task` data plugin read any run. Here
  * every read of a run (GetRunStatus, WatchRunEvents, ListRuns) is checked, including the reads
  * the scheduler makes for an operator (a relayed WatchRun, `bolt_task()` terms): the scheduler

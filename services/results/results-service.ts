@@ -63,7 +63,7 @@ export interface ResultsServiceOptions {
 }
 
 /**
- * Who may call the ResultsService (issue 9, lib/method-roles.ts): only services (the scheduler)
+ * Who may call the ResultsService (lib/method-roles.ts): only services (the scheduler)
  * create runs and record results, so no operator or agent can forge a run or a node's result;
  * operators and services read.
  */
@@ -140,8 +140,8 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
 
   /**
    * A slim read. Fields the run's briefs hold (run-brief.ts), such as bolt_task's exitcode, are
-   * read from them: reading and parsing every full result cost ~90 ms over 10,000 nodes (issue 5
-   * point 5). Other fields, and a run created before briefs were kept, read the full results.
+   * read from them, since reading and parsing every full result (output included) grows with what
+   * every task printed. Other fields, and a run created before briefs were kept, read the full results.
    */
   const slimStatus = async (taskId: string, slim: string[], call: CallerSource): Promise<GetRunStatusResponse> => {
     const [run, briefs] = await Promise.all([store.getRun(taskId), briefHolds(slim) ? store.getBriefs(taskId) : []]);

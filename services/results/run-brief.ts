@@ -9,13 +9,13 @@ import { pendingNodeResult } from './run-status';
  * and under the same rule as the full result (run-scripts.ts), so the two never disagree.
  *
  * Why: `bolt_task('<id>').exitcode > 0` over a 10,000-node run read every full result (JSON
- * documents holding up to 2 MiB of stdout each) to use two fields of each, ~90 ms against issue 5
- * point 5's 50 ms; a brief is ~30 bytes whatever the task printed.
+ * documents holding up to 2 MiB of stdout each) to use two fields of each; a brief is a few dozen
+ * bytes whatever the task printed.
  *
  * Encoding: `<node>,<state>,<exitcode>,<completed>,<runtime>,<start>,<statuscode>[,<tail>]`:
  * node the host's position in the run's nodes (sorted and distinct, normalizeNewRun), so a read
- * needs only the values (HVALS, ~2.5 ms over 10,000 nodes; HGETALL's hosts and values ~6.5 ms)
- * and places each without a map or a sort of 10,000 hosts (~5 ms); state the NodeState number;
+ * needs only the values (HVALS, cheaper than HGETALL's hosts and values) and places each without
+ * a map or a sort of every host; state the NodeState number;
  * exitcode and statuscode integers, rounded as NodeResult.toJSON stores them; completed `1` or
  * `0`; runtime the number of seconds as JavaScript prints it; start the start time in epoch ms,
  * empty when unset; tail, only when the result's task or callerid differ from the run's (a
@@ -107,8 +107,8 @@ export function briefItems(run: Run, briefs: readonly string[], jsonNames: reado
   const items = new Array<NodeResult | undefined>(nodes.length).fill(undefined);
   const at: number[] = new Array<number>(BRIEF_FIELD_COUNT).fill(0);
   for (const brief of briefs) {
-    // Parsed in place (indexOf, digits) rather than split and Number: 10,000 briefs took ~7 ms
-    // that way, ~1 ms this way (issue 5 point 5).
+    // Parsed in place (indexOf, digits) rather than split and Number: this loop runs once per
+    // node of the run, and splitting allocates an array and a string per field.
     let comma = -1;
     for (let f = 0; f < BRIEF_FIELD_COUNT - 1; f++) {
       comma = brief.indexOf(',', comma + 1);

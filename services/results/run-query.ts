@@ -6,7 +6,7 @@ import { TASK_NAME } from '../../lib/names';
 import { quote } from '../../lib/quote';
 
 /**
- * The filters of a ListRuns request (issue 6 point 3, "runs listed by time, caller and task"),
+ * The filters of a ListRuns request (runs listed by time, caller and task),
  * checked and normalised. Creation times are index scores in whole milliseconds, so the
  * request's exclusive bounds become inclusive integer bounds here.
  */

@@ -6,7 +6,7 @@ import { runItems } from './run-status';
  * The slim GetRunStatus (`result_fields`, results_service.proto): only the NodeResult fields a
  * caller names are parsed and sent. The scheduler's `bolt_task('<id>').exitcode > 0` needs two
  * fields of each node; over a 10,000-node run the whole status (stdout, stderr, value of every
- * node, encoded and decoded) cost it about 100 ms (issue 5 point 5, bench/discovery-bench).
+ * node, encoded and decoded) costs time that grows with the output (bench/discovery-bench measures it).
  */
 
 /** NodeResult fields a slim read may name: proto field name → proto JSON name (how results are stored). */

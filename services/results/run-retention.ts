@@ -5,9 +5,9 @@ import { isFinalRunState } from '../../lib/run-states';
 import type { RawRunEntry, RunStore } from './run-store';
 
 /**
- * Retention by age (issue 6 point 3): a periodic sweep removes every run whose end time (or,
- * for a run that never ended, creation time) is older than the retention, with its node
- * results, its event log and its index entries, one run per atomic script (DELETE_RUN_SCRIPT).
+ * Retention by age, so Redis does not grow without bound: a periodic sweep removes every run whose
+ * end time (or, for a run that never ended, creation time) is older than the retention, with its
+ * node results, its event log and its index entries, one run per atomic script (DELETE_RUN_SCRIPT).
  *
  * Candidates come from the runs index, oldest first, RETENTION_SWEEP_BATCH at a time
  * (ZRANGEBYSCORE LIMIT): a run's end time is never before its creation time, so only runs

@@ -17,7 +17,7 @@ import { LuaScript } from '../../lib/lua-script';
  * output, `<node>,<state>,<exitcode>,<completed>,<runtime>,<start>,<statuscode>[,<tail>]` (the
  * host's position in the run's sorted nodes; NodeState number; integer; 1 or 0; seconds; epoch
  * ms or empty; integer; `["<task>","<callerid>"]` only when they differ from the run's), so a
- * slim read never reads output (issue 5 point 5). The brief hash is created with the run and
+ * slim read never reads output. The brief hash is created with the run and
  * written in the same step as each result, keeping the position CreateRun gave it (so recording
  * never looks the host up in the run's nodes); a run created before briefs existed has none and
  * never gets one (a partial brief hash would hide results).

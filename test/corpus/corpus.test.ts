@@ -15,11 +15,12 @@ import { acceptedSample, rejectedSample } from '../../lib/puppet-types/type-samp
 import { corpusLocation } from '../helpers/corpus';
 
 /**
- * The conformance corpus (task-spec §10): 121 real metadata files from 21 modules. Every
+ * The conformance corpus (docs/task-format.md §10): 121 real metadata files from 21 modules. Every
  * parameter type is parsed and compiled; a value each type accepts and one it rejects, built from
  * the AST, go through the task's compiled signature. The known bad types are counted exactly:
- * lvm::ensure_fs `Optional[Enum[LG,no]]` (invalid Puppet, §7.3) and peadm::pe_ldap_config
- * `Peadm::Ldap_config` (an alias from peadm's types/, which the corpus does not ship, §7.5).
+ * lvm::ensure_fs `Optional[Enum[LG,no]]` (invalid Puppet, docs/task-format.md §7.3) and
+ * peadm::pe_ldap_config
+ * `Peadm::Ldap_config` (an alias from peadm's types/, which the corpus does not ship, docs/task-format.md §7.5).
  */
 
 const CORPUS = corpusLocation();
@@ -55,7 +56,7 @@ function render(members: Record<string, string>): string {
   return `{${Object.entries(members).map(([k, json]) => `${JSON.stringify(k)}:${json}`).join(',')}}`;
 }
 
-describe('corpus: every task metadata file of task-spec §10', { skip: CORPUS.skip }, () => {
+describe('corpus: every task metadata file of the conformance corpus', { skip: CORPUS.skip }, () => {
   const tasks = CORPUS.dir ? loadCorpus(CORPUS.dir) : [];
   const loadErrors: string[] = [];
   const problems: string[] = [];

@@ -15,7 +15,7 @@ import { uniquePrefix, useRedisServer } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
 
 /**
- * Issue 4 points 7 and 8 against a real scheduler (in-process, real Redis): the agent's facts and
+ * Facts and liveness against a real scheduler (in-process, real Redis): the agent's facts and
  * classes files are re-read and pushed, and a scheduler that goes silent — the TCP connection
  * stays open but nothing comes through, as with a frozen process or a dropped route — is noticed
  * within scheduler-timeout-s and a new connection made. The silence is made by a TCP relay

@@ -12,7 +12,7 @@ import { waitFor } from '../helpers/wait';
 import { processAlive } from '../../lib/child-process';
 
 /**
- * Issue 4 point 3, with every part real: redis-server, the metadata, results and scheduler
+ * A task outlives its agent, with every part real: redis-server, the metadata, results and scheduler
  * services and one agent, each its own process. The agent is killed with SIGKILL while its task
  * sleeps; the task goes on under its wrapper; the agent started again reports the result, which
  * the results service stores exactly once.

@@ -17,7 +17,7 @@ import { runCli } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 
 /**
- * Authorization and audit end to end (issue 9 points 3 and 4), on a stack with mutual TLS where
+ * Authorization and audit end to end, on a stack with mutual TLS where
  * callers are their certificates: the scheduler and the results service load one policy file,
  * the results service runs with own-results-only, and both write audit lines. Dev agents:
  * node1 is role=web, node2 role=db, node3 role=cache.

@@ -26,7 +26,7 @@ import { diffSnapshots, snapshotStore, type StoreSnapshot, type VolatileRule } f
 import { waitFor } from '../helpers/wait';
 
 /**
- * The bad-input suite (issue 9 point 6): every kind of bad input a caller, an operator or an
+ * The bad-input suite: every kind of bad input a caller, an operator or an
  * agent can send, against a whole stack running with mutual TLS. Each gets one clear line
  * naming what was wrong and what was expected, and a snapshot of everything stored (every
  * Redis key and value, every file in the agents' spool and cache) is the same before and after.
@@ -363,7 +363,8 @@ describe('bad input against a stack with mutual TLS', () => {
     const machineFacts = ['uptime_seconds', 'memory.system.available_bytes'].map((f) => f.replace(/\./g, '\\.')).join('|');
     const reconnect: VolatileRule[] = [
       { key: new RegExp(`^${P}:node:node1$`), hashFields: ['last_seen', 'session', 'facts', 'index'] },
-      // Every index key of those two facts: fact:["<path>",<value>], factnum:<path>, factnumid:<path>, factvals:<path>, bits:fact:[...].
+      // Every index key of those two facts: fact:["<path>",<value>], factnum:<path>,
+      // factnumid:<path>, factvals:<path>, bits:fact:[...].
       { key: new RegExp(`^${P}:(bits:)?[a-z]+:(\\[")?(${machineFacts})("|$)`), whole: true },
     ];
     await expectNothingStored(reconnect, async () => {

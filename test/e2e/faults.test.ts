@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait';
 import { FINAL_NODE_STATES } from '../../lib/run-states';
 
 /**
- * Issue 6 point 5, "faults lose nothing", done for real: redis-server (with AOF, as in
+ * Faults lose nothing, done for real: redis-server (with AOF, as in
  * production), the metadata, results and scheduler services and three agents, each its own
  * process, running the real `runs::sleep` fixture script. Each fault strikes while tasks run,
  * and the outcome is read as a user reads it: the run's status from the results service (or
@@ -133,7 +133,8 @@ describe('faults lose nothing', () => {
     const taskId = await startSleeping(3);
     await fleet.stack.stopService('scheduler', 'SIGKILL');
     try {
-      // The tasks finish while no scheduler listens: their results can only come back re-sent in the agents' next Hello.
+      // The tasks finish while no scheduler listens: their results can only come back re-sent in
+      // the agents' next Hello.
       await tasksExited(taskId);
     } finally {
       await fleet.stack.startService('scheduler');

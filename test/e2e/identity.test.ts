@@ -24,7 +24,7 @@ import { issueSubjectCertificate } from '../helpers/subject-certificate';
 import { waitFor } from '../helpers/wait';
 
 /**
- * Who is calling, with mutual TLS everywhere (issue 9 points 1 and 2): real baton-metadata and
+ * Who is calling, with mutual TLS everywhere: real baton-metadata and
  * baton-results processes and an in-process scheduler, all with certificates from one CA
  * (lib/pki.ts), a real redis-server, and test agents speaking the agent protocol over TLS.
  * Each refusal is checked to leave Redis untouched.

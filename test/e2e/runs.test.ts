@@ -13,7 +13,7 @@ import { useDevStack } from '../helpers/dev-stack';
 import { waitFor } from '../helpers/wait';
 
 /**
- * The run flow end to end (issue 6): redis-server, the three services and five agents as
+ * The run flow end to end: redis-server, the three services and five agents as
  * separate processes, running the real `runs::sleep` fixture script, driven through the
  * scheduler's and the results service's gRPC APIs as any client would.
  */

@@ -9,7 +9,7 @@ import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
 import { waitFor } from '../helpers/wait';
 
 /**
- * One trace per run across processes (issue 8 point 5): redis-server, the three services and
+ * One trace per run across processes: redis-server, the three services and
  * three agents as separate processes export OTLP http/protobuf to a receiver inside this test;
  * a run's spans must form one trace whose parent chain crosses every process, with the
  * context carried inside the agent stream's messages.

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import protobuf from 'protobufjs';
 
 /**
- * A tiny OTLP/HTTP trace receiver for tests (toolchain.md §3: no Jaeger in CI): accepts
+ * A tiny OTLP/HTTP trace receiver for tests (no Jaeger in CI, docs/toolchain.md "Tracing"): accepts
  * `POST /v1/traces` in http/protobuf, as Baton's exporter sends it, and keeps every span.
  * The messages below are the subset of opentelemetry-proto's trace.proto and common.proto the
  * tests read, with the field numbers of the published protocol.

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A small stand-in for Puppet Server's tasks API, answering exactly the shapes, status codes
- * and texts of task-spec.md §3 (Puppet Server `master_core.clj`, `tasks_int_test.clj`), for
+ * and texts of docs/task-format.md §3 (Puppet Server `master_core.clj`, `tasks_int_test.clj`), for
  * testing Baton's Puppet Server source. Tasks and file contents can be changed between
  * requests; every request path is recorded.
  */
@@ -57,7 +57,7 @@ function canonical(t: FakeTask): string {
   return t.task === 'init' ? t.module : `${t.module}::${t.task}`;
 }
 
-/** The `uri.path` of a file by mount (task-spec.md §3.3). */
+/** The `uri.path` of a file by mount (docs/task-format.md §3.3). */
 export function fakeFileUriPath(f: FakeFile): string {
   const rel = f.rel.split('/').map(encodeURIComponent).join('/');
   switch (f.mount) {
@@ -97,7 +97,7 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
       const environments = Object.fromEntries(Object.keys(options.environments).map((e) => [e, { settings: { modulepath: [`/etc/puppetlabs/code/environments/${e}/modules`] } }]));
       return json(res, 200, { search_paths: ['file:///etc/puppetlabs/code/environments'], environments });
     }
-    // §3.1: the environment parameter.
+    // docs/task-format.md §3.1: the environment parameter.
     const env = url.searchParams.get('environment');
     if (env === null) return text(res, 400, 'An environment parameter must be specified');
     if (!/^\w+$/.test(env)) return text(res, 400, `The environment must be purely alphanumeric, not '${env}'`);
@@ -105,7 +105,7 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
     if (!tasks) return text(res, 404, `Could not find environment '${env}'`);
 
     if (url.pathname === '/puppet/v3/tasks') {
-      // §3.2: valid tasks only, private ones flagged.
+      // docs/task-format.md §3.2: valid tasks only, private ones flagged.
       return json(
         res,
         200,
@@ -119,7 +119,7 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
       );
     }
     if (parts.length === 6 && parts[3] === 'tasks') {
-      // §3.3: the detail.
+      // docs/task-format.md §3.3: the detail.
       const [module, taskName] = [parts[4], parts[5]];
       if (!tasks.some((t) => t.module === module)) return text(res, 404, `Could not find module '${module}'`);
       const t = tasks.find((x) => x.module === module && x.task === taskName);
@@ -137,7 +137,7 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
       });
     }
     if (url.pathname.startsWith('/puppet/v3/file_content/')) {
-      // §3.4: file content by its uri.path.
+      // docs/task-format.md §3.4: file content by its uri.path.
       const f = tasks.flatMap((t) => t.files).find((x) => fakeFileUriPath(x) === url.pathname);
       if (!f) return text(res, 404, `Not Found: Could not find file_content ${url.pathname.slice('/puppet/v3/file_content/'.length)}`);
       res.writeHead(200, { 'Content-Type': 'application/octet-stream' });

@@ -6,8 +6,8 @@ import Redis from 'ioredis';
 /**
  * A picture of everything Baton stores — every Redis key with its TYPE and content, every file
  * under some directories (the agents' spool and cache) with its size and sha256 — and a diff of
- * two pictures that names what changed. The bad-input suite (test/e2e/bad-input.test.ts, issue 9
- * point 6) takes one before and one after each bad request and expects no difference.
+ * two pictures that names what changed. The bad-input suite (test/e2e/bad-input.test.ts) takes one
+ * before and one after each bad request and expects no difference.
  */
 
 /** Content of one Redis key, rendered so equal content gives equal text. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../lib/package-root';
 
 /**
- * Issue 10 point 3: scripts/api-breaking.sh, the CI step that runs `buf breaking`, passes an
+ * scripts/api-breaking.sh, the CI step that runs `buf breaking`, passes an
  * additive change and fails one that breaks clients, in a throwaway clone of this repository.
  */
 

@@ -8,10 +8,10 @@ import { packageRoot } from '../../lib/package-root';
 import { useDevStack } from '../helpers/dev-stack';
 
 /**
- * Issue 10 point 2: every service answers `buf curl` with server reflection only (no proto file
+ * Every service answers `buf curl` with server reflection only (no proto file
  * given, run from an empty directory), including methods whose messages import well-known types
  * (Timestamp in Run, Struct in NodeResult.value, Value in Parameter.default_value), which the
- * stock @grpc/reflection could not serve (toolchain.md §1.4, grpc/grpc-node#3034).
+ * stock @grpc/reflection could not serve (docs/toolchain.md "Server reflection", grpc/grpc-node#3034).
  */
 
 /** Most time one buf curl may take, in ms. */

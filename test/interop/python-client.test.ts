@@ -8,11 +8,12 @@ import { packageRoot } from '../../lib/package-root';
 import { useDevStack } from '../helpers/dev-stack';
 
 /**
- * Issue 10 point 1: a Python client, from stubs generated out of proto/ at test time with Debian's
+ * A Python client, from stubs generated out of proto/ at test time with Debian's
  * protoc and grpc_python_plugin and run by Debian's python3 (python3-grpcio, python3-protobuf),
  * talks to a real stack: lists tasks, runs demo::echo, watches its event log, reads its status.
- * toolchain.md §4: the `python3` first on PATH may be a pyenv build without these packages, so the
- * Debian interpreter is named by path; grpcio-tools from PyPI is neither needed nor reachable.
+ * docs/toolchain.md "Python client": the `python3` first on PATH may be a pyenv build without these
+ * packages, so the Debian interpreter is named by path; grpcio-tools from PyPI is neither needed
+ * nor reachable.
  */
 
 /** Debian's interpreter, the one that sees python3-grpcio and python3-protobuf. */
