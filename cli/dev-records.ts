@@ -75,5 +75,7 @@ export function liveDevRecords(): DevRecord[] {
       // A record being replaced or unreadable is no stack to use.
     }
   }
-  return records.sort((a, b) => String(b.started).localeCompare(String(a.started)) || b.pid - a.pid);
+  // ISO timestamps order as strings; plain comparison, since every command reads the records
+  // and localeCompare's first call loads ICU's collation data.
+  return records.sort((a, b) => (String(a.started) < String(b.started) ? 1 : String(a.started) > String(b.started) ? -1 : b.pid - a.pid));
 }

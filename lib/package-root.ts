@@ -11,3 +11,11 @@ export function packageRoot(): string {
   }
   return dir;
 }
+
+/**
+ * The installed `baton` command's script (bin/baton), to run the CLI again as a separate
+ * process; bundled or not, the CLI's own file lies elsewhere.
+ */
+export function batonScript(): string {
+  return join(packageRoot(), 'bin', 'baton');
+}

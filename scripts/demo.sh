@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 npm run build --silent
-exec node dist/cli/main.js dev --agents 3 --run "tasks run demo::echo --message hello-from-baton -I node1 -I node2 -I node3 --verbose"
+exec node bin/baton dev --agents 3 --run "tasks run demo::echo --message hello-from-baton -I node1 -I node2 -I node3 --verbose"

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { batonScript } from '../../lib/package-root';
 import { Command } from 'commander';
 import { DEFAULT_ENVIRONMENT } from '../../lib/names';
 import { CliError } from '../cli-error';
@@ -23,12 +23,12 @@ function quoted(s: string): string {
 }
 
 /**
- * How the scripts call this very CLI: node and the absolute path of its main file, so
+ * How the scripts call this very CLI: node and the absolute path of its script, so
  * completion works whether `baton` is on PATH (a global install or `npm link`) or only
  * reachable through `npx baton`, and no npm start-up is paid per Tab.
  */
 function selfCommand(): string {
-  return `${quoted(process.execPath)} ${quoted(join(__dirname, '..', 'main.js'))}`;
+  return `${quoted(process.execPath)} ${quoted(batonScript())}`;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { batonScript } from '../../lib/package-root';
 import { hasRedisServer, REDIS_INSTALL_HINT } from '../../lib/redis-server';
 import { CliError, EXIT } from '../cli-error';
 import { settingEnvName, type SettingKey } from '../cli-settings';
@@ -36,7 +37,7 @@ function runBaton(args: string[], record: DevRecord): Promise<number> {
     if (record[key]) env[settingEnvName(key)] = record[key];
     else delete env[settingEnvName(key)];
   }
-  const child = spawn(process.execPath, [join(__dirname, '..', 'main.js'), ...args], { stdio: 'inherit', env });
+  const child = spawn(process.execPath, [batonScript(), ...args], { stdio: 'inherit', env });
   return new Promise((done) => child.once('exit', (code) => done(code ?? EXIT.FAILED)));
 }
 

@@ -97,7 +97,7 @@ describe('the baton CLI: background runs, watch, cancel, discover, help, complet
     for (const f of ['--name', '--force', '--no-force', '--tags', '--param-timeout', '--timeout', '-I'.replace('-I', '--with-identity')]) assert.match(flags.stdout, new RegExp(`^${f}$`, 'm'));
     const bash = await baton('completion', 'bash');
     assert.match(bash.stdout, /complete -o default -F _baton baton/);
-    assert.match(bash.stdout, /main\.js" __complete/);
+    assert.match(bash.stdout, /bin\/baton" __complete/);
     const zsh = await baton('completion', 'zsh');
     assert.match(zsh.stdout, /^#compdef baton/);
     const bad = await baton('completion', 'fish');

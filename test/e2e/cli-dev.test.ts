@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../lib/package-root';
+import { batonScript } from '../../lib/package-root';
 import { runCli, type CliRun } from '../helpers/cli';
 import { cliEnvironmentpath } from '../helpers/cli-environment';
 import { waitFor } from '../helpers/wait';
@@ -31,7 +31,7 @@ after(() => {
 
 /** Starts `baton dev --agents 1` in its own process group and waits until it is ready. */
 async function startDev(): Promise<DevProcess> {
-  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'cli', 'main.js'), 'dev', '--agents', '1', '--environmentpath', environmentpath], {
+  const child = spawn(process.execPath, [batonScript(), 'dev', '--agents', '1', '--environmentpath', environmentpath], {
     env: { ...process.env, XDG_STATE_HOME: state, XDG_CONFIG_HOME: '/nonexistent/baton-test' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { packageRoot } from '../../lib/package-root';
+import { batonScript } from '../../lib/package-root';
 
 /** What a `baton` run printed and how it exited. */
 export interface CliRun {
@@ -14,8 +13,8 @@ export interface CliRun {
  * and `baton dev` state are pointed at paths that do not exist, so only `env` configures it.
  */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
-  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'cli', 'main.js'), ...args], {
-    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', ...env },
+  const child = spawn(process.execPath, [batonScript(), ...args], {
+    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -37,9 +36,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
  * a whole on timeout.
  */
 export function runCliPipeline(script: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliRun> {
-  const baton = `${process.execPath} ${join(packageRoot(), 'dist', 'cli', 'main.js')}`;
+  const baton = `${process.execPath} ${batonScript()}`;
   const child = spawn('bash', ['-c', `set -o pipefail; ${script}`], {
-    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', BATON: baton, ...env },
+    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', BATON: baton, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

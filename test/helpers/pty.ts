@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { packageRoot } from '../../lib/package-root';
+import { batonScript } from '../../lib/package-root';
 
 /** What a command printed on a pseudo-terminal (stdout and stderr together, as a person sees them) and how it exited. */
 export interface PtyRun {
@@ -19,7 +18,7 @@ function shellQuote(arg: string): string {
  * progress). `script -e` exits with the command's exit code.
  */
 export function runCliInPty(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<PtyRun> {
-  const command = [process.execPath, join(packageRoot(), 'dist', 'cli', 'main.js'), ...args].map(shellQuote).join(' ');
+  const command = [process.execPath, batonScript(), ...args].map(shellQuote).join(' ');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', COLUMNS: '100', ...env };
   if (!('NO_COLOR' in env)) delete childEnv.NO_COLOR;
   delete childEnv.FORCE_COLOR;
@@ -54,7 +53,7 @@ export interface PtySession {
  * as Ctrl-C does. In its own process group.
  */
 export function startCliInPty(args: string[], env: NodeJS.ProcessEnv = {}): PtySession {
-  const command = [process.execPath, join(packageRoot(), 'dist', 'cli', 'main.js'), ...args].map(shellQuote).join(' ');
+  const command = [process.execPath, batonScript(), ...args].map(shellQuote).join(' ');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', COLUMNS: '100', NO_COLOR: '1', ...env };
   const child = spawn('script', ['-qfec', command, '/dev/null'], { env: childEnv, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let output = '';
