@@ -3,7 +3,6 @@
 // (`baton dev`, a test run) keeps working while the build runs, and any process it starts
 // afterwards finds a whole tree, old or new, never a half-written or missing one.
 import { execFileSync } from 'node:child_process';
-import { build } from 'esbuild';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +24,11 @@ run(process.execPath, [join(root, 'scripts', 'build-descriptors.mjs')], { BATON_
 // source map leads back to the TypeScript under `node --enable-source-maps`. lib/tracing (and
 // OpenTelemetry with it) stays out: with tracing on, the compiled modules run instead.
 // @grpc/proto-loader is only for grpc-js's channelz and ORCA services, which the CLI never serves.
-await build({
+// A checkout whose node_modules predates esbuild still builds, unbundled (cli/start.ts then
+// loads the compiled modules), and says how to get the faster start-up.
+const esbuild = await import('esbuild').catch(() => undefined);
+if (!esbuild) console.warn('build: esbuild is not installed (run npm install); the CLI is left unbundled, which starts slower');
+await esbuild?.build({
   entryPoints: [join(root, 'cli', 'main.ts')],
   outfile: join(next, 'cli', 'baton.js'),
   bundle: true,
