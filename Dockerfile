@@ -1,7 +1,7 @@
 # One image for every Baton process; the command picks the process:
 #   node dist/services/metadata/main.js   node dist/services/results/main.js
 #   node dist/services/scheduler/main.js  node dist/agent/main.js
-#   bin/baton (the CLI)                   node deploy/health-probe.mjs (Kubernetes exec probes)
+#   bin/baton (the CLI)
 # Each takes --config FILE (or BATON_CONFIG), BATON_<KEY> variables and --<key> flags (deploy/README.md).
 # Build: docker build -t baton .   (deploy/compose.yaml and deploy/kubernetes use it)
 
@@ -32,7 +32,6 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY bin bin
-COPY deploy/health-probe.mjs deploy/health-probe.mjs
 COPY examples examples
 # The services, the CLI and the one-shot certificate step run as `baton` (uid 10001): none of
 # them needs root. /etc/baton/pki belongs to it so that a fresh volume mounted there (compose's

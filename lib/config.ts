@@ -110,6 +110,11 @@ export const INSECURE_CONFIG_PROPERTIES = {
 /** Common keys of every gRPC server process: where to listen, logging and TLS. */
 export const SERVER_CONFIG_PROPERTIES = {
   listen: { type: 'string', default: '127.0.0.1:0', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port to listen on; port 0 picks a free one' },
+  'health-listen': {
+    type: 'string',
+    pattern: '^[^\\s:]+:\\d{1,5}$',
+    description: 'host:port of a plaintext listener serving grpc.health.v1.Health only (for probes without TLS, like the kubelet grpc probe); default none',
+  },
   'log-level': { type: 'string', default: 'info', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
   'tls-cert': { type: 'string', minLength: 1, description: 'PEM certificate of this service (`baton pki issue service NAME`); also its client certificate towards other services' },
   'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
@@ -128,6 +133,7 @@ export interface TlsConfig {
 /** The loaded values of SERVER_CONFIG_PROPERTIES. */
 export interface ServerConfig extends TlsConfig {
   listen: string;
+  'health-listen'?: string;
   'log-level': string;
 }
 

@@ -1,5 +1,6 @@
 import {
   Server,
+  ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
   type ServiceDefinition,
@@ -46,12 +47,20 @@ export interface ServerOptions {
    * metadata service: METADATA_MAX_RECEIVE_MESSAGE_BYTES) refuses large ones before decoding them.
    */
   maxReceiveMessageBytes?: number;
+  /**
+   * host:port of a second, plaintext listener that serves `grpc.health.v1.Health` alone (the
+   * same statuses as the main one), for probes that speak no TLS, like the kubelet's `grpc`
+   * probe; default none.
+   */
+  healthListen?: string;
 }
 
 /** A started server. */
 export interface RunningServer {
   /** The bound address, host:port, with the real port when 0 was asked for. */
   address: string;
+  /** The bound address of the plaintext health listener, when `healthListen` asked for one. */
+  healthAddress?: string;
   /** Registers a callback run when draining starts, to end long-lived streams. */
   onDrain(callback: () => void): void;
   /** Stops accepting calls, ends streams, waits up to the grace period, then closes. */
@@ -119,16 +128,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   addServerReflection(server, [...options.services.map((s) => s.name), 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection'], options.log);
   for (const s of options.services) server.addService(s.definition, s.implementation);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.listen, serverCredentials(options.tls ?? {}), (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
-  const address = `${host}:${port}`;
+  const address = await bind(server, options.listen, serverCredentials(options.tls ?? {}));
+  // Nothing but health on the plaintext listener: no reflection, no Baton service.
+  let healthServer: Server | undefined;
+  let healthAddress: string | undefined;
+  if (options.healthListen !== undefined) {
+    healthServer = new Server();
+    health.addToServer(healthServer);
+    try {
+      healthAddress = await bind(healthServer, options.healthListen, ServerCredentials.createInsecure());
+    } catch (err) {
+      server.forceShutdown();
+      throw err;
+    }
+  }
   const drainCallbacks: Array<() => void> = [];
   let draining: Promise<void> | undefined;
 
-  const drain = (): Promise<void> => {
-    draining ??= new Promise<void>((resolve) => {
+  const drainMain = (): Promise<void> =>
+    new Promise<void>((resolve) => {
       options.log.info({ address }, 'draining');
       for (const s of ['', ...options.services.map((x) => x.name)]) health.setStatus(s, 'NOT_SERVING');
       for (const cb of drainCallbacks) cb();
@@ -142,10 +160,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         resolve();
       });
     });
+  // The health listener answers NOT_SERVING for as long as the drain lasts, then closes.
+  const drain = (): Promise<void> => {
+    draining ??= drainMain().then(() => healthServer?.forceShutdown());
     return draining;
   };
-  options.log.info({ address }, 'listening');
-  return { address, drain, onDrain: (cb) => drainCallbacks.push(cb) };
+  options.log.info(healthAddress ? { address, healthAddress } : { address }, 'listening');
+  return { address, healthAddress, drain, onDrain: (cb) => drainCallbacks.push(cb) };
+}
+
+/** Binds `server` to host:port and resolves with host:port as bound (the real port when 0 was asked for). */
+async function bind(server: Server, listen: string, credentials: ServerCredentials): Promise<string> {
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
 }
 
 /** Runs `drain` on SIGTERM or SIGINT, then `after` (to close Redis and such) and exits. */

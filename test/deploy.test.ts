@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
@@ -10,8 +10,10 @@ import { AGENT_CONFIG_SCHEMA } from '../agent/agent-options';
 import { startChild } from '../lib/child-process';
 import { loadConfig } from '../lib/config';
 import { LISTENING_LINE } from '../lib/main';
+import { freePort } from '../lib/free-port';
 import { packageRoot } from '../lib/package-root';
 import { makeTestCertificates, type TestCertificates } from './helpers/certificates';
+import { healthStatus } from './helpers/health';
 import { useRedisServer } from './helpers/redis';
 
 /**
@@ -87,14 +89,13 @@ function kubernetesProcesses(): ProcessUse[] {
   const uses: ProcessUse[] = [];
   for (const d of docs) {
     if (d.kind !== 'Deployment' && d.kind !== 'DaemonSet') continue;
-    const spec = (d.spec as { template: { spec: { containers: Array<{ name: string; image: string; command: string[]; env?: unknown; readinessProbe?: { exec?: { command: string[] } }; livenessProbe?: { exec?: { command: string[] } } }> } } }).template.spec;
+    const spec = (d.spec as { template: { spec: { containers: Array<{ name: string; image: string; command: string[]; env?: unknown }> } } }).template.spec;
     for (const c of spec.containers) {
       if (c.image !== 'baton') continue;
       const configAt = c.command.indexOf('--config');
       const config = configMap.data[c.command[configAt + 1].replace('/etc/baton/', '')];
       assert.ok(config !== undefined, `${d.kind} ${c.name}: ${c.command[configAt + 1]} is not in the ConfigMap`);
       uses.push({ where: `kubernetes ${d.kind} ${c.name}`, command: c.command, config, env: batonEnv(c.env) });
-      for (const probe of [c.readinessProbe, c.livenessProbe]) if (probe?.exec) uses.push({ where: `kubernetes ${c.name} probe`, command: probe.exec.command, env: {} });
     }
   }
   return uses;
@@ -259,9 +260,16 @@ describe('deploy/', () => {
     if (!path.includes('metadata')) overrides.push('--redis-url', redis.url);
     if ('metrics-listen' in doc) overrides.push('--metrics-listen', '127.0.0.1:0');
     if ('tls-cert' in doc) overrides.push('--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca);
+    const healthAddress = 'health-listen' in doc ? `127.0.0.1:${await freePort()}` : undefined;
+    if (healthAddress) overrides.push('--health-listen', healthAddress);
     const child = await startChild(process.execPath, [join(root, path), '--config', configFile, ...envFlags(use.env), ...overrides], { ready: LISTENING_LINE });
-    assert.match(child.readyLine, LISTENING_LINE);
-    await child.stop();
+    try {
+      assert.match(child.readyLine, LISTENING_LINE);
+      // The health-only port answers in plaintext, as the kubelet's grpc probe asks.
+      if (healthAddress) assert.equal(await healthStatus(healthAddress, ''), 'SERVING', `${use.where}: health on ${healthAddress}`);
+    } finally {
+      await child.stop();
+    }
     assert.equal(child.child.exitCode, 0, use.where);
   }
 
@@ -313,32 +321,25 @@ describe('deploy/', () => {
     assert.throws(() => agentAccepts({ where: 'bad agent', command: ['node', 'dist/agent/main.js'], config: '', env: { BATON_SCHEDULER_ADRESS: 'x:1' } }), /scheduler-adress/);
   });
 
-  it('the health probe of the manifests answers over mutual TLS, and fails for an unknown service', async () => {
-    const tlsDir = join(scratch, 'tls');
-    mkdirSync(tlsDir, { recursive: true });
-    copyFileSync(certs.ca, join(tlsDir, 'ca.crt'));
-    copyFileSync(certs.clientCert, join(tlsDir, 'tls.crt'));
-    copyFileSync(certs.clientKey, join(tlsDir, 'tls.key'));
-    const child = await startChild(
-      process.execPath,
-      [join(root, 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'silent', '--redis-url', redis.url, '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca],
-      { ready: LISTENING_LINE },
-    );
-    try {
-      const address = LISTENING_LINE.exec(child.readyLine)![1];
-      const probe = (service: string) =>
-        new Promise<{ code: number; stderr: string }>((resolve) =>
-          execFile(process.execPath, [join(deployDir, 'health-probe.mjs'), address, service, tlsDir, 'localhost'], { timeout: 30_000 }, (err, _out, stderr) =>
-            resolve({ code: err ? Number(err.code) : 0, stderr }),
-          ),
-        );
-      assert.deepEqual(await probe('baton.v1.ResultsService'), { code: 0, stderr: '' });
-      assert.equal((await probe('')).code, 0);
-      const unknown = await probe('baton.v1.Nope');
-      assert.equal(unknown.code, 1);
-      assert.match(unknown.stderr, /baton\.v1\.Nope/);
-    } finally {
-      await child.stop();
+  it('the services are probed by the kubelet over grpc on the health-only port their configuration opens; no probe starts a process', () => {
+    const docs = yamlFiles(join(deployDir, 'kubernetes')).flatMap(documents);
+    const configMap = docs.find((d) => d.kind === 'ConfigMap') as { data: Record<string, string> };
+    type Probe = { exec?: unknown; grpc?: { port: number; service?: string } };
+    type Container = { name: string; command?: string[]; readinessProbe?: Probe; livenessProbe?: Probe; ports?: Array<{ name: string; containerPort: number }> };
+    const containers = docs
+      .filter((d) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(d.kind as string))
+      .flatMap((d) => (d.spec as { template: { spec: { containers: Container[] } } }).template.spec.containers);
+    for (const c of containers) for (const probe of [c.readinessProbe, c.livenessProbe]) if (c.command?.[0] === 'node') assert.equal(probe?.exec, undefined, `${c.name} has an exec probe starting Node`);
+    const services = { metadata: 'baton.v1.MetadataService', results: 'baton.v1.ResultsService', scheduler: 'baton.v1.SchedulerService' };
+    for (const [piece, service] of Object.entries(services)) {
+      const c = containers.find((x) => x.name === piece)!;
+      const healthListen = (parseYaml(configMap.data[`${piece}.yaml`]) as Record<string, string>)['health-listen'];
+      assert.ok(healthListen, `${piece}.yaml opens a health port`);
+      const port = Number(healthListen.split(':').at(-1));
+      assert.deepEqual(c.readinessProbe?.grpc, { port, service }, `${piece} readiness: its own service on the health port`);
+      assert.deepEqual(c.livenessProbe?.grpc, { port }, `${piece} liveness: the whole server on the health port`);
+      assert.ok(c.ports?.some((p) => p.containerPort === port), `${piece} declares the health port`);
     }
   });
+
 });

@@ -124,6 +124,7 @@ runMain('metadata', async () => {
 
   const server = await startServer({
     listen: config.listen,
+    healthListen: config['health-listen'],
     services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log), roles: METADATA_SERVICE_ROLES }],
     log,
     tls: resolveTlsConfig(config),

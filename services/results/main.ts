@@ -77,6 +77,7 @@ runMain('results', async () => {
   });
   const server = await startServer({
     listen: config.listen,
+    healthListen: config['health-listen'],
     services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation, roles: RESULTS_SERVICE_ROLES }],
     log,
     tls: resolveTlsConfig(config),

@@ -49,6 +49,7 @@ runMain('scheduler', async () => {
   const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'scheduler', log });
   const scheduler = await startScheduler({
     listen: config.listen,
+    healthListen: config['health-listen'],
     log,
     tls: resolveTlsConfig(config),
     redisUrl: config['redis-url'],

@@ -26,6 +26,8 @@ import { SCHEDULER_SERVICE_ROLES, schedulerService } from './scheduler-service';
 export interface SchedulerServerOptions {
   /** host:port to bind; port 0 picks a free port. */
   listen: string;
+  /** host:port of the plaintext health-only listener (lib/grpc-server.ts `healthListen`); default none. */
+  healthListen?: string;
   log: Logger;
   /** TLS files, used by the server and by its clients of the metadata and results services. */
   tls?: TlsFiles;
@@ -95,6 +97,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   try {
     server = await startServer({
       listen: options.listen,
+      healthListen: options.healthListen,
       log,
       tls,
       drainGraceMs: options.drainGraceMs,
