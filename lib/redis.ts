@@ -94,6 +94,11 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:runs:task:<task>`           | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
  * | `<p>:runs:caller:<caller>`       | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
  * | `<p>:request:<json [caller, id]>` | string | scheduler | the task id a RunTask request id started (idempotency); expires |
+ * | `<p>:run:{<id>}:orch`            | hash   | scheduler | the run's orchestration state while it is coordinated: phase, epoch, coordinator, batch, batches, batch_size, sleep_ms, sleep_until, gate_deadline, cancel, sending (services/scheduler/run-state.ts); deleted when the run ends |
+ * | `<p>:run:{<id>}:lease`           | string | scheduler | the coordinator lease: the coordinating replica's id, expiring unless renewed |
+ * | `<p>:run:{<id>}:plan`            | string | scheduler | JSON array of the nodes the run command goes to, in batch order (batches are recomputed from it and `batch_size`) |
+ * | `<p>:run:{<id>}:command`         | string | scheduler | the run command (RunCommand proto JSON, sensitive input included) a coordinator taking over re-sends; deleted when the run ends |
+ * | `<p>:orch:active`                | zset   | scheduler | task ids of runs with orchestration state, scored by creation time (ms): what a scheduler scans for runs whose coordinator is gone |
  */
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -238,6 +243,31 @@ export class RedisKeys {
   /** One caller's runs by creation time. */
   runsByCaller(caller: string): string {
     return `${this.prefix}:runs:caller:${caller}`;
+  }
+
+  /** A run's orchestration state (hash), while a scheduler coordinates it. */
+  runOrchestration(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:orch`;
+  }
+
+  /** A run's coordinator lease (string: the coordinating replica's id, with a TTL). */
+  runLease(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:lease`;
+  }
+
+  /** The nodes a run's command goes to, in batch order (JSON array). */
+  runPlan(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:plan`;
+  }
+
+  /** A run's command (RunCommand proto JSON), for a coordinator that takes the run over. */
+  runCommand(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:command`;
+  }
+
+  /** The task ids of runs with orchestration state, by creation time. */
+  activeRuns(): string {
+    return `${this.prefix}:orch:active`;
   }
 
   /** The task id a caller's RunTask request id started (idempotency key). */

@@ -120,6 +120,25 @@ describe('ResultsService', () => {
       assert.deepEqual(items[1], stored(run.taskId, finished('b', 0, 7)));
     });
 
+    it('never lets a NO_RESPONSE replace a final result, while a later answer replaces the NO_RESPONSE', async () => {
+      const run = await createRun(t, newRun(['a', 'b']));
+      const lost = (host: string) => nodeResult(host, { state: NodeState.NODE_STATE_NO_RESPONSE, exitcode: -1, statusmsg: 'agent lost: the agent has been gone' });
+      assert.equal(await record(t, run.taskId, [finished('a', 0, 1), nodeResult('b')]), 2);
+      // a answered before its agent went; b's agent went while it ran.
+      assert.equal(await record(t, run.taskId, [lost('a'), lost('b')]), 1);
+      let items = (await getStatus(run.taskId)).items;
+      assert.deepEqual(items[0], stored(run.taskId, finished('a', 0, 1)));
+      assert.equal(items[1].state, NodeState.NODE_STATE_NO_RESPONSE);
+      assert.equal(items[1].statusmsg, 'agent lost: the agent has been gone');
+      // Recorded again (a second check), nothing changes; b's real result, when its agent is back, replaces it.
+      assert.equal(await record(t, run.taskId, [lost('b')]), 0);
+      assert.equal(await record(t, run.taskId, [finished('b', 1, 3)]), 1);
+      items = (await getStatus(run.taskId)).items;
+      assert.deepEqual(items[1], stored(run.taskId, finished('b', 1, 3)));
+      const finals = (await collectEvents(t, { taskId: run.taskId })).filter((e) => e.event?.$case === 'nodeResult' && e.event.value.host === 'a');
+      assert.equal(finals.length, 1, "a's answer is its only event: the NO_RESPONSE never replaced it");
+    });
+
     it('moves a RUNNING run to SUCCEEDED when the last node succeeds, with an end time and an event', async () => {
       const run = await createRun(t, newRun(['a', 'b']));
       await updateState(run.taskId, RunState.RUN_STATE_RUNNING);

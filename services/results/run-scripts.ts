@@ -96,7 +96,8 @@ export const RECORD_RESULTS_SCRIPT = new LuaScript(
 Purpose: record node results of one run, at a cost per result that does not depend on the
 number of nodes. Checks first, then writes: when any host is not a node of the run nothing is
 written. Each result replaces the stored one unless the stored one is final and the new one is
-not final, or the new one is identical; each replacement appends a RunEvent in the same atomic
+not final or is a NO_RESPONSE (a real answer is never replaced by the lack of one, while a late
+answer replaces a NO_RESPONSE), or the new one is identical; each replacement appends a RunEvent in the same atomic
 step, so the event log never misses or duplicates a change. The event holds the result without
 its output (the output is stored once, in KEYS[1]); KEYS[6] remembers which event recorded the
 node's current result, so a reader gives that event its output.
@@ -113,7 +114,8 @@ ARGV[1]  n, the number of results
 ARGV[2], ARGV[3], ARGV[4]  the header the results were built from: task, caller, node count
 ARGV[5]  the cap of the event log (entries)
 ARGV[6 + 5i .. 10 + 5i], for i = 0 .. n-1:
-         host; NodeResult as canonical proto JSON; '1' when its state is final, else '0';
+         host; NodeResult as canonical proto JSON; '1' when its state is final, '2' when it is
+         final but yields to a stored final result (NO_RESPONSE), else '0';
          the RunEvent (node_result, without output) to append when it is recorded, without id;
          its brief without the leading node position (kept from the stored brief)
 Result:  {changed, final, state}: the number of results that changed what was stored, how many
@@ -139,9 +141,10 @@ local briefed = redis.call('EXISTS', KEYS[5]) == 1
 local changed = 0
 for i = 0, n - 1 do
   local base = 6 + 5 * i
-  local host, result, newFinal = ARGV[base], ARGV[base + 1], ARGV[base + 2] == '1'
-  -- A late RUNNING (or any non-final report) never overwrites a final result.
-  local keep = not newFinal and redis.call('SISMEMBER', KEYS[4], host) == 1
+  local host, result, flag = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  local newFinal = flag ~= '0'
+  -- A late RUNNING (or any non-final report), or a NO_RESPONSE, never overwrites a final result.
+  local keep = flag ~= '1' and redis.call('SISMEMBER', KEYS[4], host) == 1
   if not keep then
     keep = redis.call('HGET', KEYS[1], host) == result
   end

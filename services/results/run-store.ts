@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { NodeResult, Run, RunEvent, runStateToJSON, type RunStateChanged } from '../../gen/baton/v1/run';
+import { NodeResult, NodeState, Run, RunEvent, runStateToJSON, type RunStateChanged } from '../../gen/baton/v1/run';
 import type { RedisKeys } from '../../lib/redis';
 import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
@@ -130,6 +130,16 @@ function resultEventJson(result: NodeResult, now: Date): string {
 }
 
 /**
+ * How RECORD_RESULTS_SCRIPT treats a result's state: '1' final, '0' not final (never replaces a
+ * final result), '2' NO_RESPONSE, final but never replacing a final result either: a node
+ * recorded as not answering (its agent lost, say) after it did answer keeps its answer.
+ */
+function finalFlag(state: NodeState): '0' | '1' | '2' {
+  if (state === NodeState.NODE_STATE_NO_RESPONSE) return '2';
+  return isFinalNodeState(state) ? '1' : '0';
+}
+
+/**
  * The RECORD_RESULTS_SCRIPT arguments of `results` (five per result), cut into calls of at most
  * RECORD_BATCH_MAX_RESULTS results and, beyond the first result of a call, RECORD_BATCH_MAX_BYTES;
  * `start` is the position of a call's first result in `results`.
@@ -147,7 +157,7 @@ function recordChunks(header: RunHeader, results: NodeResult[], now: Date): Arra
       args = [];
       bytes = 0;
     }
-    args.push(r.host, result, isFinalNodeState(r.state) ? '1' : '0', event, briefBody(r, header));
+    args.push(r.host, result, finalFlag(r.state), event, briefBody(r, header));
     bytes += size;
   });
   if (args.length > 0) chunks.push({ start: results.length - args.length / 5, args });

@@ -8,6 +8,7 @@ import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { announceListening, runMain } from '../../lib/main';
 import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control';
 import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
+import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S } from './run-coordinator';
 import { startScheduler } from './scheduler-server';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
@@ -26,6 +27,14 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
     'results-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the results service' },
     'agent-metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service as agents reach it; default metadata-address' },
     'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats' },
+    'agent-lost-after-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 604800,
+      default: DEFAULT_AGENT_LOST_AFTER_S,
+      description: 'seconds a node\'s agent may be gone before its runs record it NO_RESPONSE "agent lost" (a later result still replaces it)',
+    },
+    'run-lease-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_RUN_LEASE_S, description: 'seconds a run\'s coordinator lease lives unless renewed; another scheduler resumes the run after that' },
     ...POLICY_CONFIG_PROPERTY,
     ...AUDIT_CONFIG_PROPERTY,
   },
@@ -39,6 +48,8 @@ interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'results-address': string;
   'agent-metadata-address'?: string;
   'heartbeat-interval-s': number;
+  'agent-lost-after-s': number;
+  'run-lease-s': number;
   'policy-file'?: string;
   'audit-log'?: string;
 }
@@ -58,6 +69,8 @@ runMain('scheduler', async () => {
     resultsAddress: config['results-address'],
     agentMetadataAddress: config['agent-metadata-address'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
+    agentLostAfterS: config['agent-lost-after-s'],
+    runLeaseS: config['run-lease-s'],
     access,
   });
   access.reloadOnSighup();

@@ -509,6 +509,23 @@ export class NodeIndex {
   }
 
   /**
+   * Whether each given node's agent is connected and when it was last heard from (one HMGET
+   * per node, pipelined); nodes without an entry are left out.
+   */
+  async presence(identities: string[]): Promise<Map<string, { connected: boolean; lastSeenMs: number }>> {
+    const out = new Map<string, { connected: boolean; lastSeenMs: number }>();
+    if (identities.length === 0) return out;
+    const pipeline = this.redis.pipeline();
+    for (const id of identities) pipeline.hmget(this.keys.node(id), 'online', 'last_seen');
+    const replies = (await pipeline.exec()) ?? [];
+    replies.forEach(([err, raw], i) => {
+      const [online, lastSeen] = (raw as Array<string | null> | null) ?? [];
+      if (!err && lastSeen != null) out.set(identities[i], { connected: online === '1', lastSeenMs: Number(lastSeen) || 0 });
+    });
+    return out;
+  }
+
+  /**
    * Every known identity in lexicographic order, from the scheduler's copy of the id list
    * (node-names.ts): one LLEN when no node was added since the last call.
    */

@@ -11,6 +11,7 @@ import type { Dispatcher } from './dispatcher';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
 import { unstartedResult } from './node-results';
+import { nodesThroughBatch, type RunStateStore } from './run-state';
 import type { RunTracker } from './run-tracker';
 
 /** What CancelRun works with. */
@@ -19,6 +20,8 @@ export interface RunCancelOptions {
   /** How the CancelCommand reaches the run's nodes (dispatcher.ts). */
   dispatcher: Dispatcher;
   tracker: RunTracker;
+  /** Runs' orchestration state: the cancel flag every coordinator checks before sending a batch. */
+  store: RunStateStore;
   log: Logger;
   /** The policy (`cancel`) and the audit log; default: everything allowed, nothing audited. */
   access?: AccessControl;
@@ -77,6 +80,28 @@ async function authorizeCancel(options: RunCancelOptions, caller: string, run: R
   access.authorize({ ...request, nodes }, { task_id: run.taskId, nodes: run.nodes.length });
 }
 
+/** How often CancelRun looks whether the coordinator has handed out the batch it was sending, in ms. */
+const SENDING_POLL_MS = 50;
+
+/**
+ * Sets the run's cancel flag in Redis and answers which nodes the run command went to: the
+ * nodes of every batch up to the current one (none during the gate); undefined when the run
+ * has no orchestration state. When the coordinator is handing a batch out, waits until it is
+ * out (at most one lease: a coordinator that died meanwhile never clears the mark), so that the
+ * cancel commands reach the nodes after their run commands.
+ */
+async function dispatchedBeforeCancel(store: RunStateStore, taskId: string): Promise<Set<string> | undefined> {
+  const point = await store.cancel(taskId);
+  if (!point) return undefined;
+  if (point.phase === 'GATE') return new Set();
+  const until = Date.now() + store.leaseMs;
+  for (let sending = point.sending; sending && Date.now() < until; ) {
+    await new Promise((resolve) => setTimeout(resolve, SENDING_POLL_MS));
+    sending = (await store.load(taskId))?.sending ?? false;
+  }
+  return new Set(nodesThroughBatch(point.plan, point.batchSize, point.batch));
+}
+
 /** The cancel itself, once allowed. */
 async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before: GetRunStatusResponse): Promise<CancelRunResponse> {
   const { results, dispatcher, tracker, log } = options;
@@ -87,17 +112,19 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
       state: runStateToJSON(run.state),
     });
   }
+  // From here on no batch of this run is sent, by any scheduler (the 'send' transitions check it).
+  const dispatched = await dispatchedBeforeCancel(options.store, req.taskId);
   const tracked = tracker.get(req.taskId);
-  tracked?.cancel(); // synchronous: from here on no batch of this run is sent
+  tracked?.cancel(); // wakes this replica's waits for the run at once
   const nodes = await dispatcher.cancel(run?.nodes ?? [], req.taskId);
   // A run that finished meanwhile makes this FAILED_PRECONDITION naming its state (results service).
   await unary(results, results.updateRunState, { taskId: req.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' });
 
   const unstarted = before.items.filter((r) => {
     if (FINAL_NODE_STATES.has(r.state)) return false;
-    // Tracked here: exactly the nodes no run command went to. Untracked (another replica, or a
-    // restart): judged by the stored state; a node that did start and reports later keeps the
-    // CANCELLED recorded here (the first final result wins), and its task is stopped anyway.
+    // Coordinated: exactly the nodes of the batches not sent. A run without orchestration state
+    // (its coordination over, or created before runs had it): judged by the stored node state.
+    if (dispatched) return !dispatched.has(r.host);
     return tracked ? !tracked.dispatched.has(r.host) : NOT_STARTED_STATES.has(r.state);
   });
   if (unstarted.length > 0 && run) {

@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { trace } from '@opentelemetry/api';
+import type { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState, type Run } from '../../gen/baton/v1/run';
 import type { RunTaskRequest, RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
-import type { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { Task } from '../../gen/baton/v1/task';
 import { Filter } from '../../gen/baton/v1/filter';
 import { AccessControl, onBehalfOf, ON_BEHALF_OF_SELF, type CallerSource } from '../../lib/access-control';
@@ -16,18 +15,19 @@ import type { Logger } from '../../lib/logger';
 import { metrics } from '../../lib/metrics';
 import { newTaskId } from '../../lib/task-id';
 import { sensitiveParameters, validateTaskInput, type ValidatedTaskInput } from '../../lib/task-input';
-import { inSpan, injectTraceContext, tracer } from '../../lib/tracing';
+import { inSpan, injectTraceContext } from '../../lib/tracing';
 import { planBatches } from './batch-plan';
 import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import { errorText } from './error-text';
-import type { Dispatcher } from './dispatcher';
-import { DEFAULT_DOWNLOAD_TIMEOUT_S, gateFailureReason } from './download-gate';
+import { DEFAULT_DOWNLOAD_TIMEOUT_S, gateFailureReason, type DownloadFailure } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
 import type { NodeIndex } from './node-index';
 import { unstartedResult, type RunIdentity } from './node-results';
 import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
+import type { CoordinatedRun, RunCoordinator } from './run-coordinator';
+import type { OrchestrationState, RunStateStore } from './run-state';
 import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
 import { waitForFinalRun } from './run-watch';
 
@@ -36,21 +36,42 @@ export function filterForAudit(filter: Filter | undefined): unknown {
   return filter ? Filter.toJSON(filter) : null;
 }
 
+/** The run command every node of a run gets (stored with the run's state, so a coordinator taking over sends the same). */
+function runCommandOf(run: PreparedRun): RunCommand {
+  return {
+    taskId: run.taskId,
+    task: run.task,
+    environment: run.request.environment,
+    files: run.taskDef.files,
+    executable: run.executable.path,
+    // With implementations the agent picks one and applies its input method over the task's.
+    inputMethod: run.taskDef.implementations.length > 0 ? run.taskDef.inputMethod : run.executable.inputMethod,
+    implementations: run.taskDef.implementations,
+    supportsNoop: run.taskDef.supportsNoop,
+    inputJson: run.input.inputJson,
+    sensitiveParameters: sensitiveParameters(run.taskDef),
+    caller: run.caller,
+    runAs: run.request.runAs,
+    timeoutS: run.request.timeoutS,
+    noop: run.request.noop,
+  };
+}
+
 /** What the orchestrator works with. */
 export interface RunOrchestratorOptions {
   metadata: MetadataServiceClient;
   results: ResultsServiceClient;
   index: NodeIndex;
-  /** How commands reach the agents (dispatcher.ts): this scheduler's sessions, or every replica's. */
-  dispatcher: Dispatcher;
   tracker: RunTracker;
+  /** Runs' orchestration state in Redis. */
+  store: RunStateStore;
+  /** Drives runs through their state; the same one the run resumer uses. */
+  coordinator: RunCoordinator;
   /** RunTask request ids already used (idempotency). */
   requests: RunRequests;
   log: Logger;
   /** Seconds every node gets to download and verify the files; default DEFAULT_DOWNLOAD_TIMEOUT_S. */
   downloadTimeoutS?: number;
-  /** Longest a later batch waits for the previous batch to finish, in ms; default BATCH_WAIT_LIMIT_MS. */
-  batchWaitLimitMs?: number;
   /** The policy (action `run`) and the audit log; default: everything allowed, nothing audited. */
   access?: AccessControl;
 }
@@ -66,12 +87,6 @@ export interface RunTaskCallOptions {
   checkAs?: string | undefined;
 }
 
-/**
- * Longest a batch waits for every node of the previous batch to finish before the run gives up
- * on its later batches, in ms (the tracker's TTL: one hour). A node that never reports (its
- * agent gone for good) must not hold the scheduler's batch loop forever.
- */
-export const BATCH_WAIT_LIMIT_MS = TRACKED_RUN_TTL_MS;
 
 /** Longest a duplicate RunTask waits for the first request's run to appear in the results service, in ms. */
 export const DUPLICATE_RUN_APPEAR_MS = 10_000;
@@ -103,13 +118,11 @@ interface PreparedRun extends RunIdentity {
  */
 export class RunOrchestrator {
   private readonly downloadTimeoutMs: number;
-  private readonly batchWaitLimitMs: number;
   private readonly access: AccessControl;
 
   constructor(private readonly options: RunOrchestratorOptions) {
     this.access = options.access ?? AccessControl.none(options.log);
     this.downloadTimeoutMs = (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000;
-    this.batchWaitLimitMs = options.batchWaitLimitMs ?? BATCH_WAIT_LIMIT_MS;
   }
 
   /** Runs a task as RunTask describes; `call` is the server call (who is calling: lib/peer-identity.ts). */
@@ -129,7 +142,7 @@ export class RunOrchestrator {
       'baton.nodes': run.nodes.length + run.offline.length,
       'baton.caller': run.caller,
     });
-    const { results, tracker, requests, log } = this.options;
+    const { results, tracker, requests, log, store, coordinator } = this.options;
     const { requestId } = run.request;
     // Taken only now: a request refused for bad input or no nodes may be retried with its id.
     if (requestId !== '') {
@@ -140,9 +153,22 @@ export class RunOrchestrator {
       }
     }
     let created: Run | undefined;
+    let state: OrchestrationState | undefined;
+    const batches = planBatches(run.nodes, run.request.batch);
+    const command = runCommandOf(run);
     try {
       // Fail closed: a run whose audit line cannot be written is not created (UNAVAILABLE).
       this.access.audit(this.auditLine(run));
+      // Before the run exists: a run in the results service always has a state a scheduler resumes.
+      state = await store.begin({
+        taskId: run.taskId,
+        plan: batches.flat(),
+        batchSize: batches[0].length,
+        batches: batches.length,
+        sleepMs: run.request.batch?.sleepMs ?? 0,
+        gateDeadlineMs: Date.now() + this.downloadTimeoutMs,
+        command,
+      });
       created = (
         await unary(results, results.createRun, {
           run: {
@@ -163,12 +189,14 @@ export class RunOrchestrator {
         })
       ).run;
     } catch (err) {
+      if (state) await store.finish(run.taskId, state.epoch).catch(() => undefined);
       if (requestId !== '') await requests.release(run.caller, requestId, run.taskId).catch(() => undefined);
       if (!(err instanceof UnavailableError)) this.access.auditBestEffort({ event: 'run_failed', caller: run.caller, task_id: run.taskId, reason: errorText(err) });
       throw err;
     }
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: requestId || undefined }, 'run created');
     const tracked = tracker.track(run.taskId, [...run.nodes, ...run.offline]);
+    const coordinated = coordinator.adopt(state, batches.flat(), command, tracked);
     let settled = false;
     try {
       if (run.offline.length > 0) {
@@ -176,12 +204,13 @@ export class RunOrchestrator {
         await this.record(run.taskId, run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')));
         for (const n of run.offline) tracked.markFinal(n);
       }
-      return await this.dispatch(run, tracked, created, () => (settled = true), receivedMs);
+      return await this.dispatch(run, coordinated, created, () => (settled = true), receivedMs);
     } catch (err) {
       // Once the run command went out the nodes own the outcome (and later batches go on).
       if (!settled) {
         tracker.forget(tracked);
         await this.failQuietly(run.taskId, `the scheduler could not complete the run: ${errorText(err)}`);
+        await coordinator.finish(coordinated);
       }
       throw err;
     }
@@ -281,123 +310,61 @@ export class RunOrchestrator {
   }
 
   /** From the created run to the response. Calls `settle` once the run's outcome is in the nodes' or the results' hands. */
-  private async dispatch(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void, receivedMs: number): Promise<RunTaskResponse> {
-    const { dispatcher, log } = this.options;
-    if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, tracked, created, settle);
+  private async dispatch(run: PreparedRun, coordinated: CoordinatedRun, created: Run | undefined, settle: () => void, receivedMs: number): Promise<RunTaskResponse> {
+    const { coordinator, log } = this.options;
+    const tracked = coordinated.tracked;
+    if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, coordinated, created, settle);
     // The agents' download spans are children of the gate's, through the command's trace context.
     const failures = await inSpan('baton.download_gate', { 'baton.task_id': run.taskId, 'baton.nodes': run.nodes.length }, async (span) => {
-      const failed = await dispatcher.download(
-        run.nodes,
-        { requestId: randomUUID(), taskId: run.taskId, task: run.task, environment: run.request.environment, files: run.taskDef.files },
-        this.downloadTimeoutMs,
-        injectTraceContext(span),
-      );
+      const failed = await coordinator.gate(coordinated, injectTraceContext(span));
       span.setAttribute('baton.failed_nodes', failed.length);
       return failed;
     });
-    if (tracked.cancelled) return this.cancelled(run, tracked, created, settle);
-    if (failures.length > 0) {
-      const reason = gateFailureReason(failures);
-      await this.record(run.taskId, failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)));
-      await this.setState(run.taskId, RunState.RUN_STATE_FAILED, reason);
-      settle();
-      log.info({ taskId: run.taskId, failed: failures.length }, 'download gate closed');
-      throw new FailedPreconditionError('DOWNLOAD_FAILED', reason, { task_id: run.taskId });
-    }
-
-    const batches = planBatches(run.nodes, run.request.batch);
-    if (batches.length > 1) {
-      // Every node passed the gate; those of later batches show as DOWNLOADED until their turn.
-      // Recorded before any run command goes out, so it never overwrites a RUNNING.
-      await this.record(run.taskId, run.nodes.map((n) => NodeResult.fromPartial({ host: n, state: NodeState.NODE_STATE_DOWNLOADED, exitcode: -1 })));
-    }
-    const running = await this.advance(tracked, RunState.RUN_STATE_RUNNING);
-    if (!running) return this.cancelled(run, tracked, created, settle);
-    await this.sendBatch(run, tracked, batches[0]);
+    if (tracked.cancelled) return this.cancelled(run, coordinated, created, settle);
+    if (failures.length > 0) return this.gateClosed(run, coordinated, failures, settle);
+    const running = await this.afterGate(coordinated);
+    if (!running) return this.cancelled(run, coordinated, created, settle);
+    const sent = await coordinator.sendBatch(coordinated, 0);
+    if (sent === 'cancelled') return this.cancelled(run, coordinated, created, settle);
     metrics.dispatchLatency.observe((Date.now() - receivedMs) / 1000);
     settle(); // from here on the nodes own the run's outcome
-    log.info({ taskId: run.taskId, nodes: batches[0].length, batches: batches.length }, 'run command sent');
-    if (batches.length > 1) {
-      // Neither a background return nor the end of a foreground wait stops the later batches.
-      this.sendLaterBatches(run, tracked, batches).catch((err: unknown) =>
-        log.error({ taskId: run.taskId, err: errorText(err) }, 'later batches stopped by an error; their nodes stay DOWNLOADED'),
-      );
-    }
+    log.info({ taskId: run.taskId, nodes: coordinated.batch(0).length, batches: coordinated.state.batches }, 'run command sent');
+    // Neither a background return nor the end of a foreground wait stops the later batches.
+    if (sent === 'ok') this.continueInBackground(coordinated, 0);
     if (run.request.background) return { taskId: run.taskId, run: running.run ?? created, results: [], stillRunning: 0 };
 
     await tracked.waitUntilDone(run.request.waitMs);
     return this.currentStatus(run.taskId);
   }
 
-  /** Sends the run command to one batch; nodes that left meanwhile are recorded NO_RESPONSE. Never rejects. */
-  private async sendBatch(run: PreparedRun, tracked: TrackedRun, nodes: string[]): Promise<void> {
-    // Synchronous from the cancel check to the dispatcher's call: CancelRun sees either none or
-    // all of this batch as dispatched.
-    if (tracked.cancelled) return;
-    for (const node of nodes) tracked.dispatched.add(node);
-    // One span per batch; each node's execution span on its agent is a child of it, through the
-    // trace context carried by the run command (the stream itself outlives any run).
-    const span = tracer.startSpan('baton.dispatch', { attributes: { 'baton.task_id': run.taskId, 'baton.nodes': nodes.length } });
-    const command: RunCommand = {
-      taskId: run.taskId,
-      task: run.task,
-      environment: run.request.environment,
-      files: run.taskDef.files,
-      executable: run.executable.path,
-      // With implementations the agent picks one and applies its input method over the task's.
-      inputMethod: run.taskDef.implementations.length > 0 ? run.taskDef.inputMethod : run.executable.inputMethod,
-      implementations: run.taskDef.implementations,
-      supportsNoop: run.taskDef.supportsNoop,
-      inputJson: run.input.inputJson,
-      sensitiveParameters: sensitiveParameters(run.taskDef),
-      caller: run.caller,
-      runAs: run.request.runAs,
-      timeoutS: run.request.timeoutS,
-      noop: run.request.noop,
-    };
-    let unreached: string[];
-    try {
-      unreached = await this.options.dispatcher.run(nodes, command, injectTraceContext(span));
-    } catch (err) {
-      // Where the command went is unknown: the nodes keep their state, and a result that comes
-      // is recorded as usual (agents never run a task id twice, so a resend is safe).
-      this.options.log.warn({ taskId: run.taskId, nodes: nodes.length, err: errorText(err) }, 'the run command could not be handed to every scheduler');
-      unreached = [];
+  /**
+   * Once every node passed the gate: the nodes of later batches show as DOWNLOADED until their
+   * turn (recorded before any run command goes out, so it never overwrites a RUNNING), and the
+   * run becomes RUNNING; undefined when it was cancelled meanwhile.
+   */
+  async afterGate(coordinated: CoordinatedRun): Promise<{ run: Run | undefined } | undefined> {
+    if (coordinated.state.batches > 1) {
+      await this.record(coordinated.state.taskId, coordinated.plan.map((n) => NodeResult.fromPartial({ host: n, state: NodeState.NODE_STATE_DOWNLOADED, exitcode: -1 })));
     }
-    const lost = unreached.map((node) => unstartedResult(run, node, NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'));
-    span.setAttribute('baton.lost_nodes', lost.length);
-    span.end();
-    if (lost.length === 0) return;
-    try {
-      await this.record(run.taskId, lost);
-    } catch (err) {
-      // Never thrown: the commands went out, so the run must neither be failed as a whole nor
-      // its later batches stopped by a results service that did not answer this once.
-      this.options.log.warn({ taskId: run.taskId, nodes: lost.length, err: errorText(err) }, 'could not record nodes that left before their run command');
-    }
-    for (const r of lost) this.options.tracker.markFinal(run.taskId, r.host);
+    return this.advance(coordinated.tracked, RunState.RUN_STATE_RUNNING);
   }
 
-  /** Batches 2..n: each once the previous one is final and the batch sleep passed; stops on cancel. */
-  private async sendLaterBatches(run: PreparedRun, tracked: TrackedRun, batches: string[][]): Promise<void> {
-    const { tracker, log } = this.options;
-    const sleepMs = run.request.batch?.sleepMs ?? 0;
-    for (let i = 1; i < batches.length; i++) {
-      const finished = await tracked.waitForNodes(batches[i - 1], this.batchWaitLimitMs);
-      if (tracked.cancelled) return; // CancelRun recorded the nodes never started
-      if (!finished) {
-        const waiting = batches.slice(i).flat();
-        const why = `not started: batch ${i} of ${batches.length} did not finish within ${Math.round(this.batchWaitLimitMs / 1000)} s`;
-        log.warn({ taskId: run.taskId, batch: i, notStarted: waiting.length }, 'a batch did not finish in time; later batches abandoned');
-        await this.record(run.taskId, waiting.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_FAILED, why)));
-        for (const n of waiting) tracker.markFinal(run.taskId, n);
-        return;
-      }
-      if (await tracked.pauseUnlessCancelled(sleepMs)) return;
-      tracker.touch(tracked);
-      await this.sendBatch(run, tracked, batches[i]);
-      log.info({ taskId: run.taskId, batch: i + 1, of: batches.length, nodes: batches[i].length }, 'run command sent to the next batch');
-    }
+  /** The gate closed on `failures`: they are recorded, the run FAILED, its state removed; throws DOWNLOAD_FAILED. */
+  async gateClosed(run: RunIdentity, coordinated: CoordinatedRun, failures: DownloadFailure[], settle: () => void = () => undefined): Promise<never> {
+    const reason = gateFailureReason(failures);
+    await this.record(run.taskId, failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)));
+    await this.setState(run.taskId, RunState.RUN_STATE_FAILED, reason);
+    settle();
+    await this.options.coordinator.finish(coordinated);
+    this.options.log.info({ taskId: run.taskId, failed: failures.length }, 'download gate closed');
+    throw new FailedPreconditionError('DOWNLOAD_FAILED', reason, { task_id: run.taskId });
+  }
+
+  /** Runs the batch loop from batch `k` on without anyone waiting for it; errors are logged. */
+  continueInBackground(coordinated: CoordinatedRun, k: number, sleepUntilMs?: number): void {
+    this.options.coordinator.continueFrom(coordinated, k, sleepUntilMs).catch((err: unknown) =>
+      this.options.log.error({ taskId: coordinated.state.taskId, err: errorText(err) }, 'later batches stopped by an error; another scheduler resumes the run once its lease lapses'),
+    );
   }
 
   /**
@@ -405,14 +372,16 @@ export class RunOrchestrator {
    * recorded the nodes and the run's state already; recording again changes nothing (final
    * results and states stay) but covers a CancelRun that failed half-way.
    */
-  private async cancelled(run: PreparedRun, tracked: TrackedRun, created: Run | undefined, settle: () => void): Promise<RunTaskResponse> {
-    const unstarted = run.nodes.filter((n) => !tracked.isFinal(n));
+  private async cancelled(run: PreparedRun, coordinated: CoordinatedRun, created: Run | undefined, settle: () => void): Promise<RunTaskResponse> {
+    const tracked = coordinated.tracked;
+    const unstarted = run.nodes.filter((n) => !tracked.isFinal(n) && !tracked.dispatched.has(n));
     if (unstarted.length > 0) {
       await this.record(run.taskId, unstarted.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_CANCELLED, CANCELLED_BEFORE_START)));
       for (const n of unstarted) this.options.tracker.markFinal(run.taskId, n);
     }
     const stored = await this.setState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled').catch(() => undefined);
     settle();
+    await this.options.coordinator.finish(coordinated);
     return run.request.background ? { taskId: run.taskId, run: stored ?? created, results: [], stillRunning: 0 } : this.currentStatus(run.taskId);
   }
 
@@ -420,7 +389,7 @@ export class RunOrchestrator {
    * Moves the run to `state` unless it was cancelled; undefined when cancelled (before, or by a
    * CancelRun whose CANCELLED got in first and made this change fail).
    */
-  private async advance(tracked: TrackedRun, state: RunState): Promise<{ run: Run | undefined } | undefined> {
+  async advance(tracked: TrackedRun, state: RunState): Promise<{ run: Run | undefined } | undefined> {
     if (tracked.cancelled) return undefined;
     try {
       return { run: await this.setState(tracked.taskId, state) };

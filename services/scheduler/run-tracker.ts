@@ -16,6 +16,7 @@ export class TrackedRun {
   /** Nodes the run command was sent to. */
   readonly dispatched = new Set<string>();
   private cancelRequested = false;
+  private interrupted = false;
   private readonly pending: Set<string>;
   private readonly waiters = new Set<Waiter>();
 
@@ -53,6 +54,16 @@ export class TrackedRun {
     for (const w of [...this.waiters]) w();
   }
 
+  /**
+   * Ends every wait for nodes and every pause at once (they resolve true) without cancelling the
+   * run: its coordination moved elsewhere, and whoever waits must look at why.
+   */
+  interrupt(): void {
+    if (this.interrupted) return;
+    this.interrupted = true;
+    for (const w of [...this.waiters]) w();
+  }
+
   /** Records that a node's result is final. */
   markFinal(host: string): void {
     if (!this.pending.delete(host)) return;
@@ -65,24 +76,25 @@ export class TrackedRun {
   }
 
   /**
-   * Resolves true once every one of `nodes` is final, or once the run is cancelled; false after
+   * Resolves true once every one of `nodes` is final, or once the run is cancelled (or the wait
+   * interrupted); false after
    * `timeoutMs`. Counts down per node, so a large batch costs O(1) per result.
    */
   waitForNodes(nodes: readonly string[], timeoutMs: number): Promise<boolean> {
     const remaining = new Set(nodes.filter((n) => this.pending.has(n)));
     return this.waitUntil(
-      () => remaining.size === 0 || this.cancelled,
+      () => remaining.size === 0 || this.cancelled || this.interrupted,
       (host) => {
         if (host !== undefined) remaining.delete(host);
-        return remaining.size === 0 || this.cancelled;
+        return remaining.size === 0 || this.cancelled || this.interrupted;
       },
       timeoutMs,
     );
   }
 
-  /** Resolves true when the run is cancelled within `ms`, false once `ms` passed: an interruptible pause. */
+  /** Resolves true when the run is cancelled (or the wait interrupted) within `ms`, false once `ms` passed: an interruptible pause. */
   pauseUnlessCancelled(ms: number): Promise<boolean> {
-    return this.waitUntil(() => this.cancelled, () => this.cancelled, ms);
+    return this.waitUntil(() => this.cancelled || this.interrupted, () => this.cancelled || this.interrupted, ms);
   }
 
   private waitUntil(already: () => boolean, changed: (host?: string) => boolean, timeoutMs: number): Promise<boolean> {

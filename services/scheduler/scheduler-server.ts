@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { AgentGatewayServiceService } from '../../gen/baton/v1/agent_gateway_service';
 import { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
@@ -16,7 +17,11 @@ import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
 import { ResultBatcher, type ResultBatcherOptions } from './result-batcher';
 import { ResultRecorder } from './result-recorder';
+import { DEFAULT_DOWNLOAD_TIMEOUT_S } from './download-gate';
+import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RunCoordinator } from './run-coordinator';
 import { RunOrchestrator } from './run-orchestrator';
+import { RunResumer } from './run-resumer';
+import { RunStateStore } from './run-state';
 import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
 import { RunWatches } from './run-watch';
@@ -49,6 +54,12 @@ export interface SchedulerServerOptions {
   access?: AccessControl;
   /** How agents' results are batched to the results service; default result-batcher.ts defaults. */
   resultBatching?: ResultBatcherOptions;
+  /** Seconds a node's agent may be gone before its runs record it NO_RESPONSE "agent lost"; default DEFAULT_AGENT_LOST_AFTER_S. */
+  agentLostAfterS?: number;
+  /** Seconds a run's coordinator lease lives unless renewed (another scheduler takes the run over after that); default DEFAULT_RUN_LEASE_S. */
+  runLeaseS?: number;
+  /** This scheduler's replica id (in the runs it coordinates); default a random UUID per process. */
+  replicaId?: string;
 }
 
 /** A running scheduler. */
@@ -90,7 +101,19 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   });
   const requests = new RunRequests(redis, keys);
   const dispatcher = new LocalDispatcher(registry);
-  const orchestrator = new RunOrchestrator({ metadata, results, index, dispatcher, tracker, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
+  const store = new RunStateStore(redis, keys, options.replicaId ?? randomUUID(), (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000);
+  const coordinator = new RunCoordinator({
+    store,
+    results,
+    dispatcher,
+    index,
+    tracker,
+    log,
+    downloadTimeoutMs: (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000,
+    agentLostAfterMs: (options.agentLostAfterS ?? DEFAULT_AGENT_LOST_AFTER_S) * 1000,
+  });
+  const orchestrator = new RunOrchestrator({ metadata, results, index, tracker, store, coordinator, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
+  const resumer = new RunResumer({ store, coordinator, orchestrator, results, tracker, log });
   const watches = new RunWatches(results, log);
 
   let server: RunningServer;
@@ -105,7 +128,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
         {
           name: 'baton.v1.SchedulerService',
           definition: SchedulerServiceService,
-          implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, watches, log, access: options.access }),
+          implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, store, watches, log, access: options.access }),
           roles: SCHEDULER_SERVICE_ROLES,
         },
         { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation(), roles: AGENT_GATEWAY_ROLES },
@@ -117,6 +140,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     results.close();
     throw err;
   }
+  // Runs whose coordinator died (this scheduler before a restart, or another replica).
+  resumer.start();
   // Agent streams never end by themselves: end them when draining so agents reconnect elsewhere,
   // and wait for their nodes to be marked offline before Redis closes.
   let agentsClosed: Promise<void> = Promise.resolve();
@@ -127,6 +152,10 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      // Runs coordinated here are handed over: their leases lapse now, so another scheduler (or
+      // this one after its restart) resumes them without waiting for the lease to expire.
+      resumer.stop();
+      await Promise.race([coordinator.releaseAll(), new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
       // Marking nodes offline needs Redis; when Redis is gone (it may be why we stop), give up
       // after the quit timeout: the index's staleness rule covers nodes left marked online.
       // Results and heartbeats received before the streams ended are still sent (each has the

@@ -15,6 +15,7 @@ import { resultsServiceSource, runDiscovery } from './discovery-plan';
 import type { IndexedNode, NodeIndex } from './node-index';
 import { filterForAudit, type RunOrchestrator } from './run-orchestrator';
 import { cancelRun } from './run-cancel';
+import type { RunStateStore } from './run-state';
 import type { RunTracker } from './run-tracker';
 import type { RunWatches } from './run-watch';
 
@@ -32,6 +33,8 @@ export interface SchedulerServiceOptions {
   /** How CancelRun reaches the agents. */
   dispatcher: Dispatcher;
   tracker: RunTracker;
+  /** Runs' orchestration state (CancelRun sets the cancel flag there). */
+  store: RunStateStore;
   watches: RunWatches;
   log: Logger;
   /** The policy (`cancel`, `discover`) and the audit log; default: everything allowed, nothing audited. */
