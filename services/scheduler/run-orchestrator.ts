@@ -28,7 +28,7 @@ import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
 import type { CoordinatedRun, RunCoordinator } from './run-coordinator';
 import type { OrchestrationState, RunStateStore } from './run-state';
-import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
+import type { RunTracker, TrackedRun } from './run-tracker';
 import { waitForFinalRun } from './run-watch';
 
 /** A request's filter as given, for audit lines (the proto's JSON form); null for none. */

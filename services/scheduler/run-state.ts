@@ -5,6 +5,7 @@ import {
   BEGIN_RUN_STATE_SCRIPT,
   CANCEL_RUN_STATE_SCRIPT,
   FINISH_RUN_STATE_SCRIPT,
+  RELEASE_RUN_LEASE_SCRIPT,
   RENEW_RUN_LEASE_SCRIPT,
   TAKE_OVER_RUN_SCRIPT,
   TRANSITION_RUN_STATE_SCRIPT,
@@ -174,7 +175,7 @@ export class RunStateStore {
   /** Lets the lease lapse now (this replica stops; another takes the run over at once), unless fenced. */
   async release(taskId: string, epoch: number): Promise<void> {
     const k = this.keys;
-    await TRANSITION_RUN_STATE_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch, this.replicaId, 1, 'keep']);
+    await RELEASE_RUN_LEASE_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch]);
   }
 
   /** Sets the cancel flag; undefined when the run has no state (not coordinated, or over). */

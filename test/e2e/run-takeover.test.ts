@@ -1,0 +1,249 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
+import Redis from 'ioredis';
+import { ResultsServiceClient, type GetRunStatusResponse } from '../../gen/baton/v1/results_service';
+import { NodeState, RunState } from '../../gen/baton/v1/run';
+import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { startChild, type StartedChild } from '../../lib/child-process';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { LISTENING_LINE } from '../../lib/main';
+import { packageRoot } from '../../lib/package-root';
+import { RedisKeys } from '../../lib/redis';
+import { useDevStack } from '../helpers/dev-stack';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * Runs owned by Redis, for real: redis-server, the metadata and results services, the scheduler
+ * (and a second scheduler replica on the same Redis) and three agents, each its own process,
+ * running the real `once::count` fixture, which appends a line per execution to a log so that
+ * every node's executions are counted. The scheduler is killed with SIGKILL during the download
+ * gate and during a later batch and started again; a run is cancelled through the other replica;
+ * an agent is killed and never comes back.
+ */
+
+const NODES = ['node1', 'node2', 'node3'];
+/** Generous: several helpers share two cores. */
+const SETTLE_MS = 60_000;
+/** Short lease and lost-agent time, so that takeovers and lost agents happen within a test. */
+const LEASE_S = 2;
+const AGENT_LOST_AFTER_S = 4;
+
+describe('runs owned by Redis', () => {
+  const fleet = useDevStack({
+    agents: NODES.length,
+    environmentpath: join(packageRoot(), 'test', 'fixtures', 'modules'),
+    logLevel: process.env.BATON_E2E_LOGS ?? 'warn',
+    onStderr: (name, line) => {
+      if (process.env.BATON_E2E_LOGS) process.stderr.write(`[${name}] ${line}\n`);
+    },
+    serviceArgs: { scheduler: ['--run-lease-s', String(LEASE_S), '--agent-lost-after-s', String(AGENT_LOST_AFTER_S)] },
+  });
+  let scheduler: SchedulerServiceClient;
+  let results: ResultsServiceClient;
+  let redis: Redis;
+  let logDir: string;
+  const keys = new RedisKeys('baton');
+
+  before(() => {
+    scheduler = makeClient(SchedulerServiceClient, fleet.stack.addresses.scheduler);
+    results = makeClient(ResultsServiceClient, fleet.stack.addresses.results);
+    redis = new Redis(fleet.stack.addresses.redis);
+    logDir = mkdtempSync(join(tmpdir(), 'baton-takeover-'));
+  });
+  after(async () => {
+    scheduler.close();
+    results.close();
+    await redis.quit();
+    rmSync(logDir, { recursive: true, force: true });
+  });
+
+  let runs = 0;
+  /** A fresh execution log for one run. */
+  const newLog = () => join(logDir, `run-${++runs}.log`);
+
+  /** How often each node ran the task, from the log (each line is the node's install dir: <state>/<node>/spool/<task id>/files). */
+  const executions = (log: string): Record<string, number> => {
+    const counts: Record<string, number> = {};
+    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    for (const line of text.split('\n').filter(Boolean)) {
+      const parts = line.split(sep);
+      const node = parts[parts.lastIndexOf('spool') - 1];
+      counts[node] = (counts[node] ?? 0) + 1;
+    }
+    return counts;
+  };
+
+  const runCount = (seconds: number, log: string, extra: Partial<RunTaskRequest> = {}, client = scheduler) =>
+    unary(client, client.runTask, RunTaskRequest.fromPartial({ task: 'once::count', inputJson: JSON.stringify({ seconds, log }), ...extra }), { deadlineMs: 60_000 });
+  const runStatus = (taskId: string): Promise<GetRunStatusResponse> => unary(results, results.getRunStatus, { taskId });
+
+  /** The newest run of once::count, once it exists. */
+  const newestRun = (after: Set<string>) =>
+    waitFor(
+      'the run to be created',
+      async () => (await unary(results, results.listRuns, { pageSize: 10, pageToken: '', task: 'once::count' })).runs.find((r) => !after.has(r.taskId)),
+      SETTLE_MS,
+      100,
+    );
+  const knownRuns = async () => new Set((await unary(results, results.listRuns, { pageSize: 100, pageToken: '', task: 'once::count' })).runs.map((r) => r.taskId));
+
+  /** Waits for the run to reach a final state and returns its status. */
+  const finalStatus = (taskId: string, state: RunState): Promise<GetRunStatusResponse> =>
+    waitFor(
+      `run ${taskId} to be ${RunState[state]}`,
+      async () => {
+        const s = await runStatus(taskId);
+        return s.run?.state === state ? s : undefined;
+      },
+      SETTLE_MS,
+      200,
+    );
+
+  /** True once no scheduler holds orchestration state for the run (its coordination is over). */
+  const coordinationOver = async (taskId: string) => (await redis.zscore(keys.activeRuns(), taskId)) === null && (await redis.exists(keys.runOrchestration(taskId))) === 0;
+
+  /** Pids of the processes whose command line holds `needle` (an agent's spool directory). */
+  const pidsWith = (needle: string): number[] =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(needle);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  const agentPid = (node: string): number => {
+    const [pid] = pidsWith(join(fleet.stack.agentDir(node), 'spool'));
+    assert.ok(pid, `the agent process of ${node}`);
+    return pid;
+  };
+
+  const expectEachRanOnce = async (taskId: string, log: string) => {
+    const status = await finalStatus(taskId, RunState.RUN_STATE_SUCCEEDED);
+    assert.deepEqual(
+      status.items.map((r) => [r.host, NodeState[r.state]]),
+      NODES.map((n) => [n, 'NODE_STATE_SUCCEEDED']),
+    );
+    assert.deepEqual(executions(log), Object.fromEntries(NODES.map((n) => [n, 1])), 'every node ran the task exactly once');
+    await waitFor('the coordination to end', () => coordinationOver(taskId), SETTLE_MS, 100);
+  };
+
+  it('resumes a run whose scheduler was killed during the download gate: every node runs it once', async () => {
+    const log = newLog();
+    const known = await knownRuns();
+    // node3's agent is frozen: it holds the gate open (it cannot answer the download) while the scheduler dies.
+    const frozen = agentPid('node3');
+    process.kill(frozen, 'SIGSTOP');
+    let thawed = false;
+    try {
+      const call = runCount(0, log, { background: true }).catch((err: Error) => err);
+      const run = await newestRun(known);
+      await waitFor('the run to be DOWNLOADING', async () => (await runStatus(run.taskId)).run?.state === RunState.RUN_STATE_DOWNLOADING, SETTLE_MS, 100);
+      await fleet.stack.stopService('scheduler', 'SIGKILL');
+      assert.ok((await call) instanceof Error, 'the RunTask call ended with the scheduler');
+      process.kill(frozen, 'SIGCONT');
+      thawed = true;
+      await fleet.stack.startService('scheduler');
+      await expectEachRanOnce(run.taskId, log);
+    } finally {
+      if (!thawed) process.kill(frozen, 'SIGCONT');
+      await fleet.stack.startService('scheduler');
+    }
+  });
+
+  it('resumes a batched run whose scheduler was killed during batch 2 of 3: later batches go on, every node runs it once', async () => {
+    const log = newLog();
+    const first = await runCount(2, log, { background: true, batchSize: 1 });
+    await waitFor('batch 2 (node2) to run', () => executions(log).node2 === 1, SETTLE_MS, 50);
+    assert.equal(executions(log).node3, undefined, 'batch 3 waits for batch 2');
+    await fleet.stack.stopService('scheduler', 'SIGKILL');
+    await fleet.stack.startService('scheduler');
+    await expectEachRanOnce(first.taskId, log);
+  });
+
+  it('stops every later batch of a run coordinated by one scheduler when another replica cancels it', async () => {
+    const { addresses } = fleet.stack;
+    const replica: StartedChild = await startChild(
+      process.execPath,
+      [
+        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
+        '--insecure',
+        '--listen', '127.0.0.1:0',
+        '--log-level', 'warn',
+        '--redis-url', addresses.redis,
+        '--metadata-address', addresses.metadata,
+        '--results-address', addresses.results,
+        '--run-lease-s', String(LEASE_S),
+      ],
+      { ready: LISTENING_LINE },
+    );
+    const other = makeClient(SchedulerServiceClient, LISTENING_LINE.exec(replica.readyLine)![1]);
+    try {
+      const log = newLog();
+      const { taskId } = await runCount(3, log, { background: true, batchSize: 1 });
+      await waitFor('batch 1 (node1) to run', () => executions(log).node1 === 1, SETTLE_MS, 50);
+      await unary(other, other.cancelRun, { taskId });
+      const cancelled = await finalStatus(taskId, RunState.RUN_STATE_CANCELLED);
+      assert.deepEqual(
+        cancelled.items.filter((r) => r.host !== 'node1').map((r) => [r.host, NodeState[r.state], r.statusmsg]),
+        [
+          ['node2', 'NODE_STATE_CANCELLED', 'cancelled before the task started on this node'],
+          ['node3', 'NODE_STATE_CANCELLED', 'cancelled before the task started on this node'],
+        ],
+      );
+      // The first scheduler coordinates the run: it stops once it sees the flag, and without it
+      // would send batch 2 as soon as node1's task ends.
+      await waitFor('node1 to finish', async () => (await runStatus(taskId)).items.find((r) => r.host === 'node1')?.state === NodeState.NODE_STATE_SUCCEEDED, SETTLE_MS, 200);
+      await waitFor('the coordination to end', () => coordinationOver(taskId), SETTLE_MS, 100);
+      assert.deepEqual(executions(log), { node1: 1 }, 'no later batch ran');
+      for (const n of ['node2', 'node3']) assert.equal(existsSync(join(fleet.stack.agentDir(n), 'spool', taskId)), false, `${n} never got the run command`);
+    } finally {
+      other.close();
+      await replica.stop();
+    }
+  });
+
+  it('records a node whose agent is gone for good NO_RESPONSE "agent lost" so the run ends, and takes its real result when it is back', async () => {
+    const log = newLog();
+    const { taskId } = await runCount(4, log, { background: true });
+    await waitFor('every node to run', () => NODES.every((n) => executions(log)[n] === 1), SETTLE_MS, 50);
+    await fleet.stack.killAgent('node2');
+    let back = false;
+    try {
+      const ended = await finalStatus(taskId, RunState.RUN_STATE_FAILED);
+      const node2 = ended.items.find((r) => r.host === 'node2');
+      assert.equal(node2?.state, NodeState.NODE_STATE_NO_RESPONSE);
+      assert.match(node2?.statusmsg ?? '', new RegExp(`^agent lost: the agent has been gone since \\S+ \\(more than ${AGENT_LOST_AFTER_S} s\\)$`));
+      assert.deepEqual(
+        ended.items.filter((r) => r.host !== 'node2').map((r) => [r.host, NodeState[r.state]]),
+        [
+          ['node1', 'NODE_STATE_SUCCEEDED'],
+          ['node3', 'NODE_STATE_SUCCEEDED'],
+        ],
+      );
+      assert.equal(ended.stats?.running, 0);
+      await waitFor('the coordination to end', () => coordinationOver(taskId), SETTLE_MS, 100);
+      // The task went on under its wrapper; its agent reports the result when it is back.
+      await fleet.stack.startAgent(2);
+      back = true;
+      const later = await waitFor(
+        'node2 to be SUCCEEDED',
+        async () => {
+          const s = await runStatus(taskId);
+          return s.items.find((r) => r.host === 'node2')?.state === NodeState.NODE_STATE_SUCCEEDED ? s : undefined;
+        },
+        SETTLE_MS,
+        200,
+      );
+      assert.equal(later.items.find((r) => r.host === 'node2')?.exitcode, 0);
+      assert.deepEqual(executions(log), { node1: 1, node2: 1, node3: 1 });
+    } finally {
+      if (!back) await fleet.stack.startAgent(2);
+    }
+  });
+});
