@@ -10,7 +10,8 @@
 #   prometheus              for promtool: every process's /metrics must pass `promtool check metrics`
 #   golang-go, golang-google-grpc-dev, golang-google-protobuf-dev, protoc-gen-go, protoc-gen-go-grpc
 #                           build and run the Go client of test/interop offline (Debian's Go modules)
-# All but redis-server serve only the interop and telemetry tests: without root they are
+#   zsh                     the completion tests load `baton completion zsh` in a real zsh
+# All but redis-server serve only the interop, telemetry and completion tests: without root they are
 # reported, and the rest goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ interop=()
 [ -d /usr/share/gocode/src/google.golang.org/protobuf ] || interop+=(golang-google-protobuf-dev)
 [ -x /usr/bin/protoc-gen-go ] || interop+=(protoc-gen-go)
 [ -x /usr/bin/protoc-gen-go-grpc ] || interop+=(protoc-gen-go-grpc)
+command -v zsh >/dev/null 2>&1 || interop+=(zsh)
 if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${missing[*]} ${interop[*]} with apt-get..." >&2
@@ -38,7 +40,7 @@ if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
     echo "missing: ${missing[*]} ${interop[*]}; install with: sudo apt-get install -y ${missing[*]} ${interop[*]}" >&2
     exit 1
   else
-    echo "note: the interop tests need ${interop[*]}; install with: sudo apt-get install -y ${interop[*]}" >&2
+    echo "note: the interop, telemetry and completion tests need ${interop[*]}; install with: sudo apt-get install -y ${interop[*]}" >&2
   fi
 fi
 

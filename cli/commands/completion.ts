@@ -66,8 +66,13 @@ function zshScript(): string {
 # baton completion for zsh: eval "$(baton completion zsh)" (after compinit; npx baton works too)
 _baton() {
   local -a candidates args
-  args=("\${(@)words[2,CURRENT]}")
-  [[ "\${words[1]}" == npx ]] && { [[ "\${words[2]}" == baton ]] || return 1; args=("\${(@)words[3,CURRENT]}"); }
+  if [[ "\${words[1]}" == npx ]]; then
+    # Other npx commands, and the command word itself, keep zsh's default completion.
+    [[ "\${words[2]}" == baton && $CURRENT -ge 3 ]] || { _default; return; }
+    args=("\${(@)words[3,CURRENT]}")
+  else
+    args=("\${(@)words[2,CURRENT]}")
+  fi
   candidates=("\${(@f)$(${selfCommand()} __complete "\${(@)args}" 2>/dev/null)}")
   compadd -- \${candidates:#}
 }
