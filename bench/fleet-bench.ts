@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../gen/baton/v1/run';
@@ -6,6 +7,7 @@ import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
 import { BenchStack, callsPerNode, cpuDelta, ORCHESTRATION, redisTraffic, runBenchmark, TASK, total, writeTaskModule, type PerProcess, type RedisTraffic } from './fleet/bench-stack';
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
+import { printProfiles } from './fleet/cpu-profile-summary';
 import { raiseOpenFileLimit, rssBytes } from './fleet/proc-stats';
 import type { AgentCounts } from './fleet/sim-agents';
 import { WorkerProcess } from './fleet/worker-process';
@@ -32,6 +34,8 @@ import { WorkerProcess } from './fleet/worker-process';
  * Environment: BATON_FLEET_SIZES (default 1000,10000,100000), BATON_FLEET_RUNS (measured runs
  * per size, default 3), BATON_FLEET_RUN_TIMEOUT_S (per run; default 60 s + 3 ms per node),
  * BATON_FLEET_AGENTS_PER_CONNECTION (default 1: one TCP connection per agent, as real agents).
+ * BATON_BENCH_PROFILE=DIR writes CPU profiles of the scheduler and results service over the runs
+ * of the largest size to DIR and prints where their CPU went (figures inflated by the profiler).
  * The open-file limit is raised to what the largest size needs (root, or a high `ulimit -n`).
  */
 
@@ -160,7 +164,7 @@ async function idleCpu(bench: BenchStack, nodes: number): Promise<number> {
   return total(cpuDelta(before, bench.cpuMs())) / nodes / seconds;
 }
 
-async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: number[], runs: number, perConnection: number): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
+async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: number[], runs: number, perConnection: number, profile: boolean): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
   const scheduler = makeClient(SchedulerServiceClient, bench.schedulerAddress);
   const results = makeClient(ResultsServiceClient, bench.stack.addresses.results);
   const rssBeforeBytes = rssBytes(bench.pids.scheduler);
@@ -186,6 +190,7 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         const retried = (await fleetCounts(workers, '')).streamsEnded;
         const retries = retried > 0 ? ` (${retried} streams ended or failed to connect so far and were retried)` : '';
         console.log(`  ${nodes} agents connected in ${ms(size.connectMs)}${retries}; a warm-up run, then ${runs} measured (each given ${ms(timeoutMs)})`);
+        if (profile && nodes === sizes[sizes.length - 1]) for (const pid of [bench.pids.scheduler, bench.pids.results]) process.kill(pid, 'SIGUSR2');
         for (let r = 0; r <= runs; r++) {
           const run = await measureRun(bench, scheduler, results, workers, nodes, timeoutMs);
           if (r > 0) size.runs.push(run);
@@ -275,13 +280,20 @@ runBenchmark('fleet-bench', async (dir, goals) => {
       `${perConnection === 1 ? 'one TCP connection per agent' : `${perConnection} agents per TCP connection`}; sizes ${sizes.join(', ')}; ` +
       `a warm-up and ${runs} measured runs per size; open-file limit ${openFiles}`,
   );
-  const bench = await BenchStack.start(environmentpath);
+  const profileDir = process.env.BATON_BENCH_PROFILE;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
+  const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
+  // The profiles cover the runs of the largest size: profiling starts once its agents are connected.
+  if (profileDir) process.env.BATON_BENCH_PROFILE_ON_SIGNAL = '1';
+  const bench = await BenchStack.start(environmentpath, { nodeOptions });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   try {
-    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection);
+    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection, profileDir !== undefined);
     report(figures, sizes, rssBeforeBytes, goals);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await bench.stop();
   }
+  if (profileDir) printProfiles(profileDir, bench.pids, ['scheduler', 'results']);
 });

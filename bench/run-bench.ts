@@ -1,13 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient, type RunTaskResponse } from '../gen/baton/v1/scheduler_service';
 import { DEFAULT_MAX_CONCURRENT_TASKS } from '../agent/task-runner';
 import { makeClient, unary } from '../lib/grpc-client';
-import { packageRoot } from '../lib/package-root';
 import { BenchStack, callsPerNode, cpuDelta, ORCHESTRATION, redisTraffic, runBenchmark, TASK, total, writeTaskModule, type PerProcess, type RedisTraffic } from './fleet/bench-stack';
-import { summariseCpuProfile } from './fleet/cpu-profile-summary';
+import { printProfiles } from './fleet/cpu-profile-summary';
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
 import { treeCpuMs } from './fleet/proc-stats';
 import { spawnFloor } from './fleet/spawn-floor';
@@ -210,27 +209,8 @@ async function measureRuns(dir: string, environmentpath: string, script: string,
     await Promise.all(fleets.map((f) => f.stop()));
     await bench.stop();
   }
-  if (profileDir) printProfiles(profileDir, { ...bench.pids, 'agent fleet 1': fleet.agentPids[0] });
+  if (profileDir) printProfiles(profileDir, { ...bench.pids, 'agent fleet 1': fleet.agentPids[0] }, ['scheduler', 'results', 'metadata', 'agent fleet 1']);
   return figures;
-}
-
-function printProfiles(dir: string, pids: Record<string, number>): void {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const service of ['scheduler', 'results', 'metadata', 'agent fleet 1']) {
-    const file = files.find((f) => f.includes(`.${pids[service]}.`));
-    if (!file) {
-      console.log(`  no profile of the ${service} (pid ${pids[service]}) in ${dir}`);
-      continue;
-    }
-    const s = summariseCpuProfile(join(dir, file), packageRoot());
-    console.log(`\n  ${service} profile (${join(dir, file)}): busy ${ms(s.busyMs)}, of which GC ${ms(s.gcMs)}`);
-    console.log('    top functions by self time:');
-    for (const e of s.functions) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
-    console.log('    top files by self time:');
-    for (const e of s.files) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
-    console.log("    Baton's own functions by inclusive time (synchronous callees included):");
-    for (const e of s.own) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
-  }
 }
 
 /** Medians of one size's Baton runs (pairs and ansible pairs alike). */

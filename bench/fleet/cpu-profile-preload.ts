@@ -19,7 +19,11 @@ if (dir) {
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US });
-  session.post('Profiler.start');
+  // With BATON_BENCH_PROFILE_ON_SIGNAL the profile starts at SIGUSR2 instead (a benchmark
+  // profiling only its runs, not the agents connecting); the handler also keeps SIGUSR2 from
+  // ending the process.
+  if (process.env.BATON_BENCH_PROFILE_ON_SIGNAL) process.once('SIGUSR2', () => session.post('Profiler.start'));
+  else session.post('Profiler.start');
   process.once('exit', () => {
     session.post('Profiler.stop', (err, result) => {
       if (!err) writeFileSync(join(dir, `CPU.${process.pid}.cpuprofile`), JSON.stringify(result.profile));

@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../lib/package-root';
+import { ms } from './goals';
 
 /**
  * Reads a V8 .cpuprofile (written by `node --cpu-prof`) and ranks where the CPU went: self
@@ -86,4 +89,24 @@ export function summariseCpuProfile(path: string, root: string, top = 12): Profi
       .slice(0, top)
       .map(([name, us]) => ({ name, selfMs: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
   return { busyMs: busyUs / 1000, gcMs: gcUs / 1000, functions: rank(perFunction), files: rank(perFile), own: rank(inclusive) };
+}
+
+/** Prints where the CPU of each process of `names` went, from its profile in `dir` (found by the pid in its file name). */
+export function printProfiles(dir: string, pids: Record<string, number>, names: string[]): void {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  for (const service of names) {
+    const file = files.find((f) => f.includes(`.${pids[service]}.`));
+    if (!file) {
+      console.log(`  no profile of the ${service} (pid ${pids[service]}) in ${dir}`);
+      continue;
+    }
+    const s = summariseCpuProfile(join(dir, file), packageRoot());
+    console.log(`\n  ${service} profile (${join(dir, file)}): busy ${ms(s.busyMs)}, of which GC ${ms(s.gcMs)}`);
+    console.log('    top functions by self time:');
+    for (const e of s.functions) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
+    console.log('    top files by self time:');
+    for (const e of s.files) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
+    console.log("    Baton's own functions by inclusive time (synchronous callees included):");
+    for (const e of s.own) console.log(`      ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.selfMs.toFixed(0).padStart(6)} ms  ${e.name}`);
+  }
 }
