@@ -213,11 +213,22 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
   return { figures, rssBeforeBytes };
 }
 
+/**
+ * What the connected fleet cost over a run whether or not the run went on, in ms per node: the
+ * size's idle rate (heartbeats, keepalives, timers) times the run's wall time. A run twice as
+ * long costs twice this, so at a fixed throughput it grows with N although no result costs more.
+ */
+function backgroundMsPerNode(f: SizeFigures, r: RunFigures): number {
+  return f.idleCpuMsPerNodePerS * (r.wallMs / 1000);
+}
+
 function report(figures: SizeFigures[], sizes: number[], rssBeforeBytes: number, goals: Goals): void {
   const pad = (s: string, n: number) => s.padEnd(n);
   console.log('');
-  console.log(`${pad('nodes', 8)}${pad('wall', 10)}${pad('orch CPU/node', 15)}${pad('sched/results/meta/redis', 28)}${pad('idle CPU/node/s', 17)}${pad('Redis B read/node', 19)}Redis calls/node`);
-  const perNode = new Map<number, { cpu: number; bytes: number }>();
+  console.log(
+    `${pad('nodes', 8)}${pad('wall', 10)}${pad('orch CPU/node', 15)}${pad('sched/results/meta/redis', 28)}${pad('idle CPU/node/s', 17)}${pad('background/node', 17)}${pad('run own/node', 14)}${pad('Redis B read/node', 19)}Redis calls/node`,
+  );
+  const perNode = new Map<number, { cpu: number; own: number; bytes: number }>();
   for (const f of figures) {
     if (f.runs.length === 0) {
       console.log(`${pad(String(f.nodes), 8)}not measured: ${f.failed ?? 'no runs'}`);
@@ -225,14 +236,17 @@ function report(figures: SizeFigures[], sizes: number[], rssBeforeBytes: number,
     }
     const per = (k: (typeof ORCHESTRATION)[number]) => median(f.runs.map((r) => r.cpu[k] / f.nodes));
     const cpu = median(f.runs.map((r) => total(r.cpu) / f.nodes));
+    const background = median(f.runs.map((r) => backgroundMsPerNode(f, r)));
+    const own = median(f.runs.map((r) => total(r.cpu) / f.nodes - backgroundMsPerNode(f, r)));
     const bytes = median(f.runs.map((r) => r.redis.outputBytes / f.nodes));
-    if (!f.failed) perNode.set(f.nodes, { cpu, bytes });
+    if (!f.failed) perNode.set(f.nodes, { cpu, own, bytes });
     console.log(
       `${pad(String(f.nodes), 8)}${pad(ms(median(f.runs.map((r) => r.wallMs))), 10)}${pad(`${cpu.toFixed(3)} ms`, 15)}${pad(ORCHESTRATION.map((k) => per(k).toFixed(3)).join('/'), 28)}` +
-        `${pad(`${(f.idleCpuMsPerNodePerS * 1000).toFixed(1)} µs`, 17)}${pad(bytes.toFixed(0), 19)}${callsPerNode(f.runs[f.runs.length - 1].redis, f.nodes)}`,
+        `${pad(`${(f.idleCpuMsPerNodePerS * 1000).toFixed(1)} µs`, 17)}${pad(`${background.toFixed(3)} ms`, 17)}${pad(`${own.toFixed(3)} ms`, 14)}${pad(bytes.toFixed(0), 19)}${callsPerNode(f.runs[f.runs.length - 1].redis, f.nodes)}`,
     );
   }
-  console.log('  (medians of the measured runs; CPU per node = utime+stime of the process over the run / nodes; idle = with nothing running, heartbeats only)');
+  console.log('  (medians of the measured runs; CPU per node = utime+stime of the process over the run / nodes; idle = with nothing running, heartbeats only;');
+  console.log("   background = the idle rate over the run's wall time, what the connected fleet costs whether a run goes on or not; run own = CPU/node - background)");
 
   const failedAt = figures.find((f) => f.failed);
   const missing = (n: number) => (failedAt && n >= failedAt.nodes ? `the run at ${failedAt.nodes} nodes did not finish` : undefined);
@@ -250,9 +264,17 @@ function report(figures: SizeFigures[], sizes: number[], rssBeforeBytes: number,
   const growthGoal = `orchestration CPU per node at ${large} within ${GOAL_CPU_GROWTH}x of ${small}`;
   const a = perNode.get(small);
   const b = perNode.get(large);
-  if (a && b) goals.check(growthGoal, `${(b.cpu / a.cpu).toFixed(2)}x`, b.cpu <= GOAL_CPU_GROWTH * a.cpu);
-  else if (!sizes.includes(small) || !sizes.includes(large)) goals.skipped(growthGoal, `needs ${small} and ${large} in BATON_FLEET_SIZES`);
-  else goals.notMeasured(growthGoal, missing(large) ?? missing(small) ?? 'no figure');
+  const ownGoal = `orchestration CPU per node of the run itself (background subtracted) at ${large} within ${GOAL_CPU_GROWTH}x of ${small}`;
+  if (a && b) {
+    goals.check(growthGoal, `${(b.cpu / a.cpu).toFixed(2)}x`, b.cpu <= GOAL_CPU_GROWTH * a.cpu);
+    goals.check(ownGoal, `${(b.own / a.own).toFixed(2)}x (${a.own.toFixed(3)} ms, ${b.own.toFixed(3)} ms)`, b.own <= GOAL_CPU_GROWTH * a.own);
+  } else if (!sizes.includes(small) || !sizes.includes(large)) {
+    goals.skipped(growthGoal, `needs ${small} and ${large} in BATON_FLEET_SIZES`);
+    goals.skipped(ownGoal, `needs ${small} and ${large} in BATON_FLEET_SIZES`);
+  } else {
+    goals.notMeasured(growthGoal, missing(large) ?? missing(small) ?? 'no figure');
+    goals.notMeasured(ownGoal, missing(large) ?? missing(small) ?? 'no figure');
+  }
 
   goals.constantInN('Redis bytes read per node result', [...perNode].map(([n, v]) => [n, v.bytes]), GOAL_REDIS_GROWTH, 'B', failedAt && `the run at ${failedAt.nodes} nodes did not finish`);
 
