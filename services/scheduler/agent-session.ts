@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import type {
-  ConnectRequest,
-  ConnectResponse,
-  DownloadCommand,
-  DownloadResult,
-  FactsUpdate,
+import {
   Hello,
-  TaskFinished,
+  type ConnectRequest,
+  type ConnectResponse,
+  type DownloadCommand,
+  type DownloadResult,
+  type FactsUpdate,
+  type TaskFinished,
 } from '../../gen/baton/v1/agent_gateway_service';
 import { BatonError, InvalidArgumentError, PermissionDeniedError, UnavailableError, toServiceError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
@@ -75,7 +75,12 @@ export class AgentSession {
   readonly closed: Promise<void>;
 
   private state: SessionState = 'AWAITING_HELLO';
-  private hello: Hello | undefined;
+  /**
+   * The Hello as the index holds it (facts updates applied; re-sent results left out), encoded:
+   * read only to write the node again, and kept off the JavaScript heap, whose every live
+   * object a full garbage collection visits.
+   */
+  private helloBytes: Uint8Array | undefined;
   private lastHeardMs = Date.now();
   private readonly downloads = new Map<string, (result: DownloadResult | undefined) => void>();
   /** Hello, facts updates and rewrites of a lost entry, handled in order (fast Redis writes). */
@@ -314,7 +319,7 @@ export class AgentSession {
     }
     this.state = 'GREETING';
     this.identity = hello.identity;
-    this.hello = hello;
+    this.helloBytes = Hello.encode({ ...hello, unacknowledgedResults: [] }).finish();
     this.log = this.options.log.child({ node: hello.identity, session: this.id });
     const replaced = this.options.registry.register(hello.identity, this);
     if (replaced) {
@@ -355,9 +360,9 @@ export class AgentSession {
    */
   private readonly rewriteMissing = (): void => {
     this.control = this.control.then(async () => {
-      if (this.state !== 'READY' || !this.hello || this.options.registry.get(this.identity) !== this) return;
+      if (this.state !== 'READY' || !this.helloBytes || this.options.registry.get(this.identity) !== this) return;
       try {
-        await this.options.index.upsert(this.hello, this.id);
+        await this.options.index.upsert(Hello.decode(this.helloBytes), this.id);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index again');
       }
@@ -366,10 +371,11 @@ export class AgentSession {
 
   /** New facts and classes replace the Hello's, in the index now and in every later re-write. */
   private async onFactsUpdate(update: FactsUpdate): Promise<void> {
-    if (this.state !== 'READY' || !this.hello) return;
-    this.hello = { ...this.hello, facts: update.facts ?? {}, classes: update.classes };
+    if (this.state !== 'READY' || !this.helloBytes) return;
+    const hello: Hello = { ...Hello.decode(this.helloBytes), facts: update.facts ?? {}, classes: update.classes };
+    this.helloBytes = Hello.encode(hello).finish();
     try {
-      await this.options.index.upsert(this.hello, this.id);
+      await this.options.index.upsert(hello, this.id);
       this.log.info({ classes: update.classes.length }, 'node facts updated');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not update the node in the discovery index');
