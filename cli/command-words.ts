@@ -8,7 +8,7 @@ const TASKS_SUBCOMMANDS = new Set(['list', 'show', 'run', 'status', 'watch', 'ca
 const VALUE_OPTIONS = new Set(['-E', '--environment', '--scheduler', '--metadata', '--results', '--tls-ca', '--tls-cert', '--tls-key']);
 
 /**
- * mco's dispatch (choria-tasks.md §5): `baton tasks` alone or with only options lists, and
+ * mco's dispatch (docs/choria-compat.md §5): `baton tasks` alone or with only options lists, and
  * `baton tasks <TASK>` shows that task, wherever the options stand (`baton tasks -E staging
  * stg::where`). The subcommand is moved to the front so each parses its own options; `help`
  * as a word becomes `--help` (`baton help tasks run`, `baton tasks help status`).
