@@ -182,14 +182,21 @@ export class Clients {
     try {
       return await unary(client, method(client), request, options);
     } catch (err) {
-      // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down)
-      // is not.
-      if (isServiceError(err) && err.code === status.UNAVAILABLE && /No connection established|Failed to connect|SSL|certificate/i.test(err.details)) {
-        const line = await tlsMismatchLine(service, this.address(service), this.tls, this.settings.settings);
-        if (line) throw new CliError(line, EXIT.UNAVAILABLE);
-      }
-      throw unreachable(err, service, this.address(service));
+      throw await this.failure(service, err);
     }
+  }
+
+  /**
+   * A failed call to `service` as the operator should see it: a TLS mismatch, or an
+   * unreachable service, as one line naming the service and its address; other errors unchanged.
+   */
+  async failure(service: keyof ServiceAddresses, err: unknown): Promise<Error> {
+    // Only a failed connection can be a TLS mismatch; an UNAVAILABLE from a handler (Redis down) is not.
+    if (isServiceError(err) && err.code === status.UNAVAILABLE && /No connection established|Failed to connect|SSL|certificate/i.test(err.details)) {
+      const line = await tlsMismatchLine(service, this.address(service), this.tls, this.settings.settings);
+      if (line) return new CliError(line, EXIT.UNAVAILABLE);
+    }
+    return unreachable(err, service, this.address(service));
   }
 
   /** Closes every client made. */

@@ -3,28 +3,10 @@ import type { WatchRunEventsResponse } from '../gen/baton/v1/results_service';
 import { NodeState, RunState, type NodeResult } from '../gen/baton/v1/run';
 import type { Clients } from './connection';
 import { unreachable } from './connection';
-import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../lib/run-states';
+import { countNodes, FINAL_RUN_STATES, type RunView } from '../lib/run-states';
 
-/** What a follower knows of a run so far, from its event log. */
-export interface RunView {
-  state: RunState;
-  nodes: Map<string, NodeState>;
-}
-
-/** Node states at which a node holds its verified files (or went past that point). */
-const PAST_DOWNLOAD = new Set([NodeState.NODE_STATE_DOWNLOADED, NodeState.NODE_STATE_RUNNING, NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_NO_RESPONSE, NodeState.NODE_STATE_CANCELLED]);
-
-
-/** How many of the run's nodes are past the download, and how many finished. */
-export function countNodes(view: RunView): { downloaded: number; finished: number } {
-  let downloaded = 0;
-  let finished = 0;
-  for (const s of view.nodes.values()) {
-    if (PAST_DOWNLOAD.has(s)) downloaded++;
-    if (FINAL_NODE_STATES.has(s)) finished++;
-  }
-  return { downloaded, finished };
-}
+export type { RunView };
+export { countNodes };
 
 /** Callbacks of a follower. */
 export interface FollowHandlers {

@@ -1,8 +1,5 @@
 import { RunState } from '../gen/baton/v1/run';
-import type { Clients } from './connection';
 import type { ProgressLine } from './progress-line';
-import { countNodes, RunFollower } from './run-follower';
-import type { RunLocator } from './run-locator';
 
 /** Says mco's lines once each, in order, however they are reached (live or after the call). */
 export class RunNarrator {
@@ -39,44 +36,27 @@ export class RunNarrator {
 }
 
 /**
- * Says the first line, with the task id, as soon as the run is recorded; on a terminal also
- * draws the run's progress from its event log: the downloads as `i / N`, then the finished
- * nodes as mco's bar.
+ * Shows a run's progress as StartRun (or, after a re-attach, its event log) reports it: mco's
+ * lines as each phase is reached and, on a terminal, the downloads as `i / N`, then the
+ * finished nodes as mco's bar.
  */
-export function followLive(clients: Clients, locator: RunLocator, narrator: RunNarrator, progress: ProgressLine, background: boolean): { stop(): void } {
-  let stopped = false;
-  let follower: RunFollower | undefined;
-  const follow = async (): Promise<void> => {
-    const run = await locator.found;
-    if (!run || stopped) return;
-    narrator.attempting(run.nodes.length, run.taskId);
-    if (!progress.enabled) return;
-    const total = run.nodes.length;
-    const draw = (state: RunState, view: Parameters<typeof countNodes>[0]): void => {
-      const { downloaded, finished } = countNodes(view);
-      if (state === RunState.RUN_STATE_DOWNLOADING) progress.update(`${downloaded} / ${total}`);
-      else if (state === RunState.RUN_STATE_RUNNING) progress.bar(finished, total);
-    };
-    follower = new RunFollower(clients, run.taskId, run.nodes, {
-      onRunState: (state, view) => {
-        if (state === RunState.RUN_STATE_DOWNLOADING) narrator.downloading();
-        if (state === RunState.RUN_STATE_RUNNING) {
-          narrator.downloading();
-          narrator.running(background);
-        }
-        draw(state, view);
-      },
-      onNode: (_, view) => draw(view.state, view),
-    });
-    await follower.done;
-  };
-  // Progress is a nicety: a failure to draw it never fails the run.
-  follow().catch(() => undefined);
-  return {
-    stop() {
-      stopped = true;
-      follower?.stop();
-      progress.clear();
-    },
-  };
+export class RunProgressView {
+  /** The run's node count, once known. */
+  total = 0;
+
+  constructor(
+    private readonly narrator: RunNarrator,
+    private readonly progress: ProgressLine,
+    private readonly background: boolean,
+  ) {}
+
+  show(p: { state: RunState; downloaded: number; finished: number }): void {
+    if (p.state === RunState.RUN_STATE_DOWNLOADING) this.narrator.downloading();
+    if (p.state === RunState.RUN_STATE_RUNNING) {
+      this.narrator.downloading();
+      this.narrator.running(this.background);
+    }
+    if (p.state === RunState.RUN_STATE_DOWNLOADING) this.progress.update(`${p.downloaded} / ${this.total}`);
+    else if (p.state === RunState.RUN_STATE_RUNNING) this.progress.bar(p.finished, this.total);
+  }
 }

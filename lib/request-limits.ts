@@ -11,7 +11,7 @@ import type {
   WatchRunEventsRequest,
 } from '../gen/baton/v1/results_service';
 import type { NodeResult, Run } from '../gen/baton/v1/run';
-import type { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, WatchRunRequest } from '../gen/baton/v1/scheduler_service';
+import type { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, StartRunRequest, WatchRunRequest } from '../gen/baton/v1/scheduler_service';
 import { toServiceError } from './errors';
 import { LIMITS, LimitChecker } from './limits';
 import type { Logger } from './logger';
@@ -124,6 +124,17 @@ const checkWatch = of<WatchRunRequest | WatchRunEventsRequest>((m, c) => {
   c.text('resume_token', m.resumeToken, LIMITS.resumeToken);
 });
 
+/** A RunTaskRequest, its field names after `prefix` (`run.` inside a StartRunRequest). */
+function checkRunTask(c: LimitChecker, prefix: string, m: RunTaskRequest | undefined): void {
+  if (!m) return;
+  c.text(`${prefix}task`, m.task, LIMITS.taskName);
+  c.text(`${prefix}environment`, m.environment, LIMITS.environment);
+  c.text(`${prefix}input_json`, m.inputJson, LIMITS.inputJson);
+  checkFilter(c, `${prefix}filter`, m.filter);
+  c.text(`${prefix}run_as`, m.runAs, LIMITS.runAs);
+  c.text(`${prefix}request_id`, m.requestId, LIMITS.requestId);
+}
+
 /** Every method a Baton server serves, by path, with the check of its request messages. */
 export const REQUEST_LIMITS: ReadonlyMap<string, MessageCheck> = new Map<string, MessageCheck>([
   ['/baton.v1.MetadataService/ListEnvironments', () => undefined],
@@ -181,17 +192,8 @@ export const REQUEST_LIMITS: ReadonlyMap<string, MessageCheck> = new Map<string,
       c.text('reason', m.reason, LIMITS.errorText);
     }),
   ],
-  [
-    '/baton.v1.SchedulerService/RunTask',
-    of<RunTaskRequest>((m, c) => {
-      c.text('task', m.task, LIMITS.taskName);
-      c.text('environment', m.environment, LIMITS.environment);
-      c.text('input_json', m.inputJson, LIMITS.inputJson);
-      checkFilter(c, 'filter', m.filter);
-      c.text('run_as', m.runAs, LIMITS.runAs);
-      c.text('request_id', m.requestId, LIMITS.requestId);
-    }),
-  ],
+  ['/baton.v1.SchedulerService/RunTask', of<RunTaskRequest>((m, c) => checkRunTask(c, '', m))],
+  ['/baton.v1.SchedulerService/StartRun', of<StartRunRequest>((m, c) => checkRunTask(c, 'run.', m.run))],
   ['/baton.v1.SchedulerService/WatchRun', checkWatch],
   ['/baton.v1.SchedulerService/CancelRun', of<CancelRunRequest>((m, c) => c.text('task_id', m.taskId, LIMITS.taskId))],
   ['/baton.v1.SchedulerService/DiscoverNodes', of<DiscoverNodesRequest>((m, c) => checkFilter(c, 'filter', m.filter))],

@@ -49,3 +49,30 @@ export function isKnownNodeState(state: number): state is NodeState {
 export function isKnownRunState(state: number): state is RunState {
   return KNOWN_RUN_STATES.has(state);
 }
+
+/** What a follower of a run's event log knows of it so far: its state and each node's. */
+export interface RunView {
+  state: RunState;
+  nodes: Map<string, NodeState>;
+}
+
+/** Node states at which a node holds its verified files (or went past that point). */
+const PAST_DOWNLOAD: ReadonlySet<NodeState> = new Set([
+  NodeState.NODE_STATE_DOWNLOADED,
+  NodeState.NODE_STATE_RUNNING,
+  NodeState.NODE_STATE_SUCCEEDED,
+  NodeState.NODE_STATE_FAILED,
+  NodeState.NODE_STATE_NO_RESPONSE,
+  NodeState.NODE_STATE_CANCELLED,
+]);
+
+/** How many of the run's nodes are past the download, and how many finished. */
+export function countNodes(view: RunView): { downloaded: number; finished: number } {
+  let downloaded = 0;
+  let finished = 0;
+  for (const s of view.nodes.values()) {
+    if (PAST_DOWNLOAD.has(s)) downloaded++;
+    if (FINAL_NODE_STATES.has(s)) finished++;
+  }
+  return { downloaded, finished };
+}

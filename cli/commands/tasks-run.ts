@@ -1,19 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { RunTaskRequest, type RunTaskResponse } from '../../gen/baton/v1/scheduler_service';
+import { RunState } from '../../gen/baton/v1/run';
+import { RunTaskRequest } from '../../gen/baton/v1/scheduler_service';
 import { Command, Option } from 'commander';
 import type { Filter } from '../../gen/baton/v1/filter';
 import { DEFAULT_ENVIRONMENT, TASK_NAME } from '../../lib/names';
 import { parseJsonLexemes } from '../../lib/puppet-types';
 import { CliError, commanderLine, EXIT } from '../cli-error';
 import { addFilterOptions, filterFromOptions, type FilterOptions } from '../filter-options';
-import { addConnectionOptions, callerMetadata, Clients, type ConnectionOptions } from '../connection';
+import { addConnectionOptions, Clients, type ConnectionOptions } from '../connection';
 import { addParamOptions, inputFromFlags, paramFlags, taskUsage, type ParamFlag } from '../param-options';
 import { rerunNodes, takeRerun } from '../rerun';
 import { ProgressLine } from '../progress-line';
 import { onInterrupt } from '../run-interrupt';
 import { RunLocator } from '../run-locator';
-import { followLive, RunNarrator } from '../run-narrator';
+import { RunNarrator, RunProgressView } from '../run-narrator';
+import { startRun, type StartRunOutcome } from '../run-stream';
+import { isFinalRunState } from '../../lib/run-states';
 import { statusDocument } from '../status-document';
 import { reportRun } from '../summary-format';
 import { getTask } from '../task-catalog';
@@ -209,51 +212,74 @@ async function run(
   filter: Filter,
   say: (line?: string) => void,
 ): Promise<number> {
+  const background = options.background === true;
   const progress = ProgressLine.forCommand(options.json);
   const narrator = new RunNarrator(say, progress, task, files, options.wait);
-  const requestId = randomUUID();
-  const locator = new RunLocator(clients, requestId, task);
-  const live = followLive(clients, locator, narrator, progress, options.background === true);
+  const view = new RunProgressView(narrator, progress, background);
+  const locator = new RunLocator();
   const interrupt = onInterrupt(clients, locator, progress, options.cancelOnInterrupt === true);
-  const call = clients.call(
-    'scheduler',
-    (c) => c.runTask,
-    RunTaskRequest.fromPartial({
-      task,
-      environment: options.environment,
-      inputJson,
-      filter,
-      waitS: options.wait,
-      background: options.background === true,
-      noop: options.noop === true,
-      runAs: options.runAs ?? '',
-      timeoutS: options.timeout ?? 0,
-      batchSize: options.batch?.size ?? 0,
-      batchPercent: options.batch?.percent ?? 0,
-      batchSleepS: options.batchSleep ?? 0,
-      requestId,
-    }),
-    { deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000, metadata: callerMetadata() },
+  const request = RunTaskRequest.fromPartial({
+    task,
+    environment: options.environment,
+    inputJson,
+    filter,
+    waitS: options.wait,
+    background,
+    noop: options.noop === true,
+    runAs: options.runAs ?? '',
+    timeoutS: options.timeout ?? 0,
+    batchSize: options.batch?.size ?? 0,
+    batchPercent: options.batch?.percent ?? 0,
+    batchSleepS: options.batchSleep ?? 0,
+    // Lets a stream that broke before the run existed be called again without a second run.
+    requestId: randomUUID(),
+  });
+  const started = startRun(
+    clients,
+    request,
+    {
+      onStarted: (s) => {
+        locator.settle(s);
+        view.total = s.nodes;
+        narrator.attempting(s.nodes, s.taskId);
+      },
+      onProgress: (p) => view.show(p),
+      onLost: (s, why) => {
+        progress.clear();
+        process.stderr.write(`The connection to the scheduler broke (${why}); task ${s.taskId} goes on: following it through the results service\n`);
+      },
+    },
+    {
+      deadlineMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000,
+      followMs: (options.wait + RUN_DEADLINE_MARGIN_S) * 1000,
+      // In background the run is followed until its run command went out, as StartRun would have.
+      until: (state) => (background ? state !== RunState.RUN_STATE_PENDING && state !== RunState.RUN_STATE_DOWNLOADING : isFinalRunState(state)),
+    },
   );
-  let response: RunTaskResponse;
+  let outcome: StartRunOutcome;
   try {
-    const first = await Promise.race([call.then((r) => ({ response: r })), interrupt.code.then((code) => ({ code }))]);
+    const first = await Promise.race([started.then((o) => ({ outcome: o })), interrupt.code.then((code) => ({ code }))]);
     if ('code' in first) {
-      call.catch(() => undefined); // ended by the exit; the run goes on on the scheduler
+      started.catch(() => undefined); // ended by the exit; the run goes on on the scheduler
       return first.code;
     }
-    response = first.response;
+    outcome = first.outcome;
   } finally {
     interrupt.dispose();
-    live.stop();
     locator.stop();
+    progress.clear();
   }
-  const taskId = response.taskId;
-  const nodes = response.run?.nodes ?? [];
-  narrator.attempting(nodes.length, taskId);
+  let taskId: string;
+  if ('lost' in outcome) {
+    taskId = outcome.lost.taskId;
+  } else {
+    taskId = outcome.response.taskId;
+    narrator.attempting(outcome.response.run?.nodes.length ?? 0, taskId);
+  }
   narrator.downloading();
-  narrator.running(options.background === true);
-  if (options.background) {
+  narrator.running(background);
+  if (background) {
+    const nodes = 'lost' in outcome ? ((await clients.call('results', (c) => c.getRunStatus, { taskId })).run?.nodes ?? []) : (outcome.response.run?.nodes ?? []);
     if (options.json) process.stdout.write(`${JSON.stringify({ taskid: taskId, nodes })}\n`);
     say(`Started task ${task} on ${nodes.length} nodes with task id ${taskId}`);
     say(`Follow it with 'baton tasks watch ${taskId}', or read its results with 'baton tasks status ${taskId}'`);
@@ -261,8 +287,8 @@ async function run(
   }
   say();
   const doc = statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId }));
-  // A run that ends before the live follower draws its first frame still shows where it ended.
-  progress.bar(doc.stats.completed, nodes.length);
+  // A run that ends before the live progress drew its first frame still shows where it ended.
+  progress.bar(doc.stats.completed, view.total);
   progress.clear();
   return reportRun(doc, { ...options, summaryOnly: options.summary === true });
 }

@@ -85,6 +85,19 @@ export interface RunTaskCallOptions {
    * run's caller.
    */
   checkAs?: string | undefined;
+  /**
+   * Called once the run exists, before any file is sent to a node (or, for a repeated request
+   * id, once the first run is found), so that a streaming caller learns the task id at once.
+   */
+  onStarted?: (started: RunStartedNote) => void;
+}
+
+/** What `onStarted` is told: the run's task id, the run as stored, and whether a repeated request id named it. */
+export interface RunStartedNote {
+  taskId: string;
+  run: Run | undefined;
+  nodes: number;
+  repeated: boolean;
 }
 
 
@@ -149,7 +162,7 @@ export class RunOrchestrator {
       const first = await requests.claim(run.caller, requestId, run.taskId);
       if (first !== undefined) {
         log.info({ taskId: first, requestId, caller: run.caller }, 'repeated request id; answering with the first run');
-        return this.answerRepeat(first, run.request);
+        return this.answerRepeat(first, run.request, call.onStarted);
       }
     }
     let created: Run | undefined;
@@ -195,6 +208,7 @@ export class RunOrchestrator {
       throw err;
     }
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: requestId || undefined }, 'run created');
+    call.onStarted?.({ taskId: run.taskId, run: created, nodes: run.nodes.length + run.offline.length, repeated: false });
     const tracked = tracker.track(run.taskId, [...run.nodes, ...run.offline]);
     const coordinated = coordinator.adopt(state, batches.flat(), command, tracked);
     let settled = false;
@@ -288,7 +302,7 @@ export class RunOrchestrator {
    * background the run as stored now, in the foreground the run after waiting for it as the
    * first call would.
    */
-  private async answerRepeat(taskId: string, request: ResolvedRunRequest): Promise<RunTaskResponse> {
+  private async answerRepeat(taskId: string, request: ResolvedRunRequest, onStarted?: (started: RunStartedNote) => void): Promise<RunTaskResponse> {
     const { results, tracker } = this.options;
     // The first call took the id just before creating the run: give the creation a moment.
     let appeared: Run | undefined;
@@ -302,6 +316,7 @@ export class RunOrchestrator {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
+    onStarted?.({ taskId, run: appeared, nodes: appeared?.nodes.length ?? 0, repeated: true });
     if (request.background) return { taskId, run: appeared, results: [], stillRunning: 0 };
     const tracked = tracker.get(taskId);
     if (tracked) await tracked.waitUntilDone(request.waitMs);

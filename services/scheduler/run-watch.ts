@@ -14,7 +14,7 @@ type WatchCall = ServerWritableStream<WatchRunRequest, WatchRunResponse>;
  * caller may read the run (policy `read`, own-results-only), so reads through the scheduler are
  * checked exactly as reads made there directly.
  */
-function follow(results: ResultsServiceClient, taskId: string, resumeToken: string, caller: string): ClientReadableStream<WatchRunEventsResponse> {
+export function follow(results: ResultsServiceClient, taskId: string, resumeToken: string, caller: string): ClientReadableStream<WatchRunEventsResponse> {
   return results.watchRunEvents({ taskId, resumeToken, follow: true }, onBehalfOf(caller));
 }
 

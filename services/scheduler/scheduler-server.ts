@@ -25,6 +25,7 @@ import { RunStateStore } from './run-state';
 import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
 import { RunWatches } from './run-watch';
+import { RunStreams } from './run-stream';
 import { SCHEDULER_SERVICE_ROLES, schedulerService } from './scheduler-service';
 
 /** Options of `startScheduler`. */
@@ -115,6 +116,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const orchestrator = new RunOrchestrator({ metadata, results, index, tracker, store, coordinator, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
   const resumer = new RunResumer({ store, coordinator, orchestrator, results, tracker, log });
   const watches = new RunWatches(results, log);
+  const streams = new RunStreams(orchestrator, results, log);
 
   let server: RunningServer;
   try {
@@ -128,7 +130,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
         {
           name: 'baton.v1.SchedulerService',
           definition: SchedulerServiceService,
-          implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, store, watches, log, access: options.access }),
+          implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, store, watches, streams, log, access: options.access }),
           roles: SCHEDULER_SERVICE_ROLES,
         },
         { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation(), roles: AGENT_GATEWAY_ROLES },
@@ -148,6 +150,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   server.onDrain(() => {
     agentsClosed = gateway.closeAll();
     watches.endAll(); // WatchRun streams end with OK; clients resume with the last event id
+    streams.endAll(); // StartRun streams end with UNAVAILABLE naming the run; clients follow it elsewhere
   });
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>

@@ -18,6 +18,7 @@ import { cancelRun } from './run-cancel';
 import type { RunStateStore } from './run-state';
 import type { RunTracker } from './run-tracker';
 import type { RunWatches } from './run-watch';
+import type { RunStreams } from './run-stream';
 
 /**
  * Who may call the SchedulerService (issue 9, lib/method-roles.ts): operators, and services
@@ -36,18 +37,21 @@ export interface SchedulerServiceOptions {
   /** Runs' orchestration state (CancelRun sets the cancel flag there). */
   store: RunStateStore;
   watches: RunWatches;
+  /** StartRun's streams. */
+  streams: RunStreams;
   log: Logger;
   /** The policy (`cancel`, `discover`) and the audit log; default: everything allowed, nothing audited. */
   access?: AccessControl;
 }
 
-/** The SchedulerService handlers: RunTask, WatchRun, CancelRun, DiscoverNodes. */
+/** The SchedulerService handlers: RunTask, StartRun, WatchRun, CancelRun, DiscoverNodes. */
 export function schedulerService(options: SchedulerServiceOptions): SchedulerServiceServer {
   const { log } = options;
   const access = options.access ?? AccessControl.none(log);
   // actingCaller is undefined for a service certificate: such calls serve a request checked already.
   return {
     runTask: unaryHandler(log, (req, call) => options.orchestrator.runTask(req, call, { checkAs: actingCaller(call) })),
+    startRun: serverStreamHandler(log, (req, call) => options.streams.start(req, call)),
     watchRun: serverStreamHandler(log, (req, call) => options.watches.watch(req, call)),
     cancelRun: unaryHandler(log, (req, call) => cancelRun({ ...options, access }, req, actingCaller(call))),
     discoverNodes: unaryHandler(log, (req, call) => discover(options, access, req, actingCaller(call))),

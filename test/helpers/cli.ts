@@ -8,13 +8,42 @@ export interface CliRun {
   stderr: string;
 }
 
+/** The environment of a CLI process: its config file and `baton dev` state at paths that do not exist, then `env`. */
+function cliEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', ...env };
+}
+
+/** A `baton` process started by startCli: its output so far, its exit, and a kill of its whole group. */
+export interface LiveCli {
+  output(): { stdout: string; stderr: string };
+  exited: Promise<number | null>;
+  /** SIGKILL to its process group, unless it has exited. */
+  kill(): void;
+}
+
+/** Starts the compiled `baton` CLI in its own process group, configured as runCli configures it; its output can be read while it runs. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): LiveCli {
+  const child = spawn(process.execPath, [batonScript(), ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return {
+    output: () => ({ stdout, stderr }),
+    exited: new Promise((resolve) => child.once('close', (code) => resolve(code))),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    },
+  };
+}
+
 /**
  * Runs the compiled `baton` CLI as a separate process, as an operator would. Its config file
  * and `baton dev` state are pointed at paths that do not exist, so only `env` configures it.
  */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
   const child = spawn(process.execPath, [batonScript(), ...args], {
-    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', ...env },
+    env: cliEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -38,7 +67,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
 export function runCliPipeline(script: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliRun> {
   const baton = `${process.execPath} ${batonScript()}`;
   const child = spawn('bash', ['-c', `set -o pipefail; ${script}`], {
-    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', BATON: baton, ...env },
+    env: cliEnv({ BATON: baton, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
