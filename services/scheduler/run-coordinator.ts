@@ -44,6 +44,8 @@ export interface RunCoordinatorOptions {
   results: ResultsServiceClient;
   /** How commands reach the agents (dispatcher.ts). */
   dispatcher: Dispatcher;
+  /** True when the node's agent has a live session on this scheduler. */
+  connectedHere: (node: string) => boolean;
   index: NodeIndex;
   tracker: RunTracker;
   log: Logger;
@@ -66,6 +68,8 @@ export class CoordinatedRun {
   fenced = false;
   /** True once the coordination ended here (finished, fenced, or the scheduler stops). */
   stopped = false;
+  /** How many nodes were not final at the last refresh tick. */
+  pendingAtLastTick = -1;
   /** Lease renewal, status refresh and lost-agent checks. */
   readonly timers: NodeJS.Timeout[] = [];
 
@@ -131,7 +135,7 @@ export class RunCoordinator {
       run.timers.push(timer);
     };
     every(Math.max(50, Math.floor(this.options.store.leaseMs / 3)), 'could not renew the coordinator lease', () => this.renew(run));
-    every(this.refreshMs, 'could not read the status of a coordinated run', () => this.refresh(run));
+    every(this.refreshMs, 'could not read the status of a coordinated run', () => this.refreshIfStalled(run));
     every(Math.max(50, Math.min(30_000, Math.floor(this.agentLostAfterMs / 4))), 'could not check for lost agents', () => this.checkLostAgents(run));
     return run;
   }
@@ -336,6 +340,18 @@ export class RunCoordinator {
     } else if (renewed.cancelled) run.tracked.cancel();
   }
 
+  /**
+   * The periodic refresh: read only when no result reached this replica since the last tick. A
+   * run whose results all come here (one replica) then costs no read while they flow; one whose
+   * results land elsewhere is read every tick.
+   */
+  private async refreshIfStalled(run: CoordinatedRun): Promise<void> {
+    const pending = run.tracked.pendingCount;
+    const stalled = pending === run.pendingAtLastTick;
+    run.pendingAtLastTick = pending;
+    if (stalled) await this.refresh(run);
+  }
+
   /** Reads the run's slim status: marks the nodes final elsewhere, and notices a run that ended. */
   async refresh(run: CoordinatedRun): Promise<void> {
     if (run.tracked.done) return;
@@ -355,7 +371,9 @@ export class RunCoordinator {
    * NO_RESPONSE replace a final result, and lets a final result replace a NO_RESPONSE).
    */
   async checkLostAgents(run: CoordinatedRun): Promise<void> {
-    const candidates = run.dispatched().filter((n) => !run.tracked.isFinal(n));
+    // A node with a live session here is not lost: only the others are looked up in the index.
+    const { connectedHere } = this.options;
+    const candidates = run.dispatched().filter((n) => !run.tracked.isFinal(n) && !connectedHere(n));
     if (candidates.length === 0) return;
     const nowMs = Date.now();
     const presence = await this.options.index.presence(candidates);

@@ -107,6 +107,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     store,
     results,
     dispatcher,
+    connectedHere: (node) => registry.get(node)?.ready === true,
     index,
     tracker,
     log,
