@@ -76,6 +76,8 @@ async function main(): Promise<void> {
       tls: service,
       drainGraceMs: 500,
       services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation, roles }],
+      // Each call still goes through the caller's budget, one large enough for every call made here.
+      callerBudget: { requestsPerS: 1e9, burst: 1e9 },
     });
 
     const [baselineUs, interceptedUs, batonUs] = await perCallUs([bare.address, intercepted.address, baton.address], operator);

@@ -2,6 +2,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CALLER_REQUEST_BURST, DEFAULT_CALLER_REQUESTS_PER_S, type CallerBudgetOptions } from './caller-budget';
 import type { TlsFiles } from './tls';
 
 /**
@@ -120,6 +121,13 @@ export const SERVER_CONFIG_PROPERTIES = {
   'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
   'tls-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle; clients must present a certificate it signed, and other services are checked against it' },
   ...INSECURE_CONFIG_PROPERTIES,
+  'caller-requests-per-s': {
+    type: 'number',
+    minimum: 0,
+    default: DEFAULT_CALLER_REQUESTS_PER_S,
+    description: 'requests per second one operator or agent certificate may make to this service, sustained; 0 turns the limit off',
+  },
+  'caller-request-burst': { type: 'integer', minimum: 1, default: DEFAULT_CALLER_REQUEST_BURST, description: 'requests one operator or agent certificate may make at once above caller-requests-per-s' },
 } as const;
 
 /** The loaded TLS keys of a process: its certificate, key, CA, or `insecure`. */
@@ -135,6 +143,13 @@ export interface ServerConfig extends TlsConfig {
   listen: string;
   'health-listen'?: string;
   'log-level': string;
+  'caller-requests-per-s': number;
+  'caller-request-burst': number;
+}
+
+/** The request budget of each caller (lib/caller-budget.ts) that a server's configuration sets. */
+export function callerBudgetConfig(config: ServerConfig): CallerBudgetOptions {
+  return { requestsPerS: config['caller-requests-per-s'], burst: config['caller-request-burst'] };
 }
 
 const TLS_KEYS = ['tls-cert', 'tls-key', 'tls-ca'] as const;

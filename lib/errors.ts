@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
+import { BadRequest, ErrorInfo, RetryInfo } from '../gen/google/rpc/error_details';
 import { Status } from '../gen/google/rpc/status';
 import type { Logger } from './logger';
 import { cut } from './quote';
@@ -115,6 +115,22 @@ export class UnauthenticatedError extends BatonError {
   }
 }
 
+/**
+ * The caller asked for more than it may have now: RESOURCE_EXHAUSTED with a
+ * `google.rpc.RetryInfo` saying how long to wait before trying again.
+ */
+export class ResourceExhaustedError extends BatonError {
+  constructor(
+    reason: string,
+    message: string,
+    /** How long the caller should wait before retrying, in ms. */
+    readonly retryDelayMs: number,
+    metadata: Record<string, string> = {},
+  ) {
+    super(status.RESOURCE_EXHAUSTED, reason, message, metadata);
+  }
+}
+
 function packAny(typeName: string, bytes: Uint8Array): { typeUrl: string; value: Buffer } {
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(bytes) };
 }
@@ -152,6 +168,10 @@ export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject
   const details = [
     packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: sentMetadata(err.metadata) }).finish()),
   ];
+  if (err instanceof ResourceExhaustedError) {
+    const ms = Math.max(0, Math.ceil(err.retryDelayMs));
+    details.push(packAny('google.rpc.RetryInfo', RetryInfo.encode({ retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }).finish()));
+  }
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {
     const fieldViolations = err.violations.slice(0, MAX_VIOLATIONS_SENT).map((v) => ({ ...sentViolation(v), reason: '' }));
     details.push(packAny('google.rpc.BadRequest', BadRequest.encode({ fieldViolations }).finish()));
@@ -174,6 +194,8 @@ export interface ErrorReport {
   /** The ErrorInfo metadata, when it has any. */
   metadata?: Record<string, string>;
   violations: FieldViolation[];
+  /** From a `google.rpc.RetryInfo`: how long to wait before retrying, in ms. */
+  retryDelayMs?: number;
 }
 
 /** Decodes a gRPC error's `google.rpc` details (the counterpart of `toServiceError`). */
@@ -186,6 +208,10 @@ export function readServiceError(err: ServiceError): ErrorReport {
       const info = ErrorInfo.decode(any.value);
       report.reason = info.reason;
       if (Object.keys(info.metadata).length > 0) report.metadata = info.metadata;
+    }
+    if (any.typeUrl === TYPE_PREFIX + 'google.rpc.RetryInfo') {
+      const delay = RetryInfo.decode(any.value).retryDelay;
+      if (delay) report.retryDelayMs = delay.seconds * 1000 + Math.round(delay.nanos / 1_000_000);
     }
     if (any.typeUrl === TYPE_PREFIX + 'google.rpc.BadRequest') {
       report.violations = BadRequest.decode(any.value).fieldViolations.map((v) => ({ field: v.field, description: v.description }));

@@ -8,6 +8,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { CallerBudgets, type CallerBudgetOptions } from './caller-budget';
 import { toServiceError } from './errors';
 import type { Logger } from './logger';
 import { allowedRolesByPath, roleInterceptor, type MethodRoles } from './method-roles';
@@ -53,6 +54,8 @@ export interface ServerOptions {
    * probe; default none.
    */
   healthListen?: string;
+  /** Each caller's request budget (lib/caller-budget.ts, settings `caller-requests-per-s`, `caller-request-burst`); default its defaults. */
+  callerBudget?: CallerBudgetOptions;
 }
 
 /** A started server. */
@@ -116,10 +119,10 @@ const SERVER_CHANNEL_OPTIONS = {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   // With TLS every call is checked against the roles of its method before any handler runs; a
   // plaintext (`insecure`) server has no certificates to check. Then every message is checked
-  // against the size limits of its fields (lib/request-limits.ts). The first interceptor listed
-  // sees a call first, so a caller without the role never learns about limits.
+  // against its caller's request budget and the size limits of its fields (lib/request-limits.ts).
+  // The first interceptor listed sees a call first, so a caller without the role never learns about limits.
   const roles = options.tls?.cert ? [roleInterceptor(allowedRolesByPath(options.services), options.log)] : [];
-  const interceptors = [...roles, limitsInterceptor(options.log)];
+  const interceptors = [...roles, limitsInterceptor(options.log, new CallerBudgets(options.callerBudget))];
   const server = new Server({ ...SERVER_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? SERVER_MAX_RECEIVE_MESSAGE_BYTES, interceptors });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);

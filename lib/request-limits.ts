@@ -1,4 +1,4 @@
-import { ServerInterceptingCall, ServerListenerBuilder, ResponderBuilder, type ServerInterceptor } from '@grpc/grpc-js';
+import { ServerInterceptingCall, ServerListenerBuilder, ResponderBuilder, status as grpcStatus, type ServerInterceptor } from '@grpc/grpc-js';
 import type { ConnectRequest } from '../gen/baton/v1/agent_gateway_service';
 import type { Filter } from '../gen/baton/v1/filter';
 import type { GetTaskRequest, ListTasksRequest, ReadTaskFileRequest } from '../gen/baton/v1/metadata_service';
@@ -12,7 +12,8 @@ import type {
 } from '../gen/baton/v1/results_service';
 import type { NodeResult, Run } from '../gen/baton/v1/run';
 import type { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, StartRunRequest, WatchRunRequest } from '../gen/baton/v1/scheduler_service';
-import { toServiceError } from './errors';
+import type { CallerBudgets } from './caller-budget';
+import { toServiceError, type BatonError } from './errors';
 import { LIMITS, LimitChecker } from './limits';
 import type { Logger } from './logger';
 
@@ -215,27 +216,52 @@ export function limitProblem(path: string, message: unknown) {
 }
 
 /**
- * A server interceptor applying REQUEST_LIMITS to every message received, before the handler
- * sees it: a message over a limit ends the call with INVALID_ARGUMENT naming the field and
- * the limit, and nothing it carried, or anything sent after it, reaches the handler. A
- * streaming handler sees its call cancelled, as when the caller goes away.
+ * A server interceptor applying each caller's request budget (lib/caller-budget.ts, when
+ * `budgets` is given) as a call's metadata arrives, and REQUEST_LIMITS to every message
+ * received, before the handler sees it. A caller over its budget gets RESOURCE_EXHAUSTED (held
+ * back until its next token is due, at most a second) and its message is never decoded; a message over a limit ends the call with INVALID_ARGUMENT naming the
+ * field and the limit, and nothing it carried, or anything sent after it, reaches the handler.
+ * A streaming handler sees its call cancelled, as when the caller goes away. Every call that
+ * ends INVALID_ARGUMENT, here or in the handler, is charged to its caller's budget as refused.
  */
-export function limitsInterceptor(log: Logger): ServerInterceptor {
+export function limitsInterceptor(log: Logger, budgets?: CallerBudgets): ServerInterceptor {
   return (descriptor, call) => {
+    const caller = budgets?.callerOf(call);
     let refused = false;
+    const refuse = (err: BatonError): void => {
+      refused = true;
+      call.sendStatus(toServiceError(err, log) as Parameters<typeof call.sendStatus>[0]);
+    };
     const listener = new ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        const over = caller === undefined || !budgets ? undefined : budgets.admit(caller);
+        if (!over || !budgets) return next(metadata);
+        refused = true;
+        // One line when a caller goes over, not one per refused call: a flood must not become a log flood.
+        if (over.first) log.warn({ method: descriptor.path, peerAddress: call.getPeer(), caller }, `calls refused: ${budgets.refusal({ ...over, holdMs: 0 }).message}`);
+        if (over.holdMs === 0) return refuse(budgets.refusal(over));
+        // Unref'd: a held refusal never keeps a draining process alive.
+        setTimeout(() => refuse(budgets.refusal(over)), over.holdMs).unref();
+      })
       .withOnReceiveMessage((message, next) => {
         if (refused) return;
         const problem = limitProblem(descriptor.path, message);
         if (!problem) return next(message);
-        refused = true;
         log.warn({ method: descriptor.path, peerAddress: call.getPeer(), field: problem.metadata.field }, `request refused: ${problem.message.slice(0, 200)}`);
-        call.sendStatus(toServiceError(problem, log) as Parameters<typeof call.sendStatus>[0]);
+        if (caller !== undefined) budgets?.refused(caller);
+        refuse(problem);
       })
       .withOnReceiveHalfClose((next) => {
         if (!refused) next();
       })
       .build();
-    return new ServerInterceptingCall(call, new ResponderBuilder().withStart((next) => next(listener)).build());
+    const responder = new ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendStatus((status, next) => {
+        if (caller !== undefined && status.code === grpcStatus.INVALID_ARGUMENT) budgets?.refused(caller);
+        next(status);
+      })
+      .build();
+    return new ServerInterceptingCall(call, responder);
   };
 }

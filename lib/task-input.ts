@@ -78,6 +78,8 @@ export function validateTaskInput(task: Task, inputJson: string): ValidatedTaskI
     if (err instanceof InputShapeError) return fail([{ field: INPUT_FIELD, description: err.message }]);
     throw err;
   }
+  // Refused input is not rendered: nothing uses it, and an input of thousands of keys would cost as much again.
+  if (result.violations.length > 0) return fail(result.violations);
   const entries: Entry[] = result.entries.map((e) => ({ key: e.key, json: e.json, value: toPlain(e.value) }));
   const input: Record<string, unknown> = {};
   for (const e of entries) Object.defineProperty(input, e.key, { value: e.value, enumerable: true, writable: true, configurable: true });

@@ -6,7 +6,7 @@ import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
+import { callerBudgetConfig, ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
 import { drainOnSignals, METADATA_MAX_RECEIVE_MESSAGE_BYTES, startServer } from '../../lib/grpc-server';
 import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -129,6 +129,7 @@ runMain('metadata', async () => {
     log,
     tls: resolveTlsConfig(config),
     maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
+    callerBudget: callerBudgetConfig(config),
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'metadata');

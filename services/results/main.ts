@@ -3,6 +3,7 @@ import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('results');
 import { ResultsServiceService } from '../../gen/baton/v1/results_service';
 import {
+  callerBudgetConfig,
   loadConfig,
   METRICS_CONFIG_PROPERTIES,
   resolveTlsConfig,
@@ -81,6 +82,7 @@ runMain('results', async () => {
     services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation, roles: RESULTS_SERVICE_ROLES }],
     log,
     tls: resolveTlsConfig(config),
+    callerBudget: callerBudgetConfig(config),
   });
   server.onDrain(() => {
     service.retention.stop();

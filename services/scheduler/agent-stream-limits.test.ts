@@ -45,8 +45,8 @@ describe('AgentStreamLimits', () => {
   });
 
   it('refuses limits that could never admit a message', () => {
-    assert.throws(() => new AgentStreamLimits({ messagesPerS: 0 }), /messagesPerS > 0/);
-    assert.throws(() => new AgentStreamLimits({ burst: 0 }), /burst >= 1/);
+    assert.throws(() => new AgentStreamLimits({ messagesPerS: 0 }), /a rate > 0/);
+    assert.throws(() => new AgentStreamLimits({ burst: 0 }), /a burst >= 1/);
   });
 });
 

@@ -3,6 +3,7 @@ import { BatonError } from '../../lib/errors';
 import { scalarFacts } from '../../lib/filter-language';
 import { cut, quote } from '../../lib/quote';
 import { LIMITS } from '../../lib/limits';
+import { TokenBucket } from '../../lib/token-bucket';
 
 /**
  * The per-agent message rate limit of the Connect stream (issue 9 point 5): a token bucket per
@@ -38,27 +39,17 @@ export interface AgentStreamLimitsOptions {
 export class AgentStreamLimits {
   readonly messagesPerS: number;
   readonly burst: number;
-  private tokens: number;
-  private lastMs: number;
-  private readonly nowMs: () => number;
+  private readonly bucket: TokenBucket;
 
   constructor(options: AgentStreamLimitsOptions = {}) {
     this.messagesPerS = options.messagesPerS ?? DEFAULT_AGENT_MESSAGES_PER_S;
     this.burst = options.burst ?? DEFAULT_AGENT_MESSAGE_BURST;
-    if (!(this.messagesPerS > 0) || !(this.burst >= 1)) throw new Error(`agent message limits need messagesPerS > 0 and burst >= 1, got ${this.messagesPerS} and ${this.burst}`);
-    this.nowMs = options.nowMs ?? (() => performance.now());
-    this.tokens = this.burst;
-    this.lastMs = this.nowMs();
+    this.bucket = new TokenBucket({ perS: this.messagesPerS, burst: this.burst, nowMs: options.nowMs });
   }
 
   /** Takes one message's token: false when the agent is over its rate (the stream must end). */
   admit(): boolean {
-    const now = this.nowMs();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.lastMs) / 1000) * this.messagesPerS);
-    this.lastMs = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return this.bucket.take();
   }
 
   /** The status a stream over its rate ends with: RESOURCE_EXHAUSTED, naming the limit. */

@@ -1,7 +1,7 @@
 // Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('scheduler');
-import { loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
+import { callerBudgetConfig, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
@@ -72,6 +72,7 @@ runMain('scheduler', async () => {
     agentLostAfterS: config['agent-lost-after-s'],
     runLeaseS: config['run-lease-s'],
     access,
+    callerBudget: callerBudgetConfig(config),
   });
   access.reloadOnSighup();
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'scheduler');

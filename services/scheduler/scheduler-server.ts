@@ -6,6 +6,7 @@ import { SchedulerServiceService } from '../../gen/baton/v1/scheduler_service';
 import { makeClient } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
 import type { AccessControl } from '../../lib/access-control';
+import type { CallerBudgetOptions } from '../../lib/caller-budget';
 import type { Logger } from '../../lib/logger';
 import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../../lib/redis';
 import type { TlsFiles } from '../../lib/tls';
@@ -61,6 +62,8 @@ export interface SchedulerServerOptions {
   runLeaseS?: number;
   /** This scheduler's replica id (in the runs it coordinates); default a random UUID per process. */
   replicaId?: string;
+  /** Each operator's and agent's request budget (lib/caller-budget.ts); default its defaults. */
+  callerBudget?: CallerBudgetOptions;
 }
 
 /** A running scheduler. */
@@ -127,6 +130,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       log,
       tls,
       drainGraceMs: options.drainGraceMs,
+      callerBudget: options.callerBudget,
       services: [
         {
           name: 'baton.v1.SchedulerService',

@@ -3,7 +3,7 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { FactOperator, Filter } from '../../gen/baton/v1/filter';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
@@ -15,6 +15,7 @@ import { packageRoot } from '../../lib/package-root';
 import { REDACTED_VALUE } from '../../lib/task-input';
 import { runCli } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
+import { streamOutcome } from '../helpers/raw-call';
 
 /**
  * Authorization and audit end to end, on a stack with mutual TLS where
@@ -106,14 +107,6 @@ async function rejected(p: Promise<unknown>): Promise<{ code: status; message: s
   );
   const report = readServiceError(err);
   return { code: report.code, message: report.message };
-}
-
-function streamError(stream: ClientReadableStream<unknown>): Promise<ServiceError | undefined> {
-  return new Promise((resolve) => {
-    stream.on('data', () => undefined);
-    stream.on('error', (err: ServiceError) => resolve(err));
-    stream.on('end', () => resolve(undefined));
-  });
 }
 
 function auditLines(path: string): Record<string, unknown>[] {
@@ -262,10 +255,10 @@ describe('authorization policy and audit', () => {
     const carol = as('carol'); // `readers` lets anyone read; own-results-only narrows it to carol's runs
     const notHers = `run ${aliceRun} belongs to cert=alice; own-results-only lets cert=carol read only its own runs`;
     assert.deepEqual(await rejected(unary(carol.results, carol.results.getRunStatus, { taskId: aliceRun })), { code: status.PERMISSION_DENIED, message: notHers });
-    const direct = await streamError(carol.results.watchRunEvents({ taskId: aliceRun, resumeToken: '', follow: false }));
+    const direct = await streamOutcome(carol.results.watchRunEvents({ taskId: aliceRun, resumeToken: '', follow: false }));
     assert.equal(direct?.code, status.PERMISSION_DENIED);
     // The scheduler relays WatchRun for carol, forwarding her caller id: the same answer.
-    const relayed = await streamError(carol.scheduler.watchRun({ taskId: aliceRun, resumeToken: '' }));
+    const relayed = await streamOutcome(carol.scheduler.watchRun({ taskId: aliceRun, resumeToken: '' }));
     assert.equal(relayed?.code, status.PERMISSION_DENIED);
     assert.equal(readServiceError(relayed).message, notHers);
     const mine = await unary(carol.results, carol.results.listRuns, { pageSize: 50, pageToken: '' });

@@ -3,24 +3,25 @@ import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeGenericClientConstructor, status, type Client, type ClientDuplexStream, type ClientReadableStream, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { AgentGatewayServiceClient, Hello, type ConnectRequest, type ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
+import { status, type Client, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { ConnectRequest, ConnectResponse, Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { GetTaskRequest, ListTasksRequest, MetadataServiceClient, ReadTaskFileRequest } from '../../gen/baton/v1/metadata_service';
 import { GetRunStatusRequest, ListRunsRequest, ResultsServiceClient, WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
 import { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, SchedulerServiceClient, WatchRunRequest } from '../../gen/baton/v1/scheduler_service';
 import { Filter } from '../../gen/baton/v1/filter';
 import { devAgentProfile } from '../../cli/dev-stack';
 import { readServiceError } from '../../lib/errors';
-import { CLIENT_CHANNEL_OPTIONS, makeClient, unary } from '../../lib/grpc-client';
+import { makeClient, unary } from '../../lib/grpc-client';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../../lib/grpc-server';
 import { packageRoot } from '../../lib/package-root';
 import { MAX_NODE_FACT_VALUES } from '../../services/scheduler/agent-stream-limits';
 import { createCa, issueCertificate } from '../../lib/pki';
-import { channelCredentials, type TlsFiles } from '../../lib/tls';
+import type { TlsFiles } from '../../lib/tls';
 import { agentVersion } from '../../agent/agent-version';
 import { AGENT_CAPABILITIES } from '../../agent/agent-options';
 import { runCli, type CliRun } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
+import { rawCall, streamOutcome } from '../helpers/raw-call';
 import type { StackTls } from '../../cli/dev-stack';
 import { diffSnapshots, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
 import { waitFor } from '../helpers/wait';
@@ -93,61 +94,18 @@ async function rejected(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** Reads a server stream to its end; resolves with its error (or undefined when it ended OK). */
-function streamOutcome(stream: ClientReadableStream<unknown>): Promise<ServiceError | undefined> {
-  return new Promise((resolve) => {
-    stream.on('data', () => undefined);
-    stream.on('error', (err: ServiceError) => resolve(err));
-    stream.on('end', () => resolve(undefined));
-  });
+/** Sends `messages` on a Connect stream left open, and returns how the scheduler ended it and what it sent before. */
+async function streamEnding(address: string, tls: TlsFiles, messages: Array<ConnectRequest['message']>): Promise<{ ended: StatusObject; received: ConnectResponse[] }> {
+  const encoded = messages.map((message) => ConnectRequest.encode({ traceContext: {}, message }).finish());
+  const { status: ended, responses } = await rawCall(address, tls, '/baton.v1.AgentGatewayService/Connect', 'bidi-open', encoded, 30_000);
+  return { ended, received: responses.map((r) => ConnectResponse.decode(r)) };
 }
 
-/** A raw Connect stream; `options` override the channel options (to send what a Baton client never would). */
-function rawAgentStream(address: string, tls: TlsFiles, options: Record<string, number> = {}) {
-  const client = new AgentGatewayServiceClient(address, channelCredentials(tls), { ...CLIENT_CHANNEL_OPTIONS, ...options });
-  const stream: ClientDuplexStream<ConnectRequest, ConnectResponse> = client.connect();
-  const received: ConnectResponse[] = [];
-  let ended: StatusObject | undefined;
-  stream.on('data', (m: ConnectResponse) => received.push(m));
-  stream.on('status', (s: StatusObject) => (ended = s));
-  stream.on('error', () => undefined); // the status event carries the outcome
-  return {
-    received,
-    send: (message: ConnectRequest['message']) => stream.write({ traceContext: {}, message }),
-    ended: () => waitFor('the agent stream to end', () => ended, 30_000),
-    close: () => {
-      stream.cancel();
-      client.close();
-    },
-  };
-}
-
-/** Sends `messages` on a raw Connect stream and returns how the scheduler ended it and what it sent before. */
-async function streamEnding(address: string, tls: TlsFiles, messages: Array<ConnectRequest['message']>, options: Record<string, number> = {}): Promise<{ ended: StatusObject; received: ConnectResponse[] }> {
-  const agent = rawAgentStream(address, tls, options);
-  try {
-    for (const m of messages) agent.send(m);
-    return { ended: await agent.ended(), received: agent.received };
-  } finally {
-    agent.close();
-  }
-}
-
-/** grpc.health.v1 Check with an empty service name, over raw bytes: 'SERVING' when the answer is status 1. */
-function healthOf(address: string, tls: TlsFiles): Promise<string> {
-  const raw = (b: Buffer) => b;
-  const Health = makeGenericClientConstructor(
-    { check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
-    'Health',
-  );
-  const c = new Health(address, channelCredentials(tls));
-  return new Promise((resolve, reject) => {
-    c.makeUnaryRequest('/grpc.health.v1.Health/Check', raw, raw, Buffer.alloc(0), { deadline: Date.now() + 10_000 }, (err: ServiceError | null, res?: Buffer) => {
-      c.close();
-      if (err) reject(err);
-      else resolve(res?.equals(Buffer.from([0x08, 0x01])) ? 'SERVING' : `status bytes ${res?.toString('hex')}`);
-    });
-  });
+/** grpc.health.v1 Check with an empty service name: 'SERVING' when the answer is status 1. */
+async function healthOf(address: string, tls: TlsFiles): Promise<string> {
+  const { status: answer, responses } = await rawCall(address, tls, '/grpc.health.v1.Health/Check', 'unary', new Uint8Array(0));
+  assert.equal(answer.code, status.OK, answer.details);
+  return responses[0]?.equals(Buffer.from([0x08, 0x01])) ? 'SERVING' : `status bytes ${responses[0]?.toString('hex')}`;
 }
 
 function helloOf(identity: string, extra: Partial<Hello> = {}): ConnectRequest['message'] {
@@ -347,7 +305,7 @@ describe('bad input against a stack with mutual TLS', () => {
   it('an oversized stream message: RESOURCE_EXHAUSTED before any handler; nothing stored', async () => {
     await expectNothingStored(async () => {
       const oversized = helloOf('node1', { facts: { blob: 'x'.repeat(SERVER_MAX_RECEIVE_MESSAGE_BYTES + 1024) } });
-      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [oversized], { 'grpc.max_send_message_length': -1 });
+      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [oversized]);
       assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
       assert.match(ended.details, /larger than max/);
       assert.ok(!received.some((m) => m.message?.$case === 'welcome'), 'no Welcome');
