@@ -96,7 +96,7 @@ export class UnavailableError extends BatonError {
 }
 
 /**
- * The caller is known but its role may not make this call: PERMISSION_DENIED (issue 9). The
+ * The caller is known but its role may not make this call: PERMISSION_DENIED. The
  * message names the certificate, the method and the roles that may call it.
  */
 export class PermissionDeniedError extends BatonError {
@@ -107,7 +107,7 @@ export class PermissionDeniedError extends BatonError {
 
 /**
  * The caller presented no usable identity (no client certificate, or one without a Baton
- * role): UNAUTHENTICATED (issue 9), distinct from a known caller lacking permission.
+ * role): UNAUTHENTICATED, distinct from a known caller lacking permission.
  */
 export class UnauthenticatedError extends BatonError {
   constructor(message: string, reason = 'UNAUTHENTICATED', metadata: Record<string, string> = {}) {
