@@ -291,3 +291,43 @@ export function issueClientCertificateForSubject(dir: string, fileName: string, 
   checkName(fileName);
   return writeLeaf(caDir(dir), fileName, { subject, usages: [OID_CLIENT_AUTH], altNames: [], days: 2 });
 }
+
+/** A private key and a PKCS#10 certificate signing request for it, both PEM. */
+export interface SigningRequest {
+  keyPem: string;
+  csrPem: string;
+}
+
+/** DER of one element: tag, definite length, content. */
+function der(tag: number, content: Buffer): Buffer {
+  const n = content.length;
+  const length = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
+  return Buffer.concat([Buffer.from([tag]), length, content]);
+}
+
+function pem(label: string, body: Buffer): string {
+  return `-----BEGIN ${label}-----\n${(body.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END ${label}-----\n`;
+}
+
+/**
+ * A new P-256 key and a certificate signing request (RFC 2986) for `subject`, signed with it, for
+ * a CA elsewhere (cert-manager) to issue from. The issuer, not the request, decides usages and
+ * lifetime, so the request carries the subject and the key alone.
+ */
+export function createSigningRequest(subject: SubjectAttribute[]): SigningRequest {
+  const pair = newKeyPair();
+  const SEQUENCE = 0x30;
+  const info = der(
+    SEQUENCE,
+    Buffer.concat([
+      Buffer.from([0x02, 0x01, 0x00]), // version 0
+      Buffer.from(AsnConvert.serialize(subjectName(subject))),
+      Buffer.from(AsnConvert.serialize(publicKeyInfo(pair.publicKey))),
+      Buffer.from([0xa0, 0x00]), // no attributes
+    ]),
+  );
+  const signature = sign('sha256', info, { key: pair.privateKey, dsaEncoding: 'der' });
+  const algorithm = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 })));
+  const bitString = der(0x03, Buffer.concat([Buffer.from([0x00]), signature]));
+  return { keyPem: pair.pem, csrPem: pem('CERTIFICATE REQUEST', der(SEQUENCE, Buffer.concat([info, algorithm, bitString]))) };
+}

@@ -215,6 +215,48 @@ describe('deploy/', () => {
     assert.ok(policy, 'a NetworkPolicy guards Redis');
   });
 
+  it('Kubernetes: each agent pod holds its own node\'s key only, made in the pod; each service its own, from cert-manager', () => {
+    const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
+    type Mount = { name: string; mountPath: string };
+    type Container = { name: string; command: string[]; env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>; volumeMounts?: Mount[] };
+    type Volume = { name: string; secret?: unknown; emptyDir?: { medium?: string }; projected?: { sources: Array<Record<string, unknown>> } };
+    type Pod = { serviceAccountName?: string; automountServiceAccountToken?: boolean; initContainers?: Container[]; containers: Container[]; volumes: Volume[] };
+    type K8sObject = { kind: string; metadata: { name: string }; spec: { template: { spec: Pod } } & Record<string, unknown> };
+    const objects = parseAllDocuments(rendered).map((d) => d.toJS() as K8sObject);
+    const agent = objects.find((o) => o.kind === 'DaemonSet' && o.metadata.name === 'agent')!.spec.template.spec;
+    // No Secret reaches an agent pod, directly or projected: no key is shared between nodes.
+    for (const v of agent.volumes) {
+      assert.equal(v.secret, undefined, `agent volume ${v.name} is a Secret`);
+      assert.ok(!(v.projected?.sources ?? []).some((src) => 'secret' in src), `agent volume ${v.name} projects a Secret`);
+    }
+    const tlsMount = agent.containers[0].volumeMounts?.find((m) => m.mountPath === '/etc/baton/agent-tls');
+    assert.ok(tlsMount, 'the agent mounts its certificate directory');
+    assert.deepEqual(agent.volumes.find((v) => v.name === tlsMount.name)?.emptyDir, { medium: 'Memory', sizeLimit: '1Mi' }, 'the key lives in the pod\'s memory only');
+    // The init step makes it, for the node the pod runs on.
+    const init = agent.initContainers?.find((c) => c.name === 'certificate');
+    assert.ok(init, 'an init step issues the certificate');
+    assert.deepEqual(init.command, ['node', 'dist/agent/request-certificate.js']);
+    assert.ok(existsSync(join(root, init.command[1])), `${init.command[1]} is not in the build`);
+    assert.equal(init.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+    assert.ok(init.volumeMounts?.some((m) => m.name === tlsMount.name));
+    // The service account token that may request certificates reaches the init step only.
+    assert.equal(agent.automountServiceAccountToken, false);
+    const tokenVolumes = agent.volumes.filter((v) => (v.projected?.sources ?? []).some((src) => 'serviceAccountToken' in src)).map((v) => v.name);
+    assert.equal(tokenVolumes.length, 1);
+    assert.ok(!agent.containers.some((c) => c.volumeMounts?.some((m) => tokenVolumes.includes(m.name))), 'the agent container, where tasks run, has no token');
+    // Services: one cert-manager Certificate each, CN = service, OU = baton-service, its own Secret.
+    const issuer = objects.find((o) => o.kind === 'Issuer')!;
+    assert.deepEqual(issuer.spec.ca, { secretName: 'baton-ca' });
+    for (const piece of ['metadata', 'results', 'scheduler']) {
+      const cert = objects.find((o) => o.kind === 'Certificate' && o.metadata.name === piece)?.spec as { secretName: string; commonName: string; subject: { organizationalUnits: string[] }; issuerRef: { name: string } } | undefined;
+      assert.ok(cert, `no Certificate for ${piece}`);
+      assert.deepEqual([cert.commonName, cert.subject.organizationalUnits, cert.issuerRef.name], [piece, ['baton-service'], issuer.metadata.name]);
+      const pod = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === piece)!.spec.template.spec;
+      const secrets = pod.volumes.filter((v) => v.secret).map((v) => (v.secret as { secretName: string }).secretName);
+      assert.deepEqual(secrets, [cert.secretName], `${piece} mounts its own certificate only`);
+    }
+  });
+
   it('every YAML file parses', () => {
     const files = yamlFiles(deployDir);
     assert.ok(files.length >= 10, files.join(','));
