@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { CALLER_RATE_REASON } from '../lib/caller-budget';
 import { isServiceError, readServiceError } from '../lib/errors';
 
 /**
@@ -6,9 +7,10 @@ import { isServiceError, readServiceError } from '../lib/errors';
  * 0 every node succeeded; 1 some node failed; 2 usage or input error; 3 no node matched;
  * 4 the wait ended with tasks still running; 5 the run does not exist (never did, removed by
  * retention, or lost with Redis's data); 69 a service cannot be reached (EX_UNAVAILABLE);
- * 77 denied by policy or role (EX_NOPERM); 130 interrupted by Ctrl-C (the run goes on).
+ * 75 a service refused for now, this caller being over its request budget (EX_TEMPFAIL: retry
+ * later); 77 denied by policy or role (EX_NOPERM); 130 interrupted by Ctrl-C (the run goes on).
  */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NO_NODES: 3, STILL_RUNNING: 4, NO_RUN: 5, UNAVAILABLE: 69, DENIED: 77, INTERRUPTED: 130 } as const;
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NO_NODES: 3, STILL_RUNNING: 4, NO_RUN: 5, UNAVAILABLE: 69, TRY_LATER: 75, DENIED: 77, INTERRUPTED: 130 } as const;
 
 /** An error meant for an operator: one line and an exit code. */
 export class CliError extends Error {
@@ -40,6 +42,9 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
         return { line: `no answer in time: ${report.message}`, exitCode: EXIT.UNAVAILABLE };
       case status.PERMISSION_DENIED:
         return { line, exitCode: EXIT.DENIED };
+      case status.RESOURCE_EXHAUSTED:
+        // Over the caller's request budget is not a mistake in the command: the same command works after the delay.
+        return { line, exitCode: report.reason === CALLER_RATE_REASON ? EXIT.TRY_LATER : EXIT.USAGE };
       case status.NOT_FOUND:
         return { line, exitCode: report.reason === 'RUN_NOT_FOUND' ? EXIT.NO_RUN : EXIT.USAGE };
       case status.FAILED_PRECONDITION:
