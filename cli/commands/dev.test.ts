@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../lib/package-root';
@@ -35,6 +35,38 @@ describe('baton dev --tls', () => {
     } finally {
       dev.kill('SIGINT');
       assert.equal(await exited, 0, stderr);
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('baton dev --logs', () => {
+  it("writes each process's log lines to DIR/<name>.log, kept after the stack stops", async () => {
+    const state = mkdtempSync(join(tmpdir(), 'baton-dev-logs-'));
+    const logs = join(state, 'logs');
+    try {
+      const run = await runCli(['dev', '--agents', '1', '--log-level', 'info', '--logs', logs, '--run', 'tasks list'], { XDG_STATE_HOME: state });
+      assert.equal(run.code, 0, show(run));
+      assert.ok(run.stderr.includes(`logs       ${logs}/<name>.log (level info)`), show(run));
+      assert.doesNotMatch(run.stderr, /^\[scheduler\]/m, 'the lines go to the files, not the terminal');
+      const lines = readFileSync(join(logs, 'scheduler.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; address?: string });
+      assert.ok(lines.some((l) => l.msg === 'listening' && l.address), `scheduler.log: ${lines.map((l) => l.msg).join(', ')}`);
+      for (const name of ['metadata', 'results', 'node1']) assert.ok(existsSync(join(logs, `${name}.log`)), `no ${name}.log`);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a --logs path that cannot be a directory, with one line, starting nothing', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'baton-dev-logs-'));
+    try {
+      const file = join(state, 'a-file');
+      writeFileSync(file, '');
+      const run = await runCli(['dev', '--logs', file, '--run', 'tasks list'], { XDG_STATE_HOME: state });
+      assert.notEqual(run.code, 0);
+      assert.match(run.stderr, /--logs .*a-file: cannot create or use this directory/);
+      assert.doesNotMatch(run.stderr, /Starting redis-server|\n\s+at /);
+    } finally {
       rmSync(state, { recursive: true, force: true });
     }
   });

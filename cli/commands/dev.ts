@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { appendFileSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { batonScript } from '../../lib/package-root';
 import { hasRedisServer, REDIS_INSTALL_HINT } from '../../lib/redis-server';
@@ -15,6 +15,7 @@ interface DevOptions {
   run?: string;
   logLevel: string;
   tls?: boolean;
+  logs?: string;
 }
 
 function checkEnvironmentpath(dir: string): string {
@@ -25,6 +26,29 @@ function checkEnvironmentpath(dir: string): string {
     throw new CliError(`--environmentpath ${dir}: not a directory; expected DIR/<environment>/modules/<module>/tasks/...`);
   }
   return full;
+}
+
+/** Creates (if needed) the --logs directory and returns its full path; one line when it cannot be. */
+function logDirectory(dir: string): string {
+  const full = resolve(dir);
+  try {
+    mkdirSync(full, { recursive: true });
+    if (!statSync(full).isDirectory()) throw new Error();
+  } catch {
+    throw new CliError(`--logs ${dir}: cannot create or use this directory; expected a writable directory for the processes' logs`);
+  }
+  return full;
+}
+
+/**
+ * Where the processes' log lines go: each to `<dir>/<name>.log` (appended, kept after the stack
+ * stops, one JSON object a line as the processes write them), or without a directory to stderr
+ * prefixed with the process's name.
+ */
+function logSink(dir: string | undefined): (name: string, line: string) => void {
+  if (!dir) return (name, line) => process.stderr.write(`[${name}] ${line}\n`);
+  // Synchronous appends: a line written just before a crash or Ctrl-C is never lost in a buffer.
+  return (name, line) => appendFileSync(join(dir, `${name}.log`), `${line}\n`);
 }
 
 /**
@@ -70,6 +94,7 @@ export function devCommand(done: (code: number) => void): Command {
     .option('--environmentpath <DIR>', 'Puppet environmentpath: DIR/<environment>/modules/<module>/tasks/... (default: examples/modules)')
     .option('--run <ARGS>', "run one baton command against the fleet, then stop (e.g. --run 'tasks run demo::echo --message hi')")
     .option('--log-level <LEVEL>', 'log level of the services and agents (their logs go to stderr)', 'warn')
+    .option('--logs <DIR>', "write the log of each service and agent to DIR/<name>.log (metadata, results, scheduler, the agents by name), kept after the stack stops; default: on stderr")
     .option(
       '--tls',
       'mutual TLS everywhere: a throwaway CA and certificates in the state directory (operators alice and bob); without it every process runs plaintext with --insecure, for local development only',
@@ -77,6 +102,7 @@ export function devCommand(done: (code: number) => void): Command {
     .action(async (options: DevOptions) => {
       if (!hasRedisServer()) throw new CliError(REDIS_INSTALL_HINT, EXIT.UNAVAILABLE);
       const environmentpath = options.environmentpath ? checkEnvironmentpath(options.environmentpath) : undefined;
+      const logs = options.logs !== undefined ? logDirectory(options.logs) : undefined;
       const say = (line: string) => process.stderr.write(`${line}\n`);
       say(`Starting redis-server, the metadata, results and scheduler services, and ${options.agents} agents...`);
       const stack = await DevStack.start({
@@ -84,7 +110,7 @@ export function devCommand(done: (code: number) => void): Command {
         environmentpath,
         logLevel: options.logLevel,
         tls: options.tls === true,
-        onStderr: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
+        onStderr: logSink(logs),
       });
       const a = stack.addresses;
       // With --tls, operator alice's certificate: plain `baton` commands in another terminal use it (`baton config show` says so).
@@ -104,6 +130,7 @@ export function devCommand(done: (code: number) => void): Command {
       say(`  results    ${a.results}`);
       say(`  scheduler  ${a.scheduler}`);
       say(`  agents     ${stack.agentNames.join(', ')} (state in ${stack.stateDir})`);
+      say(logs ? `  logs       ${logs}/<name>.log (level ${options.logLevel})` : `  logs       on stderr (level ${options.logLevel}; --logs DIR for files)`);
       if (stack.tls) {
         say(`  tls        mutual TLS; CA ${stack.tls.ca}`);
         say(`             operators alice and bob: ${stack.tls.dir}/operator-<name>.pem and .key (the CLI uses alice's by itself)`);
