@@ -102,8 +102,13 @@ describe('runs owned by Redis', () => {
       200,
     );
 
-  /** True once no scheduler holds orchestration state for the run (its coordination is over). */
-  const coordinationOver = async (taskId: string) => (await redis.zscore(keys.activeRuns(), taskId)) === null && (await redis.exists(keys.runOrchestration(taskId))) === 0;
+  /**
+   * True once no scheduler holds orchestration state for the run (its coordination is over): no
+   * entry in the active set, and none of its keys, the command with its input among them.
+   */
+  const coordinationOver = async (taskId: string) =>
+    (await redis.zscore(keys.activeRuns(), taskId)) === null &&
+    (await redis.exists(keys.runOrchestration(taskId), keys.runLease(taskId), keys.runPlan(taskId), keys.runCommand(taskId))) === 0;
 
   /** Pids of the processes whose command line holds `needle` (an agent's spool directory). */
   const pidsWith = (needle: string): number[] =>
@@ -163,6 +168,21 @@ describe('runs owned by Redis', () => {
     assert.equal(executions(log).node3, undefined, 'batch 3 waits for batch 2');
     await fleet.stack.stopService('scheduler', 'SIGKILL');
     await fleet.stack.startService('scheduler');
+    await expectEachRanOnce(first.taskId, log);
+  });
+
+  it('resumes a batched run whose scheduler was killed during the sleep between batches: the next batch comes after the sleep', async () => {
+    const log = newLog();
+    const sleepS = 4;
+    const first = await runCount(0, log, { background: true, batchSize: 2, batchSleepS: sleepS });
+    // Batch 1 is node1 and node2; the run sleeps once both are final.
+    await waitFor('batch 1 to finish', async () => (await runStatus(first.taskId)).stats?.success === 2, SETTLE_MS, 50);
+    const finishedAt = Date.now();
+    await waitFor('the run to sleep', async () => (await redis.hget(keys.runOrchestration(first.taskId), 'phase')) === 'SLEEPING', SETTLE_MS, 20);
+    await fleet.stack.stopService('scheduler', 'SIGKILL');
+    await fleet.stack.startService('scheduler');
+    await waitFor('batch 2 (node3) to run', () => executions(log).node3 === 1, SETTLE_MS, 50);
+    assert.ok(Date.now() - finishedAt >= sleepS * 1000 - 500, 'the sleep between batches was kept across the takeover');
     await expectEachRanOnce(first.taskId, log);
   });
 
