@@ -83,6 +83,12 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
  * | `<p>:bitmapped`                  | hash   | scheduler | membership set key → 1 for the sets now held as bitmaps |
  * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
+ * | `<p>:bits:owner:<replica id>`    | string | scheduler | bitmap over node ids of the nodes whose agent stream that scheduler replica holds (moved on Hello in the write that marks the node online; an index key, combined with `<p>:bits:onlineset` by discovery) |
+ * | `<p>:{replicas}:leases`          | zset   | scheduler | scheduler replica id (`<name>-<epoch>`, never reused) → when its lease ends, ms on the Redis clock (0: it left); a replica whose lease ended is dead, its nodes not online, until survivors have taken over and removed it (scheduler/replica-lease.ts) |
+ * | `<p>:{replicas}:epoch`           | string | scheduler | the last fencing epoch handed out (INCR), the suffix of each new replica id |
+ * | `<p>:replica:{<id>}:dispatch`    | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
+ * | `<p>:run:{<id>}:commands`        | hash   | scheduler | dispatch call id → the DownloadCommand, RunCommand or CancelCommand it sends (protobuf), stored once per call for every replica; expires |
+ * | `<p>:run:{<id>}:replies`         | stream | scheduler | each replica's aggregated outcome of a dispatch entry of the run (nodes done, nodes failed or unreachable); expires |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output |
@@ -190,6 +196,36 @@ export class RedisKeys {
   /** A discovery query's temporary key. */
   discoveryTemp(id: string): string {
     return `${this.prefix}:tmp:${id}`;
+  }
+
+  /** Bitmap over node ids of the nodes connected to scheduler replica `replicaId`. */
+  ownerBitmap(replicaId: string): string {
+    return `${this.prefix}:bits:owner:${replicaId}`;
+  }
+
+  /** Sorted set replica id → lease end (ms, Redis clock). */
+  replicaLeases(): string {
+    return `${this.prefix}:{replicas}:leases`;
+  }
+
+  /** Counter of fencing epochs. */
+  replicaEpochCounter(): string {
+    return `${this.prefix}:{replicas}:epoch`;
+  }
+
+  /** Stream of dispatch entries for the agents held by replica `replicaId`. */
+  replicaDispatch(replicaId: string): string {
+    return `${this.prefix}:replica:{${replicaId}}:dispatch`;
+  }
+
+  /** A run's dispatched commands, call id → command. */
+  runCommands(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:commands`;
+  }
+
+  /** A run's stream of dispatch replies. */
+  runReplies(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:replies`;
   }
 
   /** A run's record. */

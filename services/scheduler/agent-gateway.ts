@@ -30,11 +30,11 @@ export class AgentGateway {
   }
 
   /**
-   * Ends every agent stream (on drain): the agents reconnect, to another scheduler if there is
-   * one. Resolves once every node has been marked offline.
+   * Ends every agent stream (on drain, or when this replica lost its lease): the agents
+   * reconnect, to another scheduler if there is one. Resolves once every node has been marked
+   * offline.
    */
-  async closeAll(): Promise<void> {
-    const reason = new UnavailableError('the scheduler is shutting down; reconnect');
+  async closeAll(reason = new UnavailableError('the scheduler is shutting down; reconnect')): Promise<void> {
     await Promise.all([...this.sessions].map((s) => s.close(reason, { draining: true })));
   }
 }

@@ -154,14 +154,16 @@ export const MAX_RANGE_VALUES = 1_000;
  * fact's distinct values in range: the bitmaps with BITOP (into a temporary key deleted at
  * once), the small sets as members; over more than MAX_RANGE_VALUES distinct values (a fact
  * unique to each node) it answers the names in range from the fact's zset.
+ * It also reads the owner bitmaps of the replicas whose lease ended: their nodes are not online.
  * KEYS[1] node names list, KEYS[2] all-nodes bitmap, KEYS[3] online bitmap, KEYS[4] online zset,
  * KEYS[5] a temporary key, then per leaf: KEY two keys (its bitmap, its set), RANGE two (the
- * fact's distinct values zset, its zset of names).
+ * fact's distinct values zset, its zset of names); last, the D owner bitmaps of dead replicas.
  * ARGV[1] last-seen ms below which a node is stale, ARGV[2] one letter per leaf (K or R),
  * ARGV[3] the key prefix (a set's bitmap is `<p>:bits:` + the set key after `<p>:`, as
- * RedisKeys.bitmapOf), ARGV[4] MAX_RANGE_VALUES, then min and max (ZRANGEBYSCORE syntax) of each
- * RANGE leaf in order.
- * Returns {id count, all bitmap, online bitmap, stale identities, {bitmap, members} per leaf...}.
+ * RedisKeys.bitmapOf), ARGV[4] MAX_RANGE_VALUES, ARGV[5] D, then min and max (ZRANGEBYSCORE
+ * syntax) of each RANGE leaf in order.
+ * Returns {id count, all bitmap, online bitmap, stale identities, {dead owner bitmap...},
+ * {bitmap, members} per leaf...}.
  */
 const QUERY_SCRIPT = new LuaScript('discovery-query', `
 local rest = #ARGV[3] + 2
@@ -172,8 +174,11 @@ local out = {
   redis.call('GET', KEYS[3]) or '',
   redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1]),
 }
+local dead = {}
+for i = #KEYS - tonumber(ARGV[5]) + 1, #KEYS do dead[#dead + 1] = redis.call('GET', KEYS[i]) or '' end
+out[5] = dead
 local maxValues = tonumber(ARGV[4])
-local k, a = 6, 5
+local k, a = 6, 6
 for i = 1, #ARGV[2] do
   if string.sub(ARGV[2], i, i) == 'K' then
     local b = redis.call('GET', KEYS[k])
@@ -429,11 +434,14 @@ class LeafReader {
     }
   }
 
-  /** Runs the query script; returns the id count, the all and online bitmaps and the stale identities. */
-  async read(index: NodeIndex, freshSinceMs: number, maxRangeValues: number): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[] }> {
+  /**
+   * Runs the query script; returns the id count, the all and online bitmaps, the stale
+   * identities and the owner bitmaps of `deadReplicas`.
+   */
+  async read(index: NodeIndex, freshSinceMs: number, maxRangeValues: number, deadReplicas: string[]): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[]; dead: Buffer[] }> {
     const { redis, keys } = index.store;
     const scriptKeys = [keys.nodeNames(), keys.allNodesBitmap(), keys.onlineBitmap(), keys.online(), keys.discoveryTemp(randomUUID())];
-    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues)];
+    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues), String(deadReplicas.length)];
     for (const leaf of this.leaves) {
       if (leaf.kind === 'KEY') scriptKeys.push(keys.bitmapOf(leaf.key), leaf.key);
       else {
@@ -441,9 +449,10 @@ class LeafReader {
         args.push(leaf.min, leaf.max);
       }
     }
+    for (const id of deadReplicas) scriptKeys.push(keys.ownerBitmap(id));
     const reply = (await QUERY_SCRIPT.runBuffer(redis, scriptKeys, args)) as unknown[];
-    this.replies = reply.slice(4);
-    return { count: Number(reply[0]), all: reply[1] as Buffer, online: reply[2] as Buffer, stale: (reply[3] as Buffer[]).map((b) => b.toString()) };
+    this.replies = reply.slice(5);
+    return { count: Number(reply[0]), all: reply[1] as Buffer, online: reply[2] as Buffer, stale: (reply[3] as Buffer[]).map((b) => b.toString()), dead: reply[4] as Buffer[] };
   }
 
   /** The read reply of a leaf: a bitmap and members (names), whose union the leaf is. */
@@ -501,14 +510,16 @@ function evaluatePlan(plan: SetPlan, leaves: LeafReader, all: NodeBitmap, count:
 
 /**
  * Runs a compiled filter against the index: online matches, and the count (or list) of offline
- * ones. Online means the connected flag and a heartbeat within
- * STALE_AFTER_HEARTBEATS intervals, as `NodeIndex.isOnline`.
+ * ones. Online means the connected flag, a heartbeat within STALE_AFTER_HEARTBEATS intervals
+ * and a live owner (the lease of the replica holding the node's stream has not ended), as
+ * `NodeIndex.isOnline`.
  */
 export async function runDiscovery(index: NodeIndex, query: FilterExpr, options: RunDiscoveryOptions = {}): Promise<DiscoveryResult> {
   const plan = await planFilter(index, query, options.runResults);
   const nowMs = options.nowMs ?? Date.now();
   const leaves = new LeafReader(plan.set);
-  const read = await leaves.read(index, index.freshSinceMs(nowMs), options.maxRangeValues ?? MAX_RANGE_VALUES);
+  const deadReplicas = await index.deadReplicas();
+  const read = await leaves.read(index, index.freshSinceMs(nowMs), options.maxRangeValues ?? MAX_RANGE_VALUES, deadReplicas);
   // Every id in a bitmap read above is below read.count (ids are assigned before any bit is
   // set, in the same script): the copy of the names is brought up to that count first.
   await index.names.refresh(read.count);
@@ -518,7 +529,8 @@ export async function runDiscovery(index: NodeIndex, query: FilterExpr, options:
   if (plan.residual.length > 0) {
     // Terms the index cannot answer: load the candidates and finish in memory.
     const nodes = (await index.load(index.names.namesOf(matched))).filter((n) => plan.residual.every((r) => r(n)));
-    const online = nodes.filter((n) => index.isOnline(n, nowMs)).map((n) => n.identity);
+    const dead = new Set(deadReplicas);
+    const online = nodes.filter((n) => index.isOnline(n, nowMs, dead)).map((n) => n.identity);
     const onlineSet = new Set(online);
     const offline = nodes.map((n) => n.identity).filter((id) => !onlineSet.has(id));
     return { online, offlineCount: offline.length, offline: options.listOffline ? offline : [] };
@@ -530,6 +542,7 @@ export async function runDiscovery(index: NodeIndex, query: FilterExpr, options:
     const id = index.names.idOf(name);
     if (id !== undefined) clearBit(online, id);
   }
+  for (const owned of read.dead) andNotInto(online, fitBitmap(owned, count));
   const total = countBits(matched);
   const onlineMatched = andInto(fitBitmap(matched, count), online);
   const onlineNames = index.names.namesOf(onlineMatched);

@@ -22,7 +22,7 @@ const FLEET: Array<Pick<Hello, 'identity' | 'classes' | 'agents'> & { facts: Rec
 ];
 
 function nodes(): IndexedNode[] {
-  return FLEET.map((n) => ({ ...n, connected: true, lastSeenMs: 0, version: '1' }));
+  return FLEET.map((n) => ({ ...n, connected: true, lastSeenMs: 0, version: '1', owner: '' }));
 }
 
 /** The in-memory path: the compiled filter evaluated on each node. */

@@ -10,6 +10,7 @@ import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control'
 import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
 import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S } from './run-coordinator';
 import { startScheduler } from './scheduler-server';
+import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
@@ -35,6 +36,8 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
       description: 'seconds a node\'s agent may be gone before its runs record it NO_RESPONSE "agent lost" (a later result still replaces it)',
     },
     'run-lease-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_RUN_LEASE_S, description: 'seconds a run\'s coordinator lease lives unless renewed; another scheduler resumes the run after that' },
+    'replica-name': { type: 'string', pattern: REPLICA_NAME_PATTERN.source, description: 'name of this scheduler replica, the prefix of its replica ids; default the host name' },
+    'replica-lease-s': { type: 'integer', minimum: 1, maximum: 300, default: DEFAULT_REPLICA_LEASE_MS / 1000, description: 'seconds a replica lease lasts without renewal: a dead replica\'s nodes stop counting as online within this time' },
     ...POLICY_CONFIG_PROPERTY,
     ...AUDIT_CONFIG_PROPERTY,
   },
@@ -50,6 +53,8 @@ interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'heartbeat-interval-s': number;
   'agent-lost-after-s': number;
   'run-lease-s': number;
+  'replica-name'?: string;
+  'replica-lease-s': number;
   'policy-file'?: string;
   'audit-log'?: string;
 }
@@ -71,6 +76,8 @@ runMain('scheduler', async () => {
     heartbeatIntervalS: config['heartbeat-interval-s'],
     agentLostAfterS: config['agent-lost-after-s'],
     runLeaseS: config['run-lease-s'],
+    replicaName: config['replica-name'],
+    replicaLeaseMs: config['replica-lease-s'] * 1000,
     access,
     callerBudget: callerBudgetConfig(config),
   });

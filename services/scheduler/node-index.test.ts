@@ -56,6 +56,7 @@ describe('NodeIndex', () => {
       classes: ['role::web'],
       agents: ['bolt_tasks'],
       version: '0.1.0',
+      owner: '',
     });
   });
 

@@ -19,21 +19,39 @@ export interface IndexedNode {
   classes: string[];
   agents: string[];
   version: string;
+  /** The scheduler replica holding the node's agent stream; '' when none (offline, or written without replicas). */
+  owner: string;
+}
+
+/** What the index needs of the scheduler replica it runs in (replica-lease.ts). */
+export interface IndexReplica {
+  /** This replica's id: the nodes it writes are its own. */
+  readonly id: string;
+  /** False while the replica has no lease: it writes no node (its agents are to go elsewhere). */
+  readonly held: boolean;
+  /** The replicas whose lease has ended: nodes they own are not online. */
+  expired(): Promise<string[]>;
 }
 
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
- * a stream ending late never marks offline a node that has reconnected meanwhile.
- * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] online bitmap;
+ * a stream ending late never marks offline a node that has reconnected meanwhile; the node
+ * then belongs to no replica.
+ * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] online bitmap,
+ * KEYS[5] (optional) the owner bitmap of the calling replica;
  * ARGV[1] session id, ARGV[2] identity.
  * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = new LuaScript('offline', `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'online', '0')
+redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[2], ARGV[2])
 local nid = redis.call('HGET', KEYS[3], ARGV[2])
-if nid then redis.call('SETBIT', KEYS[4], nid, 0) end
+if nid then
+  redis.call('SETBIT', KEYS[4], nid, 0)
+  if KEYS[5] then redis.call('SETBIT', KEYS[5], nid, 0) end
+end
 return 1`);
 
 /**
@@ -85,9 +103,15 @@ const UPSERT_BATCHES_IN_FLIGHT = 2;
  * is not valid JSON counts as no entries (the node is then indexed anew rather than failing the
  * batch of nodes written with it).
  *
+ * With a replica id, the nodes become that replica's (`owner` in the node hash, its bit in the
+ * replica's owner bitmap), and leave the owner bitmap of the replica they had: the move is part of
+ * the same write. A node whose previous owner is not among the replicas passed makes the script
+ * answer `{'UNKNOWN_OWNER', id}` before writing anything, for the caller to pass that one too.
+ *
  * KEYS[1] nodes zset, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] node names list,
  * KEYS[5] all-nodes bitmap, KEYS[6] online bitmap, KEYS[7] bitmapped-sets hash, KEYS[7 + i] the
- * hash of the i-th node.
+ * hash of the i-th node (i = 1..B), then with a replica id: KEYS[8 + B] its owner bitmap and
+ * KEYS[8 + B + j] the owner bitmap of the j-th other replica.
  * ARGV[1] the key prefix (a set's bitmap is `<p>:bits:` + the set key after `<p>:`; the distinct
  * values of the numeric fact `<p>:factnum:<path>` are in `<p>:factvals:<path>`, as RedisKeys
  * builds them: a value's set key is added with the node and removed once no node has the value),
@@ -95,7 +119,9 @@ const UPSERT_BATCHES_IN_FLIGHT = 2;
  * (ms), session id, facts JSON, classes JSON, agents JSON, version, the node's entries as stored,
  * JSON `{"sets": [key...], "zsets": [[key, score-as-text, value set key]...]}`, then the same
  * entries as arguments: P, N and Z, then P fact value set keys, N times (class or agent set key,
- * its names set key, the class or agent name), Z times (zset key, score, value set key).
+ * its names set key, the class or agent name), Z times (zset key, score, value set key); after
+ * the records: the writing replica's id ('' for none), K, and the ids of K other replicas.
+ * Returns 1, or `{'UNKNOWN_OWNER', id}`.
  */
 const UPSERT_SCRIPT = new LuaScript('upsert', `
 local prefix = ARGV[1]
@@ -124,6 +150,18 @@ for i = 1, tonumber(ARGV[3]) do
   local P, N, Z = tonumber(ARGV[p + 8]), tonumber(ARGV[p + 9]), tonumber(ARGV[p + 10])
   nodes[i] = {at = p, P = P, N = N, Z = Z, name = ARGV[p]}
   p = p + 11 + P + 3 * N + 3 * Z
+end
+
+-- Owners: each node's previous one must be among the replicas passed, checked before any write.
+local B, me, ownerKey = tonumber(ARGV[3]), ARGV[p], {}
+if me ~= '' then
+  ownerKey[me] = KEYS[8 + B]
+  for j = 1, tonumber(ARGV[p + 1]) do ownerKey[ARGV[p + 1 + j]] = KEYS[8 + B + j] end
+  for i, n in ipairs(nodes) do
+    local old = redis.call('HGET', KEYS[7 + i], 'owner')
+    if old and not ownerKey[old] then return {'UNKNOWN_OWNER', old} end
+    n.owner = old
+  end
 end
 
 -- Ids: existing ones in one HMGET, new ones appended in one RPUSH.
@@ -283,18 +321,34 @@ for _, k in ipairs(zOrder) do
 end
 
 -- The nodes themselves: online, last seen now.
-local seen, nids = {}, {}
+local seen, nids, moved, movedOrder = {}, {}, {}, {}
 for i, n in ipairs(nodes) do
   local at = n.at
   redis.call('HSET', KEYS[7 + i], 'identity', n.name, 'online', '1', 'last_seen', ARGV[at + 1], 'facts', ARGV[at + 3],
     'classes', ARGV[at + 4], 'agents', ARGV[at + 5], 'version', ARGV[at + 6], 'session', ARGV[at + 2], 'index', ARGV[at + 7])
+  if me ~= '' then
+    redis.call('HSET', KEYS[7 + i], 'owner', me)
+    if n.owner and n.owner ~= me then
+      local k = ownerKey[n.owner]
+      if not moved[k] then moved[k] = {}; movedOrder[#movedOrder + 1] = k end
+      moved[k][#moved[k] + 1] = n.nid
+    end
+  end
   seen[#seen + 1] = ARGV[at + 1]; seen[#seen + 1] = n.name
   nids[#nids + 1] = n.nid
 end
 each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[1], ...) end)
 each(seen, CHUNK, function(...) redis.call('ZADD', KEYS[2], ...) end)
 setBits(KEYS[5], nids, 1)
-setBits(KEYS[6], nids, 1)`);
+setBits(KEYS[6], nids, 1)
+if me ~= '' then
+  -- A reaped replica's bitmap is gone: it is not created again just to hold zeros.
+  for _, k in ipairs(movedOrder) do
+    if redis.call('EXISTS', k) == 1 then setBits(k, moved[k], 0) end
+  end
+  setBits(KEYS[8 + B], nids, 1)
+end
+return 1`);
 
 function parseJson<T>(text: string | undefined, fallback: T): T {
   if (!text) return fallback;
@@ -335,6 +389,27 @@ export class NodeIndex {
   /** The id → identity copy discovery decodes bitmaps with. */
   readonly names: NodeNames;
 
+  /** The replica this index writes for; undefined: nodes are written without an owner. */
+  private replica: IndexReplica | undefined;
+  /** Other replicas a node may belong to (their owner bitmaps go with every upsert). */
+  private readonly peers = new Set<string>();
+
+  /** Makes every later write record its nodes as owned by `replica`. */
+  setReplica(replica: IndexReplica): void {
+    this.replica = replica;
+  }
+
+  /** The replicas known to exist besides this one (refreshed with each lease renewal); others are learnt as upserts meet them. */
+  setPeers(ids: Iterable<string>): void {
+    this.peers.clear();
+    for (const id of ids) if (id !== this.replica?.id) this.peers.add(id);
+  }
+
+  /** The replicas whose lease has ended (none without replicas). */
+  deadReplicas(): Promise<string[]> {
+    return this.replica ? this.replica.expired() : Promise.resolve([]);
+  }
+
   /** Upserts waiting for a batch, in the order they were asked for. */
   private queued: QueuedUpsert[] = [];
   private batchesInFlight = 0;
@@ -350,6 +425,7 @@ export class NodeIndex {
    * script call); those of one node are written in the order they were asked for.
    */
   upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
+    if (this.replica && !this.replica.held) return Promise.reject(new Error('this scheduler replica holds no lease in Redis'));
     const facts = hello.facts ?? {};
     const sets = new Set<string>();
     const zsets: Array<[string, string, string]> = [];
@@ -423,10 +499,26 @@ export class NodeIndex {
       ];
       const args: Array<string | number> = [this.keys.prefix, this.bitmapMinMembers, batch.length];
       for (const u of batch) for (const a of u.args) args.push(a);
+      const peers = [...this.peers];
+      if (this.replica) {
+        keys.push(this.keys.ownerBitmap(this.replica.id), ...peers.map((id) => this.keys.ownerBitmap(id)));
+        args.push(this.replica.id, peers.length, ...peers);
+      } else {
+        args.push('', 0);
+      }
       // By SHA (LuaScript): the 7 kB script body is sent once, not with every batch.
       UPSERT_SCRIPT.run(this.redis, keys, args)
         .then(
-          () => batch.forEach((u) => u.resolve()),
+          (reply) => {
+            if (Array.isArray(reply) && reply[0] === 'UNKNOWN_OWNER') {
+              // A node of a replica this one had not heard of (it joined since the last
+              // renewal): written again, with that replica's bitmap too.
+              this.peers.add(String(reply[1]));
+              this.queued.unshift(...batch);
+              return;
+            }
+            batch.forEach((u) => u.resolve());
+          },
           (err: unknown) => {
             if (batch.length === 1) batch[0].reject(err);
             // One node's data can fail the whole script (a key of the wrong type): each upsert
@@ -476,7 +568,9 @@ export class NodeIndex {
     // After the node's upserts asked for before: a stream that ends while its Hello waits for a
     // batch must leave the node offline, not see its Hello written after this.
     await this.lastUpserts.get(identity);
-    const r = await OFFLINE_SCRIPT.run(this.redis, [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap()], [sessionId, identity]);
+    const keys = [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap()];
+    if (this.replica) keys.push(this.keys.ownerBitmap(this.replica.id));
+    const r = await OFFLINE_SCRIPT.run(this.redis, keys, [sessionId, identity]);
     return r === 1;
   }
 
@@ -503,6 +597,7 @@ export class NodeIndex {
         classes: parseJson<string[]>(h.classes, []),
         agents: parseJson<string[]>(h.agents, []),
         version: h.version ?? '',
+        owner: h.owner ?? '',
       });
     }
     return nodes.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
@@ -516,11 +611,13 @@ export class NodeIndex {
     const out = new Map<string, { connected: boolean; lastSeenMs: number }>();
     if (identities.length === 0) return out;
     const pipeline = this.redis.pipeline();
-    for (const id of identities) pipeline.hmget(this.keys.node(id), 'online', 'last_seen');
-    const replies = (await pipeline.exec()) ?? [];
+    for (const id of identities) pipeline.hmget(this.keys.node(id), 'online', 'last_seen', 'owner');
+    const [replies, dead] = await Promise.all([pipeline.exec().then((r) => r ?? []), this.deadReplicas().then((ids) => new Set(ids))]);
     replies.forEach(([err, raw], i) => {
-      const [online, lastSeen] = (raw as Array<string | null> | null) ?? [];
-      if (!err && lastSeen != null) out.set(identities[i], { connected: online === '1', lastSeenMs: Number(lastSeen) || 0 });
+      const [online, lastSeen, owner] = (raw as Array<string | null> | null) ?? [];
+      // A node held by a replica whose lease ended is not connected anywhere any more.
+      const connected = online === '1' && !(owner && dead.has(owner));
+      if (!err && lastSeen != null) out.set(identities[i], { connected, lastSeenMs: Number(lastSeen) || 0 });
     });
     return out;
   }
@@ -544,8 +641,12 @@ export class NodeIndex {
     return { redis: this.redis, keys: this.keys };
   }
 
-  /** True when the node's flag is set and it was heard from within STALE_AFTER_HEARTBEATS intervals. */
-  isOnline(node: IndexedNode, nowMs = Date.now()): boolean {
+  /**
+   * True when the node's flag is set, it was heard from within STALE_AFTER_HEARTBEATS intervals,
+   * and the replica holding its stream is not among `deadReplicas` (its lease ended).
+   */
+  isOnline(node: IndexedNode, nowMs = Date.now(), deadReplicas: ReadonlySet<string> = new Set()): boolean {
+    if (node.owner !== '' && deadReplicas.has(node.owner)) return false;
     return node.connected && nowMs - node.lastSeenMs <= STALE_AFTER_HEARTBEATS * this.heartbeatIntervalS * 1000;
   }
 }

@@ -9,11 +9,14 @@ import type { AccessControl } from '../../lib/access-control';
 import type { CallerBudgetOptions } from '../../lib/caller-budget';
 import type { Logger } from '../../lib/logger';
 import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../../lib/redis';
+import { UnavailableError } from '../../lib/errors';
 import type { TlsFiles } from '../../lib/tls';
 import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
-import { LocalDispatcher } from './dispatcher';
+import { DispatchConsumer } from './dispatch-consumer';
+import { ReplicaLease } from './replica-lease';
+import { StreamDispatcher } from './stream-dispatcher';
 import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
 import { ResultBatcher, type ResultBatcherOptions } from './result-batcher';
@@ -64,6 +67,10 @@ export interface SchedulerServerOptions {
   replicaId?: string;
   /** Each operator's and agent's request budget (lib/caller-budget.ts); default its defaults. */
   callerBudget?: CallerBudgetOptions;
+  /** This replica's name, the prefix of its replica ids; default the host name (replica-lease.ts). */
+  replicaName?: string;
+  /** Length of the replica lease in ms; default DEFAULT_REPLICA_LEASE_MS. */
+  replicaLeaseMs?: number;
 }
 
 /** A running scheduler. */
@@ -75,6 +82,8 @@ export interface RunningScheduler {
   stop(): Promise<void>;
   /** Closes clients and Redis after a drain (what `stop` does after draining). */
   close(): Promise<void>;
+  /** This replica's lease (its id, whether it holds it). */
+  lease: ReplicaLease;
 }
 
 /**
@@ -104,7 +113,28 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
   });
   const requests = new RunRequests(redis, keys);
-  const dispatcher = new LocalDispatcher(registry);
+  // Each replica holds the streams of some agents; the lease says which replicas are alive
+  // (docs/replicas.md). One that loses it ends its agents' streams so that they reconnect to a
+  // live one, and takes no Hello until it has a new lease.
+  const lease = new ReplicaLease(redis, keys, log, {
+    name: options.replicaName,
+    leaseMs: options.replicaLeaseMs,
+    onFenced: (reason) => void gateway.closeAll(new UnavailableError(`this scheduler lost its lease in Redis (${reason}); reconnect`)),
+    onPeers: (peers, nowMs) => {
+      index.setPeers(peers.map((p) => p.id));
+      consumer.onPeers(peers, nowMs);
+    },
+  });
+  index.setReplica(lease);
+  const consumer = new DispatchConsumer({ redis, keys, index, registry, lease, log });
+  try {
+    await lease.start();
+  } catch (err) {
+    // Redis is not there yet: the lease is taken on a later renewal; Hellos fail until then.
+    log.warn({ err: (err as Error).message }, 'could not take the replica lease yet; trying again every renewal period');
+  }
+  consumer.start();
+  const dispatcher = new StreamDispatcher({ redis, keys, index, registry, lease, log });
   const store = new RunStateStore(redis, keys, options.replicaId ?? randomUUID(), (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000);
   const coordinator = new RunCoordinator({
     store,
@@ -142,6 +172,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       ],
     });
   } catch (err) {
+    await consumer.stop();
+    await lease.stop();
     redis.disconnect();
     metadata.close();
     results.close();
@@ -170,6 +202,9 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       // same bound: whatever is not stored then, the agents re-send).
       const landed = agentsClosed.then(() => Promise.all([batcher.flush(), heartbeats.close()]));
       await Promise.race([landed, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
+      // Its backlog goes to a survivor at once rather than when the lease would have ended.
+      await consumer.stop();
+      await lease.stop();
       metadata.close();
       results.close();
       await closeRedis(redis);
@@ -177,6 +212,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   return {
     address: server.address,
     server,
+    lease,
     close,
     stop: async () => {
       await server.drain();

@@ -1,0 +1,301 @@
+import type Redis from 'ioredis';
+import { DownloadCommand, RunCommand } from '../../gen/baton/v1/agent_gateway_service';
+import { LuaScript } from '../../lib/lua-script';
+import { LocalDispatcher } from './dispatcher';
+import {
+  decodeEntry,
+  DISPATCH_GROUP,
+  MAX_DISPATCH_HOPS,
+  postEntries,
+  postReply,
+  routeNodes,
+  unreachable,
+  type DispatchEntry,
+  type DispatchFailure,
+  type ReplicaDispatchOptions,
+} from './dispatch-stream';
+import { distributeFiles } from './download-gate';
+import { errorText } from './error-text';
+import { fitBitmap } from './node-bitmap';
+import type { ReplicaLeaseEnd } from './replica-lease';
+
+/** Entries read per XREADGROUP / XAUTOCLAIM. */
+const READ_COUNT = 100;
+/** Longest XREADGROUP BLOCK, in ms: how soon the loop notices a stop or a lost lease. */
+const READ_BLOCK_MS = 1_000;
+/** Pause after a failed read before the next, in ms. */
+const READ_RETRY_MS = 500;
+/** How long a cancelled run is remembered, in ms: a run command of it arriving later is not sent. */
+const CANCELLED_RUN_MEMORY_MS = 60 * 60 * 1000;
+/** Commands kept decoded, by call (a run's download and batches reuse them per entry chunk). */
+const COMMAND_CACHE_SIZE = 64;
+/** Nodes marked offline per REAP_SCRIPT call. */
+const REAP_BATCH = 500;
+/** The least time a survivor waits before reading a download's deadline as passed, in ms. */
+const MIN_DOWNLOAD_MS = 1_000;
+
+/**
+ * Marks offline the nodes a dead replica still held (those that have not reconnected elsewhere
+ * meanwhile: their `owner` is still that replica), and takes them out of its owner bitmap.
+ * KEYS[1] online zset, KEYS[2] node ids hash, KEYS[3] online bitmap, KEYS[4] the dead replica's
+ * owner bitmap, KEYS[4 + i] the hash of the i-th node.
+ * ARGV[1] the dead replica's id, ARGV[1 + i] the i-th node's identity.
+ * Returns how many nodes were marked offline.
+ */
+const REAP_SCRIPT = new LuaScript('replica-reap', `
+local n = 0
+for i = 5, #KEYS do
+  local name = ARGV[i - 3]
+  local nid = redis.call('HGET', KEYS[2], name)
+  if redis.call('HGET', KEYS[i], 'owner') == ARGV[1] then
+    redis.call('HSET', KEYS[i], 'online', '0')
+    redis.call('HDEL', KEYS[i], 'owner')
+    redis.call('ZREM', KEYS[1], name)
+    if nid then redis.call('SETBIT', KEYS[3], nid, 0) end
+    n = n + 1
+  end
+  if nid then redis.call('SETBIT', KEYS[4], nid, 0) end
+end
+return n`);
+
+
+/** A stream entry as XREADGROUP and XAUTOCLAIM answer it (a deleted entry is null). */
+type RawEntry = [string, string[]] | null;
+
+/**
+ * The replica side of cross-replica dispatch: reads this replica's dispatch stream (consumer
+ * group DISPATCH_GROUP, XREADGROUP BLOCK), sends each entry's command to the nodes it holds,
+ * forwards nodes that moved to another live replica (once), and posts one aggregated reply per
+ * entry to the run's reply stream. It also takes over the streams of replicas whose lease ended
+ * (XAUTOCLAIM of what they had read, XREADGROUP of what they had not), then marks the nodes they
+ * still held offline and forgets them.
+ */
+export class DispatchConsumer {
+  private running = false;
+  private reader: Redis | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly commands = new Map<string, Buffer | null>();
+  private readonly cancelledRuns = new Map<string, number>();
+  private readonly local: LocalDispatcher;
+  /** Entries being handled, `<stream>/<id>`: one claimed again while still in hand is not handled twice. */
+  private readonly handling = new Set<string>();
+  /** Dead replicas being taken over now. */
+  private readonly takingOver = new Set<string>();
+
+  constructor(private readonly options: ReplicaDispatchOptions) {
+    this.local = new LocalDispatcher(options.registry);
+  }
+
+  /** Starts reading this replica's stream. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const reader = this.options.redis.duplicate();
+    reader.on('error', (err: Error) => this.options.log.debug({ err: err.message }, 'dispatch reader connection problem'));
+    this.reader = reader;
+    this.loop = this.readLoop(reader);
+  }
+
+  /** Stops reading and waits for the entries being handled. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.reader?.disconnect();
+    await this.loop;
+    await Promise.all([...this.inFlight]);
+  }
+
+  /** After each lease renewal: takes over the streams of replicas whose lease ended. */
+  onPeers(peers: ReplicaLeaseEnd[], nowMs: number): void {
+    if (!this.running || !this.options.lease.held) return;
+    for (const peer of peers) {
+      if (peer.endsMs >= nowMs || peer.id === this.options.lease.id || this.takingOver.has(peer.id)) continue;
+      this.takingOver.add(peer.id);
+      this.track(
+        this.takeOver(peer.id)
+          .catch((err: unknown) => this.options.log.warn({ replica: peer.id, err: errorText(err) }, 'could not take over a dead replica; the next renewal tries again'))
+          .finally(() => this.takingOver.delete(peer.id)),
+      );
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async readLoop(reader: Redis): Promise<void> {
+    const { lease, keys, log } = this.options;
+    let readyFor = '';
+    while (this.running) {
+      const id = lease.id;
+      if (!lease.held || id === '') {
+        await new Promise((resolve) => setTimeout(resolve, READ_BLOCK_MS / 4));
+        continue;
+      }
+      const stream = keys.replicaDispatch(id);
+      try {
+        if (readyFor !== id) {
+          await this.ensureGroup(stream);
+          readyFor = id;
+        }
+        const read = (await reader.xreadgroup('GROUP', DISPATCH_GROUP, id, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', stream, '>')) as Array<[string, RawEntry[]]> | null;
+        for (const [, entries] of read ?? []) this.handleAll(stream, entries);
+      } catch (err) {
+        if (!this.running) return;
+        if (errorText(err).includes('NOGROUP')) readyFor = '';
+        else log.warn({ err: errorText(err) }, 'could not read the dispatch stream; trying again');
+        await new Promise((resolve) => setTimeout(resolve, READ_RETRY_MS));
+      }
+    }
+  }
+
+  private async ensureGroup(stream: string): Promise<void> {
+    try {
+      await this.options.redis.xgroup('CREATE', stream, DISPATCH_GROUP, '0', 'MKSTREAM');
+    } catch (err) {
+      if (!errorText(err).includes('BUSYGROUP')) throw err;
+    }
+  }
+
+  private handleAll(stream: string, entries: RawEntry[]): void {
+    for (const raw of entries) {
+      if (!raw) continue;
+      const [id, fields] = raw;
+      const key = `${stream}/${id}`;
+      if (this.handling.has(key)) continue;
+      this.handling.add(key);
+      this.track(this.handle(stream, id, fields).finally(() => this.handling.delete(key)));
+    }
+  }
+
+  /**
+   * A dead replica's stream: what it had read and not acknowledged (XAUTOCLAIM), then what it
+   * never read; then the nodes it still held go offline and it is forgotten, once its stream is
+   * empty.
+   */
+  private async takeOver(dead: string): Promise<void> {
+    const { redis, keys, lease, log } = this.options;
+    const stream = keys.replicaDispatch(dead);
+    const me = lease.id;
+    let taken = 0;
+    if ((await redis.exists(stream)) === 1) {
+      await this.ensureGroup(stream);
+      let cursor = '0-0';
+      do {
+        const reply = (await redis.xautoclaim(stream, DISPATCH_GROUP, me, 0, cursor, 'COUNT', READ_COUNT)) as [string, RawEntry[]];
+        cursor = reply[0];
+        taken += reply[1].filter(Boolean).length;
+        this.handleAll(stream, reply[1]);
+      } while (cursor !== '0-0');
+      for (;;) {
+        const read = (await redis.xreadgroup('GROUP', DISPATCH_GROUP, me, 'COUNT', READ_COUNT, 'STREAMS', stream, '>')) as Array<[string, RawEntry[]]> | null;
+        const entries = read?.[0]?.[1] ?? [];
+        if (entries.length === 0) break;
+        taken += entries.length;
+        this.handleAll(stream, entries);
+      }
+    }
+    const offline = await this.reapNodes(dead);
+    if (taken > 0 || offline > 0) log.info({ replica: dead, entries: taken, nodesOffline: offline }, 'took over a dead replica');
+    // Forgotten only once nothing of it is left: a later renewal finishes what this one could not.
+    if ((await redis.xlen(stream)) > 0) return;
+    if (!(await lease.forget(dead))) return;
+    await redis.del(stream, keys.ownerBitmap(dead));
+  }
+
+  /** Marks offline the nodes `dead` still holds; returns how many. */
+  private async reapNodes(dead: string): Promise<number> {
+    const { redis, keys, index } = this.options;
+    const bits = await redis.getBuffer(keys.ownerBitmap(dead));
+    if (!bits || bits.length === 0) return 0;
+    await index.names.refresh();
+    const names = index.names.namesOf(fitBitmap(bits, index.names.count));
+    let offline = 0;
+    for (let i = 0; i < names.length; i += REAP_BATCH) {
+      const chunk = names.slice(i, i + REAP_BATCH);
+      const scriptKeys = [keys.online(), keys.nodeIds(), keys.onlineBitmap(), keys.ownerBitmap(dead), ...chunk.map((n) => keys.node(n))];
+      offline += Number(await REAP_SCRIPT.run(redis, scriptKeys, [dead, ...chunk]));
+    }
+    return offline;
+  }
+
+  /** The stored command of a call (cached); null when it is gone from Redis. */
+  private async command(entry: DispatchEntry): Promise<Buffer | null> {
+    const cached = this.commands.get(entry.call);
+    if (cached !== undefined) return cached;
+    const stored = await this.options.redis.hgetBuffer(this.options.keys.runCommands(entry.taskId), entry.call);
+    this.commands.set(entry.call, stored);
+    for (const old of this.commands.keys()) {
+      if (this.commands.size <= COMMAND_CACHE_SIZE) break;
+      this.commands.delete(old);
+    }
+    return stored;
+  }
+
+  /** One entry: the nodes held here get the command, moved ones are forwarded, one reply, then the entry is acknowledged and deleted. */
+  private async handle(stream: string, id: string, fields: string[]): Promise<void> {
+    const { redis, keys, registry, lease, index, log } = this.options;
+    const entry = decodeEntry(fields);
+    try {
+      if (!entry) {
+        log.warn({ stream, id }, 'dispatch entry this scheduler cannot read; dropped');
+      } else {
+        const here: string[] = [];
+        const moved: string[] = [];
+        for (const node of entry.nodes) (registry.get(node)?.ready ? here : moved).push(node);
+        const failed: DispatchFailure[] = [];
+        if (moved.length > 0) {
+          if (entry.hops >= MAX_DISPATCH_HOPS) failed.push(...moved.map((n) => unreachable(n)));
+          else {
+            const routes = await routeNodes(index, await lease.live(), lease.id, moved);
+            if (routes.byReplica.size > 0) await postEntries(redis, keys, { ...entry, hops: entry.hops + 1 }, routes.byReplica);
+            failed.push(...routes.nowhere.map((n) => unreachable(n)));
+          }
+        }
+        const local = await this.apply(entry, here);
+        const failedHere = new Set(local.map((f) => f.node));
+        await postReply(redis, keys, entry.taskId, {
+          call: entry.call,
+          entry: `${stream}/${id}`,
+          ok: here.filter((n) => !failedHere.has(n)),
+          failed: [...failed, ...local],
+        });
+      }
+      await redis.pipeline().xack(stream, DISPATCH_GROUP, id).xdel(stream, id).exec();
+    } catch (err) {
+      // Left pending: a survivor claims it if this replica dies; otherwise the coordinator
+      // reports the nodes as not answering once its wait ends.
+      log.warn({ stream, id, taskId: entry?.taskId, err: errorText(err) }, 'could not handle a dispatch entry');
+    }
+  }
+
+  /** Does what the entry asks to the nodes held here; returns those that failed or were not reached. */
+  private async apply(entry: DispatchEntry, nodes: string[]): Promise<DispatchFailure[]> {
+    if (nodes.length === 0) return [];
+    if (entry.kind === 'cancel') {
+      this.rememberCancelled(entry.taskId);
+      const reached = new Set(this.local.cancelNow(nodes, entry.taskId));
+      return nodes.filter((n) => !reached.has(n)).map((n) => unreachable(n, 'the node disconnected before the cancel could be sent'));
+    }
+    const stored = await this.command(entry);
+    if (!stored) return nodes.map((n) => unreachable(n, 'the command was no longer stored when the scheduler holding the node read it'));
+    if (entry.kind === 'download') {
+      const timeoutMs = Math.max(MIN_DOWNLOAD_MS, entry.deadlineMs - Date.now());
+      return distributeFiles(this.options.registry, nodes, DownloadCommand.decode(stored), timeoutMs, entry.trace);
+    }
+    // A run command that a cancel of its run overtook (posted before it, read first) is not sent.
+    if (this.cancelledRuns.has(entry.taskId)) return nodes.map((n) => unreachable(n, 'the run was cancelled before its command reached the node'));
+    const lost = this.local.runNow(nodes, RunCommand.decode(stored), entry.trace);
+    return lost.map((n) => unreachable(n, 'the node disconnected before the run command could be sent'));
+  }
+
+  private rememberCancelled(taskId: string, nowMs = Date.now()): void {
+    for (const [id, atMs] of this.cancelledRuns) {
+      if (nowMs - atMs <= CANCELLED_RUN_MEMORY_MS) break;
+      this.cancelledRuns.delete(id);
+    }
+    this.cancelledRuns.delete(taskId);
+    this.cancelledRuns.set(taskId, nowMs);
+  }
+}

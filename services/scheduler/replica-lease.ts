@@ -1,0 +1,263 @@
+import { hostname } from 'node:os';
+import type Redis from 'ioredis';
+import { LuaScript } from '../../lib/lua-script';
+import type { Logger } from '../../lib/logger';
+import type { RedisKeys } from '../../lib/redis';
+import { errorText } from './error-text';
+
+/** How long a replica's lease lasts without renewal, in ms; it is renewed every third of that. */
+export const DEFAULT_REPLICA_LEASE_MS = 10_000;
+
+/**
+ * What a replica name may be: it is part of Redis key names (with the epoch, as the replica id),
+ * so no braces, colons or spaces.
+ */
+export const REPLICA_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$/;
+
+/** The default replica name: the host name (a pod's name under Kubernetes). */
+export function defaultReplicaName(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 50) || 'scheduler';
+}
+
+/**
+ * Takes a fencing epoch and a lease under a new replica id, `<name>-<epoch>`, on the Redis clock
+ * (TIME), so that replicas whose clocks differ agree on when a lease ended. An id is never used
+ * twice: a replica that lost its lease comes back as a new one, and whatever survivors do with
+ * the old id's nodes and backlog never meets the new one.
+ * KEYS[1] epoch counter, KEYS[2] leases zset.
+ * ARGV[1] replica name, ARGV[2] lease in ms.
+ * Returns {epoch, replica id}.
+ */
+const JOIN_SCRIPT = new LuaScript('replica-join', `
+local epoch = redis.call('INCR', KEYS[1])
+local id = ARGV[1] .. '-' .. epoch
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
+return {epoch, id}`);
+
+/**
+ * Renews a replica's lease, only while it has not ended (once it ended, survivors may have
+ * claimed the replica's nodes and backlog: it must join again, as a new replica). Also answers
+ * every replica's lease, for the caller's view of its peers.
+ * KEYS[1] leases zset.
+ * ARGV[1] replica id, ARGV[2] lease in ms.
+ * Returns {code, now, id1, end1, id2, end2, ...}: code 1 renewed, -2 the lease had ended (or was
+ * removed); now is the Redis clock in ms; then every replica and its lease end.
+ */
+const RENEW_SCRIPT = new LuaScript('replica-renew', `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local code = 1
+local ends = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')
+if ends < now then code = -2 else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) end
+local out = {code, now}
+for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do out[#out + 1] = v end
+return out`);
+
+/**
+ * The replicas whose lease has ended, or those whose lease runs, on the Redis clock.
+ * KEYS[1] leases zset. ARGV[1] 'ended' or 'live'. Returns their ids.
+ */
+const LEASES_SCRIPT = new LuaScript('replica-leases', `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] == 'live' then return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf') end
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)`);
+
+/**
+ * Ends a replica's lease at once (a clean shutdown): survivors take over its dispatch backlog
+ * without waiting for the lease to run out.
+ * KEYS[1] leases zset. ARGV[1] replica id.
+ * Returns 1 when ended, 0 when it had no lease.
+ */
+const LEAVE_SCRIPT = new LuaScript('replica-leave', `
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 1`);
+
+/**
+ * Forgets a replica whose lease ended, once survivors have taken over what it held.
+ * KEYS[1] leases zset. ARGV[1] replica id. Returns 1 when forgotten, 0 when its lease runs.
+ */
+const FORGET_SCRIPT = new LuaScript('replica-forget', `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ends = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if ends and tonumber(ends) >= now then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`);
+
+/**
+ * Lease states:
+ * - JOINING: no lease yet (starting, or Redis unreachable since the start);
+ * - HELD: the lease is renewed in time; the replica serves agents and dispatch entries;
+ * - FENCED: the lease could not be renewed before it ended: the replica has ended its agent
+ *   streams and takes no work until it joins again, as a new replica (new epoch, new id);
+ * - LEFT: `stop` ended the lease.
+ */
+export type LeaseState = 'JOINING' | 'HELD' | 'FENCED' | 'LEFT';
+
+/** A replica and when its lease ends (ms, Redis clock; 0 when it left or was reaped). */
+export interface ReplicaLeaseEnd {
+  id: string;
+  endsMs: number;
+}
+
+/** Options of `ReplicaLease`. */
+export interface ReplicaLeaseOptions {
+  /** This replica's name, its id without the epoch; default `defaultReplicaName()`. */
+  name?: string;
+  /** Lease length in ms; default DEFAULT_REPLICA_LEASE_MS. */
+  leaseMs?: number;
+  /** Called when the lease is lost: end every agent stream, take no work. */
+  onFenced?: (reason: string) => void;
+  /** Called when a lease is taken (at the start, and again after being fenced), with the new id. */
+  onHeld?: (id: string, epoch: number) => void;
+  /** Called after every renewal with every replica's lease end and the Redis clock. */
+  onPeers?: (peers: ReplicaLeaseEnd[], nowMs: number) => void;
+}
+
+/**
+ * This scheduler replica's identity in Redis: a fencing epoch (INCR) and a lease renewed every
+ * third of its length. A replica that cannot confirm its lease before it ends fences itself
+ * (onFenced) rather than go on as a replica the others may already count as dead.
+ */
+export class ReplicaLease {
+  /** The replica name (configured), its ids' prefix. */
+  readonly name: string;
+  /** Lease length, ms. */
+  readonly leaseMs: number;
+  private epochValue = 0;
+  private idValue = '';
+  private stateValue: LeaseState = 'JOINING';
+  /** Local time until which the lease is surely held: when the last successful renewal was sent, plus the lease, less a margin. */
+  private validUntilMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly log: Logger,
+    private readonly options: ReplicaLeaseOptions = {},
+  ) {
+    this.name = options.name ?? defaultReplicaName();
+    if (!REPLICA_NAME_PATTERN.test(this.name)) throw new Error(`replica name '${this.name.slice(0, 80)}' is not valid; expected ${REPLICA_NAME_PATTERN.source}`);
+    this.leaseMs = options.leaseMs ?? DEFAULT_REPLICA_LEASE_MS;
+  }
+
+  /** The replica id of the current lease, `<name>-<epoch>` ('' before the first). */
+  get id(): string {
+    return this.idValue;
+  }
+
+  /** The fencing epoch of the current lease (0 before the first). */
+  get epoch(): number {
+    return this.epochValue;
+  }
+
+  get state(): LeaseState {
+    return this.stateValue;
+  }
+
+  /** True while the lease is held. */
+  get held(): boolean {
+    return this.stateValue === 'HELD';
+  }
+
+  /** Starts renewing the lease and takes it (waits for Redis); when that fails, a later renewal period takes it. */
+  async start(): Promise<void> {
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+    this.timer.unref();
+    this.busy = true;
+    try {
+      await this.join();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Stops renewing and ends the lease in Redis (best effort). */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    const was = this.stateValue;
+    this.stateValue = 'LEFT';
+    if (was !== 'HELD') return;
+    try {
+      await LEAVE_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [this.idValue]);
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'could not end the replica lease; it ends by itself');
+    }
+  }
+
+  /** The replicas whose lease has ended (dead, left, or fenced and not back), on the Redis clock. */
+  async expired(): Promise<string[]> {
+    return (await LEASES_SCRIPT.run(this.redis, [this.keys.replicaLeases()], ['ended'])) as string[];
+  }
+
+  /** Forgets replica `id` if its lease has ended (after its nodes and backlog were taken over); false when it runs. */
+  async forget(id: string): Promise<boolean> {
+    return Number(await FORGET_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [id])) === 1;
+  }
+
+  /** The replicas whose lease runs, this one included while it holds its own. */
+  async live(): Promise<string[]> {
+    return (await LEASES_SCRIPT.run(this.redis, [this.keys.replicaLeases()], ['live'])) as string[];
+  }
+
+  private async join(): Promise<void> {
+    const sentMs = Date.now();
+    const [epochReply, id] = (await JOIN_SCRIPT.run(this.redis, [this.keys.replicaEpochCounter(), this.keys.replicaLeases()], [this.name, this.leaseMs])) as [number, string];
+    if (this.stateValue === 'LEFT') return;
+    const epoch = Number(epochReply);
+    this.epochValue = epoch;
+    this.idValue = String(id);
+    this.validUntilMs = sentMs + this.leaseMs - this.marginMs();
+    this.stateValue = 'HELD';
+    this.log.info({ replica: this.idValue, leaseMs: this.leaseMs }, 'replica lease taken');
+    this.options.onHeld?.(this.idValue, epoch);
+  }
+
+  /** Time before the end of the lease at which the replica gives up on it: a tenth of the lease. */
+  private marginMs(): number {
+    return Math.floor(this.leaseMs / 10);
+  }
+
+  private fence(reason: string): void {
+    if (this.stateValue !== 'HELD') return;
+    this.stateValue = 'FENCED';
+    this.log.warn({ replica: this.idValue, reason }, 'replica lease lost; agent streams ended until a new lease is taken');
+    this.options.onFenced?.(reason);
+  }
+
+  /** One renewal period: fence if the lease may have ended, renew it (or join again when fenced). */
+  private async tick(): Promise<void> {
+    if (this.stateValue === 'HELD' && Date.now() >= this.validUntilMs) this.fence('the lease could not be renewed in time');
+    // A Redis call can hang for seconds while Redis is away: one at a time; the check above
+    // still runs on every tick.
+    if (this.busy || this.stateValue === 'LEFT') return;
+    this.busy = true;
+    try {
+      if (this.stateValue !== 'HELD') await this.join();
+      else await this.renew();
+    } catch (err) {
+      this.log.warn({ replica: this.id, err: errorText(err) }, 'could not renew the replica lease');
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const sentMs = Date.now();
+    const id = this.idValue;
+    const reply = (await RENEW_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [id, this.leaseMs])) as Array<number | string>;
+    if (this.stateValue !== 'HELD' || this.idValue !== id) return;
+    const code = Number(reply[0]);
+    if (code === -2) return this.fence('the lease had ended before it was renewed');
+    this.validUntilMs = sentMs + this.leaseMs - this.marginMs();
+    const peers: ReplicaLeaseEnd[] = [];
+    for (let i = 2; i + 1 < reply.length; i += 2) peers.push({ id: String(reply[i]), endsMs: Number(reply[i + 1]) });
+    this.options.onPeers?.(peers, Number(reply[1]));
+  }
+}
