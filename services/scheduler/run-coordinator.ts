@@ -210,7 +210,9 @@ export class RunCoordinator {
    */
   async resendBatch(run: CoordinatedRun, k: number): Promise<TransitionOutcome> {
     let waiting = run.batch(k).filter((n) => !run.tracked.isFinal(n));
-    while (waiting.length > 0 && !run.stopped) {
+    // As long as a batch waits for the previous one: then the batch loop gives up on the run.
+    const until = Date.now() + this.batchWaitLimitMs;
+    while (waiting.length > 0 && !run.stopped && Date.now() < until) {
       // Every round is a 'send': a cancel acknowledged meanwhile stops even a late re-send.
       const outcome = await this.options.store.transition(run.state.taskId, run.state.epoch, 'send', { sending: '1' });
       if (outcome !== 'ok') return this.refused(run, outcome);
@@ -261,6 +263,16 @@ export class RunCoordinator {
     const runs = [...this.runs.values()];
     for (const run of runs) this.stop(run);
     await Promise.all(runs.map((run) => this.options.store.release(run.state.taskId, run.state.epoch).catch(() => undefined)));
+  }
+
+  /**
+   * Gives a run up after an error: this replica stops coordinating it and releases its lease, so
+   * that the next scan (here or on another replica) takes it over and resumes it afresh.
+   */
+  async abandon(run: CoordinatedRun): Promise<void> {
+    if (run.stopped) return;
+    this.stop(run);
+    if (!run.fenced) await this.options.store.release(run.state.taskId, run.state.epoch).catch(() => undefined);
   }
 
   /** Ends the coordination of a run here and removes its state (unless fenced: it belongs to another coordinator then). */

@@ -377,9 +377,11 @@ export class RunOrchestrator {
 
   /** Runs the batch loop from batch `k` on without anyone waiting for it; errors are logged. */
   continueInBackground(coordinated: CoordinatedRun, k: number, sleepUntilMs?: number): void {
-    this.options.coordinator.continueFrom(coordinated, k, sleepUntilMs).catch((err: unknown) =>
-      this.options.log.error({ taskId: coordinated.state.taskId, err: errorText(err) }, 'later batches stopped by an error; another scheduler resumes the run once its lease lapses'),
-    );
+    const { coordinator, log } = this.options;
+    coordinator.continueFrom(coordinated, k, sleepUntilMs).catch(async (err: unknown) => {
+      log.error({ taskId: coordinated.state.taskId, err: errorText(err) }, 'the batch loop stopped on an error; the run is handed to the next scan for runs without a coordinator');
+      await coordinator.abandon(coordinated);
+    });
   }
 
   /**

@@ -75,7 +75,10 @@ export class RunResumer {
       const run = coordinator.adopt(taken.state, taken.plan, taken.command, tracked);
       for (const n of run.dispatched()) tracked.dispatched.add(n);
       this.resume(run)
-        .catch((err: unknown) => log.error({ taskId, err: errorText(err) }, 'resuming a run failed; another scan takes it over once its lease lapses'))
+        .catch(async (err: unknown) => {
+          log.error({ taskId, err: errorText(err) }, 'resuming a run failed; the next scan takes it over again');
+          await coordinator.abandon(run);
+        })
         .finally(() => this.resuming.delete(taskId));
     }
   }
@@ -102,7 +105,10 @@ export class RunResumer {
         if (run.fenced) return;
         if (run.tracked.cancelled) return this.endCancelled(run);
         if (failures.length > 0) {
-          await orchestrator.gateClosed(run.identity, run, failures).catch(() => undefined);
+          // Throws DOWNLOAD_FAILED once the run is FAILED and its state removed, as for a RunTask caller.
+          await orchestrator.gateClosed(run.identity, run, failures).catch((err: unknown) => {
+            if (!run.stopped) throw err;
+          });
           return;
         }
         if (!(await orchestrator.afterGate(run))) return this.endCancelled(run);
