@@ -9,12 +9,28 @@ export const SECOND_INTERRUPT_S = 3;
 /** How long a Ctrl-C waits for the task id of a run that is being created. */
 const LOCATE_ON_INTERRUPT_MS = 5000;
 
+/** What `onInterrupt` hands back to the command it guards. */
+export interface Interrupt {
+  /** Resolves with the exit code (130) once a Ctrl-C has been dealt with. */
+  code: Promise<number>;
+  /**
+   * The command's own answer or the Ctrl-C's exit code, whichever comes first; an answer that
+   * arrives after a Ctrl-C (the run ended in the seconds the CLI waits for a second one) gives
+   * way to it, so that the CLI exits 130 as its line said, not with a summary.
+   */
+  race<T>(answer: Promise<T>): Promise<{ answer: T } | { code: number }>;
+  /** Stops listening for Ctrl-C. */
+  dispose(): void;
+}
+
 /**
  * Ctrl-C while `baton tasks run` waits: the run lives on the scheduler and goes on, so one
  * line says so and how to watch or cancel it; a second Ctrl-C within SECOND_INTERRUPT_S (or
  * the first with `--cancel-on-interrupt`) cancels it. Resolves with the exit code (130).
+ * `quiet` runs at the first Ctrl-C: the command stops its live lines and progress then, so that
+ * nothing ("Running task ...", a bar) follows the line that says the CLI is leaving.
  */
-export function onInterrupt(clients: Clients, locator: RunLocator, progress: ProgressLine, cancelOnInterrupt: boolean): { code: Promise<number>; dispose(): void } {
+export function onInterrupt(clients: Clients, locator: RunLocator, progress: ProgressLine, cancelOnInterrupt: boolean, quiet: () => void = () => undefined): Interrupt {
   const say = (line: string) => process.stderr.write(`${line}\n`);
   let resolveCode: (code: number) => void = () => undefined;
   const code = new Promise<number>((resolve) => (resolveCode = resolve));
@@ -38,6 +54,7 @@ export function onInterrupt(clients: Clients, locator: RunLocator, progress: Pro
   };
 
   const first = async (): Promise<void> => {
+    quiet();
     progress.clear();
     if (process.stderr.isTTY) process.stderr.write('\n'); // after the terminal's ^C
     if (cancelOnInterrupt) return cancel();
@@ -64,5 +81,10 @@ export function onInterrupt(clients: Clients, locator: RunLocator, progress: Pro
     }
   };
   process.on('SIGINT', onSigint);
-  return { code, dispose: () => process.off('SIGINT', onSigint) };
+  const race = async <T>(answer: Promise<T>): Promise<{ answer: T } | { code: number }> => {
+    const first = await Promise.race([answer.then((a) => ({ answer: a })), code.then((c) => ({ code: c }))]);
+    if ('code' in first || interrupts === 0) return first;
+    return { code: await code };
+  };
+  return { code, race, dispose: () => process.off('SIGINT', onSigint) };
 }

@@ -4,6 +4,7 @@ import type { ProgressLine } from './progress-line';
 /** Says mco's lines once each, in order, however they are reached (live or after the call). */
 export class RunNarrator {
   private said = new Set<string>();
+  private silent = false;
 
   constructor(
     private readonly say: (line?: string) => void,
@@ -13,8 +14,13 @@ export class RunNarrator {
     private readonly waitS: number,
   ) {}
 
+  /** Says nothing more (the operator pressed Ctrl-C: the CLI is leaving). */
+  quiet(): void {
+    this.silent = true;
+  }
+
   private once(key: string, line: string): void {
-    if (this.said.has(key)) return;
+    if (this.silent || this.said.has(key)) return;
     this.said.add(key);
     this.progress.clear();
     this.say(line);
@@ -43,6 +49,7 @@ export class RunNarrator {
 export class RunProgressView {
   /** The run's node count, once known. */
   total = 0;
+  private stopped = false;
 
   constructor(
     private readonly narrator: RunNarrator,
@@ -50,7 +57,15 @@ export class RunProgressView {
     private readonly background: boolean,
   ) {}
 
+  /** Shows nothing more (the operator pressed Ctrl-C: the CLI is leaving). */
+  stop(): void {
+    this.stopped = true;
+    this.narrator.quiet();
+    this.progress.clear();
+  }
+
   show(p: { state: RunState; downloaded: number; finished: number }): void {
+    if (this.stopped) return;
     if (p.state === RunState.RUN_STATE_DOWNLOADING) this.narrator.downloading();
     if (p.state === RunState.RUN_STATE_RUNNING) {
       this.narrator.downloading();

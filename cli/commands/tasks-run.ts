@@ -217,7 +217,7 @@ async function run(
   const narrator = new RunNarrator(say, progress, task, files, options.wait);
   const view = new RunProgressView(narrator, progress, background);
   const locator = new RunLocator();
-  const interrupt = onInterrupt(clients, locator, progress, options.cancelOnInterrupt === true);
+  const interrupt = onInterrupt(clients, locator, progress, options.cancelOnInterrupt === true, () => view.stop());
   const request = RunTaskRequest.fromPartial({
     task,
     environment: options.environment,
@@ -258,12 +258,12 @@ async function run(
   );
   let outcome: StartRunOutcome;
   try {
-    const first = await Promise.race([started.then((o) => ({ outcome: o })), interrupt.code.then((code) => ({ code }))]);
+    const first = await interrupt.race(started);
     if ('code' in first) {
       started.catch(() => undefined); // ended by the exit; the run goes on on the scheduler
       return first.code;
     }
-    outcome = first.outcome;
+    outcome = first.answer;
   } finally {
     interrupt.dispose();
     locator.stop();
