@@ -87,7 +87,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:{replicas}:leases`          | zset   | scheduler | scheduler replica id (`<name>-<epoch>`, never reused) → when its lease ends, ms on the Redis clock (0: it left); a replica whose lease ended is dead, its nodes not online, until survivors have taken over and removed it (scheduler/replica-lease.ts) |
  * | `<p>:{replicas}:epoch`           | string | scheduler | the last fencing epoch handed out (INCR), the suffix of each new replica id |
  * | `<p>:replica:{<id>}:dispatch`    | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
- * | `<p>:run:{<id>}:commands`        | hash   | scheduler | dispatch call id → the DownloadCommand, RunCommand or CancelCommand it sends (protobuf), stored once per call for every replica; expires |
+ * | `<p>:run:{<id>}:commands`        | hash   | scheduler | dispatch call id → the DownloadCommand or RunCommand it sends (protobuf; a RunCommand holds the input, sensitive values included), stored once per call for every replica, deleted once the call's replies are in or its wait ended (and expires) |
  * | `<p>:run:{<id>}:replies`         | stream | scheduler | each replica's aggregated outcome of a dispatch entry of the run (nodes done, nodes failed or unreachable); expires |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |

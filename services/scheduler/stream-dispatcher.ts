@@ -4,6 +4,7 @@ import type { TraceContext } from './agent-session';
 import { LocalDispatcher, type Dispatcher } from './dispatcher';
 import { awaitReplies, DISPATCH_KEYS_TTL_MS, postEntries, routeNodes, unreachable, type DispatchFailure, type DispatchKind, type ReplicaDispatchOptions } from './dispatch-stream';
 import { distributeFiles, type DownloadFailure } from './download-gate';
+import { errorText } from './error-text';
 
 /** Time the coordinator waits for replies past a download's own timeout, in ms (Redis round trips, a busy replica). */
 export const REPLY_GRACE_MS = 2_000;
@@ -100,10 +101,17 @@ export class StreamDispatcher implements Dispatcher {
       const err = replies.find(([e]) => e)?.[0];
       if (err) throw err;
     }
-    await postEntries(redis, keys, { kind, taskId, call, deadlineMs, trace, hops: 0 }, routes.byReplica);
-    const pending = new Set([...routes.byReplica.values()].flat());
-    log.debug({ taskId, kind, replicas: routes.byReplica.size, nodes: pending.size }, 'dispatch posted to other replicas');
-    const got = await awaitReplies(redis, keys, taskId, call, pending, waitUntilMs, log);
+    let got: Awaited<ReturnType<typeof awaitReplies>>;
+    try {
+      await postEntries(redis, keys, { kind, taskId, call, deadlineMs, trace, hops: 0 }, routes.byReplica);
+      const pending = new Set([...routes.byReplica.values()].flat());
+      log.debug({ taskId, kind, replicas: routes.byReplica.size, nodes: pending.size }, 'dispatch posted to other replicas');
+      got = await awaitReplies(redis, keys, taskId, call, pending, waitUntilMs, log);
+    } finally {
+      // A run command holds the task's input, sensitive values in clear: it stays in Redis only
+      // while the call waits for its replies (an entry read later reports its nodes unreached).
+      if (command) await redis.hdel(keys.runCommands(taskId), call).catch((err: unknown) => log.warn({ taskId, err: errorText(err) }, 'could not delete a dispatched command; it expires'));
+    }
     if (got.missing.length > 0) log.warn({ taskId, kind, nodes: got.missing.length }, 'no reply from the replica holding some nodes');
     return { ok: got.ok, failed: [...failed, ...got.failed, ...got.missing.map((n) => unreachable(n, missingDetail))] };
   }
