@@ -279,6 +279,28 @@ describe('deploy/', () => {
     }
   });
 
+  it('runs the scheduler as replicas: three in Kubernetes, spread over nodes, disrupted one at a time; two in the compose trial, both reached as `scheduler`', () => {
+    const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
+    const objects = parseAllDocuments(rendered).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
+    const scheduler = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'scheduler')!.spec as {
+      replicas: number;
+      selector: { matchLabels: Record<string, string> };
+      template: { spec: { topologySpreadConstraints?: Array<{ topologyKey: string }> } };
+    };
+    assert.ok(scheduler.replicas >= 3, `the scheduler runs ${scheduler.replicas} replicas`);
+    assert.deepEqual(scheduler.template.spec.topologySpreadConstraints?.map((c) => c.topologyKey), ['kubernetes.io/hostname']);
+    const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget') as unknown as Array<{ spec: { maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }>;
+    const budget = budgets.find((b) => JSON.stringify(b.spec.selector.matchLabels) === JSON.stringify(scheduler.selector.matchLabels));
+    assert.equal(budget?.spec.maxUnavailable, 1, 'a PodDisruptionBudget lets one scheduler replica go at a time');
+    const config = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+    assert.match(config.data['scheduler.yaml'], /^replica-lease-s: 10$/m);
+
+    const compose = documents(join(deployDir, 'compose.yaml'))[0] as { services: Record<string, { command?: string[]; networks?: { default?: { aliases?: string[] } } }> };
+    const replicas = Object.entries(compose.services).filter(([, s]) => s.command?.includes('dist/services/scheduler/main.js'));
+    assert.deepEqual(replicas.map(([name]) => name).sort(), ['scheduler', 'scheduler-b']);
+    assert.deepEqual(compose.services['scheduler-b'].networks?.default?.aliases, ['scheduler'], 'agents reach both replicas under the name their certificate check expects');
+  });
+
   it('Kubernetes: every rendered object passes the schema of its kind (Kubernetes API, strict: no unknown field)', () => {
     const { validate, kinds } = kubernetesValidator();
     const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
