@@ -23,7 +23,9 @@ run(process.execPath, [join(root, 'scripts', 'build-descriptors.mjs')], { BATON_
 // whitespace are minified but names are kept, so a stack trace still names functions, and the
 // source map leads back to the TypeScript under `node --enable-source-maps`. lib/tracing (and
 // OpenTelemetry with it) stays out: with tracing on, the compiled modules run instead.
-// @grpc/proto-loader is only for grpc-js's channelz and ORCA services, which the CLI never serves.
+// @grpc/proto-loader is only for grpc-js's channelz and ORCA services, which the CLI never serves;
+// yaml (a config or --input file), ajv and the certificate packages (pki, dev --tls) are loaded
+// from node_modules by the few commands that use them: every command reads the bundle whole.
 // A checkout whose node_modules predates esbuild still builds, unbundled (cli/start.ts then
 // loads the compiled modules), and says how to get the faster start-up.
 const esbuild = await import('esbuild').catch(() => undefined);
@@ -40,7 +42,7 @@ await esbuild?.build({
   minifyWhitespace: true,
   sourcemap: true,
   logLevel: 'warning',
-  external: ['@grpc/proto-loader'],
+  external: ['@grpc/proto-loader', 'yaml', 'ajv', '@peculiar/*'],
   plugins: [{ name: 'tracing-outside', setup: (b) => b.onResolve({ filter: /\/lib\/tracing$/ }, () => ({ path: '../lib/tracing.js', external: true })) }],
 });
 if (existsSync(dist)) renameSync(dist, old);
