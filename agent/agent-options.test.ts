@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../lib/config';
 import { ConnectRequest } from '../gen/baton/v1/agent_gateway_service';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../lib/grpc-server';
-import { AGENT_CONFIG_SCHEMA, ROOT_STATE_DIR, resolveAgentOptions, type AgentConfig } from './agent-options';
+import { AGENT_CONFIG_SCHEMA, ROOT_STATE_DIR, resolveAgentOptions, schedulerTargets, type AgentConfig } from './agent-options';
 import { makeTestCertificates } from '../test/helpers/certificates';
 import { exitedResult } from './node-result';
 import { MAX_OUTPUT_BYTES_CEILING } from './task-runner';
@@ -32,6 +32,13 @@ describe('agent options', () => {
     assert.deepEqual(o.classes, ['role::web', 'profile::base']);
     assert.equal(o.schedulerAddress, '[::1]:7000');
     assert.equal(o.metadataAddress, '10.0.0.1:7001');
+  });
+
+  it('takes several scheduler addresses as a comma-separated list, or one dns:/// target', () => {
+    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'a.example:7000, b.example:7000,[::1]:7001']).schedulerAddress), ['a.example:7000', 'b.example:7000', '[::1]:7001']);
+    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'dns:///scheduler.baton.svc:7000']).schedulerAddress), ['dns:///scheduler.baton.svc:7000']);
+    assert.throws(() => load(['--insecure', '--scheduler-address', 'a:1,,b:2']), /configuration: scheduler-address must match pattern/);
+    assert.throws(() => load(['--insecure', '--scheduler-address', 'dns:///a:1,b:2']), /configuration: scheduler-address must match pattern/);
   });
 
   it('rejects a malformed address or identity in one line naming the key', () => {

@@ -35,14 +35,32 @@ export const ROOT_STATE_DIR = '/var/lib/baton';
 export const AGENT_CAPABILITIES = ['bolt_tasks'] as const;
 
 // host:port, where host is a name, an IPv4 address or a bracketed IPv6 address.
-const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):\\d{1,5}$';
+const HOST_PORT = '(\\[[0-9A-Fa-f:.]+\\]|[^\\s:,\\[\\]]+):\\d{1,5}';
+const ADDRESS_PATTERN = `^${HOST_PORT}$`;
+// One or more host:port separated by commas, or one `dns:///name:port` target.
+const SCHEDULER_ADDRESS_PATTERN = `^(${HOST_PORT}(\\s*,\\s*${HOST_PORT})*|dns:///${HOST_PORT})$`;
+
+/**
+ * The scheduler targets of a `scheduler-address` value: each address of a comma-separated
+ * list, or the one `dns:///name:port` target (gRPC resolves it to every replica's address).
+ */
+export function schedulerTargets(value: string): string[] {
+  return value
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0);
+}
 
 /** The agent's configuration schema (lib/config.ts). */
 export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
   type: 'object',
   properties: {
     identity: { type: 'string', pattern: IDENTITY_PATTERN.source, description: 'node identity (certname); default: the FQDN (hostname -f)' },
-    'scheduler-address': { type: 'string', pattern: ADDRESS_PATTERN, description: 'host:port of the scheduler to connect to' },
+    'scheduler-address': {
+      type: 'string',
+      pattern: SCHEDULER_ADDRESS_PATTERN,
+      description: 'host:port of the scheduler, several as a comma-separated list (replicas, tried in a shuffled order), or dns:///name:port for every address a name resolves to',
+    },
     'metadata-address': { type: 'string', pattern: ADDRESS_PATTERN, description: "host:port of the metadata service; overrides the scheduler's Welcome" },
     'cache-dir': { type: 'string', minLength: 1, description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache` },
     'spool-dir': { type: 'string', minLength: 1, description: `spool directory; default ${ROOT_STATE_DIR}/spool as root, else ~/.local/state/baton/spool` },

@@ -6,7 +6,7 @@ import { makeClient } from '../lib/grpc-client';
 import type { Logger } from '../lib/logger';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME } from '../lib/names';
 import { extractTraceContext, injectTraceContext, inSpan } from '../lib/tracing';
-import { AGENT_CAPABILITIES, type ResolvedAgentOptions } from './agent-options';
+import { AGENT_CAPABILITIES, schedulerTargets, type ResolvedAgentOptions } from './agent-options';
 import { agentVersion } from './agent-version';
 import { AgentConnection, type SchedulerMessage, type Session } from './connection';
 import { FactsSource } from './facts-source';
@@ -96,7 +96,7 @@ export class Agent {
       features: deps.features ?? agentFeatures(),
     });
     this.connection = new AgentConnection({
-      address: options.schedulerAddress,
+      addresses: schedulerTargets(options.schedulerAddress),
       tls: options.tls,
       identity: options.identity,
       log: deps.log,

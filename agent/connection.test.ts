@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, backoffDelayMs } from './connection';
+import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, backoffDelayMs, shuffled } from './connection';
 
 describe('backoffDelayMs', () => {
   it('starts at 200 ms and doubles up to 5 s', () => {
@@ -12,5 +12,19 @@ describe('backoffDelayMs', () => {
     assert.equal(backoffDelayMs(0, () => 0), INITIAL_BACKOFF_MS * 0.8);
     assert.equal(backoffDelayMs(0, () => 1), INITIAL_BACKOFF_MS * 1.2);
     assert.equal(backoffDelayMs(10, () => 1), MAX_BACKOFF_MS * 1.2);
+  });
+
+  it('waits at least the retry delay the scheduler gave, plus up to 20 %', () => {
+    assert.equal(backoffDelayMs(0, () => 0, 3000), 3000);
+    assert.equal(backoffDelayMs(9, () => 1, 3000), 3600);
+  });
+});
+
+describe('shuffled', () => {
+  it('keeps every address once, in an order that depends on the random source', () => {
+    const addresses = ['a:1', 'b:1', 'c:1', 'd:1'];
+    assert.deepEqual(shuffled(addresses, () => 0.999).sort(), addresses);
+    assert.notDeepEqual(shuffled(addresses, () => 0), addresses);
+    assert.deepEqual(addresses, ['a:1', 'b:1', 'c:1', 'd:1'], 'the input is left as it was');
   });
 });

@@ -1,4 +1,4 @@
-import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import {
   AgentGatewayServiceClient,
   type ConnectRequest,
@@ -6,6 +6,7 @@ import {
   type Hello,
   type Welcome,
 } from '../gen/baton/v1/agent_gateway_service';
+import { readServiceError } from '../lib/errors';
 import { makeClient } from '../lib/grpc-client';
 import type { Logger } from '../lib/logger';
 import type { TlsFiles } from '../lib/tls';
@@ -69,8 +70,12 @@ export class Session {
 
 /** Options of AgentConnection. */
 export interface AgentConnectionOptions {
-  /** host:port of the scheduler. */
-  address: string;
+  /**
+   * The schedulers: host:port addresses, or `dns:///name:port` targets (every address the name
+   * resolves to, tried in shuffled order by gRPC). Tried in a shuffled order, moving to the next
+   * whenever a session ends or an attempt fails.
+   */
+  addresses: string[];
   tls: TlsFiles;
   identity: string;
   log: Logger;
@@ -93,19 +98,46 @@ export interface AgentConnectionOptions {
   announce?: (line: string) => void;
 }
 
-/** The jittered reconnect delay after `attempt` failed attempts (0-based), in ms. */
-export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
+/**
+ * The jittered reconnect delay after `attempt` failed attempts (0-based), in ms. With a retry
+ * delay the scheduler gave (`google.rpc.RetryInfo` of its UNAVAILABLE: admission control, load
+ * shedding), at least that long, plus up to 20 % so the refused agents do not return together.
+ */
+export function backoffDelayMs(attempt: number, random: () => number = Math.random, serverDelayMs?: number): number {
+  if (serverDelayMs !== undefined) return Math.round(serverDelayMs * (1 + 0.2 * random()));
   const base = Math.min(MAX_BACKOFF_MS, INITIAL_BACKOFF_MS * 2 ** Math.min(attempt, 16));
   // ±20 % so that agents cut off together (scheduler restart) do not come back in lockstep.
   return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The addresses in a random order (Fisher-Yates), so that a fleet spreads over the schedulers it was given. */
+export function shuffled<T>(items: readonly T[], random: () => number = Math.random): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Channel options of a `dns:///` target: gRPC connects to its addresses in a shuffled order, not always the first. */
+const DNS_TARGET_OPTIONS = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ pick_first: { shuffleAddressList: true } }] }) };
+
+function clientFor(address: string, tls: TlsFiles): AgentGatewayServiceClient {
+  return makeClient(AgentGatewayServiceClient, address, tls, address.startsWith('dns:') ? DNS_TARGET_OPTIONS : {});
 }
 
 /** The agent's connection to the scheduler. */
 export class AgentConnection {
   private current: ConnectionState = 'IDLE';
   private client: AgentGatewayServiceClient;
+  /** The schedulers in this agent's own order, and the one the current client talks to. */
+  private readonly addresses: string[];
+  private target = 0;
   // Set when the scheduler went silent: the next session gets a new channel (a new TCP connection).
   private renewChannel = false;
+  // The retry delay the scheduler asked for when it ended the last session; used once.
+  private serverDelayMs: number | undefined;
   private session?: Session;
   private attempt = 0;
   private reconnectTimer?: NodeJS.Timeout;
@@ -117,7 +149,14 @@ export class AgentConnection {
   private queued: AgentMessage[] = [];
 
   constructor(private readonly options: AgentConnectionOptions) {
-    this.client = makeClient(AgentGatewayServiceClient, options.address, options.tls);
+    if (options.addresses.length === 0) throw new Error('AgentConnection needs at least one scheduler address');
+    this.addresses = shuffled(options.addresses);
+    this.client = clientFor(this.address, options.tls);
+  }
+
+  /** The scheduler this agent talks to now (or tries next). */
+  get address(): string {
+    return this.addresses[this.target];
   }
 
   /** Where the connection is (see ConnectionState). */
@@ -188,7 +227,7 @@ export class AgentConnection {
     if (this.renewChannel) {
       this.renewChannel = false;
       this.client.close();
-      this.client = makeClient(AgentGatewayServiceClient, this.options.address, this.options.tls);
+      this.client = clientFor(this.address, this.options.tls);
     }
     this.lastHeardMs = Date.now();
     const call = this.client.connect();
@@ -234,8 +273,8 @@ export class AgentConnection {
       this.renewChannel = true;
       session.call.cancel();
     }, Math.min(1000, silenceMs));
-    this.options.log.info({ address: this.options.address, heartbeatIntervalS: intervalS }, 'connected');
-    (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.options.address}\n`);
+    this.options.log.info({ address: this.address, heartbeatIntervalS: intervalS }, 'connected');
+    (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.address}\n`);
     this.options.onWelcome(message.value, session);
   }
 
@@ -250,7 +289,8 @@ export class AgentConnection {
     if (this.current === 'STOPPED') return;
     if (session.welcomedAt !== undefined && Date.now() - session.welcomedAt >= STABLE_SESSION_MS) this.attempt = 0;
     const why = err ? `${err.details || err.message} (code ${err.code})` : 'the scheduler ended the stream';
-    this.options.log.warn({ address: this.options.address, reason: why }, 'disconnected');
+    this.serverDelayMs = err && err.code === status.UNAVAILABLE ? readServiceError(err).retryDelayMs : undefined;
+    this.options.log.warn({ address: this.address, reason: why, retryDelayMs: this.serverDelayMs }, 'disconnected');
     this.backoff();
   }
 
@@ -258,7 +298,14 @@ export class AgentConnection {
     if (this.current === 'STOPPED') return;
     this.current = 'BACKOFF';
     this.queued = [];
-    const delay = backoffDelayMs(this.attempt++);
+    // The next attempt goes to the next scheduler: a dead or refusing one is not tried again
+    // before the others, and the pause grows only once every scheduler was tried.
+    if (this.addresses.length > 1) {
+      this.target = (this.target + 1) % this.addresses.length;
+      this.renewChannel = true;
+    }
+    const delay = backoffDelayMs(Math.floor(this.attempt++ / this.addresses.length), Math.random, this.serverDelayMs);
+    this.serverDelayMs = undefined;
     this.options.log.debug({ delayMs: delay }, 'reconnecting after a pause');
     this.reconnectTimer = setTimeout(() => this.open(), delay);
   }

@@ -88,10 +88,18 @@ export class AlreadyExistsError extends BatonError {
   }
 }
 
-/** A dependency (Redis, another service) cannot be reached now: UNAVAILABLE, retryable. */
+/**
+ * A dependency (Redis, another service) cannot be reached now, or the server sheds load:
+ * UNAVAILABLE, retryable. With `retryDelayMs` the status carries a `google.rpc.RetryInfo`
+ * saying how long the caller should wait before trying again.
+ */
 export class UnavailableError extends BatonError {
-  constructor(message: string) {
-    super(status.UNAVAILABLE, 'UNAVAILABLE', message);
+  constructor(
+    message: string,
+    readonly retryDelayMs?: number,
+    reason = 'UNAVAILABLE',
+  ) {
+    super(status.UNAVAILABLE, reason, message);
   }
 }
 
@@ -168,8 +176,9 @@ export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject
   const details = [
     packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: sentMetadata(err.metadata) }).finish()),
   ];
-  if (err instanceof ResourceExhaustedError) {
-    const ms = Math.max(0, Math.ceil(err.retryDelayMs));
+  const retryDelayMs = err instanceof ResourceExhaustedError || err instanceof UnavailableError ? err.retryDelayMs : undefined;
+  if (retryDelayMs !== undefined) {
+    const ms = Math.max(0, Math.ceil(retryDelayMs));
     details.push(packAny('google.rpc.RetryInfo', RetryInfo.encode({ retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }).finish()));
   }
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {

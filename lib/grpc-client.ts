@@ -59,9 +59,9 @@ export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
 /** A generated grpc-js client class (ts-proto `outputServices=grpc-js`). */
 type ClientClass<C extends Client> = new (address: string, credentials: ReturnType<typeof channelCredentials>, options?: ChannelOptions) => C;
 
-/** Makes a client of a Baton service at `address` (host:port). */
-export function makeClient<C extends Client>(Ctor: ClientClass<C>, address: string, tls: TlsFiles = {}): C {
-  return new Ctor(address, channelCredentials(tls), CLIENT_CHANNEL_OPTIONS);
+/** Makes a client of a Baton service at `address` (host:port, or a gRPC target such as `dns:///name:port`); `extra` adds channel options. */
+export function makeClient<C extends Client>(Ctor: ClientClass<C>, address: string, tls: TlsFiles = {}, extra: ChannelOptions = {}): C {
+  return new Ctor(address, channelCredentials(tls), { ...CLIENT_CHANNEL_OPTIONS, ...extra });
 }
 
 /** Per-call options of `unary`. */

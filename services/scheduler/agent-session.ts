@@ -17,6 +17,7 @@ import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
 import type { HeartbeatWriter } from './heartbeat-writer';
+import type { HelloAdmission } from './hello-admission';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
 import { peerOf } from '../../lib/peer-identity';
@@ -46,6 +47,8 @@ export interface AgentSessionOptions {
   heartbeatIntervalS: number;
   /** Address of the metadata service, given to the agent in the Welcome. */
   metadataAddress: string;
+  /** Admission control of Hellos; default: every Hello admitted. */
+  admission?: HelloAdmission;
   /** Message rate limit of each stream; default agent-stream-limits.ts defaults. */
   messageLimits?: AgentStreamLimitsOptions;
 }
@@ -317,6 +320,11 @@ export class AgentSession {
       void this.close(new PermissionDeniedError(`certificate is for ${quote(peer.name)}; Hello claims ${shown}`, 'IDENTITY_MISMATCH'));
       return;
     }
+    const refused = this.options.admission?.enter();
+    if (refused) {
+      void this.close(refused);
+      return;
+    }
     this.state = 'GREETING';
     this.identity = hello.identity;
     this.helloBytes = Hello.encode({ ...hello, unacknowledgedResults: [] }).finish();
@@ -341,10 +349,12 @@ export class AgentSession {
     try {
       await this.options.index.upsert(hello, this.id);
     } catch (err) {
+      this.options.admission?.leave();
       this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index');
       await this.close(new UnavailableError('the scheduler could not record the node in its discovery index; reconnect later'));
       return;
     }
+    this.options.admission?.leave();
     if (this.state === 'CLOSED') return;
     this.state = 'READY';
     this.write({

@@ -11,6 +11,7 @@ import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
 import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S } from './run-coordinator';
 import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
+import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
@@ -38,6 +39,20 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
     'run-lease-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_RUN_LEASE_S, description: 'seconds a run\'s coordinator lease lives unless renewed; another scheduler resumes the run after that' },
     'replica-name': { type: 'string', pattern: REPLICA_NAME_PATTERN.source, description: 'name of this scheduler replica, the prefix of its replica ids; default the host name' },
     'replica-lease-s': { type: 'integer', minimum: 1, maximum: 300, default: DEFAULT_REPLICA_LEASE_MS / 1000, description: 'seconds a replica lease lasts without renewal: a dead replica\'s nodes stop counting as online within this time' },
+    'max-concurrent-hellos': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100000,
+      default: DEFAULT_MAX_CONCURRENT_HELLOS,
+      description: 'agent Hellos registered at once; one more is refused with UNAVAILABLE and a retry delay (admission control of reconnect storms)',
+    },
+    'hello-retry-delay-ms': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 600000,
+      default: DEFAULT_HELLO_RETRY_DELAY_MS,
+      description: 'retry delay given to an agent whose Hello was refused, in ms (spread over 0.5-1.5 times this)',
+    },
     ...POLICY_CONFIG_PROPERTY,
     ...AUDIT_CONFIG_PROPERTY,
   },
@@ -55,6 +70,8 @@ interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'run-lease-s': number;
   'replica-name'?: string;
   'replica-lease-s': number;
+  'max-concurrent-hellos': number;
+  'hello-retry-delay-ms': number;
   'policy-file'?: string;
   'audit-log'?: string;
 }
@@ -78,6 +95,7 @@ runMain('scheduler', async () => {
     runLeaseS: config['run-lease-s'],
     replicaName: config['replica-name'],
     replicaLeaseMs: config['replica-lease-s'] * 1000,
+    helloAdmission: { maxConcurrent: config['max-concurrent-hellos'], retryDelayMs: config['hello-retry-delay-ms'] },
     access,
     callerBudget: callerBudgetConfig(config),
   });

@@ -30,6 +30,7 @@ import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
 import { RunWatches } from './run-watch';
 import { RunStreams } from './run-stream';
+import { HelloAdmission, type HelloAdmissionOptions } from './hello-admission';
 import { SCHEDULER_SERVICE_ROLES, schedulerService } from './scheduler-service';
 
 /** Options of `startScheduler`. */
@@ -61,6 +62,8 @@ export interface SchedulerServerOptions {
   resultBatching?: ResultBatcherOptions;
   /** Seconds a node's agent may be gone before its runs record it NO_RESPONSE "agent lost"; default DEFAULT_AGENT_LOST_AFTER_S. */
   agentLostAfterS?: number;
+  /** Admission control of agent Hellos; default hello-admission.ts defaults. */
+  helloAdmission?: HelloAdmissionOptions;
   /** Seconds a run's coordinator lease lives unless renewed (another scheduler takes the run over after that); default DEFAULT_RUN_LEASE_S. */
   runLeaseS?: number;
   /** This scheduler's replica id (in the runs it coordinates); default a random UUID per process. */
@@ -111,6 +114,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     log,
     heartbeatIntervalS: options.heartbeatIntervalS,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
+    admission: new HelloAdmission(options.helloAdmission),
   });
   const requests = new RunRequests(redis, keys);
   // Each replica holds the streams of some agents; the lease says which replicas are alive

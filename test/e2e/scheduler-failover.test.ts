@@ -1,0 +1,160 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { AgentConnection } from '../../agent/connection';
+import { NodeState, RunState } from '../../gen/baton/v1/run';
+import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { startChild, type StartedChild } from '../../lib/child-process';
+import { makeClient, unary } from '../../lib/grpc-client';
+import { LISTENING_LINE } from '../../lib/main';
+import { packageRoot } from '../../lib/package-root';
+import { useDevStack } from '../helpers/dev-stack';
+import { waitFor } from '../helpers/wait';
+
+/** A process this file started in its own process group. */
+interface GroupChild {
+  started: StartedChild;
+  /** SIGKILL to the whole group (the process and anything it started), as a machine loss would. */
+  killGroup(): void;
+}
+
+function inGroup(started: StartedChild): GroupChild {
+  return {
+    started,
+    killGroup: () => {
+      const { child } = started;
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    },
+  };
+}
+
+describe('agents and scheduler replicas', () => {
+  // Redis, metadata and results from the stack; the schedulers under test are started here, each in its own group.
+  const fleet = useDevStack({ agents: 0, environmentpath: join(packageRoot(), 'test', 'fixtures', 'modules') });
+  const groups: GroupChild[] = [];
+  after(() => {
+    for (const g of groups) g.killGroup();
+  });
+
+  const startSchedulerProcess = async (extra: string[] = []): Promise<{ address: string; group: GroupChild }> => {
+    const a = fleet.stack.addresses;
+    const started = await startChild(
+      process.execPath,
+      [
+        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
+        '--listen', '127.0.0.1:0',
+        '--log-level', 'warn',
+        '--insecure',
+        '--redis-url', a.redis,
+        '--metadata-address', a.metadata,
+        '--results-address', a.results,
+        ...extra,
+      ],
+      { ready: LISTENING_LINE, detached: true },
+    );
+    const group = inGroup(started);
+    groups.push(group);
+    return { address: LISTENING_LINE.exec(started.readyLine)![1], group };
+  };
+
+  it('an agent given two scheduler addresses moves to the second when the first is killed, and runs a task there', async () => {
+    const one = await startSchedulerProcess();
+    const two = await startSchedulerProcess();
+    const dir = join(fleet.stack.stateDir, 'failover1');
+    mkdirSync(dir, { recursive: true });
+    const lines: string[] = [];
+    const agent = inGroup(
+      await startChild(
+        process.execPath,
+        [
+          join(packageRoot(), 'dist', 'agent', 'main.js'),
+          '--identity', 'failover1',
+          '--scheduler-address', `${one.address},${two.address}`,
+          '--cache-dir', join(dir, 'cache'),
+          '--spool-dir', join(dir, 'spool'),
+          '--log-level', 'warn',
+          '--insecure',
+        ],
+        { ready: /connected to/, detached: true, onLine: (line) => lines.push(line) },
+      ),
+    );
+    groups.push(agent);
+    const first = /connected to (\S+)/.exec(agent.started.readyLine)![1];
+    const [dead, alive] = first === one.address ? [one, two] : [two, one];
+    assert.ok([one.address, two.address].includes(first), `connected to one of the two: ${first}`);
+
+    dead.group.killGroup();
+    await waitFor('the agent to connect to the surviving scheduler', () => lines.some((l) => l.endsWith(`connected to ${alive.address}`)), 15_000, 50);
+
+    const client = makeClient(SchedulerServiceClient, alive.address);
+    try {
+      const res = await unary(
+        client,
+        client.runTask,
+        RunTaskRequest.fromPartial({ task: 'runs::sleep', inputJson: '{"seconds": 0}', filter: { identities: ['failover1'] }, waitS: 30 }),
+        { deadlineMs: 60_000 },
+      );
+      assert.equal(res.run?.state, RunState.RUN_STATE_SUCCEEDED, JSON.stringify(res.results));
+      assert.deepEqual(res.results.map((r) => [r.host, r.state]), [['failover1', NodeState.NODE_STATE_SUCCEEDED]]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a Hello storm over the admission limit gets retry delays, and every agent ends registered', async () => {
+    const AGENTS = 40;
+    const RETRY_MS = 300;
+    const scheduler = await startSchedulerProcess(['--max-concurrent-hellos', '1', '--hello-retry-delay-ms', String(RETRY_MS)]);
+    // The agents' own connection code, many in this process: what each logs when refused is what is checked.
+    const logged: Array<{ msg: string; retryDelayMs?: number; reason?: string }> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logged.push(JSON.parse(line) as (typeof logged)[number]);
+        done();
+      },
+    });
+    const log = pino({ level: 'warn' }, sink);
+    const welcomed = new Set<string>();
+    const connections = Array.from({ length: AGENTS }, (_, i) => {
+      const identity = `storm${i}`;
+      return new AgentConnection({
+        addresses: [scheduler.address],
+        tls: {},
+        identity,
+        log,
+        heartbeatIntervalS: 30,
+        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'storm', unacknowledgedResults: [] }),
+        runningTasks: () => 0,
+        onWelcome: () => welcomed.add(identity),
+        onCommand: () => undefined,
+        announce: () => undefined,
+      });
+    });
+    const client = makeClient(SchedulerServiceClient, scheduler.address);
+    try {
+      for (const c of connections) c.start();
+      await waitFor('every agent welcomed', () => welcomed.size === AGENTS, 60_000, 50);
+      const refusals = logged.filter((l) => l.msg === 'disconnected' && /TOO_MANY_HELLOS|registering \d+ agents already/.test(l.reason ?? ''));
+      assert.ok(refusals.length > 0, 'some Hellos were over the limit of 1 and refused');
+      for (const r of refusals) {
+        assert.ok(r.retryDelayMs !== undefined && r.retryDelayMs >= RETRY_MS * 0.5 && r.retryDelayMs <= RETRY_MS * 1.5, `a retry delay within 0.5-1.5 x ${RETRY_MS} ms: ${r.retryDelayMs}`);
+      }
+      const found = await waitFor(
+        'every agent online in discovery',
+        async () => {
+          const res = await unary(client, client.discoverNodes, { filter: { identities: ['/^storm/'], classes: [], facts: [], agents: [], compound: [] }, includeOffline: false });
+          return res.nodes.length === AGENTS ? res : undefined;
+        },
+        30_000,
+        200,
+      );
+      assert.equal(found.nodes.length, AGENTS);
+    } finally {
+      client.close();
+      await Promise.all(connections.map((c) => c.stop()));
+    }
+  });
+});
