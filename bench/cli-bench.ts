@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DevStack } from '../cli/dev-stack';
@@ -53,13 +53,15 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
  */
 async function main(): Promise<void> {
   const bin = mkdtempSync(join(tmpdir(), 'baton-bench-bin-'));
+  const home = mkdtempSync(join(tmpdir(), 'baton-bench-home-'));
   symlinkSync(join(packageRoot(), 'bin', 'baton'), join(bin, 'baton'));
   const stack = await DevStack.start({ agents: 1 });
   try {
     const a = stack.addresses;
-    // Its own config (none) and code cache directories: the first run of each command writes
-    // the cache, as an operator's first commands after an install do (cli/start.ts).
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, BATON_SCHEDULER: a.scheduler, BATON_METADATA: a.metadata, BATON_RESULTS: a.results, NO_COLOR: '1', XDG_CONFIG_HOME: bin, XDG_CACHE_HOME: bin };
+    // Its own config (none) and code cache directories, apart from the `baton` link (the CLI
+    // keeps its files in <dir>/baton): the first run of each command writes the cache, as an
+    // operator's first commands after an install do (cli/start.ts).
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, BATON_SCHEDULER: a.scheduler, BATON_METADATA: a.metadata, BATON_RESULTS: a.results, NO_COLOR: '1', XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home };
     const commands = {
       "node -e ''": "node -e ''",
       'baton --version': 'baton --version',
@@ -67,6 +69,8 @@ async function main(): Promise<void> {
     };
     // Warm: the first run puts the task's file on the agent, and each command's first run writes its code cache.
     for (const line of Object.values(commands)) timeShell(line, env);
+    // A cache that could not be written would measure compilation on every run instead.
+    if (!readdirSync(join(home, 'baton')).some((f) => f.endsWith('.cache'))) throw new Error(`no code cache was written in ${join(home, 'baton')}`);
     const times: Record<string, Timing[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
     const loadBefore = load();
     for (let i = 0; i < ROUNDS; i++) for (const [name, line] of Object.entries(commands)) times[name].push(timeShell(line, env));
@@ -87,6 +91,7 @@ async function main(): Promise<void> {
   } finally {
     await stack.stop();
     rmSync(bin, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
   }
 }
 
