@@ -207,7 +207,10 @@ describe('runs owned by Redis', () => {
       const log = newLog();
       const { taskId } = await runCount(3, log, { background: true, batchSize: 1 });
       await waitFor('batch 1 (node1) to run', () => executions(log).node1 === 1, SETTLE_MS, 50);
-      await unary(other, other.cancelRun, { taskId });
+      const { nodes: signalled } = await unary(other, other.cancelRun, { taskId });
+      // Every node's stream is held by the first scheduler: the cancel reaches them through it
+      // (node1's task is stopped; the others never got the run command).
+      assert.deepEqual(signalled, ['node1', 'node2', 'node3']);
       const cancelled = await finalStatus(taskId, RunState.RUN_STATE_CANCELLED);
       assert.deepEqual(
         cancelled.items.filter((r) => r.host !== 'node1').map((r) => [r.host, NodeState[r.state], r.statusmsg]),
@@ -218,7 +221,7 @@ describe('runs owned by Redis', () => {
       );
       // The first scheduler coordinates the run: it stops once it sees the flag, and without it
       // would send batch 2 as soon as node1's task ends.
-      await waitFor('node1 to finish', async () => (await runStatus(taskId)).items.find((r) => r.host === 'node1')?.state === NodeState.NODE_STATE_SUCCEEDED, SETTLE_MS, 200);
+      await waitFor('node1 to be stopped', async () => (await runStatus(taskId)).items.find((r) => r.host === 'node1')?.state === NodeState.NODE_STATE_CANCELLED, SETTLE_MS, 200);
       await waitFor('the coordination to end', () => coordinationOver(taskId), SETTLE_MS, 100);
       assert.deepEqual(executions(log), { node1: 1 }, 'no later batch ran');
       for (const n of ['node2', 'node3']) assert.equal(existsSync(join(fleet.stack.agentDir(n), 'spool', taskId)), false, `${n} never got the run command`);

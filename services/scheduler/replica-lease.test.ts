@@ -1,0 +1,108 @@
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { status } from '@grpc/grpc-js';
+import { Hello } from '../../gen/baton/v1/agent_gateway_service';
+import { createLogger } from '../../lib/logger';
+import { RedisKeys } from '../../lib/redis';
+import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
+import { TestAgent } from '../../test/helpers/test-agent';
+import { waitFor } from '../../test/helpers/wait';
+import { NodeIndex } from './node-index';
+import { startScheduler, type RunningScheduler } from './scheduler-server';
+
+/**
+ * Replica leases and node ownership against a real redis-server: a scheduler (in-process, on
+ * 127.0.0.1:0) whose lease is taken from it fences itself and comes back as a new replica, and
+ * the Hello's index write moves a node between replicas' owner bitmaps. The metadata and results
+ * addresses point nowhere: nothing here runs a task.
+ */
+
+const redis = useRedisServer();
+const log = createLogger('scheduler', 'silent');
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function start(keyPrefix: string, replicaName: string, replicaLeaseMs: number): Promise<RunningScheduler> {
+  const scheduler = await startScheduler({
+    listen: '127.0.0.1:0',
+    log,
+    redisUrl: redis.url,
+    keyPrefix,
+    metadataAddress: '127.0.0.1:1',
+    resultsAddress: '127.0.0.1:1',
+    heartbeatIntervalS: 10,
+    drainGraceMs: 500,
+    replicaName,
+    replicaLeaseMs,
+  });
+  cleanups.push(() => scheduler.stop());
+  return scheduler;
+}
+
+function hello(identity: string): Hello {
+  return Hello.fromPartial({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: '0.1.0' });
+}
+
+describe('ReplicaLease', () => {
+  it('fences a replica whose lease ended: its agent streams end with UNAVAILABLE, and it comes back under a new epoch that takes Hellos again', async () => {
+    const keyPrefix = uniquePrefix();
+    const keys = new RedisKeys(keyPrefix);
+    const scheduler = await start(keyPrefix, 'fenced', 1_500);
+    const first = scheduler.lease.id;
+    assert.match(first, /^fenced-\d+$/);
+    const agent = await TestAgent.connect(scheduler.address, hello('n1'));
+    cleanups.push(() => agent.close());
+    assert.equal(await redis.client().hget(keys.node('n1'), 'owner'), first);
+
+    // As if the lease had run out while the replica stalled: its next renewal finds it ended.
+    await redis.client().zadd(keys.replicaLeases(), 1, first);
+    await waitFor('the agent stream to end', () => agent.status, 5_000);
+    assert.equal(agent.status!.code, status.UNAVAILABLE);
+    assert.match(agent.status!.details, /lost its lease in Redis/);
+
+    await waitFor('a new lease', () => scheduler.lease.held && scheduler.lease.id !== first, 5_000);
+    const second = scheduler.lease.id;
+    assert.equal(Number(second.split('-')[1]), Number(first.split('-')[1]) + 1, 'the next fencing epoch');
+    const again = await TestAgent.connect(scheduler.address, hello('n1'));
+    cleanups.push(() => again.close());
+    assert.equal(await redis.client().hget(keys.node('n1'), 'owner'), second);
+  });
+});
+
+describe('NodeIndex ownership', () => {
+  const replica = (id: string, dead: string[] = []) => ({ id, held: true, expired: () => Promise.resolve(dead) });
+
+  it('moves a node between replicas in the Hello write, learning a replica it did not know, and shows nodes of a dead replica as not connected', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const onA = new NodeIndex(client, keys, 10);
+    onA.setReplica(replica('a-1'));
+    const onB = new NodeIndex(client, keys, 10);
+    onB.setReplica(replica('b-2', ['a-1']));
+    await onA.upsert(hello('n1'), 's1');
+    await onA.upsert(hello('n2'), 's2');
+    const bit = async (id: string, node: string) => client.getbit(keys.ownerBitmap(id), Number(await client.hget(keys.nodeIds(), node)));
+    assert.deepEqual([await bit('a-1', 'n1'), await bit('a-1', 'n2')], [1, 1]);
+
+    // B never heard of a-1 (no renewal yet): the write is refused before anything changes, then
+    // done again with a-1's bitmap.
+    await onB.upsert(hello('n1'), 's3');
+    assert.equal(await client.hget(keys.node('n1'), 'owner'), 'b-2');
+    assert.deepEqual([await bit('a-1', 'n1'), await bit('b-2', 'n1'), await bit('a-1', 'n2')], [0, 1, 1]);
+
+    // Seen from B, whose view says a-1's lease ended: n2 is not connected, n1 is.
+    const presence = await onB.presence(['n1', 'n2']);
+    assert.equal(presence.get('n1')?.connected, true);
+    assert.equal(presence.get('n2')?.connected, false);
+    const [n1, n2] = await onB.load(['n1', 'n2']);
+    assert.deepEqual([onB.isOnline(n1, Date.now(), new Set(['a-1'])), onB.isOnline(n2, Date.now(), new Set(['a-1']))], [true, false]);
+
+    // A stream that ends clears the node's owner bit with its online flag.
+    assert.equal(await onB.markOffline('n1', 's3'), true);
+    assert.equal(await bit('b-2', 'n1'), 0);
+    assert.equal(await client.hget(keys.node('n1'), 'owner'), null);
+  });
+});
