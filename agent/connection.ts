@@ -24,8 +24,8 @@ export const INITIAL_BACKOFF_MS = 200;
 export const MAX_BACKOFF_MS = 5_000;
 /**
  * A session that stayed connected this long (ms) resets the backoff. Resetting on every Welcome
- * would make two agents with one identity (each replaces the other, §1) reconnect five times a
- * second forever; this way they settle at MAX_BACKOFF_MS.
+ * would make two agents with one identity (each replaces the other, docs/agent-protocol.md §1)
+ * reconnect five times a second forever; this way they settle at MAX_BACKOFF_MS.
  */
 export const STABLE_SESSION_MS = 10_000;
 /** How long to wait for the Welcome after sending the Hello, in ms, before trying again. */
@@ -262,8 +262,8 @@ export class AgentConnection {
     this.heartbeatTimer = setInterval(() => {
       session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } });
     }, intervalS * 1000);
-    // Heartbeats both ways (protocol §2): gRPC keepalive notices a dead TCP connection; this
-    // notices a scheduler that is connected but no longer answers.
+    // Heartbeats both ways (docs/agent-protocol.md §2): gRPC keepalive notices a dead TCP
+    // connection; this notices a scheduler that is connected but no longer answers.
     const silenceMs = (this.options.schedulerTimeoutS || 3 * intervalS) * 1000;
     this.silenceTimer = setInterval(() => {
       const silentMs = Date.now() - this.lastHeardMs;

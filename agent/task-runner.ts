@@ -360,11 +360,11 @@ export class TaskRunner {
   }
 
   /**
-   * Picks up every run in the spool after a (re)start (issue 4 point 3): a finished run without
-   * a result gets its result.json now (reported with the next Hello, like every unacknowledged
-   * result); a run whose wrapper still lives is watched until it ends and then reported through
-   * `events`; a run whose wrapper is gone without an exit status is reported failed
-   * (`baton.tasks/wrapper-died`). Resolves once every finished run has its result.json.
+   * Picks up every run in the spool after a (re)start, since a task outlives its agent: a finished
+   * run without a result gets its result.json now (reported with the next Hello, like every
+   * unacknowledged result); a run whose wrapper still lives is watched until it ends and then
+   * reported through `events`; a run whose wrapper is gone without an exit status is reported
+   * failed (`baton.tasks/wrapper-died`). Resolves once every finished run has its result.json.
    */
   async recover(events: TaskEvents): Promise<{ finished: number; adopted: number }> {
     const { spool, log } = this.options;
@@ -545,7 +545,7 @@ export class TaskRunner {
     } catch (err) {
       throw invalid((err as Error).message);
     }
-    // task-spec §5.6: `_noop` only for a task that declares supports_noop; Bolt's message.
+    // docs/task-format.md §5.6: `_noop` only for a task that declares supports_noop; Bolt's message.
     if (cmd.noop && !cmd.supportsNoop) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.noopNotSupported, 'Task does not support noop');
     const method = resolveInputMethod(chosen.inputMethod, chosen.path);
     if (method === 'powershell') {

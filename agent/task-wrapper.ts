@@ -4,7 +4,7 @@ import { access, open, readFile } from 'node:fs/promises';
 import { processAlive } from '../lib/child-process';
 
 /**
- * The cheap wrapper every task runs under (issue 4 point 3, DESIGN.md "a cheap wrapper"): one
+ * The cheap wrapper every task runs under (docs/decisions.md "A task outlives its agent"): one
  * POSIX `/bin/sh` per task, not a Node process. It is started in its own session (setsid, via
  * spawn's `detached`), so neither a restart nor a SIGKILL of the agent reaches it, and it writes
  * everything the agent needs to report the run into the spool itself:

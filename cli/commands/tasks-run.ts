@@ -60,7 +60,7 @@ function runCommand(flags: ParamFlag[] = []): Command {
 
 /**
  * The long names of `baton tasks run`'s own options. A task parameter named like one of them
- * gets the flag `--param-<name>` (choria-tasks.md §4.2: Choria's clashes made it rename
+ * gets the flag `--param-<name>` (docs/choria-compat.md §4.2: Choria's clashes made it rename
  * `--environment` to `-E`); `--input` can set any parameter too.
  */
 export function runReservedFlags(): Set<string> {

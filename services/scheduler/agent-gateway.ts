@@ -5,7 +5,7 @@ import type { MethodRoles } from '../../lib/method-roles';
 import { AgentSession, type AgentSessionOptions } from './agent-session';
 
 /**
- * Who may call the AgentGatewayService (issue 9, lib/method-roles.ts): agents only, each as the
+ * Who may call the AgentGatewayService (lib/method-roles.ts): agents only, each as the
  * node its certificate names (AgentSession checks Hello.identity against it).
  */
 export const AGENT_GATEWAY_ROLES: MethodRoles = { default: ['agent'] };

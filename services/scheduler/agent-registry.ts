@@ -5,7 +5,7 @@ import type { OutstandingRun } from './outstanding-run';
 /**
  * The live agent sessions of this scheduler by node identity (`Session` is the scheduler's
  * AgentSession; the registry only holds them, so it need not import it). A second connection for an
- * identity replaces the first: the newest agent process wins (agent protocol §1), and the
+ * identity replaces the first: the newest agent process wins (docs/agent-protocol.md §1), and the
  * caller ends the replaced session's stream. It also remembers, per identity and across
  * sessions, the runs sent to each node that have no final result yet.
  */

@@ -190,7 +190,8 @@ export class AgentSession {
       this.enqueueReport(() => {
         if (registry.get(this.identity) || !registry.outstanding(this.identity).includes(run)) return;
         run.away = true;
-        // Queued, not awaited: it logs its own failure, and a later result of the node is sent after it.
+        // Queued, not awaited: it logs its own failure, and a later result of the node is sent
+        // after it.
         void recorder.recordAway(this.identity, run, since);
       });
     }
@@ -253,10 +254,12 @@ export class AgentSession {
         return;
       case 'heartbeat':
         metrics.heartbeats.inc();
-        // Answered at once, so the agent notices a scheduler that stopped answering (protocol §2).
+        // Answered at once, so the agent notices a scheduler that stopped answering
+        // (docs/agent-protocol.md §2).
         if (this.state === 'READY') {
           this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
-          // Written with every other agent's at the next flush; the Hello's write counts as heard until then.
+          // Written with every other agent's at the next flush; the Hello's write counts as heard
+          // until then.
           this.options.heartbeats.heard(this.identity, this.id, this.rewriteMissing);
         }
         return;
@@ -279,8 +282,9 @@ export class AgentSession {
       case 'taskStarted': {
         const started = m.value;
         this.options.registry.runStarted(this.identity, started.taskId, started.startTime ?? new Date());
-        // Queued in order, not awaited: its TaskFinished may follow into the same batch. It logs its own failure.
-        // Under the run's context the agent sent (its execution span), not the stream's: the RUNNING write belongs to the run's trace.
+        // Queued in order, not awaited: its TaskFinished may follow into the same batch. It logs
+        // its own failure. Under the run's context the agent sent (its execution span), not the
+        // stream's: the RUNNING write belongs to the run's trace.
         const parent = extractTraceContext(req.traceContext);
         const attributes = { 'baton.task_id': started.taskId, 'baton.node': this.identity };
         this.enqueueReport(() => void inSpan('baton.record_started', attributes, () => this.options.recorder.recordStarted(this.identity, started), parent));
@@ -335,8 +339,8 @@ export class AgentSession {
     }
     const greeted = this.greet(hello);
     this.control = greeted;
-    // Results re-sent in the Hello are recorded only after the Welcome (protocol §1), and before
-    // any TaskStarted/TaskFinished that arrives later on this stream.
+    // Results re-sent in the Hello are recorded only after the Welcome (docs/agent-protocol.md §1),
+    // and before any TaskStarted/TaskFinished that arrives later on this stream.
     this.reports = greeted.then(async () => {
       // Queued together (one batch per run), awaited before the away notes are cleared.
       await Promise.all(hello.unacknowledgedResults.map((finished) => this.recordFinished(finished)));
@@ -416,8 +420,8 @@ export class AgentSession {
       if (this.state !== 'CLOSED') this.write({ $case: 'resultAck', value: { taskId } });
       return;
     }
-    // The agent re-sends unacknowledged results only in its next Hello (protocol §6), and a
-    // healthy stream may live for days: without trying again here, a result that came while
+    // The agent re-sends unacknowledged results only in its next Hello (docs/agent-protocol.md §6),
+    // and a healthy stream may live for days: without trying again here, a result that came while
     // the results service or Redis restarted would wait for the next reconnect.
     if (this.state === 'CLOSED') return;
     const delayMs = Math.min(RESULT_RETRY_MAX_MS, RESULT_RETRY_INITIAL_MS * 2 ** Math.min(attempt, 16));

@@ -6,14 +6,14 @@ import { LIMITS } from '../../lib/limits';
 import { TokenBucket } from '../../lib/token-bucket';
 
 /**
- * The per-agent message rate limit of the Connect stream (issue 9 point 5): a token bucket per
- * stream. Every message an agent sends costs the scheduler work (a Redis write for a heartbeat
- * or FactsUpdate, a RecordNodeResults for a TaskStarted/TaskFinished), so an agent (or anyone
- * holding an agent certificate) that floods its stream would otherwise turn into a flood of
- * Redis and results-service writes. A well-behaved agent sends one heartbeat per interval
- * (15 s by default), a FactsUpdate when its facts change, and two messages per run, so the
- * limit is far above what it ever needs; the burst also covers results re-sent right after a
- * Welcome (agent.ts splitForHello: those over the Hello's 4 MiB budget).
+ * The per-agent message rate limit of the Connect stream, so that no agent can keep the scheduler
+ * busy: a token bucket per stream. Every message an agent sends costs the scheduler work (a Redis
+ * write for a heartbeat or FactsUpdate, a RecordNodeResults for a TaskStarted/TaskFinished), so an
+ * agent (or anyone holding an agent certificate) that floods its stream would otherwise turn into a
+ * flood of Redis and results-service writes. A well-behaved agent sends one heartbeat per interval
+ * (15 s by default), a FactsUpdate when its facts change, and two messages per run, so the limit is
+ * far above what it ever needs; the burst also covers results re-sent right after a Welcome
+ * (agent.ts splitForHello: those over the Hello's 4 MiB budget).
  */
 
 /** Default sustained rate of messages an agent may send on its Connect stream, per second. */

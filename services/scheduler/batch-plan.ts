@@ -9,7 +9,7 @@ export function batchSizeOf(spec: BatchSpec, nodeCount: number): number {
 /**
  * Splits a run's nodes (in the order given, the sorted discovery order) into the batches the
  * run command goes out in; one batch of every node when `spec` is undefined. As with Choria's
- * `--batch N%` (choria-tasks.md §1.3), a percentage is of the nodes the run reaches; it is
+ * `--batch N%` (docs/choria-compat.md §1.3), a percentage is of the nodes the run reaches; it is
  * rounded up so that no batch is empty.
  */
 export function planBatches(nodes: readonly string[], spec: BatchSpec | undefined): string[][] {

@@ -86,7 +86,7 @@ export interface ResultsSourceOptions {
   /**
    * Whose query this is: an operator's caller id, forwarded so the results service checks the
    * read as theirs (policy `read`, own-results-only; Choria's bolt_task data plugin had no RBAC
-   * at all, choria-tasks.md §7); undefined for the scheduler itself. A cached answer is reused
+   * at all, docs/choria-compat.md §7); undefined for the scheduler itself. A cached answer is reused
    * only for the same caller.
    */
   caller?: string;

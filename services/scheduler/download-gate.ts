@@ -19,7 +19,7 @@ export interface DownloadFailure {
 }
 
 /**
- * The "all nodes hold identical files" gate (choria-tasks.md §1 step 6): sends the
+ * The "all nodes hold identical files" gate (docs/choria-compat.md §1 step 6): sends the
  * DownloadCommand to every node and waits for every DownloadResult. Resolves with the nodes
  * that failed or did not answer within `timeoutMs`, sorted by node; empty means the gate is open.
  */

@@ -18,10 +18,10 @@ export interface ChosenExecutable {
 }
 
 /**
- * The fallback executable (task-spec §5): the first file when the task has no implementations,
- * otherwise the first implementation, in metadata order, whose requirements are all in
- * SUPPORTED_REQUIREMENTS, else the first implementation. Throws FailedPreconditionError for a
- * task without files or whose chosen implementation is not among its files.
+ * The fallback executable (docs/task-format.md §5): the first file when the task has no
+ * implementations, otherwise the first implementation, in metadata order, whose requirements are
+ * all in SUPPORTED_REQUIREMENTS, else the first implementation. Throws FailedPreconditionError for
+ * a task without files or whose chosen implementation is not among its files.
  */
 export function chooseExecutable(task: Task): ChosenExecutable {
   if (task.files.length === 0) throw new FailedPreconditionError('TASK_HAS_NO_FILES', `task ${task.name} has no files to run`);

@@ -5,7 +5,7 @@ import { LuaScript } from '../../lib/lua-script';
 import { indexText, readNumber, scalarFacts } from '../../lib/filter-language';
 import { NodeNames } from './node-names';
 
-/** A node is discovered as online only if it was heard from within this many heartbeat intervals (agent protocol §2). */
+/** A node is discovered as online only if it was heard from within this many heartbeat intervals (docs/agent-protocol.md §2). */
 export const STALE_AFTER_HEARTBEATS = 3;
 
 /** One entry of the discovery index, as stored in `<prefix>:node:<identity>`. */
@@ -65,13 +65,14 @@ return 1`);
 export const BITMAP_MIN_MEMBERS = 256;
 
 /**
- * Hellos written by one UPSERT_SCRIPT call at most. Issue 5 point 5 asks for 100,000 nodes
- * registered within 20 s: written one by one, Redis spent ~240 µs per node, most of it on
- * the ~60 commands the script issued for each (one SETBIT per fact value, class and agent).
- * Written together, a batch sets the bits of all its nodes in one BITFIELD per membership and
- * their last-seen scores in one ZADD. A batch of 200 holds Redis for ~20 ms, a bound on what
- * a discovery query waits behind during a registration storm; with fewer Hellos waiting, batches
- * are smaller (one Hello alone is written at once).
+ * Hellos written by one UPSERT_SCRIPT call at most. A whole fleet registers at once after a
+ * scheduler restart: written one by one, most of Redis's time went on the dozens of commands the
+ * script issued for each node (one SETBIT per fact value, class and agent). Written together, a
+ * batch sets the bits of all its nodes in one BITFIELD per membership and their last-seen scores
+ * in one ZADD. The batch size bounds how long one call holds Redis, which is what a discovery
+ * query waits behind during a registration storm (bench/discovery-bench.ts measures registration
+ * and queries); with fewer Hellos waiting, batches are smaller (one Hello alone is written at
+ * once).
  */
 export const UPSERT_BATCH_MAX = 200;
 
@@ -88,7 +89,7 @@ const UPSERT_BATCHES_IN_FLIGHT = 2;
 
 /**
  * Writes nodes and replaces their inverted-index entries in one step, so that a reader never
- * sees a node under both its old and its new facts (issue 5 point 1). The entries a node is in
+ * sees a node under both its old and its new facts. The entries a node is in
  * are kept in its hash (field `index`, JSON) so that the next write can remove exactly those;
  * entries in both the old and the new list are left alone, and a Hello whose entries are those
  * already stored (a reconnect with unchanged facts) touches none. A node gets a dense id on its
@@ -631,7 +632,7 @@ export class NodeIndex {
     return this.names.sorted();
   }
 
-  /** Last-seen ms from which a connected node counts as online (agent protocol §2: 3 missed heartbeats). */
+  /** Last-seen ms from which a connected node counts as online (docs/agent-protocol.md §2: 3 missed heartbeats). */
   freshSinceMs(nowMs = Date.now()): number {
     return nowMs - STALE_AFTER_HEARTBEATS * this.heartbeatIntervalS * 1000;
   }

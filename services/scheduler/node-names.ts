@@ -83,9 +83,9 @@ export class NodeNames {
   /** The identities whose bit is set, sorted; bits past the copy's ids are ignored (refresh first). */
   namesOf(bitmap: NodeBitmap): string[] {
     // Inlined bit test over the identity order: this loop runs over every node on each query.
-    // The answer is sized once, to the bits set: pushing 98,000 names one by one cost 8 ms
-    // (array growth), three times as much as filling a presized array (a `-C` every node has,
-    // issue 5's 10 ms goal); sizing it to every node made a 100-name answer allocate 800 kB.
+    // The answer is sized once, to the bits set: pushing names one by one grows the array
+    // again and again, far dearer than filling a presized one when a term matches most of the
+    // fleet; sizing it to every node would make a small answer allocate for the whole fleet.
     const sorted = this.sorted();
     const order = this.order;
     const out = new Array<string>(Math.min(countBits(bitmap), order.length));

@@ -83,7 +83,7 @@ export class ResultRecorder {
    * Shows in the run that the node's agent disconnected at `since` while the run was
    * outstanding there. There is no DISCONNECTED node state (proto/baton/v1/run.proto): the node
    * keeps its state — RUNNING once it reported TaskStarted (the task goes on under its wrapper,
-   * agent protocol §5), else DOWNLOADED (it passed the file gate; the run command may be
+   * docs/agent-protocol.md §5), else DOWNLOADED (it passed the file gate; the run command may be
    * queued, or its TaskStarted was lost with the agent) — and its statusmsg says the agent is
    * away. A final result stored meanwhile is
    * never overwritten (the results service keeps final results). Failures are logged only.

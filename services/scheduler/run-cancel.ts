@@ -36,7 +36,7 @@ const NOT_STARTED_STATES: ReadonlySet<NodeState> = new Set([NodeState.NODE_STATE
 export const CANCELLED_BEFORE_START = 'cancelled before the task started on this node';
 
 /**
- * CancelRun (issue 6 point 4; Choria could not cancel at all, mcollective-choria#438): stops
+ * CancelRun (Choria could not cancel at all, mcollective-choria#438): stops
  * later batches and keeps any run command from going out (the tracked run's flag, checked right
  * before each batch is sent), sends a CancelCommand to every connected node of the run (a
  * running task gets SIGTERM, then SIGKILL after the agent's grace period, and the agent

@@ -112,7 +112,7 @@ interface PreparedRun extends RunIdentity {
   executable: ChosenExecutable;
   /** Online matches: the nodes the run is sent to. */
   nodes: string[];
-  /** Matches that are offline: part of the run, recorded as NO_RESPONSE at once (issue 5 point 4). */
+  /** Matches that are offline: part of the run, recorded as NO_RESPONSE at once, so the caller sees them. */
   offline: string[];
 }
 
@@ -121,13 +121,13 @@ interface PreparedRun extends RunIdentity {
  * create the run → distribute the files and gate on every node holding them → run, batch by
  * batch → wait (foreground) or return at once (background).
  *
- * Batches are rolling (issue 6 point 2): the next batch starts once every node of the previous
- * batch has a final result, then batch_sleep_s later. Choria's `--batch` on `run_and_wait`
- * behaves alike only because each node's reply comes when its task ends or after 58 s
- * (choria-tasks.md §1.3), so a long task lets the next batch start while it still runs; with
- * `--background` (`run_no_wait`) batches only pace the spawning. Here a batch never starts
- * while the previous one runs, in foreground and background alike, which is what batches are
- * for (updates and reboots, mcollective-choria#487).
+ * Batches are rolling (docs/decisions.md "Batches never overlap"): the next batch starts once every
+ * node of the previous batch has a final result, then batch_sleep_s later. Choria's `--batch` on
+ * `run_and_wait` behaves alike only because each node's reply comes when its task ends or after
+ * 58 s (docs/choria-compat.md §1.3), so a long task lets the next batch start while it still
+ * runs; with `--background` (`run_no_wait`) batches only pace the spawning. Here a batch never
+ * starts while the previous one runs, in foreground and background alike, which is what batches
+ * are for (updates and reboots, mcollective-choria#487).
  */
 export class RunOrchestrator {
   private readonly downloadTimeoutMs: number;
@@ -231,7 +231,7 @@ export class RunOrchestrator {
   }
 
   /**
-   * The policy's `run` check (issue 9 point 3): PERMISSION_DENIED naming the rule, with a
+   * The policy's `run` check (docs/security.md): PERMISSION_DENIED naming the rule, with a
    * `denied` audit line. The selected nodes are loaded from the index only when a rule with
    * `nodes` could decide.
    */
@@ -290,7 +290,7 @@ export class RunOrchestrator {
       return matched;
     });
     if (found.online.length === 0) {
-      // Zero matches is an error, not a silent no-op (issue 6 point 1).
+      // Zero matches is an error, not a silent no-op: a typo in a filter must not look like success.
       const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
       throw new FailedPreconditionError('NO_NODES_MATCHED', message);
     }

@@ -16,9 +16,10 @@ return 0`,
 );
 
 /**
- * RunTask idempotency (issue 6 point 2): which task id a caller's request id started, in Redis
- * (`RedisKeys.runRequest`) so that every scheduler replica and a restarted scheduler agree.
- * Choria has nothing like it: a retried `mco tasks run` always starts a second run.
+ * RunTask idempotency (a retry after a lost answer must not start a second run): which task id a
+ * caller's request id started, in Redis (`RedisKeys.runRequest`) so that every scheduler replica
+ * and a restarted scheduler agree. Choria has nothing like it: a retried `mco tasks run` always
+ * starts a second run.
  */
 export class RunRequests {
   constructor(

@@ -21,7 +21,7 @@ import type { RunWatches } from './run-watch';
 import type { RunStreams } from './run-stream';
 
 /**
- * Who may call the SchedulerService (issue 9, lib/method-roles.ts): operators, and services
+ * Who may call the SchedulerService (lib/method-roles.ts): operators, and services
  * acting for one; never an agent, which could otherwise run tasks on every other node.
  */
 export const SCHEDULER_SERVICE_ROLES: MethodRoles = { default: ['operator', 'service'] };
