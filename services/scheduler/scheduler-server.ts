@@ -31,6 +31,7 @@ import { RunTracker } from './run-tracker';
 import { RunWatches } from './run-watch';
 import { RunStreams } from './run-stream';
 import { HelloAdmission, type HelloAdmissionOptions } from './hello-admission';
+import { AgentShedder } from './agent-shedder';
 import { SCHEDULER_SERVICE_ROLES, schedulerService } from './scheduler-service';
 
 /** Options of `startScheduler`. */
@@ -120,11 +121,14 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   // Each replica holds the streams of some agents; the lease says which replicas are alive
   // (docs/replicas.md). One that loses it ends its agents' streams so that they reconnect to a
   // live one, and takes no Hello until it has a new lease.
+  // Sends agents above this replica's fair share to the others (a scale-up rebalances).
+  const shedder = new AgentShedder({ redis, keys, registry, log });
   const lease = new ReplicaLease(redis, keys, log, {
     name: options.replicaName,
     leaseMs: options.replicaLeaseMs,
     onFenced: (reason) => void gateway.closeAll(new UnavailableError(`this scheduler lost its lease in Redis (${reason}); reconnect`)),
     onPeers: (peers, nowMs) => {
+      shedder.onPeers(peers.length);
       index.setPeers(peers.map((p) => p.id));
       consumer.onPeers(peers, nowMs);
     },
@@ -185,10 +189,12 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   }
   // Runs whose coordinator died (this scheduler before a restart, or another replica).
   resumer.start();
+  shedder.start();
   // Agent streams never end by themselves: end them when draining so agents reconnect elsewhere,
   // and wait for their nodes to be marked offline before Redis closes.
   let agentsClosed: Promise<void> = Promise.resolve();
   server.onDrain(() => {
+    shedder.stop();
     agentsClosed = gateway.closeAll();
     watches.endAll(); // WatchRun streams end with OK; clients resume with the last event id
     streams.endAll(); // StartRun streams end with UNAVAILABLE naming the run; clients follow it elsewhere
@@ -199,6 +205,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       // Runs coordinated here are handed over: their leases lapse now, so another scheduler (or
       // this one after its restart) resumes them without waiting for the lease to expire.
       resumer.stop();
+      shedder.stop();
       await Promise.race([coordinator.releaseAll(), new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
       // Marking nodes offline needs Redis; when Redis is gone (it may be why we stop), give up
       // after the quit timeout: the index's staleness rule covers nodes left marked online.

@@ -12,6 +12,7 @@ import { startChild, type StartedChild } from '../../lib/child-process';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
+import { freePort } from '../../lib/free-port';
 import { useDevStack } from '../helpers/dev-stack';
 import { waitFor } from '../helpers/wait';
 
@@ -160,6 +161,44 @@ describe('agents and scheduler replicas', () => {
     } finally {
       redis.disconnect();
       client.close();
+      await Promise.all(connections.map((c) => c.stop()));
+    }
+  });
+
+  it('a replica started later gets agents from one above its fair share, and every agent stays connected', async () => {
+    const AGENTS = 10;
+    const first = await startSchedulerProcess(['--replica-lease-s', '3']);
+    // The second replica's port is known before it runs: the agents are given both from the start.
+    const secondPort = await freePort();
+    const second = `127.0.0.1:${secondPort}`;
+    const on = new Map<string, string>();
+    const log = pino({ level: 'silent' });
+    const connections: AgentConnection[] = Array.from({ length: AGENTS }, (_, i) => {
+      const identity = `rebalance${i}`;
+      const connection: AgentConnection = new AgentConnection({
+        addresses: [first.address, second],
+        tls: {},
+        identity,
+        log,
+        heartbeatIntervalS: 30,
+        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'rebalance', unacknowledgedResults: [] }),
+        runningTasks: () => 0,
+        onWelcome: () => on.set(identity, connection.address),
+        onCommand: () => undefined,
+        announce: () => undefined,
+      });
+      return connection;
+    });
+    const count = (address: string) => [...on.values()].filter((a) => a === address).length;
+    try {
+      for (const c of connections) c.start();
+      await waitFor('every agent on the first replica', () => count(first.address) === AGENTS, 30_000, 50);
+      await startSchedulerProcess(['--listen', second, '--replica-lease-s', '3']);
+      // Fair share over two replicas: ceil(10 / 2 * 1.1) = 6, so at least 4 agents move.
+      await waitFor('agents above the first replica\'s fair share to move to the second', () => count(second) >= AGENTS - 6 && on.size === AGENTS, 60_000, 100);
+      assert.ok(count(first.address) <= 6, `the first replica keeps its fair share: ${count(first.address)}`);
+      await waitFor('every agent connected', () => connections.every((c) => c.state === 'CONNECTED'), 30_000, 100);
+    } finally {
       await Promise.all(connections.map((c) => c.stop()));
     }
   });
