@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, type default as Redis } from 'ioredis';
 
 /** Every script this process defined, so that each Redis connection can load them as it opens. */
@@ -25,6 +27,17 @@ export async function loadScripts(redis: Redis): Promise<void> {
  * or SCRIPT FLUSH).
  */
 export class LuaScript {
+  /**
+   * The script in `<dir>/<name>.lua`, read once when the module defining it loads: call it with
+   * `__dirname`, so the file sits next to the module in the sources and, copied there by
+   * scripts/build.mjs, in dist/. The name says what the script does and how many keys it takes
+   * (`record-results-6`); the file opens with its header (purpose, each KEYS[i] and ARGV[i],
+   * the result), which `npm run lint` checks, with luacheck, for every `.lua` file.
+   */
+  static fromFile(dir: string, name: string): LuaScript {
+    return new LuaScript(name, readFileSync(join(dir, `${name}.lua`), 'utf8'));
+  }
+
   /** SHA1 of the source, as Redis names the script. */
   readonly sha: string;
 

@@ -3,7 +3,7 @@
 // (`baton dev`, a test run) keeps working while the build runs, and any process it starts
 // afterwards finds a whole tree, old or new, never a half-written or missing one.
 import { execFileSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,6 +17,18 @@ const run = (command, args, env = {}) => execFileSync(command, args, { cwd: root
 rmSync(next, { recursive: true, force: true });
 run(bin('buf'), ['generate']);
 run(bin('tsc'), ['-p', 'tsconfig.json', '--outDir', next]);
+// Redis scripts are `.lua` files read next to the module that loads them (lib/lua-script.ts).
+const copyLua = (dir) => {
+  for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const rel = join(dir, entry.name);
+    if (entry.isDirectory()) copyLua(rel);
+    else if (entry.name.endsWith('.lua')) {
+      mkdirSync(join(next, dir), { recursive: true });
+      copyFileSync(join(root, rel), join(next, rel));
+    }
+  }
+};
+for (const dir of ['lib', 'services', 'agent', 'cli']) copyLua(dir);
 run(process.execPath, [join(root, 'scripts', 'build-descriptors.mjs')], { BATON_BUILD_OUT: next });
 // The installed `baton` command loads the CLI as this one file (cli/start.ts): reading and
 // compiling a few hundred modules was most of a short command's start-up. Syntax and

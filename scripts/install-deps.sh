@@ -11,8 +11,9 @@
 #   golang-go, golang-google-grpc-dev, golang-google-protobuf-dev, protoc-gen-go, protoc-gen-go-grpc
 #                           build and run the Go client of test/interop offline (Debian's Go modules)
 #   zsh                     the completion tests load `baton completion zsh` in a real zsh
-# All but redis-server serve only the interop, telemetry and completion tests: without root they are
-# reported, and the rest goes on.
+#   lua-check               luacheck, which `npm run lint` runs over the Redis scripts (*.lua)
+# All but redis-server serve only the interop, telemetry and completion tests and the lint:
+# without root they are reported, and the rest goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ interop=()
 [ -x /usr/bin/protoc-gen-go ] || interop+=(protoc-gen-go)
 [ -x /usr/bin/protoc-gen-go-grpc ] || interop+=(protoc-gen-go-grpc)
 command -v zsh >/dev/null 2>&1 || interop+=(zsh)
+command -v luacheck >/dev/null 2>&1 || interop+=(lua-check)
 if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${missing[*]} ${interop[*]} with apt-get..." >&2
@@ -40,7 +42,7 @@ if [ $((${#missing[@]} + ${#interop[@]})) -gt 0 ]; then
     echo "missing: ${missing[*]} ${interop[*]}; install with: sudo apt-get install -y ${missing[*]} ${interop[*]}" >&2
     exit 1
   else
-    echo "note: the interop, telemetry and completion tests need ${interop[*]}; install with: sudo apt-get install -y ${interop[*]}" >&2
+    echo "note: the interop, telemetry and completion tests and the lint need ${interop[*]}; install with: sudo apt-get install -y ${interop[*]}" >&2
   fi
 fi
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Lint of the Redis Lua scripts, run by `npm run lint`: luacheck over every `.lua` file
+// (settings in .luacheckrc: Lua 5.1 and Redis's globals), and each file's name and header as
+// lib/lua-script.ts `LuaScript.fromFile` describes them: `<what-it-does>-<key count>.lua`,
+// opening with a `--[[ ... ]]` header that states the purpose, documents each KEYS[i] up to the
+// key count and the ARGV the script reads, and says what it returns.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SKIP_DIRS = new Set(['node_modules', 'gen', 'dist', 'dist.next', '.git']);
+
+function* luaFiles(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      if (!SKIP_DIRS.has(entry.name) && !entry.name.startsWith('.') && !entry.name.startsWith('dist.old-')) yield* luaFiles(join(dir, entry.name));
+    } else if (entry.name.endsWith('.lua')) {
+      yield join(dir, entry.name);
+    }
+  }
+}
+
+const problems = [];
+const files = [...luaFiles(root)];
+for (const path of files) {
+  const rel = relative(root, path);
+  const text = readFileSync(path, 'utf8');
+  const name = /^[a-z][a-z0-9-]*-(\d+)\.lua$/.exec(path.split('/').pop());
+  if (!name) {
+    problems.push(`${rel}: name it <what-it-does>-<key count>.lua`);
+    continue;
+  }
+  const header = /^--\[\[\n([\s\S]*?)\n\]\]\n/.exec(text)?.[1];
+  if (header === undefined) {
+    problems.push(`${rel}: must open with a --[[ ... ]] header (purpose, KEYS, ARGV, result)`);
+    continue;
+  }
+  const body = text.slice(header.length);
+  if (!/^Purpose: \S/m.test(header)) problems.push(`${rel}: the header has no 'Purpose:' line`);
+  if (!/^Result: +\S/m.test(header)) problems.push(`${rel}: the header has no 'Result:' line`);
+  const keys = Number(name[1]);
+  for (let k = 1; k <= keys; k++) {
+    if (!header.includes(`KEYS[${k}]`)) problems.push(`${rel}: the header does not document KEYS[${k}] (the name says ${keys} keys)`);
+  }
+  if (keys === 0 && /\bKEYS\b/.test(body)) problems.push(`${rel}: uses KEYS, but the name says it takes none`);
+  if (/\bARGV\b/.test(body) && !/ARGV\[/.test(header)) problems.push(`${rel}: uses ARGV, but the header documents none`);
+}
+
+if (files.length > 0) {
+  try {
+    execFileSync('luacheck', ['--quiet', '--no-color', '--codes', ...files.map((f) => relative(root, f))], { cwd: root, stdio: 'inherit' });
+  } catch (err) {
+    if (err.code === 'ENOENT') problems.push('luacheck is not installed: run scripts/install-deps.sh (Debian package lua-check)');
+    else problems.push('luacheck found problems (above)');
+  }
+}
+
+if (problems.length > 0) {
+  process.stderr.write(`${problems.join('\n')}\n`);
+  process.exit(1);
+}
