@@ -1,5 +1,6 @@
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 import { isFailure, parseTaskOutput, type TaskErrorValue } from '../lib/task-output';
+import { REDACTED_VALUE } from '../lib/redaction';
 
 /**
  * The NodeResults the agent reports (docs/agent-protocol.md §5): a finished task's, with its
@@ -114,15 +115,12 @@ export function notStartedResult(id: ResultIdentity, statuscode: number, kind: s
   };
 }
 
-/** What `_sensitive` is shown as wherever a result is logged or listed (docs/task-format.md §6.1 item 5). */
-export const SENSITIVE_REDACTED = 'Sensitive [value redacted]';
-
 /**
- * The value with its top-level `_sensitive` replaced by SENSITIVE_REDACTED, for logs and
+ * The value with its top-level `_sensitive` (what a task marks secret) replaced by REDACTED_VALUE, for logs and
  * listings. The result itself keeps it: the spec wraps it as Sensitive for the caller, who can
  * unwrap it, so it is redacted where it is shown, not where it is stored.
  */
 export function redactSensitive(value: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!value || !('_sensitive' in value)) return value;
-  return { ...value, _sensitive: SENSITIVE_REDACTED };
+  return { ...value, _sensitive: REDACTED_VALUE };
 }

@@ -7,7 +7,8 @@ import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
 import { InputMethod } from '../gen/baton/v1/task';
 import { newTaskId } from '../lib/task-id';
-import { InvalidTaskIdError, REDACTED, Spool, redactInput } from './spool';
+import { REDACTED_VALUE } from '../lib/redaction';
+import { InvalidTaskIdError, Spool, redactInput } from './spool';
 
 function tempSpool(): { root: string; spool: Spool } {
   const parent = mkdtempSync(join(tmpdir(), 'baton-spool-'));
@@ -39,7 +40,7 @@ describe('Spool', () => {
   it('rejects a task id that is not 32 lowercase hex before building any path', async () => {
     const { root, spool } = tempSpool();
     assert.throws(() => spool.paths('../x'), InvalidTaskIdError);
-    await assert.rejects(spool.create('../x'), /task id '\.\.\/x' is not 32 lowercase hex characters/);
+    await assert.rejects(spool.create('../x'), /'\.\.\/x' is not a task id; expected 32 lowercase hex characters/);
     assert.equal(await spool.markAcked('../x'), false);
     assert.deepEqual(readdirSync(join(root, '..')), ['spool'], 'nothing created next to the spool');
     assert.deepEqual(readdirSync(root), []);
@@ -113,12 +114,12 @@ describe('Spool', () => {
     const text = readFileSync(spool.paths(id).request, 'utf8');
     assert.ok(!text.includes('hunter2-very-secret') && !text.includes('also-secret-123'), text);
     const stored = JSON.parse(text) as { inputJson: string; task: string };
-    assert.deepEqual(JSON.parse(stored.inputJson), { user: 'bob', password: REDACTED, token: REDACTED });
+    assert.deepEqual(JSON.parse(stored.inputJson), { user: 'bob', password: REDACTED_VALUE, token: REDACTED_VALUE });
     assert.equal(stored.task, 'acme::deploy');
   });
 
   it('redacts input that is not an object as a whole when anything is sensitive', () => {
-    assert.equal(redactInput('not json "secret"', ['x']), JSON.stringify(REDACTED));
+    assert.equal(redactInput('not json "secret"', ['x']), JSON.stringify(REDACTED_VALUE));
     assert.equal(redactInput('{"a":1}', []), '{"a":1}');
   });
 });

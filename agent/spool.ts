@@ -5,7 +5,8 @@ import { RunCommand } from '../gen/baton/v1/agent_gateway_service';
 import { NodeResult } from '../gen/baton/v1/run';
 import type { TaskFile } from '../gen/baton/v1/task';
 import type { Logger } from '../lib/logger';
-import { isTaskId } from '../lib/task-id';
+import { REDACTED_VALUE } from '../lib/redaction';
+import { isTaskId, taskIdProblem } from '../lib/task-id';
 import { resolveUnder } from '../lib/task-file-path';
 import type { FileCache } from './file-cache';
 
@@ -36,19 +37,16 @@ import type { FileCache } from './file-cache';
  * goes through resolveUnder: both come from the network.
  */
 
-/** What a sensitive parameter's value is replaced with (Puppet's rendering of a Sensitive). */
-export const REDACTED = 'Sensitive [value redacted]';
-
 /** Mode of spool directories. */
 export const SPOOL_DIR_MODE = 0o750;
 
 /** Mode of spool files the agent writes (the executable gets 0750 from the runner). */
 export const SPOOL_FILE_MODE = 0o640;
 
-/** A task id that is not 32 lowercase hex characters. */
+/** A task id that is not one (lib/task-id.ts). */
 export class InvalidTaskIdError extends Error {
   constructor(readonly taskId: string) {
-    super(`task id '${taskId}' is not 32 lowercase hex characters`);
+    super(taskIdProblem(taskId) ?? `task id ${taskId}`);
     this.name = 'InvalidTaskIdError';
   }
 }
@@ -69,7 +67,7 @@ export interface SpoolPaths {
 }
 
 /**
- * Replaces the values of the named top-level parameters with REDACTED. Input that is not a JSON
+ * Replaces the values of the named top-level parameters with REDACTED_VALUE. Input that is not a JSON
  * object is redacted as a whole when any parameter is sensitive (it cannot be redacted in part).
  */
 export function redactInput(inputJson: string, sensitive: string[]): string {
@@ -78,11 +76,11 @@ export function redactInput(inputJson: string, sensitive: string[]): string {
   try {
     input = JSON.parse(inputJson || '{}');
   } catch {
-    return JSON.stringify(REDACTED);
+    return JSON.stringify(REDACTED_VALUE);
   }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return JSON.stringify(REDACTED);
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return JSON.stringify(REDACTED_VALUE);
   const out = { ...(input as Record<string, unknown>) };
-  for (const name of sensitive) if (Object.hasOwn(out, name)) out[name] = REDACTED;
+  for (const name of sensitive) if (Object.hasOwn(out, name)) out[name] = REDACTED_VALUE;
   return JSON.stringify(out);
 }
 

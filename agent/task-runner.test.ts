@@ -12,7 +12,8 @@ import { createLogger } from '../lib/logger';
 import { newTaskId } from '../lib/task-id';
 import { waitFor } from '../test/helpers/wait';
 import { FileCache } from './file-cache';
-import { REDACTED, Spool } from './spool';
+import { REDACTED_VALUE } from '../lib/redaction';
+import { Spool } from './spool';
 import { TaskRunner } from './task-runner';
 import { processAlive } from '../lib/child-process';
 
@@ -188,7 +189,7 @@ describe('TaskRunner', () => {
     assert.equal(result?.statuscode, 4);
     assert.equal(result?.completed, false);
     assert.equal(result?.exitcode, -1);
-    assert.match(result.statusmsg, /node node1\.example\.com: task id '\.\.\/x' is not 32 lowercase hex characters/);
+    assert.match(result.statusmsg, /node node1\.example\.com: '\.\.\/x' is not a task id; expected 32 lowercase hex characters/);
     assert.deepEqual(started, []);
     assert.deepEqual(readdirSync(t.spoolDir), []);
     assert.equal(existsSync(join(t.dir, 'x')), false);
@@ -246,7 +247,7 @@ describe('TaskRunner', () => {
     const walk = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
     for (const f of walk(join(t.spoolDir, cmd.taskId))) assert.ok(!readFileSync(f, 'utf8').includes(secret), `${f} holds the secret`);
-    assert.ok(readFileSync(join(t.spoolDir, cmd.taskId, 'request.json'), 'utf8').includes(REDACTED));
+    assert.ok(readFileSync(join(t.spoolDir, cmd.taskId, 'request.json'), 'utf8').includes(REDACTED_VALUE));
   });
 
   it('caps the output put in the result at 1 MiB per stream, cut on a character boundary, and keeps all of it in the spool', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { RunCommand, TaskStarted } from '../gen/baton/v1/agent_gateway_service';
 import { NodeState, nodeStateToJSON, type NodeResult } from '../gen/baton/v1/run';
 import type { Logger } from '../lib/logger';
-import { isTaskId } from '../lib/task-id';
+import { taskIdProblem } from '../lib/task-id';
 import { checkTaskFile, type FileCache } from './file-cache';
 import { chooseImplementation, NoImplementationError, type ChosenImplementation } from './implementation';
 import { ERROR_KIND, STATUS_AGENT_ERROR, STATUS_INVALID_DATA, exitedResult, notStartedResult, redactSensitive, type ResultIdentity, type StopReason } from './node-result';
@@ -243,7 +243,8 @@ export class TaskRunner {
 
     // Checks that write nothing: a refused command leaves no trace on disk (and no spool
     // directory, so it is reported now and not re-sent after a reconnect).
-    if (!isTaskId(cmd.taskId)) return report(refused(new RunRefusal(STATUS_INVALID_DATA, ERROR_KIND.invalidCommand, `task id '${cmd.taskId}' is not 32 lowercase hex characters`)));
+    const taskIdWrong = taskIdProblem(cmd.taskId);
+    if (taskIdWrong !== undefined) return report(refused(new RunRefusal(STATUS_INVALID_DATA, ERROR_KIND.invalidCommand, taskIdWrong)));
     if (await spool.exists(cmd.taskId)) return this.duplicate(cmd, events);
     let checked: CheckedCommand;
     try {

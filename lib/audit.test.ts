@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Parameter } from '../gen/baton/v1/task';
 import { auditInput, AuditLog, AuditWriteError, inputKeys } from './audit';
-import { REDACTED_VALUE } from './task-input';
+import { REDACTED_VALUE } from './redaction';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-audit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Task } from '../gen/baton/v1/task';
-import { REDACTED_VALUE, sensitiveParameters } from './task-input';
+import { REDACTED_VALUE } from './redaction';
+import { sensitiveParameters } from './task-input';
 
 /**
  * The audit log (docs/security.md "Audit"): one JSON line per run, cancel and

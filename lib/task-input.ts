@@ -1,6 +1,7 @@
 import type { Parameter, Task } from '../gen/baton/v1/task';
 import { createHash } from 'node:crypto';
 import type { FieldViolation } from './errors';
+import { REDACTED_VALUE } from './redaction';
 import {
   coerceCliValue,
   compileSignature,
@@ -31,9 +32,6 @@ import {
 
 /** Largest accepted input, in bytes of JSON text (Choria's `bolt_tasks` DDL `input` maxlength). */
 export const MAX_INPUT_BYTES = 102_400;
-
-/** What a sensitive parameter's value is replaced with in logs and audit records (docs/task-format.md §4 step 6). */
-export const REDACTED_VALUE = 'Sensitive [value redacted]';
 
 /** Field name of violations about the input as a whole. */
 export const INPUT_FIELD = 'input_json';

@@ -2,7 +2,7 @@ import { BOLT_TASK_FIELDS, type BoltTaskField, type CompareOp, type FilterExpr, 
 import { FilterSyntaxError } from './filter-syntax-error';
 import { tokens, type Token } from './filter-tokenizer';
 import { checkRegex, matchEntryTerm, parseWithItem } from './single-filters';
-import { TASK_ID_PATTERN } from '../task-id';
+import { TASK_ID_EXPECTED, TASK_ID_PATTERN } from '../task-id';
 
 /**
  * A recursive-descent parser for `-S` compound filters (the legacy grammar of
@@ -161,7 +161,7 @@ class Parser {
       const [operator, value] = this.comparison();
       return { kind: 'FACT', path: arg.text, operator, value };
     }
-    if (!TASK_ID_PATTERN.test(arg.text)) this.fail(arg, 'a task id of 32 lowercase hex characters');
+    if (!TASK_ID_PATTERN.test(arg.text)) this.fail(arg, `a task id of ${TASK_ID_EXPECTED}`);
     this.expect('DOT', `'.' and a field (${BOLT_TASK_FIELDS.join(', ')})`);
     const field = this.next();
     if (field.kind !== 'WORD' || !BOLT_TASK_FIELDS.includes(field.text as BoltTaskField)) this.fail(field, `a bolt_task field (${BOLT_TASK_FIELDS.join(', ')})`);

@@ -61,7 +61,7 @@ describe('ResultsService', () => {
       assert.equal(err.code, status.INVALID_ARGUMENT);
       const report = readServiceError(err);
       assert.deepEqual(report.violations.map((v) => v.field), ['run.task_id', 'run.task', 'run.nodes']);
-      assert.match(report.message, /^run\.task_id: task id must be 32 lowercase hex characters, got 'ABC' \(and 2 more problems\)$/);
+      assert.match(report.message, /^run\.task_id: 'ABC' is not a task id; expected 32 lowercase hex characters \(and 2 more problems\)$/);
       const dup = readServiceError(await grpcError(createRun(t, newRun(['a', 'a']))));
       assert.deepEqual(dup.violations, [{ field: 'run.nodes[1]', description: 'node "a" is listed twice' }]);
     });
@@ -269,8 +269,8 @@ describe('ResultsService', () => {
       for (const call of calls) {
         const err = await grpcError(call);
         assert.equal(err.code, status.INVALID_ARGUMENT);
-        assert.equal(err.details, "task_id: task id must be 32 lowercase hex characters, got 'not-a-task-id'");
-        assert.deepEqual(readServiceError(err).violations, [{ field: 'task_id', description: "task id must be 32 lowercase hex characters, got 'not-a-task-id'" }]);
+        assert.equal(err.details, "task_id: 'not-a-task-id' is not a task id; expected 32 lowercase hex characters");
+        assert.deepEqual(readServiceError(err).violations, [{ field: 'task_id', description: "'not-a-task-id' is not a task id; expected 32 lowercase hex characters" }]);
       }
       assert.equal((await grpcError(getStatus('e'.repeat(32)))).code, status.NOT_FOUND);
     });

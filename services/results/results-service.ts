@@ -22,6 +22,7 @@ import type { Logger } from '../../lib/logger';
 import type { MethodRoles } from '../../lib/method-roles';
 import { RedisKeys } from '../../lib/redis';
 import { RUN_PAGE_TOKENS } from './run-page-token';
+import { requireTaskId } from '../../lib/task-id';
 import { runQueryFingerprint, runQueryOf } from './run-query';
 import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
@@ -34,7 +35,7 @@ import { parseResultWhere, resultFieldsFor, resultMatches } from '../../lib/bolt
 import { RunStore } from './run-store';
 import { briefHolds, briefItems } from './run-brief';
 import type { CallerSource } from '../../lib/access-control';
-import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, requireTaskId, unknownHostsError } from './run-validation';
+import { normalizeNewRun, normalizeNodeResults, requireResumeToken, requireRunState, unknownHostsError } from './run-validation';
 import { headerOf, RunHeaderCache, type RunHeader } from './run-header';
 
 /** What finalisation reads of each node. */

@@ -2,7 +2,7 @@ import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/
 import type { RunHeader } from './run-header';
 import { InvalidArgumentError, type FieldViolation } from '../../lib/errors';
 import { TASK_NAME } from '../../lib/names';
-import { isTaskId } from '../../lib/task-id';
+import { taskIdProblem } from '../../lib/task-id';
 import { isFinalRunState, isKnownNodeState, isKnownRunState } from '../../lib/run-states';
 import { quote } from '../../lib/quote';
 
@@ -11,9 +11,6 @@ import { quote } from '../../lib/quote';
  * and what was expected; any problem rejects the whole request with INVALID_ARGUMENT before
  * anything is written.
  */
-
-/** What a bad task id is told. */
-export const TASK_ID_EXPECTED = 'task id must be 32 lowercase hex characters';
 
 /** A stream entry id, `<ms>-<seq>`, as used for resume tokens. */
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
@@ -30,14 +27,6 @@ function reject(violations: FieldViolation[]): void {
   if (violations.length > 0) throw invalid(violations);
 }
 
-function describeTaskId(value: string): string {
-  return `${TASK_ID_EXPECTED}, got ${quote(value)}`;
-}
-
-/** Throws INVALID_ARGUMENT unless `taskId` is a task id. */
-export function requireTaskId(taskId: string, field = 'task_id'): void {
-  if (!isTaskId(taskId)) reject([{ field, description: describeTaskId(taskId) }]);
-}
 
 /** Throws INVALID_ARGUMENT unless `token` is empty or an event id. */
 export function requireResumeToken(token: string): void {
@@ -53,7 +42,8 @@ export function requireResumeToken(token: string): void {
 export function normalizeNewRun(run: Run | undefined, now: Date): Run {
   if (!run) throw invalid([{ field: 'run', description: 'run is required' }]);
   const violations: FieldViolation[] = [];
-  if (!isTaskId(run.taskId)) violations.push({ field: 'run.task_id', description: describeTaskId(run.taskId) });
+  const taskIdWrong = taskIdProblem(run.taskId);
+  if (taskIdWrong !== undefined) violations.push({ field: 'run.task_id', description: taskIdWrong });
   if (run.task === '') violations.push({ field: 'run.task', description: 'task is required (a canonical task name such as acme::deploy)' });
   else if (!TASK_NAME.test(run.task)) violations.push({ field: 'run.task', description: `task must be a canonical task name such as acme::deploy, got ${quote(run.task)}` });
   if (run.nodes.length === 0) violations.push({ field: 'run.nodes', description: 'nodes is required: the run needs at least one node' });

@@ -285,6 +285,6 @@ describe('SchedulerService', () => {
     const h = await start();
     const err = readServiceError(await grpcError(unary(h.client, h.client.cancelRun, { taskId: 'abc' })));
     assert.equal(err.code, status.INVALID_ARGUMENT);
-    assert.equal(err.message, "task_id 'abc' is not a task id; expected 32 lowercase hex characters");
+    assert.equal(err.message, "task_id: 'abc' is not a task id; expected 32 lowercase hex characters");
   });
 });

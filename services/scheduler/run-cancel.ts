@@ -2,11 +2,11 @@ import type { GetRunStatusResponse, ResultsServiceClient } from '../../gen/baton
 import { NodeState, RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
 import { onBehalfOf, ON_BEHALF_OF_SELF, type AccessControl } from '../../lib/access-control';
 import type { CancelRunRequest, CancelRunResponse } from '../../gen/baton/v1/scheduler_service';
-import { FailedPreconditionError, InvalidArgumentError } from '../../lib/errors';
+import { FailedPreconditionError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
-import { isTaskId } from '../../lib/task-id';
+import { requireTaskId } from '../../lib/task-id';
 import type { Dispatcher } from './dispatcher';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
@@ -48,11 +48,7 @@ export const CANCELLED_BEFORE_START = 'cancelled before the task started on this
  * must not end as FAILED because its last unstarted nodes were recorded first.
  */
 export async function cancelRun(options: RunCancelOptions, req: CancelRunRequest, caller?: string): Promise<CancelRunResponse> {
-  if (!isTaskId(req.taskId)) {
-    throw new InvalidArgumentError(`task_id '${req.taskId.slice(0, 64)}' is not a task id; expected 32 lowercase hex characters`, [
-      { field: 'task_id', description: 'expected 32 lowercase hex characters' },
-    ]);
-  }
+  requireTaskId(req.taskId);
   const { results } = options;
   // NOT_FOUND for an unknown run passes through from the results service. Read as the
   // scheduler itself: the run's task, environment and nodes are what the cancel check needs.

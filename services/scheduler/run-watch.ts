@@ -2,9 +2,8 @@ import { status, type ClientReadableStream, type ServerWritableStream, type Serv
 import type { ResultsServiceClient, WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
 import { actingCaller, onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import type { WatchRunRequest, WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
-import { InvalidArgumentError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { isTaskId } from '../../lib/task-id';
+import { requireTaskId } from '../../lib/task-id';
 
 type WatchCall = ServerWritableStream<WatchRunRequest, WatchRunResponse>;
 
@@ -57,10 +56,7 @@ export class RunWatches {
 
   /** Serves one WatchRun call; NOT_FOUND and INVALID_ARGUMENT of the results service pass through. */
   async watch(req: WatchRunRequest, call: WatchCall): Promise<void> {
-    if (!isTaskId(req.taskId)) {
-      const description = `task_id '${req.taskId.slice(0, 64)}' is not a task id; expected 32 lowercase hex characters`;
-      throw new InvalidArgumentError(description, [{ field: 'task_id', description }]);
-    }
+    requireTaskId(req.taskId);
     if (this.draining) return;
     const upstream = follow(this.results, req.taskId, req.resumeToken, actingCaller(call) ?? ON_BEHALF_OF_SELF);
     let stopped = false;

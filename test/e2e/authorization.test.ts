@@ -12,7 +12,7 @@ import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/sched
 import { readServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';
-import { REDACTED_VALUE } from '../../lib/task-input';
+import { REDACTED_VALUE } from '../../lib/redaction';
 import { runCli } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { streamOutcome } from '../helpers/raw-call';

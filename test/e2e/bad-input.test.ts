@@ -23,7 +23,7 @@ import { runCli, type CliRun } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { rawCall, streamOutcome } from '../helpers/raw-call';
 import type { StackTls } from '../../cli/dev-stack';
-import { diffSnapshots, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
+import { diffSnapshots, heartbeatVolatile, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -42,11 +42,7 @@ const P = 'baton';
  * changes when its agent reconnects, which the agent-stream cases below cause on purpose (their
  * raw client connects as node1, displacing the real node1 agent, which then reconnects).
  */
-const VOLATILE: VolatileRule[] = [
-  { key: new RegExp(`^${P}:node:[^:]+$`), hashFields: ['last_seen', 'session'] },
-  { key: new RegExp(`^${P}:nodes$`), zsetScores: true },
-  { key: new RegExp(`^${P}:online$`), zsetScores: true },
-];
+const VOLATILE: VolatileRule[] = heartbeatVolatile(P);
 
 /** A 32-hex task id no run has. */
 const NO_SUCH_RUN = '0123456789abcdef0123456789abcdef';
@@ -161,8 +157,8 @@ describe('bad input against a stack with mutual TLS', () => {
         diff = diffSnapshots(before, await snapshot(extra));
         return diff.length === 0;
       }, 30_000, 200);
-    } catch {
-      assert.fail(`the store changed:\n${diff.join('\n')}`);
+    } catch (err) {
+      assert.fail(diff.length > 0 ? `the store changed:\n${diff.join('\n')}` : `could not compare the store: ${(err as Error).message}`);
     }
   }
 
