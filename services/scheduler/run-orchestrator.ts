@@ -147,7 +147,7 @@ export class RunOrchestrator {
     // After discovery (a `nodes` rule needs the selected nodes), before anything is stored or
     // sent: a denied run leaves nothing in Redis and reaches no agent.
     if (checkAs !== undefined) await this.authorize(run, checkAs);
-    // The RunTask server span (gRPC instrumentation) is the run's span on the scheduler.
+    // The RunTask or StartRun server span (gRPC instrumentation) is the run's span on the scheduler.
     trace.getActiveSpan()?.setAttributes({
       'baton.task': run.task,
       'baton.task_id': run.taskId,

@@ -15,7 +15,7 @@ import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
 import { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
 import { DispatchConsumer } from './dispatch-consumer';
-import { ReplicaLease } from './replica-lease';
+import { DEFAULT_REPLICA_LEASE_MS, ReplicaLease } from './replica-lease';
 import { StreamDispatcher } from './stream-dispatcher';
 import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
@@ -122,13 +122,13 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   // (docs/replicas.md). One that loses it ends its agents' streams so that they reconnect to a
   // live one, and takes no Hello until it has a new lease.
   // Sends agents above this replica's fair share to the others (a scale-up rebalances).
-  const shedder = new AgentShedder({ redis, keys, registry, log });
+  const shedder = new AgentShedder({ redis, keys, registry, log, leaseMs: options.replicaLeaseMs ?? DEFAULT_REPLICA_LEASE_MS });
   const lease = new ReplicaLease(redis, keys, log, {
     name: options.replicaName,
     leaseMs: options.replicaLeaseMs,
     onFenced: (reason) => void gateway.closeAll(new UnavailableError(`this scheduler lost its lease in Redis (${reason}); reconnect`)),
     onPeers: (peers, nowMs) => {
-      shedder.onPeers(peers.length);
+      shedder.onPeers(peers, nowMs);
       index.setPeers(peers.map((p) => p.id));
       consumer.onPeers(peers, nowMs);
     },
@@ -200,22 +200,26 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     streams.endAll(); // StartRun streams end with UNAVAILABLE naming the run; clients follow it elsewhere
   });
   let closing: Promise<void> | undefined;
+  const withinQuitTimeout = (work: Promise<unknown>): Promise<unknown> =>
+    Promise.race([work, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       // Runs coordinated here are handed over: their leases lapse now, so another scheduler (or
       // this one after its restart) resumes them without waiting for the lease to expire.
       resumer.stop();
       shedder.stop();
-      await Promise.race([coordinator.releaseAll(), new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
+      await withinQuitTimeout(coordinator.releaseAll());
       // Marking nodes offline needs Redis; when Redis is gone (it may be why we stop), give up
       // after the quit timeout: the index's staleness rule covers nodes left marked online.
       // Results and heartbeats received before the streams ended are still sent (each has the
       // same bound: whatever is not stored then, the agents re-send).
       const landed = agentsClosed.then(() => Promise.all([batcher.flush(), heartbeats.close()]));
-      await Promise.race([landed, new Promise((resolve) => setTimeout(resolve, REDIS_QUIT_TIMEOUT_MS).unref())]);
+      await withinQuitTimeout(landed);
       // Its backlog goes to a survivor at once rather than when the lease would have ended.
-      await consumer.stop();
-      await lease.stop();
+      // A read or a script sent while Redis is unreachable never settles once its connection is
+      // closed, so these too are bounded.
+      await withinQuitTimeout(consumer.stop());
+      await withinQuitTimeout(lease.stop());
       metadata.close();
       results.close();
       await closeRedis(redis);

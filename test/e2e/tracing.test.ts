@@ -142,7 +142,7 @@ describe('tracing across processes', () => {
     await waitFor('the results service span of that look-up', () => receiver.spans.some((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/GetRunStatus'), 30_000);
     assert.deepEqual(receiver.spans.filter((s) => s.name.includes('/Connect')).map((s) => `${s.service}:${s.name}`), [], 'the agent streams make no span');
     const roots = receiver.spans.filter((s) => s.parentSpanId === '').map((s) => `${s.service}:${s.name}`);
-    const allowed = /^(baton-scheduler:grpc\.baton\.v1\.SchedulerService\/RunTask|baton-cli:baton( [a-z]+){0,2})$/;
+    const allowed = /^(baton-scheduler:grpc\.baton\.v1\.SchedulerService\/(RunTask|StartRun)|baton-cli:baton( [a-z]+){0,2})$/;
     assert.deepEqual(roots.filter((r) => !allowed.test(r)), [], 'every trace starts at an operator\'s request, none at a heartbeat or a connection');
   });
 
@@ -156,7 +156,7 @@ describe('tracing across processes', () => {
     assert.deepEqual(receiver.spans.filter((s) => s.name.includes('7c1d') || Object.values(s.attributes).some((v) => String(v).includes('secret-arg-7c1d'))).map((s) => s.name), []);
   });
 
-  it('roots the trace of `baton tasks run` in the CLI span, continued by RunTask and the agent that ran it', async () => {
+  it('roots the trace of `baton tasks run` in the CLI span, continued by StartRun and the agent that ran it', async () => {
     const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'traced-output-5e2b', '-I', 'node3', '--json'], {
       ...fleet.env,
       OTEL_SDK_DISABLED: 'false',
@@ -165,7 +165,7 @@ describe('tracing across processes', () => {
     assert.equal(cli.code, 0, cli.stderr);
     const root = await waitFor('the CLI span', () => receiver.spans.find((s) => s.service === 'baton-cli' && s.name === 'baton tasks run'), 30_000);
     assert.equal(root.parentSpanId, '', 'the CLI span is the root');
-    const runTask = await waitFor('the RunTask server span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.service === 'baton-scheduler' && s.name === 'grpc.baton.v1.SchedulerService/RunTask' && s.kind === 2), 30_000);
+    const runTask = await waitFor('the StartRun server span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.service === 'baton-scheduler' && s.name === 'grpc.baton.v1.SchedulerService/StartRun' && s.kind === 2), 30_000);
     const execution = await waitFor('node3 execution span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.name === 'agent.execute'), 30_000);
     assert.equal(execution.attributes['baton.node'], 'node3');
     assert.equal(execution.attributes['baton.exit_code'], 0);
