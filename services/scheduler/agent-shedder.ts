@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';
 import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
+import type { ReplicaLeaseEnd } from './replica-lease';
 
 /** How often a replica compares its agents with its fair share, in ms. */
 export const DEFAULT_REBALANCE_INTERVAL_MS = 5_000;
@@ -13,6 +14,11 @@ export const SHED_STEP = 200;
 export const FAIR_SHARE_HEADROOM = 1.1;
 /** Retry delay given to an agent sent away, in ms: it then reconnects to its next scheduler. */
 export const SHED_RETRY_DELAY_MS = 1_000;
+/**
+ * An agent sent away that is back here within this time, in ms, is kept: it knows no other
+ * scheduler, or none it reached would take it, and sending it away again only churns.
+ */
+export const RETURN_KEEP_MS = 10 * 60_000;
 
 /** What an AgentShedder works with. */
 export interface AgentShedderOptions {
@@ -22,6 +28,8 @@ export interface AgentShedderOptions {
   log: Logger;
   /** Interval between checks, in ms; default DEFAULT_REBALANCE_INTERVAL_MS. */
   intervalMs?: number;
+  /** How long a replica lease lasts without renewal, in ms (the replicas' replica-lease-s). */
+  leaseMs: number;
 }
 
 /**
@@ -33,16 +41,34 @@ export interface AgentShedderOptions {
  * registered agents above it, with UNAVAILABLE REBALANCING and a retry delay. Those agents
  * reconnect to their next scheduler address after the delay; their tasks go on (a stream that
  * ends never stops a task), and their runs do not note them away.
+ *
+ * Two rules keep it from churning. The live replicas must have been the same for two lease
+ * periods: a replica killed a moment ago holds its lease a while, and sending agents towards it
+ * (after a restart, the survivor holds every agent) would only disconnect them, with a gap in
+ * every run being discovered meanwhile; within two periods its lease has ended. And an agent
+ * that comes back within RETURN_KEEP_MS of being sent away is kept: it knows no other
+ * scheduler, or none that would take it.
  */
 export class AgentShedder {
   private replicas = 1;
+  private live = '';
+  /** Since when the live replicas have been the same, ms since the epoch (local clock). */
+  private liveSinceMs = Date.now();
   private timer: NodeJS.Timeout | undefined;
+  /** Agents sent away, by identity: when (ms since the epoch). */
+  private readonly sentAway = new Map<string, number>();
 
   constructor(private readonly options: AgentShedderOptions) {}
 
-  /** The live replicas changed (replica lease renewal). */
-  onPeers(count: number): void {
-    this.replicas = Math.max(1, count);
+  /** After each replica lease renewal: the replicas and when each one's lease ends, on the Redis clock at `nowMs`. */
+  onPeers(peers: ReplicaLeaseEnd[], nowMs: number): void {
+    const live = peers.filter((p) => p.endsMs >= nowMs).map((p) => p.id).sort();
+    const key = live.join(' ');
+    if (key !== this.live) {
+      this.live = key;
+      this.liveSinceMs = Date.now();
+    }
+    this.replicas = Math.max(1, live.length);
   }
 
   start(): void {
@@ -59,14 +85,18 @@ export class AgentShedder {
 
   /** One comparison; resolves with the number of agents sent away. */
   async tick(): Promise<number> {
-    if (this.replicas < 2) return 0;
+    const nowMs = Date.now();
+    if (this.replicas < 2 || nowMs - this.liveSinceMs < 2 * this.options.leaseMs) return 0;
     const { redis, keys, registry, log } = this.options;
+    for (const [identity, at] of this.sentAway) if (nowMs - at > RETURN_KEEP_MS) this.sentAway.delete(identity);
     const total = await redis.zcard(keys.online());
     const fair = Math.ceil((total / this.replicas) * FAIR_SHARE_HEADROOM);
     const held = registry.all().filter((s) => s.ready);
     const over = held.length - fair;
     if (over <= 0) return 0;
-    const away = held.slice(-Math.min(over, SHED_STEP));
+    const away = held.filter((s) => !this.sentAway.has(s.identity)).slice(-Math.min(over, SHED_STEP));
+    if (away.length === 0) return 0;
+    for (const session of away) this.sentAway.set(session.identity, nowMs);
     log.info({ held: held.length, fair, replicas: this.replicas, connected: total, sending: away.length }, 'above the fair share of agents; sending some to other replicas');
     const reason = `rebalancing: this scheduler holds ${held.length} agents, above its fair share of ${fair} over ${this.replicas} replicas; reconnect to another`;
     for (const session of away) void session.close(new UnavailableError(reason, SHED_RETRY_DELAY_MS, 'REBALANCING'), { draining: true });

@@ -72,14 +72,16 @@ describe('NodeIndex', () => {
     assert.equal(index.isOnline(node, 1_000 + 30_001), true);
   });
 
-  it('marks a node offline and keeps it with its last-seen time', async () => {
-    const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
+  it('marks a node offline and keeps it, last seen when its stream ended', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(redis.client(), keys, 10);
     await index.upsert(hello('web1'), 's1', 5_000);
-    assert.equal(await index.markOffline('web1', 's1'), true);
+    assert.equal(await index.markOffline('web1', 's1', 7_000), true);
     const [node] = await index.list();
     assert.equal(node.connected, false);
-    assert.equal(node.lastSeenMs, 5_000);
-    assert.equal(index.isOnline(node, 5_000), false);
+    assert.equal(node.lastSeenMs, 7_000);
+    assert.equal(index.isOnline(node, 7_000), false);
+    assert.equal(await redis.client().zscore(keys.nodes(), 'web1'), '7000');
   });
 
   it('ignores heartbeats and disconnects of a session that a newer one replaced', async () => {
@@ -308,11 +310,11 @@ describe('NodeIndex batches', () => {
     // A low threshold, so memberships turn into bitmaps inside batches too.
     const one = new NodeIndex(client, alone, 10, 20);
     for (const w of writes()) await one.upsert(w.hello, w.session, w.at);
-    await one.markOffline('n3', 's3');
+    await one.markOffline('n3', 's3', 9_000);
     const batched = new NodeIndex(client, together, 10, 20);
     const sent = Promise.all(writes().map((w) => batched.upsert(w.hello, w.session, w.at)));
     await sent;
-    await batched.markOffline('n3', 's3');
+    await batched.markOffline('n3', 's3', 9_000);
     const expected = await indexContent(client, alone);
     assert.deepEqual(await indexContent(client, together), expected);
     // What the comparison covers: nodes whose facts changed, memberships in both forms, names.

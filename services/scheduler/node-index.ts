@@ -36,21 +36,24 @@ export interface IndexReplica {
 /**
  * Clears the online flag only while the entry still belongs to the calling session, so that
  * a stream ending late never marks offline a node that has reconnected meanwhile; the node
- * then belongs to no replica.
+ * then belongs to no replica. The end of the stream is the last time the node was heard, so
+ * last_seen becomes it: how long an agent has been gone counts from there, not from its last
+ * heartbeat (up to an interval earlier).
  * KEYS[1] node hash, KEYS[2] online zset, KEYS[3] node ids hash, KEYS[4] online bitmap,
- * KEYS[5] (optional) the owner bitmap of the calling replica;
- * ARGV[1] session id, ARGV[2] identity.
+ * KEYS[5] nodes zset, KEYS[6] (optional) the owner bitmap of the calling replica;
+ * ARGV[1] session id, ARGV[2] identity, ARGV[3] now, ms since the epoch.
  * Returns 1 when marked offline, 0 otherwise.
  */
 const OFFLINE_SCRIPT = new LuaScript('offline', `
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'online', '0')
+redis.call('HSET', KEYS[1], 'online', '0', 'last_seen', ARGV[3])
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[5], 'XX', ARGV[3], ARGV[2])
 local nid = redis.call('HGET', KEYS[3], ARGV[2])
 if nid then
   redis.call('SETBIT', KEYS[4], nid, 0)
-  if KEYS[5] then redis.call('SETBIT', KEYS[5], nid, 0) end
+  if KEYS[6] then redis.call('SETBIT', KEYS[6], nid, 0) end
 end
 return 1`);
 
@@ -564,14 +567,14 @@ export class NodeIndex {
     return batch;
   }
 
-  /** Marks a node offline (kept, with its last-seen time) unless another session owns it now. */
-  async markOffline(identity: string, sessionId: string): Promise<boolean> {
+  /** Marks a node offline (kept, last seen now) unless another session owns it now. */
+  async markOffline(identity: string, sessionId: string, nowMs = Date.now()): Promise<boolean> {
     // After the node's upserts asked for before: a stream that ends while its Hello waits for a
     // batch must leave the node offline, not see its Hello written after this.
     await this.lastUpserts.get(identity);
-    const keys = [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap()];
+    const keys = [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap(), this.keys.nodes()];
     if (this.replica) keys.push(this.keys.ownerBitmap(this.replica.id));
-    const r = await OFFLINE_SCRIPT.run(this.redis, keys, [sessionId, identity]);
+    const r = await OFFLINE_SCRIPT.run(this.redis, keys, [sessionId, identity, String(nowMs)]);
     return r === 1;
   }
 
