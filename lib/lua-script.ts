@@ -31,7 +31,8 @@ export class LuaScript {
    * The script in `<dir>/<name>.lua`, read once when the module defining it loads: call it with
    * `__dirname`, so the file sits next to the module in the sources and, copied there by
    * scripts/build.mjs, in dist/. The name says what the script does and how many keys it takes
-   * (`record-results-6`); the file opens with its header (purpose, each KEYS[i] and ARGV[i],
+   * (`record-results-6`; `touch-nodes-2plus` for two keys and then a number that varies per
+   * call, one per node); the file opens with its header (purpose, each KEYS[i] and ARGV[i],
    * the result), which `npm run lint` checks, with luacheck, for every `.lua` file.
    */
   static fromFile(dir: string, name: string): LuaScript {

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Lint of the Redis Lua scripts, run by `npm run lint`: luacheck over every `.lua` file
 // (settings in .luacheckrc: Lua 5.1 and Redis's globals), and each file's name and header as
-// lib/lua-script.ts `LuaScript.fromFile` describes them: `<what-it-does>-<key count>.lua`,
-// opening with a `--[[ ... ]]` header that states the purpose, documents each KEYS[i] up to the
-// key count and the ARGV the script reads, and says what it returns.
+// lib/lua-script.ts `LuaScript.fromFile` describes them: `<what-it-does>-<key count>.lua`, or
+// `<what-it-does>-<N>plus.lua` for N fixed keys followed by a number that varies per call
+// (one per node, per leaf...), opening with a `--[[ ... ]]` header that states the purpose,
+// documents each KEYS[i] up to the key count (and, for `plus`, the keys after them) and the
+// ARGV the script reads, and says what it returns. A script with a fixed key count may not
+// index KEYS beyond it.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -27,24 +30,34 @@ const files = [...luaFiles(root)];
 for (const path of files) {
   const rel = relative(root, path);
   const text = readFileSync(path, 'utf8');
-  const name = /^[a-z][a-z0-9-]*-(\d+)\.lua$/.exec(path.split('/').pop());
+  const name = /^[a-z][a-z0-9-]*-(\d+)(plus)?\.lua$/.exec(path.split('/').pop());
   if (!name) {
-    problems.push(`${rel}: name it <what-it-does>-<key count>.lua`);
+    problems.push(`${rel}: name it <what-it-does>-<key count>.lua (or <what-it-does>-<N>plus.lua for N keys and then a varying number)`);
     continue;
   }
-  const header = /^--\[\[\n([\s\S]*?)\n\]\]\n/.exec(text)?.[1];
+  const opening = /^--\[\[\n([\s\S]*?)\n\]\]\n/.exec(text);
+  const header = opening?.[1];
   if (header === undefined) {
     problems.push(`${rel}: must open with a --[[ ... ]] header (purpose, KEYS, ARGV, result)`);
     continue;
   }
-  const body = text.slice(header.length);
+  const body = text.slice(opening[0].length);
   if (!/^Purpose: \S/m.test(header)) problems.push(`${rel}: the header has no 'Purpose:' line`);
   if (!/^Result: +\S/m.test(header)) problems.push(`${rel}: the header has no 'Result:' line`);
   const keys = Number(name[1]);
   for (let k = 1; k <= keys; k++) {
     if (!header.includes(`KEYS[${k}]`)) problems.push(`${rel}: the header does not document KEYS[${k}] (the name says ${keys} keys)`);
   }
-  if (keys === 0 && /\bKEYS\b/.test(body)) problems.push(`${rel}: uses KEYS, but the name says it takes none`);
+  const varying = name[2] === 'plus';
+  if (varying && !new RegExp(`KEYS\\[(${keys + 1}|${keys} *\\+)`).test(header)) {
+    problems.push(`${rel}: the header does not document the keys after KEYS[${keys}] (KEYS[${keys} + i] or KEYS[${keys + 1}]...)`);
+  }
+  if (!varying && keys === 0 && /\bKEYS\b/.test(body)) problems.push(`${rel}: uses KEYS, but the name says it takes none`);
+  if (!varying) {
+    for (const m of body.matchAll(/\bKEYS\[(\d+)\]/g)) {
+      if (Number(m[1]) > keys) problems.push(`${rel}: uses KEYS[${m[1]}], but the name says ${keys} keys`);
+    }
+  }
   if (/\bARGV\b/.test(body) && !/ARGV\[/.test(header)) problems.push(`${rel}: uses ARGV, but the header documents none`);
 }
 

@@ -5,15 +5,8 @@ import type { RedisKeys } from '../../lib/redis';
 /** How long a RunTask request id is remembered, in seconds (24 h; scheduler_service.proto). */
 export const REQUEST_ID_TTL_S = 24 * 60 * 60;
 
-/** Deletes KEYS[1] only while it holds ARGV[1]; one step, so a newer claim is never removed. */
-const RELEASE_SCRIPT = new LuaScript(
-  'release-request-id',
-  `-- Gives back a RunTask request id whose run could not be created, only if it still names that run.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`,
-);
+/** Gives a request id back only while it still names the run (a newer claim is left alone). */
+const RELEASE_SCRIPT = LuaScript.fromFile(__dirname, 'release-request-id-1');
 
 /**
  * RunTask idempotency (a retry after a lost answer must not start a second run): which task id a
