@@ -34,30 +34,8 @@ const REAP_BATCH = 500;
 /** The least time a survivor waits before reading a download's deadline as passed, in ms. */
 const MIN_DOWNLOAD_MS = 1_000;
 
-/**
- * Marks offline the nodes a dead replica still held (those that have not reconnected elsewhere
- * meanwhile: their `owner` is still that replica), and takes them out of its owner bitmap.
- * KEYS[1] online zset, KEYS[2] node ids hash, KEYS[3] online bitmap, KEYS[4] the dead replica's
- * owner bitmap, KEYS[4 + i] the hash of the i-th node.
- * ARGV[1] the dead replica's id, ARGV[1 + i] the i-th node's identity.
- * Returns how many nodes were marked offline.
- */
-const REAP_SCRIPT = new LuaScript('replica-reap', `
-local n = 0
-for i = 5, #KEYS do
-  local name = ARGV[i - 3]
-  local nid = redis.call('HGET', KEYS[2], name)
-  if redis.call('HGET', KEYS[i], 'owner') == ARGV[1] then
-    redis.call('HSET', KEYS[i], 'online', '0')
-    redis.call('HDEL', KEYS[i], 'owner')
-    redis.call('ZREM', KEYS[1], name)
-    if nid then redis.call('SETBIT', KEYS[3], nid, 0) end
-    n = n + 1
-  end
-  if nid then redis.call('SETBIT', KEYS[4], nid, 0) end
-end
-return n`);
-
+/** Marks offline the nodes a dead replica still held and takes them out of its owner bitmap. */
+const REAP_SCRIPT = LuaScript.fromFile(__dirname, 'reap-replica-nodes-4plus');
 
 /** A stream entry as XREADGROUP and XAUTOCLAIM answer it (a deleted entry is null). */
 type RawEntry = [string, string[]] | null;

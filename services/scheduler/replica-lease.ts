@@ -19,74 +19,20 @@ export function defaultReplicaName(): string {
   return hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 50) || 'scheduler';
 }
 
-/**
- * Takes a fencing epoch and a lease under a new replica id, `<name>-<epoch>`, on the Redis clock
- * (TIME), so that replicas whose clocks differ agree on when a lease ended. An id is never used
- * twice: a replica that lost its lease comes back as a new one, and whatever survivors do with
- * the old id's nodes and backlog never meets the new one.
- * KEYS[1] epoch counter, KEYS[2] leases zset.
- * ARGV[1] replica name, ARGV[2] lease in ms.
- * Returns {epoch, replica id}.
- */
-const JOIN_SCRIPT = new LuaScript('replica-join', `
-local epoch = redis.call('INCR', KEYS[1])
-local id = ARGV[1] .. '-' .. epoch
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
-return {epoch, id}`);
+/** Takes a fencing epoch and a lease under a new replica id, on the Redis clock. */
+const JOIN_SCRIPT = LuaScript.fromFile(__dirname, 'replica-join-2');
 
-/**
- * Renews a replica's lease, only while it has not ended (once it ended, survivors may have
- * claimed the replica's nodes and backlog: it must join again, as a new replica). Also answers
- * every replica's lease, for the caller's view of its peers.
- * KEYS[1] leases zset.
- * ARGV[1] replica id, ARGV[2] lease in ms.
- * Returns {code, now, id1, end1, id2, end2, ...}: code 1 renewed, -2 the lease had ended (or was
- * removed); now is the Redis clock in ms; then every replica and its lease end.
- */
-const RENEW_SCRIPT = new LuaScript('replica-renew', `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local code = 1
-local ends = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')
-if ends < now then code = -2 else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) end
-local out = {code, now}
-for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do out[#out + 1] = v end
-return out`);
+/** Renews a replica's lease while it has not ended, answering every replica's lease. */
+const RENEW_SCRIPT = LuaScript.fromFile(__dirname, 'replica-renew-1');
 
-/**
- * The replicas whose lease has ended, or those whose lease runs, on the Redis clock.
- * KEYS[1] leases zset. ARGV[1] 'ended' or 'live'. Returns their ids.
- */
-const LEASES_SCRIPT = new LuaScript('replica-leases', `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[1] == 'live' then return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf') end
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)`);
+/** The replicas whose lease has ended, or those whose lease runs, on the Redis clock. */
+const LEASES_SCRIPT = LuaScript.fromFile(__dirname, 'replica-leases-1');
 
-/**
- * Ends a replica's lease at once (a clean shutdown): survivors take over its dispatch backlog
- * without waiting for the lease to run out.
- * KEYS[1] leases zset. ARGV[1] replica id.
- * Returns 1 when ended, 0 when it had no lease.
- */
-const LEAVE_SCRIPT = new LuaScript('replica-leave', `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-return 1`);
+/** Ends a replica's lease at once (a clean shutdown). */
+const LEAVE_SCRIPT = LuaScript.fromFile(__dirname, 'replica-leave-1');
 
-/**
- * Forgets a replica whose lease ended, once survivors have taken over what it held.
- * KEYS[1] leases zset. ARGV[1] replica id. Returns 1 when forgotten, 0 when its lease runs.
- */
-const FORGET_SCRIPT = new LuaScript('replica-forget', `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ends = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if ends and tonumber(ends) >= now then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-return 1`);
+/** Forgets a replica whose lease ended, once survivors have taken over what it held. */
+const FORGET_SCRIPT = LuaScript.fromFile(__dirname, 'replica-forget-1');
 
 /**
  * Lease states:
