@@ -24,37 +24,8 @@ export function heartbeatFlushIntervalMs(heartbeatIntervalS: number): number {
   return Math.min(HEARTBEAT_FLUSH_MAX_MS, (heartbeatIntervalS * 1000) / 4);
 }
 
-/**
- * Refreshes the last-seen time of nodes, each only while its entry still belongs to the
- * session that heard it. The online flag is never set here: a node marked offline stays
- * offline, whatever heartbeat of its closed session is written after that.
- * KEYS[1] nodes zset, KEYS[2] online zset, KEYS[2 + i] the hash of the i-th node.
- * ARGV, three per node in KEYS order: identity, session id, heard at (ms).
- * Returns one code per node: 1 refreshed, 0 entry gone, -1 owned by another session.
- */
-const TOUCH_SCRIPT = new LuaScript('touch', `
-local seen, online, out = {}, {}, {}
-for i = 1, #KEYS - 2 do
-  local a = 3 * i - 2
-  local h = redis.call('HMGET', KEYS[2 + i], 'session', 'online')
-  if not h[1] then
-    out[i] = 0
-  elseif h[1] ~= ARGV[a + 1] then
-    out[i] = -1
-  else
-    out[i] = 1
-    redis.call('HSET', KEYS[2 + i], 'last_seen', ARGV[a + 2])
-    seen[#seen + 1] = ARGV[a + 2]; seen[#seen + 1] = ARGV[a]
-    if h[2] == '1' then online[#online + 1] = ARGV[a + 2]; online[#online + 1] = ARGV[a] end
-  end
-end
--- unpack() pushes every value on Lua's bounded stack: long argument lists go in chunks.
-local function zadd(key, list)
-  for i = 1, #list, 1000 do redis.call('ZADD', key, unpack(list, i, math.min(i + 999, #list))) end
-end
-zadd(KEYS[1], seen)
-zadd(KEYS[2], online)
-return out`);
+/** Refreshes the last-seen time of nodes still held by the session that heard them, one code per node. */
+const TOUCH_SCRIPT = LuaScript.fromFile(__dirname, 'touch-nodes-2plus');
 
 /** Refreshes the last-seen time of `nodes` (distinct identities) in one script call; one outcome per node. */
 export async function touchNodes(index: NodeIndex, nodes: Heard[]): Promise<TouchOutcome[]> {
