@@ -178,8 +178,9 @@ export class RedisKeys {
   /** The bitmap over node ids mirroring a membership set built by this class (`factValue()`, `nodeClass()`, `nodeAgent()`). */
   bitmapOf(setKey: string): string {
     // `<p>:bits:` + the set key without its prefix: no other key starts with `<p>:bits:`, so
-    // the mapping cannot collide whatever a class or fact value contains. The upsert Lua
-    // script applies the same rule (node-index.ts).
+    // the mapping cannot collide whatever a class or fact value contains. The index's Lua
+    // scripts apply the same rule to set keys they read from Redis
+    // (services/scheduler/upsert-nodes-7plus.lua, discovery-query-5plus.lua).
     return `${this.prefix}:bits:${setKey.slice(this.prefix.length + 1)}`;
   }
 
@@ -188,7 +189,11 @@ export class RedisKeys {
     return `${this.prefix}:bitmapped`;
   }
 
-  /** Sorted set of the `factValue` set keys of the distinct values of the numeric fact at `path`, scored by the number. */
+  /**
+   * Sorted set of the `factValue` set keys of the distinct values of the numeric fact at `path`,
+   * scored by the number. services/scheduler/upsert-nodes-7plus.lua applies the same rule to the
+   * `factNumber` keys it reads from a node's stored index.
+   */
   factNumberValues(path: string): string {
     return `${this.prefix}:factvals:${path}`;
   }

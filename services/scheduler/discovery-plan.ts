@@ -145,73 +145,8 @@ export interface RunDiscoveryOptions {
 /** A range over more distinct values than this reads the fact's zset of names instead of ORing each value's set. */
 export const MAX_RANGE_VALUES = 1_000;
 
-/**
- * Reads, in one atomic step, everything a discovery query needs from the index: the number of
- * node ids, the all-nodes and online bitmaps, the identities whose heartbeat is stale, and one
- * reply per leaf of the plan, always `{bitmap, members}` (either may be empty; the leaf is their
- * union). A KEY leaf answers the set's bitmap when it has one (node-index.ts
- * BITMAP_MIN_MEMBERS), else the set's members (few). A RANGE leaf ORs the sets of the numeric
- * fact's distinct values in range: the bitmaps with BITOP (into a temporary key deleted at
- * once), the small sets as members; over more than MAX_RANGE_VALUES distinct values (a fact
- * unique to each node) it answers the names in range from the fact's zset.
- * It also reads the owner bitmaps of the replicas whose lease ended: their nodes are not online.
- * KEYS[1] node names list, KEYS[2] all-nodes bitmap, KEYS[3] online bitmap, KEYS[4] online zset,
- * KEYS[5] a temporary key, then per leaf: KEY two keys (its bitmap, its set), RANGE two (the
- * fact's distinct values zset, its zset of names); last, the D owner bitmaps of dead replicas.
- * ARGV[1] last-seen ms below which a node is stale, ARGV[2] one letter per leaf (K or R),
- * ARGV[3] the key prefix (a set's bitmap is `<p>:bits:` + the set key after `<p>:`, as
- * RedisKeys.bitmapOf), ARGV[4] MAX_RANGE_VALUES, ARGV[5] D, then min and max (ZRANGEBYSCORE
- * syntax) of each RANGE leaf in order.
- * Returns {id count, all bitmap, online bitmap, stale identities, {dead owner bitmap...},
- * {bitmap, members} per leaf...}.
- */
-const QUERY_SCRIPT = new LuaScript('discovery-query', `
-local rest = #ARGV[3] + 2
-local function bits(k) return ARGV[3] .. ':bits:' .. string.sub(k, rest) end
-local out = {
-  redis.call('LLEN', KEYS[1]),
-  redis.call('GET', KEYS[2]) or '',
-  redis.call('GET', KEYS[3]) or '',
-  redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1]),
-}
-local dead = {}
-for i = #KEYS - tonumber(ARGV[5]) + 1, #KEYS do dead[#dead + 1] = redis.call('GET', KEYS[i]) or '' end
-out[5] = dead
-local maxValues = tonumber(ARGV[4])
-local k, a = 6, 6
-for i = 1, #ARGV[2] do
-  if string.sub(ARGV[2], i, i) == 'K' then
-    local b = redis.call('GET', KEYS[k])
-    if b then out[#out + 1] = {b, {}} else out[#out + 1] = {'', redis.call('SMEMBERS', KEYS[k + 1])} end
-  else
-    local values = redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1], 'LIMIT', 0, maxValues + 1)
-    if #values > maxValues then
-      out[#out + 1] = {'', redis.call('ZRANGEBYSCORE', KEYS[k + 1], ARGV[a], ARGV[a + 1])}
-    else
-      local big, small = {}, {}
-      for _, v in ipairs(values) do
-        local b = bits(v)
-        if redis.call('EXISTS', b) == 1 then
-          big[#big + 1] = b
-        else
-          for _, m in ipairs(redis.call('SMEMBERS', v)) do small[#small + 1] = m end
-        end
-      end
-      local bm = ''
-      if #big == 1 then
-        bm = redis.call('GET', big[1])
-      elseif #big > 1 then
-        redis.call('BITOP', 'OR', KEYS[5], unpack(big))
-        bm = redis.call('GET', KEYS[5])
-        redis.call('DEL', KEYS[5])
-      end
-      out[#out + 1] = {bm, small}
-    end
-    a = a + 2
-  end
-  k = k + 2
-end
-return out`);
+/** Reads everything one discovery query needs from the index in one atomic step (bitmaps, stale nodes, one reply per leaf). */
+const QUERY_SCRIPT = LuaScript.fromFile(__dirname, 'discovery-query-5plus');
 
 /** The ZRANGEBYSCORE bounds of a numeric comparison, or undefined for operators a range cannot answer. */
 function numericRange(op: CompareOp, n: number): [string, string] | undefined {
