@@ -61,6 +61,23 @@ for (const path of files) {
   if (/\bARGV\b/.test(body) && !/ARGV\[/.test(header)) problems.push(`${rel}: uses ARGV, but the header documents none`);
 }
 
+// A script built from a string in TypeScript escapes all of the above: only lib/lua-script.ts
+// (fromFile) and tests may construct one.
+const SOURCE_DIRS = ['lib', 'services', 'agent', 'cli', 'bench'];
+function* tsFiles(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) yield* tsFiles(join(dir, entry.name));
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) yield join(dir, entry.name);
+  }
+}
+for (const dir of SOURCE_DIRS) {
+  for (const path of tsFiles(join(root, dir))) {
+    const rel = relative(root, path);
+    if (rel === join('lib', 'lua-script.ts')) continue;
+    if (/new LuaScript\(/.test(readFileSync(path, 'utf8'))) problems.push(`${rel}: a Redis script goes in its own .lua file, read with LuaScript.fromFile(__dirname, '<name>')`);
+  }
+}
+
 if (files.length > 0) {
   try {
     execFileSync('luacheck', ['--quiet', '--no-color', '--codes', ...files.map((f) => relative(root, f))], { cwd: root, stdio: 'inherit' });
