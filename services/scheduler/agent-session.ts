@@ -355,7 +355,10 @@ export class AgentSession {
     } catch (err) {
       this.options.admission?.leave();
       this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index');
-      await this.close(new UnavailableError('the scheduler could not record the node in its discovery index; reconnect later'));
+      // A retry delay, so that while Redis (or this replica's lease) is out the agents do not
+      // reconnect in a tight loop.
+      const delayMs = this.options.admission?.spreadDelayMs();
+      await this.close(new UnavailableError(`the scheduler could not record the node in its discovery index; reconnect${delayMs === undefined ? ' later' : ` in ${delayMs} ms`}`, delayMs));
       return;
     }
     this.options.admission?.leave();

@@ -46,8 +46,13 @@ export class HelloAdmission {
       return undefined;
     }
     this.refused++;
-    const delayMs = Math.round(this.retryDelayMs * (0.5 + this.random()));
+    const delayMs = this.spreadDelayMs();
     return new UnavailableError(`the scheduler is registering ${this.active} agents already; reconnect in ${delayMs} ms`, delayMs, 'TOO_MANY_HELLOS');
+  }
+
+  /** A retry delay for a refused Hello, spread over 0.5-1.5 times `retryDelayMs`. */
+  spreadDelayMs(): number {
+    return Math.round(this.retryDelayMs * (0.5 + this.random()));
   }
 
   /** Gives back the slot of an admitted Hello (registered, or failed). */

@@ -205,6 +205,12 @@ describe('faults lose nothing', () => {
       await fleet.stack.startRedis();
     }
     await expectEveryResultOnce(taskId, 3);
+    // Down longer than the replica lease (a loaded machine), the scheduler fenced itself and
+    // ended the agents' streams; they come back by themselves once it holds a lease again.
+    await waitFor('every agent to be online again', async () => {
+      const found = await runCli(['discover', '--json'], fleet.env);
+      return found.code === 0 && NODES.every((n) => found.stdout.includes(`"${n}"`));
+    }, SETTLE_MS, 500);
 
     const after = await runSleep(0, { waitS: 30 });
     assert.equal(after.run?.state, RunState.RUN_STATE_SUCCEEDED, JSON.stringify(after.results));
