@@ -9,7 +9,7 @@ import { BenchStack, callsPerNode, cpuDelta, ORCHESTRATION, redisTraffic, runBen
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
 import { printProfiles } from './fleet/cpu-profile-summary';
 import { raiseOpenFileLimit, rssBytes } from './fleet/proc-stats';
-import type { AgentCounts } from './fleet/sim-agents';
+import { fleetCounts, runState } from './fleet/sim-fleet';
 import { WorkerProcess } from './fleet/worker-process';
 
 /**
@@ -53,8 +53,7 @@ const GOAL_REDIS_GROWTH = 1.2;
 const GOAL_BYTES_PER_AGENT = 40 * 1024;
 /** Fewest agents the memory figure is taken over: below it the process's own growth dominates. */
 const MEMORY_GOAL_MIN_AGENTS = 10_000;
-/** Deadlines of the slim status reads while following a run (at least) and of the full read after it, in ms. */
-const STATUS_DEADLINE_MS = 10_000;
+/** Deadline of the full status read after a run, in ms. */
 const FULL_STATUS_DEADLINE_MS = 120_000;
 /** How often the benchmark asks the workers how far a run got, in ms. */
 const POLL_MS = 200;
@@ -85,28 +84,6 @@ interface SizeFigures {
   schedulerRssBytes: number;
   runs: RunFigures[];
   failed?: string;
-}
-
-/** The workers' counts for `taskId`, summed. */
-async function fleetCounts(workers: WorkerProcess[], taskId: string): Promise<AgentCounts> {
-  const all = await Promise.all(workers.map((w) => w.request<AgentCounts>({ type: 'counts', taskId })));
-  return all.reduce((s, c) => ({
-    agents: s.agents + c.agents,
-    once: s.once + c.once,
-    never: s.never + c.never,
-    repeated: s.repeated + c.repeated,
-    acked: s.acked + c.acked,
-    streamsEnded: s.streamsEnded + c.streamsEnded,
-    disconnected: s.disconnected + c.disconnected,
-    endedExample: c.endedExample ?? s.endedExample,
-  }));
-}
-
-/** The run's state from a slim GetRunStatus (no node list; only failed nodes, of which there should be none). */
-async function runState(results: ResultsServiceClient, taskId: string, deadlineMs: number): Promise<RunState> {
-  const request = GetRunStatusRequest.fromPartial({ taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
-  const res = await unary(results, results.getRunStatus, request, { deadlineMs: Math.max(STATUS_DEADLINE_MS, deadlineMs - performance.now()) });
-  return res.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;
 }
 
 /**
@@ -180,7 +157,7 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         const fresh = Array.from({ length: nodes - connected }, (_, i) => identity(connected + i + 1));
         await Promise.all(
           workers.map((w, k) =>
-            w.request({ type: 'start', address: bench.schedulerAddress, identities: fresh.filter((_, i) => i % WORKERS === k), agentsPerConnection: perConnection, localAddressBase: `127.${k + 1}.0` }),
+            w.request({ type: 'start', addresses: [bench.schedulerAddress], identities: fresh.filter((_, i) => i % WORKERS === k), agentsPerConnection: perConnection, localAddressBase: `127.${k + 1}.0` }),
           ),
         );
         connected = nodes;

@@ -40,7 +40,8 @@ export function writeTaskModule(dir: string): { environmentpath: string; script:
 const serviceLog = new Map<string, number>();
 const PRINTED_LOG_LINES = 5;
 
-function onServiceStderr(name: string, line: string): void {
+/** Counts a service log line of process `name`, printing the first few. */
+export function onServiceStderr(name: string, line: string): void {
   const seen = serviceLog.get(name) ?? 0;
   serviceLog.set(name, seen + 1);
   if (seen < PRINTED_LOG_LINES) console.error(`  [${name}] ${line.slice(0, 400)}`);

@@ -1,7 +1,10 @@
 import { connect as netConnect } from 'node:net';
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { backoffDelayMs, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
+import { readServiceError } from '../../lib/errors';
 import { parseTaskOutput } from '../../lib/task-output';
 import { serveWorker } from './worker-process';
 
@@ -16,16 +19,30 @@ import { serveWorker } from './worker-process';
  * so a run measures orchestration alone. A full agent per node (a grpc-js channel, cache, spool
  * and task runner each) does not fit 100,000 times on one machine beside the services.
  *
- * Counting executions is the point: a RunCommand is never deduplicated here (a real agent would
- * skip a task id it has a spool directory for), so a scheduler that sends a run twice to a node,
- * or never, shows in `counts`. A stream that ends is reconnected as a real agent does it (a new
- * connection after a jittered backoff, the results not acknowledged yet re-sent in the Hello),
- * and counted, with why the last one ended.
+ * Counting executions is the point. By default a RunCommand is never deduplicated here, so a
+ * scheduler that sends a run twice to a node, or never, shows in `counts`. With `dedupe` the
+ * agents follow the real agent's rule instead (a task id runs at most once per node; a repeated
+ * command re-sends the result, or is ignored while the task runs), which is what a scheduler
+ * that takes over a run relies on; repeated commands are then counted apart.
+ *
+ * Each agent knows every scheduler address it was given, in its own shuffled order, and
+ * behaves as the real agent's connection does: a stream that ends, or an attempt that fails,
+ * moves it to its next address after the real agent's backoff (agent/connection.ts), at least
+ * the retry delay an UNAVAILABLE carried in its google.rpc.RetryInfo; the results not
+ * acknowledged yet go again in the next Hello. Streams of one worker to one address share
+ * connections, `agentsPerConnection` streams each. Every ended stream is counted, with why the
+ * last one ended, and a watched address's lost agents are timed until their next Welcome.
  *
  * Requests:
- * - `start` { address, identities, agentsPerConnection, localAddressBase }: connects them, at
- *   most CONNECT_BATCH at a time, and resolves once every one has been welcomed;
+ * - `start` { addresses, identities, agentsPerConnection, localAddressBase, dedupe?, taskMs? }:
+ *   connects them, at most CONNECT_BATCH connections' worth at a time, and resolves once every
+ *   one has been welcomed; with `taskMs`, each task ends after a random time up to that;
  * - `counts` { taskId }: what this worker's agents did for that run (AgentCounts);
+ * - `placement`: welcomed agents per scheduler address;
+ * - `watch` { address }: from now on, agents whose welcomed stream to `address` ends are
+ *   followed until they are welcomed again;
+ * - `rewelcomed` { since }: when each followed agent was welcomed again, in ms after `since`
+ *   (Date.now() ms), and how many are not yet (Rewelcomes);
  * - `stop`: closes every session and exits.
  */
 
@@ -43,9 +60,6 @@ const WELCOME_DEADLINE_MS = 120_000;
  * so larger fleets spread over several loopback addresses (all of 127.0.0.0/8 is local).
  */
 const CONNECTIONS_PER_LOCAL_ADDRESS = 20_000;
-/** Reconnect backoff, as the real agent's: 200 ms doubling to 5 s, ±20 %. */
-const RECONNECT_INITIAL_MS = 200;
-const RECONNECT_MAX_MS = 5_000;
 
 /** What the agents of one worker did for one task id, and how their streams fared. */
 export interface AgentCounts {
@@ -55,16 +69,28 @@ export interface AgentCounts {
   once: number;
   /** Agents that never received its RunCommand. */
   never: number;
-  /** Agents that received its RunCommand more than once. */
+  /** Agents that executed it more than once. */
   repeated: number;
+  /** Agents that received its RunCommand more than once (each executed it once with `dedupe`). */
+  commandsRepeated: number;
   /** Agents whose TaskFinished was acknowledged. */
   acked: number;
   /** Streams that have ended since the agents connected (each was reconnected). */
   streamsEnded: number;
+  /** Of those, the ones whose status carried a retry delay (honoured before the next attempt). */
+  retryDelays: number;
   /** Agents without a welcomed stream right now. */
   disconnected: number;
   /** Why the last ended stream ended, when one did. */
   endedExample?: string;
+}
+
+/** The watched agents' way back (the `rewelcomed` request). */
+export interface Rewelcomes {
+  /** Per agent welcomed again: ms from `since` to its Welcome. */
+  delaysMs: number[];
+  /** Agents not welcomed again yet. */
+  pending: number;
 }
 
 /** The trivial task's output, as the real agent would report it. */
@@ -75,21 +101,34 @@ const RUNTIME_S = 0.002;
 /** One simulated node. */
 interface SimAgent {
   identity: string;
-  /** Local address of its connections. */
-  localAddress: string;
-  /** Its welcomed stream, while it has one. */
+  /** The scheduler addresses in this agent's order, and which one it uses now. */
+  addresses: string[];
+  target: number;
+  /** Its welcomed stream, while it has one, and when it was welcomed. */
   stream?: ClientHttp2Stream;
+  /** The stream whose Welcome it awaits. */
+  opening?: ClientHttp2Stream;
+  welcomedAt: number;
   heartbeat?: NodeJS.Timeout;
-  /** RunCommands received per task id. */
+  /** RunCommands received, and executions, per task id. */
+  commands: Map<string, number>;
   executions: Map<string, number>;
+  /** Results of the tasks that finished, by task id, for a repeated command (with `dedupe`). */
+  results: Map<string, NodeResult>;
   /** Results sent and not acknowledged yet, by task id; the next Hello re-sends them. */
   unacked: Map<string, NodeResult>;
   /** Task ids whose TaskFinished the scheduler acknowledged. */
   acked: Set<string>;
-  /** Its streams that ended, why the last one did, and reconnect attempts since the last Welcome. */
+  /** Its streams that ended (those with a retry delay apart), why the last one did, and reconnect attempts since the last Welcome. */
   streamsEnded: number;
+  retryDelays: number;
   lastEnd?: string;
   attempts: number;
+  /** The retry delay the scheduler gave when it ended the last stream; used once. */
+  serverDelayMs?: number;
+  /** When its welcomed stream to the watched address ended, and when it was welcomed again. */
+  lostAt?: number;
+  backAt?: number;
   /** Called at the agent's first Welcome. */
   onFirstWelcome?: () => void;
 }
@@ -99,7 +138,14 @@ const agents: SimAgent[] = [];
 const sessions = new Map<ClientHttp2Session, number>();
 /** Why a connection ended, when it did before its streams. */
 const sessionEnds = new WeakMap<ClientHttp2Session, string>();
-let schedulerAddress = '';
+/** Per scheduler address, the connection new streams go on and how many it was given. */
+const pooled = new Map<string, { session: ClientHttp2Session; streams: number }>();
+let perConnection = 1;
+let localAddressBase = '127.1.0';
+let connectionsOpened = 0;
+let dedupe = false;
+let taskMs = 0;
+let watched: string | undefined;
 let stopping = false;
 
 /** A message in gRPC's wire framing: compressed flag 0, 4-byte big-endian length, the bytes. */
@@ -128,16 +174,37 @@ function write(stream: ClientHttp2Stream, message: ConnectRequest['message']): v
   if (!stream.closed && !stream.destroyed) stream.write(frame({ traceContext: {}, message }));
 }
 
-/** Sends on the agent's welcomed stream; dropped while it has none (results go out again in the next Hello). */
+/**
+ * Sends on the agent's welcomed stream, or on the one whose Welcome it awaits (after its Hello,
+ * as the real agent does); dropped while it has neither (results go out again in the next Hello).
+ */
 function send(agent: SimAgent, message: ConnectRequest['message']): void {
-  if (agent.stream) write(agent.stream, message);
+  const stream = agent.stream ?? agent.opening;
+  if (stream) write(stream, message);
 }
 
-/** Executes a RunCommand in-process: counted, then started and finished at once. */
+/**
+ * Executes a RunCommand in-process: counted, then started, and finished at once or after up to
+ * `taskMs`. With `dedupe`, a task id that ran already is not run again: its result is sent
+ * again when it finished, and the command ignored while it runs, as the real agent does.
+ */
 function run(agent: SimAgent, command: RunCommand): void {
+  agent.commands.set(command.taskId, (agent.commands.get(command.taskId) ?? 0) + 1);
+  if (dedupe && agent.executions.has(command.taskId)) {
+    const result = agent.results.get(command.taskId);
+    if (result) send(agent, { $case: 'taskFinished', value: { result } });
+    return;
+  }
   agent.executions.set(command.taskId, (agent.executions.get(command.taskId) ?? 0) + 1);
   const startTime = new Date();
   send(agent, { $case: 'taskStarted', value: { taskId: command.taskId, startTime } });
+  if (taskMs > 0) setTimeout(() => finish(agent, command, startTime), Math.random() * taskMs);
+  else finish(agent, command, startTime);
+}
+
+/** Sends the trivial task's result (kept until acknowledged, for the next Hello). */
+function finish(agent: SimAgent, command: RunCommand, startTime: Date): void {
+  if (stopping) return;
   const result: NodeResult = {
     host: agent.identity,
     taskId: command.taskId,
@@ -155,16 +222,34 @@ function run(agent: SimAgent, command: RunCommand): void {
     statusmsg: '',
   };
   agent.unacked.set(command.taskId, result);
+  if (dedupe) agent.results.set(command.taskId, result);
   send(agent, { $case: 'taskFinished', value: { result } });
 }
 
-/** Reconnects an agent whose stream ended, after the backoff, on a connection of its own. */
+/**
+ * Reconnects an agent whose stream ended or whose attempt failed, as the real agent's
+ * connection does: to its next address, after the backoff (which grows only per round over
+ * every address) or the retry delay the scheduler gave.
+ */
 function reconnect(agent: SimAgent): void {
   if (stopping) return;
-  const delayMs = Math.min(RECONNECT_MAX_MS, RECONNECT_INITIAL_MS * 2 ** agent.attempts++) * (0.8 + Math.random() * 0.4);
+  if (agent.addresses.length > 1) agent.target = (agent.target + 1) % agent.addresses.length;
+  const delayMs = backoffDelayMs(Math.floor(agent.attempts++ / agent.addresses.length), Math.random, agent.serverDelayMs);
+  agent.serverDelayMs = undefined;
   setTimeout(() => {
-    if (!stopping) openStream(agent, openSession(agent.localAddress));
+    if (!stopping) openStream(agent, sessionTo(agent.addresses[agent.target]));
   }, delayMs);
+}
+
+/** The retry delay of a gRPC status ending a stream: a google.rpc.RetryInfo of an UNAVAILABLE, in ms. */
+function retryDelayOf(headers: IncomingHttpHeaders): number | undefined {
+  const code = Number(headers['grpc-status']) as status;
+  const details = headers['grpc-status-details-bin'];
+  if (code !== status.UNAVAILABLE || typeof details !== 'string') return undefined;
+  const metadata = new Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(details, 'base64'));
+  const err: ServiceError = Object.assign(new Error(String(headers['grpc-message'] ?? '')), { code, details: '', metadata });
+  return readServiceError(err).retryDelayMs;
 }
 
 /**
@@ -181,7 +266,8 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
     [constants.HTTP2_HEADER_TE]: 'trailers',
   });
   sessions.set(session, (sessions.get(session) ?? 0) + 1);
-  const end = (why: string) => {
+  const address = agent.addresses[agent.target];
+  const end = (why: string, retryDelayMs?: number) => {
     if (ended) return;
     ended = true;
     clearTimeout(timer);
@@ -191,28 +277,44 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
       sessions.delete(session);
       session.close();
     }
+    if (agent.opening === stream) agent.opening = undefined;
     if (agent.stream === stream) {
       agent.stream = undefined;
       clearInterval(agent.heartbeat);
+      if (Date.now() - agent.welcomedAt >= STABLE_SESSION_MS) agent.attempts = 0;
+      if (address === watched) {
+        agent.lostAt = Date.now();
+        agent.backAt = undefined;
+      }
     }
     if (stopping) return;
     agent.streamsEnded++;
     agent.lastEnd = why;
+    agent.serverDelayMs = retryDelayMs;
+    if (retryDelayMs !== undefined) agent.retryDelays++;
     reconnect(agent);
   };
   const timer = setTimeout(() => {
     end(`no Welcome within ${WELCOME_DEADLINE_MS} ms`);
     stream.close(constants.NGHTTP2_CANCEL);
   }, WELCOME_DEADLINE_MS);
-  stream.on('trailers', (trailers: IncomingHttpHeaders) => end(`stream ended: grpc-status ${String(trailers['grpc-status'])} ${decodeURIComponent(String(trailers['grpc-message'] ?? ''))}`));
+  // A status comes in trailers, or alone in the response headers (a Hello refused at once).
+  const ending = (headers: IncomingHttpHeaders) => {
+    if (headers['grpc-status'] === undefined) return;
+    end(`stream ended: grpc-status ${String(headers['grpc-status'])} ${decodeURIComponent(String(headers['grpc-message'] ?? ''))}`, retryDelayOf(headers));
+  };
+  stream.on('response', ending);
+  stream.on('trailers', ending);
   stream.on('error', (err: Error) => end(`stream error: ${err.message}`));
   stream.on('close', () => end(`stream closed (HTTP/2 code ${stream.rstCode ?? 'none'}${sessionEnds.get(session) ?? ''})`));
   readMessages(stream, (m) => {
     switch (m.message?.$case) {
       case 'welcome':
         clearTimeout(timer);
-        agent.attempts = 0;
         agent.stream = stream;
+        agent.opening = undefined;
+        agent.welcomedAt = Date.now();
+        if (agent.lostAt !== undefined && agent.backAt === undefined) agent.backAt = agent.welcomedAt;
         agent.heartbeat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
         agent.onFirstWelcome?.();
         agent.onFirstWelcome = undefined;
@@ -242,14 +344,31 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
       unacknowledgedResults: [...agent.unacked.values()].map((result) => ({ result })),
     },
   });
+  agent.opening = stream;
 }
 
-/** Opens one HTTP/2 connection (its own TCP connection) to the scheduler from `localAddress`. */
-function openSession(localAddress: string): ClientHttp2Session {
-  const colon = schedulerAddress.lastIndexOf(':');
-  const host = schedulerAddress.slice(0, colon);
-  const port = Number(schedulerAddress.slice(colon + 1));
-  const session = connect(`http://${schedulerAddress}`, { createConnection: () => netConnect({ host, port, localAddress }) });
+/**
+ * The connection a new stream to `address` goes on: the current one while it has carried fewer
+ * than `perConnection` streams and is open, else a new one.
+ */
+function sessionTo(address: string): ClientHttp2Session {
+  const current = pooled.get(address);
+  if (current && current.streams < perConnection && !current.session.closed && !current.session.destroyed) {
+    current.streams++;
+    return current.session;
+  }
+  const localAddress = `${localAddressBase}.${1 + Math.floor(connectionsOpened++ / CONNECTIONS_PER_LOCAL_ADDRESS)}`;
+  const session = openSession(address, localAddress);
+  pooled.set(address, { session, streams: 1 });
+  return session;
+}
+
+/** Opens one HTTP/2 connection (its own TCP connection) to the scheduler at `address` from `localAddress`. */
+function openSession(address: string, localAddress: string): ClientHttp2Session {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  const port = Number(address.slice(colon + 1));
+  const session = connect(`http://${address}`, { createConnection: () => netConnect({ host, port, localAddress }) });
   // How the connection itself ended, for the streams on it to report; an error also reaches
   // every stream, and this listener keeps it from being unhandled.
   session.on('error', (err: Error) => sessionEnds.set(session, `; connection error: ${err.message}`));
@@ -270,55 +389,83 @@ function firstWelcome(agent: SimAgent): Promise<void> {
 }
 
 async function start(msg: Record<string, unknown>): Promise<number> {
-  schedulerAddress = String(msg.address);
+  const addresses = msg.addresses as string[];
   const identities = msg.identities as string[];
-  const perConnection = Number(msg.agentsPerConnection);
-  const base = String(msg.localAddressBase);
-  const first = agents.length;
+  perConnection = Number(msg.agentsPerConnection);
+  localAddressBase = String(msg.localAddressBase);
+  dedupe = msg.dedupe === true;
+  taskMs = Number(msg.taskMs ?? 0);
   const fresh = identities.map(
-    (identity, i): SimAgent => ({
+    (identity): SimAgent => ({
       identity,
-      localAddress: `${base}.${1 + Math.floor((first + i) / perConnection / CONNECTIONS_PER_LOCAL_ADDRESS)}`,
+      addresses: shuffled(addresses),
+      target: 0,
+      welcomedAt: 0,
+      commands: new Map(),
       executions: new Map(),
+      results: new Map(),
       unacked: new Map(),
       acked: new Set(),
       streamsEnded: 0,
+      retryDelays: 0,
       attempts: 0,
     }),
   );
   agents.push(...fresh);
-  for (let i = 0; i < fresh.length; i += CONNECT_BATCH * perConnection) {
-    const batch: Promise<void>[] = [];
-    for (let j = i; j < Math.min(fresh.length, i + CONNECT_BATCH * perConnection); j += perConnection) {
-      const group = fresh.slice(j, j + perConnection);
-      const session = openSession(group[0].localAddress);
-      for (const agent of group) {
-        batch.push(firstWelcome(agent));
-        openStream(agent, session);
-      }
-    }
-    await Promise.all(batch);
+  // Grouped by first address, so that the agents sharing a connection fill it.
+  fresh.sort((a, b) => a.addresses[0].localeCompare(b.addresses[0]));
+  const step = CONNECT_BATCH * perConnection;
+  for (let i = 0; i < fresh.length; i += step) {
+    const batch = fresh.slice(i, i + step);
+    const welcomed = batch.map(firstWelcome);
+    for (const agent of batch) openStream(agent, sessionTo(agent.addresses[0]));
+    await Promise.all(welcomed);
   }
   return agents.length;
 }
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
   const taskId = String(msg.taskId);
-  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, acked: 0, streamsEnded: 0, disconnected: 0 };
+  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, commandsRepeated: 0, acked: 0, streamsEnded: 0, retryDelays: 0, disconnected: 0 };
   for (const agent of agents) {
     const n = agent.executions.get(taskId) ?? 0;
     if (n === 0) c.never++;
     else if (n === 1) c.once++;
     else c.repeated++;
+    if ((agent.commands.get(taskId) ?? 0) > 1) c.commandsRepeated++;
     if (agent.acked.has(taskId)) c.acked++;
     if (!agent.stream) c.disconnected++;
     c.streamsEnded += agent.streamsEnded;
+    c.retryDelays += agent.retryDelays;
     if (agent.lastEnd !== undefined) c.endedExample = `${agent.identity}: ${agent.lastEnd}`;
   }
   return Promise.resolve(c);
 }
 
-serveWorker({ start, counts }, async () => {
+function placement(): Promise<Record<string, number>> {
+  const by: Record<string, number> = {};
+  for (const agent of agents) if (agent.stream) by[agent.addresses[agent.target]] = (by[agent.addresses[agent.target]] ?? 0) + 1;
+  return Promise.resolve(by);
+}
+
+function watch(msg: Record<string, unknown>): Promise<void> {
+  watched = String(msg.address);
+  for (const agent of agents) agent.lostAt = agent.backAt = undefined;
+  return Promise.resolve();
+}
+
+function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
+  const since = Number(msg.since);
+  const r: Rewelcomes = { delaysMs: [], pending: 0 };
+  for (const agent of agents) {
+    if (agent.lostAt === undefined) continue;
+    if (agent.backAt === undefined) r.pending++;
+    else r.delaysMs.push(agent.backAt - since);
+  }
+  return Promise.resolve(r);
+}
+
+serveWorker({ start, counts, placement, watch, rewelcomed }, async () => {
   stopping = true;
   for (const agent of agents) clearInterval(agent.heartbeat);
   await Promise.all([...sessions.keys()].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))));

@@ -1,0 +1,283 @@
+import { join } from 'node:path';
+import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
+import { NodeState, RunState } from '../gen/baton/v1/run';
+import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
+import { makeClient, unary } from '../lib/grpc-client';
+import { isFinalRunState } from '../lib/run-states';
+import { runBenchmark, TASK, writeTaskModule } from './fleet/bench-stack';
+import { envCount, ms, type Goals } from './fleet/goals';
+import { raiseOpenFileLimit } from './fleet/proc-stats';
+import { ReplicaStack, type Replica } from './fleet/replica-stack';
+import type { Rewelcomes } from './fleet/sim-agents';
+import { fleetCounts, runState } from './fleet/sim-fleet';
+import { WorkerProcess } from './fleet/worker-process';
+
+/**
+ * The failover benchmark: scheduler replicas losing one of their number under a fleet. A stack
+ * of real processes (redis-server, metadata, results, REPLICAS scheduler replicas each in a
+ * process group of its own, with a short replica and run lease) and N simulated agents
+ * (bench/fleet/sim-agents.ts: the real Connect protocol, many streams per connection and per
+ * process), each given every replica's address in its own shuffled order and reconnecting as
+ * the real agent does (next address, backoff, the scheduler's retry delay honoured), running
+ * each task id at most once as the real agent's spool makes sure.
+ *
+ * Measured: the time to register every agent; agents per replica; the replicas' resident memory
+ * per agent and Redis's used memory per node. Then one run of the trivial task on every node,
+ * started through one replica, each node's task ending after a random time up to TASK_MS; once
+ * half the results are acknowledged, a replica is killed with SIGKILL of its process group. In
+ * the first scenario it is one that does not coordinate the run; in the second, on a second
+ * run, the coordinating one. Per scenario: each agent of the killed replica's time from the
+ * kill to its next Welcome (p50, p99, max), the time until another replica took the run over
+ * (second scenario), the run's time to final, agents per replica after, and exactly-once counts:
+ * every node SUCCEEDED in the results service, once each, and every node executed the task
+ * exactly once (commands the scheduler sent again after the kill are counted apart).
+ *
+ * Goals (the exit code): per scenario the run ends, every node final and succeeded, each node's
+ * task executed exactly once, p99 re-welcome <= GOAL_REWELCOME_P99_MS.
+ *
+ * Environment: BATON_FAILOVER_AGENTS (default 100000), BATON_FAILOVER_SCENARIOS (default
+ * `replica,coordinator`), BATON_FAILOVER_LEASE_S (replica and run lease, default 5),
+ * BATON_FAILOVER_TASK_MS (default 10000), BATON_FAILOVER_RUN_TIMEOUT_S (per run; default 120 s +
+ * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25).
+ */
+
+const DEFAULT_AGENTS = 100_000;
+const REPLICAS = 4;
+/** Processes hosting the simulated agents. */
+const WORKERS = 4;
+const DEFAULT_LEASE_S = 5;
+const DEFAULT_PER_CONNECTION = 25;
+/** Longest a simulated task runs, in ms: the kill lands while many nodes are still running theirs. */
+const DEFAULT_TASK_MS = 10_000;
+/** The share of results acknowledged when the replica is killed. */
+const KILL_AT = 0.5;
+const GOAL_REWELCOME_P99_MS = 15_000;
+/** How often the benchmark asks how far things got, in ms. */
+const POLL_MS = 250;
+/** Deadline of the full status read after a run, in ms. */
+const FULL_STATUS_DEADLINE_MS = 300_000;
+/** Open files each process needs besides its agents' connections. */
+const SPARE_FILES = 4_096;
+const SCENARIOS = ['replica', 'coordinator'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const identity = (i: number) => `sim${String(i).padStart(6, '0')}.bench`;
+const sleep = (t: number) => new Promise((resolve) => setTimeout(resolve, t));
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
+/** The value below which `p` of `sorted` lie (nearest rank). */
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+/** Welcomed agents per replica name. */
+async function placement(stack: ReplicaStack, workers: WorkerProcess[]): Promise<Map<string, number>> {
+  const by = new Map(stack.live.map((r) => [r.name, 0]));
+  for (const counts of await Promise.all(workers.map((w) => w.request<Record<string, number>>({ type: 'placement' })))) {
+    for (const [address, n] of Object.entries(counts)) {
+      const name = stack.replicas.find((r) => r.address === address)?.name ?? address;
+      by.set(name, (by.get(name) ?? 0) + n);
+    }
+  }
+  return by;
+}
+
+/** `r1 25010, r2 24990, ... (max 25010, mean 25000)`. */
+function placementLine(by: Map<string, number>): string {
+  const values = [...by.values()];
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  return `${[...by].map(([name, n]) => `${name} ${n}`).join(', ')} (max ${Math.max(...values)}, mean ${mean.toFixed(0)})`;
+}
+
+/** What one scenario showed. */
+interface ScenarioFigures {
+  scenario: Scenario;
+  victim: string;
+  /** Its agents just before the kill. */
+  victimAgents: number;
+  rewelcomeMs: number[];
+  rewelcomePending: number;
+  /** Streams that ended or attempts that failed from the kill on, and how many of them carried a retry delay. */
+  endedAfterKill: number;
+  retryDelaysAfterKill: number;
+  takeoverMs?: number;
+  runMs?: number;
+  /** Why the run did not end well, when it did not. */
+  failed?: string;
+  executedOnce: number;
+  never: number;
+  repeated: number;
+  commandsRepeated: number;
+  succeeded: number;
+  recorded: number;
+}
+
+/**
+ * One run on every node through `through`; once KILL_AT of the results are acknowledged the
+ * replica the scenario names is killed. Follows the killed replica's agents back, the takeover
+ * and the run to its end (at most `timeoutMs` from the start), then counts.
+ */
+async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, results: ResultsServiceClient, workers: WorkerProcess[], nodes: number, timeoutMs: number): Promise<ScenarioFigures> {
+  const scheduler = makeClient(SchedulerServiceClient, through.address);
+  try {
+    const t0 = performance.now();
+    const deadline = t0 + timeoutMs;
+    const { taskId } = await unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: TASK, background: true }), { deadlineMs: timeoutMs });
+    // The replica that took RunTask coordinates the run; the stored coordinator (an id of that
+    // process) changes when another replica takes the run over.
+    const coordinator = await stack.coordinatorOf(taskId);
+    if (!coordinator) throw new Error(`run ${taskId} has no coordinator in Redis right after RunTask`);
+    const coordinating = through;
+    const victim = kind === 'coordinator' ? coordinating : stack.live.find((r) => r !== coordinating);
+    if (!victim) throw new Error(`no replica to kill for the ${kind} scenario`);
+
+    let counts = await fleetCounts(workers, taskId);
+    while (counts.acked < nodes * KILL_AT) {
+      if (performance.now() > deadline) throw new Error(`run ${taskId}: ${counts.acked} of ${nodes} results acknowledged after ${ms(timeoutMs)}, before the kill`);
+      await sleep(POLL_MS / 5);
+      counts = await fleetCounts(workers, taskId);
+    }
+    const victimAgents = (await placement(stack, workers)).get(victim.name) ?? 0;
+    const atKill = counts;
+    await Promise.all(workers.map((w) => w.request({ type: 'watch', address: victim.address })));
+    const killedAt = Date.now();
+    const killedAtPerf = performance.now();
+    await stack.kill(victim);
+    console.log(`  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`);
+
+    let back: Rewelcomes = { delaysMs: [], pending: victimAgents };
+    let takeoverMs: number | undefined;
+    let runMs: number | undefined;
+    let failed: string | undefined;
+    while (back.pending > 0 || (kind === 'coordinator' && takeoverMs === undefined) || runMs === undefined) {
+      if (performance.now() > deadline) {
+        failed = `not over within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${back.pending} agents not welcomed again${kind === 'coordinator' && takeoverMs === undefined ? ', the run not taken over' : ''}`;
+        break;
+      }
+      if (back.pending > 0) {
+        const all = await Promise.all(workers.map((w) => w.request<Rewelcomes>({ type: 'rewelcomed', since: killedAt })));
+        back = { delaysMs: all.flatMap((r) => r.delaysMs), pending: all.reduce((s, r) => s + r.pending, 0) };
+      }
+      if (kind === 'coordinator' && takeoverMs === undefined) {
+        const now = await stack.coordinatorOf(taskId);
+        if (now !== coordinator) takeoverMs = performance.now() - killedAtPerf;
+      }
+      if (runMs === undefined) {
+        counts = await fleetCounts(workers, taskId);
+        if (counts.acked >= nodes && isFinalRunState(await runState(results, taskId, deadline))) runMs = performance.now() - t0;
+      }
+      await sleep(POLL_MS);
+    }
+
+    const status = await unary(results, results.getRunStatus, GetRunStatusRequest.fromPartial({ taskId }), { deadlineMs: FULL_STATUS_DEADLINE_MS });
+    const hosts = new Set(status.items.map((r) => r.host));
+    const succeeded = status.items.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
+    counts = await fleetCounts(workers, taskId);
+    if (!failed && status.run?.state !== RunState.RUN_STATE_SUCCEEDED) failed = `the run ended ${RunState[status.run?.state ?? 0]}`;
+    console.log(`    run ${taskId}: ${RunState[status.run?.state ?? 0]}, ${status.items.length} node results for ${hosts.size} nodes, ${succeeded} succeeded`);
+    return {
+      scenario: kind,
+      victim: victim.name,
+      victimAgents,
+      rewelcomeMs: back.delaysMs.sort((a, b) => a - b),
+      rewelcomePending: back.pending,
+      endedAfterKill: counts.streamsEnded - atKill.streamsEnded,
+      retryDelaysAfterKill: counts.retryDelays - atKill.retryDelays,
+      takeoverMs,
+      runMs,
+      failed,
+      executedOnce: counts.once,
+      never: counts.never,
+      repeated: counts.repeated,
+      commandsRepeated: counts.commandsRepeated,
+      succeeded,
+      recorded: hosts.size === status.items.length ? hosts.size : -status.items.length,
+    };
+  } finally {
+    scheduler.close();
+  }
+}
+
+/** Prints a scenario's figures and checks its goals. */
+function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, goals: Goals): void {
+  const d = f.rewelcomeMs;
+  const p99 = percentile(d, 0.99);
+  console.log(
+    `    re-welcome after the kill (${d.length} of ${f.victimAgents} agents of ${f.victim}${f.rewelcomePending > 0 ? `, ${f.rewelcomePending} not back` : ''}): ` +
+      `p50 ${ms(percentile(d, 0.5))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
+  );
+  if (f.scenario === 'coordinator') console.log(`    coordinator takeover: ${f.takeoverMs === undefined ? 'not seen' : `${ms(f.takeoverMs)} after the kill`}`);
+  console.log(`    run final ${f.runMs === undefined ? 'never' : `after ${ms(f.runMs)}`}; agents per replica after: ${placementLine(after)}`);
+  console.log(`    executed once ${f.executedOnce}, never ${f.never}, more than once ${f.repeated}; nodes sent the run command again after the kill (run once, result re-sent) ${f.commandsRepeated}`);
+  const what = `${f.scenario === 'coordinator' ? 'coordinating' : 'non-coordinating'} replica killed`;
+  goals.check(`${what}: the run ends`, f.failed ?? `final after ${ms(f.runMs ?? NaN)}`, f.runMs !== undefined && !f.failed);
+  goals.check(`${what}: every node final and succeeded, one result each`, `${f.succeeded} succeeded, ${f.recorded < 0 ? `${-f.recorded} results with repeated nodes` : `${f.recorded} nodes recorded`} (of ${nodes})`, f.succeeded === nodes && f.recorded === nodes);
+  goals.check(`${what}: every node executed the task exactly once`, `${f.executedOnce} once, ${f.never} never, ${f.repeated} more than once (of ${nodes})`, f.executedOnce === nodes && f.never === 0 && f.repeated === 0);
+  if (f.victimAgents === 0) goals.notMeasured(`${what}: p99 re-welcome <= ${ms(GOAL_REWELCOME_P99_MS)}`, `${f.victim} held no agents`);
+  else goals.check(`${what}: p99 re-welcome <= ${ms(GOAL_REWELCOME_P99_MS)}`, f.rewelcomePending > 0 ? `${f.rewelcomePending} of ${f.victimAgents} agents not back` : ms(p99), f.rewelcomePending === 0 && p99 <= GOAL_REWELCOME_P99_MS);
+}
+
+function scenariosWanted(): Scenario[] {
+  const raw = process.env.BATON_FAILOVER_SCENARIOS;
+  if (!raw) return [...SCENARIOS];
+  const wanted = raw.split(',').map((s) => s.trim());
+  const bad = wanted.find((s) => !(SCENARIOS as readonly string[]).includes(s));
+  if (bad !== undefined || wanted.length === 0) throw new Error(`BATON_FAILOVER_SCENARIOS='${raw}': expected a comma-separated list of ${SCENARIOS.join(', ')}`);
+  return SCENARIOS.filter((s) => wanted.includes(s));
+}
+
+runBenchmark('failover-bench', async (dir, goals) => {
+  const nodes = envCount('BATON_FAILOVER_AGENTS', DEFAULT_AGENTS, WORKERS);
+  const scenarios = scenariosWanted();
+  const leaseS = envCount('BATON_FAILOVER_LEASE_S', DEFAULT_LEASE_S);
+  const taskMs = envCount('BATON_FAILOVER_TASK_MS', DEFAULT_TASK_MS, 0);
+  const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', DEFAULT_PER_CONNECTION);
+  const timeoutMs = envCount('BATON_FAILOVER_RUN_TIMEOUT_S', Math.ceil(120 + nodes * 0.004)) * 1000;
+  const openFiles = raiseOpenFileLimit(Math.ceil(nodes / perConnection) + SPARE_FILES);
+  const { environmentpath } = writeTaskModule(dir);
+  console.log(
+    `failover benchmark: ${nodes} simulated agents (${perConnection} per TCP connection, in ${WORKERS} processes) over ${REPLICAS} scheduler replicas (lease ${leaseS} s); ` +
+      `${TASK} on every node, tasks ending within ${taskMs} ms; scenarios ${scenarios.join(', ')}; each run given ${ms(timeoutMs)}; open-file limit ${openFiles}`,
+  );
+  const stack = await ReplicaStack.start({ environmentpath, replicas: REPLICAS, leaseS });
+  const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
+  const results = makeClient(ResultsServiceClient, stack.resultsAddress);
+  try {
+    const rssBefore = stack.schedulerRssBytes();
+    const redisBefore = await stack.redisUsedMemory();
+    const addresses = stack.replicas.map((r) => r.address);
+    const t0 = performance.now();
+    const ids = Array.from({ length: nodes }, (_, i) => identity(i + 1));
+    await Promise.all(
+      workers.map((w, k) =>
+        w.request({ type: 'start', addresses, identities: ids.filter((_, i) => i % WORKERS === k), agentsPerConnection: perConnection, localAddressBase: `127.${k + 1}.0`, dedupe: true, taskMs }),
+      ),
+    );
+    const registrationMs = performance.now() - t0;
+    const rssAfter = stack.schedulerRssBytes();
+    const redisAfter = await stack.redisUsedMemory();
+    const retried = await fleetCounts(workers, '');
+    console.log(`  registration: ${nodes} agents welcomed in ${ms(registrationMs)} (${retried.streamsEnded} attempts refused or failed and retried, ${retried.retryDelays} of them after a retry delay the scheduler gave)`);
+    console.log(`  agents per replica: ${placementLine(await placement(stack, workers))}`);
+    console.log(`  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${REPLICAS} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`);
+    console.log(`  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`);
+
+    let failed: string | undefined;
+    for (const kind of scenarios) {
+      if (failed) {
+        goals.notMeasured(`the ${kind} scenario`, `the previous run did not end: ${failed}`);
+        continue;
+      }
+      const f = await scenario(kind, stack, stack.live[0], results, workers, nodes, timeoutMs);
+      report(f, nodes, await placement(stack, workers), goals);
+      failed = f.failed;
+    }
+    const redisEnd = await stack.redisUsedMemory();
+    console.log(`  Redis used_memory after the runs: ${((redisEnd - redisBefore) / nodes).toFixed(0)} B per node (${mb(redisEnd)}; index, results and event logs)`);
+  } finally {
+    results.close();
+    await Promise.all(workers.map((w) => w.stop()));
+    await stack.stop();
+  }
+});

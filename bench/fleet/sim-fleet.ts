@@ -1,0 +1,40 @@
+import { GetRunStatusRequest, type ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { RunState } from '../../gen/baton/v1/run';
+import { unary } from '../../lib/grpc-client';
+import type { AgentCounts } from './sim-agents';
+import type { WorkerProcess } from './worker-process';
+
+/**
+ * What the benchmarks driving simulated agents (bench/fleet/sim-agents.ts) share: their workers'
+ * counts summed, and a cheap read of a run's state while it goes on.
+ */
+
+/** The least deadline of a slim status read, in ms. */
+const STATUS_DEADLINE_MS = 10_000;
+
+/** The workers' counts for `taskId`, summed. */
+export async function fleetCounts(workers: WorkerProcess[], taskId: string): Promise<AgentCounts> {
+  const all = await Promise.all(workers.map((w) => w.request<AgentCounts>({ type: 'counts', taskId })));
+  return all.reduce((s, c) => ({
+    agents: s.agents + c.agents,
+    once: s.once + c.once,
+    never: s.never + c.never,
+    repeated: s.repeated + c.repeated,
+    commandsRepeated: s.commandsRepeated + c.commandsRepeated,
+    acked: s.acked + c.acked,
+    streamsEnded: s.streamsEnded + c.streamsEnded,
+    retryDelays: s.retryDelays + c.retryDelays,
+    disconnected: s.disconnected + c.disconnected,
+    endedExample: c.endedExample ?? s.endedExample,
+  }));
+}
+
+/**
+ * The run's state from a slim GetRunStatus (no node list; only failed nodes, of which there
+ * should be none), given until `deadlineMs` (performance.now() ms) but at least STATUS_DEADLINE_MS.
+ */
+export async function runState(results: ResultsServiceClient, taskId: string, deadlineMs: number): Promise<RunState> {
+  const request = GetRunStatusRequest.fromPartial({ taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
+  const res = await unary(results, results.getRunStatus, request, { deadlineMs: Math.max(STATUS_DEADLINE_MS, deadlineMs - performance.now()) });
+  return res.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;
+}
