@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Ajv from 'ajv';
+import { Certificate, Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { AGENT_CONFIG_SCHEMA } from '../agent/agent-options';
 import { startChild } from '../lib/child-process';
@@ -146,6 +147,16 @@ interface KubernetesSchemas {
   kinds: Record<string, { apiVersion: string; schema: string }>;
 }
 
+/**
+ * cert-manager's kinds, checked by the validators @kubernetes-models/cert-manager generates from
+ * cert-manager's CRDs: types, enums and required fields. Unlike the Kubernetes schemas above they
+ * let unknown fields through, as the CRDs do (the API server prunes them).
+ */
+const CERT_MANAGER_KINDS: Record<string, { apiVersion: string; validate: (o: unknown) => void }> = {
+  Certificate: { apiVersion: Certificate.apiVersion, validate: (o) => new Certificate(o as ConstructorParameters<typeof Certificate>[0]).validate() },
+  Issuer: { apiVersion: Issuer.apiVersion, validate: (o) => new Issuer(o as ConstructorParameters<typeof Issuer>[0]).validate() },
+};
+
 /** A validator of rendered objects by kind: the list of problems of one object, empty when it conforms. */
 function kubernetesValidator(): { validate: (o: { apiVersion: string; kind: string }) => string[]; kinds: Set<string> } {
   const doc = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'kubernetes-schemas', 'kubernetes.json'), 'utf8')) as KubernetesSchemas & Record<string, unknown>;
@@ -153,6 +164,16 @@ function kubernetesValidator(): { validate: (o: { apiVersion: string; kind: stri
   ajv.addKeyword('kinds');
   ajv.addSchema(doc, 'kubernetes');
   const validate = (o: { apiVersion: string; kind: string }): string[] => {
+    const certManager = CERT_MANAGER_KINDS[o.kind];
+    if (certManager) {
+      if (o.apiVersion !== certManager.apiVersion) return [`apiVersion ${o.apiVersion}, expected ${certManager.apiVersion} for ${o.kind}`];
+      try {
+        certManager.validate(o);
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    }
     const kind = doc.kinds[o.kind];
     if (!kind) return [`no schema for kind ${o.kind}`];
     if (o.apiVersion !== kind.apiVersion) return [`apiVersion ${o.apiVersion}, expected ${kind.apiVersion} for ${o.kind}`];
@@ -160,7 +181,7 @@ function kubernetesValidator(): { validate: (o: { apiVersion: string; kind: stri
     if (check(o)) return [];
     return (check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}${e.keyword === 'additionalProperties' ? `: ${String((e.params as { additionalProperty: string }).additionalProperty)}` : ''}`);
   };
-  return { validate, kinds: new Set(Object.keys(doc.kinds)) };
+  return { validate, kinds: new Set([...Object.keys(doc.kinds), ...Object.keys(CERT_MANAGER_KINDS)]) };
 }
 
 describe('the image', () => {
@@ -301,7 +322,7 @@ describe('deploy/', () => {
     assert.deepEqual(compose.services['scheduler-b'].networks?.default?.aliases, ['scheduler'], 'agents reach both replicas under the name their certificate check expects');
   });
 
-  it('Kubernetes: every rendered object passes the schema of its kind (Kubernetes API, strict: no unknown field)', () => {
+  it('Kubernetes: every rendered object passes the schema of its kind (Kubernetes API kinds strictly, no unknown field; cert-manager kinds by its CRDs)', () => {
     const { validate, kinds } = kubernetesValidator();
     const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
     const objects = parseAllDocuments(rendered).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string } });
@@ -313,12 +334,12 @@ describe('deploy/', () => {
       }
       assert.deepEqual(validate(o), [], `${o.kind} ${o.metadata.name}`);
     }
-    // cert-manager's kinds have no schema here (its CRDs are not vendored); anything else must.
-    assert.deepEqual([...new Set(unchecked)].sort(), ['cert-manager.io/v1 Certificate', 'cert-manager.io/v1 Issuer']);
-    assert.ok(objects.length - unchecked.length >= 15, `${objects.length - unchecked.length} objects validated`);
+    assert.deepEqual([...new Set(unchecked)].sort(), [], 'every kind rendered has a schema');
+    assert.ok(objects.some((o) => o.kind === 'Certificate') && objects.some((o) => o.kind === 'Issuer'), 'cert-manager objects are among those checked');
+    assert.ok(objects.length >= 15, `${objects.length} objects validated`);
   });
 
-  it('the schema check refuses a misspelt field, a wrong type and a wrong apiVersion (the check can fail)', () => {
+  it('the schema check refuses a misspelt field, a wrong type and a wrong apiVersion, and a Certificate without its issuer (the check can fail)', () => {
     const { validate } = kubernetesValidator();
     const pod = { containers: [{ name: 'x', image: 'y', readinesProbe: { grpc: { port: 8081 } } }] };
     const deployment = (spec: unknown) => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec });
@@ -326,6 +347,10 @@ describe('deploy/', () => {
     assert.match(validate(deployment({ selector: {}, replicas: 'two', template: { spec: { containers: [] } } })).join(), /replicas must be integer/);
     assert.match(validate({ ...deployment({ selector: {}, template: {} }), apiVersion: 'extensions/v1beta1' }).join(), /apiVersion/);
     assert.match(validate(deployment({ template: {} })).join(), /selector/, 'a required field is required');
+    const certificate = (spec: unknown) => ({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'c' }, spec });
+    assert.deepEqual(validate(certificate({ secretName: 's', commonName: 'c', issuerRef: { name: 'ca' } })), []);
+    assert.match(validate(certificate({ secretName: 's', commonName: 'c' })).join(), /issuerRef/, 'a Certificate needs its issuer');
+    assert.match(validate(certificate({ secretName: 's', issuerRef: { name: 'ca' }, duration: 90 })).join(), /duration must be string/);
   });
 
   it('every YAML file parses', () => {
