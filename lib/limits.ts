@@ -65,6 +65,8 @@ export const LIMITS = {
   runNodes: { max: 100_000, unit: 'entries' },
   /** Results in one RecordNodeResults. */
   recordResults: { max: 10_000, unit: 'entries' },
+  /** Hosts one GetRunProgress looks up: a page, so that one call stays small whatever the run's size. */
+  progressHosts: { max: 1_000, unit: 'entries' },
   /** A result's stdout or stderr: the agent's largest output cap (2 MiB) and its truncation note. */
   resultOutput: { max: 2 * 1024 * 1024 + 64 * 1024, unit: 'characters' },
   /** A reason or error line: a run's error, a state change's reason, a download error, a result's statusmsg. */

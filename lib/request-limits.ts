@@ -7,6 +7,7 @@ import type {
   GetRunStatusRequest,
   ListRunsRequest,
   RecordNodeResultsRequest,
+  GetRunProgressRequest,
   UpdateRunStateRequest,
   WatchRunEventsRequest,
 } from '../gen/baton/v1/results_service';
@@ -191,6 +192,13 @@ export const REQUEST_LIMITS: ReadonlyMap<string, MessageCheck> = new Map<string,
     of<UpdateRunStateRequest>((m, c) => {
       c.text('task_id', m.taskId, LIMITS.taskId);
       c.text('reason', m.reason, LIMITS.errorText);
+    }),
+  ],
+  [
+    '/baton.v1.ResultsService/GetRunProgress',
+    of<GetRunProgressRequest>((m, c) => {
+      c.text('task_id', m.taskId, LIMITS.taskId);
+      c.texts('hosts', m.hosts, LIMITS.progressHosts, LIMITS.identity);
     }),
   ],
   ['/baton.v1.SchedulerService/RunTask', of<RunTaskRequest>((m, c) => checkRunTask(c, '', m))],

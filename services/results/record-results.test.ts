@@ -6,7 +6,7 @@ import { NodeState, RunState, type NodeResult, type RunEvent } from '../../gen/b
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { RedisKeys } from '../../lib/redis';
-import { useRedisServer } from '../../test/helpers/redis';
+import { callsBetween, redisBooks as booksOf, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
 import { RECORD_BATCH_MAX_BYTES, RunStore } from './run-store';
@@ -22,24 +22,9 @@ let t: ResultsTestService;
 let redis: Redis;
 let keys: RedisKeys;
 
+const redisBooks = () => booksOf(redis);
 const setState = (taskId: string, state: RunState) => unary(t.client, t.client.updateRunState, { taskId, state, reason: '' });
 const hostsOf = (count: number) => Array.from({ length: count }, (_, i) => `node-${String(i).padStart(5, '0')}`);
-
-/** Redis's network counters and the calls of each command so far. */
-async function redisBooks(): Promise<{ input: number; output: number; calls: Map<string, number> }> {
-  const [stats, commands] = await Promise.all([redis.info('stats'), redis.info('commandstats')]);
-  const counter = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1]);
-  const calls = new Map<string, number>();
-  for (const m of commands.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1], Number(m[2]));
-  return { input: counter('total_net_input_bytes'), output: counter('total_net_output_bytes'), calls };
-}
-
-/** Calls per command between two readings, without the INFO calls of the readings themselves. */
-function callsBetween(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, n] of after) if (name !== 'info' && n !== (before.get(name) ?? 0)) out[name] = n - (before.get(name) ?? 0);
-  return out;
-}
 
 /** The service's Redis traffic for `calls` one-result RecordNodeResults calls into a RUNNING run of `nodes` nodes. */
 async function trafficPerCall(nodes: number, calls: number): Promise<{ output: number; input: number; commands: Record<string, number> }> {

@@ -35,6 +35,9 @@ export const CREATE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-10');
  */
 export const RECORD_RESULTS_SCRIPT = LuaScript.fromFile(__dirname, 'record-results-6');
 
+/** A run's state, node count and final count, and which of some hosts are final: what a coordinator follows a run by. */
+export const RUN_PROGRESS_SCRIPT = LuaScript.fromFile(__dirname, 'run-progress-2');
+
 /** The positions of hosts that are not nodes of a run: the check before a request's first write when it takes several script calls. */
 export const UNKNOWN_HOSTS_SCRIPT = LuaScript.fromFile(__dirname, 'unknown-hosts-1');
 

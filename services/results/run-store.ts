@@ -5,7 +5,7 @@ import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
 import type { PageCursor } from './run-page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
-import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
+import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUN_PROGRESS_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
 import { metrics } from '../../lib/metrics';
 import { pendingNodeResult } from './run-status';
@@ -111,6 +111,16 @@ export function parseEventEntries(entries: Array<[id: string, fields: string[]]>
     if (i < 0 || i + 1 >= fields.length) throw new CorruptRecordError(`event log entry ${id} has no event field`);
     return { ...RunEvent.fromJSON(parseJson(fields[i + 1], `event ${id}`)), id };
   });
+}
+
+/** How far a run got (RUN_PROGRESS_SCRIPT): its state, node count and final count, and which of the hosts asked about are final. */
+export interface RunProgress {
+  /** RunState number. */
+  state: number;
+  nodes: number;
+  finalNodes: number;
+  /** The hosts asked about whose result is final, in the order asked. */
+  finalHosts: string[];
 }
 
 /** What recording a request's results came to. */
@@ -307,6 +317,18 @@ export class RunStore {
       state = reply[2];
     }
     return { outcome: 'recorded', changed, finalHosts, state };
+  }
+
+  /**
+   * How far the run got, and which of `hosts` have a final result, from its header and final set
+   * only (RUN_PROGRESS_SCRIPT): the cost does not grow with the run. Undefined when the run has
+   * no header (gone, or created before headers: `ensureHeader` first).
+   */
+  async runProgress(taskId: string, hosts: string[]): Promise<RunProgress | undefined> {
+    const reply = (await RUN_PROGRESS_SCRIPT.run(this.redis, [this.keys.runHeader(taskId), this.keys.runFinalHosts(taskId)], hosts)) as number[];
+    if (reply[0] === -1) return undefined;
+    const [state, nodes, finalNodes, ...positions] = reply;
+    return { state, nodes, finalNodes, finalHosts: positions.map((i) => hosts[i]) };
   }
 
   /** How many hosts of the run have a final result (the size of its final set). */

@@ -8,7 +8,7 @@ import { serveMetricsIfConfigured } from '../../lib/metrics';
 import { announceListening, runMain } from '../../lib/main';
 import { AccessControl, POLICY_CONFIG_PROPERTY } from '../../lib/access-control';
 import { AUDIT_CONFIG_PROPERTY } from '../../lib/audit';
-import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S } from './run-coordinator';
+import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RUN_REFRESH_MS } from './run-coordinator';
 import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
@@ -37,6 +37,13 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
       description: 'seconds a node\'s agent may be gone before its runs record it NO_RESPONSE "agent lost" (a later result still replaces it)',
     },
     'run-lease-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_RUN_LEASE_S, description: 'seconds a run\'s coordinator lease lives unless renewed; another scheduler resumes the run after that' },
+    'run-refresh-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: RUN_REFRESH_MS / 1000,
+      description: 'seconds between checks, while a coordinated run gets no result here, of how far it got in the results service (results recorded through other replicas, a run that ended)',
+    },
     'replica-name': { type: 'string', pattern: REPLICA_NAME_PATTERN.source, description: 'name of this scheduler replica, the prefix of its replica ids; default the host name' },
     'replica-lease-s': { type: 'integer', minimum: 1, maximum: 300, default: DEFAULT_REPLICA_LEASE_MS / 1000, description: 'seconds a replica lease lasts without renewal: a dead replica\'s nodes stop counting as online within this time' },
     'max-concurrent-hellos': {
@@ -68,6 +75,7 @@ interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
   'heartbeat-interval-s': number;
   'agent-lost-after-s': number;
   'run-lease-s': number;
+  'run-refresh-s': number;
   'replica-name'?: string;
   'replica-lease-s': number;
   'max-concurrent-hellos': number;
@@ -93,6 +101,7 @@ runMain('scheduler', async () => {
     heartbeatIntervalS: config['heartbeat-interval-s'],
     agentLostAfterS: config['agent-lost-after-s'],
     runLeaseS: config['run-lease-s'],
+    runRefreshS: config['run-refresh-s'],
     replicaName: config['replica-name'],
     replicaLeaseMs: config['replica-lease-s'] * 1000,
     helloAdmission: { maxConcurrent: config['max-concurrent-hellos'], retryDelayMs: config['hello-retry-delay-ms'] },

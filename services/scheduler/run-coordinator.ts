@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
-import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import type { GetRunProgressResponse, ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState } from '../../gen/baton/v1/run';
-import { onBehalfOf, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
-import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
+import { LIMITS } from '../../lib/limits';
+import { FINAL_RUN_STATES } from '../../lib/run-states';
 import { injectTraceContext, tracer } from '../../lib/tracing';
 import type { TraceContext } from './agent-session';
 import type { Dispatcher } from './dispatcher';
@@ -31,6 +31,9 @@ export const RUN_REFRESH_MS = 10_000;
  * agent stays connected must not hold the batch loop forever.
  */
 export const BATCH_WAIT_LIMIT_MS = TRACKED_RUN_TTL_MS;
+
+/** Hosts one GetRunProgress looks up (the results service takes at most a thousand). */
+const PROGRESS_PAGE_HOSTS = LIMITS.progressHosts.max;
 
 /** How often a node that a resumed batch still has to reach is looked for again, in ms. */
 const RESEND_POLL_MS = 500;
@@ -355,7 +358,7 @@ export class RunCoordinator {
   /**
    * The periodic refresh: read only when no result reached this replica since the last tick. A
    * run whose results all come here (one replica) then costs no read while they flow; one whose
-   * results land elsewhere is read every tick.
+   * results land elsewhere is read every other tick at most.
    */
   private async refreshIfStalled(run: CoordinatedRun): Promise<void> {
     const pending = run.tracked.pendingCount;
@@ -364,16 +367,39 @@ export class RunCoordinator {
     if (stalled) await this.refresh(run);
   }
 
-  /** Reads the run's slim status: marks the nodes final elsewhere, and notices a run that ended. */
+  /**
+   * Catches up with what the results service knows: a run that ended (cancelled, or every node
+   * final) and nodes whose result reached it by another way (another replica's agents, a
+   * CancelRun, an earlier coordinator). One read whose size does not depend on the run's
+   * (GetRunProgress: its state and final count) answers the common case, where this replica
+   * knows every final node; only when more nodes are final than it knows are the nodes it still
+   * waits for looked up, a page at a time, until the difference is found. A read that fails
+   * throws: the caller logs it and the next tick reads again, the run goes on meanwhile.
+   */
   async refresh(run: CoordinatedRun): Promise<void> {
     if (run.tracked.done) return;
-    const { results } = this.options;
-    const status = await unary(results, results.getRunStatus, { taskId: run.state.taskId, resultFields: { fields: [], where: '' } }, { metadata: onBehalfOf(ON_BEHALF_OF_SELF) });
-    for (const item of status.items) if (FINAL_NODE_STATES.has(item.state)) this.markFinal(run, item.host);
-    if (status.run && FINAL_RUN_STATES.has(status.run.state)) {
-      if (status.run.state === RunState.RUN_STATE_CANCELLED) run.tracked.cancel();
-      for (const n of run.plan) this.markFinal(run, n);
+    const progress = await this.progress(run, []);
+    if (this.ended(run, progress)) return;
+    if (progress.finalNodes <= run.tracked.finalCount) return;
+    const waiting = run.tracked.pendingNodes();
+    for (let i = 0; i < waiting.length && progress.finalNodes > run.tracked.finalCount && !run.stopped; i += PROGRESS_PAGE_HOSTS) {
+      const page = await this.progress(run, waiting.slice(i, i + PROGRESS_PAGE_HOSTS));
+      for (const host of page.finalHosts) this.markFinal(run, host);
+      if (this.ended(run, page)) return;
     }
+  }
+
+  private progress(run: CoordinatedRun, hosts: string[]): Promise<GetRunProgressResponse> {
+    const { results } = this.options;
+    return unary(results, results.getRunProgress, { taskId: run.state.taskId, hosts });
+  }
+
+  /** True when the run is over in the results service: every node is marked final here (and a cancel noted). */
+  private ended(run: CoordinatedRun, progress: GetRunProgressResponse): boolean {
+    if (!FINAL_RUN_STATES.has(progress.state)) return false;
+    if (progress.state === RunState.RUN_STATE_CANCELLED) run.tracked.cancel();
+    for (const n of run.plan) this.markFinal(run, n);
+    return true;
   }
 
   /**

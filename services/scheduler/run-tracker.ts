@@ -19,12 +19,15 @@ export class TrackedRun {
   private interrupted = false;
   private readonly pending: Set<string>;
   private readonly waiters = new Set<Waiter>();
+  /** How many distinct nodes the run has. */
+  private readonly size: number;
 
   constructor(
     readonly taskId: string,
     nodes: string[],
   ) {
     this.pending = new Set(nodes);
+    this.size = this.pending.size;
   }
 
   /** True once CancelRun asked to stop the run; no run command is sent after that. */
@@ -40,6 +43,16 @@ export class TrackedRun {
   /** How many nodes have no final result yet. */
   get pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** How many nodes have a final result. */
+  get finalCount(): number {
+    return this.size - this.pending.size;
+  }
+
+  /** The nodes without a final result yet (a copy). */
+  pendingNodes(): string[] {
+    return [...this.pending];
   }
 
   /** True when `host`'s result is final (or `host` is not a node of the run). */

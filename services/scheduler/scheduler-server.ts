@@ -67,6 +67,8 @@ export interface SchedulerServerOptions {
   helloAdmission?: HelloAdmissionOptions;
   /** Seconds a run's coordinator lease lives unless renewed (another scheduler takes the run over after that); default DEFAULT_RUN_LEASE_S. */
   runLeaseS?: number;
+  /** Seconds between checks of a coordinated run's progress in the results service while no result of it arrives here; default RUN_REFRESH_MS. */
+  runRefreshS?: number;
   /** This scheduler's replica id (in the runs it coordinates); default a random UUID per process. */
   replicaId?: string;
   /** Each operator's and agent's request budget (lib/caller-budget.ts); default its defaults. */
@@ -154,6 +156,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     log,
     downloadTimeoutMs: (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000,
     agentLostAfterMs: (options.agentLostAfterS ?? DEFAULT_AGENT_LOST_AFTER_S) * 1000,
+    refreshMs: options.runRefreshS === undefined ? undefined : options.runRefreshS * 1000,
   });
   const orchestrator = new RunOrchestrator({ metadata, results, index, tracker, store, coordinator, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
   const resumer = new RunResumer({ store, coordinator, orchestrator, results, tracker, log });
