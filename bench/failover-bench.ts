@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../gen/baton/v1/run';
@@ -6,10 +7,10 @@ import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
 import { runBenchmark, TASK, writeTaskModule } from './fleet/bench-stack';
 import { envCount, ms, type Goals } from './fleet/goals';
-import { raiseOpenFileLimit } from './fleet/proc-stats';
+import { cpuTimeMs, raiseOpenFileLimit } from './fleet/proc-stats';
 import { ReplicaStack, type Replica } from './fleet/replica-stack';
 import type { Rewelcomes } from './fleet/sim-agents';
-import { fleetCounts, runState } from './fleet/sim-fleet';
+import { endReasonsBetween, fleetCounts, runState } from './fleet/sim-fleet';
 import { WorkerProcess } from './fleet/worker-process';
 
 /**
@@ -98,9 +99,14 @@ interface ScenarioFigures {
   victimAgents: number;
   rewelcomeMs: number[];
   rewelcomePending: number;
+  /** CPU used from the kill until every agent was back, in ms, by process kind; and that wall time. */
+  rewelcomeCpuMs?: Record<string, number>;
+  rewelcomeWallMs?: number;
   /** Streams that ended or attempts that failed from the kill on, and how many of them carried a retry delay. */
   endedAfterKill: number;
   retryDelaysAfterKill: number;
+  /** Why they ended, the most frequent first. */
+  endReasonsAfterKill: string;
   takeoverMs?: number;
   runMs?: number;
   /** Why the run did not end well, when it did not. */
@@ -141,9 +147,13 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     const victimAgents = (await placement(stack, workers)).get(victim.name) ?? 0;
     const atKill = counts;
     await Promise.all(workers.map((w) => w.request({ type: 'watch', address: victim.address })));
+    const cpuAt = (): Record<string, number> => ({ ...stack.cpuMs(), agents: workers.reduce((sum, w) => sum + cpuTimeMs(w.child.pid!), 0) });
     const killedAt = Date.now();
     const killedAtPerf = performance.now();
     await stack.kill(victim);
+    const cpuAtKill = cpuAt();
+    let rewelcomeCpuMs: Record<string, number> | undefined;
+    let rewelcomeWallMs: number | undefined;
     console.log(`  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`);
 
     let back: Rewelcomes = { delaysMs: [], pending: victimAgents };
@@ -158,6 +168,11 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
       if (back.pending > 0) {
         const all = await Promise.all(workers.map((w) => w.request<Rewelcomes>({ type: 'rewelcomed', since: killedAt })));
         back = { delaysMs: all.flatMap((r) => r.delaysMs), pending: all.reduce((s, r) => s + r.pending, 0) };
+        if (back.pending === 0) {
+          const now = cpuAt();
+          rewelcomeCpuMs = Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - cpuAtKill[k]]));
+          rewelcomeWallMs = performance.now() - killedAtPerf;
+        }
       }
       if (kind === 'coordinator' && takeoverMs === undefined) {
         const now = await stack.coordinatorOf(taskId);
@@ -182,8 +197,11 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
       victimAgents,
       rewelcomeMs: back.delaysMs.sort((a, b) => a - b),
       rewelcomePending: back.pending,
+      rewelcomeCpuMs,
+      rewelcomeWallMs,
       endedAfterKill: counts.streamsEnded - atKill.streamsEnded,
       retryDelaysAfterKill: counts.retryDelays - atKill.retryDelays,
+      endReasonsAfterKill: endReasonsBetween(atKill, counts),
       takeoverMs,
       runMs,
       failed,
@@ -207,6 +225,15 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
     `    re-welcome after the kill (${d.length} of ${f.victimAgents} agents of ${f.victim}${f.rewelcomePending > 0 ? `, ${f.rewelcomePending} not back` : ''}): ` +
       `p50 ${ms(percentile(d, 0.5))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
   );
+  if (f.endReasonsAfterKill) console.log(`    why: ${f.endReasonsAfterKill}`);
+  if (f.rewelcomeCpuMs && f.rewelcomeWallMs !== undefined) {
+    const cpu = f.rewelcomeCpuMs;
+    const rate = d.length / ((d[d.length - 1] ?? NaN) / 1000);
+    console.log(
+      `    until every agent was back (${ms(f.rewelcomeWallMs)}, ${rate.toFixed(0)} agents/s): CPU s used by the surviving replicas ${(cpu.replicas / 1000).toFixed(1)}, ` +
+        `agent workers ${(cpu.agents / 1000).toFixed(1)}, redis ${(cpu.redis / 1000).toFixed(1)}, results ${(cpu.results / 1000).toFixed(1)} (of ${((f.rewelcomeWallMs / 1000) * cpus().length).toFixed(1)} the machine's ${cpus().length} cores had)`,
+    );
+  }
   if (f.scenario === 'coordinator') console.log(`    coordinator takeover: ${f.takeoverMs === undefined ? 'not seen' : `${ms(f.takeoverMs)} after the kill`}`);
   console.log(`    run final ${f.runMs === undefined ? 'never' : `after ${ms(f.runMs)}`}; agents per replica after: ${placementLine(after)}`);
   console.log(`    executed once ${f.executedOnce}, never ${f.never}, more than once ${f.repeated}; nodes sent the run command again after the kill (run once, result re-sent) ${f.commandsRepeated}`);
@@ -258,7 +285,9 @@ runBenchmark('failover-bench', async (dir, goals) => {
     const rssAfter = stack.schedulerRssBytes();
     const redisAfter = await stack.redisUsedMemory();
     const retried = await fleetCounts(workers, '');
-    console.log(`  registration: ${nodes} agents welcomed in ${ms(registrationMs)} (${retried.streamsEnded} attempts refused or failed and retried, ${retried.retryDelays} of them after a retry delay the scheduler gave)`);
+    const none = { ...retried, endReasons: {} };
+    console.log(`  registration: ${nodes} agents welcomed in ${ms(registrationMs)}, ${(nodes / (registrationMs / 1000)).toFixed(0)} agents/s (${retried.streamsEnded} attempts refused or failed and retried, ${retried.retryDelays} of them after a retry delay the scheduler gave)`);
+    if (retried.streamsEnded > 0) console.log(`    why: ${endReasonsBetween(none, retried)}`);
     console.log(`  agents per replica: ${placementLine(await placement(stack, workers))}`);
     console.log(`  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${REPLICAS} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`);
     console.log(`  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`);

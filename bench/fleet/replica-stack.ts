@@ -5,7 +5,7 @@ import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { startRedisServer, type RedisServerProcess } from '../../lib/redis-server';
 import { onServiceStderr } from './bench-stack';
-import { rssBytes } from './proc-stats';
+import { cpuTimeMs, rssBytes } from './proc-stats';
 
 /**
  * A stack with several scheduler replicas, every part a separate process: a private
@@ -100,6 +100,12 @@ export class ReplicaStack {
     const gone = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
     killGroup(replica.child);
     await gone;
+  }
+
+  /** CPU time (user + system) used so far, in ms: by the live replicas together, results, metadata and redis-server. */
+  cpuMs(): { replicas: number; results: number; metadata: number; redis: number } {
+    const [metadata, results] = this.services.map((s) => cpuTimeMs(s.child.pid!));
+    return { replicas: this.live.reduce((sum, r) => sum + cpuTimeMs(r.child.child.pid!), 0), results, metadata, redis: cpuTimeMs(this.redisServer.process.child.pid!) };
   }
 
   /** Resident memory of the live replicas together, in bytes. */

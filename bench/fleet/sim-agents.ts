@@ -83,6 +83,8 @@ export interface AgentCounts {
   disconnected: number;
   /** Why the last ended stream ended, when one did. */
   endedExample?: string;
+  /** Why streams ended, digits left out, with how often. */
+  endReasons: Record<string, number>;
 }
 
 /** The watched agents' way back (the `rewelcomed` request). */
@@ -134,6 +136,8 @@ interface SimAgent {
 }
 
 const agents: SimAgent[] = [];
+/** Why streams ended (digits replaced by #, so that one reason is one entry), with how often. */
+const endReasons = new Map<string, number>();
 /** Open connections, with the number of streams each carries; one left without streams is closed. */
 const sessions = new Map<ClientHttp2Session, number>();
 /** Why a connection ended, when it did before its streams. */
@@ -290,6 +294,8 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
     if (stopping) return;
     agent.streamsEnded++;
     agent.lastEnd = why;
+    const reason = why.replace(/\d+/g, '#').slice(0, 160);
+    endReasons.set(reason, (endReasons.get(reason) ?? 0) + 1);
     agent.serverDelayMs = retryDelayMs;
     if (retryDelayMs !== undefined) agent.retryDelays++;
     reconnect(agent);
@@ -426,7 +432,7 @@ async function start(msg: Record<string, unknown>): Promise<number> {
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
   const taskId = String(msg.taskId);
-  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, commandsRepeated: 0, acked: 0, streamsEnded: 0, retryDelays: 0, disconnected: 0 };
+  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, commandsRepeated: 0, acked: 0, streamsEnded: 0, retryDelays: 0, disconnected: 0, endReasons: Object.fromEntries(endReasons) };
   for (const agent of agents) {
     const n = agent.executions.get(taskId) ?? 0;
     if (n === 0) c.never++;

@@ -26,7 +26,26 @@ export async function fleetCounts(workers: WorkerProcess[], taskId: string): Pro
     retryDelays: s.retryDelays + c.retryDelays,
     disconnected: s.disconnected + c.disconnected,
     endedExample: c.endedExample ?? s.endedExample,
+    endReasons: sumCounts(s.endReasons, c.endReasons),
   }));
+}
+
+/** `a` and `b` added up per key. */
+function sumCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/** What ended streams between two counts, the most frequent first: `12 x stream ended: ...; 3 x ...`. */
+export function endReasonsBetween(before: AgentCounts, after: AgentCounts, top = 4): string {
+  return Object.entries(after.endReasons)
+    .map(([why, n]): [string, number] => [why, n - (before.endReasons[why] ?? 0)])
+    .filter(([, n]) => n > 0)
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top)
+    .map(([why, n]) => `${n} x ${why}`)
+    .join('; ');
 }
 
 /**
