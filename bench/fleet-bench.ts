@@ -18,7 +18,7 @@ import { WorkerProcess } from './fleet/worker-process';
  * per process, commands answered in-process and every execution counted per task id) connect
  * to a dev stack (redis-server, metadata, results and scheduler as separate processes); a run
  * of the trivial task on every node is started in the background with RunTask and followed
- * until every node's result is acknowledged and GetRunStatus shows the run final. Sizes grow on
+ * until every node's result is acknowledged and GetRunProgress shows the run final. Sizes grow on
  * the same stack (the agents of a smaller size stay connected); per size one warm-up run, then
  * RUNS measured ones, medians reported.
  *
@@ -89,7 +89,7 @@ interface SizeFigures {
 /**
  * One run on every node, measured from just before RunTask until the run is final: every
  * node's result acknowledged (the workers count the ResultAcks) and the run final in
- * GetRunStatus. Throws, naming what was missing, when it is not final within `timeoutMs`.
+ * GetRunProgress. Throws, naming what was missing, when it is not final within `timeoutMs`.
  */
 async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, results: ResultsServiceClient, workers: WorkerProcess[], nodes: number, timeoutMs: number): Promise<RunFigures> {
   const endedBefore = (await fleetCounts(workers, '')).streamsEnded;

@@ -1,4 +1,4 @@
-import { GetRunStatusRequest, type ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { RunState } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import type { AgentCounts } from './sim-agents';
@@ -9,7 +9,7 @@ import type { WorkerProcess } from './worker-process';
  * counts summed, and a cheap read of a run's state while it goes on.
  */
 
-/** The least deadline of a slim status read, in ms. */
+/** The least deadline of a progress read, in ms. */
 const STATUS_DEADLINE_MS = 10_000;
 
 /** The workers' counts for `taskId`, summed. */
@@ -49,11 +49,11 @@ export function endReasonsBetween(before: AgentCounts, after: AgentCounts, top =
 }
 
 /**
- * The run's state from a slim GetRunStatus (no node list; only failed nodes, of which there
- * should be none), given until `deadlineMs` (performance.now() ms) but at least STATUS_DEADLINE_MS.
+ * The run's state from GetRunProgress, whose cost does not grow with the run (a slim status would
+ * read every node's brief on each poll, and a benchmark's own polling would count as the run's
+ * Redis traffic), given until `deadlineMs` (performance.now() ms) but at least STATUS_DEADLINE_MS.
  */
 export async function runState(results: ResultsServiceClient, taskId: string, deadlineMs: number): Promise<RunState> {
-  const request = GetRunStatusRequest.fromPartial({ taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
-  const res = await unary(results, results.getRunStatus, request, { deadlineMs: Math.max(STATUS_DEADLINE_MS, deadlineMs - performance.now()) });
-  return res.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;
+  const res = await unary(results, results.getRunProgress, { taskId, hosts: [] }, { deadlineMs: Math.max(STATUS_DEADLINE_MS, deadlineMs - performance.now()) });
+  return res.state;
 }
