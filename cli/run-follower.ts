@@ -3,7 +3,7 @@ import type { WatchRunEventsResponse } from '../gen/baton/v1/results_service';
 import { NodeState, RunState, type NodeResult } from '../gen/baton/v1/run';
 import type { Clients } from './connection';
 import { unreachable } from './connection';
-import { countNodes, FINAL_RUN_STATES, type RunView } from '../lib/run-states';
+import { countNodes, isRunOverEvent, type RunView } from '../lib/run-states';
 
 export type { RunView };
 export { countNodes };
@@ -36,7 +36,7 @@ export class RunFollower {
         if (e?.$case === 'runStateChanged') {
           this.view.state = e.value.state;
           handlers.onRunState?.(this.view.state, this.view);
-          if (FINAL_RUN_STATES.has(this.view.state)) call.cancel();
+          if (isRunOverEvent(msg.event)) call.cancel();
         } else if (e?.$case === 'nodeResult') {
           this.view.nodes.set(e.value.host, e.value.state);
           handlers.onNode?.(e.value, this.view);

@@ -2,7 +2,7 @@ import { Metadata, status, type ClientReadableStream, type ServiceError } from '
 import { RunState } from '../gen/baton/v1/run';
 import type { RunProgress, RunTaskRequest, RunTaskResponse, StartRunResponse } from '../gen/baton/v1/scheduler_service';
 import { isServiceError, readServiceError } from '../lib/errors';
-import { countNodes, FINAL_RUN_STATES } from '../lib/run-states';
+import { countNodes, isFinalRunState } from '../lib/run-states';
 import { callerMetadata, type Clients } from './connection';
 import { RunFollower } from './run-follower';
 
@@ -112,7 +112,7 @@ async function followLost(clients: Clients, run: StartedRun, handlers: StartRunH
   const first = await clients.call('results', (c) => c.getRunStatus, { taskId: run.taskId });
   const nodes = first.run?.nodes ?? [];
   let reached = first.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;
-  if (limits.until(reached) || FINAL_RUN_STATES.has(reached)) return reached;
+  if (limits.until(reached) || isFinalRunState(reached)) return reached;
   const report = (state: RunState, view: Parameters<typeof countNodes>[0]) => {
     reached = state;
     handlers.onProgress({ state, ...countNodes(view) });

@@ -29,8 +29,8 @@ import { runQueryFingerprint, runQueryOf } from './run-query';
 import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
-import { isFinalRunState } from '../../lib/run-states';
-import { computeRunStatus, finalRunStateOf } from './run-status';
+import { everyNodeFinal, isFinalRunState, runEndState } from '../../lib/run-states';
+import { computeRunStatus } from './run-status';
 import { ReadAccess } from './read-access';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { parseResultWhere, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';
@@ -132,9 +132,10 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
         if (run.state !== RunState.RUN_STATE_RUNNING) return undefined;
         // The nodes' states are read only when every node is final: once per run, and from the
         // briefs (no output) where the run has them.
-        if ((await store.finalHostCount(taskId)) < run.nodes.length) return undefined;
+        if (!everyNodeFinal(await store.finalHostCount(taskId), run.nodes.length)) return undefined;
         const items = await slimItemsOf(run, await store.getBriefs(taskId), STATE_FIELDS);
-        const state = finalRunStateOf(run, new Map(items.map((r) => [r.host, r])));
+        const states = new Map(items.map((r) => [r.host, r.state]));
+        const state = runEndState(run.nodes, (host) => states.get(host));
         if (state === undefined) return undefined;
         log.info({ taskId, state: runStateToJSON(state) }, 'run finished');
         return { run: { ...run, state, endTime: now() }, event: { state, reason: '' } };
@@ -255,7 +256,7 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       // call made big runs quadratic. The header's state follows the record's; a state that is
       // not final yet (RUNNING, or results that arrived first) leaves the decision to
       // finaliseIfDone, which reads the run once.
-      if (stored.finalHosts >= header.nodes && !isFinalRunState(stored.state)) await finaliseIfDone(req.taskId);
+      if (everyNodeFinal(stored.finalHosts, header.nodes) && !isFinalRunState(stored.state)) await finaliseIfDone(req.taskId);
       return { recorded: stored.changed };
     }
   };

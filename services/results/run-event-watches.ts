@@ -5,7 +5,7 @@ import type { RunEvent } from '../../gen/baton/v1/run';
 import { NotFoundError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { parseEventEntries, type RunStore } from './run-store';
-import { isFinalRunState } from '../../lib/run-states';
+import { isFinalRunState, isRunOverEvent } from '../../lib/run-states';
 
 /** Longest a follower blocks in one XREAD, in ms: a stop is noticed within this even if the disconnect below is lost. */
 export const WATCH_BLOCK_SLICE_MS = 5_000;
@@ -14,11 +14,6 @@ export const WATCH_BLOCK_SLICE_MS = 5_000;
 export const EVENTS_PER_READ = 100;
 
 type WatchCall = ServerWritableStream<WatchRunEventsRequest, WatchRunEventsResponse>;
-
-/** True for the RunStateChanged event that ends a followed log. */
-function isFinalEvent(event: RunEvent): boolean {
-  return event.event?.$case === 'runStateChanged' && isFinalRunState(event.event.value.state);
-}
 
 /** Writes one message, waiting while the client is not reading (flow control). */
 function write(call: WatchCall, message: WatchRunEventsResponse): Promise<void> {
@@ -86,7 +81,7 @@ export class RunEventWatches {
         if (stopped) return;
         await write(call, { event });
         last = event.id;
-        if (isFinalEvent(event)) finalSent = true;
+        if (isRunOverEvent(event)) finalSent = true;
       }
     };
     const catchUp = async () => {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/v1/run';
-import { computeRunStatus, finalRunStateOf, pendingNodeResult } from './run-status';
+import { computeRunStatus, pendingNodeResult } from './run-status';
 
 const TASK_ID = 'a'.repeat(32);
 
@@ -156,29 +156,5 @@ describe('computeRunStatus', () => {
     assert.deepEqual(status.stats.names, ['acme::deploy', 'evil::task']);
     assert.deepEqual(status.stats.callers, ['user=alice', 'user=mallory']);
     assert.equal(status.stats.running, 2);
-  });
-});
-
-describe('finalRunStateOf', () => {
-  it('is undefined while a node is not final, SUCCEEDED when all succeeded, FAILED otherwise', () => {
-    const run = makeRun(['a', 'b']);
-    const ok = result(run, 'a', done(0, 1));
-    assert.equal(finalRunStateOf(run, new Map([['a', ok]])), undefined);
-    assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', { state: NodeState.NODE_STATE_RUNNING })]])), undefined);
-    assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', done(0, 1))]])), RunState.RUN_STATE_SUCCEEDED);
-    assert.equal(finalRunStateOf(run, new Map([['a', ok], ['b', result(run, 'b', { state: NodeState.NODE_STATE_NO_RESPONSE })]])), RunState.RUN_STATE_FAILED);
-  });
-
-  it('is CANCELLED once every node is final and any was cancelled, even next to a failure', () => {
-    const run = makeRun(['a', 'b', 'c']);
-    const cancelled = result(run, 'c', { state: NodeState.NODE_STATE_CANCELLED });
-    const results = new Map([
-      ['a', result(run, 'a', done(0, 1))],
-      ['b', result(run, 'b', done(1, 1))],
-      ['c', cancelled],
-    ]);
-    assert.equal(finalRunStateOf(run, results), RunState.RUN_STATE_CANCELLED);
-    results.set('a', result(run, 'a', { state: NodeState.NODE_STATE_RUNNING }));
-    assert.equal(finalRunStateOf(run, results), undefined, 'not while a node still runs');
   });
 });

@@ -1,4 +1,4 @@
-import { NodeState, RunState, NodeResult, type Run, type RunStats, type RunSummary } from '../../gen/baton/v1/run';
+import { NodeState, NodeResult, type Run, type RunStats, type RunSummary } from '../../gen/baton/v1/run';
 import { isFinalNodeState } from '../../lib/run-states';
 
 /**
@@ -117,24 +117,4 @@ export function computeRunStatus(run: Run, results: ReadonlyMap<string, NodeResu
   const nodes = run.nodes.length;
   const summary: RunSummary = { nodes, taskid: run.taskId, completed: stats.completed === nodes, success: stats.success === nodes };
   return { items, stats, summary };
-}
-
-/**
- * The state a RUNNING run moves to once every node is final: CANCELLED when any node was
- * cancelled (the run was cancelled, whatever the other nodes did: a cancel that reached the
- * nodes before the scheduler's UpdateRunState must not end the run as FAILED), else SUCCEEDED
- * when every node succeeded, FAILED otherwise; undefined while some node is not final (or has
- * no result).
- */
-export function finalRunStateOf(run: Run, results: ReadonlyMap<string, NodeResult>): RunState | undefined {
-  let allSucceeded = true;
-  let cancelled = false;
-  for (const host of run.nodes) {
-    const r = results.get(host);
-    if (!r || !isFinalNodeState(r.state)) return undefined;
-    if (r.state !== NodeState.NODE_STATE_SUCCEEDED) allSucceeded = false;
-    if (r.state === NodeState.NODE_STATE_CANCELLED) cancelled = true;
-  }
-  if (cancelled) return RunState.RUN_STATE_CANCELLED;
-  return allSucceeded ? RunState.RUN_STATE_SUCCEEDED : RunState.RUN_STATE_FAILED;
 }

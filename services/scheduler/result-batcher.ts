@@ -3,7 +3,7 @@ import type { NodeResult } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { UnavailableError, isServiceError } from '../../lib/errors';
 import { DEFAULT_DEADLINE_MS, unary } from '../../lib/grpc-client';
-import { FINAL_NODE_STATES } from '../../lib/run-states';
+import { isFinalNodeState } from '../../lib/run-states';
 
 /**
  * Status codes of RecordNodeResults after which sending the same results again cannot help: the
@@ -169,9 +169,9 @@ export class ResultBatcher {
         q.queued.push(pending);
         this.heldCount++;
         this.adjust(q, bytes);
-        if (!FINAL_NODE_STATES.has(result.state)) q.open.set(result.host, pending);
+        if (!isFinalNodeState(result.state)) q.open.set(result.host, pending);
       }
-      if (FINAL_NODE_STATES.has(result.state)) q.open.delete(result.host);
+      if (isFinalNodeState(result.state)) q.open.delete(result.host);
       this.pump(q);
     });
   }

@@ -7,7 +7,7 @@ import { errorText } from './error-text';
 import type { ResultBatcher } from './result-batcher';
 import type { RunTracker } from './run-tracker';
 import { metrics } from '../../lib/metrics';
-import { FINAL_NODE_STATES } from '../../lib/run-states';
+import { isFinalNodeState } from '../../lib/run-states';
 
 /**
  * Records what agents report (TaskStarted, TaskFinished) in the results service, through the
@@ -126,7 +126,7 @@ export class ResultRecorder {
 
   private markFinal(result: NodeResult): void {
     // A TaskFinished is the node's last word on the run even if it carries an unexpected state.
-    if (!FINAL_NODE_STATES.has(result.state)) this.log.debug({ node: result.host, state: result.state }, 'TaskFinished with a non-final state');
+    if (!isFinalNodeState(result.state)) this.log.debug({ node: result.host, state: result.state }, 'TaskFinished with a non-final state');
     this.tracker.markFinal(result.taskId, result.host);
   }
 }

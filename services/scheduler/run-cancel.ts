@@ -5,7 +5,7 @@ import type { CancelRunRequest, CancelRunResponse } from '../../gen/baton/v1/sch
 import { FailedPreconditionError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
-import { FINAL_NODE_STATES, FINAL_RUN_STATES } from '../../lib/run-states';
+import { isFinalNodeState, isFinalRunState } from '../../lib/run-states';
 import { requireTaskId } from '../../lib/task-id';
 import type { Dispatcher } from './dispatcher';
 import { errorText } from './error-text';
@@ -102,7 +102,7 @@ async function dispatchedBeforeCancel(store: RunStateStore, taskId: string): Pro
 async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before: GetRunStatusResponse): Promise<CancelRunResponse> {
   const { results, dispatcher, tracker, log } = options;
   const run = before.run;
-  if (run && FINAL_RUN_STATES.has(run.state)) {
+  if (run && isFinalRunState(run.state)) {
     throw new FailedPreconditionError('RUN_FINISHED', `run ${req.taskId} is ${runStateToJSON(run.state)} already; only a run that has not finished can be cancelled`, {
       task_id: req.taskId,
       state: runStateToJSON(run.state),
@@ -117,7 +117,7 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
   await unary(results, results.updateRunState, { taskId: req.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' });
 
   const unstarted = before.items.filter((r) => {
-    if (FINAL_NODE_STATES.has(r.state)) return false;
+    if (isFinalNodeState(r.state)) return false;
     // Coordinated: exactly the nodes of the batches not sent. A run without orchestration state
     // (its coordination over, or created before runs had it): judged by the stored node state.
     if (dispatched) return !dispatched.has(r.host);

@@ -5,7 +5,7 @@ import { NodeResult, NodeState, RunState } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { LIMITS } from '../../lib/limits';
-import { FINAL_RUN_STATES } from '../../lib/run-states';
+import { isFinalRunState } from '../../lib/run-states';
 import { injectTraceContext, tracer } from '../../lib/tracing';
 import type { TraceContext } from './agent-session';
 import type { Dispatcher } from './dispatcher';
@@ -396,7 +396,7 @@ export class RunCoordinator {
 
   /** True when the run is over in the results service: every node is marked final here (and a cancel noted). */
   private ended(run: CoordinatedRun, progress: GetRunProgressResponse): boolean {
-    if (!FINAL_RUN_STATES.has(progress.state)) return false;
+    if (!isFinalRunState(progress.state)) return false;
     if (progress.state === RunState.RUN_STATE_CANCELLED) run.tracked.cancel();
     for (const n of run.plan) this.markFinal(run, n);
     return true;

@@ -5,7 +5,7 @@ import { RunTaskRequest, type RunTaskResponse, type StartRunRequest, type StartR
 import { actingCaller, ON_BEHALF_OF_SELF } from '../../lib/access-control';
 import { BatonError, UnavailableError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { countNodes, FINAL_NODE_STATES, isFinalRunState, type RunView } from '../../lib/run-states';
+import { countNodes, isFinalNodeState, isFinalRunState, type RunView } from '../../lib/run-states';
 import type { RunOrchestrator, RunStartedNote } from './run-orchestrator';
 import { follow } from './run-watch';
 
@@ -66,7 +66,7 @@ class ProgressRelay {
       this.flush();
     } else if (e?.$case === 'nodeResult') {
       this.view.nodes.set(e.value.host, e.value.state);
-      if (FINAL_NODE_STATES.has(e.value.state)) this.pending.push(e.value);
+      if (isFinalNodeState(e.value.state)) this.pending.push(e.value);
       this.timer ??= setTimeout(() => this.flush(), PROGRESS_COALESCE_MS);
     }
   }

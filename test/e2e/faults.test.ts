@@ -10,7 +10,7 @@ import { packageRoot } from '../../lib/package-root';
 import { runCli } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { waitFor } from '../helpers/wait';
-import { FINAL_NODE_STATES } from '../../lib/run-states';
+import { isFinalNodeState } from '../../lib/run-states';
 
 /**
  * Faults lose nothing, done for real: redis-server (with AOF, as in
@@ -107,7 +107,7 @@ describe('faults lose nothing', () => {
       const call = results.watchRunEvents({ taskId, resumeToken: '', follow: false });
       call.on('data', (res: WatchRunEventsResponse) => {
         const e = res.event?.event;
-        if (e?.$case === 'nodeResult' && FINAL_NODE_STATES.has(e.value.state)) out.push(e.value);
+        if (e?.$case === 'nodeResult' && isFinalNodeState(e.value.state)) out.push(e.value);
       });
       call.on('error', reject);
       call.on('end', () => resolve(out));
