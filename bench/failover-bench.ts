@@ -53,6 +53,14 @@ const DEFAULT_TASK_MS = 10_000;
 /** The share of results acknowledged when the replica is killed. */
 const KILL_AT = 0.5;
 const GOAL_REWELCOME_P99_MS = 15_000;
+/**
+ * The fleet is still before a run when every agent is welcomed and no replica holds more than
+ * the share above which the scheduler's rebalancer sends agents away (ceil(agents / live
+ * replicas) x 1.1), for longer than the rebalancer's period; waited for at most SETTLE_TIMEOUT_MS.
+ */
+const REBALANCE_SLACK = 1.1;
+const SETTLED_FOR_MS = 6_000;
+const SETTLE_TIMEOUT_MS = 180_000;
 /** How often the benchmark asks how far things got, in ms. */
 const POLL_MS = 250;
 /** Deadline of the full status read after a run, in ms. */
@@ -89,6 +97,25 @@ function placementLine(by: Map<string, number>): string {
   const values = [...by.values()];
   const mean = values.reduce((s, v) => s + v, 0) / values.length;
   return `${[...by].map(([name, n]) => `${name} ${n}`).join(', ')} (max ${Math.max(...values)}, mean ${mean.toFixed(0)})`;
+}
+
+/**
+ * Waits until the fleet is still (see REBALANCE_SLACK); returns how long that took (undefined
+ * when it was not still within SETTLE_TIMEOUT_MS) and the placement then.
+ */
+async function settle(stack: ReplicaStack, workers: WorkerProcess[], nodes: number): Promise<{ settledMs?: number; by: Map<string, number> }> {
+  const t0 = performance.now();
+  let stillSince: number | undefined;
+  for (;;) {
+    const by = await placement(stack, workers);
+    const welcomed = [...by.values()].reduce((sum, n) => sum + n, 0);
+    const still = welcomed === nodes && Math.max(...by.values()) <= Math.ceil(nodes / stack.live.length) * REBALANCE_SLACK;
+    const now = performance.now();
+    stillSince = still ? (stillSince ?? now) : undefined;
+    if (stillSince !== undefined && now - stillSince >= SETTLED_FOR_MS) return { settledMs: now - t0, by };
+    if (now - t0 > SETTLE_TIMEOUT_MS) return { by };
+    await sleep(POLL_MS * 4);
+  }
 }
 
 /** What one scenario showed. */
@@ -135,8 +162,6 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     const coordinator = await stack.coordinatorOf(taskId);
     if (!coordinator) throw new Error(`run ${taskId} has no coordinator in Redis right after RunTask`);
     const coordinating = through;
-    const victim = kind === 'coordinator' ? coordinating : stack.live.find((r) => r !== coordinating);
-    if (!victim) throw new Error(`no replica to kill for the ${kind} scenario`);
 
     let counts = await fleetCounts(workers, taskId);
     while (counts.acked < nodes * KILL_AT) {
@@ -144,7 +169,12 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
       await sleep(POLL_MS / 5);
       counts = await fleetCounts(workers, taskId);
     }
-    const victimAgents = (await placement(stack, workers)).get(victim.name) ?? 0;
+    // The non-coordinating replica killed is the one holding the most agents now.
+    const held = await placement(stack, workers);
+    const others = stack.live.filter((r) => r !== coordinating).sort((a, b) => (held.get(b.name) ?? 0) - (held.get(a.name) ?? 0));
+    const victim = kind === 'coordinator' ? coordinating : others[0];
+    if (!victim) throw new Error(`no replica to kill for the ${kind} scenario`);
+    const victimAgents = held.get(victim.name) ?? 0;
     const atKill = counts;
     await Promise.all(workers.map((w) => w.request({ type: 'watch', address: victim.address })));
     const cpuAt = (): Record<string, number> => ({ ...stack.cpuMs(), agents: workers.reduce((sum, w) => sum + cpuTimeMs(w.child.pid!), 0) });
@@ -156,19 +186,22 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     let rewelcomeWallMs: number | undefined;
     console.log(`  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`);
 
+    // Not back: agents followed and not welcomed again, or agents the replica held whose loss
+    // the workers have not noticed yet.
     let back: Rewelcomes = { delaysMs: [], pending: victimAgents };
+    const notBack = () => Math.max(back.pending, victimAgents - back.delaysMs.length);
     let takeoverMs: number | undefined;
     let runMs: number | undefined;
     let failed: string | undefined;
-    while (back.pending > 0 || (kind === 'coordinator' && takeoverMs === undefined) || runMs === undefined) {
+    while (notBack() > 0 || (kind === 'coordinator' && takeoverMs === undefined) || runMs === undefined) {
       if (performance.now() > deadline) {
-        failed = `not over within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${back.pending} agents not welcomed again${kind === 'coordinator' && takeoverMs === undefined ? ', the run not taken over' : ''}`;
+        failed = `not over within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${notBack()} agents not welcomed again${kind === 'coordinator' && takeoverMs === undefined ? ', the run not taken over' : ''}`;
         break;
       }
-      if (back.pending > 0) {
+      if (notBack() > 0) {
         const all = await Promise.all(workers.map((w) => w.request<Rewelcomes>({ type: 'rewelcomed', since: killedAt })));
         back = { delaysMs: all.flatMap((r) => r.delaysMs), pending: all.reduce((s, r) => s + r.pending, 0) };
-        if (back.pending === 0) {
+        if (notBack() === 0) {
           const now = cpuAt();
           rewelcomeCpuMs = Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - cpuAtKill[k]]));
           rewelcomeWallMs = performance.now() - killedAtPerf;
@@ -196,7 +229,7 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
       victim: victim.name,
       victimAgents,
       rewelcomeMs: back.delaysMs.sort((a, b) => a - b),
-      rewelcomePending: back.pending,
+      rewelcomePending: notBack(),
       rewelcomeCpuMs,
       rewelcomeWallMs,
       endedAfterKill: counts.streamsEnded - atKill.streamsEnded,
@@ -222,7 +255,7 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
   const d = f.rewelcomeMs;
   const p99 = percentile(d, 0.99);
   console.log(
-    `    re-welcome after the kill (${d.length} of ${f.victimAgents} agents of ${f.victim}${f.rewelcomePending > 0 ? `, ${f.rewelcomePending} not back` : ''}): ` +
+    `    re-welcome after the kill (${d.length} of the ${d.length + f.rewelcomePending} agents whose stream to ${f.victim} ended${f.rewelcomePending > 0 ? `, ${f.rewelcomePending} not back` : ''}): ` +
       `p50 ${ms(percentile(d, 0.5))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
   );
   if (f.endReasonsAfterKill) console.log(`    why: ${f.endReasonsAfterKill}`);
@@ -298,6 +331,11 @@ runBenchmark('failover-bench', async (dir, goals) => {
         goals.notMeasured(`the ${kind} scenario`, `the previous run did not end: ${failed}`);
         continue;
       }
+      const { settledMs, by } = await settle(stack, workers, nodes);
+      console.log(
+        `  before the ${kind} scenario: agents per replica ${placementLine(by)}; ` +
+          (settledMs === undefined ? `not still within ${ms(SETTLE_TIMEOUT_MS)} (agents moving between replicas): started anyway` : `still after ${ms(settledMs)}`),
+      );
       const f = await scenario(kind, stack, stack.live[0], results, workers, nodes, timeoutMs);
       report(f, nodes, await placement(stack, workers), goals);
       failed = f.failed;
