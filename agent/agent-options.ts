@@ -1,7 +1,8 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, INSECURE_CONFIG_PROPERTIES, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema } from '../lib/config';
+import { configSchema, ConfigError, INSECURE_CONFIG_PROPERTIES, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigOf } from '../lib/config';
+import { splitHostPortList } from '../lib/host-port';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
 import { certificateFilePeer, describePeer } from '../lib/peer-identity';
@@ -11,10 +12,10 @@ import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTE
 
 /**
  * The agent's configuration: a flat kebab-case schema read by lib/config.ts (defaults, YAML
- * file, `BATON_<KEY>` variables, `--<key>` flags), and `resolveAgentOptions`, which fills in
- * the defaults that depend on the machine (identity, directories) and validates the rest.
+ * file, `BATON_<KEY>` variables, `--<key>` flags), the type of the loaded values read from it
+ * (`AgentConfig`), and `resolveAgentOptions`, which fills in the defaults that depend on the
+ * machine (identity, directories) and validates the rest.
  */
-
 
 /** Seconds between heartbeats when the scheduler's Welcome does not say. */
 export const DEFAULT_HEARTBEAT_INTERVAL_S = 15;
@@ -34,34 +35,25 @@ export const ROOT_STATE_DIR = '/var/lib/baton';
 /** The capabilities every agent announces in its Hello (Choria's agent name). */
 export const AGENT_CAPABILITIES = ['bolt_tasks'] as const;
 
-// host:port, where host is a name, an IPv4 address or a bracketed IPv6 address.
-const HOST_PORT = '(\\[[0-9A-Fa-f:.]+\\]|[^\\s:,\\[\\]]+):\\d{1,5}';
-const ADDRESS_PATTERN = `^${HOST_PORT}$`;
-// One or more host:port separated by commas, or one `dns:///name:port` target.
-const SCHEDULER_ADDRESS_PATTERN = `^(${HOST_PORT}(\\s*,\\s*${HOST_PORT})*|dns:///${HOST_PORT})$`;
-
 /**
  * The scheduler targets of a `scheduler-address` value: each address of a comma-separated
  * list, or the one `dns:///name:port` target (gRPC resolves it to every replica's address).
+ * The configuration has checked the value with the same rule.
  */
 export function schedulerTargets(value: string): string[] {
-  return value
-    .split(',')
-    .map((a) => a.trim())
-    .filter((a) => a.length > 0);
+  return splitHostPortList(value) ?? [value];
 }
 
 /** The agent's configuration schema (lib/config.ts). */
-export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
-  type: 'object',
-  properties: {
+export const AGENT_CONFIG_SCHEMA = configSchema(
+  {
     identity: { type: 'string', pattern: IDENTITY_PATTERN.source, description: 'node identity (certname); default: the FQDN (hostname -f)' },
     'scheduler-address': {
       type: 'string',
-      pattern: SCHEDULER_ADDRESS_PATTERN,
+      format: 'host-port-list',
       description: 'host:port of the scheduler, several as a comma-separated list (replicas, tried in a shuffled order), or dns:///name:port for every address a name resolves to',
     },
-    'metadata-address': { type: 'string', pattern: ADDRESS_PATTERN, description: "host:port of the metadata service; overrides the scheduler's Welcome" },
+    'metadata-address': { type: 'string', format: 'host-port', description: "host:port of the metadata service; overrides the scheduler's Welcome" },
     'cache-dir': { type: 'string', minLength: 1, description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache` },
     'spool-dir': { type: 'string', minLength: 1, description: `spool directory; default ${ROOT_STATE_DIR}/spool as root, else ~/.local/state/baton/spool` },
     'facts-file': { type: 'string', minLength: 1, description: 'YAML or JSON mapping of facts merged over the built-in ones' },
@@ -121,34 +113,11 @@ export const AGENT_CONFIG_SCHEMA: ConfigSchema = {
     'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
     ...INSECURE_CONFIG_PROPERTIES,
   },
-  required: ['scheduler-address'],
-  additionalProperties: false,
-};
+  ['scheduler-address'],
+);
 
 /** The configuration as loaded by `loadConfig(AGENT_CONFIG_SCHEMA)`. */
-export interface AgentConfig {
-  identity?: string;
-  'scheduler-address': string;
-  'metadata-address'?: string;
-  'cache-dir'?: string;
-  'spool-dir'?: string;
-  'facts-file'?: string;
-  classes: string;
-  'classes-file'?: string;
-  'facts-poll-interval-s': number;
-  'scheduler-timeout-s': number;
-  'heartbeat-interval-s': number;
-  'max-concurrent-tasks': number;
-  'max-output-bytes': number;
-  'retention-s': number;
-  'retention-sweep-interval-s': number;
-  'log-level': string;
-  'metrics-listen'?: string;
-  'tls-ca'?: string;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  insecure: boolean;
-}
+export type AgentConfig = ConfigOf<typeof AGENT_CONFIG_SCHEMA>;
 
 /** The agent's options with every default filled in. */
 export interface ResolvedAgentOptions {

@@ -7,7 +7,7 @@ import { createLogger } from '../lib/logger';
 import { runMain } from '../lib/main';
 import { serveMetricsIfConfigured } from '../lib/metrics';
 import { Agent } from './agent';
-import { AGENT_CONFIG_SCHEMA, ensureStateDir, resolveAgentOptions, type AgentConfig } from './agent-options';
+import { AGENT_CONFIG_SCHEMA, ensureStateDir, resolveAgentOptions } from './agent-options';
 import { FactsSource } from './facts-source';
 
 /**
@@ -27,7 +27,7 @@ function checkReadable(path: string | undefined, key: string): void {
 }
 
 runMain('agent', async () => {
-  const options = resolveAgentOptions(loadConfig<AgentConfig>(AGENT_CONFIG_SCHEMA));
+  const options = resolveAgentOptions(loadConfig(AGENT_CONFIG_SCHEMA));
   checkReadable(options.tls.ca, 'tls-ca');
   checkReadable(options.tls.cert, 'tls-cert');
   checkReadable(options.tls.key, 'tls-key');

@@ -16,6 +16,18 @@ describe('Clients.callerId', () => {
   });
 });
 
+describe('Clients.address', () => {
+  it('takes host:port by the same rule as the services, IPv6 in brackets, and names a bad one in one line', () => {
+    assert.equal(new Clients({ scheduler: '[::1]:50051' }).address('scheduler'), '[::1]:50051');
+    assert.throws(
+      () => new Clients({ scheduler: 'sched.example.com' }).address('scheduler'),
+      (err: Error) =>
+        err.message ===
+        "scheduler address 'sched.example.com' (from flag --scheduler) is not host:port; expected host:port, the host a name, an IPv4 address or an IPv6 address in brackets ([::1]:50051), the port 0-65535",
+    );
+  });
+});
+
 describe('connectionSettings', () => {
   const withEnv = (env: Record<string, string>, fn: () => void) => {
     const saved = { ...process.env };

@@ -6,6 +6,7 @@ import { ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary, type UnaryOptions } from '../lib/grpc-client';
 import { isServiceError } from '../lib/errors';
+import { HOST_PORT_EXPECTED, isHostPort } from '../lib/host-port';
 import { CALLER_METADATA_KEY, certificateFilePeer } from '../lib/peer-identity';
 import { probeTls, type TlsFiles } from '../lib/tls';
 import { CliError, EXIT } from './cli-error';
@@ -104,7 +105,7 @@ export function connectionSettings(flags: ConnectionFlags): ConnectionSettings {
 /** Checks one resolved service address: none, or not HOST:PORT, is a usage error. */
 function checkedAddress(key: keyof ServiceAddresses, { value, source }: Setting): string {
   if (!value) throw new CliError(`no ${key} address: pass --${key} HOST:PORT, set ${settingEnvName(key)}, put '${key}: HOST:PORT' in the config file, or start a local stack with 'baton dev'`);
-  if (!/^[^\s:]+:\d{1,5}$/.test(value)) throw new CliError(`${key} address '${value}' (from ${source}) is not HOST:PORT`);
+  if (!isHostPort(value)) throw new CliError(`${key} address '${value}' (from ${source}) is not host:port; ${HOST_PORT_EXPECTED}`);
   return value;
 }
 

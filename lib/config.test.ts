@@ -3,16 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from './config';
+import { configSchema, ConfigError, loadConfig, resolveTlsConfig, SERVER_CONFIG_PROPERTIES } from './config';
 
-const schema: ConfigSchema = {
-  type: 'object',
-  properties: {
-    listen: { type: 'string', default: '127.0.0.1:0', description: 'host:port' },
-    'wait-s': { type: 'integer', minimum: 1, default: 60, description: 'seconds to wait' },
-  },
-  additionalProperties: false,
-};
+const schema = configSchema({
+  listen: { type: 'string', default: '127.0.0.1:0', description: 'host:port' },
+  'wait-s': { type: 'integer', minimum: 1, default: 60, description: 'seconds to wait' },
+});
 
 describe('loadConfig', () => {
   it('applies defaults, then the YAML file, then BATON_ variables, then flags', () => {
@@ -34,6 +30,41 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig(schema, { argv: ['--nope', 'x'], env: {} }), (err: Error) => err instanceof ConfigError && /nope/.test(err.message) && !err.message.includes('\n'));
   });
 
+  it('checks every address key with the one host:port rule, in one message format', () => {
+    const addresses = configSchema(
+      {
+        listen: { type: 'string', format: 'host-port', description: 'host:port to listen on' },
+        targets: { type: 'string', format: 'host-port-list', description: 'where to connect' },
+      },
+      ['targets'],
+    );
+    const load = (argv: string[]) => loadConfig(addresses, { argv, env: {} });
+    for (const good of ['127.0.0.1:0', 'localhost:65535', '[::1]:50051', '[::]:0', 'scheduler.example.com:443']) assert.equal(load(['--targets', 'a:1', '--listen', good]).listen, good);
+    for (const good of ['a:1', 'a:1, b:2,[::1]:3', 'dns:///scheduler:50051']) assert.equal(load(['--targets', good]).targets, good);
+    for (const bad of ['nope', ':1', 'a:', 'a:65536', '::1:5', '[::1]', 'a b:1', 'a:1,b:2', 'dns:///a:1']) {
+      assert.throws(
+        () => load(['--targets', 'a:1', '--listen', bad]),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          err.message ===
+            `configuration: listen '${bad}' is not host:port (host:port to listen on); expected host:port, the host a name, an IPv4 address or an IPv6 address in brackets ([::1]:50051), the port 0-65535 [from flag --listen]`,
+      );
+    }
+    for (const bad of ['a:1,,b:2', 'dns:///a:1,b:2', 'a', 'a:1,']) {
+      assert.throws(() => load(['--targets', bad]), (err: Error) => err instanceof ConfigError && err.message.startsWith(`configuration: targets '${bad}' is not host:port, a comma-separated list of them or dns:///host:port (where to connect); expected host:port, several`));
+    }
+  });
+
+  it('types the loaded values from the schema: defaults and required keys always set, the rest optional', () => {
+    const typed = configSchema({ a: { type: 'integer', default: 1, description: 'a' }, b: { type: 'string', description: 'b' }, c: { type: 'string', enum: ['x', 'y'], description: 'c' } }, ['b']);
+    const config = loadConfig(typed, { argv: ['--b', 'B', '--c', 'y'], env: {} });
+    // Compile-time checks: `a` is a number and `b` a string without a guard, `c` one of the enum.
+    const sum: number = config.a + 1;
+    const b: string = config.b;
+    const c: 'x' | 'y' | undefined = config.c;
+    assert.deepEqual({ sum, b, c }, { sum: 2, b: 'B', c: 'y' });
+  });
+
   it('rejects unknown keys in the config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
     const file = join(dir, 'c.yaml');
@@ -43,8 +74,8 @@ describe('loadConfig', () => {
 });
 
 describe('resolveTlsConfig', () => {
-  const server: ConfigSchema = { type: 'object', properties: { ...SERVER_CONFIG_PROPERTIES }, additionalProperties: false };
-  const resolveFrom = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveTlsConfig(loadConfig<ServerConfig>(server, { argv, env }));
+  const server = configSchema({ ...SERVER_CONFIG_PROPERTIES });
+  const resolveFrom = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveTlsConfig(loadConfig(server, { argv, env }));
 
   it('refuses to start a server with neither certificates nor insecure, in one line naming what is missing', () => {
     assert.throws(

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CALLER_REQUEST_BURST, DEFAULT_CALLER_REQUESTS_PER_S, type CallerBudgetOptions } from './caller-budget';
+import { HOST_PORT_EXPECTED, HOST_PORT_LIST_EXPECTED, isHostPort, splitHostPortList } from './host-port';
 import type { TlsFiles } from './tls';
 
 /**
@@ -13,12 +14,50 @@ import type { TlsFiles } from './tls';
  * ConfigError line naming the key, where the value came from, and what was expected.
  */
 
-/** A JSON Schema of a flat configuration object. */
-export interface ConfigSchema {
+/**
+ * Formats of string keys beyond JSON Schema's own: `host-port` is one address (lib/host-port.ts),
+ * `host-port-list` several separated by commas or one `dns:///host:port` target.
+ */
+export type ConfigFormat = 'host-port' | 'host-port-list';
+
+/** The JSON Schema of one configuration key. */
+export type ConfigProperty = { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string; format?: ConfigFormat } & Record<string, unknown>;
+
+/** Configuration keys by name: a process's, or a group several processes share. */
+export type ConfigProperties = Record<string, ConfigProperty>;
+
+/**
+ * A JSON Schema of a flat configuration object: the one definition of a process's settings.
+ * Made with `configSchema`, which keeps the literal types `ConfigOf` reads the TypeScript type from.
+ */
+export interface ConfigSchema<P extends ConfigProperties = ConfigProperties, R extends readonly string[] = readonly string[]> {
   type: 'object';
-  properties: Record<string, { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string } & Record<string, unknown>>;
-  required?: string[];
+  properties: P;
+  required?: R;
   additionalProperties: false;
+}
+
+/** The value type of one key: its enum's members, else its JSON type. */
+type ValueOf<P> = P extends { enum: readonly (infer E)[] } ? E : P extends { type: 'string' } ? string : P extends { type: 'boolean' } ? boolean : number;
+
+/** Keys that always have a value once loaded: those with a default, and the required ones. */
+type GivenKeys<P extends ConfigProperties, R extends string> = { [K in keyof P & string]: P[K] extends { default: unknown } ? K : K extends R ? K : never }[keyof P & string];
+
+/** The loaded values of configuration keys `P`, of which `R` are required. */
+export type ConfigValues<P extends ConfigProperties, R extends string = never> = {
+  [K in GivenKeys<P, R>]: ValueOf<P[K]>;
+} & {
+  [K in Exclude<keyof P & string, GivenKeys<P, R>>]?: ValueOf<P[K]>;
+} extends infer O
+  ? { [K in keyof O]: O[K] }
+  : never;
+
+/** The TypeScript type of a configuration loaded by `loadConfig(schema)`, read from the schema. */
+export type ConfigOf<S extends ConfigSchema> = ConfigValues<S['properties'], S extends ConfigSchema<ConfigProperties, infer R> ? R[number] : never>;
+
+/** The schema of a process's configuration: `properties`, of which `required` must be set; no other key is accepted. */
+export function configSchema<const P extends ConfigProperties, const R extends readonly (keyof P & string)[] = []>(properties: P, required?: R): ConfigSchema<P, R> {
+  return required && required.length > 0 ? { type: 'object', properties, required, additionalProperties: false } : { type: 'object', properties, additionalProperties: false };
 }
 
 /** Where configuration values are read from; defaults to this process's argv and environment. */
@@ -31,21 +70,31 @@ export interface ConfigSources {
 export class ConfigError extends Error {}
 
 const ajv = new Ajv({ allErrors: false, coerceTypes: true, useDefaults: true, strict: true });
+ajv.addFormat('host-port', { type: 'string', validate: isHostPort });
+ajv.addFormat('host-port-list', { type: 'string', validate: (v: string) => splitHostPortList(v) !== undefined });
+
+/** What each format's value must look like, in its error message. */
+const FORMAT_EXPECTED: Record<ConfigFormat, { is: string; expected: string }> = {
+  'host-port': { is: 'host:port', expected: HOST_PORT_EXPECTED },
+  'host-port-list': { is: 'host:port, a comma-separated list of them or dns:///host:port', expected: HOST_PORT_LIST_EXPECTED },
+};
 
 function envName(key: string): string {
   return 'BATON_' + key.toUpperCase().replace(/-/g, '_');
 }
 
-function describe(err: ErrorObject, schema: ConfigSchema): string {
+function describe(err: ErrorObject, schema: ConfigSchema, values: Record<string, unknown>): string {
   if (err.keyword === 'additionalProperties') return `unknown key '${String(err.params.additionalProperty)}'`;
   if (err.keyword === 'required') return `missing required key '${String(err.params.missingProperty)}'`;
   const key = err.instancePath.replace(/^\//, '');
-  const prop = schema.properties[key];
+  const prop = schema.properties[key] as ConfigProperty | undefined;
+  const format = err.keyword === 'format' ? FORMAT_EXPECTED[err.params.format as ConfigFormat] : undefined;
+  if (format) return `${key} '${String(values[key])}' is not ${format.is}${prop ? ` (${prop.description})` : ''}; ${format.expected}`;
   return `${key} ${err.message ?? 'is invalid'}${prop ? ` (${prop.description})` : ''}`;
 }
 
-/** Loads, merges and validates the configuration of one process. */
-export function loadConfig<T>(schema: ConfigSchema, sources: ConfigSources = {}): T {
+/** Loads, merges and validates the configuration of one process; its type follows from the schema. */
+export function loadConfig<S extends ConfigSchema>(schema: S, sources: ConfigSources = {}): ConfigOf<S> {
   const argv = sources.argv ?? process.argv.slice(2);
   const env = sources.env ?? process.env;
   const keys = Object.keys(schema.properties);
@@ -94,9 +143,10 @@ export function loadConfig<T>(schema: ConfigSchema, sources: ConfigSources = {})
     const err = validate.errors![0];
     const key = err.instancePath.replace(/^\//, '') || String(err.params.additionalProperty ?? '');
     const from = origin[key] ? ` [from ${origin[key]}]` : '';
-    throw new ConfigError(`configuration: ${describe(err, schema)}${from}`);
+    throw new ConfigError(`configuration: ${describe(err, schema, merged)}${from}`);
   }
-  return merged as T;
+  // ajv checked every key against the schema ConfigOf<S> is read from.
+  return merged as ConfigOf<S>;
 }
 
 /**
@@ -110,10 +160,10 @@ export const INSECURE_CONFIG_PROPERTIES = {
 
 /** Common keys of every gRPC server process: where to listen, logging and TLS. */
 export const SERVER_CONFIG_PROPERTIES = {
-  listen: { type: 'string', default: '127.0.0.1:0', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port to listen on; port 0 picks a free one' },
+  listen: { type: 'string', default: '127.0.0.1:0', format: 'host-port', description: 'host:port to listen on; port 0 picks a free one' },
   'health-listen': {
     type: 'string',
-    pattern: '^[^\\s:]+:\\d{1,5}$',
+    format: 'host-port',
     description: 'host:port of a plaintext listener serving grpc.health.v1.Health only (for probes without TLS, like the kubelet grpc probe); default none',
   },
   'log-level': { type: 'string', default: 'info', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
@@ -130,25 +180,14 @@ export const SERVER_CONFIG_PROPERTIES = {
   'caller-request-burst': { type: 'integer', minimum: 1, default: DEFAULT_CALLER_REQUEST_BURST, description: 'requests one operator or agent certificate may make at once above caller-requests-per-s' },
 } as const;
 
-/** The loaded TLS keys of a process: its certificate, key, CA, or `insecure`. */
-export interface TlsConfig {
-  insecure: boolean;
-  'tls-cert'?: string;
-  'tls-key'?: string;
-  'tls-ca'?: string;
-}
-
 /** The loaded values of SERVER_CONFIG_PROPERTIES. */
-export interface ServerConfig extends TlsConfig {
-  listen: string;
-  'health-listen'?: string;
-  'log-level': string;
-  'caller-requests-per-s': number;
-  'caller-request-burst': number;
-}
+export type ServerConfig = ConfigValues<typeof SERVER_CONFIG_PROPERTIES>;
+
+/** The loaded TLS keys of a process: its certificate, key, CA, or `insecure`. */
+export type TlsConfig = Pick<ServerConfig, 'insecure' | 'tls-cert' | 'tls-key' | 'tls-ca'>;
 
 /** The request budget of each caller (lib/caller-budget.ts) that a server's configuration sets. */
-export function callerBudgetConfig(config: ServerConfig): CallerBudgetOptions {
+function callerBudgetConfig(config: Pick<ServerConfig, 'caller-requests-per-s' | 'caller-request-burst'>): CallerBudgetOptions {
   return { requestsPerS: config['caller-requests-per-s'], burst: config['caller-request-burst'] };
 }
 
@@ -183,21 +222,15 @@ export function resolveTlsConfig(config: TlsConfig): TlsFiles {
   return { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] };
 }
 
+/** The options every gRPC server takes from SERVER_CONFIG_PROPERTIES (lib/grpc-server.ts `startServer`); throws ConfigError. */
+export function resolveServerOptions(config: ServerConfig): { listen: string; healthListen?: string; tls: TlsFiles; callerBudget: CallerBudgetOptions } {
+  return { listen: config.listen, healthListen: config['health-listen'], tls: resolveTlsConfig(config), callerBudget: callerBudgetConfig(config) };
+}
+
 /** Config key of every process that serves Prometheus metrics (lib/metrics.ts): off unless set. */
 export const METRICS_CONFIG_PROPERTIES = {
-  'metrics-listen': { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$', description: 'host:port serving Prometheus metrics at /metrics; off when unset' },
+  'metrics-listen': { type: 'string', format: 'host-port', description: 'host:port serving Prometheus metrics at /metrics; off when unset' },
 } as const;
-
-/** The loaded value of METRICS_CONFIG_PROPERTIES. */
-export interface MetricsConfig {
-  'metrics-listen'?: string;
-}
-
-/** The loaded values of REDIS_CONFIG_PROPERTIES. */
-export interface RedisConfig {
-  'redis-url': string;
-  'key-prefix': string;
-}
 
 /** Common keys of processes that use Redis. */
 export const REDIS_CONFIG_PROPERTIES = {

@@ -14,6 +14,7 @@ import type { Logger } from './logger';
 import { allowedRolesByPath, roleInterceptor, type MethodRoles } from './method-roles';
 import { limitsInterceptor } from './request-limits';
 import { addServerReflection } from './server-reflection';
+import { withPort } from './host-port';
 import { serverCredentials, type TlsFiles } from './tls';
 
 /** How long a draining server waits for calls to finish before cutting them. */
@@ -177,7 +178,7 @@ async function bind(server: Server, listen: string, credentials: ServerCredentia
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
-  return `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
+  return withPort(listen, port);
 }
 
 /** Runs `drain` on SIGTERM or SIGINT, then `after` (to close Redis and such) and exits. */

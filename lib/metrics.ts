@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { joinHostPort, splitHostPort } from './host-port';
 import type { Logger } from './logger';
 
 /**
@@ -79,15 +80,15 @@ export async function startMetricsServer(listen: string, log: Logger, piece: Met
       },
     );
   });
-  const at = listen.lastIndexOf(':');
-  const host = listen.slice(0, at);
-  const port = Number(listen.slice(at + 1));
+  const split = splitHostPort(listen);
+  if (!split) throw new Error(`metrics listener: '${listen}' is not host:port`);
+  const { host, port } = split;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   const bound = server.address();
-  const address = bound && typeof bound === 'object' ? `${host}:${bound.port}` : listen;
+  const address = bound && typeof bound === 'object' ? joinHostPort(host, bound.port) : listen;
   log.info({ address }, 'metrics served at /metrics');
   return {
     address,

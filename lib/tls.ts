@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
+import { splitHostPort, type HostPort } from './host-port';
 
 /** PEM files for TLS; when `cert` is unset, connections are plaintext (local development). */
 export interface TlsFiles {
@@ -49,10 +50,9 @@ export type TlsProbeOutcome = 'TLS_REQUIRED' | 'PLAINTEXT_SERVER' | 'CERTIFICATE
 export const TLS_PROBE_TIMEOUT_MS = 3_000;
 const TLS_PROBE_ALERT_WAIT_MS = 1_000;
 
-/** `host:port` or `[v6]:port` split for net.connect. */
-function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(i + 1)) };
+/** `host:port` or `[v6]:port` split for net.connect; anything else as one host name, which fails to resolve. */
+function splitAddress(address: string): HostPort {
+  return splitHostPort(address) ?? { host: address, port: 0 };
 }
 
 /** Sorts a TLS or socket error into an outcome; `detail` keeps OpenSSL's words without its file and line. */

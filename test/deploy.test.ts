@@ -415,8 +415,8 @@ describe('deploy/', () => {
   function agentAccepts(use: ProcessUse): void {
     const configFile = join(scratch, `${use.where.replace(/\W+/g, '-')}.yaml`);
     writeFileSync(configFile, use.config ?? '');
-    const config = loadConfig<Record<string, unknown>>(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} });
-    const tls = ['tls-cert', 'tls-key', 'tls-ca'].filter((k) => config[k] !== undefined);
+    const config = loadConfig(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} });
+    const tls = (['tls-cert', 'tls-key', 'tls-ca'] as const).filter((k) => config[k] !== undefined);
     assert.ok(config.insecure === true ? tls.length === 0 : tls.length === 3, `${use.where}: TLS keys ${tls.join(', ') || 'none'}, insecure ${String(config.insecure)}`);
   }
 

@@ -50,7 +50,7 @@ describe('baton-metadata main', () => {
     const r = runMain(['--environmentpath', 'examples/modules', '--listen', 'no-port-here']);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, 'baton-metadata: configuration: listen must match pattern "^[^\\s:]+:\\d{1,5}$" (host:port to listen on; port 0 picks a free one) [from flag --listen]\n');
+    assert.equal(r.stderr, "baton-metadata: configuration: listen 'no-port-here' is not host:port (host:port to listen on; port 0 picks a free one); expected host:port, the host a name, an IPv4 address or an IPv6 address in brackets ([::1]:50051), the port 0-65535 [from flag --listen]\n");
   });
 
   it('prints one line and exits 2 when the environmentpath is missing or not a directory', () => {

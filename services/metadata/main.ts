@@ -6,7 +6,7 @@ import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { callerBudgetConfig, ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig } from '../../lib/config';
+import { configSchema, ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES, type ConfigOf } from '../../lib/config';
 import { drainOnSignals, METADATA_MAX_RECEIVE_MESSAGE_BYTES, startServer } from '../../lib/grpc-server';
 import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -31,41 +31,29 @@ import type { TaskSource } from './task-source';
  */
 
 /** Configuration schema of baton-metadata. */
-const METADATA_CONFIG_SCHEMA: ConfigSchema = {
-  type: 'object',
-  properties: {
-    ...SERVER_CONFIG_PROPERTIES,
-    ...METRICS_CONFIG_PROPERTIES,
-    environmentpath: { type: 'string', minLength: 1, description: 'directory holding <environment>/modules/<module>/tasks/' },
-    basemodulepath: {
-      type: 'string',
-      default: '',
-      description: "':'-separated module directories that $basemodulepath names in an environment's modulepath (environment.conf, default modules:$basemodulepath)",
-    },
-    'puppetserver-url': { type: 'string', pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140' },
-    'puppetserver-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle that signed the Puppet Server certificate' },
-    'puppetserver-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to Puppet Server' },
-    'puppetserver-key': { type: 'string', minLength: 1, description: 'PEM private key of puppetserver-cert' },
-    'puppetserver-cache-ttl-ms': {
-      type: 'integer',
-      minimum: 0,
-      default: DEFAULT_PUPPETSERVER_CACHE_TTL_MS,
-      description: 'ms a Puppet Server task listing or detail is reused; 0 asks every time',
-    },
+const METADATA_CONFIG_SCHEMA = configSchema({
+  ...SERVER_CONFIG_PROPERTIES,
+  ...METRICS_CONFIG_PROPERTIES,
+  environmentpath: { type: 'string', minLength: 1, description: 'directory holding <environment>/modules/<module>/tasks/' },
+  basemodulepath: {
+    type: 'string',
+    default: '',
+    description: "':'-separated module directories that $basemodulepath names in an environment's modulepath (environment.conf, default modules:$basemodulepath)",
   },
-  additionalProperties: false,
-};
+  'puppetserver-url': { type: 'string', pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140' },
+  'puppetserver-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle that signed the Puppet Server certificate' },
+  'puppetserver-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to Puppet Server' },
+  'puppetserver-key': { type: 'string', minLength: 1, description: 'PEM private key of puppetserver-cert' },
+  'puppetserver-cache-ttl-ms': {
+    type: 'integer',
+    minimum: 0,
+    default: DEFAULT_PUPPETSERVER_CACHE_TTL_MS,
+    description: 'ms a Puppet Server task listing or detail is reused; 0 asks every time',
+  },
+});
 
 /** The validated configuration of baton-metadata. */
-interface MetadataConfig extends ServerConfig, MetricsConfig {
-  environmentpath?: string;
-  basemodulepath: string;
-  'puppetserver-url'?: string;
-  'puppetserver-ca'?: string;
-  'puppetserver-cert'?: string;
-  'puppetserver-key'?: string;
-  'puppetserver-cache-ttl-ms': number;
-}
+type MetadataConfig = ConfigOf<typeof METADATA_CONFIG_SCHEMA>;
 
 /** The source the configuration names; a ConfigError unless it names exactly one. */
 async function taskSource(config: MetadataConfig, log: Logger): Promise<TaskSource> {
@@ -118,18 +106,15 @@ async function checkEnvironmentPath(path: string): Promise<void> {
 }
 
 runMain('metadata', async () => {
-  const config = loadConfig<MetadataConfig>(METADATA_CONFIG_SCHEMA);
+  const config = loadConfig(METADATA_CONFIG_SCHEMA);
   const log = createLogger('metadata', config['log-level']);
   const source = await taskSource(config, log);
 
   const server = await startServer({
-    listen: config.listen,
-    healthListen: config['health-listen'],
+    ...resolveServerOptions(config),
     services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log), roles: METADATA_SERVICE_ROLES }],
     log,
-    tls: resolveTlsConfig(config),
     maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
-    callerBudget: callerBudgetConfig(config),
   });
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'metadata');

@@ -2,18 +2,7 @@
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('results');
 import { ResultsServiceService } from '../../gen/baton/v1/results_service';
-import {
-  callerBudgetConfig,
-  loadConfig,
-  METRICS_CONFIG_PROPERTIES,
-  resolveTlsConfig,
-  REDIS_CONFIG_PROPERTIES,
-  SERVER_CONFIG_PROPERTIES,
-  type ConfigSchema,
-  type MetricsConfig,
-  type RedisConfig,
-  type ServerConfig,
-} from '../../lib/config';
+import { configSchema, loadConfig, METRICS_CONFIG_PROPERTIES, REDIS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES } from '../../lib/config';
 import { drainOnSignals, startServer } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -29,42 +18,33 @@ import { DEFAULT_RETENTION_SWEEP_INTERVAL_S, DEFAULT_RUN_RETENTION_S } from './r
 const RESULTS_SERVICE_NAME = 'baton.v1.ResultsService';
 
 /** Configuration keys of baton-results. */
-const CONFIG_SCHEMA: ConfigSchema = {
-  type: 'object',
-  properties: {
-    ...SERVER_CONFIG_PROPERTIES,
-    ...REDIS_CONFIG_PROPERTIES,
-    ...METRICS_CONFIG_PROPERTIES,
-    ...POLICY_CONFIG_PROPERTY,
-    ...AUDIT_CONFIG_PROPERTY,
-    'own-results-only': {
-      type: 'boolean',
-      default: false,
-      description: "a caller reads only the runs it started (GetRunStatus, WatchRunEvents, ListRuns), as Choria's own_status_only; services reading for an operator are checked as that operator",
-    },
-    'run-retention-s': {
-      type: 'integer',
-      minimum: 0,
-      default: DEFAULT_RUN_RETENTION_S,
-      description: 'seconds a run is kept after it ended (never-ended runs: after creation), an integer >= 0; 0 keeps runs forever',
-    },
-    'retention-sweep-interval-s': {
-      type: 'integer',
-      minimum: 1,
-      default: DEFAULT_RETENTION_SWEEP_INTERVAL_S,
-      description: 'seconds between two sweeps removing expired runs, an integer >= 1',
-    },
+const CONFIG_SCHEMA = configSchema({
+  ...SERVER_CONFIG_PROPERTIES,
+  ...REDIS_CONFIG_PROPERTIES,
+  ...METRICS_CONFIG_PROPERTIES,
+  ...POLICY_CONFIG_PROPERTY,
+  ...AUDIT_CONFIG_PROPERTY,
+  'own-results-only': {
+    type: 'boolean',
+    default: false,
+    description: "a caller reads only the runs it started (GetRunStatus, WatchRunEvents, ListRuns), as Choria's own_status_only; services reading for an operator are checked as that operator",
   },
-  additionalProperties: false,
-};
-
-/** The loaded configuration. */
-type ResultsConfig = ServerConfig &
-  RedisConfig &
-  MetricsConfig & { 'run-retention-s': number; 'retention-sweep-interval-s': number; 'policy-file'?: string; 'audit-log'?: string; 'own-results-only': boolean };
+  'run-retention-s': {
+    type: 'integer',
+    minimum: 0,
+    default: DEFAULT_RUN_RETENTION_S,
+    description: 'seconds a run is kept after it ended (never-ended runs: after creation), an integer >= 0; 0 keeps runs forever',
+  },
+  'retention-sweep-interval-s': {
+    type: 'integer',
+    minimum: 1,
+    default: DEFAULT_RETENTION_SWEEP_INTERVAL_S,
+    description: 'seconds between two sweeps removing expired runs, an integer >= 1',
+  },
+});
 
 runMain('results', async () => {
-  const config = loadConfig<ResultsConfig>(CONFIG_SCHEMA);
+  const config = loadConfig(CONFIG_SCHEMA);
   const log = createLogger('results', config['log-level']);
   const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'results', log });
   const redis = createRedis({ url: config['redis-url'], log, connectionName: 'baton-results' });
@@ -77,12 +57,9 @@ runMain('results', async () => {
     readAccess: new ReadAccess(access, config['own-results-only']),
   });
   const server = await startServer({
-    listen: config.listen,
-    healthListen: config['health-listen'],
+    ...resolveServerOptions(config),
     services: [{ name: RESULTS_SERVICE_NAME, definition: ResultsServiceService, implementation: service.implementation, roles: RESULTS_SERVICE_ROLES }],
     log,
-    tls: resolveTlsConfig(config),
-    callerBudget: callerBudgetConfig(config),
   });
   server.onDrain(() => {
     service.retention.stop();

@@ -1,7 +1,7 @@
 // Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('scheduler');
-import { callerBudgetConfig, loadConfig, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, type MetricsConfig, REDIS_CONFIG_PROPERTIES, SERVER_CONFIG_PROPERTIES, type ConfigSchema, type ServerConfig, type RedisConfig } from '../../lib/config';
+import { configSchema, loadConfig, METRICS_CONFIG_PROPERTIES, REDIS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
@@ -16,18 +16,15 @@ import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './h
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
 
-const ADDRESS = '^[^\\s:]+:\\d{1,5}$';
-
 /** Configuration of the scheduler process. */
-const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
-  type: 'object',
-  properties: {
+const SCHEDULER_CONFIG_SCHEMA = configSchema(
+  {
     ...SERVER_CONFIG_PROPERTIES,
     ...REDIS_CONFIG_PROPERTIES,
     ...METRICS_CONFIG_PROPERTIES,
-    'metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service' },
-    'results-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the results service' },
-    'agent-metadata-address': { type: 'string', pattern: ADDRESS, description: 'host:port of the metadata service as agents reach it; default metadata-address' },
+    'metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service' },
+    'results-address': { type: 'string', format: 'host-port', description: 'host:port of the results service' },
+    'agent-metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service as agents reach it; default metadata-address' },
     'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats' },
     'agent-lost-after-s': {
       type: 'integer',
@@ -63,36 +60,16 @@ const SCHEDULER_CONFIG_SCHEMA: ConfigSchema = {
     ...POLICY_CONFIG_PROPERTY,
     ...AUDIT_CONFIG_PROPERTY,
   },
-  required: ['metadata-address', 'results-address'],
-  additionalProperties: false,
-};
-
-/** The scheduler's configuration as loaded. */
-interface SchedulerConfig extends ServerConfig, RedisConfig, MetricsConfig {
-  'metadata-address': string;
-  'results-address': string;
-  'agent-metadata-address'?: string;
-  'heartbeat-interval-s': number;
-  'agent-lost-after-s': number;
-  'run-lease-s': number;
-  'run-refresh-s': number;
-  'replica-name'?: string;
-  'replica-lease-s': number;
-  'max-concurrent-hellos': number;
-  'hello-retry-delay-ms': number;
-  'policy-file'?: string;
-  'audit-log'?: string;
-}
+  ['metadata-address', 'results-address'],
+);
 
 runMain('scheduler', async () => {
-  const config = loadConfig<SchedulerConfig>(SCHEDULER_CONFIG_SCHEMA);
+  const config = loadConfig(SCHEDULER_CONFIG_SCHEMA);
   const log = createLogger('scheduler', config['log-level']);
   const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'scheduler', log });
   const scheduler = await startScheduler({
-    listen: config.listen,
-    healthListen: config['health-listen'],
+    ...resolveServerOptions(config),
     log,
-    tls: resolveTlsConfig(config),
     redisUrl: config['redis-url'],
     keyPrefix: config['key-prefix'],
     metadataAddress: config['metadata-address'],
@@ -106,7 +83,6 @@ runMain('scheduler', async () => {
     replicaLeaseMs: config['replica-lease-s'] * 1000,
     helloAdmission: { maxConcurrent: config['max-concurrent-hellos'], retryDelayMs: config['hello-retry-delay-ms'] },
     access,
-    callerBudget: callerBudgetConfig(config),
   });
   access.reloadOnSighup();
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'scheduler');
