@@ -37,6 +37,17 @@ describe('metrics endpoint', () => {
     assert.deepEqual(totalGauges, [], 'a family named _total is a counter');
   });
 
+  it('listens on a bracketed IPv6 address, as every host:port setting may give one', async () => {
+    const v6 = await startMetricsServer('[::1]:0', createLogger('test', 'silent'), 'scheduler');
+    try {
+      assert.match(v6.address, /^\[::1\]:[1-9]\d*$/);
+      const res = await fetch(`http://${v6.address}/metrics`);
+      assert.equal(res.status, 200);
+    } finally {
+      await v6.close();
+    }
+  });
+
   it('answers 404 naming where the metrics are for any other path', async () => {
     const res = await fetch(`http://${server.address}/`);
     assert.equal(res.status, 404);
