@@ -11,6 +11,7 @@ import { LISTENING_LINE } from '../../lib/main';
 import { startRedisServer } from '../../lib/redis-server';
 import { useRedisServer, uniquePrefix } from '../../test/helpers/redis';
 import { finished, grpcError, newRun, nodeResult } from '../../test/helpers/results-service';
+import { expectScriptsLoadedAtStart } from '../../test/helpers/lua-scripts';
 
 const redisServer = useRedisServer();
 const MAIN = join(__dirname, 'main.js');
@@ -55,6 +56,10 @@ describe('baton-results process', () => {
     await unary(client2, client2.recordNodeResults, { taskId: run.taskId, results: [finished('b', 0, 2)] });
     assert.equal((await unary(client2, client2.getRunStatus, { taskId: run.taskId })).run?.state, RunState.RUN_STATE_SUCCEEDED);
     client2.close();
+  });
+
+  it('loads every one of its Redis scripts when it starts, before any request uses one', async () => {
+    await expectScriptsLoadedAtStart(__dirname, 9, async (redisUrl) => (await startResults(redisUrl, uniquePrefix())).proc);
   });
 
   it('answers UNAVAILABLE with a one-line message while Redis is down', async () => {
