@@ -29,6 +29,11 @@ export class AgentRegistry<Session> {
     return true;
   }
 
+  /** How many sessions are live here. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
   /** The live session of a node, if it is connected here. */
   get(identity: string): Session | undefined {
     return this.sessions.get(identity);

@@ -17,6 +17,7 @@ import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
 import type { HeartbeatWriter } from './heartbeat-writer';
+import { heartbeatIntervalFor, type HeartbeatIntervalOptions } from './heartbeat-interval';
 import type { HelloAdmission } from './hello-admission';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
@@ -43,8 +44,10 @@ export interface AgentSessionOptions {
   registry: AgentRegistry<AgentSession>;
   recorder: ResultRecorder;
   log: Logger;
-  /** Seconds between heartbeats asked of the agent in the Welcome. */
+  /** Seconds between heartbeats asked of the agent in the Welcome (the shortest, when `heartbeatIntervals` lets them grow). */
   heartbeatIntervalS: number;
+  /** How the interval grows with the agents held here (heartbeat-interval.ts); default: always heartbeatIntervalS. */
+  heartbeatIntervals?: Omit<HeartbeatIntervalOptions, 'baseS'>;
   /** Address of the metadata service, given to the agent in the Welcome. */
   metadataAddress: string;
   /** Admission control of Hellos; default: every Hello admitted. */
@@ -91,6 +94,8 @@ export class AgentSession {
   /** TaskStarted/TaskFinished, queued in order, apart from `control` so a slow results service never delays a facts update. */
   private reports: Promise<void> = Promise.resolve();
   private livenessTimer: NodeJS.Timeout | undefined;
+  /** The heartbeat interval this agent was asked for (the configured one until the Welcome), in ms. */
+  private intervalMs = 0;
   /** Pending attempts to store results the results service did not take; cleared on close. */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private log: Logger;
@@ -115,7 +120,8 @@ export class AgentSession {
     this.call.on('error', () => void this.close());
     this.call.on('close', () => void this.close());
     const intervalMs = this.options.heartbeatIntervalS * 1000;
-    this.livenessTimer = setInterval(() => this.checkLiveness(intervalMs), intervalMs);
+    this.intervalMs = intervalMs;
+    this.livenessTimer = setInterval(() => this.checkLiveness(this.intervalMs), intervalMs);
     this.livenessTimer.unref();
   }
 
@@ -364,9 +370,12 @@ export class AgentSession {
     this.options.admission?.leave();
     if (this.state === 'CLOSED') return;
     this.state = 'READY';
+    const { heartbeatIntervalS: baseS, heartbeatIntervals } = this.options;
+    const intervalS = heartbeatIntervals ? heartbeatIntervalFor(this.options.registry.size, { baseS, ...heartbeatIntervals }) : baseS;
+    this.intervalMs = intervalS * 1000;
     this.write({
       $case: 'welcome',
-      value: { heartbeatIntervalS: this.options.heartbeatIntervalS, metadataAddress: this.options.metadataAddress },
+      value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress },
     });
     this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
   }

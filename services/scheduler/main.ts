@@ -1,7 +1,7 @@
 // Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('scheduler');
-import { configSchema, loadConfig, METRICS_CONFIG_PROPERTIES, REDIS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES } from '../../lib/config';
+import { ConfigError, configSchema, loadConfig, METRICS_CONFIG_PROPERTIES, REDIS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES } from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
@@ -12,6 +12,7 @@ import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RUN_REFRESH_MS } from 
 import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
+import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
@@ -25,7 +26,21 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
     'metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service' },
     'results-address': { type: 'string', format: 'host-port', description: 'host:port of the results service' },
     'agent-metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service as agents reach it; default metadata-address' },
-    'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats' },
+    'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats (the shortest, when heartbeat-interval-max-s is above it)' },
+    'heartbeat-interval-max-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      description:
+        'longest heartbeat interval an agent is asked for; above heartbeat-interval-s, a replica holding many agents asks for fewer heartbeats (heartbeats-per-s) and a node counts as online while heard within 3 of these; the same on every replica; default heartbeat-interval-s',
+    },
+    'heartbeats-per-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000000,
+      default: DEFAULT_HEARTBEATS_PER_S,
+      description: 'heartbeats per second a replica aims at when heartbeat-interval-max-s lets intervals grow',
+    },
     'agent-lost-after-s': {
       type: 'integer',
       minimum: 1,
@@ -65,6 +80,10 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
 
 runMain('scheduler', async () => {
   const config = loadConfig(SCHEDULER_CONFIG_SCHEMA);
+  const maxS = config['heartbeat-interval-max-s'];
+  if (maxS !== undefined && maxS < config['heartbeat-interval-s']) {
+    throw new ConfigError(`heartbeat-interval-max-s must be at least heartbeat-interval-s (${config['heartbeat-interval-s']}), got ${maxS}`);
+  }
   const log = createLogger('scheduler', config['log-level']);
   const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'scheduler', log });
   const scheduler = await startScheduler({
@@ -76,6 +95,8 @@ runMain('scheduler', async () => {
     resultsAddress: config['results-address'],
     agentMetadataAddress: config['agent-metadata-address'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
+    heartbeatIntervalMaxS: config['heartbeat-interval-max-s'],
+    heartbeatsPerS: config['heartbeats-per-s'],
     agentLostAfterS: config['agent-lost-after-s'],
     runLeaseS: config['run-lease-s'],
     runRefreshS: config['run-refresh-s'],

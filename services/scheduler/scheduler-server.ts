@@ -28,6 +28,7 @@ import { RunResumer } from './run-resumer';
 import { RunStateStore } from './run-state';
 import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
+import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
 import { RunWatches } from './run-watch';
 import { RunStreams } from './run-stream';
 import { HelloAdmission, type HelloAdmissionOptions } from './hello-admission';
@@ -51,8 +52,16 @@ export interface SchedulerServerOptions {
   resultsAddress: string;
   /** host:port of the metadata service as agents reach it, sent in the Welcome; default metadataAddress. */
   agentMetadataAddress?: string;
-  /** Seconds between agent heartbeats. */
+  /** Seconds between agent heartbeats (the shortest interval when `heartbeatIntervalMaxS` is above it). */
   heartbeatIntervalS: number;
+  /**
+   * Longest heartbeat interval a Welcome asks for, in s; default heartbeatIntervalS (every agent
+   * gets that). Above it, the interval grows with the agents held here (heartbeat-interval.ts),
+   * and discovery judges freshness against this maximum. Every replica must have the same.
+   */
+  heartbeatIntervalMaxS?: number;
+  /** Heartbeats per second a replica aims at when intervals may grow; default DEFAULT_HEARTBEATS_PER_S. */
+  heartbeatsPerS?: number;
   /** Seconds nodes get to download the task files; default DEFAULT_DOWNLOAD_TIMEOUT_S. */
   downloadTimeoutS?: number;
   /** Drain grace period in ms; default DEFAULT_DRAIN_GRACE_MS. */
@@ -104,7 +113,9 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const results = makeClient(ResultsServiceClient, options.resultsAddress, tls);
 
   const keys = new RedisKeys(options.keyPrefix);
-  const index = new NodeIndex(redis, keys, options.heartbeatIntervalS);
+  const heartbeatIntervalMaxS = Math.max(options.heartbeatIntervalS, options.heartbeatIntervalMaxS ?? options.heartbeatIntervalS);
+  // Freshness is judged against the longest interval any replica may give an agent.
+  const index = new NodeIndex(redis, keys, heartbeatIntervalMaxS);
   const registry = new AgentRegistry<AgentSession>();
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);
@@ -116,6 +127,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     recorder: new ResultRecorder(batcher, tracker, log),
     log,
     heartbeatIntervalS: options.heartbeatIntervalS,
+    heartbeatIntervals:
+      heartbeatIntervalMaxS > options.heartbeatIntervalS ? { maxS: heartbeatIntervalMaxS, heartbeatsPerS: options.heartbeatsPerS ?? DEFAULT_HEARTBEATS_PER_S } : undefined,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
     admission: new HelloAdmission(options.helloAdmission),
   });
