@@ -31,6 +31,13 @@ export interface DevStackOptions {
   tls?: boolean;
   /** Extra flags per service, after the stack's own (helper "policy": `--policy-file`, `--audit-log`). */
   serviceArgs?: Partial<Record<StackService, string[]>>;
+  /**
+   * Scheduler replicas on the stack's Redis; default 1. With more than one, replica `i` (1-based)
+   * is named `scheduler-<i>` (its replica ids are `scheduler-<i>-<epoch>`), runs in a process
+   * group of its own (so that `stopScheduler(i, 'SIGKILL')` kills the whole of it, as a lost
+   * machine would), and every agent is given every replica's address.
+   */
+  schedulers?: number;
 }
 
 /** The certificates of a stack started with `tls: true`. */
@@ -57,6 +64,12 @@ interface ServicePiece {
   args: string[];
   port: number;
   child: StartedChild | undefined;
+  /** Its address as it announced it when it started first. */
+  address: string;
+  /** Its name in `onStderr`. */
+  label: string;
+  /** Runs in a process group of its own, which SIGKILL ends whole. */
+  ownGroup: boolean;
 }
 
 /** Agents started by `baton dev` unless `--agents` says otherwise. */
@@ -67,7 +80,10 @@ export interface StackAddresses {
   redis: string;
   metadata: string;
   results: string;
+  /** The first scheduler replica. */
   scheduler: string;
+  /** Every scheduler replica, in order (`schedulers` option). */
+  schedulers: string[];
 }
 
 /** The facts and classes of dev agent `i` (1-based): distinct, so filters have something to pick. */
@@ -95,6 +111,8 @@ export class DevStack {
     readonly agentNames: string[],
     private redis: RedisServerProcess | undefined,
     private readonly services: Map<StackService, ServicePiece>,
+    /** The scheduler replicas; the first is also the services' 'scheduler'. */
+    private readonly schedulers: ServicePiece[],
     private readonly agents: Map<string, StartedChild>,
     private readonly options: ResolvedDevStackOptions,
     /** The stack's certificates when started with `tls: true`, else undefined (plaintext). */
@@ -112,27 +130,43 @@ export class DevStack {
       persistRedis: options.persistRedis ?? false,
       tls: options.tls ?? false,
       serviceArgs: options.serviceArgs ?? {},
+      schedulers: options.schedulers ?? 1,
     };
     const stateDir = mkdtempSync(join(tmpdir(), 'baton-dev-'));
     // mkdtemp makes it 0700: a task run with --run-as (as `nobody`) could not reach its spool
     // below it. Others may pass through, not list it; each agent guards its own spool.
     chmodSync(stateDir, 0o711);
     const started = new Map<StackService, ServicePiece>();
+    const replicas: ServicePiece[] = [];
+    /** Every service started, for the clean-up when a later one fails. */
+    const launched: ServicePiece[] = [];
     let redis: RedisServerProcess | undefined;
     try {
       const tls = resolved.tls ? makeStackPki(join(stateDir, 'pki')) : undefined;
       redis = await startRedisServer({ dir: resolved.persistRedis ? redisDir(stateDir) : undefined });
-      const start = async (piece: StackService, own: string[]): Promise<string> => {
+      const start = async (piece: StackService, own: string[], label: string = piece, ownGroup = false): Promise<ServicePiece> => {
         const args = [...own, ...tlsArgs(tls?.dir, 'service', piece), ...(resolved.serviceArgs[piece] ?? [])];
-        const { address, child } = await startPiece(root, piece, '127.0.0.1:0', args, resolved);
-        started.set(piece, { args, port: portOf(address), child });
-        return address;
+        const { address, child } = await startPiece(root, piece, '127.0.0.1:0', args, resolved, { label, ownGroup });
+        const started: ServicePiece = { args, address, port: portOf(address), child, label, ownGroup };
+        launched.push(started);
+        return started;
       };
-      const metadata = await start('metadata', ['--environmentpath', resolved.environmentpath]);
-      const results = await start('results', ['--redis-url', redis.url]);
-      const scheduler = await start('scheduler', ['--redis-url', redis.url, '--metadata-address', metadata, '--results-address', results]);
-      const addresses = { redis: redis.url, metadata, results, scheduler };
-      const stack = new DevStack(addresses, stateDir, [], redis, started, new Map(), resolved, tls);
+      const [metadata, results] = await allStarted([start('metadata', ['--environmentpath', resolved.environmentpath]), start('results', ['--redis-url', redis.url])]);
+      started.set('metadata', metadata);
+      started.set('results', results);
+      const schedulerArgs = ['--redis-url', redis.url, '--metadata-address', metadata.address, '--results-address', results.address];
+      const several = resolved.schedulers > 1;
+      replicas.push(
+        ...(await allStarted(
+          Array.from({ length: resolved.schedulers }, (_, k) => {
+            const label = several ? `scheduler-${k + 1}` : 'scheduler';
+            return start('scheduler', several ? [...schedulerArgs, '--replica-name', label] : schedulerArgs, label, several);
+          }),
+        )),
+      );
+      started.set('scheduler', replicas[0]);
+      const addresses = { redis: redis.url, metadata: metadata.address, results: results.address, scheduler: replicas[0].address, schedulers: replicas.map((r) => r.address) };
+      const stack = new DevStack(addresses, stateDir, [], redis, started, replicas, new Map(), resolved, tls);
       try {
         await Promise.all(Array.from({ length: resolved.agents }, (_, k) => stack.startAgent(k + 1)));
       } catch (err) {
@@ -141,7 +175,7 @@ export class DevStack {
       }
       return stack;
     } catch (err) {
-      await Promise.all([...started.values()].flatMap((s) => (s.child ? [s.child.stop()] : [])));
+      await Promise.all(launched.flatMap((s) => (s.child ? [s.child.stop()] : [])));
       await redis?.stop();
       rmSync(stateDir, { recursive: true, force: true });
       throw err;
@@ -160,7 +194,7 @@ export class DevStack {
       [
         join(packageRoot(), 'dist', 'agent', 'main.js'),
         '--identity', profile.identity,
-        '--scheduler-address', this.addresses.scheduler,
+        '--scheduler-address', this.addresses.schedulers.join(','),
         '--cache-dir', join(dir, 'cache'),
         '--spool-dir', join(dir, 'spool'),
         '--facts-file', factsFile,
@@ -193,6 +227,11 @@ export class DevStack {
     if (agent) await killChild(agent);
   }
 
+  /** The pid of dev agent `identity`'s process, undefined while it is stopped. */
+  agentPid(identity: string): number | undefined {
+    return this.agents.get(identity)?.child.pid;
+  }
+
   /** The state directory of dev agent `identity` (its cache/ and spool/ are below it). */
   agentDir(identity: string): string {
     return join(this.stateDir, identity);
@@ -203,12 +242,7 @@ export class DevStack {
    * would). Resolves once the process is gone; `startService` brings it back on the same port.
    */
   async stopService(name: StackService, how: StopHow = 'SIGTERM'): Promise<void> {
-    const piece = this.services.get(name);
-    const child = piece?.child;
-    if (!piece || !child) return;
-    piece.child = undefined;
-    if (how === 'SIGTERM') await child.stop();
-    else await killChild(child);
+    await stopPiece(this.services.get(name), how);
   }
 
   /**
@@ -216,9 +250,36 @@ export class DevStack {
    * arguments, so every client (agents, the other services, the CLI) finds it where it was.
    */
   async startService(name: StackService): Promise<void> {
-    const piece = this.services.get(name);
+    await this.startPieceAgain(name, this.services.get(name));
+  }
+
+  /**
+   * Stops scheduler replica `i` (1-based, `schedulers` option) as `stopService` does; with
+   * several replicas SIGKILL ends its whole process group.
+   */
+  async stopScheduler(i: number, how: StopHow = 'SIGTERM'): Promise<void> {
+    await stopPiece(this.replica(i), how);
+  }
+
+  /** Starts scheduler replica `i` again after `stopScheduler`, on its port (a new replica id: the next epoch). */
+  async startScheduler(i: number): Promise<void> {
+    await this.startPieceAgain('scheduler', this.replica(i));
+  }
+
+  /** The pid of scheduler replica `i` (1-based), undefined while it is stopped. */
+  schedulerPid(i: number): number | undefined {
+    return this.replica(i).child?.child.pid;
+  }
+
+  private replica(i: number): ServicePiece {
+    const piece = this.schedulers[i - 1];
+    if (!piece) throw new Error(`scheduler replica ${i} does not exist; the stack has ${this.schedulers.length}`);
+    return piece;
+  }
+
+  private async startPieceAgain(name: StackService, piece: ServicePiece | undefined): Promise<void> {
     if (!piece || piece.child) return;
-    const { child } = await startPiece(packageRoot(), name, `127.0.0.1:${piece.port}`, piece.args, this.options);
+    const { child } = await startPiece(packageRoot(), name, `127.0.0.1:${piece.port}`, piece.args, this.options, piece);
     piece.child = child;
   }
 
@@ -259,7 +320,8 @@ export class DevStack {
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
     this.agents.clear();
-    for (const name of ['scheduler', 'results', 'metadata'] as const) await this.stopService(name);
+    await Promise.all(this.schedulers.map((piece) => stopPiece(piece, 'SIGTERM')));
+    for (const name of ['results', 'metadata'] as const) await this.stopService(name);
     await this.redis?.stop();
     this.redis = undefined;
     rmSync(this.stateDir, { recursive: true, force: true });
@@ -302,14 +364,32 @@ function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
 
-/** SIGKILL, resolving once the process has exited. */
-function killChild(started: StartedChild): Promise<void> {
+/** SIGKILL (of its whole process group with `group`), resolving once the process has exited. */
+function killChild(started: StartedChild, group = false): Promise<void> {
   const { child } = started;
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGKILL');
+    if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    else child.kill('SIGKILL');
   });
+}
+
+/** Waits for every start to settle (none is left starting unseen), then rejects with the first failure, if any. */
+async function allStarted<T>(starts: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
+/** Stops a service piece (see `DevStack.stopService`); nothing when it is not running. */
+async function stopPiece(piece: ServicePiece | undefined, how: StopHow): Promise<void> {
+  const child = piece?.child;
+  if (!piece || !child) return;
+  piece.child = undefined;
+  if (how === 'SIGTERM') await child.stop();
+  else await killChild(child, piece.ownGroup);
 }
 
 async function startPiece(
@@ -318,10 +398,12 @@ async function startPiece(
   listen: string,
   args: string[],
   options: { logLevel: string; onStderr?: (name: string, line: string) => void },
+  how: { label: string; ownGroup: boolean } = { label: piece, ownGroup: false },
 ): Promise<{ address: string; child: StartedChild }> {
   const child = await startChild(process.execPath, [join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args], {
     ready: LISTENING_LINE,
-    onStderr: (line) => options.onStderr?.(piece, line),
+    detached: how.ownGroup,
+    onStderr: (line) => options.onStderr?.(how.label, line),
   });
   return { address: LISTENING_LINE.exec(child.readyLine)![1], child };
 }
