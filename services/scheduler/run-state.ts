@@ -95,14 +95,27 @@ function fields(values: Record<string, string | number>): string[] {
  * gone.
  */
 export class RunStateStore {
+  private readonly replica: () => string;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    /** This replica's id, written as the coordinator of the runs it coordinates. */
-    readonly replicaId: string,
+    /**
+     * This replica's id, written as the coordinator of the runs it coordinates: the id of its
+     * replica lease (`<name>-<epoch>`), read at each write since a replica that lost its lease
+     * comes back under a new one.
+     */
+    replicaId: string | (() => string),
     /** Time to live of a coordinator lease, in ms. */
     readonly leaseMs: number,
-  ) {}
+  ) {
+    this.replica = typeof replicaId === 'string' ? () => replicaId : replicaId;
+  }
+
+  /** The replica id written as the coordinator now. */
+  get replicaId(): string {
+    return this.replica();
+  }
 
   private runKeys(taskId: string): string[] {
     const k = this.keys;
@@ -125,15 +138,16 @@ export class RunStateStore {
       cancel: '0',
       sending: '0',
     };
+    const coordinator = this.replicaId;
     const created = await BEGIN_RUN_STATE_SCRIPT.run(this.redis, this.runKeys(run.taskId), [
-      this.replicaId,
+      coordinator,
       this.leaseMs,
       JSON.stringify(run.plan),
       JSON.stringify(RunCommand.toJSON(run.command)),
       ...fields(values),
     ]);
     if (created !== 1) throw new Error(`run ${run.taskId} has orchestration state already`);
-    return { taskId: run.taskId, phase: 'GATE', epoch: 1, coordinator: this.replicaId, batch: -1, batches: run.batches, batchSize: run.batchSize, sleepMs: run.sleepMs, sleepUntilMs: 0, gateDeadlineMs: run.gateDeadlineMs, cancelled: false, sending: false };
+    return { taskId: run.taskId, phase: 'GATE', epoch: 1, coordinator, batch: -1, batches: run.batches, batchSize: run.batchSize, sleepMs: run.sleepMs, sleepUntilMs: 0, gateDeadlineMs: run.gateDeadlineMs, cancelled: false, sending: false };
   }
 
   /** Changes the state as its coordinator at `epoch` (renewing the lease); 'send' changes are refused after a cancel. */
