@@ -31,6 +31,8 @@ const CANCELLED_RUN_MEMORY_MS = 60 * 60 * 1000;
 const COMMAND_CACHE_SIZE = 64;
 /** Nodes marked offline per REAP_SCRIPT call. */
 const REAP_BATCH = 500;
+/** How often a survivor looks whether the nodes of a dead replica's entry have reconnected, in ms. */
+const RECONNECT_POLL_MS = 200;
 /** The least time a survivor waits before reading a download's deadline as passed, in ms. */
 const MIN_DOWNLOAD_MS = 1_000;
 
@@ -213,7 +215,7 @@ export class DispatchConsumer {
 
   /** One entry: the nodes held here get the command, moved ones are forwarded, one reply, then the entry is acknowledged and deleted. */
   private async handle(stream: string, id: string, fields: string[]): Promise<void> {
-    const { redis, keys, registry, lease, index, log } = this.options;
+    const { redis, keys, registry, lease, log } = this.options;
     const entry = decodeEntry(fields);
     try {
       if (!entry) {
@@ -226,9 +228,21 @@ export class DispatchConsumer {
         if (moved.length > 0) {
           if (entry.hops >= MAX_DISPATCH_HOPS) failed.push(...moved.map((n) => unreachable(n)));
           else {
-            const routes = await routeNodes(index, await lease.live(), lease.id, moved);
-            if (routes.byReplica.size > 0) await postEntries(redis, keys, { ...entry, hops: entry.hops + 1 }, routes.byReplica);
-            failed.push(...routes.nowhere.map((n) => unreachable(n)));
+            let nowhere = await this.forward(entry, moved);
+            // An entry of a dead replica: its agents are reconnecting (to this replica or
+            // another), some perhaps not yet. They get a lease period (within the entry's own
+            // deadline) to show up before they are reported unreachable, or a run would record
+            // a node that was back a moment later as not reached.
+            if (nowhere.length > 0 && stream !== keys.replicaDispatch(lease.id)) {
+              const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
+              while (nowhere.length > 0 && this.running && Date.now() < until) {
+                await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
+                const back = nowhere.filter((n) => registry.get(n)?.ready);
+                here.push(...back);
+                nowhere = await this.forward(entry, nowhere.filter((n) => !back.includes(n)));
+              }
+            }
+            failed.push(...nowhere.map((n) => unreachable(n)));
           }
         }
         const local = await this.apply(entry, here);
@@ -246,6 +260,15 @@ export class DispatchConsumer {
       // reports the nodes as not answering once its wait ends.
       log.warn({ stream, id, taskId: entry?.taskId, err: errorText(err) }, 'could not handle a dispatch entry');
     }
+  }
+
+  /** Forwards the entry's `nodes` to the live replicas holding them (one hop more); returns those no live replica holds. */
+  private async forward(entry: DispatchEntry, nodes: string[]): Promise<string[]> {
+    if (nodes.length === 0) return [];
+    const { redis, keys, index, lease } = this.options;
+    const routes = await routeNodes(index, await lease.live(), lease.id, nodes);
+    if (routes.byReplica.size > 0) await postEntries(redis, keys, { ...entry, hops: entry.hops + 1 }, routes.byReplica);
+    return routes.nowhere;
   }
 
   /** Does what the entry asks to the nodes held here; returns those that failed or were not reached. */
