@@ -77,6 +77,8 @@ export class AgentSession {
   readonly id = randomUUID();
   /** The node's identity, set once a valid Hello arrived. */
   identity = '';
+  /** When the agent opened this stream, ms since the epoch (local clock). */
+  readonly openedMs = Date.now();
   /** Resolves once the session is closed and the node's index entry updated. */
   readonly closed: Promise<void>;
 

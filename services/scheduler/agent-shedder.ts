@@ -91,7 +91,12 @@ export class AgentShedder {
     for (const [identity, at] of this.sentAway) if (nowMs - at > RETURN_KEEP_MS) this.sentAway.delete(identity);
     const total = await redis.zcard(keys.online());
     const fair = Math.ceil((total / this.replicas) * FAIR_SHARE_HEADROOM);
-    const held = registry.all().filter((s) => s.ready);
+    // Agents that came within two lease periods are left out, counted and sent: a replica that
+    // died a moment ago still holds its lease, and its agents all come to the survivors, which
+    // would otherwise send some of them straight back towards the dead one (with a gap in their
+    // runs while they find it refusing). Once its lease ends the live replicas change, which
+    // holds every comparison for two more periods.
+    const held = registry.all().filter((s) => s.ready && nowMs - s.openedMs >= 2 * this.options.leaseMs);
     const over = held.length - fair;
     if (over <= 0) return 0;
     const away = held.filter((s) => !this.sentAway.has(s.identity)).slice(-Math.min(over, SHED_STEP));
