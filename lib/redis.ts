@@ -89,6 +89,7 @@ export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS
  * | `<p>:replica:{<id>}:dispatch`    | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
  * | `<p>:run:{<id>}:commands`        | hash   | scheduler | dispatch call id → the DownloadCommand or RunCommand it sends (protobuf; a RunCommand holds the input, sensitive values included), stored once per call for every replica, deleted once the call's replies are in or its wait ended (and expires) |
  * | `<p>:run:{<id>}:replies`         | stream | scheduler | each replica's aggregated outcome of a dispatch entry of the run (nodes done, nodes failed or unreachable); expires |
+ * | `<p>:run:{<id>}:finished`        | stream | scheduler | nodes whose final result reached a replica that does not coordinate the run, once stored: the coordinator reads them to move its batches on; expires |
  * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
  * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
  * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output |
@@ -231,6 +232,11 @@ export class RedisKeys {
   /** A run's stream of dispatch replies. */
   runReplies(taskId: string): string {
     return `${this.prefix}:run:{${taskId}}:replies`;
+  }
+
+  /** A run's stream of nodes whose final result another replica than the coordinator stored. */
+  runFinished(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:finished`;
   }
 
   /** A run's record. */

@@ -5,6 +5,7 @@ import { isTaskId } from '../../lib/task-id';
 import type { OutstandingRun } from './outstanding-run';
 import { errorText } from './error-text';
 import type { ResultBatcher } from './result-batcher';
+import type { FinishedNotices } from './finished-notices';
 import type { RunTracker } from './run-tracker';
 import { metrics } from '../../lib/metrics';
 import { isFinalNodeState } from '../../lib/run-states';
@@ -22,6 +23,8 @@ export class ResultRecorder {
     private readonly batcher: ResultBatcher,
     private readonly tracker: RunTracker,
     private readonly log: Logger,
+    /** Where results of runs coordinated by another replica are announced to it; default none (one replica). */
+    private readonly notices?: FinishedNotices,
   ) {}
 
   /** Records a node as RUNNING since `start_time`. Failures are logged: the final result follows anyway. */
@@ -70,6 +73,9 @@ export class ResultRecorder {
           metrics.nodeResults.inc({ outcome: nodeStateToJSON(result.state).replace(/^NODE_STATE_/, '').toLowerCase() });
         }
         this.markFinal(result);
+        // A run this replica does not coordinate: its coordinator learns of the node now rather
+        // than at its next status read.
+        if (outcome.stored && this.notices && !this.tracker.get(result.taskId)) this.notices.add(result.taskId, result.host);
         return true;
       },
       (err: unknown) => {

@@ -9,6 +9,7 @@ import { isFinalRunState } from '../../lib/run-states';
 import { injectTraceContext, tracer } from '../../lib/tracing';
 import type { TraceContext } from './agent-session';
 import type { Dispatcher } from './dispatcher';
+import type { FinishedNotices } from './finished-notices';
 import type { DownloadFailure } from './download-gate';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
@@ -34,6 +35,8 @@ export const BATCH_WAIT_LIMIT_MS = TRACKED_RUN_TTL_MS;
 
 /** Hosts one GetRunProgress looks up (the results service takes at most a thousand). */
 const PROGRESS_PAGE_HOSTS = LIMITS.progressHosts.max;
+/** How often a coordinator reads the nodes that finished on other replicas, in ms. */
+const NOTICES_POLL_MS = 250;
 
 /** How often a node that a resumed batch still has to reach is looked for again, in ms. */
 const RESEND_POLL_MS = 500;
@@ -60,6 +63,8 @@ export interface RunCoordinatorOptions {
   agentLostAfterMs?: number;
   /** ms between reads of the run's status; default RUN_REFRESH_MS. */
   refreshMs?: number;
+  /** Nodes of the run that finished on other replicas (finished-notices.ts); default none (one replica). */
+  notices?: FinishedNotices;
 }
 
 /**
@@ -73,6 +78,8 @@ export class CoordinatedRun {
   stopped = false;
   /** How many nodes were not final at the last refresh tick. */
   pendingAtLastTick = -1;
+  /** The last entry read from the run's finished notices. */
+  noticesFrom = '0-0';
   /** Lease renewal, status refresh and lost-agent checks. */
   readonly timers: NodeJS.Timeout[] = [];
 
@@ -139,6 +146,8 @@ export class RunCoordinator {
     };
     every(Math.max(50, Math.floor(this.options.store.leaseMs / 3)), 'could not renew the coordinator lease', () => this.renew(run));
     every(this.refreshMs, 'could not read the status of a coordinated run', () => this.refreshIfStalled(run));
+    const { notices } = this.options;
+    if (notices) every(NOTICES_POLL_MS, 'could not read the nodes that finished on other replicas', () => this.readNotices(run, notices));
     every(Math.max(50, Math.min(30_000, Math.floor(this.agentLostAfterMs / 4))), 'could not check for lost agents', () => this.checkLostAgents(run));
     return run;
   }
@@ -365,6 +374,14 @@ export class RunCoordinator {
     const stalled = pending === run.pendingAtLastTick;
     run.pendingAtLastTick = pending;
     if (stalled) await this.refresh(run);
+  }
+
+  /** Marks final the nodes other replicas announced since the last read. */
+  private async readNotices(run: CoordinatedRun, notices: FinishedNotices): Promise<void> {
+    if (run.tracked.done) return;
+    const { nodes, last } = await notices.read(run.state.taskId, run.noticesFrom);
+    run.noticesFrom = last;
+    for (const n of nodes) this.markFinal(run, n);
   }
 
   /**

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { AgentGatewayServiceService } from '../../gen/baton/v1/agent_gateway_service';
 import { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
@@ -21,6 +20,7 @@ import { NodeIndex } from './node-index';
 import { HeartbeatWriter } from './heartbeat-writer';
 import { ResultBatcher, type ResultBatcherOptions } from './result-batcher';
 import { ResultRecorder } from './result-recorder';
+import { FinishedNotices } from './finished-notices';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S } from './download-gate';
 import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RunCoordinator } from './run-coordinator';
 import { RunOrchestrator } from './run-orchestrator';
@@ -78,8 +78,6 @@ export interface SchedulerServerOptions {
   runLeaseS?: number;
   /** Seconds between checks of a coordinated run's progress in the results service while no result of it arrives here; default RUN_REFRESH_MS. */
   runRefreshS?: number;
-  /** This scheduler's replica id (in the runs it coordinates); default a random UUID per process. */
-  replicaId?: string;
   /** Each operator's and agent's request budget (lib/caller-budget.ts); default its defaults. */
   callerBudget?: CallerBudgetOptions;
   /** This replica's name, the prefix of its replica ids; default the host name (replica-lease.ts). */
@@ -120,11 +118,12 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);
   const batcher = new ResultBatcher(results, options.resultBatching);
+  const notices = new FinishedNotices(redis, keys, log);
   const gateway = new AgentGateway({
     index,
     heartbeats,
     registry,
-    recorder: new ResultRecorder(batcher, tracker, log),
+    recorder: new ResultRecorder(batcher, tracker, log, notices),
     log,
     heartbeatIntervalS: options.heartbeatIntervalS,
     heartbeatIntervals:
@@ -158,7 +157,9 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   }
   consumer.start();
   const dispatcher = new StreamDispatcher({ redis, keys, index, registry, lease, log });
-  const store = new RunStateStore(redis, keys, options.replicaId ?? randomUUID(), (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000);
+  // Runs name their coordinator by its replica id, the one its owner bitmap and dispatch stream
+  // carry; before the first lease (Redis not there yet) by the replica's name.
+  const store = new RunStateStore(redis, keys, () => lease.id || lease.name, (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000);
   const coordinator = new RunCoordinator({
     store,
     results,
@@ -170,6 +171,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     downloadTimeoutMs: (options.downloadTimeoutS ?? DEFAULT_DOWNLOAD_TIMEOUT_S) * 1000,
     agentLostAfterMs: (options.agentLostAfterS ?? DEFAULT_AGENT_LOST_AFTER_S) * 1000,
     refreshMs: options.runRefreshS === undefined ? undefined : options.runRefreshS * 1000,
+    notices,
   });
   const orchestrator = new RunOrchestrator({ metadata, results, index, tracker, store, coordinator, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
   const resumer = new RunResumer({ store, coordinator, orchestrator, results, tracker, log });
@@ -229,7 +231,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       // after the quit timeout: the index's staleness rule covers nodes left marked online.
       // Results and heartbeats received before the streams ended are still sent (each has the
       // same bound: whatever is not stored then, the agents re-send).
-      const landed = agentsClosed.then(() => Promise.all([batcher.flush(), heartbeats.close()]));
+      const landed = agentsClosed.then(() => Promise.all([batcher.flush().then(() => notices.flush()), heartbeats.close()]));
       await withinQuitTimeout(landed);
       // Its backlog goes to a survivor at once rather than when the lease would have ended.
       // A read or a script sent while Redis is unreachable never settles once its connection is
