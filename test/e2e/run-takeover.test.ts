@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import Redis from 'ioredis';
 import { ResultsServiceClient, type GetRunStatusResponse } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
@@ -13,6 +13,7 @@ import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { RedisKeys } from '../../lib/redis';
 import { useDevStack } from '../helpers/dev-stack';
+import { executions } from '../helpers/executions';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -63,18 +64,6 @@ describe('runs owned by Redis', () => {
   let runs = 0;
   /** A fresh execution log for one run. */
   const newLog = () => join(logDir, `run-${++runs}.log`);
-
-  /** How often each node ran the task, from the log (each line is the node's install dir: <state>/<node>/spool/<task id>/files). */
-  const executions = (log: string): Record<string, number> => {
-    const counts: Record<string, number> = {};
-    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
-    for (const line of text.split('\n').filter(Boolean)) {
-      const parts = line.split(sep);
-      const node = parts[parts.lastIndexOf('spool') - 1];
-      counts[node] = (counts[node] ?? 0) + 1;
-    }
-    return counts;
-  };
 
   const runCount = (seconds: number, log: string, extra: Partial<RunTaskRequest> = {}, client = scheduler) =>
     unary(client, client.runTask, RunTaskRequest.fromPartial({ task: 'once::count', inputJson: JSON.stringify({ seconds, log }), ...extra }), { deadlineMs: 60_000 });
