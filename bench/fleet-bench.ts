@@ -33,7 +33,10 @@ import { WorkerProcess } from './fleet/worker-process';
  *
  * Environment: BATON_FLEET_SIZES (default 1000,10000,100000), BATON_FLEET_RUNS (measured runs
  * per size, default 3), BATON_FLEET_RUN_TIMEOUT_S (per run; default 60 s + 3 ms per node),
- * BATON_FLEET_AGENTS_PER_CONNECTION (default 1: one TCP connection per agent, as real agents).
+ * BATON_FLEET_AGENTS_PER_CONNECTION (default 1: one TCP connection per agent, as real agents),
+ * BATON_FLEET_HEARTBEAT_MAX_S (default unset: every agent heartbeats every 10 s; set, the scheduler's
+ * heartbeat-interval-max-s, so intervals grow with the agents it holds, and the idle cost is measured
+ * over that many seconds).
  * BATON_BENCH_PROFILE=DIR writes CPU profiles of the scheduler and results service over the runs
  * of the largest size to DIR and prints where their CPU went (figures inflated by the profiler).
  * The open-file limit is raised to what the largest size needs (root, or a high `ulimit -n`).
@@ -57,7 +60,7 @@ const MEMORY_GOAL_MIN_AGENTS = 10_000;
 const FULL_STATUS_DEADLINE_MS = 120_000;
 /** How often the benchmark asks the workers how far a run got, in ms. */
 const POLL_MS = 200;
-/** The scheduler's default heartbeat interval: the idle window (every agent heard once). */
+/** The scheduler's default heartbeat interval: the idle window (every agent heard once) unless intervals may grow longer. */
 const IDLE_WINDOW_MS = 10_000;
 /** Open files each process needs besides its agents' connections. */
 const SPARE_FILES = 4_096;
@@ -132,16 +135,16 @@ async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, 
   return { wallMs, cpu, redis, streamsEnded, endedExample: streamsEnded > 0 ? counts.endedExample : undefined };
 }
 
-/** Orchestration CPU over one heartbeat interval with nothing running, in ms per node per second. */
-async function idleCpu(bench: BenchStack, nodes: number): Promise<number> {
+/** Orchestration CPU over `windowMs` (the longest heartbeat interval) with nothing running, in ms per node per second. */
+async function idleCpu(bench: BenchStack, nodes: number, windowMs: number): Promise<number> {
   const before = bench.cpuMs();
   const t0 = performance.now();
-  await sleep(IDLE_WINDOW_MS);
+  await sleep(windowMs);
   const seconds = (performance.now() - t0) / 1000;
   return total(cpuDelta(before, bench.cpuMs())) / nodes / seconds;
 }
 
-async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: number[], runs: number, perConnection: number, profile: boolean): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
+async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: number[], runs: number, perConnection: number, profile: boolean, idleWindowMs: number): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
   const scheduler = makeClient(SchedulerServiceClient, bench.schedulerAddress);
   const results = makeClient(ResultsServiceClient, bench.stack.addresses.results);
   const rssBeforeBytes = rssBytes(bench.pids.scheduler);
@@ -162,7 +165,7 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         );
         connected = nodes;
         size.connectMs = performance.now() - t0;
-        size.idleCpuMsPerNodePerS = await idleCpu(bench, nodes);
+        size.idleCpuMsPerNodePerS = await idleCpu(bench, nodes, idleWindowMs);
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
         const retried = (await fleetCounts(workers, '')).streamsEnded;
         const retries = retried > 0 ? ` (${retried} streams ended or failed to connect so far and were retried)` : '';
@@ -272,12 +275,14 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const sizes = envSizes('BATON_FLEET_SIZES', DEFAULT_SIZES, WORKERS);
   const runs = envCount('BATON_FLEET_RUNS', DEFAULT_RUNS);
   const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', 1);
+  const heartbeatMaxS = envCount('BATON_FLEET_HEARTBEAT_MAX_S', 0, 0) || undefined;
   const openFiles = raiseOpenFileLimit(Math.ceil(Math.max(...sizes) / perConnection) + SPARE_FILES);
   const { environmentpath } = writeTaskModule(dir);
   console.log(
     `fleet benchmark: ${TASK} on every node, simulated agents (real Connect protocol, commands answered in-process) in ${WORKERS} processes, ` +
       `${perConnection === 1 ? 'one TCP connection per agent' : `${perConnection} agents per TCP connection`}; sizes ${sizes.join(', ')}; ` +
-      `a warm-up and ${runs} measured runs per size; open-file limit ${openFiles}`,
+      `a warm-up and ${runs} measured runs per size; open-file limit ${openFiles}; ` +
+      (heartbeatMaxS ? `heartbeat intervals growing with the agents held, 10 s to ${heartbeatMaxS} s` : 'heartbeats every 10 s'),
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -285,10 +290,11 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
   // The profiles cover the runs of the largest size: profiling starts once its agents are connected.
   if (profileDir) process.env.BATON_BENCH_PROFILE_ON_SIGNAL = '1';
-  const bench = await BenchStack.start(environmentpath, { nodeOptions });
+  const serviceArgs = heartbeatMaxS ? { scheduler: ['--heartbeat-interval-max-s', String(heartbeatMaxS)] } : undefined;
+  const bench = await BenchStack.start(environmentpath, { nodeOptions, serviceArgs });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   try {
-    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection, profileDir !== undefined);
+    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection, profileDir !== undefined, Math.max(IDLE_WINDOW_MS, (heartbeatMaxS ?? 0) * 1000));
     report(figures, sizes, rssBeforeBytes, goals);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
