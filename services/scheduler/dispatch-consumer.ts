@@ -39,6 +39,19 @@ const MIN_DOWNLOAD_MS = 1_000;
 /** Marks offline the nodes a dead replica still held and takes them out of its owner bitmap. */
 const REAP_SCRIPT = LuaScript.fromFile(__dirname, 'reap-replica-nodes-4plus');
 
+/** An entry left pending because this replica stops while some of its nodes reconnect elsewhere. */
+class LeftForSurvivor extends Error {
+  constructor(readonly nodes: number) {
+    super('the scheduler stops while nodes of a dispatch entry reconnect; the entry is left for a survivor');
+  }
+}
+
+/** `work`, with its failure also observed where nobody awaits it (the entry failed for another reason first). */
+function handled<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => undefined);
+  return work;
+}
+
 /** A stream entry as XREADGROUP and XAUTOCLAIM answer it (a deleted entry is null). */
 type RawEntry = [string, string[]] | null;
 
@@ -224,28 +237,38 @@ export class DispatchConsumer {
         const here: string[] = [];
         const moved: string[] = [];
         for (const node of entry.nodes) (registry.get(node)?.ready ? here : moved).push(node);
+        // The nodes held here get the command at once, whatever the others wait for.
+        const applied = [handled(this.apply(entry, here))];
         const failed: DispatchFailure[] = [];
         if (moved.length > 0) {
           if (entry.hops >= MAX_DISPATCH_HOPS) failed.push(...moved.map((n) => unreachable(n)));
           else {
             let nowhere = await this.forward(entry, moved);
-            // An entry of a dead replica: its agents are reconnecting (to this replica or
-            // another), some perhaps not yet. They get a lease period (within the entry's own
-            // deadline) to show up before they are reported unreachable, or a run would record
-            // a node that was back a moment later as not reached.
-            if (nowhere.length > 0 && stream !== keys.replicaDispatch(lease.id)) {
-              const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
-              while (nowhere.length > 0 && this.running && Date.now() < until) {
-                await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
-                const back = nowhere.filter((n) => registry.get(n)?.ready);
+            // Nodes that left the replica the entry was posted to and are connected nowhere yet:
+            // their agents are reconnecting (that replica died, or drains, or the stream broke),
+            // most within a moment. They get a lease period (within the entry's own deadline) to
+            // show up before they are reported unreachable, or a run would record a node that was
+            // back a moment later as not reached (NO_RESPONSE, its task never started).
+            const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
+            while (nowhere.length > 0 && this.running && Date.now() < until) {
+              await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
+              const back = nowhere.filter((n) => registry.get(n)?.ready);
+              if (back.length > 0) {
                 here.push(...back);
-                nowhere = await this.forward(entry, nowhere.filter((n) => !back.includes(n)));
+                applied.push(handled(this.apply(entry, back)));
               }
+              nowhere = await this.forward(entry, nowhere.filter((n) => !back.includes(n)));
+            }
+            if (nowhere.length > 0 && !this.running) {
+              // This replica stops meanwhile: the entry is left pending, and the survivor that
+              // claims it once this replica's lease has ended waits for the nodes in turn.
+              await Promise.allSettled(applied);
+              throw new LeftForSurvivor(nowhere.length);
             }
             failed.push(...nowhere.map((n) => unreachable(n)));
           }
         }
-        const local = await this.apply(entry, here);
+        const local = (await Promise.all(applied)).flat();
         const failedHere = new Set(local.map((f) => f.node));
         await postReply(redis, keys, entry.taskId, {
           call: entry.call,
@@ -256,10 +279,15 @@ export class DispatchConsumer {
       }
       await redis.pipeline().xack(stream, DISPATCH_GROUP, id).xdel(stream, id).exec();
     } catch (err) {
+      if (err instanceof LeftForSurvivor) {
+        log.info({ stream, id, taskId: entry?.taskId, nodes: err.nodes }, err.message);
+        return;
+      }
       // Left pending: a survivor claims it if this replica dies; otherwise the coordinator
       // reports the nodes as not answering once its wait ends.
       log.warn({ stream, id, taskId: entry?.taskId, err: errorText(err) }, 'could not handle a dispatch entry');
     }
+
   }
 
   /** Forwards the entry's `nodes` to the live replicas holding them (one hop more); returns those no live replica holds. */
