@@ -1,11 +1,13 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectEachRanOnce, frozen, heldBy, keys, replicaId, runCount, SETTLE_MS, spread, withFleet } from '../helpers/replica-fleet';
+import { executions } from '../helpers/executions';
+import { expectEachRanOnce, frozen, heldBy, keys, NODES, replicaId, runCount, SETTLE_MS, spread, withFleet } from '../helpers/replica-fleet';
 import { waitFor } from '../helpers/wait';
 
 /**
- * A dispatch entry read and not acknowledged by a replica that is then killed: a survivor claims
- * it (XAUTOCLAIM) and answers it (fleet: test/helpers/replica-fleet.ts).
+ * Dispatch entries in flight when their replica goes: one read and not acknowledged by a replica
+ * that is then killed, which a survivor claims (XAUTOCLAIM) and answers; one that reaches a
+ * replica as it drains (fleet: test/helpers/replica-fleet.ts).
  */
 
 it('has the survivor claim a dispatch entry the killed replica had read and not acknowledged, and answer it', () =>
@@ -41,4 +43,33 @@ it('has the survivor claim a dispatch entry the killed replica had read and not 
     await expectEachRanOnce(fleet, gate.taskId);
     // Once nothing of it is left, the dead replica is forgotten: its lease entry and its stream.
     await waitFor('the dead replica to be forgotten', async () => (await fleet.redis.exists(stream)) === 0 && (await fleet.redis.zscore(keys.replicaLeases(), victim)) === null, SETTLE_MS, 100);
+  }));
+
+it('loses no node of a run whose run command reaches a replica as it drains: the nodes get it where their agents reconnect', () =>
+  withFleet(async (fleet) => {
+    const held = await spread(fleet);
+    // Batches of one in the sorted discovery order. The draining replica holds a node of a
+    // later batch (the first one it holds after the first batch); the other coordinates.
+    const later = NODES.slice(1).find((n) => held.get(n) !== held.get(NODES[0])) ?? NODES[1];
+    const draining = held.get(later)!;
+    const coordinator = 3 - draining;
+    const k = NODES.indexOf(later);
+    const victim = await replicaId(fleet, draining);
+    assert.ok(victim);
+    const stream = keys.replicaDispatch(victim);
+    const pid = fleet.stack.schedulerPid(draining);
+    assert.ok(pid);
+    const { taskId } = await runCount(fleet, coordinator, 0, { batchSize: 1 });
+    await waitFor(`batch ${k} to run`, () => executions(fleet.log)[NODES[k - 1]] === 1, SETTLE_MS, 10);
+    // The replica is paused until batch k's run command is in its stream, then told to stop:
+    // it drains (its agents' streams end first) with the entry in hand.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitFor(`batch ${k + 1}'s run command to be posted to the paused replica`, async () => (await fleet.redis.xlen(stream)) > 0, SETTLE_MS, 10);
+      process.kill(pid, 'SIGTERM');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await fleet.stack.stopScheduler(draining, 'SIGTERM');
+    await expectEachRanOnce(fleet, taskId);
   }));
