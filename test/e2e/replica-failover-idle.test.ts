@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait';
  * coordinate the run, with agents on both replicas (fleet: test/helpers/replica-fleet.ts).
  */
 
-it('a replica killed while idle: the dead replica\'s agents are online on the survivor within 15 s', () =>
+it('a replica killed while idle: the dead replica\'s agents are online on the survivor within 15 s', (t) =>
   withFleet(async (fleet) => {
     const held = await spread(fleet);
     const moving = heldBy(held, 1);
@@ -32,6 +32,7 @@ it('a replica killed while idle: the dead replica\'s agents are online on the su
     );
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs <= AGENTS_BACK_WITHIN_MS, `${moving.join(', ')} were online on the survivor ${tookMs} ms after the kill`);
+    t.diagnostic(`${moving.join(', ')} online on the survivor ${tookMs} ms after the kill`);
     // And they work there: a run through the survivor reaches every one.
     const { taskId } = await runCount(fleet, 2, 0);
     await expectEachRanOnce(fleet, taskId);
