@@ -167,6 +167,7 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     const coordinating = through;
 
     let counts = await fleetCounts(workers, taskId);
+    const atStart = counts;
     while (counts.acked < nodes * KILL_AT) {
       if (performance.now() > deadline) throw new Error(`run ${taskId}: ${counts.acked} of ${nodes} results acknowledged after ${ms(timeoutMs)}, before the kill`);
       await sleep(POLL_MS / 5);
@@ -187,6 +188,10 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     const cpuAtKill = cpuAt();
     let rewelcomeCpuMs: Record<string, number> | undefined;
     let rewelcomeWallMs: number | undefined;
+    // Streams that ended between the start and the kill: the fleet was not still (a replica that
+    // fenced itself, agents sent away) and the kill is not the only event measured.
+    const before = endReasonsBetween(atStart, atKill);
+    if (before) console.log(`  ${kind}: before the kill, ${atKill.streamsEnded - atStart.streamsEnded} agent streams ended or attempts failed: ${before}`);
     console.log(`  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`);
 
     // Not back: agents followed and not welcomed again, or agents the replica held whose loss
