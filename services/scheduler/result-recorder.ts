@@ -63,6 +63,9 @@ export class ResultRecorder {
     // service fills them in from the run.
     const result: NodeResult = { ...given, host: identity, task: '', callerid: '' };
     const arrivedMs = Date.now();
+    // Asked when the result arrives: once stored, the run may be over and forgotten here, and a
+    // run this replica coordinated needs no notice.
+    const coordinatedElsewhere = this.tracker.get(result.taskId) === undefined;
     return this.batcher.record(result).then(
       (outcome) => {
         if (!outcome.stored) {
@@ -75,7 +78,7 @@ export class ResultRecorder {
         this.markFinal(result);
         // A run this replica does not coordinate: its coordinator learns of the node now rather
         // than at its next status read.
-        if (outcome.stored && this.notices && !this.tracker.get(result.taskId)) this.notices.add(result.taskId, result.host);
+        if (outcome.stored && this.notices && coordinatedElsewhere) this.notices.add(result.taskId, result.host);
         return true;
       },
       (err: unknown) => {
