@@ -1,4 +1,7 @@
 import { NodeResult, NodeState } from '../../gen/baton/v1/run';
+import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
+import { unary } from '../../lib/grpc-client';
+import { LIMITS } from '../../lib/limits';
 
 /** MCollective status code of an agent-side error (download failure, no response, wrapper failure). */
 export const STATUSCODE_AGENT_ERROR = 5;
@@ -27,4 +30,16 @@ export function unstartedResult(run: RunIdentity, host: string, state: NodeState
     statuscode: state === NodeState.NODE_STATE_CANCELLED ? 1 : STATUSCODE_AGENT_ERROR,
     statusmsg,
   });
+}
+
+/**
+ * Records results the scheduler writes itself (a whole plan DOWNLOADED, every offline or lost
+ * node), in calls of at most the results service's per-call limit: at a large run these lists
+ * run to tens of thousands of nodes, and one call with all of them would be refused.
+ */
+export async function recordResults(results: ResultsServiceClient, taskId: string, list: NodeResult[]): Promise<void> {
+  const perCall = LIMITS.recordResults.max;
+  for (let at = 0; at < list.length; at += perCall) {
+    await unary(results, results.recordNodeResults, { taskId, results: list.slice(at, at + perCall) });
+  }
 }

@@ -13,7 +13,7 @@ import type { FinishedNotices } from './finished-notices';
 import type { DownloadFailure } from './download-gate';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
-import { unstartedResult, type RunIdentity } from './node-results';
+import { recordResults, unstartedResult, type RunIdentity } from './node-results';
 import { batchOf, nodesThroughBatch, type OrchestrationState, type RunStateStore, type TransitionOutcome } from './run-state';
 import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-tracker';
 
@@ -451,7 +451,7 @@ export class RunCoordinator {
     for (const n of lost) this.markFinal(run, n);
   }
 
-  private async record(taskId: string, results: NodeResult[]): Promise<void> {
-    await unary(this.options.results, this.options.results.recordNodeResults, { taskId, results });
+  private record(taskId: string, results: NodeResult[]): Promise<void> {
+    return recordResults(this.options.results, taskId, results);
   }
 }

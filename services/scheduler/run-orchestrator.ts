@@ -22,7 +22,7 @@ import { errorText } from './error-text';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S, gateFailureReason, type DownloadFailure } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
 import type { NodeIndex } from './node-index';
-import { unstartedResult, type RunIdentity } from './node-results';
+import { recordResults, unstartedResult, type RunIdentity } from './node-results';
 import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
@@ -422,8 +422,8 @@ export class RunOrchestrator {
     return { taskId, run: status.run, results: status.items, stillRunning: status.stats?.running ?? 0 };
   }
 
-  private async record(taskId: string, results: NodeResult[]): Promise<void> {
-    await unary(this.options.results, this.options.results.recordNodeResults, { taskId, results });
+  private record(taskId: string, results: NodeResult[]): Promise<void> {
+    return recordResults(this.options.results, taskId, results);
   }
 
   /** Moves the run to `state` and returns it as stored. */
