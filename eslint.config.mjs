@@ -6,7 +6,10 @@ import tseslint from 'typescript-eslint';
 const PIECES = ['services/metadata', 'services/scheduler', 'services/results', 'agent', 'cli'];
 
 /** Imports of the test code (test/ and its helpers): only tests and benchmarks may use them. */
-const TEST_CODE = { group: ['**/test/**', '**/test'], message: 'production code must not import test code: the image ships without it; move what both need to lib/.' };
+const TEST_CODE = {
+  group: ['**/test/**', '**/test'],
+  message: 'production code must not import test code: the image ships without it; move what both need to lib/.',
+};
 
 /** The patterns forbidding `piece` to import every other piece. */
 function otherPieces(piece) {
@@ -42,7 +45,11 @@ export default tseslint.config(
       // node:test's describe/it return promises the runner itself tracks.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
       // lib/grpc-client.ts `unary(client, client.method, ...)` takes generated client methods

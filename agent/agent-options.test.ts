@@ -39,8 +39,14 @@ describe('agent options', () => {
   });
 
   it('takes several scheduler addresses as a comma-separated list, or one dns:/// target', () => {
-    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'a.example:7000, b.example:7000,[::1]:7001']).schedulerAddress), ['a.example:7000', 'b.example:7000', '[::1]:7001']);
-    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'dns:///scheduler.baton.svc:7000']).schedulerAddress), ['dns:///scheduler.baton.svc:7000']);
+    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'a.example:7000, b.example:7000,[::1]:7001']).schedulerAddress), [
+      'a.example:7000',
+      'b.example:7000',
+      '[::1]:7001',
+    ]);
+    assert.deepEqual(schedulerTargets(load(['--insecure', '--scheduler-address', 'dns:///scheduler.baton.svc:7000']).schedulerAddress), [
+      'dns:///scheduler.baton.svc:7000',
+    ]);
     assert.throws(() => load(['--insecure', '--scheduler-address', 'a:1,,b:2']), NOT_SCHEDULER_ADDRESS);
     assert.throws(() => load(['--insecure', '--scheduler-address', 'dns:///a:1,b:2']), NOT_SCHEDULER_ADDRESS);
   });
@@ -56,11 +62,20 @@ describe('agent options', () => {
     try {
       assert.throws(
         () => load(['--scheduler-address', 'a:1']),
-        (err: Error) => err instanceof ConfigError && /^configuration: missing tls-cert, tls-key, tls-ca; .*baton pki init.*insecure: true/.test(err.message) && !err.message.includes('\n'),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          /^configuration: missing tls-cert, tls-key, tls-ca; .*baton pki init.*insecure: true/.test(err.message) &&
+          !err.message.includes('\n'),
       );
       assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert]), /configuration: missing tls-key, tls-ca;/);
-      assert.throws(() => load(['--scheduler-address', 'a:1', '--insecure', '--tls-ca', certs.ca]), /configuration: insecure is true but tls-ca is set; expected either certificates \(tls-cert, tls-key, tls-ca\) or insecure, not both$/);
-      assert.throws(() => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert, '--tls-key', '/nonexistent/k.pem', '--tls-ca', certs.ca]), /configuration: tls-key '\/nonexistent\/k.pem' cannot be read \(ENOENT\); expected a PEM file$/);
+      assert.throws(
+        () => load(['--scheduler-address', 'a:1', '--insecure', '--tls-ca', certs.ca]),
+        /configuration: insecure is true but tls-ca is set; expected either certificates \(tls-cert, tls-key, tls-ca\) or insecure, not both$/,
+      );
+      assert.throws(
+        () => load(['--scheduler-address', 'a:1', '--tls-cert', certs.clientCert, '--tls-key', '/nonexistent/k.pem', '--tls-ca', certs.ca]),
+        /configuration: tls-key '\/nonexistent\/k.pem' cannot be read \(ENOENT\); expected a PEM file$/,
+      );
       const tls = { cert: certs.clientCert, key: certs.clientKey, ca: certs.ca };
       const withCerts = ['--scheduler-address', 'a:1', '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca];
       assert.deepEqual(load([...withCerts, '--identity', 'node1']).tls, tls);
@@ -80,8 +95,14 @@ describe('agent options', () => {
   });
 
   it('refuses an output cap whose result could not fit in a message the scheduler accepts', () => {
-    assert.equal(load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING)]).maxOutputBytes, MAX_OUTPUT_BYTES_CEILING);
-    assert.throws(() => load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING + 1)]), /configuration: max-output-bytes must be <= 2097152/);
+    assert.equal(
+      load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING)]).maxOutputBytes,
+      MAX_OUTPUT_BYTES_CEILING,
+    );
+    assert.throws(
+      () => load(['--insecure', '--scheduler-address', 'a:1', '--max-output-bytes', String(MAX_OUTPUT_BYTES_CEILING + 1)]),
+      /configuration: max-output-bytes must be <= 2097152/,
+    );
   });
 
   it('keeps the largest result at the output cap under the scheduler message limit', () => {
@@ -91,7 +112,15 @@ describe('agent options', () => {
     const stdout = `{"a":[${'0,'.repeat((cap - 10) / 2)}0]}`;
     assert.ok(stdout.length <= cap);
     const id = { host: 'node1', taskId: 'f'.repeat(32), task: 'acme::big', caller: 'cert=alice' };
-    const result = exitedResult(id, { stdout: Buffer.from(stdout), stderr: 'e'.repeat(cap), exitcode: 0, signal: null, startTime: new Date(), endTime: new Date(), timeoutS: 0 });
+    const result = exitedResult(id, {
+      stdout: Buffer.from(stdout),
+      stderr: 'e'.repeat(cap),
+      exitcode: 0,
+      signal: null,
+      startTime: new Date(),
+      endTime: new Date(),
+      timeoutS: 0,
+    });
     assert.ok(Array.isArray(result.value?.a), 'the JSON object is the value');
     const bytes = ConnectRequest.encode({ traceContext: {}, message: { $case: 'taskFinished', value: { result } } }).finish().length;
     assert.ok(bytes < SERVER_MAX_RECEIVE_MESSAGE_BYTES, `${bytes} bytes`);

@@ -1,7 +1,15 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { configSchema, ConfigError, INSECURE_CONFIG_PROPERTIES, METRICS_CONFIG_PROPERTIES, resolveTlsConfig, SERVER_CONFIG_PROPERTIES, type ConfigOf } from '../lib/config';
+import {
+  configSchema,
+  ConfigError,
+  INSECURE_CONFIG_PROPERTIES,
+  METRICS_CONFIG_PROPERTIES,
+  resolveTlsConfig,
+  SERVER_CONFIG_PROPERTIES,
+  type ConfigOf,
+} from '../lib/config';
 import { splitHostPortList } from '../lib/host-port';
 import type { TlsFiles } from '../lib/tls';
 import { IDENTITY_PATTERN } from '../lib/names';
@@ -51,10 +59,15 @@ export const AGENT_CONFIG_SCHEMA = configSchema(
     'scheduler-address': {
       type: 'string',
       format: 'host-port-list',
-      description: 'host:port of the scheduler, several as a comma-separated list (replicas, tried in a shuffled order), or dns:///name:port for every address a name resolves to',
+      description:
+        'host:port of the scheduler, several as a comma-separated list (replicas, tried in a shuffled order), or dns:///name:port for every address a name resolves to',
     },
     'metadata-address': { type: 'string', format: 'host-port', description: "host:port of the metadata service; overrides the scheduler's Welcome" },
-    'cache-dir': { type: 'string', minLength: 1, description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache` },
+    'cache-dir': {
+      type: 'string',
+      minLength: 1,
+      description: `file cache directory; default ${ROOT_STATE_DIR}/cache as root, else ~/.local/state/baton/cache`,
+    },
     'spool-dir': { type: 'string', minLength: 1, description: `spool directory; default ${ROOT_STATE_DIR}/spool as root, else ~/.local/state/baton/spool` },
     'facts-file': { type: 'string', minLength: 1, description: 'YAML or JSON mapping of facts merged over the built-in ones' },
     classes: { type: 'string', default: '', pattern: '^[A-Za-z0-9_:,\\s-]*$', description: 'comma-separated Puppet classes of the node' },
@@ -109,7 +122,11 @@ export const AGENT_CONFIG_SCHEMA = configSchema(
     'log-level': SERVER_CONFIG_PROPERTIES['log-level'],
     ...METRICS_CONFIG_PROPERTIES,
     'tls-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle the scheduler and metadata service certificates are checked against' },
-    'tls-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to the services (`baton pki issue agent IDENTITY`); its CN must be the identity' },
+    'tls-cert': {
+      type: 'string',
+      minLength: 1,
+      description: 'PEM client certificate presented to the services (`baton pki issue agent IDENTITY`); its CN must be the identity',
+    },
     'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
     ...INSECURE_CONFIG_PROPERTIES,
   },
@@ -198,11 +215,15 @@ function checkOwnCertificate(certFile: string, identity: string): void {
   try {
     peer = certificateFilePeer(certFile);
   } catch (err) {
-    throw new ConfigError(`configuration: tls-cert '${certFile}' is not a PEM certificate (${(err as Error).message}); expected one issued by \`baton pki issue agent ${identity}\``);
+    throw new ConfigError(
+      `configuration: tls-cert '${certFile}' is not a PEM certificate (${(err as Error).message}); expected one issued by \`baton pki issue agent ${identity}\``,
+    );
   }
   if (peer.role !== 'agent' || peer.name !== identity) {
     const what = peer.role === 'agent' ? `${describePeer(peer)} is for another node` : `${describePeer(peer)} is not an agent certificate (OU=baton-agent)`;
-    throw new ConfigError(`configuration: tls-cert '${certFile}': ${what}, but this agent's identity is '${identity}'; issue one with \`baton pki issue agent ${identity}\` or set --identity`);
+    throw new ConfigError(
+      `configuration: tls-cert '${certFile}': ${what}, but this agent's identity is '${identity}'; issue one with \`baton pki issue agent ${identity}\` or set --identity`,
+    );
   }
 }
 

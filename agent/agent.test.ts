@@ -32,8 +32,15 @@ describe('splitForHello', () => {
   it('puts results in the Hello up to the byte budget and keeps the rest, in order, for after the Welcome', () => {
     const results = [result(400), result(400), result(400), result(10)];
     const { hello, later } = splitForHello(results, 1000);
-    assert.deepEqual(hello.map((m) => m.result?.taskId), results.slice(0, 2).map((r) => r.taskId));
-    assert.deepEqual(later.map((m) => m.result?.taskId), results.slice(2).map((r) => r.taskId), 'order kept: the small one waits too');
+    assert.deepEqual(
+      hello.map((m) => m.result?.taskId),
+      results.slice(0, 2).map((r) => r.taskId),
+    );
+    assert.deepEqual(
+      later.map((m) => m.result?.taskId),
+      results.slice(2).map((r) => r.taskId),
+      'order kept: the small one waits too',
+    );
   });
 
   it('always puts the first result in the Hello, however large', () => {

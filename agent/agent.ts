@@ -82,7 +82,8 @@ export class Agent {
   ) {
     this.log = deps.log;
     this.facts =
-      deps.facts ?? new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log: deps.log });
+      deps.facts ??
+      new FactsSource({ identity: options.identity, factsFile: options.factsFile, classesFile: options.classesFile, classes: options.classes, log: deps.log });
     this.cache = new FileCache(options.cacheDir);
     this.spool = new Spool(options.spoolDir, deps.log);
     this.runner = new TaskRunner({
@@ -181,7 +182,9 @@ export class Agent {
         return;
       }
       case 'run':
-        this.execute(message.value, extractTraceContext(traceContext)).catch((err: unknown) => this.log.error({ err, taskId: message.value.taskId }, 'run failed unexpectedly'));
+        this.execute(message.value, extractTraceContext(traceContext)).catch((err: unknown) =>
+          this.log.error({ err, taskId: message.value.taskId }, 'run failed unexpectedly'),
+        );
         return;
       case 'cancel':
         if (!this.runner.cancel(message.value.taskId)) this.log.info({ taskId: message.value.taskId }, 'cancel for a task that is not running here; ignored');
@@ -207,7 +210,8 @@ export class Agent {
         const result = await this.runner.run(cmd, this.taskEvents());
         if (!result) return;
         span.setAttributes({ 'baton.exit_code': result.exitcode, 'baton.node_state': nodeStateToJSON(result.state) });
-        if (result.state !== NodeState.NODE_STATE_SUCCEEDED) span.setStatus({ code: SpanStatusCode.ERROR, message: result.statusmsg || nodeStateToJSON(result.state) });
+        if (result.state !== NodeState.NODE_STATE_SUCCEEDED)
+          span.setStatus({ code: SpanStatusCode.ERROR, message: result.statusmsg || nodeStateToJSON(result.state) });
       },
       parent,
     );

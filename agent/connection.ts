@@ -1,11 +1,5 @@
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import {
-  AgentGatewayServiceClient,
-  type ConnectRequest,
-  type ConnectResponse,
-  type Hello,
-  type Welcome,
-} from '../gen/baton/v1/agent_gateway_service';
+import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse, type Hello, type Welcome } from '../gen/baton/v1/agent_gateway_service';
 import { readServiceError } from '../lib/errors';
 import { makeClient } from '../lib/grpc-client';
 import type { Logger } from '../lib/logger';
@@ -265,14 +259,17 @@ export class AgentConnection {
     // Heartbeats both ways (docs/agent-protocol.md §2): gRPC keepalive notices a dead TCP
     // connection; this notices a scheduler that is connected but no longer answers.
     const silenceMs = (this.options.schedulerTimeoutS || 3 * intervalS) * 1000;
-    this.silenceTimer = setInterval(() => {
-      const silentMs = Date.now() - this.lastHeardMs;
-      if (silentMs <= silenceMs) return;
-      this.options.log.warn({ silentMs, timeoutMs: silenceMs }, 'no message from the scheduler in time; reconnecting');
-      // The connection under the stream may be the dead part: open the next one on a new channel.
-      this.renewChannel = true;
-      session.call.cancel();
-    }, Math.min(1000, silenceMs));
+    this.silenceTimer = setInterval(
+      () => {
+        const silentMs = Date.now() - this.lastHeardMs;
+        if (silentMs <= silenceMs) return;
+        this.options.log.warn({ silentMs, timeoutMs: silenceMs }, 'no message from the scheduler in time; reconnecting');
+        // The connection under the stream may be the dead part: open the next one on a new channel.
+        this.renewChannel = true;
+        session.call.cancel();
+      },
+      Math.min(1000, silenceMs),
+    );
     this.options.log.info({ address: this.address, heartbeatIntervalS: intervalS }, 'connected');
     (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.address}\n`);
     this.options.onWelcome(message.value, session);

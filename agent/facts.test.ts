@@ -43,14 +43,23 @@ describe('facts', () => {
 
   it('rejects a facts file that cannot be read or is not a mapping, in one line naming the file', () => {
     const list = file('facts.yaml', '- a\n- b\n');
-    assert.throws(() => readFactsFile(list), (err: Error) => err instanceof ConfigError && err.message === `facts file ${list}: expected a mapping of fact names to values`);
+    assert.throws(
+      () => readFactsFile(list),
+      (err: Error) => err instanceof ConfigError && err.message === `facts file ${list}: expected a mapping of fact names to values`,
+    );
     const broken = file('facts.json', '{"a": ');
-    assert.throws(() => readFactsFile(broken), (err: Error) => err instanceof ConfigError && err.message.startsWith(`facts file ${broken}: `) && !err.message.includes('\n'));
+    assert.throws(
+      () => readFactsFile(broken),
+      (err: Error) => err instanceof ConfigError && err.message.startsWith(`facts file ${broken}: `) && !err.message.includes('\n'),
+    );
     assert.throws(() => readFactsFile('/nonexistent/facts.yaml'), /facts file \/nonexistent\/facts\.yaml: ENOENT/);
   });
 
   it('reads a classes file in Puppet classes.txt format: one class per line, blank lines skipped', () => {
     assert.deepEqual(readClassesFile(file('classes.txt', 'settings\nrole::web\n\n  ntp  \n')), ['settings', 'role::web', 'ntp']);
-    assert.throws(() => readClassesFile('/nonexistent/classes.txt'), (err: Error) => err instanceof ConfigError && err.message === 'classes file /nonexistent/classes.txt: ENOENT');
+    assert.throws(
+      () => readClassesFile('/nonexistent/classes.txt'),
+      (err: Error) => err instanceof ConfigError && err.message === 'classes file /nonexistent/classes.txt: ENOENT',
+    );
   });
 });

@@ -129,7 +129,10 @@ describe('FileCache', () => {
   });
 
   it('refuses an unsafe path or a malformed sha256 before contacting the metadata service', async () => {
-    await assert.rejects(cache.download({ ...file, path: 'acme/tasks/../../../etc/passwd' }, 'production', client), /task file acme\/tasks\/\.\.\/\.\.\/\.\.\/etc\/passwd: the path contains a relative component/);
+    await assert.rejects(
+      cache.download({ ...file, path: 'acme/tasks/../../../etc/passwd' }, 'production', client),
+      /task file acme\/tasks\/\.\.\/\.\.\/\.\.\/etc\/passwd: the path contains a relative component/,
+    );
     await assert.rejects(cache.download({ ...file, sha256: '../../x' }, 'production', client), /sha256 '\.\.\/\.\.\/x' is not 64 lowercase hex/);
     assert.equal(server.calls, 0);
     assert.deepEqual(readdirSync(dir), []);
@@ -137,7 +140,10 @@ describe('FileCache', () => {
 
   it('reports a metadata service error naming the file', async () => {
     const missing = taskFile('acme/tasks/missing.sh', Buffer.from('x'));
-    await assert.rejects(cache.download(missing, 'staging', client), /task file acme\/tasks\/missing\.sh: download from environment staging failed: no task file acme\/tasks\/missing\.sh in staging/);
+    await assert.rejects(
+      cache.download(missing, 'staging', client),
+      /task file acme\/tasks\/missing\.sh: download from environment staging failed: no task file acme\/tasks\/missing\.sh in staging/,
+    );
     assert.deepEqual(readdirSync(dir), []);
   });
 

@@ -238,10 +238,7 @@ export class FileCache {
     const actual = hash.digest('hex');
     if (actual !== file.sha256 || size !== file.sizeBytes) {
       await removeQuietly(tmp);
-      throw new DownloadError(
-        file.path,
-        `downloaded content has sha256 ${actual} (${size} bytes), expected sha256 ${file.sha256} (${file.sizeBytes} bytes)`,
-      );
+      throw new DownloadError(file.path, `downloaded content has sha256 ${actual} (${size} bytes), expected sha256 ${file.sha256} (${file.sizeBytes} bytes)`);
     }
     try {
       await chmod(tmp, CACHE_FILE_MODE);

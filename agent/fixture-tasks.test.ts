@@ -146,7 +146,12 @@ describe('fixture tasks', () => {
 
   it('reads PT_ variables: strings raw, numbers, arrays and null as compact JSON', async () => {
     const t = setup();
-    const r = await t.run(t.command('reads-env.sh', { inputMethod: InputMethod.INPUT_METHOD_ENVIRONMENT, inputJson: '{"name": "a b", "count": 2, "list": [1, "x"], "nothing": null}' }));
+    const r = await t.run(
+      t.command('reads-env.sh', {
+        inputMethod: InputMethod.INPUT_METHOD_ENVIRONMENT,
+        inputJson: '{"name": "a b", "count": 2, "list": [1, "x"], "nothing": null}',
+      }),
+    );
     assert.deepEqual(r.value, { _output: 'name=a b\ncount=2\nlist=[1,"x"]\nnothing=null\n' });
   });
 

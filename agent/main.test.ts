@@ -16,10 +16,16 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 describe('baton-agent main', () => {
   it('prints one line naming the bad flag and exits 2', () => {
-    const r = spawnSync(process.execPath, [MAIN, '--scheduler-address', '127.0.0.1:1', '--heartbeat-interval-s', 'soon'], { env: cleanEnv(), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [MAIN, '--scheduler-address', '127.0.0.1:1', '--heartbeat-interval-s', 'soon'], {
+      env: cleanEnv(),
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 2);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, "baton-agent: configuration: heartbeat-interval-s must be integer (seconds between heartbeats when the scheduler's Welcome gives none) [from flag --heartbeat-interval-s]\n");
+    assert.equal(
+      r.stderr,
+      "baton-agent: configuration: heartbeat-interval-s must be integer (seconds between heartbeats when the scheduler's Welcome gives none) [from flag --heartbeat-interval-s]\n",
+    );
   });
 
   it('exits 2 with one line when the scheduler address is missing or malformed', () => {

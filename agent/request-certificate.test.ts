@@ -65,10 +65,15 @@ describe('the agent certificate init step', () => {
         }
         // The first read finds it pending, as cert-manager takes a moment.
         if (stored.reads++ === 0) return answer(200, { ...stored.body, status: {} });
-        if (verdict === 'deny') return answer(200, { ...stored.body, status: { conditions: [{ type: 'Denied', status: 'True', reason: 'Policy', message: 'not allowed' }] } });
+        if (verdict === 'deny')
+          return answer(200, { ...stored.body, status: { conditions: [{ type: 'Denied', status: 'True', reason: 'Policy', message: 'not allowed' }] } });
         const csr = join(certs.dir, `${name}.csr`);
         writeFileSync(csr, Buffer.from(stored.body.spec.request, 'base64'));
-        const signed = execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', certs.ca, '-CAkey', join(certs.dir, 'ca.key'), '-days', '1', '-set_serial', '7'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        const signed = execFileSync(
+          'openssl',
+          ['x509', '-req', '-in', csr, '-CA', certs.ca, '-CAkey', join(certs.dir, 'ca.key'), '-days', '1', '-set_serial', '7'],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+        );
         return answer(200, { ...stored.body, status: { certificate: Buffer.from(signed).toString('base64'), ca: readFileSync(certs.ca).toString('base64') } });
       });
     });
@@ -87,7 +92,16 @@ describe('the agent certificate init step', () => {
         [PROGRAM],
         {
           timeout: 60_000,
-          env: { PATH: process.env.PATH, NODE_NAME: 'web01.example.net', POD_NAME: pod, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port), BATON_SERVICE_ACCOUNT_DIR: saDir, BATON_CERT_DIR: out, ...env },
+          env: {
+            PATH: process.env.PATH,
+            NODE_NAME: 'web01.example.net',
+            POD_NAME: pod,
+            KUBERNETES_SERVICE_HOST: '127.0.0.1',
+            KUBERNETES_SERVICE_PORT: String(port),
+            BATON_SERVICE_ACCOUNT_DIR: saDir,
+            BATON_CERT_DIR: out,
+            ...env,
+          },
         },
         (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
       );

@@ -56,7 +56,15 @@ function call(api: Api, method: string, path: string, body?: unknown): Promise<{
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: api.host, port: api.port, method, path, ca: api.ca, headers: { authorization: `Bearer ${api.token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) }, timeout: 30_000 },
+      {
+        host: api.host,
+        port: api.port,
+        method,
+        path,
+        ca: api.ca,
+        headers: { authorization: `Bearer ${api.token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) },
+        timeout: 30_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -105,7 +113,10 @@ runMain('agent-certificate', async () => {
     namespace: readFileSync(join(saDir, 'namespace'), 'utf8').trim(),
   };
 
-  const { keyPem, csrPem } = createSigningRequest([['CN', node], ['OU', 'baton-agent']]);
+  const { keyPem, csrPem } = createSigningRequest([
+    ['CN', node],
+    ['OU', 'baton-agent'],
+  ]);
   const collection = `/apis/cert-manager.io/v1/namespaces/${encodeURIComponent(api.namespace)}/certificaterequests`;
   const created = await call(api, 'POST', collection, {
     apiVersion: 'cert-manager.io/v1',
@@ -128,13 +139,16 @@ runMain('agent-certificate', async () => {
     for (;;) {
       const got = await call(api, 'GET', self);
       if (got.status !== 200) throw failure(`reading CertificateRequest ${requestName}`, got);
-      status = (got.body.status ?? {});
+      status = got.body.status ?? {};
       if (status.certificate) {
         issued = status.certificate;
         break;
       }
-      const refused = status.conditions?.find((c) => (c.type === 'Denied' && c.status === 'True') || (c.type === 'Ready' && c.status === 'False' && c.reason === 'Failed'));
-      if (refused) throw new Error(`CertificateRequest ${requestName} ${refused.type === 'Denied' ? 'denied' : 'failed'}: ${refused.message ?? refused.reason ?? ''}`);
+      const refused = status.conditions?.find(
+        (c) => (c.type === 'Denied' && c.status === 'True') || (c.type === 'Ready' && c.status === 'False' && c.reason === 'Failed'),
+      );
+      if (refused)
+        throw new Error(`CertificateRequest ${requestName} ${refused.type === 'Denied' ? 'denied' : 'failed'}: ${refused.message ?? refused.reason ?? ''}`);
       if (Date.now() > deadline) throw new Error(`CertificateRequest ${requestName} not issued by Issuer ${issuer} within ${ISSUE_TIMEOUT_MS / 1000} s`);
       await sleep(POLL_MS);
     }

@@ -56,7 +56,9 @@ export function lookupUser(name: string): RunAsUser {
   let home = '/';
   let shell = '/bin/sh';
   try {
-    const fields = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(':');
+    const fields = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split(':');
     home = fields[5] || home;
     shell = fields[6] || shell;
   } catch {

@@ -86,11 +86,18 @@ describe('Spool', () => {
     writeFileSync(join(root, 'junk.json'), '{}');
 
     const listed = await spool.listUnacknowledged();
-    assert.deepEqual(listed.map((r) => r.taskId), [a, b], 'oldest first');
+    assert.deepEqual(
+      listed.map((r) => r.taskId),
+      [a, b],
+      'oldest first',
+    );
     assert.deepEqual(listed[0], result(a, new Date('2030-01-01T00:00:01Z')), 'result.json round-trips');
 
     assert.equal(await spool.markAcked(a), true);
-    assert.deepEqual((await spool.listUnacknowledged()).map((r) => r.taskId), [b]);
+    assert.deepEqual(
+      (await spool.listUnacknowledged()).map((r) => r.taskId),
+      [b],
+    );
     assert.equal(await spool.markAcked(newTaskId()), false, 'an ack for an unknown run writes nothing');
     assert.equal(await spool.markAcked(b), true);
     assert.deepEqual(await spool.listUnacknowledged(), []);

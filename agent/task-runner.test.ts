@@ -41,13 +41,13 @@ function setup() {
 
   const command = (overrides: Partial<RunCommand>): RunCommand =>
     RunCommand.fromPartial({
-    taskId: newTaskId(),
-    task: 'acme::test',
-    environment: 'production',
-    executable: 'acme/tasks/test.sh',
-    inputJson: '{}',
-    caller: 'user=alice',
-    ...overrides,
+      taskId: newTaskId(),
+      task: 'acme::test',
+      environment: 'production',
+      executable: 'acme/tasks/test.sh',
+      inputJson: '{}',
+      caller: 'user=alice',
+      ...overrides,
     });
 
   /** Runs a command to the end and returns what was reported. */
@@ -81,7 +81,9 @@ describe('TaskRunner', () => {
     const installdir = join(t.spoolDir, cmd.taskId, 'files');
     assert.equal(
       result?.stdout,
-      ['web 1 "quoted"', '3', '1.5', 'true', 'null', '[1,"a"]', '{"x":{"y":[0]}}', 'acme::test', installdir, cmd.taskId, 'user=alice', 'acme::test', ''].join('\n'),
+      ['web 1 "quoted"', '3', '1.5', 'true', 'null', '[1,"a"]', '{"x":{"y":[0]}}', 'acme::test', installdir, cmd.taskId, 'user=alice', 'acme::test', ''].join(
+        '\n',
+      ),
     );
     assert.equal(result?.state, NodeState.NODE_STATE_SUCCEEDED);
   });
@@ -97,7 +99,11 @@ describe('TaskRunner', () => {
     const { result, started, finished } = await t.run(cmd);
     const installdir = join(t.spoolDir, cmd.taskId, 'files');
     assert.deepEqual(JSON.parse(result!.stdout), { message: 'hi', count: 2, _task: 'acme::test', _installdir: installdir, _noop: true });
-    assert.deepEqual(result?.value, { message: 'hi', count: 2, _task: 'acme::test', _installdir: installdir, _noop: true }, 'a JSON object on stdout is the value');
+    assert.deepEqual(
+      result?.value,
+      { message: 'hi', count: 2, _task: 'acme::test', _installdir: installdir, _noop: true },
+      'a JSON object on stdout is the value',
+    );
     assert.equal(result?.stderr, '', 'no PT_ variables');
     assert.equal(started.length, 1);
     assert.equal(started[0].taskId, cmd.taskId);
@@ -219,7 +225,8 @@ describe('TaskRunner', () => {
     assert.equal(result?.state, NodeState.NODE_STATE_FAILED);
     assert.equal(result?.completed, false);
     assert.equal(result?.exitcode, -1);
-    for (const part of [IDENTITY, 'acme/tasks/test.sh', `expected sha256 ${file.sha256}`, actual]) assert.ok(result.statusmsg.includes(part), `${part} in ${result.statusmsg}`);
+    for (const part of [IDENTITY, 'acme/tasks/test.sh', `expected sha256 ${file.sha256}`, actual])
+      assert.ok(result.statusmsg.includes(part), `${part} in ${result.statusmsg}`);
     assert.deepEqual(started, [], 'never run');
     assert.deepEqual(readdirSync(t.spoolDir), []);
   });
@@ -270,7 +277,10 @@ describe('TaskRunner', () => {
     assert.equal(result?.completed, false);
     assert.match(result.statusmsg, /node node1\.example\.com: cannot start acme\/tasks\/test\.sh: .*ENOENT/);
     assert.deepEqual(started, []);
-    assert.deepEqual((await t.spool.listUnacknowledged()).map((r) => r.taskId), [cmd.taskId]);
+    assert.deepEqual(
+      (await t.spool.listUnacknowledged()).map((r) => r.taskId),
+      [cmd.taskId],
+    );
   });
 
   it('lets a second runner (the agent restarted) adopt a running task and report the same result, byte for byte', async () => {
@@ -300,7 +310,10 @@ describe('TaskRunner', () => {
     writeFileSync(join(dir, 'stdout'), 'plain text\n');
     writeFileSync(join(dir, 'stderr'), '');
     writeFileSync(join(dir, 'exitcode'), '0');
-    assert.deepEqual(await t.runner.recover({ started: () => undefined, finished: () => assert.fail('reported with the Hello, not as an event') }), { finished: 1, adopted: 0 });
+    assert.deepEqual(await t.runner.recover({ started: () => undefined, finished: () => assert.fail('reported with the Hello, not as an event') }), {
+      finished: 1,
+      adopted: 0,
+    });
     const [result] = await t.spool.listUnacknowledged();
     assert.equal(result.taskId, cmd.taskId);
     assert.equal(result.task, 'acme::test');

@@ -8,7 +8,16 @@ import type { Logger } from '../lib/logger';
 import { taskIdProblem } from '../lib/task-id';
 import { checkTaskFile, type FileCache } from './file-cache';
 import { chooseImplementation, NoImplementationError, type ChosenImplementation } from './implementation';
-import { ERROR_KIND, STATUS_AGENT_ERROR, STATUS_INVALID_DATA, exitedResult, notStartedResult, redactSensitive, type ResultIdentity, type StopReason } from './node-result';
+import {
+  ERROR_KIND,
+  STATUS_AGENT_ERROR,
+  STATUS_INVALID_DATA,
+  exitedResult,
+  notStartedResult,
+  redactSensitive,
+  type ResultIdentity,
+  type StopReason,
+} from './node-result';
 import { dropPrivilegesArgv, findSetpriv, lookupUser, runAsEnvironment, RunAsError, type RunAsUser } from './run-as';
 import { SPOOL_FILE_MODE, type Spool, type SpoolPaths } from './spool';
 import { parseInput, resolveInputMethod, stdinDocument, taskArguments, taskEnvironment, usesStdin } from './task-input';
@@ -316,7 +325,9 @@ export class TaskRunner {
       exited = spawned.exited;
     } catch (err) {
       this.forget(task);
-      return report(await this.keep(refused(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${(err as Error).message}`))));
+      return report(
+        await this.keep(refused(new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.spawnFailed, `cannot start ${checked.chosen.path}: ${(err as Error).message}`))),
+      );
     }
     if (cmd.timeoutS > 0) task.timeoutTimer = setTimeout(() => this.stop(task, 'TIMEOUT'), cmd.timeoutS * 1000);
     log.info({ taskId: cmd.taskId, task: cmd.task, taskPid: task.pid, implementation: checked.chosen.path }, 'task started');
@@ -490,7 +501,13 @@ export class TaskRunner {
       endTime = (await stat(paths.stopped)).mtime;
     } else if ((await spool.readSmall(paths.wrapperPid)) === undefined) {
       const msg = stoppedBy === 'CANCEL' ? 'the task was cancelled before it started' : 'the agent stopped before this queued task started; it was not run';
-      const result = notStartedResult(id, STATUS_AGENT_ERROR, stoppedBy === 'CANCEL' ? ERROR_KIND.cancelled : ERROR_KIND.notStarted, `node ${identity}: ${msg}`, startTime);
+      const result = notStartedResult(
+        id,
+        STATUS_AGENT_ERROR,
+        stoppedBy === 'CANCEL' ? ERROR_KIND.cancelled : ERROR_KIND.notStarted,
+        `node ${identity}: ${msg}`,
+        startTime,
+      );
       return this.keep(stoppedBy === 'CANCEL' ? { ...result, state: NodeState.NODE_STATE_CANCELLED } : result);
     } else {
       const result = notStartedResult(
@@ -550,7 +567,11 @@ export class TaskRunner {
     if (cmd.noop && !cmd.supportsNoop) throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.noopNotSupported, 'Task does not support noop');
     const method = resolveInputMethod(chosen.inputMethod, chosen.path);
     if (method === 'powershell') {
-      throw new RunRefusal(STATUS_AGENT_ERROR, ERROR_KIND.notSupported, `input method powershell (named arguments to ${chosen.path}) is not supported by this agent`);
+      throw new RunRefusal(
+        STATUS_AGENT_ERROR,
+        ERROR_KIND.notSupported,
+        `input method powershell (named arguments to ${chosen.path}) is not supported by this agent`,
+      );
     }
     return { args: input, method, chosen, runAs: this.checkRunAs(cmd.runAs) };
   }
@@ -645,7 +666,8 @@ export class TaskRunner {
       // A negative pid addresses the process group the detached wrapper leads.
       process.kill(-pid, signal);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.options.log.warn({ taskId: task.taskId, signal, err: (err as Error).message }, 'cannot signal task');
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
+        this.options.log.warn({ taskId: task.taskId, signal, err: (err as Error).message }, 'cannot signal task');
     }
   }
 }

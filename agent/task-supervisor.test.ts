@@ -110,7 +110,10 @@ describe('TaskSupervisor', () => {
       const runner = new TaskRunner({ identity: 'x', spool: new Spool(process.argv[1]), cache: new FileCache(process.argv[2]), log: createLogger('a', 'silent') });
       void runner.run(RunCommand.fromJSON(JSON.parse(process.argv[3])), { started: () => console.log('started'), finished: () => console.log('finished') });
     `;
-    const agent = spawn(process.execPath, ['-e', agentScript, s.spoolDir, s.cacheDir, JSON.stringify(RunCommand.toJSON(s.cmd))], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    const agent = spawn(process.execPath, ['-e', agentScript, s.spoolDir, s.cacheDir, JSON.stringify(RunCommand.toJSON(s.cmd))], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         agent.stdout.on('data', (b: Buffer) => b.toString().includes('started') && resolve());

@@ -194,7 +194,8 @@ interface Pending {
 export function launchRecord(seq: number, w: WrapperSpawn): Buffer {
   const env = Object.entries(w.env).map(([k, v]) => `${k}=${v}`);
   const fields = [String(seq), w.dir, String(w.argv.length), ...w.argv, String(env.length), ...env, w.stdin === undefined ? '' : 'p', w.stdin ?? ''];
-  for (const f of fields.slice(0, -1)) if (f.includes('\0')) throw new Error(`an argument or environment variable of the task holds a NUL byte: ${JSON.stringify(f.slice(0, 40))}`);
+  for (const f of fields.slice(0, -1))
+    if (f.includes('\0')) throw new Error(`an argument or environment variable of the task holds a NUL byte: ${JSON.stringify(f.slice(0, 40))}`);
   const payload = Buffer.from(fields.join('\0'));
   return Buffer.concat([Buffer.from(`${payload.length}\n`), payload]);
 }
@@ -237,7 +238,11 @@ export class TaskSupervisor {
 
   private ensure(): ChildProcessByStdio<Socket, Socket, null> {
     if (this.child) return this.child;
-    const child = spawn(this.perl, ['-e', SUPERVISOR_SCRIPT], { detached: true, stdio: ['pipe', 'pipe', 'ignore'], env: {} }) as ChildProcessByStdio<Socket, Socket, null>;
+    const child = spawn(this.perl, ['-e', SUPERVISOR_SCRIPT], { detached: true, stdio: ['pipe', 'pipe', 'ignore'], env: {} }) as ChildProcessByStdio<
+      Socket,
+      Socket,
+      null
+    >;
     this.child = child;
     this.lineBuf = '';
     // The supervisor gone mid-write is handled by its exit below.

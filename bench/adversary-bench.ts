@@ -27,11 +27,12 @@ async function main(): Promise<void> {
     if (!tls) throw new Error('the stack runs with TLS');
     const client = makeClient(SchedulerServiceClient, stack.addresses.scheduler, tls.operator('alice'));
     let failures = 0;
-    const run = () => operatorRun(client).catch((err: unknown) => {
-      failures += 1;
-      console.log(`a run failed: ${String(err)}`);
-      return Number.NaN;
-    });
+    const run = () =>
+      operatorRun(client).catch((err: unknown) => {
+        failures += 1;
+        console.log(`a run failed: ${String(err)}`);
+        return Number.NaN;
+      });
     for (let i = 0; i < 3; i++) await run(); // warm up
     const alone: number[] = [];
     const attacked: number[] = [];
@@ -46,14 +47,20 @@ async function main(): Promise<void> {
       attacking = false;
       codes.push(...(await running));
       attackMs += performance.now() - t0;
-      console.log(`round ${round + 1}: alone ${alone[round].toFixed(0)} ms, attacked ${attacked[round].toFixed(0)} ms (${(attacked[round] / alone[round]).toFixed(2)}x)`);
+      console.log(
+        `round ${round + 1}: alone ${alone[round].toFixed(0)} ms, attacked ${attacked[round].toFixed(0)} ms (${(attacked[round] / alone[round]).toFixed(2)}x)`,
+      );
     }
     client.close();
     const byCode: Record<string, number> = {};
     for (const c of codes) byCode[c] = (byCode[c] ?? 0) + 1;
     const ratio = median(attacked) / median(alone);
     console.log(`adversary: ${codes.length} requests, ${((codes.length * 1000) / attackMs).toFixed(0)} per s; answers by gRPC code ${JSON.stringify(byCode)}`);
-    console.log(`median alone ${median(alone).toFixed(0)} ms, attacked ${median(attacked).toFixed(0)} ms: ${ratio.toFixed(2)}x (goal <= ${GOAL_RATIO}x); failed runs ${failures} (goal 0); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `median alone ${median(alone).toFixed(0)} ms, attacked ${median(attacked).toFixed(0)} ms: ${ratio.toFixed(2)}x (goal <= ${GOAL_RATIO}x); failed runs ${failures} (goal 0); load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     process.exitCode = ratio <= GOAL_RATIO && failures === 0 ? 0 : 1;
   } finally {
     await stack.stop();

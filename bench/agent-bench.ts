@@ -154,7 +154,9 @@ async function main(): Promise<void> {
     const kinds: Kind[] = ['agent', 'wrapper', 'floor'];
     const runs: Record<Kind, Measured[]> = { agent: [], wrapper: [], floor: [] };
     const load0 = loadavg()[0];
-    console.log(`agent CPU per task vs the bare-spawn floor: ${TASKS} trivial tasks at concurrency ${CONCURRENCY}, ${PAIRS} rounds of ${kinds.join(' ')}, fresh processes`);
+    console.log(
+      `agent CPU per task vs the bare-spawn floor: ${TASKS} trivial tasks at concurrency ${CONCURRENCY}, ${PAIRS} rounds of ${kinds.join(' ')}, fresh processes`,
+    );
     for (let i = 0; i < PAIRS; i++) {
       for (const kind of kinds) runs[kind].push(await measure(kind, dir, sha256, data.length));
       const [a, w, f] = kinds.map((k) => runs[k][i]);

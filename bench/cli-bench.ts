@@ -43,7 +43,10 @@ function timeShell(line: string, env: NodeJS.ProcessEnv): Timing {
   return { wall, cpu: shellSeconds(children[0]) + shellSeconds(children[1]) };
 }
 
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 /**
  * Start-up of the installed `baton` command (README: `npm link`, which puts a `baton` link to
@@ -61,7 +64,16 @@ async function main(): Promise<void> {
     // Its own config (none) and code cache directories, apart from the `baton` link (the CLI
     // keeps its files in <dir>/baton): the first run of each command writes the cache, as an
     // operator's first commands after an install do (cli/start.ts).
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, BATON_SCHEDULER: a.scheduler, BATON_METADATA: a.metadata, BATON_RESULTS: a.results, NO_COLOR: '1', XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home };
+    const env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      BATON_SCHEDULER: a.scheduler,
+      BATON_METADATA: a.metadata,
+      BATON_RESULTS: a.results,
+      NO_COLOR: '1',
+      XDG_CONFIG_HOME: home,
+      XDG_CACHE_HOME: home,
+    };
     const commands = {
       "node -e ''": "node -e ''",
       'baton --version': 'baton --version',
@@ -77,12 +89,16 @@ async function main(): Promise<void> {
     const wall = (name: string) => median(times[name].map((t) => t.wall));
     const cpu = (name: string) => median(times[name].map((t) => t.cpu));
     const floor = { wall: wall("node -e ''"), cpu: cpu("node -e ''") };
-    console.log(`cli-bench: medians of ${ROUNDS} paired rounds from /bin/sh, seconds; load average ${loadBefore} before, ${load()} after, ${cpus().length} cores`);
+    console.log(
+      `cli-bench: medians of ${ROUNDS} paired rounds from /bin/sh, seconds; load average ${loadBefore} before, ${load()} after, ${cpus().length} cores`,
+    );
     console.log(`  ${'command'.padEnd(26)} ${'wall'.padStart(6)} ${'over node'.padStart(10)} ${'cpu'.padStart(6)} ${'over node'.padStart(10)}`);
     for (const name of Object.keys(commands)) {
       const w = wall(name);
       const c = cpu(name);
-      console.log(`  ${name.padEnd(26)} ${w.toFixed(3).padStart(6)} ${`+${(w - floor.wall).toFixed(3)}`.padStart(10)} ${c.toFixed(3).padStart(6)} ${`+${(c - floor.cpu).toFixed(3)}`.padStart(10)}`);
+      console.log(
+        `  ${name.padEnd(26)} ${w.toFixed(3).padStart(6)} ${`+${(w - floor.wall).toFixed(3)}`.padStart(10)} ${c.toFixed(3).padStart(6)} ${`+${(c - floor.cpu).toFixed(3)}`.padStart(10)}`,
+      );
     }
     const run = wall('baton tasks run (1 node)');
     const met = run <= RUN_GOAL_S;

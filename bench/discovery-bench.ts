@@ -86,7 +86,9 @@ async function measure(name: string, goalMs: number, once: () => Promise<number>
   const p50 = percentile(times, 50);
   const verdict = p50 <= goalMs ? 'meets' : `MISSES by ${(p50 - goalMs).toFixed(1)} ms (${(p50 / goalMs).toFixed(1)}x)`;
   const ratio = baselineP50Ms === undefined ? '' : `  ${(p50 / baselineP50Ms).toFixed(2)}x baseline`;
-  console.log(`${name.padEnd(58)} matches ${String(matched).padStart(6)}  p50 ${p50.toFixed(2).padStart(7)} ms  p90 ${percentile(times, 90).toFixed(2).padStart(7)} ms${ratio}  goal ≤ ${goalMs} ms: ${verdict}`);
+  console.log(
+    `${name.padEnd(58)} matches ${String(matched).padStart(6)}  p50 ${p50.toFixed(2).padStart(7)} ms  p90 ${percentile(times, 90).toFixed(2).padStart(7)} ms${ratio}  goal ≤ ${goalMs} ms: ${verdict}`,
+  );
   return p50;
 }
 
@@ -111,7 +113,22 @@ async function main(): Promise<void> {
   const redis = new Redis(server.url);
   const keys = new RedisKeys('bench');
   const index = new NodeIndex(redis, keys, 3600); // long heartbeat: every node stays online during the bench
-  const results = await startChild(process.execPath, [join(packageRoot(), 'dist', 'services', 'results', 'main.js'), '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', server.url, '--key-prefix', 'bench-results', '--insecure'], { ready: LISTENING_LINE });
+  const results = await startChild(
+    process.execPath,
+    [
+      join(packageRoot(), 'dist', 'services', 'results', 'main.js'),
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+      '--redis-url',
+      server.url,
+      '--key-prefix',
+      'bench-results',
+      '--insecure',
+    ],
+    { ready: LISTENING_LINE },
+  );
   const resultsClient = makeClient(ResultsServiceClient, LISTENING_LINE.exec(results.readyLine)![1]);
   try {
     const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
@@ -140,12 +157,19 @@ async function main(): Promise<void> {
     const benchCpuUsedS = (benchCpu.user + benchCpu.system) / 1e6;
     const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
     console.log(`discovery bench: ${NODES} nodes, ${FACTS} facts and ${CLASSES} classes each, ${RUNS} runs per query (p50/p90 after 2 warm-up runs)`);
-    console.log(`register ${NODES} nodes through NodeIndex.upsert: ${registerS.toFixed(1)} s  goal ≤ 20 s: ${registerS <= 20 ? 'meets' : `MISSES by ${(registerS - 20).toFixed(1)} s`}`);
-    console.log(`  CPU used meanwhile: redis-server ${redisCpuUsedS.toFixed(1)} s (${((redisCpuUsedS / NODES) * 1e6).toFixed(0)} µs per node), this process (the scheduler's part) ${benchCpuUsedS.toFixed(1)} s`);
-    console.log(`Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`);
+    console.log(
+      `register ${NODES} nodes through NodeIndex.upsert: ${registerS.toFixed(1)} s  goal ≤ 20 s: ${registerS <= 20 ? 'meets' : `MISSES by ${(registerS - 20).toFixed(1)} s`}`,
+    );
+    console.log(
+      `  CPU used meanwhile: redis-server ${redisCpuUsedS.toFixed(1)} s (${((redisCpuUsedS / NODES) * 1e6).toFixed(0)} µs per node), this process (the scheduler's part) ${benchCpuUsedS.toFixed(1)} s`,
+    );
+    console.log(
+      `Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`,
+    );
     const bitmapBytes = await memoryOf(redis, `${keys.prefix}:bits:*`);
     const idBytes = Number(await redis.call('MEMORY', 'USAGE', keys.nodeIds())) + Number(await redis.call('MEMORY', 'USAGE', keys.nodeNames()));
-    const setBytes = (await memoryOf(redis, `${keys.prefix}:fact:*`)) + (await memoryOf(redis, `${keys.prefix}:class:*`)) + (await memoryOf(redis, `${keys.prefix}:agent:*`));
+    const setBytes =
+      (await memoryOf(redis, `${keys.prefix}:fact:*`)) + (await memoryOf(redis, `${keys.prefix}:class:*`)) + (await memoryOf(redis, `${keys.prefix}:agent:*`));
     const nodeBytes = await memoryOf(redis, `${keys.prefix}:node:*`);
     console.log(
       `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${Number(await redis.eval(`return #redis.call('KEYS', ARGV[1])`, 0, `${keys.prefix}:bits:*`))} bitmaps), ` +
@@ -162,15 +186,26 @@ async function main(): Promise<void> {
     // index held them), no planning, no temp keys, no offline counting.
     const namesSet = `${keys.prefix}:baseline:redhat`;
     const onlineSet = `${keys.prefix}:baseline:online`;
-    const redhatNames = Array.from({ length: NODES }, (_, i) => i).filter((i) => i % 10 < 7).map(identity);
-    const onlineNames = Array.from({ length: NODES }, (_, i) => i).filter((i) => i % 50 !== 0).map(identity);
+    const redhatNames = Array.from({ length: NODES }, (_, i) => i)
+      .filter((i) => i % 10 < 7)
+      .map(identity);
+    const onlineNames = Array.from({ length: NODES }, (_, i) => i)
+      .filter((i) => i % 50 !== 0)
+      .map(identity);
     for (let i = 0; i < redhatNames.length; i += 10_000) await redis.sadd(namesSet, ...redhatNames.slice(i, i + 10_000));
     for (let i = 0; i < onlineNames.length; i += 10_000) await redis.sadd(onlineSet, ...onlineNames.slice(i, i + 10_000));
-    baselineP50Ms = await measure('baseline: raw SINTER fact set ∩ online set (old transfer floor)', 10, async () => (await redis.sinter(namesSet, onlineSet)).length);
+    baselineP50Ms = await measure(
+      'baseline: raw SINTER fact set ∩ online set (old transfer floor)',
+      10,
+      async () => (await redis.sinter(namesSet, onlineSet)).length,
+    );
     await measure('baseline: SINTERCARD of the same (count only)', 10, async () => Number(await redis.call('SINTERCARD', 2, namesSet, onlineSet)));
     await q('fact equality os.family=RedHat', { facts: [fact('os.family', E, 'RedHat')] });
     await q('class equality profile::base (every node)', { classes: ['profile::base'] });
-    await q('AND: os.family=RedHat, environment=production, role::web', { facts: [fact('os.family', E, 'RedHat'), fact('environment', E, 'production')], classes: ['role::web'] });
+    await q('AND: os.family=RedHat, environment=production, role::web', {
+      facts: [fact('os.family', E, 'RedHat'), fact('environment', E, 'production')],
+      classes: ['role::web'],
+    });
     await q('OR: role::web or role::db (compound)', { compound: ['role::web or role::db'] });
     await q('NOT: not os.family=debian (compound)', { compound: ['not os.family=debian'] });
     await q('AND/OR/NOT: (dc0 or dc1) and not role::db', { compound: ['(datacenter=dc0 or datacenter=dc1) and not role::db'] });
@@ -182,11 +217,34 @@ async function main(): Promise<void> {
     const taskId = newTaskId();
     const runNodes = Array.from({ length: RUN_NODES }, (_, i) => identity(i * 3));
     await unary(resultsClient, resultsClient.createRun, {
-      run: { taskId, task: 'demo::fail', environment: 'production', caller: 'bench', state: RunState.RUN_STATE_RUNNING, nodes: runNodes, inputJson: '{}', createTime: new Date(), error: '', noop: false, requestId: '' },
+      run: {
+        taskId,
+        task: 'demo::fail',
+        environment: 'production',
+        caller: 'bench',
+        state: RunState.RUN_STATE_RUNNING,
+        nodes: runNodes,
+        inputJson: '{}',
+        createTime: new Date(),
+        error: '',
+        noop: false,
+        requestId: '',
+      },
     });
     for (let i = 0; i < RUN_NODES; i += 1000) {
       const batch = runNodes.slice(i, i + 1000).map((host, j) =>
-        NodeResult.fromPartial({ host, taskId, task: 'demo::fail', callerid: 'bench', state: NodeState.NODE_STATE_SUCCEEDED, exitcode: (i + j) % 4 === 0 ? 3 : 0, completed: true, runtime: 0.1, startTime: new Date(), stdout: '{}' }),
+        NodeResult.fromPartial({
+          host,
+          taskId,
+          task: 'demo::fail',
+          callerid: 'bench',
+          state: NodeState.NODE_STATE_SUCCEEDED,
+          exitcode: (i + j) % 4 === 0 ? 3 : 0,
+          completed: true,
+          runtime: 0.1,
+          startTime: new Date(),
+          stdout: '{}',
+        }),
       );
       await unary(resultsClient, resultsClient.recordNodeResults, { taskId, results: batch });
     }
@@ -199,7 +257,8 @@ async function main(): Promise<void> {
     await q(`bolt_task exitcode == 0 (7,500 of the run, cold read)`, { compound: [`bolt_task('${taskId}').exitcode == 0`] }, 50, cold);
     await q(`bolt_task known == false (nodes outside the run, cold)`, { compound: [`bolt_task('${taskId}').known == false`] }, 50, cold);
     const status = await unary(resultsClient, resultsClient.getRunStatus, { taskId });
-    if (!status.run || !isFinalRunState(status.run.state)) await unary(resultsClient, resultsClient.updateRunState, { taskId, state: RunState.RUN_STATE_FAILED, reason: '' });
+    if (!status.run || !isFinalRunState(status.run.state))
+      await unary(resultsClient, resultsClient.updateRunState, { taskId, state: RunState.RUN_STATE_FAILED, reason: '' });
     const finished = resultsServiceSource(resultsClient);
     await q(`bolt_task exitcode > 0 (finished run, reused read)`, { compound: [`bolt_task('${taskId}').exitcode > 0`] }, 50, finished);
     await q(`bolt_task exitcode > 0 and role::web (finished, reused)`, { compound: [`bolt_task('${taskId}').exitcode > 0 and role::web`] }, 50, finished);

@@ -152,14 +152,24 @@ interface ScenarioFigures {
  * replica the scenario names is killed. Follows the killed replica's agents back, the takeover
  * and the run to its end (at most `timeoutMs` from the start), then counts.
  */
-async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, results: ResultsServiceClient, workers: WorkerProcess[], nodes: number, timeoutMs: number): Promise<ScenarioFigures> {
+async function scenario(
+  kind: Scenario,
+  stack: ReplicaStack,
+  through: Replica,
+  results: ResultsServiceClient,
+  workers: WorkerProcess[],
+  nodes: number,
+  timeoutMs: number,
+): Promise<ScenarioFigures> {
   const scheduler = makeClient(SchedulerServiceClient, through.address);
   try {
     const t0 = performance.now();
     const deadline = t0 + timeoutMs;
-    const { taskId } = await unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: TASK, background: true }), { deadlineMs: timeoutMs }).catch((err: unknown) => {
-      throw new Error(`RunTask through ${through.name} failed: ${err instanceof Error ? err.message : String(err)}`);
-    });
+    const { taskId } = await unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: TASK, background: true }), { deadlineMs: timeoutMs }).catch(
+      (err: unknown) => {
+        throw new Error(`RunTask through ${through.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
     // The replica that took RunTask coordinates the run; the stored coordinator (an id of that
     // process) changes when another replica takes the run over.
     const coordinator = await stack.coordinatorOf(taskId);
@@ -169,7 +179,8 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     let counts = await fleetCounts(workers, taskId);
     const atStart = counts;
     while (counts.acked < nodes * KILL_AT) {
-      if (performance.now() > deadline) throw new Error(`run ${taskId}: ${counts.acked} of ${nodes} results acknowledged after ${ms(timeoutMs)}, before the kill`);
+      if (performance.now() > deadline)
+        throw new Error(`run ${taskId}: ${counts.acked} of ${nodes} results acknowledged after ${ms(timeoutMs)}, before the kill`);
       await sleep(POLL_MS / 5);
       counts = await fleetCounts(workers, taskId);
     }
@@ -192,7 +203,9 @@ async function scenario(kind: Scenario, stack: ReplicaStack, through: Replica, r
     // fenced itself, agents sent away) and the kill is not the only event measured.
     const before = endReasonsBetween(atStart, atKill);
     if (before) console.log(`  ${kind}: before the kill, ${atKill.streamsEnded - atStart.streamsEnded} agent streams ended or attempts failed: ${before}`);
-    console.log(`  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`);
+    console.log(
+      `  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`,
+    );
 
     // Not back: agents followed and not welcomed again, or agents the replica held whose loss
     // the workers have not noticed yet.
@@ -277,13 +290,28 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
   }
   if (f.scenario === 'coordinator') console.log(`    coordinator takeover: ${f.takeoverMs === undefined ? 'not seen' : `${ms(f.takeoverMs)} after the kill`}`);
   console.log(`    run final ${f.runMs === undefined ? 'never' : `after ${ms(f.runMs)}`}; agents per replica after: ${placementLine(after)}`);
-  console.log(`    executed once ${f.executedOnce}, never ${f.never}, more than once ${f.repeated}; nodes sent the run command again after the kill (run once, result re-sent) ${f.commandsRepeated}`);
+  console.log(
+    `    executed once ${f.executedOnce}, never ${f.never}, more than once ${f.repeated}; nodes sent the run command again after the kill (run once, result re-sent) ${f.commandsRepeated}`,
+  );
   const what = `${f.scenario === 'coordinator' ? 'coordinating' : 'non-coordinating'} replica killed`;
   goals.check(`${what}: the run ends`, f.failed ?? `final after ${ms(f.runMs ?? NaN)}`, f.runMs !== undefined && !f.failed);
-  goals.check(`${what}: every node final and succeeded, one result each`, `${f.succeeded} succeeded, ${f.recorded < 0 ? `${-f.recorded} results with repeated nodes` : `${f.recorded} nodes recorded`} (of ${nodes})`, f.succeeded === nodes && f.recorded === nodes);
-  goals.check(`${what}: every node executed the task exactly once`, `${f.executedOnce} once, ${f.never} never, ${f.repeated} more than once (of ${nodes})`, f.executedOnce === nodes && f.never === 0 && f.repeated === 0);
+  goals.check(
+    `${what}: every node final and succeeded, one result each`,
+    `${f.succeeded} succeeded, ${f.recorded < 0 ? `${-f.recorded} results with repeated nodes` : `${f.recorded} nodes recorded`} (of ${nodes})`,
+    f.succeeded === nodes && f.recorded === nodes,
+  );
+  goals.check(
+    `${what}: every node executed the task exactly once`,
+    `${f.executedOnce} once, ${f.never} never, ${f.repeated} more than once (of ${nodes})`,
+    f.executedOnce === nodes && f.never === 0 && f.repeated === 0,
+  );
   if (f.victimAgents === 0) goals.notMeasured(`${what}: p99 re-welcome <= ${ms(GOAL_REWELCOME_P99_MS)}`, `${f.victim} held no agents`);
-  else goals.check(`${what}: p99 re-welcome <= ${ms(GOAL_REWELCOME_P99_MS)}`, f.rewelcomePending > 0 ? `${f.rewelcomePending} of ${f.victimAgents} agents not back` : ms(p99), f.rewelcomePending === 0 && p99 <= GOAL_REWELCOME_P99_MS);
+  else
+    goals.check(
+      `${what}: p99 re-welcome <= ${ms(GOAL_REWELCOME_P99_MS)}`,
+      f.rewelcomePending > 0 ? `${f.rewelcomePending} of ${f.victimAgents} agents not back` : ms(p99),
+      f.rewelcomePending === 0 && p99 <= GOAL_REWELCOME_P99_MS,
+    );
 }
 
 function scenariosWanted(): Scenario[] {
@@ -291,7 +319,8 @@ function scenariosWanted(): Scenario[] {
   if (!raw) return [...SCENARIOS];
   const wanted = raw.split(',').map((s) => s.trim());
   const bad = wanted.find((s) => !(SCENARIOS as readonly string[]).includes(s));
-  if (bad !== undefined || wanted.length === 0) throw new Error(`BATON_FAILOVER_SCENARIOS='${raw}': expected a comma-separated list of ${SCENARIOS.join(', ')}`);
+  if (bad !== undefined || wanted.length === 0)
+    throw new Error(`BATON_FAILOVER_SCENARIOS='${raw}': expected a comma-separated list of ${SCENARIOS.join(', ')}`);
   return SCENARIOS.filter((s) => wanted.includes(s));
 }
 
@@ -319,7 +348,15 @@ runBenchmark('failover-bench', async (dir, goals) => {
     const ids = Array.from({ length: nodes }, (_, i) => identity(i + 1));
     await Promise.all(
       workers.map((w, k) =>
-        w.request({ type: 'start', addresses, identities: ids.filter((_, i) => i % WORKERS === k), agentsPerConnection: perConnection, localAddressBase: `127.${k + 1}.0`, dedupe: true, taskMs }),
+        w.request({
+          type: 'start',
+          addresses,
+          identities: ids.filter((_, i) => i % WORKERS === k),
+          agentsPerConnection: perConnection,
+          localAddressBase: `127.${k + 1}.0`,
+          dedupe: true,
+          taskMs,
+        }),
       ),
     );
     const registrationMs = performance.now() - t0;
@@ -327,11 +364,17 @@ runBenchmark('failover-bench', async (dir, goals) => {
     const redisAfter = await stack.redisUsedMemory();
     const retried = await fleetCounts(workers, '');
     const none = { ...retried, endReasons: {} };
-    console.log(`  registration: ${nodes} agents welcomed in ${ms(registrationMs)}, ${(nodes / (registrationMs / 1000)).toFixed(0)} agents/s (${retried.streamsEnded} attempts refused or failed and retried, ${retried.retryDelays} of them after a retry delay the scheduler gave)`);
+    console.log(
+      `  registration: ${nodes} agents welcomed in ${ms(registrationMs)}, ${(nodes / (registrationMs / 1000)).toFixed(0)} agents/s (${retried.streamsEnded} attempts refused or failed and retried, ${retried.retryDelays} of them after a retry delay the scheduler gave)`,
+    );
     if (retried.streamsEnded > 0) console.log(`    why: ${endReasonsBetween(none, retried)}`);
     console.log(`  agents per replica: ${placementLine(await placement(stack, workers))}`);
-    console.log(`  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${REPLICAS} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`);
-    console.log(`  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`);
+    console.log(
+      `  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${REPLICAS} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`,
+    );
+    console.log(
+      `  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`,
+    );
 
     let failed: string | undefined;
     for (const kind of scenarios) {
@@ -342,7 +385,9 @@ runBenchmark('failover-bench', async (dir, goals) => {
       const { settledMs, by } = await settle(stack, workers, nodes);
       console.log(
         `  before the ${kind} scenario: agents per replica ${placementLine(by)}; ` +
-          (settledMs === undefined ? `not still within ${ms(SETTLE_TIMEOUT_MS)} (agents moving between replicas): started anyway` : `still after ${ms(settledMs)}`),
+          (settledMs === undefined
+            ? `not still within ${ms(SETTLE_TIMEOUT_MS)} (agents moving between replicas): started anyway`
+            : `still after ${ms(settledMs)}`),
       );
       let f: ScenarioFigures;
       try {
@@ -356,7 +401,9 @@ runBenchmark('failover-bench', async (dir, goals) => {
       failed = f.failed;
     }
     const redisEnd = await stack.redisUsedMemory();
-    console.log(`  Redis used_memory after the runs: ${((redisEnd - redisBefore) / nodes).toFixed(0)} B per node (${mb(redisEnd)}; index, results and event logs)`);
+    console.log(
+      `  Redis used_memory after the runs: ${((redisEnd - redisBefore) / nodes).toFixed(0)} B per node (${mb(redisEnd)}; index, results and event logs)`,
+    );
   } finally {
     results.close();
     await Promise.all(workers.map((w) => w.stop()));

@@ -5,7 +5,19 @@ import { NodeState, RunState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
-import { BenchStack, callsPerNode, cpuDelta, ORCHESTRATION, redisTraffic, runBenchmark, TASK, total, writeTaskModule, type PerProcess, type RedisTraffic } from './fleet/bench-stack';
+import {
+  BenchStack,
+  callsPerNode,
+  cpuDelta,
+  ORCHESTRATION,
+  redisTraffic,
+  runBenchmark,
+  TASK,
+  total,
+  writeTaskModule,
+  type PerProcess,
+  type RedisTraffic,
+} from './fleet/bench-stack';
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
 import { printProfiles } from './fleet/cpu-profile-summary';
 import { raiseOpenFileLimit, rssBytes } from './fleet/proc-stats';
@@ -94,7 +106,14 @@ interface SizeFigures {
  * node's result acknowledged (the workers count the ResultAcks) and the run final in
  * GetRunProgress. Throws, naming what was missing, when it is not final within `timeoutMs`.
  */
-async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, results: ResultsServiceClient, workers: WorkerProcess[], nodes: number, timeoutMs: number): Promise<RunFigures> {
+async function measureRun(
+  bench: BenchStack,
+  scheduler: SchedulerServiceClient,
+  results: ResultsServiceClient,
+  workers: WorkerProcess[],
+  nodes: number,
+  timeoutMs: number,
+): Promise<RunFigures> {
   const endedBefore = (await fleetCounts(workers, '')).streamsEnded;
   const redisBefore = await bench.redisCounters();
   const cpuBefore = bench.cpuMs();
@@ -105,15 +124,21 @@ async function measureRun(bench: BenchStack, scheduler: SchedulerServiceClient, 
   let counts = await fleetCounts(workers, taskId);
   while (counts.acked < nodes) {
     if (performance.now() > deadline) {
-      const streams = counts.streamsEnded > endedBefore ? `; ${counts.streamsEnded - endedBefore} agent streams ended meanwhile, ${counts.disconnected} agents not connected now (last: ${counts.endedExample})` : '';
-      throw new Error(`run ${taskId} not final within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${counts.once + counts.repeated} nodes received the run command${streams}`);
+      const streams =
+        counts.streamsEnded > endedBefore
+          ? `; ${counts.streamsEnded - endedBefore} agent streams ended meanwhile, ${counts.disconnected} agents not connected now (last: ${counts.endedExample})`
+          : '';
+      throw new Error(
+        `run ${taskId} not final within ${ms(timeoutMs)}: ${counts.acked} of ${nodes} results acknowledged, ${counts.once + counts.repeated} nodes received the run command${streams}`,
+      );
     }
     await sleep(POLL_MS);
     counts = await fleetCounts(workers, taskId);
   }
   let state = await runState(results, taskId, deadline);
   while (!isFinalRunState(state)) {
-    if (performance.now() > deadline) throw new Error(`run ${taskId}: every result acknowledged but the run is still ${RunState[state]} after ${ms(timeoutMs)}`);
+    if (performance.now() > deadline)
+      throw new Error(`run ${taskId}: every result acknowledged but the run is still ${RunState[state]} after ${ms(timeoutMs)}`);
     await sleep(POLL_MS);
     state = await runState(results, taskId, deadline);
   }
@@ -144,7 +169,15 @@ async function idleCpu(bench: BenchStack, nodes: number, windowMs: number): Prom
   return total(cpuDelta(before, bench.cpuMs())) / nodes / seconds;
 }
 
-async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: number[], runs: number, perConnection: number, profile: boolean, idleWindowMs: number): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
+async function measureSizes(
+  bench: BenchStack,
+  workers: WorkerProcess[],
+  sizes: number[],
+  runs: number,
+  perConnection: number,
+  profile: boolean,
+  idleWindowMs: number,
+): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
   const scheduler = makeClient(SchedulerServiceClient, bench.schedulerAddress);
   const results = makeClient(ResultsServiceClient, bench.stack.addresses.results);
   const rssBeforeBytes = rssBytes(bench.pids.scheduler);
@@ -160,7 +193,13 @@ async function measureSizes(bench: BenchStack, workers: WorkerProcess[], sizes: 
         const fresh = Array.from({ length: nodes - connected }, (_, i) => identity(connected + i + 1));
         await Promise.all(
           workers.map((w, k) =>
-            w.request({ type: 'start', addresses: [bench.schedulerAddress], identities: fresh.filter((_, i) => i % WORKERS === k), agentsPerConnection: perConnection, localAddressBase: `127.${k + 1}.0` }),
+            w.request({
+              type: 'start',
+              addresses: [bench.schedulerAddress],
+              identities: fresh.filter((_, i) => i % WORKERS === k),
+              agentsPerConnection: perConnection,
+              localAddressBase: `127.${k + 1}.0`,
+            }),
           ),
         );
         connected = nodes;
@@ -226,12 +265,18 @@ function report(figures: SizeFigures[], sizes: number[], rssBeforeBytes: number,
     );
   }
   console.log('  (medians of the measured runs; CPU per node = utime+stime of the process over the run / nodes; idle = with nothing running, heartbeats only;');
-  console.log("   background = the idle rate over the run's wall time, what the connected fleet costs whether a run goes on or not; run own = CPU/node - background)");
+  console.log(
+    "   background = the idle rate over the run's wall time, what the connected fleet costs whether a run goes on or not; run own = CPU/node - background)",
+  );
 
   const failedAt = figures.find((f) => f.failed);
   const missing = (n: number) => (failedAt && n >= failedAt.nodes ? `the run at ${failedAt.nodes} nodes did not finish` : undefined);
   for (const f of figures) {
-    goals.check(`every node final, the task executed exactly once per node, in every run at ${f.nodes} nodes`, f.failed ? f.failed : `${f.runs.length + 1} runs`, !f.failed);
+    goals.check(
+      `every node final, the task executed exactly once per node, in every run at ${f.nodes} nodes`,
+      f.failed ? f.failed : `${f.runs.length + 1} runs`,
+      !f.failed,
+    );
   }
   for (const n of GOAL_CPU_SIZES) {
     const goal = `orchestration CPU <= ${GOAL_CPU_MS_PER_NODE} ms per node at ${n} nodes`;
@@ -256,7 +301,13 @@ function report(figures: SizeFigures[], sizes: number[], rssBeforeBytes: number,
     goals.notMeasured(ownGoal, missing(large) ?? missing(small) ?? 'no figure');
   }
 
-  goals.constantInN('Redis bytes read per node result', [...perNode].map(([n, v]) => [n, v.bytes]), GOAL_REDIS_GROWTH, 'B', failedAt && `the run at ${failedAt.nodes} nodes did not finish`);
+  goals.constantInN(
+    'Redis bytes read per node result',
+    [...perNode].map(([n, v]) => [n, v.bytes]),
+    GOAL_REDIS_GROWTH,
+    'B',
+    failedAt && `the run at ${failedAt.nodes} nodes did not finish`,
+  );
 
   const memoryGoal = `scheduler memory <= ${GOAL_BYTES_PER_AGENT / 1024} KB per connected agent at ${MEMORY_GOAL_MIN_AGENTS} agents or more`;
   const largest = [...figures].reverse().find((f) => Number.isFinite(f.schedulerRssBytes));
@@ -294,7 +345,15 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const bench = await BenchStack.start(environmentpath, { nodeOptions, serviceArgs });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   try {
-    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection, profileDir !== undefined, Math.max(IDLE_WINDOW_MS, (heartbeatMaxS ?? 0) * 1000));
+    const { figures, rssBeforeBytes } = await measureSizes(
+      bench,
+      workers,
+      sizes,
+      runs,
+      perConnection,
+      profileDir !== undefined,
+      Math.max(IDLE_WINDOW_MS, (heartbeatMaxS ?? 0) * 1000),
+    );
     report(figures, sizes, rssBeforeBytes, goals);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

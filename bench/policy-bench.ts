@@ -35,8 +35,14 @@ function node(i: number): NodeView {
   return { identity: `node${i}.example.com`, facts, classes: Array.from({ length: 10 }, (_, c) => `profile::c${c}`), agents: ['rpcutil'] };
 }
 
-const NINE_OTHER_RULES = Array.from({ length: 9 }, (_, i) => `  - {name: other-${i}, effect: allow, callers: ['/^cert=team-${i}-/'], tasks: ['team${i}::*']}`).join('\n');
-const WITH_NODES = Policy.parse(`rules:\n${NINE_OTHER_RULES}\n  - {name: web, effect: allow, callers: [cert=alice], tasks: ['acme::*'], nodes: "${NODES_FILTER}"}\n`, 'bench');
+const NINE_OTHER_RULES = Array.from(
+  { length: 9 },
+  (_, i) => `  - {name: other-${i}, effect: allow, callers: ['/^cert=team-${i}-/'], tasks: ['team${i}::*']}`,
+).join('\n');
+const WITH_NODES = Policy.parse(
+  `rules:\n${NINE_OTHER_RULES}\n  - {name: web, effect: allow, callers: [cert=alice], tasks: ['acme::*'], nodes: "${NODES_FILTER}"}\n`,
+  'bench',
+);
 const WITHOUT_NODES = Policy.parse(`rules:\n${NINE_OTHER_RULES}\n  - {name: web, effect: allow, callers: [cert=alice], tasks: ['acme::*']}\n`, 'bench');
 
 /** Median ms of `fn` over RUNS runs, after one warm-up. */
@@ -73,7 +79,9 @@ function main(): void {
     const decideMs = timeMs(() => (allowed = WITH_NODES.decide(request).allowed));
     if (!allowed) throw new Error('the bench policy should allow the run');
     const baselineMs = timeMs(() => nodes.every((x) => evaluate(expr, x)));
-    console.log(`decide, nodes rule, ${String(n).padStart(7)} nodes: ${decideMs.toFixed(3)} ms (filter alone ${baselineMs.toFixed(3)} ms, ratio ${(decideMs / baselineMs).toFixed(2)})`);
+    console.log(
+      `decide, nodes rule, ${String(n).padStart(7)} nodes: ${decideMs.toFixed(3)} ms (filter alone ${baselineMs.toFixed(3)} ms, ratio ${(decideMs / baselineMs).toFixed(2)})`,
+    );
   }
   const plain = { caller: 'cert=alice', action: 'run' as const, task: 'acme::deploy', environment: 'production' };
   console.log(`decide, no nodes rule: ${perCallUs(() => WITHOUT_NODES.decide(plain), 100_000).toFixed(3)} µs per call`);
@@ -81,7 +89,17 @@ function main(): void {
   const dir = mkdtempSync(join(tmpdir(), 'baton-policy-bench-'));
   try {
     const audit = AuditLog.open(join(dir, 'audit.log'), 'scheduler');
-    const line = { event: 'run' as const, caller: 'cert=alice', task: 'acme::deploy', environment: 'production', filter: { facts: [{ fact: 'role', operator: 'FACT_OPERATOR_EQUAL', value: 'web' }] }, nodes: 10_000, offline: 3, task_id: '0123456789abcdef0123456789abcdef', input: { version: '1.2.3', password: 'Sensitive [value redacted]' } };
+    const line = {
+      event: 'run' as const,
+      caller: 'cert=alice',
+      task: 'acme::deploy',
+      environment: 'production',
+      filter: { facts: [{ fact: 'role', operator: 'FACT_OPERATOR_EQUAL', value: 'web' }] },
+      nodes: 10_000,
+      offline: 3,
+      task_id: '0123456789abcdef0123456789abcdef',
+      input: { version: '1.2.3', password: 'Sensitive [value redacted]' },
+    };
     console.log(`audit line, synchronous append: ${perCallUs(() => audit.write(line), 5_000).toFixed(2)} µs per line`);
     audit.close();
   } finally {

@@ -97,7 +97,9 @@ function main(): void {
   console.log(`parse + compile (first, cold):          ${coldMs.toFixed(2)} ms`);
   console.log(`parse + compile (median of ${COMPILE_RUNS}):        ${median(compiles).toFixed(3)} ms`);
   console.log(`parse of the ${Object.keys(PARAMETERS).length} type strings:          ${parseUs.toFixed(2)} µs`);
-  console.log(`validate, valid input:                  ${validUs.toFixed(2)} µs per call (median of ${RUNS} × ${ITERATIONS}); goal ≤ ${GOAL_US} µs: ${validUs <= GOAL_US ? 'met' : 'NOT met'}`);
+  console.log(
+    `validate, valid input:                  ${validUs.toFixed(2)} µs per call (median of ${RUNS} × ${ITERATIONS}); goal ≤ ${GOAL_US} µs: ${validUs <= GOAL_US ? 'met' : 'NOT met'}`,
+  );
   console.log(`validate, invalid input (${invalidCount} problems):  ${invalidUs.toFixed(2)} µs per call`);
   console.log(`validateTaskInput (cache + render):     ${taskInputUs.toFixed(2)} µs per call`);
   console.log(`baseline JSON.parse of the same text:   ${baselineUs.toFixed(2)} µs per call; validate/JSON.parse = ${(validUs / baselineUs).toFixed(1)}×`);

@@ -109,7 +109,10 @@ async function main(): Promise<void> {
   const growth = last.callMs / first.callMs;
   const goals = [
     { text: `per-call median at ${last.nodes} nodes within ${MAX_GROWTH}x of ${first.nodes} nodes: ${growth.toFixed(2)}x`, met: growth <= MAX_GROWTH },
-    { text: `Redis bytes per result constant: ${first.bytesPerResult.toFixed(1)} at ${first.nodes}, ${last.bytesPerResult.toFixed(1)} at ${last.nodes}`, met: Math.abs(last.bytesPerResult - first.bytesPerResult) <= 1 },
+    {
+      text: `Redis bytes per result constant: ${first.bytesPerResult.toFixed(1)} at ${first.nodes}, ${last.bytesPerResult.toFixed(1)} at ${last.nodes}`,
+      met: Math.abs(last.bytesPerResult - first.bytesPerResult) <= 1,
+    },
   ];
   for (const goal of goals) console.log(`goal ${goal.met ? 'met' : 'MISSED'}: ${goal.text}`);
   if (goals.some((g) => !g.met)) process.exitCode = 1;

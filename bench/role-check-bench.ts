@@ -29,7 +29,8 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-const handler = (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<ListEnvironmentsResponse>): void => callback(null, ListEnvironmentsResponse.fromPartial({}));
+const handler = (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<ListEnvironmentsResponse>): void =>
+  callback(null, ListEnvironmentsResponse.fromPartial({}));
 const implementation = { listEnvironments: handler } as unknown as MetadataServiceServer;
 
 /** µs per call of CALLS sequential ListEnvironments on `client`. */
@@ -56,7 +57,9 @@ async function perCallUs(addresses: string[], client: TlsFiles): Promise<number[
 async function bareServer(tls: TlsFiles, interceptors: ServerInterceptor[]): Promise<{ server: Server; address: string }> {
   const server = new Server({ interceptors });
   server.addService(MetadataServiceService, implementation);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))),
+  );
   return { server, address: `127.0.0.1:${port}` };
 }
 
@@ -69,7 +72,9 @@ async function main(): Promise<void> {
 
     const roles = { default: ['operator', 'service'] } as const;
     const bare = await bareServer(service, []);
-    const intercepted = await bareServer(service, [roleInterceptor(allowedRolesByPath([{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, roles }]), log)]);
+    const intercepted = await bareServer(service, [
+      roleInterceptor(allowedRolesByPath([{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, roles }]), log),
+    ]);
     const baton = await startServer({
       listen: '127.0.0.1:0',
       log,
@@ -84,7 +89,9 @@ async function main(): Promise<void> {
     console.log(`unary call over mTLS, median of ${RUNS} interleaved runs of ${CALLS} sequential calls:`);
     console.log(`  bare grpc-js server (baseline):         ${baselineUs.toFixed(1)} µs/call`);
     console.log(`  bare server + role interceptor:         ${interceptedUs.toFixed(1)} µs/call  ratio ${(interceptedUs / baselineUs).toFixed(2)}x`);
-    console.log(`  startServer (roles, health, reflection, keepalive, size limits): ${batonUs.toFixed(1)} µs/call  ratio ${(batonUs / baselineUs).toFixed(2)}x`);
+    console.log(
+      `  startServer (roles, health, reflection, keepalive, size limits): ${batonUs.toFixed(1)} µs/call  ratio ${(batonUs / baselineUs).toFixed(2)}x`,
+    );
 
     // peerOf alone, on a real authenticated call's auth context.
     const contexts: Array<ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>> = [];
@@ -95,7 +102,9 @@ async function main(): Promise<void> {
         cb(null, ListEnvironmentsResponse.fromPartial({}));
       },
     });
-    const probePort = await new Promise<number>((resolve, reject) => probe.bindAsync('127.0.0.1:0', serverCredentials(service), (err, p) => (err ? reject(err) : resolve(p))));
+    const probePort = await new Promise<number>((resolve, reject) =>
+      probe.bindAsync('127.0.0.1:0', serverCredentials(service), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     const pc = makeClient(MetadataServiceClient, `127.0.0.1:${probePort}`, operator);
     await unary(pc, pc.listEnvironments, {});
     pc.close();

@@ -5,7 +5,19 @@ import { NodeState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient, type RunTaskResponse } from '../gen/baton/v1/scheduler_service';
 import { DEFAULT_MAX_CONCURRENT_TASKS } from '../agent/task-runner';
 import { makeClient, unary } from '../lib/grpc-client';
-import { BenchStack, callsPerNode, cpuDelta, ORCHESTRATION, redisTraffic, runBenchmark, TASK, total, writeTaskModule, type PerProcess, type RedisTraffic } from './fleet/bench-stack';
+import {
+  BenchStack,
+  callsPerNode,
+  cpuDelta,
+  ORCHESTRATION,
+  redisTraffic,
+  runBenchmark,
+  TASK,
+  total,
+  writeTaskModule,
+  type PerProcess,
+  type RedisTraffic,
+} from './fleet/bench-stack';
 import { printProfiles } from './fleet/cpu-profile-summary';
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
 import { treeCpuMs } from './fleet/proc-stats';
@@ -102,7 +114,9 @@ async function batonRun(fleet: Fleet, nodes: number): Promise<BatonRun> {
   const cpuBefore = fleet.bench.cpuMs();
   const agentsBefore = agentsCpu();
   const t0 = performance.now();
-  const res: RunTaskResponse = await unary(fleet.client, fleet.client.runTask, RunTaskRequest.fromPartial({ task: TASK, waitS: RUN_WAIT_S }), { deadlineMs: RUN_DEADLINE_MS });
+  const res: RunTaskResponse = await unary(fleet.client, fleet.client.runTask, RunTaskRequest.fromPartial({ task: TASK, waitS: RUN_WAIT_S }), {
+    deadlineMs: RUN_DEADLINE_MS,
+  });
   const wallMs = performance.now() - t0;
   const orchestration = cpuDelta(cpuBefore, fleet.bench.cpuMs());
   const agentsCpuMs = agentsCpu() - agentsBefore;
@@ -138,12 +152,26 @@ function ansibleRun(dir: string, nodes: number): number {
   const inventory = join(dir, `ansible-hosts-${nodes}.ini`);
   const hosts = Array.from({ length: nodes }, (_, i) => `${identity(i + 1)} ansible_connection=local`);
   // The interpreter named, so ansible spends no time discovering it on every host.
-  writeFileSync(inventory, ['[all]', ...hosts, '[all:vars]', `ansible_python_interpreter=${spawnSync('which', ['python3'], { encoding: 'utf8' }).stdout.trim() || '/usr/bin/python3'}`, ''].join('\n'));
+  writeFileSync(
+    inventory,
+    [
+      '[all]',
+      ...hosts,
+      '[all:vars]',
+      `ansible_python_interpreter=${spawnSync('which', ['python3'], { encoding: 'utf8' }).stdout.trim() || '/usr/bin/python3'}`,
+      '',
+    ].join('\n'),
+  );
   const t0 = performance.now();
   const r = spawnSync('ansible', ['all', '-i', inventory, '-m', 'command', '-a', '/bin/true', '-f', String(ANSIBLE_FORKS)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
-    env: { ...process.env, ANSIBLE_HOST_KEY_CHECKING: 'False', ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-tmp'), ANSIBLE_REMOTE_TEMP: join(dir, 'ansible-remote-tmp') },
+    env: {
+      ...process.env,
+      ANSIBLE_HOST_KEY_CHECKING: 'False',
+      ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-tmp'),
+      ANSIBLE_REMOTE_TEMP: join(dir, 'ansible-remote-tmp'),
+    },
   });
   if (r.status !== 0) throw new Error(`ansible exited ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
   return performance.now() - t0;
@@ -174,7 +202,14 @@ async function measureSize(fleet: Fleet, dir: string, script: string, nodes: num
 }
 
 /** The run phase: fleets grow to each size, then each size is measured. */
-async function measureRuns(dir: string, environmentpath: string, script: string, sizes: number[], ansible: { pairs: number; sizes: number[] }, profileDir?: string): Promise<SizeFigures[]> {
+async function measureRuns(
+  dir: string,
+  environmentpath: string,
+  script: string,
+  sizes: number[],
+  ansible: { pairs: number; sizes: number[] },
+  profileDir?: string,
+): Promise<SizeFigures[]> {
   // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
   const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
   const bench = await BenchStack.start(environmentpath, { nodeOptions });
@@ -191,10 +226,16 @@ async function measureRuns(dir: string, environmentpath: string, script: string,
     for (const nodes of sizes) {
       const t0 = performance.now();
       const fresh = Array.from({ length: nodes - started }, (_, i) => identity(started + i + 1));
-      await Promise.all(fleets.map((f, k) => f.request({ type: 'start', schedulerAddress: bench.schedulerAddress, stateDir, identities: fresh.filter((_, i) => i % FLEET_PROCESSES === k) })));
+      await Promise.all(
+        fleets.map((f, k) =>
+          f.request({ type: 'start', schedulerAddress: bench.schedulerAddress, stateDir, identities: fresh.filter((_, i) => i % FLEET_PROCESSES === k) }),
+        ),
+      );
       started = nodes;
       const ansiblePairs = ansible.sizes.includes(nodes) ? ansible.pairs : 0;
-      console.log(`  ${nodes} agents connected in ${ms(performance.now() - t0)}; a warm-up run, then floor/Baton pairs${ansiblePairs > 0 ? ', then ansible/Baton pairs' : ''}`);
+      console.log(
+        `  ${nodes} agents connected in ${ms(performance.now() - t0)}; a warm-up run, then floor/Baton pairs${ansiblePairs > 0 ? ', then ansible/Baton pairs' : ''}`,
+      );
       const size = await measureSize(fleet, dir, script, nodes, ansiblePairs);
       figures.push(size);
       if (size.failed) {
@@ -251,11 +292,15 @@ function report(figures: SizeFigures[], sizes: number[], ansible: { available: b
         `${pad(`${b.orchestration.toFixed(2)} ms`, 15)}${pad(ORCHESTRATION.map((k) => b.perProcess[k].toFixed(2)).join('/'), 26)}${pad(b.redisBytes.toFixed(0), 14)}${callsPerNode(lastRun.redis, f.nodes)}`,
     );
     if (f.ansible.length > 0) {
-      console.log(`${pad('', 7)}ansible -f ${ANSIBLE_FORKS}: ${f.ansible.map((p) => ms(p.ansibleMs)).join(', ')}; paired Baton ${f.ansible.map((p) => ms(p.baton.wallMs)).join(', ')}; Baton ${ansibleSpeedup!.toFixed(1)}x faster (median of pairs)`);
+      console.log(
+        `${pad('', 7)}ansible -f ${ANSIBLE_FORKS}: ${f.ansible.map((p) => ms(p.ansibleMs)).join(', ')}; paired Baton ${f.ansible.map((p) => ms(p.baton.wallMs)).join(', ')}; Baton ${ansibleSpeedup!.toFixed(1)}x faster (median of pairs)`,
+      );
     }
     if (f.pairs.length < 3) console.log(`${pad('', 7)}(${f.pairs.length} pair(s): a trial, not a figure; the goals ask for medians of at least 3)`);
   }
-  console.log('  (ratios per pair, then the median; Baton CPU = orchestration + agent processes and what they spawned; floor CPU = its process and the scripts)');
+  console.log(
+    '  (ratios per pair, then the median; Baton CPU = orchestration + agent processes and what they spawned; floor CPU = its process and the scripts)',
+  );
 
   const failedAt = figures.find((f) => f.failed);
   const why = (n: number) => (failedAt && n >= failedAt.nodes ? `the run at ${failedAt.nodes} nodes did not finish: ${failedAt.failed}` : 'no figure');
@@ -266,8 +311,14 @@ function report(figures: SizeFigures[], sizes: number[], ansible: { available: b
     else goals.notMeasured(goal, why(GOAL_SIZE));
   };
   sizeGoal(`Baton wall / paired floor <= ${GOAL_WALL_RATIO}x at ${GOAL_SIZE} nodes`, (m) => [`${m.wallRatio.toFixed(2)}x`, m.wallRatio <= GOAL_WALL_RATIO]);
-  sizeGoal(`Baton CPU per node <= ${GOAL_CPU_RATIO}x the floor's CPU per spawn at ${GOAL_SIZE} nodes`, (m) => [`${m.cpuRatio.toFixed(2)}x`, m.cpuRatio <= GOAL_CPU_RATIO]);
-  sizeGoal(`orchestration CPU <= ${GOAL_ORCHESTRATION_MS_PER_NODE} ms per node at ${GOAL_SIZE} nodes`, (m) => [`${m.orchestration.toFixed(2)} ms`, m.orchestration <= GOAL_ORCHESTRATION_MS_PER_NODE]);
+  sizeGoal(`Baton CPU per node <= ${GOAL_CPU_RATIO}x the floor's CPU per spawn at ${GOAL_SIZE} nodes`, (m) => [
+    `${m.cpuRatio.toFixed(2)}x`,
+    m.cpuRatio <= GOAL_CPU_RATIO,
+  ]);
+  sizeGoal(`orchestration CPU <= ${GOAL_ORCHESTRATION_MS_PER_NODE} ms per node at ${GOAL_SIZE} nodes`, (m) => [
+    `${m.orchestration.toFixed(2)} ms`,
+    m.orchestration <= GOAL_ORCHESTRATION_MS_PER_NODE,
+  ]);
 
   for (const [n, speedup] of GOAL_ANSIBLE_SPEEDUP) {
     const goal = `>= ${speedup}x faster than ansible -f ${ANSIBLE_FORKS} at ${n} nodes`;
@@ -279,7 +330,13 @@ function report(figures: SizeFigures[], sizes: number[], ansible: { available: b
     else goals.notMeasured(goal, why(n));
   }
 
-  goals.constantInN('Redis bytes read per node result', [...measured].map(([n, m]) => [n, m.redisBytes]), GOAL_REDIS_GROWTH, 'B', failedAt && why(failedAt.nodes));
+  goals.constantInN(
+    'Redis bytes read per node result',
+    [...measured].map(([n, m]) => [n, m.redisBytes]),
+    GOAL_REDIS_GROWTH,
+    'B',
+    failedAt && why(failedAt.nodes),
+  );
 }
 
 runBenchmark('run-bench', async (dir, goals) => {
@@ -287,7 +344,11 @@ runBenchmark('run-bench', async (dir, goals) => {
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const available = hasAnsible();
-  const ansible = { available, pairs: available && !profileDir ? envCount('BATON_BENCH_ANSIBLE_PAIRS', DEFAULT_ANSIBLE_PAIRS, 0) : 0, sizes: [...GOAL_ANSIBLE_SPEEDUP.keys()] };
+  const ansible = {
+    available,
+    pairs: available && !profileDir ? envCount('BATON_BENCH_ANSIBLE_PAIRS', DEFAULT_ANSIBLE_PAIRS, 0) : 0,
+    sizes: [...GOAL_ANSIBLE_SPEEDUP.keys()],
+  };
   const { environmentpath, script } = writeTaskModule(dir);
   console.log(
     `run benchmark: ${TASK} (a /bin/sh script echoing JSON), RunTask in the foreground until every result is stored; ` +

@@ -10,7 +10,18 @@ import { isServiceError, readServiceError } from '../lib/errors';
  * 75 a service refused for now, this caller being over its request budget (EX_TEMPFAIL: retry
  * later); 77 denied by policy or role (EX_NOPERM); 130 interrupted by Ctrl-C (the run goes on).
  */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NO_NODES: 3, STILL_RUNNING: 4, NO_RUN: 5, UNAVAILABLE: 69, TRY_LATER: 75, DENIED: 77, INTERRUPTED: 130 } as const;
+export const EXIT = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  NO_NODES: 3,
+  STILL_RUNNING: 4,
+  NO_RUN: 5,
+  UNAVAILABLE: 69,
+  TRY_LATER: 75,
+  DENIED: 77,
+  INTERRUPTED: 130,
+} as const;
 
 /** An error meant for an operator: one line and an exit code. */
 export class CliError extends Error {
@@ -24,7 +35,10 @@ export class CliError extends Error {
 
 /** A commander error message as one line: no `error: ` prefix, "(Did you mean --x?)" on the same line. */
 export function commanderLine(message: string): string {
-  return message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+  return message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
 }
 
 /** Turns anything thrown into one line for a person and an exit code; no stack trace. */
@@ -33,7 +47,10 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
   if (isServiceError(err)) {
     const report = readServiceError(err);
     // The service's message often lists the violations already (the scheduler's input check does).
-    const violations = report.violations.filter((v) => !report.message.includes(v.description)).map((v) => `${v.field}: ${v.description}`).join('; ');
+    const violations = report.violations
+      .filter((v) => !report.message.includes(v.description))
+      .map((v) => `${v.field}: ${v.description}`)
+      .join('; ');
     const line = violations ? `${report.message}: ${violations}` : report.message;
     switch (report.code) {
       case status.UNAVAILABLE:

@@ -46,9 +46,11 @@ function readConfigFile(path: string, explicit: boolean): Record<string, string>
     } catch (err) {
       throw new CliError(`config file ${path}: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CliError(`config file ${path}: expected a mapping of keys (${SETTING_KEYS.join(', ')}) to values`);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      throw new CliError(`config file ${path}: expected a mapping of keys (${SETTING_KEYS.join(', ')}) to values`);
     for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-      if (!(SETTING_KEYS as readonly string[]).includes(k)) throw new CliError(`config file ${path}: unknown key '${k}'; expected one of ${SETTING_KEYS.join(', ')}`);
+      if (!(SETTING_KEYS as readonly string[]).includes(k))
+        throw new CliError(`config file ${path}: unknown key '${k}'; expected one of ${SETTING_KEYS.join(', ')}`);
       if (typeof v !== 'string' || v === '') throw new CliError(`config file ${path}: '${k}' must be a non-empty string`);
       values[k] = v;
     }

@@ -45,7 +45,16 @@ describe('connectionSettings', () => {
     const dir = join(state, 'baton', 'dev');
     mkdirSync(dir, { recursive: true });
     // This process stands in for the stack: its pid is alive.
-    const record = { pid: process.pid, started: new Date().toISOString(), scheduler: '127.0.0.1:1', metadata: '127.0.0.1:2', results: '127.0.0.1:3', 'tls-ca': '/dev/ca.pem', 'tls-cert': '/dev/alice.pem', 'tls-key': '/dev/alice.key' };
+    const record = {
+      pid: process.pid,
+      started: new Date().toISOString(),
+      scheduler: '127.0.0.1:1',
+      metadata: '127.0.0.1:2',
+      results: '127.0.0.1:3',
+      'tls-ca': '/dev/ca.pem',
+      'tls-cert': '/dev/alice.pem',
+      'tls-key': '/dev/alice.key',
+    };
     writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify(record));
     const config = join(state, 'config.yaml');
     writeFileSync(config, 'scheduler: 10.0.0.1:7411\nmetadata: 10.0.0.1:7412\nresults: 10.0.0.1:7413\n');

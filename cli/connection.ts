@@ -37,7 +37,12 @@ export interface ConnectionOptions extends Partial<ServiceAddresses> {
  * flags to a command, the connection flags under their own heading. `tasks status` leaves out
  * `--metadata`: there it is mco's metadata view.
  */
-export function addConnectionOptions(command: Command, jsonDescription: string, services: Array<keyof ServiceAddresses> = ['scheduler', 'metadata', 'results'], verbose = false): Command {
+export function addConnectionOptions(
+  command: Command,
+  jsonDescription: string,
+  services: Array<keyof ServiceAddresses> = ['scheduler', 'metadata', 'results'],
+  verbose = false,
+): Command {
   command.option('--json', jsonDescription);
   if (verbose) command.option('-v, --verbose', 'show every node, not only failures');
   command.option('--no-color', 'no colour').optionsGroup('Connection:');
@@ -104,7 +109,10 @@ export function connectionSettings(flags: ConnectionFlags): ConnectionSettings {
 
 /** Checks one resolved service address: none, or not HOST:PORT, is a usage error. */
 function checkedAddress(key: keyof ServiceAddresses, { value, source }: Setting): string {
-  if (!value) throw new CliError(`no ${key} address: pass --${key} HOST:PORT, set ${settingEnvName(key)}, put '${key}: HOST:PORT' in the config file, or start a local stack with 'baton dev'`);
+  if (!value)
+    throw new CliError(
+      `no ${key} address: pass --${key} HOST:PORT, set ${settingEnvName(key)}, put '${key}: HOST:PORT' in the config file, or start a local stack with 'baton dev'`,
+    );
   if (!isHostPort(value)) throw new CliError(`${key} address '${value}' (from ${source}) is not host:port; ${HOST_PORT_EXPECTED}`);
   return value;
 }
@@ -219,7 +227,12 @@ const SERVICE_LABEL: Record<keyof ServiceAddresses, string> = { scheduler: 'sche
  * certificate both as "Failed to connect", so a TLS handshake (lib/tls.ts probeTls) tells them
  * apart. Undefined when TLS is not the problem.
  */
-export async function tlsMismatchLine(service: keyof ServiceAddresses, address: string, tls: TlsFiles, settings: Record<SettingKey, Setting>): Promise<string | undefined> {
+export async function tlsMismatchLine(
+  service: keyof ServiceAddresses,
+  address: string,
+  tls: TlsFiles,
+  settings: Record<SettingKey, Setting>,
+): Promise<string | undefined> {
   const { outcome, detail } = await probeTls(address, tls);
   const where = `the ${SERVICE_LABEL[service]} at ${address}`;
   const from = (key: 'tls-ca' | 'tls-cert') => `${key} ${settings[key].value ?? '-'} (from ${settings[key].source})`;
@@ -242,13 +255,20 @@ export async function tlsMismatchLine(service: keyof ServiceAddresses, address: 
 /** An unreachable or silent service as one line naming it and its address; other errors unchanged. */
 export function unreachable(err: unknown, service: keyof ServiceAddresses, address: string): Error {
   if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
-  if (err.code === status.UNAVAILABLE) return new CliError(`cannot reach the ${service} service at ${address}: ${(err.details || 'unavailable').replace(/\.? ?Resolution note:.*$/s, '')}`, EXIT.UNAVAILABLE);
+  if (err.code === status.UNAVAILABLE)
+    return new CliError(
+      `cannot reach the ${service} service at ${address}: ${(err.details || 'unavailable').replace(/\.? ?Resolution note:.*$/s, '')}`,
+      EXIT.UNAVAILABLE,
+    );
   if (err.code === status.DEADLINE_EXCEEDED) return new CliError(`the ${service} service at ${address} did not answer in time`, EXIT.UNAVAILABLE);
   // Another gRPC server (often another Baton service) at the address: say so instead of "method not
   // implemented".
   if (err.code === status.UNIMPLEMENTED) {
     const method = /\/baton\.v1\.(\w+)\/(\w+)/.exec(err.details)?.slice(1).join('.') ?? 'this call';
-    return new CliError(`${address} is not the ${SERVICE_LABEL[service]}: it does not implement ${method}; check --${service} or ${settingEnvName(service)} (\`baton config show\` says where it came from)`, EXIT.UNAVAILABLE);
+    return new CliError(
+      `${address} is not the ${SERVICE_LABEL[service]}: it does not implement ${method}; check --${service} or ${settingEnvName(service)} (\`baton config show\` says where it came from)`,
+      EXIT.UNAVAILABLE,
+    );
   }
   return err;
 }

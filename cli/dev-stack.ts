@@ -151,7 +151,10 @@ export class DevStack {
         launched.push(started);
         return started;
       };
-      const [metadata, results] = await allStarted([start('metadata', ['--environmentpath', resolved.environmentpath]), start('results', ['--redis-url', redis.url])]);
+      const [metadata, results] = await allStarted([
+        start('metadata', ['--environmentpath', resolved.environmentpath]),
+        start('results', ['--redis-url', redis.url]),
+      ]);
       started.set('metadata', metadata);
       started.set('results', results);
       const schedulerArgs = ['--redis-url', redis.url, '--metadata-address', metadata.address, '--results-address', results.address];
@@ -165,7 +168,13 @@ export class DevStack {
         )),
       );
       started.set('scheduler', replicas[0]);
-      const addresses = { redis: redis.url, metadata: metadata.address, results: results.address, scheduler: replicas[0].address, schedulers: replicas.map((r) => r.address) };
+      const addresses = {
+        redis: redis.url,
+        metadata: metadata.address,
+        results: results.address,
+        scheduler: replicas[0].address,
+        schedulers: replicas.map((r) => r.address),
+      };
       const stack = new DevStack(addresses, stateDir, [], redis, started, replicas, new Map(), resolved, tls);
       try {
         await Promise.all(Array.from({ length: resolved.agents }, (_, k) => stack.startAgent(k + 1)));
@@ -193,13 +202,20 @@ export class DevStack {
       process.execPath,
       [
         join(packageRoot(), 'dist', 'agent', 'main.js'),
-        '--identity', profile.identity,
-        '--scheduler-address', this.addresses.schedulers.join(','),
-        '--cache-dir', join(dir, 'cache'),
-        '--spool-dir', join(dir, 'spool'),
-        '--facts-file', factsFile,
-        '--classes', profile.classes.join(','),
-        '--log-level', this.options.logLevel,
+        '--identity',
+        profile.identity,
+        '--scheduler-address',
+        this.addresses.schedulers.join(','),
+        '--cache-dir',
+        join(dir, 'cache'),
+        '--spool-dir',
+        join(dir, 'spool'),
+        '--facts-file',
+        factsFile,
+        '--classes',
+        profile.classes.join(','),
+        '--log-level',
+        this.options.logLevel,
         ...tlsArgs(this.tls?.dir, 'agent', profile.identity),
       ],
       { ready: /connected to/, onStderr: (line) => this.options.onStderr?.(profile.identity, line) },
@@ -400,10 +416,14 @@ async function startPiece(
   options: { logLevel: string; onStderr?: (name: string, line: string) => void },
   how: { label: string; ownGroup: boolean } = { label: piece, ownGroup: false },
 ): Promise<{ address: string; child: StartedChild }> {
-  const child = await startChild(process.execPath, [join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args], {
-    ready: LISTENING_LINE,
-    detached: how.ownGroup,
-    onStderr: (line) => options.onStderr?.(how.label, line),
-  });
+  const child = await startChild(
+    process.execPath,
+    [join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args],
+    {
+      ready: LISTENING_LINE,
+      detached: how.ownGroup,
+      onStderr: (line) => options.onStderr?.(how.label, line),
+    },
+  );
   return { address: LISTENING_LINE.exec(child.readyLine)![1], child };
 }

@@ -33,7 +33,11 @@ export function addFilterOptions(command: Command): Command {
     .option('-F, --with-fact <FACT=VALUE>', 'fact comparison (==, !=, =~, <, <=, >, >=); repeat (AND)', collect)
     .option('-A, --with-agent <AGENT>', 'agent the node must offer; repeat (AND)', collect)
     .option('-W, --with <FILTER>', 'classes and fact comparisons separated by blanks, all required; repeat (AND)', collect)
-    .option('-S, --select <EXPRESSION>', "compound expression, e.g. \"role::web and not os.family=windows\" or \"bolt_task('<id>').exitcode > 0\"; repeat (AND)", collect);
+    .option(
+      '-S, --select <EXPRESSION>',
+      'compound expression, e.g. "role::web and not os.family=windows" or "bolt_task(\'<id>\').exitcode > 0"; repeat (AND)',
+      collect,
+    );
   return command.optionsGroup('Options:');
 }
 
@@ -42,7 +46,14 @@ export function addFilterOptions(command: Command): Command {
  * at commas (`-I web1,web2`), as mco and Bolt take a target list.
  */
 export function identitiesOf(values: string[]): string[] {
-  return values.flatMap((v) => (/^\/.*\/$/s.test(v) ? [v] : v.split(',').map((x) => x.trim()).filter(Boolean)));
+  return values.flatMap((v) =>
+    /^\/.*\/$/s.test(v)
+      ? [v]
+      : v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+  );
 }
 
 /** The identities of a `--nodes` file (`-` is stdin): one per line, blank lines and `#` comments skipped. */

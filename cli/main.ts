@@ -45,23 +45,62 @@ export async function main(argv: string[]): Promise<number> {
     return new Command(name).description(description);
   };
   if (word(0) === 'tasks') {
-    tasks.addCommand(sub('list', 'list the tasks of an environment', () => (require('./commands/tasks-list') as typeof import('./commands/tasks-list')).tasksListCommand(done)));
-    tasks.addCommand(sub('show', 'show a task (also baton tasks <TASK>)', () => (require('./commands/tasks-list') as typeof import('./commands/tasks-list')).tasksShowCommand(done)));
+    tasks.addCommand(
+      sub('list', 'list the tasks of an environment', () =>
+        (require('./commands/tasks-list') as typeof import('./commands/tasks-list')).tasksListCommand(done),
+      ),
+    );
+    tasks.addCommand(
+      sub('show', 'show a task (also baton tasks <TASK>)', () =>
+        (require('./commands/tasks-list') as typeof import('./commands/tasks-list')).tasksShowCommand(done),
+      ),
+    );
     tasks.addCommand(new Command('run').description('run a task: baton tasks run <task> [--<param> VALUE] [-I node] (see baton tasks run <task> --help)'));
-    tasks.addCommand(sub('status', "show a run's results by task id", () => (require('./commands/tasks-status') as typeof import('./commands/tasks-status')).tasksStatusCommand(done)));
-    tasks.addCommand(sub('watch', 'follow a run live until it ends', () => (require('./commands/tasks-watch') as typeof import('./commands/tasks-watch')).tasksWatchCommand(done)));
-    tasks.addCommand(sub('cancel', 'cancel a run', () => (require('./commands/tasks-cancel') as typeof import('./commands/tasks-cancel')).tasksCancelCommand(done)));
-    tasks.addCommand(sub('runs', 'list recent runs', () => (require('./commands/tasks-runs') as typeof import('./commands/tasks-runs')).tasksRunsCommand(done)));
+    tasks.addCommand(
+      sub('status', "show a run's results by task id", () =>
+        (require('./commands/tasks-status') as typeof import('./commands/tasks-status')).tasksStatusCommand(done),
+      ),
+    );
+    tasks.addCommand(
+      sub('watch', 'follow a run live until it ends', () =>
+        (require('./commands/tasks-watch') as typeof import('./commands/tasks-watch')).tasksWatchCommand(done),
+      ),
+    );
+    tasks.addCommand(
+      sub('cancel', 'cancel a run', () => (require('./commands/tasks-cancel') as typeof import('./commands/tasks-cancel')).tasksCancelCommand(done)),
+    );
+    tasks.addCommand(
+      sub('runs', 'list recent runs', () => (require('./commands/tasks-runs') as typeof import('./commands/tasks-runs')).tasksRunsCommand(done)),
+    );
   } else {
     tasks.description('list, inspect, run tasks and read their results: list, show, run, status, watch, cancel, runs');
   }
   program.addCommand(tasks);
-  const top = (name: string, description: string, make: () => Command): Command => (word(0) === name ? quiet(make()) : new Command(name).description(description));
-  program.addCommand(top('discover', 'list the nodes the filters select, like mco find', () => (require('./commands/discover') as typeof import('./commands/discover')).discoverCommand(done)));
-  program.addCommand(top('dev', 'run a local stack: redis-server, the services and agents', () => (require('./commands/dev') as typeof import('./commands/dev')).devCommand(done)));
-  program.addCommand(top('pki', 'create a CA and issue certificates for services, agents and operators', () => (require('./commands/pki') as typeof import('./commands/pki')).pkiCommand(done)));
-  program.addCommand(top('config', 'the CLI configuration', () => (require('./commands/config-show') as typeof import('./commands/config-show')).configCommand(done)));
-  program.addCommand(top('completion', 'print a shell completion script (bash or zsh)', () => (require('./commands/completion') as typeof import('./commands/completion')).completionCommand(done)));
+  const top = (name: string, description: string, make: () => Command): Command =>
+    word(0) === name ? quiet(make()) : new Command(name).description(description);
+  program.addCommand(
+    top('discover', 'list the nodes the filters select, like mco find', () =>
+      (require('./commands/discover') as typeof import('./commands/discover')).discoverCommand(done),
+    ),
+  );
+  program.addCommand(
+    top('dev', 'run a local stack: redis-server, the services and agents', () =>
+      (require('./commands/dev') as typeof import('./commands/dev')).devCommand(done),
+    ),
+  );
+  program.addCommand(
+    top('pki', 'create a CA and issue certificates for services, agents and operators', () =>
+      (require('./commands/pki') as typeof import('./commands/pki')).pkiCommand(done),
+    ),
+  );
+  program.addCommand(
+    top('config', 'the CLI configuration', () => (require('./commands/config-show') as typeof import('./commands/config-show')).configCommand(done)),
+  );
+  program.addCommand(
+    top('completion', 'print a shell completion script (bash or zsh)', () =>
+      (require('./commands/completion') as typeof import('./commands/completion')).completionCommand(done),
+    ),
+  );
   /* eslint-enable @typescript-eslint/no-require-imports */
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -22,7 +22,13 @@ function parse(parameters: Parameter[], argv: string[]): Record<string, unknown>
 describe('task parameter flags', () => {
   it('coerces values by the Puppet type (Bolt rule): JSON when it fits the type, else the string', () => {
     const input = parse(
-      [param('count', 'Optional[Integer[1,10]]'), param('force', 'Boolean'), param('opts', 'Hash[String, Data]'), param('hosts', 'Array[String]'), param('mode', 'Enum[a, b]')],
+      [
+        param('count', 'Optional[Integer[1,10]]'),
+        param('force', 'Boolean'),
+        param('opts', 'Hash[String, Data]'),
+        param('hosts', 'Array[String]'),
+        param('mode', 'Enum[a, b]'),
+      ],
       ['--count', '3', '--no-force', '--opts', '{"a":[1]}', '--hosts', 'x', '--hosts', 'y', '--mode', 'a'],
     );
     assert.deepEqual(input, { count: 3, force: false, opts: { a: [1] }, hosts: ['x', 'y'], mode: 'a' });

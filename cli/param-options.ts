@@ -76,7 +76,11 @@ export function addParamOptions(command: Command, flags: ParamFlag[]): void {
       command.addOption(new Option(`--no-${f.flag}`, `set ${p.name} to false`));
     } else {
       const metavar = f.kind === 'JSON' ? 'JSON' : p.name.toUpperCase();
-      command.addOption(new Option(`--${f.flag} <${metavar}>`, description).argParser((v: string, prev: unknown) => (f.repeatable ? [...((prev as unknown[] | undefined) ?? []), v] : v)));
+      command.addOption(
+        new Option(`--${f.flag} <${metavar}>`, description).argParser((v: string, prev: unknown) =>
+          f.repeatable ? [...((prev as unknown[] | undefined) ?? []), v] : v,
+        ),
+      );
     }
   }
 }

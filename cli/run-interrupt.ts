@@ -30,7 +30,13 @@ export interface Interrupt {
  * `quiet` runs at the first Ctrl-C: the command stops its live lines and progress then, so that
  * nothing ("Running task ...", a bar) follows the line that says the CLI is leaving.
  */
-export function onInterrupt(clients: Clients, locator: RunLocator, progress: ProgressLine, cancelOnInterrupt: boolean, quiet: () => void = () => undefined): Interrupt {
+export function onInterrupt(
+  clients: Clients,
+  locator: RunLocator,
+  progress: ProgressLine,
+  cancelOnInterrupt: boolean,
+  quiet: () => void = () => undefined,
+): Interrupt {
   const say = (line: string) => process.stderr.write(`${line}\n`);
   let resolveCode: (code: number) => void = () => undefined;
   const code = new Promise<number>((resolve) => (resolveCode = resolve));
@@ -65,7 +71,9 @@ export function onInterrupt(clients: Clients, locator: RunLocator, progress: Pro
         `Interrupted: task ${run.taskId} goes on running on its nodes; watch it with 'baton tasks watch ${run.taskId}', cancel it with 'baton tasks cancel ${run.taskId}' (or press Ctrl-C again within ${SECOND_INTERRUPT_S} s)`,
       );
     } else {
-      say(`Interrupted: the run may still start on the scheduler; find it with 'baton tasks runs' (press Ctrl-C again within ${SECOND_INTERRUPT_S} s to cancel it)`);
+      say(
+        `Interrupted: the run may still start on the scheduler; find it with 'baton tasks runs' (press Ctrl-C again within ${SECOND_INTERRUPT_S} s to cancel it)`,
+      );
     }
     setTimeout(() => {
       if (!cancelling) resolveCode(EXIT.INTERRUPTED);

@@ -37,7 +37,10 @@ export class RunNarrator {
   }
 
   running(background: boolean): void {
-    this.once('running', background ? `Starting task ${this.task} in the background` : `Running task ${this.task} and waiting up to ${this.waitS} seconds for it to complete`);
+    this.once(
+      'running',
+      background ? `Starting task ${this.task} in the background` : `Running task ${this.task} and waiting up to ${this.waitS} seconds for it to complete`,
+    );
   }
 }
 

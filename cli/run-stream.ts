@@ -98,7 +98,14 @@ function streamOnce(clients: Clients, request: RunTaskRequest, deadlineMs: numbe
     call.on('error', reject);
     call.on('end', () => {
       if (finished) resolve(finished);
-      else reject(Object.assign(new Error('the scheduler ended the run stream without its answer'), { code: status.UNAVAILABLE, details: 'the scheduler ended the run stream without its answer', metadata: new Metadata() }));
+      else
+        reject(
+          Object.assign(new Error('the scheduler ended the run stream without its answer'), {
+            code: status.UNAVAILABLE,
+            details: 'the scheduler ended the run stream without its answer',
+            metadata: new Metadata(),
+          }),
+        );
     });
   });
 }
@@ -108,7 +115,12 @@ function streamOnce(clients: Clients, request: RunTaskRequest, deadlineMs: numbe
  * every scheduler writes to, so whichever replica carries the run on, its events are there),
  * until `until` holds for its state or `followMs` passed. Resolves with the state reached.
  */
-async function followLost(clients: Clients, run: StartedRun, handlers: StartRunHandlers, limits: { followMs: number; until: (state: RunState) => boolean }): Promise<RunState> {
+async function followLost(
+  clients: Clients,
+  run: StartedRun,
+  handlers: StartRunHandlers,
+  limits: { followMs: number; until: (state: RunState) => boolean },
+): Promise<RunState> {
   const first = await clients.call('results', (c) => c.getRunStatus, { taskId: run.taskId });
   const nodes = first.run?.nodes ?? [];
   let reached = first.run?.state ?? RunState.RUN_STATE_UNSPECIFIED;

@@ -62,7 +62,10 @@ function statusLines(item: StatusItem): string[] {
   const stderr = item.stderr.trim();
   if (stderr) msg = msg.replace(stderr, '');
   msg = msg.replace(/,? but stderr contained:?/, '');
-  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.length > 0 ? lines : [item.state];
 }
 
@@ -77,7 +80,13 @@ export function formatNodeResults(doc: StatusDocument, verbose: boolean, c: Colo
     lines.push(...more.map((l) => `   ${l}`));
     const out = stdoutText(item, verbose);
     if (out) lines.push(...out.split('\n').map((l) => `   ${l}`));
-    if (item.stderr.trim()) lines.push(...item.stderr.trimEnd().split('\n').map((l, i) => `   ${i === 0 ? 'stderr: ' : '        '}${l}`));
+    if (item.stderr.trim())
+      lines.push(
+        ...item.stderr
+          .trimEnd()
+          .split('\n')
+          .map((l, i) => `   ${i === 0 ? 'stderr: ' : '        '}${l}`),
+      );
     lines.push('');
   }
   return lines;
@@ -124,7 +133,10 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
   // too.
   const unfinished = doc.items.filter((i) => !isFailure(i) && i.state !== 'succeeded').length;
   if (unfinished > 0) {
-    lines.push('', `${unfinished} nodes are still running: follow them with 'baton tasks watch ${doc.summary.taskid}', or check later with 'baton tasks status ${doc.summary.taskid}'`);
+    lines.push(
+      '',
+      `${unfinished} nodes are still running: follow them with 'baton tasks watch ${doc.summary.taskid}', or check later with 'baton tasks status ${doc.summary.taskid}'`,
+    );
   }
   return lines;
 }
@@ -134,7 +146,11 @@ export function formatSummary(doc: StatusDocument, c: Colors): string[] {
  * nodes and the summary) and returns the exit code: 0 all succeeded, 1 a node failed, 4 still
  * running.
  */
-export function reportRun(doc: StatusDocument, options: { json?: boolean; verbose?: boolean; color: boolean; summaryOnly?: boolean }, out: NodeJS.WriteStream = process.stdout): number {
+export function reportRun(
+  doc: StatusDocument,
+  options: { json?: boolean; verbose?: boolean; color: boolean; summaryOnly?: boolean },
+  out: NodeJS.WriteStream = process.stdout,
+): number {
   if (options.json) {
     out.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {

@@ -23,7 +23,15 @@ function collectingLogger(): { log: pino.Logger; lines: () => Record<string, unk
       done();
     },
   });
-  return { log: pino({ level: 'info' }, stream), lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    log: pino({ level: 'info' }, stream),
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 const ALICE_ONLY = 'rules:\n  - {name: alice, effect: allow, callers: [cert=alice]}\n';
@@ -45,9 +53,18 @@ describe('AccessControl', () => {
   it('refuses to start with a bad policy file or an audit log it cannot open, in one line', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'rules:\n  - {name: a, effect: perhaps}\n');
-    assert.throws(() => AccessControl.open({ policyFile: bad, service: 'scheduler', log: collectingLogger().log }), (err: Error) => err instanceof ConfigError && err.message === `policy ${bad}: rule 1 'a': effect must be allow or deny`);
-    assert.throws(() => AccessControl.open({ policyFile: join(dir, 'nope.yaml'), service: 'scheduler', log: collectingLogger().log }), (err: Error) => err instanceof ConfigError && /^policy .*nope.yaml: cannot be read: ENOENT/.test(err.message));
-    assert.throws(() => AccessControl.open({ auditLog: join(dir, 'no', 'dir.log'), service: 'scheduler', log: collectingLogger().log }), (err: Error) => err instanceof ConfigError && /^audit log .* cannot be opened/.test(err.message));
+    assert.throws(
+      () => AccessControl.open({ policyFile: bad, service: 'scheduler', log: collectingLogger().log }),
+      (err: Error) => err instanceof ConfigError && err.message === `policy ${bad}: rule 1 'a': effect must be allow or deny`,
+    );
+    assert.throws(
+      () => AccessControl.open({ policyFile: join(dir, 'nope.yaml'), service: 'scheduler', log: collectingLogger().log }),
+      (err: Error) => err instanceof ConfigError && /^policy .*nope.yaml: cannot be read: ENOENT/.test(err.message),
+    );
+    assert.throws(
+      () => AccessControl.open({ auditLog: join(dir, 'no', 'dir.log'), service: 'scheduler', log: collectingLogger().log }),
+      (err: Error) => err instanceof ConfigError && /^audit log .* cannot be opened/.test(err.message),
+    );
   });
 
   it('denies with PERMISSION_DENIED naming the rule and writes a denied line', () => {
@@ -57,22 +74,31 @@ describe('AccessControl', () => {
     const access = AccessControl.open({ policyFile: file, auditLog: audit, service: 'scheduler', log: collectingLogger().log });
     assert.throws(
       () => access.authorize({ caller: 'cert=bob', action: 'run', task: 'demo::echo', environment: 'production' }, { input_keys: ['message'] }),
-      (err: Error) => err instanceof PermissionDeniedError && err.code === status.PERMISSION_DENIED && err.message === "cert=bob may not run demo::echo in production: rule 'no-bob' denies it",
+      (err: Error) =>
+        err instanceof PermissionDeniedError &&
+        err.code === status.PERMISSION_DENIED &&
+        err.message === "cert=bob may not run demo::echo in production: rule 'no-bob' denies it",
     );
     access.close();
-    const [line] = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual({ ...line, time: undefined }, {
-      time: undefined,
-      service: 'scheduler',
-      event: 'denied',
-      caller: 'cert=bob',
-      action: 'run',
-      task: 'demo::echo',
-      environment: 'production',
-      input_keys: ['message'],
-      rule: 'no-bob',
-      reason: "cert=bob may not run demo::echo in production: rule 'no-bob' denies it",
-    });
+    const [line] = readFileSync(audit, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      { ...line, time: undefined },
+      {
+        time: undefined,
+        service: 'scheduler',
+        event: 'denied',
+        caller: 'cert=bob',
+        action: 'run',
+        task: 'demo::echo',
+        environment: 'production',
+        input_keys: ['message'],
+        rule: 'no-bob',
+        reason: "cert=bob may not run demo::echo in production: rule 'no-bob' denies it",
+      },
+    );
   });
 
   it('keeps the policy in force when a reload finds a bad file, with one error line', async () => {
@@ -99,7 +125,10 @@ describe('AccessControl', () => {
 
   it('fails closed when an audit line cannot be written', () => {
     const access = AccessControl.open({ auditLog: '/dev/full', service: 'scheduler', log: collectingLogger().log });
-    assert.throws(() => access.audit({ event: 'run', caller: 'cert=alice' }), (err: Error) => err instanceof UnavailableError && /audit log cannot be written/.test(err.message));
+    assert.throws(
+      () => access.audit({ event: 'run', caller: 'cert=alice' }),
+      (err: Error) => err instanceof UnavailableError && /audit log cannot be written/.test(err.message),
+    );
     access.auditBestEffort({ event: 'cancel', caller: 'cert=alice' }); // a cancel goes on
     access.close();
   });

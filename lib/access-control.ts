@@ -17,7 +17,11 @@ export type { CallerSource } from './peer-identity';
 
 /** `policy-file` of the scheduler and the results service. */
 export const POLICY_CONFIG_PROPERTY = {
-  'policy-file': { type: 'string', minLength: 1, description: 'YAML authorization policy (docs/security.md); every request is allowed when unset; reloaded on SIGHUP' },
+  'policy-file': {
+    type: 'string',
+    minLength: 1,
+    description: 'YAML authorization policy (docs/security.md); every request is allowed when unset; reloaded on SIGHUP',
+  },
 } as const;
 
 /** Options of `AccessControl.open`. */

@@ -43,14 +43,26 @@ describe('AuditLog', () => {
     log.reopen();
     log.write({ event: 'run', caller: 'three' });
     log.close();
-    assert.deepEqual(lines(`${path}.1`).map((l) => l.caller), ['one', 'two']);
-    assert.deepEqual(lines(path).map((l) => l.caller), ['three']);
+    assert.deepEqual(
+      lines(`${path}.1`).map((l) => l.caller),
+      ['one', 'two'],
+    );
+    assert.deepEqual(
+      lines(path).map((l) => l.caller),
+      ['three'],
+    );
   });
 
   it('throws AuditWriteError naming the path when it cannot open or write', () => {
-    assert.throws(() => AuditLog.open(join(dir, 'missing', 'a.log'), 'scheduler'), (err: Error) => err instanceof AuditWriteError && /^audit log .*missing\/a.log cannot be opened: ENOENT/.test(err.message));
+    assert.throws(
+      () => AuditLog.open(join(dir, 'missing', 'a.log'), 'scheduler'),
+      (err: Error) => err instanceof AuditWriteError && /^audit log .*missing\/a.log cannot be opened: ENOENT/.test(err.message),
+    );
     const full = AuditLog.open('/dev/full', 'scheduler');
-    assert.throws(() => full.write({ event: 'run', caller: 'c' }), (err: Error) => err instanceof AuditWriteError && /^audit log \/dev\/full cannot be written: ENOSPC/.test(err.message));
+    assert.throws(
+      () => full.write({ event: 'run', caller: 'c' }),
+      (err: Error) => err instanceof AuditWriteError && /^audit log \/dev\/full cannot be written: ENOSPC/.test(err.message),
+    );
     full.close();
   });
 });

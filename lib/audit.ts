@@ -31,7 +31,11 @@ export class AuditWriteError extends Error {}
 
 /** `audit-log` of every service that audits: a path appended to, or `-` for stdout. */
 export const AUDIT_CONFIG_PROPERTY = {
-  'audit-log': { type: 'string', minLength: 1, description: 'file the audit lines (one JSON line per run, cancel and denial) are appended to, or - for stdout; off when unset' },
+  'audit-log': {
+    type: 'string',
+    minLength: 1,
+    description: 'file the audit lines (one JSON line per run, cancel and denial) are appended to, or - for stdout; off when unset',
+  },
 } as const;
 
 /**

@@ -1,5 +1,14 @@
 import { NodeState, type NodeResult } from '../gen/baton/v1/run';
-import { evaluate, formatTerm, parseCompound, termsOf, FilterSyntaxError, type BoltTaskField, type BoltTaskResultFields, type FilterExpr } from './filter-language';
+import {
+  evaluate,
+  formatTerm,
+  parseCompound,
+  termsOf,
+  FilterSyntaxError,
+  type BoltTaskField,
+  type BoltTaskResultFields,
+  type FilterExpr,
+} from './filter-language';
 import { InvalidArgumentError } from './errors';
 
 /**

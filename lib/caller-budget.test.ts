@@ -32,7 +32,10 @@ describe('CallerBudgets', () => {
     assert.equal(error.code, status.RESOURCE_EXHAUSTED);
     assert.equal(error.reason, CALLER_RATE_REASON);
     assert.equal(error.retryDelayMs, 200);
-    assert.equal(error.message, 'cert=alice is over its request budget at this service (10 a second, bursts of 20; a refused request counts as 10); retry in 0.2 s');
+    assert.equal(
+      error.message,
+      'cert=alice is over its request budget at this service (10 a second, bursts of 20; a refused request counts as 10); retry in 0.2 s',
+    );
     assert.deepEqual(error.metadata, { caller: 'cert=alice', retry_delay_ms: '200' });
     now += 100;
     assert.equal(budgets.refusal(over).retryDelayMs, 100, 'sent after a hold, the delay left then');
@@ -54,7 +57,11 @@ describe('CallerBudgets', () => {
     budgets.refused('operator:mallory');
     assert.ok(budgets.admit('operator:mallory'), 'two refused calls spent the burst of 20');
     const held = Array.from({ length: 1_000 }, () => budgets.admit('operator:mallory'));
-    assert.equal(held.filter((o) => o && o.holdMs > 0).length, MAX_HELD_REFUSALS - 1, `at most ${MAX_HELD_REFUSALS} refusals held at a time; the rest are sent at once`);
+    assert.equal(
+      held.filter((o) => o && o.holdMs > 0).length,
+      MAX_HELD_REFUSALS - 1,
+      `at most ${MAX_HELD_REFUSALS} refusals held at a time; the rest are sent at once`,
+    );
     assert.ok(held.every((o) => o && o.holdMs <= MAX_REFUSAL_HOLD_MS));
     const over = budgets.admit('operator:mallory');
     assert.ok(over);
@@ -81,7 +88,13 @@ describe('a TLS server with caller budgets', () => {
   };
   let server: RunningServer;
   before(async () => {
-    server = await startServer({ listen: '127.0.0.1:0', log, services: [], tls: { ca: certs.ca, cert: certs.serverCert, key: certs.serverKey }, callerBudget: { requestsPerS: 0.5, burst: 30 } });
+    server = await startServer({
+      listen: '127.0.0.1:0',
+      log,
+      services: [],
+      tls: { ca: certs.ca, cert: certs.serverCert, key: certs.serverKey },
+      callerBudget: { requestsPerS: 0.5, burst: 30 },
+    });
   });
   after(() => server.drain());
 
@@ -89,7 +102,9 @@ describe('a TLS server with caller budgets', () => {
   type HealthClient = Client & { check: (req: unknown, md: Metadata, opts: unknown, cb: (err: ServiceError | null, res?: { status: string }) => void) => void };
   const clientOf = (tls: TlsFiles) => new Health(server.address, channelCredentials(tls)) as unknown as HealthClient;
   const check = (c: HealthClient, service: string) =>
-    new Promise<{ err: ServiceError | null; status?: string }>((resolve) => c.check({ service }, new Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => resolve({ err, status: res?.status })));
+    new Promise<{ err: ServiceError | null; status?: string }>((resolve) =>
+      c.check({ service }, new Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => resolve({ err, status: res?.status })),
+    );
 
   it("refuses a caller sending one bad request after another, with a retry delay, while another caller's calls go on", async () => {
     const mallory = clientOf(files('operator', 'mallory'));
@@ -106,7 +121,10 @@ describe('a TLS server with caller budgets', () => {
       assert.equal(report.code, status.RESOURCE_EXHAUSTED);
       assert.equal(report.reason, CALLER_RATE_REASON);
       // A token is due every 2 s; the refusal was held back at most 1 s, so a delay is left.
-      assert.match(report.message, /^cert=mallory is over its request budget at this service \(0\.5 a second, bursts of 30; a refused request counts as 10\); retry in \d+\.\d s$/);
+      assert.match(
+        report.message,
+        /^cert=mallory is over its request budget at this service \(0\.5 a second, bursts of 30; a refused request counts as 10\); retry in \d+\.\d s$/,
+      );
       assert.ok(report.retryDelayMs !== undefined && report.retryDelayMs > 0, `RetryInfo ${report.retryDelayMs}`);
       assert.equal(report.metadata?.caller, 'cert=mallory');
       for (let i = 0; i < 5; i++) assert.equal((await check(alice, '')).status, 'SERVING', 'alice has her own budget');

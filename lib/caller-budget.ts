@@ -77,7 +77,8 @@ export class CallerBudgets {
   constructor(options: CallerBudgetOptions = {}) {
     this.requestsPerS = options.requestsPerS ?? DEFAULT_CALLER_REQUESTS_PER_S;
     this.burst = options.burst ?? DEFAULT_CALLER_REQUEST_BURST;
-    if (!(this.requestsPerS >= 0) || !(this.burst >= 1)) throw new Error(`caller budgets need requestsPerS >= 0 and burst >= 1, got ${this.requestsPerS} and ${this.burst}`);
+    if (!(this.requestsPerS >= 0) || !(this.burst >= 1))
+      throw new Error(`caller budgets need requestsPerS >= 0 and burst >= 1, got ${this.requestsPerS} and ${this.burst}`);
     this.nowMs = options.nowMs;
   }
 

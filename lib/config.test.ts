@@ -24,10 +24,14 @@ describe('loadConfig', () => {
   it('names the key, its source and what was expected in one line', () => {
     assert.throws(
       () => loadConfig(schema, { argv: [], env: { BATON_WAIT_S: 'soon' } }),
-      (err: Error) => err instanceof ConfigError && err.message === 'configuration: wait-s must be integer (seconds to wait) [from environment variable BATON_WAIT_S]',
+      (err: Error) =>
+        err instanceof ConfigError && err.message === 'configuration: wait-s must be integer (seconds to wait) [from environment variable BATON_WAIT_S]',
     );
     assert.throws(() => loadConfig(schema, { argv: ['--wait-s', '0'], env: {} }), /wait-s must be >= 1 .*flag --wait-s/);
-    assert.throws(() => loadConfig(schema, { argv: ['--nope', 'x'], env: {} }), (err: Error) => err instanceof ConfigError && /nope/.test(err.message) && !err.message.includes('\n'));
+    assert.throws(
+      () => loadConfig(schema, { argv: ['--nope', 'x'], env: {} }),
+      (err: Error) => err instanceof ConfigError && /nope/.test(err.message) && !err.message.includes('\n'),
+    );
   });
 
   it('checks every address key with the one host:port rule, in one message format', () => {
@@ -39,7 +43,8 @@ describe('loadConfig', () => {
       ['targets'],
     );
     const load = (argv: string[]) => loadConfig(addresses, { argv, env: {} });
-    for (const good of ['127.0.0.1:0', 'localhost:65535', '[::1]:50051', '[::]:0', 'scheduler.example.com:443']) assert.equal(load(['--targets', 'a:1', '--listen', good]).listen, good);
+    for (const good of ['127.0.0.1:0', 'localhost:65535', '[::1]:50051', '[::]:0', 'scheduler.example.com:443'])
+      assert.equal(load(['--targets', 'a:1', '--listen', good]).listen, good);
     for (const good of ['a:1', 'a:1, b:2,[::1]:3', 'dns:///scheduler:50051']) assert.equal(load(['--targets', good]).targets, good);
     for (const bad of ['nope', ':1', 'a:', 'a:65536', '::1:5', '[::1]', 'a b:1', 'a:1,b:2', 'dns:///a:1']) {
       assert.throws(
@@ -51,12 +56,26 @@ describe('loadConfig', () => {
       );
     }
     for (const bad of ['a:1,,b:2', 'dns:///a:1,b:2', 'a', 'a:1,']) {
-      assert.throws(() => load(['--targets', bad]), (err: Error) => err instanceof ConfigError && err.message.startsWith(`configuration: targets '${bad}' is not host:port, a comma-separated list of them or dns:///host:port (where to connect); expected host:port, several`));
+      assert.throws(
+        () => load(['--targets', bad]),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          err.message.startsWith(
+            `configuration: targets '${bad}' is not host:port, a comma-separated list of them or dns:///host:port (where to connect); expected host:port, several`,
+          ),
+      );
     }
   });
 
   it('types the loaded values from the schema: defaults and required keys always set, the rest optional', () => {
-    const typed = configSchema({ a: { type: 'integer', default: 1, description: 'a' }, b: { type: 'string', description: 'b' }, c: { type: 'string', enum: ['x', 'y'], description: 'c' } }, ['b']);
+    const typed = configSchema(
+      {
+        a: { type: 'integer', default: 1, description: 'a' },
+        b: { type: 'string', description: 'b' },
+        c: { type: 'string', enum: ['x', 'y'], description: 'c' },
+      },
+      ['b'],
+    );
     const config = loadConfig(typed, { argv: ['--b', 'B', '--c', 'y'], env: {} });
     // Compile-time checks: `a` is a number and `b` a string without a guard, `c` one of the enum.
     const sum: number = config.a + 1;

@@ -21,7 +21,10 @@ import type { TlsFiles } from './tls';
 export type ConfigFormat = 'host-port' | 'host-port-list';
 
 /** The JSON Schema of one configuration key. */
-export type ConfigProperty = { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string; format?: ConfigFormat } & Record<string, unknown>;
+export type ConfigProperty = { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string; format?: ConfigFormat } & Record<
+  string,
+  unknown
+>;
 
 /** Configuration keys by name: a process's, or a group several processes share. */
 export type ConfigProperties = Record<string, ConfigProperty>;
@@ -41,7 +44,9 @@ export interface ConfigSchema<P extends ConfigProperties = ConfigProperties, R e
 type ValueOf<P> = P extends { enum: readonly (infer E)[] } ? E : P extends { type: 'string' } ? string : P extends { type: 'boolean' } ? boolean : number;
 
 /** Keys that always have a value once loaded: those with a default, and the required ones. */
-type GivenKeys<P extends ConfigProperties, R extends string> = { [K in keyof P & string]: P[K] extends { default: unknown } ? K : K extends R ? K : never }[keyof P & string];
+type GivenKeys<P extends ConfigProperties, R extends string> = {
+  [K in keyof P & string]: P[K] extends { default: unknown } ? K : K extends R ? K : never;
+}[keyof P & string];
 
 /** The loaded values of configuration keys `P`, of which `R` are required. */
 export type ConfigValues<P extends ConfigProperties, R extends string = never> = {
@@ -56,8 +61,13 @@ export type ConfigValues<P extends ConfigProperties, R extends string = never> =
 export type ConfigOf<S extends ConfigSchema> = ConfigValues<S['properties'], S extends ConfigSchema<ConfigProperties, infer R> ? R[number] : never>;
 
 /** The schema of a process's configuration: `properties`, of which `required` must be set; no other key is accepted. */
-export function configSchema<const P extends ConfigProperties, const R extends readonly (keyof P & string)[] = []>(properties: P, required?: R): ConfigSchema<P, R> {
-  return required && required.length > 0 ? { type: 'object', properties, required, additionalProperties: false } : { type: 'object', properties, additionalProperties: false };
+export function configSchema<const P extends ConfigProperties, const R extends readonly (keyof P & string)[] = []>(
+  properties: P,
+  required?: R,
+): ConfigSchema<P, R> {
+  return required && required.length > 0
+    ? { type: 'object', properties, required, additionalProperties: false }
+    : { type: 'object', properties, additionalProperties: false };
 }
 
 /** Where configuration values are read from; defaults to this process's argv and environment. */
@@ -112,7 +122,7 @@ export function loadConfig<S extends ConfigSchema>(schema: S, sources: ConfigSou
   const file = (flags.config as string | undefined) ?? env.BATON_CONFIG;
   if (file) {
     let doc: unknown;
-     
+
     try {
       doc = parseYaml(readFileSync(file, 'utf8')) ?? {};
     } catch (err) {
@@ -167,9 +177,17 @@ export const SERVER_CONFIG_PROPERTIES = {
     description: 'host:port of a plaintext listener serving grpc.health.v1.Health only (for probes without TLS, like the kubelet grpc probe); default none',
   },
   'log-level': { type: 'string', default: 'info', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
-  'tls-cert': { type: 'string', minLength: 1, description: 'PEM certificate of this service (`baton pki issue service NAME`); also its client certificate towards other services' },
+  'tls-cert': {
+    type: 'string',
+    minLength: 1,
+    description: 'PEM certificate of this service (`baton pki issue service NAME`); also its client certificate towards other services',
+  },
   'tls-key': { type: 'string', minLength: 1, description: 'PEM private key of tls-cert' },
-  'tls-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle; clients must present a certificate it signed, and other services are checked against it' },
+  'tls-ca': {
+    type: 'string',
+    minLength: 1,
+    description: 'PEM CA bundle; clients must present a certificate it signed, and other services are checked against it',
+  },
   ...INSECURE_CONFIG_PROPERTIES,
   'caller-requests-per-s': {
     type: 'number',
@@ -177,7 +195,12 @@ export const SERVER_CONFIG_PROPERTIES = {
     default: DEFAULT_CALLER_REQUESTS_PER_S,
     description: 'requests per second one operator or agent certificate may make to this service, sustained; 0 turns the limit off',
   },
-  'caller-request-burst': { type: 'integer', minimum: 1, default: DEFAULT_CALLER_REQUEST_BURST, description: 'requests one operator or agent certificate may make at once above caller-requests-per-s' },
+  'caller-request-burst': {
+    type: 'integer',
+    minimum: 1,
+    default: DEFAULT_CALLER_REQUEST_BURST,
+    description: 'requests one operator or agent certificate may make at once above caller-requests-per-s',
+  },
 } as const;
 
 /** The loaded values of SERVER_CONFIG_PROPERTIES. */
@@ -202,7 +225,9 @@ export function resolveTlsConfig(config: TlsConfig): TlsFiles {
   const set = TLS_KEYS.filter((k) => config[k] !== undefined);
   if (config.insecure) {
     if (set.length > 0) {
-      throw new ConfigError(`configuration: insecure is true but ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set; expected either certificates (tls-cert, tls-key, tls-ca) or insecure, not both`);
+      throw new ConfigError(
+        `configuration: insecure is true but ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set; expected either certificates (tls-cert, tls-key, tls-ca) or insecure, not both`,
+      );
     }
     return {};
   }
@@ -216,7 +241,9 @@ export function resolveTlsConfig(config: TlsConfig): TlsFiles {
     try {
       accessSync(config[k]!, constants.R_OK);
     } catch (err) {
-      throw new ConfigError(`configuration: ${k} '${config[k]}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`);
+      throw new ConfigError(
+        `configuration: ${k} '${config[k]}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`,
+      );
     }
   }
   return { cert: config['tls-cert'], key: config['tls-key'], ca: config['tls-ca'] };

@@ -36,12 +36,25 @@ describe('toServiceError', () => {
 
   it('sends each violation as given, cut to 256 characters', () => {
     const field = 'filter.compound[0]';
-    const { report } = sent(new InvalidArgumentError(`${field}: expected ')' at column 5`, [{ field, description: "expected ')' at column 5" }, { field: 'input_json', description: 'x'.repeat(300) }]));
-    assert.deepEqual(report.violations, [{ field, description: "expected ')' at column 5" }, { field: 'input_json', description: `${'x'.repeat(255)}…` }]);
+    const { report } = sent(
+      new InvalidArgumentError(`${field}: expected ')' at column 5`, [
+        { field, description: "expected ')' at column 5" },
+        { field: 'input_json', description: 'x'.repeat(300) },
+      ]),
+    );
+    assert.deepEqual(report.violations, [
+      { field, description: "expected ')' at column 5" },
+      { field: 'input_json', description: `${'x'.repeat(255)}…` },
+    ]);
   });
 
   it('carries the ErrorInfo metadata of the error', () => {
-    const { report } = sent(new InvalidArgumentError('bad', [{ field: 'count', description: 'expects an Integer' }], 'INVALID_TASK_INPUT', { task: 'demo::echo', parameters: 'count' }));
+    const { report } = sent(
+      new InvalidArgumentError('bad', [{ field: 'count', description: 'expects an Integer' }], 'INVALID_TASK_INPUT', {
+        task: 'demo::echo',
+        parameters: 'count',
+      }),
+    );
     assert.equal(report.reason, 'INVALID_TASK_INPUT');
     assert.deepEqual(report.metadata, { task: 'demo::echo', parameters: 'count' });
   });

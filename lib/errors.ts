@@ -179,7 +179,9 @@ export function toServiceError(err: unknown, log?: Logger): Partial<StatusObject
   const retryDelayMs = err instanceof ResourceExhaustedError || err instanceof UnavailableError ? err.retryDelayMs : undefined;
   if (retryDelayMs !== undefined) {
     const ms = Math.max(0, Math.ceil(retryDelayMs));
-    details.push(packAny('google.rpc.RetryInfo', RetryInfo.encode({ retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }).finish()));
+    details.push(
+      packAny('google.rpc.RetryInfo', RetryInfo.encode({ retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }).finish()),
+    );
   }
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {
     const fieldViolations = err.violations.slice(0, MAX_VIOLATIONS_SENT).map((v) => ({ ...sentViolation(v), reason: '' }));

@@ -33,7 +33,16 @@ function boundaryProbe(): Partial<MetadataServiceServer> {
 async function reflect(address: string, request: Record<string, unknown>): Promise<Record<string, unknown>> {
   const reflectionProto = join(packageRoot(), 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
   const pkg = loadPackageDefinition(loadSync(reflectionProto)) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & { serverReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void } } } } };
+    grpc: {
+      reflection: {
+        v1: {
+          ServerReflection: new (
+            addr: string,
+            creds: ReturnType<typeof credentials.createInsecure>,
+          ) => Client & { serverReflectionInfo(): NodeJS.ReadWriteStream & { write(m: unknown): boolean; end(): void } };
+        };
+      };
+    };
   };
   const refl = new pkg.grpc.reflection.v1.ServerReflection(address, credentials.createInsecure());
   const call = refl.serverReflectionInfo();
@@ -76,7 +85,12 @@ describe('startServer', () => {
   it('maps domain errors to status codes with google.rpc details', async () => {
     const notFound = await unary(client, client.getTask, { environment: '', task: 'missing' }).catch((e: ServiceError) => e);
     assert.equal((notFound as ServiceError).code, status.NOT_FOUND);
-    assert.deepEqual(readServiceError(notFound as ServiceError), { code: status.NOT_FOUND, message: "task 'missing' not found", reason: 'TASK_NOT_FOUND', violations: [] });
+    assert.deepEqual(readServiceError(notFound as ServiceError), {
+      code: status.NOT_FOUND,
+      message: "task 'missing' not found",
+      reason: 'TASK_NOT_FOUND',
+      violations: [],
+    });
 
     const bad = await unary(client, client.getTask, { environment: '', task: 'bad' }).catch((e: ServiceError) => e);
     const report = readServiceError(bad as ServiceError);
@@ -103,7 +117,9 @@ describe('startServer', () => {
   });
 
   it('reflects each proto file under its own name with its imports (the @grpc/reflection bug)', async () => {
-    const answer = (await reflect(server.address, { fileContainingSymbol: 'baton.v1.MetadataService' })) as { fileDescriptorResponse: { fileDescriptorProto: Buffer[] } };
+    const answer = (await reflect(server.address, { fileContainingSymbol: 'baton.v1.MetadataService' })) as {
+      fileDescriptorResponse: { fileDescriptorProto: Buffer[] };
+    };
     const files = answer.fileDescriptorResponse.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
     assert.equal(files[0].name, 'baton/v1/metadata_service.proto');
     assert.ok(files[0].dependency.includes('baton/v1/task.proto'), files[0].dependency.join(','));

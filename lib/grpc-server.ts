@@ -124,7 +124,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // The first interceptor listed sees a call first, so a caller without the role never learns about limits.
   const roles = options.tls?.cert ? [roleInterceptor(allowedRolesByPath(options.services), options.log)] : [];
   const interceptors = [...roles, limitsInterceptor(options.log, new CallerBudgets(options.callerBudget))];
-  const server = new Server({ ...SERVER_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? SERVER_MAX_RECEIVE_MESSAGE_BYTES, interceptors });
+  const server = new Server({
+    ...SERVER_CHANNEL_OPTIONS,
+    'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? SERVER_MAX_RECEIVE_MESSAGE_BYTES,
+    interceptors,
+  });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(options.services.map((s) => [s.name, 'SERVING'])) });
   health.addToServer(server);
   // Our own reflection: @grpc/reflection drops imports, so clients cannot resolve Timestamp or
@@ -204,9 +208,9 @@ export function unaryHandler<Req, Res>(log: Logger, fn: (request: Req, call: Ser
     Promise.resolve(call.request)
       .then((request) => fn(request, call))
       .then(
-      (res) => callback(null, res),
-      (err: unknown) => callback(toServiceError(err, log)),
-    );
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err, log)),
+      );
   };
 }
 
@@ -216,8 +220,8 @@ export function serverStreamHandler<Req, Res>(log: Logger, fn: (request: Req, ca
     Promise.resolve(call.request)
       .then((request) => fn(request, call))
       .then(
-      () => call.end(),
-      (err: unknown) => call.emit('error', toServiceError(err, log)),
-    );
+        () => call.end(),
+        (err: unknown) => call.emit('error', toServiceError(err, log)),
+      );
   };
 }

@@ -126,7 +126,10 @@ export class LimitChecker {
 
   private over(field: string, size: number, limit: Limit, shown?: string): void {
     const expected = limit.expected ? ` (expected ${limit.expected})` : '';
-    const what = shown === undefined ? `${size} ${limit.unit}` : `${shown} ${limit.unit === 'levels' ? 'nests' : 'is'} ${size} ${limit.unit}${limit.unit === 'levels' ? ' deep' : ' long'}`;
+    const what =
+      shown === undefined
+        ? `${size} ${limit.unit}`
+        : `${shown} ${limit.unit === 'levels' ? 'nests' : 'is'} ${size} ${limit.unit}${limit.unit === 'levels' ? ' deep' : ' long'}`;
     this.violations.push({ field, description: `${what}; at most ${limit.max} ${limit.unit} are accepted${expected}` });
   }
 
@@ -160,7 +163,11 @@ export class LimitChecker {
   /** A decoded Struct nesting at most LIMITS.structDepth levels. */
   struct(field: string, value: unknown): void {
     const depth = structDepth(value);
-    if (depth > LIMITS.structDepth.max) this.violations.push({ field, description: `nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted` });
+    if (depth > LIMITS.structDepth.max)
+      this.violations.push({
+        field,
+        description: `nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted`,
+      });
   }
 
   /** Every string found in `value` (a decoded message of a shape not known here), up to two levels down. */

@@ -14,4 +14,3 @@ export const DEFAULT_LOG_LEVEL = 'info';
 export function createLogger(name: string, level: string = process.env.BATON_LOG_LEVEL ?? DEFAULT_LOG_LEVEL): Logger {
   return pino({ name, level, base: { service: name, pid: process.pid }, mixin: activeTraceIds }, pino.destination(2));
 }
-

@@ -19,7 +19,10 @@ describe('LuaScript', () => {
   });
 
   it('passes 400,000 arguments (a 100,000-node run) without overflowing the call stack', async () => {
-    const script = new LuaScript('count-args', `--[[ Purpose: count. KEYS[1] a key. ARGV any. Result: {#KEYS, #ARGV, last ARGV} ]]\nreturn {#KEYS, #ARGV, ARGV[#ARGV]}`);
+    const script = new LuaScript(
+      'count-args',
+      `--[[ Purpose: count. KEYS[1] a key. ARGV any. Result: {#KEYS, #ARGV, last ARGV} ]]\nreturn {#KEYS, #ARGV, ARGV[#ARGV]}`,
+    );
     const args = Array.from({ length: 400_000 }, (_, i) => `a${i}`);
     assert.deepEqual(await script.run(redis, ['k'], args), [1, 400_000, 'a399999']);
   });
@@ -27,11 +30,17 @@ describe('LuaScript', () => {
   it('reads a script from <name>.lua in the given directory, and names the file it cannot read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-lua-'));
     try {
-      writeFileSync(join(dir, 'sum-args-0.lua'), `--[[\nPurpose: add.\nARGV[1], ARGV[2]  numbers\nResult: their sum\n]]\nreturn tonumber(ARGV[1]) + tonumber(ARGV[2])\n`);
+      writeFileSync(
+        join(dir, 'sum-args-0.lua'),
+        `--[[\nPurpose: add.\nARGV[1], ARGV[2]  numbers\nResult: their sum\n]]\nreturn tonumber(ARGV[1]) + tonumber(ARGV[2])\n`,
+      );
       const script = LuaScript.fromFile(dir, 'sum-args-0');
       assert.equal(script.name, 'sum-args-0');
       assert.equal(await script.run(redis, [], [2, 3]), 5);
-      assert.throws(() => LuaScript.fromFile(dir, 'missing-1'), (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.message.includes(join(dir, 'missing-1.lua')));
+      assert.throws(
+        () => LuaScript.fromFile(dir, 'missing-1'),
+        (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.message.includes(join(dir, 'missing-1.lua')),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,7 +4,14 @@ import { PassThrough } from 'node:stream';
 import { makeGenericClientConstructor, status, type Client, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import pino from 'pino';
-import { ListTasksRequest, ListTasksResponse, MetadataServiceClient, MetadataServiceService, type MetadataServiceServer, type ReadTaskFileResponse } from '../gen/baton/v1/metadata_service';
+import {
+  ListTasksRequest,
+  ListTasksResponse,
+  MetadataServiceClient,
+  MetadataServiceService,
+  type MetadataServiceServer,
+  type ReadTaskFileResponse,
+} from '../gen/baton/v1/metadata_service';
 import { makeTestCertificates, type TestCertificates } from '../test/helpers/certificates';
 import { issueSubjectCertificate } from '../test/helpers/subject-certificate';
 import { readServiceError } from './errors';
@@ -101,7 +108,10 @@ describe('roles per method on a TLS server', () => {
     assert.equal(denied.code, status.PERMISSION_DENIED);
     assert.equal(denied.details, "certificate 'bob' is an operator certificate; baton.v1.MetadataService/ListEnvironments needs an agent certificate");
     assert.equal(handled.length, before);
-    assert.ok(logLines.some((l) => /"level":40/.test(l) && l.includes('ListEnvironments') && l.includes('"peer":"bob"')), 'one warn line names the refused call');
+    assert.ok(
+      logLines.some((l) => /"level":40/.test(l) && l.includes('ListEnvironments') && l.includes('"peer":"bob"')),
+      'one warn line names the refused call',
+    );
   });
 
   it('refuses a server-streaming call before its handler starts', async () => {
@@ -135,7 +145,8 @@ describe('roles per method on a TLS server', () => {
   it('answers health checks for any certificate the CA signed, with or without a role', async () => {
     const plain = issueSubjectCertificate(certs.dir, 'plain-probe', '/CN=probe');
     const HealthClient = makeGenericClientConstructor(healthService, 'Health');
-    const health = new HealthClient(server.address, channelCredentials({ ca: certs.ca, cert: plain.cert, key: plain.key })) as Client & Record<string, (...args: unknown[]) => unknown>;
+    const health = new HealthClient(server.address, channelCredentials({ ca: certs.ca, cert: plain.cert, key: plain.key })) as Client &
+      Record<string, (...args: unknown[]) => unknown>;
     clients.push(health);
     const res = await new Promise<{ status: string }>((resolve, reject) => {
       health.check({ service: '' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r)));
@@ -172,7 +183,10 @@ describe('roles per method without TLS', () => {
 
   it('refuses to start a service whose roles name a method it does not have', () => {
     assert.throws(
-      () => allowedRolesByPath([{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, roles: { default: ['operator'], methods: { ListTask: ['agent'] } } }]),
+      () =>
+        allowedRolesByPath([
+          { name: 'baton.v1.MetadataService', definition: MetadataServiceService, roles: { default: ['operator'], methods: { ListTask: ['agent'] } } },
+        ]),
       /roles of baton.v1.MetadataService name method 'ListTask', which it does not have/,
     );
   });

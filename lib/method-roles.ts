@@ -61,7 +61,8 @@ export function allowedRolesByPath(services: readonly RoleScope[]): Map<string, 
  */
 export function refusal(peer: Peer | undefined, path: string, allowed: readonly CertRole[] | undefined): BatonError | undefined {
   const method = path.replace(/^\//, '');
-  if (!peer) return new UnauthenticatedError(`no client certificate; ${method} needs a certificate signed by the Baton CA (tls-cert, tls-key)`, 'NO_CLIENT_CERTIFICATE');
+  if (!peer)
+    return new UnauthenticatedError(`no client certificate; ${method} needs a certificate signed by the Baton CA (tls-cert, tls-key)`, 'NO_CLIENT_CERTIFICATE');
   if (allowed === undefined) return undefined;
   if (peer.name === '' || !IDENTITY_PATTERN.test(peer.name)) {
     return new UnauthenticatedError(
@@ -97,7 +98,10 @@ export function roleInterceptor(allowed: ReadonlyMap<string, readonly CertRole[]
     if (!refused) return new ServerInterceptingCall(call);
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata(() => {
-        log.warn({ method: descriptor.path, peer: peer?.name, role: peer?.role, peerAddress: call.getPeer(), reason: refused.reason }, `call refused: ${refused.message}`);
+        log.warn(
+          { method: descriptor.path, peer: peer?.name, role: peer?.role, peerAddress: call.getPeer(), reason: refused.reason },
+          `call refused: ${refused.message}`,
+        );
         call.sendStatus(toServiceError(refused, log) as Parameters<typeof call.sendStatus>[0]);
       })
       // Nothing the refused caller sends goes further.

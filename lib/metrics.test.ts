@@ -4,7 +4,7 @@ import { createLogger } from './logger';
 import { metrics, OWNERS, startMetricsServer, type MetricsPiece } from './metrics';
 
 describe('metrics ownership', () => {
-  it('gives each family to the pieces that feed it, so no process exports another piece\'s families', () => {
+  it("gives each family to the pieces that feed it, so no process exports another piece's families", () => {
     const owned = (piece: MetricsPiece) => OWNERS[piece].map((m) => (m as unknown as { name: string }).name);
     assert.deepEqual(owned('results'), ['baton_runs_total', 'baton_redis_errors_total']);
     assert.deepEqual(owned('agent'), ['baton_agent_downloaded_bytes_total', 'baton_agent_cache_lookups_total']);
@@ -32,7 +32,7 @@ describe('metrics endpoint', () => {
     assert.match(text, /^baton_connected_agents 7$/m);
     assert.match(text, /^baton_process_cpu_user_seconds_total \d/m, 'process metrics are included');
     assert.doesNotMatch(text, /^# TYPE baton_runs_total /m, 'the results service owns baton_runs_total; a scheduler does not export it');
-    assert.doesNotMatch(text, /^# TYPE baton_agent_downloaded_bytes_total /m, 'nor the agents\' families');
+    assert.doesNotMatch(text, /^# TYPE baton_agent_downloaded_bytes_total /m, "nor the agents' families");
     const totalGauges = [...text.matchAll(/^# TYPE (\S+_total) (gauge|untyped)$/gm)].map((m) => m[1]);
     assert.deepEqual(totalGauges, [], 'a family named _total is a counter');
   });

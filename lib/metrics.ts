@@ -22,7 +22,8 @@ export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'baton_' });
 // Gauges named `_total` break the Prometheus naming rule (promtool: "non-counter metrics should
 // not have _total suffix"); the same counts remain, by type, in baton_nodejs_active_{handles,requests,resources}.
-for (const name of ['baton_nodejs_active_handles_total', 'baton_nodejs_active_requests_total', 'baton_nodejs_active_resources_total']) registry.removeSingleMetric(name);
+for (const name of ['baton_nodejs_active_handles_total', 'baton_nodejs_active_requests_total', 'baton_nodejs_active_resources_total'])
+  registry.removeSingleMetric(name);
 
 /** Every metric Baton counts; created unregistered, exported only by the pieces OWNERS names. */
 export const metrics = {
@@ -35,13 +36,28 @@ export const metrics = {
   /** scheduler: final node results reported by agents and stored, by outcome (succeeded, failed, cancelled, ...). */
   nodeResults: new Counter({ name: 'baton_node_results_total', help: 'Final node results recorded, by outcome', labelNames: ['outcome'], registers: [] }),
   /** scheduler: from RunTask received to the run command sent to every node. */
-  dispatchLatency: new Histogram({ name: 'baton_dispatch_latency_seconds', help: 'From RunTask received to the run command sent to every node', buckets: LATENCY_BUCKETS_S, registers: [] }),
+  dispatchLatency: new Histogram({
+    name: 'baton_dispatch_latency_seconds',
+    help: 'From RunTask received to the run command sent to every node',
+    buckets: LATENCY_BUCKETS_S,
+    registers: [],
+  }),
   /** scheduler: from a node's result arriving to it being stored by the results service. */
-  resultLatency: new Histogram({ name: 'baton_result_latency_seconds', help: 'From a node result arriving to it being stored', buckets: LATENCY_BUCKETS_S, registers: [] }),
+  resultLatency: new Histogram({
+    name: 'baton_result_latency_seconds',
+    help: 'From a node result arriving to it being stored',
+    buckets: LATENCY_BUCKETS_S,
+    registers: [],
+  }),
   /** agent: bytes of task files downloaded from the metadata service. */
   downloadedBytes: new Counter({ name: 'baton_agent_downloaded_bytes_total', help: 'Bytes of task files downloaded', registers: [] }),
   /** agent: task files found in the cache (no download needed) and not found. */
-  cacheLookups: new Counter({ name: 'baton_agent_cache_lookups_total', help: 'Task file cache lookups, by result (hit, miss)', labelNames: ['result'], registers: [] }),
+  cacheLookups: new Counter({
+    name: 'baton_agent_cache_lookups_total',
+    help: 'Task file cache lookups, by result (hit, miss)',
+    labelNames: ['result'],
+    registers: [],
+  }),
   /** scheduler and results (the processes using Redis): connection and command errors. */
   redisErrors: new Counter({ name: 'baton_redis_errors_total', help: 'Redis connection and command errors', registers: [] }),
 };

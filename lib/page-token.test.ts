@@ -16,7 +16,13 @@ describe('page tokens', () => {
   });
 
   it('reject anything that is not a token of the call with INVALID_ARGUMENT naming page_token', () => {
-    const bad = ['nope', '', Buffer.from('{"p":{"n":"x"},"l":""}').toString('base64url'), Buffer.from('[]').toString('base64url'), Buffer.from('null').toString('base64url')];
+    const bad = [
+      'nope',
+      '',
+      Buffer.from('{"p":{"n":"x"},"l":""}').toString('base64url'),
+      Buffer.from('[]').toString('base64url'),
+      Buffer.from('null').toString('base64url'),
+    ];
     for (const token of bad) {
       assert.throws(
         () => tokens.decode(token, ''),
@@ -29,10 +35,16 @@ describe('page tokens', () => {
   });
 
   it('reject a token made for another listing, naming the fields that must match', () => {
-    for (const [made, used] of [['red', ''], ['', 'red'], ['red', 'blue']]) {
+    for (const [made, used] of [
+      ['red', ''],
+      ['', 'red'],
+      ['red', 'blue'],
+    ]) {
       assert.throws(
         () => tokens.decode(tokens.encode({ n: 1 }, made), used),
-        (err: Error) => err instanceof InvalidArgumentError && /^page_token belongs to a ListThings request with other colour and size; send the same colour and size/.test(err.message),
+        (err: Error) =>
+          err instanceof InvalidArgumentError &&
+          /^page_token belongs to a ListThings request with other colour and size; send the same colour and size/.test(err.message),
       );
     }
   });

@@ -29,7 +29,9 @@ async function probeServer(tls?: TlsFiles): Promise<{ server: RunningServer; see
       return ListEnvironmentsResponse.fromPartial({});
     }),
   };
-  const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe as MetadataServiceServer, roles: { default: ANY_ROLE } }];
+  const services = [
+    { name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe as MetadataServiceServer, roles: { default: ANY_ROLE } },
+  ];
   const server = await startServer({ listen: '127.0.0.1:0', log, tls, drainGraceMs: 500, services });
   return { server, seen };
 }

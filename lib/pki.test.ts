@@ -27,7 +27,10 @@ describe('pki', () => {
     const ca = load(join(dir, 'ca.pem'));
     assert.equal(ca.ca, true);
     assert.equal(ca.checkIssued(ca), true);
-    assert.throws(() => createCa(dir), (err: Error) => err instanceof PkiError && /a CA already exists in .*refusing to overwrite/.test(err.message));
+    assert.throws(
+      () => createCa(dir),
+      (err: Error) => err instanceof PkiError && /a CA already exists in .*refusing to overwrite/.test(err.message),
+    );
   });
 
   it('issues a service certificate with CN, OU, SANs and server and client EKU, signed by the CA', () => {
@@ -65,12 +68,21 @@ describe('pki', () => {
 
   it('refuses names that are not node identities, bad SANs and a missing CA in one line', () => {
     for (const name of ['../evil', 'a/b', '', '-x', 'a b', 'x\ny']) {
-      assert.throws(() => issueCertificate(dir, 'agent', name), (err: Error) => err instanceof PkiError && err.message.startsWith('invalid certificate name') && !err.message.includes('\n'));
+      assert.throws(
+        () => issueCertificate(dir, 'agent', name),
+        (err: Error) => err instanceof PkiError && err.message.startsWith('invalid certificate name') && !err.message.includes('\n'),
+      );
     }
     assert.throws(() => issueCertificate(dir, 'service', 'x', { sans: ['DNS:a\nbasicConstraints=CA:TRUE'] }), /invalid subjectAltName/);
     assert.throws(() => issueCertificate(dir, 'root' as 'agent', 'x'), /unknown certificate role 'root'/);
     const empty = join(base, 'empty');
-    assert.throws(() => issueCertificate(empty, 'agent', 'x'), (err: Error) => err instanceof PkiError && err.message === `no CA in ${empty}; run \`baton pki init --dir ${empty}\` first`);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('agent-') && !f.startsWith('agent-node')), []);
+    assert.throws(
+      () => issueCertificate(empty, 'agent', 'x'),
+      (err: Error) => err instanceof PkiError && err.message === `no CA in ${empty}; run \`baton pki init --dir ${empty}\` first`,
+    );
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('agent-') && !f.startsWith('agent-node')),
+      [],
+    );
   });
 });

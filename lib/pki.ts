@@ -4,10 +4,33 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, AuthorityKeyIdentifier, BasicConstraints, Certificate, ExtendedKeyUsage, Extension, Extensions,
-  GeneralName, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName, id_ce_subjectKeyIdentifier,
-  KeyIdentifier, KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, SubjectAlternativeName, SubjectKeyIdentifier, SubjectPublicKeyInfo, TBSCertificate,
-  Validity, Version,
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
 } from '@peculiar/asn1-x509';
 import { IDENTITY_PATTERN } from './names';
 
@@ -122,7 +145,9 @@ export type SubjectAttribute = ['CN' | 'OU', string];
 /** The subject of `attributes`, each in its own RDN and as UTF8String, as `openssl req -subj /CN=../OU=..` wrote them. */
 function subjectName(attributes: SubjectAttribute[]): Name {
   const rdn = ([kind, value]: SubjectAttribute) =>
-    new RelativeDistinguishedName([new AttributeTypeAndValue({ type: kind === 'CN' ? OID_COMMON_NAME : OID_ORGANIZATIONAL_UNIT, value: new AttributeValue({ utf8String: value }) })]);
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({ type: kind === 'CN' ? OID_COMMON_NAME : OID_ORGANIZATIONAL_UNIT, value: new AttributeValue({ utf8String: value }) }),
+    ]);
   return new Name(attributes.map(rdn));
 }
 
@@ -183,7 +208,10 @@ export function createCa(dir: string, options: CaOptions = {}): CaFiles {
   ensureDir(root);
   const pair = newKeyPair();
   const publicKey = publicKeyInfo(pair.publicKey);
-  const name = subjectName([['CN', CA_COMMON_NAME], ['OU', 'baton-ca']]);
+  const name = subjectName([
+    ['CN', CA_COMMON_NAME],
+    ['OU', 'baton-ca'],
+  ]);
   const pem = signCertificate({
     subject: name,
     issuer: name,
@@ -260,7 +288,9 @@ function writeLeaf(dir: { root: string; ca: string; caKey: string }, fileBase: s
 
 function checkName(name: string): void {
   if (!IDENTITY_PATTERN.test(name)) {
-    throw new PkiError(`invalid certificate name ${JSON.stringify(name)}; expected letters, digits, '.', '_' or '-', starting with a letter or digit, at most 253 characters`);
+    throw new PkiError(
+      `invalid certificate name ${JSON.stringify(name)}; expected letters, digits, '.', '_' or '-', starting with a letter or digit, at most 253 characters`,
+    );
   }
 }
 
@@ -274,12 +304,22 @@ export function issueCertificate(dir: string, role: CertRole, name: string, opti
   if (!CERT_ROLES.includes(role)) throw new PkiError(`unknown certificate role '${String(role)}'; expected one of ${CERT_ROLES.join(', ')}`);
   checkName(name);
   const sans = options.sans ?? [];
-  for (const san of sans) if (!SAN_PATTERN.test(san) || (san.startsWith('IP:') && isIP(san.slice(3)) === 0)) throw new PkiError(`invalid subjectAltName ${JSON.stringify(san)}; expected DNS:<name> or IP:<address>`);
+  for (const san of sans)
+    if (!SAN_PATTERN.test(san) || (san.startsWith('IP:') && isIP(san.slice(3)) === 0))
+      throw new PkiError(`invalid subjectAltName ${JSON.stringify(san)}; expected DNS:<name> or IP:<address>`);
   const days = checkDays(options.days, DEFAULT_LEAF_DAYS);
   const ca = caDir(dir);
   // Services are both servers (to the CLI and agents) and clients (the scheduler calls metadata and results).
   const usages = role === 'service' ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
-  return writeLeaf(ca, `${role}-${name}`, { subject: [['CN', name], ['OU', `baton-${role}`]], usages, altNames: leafAltNames(role, name, sans), days });
+  return writeLeaf(ca, `${role}-${name}`, {
+    subject: [
+      ['CN', name],
+      ['OU', `baton-${role}`],
+    ],
+    usages,
+    altNames: leafAltNames(role, name, sans),
+    days,
+  });
 }
 
 /**

@@ -37,14 +37,24 @@ function parseError(text: string): string {
   assert.fail('the policy was accepted');
 }
 
-const run = (caller: string, task: string, nodes: NodeView[], environment = 'production'): PolicyRequest => ({ caller, action: 'run', task, environment, nodes });
+const run = (caller: string, task: string, nodes: NodeView[], environment = 'production'): PolicyRequest => ({
+  caller,
+  action: 'run',
+  task,
+  environment,
+  nodes,
+});
 
 describe('Policy', () => {
   const policy = Policy.parse(EXAMPLE, '/etc/baton/policy.yaml');
 
   it('lets the first matching rule decide', () => {
     const denied = policy.decide(run('cert=alice', 'acme::restart', [web1]));
-    assert.deepEqual(denied, { allowed: false, rule: 'no-prod-restarts', message: "cert=alice may not run acme::restart in production: rule 'no-prod-restarts' denies it" });
+    assert.deepEqual(denied, {
+      allowed: false,
+      rule: 'no-prod-restarts',
+      message: "cert=alice may not run acme::restart in production: rule 'no-prod-restarts' denies it",
+    });
     const allowed = policy.decide(run('cert=alice', 'acme::restart', [web1], 'staging'));
     assert.deepEqual(allowed, { allowed: true, rule: 'web-team', message: '' });
   });
@@ -95,7 +105,10 @@ describe('Policy', () => {
   });
 
   it('never matches a rule with tasks or environments for requests without them', () => {
-    const p = Policy.parse('rules:\n  - {name: prod-only, effect: allow, environments: [production]}\n  - {name: any-echo, effect: allow, tasks: [demo::echo]}\n', 'p');
+    const p = Policy.parse(
+      'rules:\n  - {name: prod-only, effect: allow, environments: [production]}\n  - {name: any-echo, effect: allow, tasks: [demo::echo]}\n',
+      'p',
+    );
     assert.equal(p.decide({ caller: 'c', action: 'discover', nodes: [web1] }).allowed, false);
     assert.equal(p.decide({ caller: 'c', action: 'read' }).allowed, false);
     assert.equal(p.decide({ caller: 'c', action: 'read', task: 'demo::echo' }).rule, 'any-echo');
@@ -103,7 +116,14 @@ describe('Policy', () => {
   });
 
   it('names the subject of a read or cancel in the denial', () => {
-    const d = policy.decide({ caller: 'cert=bob', action: 'cancel', task: 'acme::deploy', environment: 'production', nodes: [db1], subject: 'run 0123 (acme::deploy in production)' });
+    const d = policy.decide({
+      caller: 'cert=bob',
+      action: 'cancel',
+      task: 'acme::deploy',
+      environment: 'production',
+      nodes: [db1],
+      subject: 'run 0123 (acme::deploy in production)',
+    });
     assert.equal(d.message, 'cert=bob may not cancel run 0123 (acme::deploy in production): no rule allows it (policy /etc/baton/policy.yaml, default deny)');
   });
 
@@ -122,14 +142,35 @@ describe('Policy', () => {
   });
 
   it('rejects a bad policy with one line naming the rule and the field', () => {
-    assert.equal(parseError('rules:\n  - {name: a, effect: allow, colors: [red]}\n'), "policy /etc/baton/policy.yaml: rule 1 'a': unknown key 'colors'; expected name, effect, callers, actions, tasks, environments, nodes");
-    assert.equal(parseError('rules:\n  - {name: a, effect: allow}\n  - {name: b, effect: maybe}\n'), "policy /etc/baton/policy.yaml: rule 2 'b': effect must be allow or deny");
-    assert.equal(parseError("rules:\n  - {name: a, effect: allow, callers: ['/[/']}\n"), "policy /etc/baton/policy.yaml: rule 1 'a': callers[0] /[/ is not a valid regular expression: missing closing ]: `[` (regular expressions are RE2 syntax)");
-    assert.match(parseError("rules:\n  - {name: a, effect: allow, tasks: ['acme/../x']}\n"), /^policy \/etc\/baton\/policy.yaml: rule 1 'a': tasks\[0\] must be a name or a glob of \[a-z0-9_\*\] parts/);
+    assert.equal(
+      parseError('rules:\n  - {name: a, effect: allow, colors: [red]}\n'),
+      "policy /etc/baton/policy.yaml: rule 1 'a': unknown key 'colors'; expected name, effect, callers, actions, tasks, environments, nodes",
+    );
+    assert.equal(
+      parseError('rules:\n  - {name: a, effect: allow}\n  - {name: b, effect: maybe}\n'),
+      "policy /etc/baton/policy.yaml: rule 2 'b': effect must be allow or deny",
+    );
+    assert.equal(
+      parseError("rules:\n  - {name: a, effect: allow, callers: ['/[/']}\n"),
+      "policy /etc/baton/policy.yaml: rule 1 'a': callers[0] /[/ is not a valid regular expression: missing closing ]: `[` (regular expressions are RE2 syntax)",
+    );
+    assert.match(
+      parseError("rules:\n  - {name: a, effect: allow, tasks: ['acme/../x']}\n"),
+      /^policy \/etc\/baton\/policy.yaml: rule 1 'a': tasks\[0\] must be a name or a glob of \[a-z0-9_\*\] parts/,
+    );
     assert.match(parseError('rules:\n  - {name: a, effect: allow, nodes: "role=web and"}\n'), /^policy \/etc\/baton\/policy.yaml: rule 1 'a': nodes: .*column/);
-    assert.match(parseError('rules:\n  - {name: a, effect: allow, nodes: "bolt_task(\'0123456789abcdef0123456789abcdef\').exitcode > 0"}\n'), /nodes may not use bolt_task/);
-    assert.equal(parseError('rules:\n  - {name: a, effect: allow, actions: [run, delete]}\n'), "policy /etc/baton/policy.yaml: rule 1 'a': actions has 'delete'; expected run, cancel, discover, read");
-    assert.equal(parseError('rules:\n  - {name: a, effect: allow}\n  - {name: a, effect: deny}\n'), "policy /etc/baton/policy.yaml: rule 2 'a': name is used by an earlier rule; rule names must be unique");
+    assert.match(
+      parseError('rules:\n  - {name: a, effect: allow, nodes: "bolt_task(\'0123456789abcdef0123456789abcdef\').exitcode > 0"}\n'),
+      /nodes may not use bolt_task/,
+    );
+    assert.equal(
+      parseError('rules:\n  - {name: a, effect: allow, actions: [run, delete]}\n'),
+      "policy /etc/baton/policy.yaml: rule 1 'a': actions has 'delete'; expected run, cancel, discover, read",
+    );
+    assert.equal(
+      parseError('rules:\n  - {name: a, effect: allow}\n  - {name: a, effect: deny}\n'),
+      "policy /etc/baton/policy.yaml: rule 2 'a': name is used by an earlier rule; rule names must be unique",
+    );
     assert.equal(parseError('rules:\n  - {effect: deny}\n'), "policy /etc/baton/policy.yaml: rule 1: missing 'name'");
     assert.equal(parseError('default: maybe\n'), 'policy /etc/baton/policy.yaml: default must be equal to one of the allowed values (allow or deny)');
     assert.equal(parseError('rule: []\n'), "policy /etc/baton/policy.yaml: unknown key 'rule'; expected default and rules");

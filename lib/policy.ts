@@ -136,7 +136,12 @@ const validateDocument = ajv.compile<PolicyDocument>(SCHEMA);
  * task name would make a backtracking engine try every split.
  */
 function globRegex(glob: string): LinearRegex {
-  return linearRegex(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return linearRegex(
+    `^${glob
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 /** Where a schema problem is: `rule 2 'web' field callers[0]`, or the top-level key. */
@@ -147,8 +152,12 @@ function describeSchemaError(err: ErrorObject, doc: unknown): string {
     const index = Number(path[1]);
     const rule = Array.isArray(rules) ? (rules[index] as { name?: unknown } | undefined) : undefined;
     const named = typeof rule?.name === 'string' ? ` '${rule.name}'` : '';
-    const field = path.slice(2).map((p, i) => (i === 0 ? p : `[${p}]`)).join('');
-    if (err.keyword === 'additionalProperties') return `rule ${index + 1}${named}: unknown key '${String(err.params.additionalProperty)}'; expected name, effect, callers, actions, tasks, environments, nodes`;
+    const field = path
+      .slice(2)
+      .map((p, i) => (i === 0 ? p : `[${p}]`))
+      .join('');
+    if (err.keyword === 'additionalProperties')
+      return `rule ${index + 1}${named}: unknown key '${String(err.params.additionalProperty)}'; expected name, effect, callers, actions, tasks, environments, nodes`;
     if (err.keyword === 'required') return `rule ${index + 1}${named}: missing '${String(err.params.missingProperty)}'`;
     return `rule ${index + 1}${named}: ${field} ${fieldExpectation(path[2], err)}`;
   }
@@ -165,7 +174,9 @@ function fieldExpectation(field: string | undefined, err: ErrorObject): string {
       return 'must be allow or deny';
     case 'tasks':
     case 'environments':
-      return err.keyword === 'pattern' ? 'must be a name or a glob of [a-z0-9_*] parts, like acme::* or production' : 'must be a name or glob, or a non-empty list of them';
+      return err.keyword === 'pattern'
+        ? 'must be a name or a glob of [a-z0-9_*] parts, like acme::* or production'
+        : 'must be a name or glob, or a non-empty list of them';
     case 'callers':
       return 'must be a caller id (cert=alice) or /regex/, or a non-empty list of them';
     case 'actions':
@@ -269,7 +280,8 @@ export class Policy {
         if (request.action === 'read' || !request.nodes) continue;
         const outside = request.nodes.find((n) => !evaluate(rule.nodes!.expr, n));
         if (outside !== undefined) {
-          if (rule.effect === 'allow' && nodeHint === '') nodeHint = `; rule '${rule.name}' allows it only where every node matches ${rule.nodes.text}, and ${outside.identity} does not`;
+          if (rule.effect === 'allow' && nodeHint === '')
+            nodeHint = `; rule '${rule.name}' allows it only where every node matches ${rule.nodes.text}, and ${outside.identity} does not`;
           continue;
         }
       }
@@ -293,7 +305,7 @@ export class Policy {
 
 /** `cert=bob may not run acme::restart in production` and the like. */
 export function describeRequest(request: PolicyRequest): string {
-  const what = request.subject ?? (request.action === 'discover' ? 'nodes' : request.task ?? (request.action === 'read' ? 'runs' : 'tasks'));
+  const what = request.subject ?? (request.action === 'discover' ? 'nodes' : (request.task ?? (request.action === 'read' ? 'runs' : 'tasks')));
   const where = request.environment !== undefined && request.subject === undefined ? ` in ${request.environment}` : '';
   return `${request.caller} may not ${request.action} ${what}${where}`;
 }

@@ -18,7 +18,13 @@ const log = createLogger('request-limits-test', 'silent');
 
 describe('REQUEST_LIMITS', () => {
   it('has a row for every method a Baton server serves, and no row for a method that does not exist', () => {
-    const definitions: ServiceDefinition[] = [MetadataServiceService, ResultsServiceService, SchedulerServiceService, AgentGatewayServiceService, healthService];
+    const definitions: ServiceDefinition[] = [
+      MetadataServiceService,
+      ResultsServiceService,
+      SchedulerServiceService,
+      AgentGatewayServiceService,
+      healthService,
+    ];
     const served = definitions
       .flatMap((d) => Object.values(d).map((m) => m.path))
       .concat(['v1', 'v1alpha'].map((v) => `/grpc.reflection.${v}.ServerReflection/ServerReflectionInfo`));
@@ -36,7 +42,10 @@ describe('REQUEST_LIMITS', () => {
     const err = limitProblem('/baton.v1.SchedulerService/RunTask', { task: 'a'.repeat(1024 * 1024), environment: '', inputJson: '', runAs: '', requestId: '' });
     assert.ok(err);
     assert.equal(err.reason, LIMIT_EXCEEDED_REASON);
-    assert.equal(err.message, `task 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…' (1048576 characters) is 1048576 characters long; at most 256 characters are accepted (expected a task name <module>::<task>)`);
+    assert.equal(
+      err.message,
+      `task 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…' (1048576 characters) is 1048576 characters long; at most 256 characters are accepted (expected a task name <module>::<task>)`,
+    );
     assert.deepEqual(err.metadata, { field: 'task' });
   });
 
@@ -55,10 +64,19 @@ describe('REQUEST_LIMITS', () => {
       at.x = next;
       at = next;
     }
-    const err = limitProblem('/baton.v1.AgentGatewayService/Connect', { traceContext: {}, message: { $case: 'factsUpdate', value: { facts: deep, classes: [] } } });
+    const err = limitProblem('/baton.v1.AgentGatewayService/Connect', {
+      traceContext: {},
+      message: { $case: 'factsUpdate', value: { facts: deep, classes: [] } },
+    });
     assert.ok(err);
-    assert.equal(err.message, `facts_update.facts nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted`);
-    assert.equal(limitProblem('/baton.v1.AgentGatewayService/Connect', { traceContext: { traceparent: '00-x' }, message: { $case: 'heartbeat', value: {} } }), undefined);
+    assert.equal(
+      err.message,
+      `facts_update.facts nests more than ${LIMITS.structDepth.max} levels deep; at most ${LIMITS.structDepth.max} levels are accepted`,
+    );
+    assert.equal(
+      limitProblem('/baton.v1.AgentGatewayService/Connect', { traceContext: { traceparent: '00-x' }, message: { $case: 'heartbeat', value: {} } }),
+      undefined,
+    );
   });
 
   it('structDepth counts levels of objects and arrays and stops early', () => {
@@ -78,9 +96,13 @@ describe('a server with the limits interceptor', () => {
 
   it('answers a health check for a 1 MiB service name with INVALID_ARGUMENT, and the next check on the connection', async () => {
     const Health = makeGenericClientConstructor(healthService, 'Health');
-    const health = new Health(server.address, credentials.createInsecure()) as unknown as Client & { check: (req: unknown, opts: unknown, cb: (err: ServiceError | null, res?: { status: string }) => void) => void };
+    const health = new Health(server.address, credentials.createInsecure()) as unknown as Client & {
+      check: (req: unknown, opts: unknown, cb: (err: ServiceError | null, res?: { status: string }) => void) => void;
+    };
     const check = (service: string) =>
-      new Promise<{ err: ServiceError | null; status?: string }>((resolve) => health.check({ service }, { deadline: Date.now() + 5_000 }, (err, res) => resolve({ err, status: res?.status })));
+      new Promise<{ err: ServiceError | null; status?: string }>((resolve) =>
+        health.check({ service }, { deadline: Date.now() + 5_000 }, (err, res) => resolve({ err, status: res?.status })),
+      );
     const start = performance.now();
     const { err } = await check('x'.repeat(1024 * 1024));
     assert.equal(err?.code, status.INVALID_ARGUMENT, err?.details);

@@ -246,7 +246,8 @@ export function limitsInterceptor(log: Logger, budgets?: CallerBudgets): ServerI
         if (!over || !budgets) return next(metadata);
         refused = true;
         // One line when a caller goes over, not one per refused call: a flood must not become a log flood.
-        if (over.first) log.warn({ method: descriptor.path, peerAddress: call.getPeer(), caller }, `calls refused: ${budgets.refusal({ ...over, holdMs: 0 }).message}`);
+        if (over.first)
+          log.warn({ method: descriptor.path, peerAddress: call.getPeer(), caller }, `calls refused: ${budgets.refusal({ ...over, holdMs: 0 }).message}`);
         if (over.holdMs === 0) return refuse(budgets.refusal(over));
         // Unref'd: a held refusal never keeps a draining process alive.
         setTimeout(() => refuse(budgets.refusal(over)), over.holdMs).unref();

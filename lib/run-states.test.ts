@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { NodeState, RunEvent, RunState } from '../gen/baton/v1/run';
 import { everyNodeFinal, isFinalNodeState, isFinalRunState, isRunOverEvent, runEndState } from './run-states';
 
-const { NODE_STATE_SUCCEEDED: OK, NODE_STATE_FAILED: FAILED, NODE_STATE_RUNNING: RUNNING, NODE_STATE_CANCELLED: CANCELLED, NODE_STATE_NO_RESPONSE: NO_RESPONSE } = NodeState;
+const {
+  NODE_STATE_SUCCEEDED: OK,
+  NODE_STATE_FAILED: FAILED,
+  NODE_STATE_RUNNING: RUNNING,
+  NODE_STATE_CANCELLED: CANCELLED,
+  NODE_STATE_NO_RESPONSE: NO_RESPONSE,
+} = NodeState;
 
 /** `runEndState` over the nodes of a map (a missing node has no result). */
 function endOf(nodes: string[], states: Record<string, NodeState>): RunState | undefined {
@@ -13,14 +19,18 @@ function endOf(nodes: string[], states: Record<string, NodeState>): RunState | u
 describe('run-states, the owner of "is the run over"', () => {
   it('counts SUCCEEDED, FAILED, CANCELLED and NO_RESPONSE as final node states, and no other', () => {
     assert.deepEqual(
-      Object.values(NodeState).filter((s): s is NodeState => typeof s === 'number' && isFinalNodeState(s)).sort(),
+      Object.values(NodeState)
+        .filter((s): s is NodeState => typeof s === 'number' && isFinalNodeState(s))
+        .sort(),
       [OK, FAILED, NO_RESPONSE, CANCELLED].sort(),
     );
   });
 
   it('counts SUCCEEDED, FAILED and CANCELLED as final run states, not PENDING, DOWNLOADING or RUNNING', () => {
-    for (const s of [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]) assert.equal(isFinalRunState(s), true, RunState[s]);
-    for (const s of [RunState.RUN_STATE_UNSPECIFIED, RunState.RUN_STATE_PENDING, RunState.RUN_STATE_DOWNLOADING, RunState.RUN_STATE_RUNNING]) assert.equal(isFinalRunState(s), false, RunState[s]);
+    for (const s of [RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED])
+      assert.equal(isFinalRunState(s), true, RunState[s]);
+    for (const s of [RunState.RUN_STATE_UNSPECIFIED, RunState.RUN_STATE_PENDING, RunState.RUN_STATE_DOWNLOADING, RunState.RUN_STATE_RUNNING])
+      assert.equal(isFinalRunState(s), false, RunState[s]);
   });
 
   it('names the state change into a final state as the event that ends a run, and nothing else', () => {

@@ -22,11 +22,7 @@ const FINAL_NODE_STATES: ReadonlySet<NodeState> = new Set([
 ]);
 
 /** Run states a run never leaves. */
-const FINAL_RUN_STATES: ReadonlySet<RunState> = new Set([
-  RunState.RUN_STATE_SUCCEEDED,
-  RunState.RUN_STATE_FAILED,
-  RunState.RUN_STATE_CANCELLED,
-]);
+const FINAL_RUN_STATES: ReadonlySet<RunState> = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
 /** True when `state` is a final node state. */
 export function isFinalNodeState(state: NodeState): boolean {

@@ -97,7 +97,11 @@ const signatures = new Map<string, Signature | InvalidParameterTypeError>();
  */
 export function taskSignature(task: Task): Signature | InvalidParameterTypeError {
   const aliases = Object.entries(task.typeAliases ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  const shape = JSON.stringify([task.parametersDeclared, task.parameters.map((p): unknown[] => [p.name, p.type, p.sensitive, p.defaultValue ?? null]), aliases]);
+  const shape = JSON.stringify([
+    task.parametersDeclared,
+    task.parameters.map((p): unknown[] => [p.name, p.type, p.sensitive, p.defaultValue ?? null]),
+    aliases,
+  ]);
   const key = `${task.name}\0${task.environment}\0${createHash('sha1').update(shape).digest('base64')}`;
   const hit = signatures.get(key);
   if (hit) return hit;
@@ -139,7 +143,12 @@ function declaration(p: Parameter): ParameterDeclaration {
  * `"Sensitive [value redacted]"`, for logs and audit records.
  */
 export function redactInput(task: Task, input: Record<string, unknown>): string {
-  return render(redacted(task, Object.entries(input).map(([key, value]) => ({ key, json: JSON.stringify(value), value }))));
+  return render(
+    redacted(
+      task,
+      Object.entries(input).map(([key, value]) => ({ key, json: JSON.stringify(value), value })),
+    ),
+  );
 }
 
 /** A parameter whose type is Puppet's Sensitive (`Sensitive[String]`, `Optional[Sensitive]`, ...). */

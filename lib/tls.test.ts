@@ -39,7 +39,13 @@ describe('TLS when configured', () => {
   before(async () => {
     certs = makeTestCertificates();
     const services = [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: probe }];
-    mtlsServer = await startServer({ listen: '127.0.0.1:0', log, services, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, drainGraceMs: 200 });
+    mtlsServer = await startServer({
+      listen: '127.0.0.1:0',
+      log,
+      services,
+      tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca },
+      drainGraceMs: 200,
+    });
   });
   after(async () => {
     await mtlsServer.drain();

@@ -27,11 +27,7 @@ export function serverCredentials(tls: TlsFiles): ServerCredentials {
 /** Channel credentials: TLS when a CA or client certificate is configured. */
 export function channelCredentials(tls: TlsFiles): ChannelCredentials {
   if (!tls.ca && !tls.cert) return ChannelCredentials.createInsecure();
-  return ChannelCredentials.createSsl(
-    tls.ca ? readFileSync(tls.ca) : null,
-    tls.key ? readFileSync(tls.key) : null,
-    tls.cert ? readFileSync(tls.cert) : null,
-  );
+  return ChannelCredentials.createSsl(tls.ca ? readFileSync(tls.ca) : null, tls.key ? readFileSync(tls.key) : null, tls.cert ? readFileSync(tls.cert) : null);
 }
 
 /**
@@ -44,7 +40,8 @@ export function channelCredentials(tls: TlsFiles): ChannelCredentials {
  * - UNREACHABLE: no TCP connection at all.
  * - NO_TLS_PROBLEM: the handshake (or plaintext) is fine; the failure is something else.
  */
-export type TlsProbeOutcome = 'TLS_REQUIRED' | 'PLAINTEXT_SERVER' | 'CERTIFICATE_REQUIRED' | 'CERTIFICATE_REFUSED' | 'SERVER_UNTRUSTED' | 'UNREACHABLE' | 'NO_TLS_PROBLEM';
+export type TlsProbeOutcome =
+  'TLS_REQUIRED' | 'PLAINTEXT_SERVER' | 'CERTIFICATE_REQUIRED' | 'CERTIFICATE_REFUSED' | 'SERVER_UNTRUSTED' | 'UNREACHABLE' | 'NO_TLS_PROBLEM';
 
 /** How long probeTls waits for a handshake, and after it for the server's alert refusing our certificate. */
 export const TLS_PROBE_TIMEOUT_MS = 3_000;
@@ -59,15 +56,24 @@ function splitAddress(address: string): HostPort {
 function classify(err: NodeJS.ErrnoException, plaintextClient: boolean): { outcome: TlsProbeOutcome; detail: string } {
   const message = err.message;
   const detail = (/SSL routines:[^:]*:([^:\n]+)/.exec(message)?.[1] ?? message.split('\n')[0]).trim();
-  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(err.code ?? '')) return { outcome: 'UNREACHABLE', detail: err.code! };
+  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(err.code ?? ''))
+    return { outcome: 'UNREACHABLE', detail: err.code! };
   // A plaintext HTTP/2 server answers a ClientHello with bytes that are no TLS record (observed
   // with grpc-js: "wrong version number"), or hangs up.
-  if (/wrong version number|packet length too long|unknown protocol|ECONNRESET|socket hang up|disconnected before secure/i.test(message) || err.code === 'ECONNRESET') {
+  if (
+    /wrong version number|packet length too long|unknown protocol|ECONNRESET|socket hang up|disconnected before secure/i.test(message) ||
+    err.code === 'ECONNRESET'
+  ) {
     return { outcome: plaintextClient ? 'NO_TLS_PROBLEM' : 'PLAINTEXT_SERVER', detail };
   }
   if (plaintextClient) return { outcome: 'TLS_REQUIRED', detail };
   if (/alert certificate required/.test(message)) return { outcome: 'CERTIFICATE_REQUIRED', detail: 'no client certificate' };
-  if (/alert (unknown ca|bad certificate|certificate unknown|unsupported certificate|certificate expired|decrypt error|handshake failure|access denied)/.test(message)) return { outcome: 'CERTIFICATE_REFUSED', detail };
+  if (
+    /alert (unknown ca|bad certificate|certificate unknown|unsupported certificate|certificate expired|decrypt error|handshake failure|access denied)/.test(
+      message,
+    )
+  )
+    return { outcome: 'CERTIFICATE_REFUSED', detail };
   if (err.code && /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME/.test(err.code)) return { outcome: 'SERVER_UNTRUSTED', detail: message };
   return { outcome: 'NO_TLS_PROBLEM', detail };
 }
@@ -108,6 +114,12 @@ export function probeTls(address: string, tls: TlsFiles, timeoutMs = TLS_PROBE_T
       if (plaintextClient) return finish({ outcome: 'TLS_REQUIRED', detail: 'the server speaks TLS' });
       setTimeout(() => finish({ outcome: 'NO_TLS_PROBLEM', detail: 'handshake completed' }), TLS_PROBE_ALERT_WAIT_MS).unref();
     });
-    socket.on('close', () => finish(plaintextClient ? { outcome: 'NO_TLS_PROBLEM', detail: 'closed' } : { outcome: 'CERTIFICATE_REFUSED', detail: 'the server closed the connection after the handshake' }));
+    socket.on('close', () =>
+      finish(
+        plaintextClient
+          ? { outcome: 'NO_TLS_PROBLEM', detail: 'closed' }
+          : { outcome: 'CERTIFICATE_REFUSED', detail: 'the server closed the connection after the handshake' },
+      ),
+    );
   });
 }

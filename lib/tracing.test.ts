@@ -52,7 +52,9 @@ describe('tracing', () => {
   });
 
   it('costs nothing when off: inSpan calls its function with a span that records nothing and sets no context', async () => {
-    const seen = await inSpan('never.exported', { 'baton.task': 'x' }, (span) => Promise.resolve({ recording: span.isRecording(), active: trace.getActiveSpan() }));
+    const seen = await inSpan('never.exported', { 'baton.task': 'x' }, (span) =>
+      Promise.resolve({ recording: span.isRecording(), active: trace.getActiveSpan() }),
+    );
     assert.equal(seen.recording, false);
     assert.equal(seen.active, undefined, 'no context was made for the span');
     assert.deepEqual(injectTraceContext(), {});
@@ -86,7 +88,11 @@ describe('tracing', () => {
     assert.equal(dispatch.service, 'baton-probe');
     assert.equal(dispatch.attributes['baton.task'], 'demo::echo');
     assert.equal(redisSet.parentSpanId, dispatch.spanId, 'the redis call is a child of the span it ran in');
-    assert.equal(redisSet.attributes['db.query.text'] ?? redisSet.attributes['db.statement'], 'set probe', 'the statement keeps the command and key, not the value');
+    assert.equal(
+      redisSet.attributes['db.query.text'] ?? redisSet.attributes['db.statement'],
+      'set probe',
+      'the statement keeps the command and key, not the value',
+    );
     assert.equal(execute.traceId, dispatch.traceId, 'the carried context continues the same trace');
     assert.equal(execute.parentSpanId, dispatch.spanId);
     assert.equal(execute.statusCode, 2);

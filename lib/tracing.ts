@@ -44,7 +44,26 @@ let shutdown: () => Promise<void> = () => Promise.resolve();
 const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** Redis commands whose first argument is not a key, shown by name alone. */
-const KEYLESS_REDIS_COMMANDS = new Set(['ping', 'info', 'select', 'client', 'script', 'multi', 'exec', 'discard', 'quit', 'auth', 'hello', 'config', 'time', 'dbsize', 'flushdb', 'flushall', 'scan', 'publish']);
+const KEYLESS_REDIS_COMMANDS = new Set([
+  'ping',
+  'info',
+  'select',
+  'client',
+  'script',
+  'multi',
+  'exec',
+  'discard',
+  'quit',
+  'auth',
+  'hello',
+  'config',
+  'time',
+  'dbsize',
+  'flushdb',
+  'flushall',
+  'scan',
+  'publish',
+]);
 
 /**
  * What a Redis span says its statement was: the command and the key(s) it touched, never a
@@ -75,7 +94,8 @@ export function startTracing(piece: string): boolean {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { suppressTracing } = require('@opentelemetry/core') as typeof import('@opentelemetry/core');
-  const { defaultResource, envDetector, hostDetector, resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+  const { defaultResource, envDetector, hostDetector, resourceFromAttributes } =
+    require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
   const { GrpcInstrumentation } = require('@opentelemetry/instrumentation-grpc') as typeof import('@opentelemetry/instrumentation-grpc');
   const { IORedisInstrumentation } = require('@opentelemetry/instrumentation-ioredis') as typeof import('@opentelemetry/instrumentation-ioredis');
   /* eslint-enable @typescript-eslint/no-require-imports */
@@ -127,7 +147,12 @@ export function extractTraceContext(carrier: Record<string, string> | undefined)
  * status and is rethrown. `parent` defaults to the active context. With tracing off, `fn` is
  * simply called (with a span that records nothing).
  */
-export async function inSpan<T>(name: string, attributes: Record<string, string | number | boolean>, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+export async function inSpan<T>(
+  name: string,
+  attributes: Record<string, string | number | boolean>,
+  fn: (span: Span) => Promise<T>,
+  parent?: Context,
+): Promise<T> {
   if (!enabled) return fn(NO_SPAN);
   return tracer.startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
     try {

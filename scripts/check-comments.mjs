@@ -26,7 +26,6 @@ const CHECKED = /\.(ts|mjs|cjs|js|sh|proto|ya?ml|md|lua|pl|py)$|^Dockerfile$/;
 /** This file names the patterns it looks for. */
 const SELF = 'scripts/check-comments.mjs';
 
-
 /** A rule: a pattern that must not appear, and what to say instead. */
 const RULES = [
   { re: /\bissues? #?\d+/gi, why: 'cites an issue number; say the reason itself' },

@@ -74,7 +74,8 @@ for (const dir of SOURCE_DIRS) {
   for (const path of tsFiles(join(root, dir))) {
     const rel = relative(root, path);
     if (rel === join('lib', 'lua-script.ts')) continue;
-    if (/new LuaScript\(/.test(readFileSync(path, 'utf8'))) problems.push(`${rel}: a Redis script goes in its own .lua file, read with LuaScript.fromFile(__dirname, '<name>')`);
+    if (/new LuaScript\(/.test(readFileSync(path, 'utf8')))
+      problems.push(`${rel}: a Redis script goes in its own .lua file, read with LuaScript.fromFile(__dirname, '<name>')`);
   }
 }
 

@@ -6,7 +6,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = join('dist', 'bench');
-const all = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.js')).sort().map((f) => join(dir, f)) : [];
+const all = existsSync(dir)
+  ? readdirSync(dir)
+      .filter((f) => f.endsWith('.js'))
+      .sort()
+      .map((f) => join(dir, f))
+  : [];
 const wanted = process.argv.slice(2);
 const files = wanted.length === 0 ? all : wanted.map((w) => (existsSync(w) ? w : join(dir, w.endsWith('.js') ? w : `${w}.js`)));
 if (files.length === 0) {

@@ -64,14 +64,18 @@ function documents(file: string): Array<Record<string, unknown>> {
 
 function batonEnv(env: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  const entries = Array.isArray(env) ? (env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value] as const) : Object.entries((env ?? {}) as Record<string, string>);
+  const entries = Array.isArray(env)
+    ? (env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value] as const)
+    : Object.entries((env ?? {}) as Record<string, string>);
   for (const [name, value] of entries) if (name.startsWith('BATON_') && name !== 'BATON_CONFIG' && value !== undefined) out[name] = String(value);
   return out;
 }
 
 /** The Baton processes of deploy/compose.yaml; their config files are deploy/config, mounted at /etc/baton. */
 function composeProcesses(): ProcessUse[] {
-  const compose = documents(join(deployDir, 'compose.yaml'))[0] as { services: Record<string, { command?: string[]; entrypoint?: string[]; environment?: unknown; image?: string }> };
+  const compose = documents(join(deployDir, 'compose.yaml'))[0] as {
+    services: Record<string, { command?: string[]; entrypoint?: string[]; environment?: unknown; image?: string }>;
+  };
   const uses: ProcessUse[] = [];
   for (const [name, s] of Object.entries(compose.services)) {
     if (s.image !== 'baton:latest') continue;
@@ -159,7 +163,8 @@ const CERT_MANAGER_KINDS: Record<string, { apiVersion: string; validate: (o: unk
 
 /** A validator of rendered objects by kind: the list of problems of one object, empty when it conforms. */
 function kubernetesValidator(): { validate: (o: { apiVersion: string; kind: string }) => string[]; kinds: Set<string> } {
-  const doc = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'kubernetes-schemas', 'kubernetes.json'), 'utf8')) as KubernetesSchemas & Record<string, unknown>;
+  const doc = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'kubernetes-schemas', 'kubernetes.json'), 'utf8')) as KubernetesSchemas &
+    Record<string, unknown>;
   const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, formats: { 'date-time': true } });
   ajv.addKeyword('kinds');
   ajv.addSchema(doc, 'kubernetes');
@@ -179,7 +184,10 @@ function kubernetesValidator(): { validate: (o: { apiVersion: string; kind: stri
     if (o.apiVersion !== kind.apiVersion) return [`apiVersion ${o.apiVersion}, expected ${kind.apiVersion} for ${o.kind}`];
     const check = ajv.getSchema(`kubernetes${kind.schema}`)!;
     if (check(o)) return [];
-    return (check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}${e.keyword === 'additionalProperties' ? `: ${String((e.params as { additionalProperty: string }).additionalProperty)}` : ''}`);
+    return (check.errors ?? []).map(
+      (e) =>
+        `${e.instancePath || '/'} ${e.message ?? ''}${e.keyword === 'additionalProperties' ? `: ${String((e.params as { additionalProperty: string }).additionalProperty)}` : ''}`,
+    );
   };
   return { validate, kinds: new Set([...Object.keys(doc.kinds), ...Object.keys(CERT_MANAGER_KINDS)]) };
 }
@@ -227,17 +235,39 @@ describe('deploy/', () => {
   it('the Kubernetes kustomization renders, with pinned images, resources, metrics for every process, no Secret and Redis behind a password and a NetworkPolicy', () => {
     // What operators rely on; the schema of each object is checked in its own test below.
     const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
-    const objects = parseAllDocuments(rendered).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> });
-    assert.ok(objects.every((o) => o.apiVersion && o.kind && o.metadata?.name), 'every object has apiVersion, kind and a name');
-    assert.deepEqual(objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name), [], 're-applying never overwrites a Secret');
-    type Container = { name: string; image: string; env?: Array<{ name: string; value?: string }>; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; securityContext?: { runAsUser?: number } };
+    const objects = parseAllDocuments(rendered).map(
+      (d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> },
+    );
+    assert.ok(
+      objects.every((o) => o.apiVersion && o.kind && o.metadata?.name),
+      'every object has apiVersion, kind and a name',
+    );
+    assert.deepEqual(
+      objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name),
+      [],
+      're-applying never overwrites a Secret',
+    );
+    type Container = {
+      name: string;
+      image: string;
+      env?: Array<{ name: string; value?: string }>;
+      resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+      securityContext?: { runAsUser?: number };
+    };
     type PodSpec = { containers: Container[]; securityContext?: { runAsUser?: number } };
-    const workloads = objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind)) as unknown as Array<{ kind: string; metadata: { name: string }; spec: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } } }>;
+    const workloads = objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind)) as unknown as Array<{
+      kind: string;
+      metadata: { name: string };
+      spec: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } };
+    }>;
     assert.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['agent', 'metadata', 'redis', 'results', 'scheduler']);
     for (const w of workloads) {
       for (const c of w.spec.template.spec.containers) {
         assert.match(c.image, /^[^:]+:(?!latest$)[\w.-]+$/, `${w.metadata.name}/${c.name}: image ${c.image} is pinned to a version`);
-        assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, `${w.metadata.name}/${c.name} has requests and a memory limit`);
+        assert.ok(
+          c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory,
+          `${w.metadata.name}/${c.name} has requests and a memory limit`,
+        );
       }
       if (w.metadata.name === 'redis') continue;
       const annotations = w.spec.template.metadata.annotations ?? {};
@@ -245,25 +275,47 @@ describe('deploy/', () => {
       assert.equal(annotations['prometheus.io/port'], '9464');
       const c = w.spec.template.spec.containers[0];
       const user = c.securityContext?.runAsUser ?? w.spec.template.spec.securityContext?.runAsUser;
-      assert.equal(user, w.metadata.name === 'agent' ? 0 : 10001, `${w.metadata.name} runs as ${w.metadata.name === 'agent' ? 'root (tasks manage the node)' : 'the image\'s baton user'}`);
-      assert.ok(c.env?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'), `${w.metadata.name} exports traces`);
+      assert.equal(
+        user,
+        w.metadata.name === 'agent' ? 0 : 10001,
+        `${w.metadata.name} runs as ${w.metadata.name === 'agent' ? 'root (tasks manage the node)' : "the image's baton user"}`,
+      );
+      assert.ok(
+        c.env?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'),
+        `${w.metadata.name} exports traces`,
+      );
     }
     const config = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
     const agentEnv = workloads.find((w) => w.metadata.name === 'agent')!.spec.template.spec.containers[0].env ?? [];
-    for (const piece of ['metadata', 'results', 'scheduler']) assert.match(config.data[`${piece}.yaml`], /^metrics-listen: 0\.0\.0\.0:9464$/m, `${piece} serves metrics`);
-    assert.ok(agentEnv.some((e) => e.name === 'BATON_METRICS_LISTEN' && e.value === '0.0.0.0:9464'), 'agents serve metrics');
+    for (const piece of ['metadata', 'results', 'scheduler'])
+      assert.match(config.data[`${piece}.yaml`], /^metrics-listen: 0\.0\.0\.0:9464$/m, `${piece} serves metrics`);
+    assert.ok(
+      agentEnv.some((e) => e.name === 'BATON_METRICS_LISTEN' && e.value === '0.0.0.0:9464'),
+      'agents serve metrics',
+    );
     const redisCommand = (workloads.find((w) => w.metadata.name === 'redis')!.spec.template.spec.containers[0] as Container & { command: string[] }).command;
     assert.ok(redisCommand.includes('--requirepass'), 'Redis asks for a password');
     const policy = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'redis');
     assert.ok(policy, 'a NetworkPolicy guards Redis');
   });
 
-  it('Kubernetes: each agent pod holds its own node\'s key only, made in the pod; each service its own, from cert-manager', () => {
+  it("Kubernetes: each agent pod holds its own node's key only, made in the pod; each service its own, from cert-manager", () => {
     const rendered = execFileSync('kubectl', ['kustomize', join(deployDir, 'kubernetes')], { encoding: 'utf8' });
     type Mount = { name: string; mountPath: string };
-    type Container = { name: string; command: string[]; env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>; volumeMounts?: Mount[] };
+    type Container = {
+      name: string;
+      command: string[];
+      env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+      volumeMounts?: Mount[];
+    };
     type Volume = { name: string; secret?: unknown; emptyDir?: { medium?: string }; projected?: { sources: Array<Record<string, unknown>> } };
-    type Pod = { serviceAccountName?: string; automountServiceAccountToken?: boolean; initContainers?: Container[]; containers: Container[]; volumes: Volume[] };
+    type Pod = {
+      serviceAccountName?: string;
+      automountServiceAccountToken?: boolean;
+      initContainers?: Container[];
+      containers: Container[];
+      volumes: Volume[];
+    };
     type K8sObject = { kind: string; metadata: { name: string }; spec: { template: { spec: Pod } } & Record<string, unknown> };
     const objects = parseAllDocuments(rendered).map((d) => d.toJS() as K8sObject);
     const agent = objects.find((o) => o.kind === 'DaemonSet' && o.metadata.name === 'agent')!.spec.template.spec;
@@ -274,7 +326,11 @@ describe('deploy/', () => {
     }
     const tlsMount = agent.containers[0].volumeMounts?.find((m) => m.mountPath === '/etc/baton/agent-tls');
     assert.ok(tlsMount, 'the agent mounts its certificate directory');
-    assert.deepEqual(agent.volumes.find((v) => v.name === tlsMount.name)?.emptyDir, { medium: 'Memory', sizeLimit: '1Mi' }, 'the key lives in the pod\'s memory only');
+    assert.deepEqual(
+      agent.volumes.find((v) => v.name === tlsMount.name)?.emptyDir,
+      { medium: 'Memory', sizeLimit: '1Mi' },
+      "the key lives in the pod's memory only",
+    );
     // The init step makes it, for the node the pod runs on.
     const init = agent.initContainers?.find((c) => c.name === 'certificate');
     assert.ok(init, 'an init step issues the certificate');
@@ -291,7 +347,8 @@ describe('deploy/', () => {
     const issuer = objects.find((o) => o.kind === 'Issuer')!;
     assert.deepEqual(issuer.spec.ca, { secretName: 'baton-ca' });
     for (const piece of ['metadata', 'results', 'scheduler']) {
-      const cert = objects.find((o) => o.kind === 'Certificate' && o.metadata.name === piece)?.spec as { secretName: string; commonName: string; subject: { organizationalUnits: string[] }; issuerRef: { name: string } } | undefined;
+      const cert = objects.find((o) => o.kind === 'Certificate' && o.metadata.name === piece)?.spec as
+        { secretName: string; commonName: string; subject: { organizationalUnits: string[] }; issuerRef: { name: string } } | undefined;
       assert.ok(cert, `no Certificate for ${piece}`);
       assert.deepEqual([cert.commonName, cert.subject.organizationalUnits, cert.issuerRef.name], [piece, ['baton-service'], issuer.metadata.name]);
       const pod = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === piece)!.spec.template.spec;
@@ -309,17 +366,28 @@ describe('deploy/', () => {
       template: { spec: { topologySpreadConstraints?: Array<{ topologyKey: string }> } };
     };
     assert.ok(scheduler.replicas >= 3, `the scheduler runs ${scheduler.replicas} replicas`);
-    assert.deepEqual(scheduler.template.spec.topologySpreadConstraints?.map((c) => c.topologyKey), ['kubernetes.io/hostname']);
-    const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget') as unknown as Array<{ spec: { maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }>;
+    assert.deepEqual(
+      scheduler.template.spec.topologySpreadConstraints?.map((c) => c.topologyKey),
+      ['kubernetes.io/hostname'],
+    );
+    const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget') as unknown as Array<{
+      spec: { maxUnavailable?: number; selector: { matchLabels: Record<string, string> } };
+    }>;
     const budget = budgets.find((b) => JSON.stringify(b.spec.selector.matchLabels) === JSON.stringify(scheduler.selector.matchLabels));
     assert.equal(budget?.spec.maxUnavailable, 1, 'a PodDisruptionBudget lets one scheduler replica go at a time');
     const config = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
     assert.match(config.data['scheduler.yaml'], /^replica-lease-s: 10$/m);
 
-    const compose = documents(join(deployDir, 'compose.yaml'))[0] as { services: Record<string, { command?: string[]; networks?: { default?: { aliases?: string[] } } }> };
+    const compose = documents(join(deployDir, 'compose.yaml'))[0] as {
+      services: Record<string, { command?: string[]; networks?: { default?: { aliases?: string[] } } }>;
+    };
     const replicas = Object.entries(compose.services).filter(([, s]) => s.command?.includes('dist/services/scheduler/main.js'));
     assert.deepEqual(replicas.map(([name]) => name).sort(), ['scheduler', 'scheduler-b']);
-    assert.deepEqual(compose.services['scheduler-b'].networks?.default?.aliases, ['scheduler'], 'agents reach both replicas under the name their certificate check expects');
+    assert.deepEqual(
+      compose.services['scheduler-b'].networks?.default?.aliases,
+      ['scheduler'],
+      'agents reach both replicas under the name their certificate check expects',
+    );
   });
 
   it('Kubernetes: every rendered object passes the schema of its kind (Kubernetes API kinds strictly, no unknown field; cert-manager kinds by its CRDs)', () => {
@@ -384,7 +452,8 @@ describe('deploy/', () => {
     for (const m of dockerfile.matchAll(/node (\S+\.m?js)/g)) assert.ok(existsSync(join(root, m[1])), `Dockerfile names ${m[1]}, not in the build`);
     assert.ok(existsSync(join(root, 'bin', 'baton')));
     // Reflection in an image without buf reads the descriptor sets npm run build writes.
-    for (const set of ['baton.binpb', 'health.binpb', 'reflection.binpb']) assert.ok(existsSync(join(root, 'dist', 'proto', set)), `npm run build wrote no dist/proto/${set}`);
+    for (const set of ['baton.binpb', 'health.binpb', 'reflection.binpb'])
+      assert.ok(existsSync(join(root, 'dist', 'proto', set)), `npm run build wrote no dist/proto/${set}`);
   });
 
   /** Starts a service with a deploy file's configuration and variables, with only the host-specific values overridden. */
@@ -417,7 +486,10 @@ describe('deploy/', () => {
     writeFileSync(configFile, use.config ?? '');
     const config = loadConfig(AGENT_CONFIG_SCHEMA, { argv: ['--config', configFile, ...envFlags(use.env)], env: {} });
     const tls = (['tls-cert', 'tls-key', 'tls-ca'] as const).filter((k) => config[k] !== undefined);
-    assert.ok(config.insecure === true ? tls.length === 0 : tls.length === 3, `${use.where}: TLS keys ${tls.join(', ') || 'none'}, insecure ${String(config.insecure)}`);
+    assert.ok(
+      config.insecure === true ? tls.length === 0 : tls.length === 3,
+      `${use.where}: TLS keys ${tls.join(', ') || 'none'}, insecure ${String(config.insecure)}`,
+    );
   }
 
   for (const [source, processes] of [
@@ -426,7 +498,12 @@ describe('deploy/', () => {
   ] as const) {
     it(`the ${source}: every service and agent gets a configuration it accepts`, async () => {
       const uses = processes().filter((u) => u.config !== undefined);
-      assert.deepEqual([...new Set(uses.map((u) => programPath(u.command)))].sort(), ['dist/agent/main.js', 'dist/services/metadata/main.js', 'dist/services/results/main.js', 'dist/services/scheduler/main.js']);
+      assert.deepEqual([...new Set(uses.map((u) => programPath(u.command)))].sort(), [
+        'dist/agent/main.js',
+        'dist/services/metadata/main.js',
+        'dist/services/results/main.js',
+        'dist/services/scheduler/main.js',
+      ]);
       for (const use of uses) {
         if (programPath(use.command) === 'dist/agent/main.js') agentAccepts(use);
         else await startsWith(use);
@@ -442,32 +519,53 @@ describe('deploy/', () => {
     const inDir = (path: string) => join(dir, path.replace(/^\/etc\/baton\/pki\//, ''));
     let checked = 0;
     for (const use of composeProcesses()) {
-      const doc = { ...((parseYaml(use.config ?? '') ?? {}) as Record<string, string>), ...Object.fromEntries(Object.entries(use.env).map(([k, v]) => [k.slice('BATON_'.length).toLowerCase().replace(/_/g, '-'), v])) };
+      const doc = {
+        ...((parseYaml(use.config ?? '') ?? {}) as Record<string, string>),
+        ...Object.fromEntries(Object.entries(use.env).map(([k, v]) => [k.slice('BATON_'.length).toLowerCase().replace(/_/g, '-'), v])),
+      };
       for (const key of ['tls-cert', 'tls-key', 'tls-ca']) {
         if (doc[key] === undefined) continue;
         assert.match(doc[key], /^\/etc\/baton\/pki\//, `${use.where} ${key}`);
         assert.ok(existsSync(inDir(doc[key])), `${use.where}: ${key} ${doc[key]} is not issued by compose-pki.mjs`);
         checked++;
       }
-      if (doc.identity) assert.match(new X509Certificate(readFileSync(inDir(doc['tls-cert']))).subject, new RegExp(`^CN=${doc.identity}$`, 'm'), `${use.where}: certificate name = identity`);
+      if (doc.identity)
+        assert.match(
+          new X509Certificate(readFileSync(inDir(doc['tls-cert']))).subject,
+          new RegExp(`^CN=${doc.identity}$`, 'm'),
+          `${use.where}: certificate name = identity`,
+        );
     }
     assert.ok(checked >= 18, `${checked} TLS files checked`);
   });
 
   it('refuses an unknown key the same way (the check can fail)', async () => {
-    await assert.rejects(startsWith({ where: 'bad', command: ['node', 'dist/services/results/main.js'], config: 'listen: 0.0.0.0:7412\nredis-uri: redis://x\n', env: {} }));
-    assert.throws(() => agentAccepts({ where: 'bad agent', command: ['node', 'dist/agent/main.js'], config: '', env: { BATON_SCHEDULER_ADRESS: 'x:1' } }), /scheduler-adress/);
+    await assert.rejects(
+      startsWith({ where: 'bad', command: ['node', 'dist/services/results/main.js'], config: 'listen: 0.0.0.0:7412\nredis-uri: redis://x\n', env: {} }),
+    );
+    assert.throws(
+      () => agentAccepts({ where: 'bad agent', command: ['node', 'dist/agent/main.js'], config: '', env: { BATON_SCHEDULER_ADRESS: 'x:1' } }),
+      /scheduler-adress/,
+    );
   });
 
   it('the services are probed by the kubelet over grpc on the health-only port their configuration opens; no probe starts a process', () => {
     const docs = yamlFiles(join(deployDir, 'kubernetes')).flatMap(documents);
     const configMap = docs.find((d) => d.kind === 'ConfigMap') as { data: Record<string, string> };
     type Probe = { exec?: unknown; grpc?: { port: number; service?: string } };
-    type Container = { name: string; command?: string[]; readinessProbe?: Probe; livenessProbe?: Probe; ports?: Array<{ name: string; containerPort: number }> };
+    type Container = {
+      name: string;
+      command?: string[];
+      readinessProbe?: Probe;
+      livenessProbe?: Probe;
+      ports?: Array<{ name: string; containerPort: number }>;
+    };
     const containers = docs
       .filter((d) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(d.kind as string))
       .flatMap((d) => (d.spec as { template: { spec: { containers: Container[] } } }).template.spec.containers);
-    for (const c of containers) for (const probe of [c.readinessProbe, c.livenessProbe]) if (c.command?.[0] === 'node') assert.equal(probe?.exec, undefined, `${c.name} has an exec probe starting Node`);
+    for (const c of containers)
+      for (const probe of [c.readinessProbe, c.livenessProbe])
+        if (c.command?.[0] === 'node') assert.equal(probe?.exec, undefined, `${c.name} has an exec probe starting Node`);
     const services = { metadata: 'baton.v1.MetadataService', results: 'baton.v1.ResultsService', scheduler: 'baton.v1.SchedulerService' };
     for (const [piece, service] of Object.entries(services)) {
       const c = containers.find((x) => x.name === piece)!;
@@ -476,8 +574,10 @@ describe('deploy/', () => {
       const port = Number(healthListen.split(':').at(-1));
       assert.deepEqual(c.readinessProbe?.grpc, { port, service }, `${piece} readiness: its own service on the health port`);
       assert.deepEqual(c.livenessProbe?.grpc, { port }, `${piece} liveness: the whole server on the health port`);
-      assert.ok(c.ports?.some((p) => p.containerPort === port), `${piece} declares the health port`);
+      assert.ok(
+        c.ports?.some((p) => p.containerPort === port),
+        `${piece} declares the health port`,
+      );
     }
   });
-
 });

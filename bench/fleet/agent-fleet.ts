@@ -1,7 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../../agent/agent';
-import { DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_RETENTION_S, DEFAULT_RETENTION_SWEEP_INTERVAL_S, STATE_DIR_MODE, type ResolvedAgentOptions } from '../../agent/agent-options';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_S,
+  DEFAULT_RETENTION_S,
+  DEFAULT_RETENTION_SWEEP_INTERVAL_S,
+  STATE_DIR_MODE,
+  type ResolvedAgentOptions,
+} from '../../agent/agent-options';
 import { DEFAULT_FACTS_POLL_INTERVAL_S } from '../../agent/facts-source';
 import { DEFAULT_MAX_CONCURRENT_TASKS, DEFAULT_MAX_OUTPUT_BYTES } from '../../agent/task-runner';
 import { createLogger } from '../../lib/logger';
@@ -66,7 +72,10 @@ async function start(msg: Record<string, unknown>): Promise<number> {
   const all = () => [...want].every((i) => connected.has(i));
   if (!all()) {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${[...want].filter((i) => !connected.has(i)).length} of ${want.size} agents not welcomed within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`${[...want].filter((i) => !connected.has(i)).length} of ${want.size} agents not welcomed within ${CONNECT_DEADLINE_MS} ms`)),
+        CONNECT_DEADLINE_MS,
+      );
       onConnected = () => {
         if (!all()) return;
         clearTimeout(timer);

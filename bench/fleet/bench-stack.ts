@@ -101,7 +101,12 @@ export class BenchStack {
 
   /** CPU time (user + system) each orchestration process has used so far, in ms. */
   cpuMs(): PerProcess {
-    return { scheduler: cpuTimeMs(this.pids.scheduler), results: cpuTimeMs(this.pids.results), metadata: cpuTimeMs(this.pids.metadata), redis: cpuTimeMs(this.pids.redis) };
+    return {
+      scheduler: cpuTimeMs(this.pids.scheduler),
+      results: cpuTimeMs(this.pids.results),
+      metadata: cpuTimeMs(this.pids.metadata),
+      redis: cpuTimeMs(this.pids.redis),
+    };
   }
 
   /** Reads Redis's traffic counters. */
@@ -140,7 +145,12 @@ export function total(p: PerProcess): number {
 
 /** `after - before` per process. */
 export function cpuDelta(before: PerProcess, after: PerProcess): PerProcess {
-  return { scheduler: after.scheduler - before.scheduler, results: after.results - before.results, metadata: after.metadata - before.metadata, redis: after.redis - before.redis };
+  return {
+    scheduler: after.scheduler - before.scheduler,
+    results: after.results - before.results,
+    metadata: after.metadata - before.metadata,
+    redis: after.redis - before.redis,
+  };
 }
 
 /** Redis commands per node result, the most called first, e.g. `evalsha 2.00, hget 1.00`. */

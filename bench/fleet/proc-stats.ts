@@ -117,7 +117,9 @@ export function raiseOpenFileLimit(wanted: number): number {
   const after = openFileLimit();
   if (after < wanted) {
     const why = r.error ? r.error.message : r.stderr.trim() || `prlimit exited ${r.status}`;
-    throw new Error(`needs ${wanted} open files but the limit is ${after} and could not be raised (${why}); run as root or raise it first (ulimit -n ${wanted})`);
+    throw new Error(
+      `needs ${wanted} open files but the limit is ${after} and could not be raised (${why}); run as root or raise it first (ulimit -n ${wanted})`,
+    );
   }
   return after;
 }

@@ -57,13 +57,20 @@ export class ReplicaStack {
       const metadata = await startService('metadata', ['--environmentpath', options.environmentpath], services);
       const results = await startService('results', ['--redis-url', redisServer.url, '--key-prefix', KEY_PREFIX], services);
       const schedulerArgs = (name: string) => [
-        '--redis-url', redisServer.url,
-        '--key-prefix', KEY_PREFIX,
-        '--metadata-address', metadata,
-        '--results-address', results,
-        '--replica-name', name,
-        '--replica-lease-s', String(options.leaseS),
-        '--run-lease-s', String(options.leaseS),
+        '--redis-url',
+        redisServer.url,
+        '--key-prefix',
+        KEY_PREFIX,
+        '--metadata-address',
+        metadata,
+        '--results-address',
+        results,
+        '--replica-name',
+        name,
+        '--replica-lease-s',
+        String(options.leaseS),
+        '--run-lease-s',
+        String(options.leaseS),
       ];
       for (let k = 1; k <= options.replicas; k++) {
         const name = `r${k}`;
@@ -105,7 +112,12 @@ export class ReplicaStack {
   /** CPU time (user + system) used so far, in ms: by the live replicas together, results, metadata and redis-server. */
   cpuMs(): { replicas: number; results: number; metadata: number; redis: number } {
     const [metadata, results] = this.services.map((s) => cpuTimeMs(s.child.pid!));
-    return { replicas: this.live.reduce((sum, r) => sum + cpuTimeMs(r.child.child.pid!), 0), results, metadata, redis: cpuTimeMs(this.redisServer.process.child.pid!) };
+    return {
+      replicas: this.live.reduce((sum, r) => sum + cpuTimeMs(r.child.child.pid!), 0),
+      results,
+      metadata,
+      redis: cpuTimeMs(this.redisServer.process.child.pid!),
+    };
   }
 
   /** Resident memory of the live replicas together, in bytes. */
@@ -157,7 +169,11 @@ function serviceArgs(piece: string, args: string[]): string[] {
 
 /** Starts a service (in the benchmark's process group) and returns its address. */
 async function startService(piece: string, args: string[], started: StartedChild[]): Promise<string> {
-  const child = await startChild(process.execPath, serviceArgs(piece, args), { ready: LISTENING_LINE, timeoutMs: START_TIMEOUT_MS, onStderr: (line) => onServiceStderr(piece, line) });
+  const child = await startChild(process.execPath, serviceArgs(piece, args), {
+    ready: LISTENING_LINE,
+    timeoutMs: START_TIMEOUT_MS,
+    onStderr: (line) => onServiceStderr(piece, line),
+  });
   started.push(child);
   return LISTENING_LINE.exec(child.readyLine)![1];
 }

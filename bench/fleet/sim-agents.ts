@@ -321,7 +321,10 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         agent.opening = undefined;
         agent.welcomedAt = Date.now();
         if (agent.lostAt !== undefined && agent.backAt === undefined) agent.backAt = agent.welcomedAt;
-        agent.heartbeat = setInterval(() => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }), m.message.value.heartbeatIntervalS * 1000);
+        agent.heartbeat = setInterval(
+          () => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }),
+          m.message.value.heartbeatIntervalS * 1000,
+        );
         agent.onFirstWelcome?.();
         agent.onFirstWelcome = undefined;
         return;
@@ -386,7 +389,10 @@ function openSession(address: string, localAddress: string): ClientHttp2Session 
 /** Resolves at the agent's first Welcome; rejects, naming why its last attempt failed, after WELCOME_DEADLINE_MS. */
 function firstWelcome(agent: SimAgent): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${agent.identity}: not welcomed within ${WELCOME_DEADLINE_MS} ms (last attempt: ${agent.lastEnd ?? 'no answer'})`)), WELCOME_DEADLINE_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${agent.identity}: not welcomed within ${WELCOME_DEADLINE_MS} ms (last attempt: ${agent.lastEnd ?? 'no answer'})`)),
+      WELCOME_DEADLINE_MS,
+    );
     agent.onFirstWelcome = () => {
       clearTimeout(timer);
       resolve();
@@ -401,22 +407,20 @@ async function start(msg: Record<string, unknown>): Promise<number> {
   localAddressBase = String(msg.localAddressBase);
   dedupe = msg.dedupe === true;
   taskMs = Number(msg.taskMs ?? 0);
-  const fresh = identities.map(
-    (identity): SimAgent => ({
-      identity,
-      addresses: shuffled(addresses),
-      target: 0,
-      welcomedAt: 0,
-      commands: new Map(),
-      executions: new Map(),
-      results: new Map(),
-      unacked: new Map(),
-      acked: new Set(),
-      streamsEnded: 0,
-      retryDelays: 0,
-      attempts: 0,
-    }),
-  );
+  const fresh = identities.map((identity): SimAgent => ({
+    identity,
+    addresses: shuffled(addresses),
+    target: 0,
+    welcomedAt: 0,
+    commands: new Map(),
+    executions: new Map(),
+    results: new Map(),
+    unacked: new Map(),
+    acked: new Set(),
+    streamsEnded: 0,
+    retryDelays: 0,
+    attempts: 0,
+  }));
   agents.push(...fresh);
   // Grouped by first address, so that the agents sharing a connection fill it.
   fresh.sort((a, b) => a.addresses[0].localeCompare(b.addresses[0]));
@@ -432,7 +436,18 @@ async function start(msg: Record<string, unknown>): Promise<number> {
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
   const taskId = String(msg.taskId);
-  const c: AgentCounts = { agents: agents.length, once: 0, never: 0, repeated: 0, commandsRepeated: 0, acked: 0, streamsEnded: 0, retryDelays: 0, disconnected: 0, endReasons: Object.fromEntries(endReasons) };
+  const c: AgentCounts = {
+    agents: agents.length,
+    once: 0,
+    never: 0,
+    repeated: 0,
+    commandsRepeated: 0,
+    acked: 0,
+    streamsEnded: 0,
+    retryDelays: 0,
+    disconnected: 0,
+    endReasons: Object.fromEntries(endReasons),
+  };
   for (const agent of agents) {
     const n = agent.executions.get(taskId) ?? 0;
     if (n === 0) c.never++;

@@ -157,7 +157,10 @@ export function enumMembers(type: string): string[] {
 
 /** The identities of the online nodes. */
 async function nodeNames(clients: Clients): Promise<string[]> {
-  const { nodes } = await clients.call('scheduler', (c) => c.discoverNodes, { filter: { identities: [], classes: [], facts: [], agents: [], compound: [] }, includeOffline: false });
+  const { nodes } = await clients.call('scheduler', (c) => c.discoverNodes, {
+    filter: { identities: [], classes: [], facts: [], agents: [], compound: [] },
+    includeOffline: false,
+  });
   return nodes.map((n) => n.identity);
 }
 

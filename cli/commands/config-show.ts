@@ -18,14 +18,18 @@ export function configCommand(done: (code: number) => void): Command {
         const lines = [`config file: ${file}${existsSync(file) ? '' : ' (not found)'}`];
         if (stack) {
           lines.push(`baton dev:   stack of pid ${stack.pid}, started ${stack.started} (${stack.file})`);
-          if (otherStacks > 0) lines.push(`             the newest of ${otherStacks + 1} running stacks; pin another with the 'export BATON_...' lines its 'baton dev' printed`);
+          if (otherStacks > 0)
+            lines.push(`             the newest of ${otherStacks + 1} running stacks; pin another with the 'export BATON_...' lines its 'baton dev' printed`);
         }
         lines.push('');
         for (const key of SETTING_KEYS) {
           const s = settings[key];
           lines.push(`  ${key.padEnd(10)} ${(s.value ?? '-').padEnd(24)} ${s.source}`);
         }
-        lines.push('', 'Precedence: flags, then BATON_* environment variables, then the config file; a running `baton dev` (addresses and TLS together) only when no address is set.');
+        lines.push(
+          '',
+          'Precedence: flags, then BATON_* environment variables, then the config file; a running `baton dev` (addresses and TLS together) only when no address is set.',
+        );
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       done(0);

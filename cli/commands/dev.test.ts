@@ -49,8 +49,14 @@ describe('baton dev --logs', () => {
       assert.equal(run.code, 0, show(run));
       assert.ok(run.stderr.includes(`logs       ${logs}/<name>.log (level info)`), show(run));
       assert.doesNotMatch(run.stderr, /^\[scheduler\]/m, 'the lines go to the files, not the terminal');
-      const lines = readFileSync(join(logs, 'scheduler.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; address?: string });
-      assert.ok(lines.some((l) => l.msg === 'listening' && l.address), `scheduler.log: ${lines.map((l) => l.msg).join(', ')}`);
+      const lines = readFileSync(join(logs, 'scheduler.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; address?: string });
+      assert.ok(
+        lines.some((l) => l.msg === 'listening' && l.address),
+        `scheduler.log: ${lines.map((l) => l.msg).join(', ')}`,
+      );
       for (const name of ['metadata', 'results', 'node1']) assert.ok(existsSync(join(logs, `${name}.log`)), `no ${name}.log`);
     } finally {
       rmSync(state, { recursive: true, force: true });

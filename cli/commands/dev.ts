@@ -94,7 +94,10 @@ export function devCommand(done: (code: number) => void): Command {
     .option('--environmentpath <DIR>', 'Puppet environmentpath: DIR/<environment>/modules/<module>/tasks/... (default: examples/modules)')
     .option('--run <ARGS>', "run one baton command against the fleet, then stop (e.g. --run 'tasks run demo::echo --message hi')")
     .option('--log-level <LEVEL>', 'log level of the services and agents (their logs go to stderr)', 'warn')
-    .option('--logs <DIR>', "write the log of each service and agent to DIR/<name>.log (metadata, results, scheduler, the agents by name), kept after the stack stops; default: on stderr")
+    .option(
+      '--logs <DIR>',
+      'write the log of each service and agent to DIR/<name>.log (metadata, results, scheduler, the agents by name), kept after the stack stops; default: on stderr',
+    )
     .option(
       '--tls',
       'mutual TLS everywhere: a throwaway CA and certificates in the state directory (operators alice and bob); without it every process runs plaintext with --insecure, for local development only',
@@ -116,7 +119,14 @@ export function devCommand(done: (code: number) => void): Command {
       // With --tls, operator alice's certificate: plain `baton` commands in another terminal use it (`baton config show` says so).
       const alice = stack.tls?.operator('alice');
       const tlsState = alice ? { 'tls-ca': alice.ca, 'tls-cert': alice.cert, 'tls-key': alice.key } : {};
-      const record: DevRecord = { pid: process.pid, started: new Date().toISOString(), scheduler: a.scheduler, metadata: a.metadata, results: a.results, ...tlsState };
+      const record: DevRecord = {
+        pid: process.pid,
+        started: new Date().toISOString(),
+        scheduler: a.scheduler,
+        metadata: a.metadata,
+        results: a.results,
+        ...tlsState,
+      };
       const recordFile = writeDevRecord(record);
       let stopping: Promise<void> | undefined;
       const stop = () => {

@@ -39,7 +39,12 @@ describe('baton pki', () => {
   it('issue operator prints the CLI settings as config lines and BATON_TLS_* variables', async () => {
     const r = await runCli(['pki', 'issue', 'operator', 'alice', '--dir', dir]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.includes(`export BATON_TLS_CA=${join(dir, 'ca.pem')} BATON_TLS_CERT=${join(dir, 'operator-alice.pem')} BATON_TLS_KEY=${join(dir, 'operator-alice.key')}`), r.stdout);
+    assert.ok(
+      r.stdout.includes(
+        `export BATON_TLS_CA=${join(dir, 'ca.pem')} BATON_TLS_CERT=${join(dir, 'operator-alice.pem')} BATON_TLS_KEY=${join(dir, 'operator-alice.key')}`,
+      ),
+      r.stdout,
+    );
     assert.match(new X509Certificate(readFileSync(join(dir, 'operator-alice.pem'))).subject, /OU=baton-operator/);
   });
 
@@ -47,9 +52,18 @@ describe('baton pki', () => {
     const empty = join(base, 'empty');
     const cases: Array<[string[], string]> = [
       [['pki', 'issue', 'agent', 'node1', '--dir', empty], `baton: no CA in ${empty}; run \`baton pki init --dir ${empty}\` first\n`],
-      [['pki', 'issue', 'agent', '../node1', '--dir', dir], 'baton: invalid certificate name "../node1"; expected letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit, at most 253 characters\n'],
-      [['pki', 'issue', 'root', 'x', '--dir', dir], "baton: command-argument value 'root' is invalid for argument 'role'. Allowed choices are agent, service, operator.\n"],
-      [['pki', 'issue', 'agent', 'node1', '--dir', dir, '--san', 'DNS:x'], 'baton: --san is for service certificates; agent certificates are checked by name, not address\n'],
+      [
+        ['pki', 'issue', 'agent', '../node1', '--dir', dir],
+        "baton: invalid certificate name \"../node1\"; expected letters, digits, '.', '_' or '-', starting with a letter or digit, at most 253 characters\n",
+      ],
+      [
+        ['pki', 'issue', 'root', 'x', '--dir', dir],
+        "baton: command-argument value 'root' is invalid for argument 'role'. Allowed choices are agent, service, operator.\n",
+      ],
+      [
+        ['pki', 'issue', 'agent', 'node1', '--dir', dir, '--san', 'DNS:x'],
+        'baton: --san is for service certificates; agent certificates are checked by name, not address\n',
+      ],
     ];
     for (const [args, line] of cases) {
       const r = await runCli(args);

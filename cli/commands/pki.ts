@@ -96,7 +96,8 @@ export function pkiCommand(done: (code: number) => void): Command {
           .argParser((v: string, previous: string[]) => [...previous, v]),
       )
       .action((role: CertRole, name: string, options: PkiOptions) => {
-        if (role !== 'service' && options.san.length > 0) throw new CliError(`--san is for service certificates; ${role} certificates are checked by name, not address`);
+        if (role !== 'service' && options.san.length > 0)
+          throw new CliError(`--san is for service certificates; ${role} certificates are checked by name, not address`);
         let files;
         try {
           files = issueCertificate(resolve(options.dir), role, name, { sans: options.san, days: options.days });

@@ -23,7 +23,13 @@ export function formatColumns(names: string[], width: number): string[] {
   const cell = Math.max(...names.map((n) => n.length)) + 2;
   const perRow = Math.max(1, Math.floor((width - 2) / cell));
   const rows: string[] = [];
-  for (let i = 0; i < names.length; i += perRow) rows.push(`  ${names.slice(i, i + perRow).map((n) => n.padEnd(cell)).join('')}`.trimEnd());
+  for (let i = 0; i < names.length; i += perRow)
+    rows.push(
+      `  ${names
+        .slice(i, i + perRow)
+        .map((n) => n.padEnd(cell))
+        .join('')}`.trimEnd(),
+    );
   return rows;
 }
 
@@ -39,7 +45,12 @@ export function tasksListCommand(done: (code: number) => void): Command {
     try {
       const tasks = await listTasks(clients, options.environment, options.all === true);
       if (options.json) {
-        const doc = tasks.map((t) => ({ name: t.name, description: t.description, private: t.private, error: t.error ? `${t.error.kind}: ${t.error.msg}` : null }));
+        const doc = tasks.map((t) => ({
+          name: t.name,
+          description: t.description,
+          private: t.private,
+          error: t.error ? `${t.error.kind}: ${t.error.msg}` : null,
+        }));
         process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
         return done(0);
       }
@@ -49,7 +60,12 @@ export function tasksListCommand(done: (code: number) => void): Command {
         const pad = Math.max(0, ...tasks.map((t) => t.name.length)) + 2;
         for (const t of tasks) lines.push(`  ${t.name.padEnd(pad)} ${t.error ? c.red(`cannot be loaded: ${t.error.msg}`) : t.description}`.trimEnd());
       } else {
-        lines.push(...formatColumns(tasks.map((t) => t.name), process.stdout.isTTY ? process.stdout.columns || DEFAULT_COLUMNS : DEFAULT_COLUMNS));
+        lines.push(
+          ...formatColumns(
+            tasks.map((t) => t.name),
+            process.stdout.isTTY ? process.stdout.columns || DEFAULT_COLUMNS : DEFAULT_COLUMNS,
+          ),
+        );
       }
       if (tasks.length === 0) lines.push('  (none)');
       lines.push('', "Use 'baton tasks <TASK>' to see task help");

@@ -53,7 +53,10 @@ function runCommand(flags: ParamFlag[] = []): Command {
     .option('--summary', 'print only the summary, not the failed nodes (a progress bar on a terminal)')
     .addOption(new Option('--batch <N|N%>', 'run on N nodes (or N% of them) at a time').argParser(parseBatch))
     .addOption(new Option('--batch-sleep <SECONDS>', 'seconds between batches (default 1)').argParser(wholeNumber('--batch-sleep')))
-    .option('--rerun <ID>', "run on the nodes of run ID: '--rerun ID failure' (the default: nodes that failed or never answered), '--rerun ID success' or '--rerun ID all'")
+    .option(
+      '--rerun <ID>',
+      "run on the nodes of run ID: '--rerun ID failure' (the default: nodes that failed or never answered), '--rerun ID success' or '--rerun ID all'",
+    )
     .option('--cancel-on-interrupt', 'Ctrl-C cancels the run (without it the run goes on, and a second Ctrl-C within 3 s cancels it)');
   return addConnectionOptions(addFilterOptions(command), 'print the result document as JSON (with --background: the task id and nodes)', undefined, true);
 }
@@ -279,7 +282,8 @@ async function run(
   narrator.downloading();
   narrator.running(background);
   if (background) {
-    const nodes = 'lost' in outcome ? ((await clients.call('results', (c) => c.getRunStatus, { taskId })).run?.nodes ?? []) : (outcome.response.run?.nodes ?? []);
+    const nodes =
+      'lost' in outcome ? ((await clients.call('results', (c) => c.getRunStatus, { taskId })).run?.nodes ?? []) : (outcome.response.run?.nodes ?? []);
     if (options.json) process.stdout.write(`${JSON.stringify({ taskid: taskId, nodes })}\n`);
     say(`Started task ${task} on ${nodes.length} nodes with task id ${taskId}`);
     say(`Follow it with 'baton tasks watch ${taskId}', or read its results with 'baton tasks status ${taskId}'`);

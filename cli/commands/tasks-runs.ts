@@ -18,7 +18,17 @@ function stateName(state: RunState): string {
 }
 
 function runJson(r: Run) {
-  return { taskid: r.taskId, task: r.task, environment: r.environment, caller: r.caller, state: stateName(r.state), nodes: r.nodes.length, created: r.createTime?.toISOString() ?? null, ended: r.endTime?.toISOString() ?? null, error: r.error };
+  return {
+    taskid: r.taskId,
+    task: r.task,
+    environment: r.environment,
+    caller: r.caller,
+    state: stateName(r.state),
+    nodes: r.nodes.length,
+    created: r.createTime?.toISOString() ?? null,
+    ended: r.endTime?.toISOString() ?? null,
+    error: r.error,
+  };
 }
 
 /** `baton tasks runs [--task T] [--caller C] [--limit N] [--json]`: recent runs, newest first (ResultsService.ListRuns). */
@@ -40,7 +50,12 @@ export function tasksRunsCommand(done: (code: number) => void): Command {
       let pageToken = '';
       // With both filters a page may be short while more follow (results_service.proto ListRunsRequest).
       do {
-        const page = await clients.call('results', (c) => c.listRuns, { pageSize: options.limit - runs.length, pageToken, task: options.task, caller: options.caller });
+        const page = await clients.call('results', (c) => c.listRuns, {
+          pageSize: options.limit - runs.length,
+          pageToken,
+          task: options.task,
+          caller: options.caller,
+        });
         runs.push(...page.runs);
         pageToken = page.nextPageToken;
       } while (pageToken && runs.length < options.limit);
@@ -48,10 +63,23 @@ export function tasksRunsCommand(done: (code: number) => void): Command {
         process.stdout.write(`${JSON.stringify(runs.map(runJson), null, 2)}\n`);
         return done(0);
       }
-      const rows = runs.map((r) => [r.taskId, r.task, r.caller, stateName(r.state), String(r.nodes.length), r.createTime ? r.createTime.toISOString().slice(0, 19).replace('T', ' ') : '']);
+      const rows = runs.map((r) => [
+        r.taskId,
+        r.task,
+        r.caller,
+        stateName(r.state),
+        String(r.nodes.length),
+        r.createTime ? r.createTime.toISOString().slice(0, 19).replace('T', ' ') : '',
+      ]);
       const header = ['TASK ID', 'TASK', 'CALLER', 'STATE', 'NODES', 'CREATED (UTC)'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-      for (const row of [header, ...rows]) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+      for (const row of [header, ...rows])
+        process.stdout.write(
+          `${row
+            .map((cell, i) => cell.padEnd(widths[i]))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
       if (runs.length === 0) process.stderr.write('no runs matched\n');
       done(0);
     } finally {

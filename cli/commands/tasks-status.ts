@@ -11,7 +11,6 @@ interface StatusOptions extends Omit<ConnectionOptions, 'metadata'>, FilterOptio
   summary?: boolean;
 }
 
-
 /**
  * Filters on status, as mco's (docs/choria-compat.md §5.4): only the items of the nodes the filter
  * selects now (discovery, offline nodes included), the run's counters unchanged.
@@ -37,7 +36,9 @@ export function formatMetadataView(doc: StatusDocument, c: Colors): string[] {
       lines.push(`  ${item.host.padEnd(40)} ${(item.exitcode === 0 ? c.green : c.red)(String(item.exitcode))}`);
       lines.push(`    ${item.task} by ${item.callerid} at ${utc(item.start_time)}`);
       const printed = item.stdout !== '' && item.stdout !== null && item.stdout !== undefined;
-      lines.push(`    completed: ${item.completed ? 'yes' : 'no'} runtime: ${item.runtime.toFixed(2)} stdout: ${printed ? 'yes' : 'no'} stderr: ${item.stderr ? 'yes' : 'no'}`);
+      lines.push(
+        `    completed: ${item.completed ? 'yes' : 'no'} runtime: ${item.runtime.toFixed(2)} stdout: ${printed ? 'yes' : 'no'} stderr: ${item.stderr ? 'yes' : 'no'}`,
+      );
     } else if (item.statuscode === 3) {
       lines.push(`  ${item.host.padEnd(40)} Unknown Task`);
     } else {
@@ -56,19 +57,22 @@ export function tasksStatusCommand(done: (code: number) => void): Command {
     .argument('<task_id>', 'the task id printed by `baton tasks run`')
     .option('--metadata', 'per node: exit code, caller, start time, runtime and whether it printed anything')
     .option('--summary', 'print only the summary, not the failed nodes');
-  return addConnectionOptions(addFilterOptions(command), 'print the items/stats/summary document as JSON', ['results', 'scheduler'], true).action(async (taskId: string, options: StatusOptions) => {
-    checkTaskId(taskId);
-    const clients = new Clients({ ...options, metadata: undefined });
-    try {
-      const doc = await onlySelected(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options, clients);
-      if (options.metadata && !options.json) {
-        process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
-        return done(0); // mco: --metadata exits 0 (docs/choria-compat.md §5.6)
+  return addConnectionOptions(addFilterOptions(command), 'print the items/stats/summary document as JSON', ['results', 'scheduler'], true).action(
+    async (taskId: string, options: StatusOptions) => {
+      checkTaskId(taskId);
+      const clients = new Clients({ ...options, metadata: undefined });
+      try {
+        const doc = await onlySelected(statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId })), options, clients);
+        if (options.metadata && !options.json) {
+          process.stdout.write(`${formatMetadataView(doc, chooseColors(process.stdout, !options.color)).join('\n')}\n`);
+          return done(0); // mco: --metadata exits 0 (docs/choria-compat.md §5.6)
+        }
+        if (!options.json && !options.verbose && !options.summary)
+          process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
+        done(reportRun(doc, { ...options, summaryOnly: options.summary === true }));
+      } finally {
+        clients.close();
       }
-      if (!options.json && !options.verbose && !options.summary) process.stdout.write(`Requesting task status for request ${taskId}, showing failures only pass --verbose for all output\n\n`);
-      done(reportRun(doc, { ...options, summaryOnly: options.summary === true }));
-    } finally {
-      clients.close();
-    }
-  });
+    },
+  );
 }

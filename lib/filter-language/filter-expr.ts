@@ -30,18 +30,7 @@ export const COMPARE_OPS: readonly CompareOp[] = ['==', '!=', '<', '<=', '>', '>
 
 /** The fields of a `bolt_task` result (docs/choria-compat.md §6.2, without `spool`, which Baton has no use for). */
 export type BoltTaskField =
-  | 'known'
-  | 'task'
-  | 'caller'
-  | 'exitcode'
-  | 'completed'
-  | 'runtime'
-  | 'start_time'
-  | 'stdout'
-  | 'stderr'
-  | 'wrapper_spawned'
-  | 'wrapper_error'
-  | 'wrapper_pid';
+  'known' | 'task' | 'caller' | 'exitcode' | 'completed' | 'runtime' | 'start_time' | 'stdout' | 'stderr' | 'wrapper_spawned' | 'wrapper_error' | 'wrapper_pid';
 
 /** Every BoltTaskField, in the order of docs/choria-compat.md §6.2. */
 export const BOLT_TASK_FIELDS: readonly BoltTaskField[] = [

@@ -30,7 +30,25 @@ const int = (n: number) => Math.floor(random() * n);
 const MAX_PARSE_MS = 1000;
 
 const ID = 'ae561842dc7d5a9dae94f766dfb3d4c8';
-const WORDS = ['apache', 'role::web', 'os.family', 'memory', 'Debian', '4096', '-1.5', 'true', 'false', 'and', 'or', 'not', 'fact', 'with', 'x.y.z', '.5', 'a-b'];
+const WORDS = [
+  'apache',
+  'role::web',
+  'os.family',
+  'memory',
+  'Debian',
+  '4096',
+  '-1.5',
+  'true',
+  'false',
+  'and',
+  'or',
+  'not',
+  'fact',
+  'with',
+  'x.y.z',
+  '.5',
+  'a-b',
+];
 const OPS_WRITTEN = ['==', '=', '!=', '<', '>', '<=', '>=', '=<', '=>', '=~'];
 const VALUES = ['Debian', '4096', '0', "'a b'", '"it\\"s"', "'it\\'s'", '/^deb/', '/a\\/b/', 'true', "''", '-3', '/x(/', '/[/', '1e3'];
 
@@ -68,7 +86,7 @@ function genExpr(depth: number): string {
   }
 }
 
-const ALPHABET = "()!=<>~'\"/.\\ \tabcdeflnortw_:-019 ";
+const ALPHABET = '()!=<>~\'"/.\\ \tabcdeflnortw_:-019 ';
 
 function mutate(s: string): string {
   const chars = [...s];
@@ -95,7 +113,12 @@ function randomString(): string {
   return Array.from({ length: int(40) }, () => (random() < 0.9 ? pick([...ALPHABET]) : String.fromCharCode(int(0x3000)))).join('');
 }
 
-const node: NodeView = { identity: 'n1', facts: { os: { family: 'Debian' }, memory: 4096, a: 'b', x: { y: { z: true } } }, classes: ['apache', 'role::web'], agents: ['rpcutil'] };
+const node: NodeView = {
+  identity: 'n1',
+  facts: { os: { family: 'Debian' }, memory: 4096, a: 'b', x: { y: { z: true } } },
+  classes: ['apache', 'role::web'],
+  agents: ['rpcutil'],
+};
 const lookup = () => ({ exitcode: 1, stdout: 'x', known: true, completed: false });
 
 /** Parses `text`: an AST, or null for a FilterSyntaxError; anything else fails the test. */

@@ -113,7 +113,13 @@ describe('parseCompound: terms', () => {
     for (const field of BOLT_TASK_FIELDS) {
       assert.deepEqual(parseCompound(`bolt_task('${ID}').${field} != 1`), { kind: 'BOLT_TASK', taskId: ID, field, operator: '!=', value: '1' });
     }
-    assert.deepEqual(parseCompound(`bolt_task("${ID}") . stdout =~ /error/`), { kind: 'BOLT_TASK', taskId: ID, field: 'stdout', operator: '=~', value: 'error' });
+    assert.deepEqual(parseCompound(`bolt_task("${ID}") . stdout =~ /error/`), {
+      kind: 'BOLT_TASK',
+      taskId: ID,
+      field: 'stdout',
+      operator: '=~',
+      value: 'error',
+    });
     assert.deepEqual(parseCompound(`bolt_task('${ID}').known=true and bolt_task('${ID}').exitcode>0`), {
       kind: 'AND',
       operands: [

@@ -51,7 +51,8 @@ const OPS: Record<string, CompareOp> = { '==': '==', '=': '==', '!=': '!=', '<':
 
 /** Parses a compound filter (`-S`); throws FilterSyntaxError naming the column and what was expected. */
 export function parseCompound(text: string): FilterExpr {
-  if (text.length > MAX_FILTER_LENGTH_CHARS) throw new FilterSyntaxError(text.slice(0, 40) + '…', MAX_FILTER_LENGTH_CHARS + 1, `at most ${MAX_FILTER_LENGTH_CHARS} characters`);
+  if (text.length > MAX_FILTER_LENGTH_CHARS)
+    throw new FilterSyntaxError(text.slice(0, 40) + '…', MAX_FILTER_LENGTH_CHARS + 1, `at most ${MAX_FILTER_LENGTH_CHARS} characters`);
   return new Parser(text).parse();
 }
 
@@ -81,7 +82,8 @@ class Parser {
     if (this.peek().kind === 'END') this.fail(this.peek(), 'a filter expression');
     const expr = this.or();
     const end = this.peek();
-    if (end.kind !== 'END') this.fail(end, end.kind === 'RPAREN' ? "'and', 'or' or the end (this ')' closes nothing)" : "'and', 'or' or the end of the expression");
+    if (end.kind !== 'END')
+      this.fail(end, end.kind === 'RPAREN' ? "'and', 'or' or the end (this ')' closes nothing)" : "'and', 'or' or the end of the expression");
     return expr;
   }
 
@@ -164,7 +166,8 @@ class Parser {
     if (!TASK_ID_PATTERN.test(arg.text)) this.fail(arg, `a task id of ${TASK_ID_EXPECTED}`);
     this.expect('DOT', `'.' and a field (${BOLT_TASK_FIELDS.join(', ')})`);
     const field = this.next();
-    if (field.kind !== 'WORD' || !BOLT_TASK_FIELDS.includes(field.text as BoltTaskField)) this.fail(field, `a bolt_task field (${BOLT_TASK_FIELDS.join(', ')})`);
+    if (field.kind !== 'WORD' || !BOLT_TASK_FIELDS.includes(field.text as BoltTaskField))
+      this.fail(field, `a bolt_task field (${BOLT_TASK_FIELDS.join(', ')})`);
     const [operator, value] = this.comparison();
     return { kind: 'BOLT_TASK', taskId: arg.text, field: field.text as BoltTaskField, operator, value };
   }

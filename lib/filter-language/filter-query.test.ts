@@ -26,7 +26,10 @@ describe('compileFilter refusals', () => {
     assert.equal(err.code, status.INVALID_ARGUMENT);
     assert.equal(err.reason, 'INVALID_FILTER');
     assert.deepEqual(err.violations, [
-      { field: 'filter.compound[0]', description: 'expected a class, a fact comparison, (, not, fact(), with(), identity(), agent() or bolt_task() at column 15 of "role=web and ("' },
+      {
+        field: 'filter.compound[0]',
+        description: 'expected a class, a fact comparison, (, not, fact(), with(), identity(), agent() or bolt_task() at column 15 of "role=web and ("',
+      },
       { field: 'filter.identities[0]', description: 'empty; expected a value or a /regex/' },
       { field: 'filter.facts[0].fact', description: 'empty; expected a dotted fact path such as os.family' },
       { field: 'filter.facts[0].operator', description: 'not set; expected one of ==, !=, =~, <, <=, >, >=' },
@@ -37,7 +40,10 @@ describe('compileFilter refusals', () => {
   it('name the field under the prefix given', () => {
     const err = refusal({ facts: [{ fact: 'os', operator: FactOperator.FACT_OPERATOR_MATCHES, value: '/a(?=b)/' }] });
     assert.equal(err.violations[0].field, 'filter.facts[0].value');
-    assert.equal(err.message, 'filter.facts[0].value: /a(?=b)/ uses a lookahead ((?= or (?!), which filters do not support (RE2 syntax, matched in linear time)');
+    assert.equal(
+      err.message,
+      'filter.facts[0].value: /a(?=b)/ uses a lookahead ((?= or (?!), which filters do not support (RE2 syntax, matched in linear time)',
+    );
     let under: unknown;
     try {
       compileFilter(Filter.fromPartial({ compound: [')'] }), 'run.filter');
@@ -51,6 +57,9 @@ describe('compileFilter refusals', () => {
   it('stop at the nesting limit without reading the rest of the expression', () => {
     // What follows the 65th parenthesis is never tokenized: its unclosed quote would be the first problem otherwise.
     const deep = `${'('.repeat(30_000)}role='web${')'.repeat(30_000)}`;
-    assert.equal(refusal({ compound: [deep] }).violations[0].description, `expected at most 64 nested parentheses and negations at column 65 of ${JSON.stringify('('.repeat(160))}…`);
+    assert.equal(
+      refusal({ compound: [deep] }).violations[0].description,
+      `expected at most 64 nested parentheses and negations at column 65 of ${JSON.stringify('('.repeat(160))}…`,
+    );
   });
 });

@@ -55,4 +55,3 @@ function isBareWord(s: string): boolean {
 export function quote(s: string): string {
   return `'${s.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
-

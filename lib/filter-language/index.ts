@@ -4,7 +4,25 @@
  * Filter into one expression, compare facts, evaluate in memory, print, and walk expressions for
  * query planning.
  */
-export { BOLT_TASK_FIELDS, COMPARE_OPS, type AgentRegexTerm, type AgentTerm, type AndExpr, type BoltTaskField, type BoltTaskTerm, type ClassRegexTerm, type ClassTerm, type CompareOp, type FactTerm, type FilterExpr, type FilterTerm, type IdentityRegexTerm, type IdentityTerm, type NotExpr, type OrExpr } from './filter-expr';
+export {
+  BOLT_TASK_FIELDS,
+  COMPARE_OPS,
+  type AgentRegexTerm,
+  type AgentTerm,
+  type AndExpr,
+  type BoltTaskField,
+  type BoltTaskTerm,
+  type ClassRegexTerm,
+  type ClassTerm,
+  type CompareOp,
+  type FactTerm,
+  type FilterExpr,
+  type FilterTerm,
+  type IdentityRegexTerm,
+  type IdentityTerm,
+  type NotExpr,
+  type OrExpr,
+} from './filter-expr';
 export { FilterSyntaxError } from './filter-syntax-error';
 export { parseCompound, isKeyword, MAX_FILTER_DEPTH, MAX_FILTER_LENGTH_CHARS } from './filter-parser';
 export { formatExpr, formatTerm } from './format-expr';
@@ -13,4 +31,15 @@ export { evaluate, evaluateTerm, NO_TASK_RESULTS, type BoltTaskLookup, type Bolt
 export { compareFact, compareOpOf, factOperatorOf, filterRegex } from './fact-compare';
 export { asText, factAt, indexText, readNumber, scalarFacts, type ScalarFact } from './fact-values';
 export { compileFilter, EVERY_NODE } from './filter-query';
-export { parseFactFilter, parseFactTerm, parseWithFilter, parseWithItem, parseMatchEntry, matchEntryTerm, isRegexEntry, type MatchEntry, type MatchEntryOf, type ParsedFactFilter } from './single-filters';
+export {
+  parseFactFilter,
+  parseFactTerm,
+  parseWithFilter,
+  parseWithItem,
+  parseMatchEntry,
+  matchEntryTerm,
+  isRegexEntry,
+  type MatchEntry,
+  type MatchEntryOf,
+  type ParsedFactFilter,
+} from './single-filters';

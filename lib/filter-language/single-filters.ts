@@ -54,10 +54,23 @@ export type MatchEntryOf = 'IDENTITY' | 'CLASS' | 'AGENT';
  * (docs/choria-compat.md §6.4: identities and agents exact or a case-sensitive regex, classes
  * case-folded exact or a case-insensitive regex). Throws FilterSyntaxError like parseMatchEntry.
  */
-export function matchEntryTerm(text: string, of: MatchEntryOf, check = true): IdentityTerm | IdentityRegexTerm | ClassTerm | ClassRegexTerm | AgentTerm | AgentRegexTerm {
+export function matchEntryTerm(
+  text: string,
+  of: MatchEntryOf,
+  check = true,
+): IdentityTerm | IdentityRegexTerm | ClassTerm | ClassRegexTerm | AgentTerm | AgentRegexTerm {
   const entry = parseMatchEntry(text, of !== 'CLASS', check);
-  if (entry.kind === 'REGEX') return of === 'IDENTITY' ? { kind: 'IDENTITY_REGEX', pattern: entry.pattern } : of === 'AGENT' ? { kind: 'AGENT_REGEX', pattern: entry.pattern } : { kind: 'CLASS_REGEX', pattern: entry.pattern };
-  return of === 'IDENTITY' ? { kind: 'IDENTITY', name: entry.value } : of === 'AGENT' ? { kind: 'AGENT', name: entry.value } : { kind: 'CLASS', name: entry.value };
+  if (entry.kind === 'REGEX')
+    return of === 'IDENTITY'
+      ? { kind: 'IDENTITY_REGEX', pattern: entry.pattern }
+      : of === 'AGENT'
+        ? { kind: 'AGENT_REGEX', pattern: entry.pattern }
+        : { kind: 'CLASS_REGEX', pattern: entry.pattern };
+  return of === 'IDENTITY'
+    ? { kind: 'IDENTITY', name: entry.value }
+    : of === 'AGENT'
+      ? { kind: 'AGENT', name: entry.value }
+      : { kind: 'CLASS', name: entry.value };
 }
 
 /** Why `source` is not a regex filters can run (RE2 syntax, lib/linear-regex.ts); undefined when it is one. */
@@ -105,7 +118,8 @@ function splitFact(text: string): FactTerm | { column: number; expected: string 
     if (value === '') return { column: text.length + 1, expected: `a value after '${written}'` };
     if (isRegexEntry(value)) {
       const pattern = normalizeRegexSource(value.slice(1, -1));
-      if (op !== '==' && op !== '!=' && op !== '=~') return { column: valueColumn, expected: `a number or text after '${written}' (a /regex/ goes with ==, = or =~)` };
+      if (op !== '==' && op !== '!=' && op !== '=~')
+        return { column: valueColumn, expected: `a number or text after '${written}' (a /regex/ goes with ==, = or =~)` };
       const problem = regexProblem(pattern);
       if (problem) return { column: valueColumn + 1, expected: problem };
       return { kind: 'FACT', path, operator: op === '!=' ? '!~' : '=~', value: pattern };
@@ -140,7 +154,8 @@ export interface ParsedFactFilter {
 export function parseFactFilter(text: string): ParsedFactFilter {
   const term = parseFactTerm(text);
   const operator = factOperatorOf(term.operator);
-  if (operator === undefined) throw new FilterSyntaxError(text, text.indexOf('!=') + 1, "== or =~ before a /regex/ value (a fact filter cannot negate a regex; use -S 'not …')");
+  if (operator === undefined)
+    throw new FilterSyntaxError(text, text.indexOf('!=') + 1, "== or =~ before a /regex/ value (a fact filter cannot negate a regex; use -S 'not …')");
   return { fact: term.path, operator, value: term.value };
 }
 
@@ -166,4 +181,3 @@ export function parseWithFilter(text: string): (FactTerm | ClassTerm | ClassRege
   if (items.length === 0) throw new FilterSyntaxError(text, 1, 'at least one class or fact filter');
   return items.map(parseWithItem);
 }
-

@@ -3,7 +3,17 @@
  * parse → `PuppetType`, compile a task's parameters once → `Signature`, validate input text,
  * coerce command-line strings. See each module for the rules it follows.
  */
-export { acceptsUndef, describeType, describeType as typeToString, resolved, structKeyOptional, typeReferences, unresolvedReferences, type PuppetType, type StructMember } from './puppet-type';
+export {
+  acceptsUndef,
+  describeType,
+  describeType as typeToString,
+  resolved,
+  structKeyOptional,
+  typeReferences,
+  unresolvedReferences,
+  type PuppetType,
+  type StructMember,
+} from './puppet-type';
 export { parseType, MAX_TYPE_DEPTH, type ParseTypeOptions, type TypeAliasLookup } from './type-parser';
 export { TypeSyntaxError } from './type-syntax-error';
 export { TypeAliases, TypeAliasError, typeAliasesFrom } from './type-aliases';

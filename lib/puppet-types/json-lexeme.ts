@@ -97,14 +97,30 @@ export function parseJsonLexemes(text: string): ParsedJson {
         out += text.slice(from, i);
         const e = text[i + 1];
         switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
           case 'u': {
             const hex = text.slice(i + 2, i + 6);
             if (!/^[0-9a-fA-F]{4}$/.test(hex)) {
@@ -239,6 +255,9 @@ export function toPlain(v: JsonValue): unknown {
 export function stringifyJsonValue(v: JsonValue): string {
   if (v instanceof JsonNumber) return v.lexeme;
   if (Array.isArray(v)) return `[${v.map(stringifyJsonValue).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${stringifyJsonValue(v[k])}`).join(',')}}`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .map((k) => `${JSON.stringify(k)}:${stringifyJsonValue(v[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }

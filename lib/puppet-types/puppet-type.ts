@@ -128,7 +128,10 @@ export function describeType(t: PuppetType): string {
     case 'Enum':
       return withArgs('Enum', [...t.values.map(quote), ...(t.caseInsensitive ? ['true'] : [])]);
     case 'Pattern':
-      return withArgs('Pattern', t.patterns.map((p) => `/${p.source.replace(/\//g, '\\/')}/`));
+      return withArgs(
+        'Pattern',
+        t.patterns.map((p) => `/${p.source.replace(/\//g, '\\/')}/`),
+      );
     case 'Optional':
       return withArgs('Optional', [describeType(t.type)]);
     case 'Variant':
@@ -148,7 +151,10 @@ export function describeType(t: PuppetType): string {
       return withArgs('Tuple', [...t.types.map(describeType), ...(t.sized ? [String(t.min), ...(t.max === null ? [] : [String(t.max)])] : [])]);
     case 'Struct':
       return `Struct[{${t.members
-        .map((m) => `${m.written === 'PLAIN' ? quote(m.key) : `${m.written === 'OPTIONAL' ? 'Optional' : 'NotUndef'}[${quote(m.key)}]`} => ${describeType(m.type)}`)
+        .map(
+          (m) =>
+            `${m.written === 'PLAIN' ? quote(m.key) : `${m.written === 'OPTIONAL' ? 'Optional' : 'NotUndef'}[${quote(m.key)}]`} => ${describeType(m.type)}`,
+        )
         .join(', ')}}]`;
     case 'Sensitive':
       return withArgs('Sensitive', [describeType(t.type)]);

@@ -49,7 +49,29 @@ describe('translateRubyRegex', () => {
   });
 
   it('refuses constructs without a linear-time equivalent instead of mis-translating them', () => {
-    for (const src of ['(?>a)', 'a++', 'a*+', 'a{2}+', 'x(?i)y', '(?i:a)', '(?x) a', '(?#c)', '\\Ga', 'a\\K', '\\R', '\\X', '\\p{Alpha}', '\\u{41}', '[a[b]]', '[a&&b]', '[[:^alpha:]]', '\\g<1>', '(?(1)a|b)', 'a\\Zb', 'a{1001}']) {
+    for (const src of [
+      '(?>a)',
+      'a++',
+      'a*+',
+      'a{2}+',
+      'x(?i)y',
+      '(?i:a)',
+      '(?x) a',
+      '(?#c)',
+      '\\Ga',
+      'a\\K',
+      '\\R',
+      '\\X',
+      '\\p{Alpha}',
+      '\\u{41}',
+      '[a[b]]',
+      '[a&&b]',
+      '[[:^alpha:]]',
+      '\\g<1>',
+      '(?(1)a|b)',
+      'a\\Zb',
+      'a{1001}',
+    ]) {
       assert.throws(() => translateRubyRegex(src), RubyRegexError, src);
     }
   });

@@ -208,7 +208,10 @@ export function translateRubyRegex(source: string): RubyRegex {
     regex = linearRegex(out, { caseInsensitive });
   } catch (err) {
     if (!(err instanceof RegexSyntaxError)) throw err;
-    throw new RubyRegexError(err.unsupported ? `Ruby regex ${shown} cannot run: ${err.message}` : `Ruby regex ${shown} is not a valid regular expression: ${err.message}`, 0);
+    throw new RubyRegexError(
+      err.unsupported ? `Ruby regex ${shown} cannot run: ${err.message}` : `Ruby regex ${shown} is not a valid regular expression: ${err.message}`,
+      0,
+    );
   }
   return { source, re2: out, caseInsensitive, regex };
 }

@@ -64,7 +64,11 @@ const TABLE: Array<[string, Array<string | undefined>, Array<string | undefined>
   ['Hash[1, 1]', ['{"a":null}'], ['{}', '{"a":1,"b":2}']],
   ['Tuple[String, Integer]', ['["a", 1]'], ['["a"]', '["a", 1, 2]', '[1, "a"]']],
   ['Tuple[String, Integer, 1]', ['["a"]', '["a", 1, 2, 3]'], ['[]', '["a", "b"]']],
-  ['Struct[{a => Integer, b => Optional[String], Optional[c] => String, NotUndef[d] => Optional[Integer]}]', ['{"a":1,"d":null}', '{"a":1,"b":null,"c":"x","d":2}'], ['{"d":1}', '{"a":1}', '{"a":1,"d":1,"c":null}', '{"a":1,"d":1,"e":1}', '[]']],
+  [
+    'Struct[{a => Integer, b => Optional[String], Optional[c] => String, NotUndef[d] => Optional[Integer]}]',
+    ['{"a":1,"d":null}', '{"a":1,"b":null,"c":"x","d":2}'],
+    ['{"d":1}', '{"a":1}', '{"a":1,"d":1,"c":null}', '{"a":1,"d":1,"e":1}', '[]'],
+  ],
   ['Sensitive[String[1]]', [], ['"secret"', 'null']],
   ['Optional[Sensitive[String[1]]]', ['null', undefined], ['"secret"']],
   ['Collection[1]', ['[1]', '{"a":1}'], ['[]', '{}', '"x"']],
@@ -126,27 +130,48 @@ describe('Signature: Puppet wording, one line per problem', () => {
 
   it('says an unresolved alias is unresolved, and lists it as a load-time problem', () => {
     const s = compileSignature({ ldap: { type: 'Peadm::Ldap_config' } });
-    assert.deepEqual(s.problems, ["parameter 'ldap' references an unresolved type 'Peadm::Ldap_config' (no module of the environment declares it in types/*.pp); no value can match it"]);
-    assert.deepEqual(s.validate('{"ldap": {}}').violations, [{ field: 'ldap', description: "parameter 'ldap' references an unresolved type 'Peadm::Ldap_config'" }]);
-  });
-
-  it('validates through a module alias, recursive aliases included', () => {
-    const aliases = typeAliasesFrom({ 'Peadm::Ldap_config': "Struct[{base_dn => String, Optional['port'] => Peadm::Port}]", 'Peadm::Port': 'Integer[1, 65535]', 'Mod::Tree': 'Variant[String, Array[Mod::Tree]]' });
-    const s = compileSignature({ ldap: { type: 'Peadm::Ldap_config' }, tree: { type: 'Optional[Mod::Tree]' } }, { aliases });
-    assert.deepEqual(s.problems, []);
-    assert.deepEqual(s.validate('{"ldap": {"base_dn": "dc=x", "port": 636}, "tree": ["a", ["b", ["c"]]]}').violations, []);
-    assert.deepEqual(s.validate('{"ldap": {"base_dn": "dc=x", "port": 0}, "tree": ["a", [1]]}').violations.map((v) => v.description), [
-      "parameter 'ldap' entry 'port' expects an Integer[1, 65535] value, got Integer[0, 0]",
-      "parameter 'tree' index 1 index 0 expects a value of type String or Array[Mod::Tree], got Integer",
+    assert.deepEqual(s.problems, [
+      "parameter 'ldap' references an unresolved type 'Peadm::Ldap_config' (no module of the environment declares it in types/*.pp); no value can match it",
+    ]);
+    assert.deepEqual(s.validate('{"ldap": {}}').violations, [
+      { field: 'ldap', description: "parameter 'ldap' references an unresolved type 'Peadm::Ldap_config'" },
     ]);
   });
 
+  it('validates through a module alias, recursive aliases included', () => {
+    const aliases = typeAliasesFrom({
+      'Peadm::Ldap_config': "Struct[{base_dn => String, Optional['port'] => Peadm::Port}]",
+      'Peadm::Port': 'Integer[1, 65535]',
+      'Mod::Tree': 'Variant[String, Array[Mod::Tree]]',
+    });
+    const s = compileSignature({ ldap: { type: 'Peadm::Ldap_config' }, tree: { type: 'Optional[Mod::Tree]' } }, { aliases });
+    assert.deepEqual(s.problems, []);
+    assert.deepEqual(s.validate('{"ldap": {"base_dn": "dc=x", "port": 636}, "tree": ["a", ["b", ["c"]]]}').violations, []);
+    assert.deepEqual(
+      s.validate('{"ldap": {"base_dn": "dc=x", "port": 0}, "tree": ["a", [1]]}').violations.map((v) => v.description),
+      [
+        "parameter 'ldap' entry 'port' expects an Integer[1, 65535] value, got Integer[0, 0]",
+        "parameter 'tree' index 1 index 0 expects a value of type String or Array[Mod::Tree], got Integer",
+      ],
+    );
+  });
+
   it('applies defaults for absent and null values and validates them, Optional types included', () => {
-    const s = compileSignature({ n: { type: 'Optional[Integer]', default: 5 }, t: { type: 'String', default: '/tmp' }, bad: { type: 'Integer', default: 'x' } });
+    const s = compileSignature({
+      n: { type: 'Optional[Integer]', default: 5 },
+      t: { type: 'String', default: '/tmp' },
+      bad: { type: 'Integer', default: 'x' },
+    });
     const r = s.validate('{"n": null, "bad": 1}');
     assert.deepEqual(r.violations, []);
-    assert.deepEqual(r.entries.map((e) => `${e.key}=${e.json}`), ['n=5', 'bad=1', 't="/tmp"']);
-    assert.deepEqual(s.validate('{}').violations.map((v) => v.description), ["parameter 'bad' expects an Integer value, got String"]);
+    assert.deepEqual(
+      r.entries.map((e) => `${e.key}=${e.json}`),
+      ['n=5', 'bad=1', 't="/tmp"'],
+    );
+    assert.deepEqual(
+      s.validate('{}').violations.map((v) => v.description),
+      ["parameter 'bad' expects an Integer value, got String"],
+    );
   });
 
   it('treats a parameter without a type as Data, so optional, and explains why a plain value is never Sensitive', () => {
@@ -154,33 +179,57 @@ describe('Signature: Puppet wording, one line per problem', () => {
     assert.equal(s.parameter('no_sync')?.typeText, 'Data');
     assert.equal(s.parameter('no_sync')?.optional, true);
     assert.deepEqual(s.validate('{"no_sync": [1, {"a": null}]}').violations, []);
-    assert.deepEqual(s.validate('{"secret": "pw"}').violations.map((v) => v.description), [
-      `parameter 'secret' expects a Sensitive[String[1]] value, got String (a value from JSON is never Sensitive; declare the parameter "sensitive": true instead)`,
-    ]);
+    assert.deepEqual(
+      s.validate('{"secret": "pw"}').violations.map((v) => v.description),
+      [
+        `parameter 'secret' expects a Sensitive[String[1]] value, got String (a value from JSON is never Sensitive; declare the parameter "sensitive": true instead)`,
+      ],
+    );
   });
 
   it('accepts any well-named key without declared parameters, no key with an empty parameters object', () => {
     assert.deepEqual(compileSignature(undefined).validate('{"a": {"b": [1.0]}}').violations, []);
-    assert.deepEqual(compileSignature(null).validate('{"Bad": 1}').violations.map((v) => v.description), ["has an invalid parameter name 'Bad' (expected ^[a-z][a-z0-9_]*$)"]);
-    assert.deepEqual(compileSignature({}).validate('{"a": 1}').violations.map((v) => v.description), ["has no parameter named 'a'"]);
+    assert.deepEqual(
+      compileSignature(null)
+        .validate('{"Bad": 1}')
+        .violations.map((v) => v.description),
+      ["has an invalid parameter name 'Bad' (expected ^[a-z][a-z0-9_]*$)"],
+    );
+    assert.deepEqual(
+      compileSignature({})
+        .validate('{"a": 1}')
+        .violations.map((v) => v.description),
+      ["has no parameter named 'a'"],
+    );
   });
 
   it('rejects metaparameters and duplicate keys', () => {
-    assert.deepEqual(compileSignature(undefined).validate('{"_noop": true, "a": 1, "a": 2}').violations.map((v) => v.description), [
-      "gives parameter 'a' more than once",
-      "has no parameter named '_noop' (keys starting with '_' are metaparameters set by Baton)",
-    ]);
+    assert.deepEqual(
+      compileSignature(undefined)
+        .validate('{"_noop": true, "a": 1, "a": 2}')
+        .violations.map((v) => v.description),
+      ["gives parameter 'a' more than once", "has no parameter named '_noop' (keys starting with '_' are metaparameters set by Baton)"],
+    );
   });
 
   it('refuses input that is not a JSON object with one line', () => {
-    assert.throws(() => compileSignature(undefined).validate('[1]'), (e: Error) => e instanceof InputShapeError && e.message === 'input must be a JSON object, got Array');
-    assert.throws(() => compileSignature(undefined).validate('{"a": 01}'), (e: Error) => e instanceof InputShapeError && /^input must be a JSON object: expected ',' or '}' in an object at position 7, got '1'$/.test(e.message));
+    assert.throws(
+      () => compileSignature(undefined).validate('[1]'),
+      (e: Error) => e instanceof InputShapeError && e.message === 'input must be a JSON object, got Array',
+    );
+    assert.throws(
+      () => compileSignature(undefined).validate('{"a": 01}'),
+      (e: Error) => e instanceof InputShapeError && /^input must be a JSON object: expected ',' or '}' in an object at position 7, got '1'$/.test(e.message),
+    );
   });
 
   it('fails to compile a parameter whose type is not valid Puppet, naming the parameter', () => {
     assert.throws(
       () => compileSignature({ fs: { type: 'Optional[Enum[LG,no]]' } }),
-      (e: Error) => e instanceof InvalidParameterTypeError && e.parameter === 'fs' && e.message.startsWith("parameter 'fs' has an invalid type: invalid type 'Optional[Enum[LG,no]]' at position 14"),
+      (e: Error) =>
+        e instanceof InvalidParameterTypeError &&
+        e.parameter === 'fs' &&
+        e.message.startsWith("parameter 'fs' has an invalid type: invalid type 'Optional[Enum[LG,no]]' at position 14"),
     );
   });
 });
@@ -189,10 +238,21 @@ describe('checkParameterTypes', () => {
   it('reports every unusable type and every type nothing can match, without stopping at the first', () => {
     const aliases = typeAliasesFrom({ 'A::Loop': 'Optional[A::Loop]' });
     const r = checkParameterTypes(
-      { a: { type: 'Enum[LG,no]' }, b: { type: 'String[' }, c: { type: 'A::Loop' }, d: { type: 'Peadm::Ldap_config' }, e: { type: 'Sensitive[String]' }, f: { type: 'Optional[Timestamp]' }, g: { type: 'String' } },
+      {
+        a: { type: 'Enum[LG,no]' },
+        b: { type: 'String[' },
+        c: { type: 'A::Loop' },
+        d: { type: 'Peadm::Ldap_config' },
+        e: { type: 'Sensitive[String]' },
+        f: { type: 'Optional[Timestamp]' },
+        g: { type: 'String' },
+      },
       { aliases },
     );
-    assert.deepEqual(r.errors.map((e) => e.parameter), ['a', 'b', 'c']);
+    assert.deepEqual(
+      r.errors.map((e) => e.parameter),
+      ['a', 'b', 'c'],
+    );
     assert.match(r.errors[2].message, /^parameter 'c' has an invalid type: type alias A::Loop \(alias A::Loop\) refers to itself/);
     assert.deepEqual(r.warnings, [
       "parameter 'd' references an unresolved type 'Peadm::Ldap_config'; no value can match it",
@@ -205,7 +265,10 @@ describe('parseJsonLexemes', () => {
   it('keeps number lexemes, integers beyond 2^53 exactly, and __proto__ as data', () => {
     const { value, members } = parseJsonLexemes('{"a": 1.0, "b": 12345678901234567890123, "__proto__": {"x": 1}}');
     assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof JsonNumber));
-    assert.deepEqual(members!.map((m) => m.json), ['1.0', '12345678901234567890123', '{"x": 1}']);
+    assert.deepEqual(
+      members!.map((m) => m.json),
+      ['1.0', '12345678901234567890123', '{"x": 1}'],
+    );
     assert.equal((value.a as JsonNumber).isInteger, false);
     assert.equal((value.b as JsonNumber).bigint, 12345678901234567890123n);
     assert.equal(Object.getPrototypeOf(value), null);

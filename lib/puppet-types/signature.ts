@@ -147,7 +147,9 @@ export class Signature {
         properties[name] = builder.schema(type);
         const unresolved = unresolvedReferences(type);
         if (unresolved.length > 0) {
-          this.problems.push(`parameter '${name}' references an unresolved type ${unresolved.map((u) => `'${u}'`).join(', ')} (no module of the environment declares it in types/*.pp); no value can match it`);
+          this.problems.push(
+            `parameter '${name}' references an unresolved type ${unresolved.map((u) => `'${u}'`).join(', ')} (no module of the environment declares it in types/*.pp); no value can match it`,
+          );
         }
       } catch (err) {
         if (err instanceof TypeSyntaxError || err instanceof TypeAliasError) throw new InvalidParameterTypeError(name, typeText, err);
@@ -251,7 +253,8 @@ export class Signature {
         // check.
         out.push({ field: e.key, description: `has no parameter named ${quote(e.key)} (keys starting with '_' are metaparameters set by Baton)` });
       } else if (!this.declared) {
-        if (!UNDECLARED_KEY.test(e.key)) out.push({ field: e.key, description: `has an invalid parameter name ${quote(e.key)} (expected ${UNDECLARED_KEY.source})` });
+        if (!UNDECLARED_KEY.test(e.key))
+          out.push({ field: e.key, description: `has an invalid parameter name ${quote(e.key)} (expected ${UNDECLARED_KEY.source})` });
       } else if (!this.byName.has(e.key)) out.push({ field: e.key, description: `has no parameter named ${quote(e.key)}` });
     }
     for (const p of this.parameters) {
@@ -286,7 +289,10 @@ export interface ParameterTypeReport {
  * when it is loaded rather than its first run (docs/task-format.md §1 item 11), reporting all
  * problems rather than the first, for a catalog that lists broken tasks with their reasons.
  */
-export function checkParameterTypes(parameters: Record<string, ParameterDeclaration> | null | undefined, options: CompileSignatureOptions = {}): ParameterTypeReport {
+export function checkParameterTypes(
+  parameters: Record<string, ParameterDeclaration> | null | undefined,
+  options: CompileSignatureOptions = {},
+): ParameterTypeReport {
   const report: ParameterTypeReport = { errors: [], warnings: [] };
   for (const [name, decl] of Object.entries(parameters ?? {})) {
     const typeText = decl.type ?? 'Data';
@@ -294,8 +300,10 @@ export function checkParameterTypes(parameters: Record<string, ParameterDeclarat
       const type = parseType(typeText, { aliases: options.aliases });
       new SchemaBuilder().schema(type); // resolves every alias the type uses
       const unresolved = unresolvedReferences(type);
-      if (unresolved.length > 0) report.warnings.push(`parameter '${name}' references an unresolved type ${unresolved.map((u) => `'${u}'`).join(', ')}; no value can match it`);
-      else if (!acceptsUndef(type) && neverMatches(type)) report.warnings.push(`parameter '${name}' has type ${describeType(type)}, which no JSON value can match`);
+      if (unresolved.length > 0)
+        report.warnings.push(`parameter '${name}' references an unresolved type ${unresolved.map((u) => `'${u}'`).join(', ')}; no value can match it`);
+      else if (!acceptsUndef(type) && neverMatches(type))
+        report.warnings.push(`parameter '${name}' has type ${describeType(type)}, which no JSON value can match`);
     } catch (err) {
       if (err instanceof TypeSyntaxError || err instanceof TypeAliasError) report.errors.push(new InvalidParameterTypeError(name, typeText, err));
       else throw err;

@@ -86,7 +86,9 @@ export class TypeAliases implements TypeAliasLookup {
   private resolve(src: AliasSource): PuppetType {
     if (src.type) return src.type;
     if (this.resolving.has(src.name)) {
-      throw new TypeAliasError(`type alias ${src.name} (${src.origin}) refers to itself through ${[...this.resolving].join(' -> ')} -> ${src.name} without an Array, Hash, Tuple or Struct in between`);
+      throw new TypeAliasError(
+        `type alias ${src.name} (${src.origin}) refers to itself through ${[...this.resolving].join(' -> ')} -> ${src.name} without an Array, Hash, Tuple or Struct in between`,
+      );
     }
     this.resolving.add(src.name);
     try {

@@ -235,7 +235,9 @@ export function describeMismatch(t: PuppetType, v: JsonValue, path: string): str
       return out;
     }
     case 'Sensitive':
-      return [`${path} expects ${article('Sensitive')} ${describeType(t)} value, got ${valueTypeName(v)} (a value from JSON is never Sensitive; declare the parameter "sensitive": true instead)`];
+      return [
+        `${path} expects ${article('Sensitive')} ${describeType(t)} value, got ${valueTypeName(v)} (a value from JSON is never Sensitive; declare the parameter "sensitive": true instead)`,
+      ];
     case 'Never':
       return [`${path} expects ${article(t.name)} ${t.text} value, got ${valueTypeName(v)} (no JSON value is ${article(t.name)} ${t.name})`];
     case 'Unresolved':

@@ -23,7 +23,24 @@ const random = seededRandom(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
 const int = (n: number) => Math.floor(random() * n);
 
-const LEAVES = ['Any', 'Undef', 'NotUndef', 'Data', 'Scalar', 'ScalarData', 'String', 'Integer', 'Float', 'Numeric', 'Boolean', 'Array', 'Hash', 'Pattern', 'Timestamp', 'Mod::Alias'];
+const LEAVES = [
+  'Any',
+  'Undef',
+  'NotUndef',
+  'Data',
+  'Scalar',
+  'ScalarData',
+  'String',
+  'Integer',
+  'Float',
+  'Numeric',
+  'Boolean',
+  'Array',
+  'Hash',
+  'Pattern',
+  'Timestamp',
+  'Mod::Alias',
+];
 const ARGS = ['1', '0', '-1', '2', 'default', '0.5', 'true', 'false', "'a'", 'b', '/x+/', '/\\A\\w+\\z/', "'c d'", 'undef', '0x1f', '07'];
 
 function genType(depth: number): string {
@@ -57,7 +74,7 @@ function genType(depth: number): string {
   }
 }
 
-const ALPHABET = "[]{},'\"/\\=> aZ09-_:.#$@\n\t()|^*+?";
+const ALPHABET = '[]{},\'"/\\=> aZ09-_:.#$@\n\t()|^*+?';
 
 function mutate(s: string): string {
   let out = s;
@@ -140,13 +157,21 @@ describe('parseType under fuzzing (seed 0x5eed2026)', () => {
     for (let i = 0; i < 2000; i++) check(genType(0), stats);
     for (let i = 0; i < 1500; i++) check(mutate(genType(0)), stats);
     for (let i = 0; i < 1000; i++) check(Array.from({ length: int(30) }, () => pick([...ALPHABET, 'String', 'Enum', 'Optional'])).join(''), stats);
-    for (const deep of ['Optional['.repeat(5000), '['.repeat(5000), `Variant[${'String,'.repeat(5000)}]`, `Enum[${"'a',".repeat(5000)}]`, "'".repeat(5000), '/'.repeat(5001)]) check(deep, stats);
+    for (const deep of [
+      'Optional['.repeat(5000),
+      '['.repeat(5000),
+      `Variant[${'String,'.repeat(5000)}]`,
+      `Enum[${"'a',".repeat(5000)}]`,
+      "'".repeat(5000),
+      '/'.repeat(5001),
+    ])
+      check(deep, stats);
     // Both outcomes must be well represented, or the generator is not exercising the parser.
     assert.ok(stats.parsed > 1500, `parsed ${stats.parsed}`);
     assert.ok(stats.refused > 1500, `refused ${stats.refused}`);
   });
 
-  it('never throws anything but TypeSyntaxError on mutations of the corpus\'s type expressions', { skip: corpus.skip }, () => {
+  it("never throws anything but TypeSyntaxError on mutations of the corpus's type expressions", { skip: corpus.skip }, () => {
     const stats = { parsed: 0, refused: 0 };
     const expressions = corpusExpressions(corpus.dir ?? '');
     assert.equal(expressions.length, 64); // 64 written expressions; the corpus's 65th type is the untyped parameter (Data)

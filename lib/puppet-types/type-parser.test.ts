@@ -45,9 +45,9 @@ describe('parseType', () => {
       ['Boolean', 'Boolean'],
       ['Boolean[true]', 'Boolean[true]'],
       ['Enum[present,absent]', "Enum['absent', 'present']"],
-      ["Enum['a', \"b\", a, true]", "Enum['a', 'b', true]"],
+      ['Enum[\'a\', "b", a, true]', "Enum['a', 'b', true]"],
       ['Enum[puppet7-nightly, _x]', "Enum['_x', 'puppet7-nightly']"],
-      ['Pattern[/\\A\\w+\\z/, \'x\']', 'Pattern[/\\A\\w+\\z/, /x/]'],
+      ["Pattern[/\\A\\w+\\z/, 'x']", 'Pattern[/\\A\\w+\\z/, /x/]'],
       ['Pattern', 'Pattern'],
       ["Optional['x']", "Optional['x']"],
       ['Optional[Variant[String[1],Array[String[1]]]]', 'Optional[Variant[String[1], Array[String[1]]]]'],
@@ -60,7 +60,10 @@ describe('parseType', () => {
       ['Hash[1, 2]', 'Hash[Any, Any, 1, 2]'],
       ['Tuple[String, Integer]', 'Tuple[String, Integer]'],
       ['Tuple[String, 1, default]', 'Tuple[String, 1]'],
-      ['Struct[{a => Integer, Optional[b] => String, NotUndef[c] => Optional[String], \'d\' => Any}]', "Struct[{'a' => Integer, Optional['b'] => String, NotUndef['c'] => Optional[String], 'd' => Any}]"],
+      [
+        "Struct[{a => Integer, Optional[b] => String, NotUndef[c] => Optional[String], 'd' => Any}]",
+        "Struct[{'a' => Integer, Optional['b'] => String, NotUndef['c'] => Optional[String], 'd' => Any}]",
+      ],
       ['Sensitive[String[1]]', 'Sensitive[String[1]]'],
       ['Collection[1]', 'Collection[1]'],
       ['Timestamp', 'Timestamp'],
@@ -73,14 +76,19 @@ describe('parseType', () => {
   });
 
   it('decides optionality as Puppet does: Optional, Undef, Any, Data or a Variant containing one', () => {
-    for (const e of ['Optional[String]', 'Undef', 'Any', 'Data', 'Variant[String,Array,Undef]', 'Variant[Integer, Optional[String]]']) assert.equal(acceptsUndef(parseType(e)), true, e);
-    for (const e of ['String', 'NotUndef', 'Scalar', 'Variant[String, Integer]', 'Sensitive[Any]', 'Peadm::Ldap_config', 'Enum[a]']) assert.equal(acceptsUndef(parseType(e)), false, e);
+    for (const e of ['Optional[String]', 'Undef', 'Any', 'Data', 'Variant[String,Array,Undef]', 'Variant[Integer, Optional[String]]'])
+      assert.equal(acceptsUndef(parseType(e)), true, e);
+    for (const e of ['String', 'NotUndef', 'Scalar', 'Variant[String, Integer]', 'Sensitive[Any]', 'Peadm::Ldap_config', 'Enum[a]'])
+      assert.equal(acceptsUndef(parseType(e)), false, e);
   });
 
   it('reports a capitalised Enum word in Puppet terms, naming the expression and position (lvm ensure_fs)', () => {
     const err = syntaxError('Optional[Enum[LG,no]]');
     assert.equal(err.position, 14);
-    assert.equal(err.message, "invalid type 'Optional[Enum[LG,no]]' at position 14: expected identifiers or strings as Enum parameters; 'LG' is capitalised, so Puppet reads it as a type reference (quote it: 'LG')");
+    assert.equal(
+      err.message,
+      "invalid type 'Optional[Enum[LG,no]]' at position 14: expected identifiers or strings as Enum parameters; 'LG' is capitalised, so Puppet reads it as a type reference (quote it: 'LG')",
+    );
   });
 
   it('refuses what Puppet refuses, with one line saying what was expected', () => {
@@ -111,7 +119,7 @@ describe('parseType', () => {
       ['Enum[12ab]', /a word cannot start with a digit/],
       ['Boolean[1]', /true or false/],
       ['Array[String, 3, 1]', /minimum size of Array not above its maximum/],
-      ['Optional[' .repeat(100) + 'String' + ']'.repeat(100), /levels of nesting/],
+      ['Optional['.repeat(100) + 'String' + ']'.repeat(100), /levels of nesting/],
       ['String @', /not '@'/],
     ];
     for (const [expr, re] of cases) {
@@ -140,8 +148,14 @@ describe('TypeAliases', () => {
 
   it('reports a cycle that no container breaks, and an alias whose expression does not parse', () => {
     const aliases = typeAliasesFrom({ 'A::B': 'Optional[A::C]', 'A::C': 'Variant[String, A::B]', 'A::Bad': 'Enum[X]' });
-    assert.throws(() => acceptsUndef(parseType('A::B', { aliases })), (err: Error) => err instanceof TypeAliasError && /refers to itself/.test(err.message));
-    assert.throws(() => acceptsUndef(parseType('A::Bad', { aliases })), (err: Error) => err instanceof TypeAliasError && /type alias A::Bad \(alias A::Bad\): invalid type 'Enum\[X\]'/.test(err.message));
+    assert.throws(
+      () => acceptsUndef(parseType('A::B', { aliases })),
+      (err: Error) => err instanceof TypeAliasError && /refers to itself/.test(err.message),
+    );
+    assert.throws(
+      () => acceptsUndef(parseType('A::Bad', { aliases })),
+      (err: Error) => err instanceof TypeAliasError && /type alias A::Bad \(alias A::Bad\): invalid type 'Enum\[X\]'/.test(err.message),
+    );
   });
 
   it('refuses an alias source that is not a type declaration', () => {
@@ -158,7 +172,10 @@ describe('TypeAliases.addModuleDir', () => {
     try {
       const mod = join(dir, 'peadm');
       mkdirSync(join(mod, 'types', 'ldap'), { recursive: true });
-      writeFileSync(join(mod, 'types', 'ldap_config.pp'), "# @summary LDAP settings\ntype Peadm::Ldap_config = Struct[{\n  base_dn => String,\n  Optional['port'] => Peadm::Ldap::Port,\n}]\n");
+      writeFileSync(
+        join(mod, 'types', 'ldap_config.pp'),
+        "# @summary LDAP settings\ntype Peadm::Ldap_config = Struct[{\n  base_dn => String,\n  Optional['port'] => Peadm::Ldap::Port,\n}]\n",
+      );
       writeFileSync(join(mod, 'types', 'ldap', 'port.pp'), 'type Peadm::Ldap::Port = Integer[1, 65535]\n');
       writeFileSync(join(mod, 'types', 'broken.pp'), 'class peadm::nope {}\n');
       const aliases = new TypeAliases();

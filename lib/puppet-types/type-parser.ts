@@ -123,8 +123,29 @@ export function parseType(expr: string, options: ParseTypeOptions = {}): PuppetT
 }
 
 const NEVER_TYPES = new Set([
-  'binary', 'callable', 'catalogentry', 'class', 'default', 'deferred', 'error', 'init', 'iterable', 'iterator', 'object',
-  'regexp', 'resource', 'runtime', 'semver', 'semverrange', 'timespan', 'timestamp', 'type', 'uri', 'typeset', 'typealias', 'typereference',
+  'binary',
+  'callable',
+  'catalogentry',
+  'class',
+  'default',
+  'deferred',
+  'error',
+  'init',
+  'iterable',
+  'iterator',
+  'object',
+  'regexp',
+  'resource',
+  'runtime',
+  'semver',
+  'semverrange',
+  'timespan',
+  'timestamp',
+  'type',
+  'uri',
+  'typeset',
+  'typealias',
+  'typereference',
 ]);
 
 function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetType {
@@ -156,7 +177,8 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
   const arity = (t: Extract<Arg, { a: 'type' }>, min: number, max: number) => {
     const n = t.args?.length ?? 0;
     if (t.args !== null && n < min) fail(t.pos, `at least ${min} parameter${min === 1 ? '' : 's'} for ${t.name}`);
-    if (n > max) fail(t.args![max].pos, max === 0 ? `no parameters for ${t.name} (it takes none)` : `at most ${max} parameter${max === 1 ? '' : 's'} for ${t.name}`);
+    if (n > max)
+      fail(t.args![max].pos, max === 0 ? `no parameters for ${t.name} (it takes none)` : `at most ${max} parameter${max === 1 ? '' : 's'} for ${t.name}`);
   };
   const regexOf = (arg: Arg, name: string): RubyRegex => {
     if (arg.a !== 'regex' && arg.a !== 'string') return fail(arg.pos, `a regex /.../ or a string for ${name}`);
@@ -238,7 +260,11 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
         const values: string[] = [];
         for (const a of list) {
           if (a.a === 'string') values.push(a.value);
-          else if (a.a === 'type') fail(a.pos, `identifiers or strings as Enum parameters; '${a.name}' is capitalised, so Puppet reads it as a type reference (quote it: '${a.name}')`);
+          else if (a.a === 'type')
+            fail(
+              a.pos,
+              `identifiers or strings as Enum parameters; '${a.name}' is capitalised, so Puppet reads it as a type reference (quote it: '${a.name}')`,
+            );
           else fail(a.pos, `identifiers or strings as Enum parameters (quote numbers and keywords: Enum['8140'])`);
         }
         // Puppet keeps Enum values deduplicated and sorted (docs/task-format.md §7.2), which is how
@@ -267,7 +293,12 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
           return { kind: 'Hash', key: { kind: 'Any' }, value: { kind: 'Any' }, ...sizePair(args, 0, 'Hash') };
         }
         if (args.length === 1) fail(t.pos, 'a key type and a value type for Hash (Hash[K, V]), not a key type alone');
-        return { kind: 'Hash', key: args[0] ? asType(args[0]) : { kind: 'Any' }, value: args[1] ? asType(args[1]) : { kind: 'Any' }, ...sizePair(args, 2, 'Hash') };
+        return {
+          kind: 'Hash',
+          key: args[0] ? asType(args[0]) : { kind: 'Any' },
+          value: args[1] ? asType(args[1]) : { kind: 'Any' },
+          ...sizePair(args, 2, 'Hash'),
+        };
       }
       case 'collection':
         arity(t, 0, 2);
@@ -334,4 +365,3 @@ function interpret(expr: string, node: Arg, options: ParseTypeOptions): PuppetTy
 
   return asType(node);
 }
-

@@ -160,7 +160,9 @@ export function rejectedSample(t: PuppetType, depth = 0): JsonValue | undefined 
       return r === null ? undefined : r;
     }
     case 'Variant':
-      return ['zz-not-listed', int(7), float(0.5), false, [], Object.create(null) as JsonObject, [int(1)], null].find((v) => !t.types.some((x) => isInstance(x, v)));
+      return ['zz-not-listed', int(7), float(0.5), false, [], Object.create(null) as JsonObject, [int(1)], null].find(
+        (v) => !t.types.some((x) => isInstance(x, v)),
+      );
     case 'Array':
     case 'Tuple': {
       if (t.min > 0) return [];

@@ -48,7 +48,11 @@ export function puppetAjv(): Ajv {
       v instanceof JsonNumber && !v.isInteger && (s.min === undefined || v.value >= s.min) && (s.max === undefined || v.value <= s.max),
   });
   ajv.addKeyword({ keyword: 'pNumeric', errors: false, compile: () => (v: JsonValue) => v instanceof JsonNumber });
-  ajv.addKeyword({ keyword: 'pScalar', errors: false, compile: () => (v: JsonValue) => typeof v === 'string' || typeof v === 'boolean' || v instanceof JsonNumber });
+  ajv.addKeyword({
+    keyword: 'pScalar',
+    errors: false,
+    compile: () => (v: JsonValue) => typeof v === 'string' || typeof v === 'boolean' || v instanceof JsonNumber,
+  });
   ajv.addKeyword({ keyword: 'pHash', errors: false, compile: () => (v: JsonValue) => isJsonObject(v) });
   ajv.addKeyword({
     keyword: 'pEnumCI',
@@ -123,7 +127,12 @@ export class SchemaBuilder {
           ...size(t.min, t.max, 'minProperties', 'maxProperties'),
         };
       case 'Collection':
-        return { anyOf: [{ type: 'array', ...size(t.min, t.max, 'minItems', 'maxItems') }, { pHash: true, ...size(t.min, t.max, 'minProperties', 'maxProperties') }] };
+        return {
+          anyOf: [
+            { type: 'array', ...size(t.min, t.max, 'minItems', 'maxItems') },
+            { pHash: true, ...size(t.min, t.max, 'minProperties', 'maxProperties') },
+          ],
+        };
       case 'Struct':
         return {
           pHash: true,

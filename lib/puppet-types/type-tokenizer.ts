@@ -15,7 +15,28 @@ export type TypeToken =
   | { t: 'END'; pos: number };
 
 /** Words that are syntax in Puppet, not bare-word strings (docs/task-format.md §7.3). */
-const KEYWORDS = new Set(['case', 'class', 'define', 'if', 'elsif', 'else', 'inherits', 'node', 'and', 'or', 'in', 'unless', 'function', 'type', 'attr', 'private', 'application', 'consumes', 'produces', 'site']);
+const KEYWORDS = new Set([
+  'case',
+  'class',
+  'define',
+  'if',
+  'elsif',
+  'else',
+  'inherits',
+  'node',
+  'and',
+  'or',
+  'in',
+  'unless',
+  'function',
+  'type',
+  'attr',
+  'private',
+  'application',
+  'consumes',
+  'produces',
+  'site',
+]);
 
 const TYPE_NAME = /(?:::)?[A-Z]\w*(?:::[A-Z]\w*)*/y;
 const BARE_WORD = /[a-z_][\w-]*/y;

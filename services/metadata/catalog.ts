@@ -142,7 +142,8 @@ export class Catalog {
       if (!t.error) continue;
       const line = `${t.error.kind}: ${t.error.msg}`;
       now.set(t.name, line);
-      if (broken.get(t.name) !== line) this.log?.warn({ environment: env.name, task: t.name, kind: t.error.kind }, `task ${t.name} fails to load: ${t.error.msg}`);
+      if (broken.get(t.name) !== line)
+        this.log?.warn({ environment: env.name, task: t.name, kind: t.error.kind }, `task ${t.name} fails to load: ${t.error.msg}`);
     }
     for (const p of env.problems) {
       now.set(`problem:${p}`, p);

@@ -15,16 +15,24 @@ describe('environment modulepath', () => {
   };
 
   it('reads modulepath from environment.conf outside any section or in [main], skipping comments', () => {
-    assert.equal(modulepathSetting('# control repo\nmodulepath = site-modules:modules:$basemodulepath\nmanifest = site.pp\n'), 'site-modules:modules:$basemodulepath');
+    assert.equal(
+      modulepathSetting('# control repo\nmodulepath = site-modules:modules:$basemodulepath\nmanifest = site.pp\n'),
+      'site-modules:modules:$basemodulepath',
+    );
     assert.equal(modulepathSetting('[main]\n; old\nmodulepath=modules\n'), 'modules');
     assert.equal(modulepathSetting('[agent]\nmodulepath = elsewhere\n'), undefined);
     assert.equal(modulepathSetting('config_version = scripts/version.sh\n'), undefined);
   });
 
   it('expands relative entries against the environment, $basemodulepath and $environment', () => {
-    const { dirs, problems } = expandModulepath('site:/opt/$environment/mods:$basemodulepath:$codedir/x', 'production', '/envs/production', ['/base/a', '/base/b']);
+    const { dirs, problems } = expandModulepath('site:/opt/$environment/mods:$basemodulepath:$codedir/x', 'production', '/envs/production', [
+      '/base/a',
+      '/base/b',
+    ]);
     assert.deepEqual(dirs, ['/envs/production/site', '/opt/production/mods', '/base/a', '/base/b']);
-    assert.deepEqual(problems, ["environment.conf: modulepath entry '$codedir/x' uses $codedir, which Baton does not know; expected only $basemodulepath and $environment"]);
+    assert.deepEqual(problems, [
+      "environment.conf: modulepath entry '$codedir/x' uses $codedir, which Baton does not know; expected only $basemodulepath and $environment",
+    ]);
   });
 
   it('scans every modulepath directory in order, the first module of a name winning', async () => {
@@ -36,7 +44,14 @@ describe('environment modulepath', () => {
     write('base/shared/files/lib.sh', 'lib');
     write('base/shared/tasks/base.sh', 'base');
     const env = await scanEnvironment('production', join(root, 'production'), { basemodulepath: [join(root, 'base')] });
-    assert.deepEqual(env.tasks.map((t) => [t.name, t.error?.msg]), [['app', undefined], ['profile::deploy', undefined], ['shared::base', undefined]]);
+    assert.deepEqual(
+      env.tasks.map((t) => [t.name, t.error?.msg]),
+      [
+        ['app', undefined],
+        ['profile::deploy', undefined],
+        ['shared::base', undefined],
+      ],
+    );
     assert.equal(env.files.get('shared/files/lib.sh'), join(root, 'base/shared/files/lib.sh'));
     assert.deepEqual(env.problems, []);
   });
@@ -44,7 +59,13 @@ describe('environment modulepath', () => {
   it('uses modules:$basemodulepath when there is no environment.conf', async () => {
     write('staging/modules/app/tasks/init.sh', 'app');
     const env = await scanEnvironment('staging', join(root, 'staging'), { basemodulepath: [join(root, 'base')] });
-    assert.deepEqual(env.tasks.map((t) => t.name), ['app', 'shared::base']);
-    assert.deepEqual((await scanEnvironment('staging', join(root, 'staging'))).tasks.map((t) => t.name), ['app']);
+    assert.deepEqual(
+      env.tasks.map((t) => t.name),
+      ['app', 'shared::base'],
+    );
+    assert.deepEqual(
+      (await scanEnvironment('staging', join(root, 'staging'))).tasks.map((t) => t.name),
+      ['app'],
+    );
   });
 });

@@ -35,7 +35,10 @@ export function modulepathSetting(text: string): string | undefined {
 export function expandModulepath(setting: string, envName: string, envDir: string, basemodulepath: readonly string[]): { dirs: string[]; problems: string[] } {
   const dirs: string[] = [];
   const problems: string[] = [];
-  for (const entry of setting.split(':').map((e) => e.trim()).filter((e) => e !== '')) {
+  for (const entry of setting
+    .split(':')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')) {
     if (entry === '$basemodulepath') {
       dirs.push(...basemodulepath);
       continue;
@@ -43,7 +46,9 @@ export function expandModulepath(setting: string, envName: string, envDir: strin
     const expanded = entry.replace(/\$\{?environment\}?/g, envName);
     const unknown = /\$\{?\w+\}?/.exec(expanded);
     if (unknown) {
-      problems.push(`environment.conf: modulepath entry '${entry}' uses ${unknown[0]}, which Baton does not know; expected only $basemodulepath and $environment`);
+      problems.push(
+        `environment.conf: modulepath entry '${entry}' uses ${unknown[0]}, which Baton does not know; expected only $basemodulepath and $environment`,
+      );
       continue;
     }
     dirs.push(isAbsolute(expanded) ? expanded : resolve(envDir, expanded));

@@ -42,7 +42,11 @@ describe('MetadataService picks up live changes', () => {
     write('production/modules/doomed/tasks/init.sh', '#!/bin/sh\n');
     // A short interval keeps the test quick; the behaviour is the default's, one interval later.
     const catalog = new Catalog({ environmentPath: root, rescanIntervalMs: 100 });
-    server = await startServer({ listen: '127.0.0.1:0', log, services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(catalog, log) }] });
+    server = await startServer({
+      listen: '127.0.0.1:0',
+      log,
+      services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(catalog, log) }],
+    });
     client = makeClient(MetadataServiceClient, server.address);
     assert.deepEqual(await names(), ['acme::first', 'doomed']);
   });
@@ -65,7 +69,10 @@ describe('MetadataService picks up live changes', () => {
     assert.equal(before?.sha256, sha256('#!/bin/sh\necho one\n'));
     const edited = '#!/bin/sh\necho edited, and longer\n';
     write('production/modules/acme/tasks/first.sh', edited);
-    await waitFor('the new sha256 of acme::first', async () => (await unary(client, client.getTask, { environment: '', task: 'acme::first' })).task?.files[0].sha256 === sha256(edited));
+    await waitFor(
+      'the new sha256 of acme::first',
+      async () => (await unary(client, client.getTask, { environment: '', task: 'acme::first' })).task?.files[0].sha256 === sha256(edited),
+    );
     const err = await readFile(client, 'acme/tasks/first.sh', before?.sha256 ?? '').then(
       () => undefined,
       (e: ServiceError) => readServiceError(e),

@@ -27,7 +27,9 @@ describe('baton-metadata main', () => {
       env: ENV,
       ready: LISTENING_LINE,
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => started.child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      started.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     try {
       const address = LISTENING_LINE.exec(started.readyLine)?.[1];
       assert.ok(address, started.readyLine);
@@ -36,7 +38,10 @@ describe('baton-metadata main', () => {
       try {
         const { task } = await unary(client, client.getTask, { environment: 'production', task: 'demo::echo' });
         assert.equal(task?.name, 'demo::echo');
-        assert.deepEqual(task?.parameters.map((p) => p.name), ['count', 'message']);
+        assert.deepEqual(
+          task?.parameters.map((p) => p.name),
+          ['count', 'message'],
+        );
       } finally {
         client.close();
       }
@@ -50,13 +55,19 @@ describe('baton-metadata main', () => {
     const r = runMain(['--environmentpath', 'examples/modules', '--listen', 'no-port-here']);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, "baton-metadata: configuration: listen 'no-port-here' is not host:port (host:port to listen on; port 0 picks a free one); expected host:port, the host a name, an IPv4 address or an IPv6 address in brackets ([::1]:50051), the port 0-65535 [from flag --listen]\n");
+    assert.equal(
+      r.stderr,
+      "baton-metadata: configuration: listen 'no-port-here' is not host:port (host:port to listen on; port 0 picks a free one); expected host:port, the host a name, an IPv4 address or an IPv6 address in brackets ([::1]:50051), the port 0-65535 [from flag --listen]\n",
+    );
   });
 
   it('prints one line and exits 2 when the environmentpath is missing or not a directory', () => {
     const missing = runMain(['--environmentpath', 'no/such/dir']);
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /^baton-metadata: configuration: environmentpath '.*no\/such\/dir' cannot be used \(ENOENT\); expected a directory holding <environment>\/modules\/<module>\/tasks\/\n$/);
+    assert.match(
+      missing.stderr,
+      /^baton-metadata: configuration: environmentpath '.*no\/such\/dir' cannot be used \(ENOENT\); expected a directory holding <environment>\/modules\/<module>\/tasks\/\n$/,
+    );
     const file = runMain(['--environmentpath', 'package.json']);
     assert.equal(file.code, 2);
     assert.match(file.stderr, /^baton-metadata: configuration: environmentpath '.*package\.json' is not a directory; .*\n$/);
@@ -76,15 +87,34 @@ describe('baton-metadata main', () => {
 
   it('serves the tasks of a Puppet Server given puppetserver-url', async () => {
     const fake = await startFakePuppetServer({
-      environments: { production: [{ module: 'remote', task: 'hello', metadata: { description: 'from Puppet Server' }, files: [{ module: 'remote', mount: 'tasks', rel: 'hello.sh', content: 'echo hi', implementation: true }] }] },
+      environments: {
+        production: [
+          {
+            module: 'remote',
+            task: 'hello',
+            metadata: { description: 'from Puppet Server' },
+            files: [{ module: 'remote', mount: 'tasks', rel: 'hello.sh', content: 'echo hi', implementation: true }],
+          },
+        ],
+      },
     });
-    const started = await startChild(process.execPath, [MAIN, '--puppetserver-url', fake.url, '--listen', '127.0.0.1:0'], { cwd: ROOT, env: ENV, ready: LISTENING_LINE });
+    const started = await startChild(process.execPath, [MAIN, '--puppetserver-url', fake.url, '--listen', '127.0.0.1:0'], {
+      cwd: ROOT,
+      env: ENV,
+      ready: LISTENING_LINE,
+    });
     const client = makeClient(MetadataServiceClient, LISTENING_LINE.exec(started.readyLine)?.[1] ?? '');
     try {
       const listed = await unary(client, client.listTasks, { environment: '', pageSize: 0, pageToken: '', includePrivate: false });
-      assert.deepEqual(listed.tasks.map((t) => [t.name, t.description]), [['remote::hello', 'from Puppet Server']]);
+      assert.deepEqual(
+        listed.tasks.map((t) => [t.name, t.description]),
+        [['remote::hello', 'from Puppet Server']],
+      );
       const { task } = await unary(client, client.getTask, { environment: 'production', task: 'remote::hello' });
-      assert.deepEqual(task?.files.map((f) => f.path), ['remote/tasks/hello.sh']);
+      assert.deepEqual(
+        task?.files.map((f) => f.path),
+        ['remote/tasks/hello.sh'],
+      );
     } finally {
       client.close();
       await started.stop();

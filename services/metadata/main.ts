@@ -6,7 +6,15 @@ import { constants, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { MetadataServiceService } from '../../gen/baton/v1/metadata_service';
-import { configSchema, ConfigError, loadConfig, METRICS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES, type ConfigOf } from '../../lib/config';
+import {
+  configSchema,
+  ConfigError,
+  loadConfig,
+  METRICS_CONFIG_PROPERTIES,
+  resolveServerOptions,
+  SERVER_CONFIG_PROPERTIES,
+  type ConfigOf,
+} from '../../lib/config';
 import { drainOnSignals, METADATA_MAX_RECEIVE_MESSAGE_BYTES, startServer } from '../../lib/grpc-server';
 import { createLogger, type Logger } from '../../lib/logger';
 import { announceListening, runMain } from '../../lib/main';
@@ -38,9 +46,14 @@ const METADATA_CONFIG_SCHEMA = configSchema({
   basemodulepath: {
     type: 'string',
     default: '',
-    description: "':'-separated module directories that $basemodulepath names in an environment's modulepath (environment.conf, default modules:$basemodulepath)",
+    description:
+      "':'-separated module directories that $basemodulepath names in an environment's modulepath (environment.conf, default modules:$basemodulepath)",
   },
-  'puppetserver-url': { type: 'string', pattern: '^https?://[^\\s/]+(/\\S*)?$', description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140' },
+  'puppetserver-url': {
+    type: 'string',
+    pattern: '^https?://[^\\s/]+(/\\S*)?$',
+    description: 'Puppet Server base URL to read tasks from instead of an environmentpath, e.g. https://puppet:8140',
+  },
   'puppetserver-ca': { type: 'string', minLength: 1, description: 'PEM CA bundle that signed the Puppet Server certificate' },
   'puppetserver-cert': { type: 'string', minLength: 1, description: 'PEM client certificate presented to Puppet Server' },
   'puppetserver-key': { type: 'string', minLength: 1, description: 'PEM private key of puppetserver-cert' },
@@ -69,16 +82,24 @@ async function taskSource(config: MetadataConfig, log: Logger): Promise<TaskSour
         try {
           readFileSync(file);
         } catch (err) {
-          throw new ConfigError(`configuration: ${key} '${file}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`);
+          throw new ConfigError(
+            `configuration: ${key} '${file}' cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a PEM file`,
+          );
         }
       }
       return file;
     };
-    const client = new PuppetServerClient({ url, caFile: readable('puppetserver-ca'), certFile: readable('puppetserver-cert'), keyFile: readable('puppetserver-key') });
+    const client = new PuppetServerClient({
+      url,
+      caFile: readable('puppetserver-ca'),
+      certFile: readable('puppetserver-cert'),
+      keyFile: readable('puppetserver-key'),
+    });
     log.info({ url: client.base }, `tasks are read from Puppet Server ${client.base}`);
     return new PuppetServerSource(client, { cacheTtlMs: config['puppetserver-cache-ttl-ms'] });
   }
-  if (!config.environmentpath) throw new ConfigError('configuration: missing required key \'environmentpath\' (or \'puppetserver-url\'); expected one source of tasks');
+  if (!config.environmentpath)
+    throw new ConfigError("configuration: missing required key 'environmentpath' (or 'puppetserver-url'); expected one source of tasks");
   const environmentPath = resolve(config.environmentpath);
   await checkEnvironmentPath(environmentPath);
   const basemodulepath = config.basemodulepath
@@ -97,9 +118,12 @@ async function taskSource(config: MetadataConfig, log: Logger): Promise<TaskSour
 /** Checks that the environmentpath is a readable directory, as a ConfigError naming it. */
 async function checkEnvironmentPath(path: string): Promise<void> {
   const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ConfigError(`configuration: environmentpath '${path}' cannot be used (${err.code ?? err.message}); expected a directory holding <environment>/modules/<module>/tasks/`);
+    throw new ConfigError(
+      `configuration: environmentpath '${path}' cannot be used (${err.code ?? err.message}); expected a directory holding <environment>/modules/<module>/tasks/`,
+    );
   });
-  if (!st.isDirectory()) throw new ConfigError(`configuration: environmentpath '${path}' is not a directory; expected a directory holding <environment>/modules/<module>/tasks/`);
+  if (!st.isDirectory())
+    throw new ConfigError(`configuration: environmentpath '${path}' is not a directory; expected a directory holding <environment>/modules/<module>/tasks/`);
   await access(path, constants.R_OK | constants.X_OK).catch(() => {
     throw new ConfigError(`configuration: environmentpath '${path}' is not readable by this process`);
   });
@@ -112,7 +136,14 @@ runMain('metadata', async () => {
 
   const server = await startServer({
     ...resolveServerOptions(config),
-    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log), roles: METADATA_SERVICE_ROLES }],
+    services: [
+      {
+        name: 'baton.v1.MetadataService',
+        definition: MetadataServiceService,
+        implementation: createMetadataService(source, log),
+        roles: METADATA_SERVICE_ROLES,
+      },
+    ],
     log,
     maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
   });

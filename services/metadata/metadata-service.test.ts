@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { GetTaskRequest, MetadataServiceClient, MetadataServiceService, type ReadTaskFileRequest, type ReadTaskFileResponse } from '../../gen/baton/v1/metadata_service';
+import {
+  GetTaskRequest,
+  MetadataServiceClient,
+  MetadataServiceService,
+  type ReadTaskFileRequest,
+  type ReadTaskFileResponse,
+} from '../../gen/baton/v1/metadata_service';
 import { InputMethod } from '../../gen/baton/v1/task';
 import { readServiceError, type ErrorReport } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
@@ -29,7 +35,9 @@ async function serve(environmentPath: string): Promise<{ server: RunningServer; 
   const server = await startServer({
     listen: '127.0.0.1:0',
     log,
-    services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(new Catalog({ environmentPath }), log) }],
+    services: [
+      { name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(new Catalog({ environmentPath }), log) },
+    ],
     maxReceiveMessageBytes: METADATA_MAX_RECEIVE_MESSAGE_BYTES,
   });
   return { server, client: makeClient(MetadataServiceClient, server.address) };
@@ -99,7 +107,10 @@ describe('MetadataService over examples/modules', () => {
       } else {
         assert.equal(err.code, status.INVALID_ARGUMENT, err.message);
         assert.match(err.message, new RegExp(`^task 'a{40}…' \\(${size} characters\\) is ${size} characters long; at most 256 characters are accepted`));
-        assert.deepEqual(err.violations.map((v) => v.field), ['task']);
+        assert.deepEqual(
+          err.violations.map((v) => v.field),
+          ['task'],
+        );
       }
       assert.equal((await getTask('demo::echo')).task?.name, 'demo::echo');
       assert.ok(performance.now() - start < 1_000, `answered in ${Math.round(performance.now() - start)} ms`);
@@ -113,12 +124,18 @@ describe('MetadataService over examples/modules', () => {
 
   it('lists the tasks of production sorted by name, one page at a time', async () => {
     const first = await listTasks({ pageSize: 3 });
-    assert.deepEqual(first.tasks.map((t) => t.name), ['demo', 'demo::echo', 'demo::fail']);
+    assert.deepEqual(
+      first.tasks.map((t) => t.name),
+      ['demo', 'demo::echo', 'demo::fail'],
+    );
     assert.equal(first.totalSize, 4);
     assert.notEqual(first.nextPageToken, '');
     assert.equal(first.tasks[1].description, "Prints its message back as JSON, with the count and the node's name");
     const second = await listTasks({ pageSize: 3, pageToken: first.nextPageToken });
-    assert.deepEqual(second.tasks.map((t) => t.name), ['demo::uptime']);
+    assert.deepEqual(
+      second.tasks.map((t) => t.name),
+      ['demo::uptime'],
+    );
     assert.equal(second.nextPageToken, '');
 
     const names: string[] = [];
@@ -139,7 +156,10 @@ describe('MetadataService over examples/modules', () => {
     const other = await failure(() => listTasks({ pageSize: 1, pageToken: first.nextPageToken, includePrivate: true }));
     assert.equal(other.code, status.INVALID_ARGUMENT);
     assert.match(other.message, /^page_token belongs to a ListTasks request with other environment and include_private;/);
-    assert.deepEqual(other.violations.map((v) => v.field), ['page_token']);
+    assert.deepEqual(
+      other.violations.map((v) => v.field),
+      ['page_token'],
+    );
     const garbage = await failure(() => listTasks({ pageToken: 'not-a-token' }));
     assert.equal(garbage.code, status.INVALID_ARGUMENT);
     assert.match(garbage.message, /^page_token is not a next_page_token of ListTasks; leave it empty for the first page$/);
@@ -191,7 +211,10 @@ describe('MetadataService over examples/modules', () => {
       const err = await failure(() => getTask(bad));
       assert.equal(err.code, status.INVALID_ARGUMENT, bad);
       assert.match(err.message, /expected a canonical task name '<module>::<task>'/);
-      assert.deepEqual(err.violations.map((v) => v.field), ['task']);
+      assert.deepEqual(
+        err.violations.map((v) => v.field),
+        ['task'],
+      );
     }
   });
 
@@ -251,7 +274,10 @@ describe('MetadataService over a fixture environmentpath', () => {
   it('reassembles a file larger than 64 KiB from chunks with increasing offsets', async () => {
     const { messages, data } = await readTaskFile(client, { path: 'big/files/blob.bin' });
     assert.equal(messages.length, 4);
-    assert.deepEqual(messages.map((m) => m.offset), [0, CHUNK_SIZE_BYTES, 2 * CHUNK_SIZE_BYTES, 3 * CHUNK_SIZE_BYTES]);
+    assert.deepEqual(
+      messages.map((m) => m.offset),
+      [0, CHUNK_SIZE_BYTES, 2 * CHUNK_SIZE_BYTES, 3 * CHUNK_SIZE_BYTES],
+    );
     assert.ok(messages.every((m) => m.data.length <= CHUNK_SIZE_BYTES));
     assert.equal(messages[0].sizeBytes, blob.length);
     assert.equal(messages[0].sha256, sha256(blob));
@@ -281,8 +307,14 @@ describe('MetadataService over a fixture environmentpath', () => {
 
   it('serves each environment from its own modulepath, production by default, and names what it cannot find', async () => {
     const list = (environment: string) => unary(client, client.listTasks, { environment, pageSize: 0, pageToken: '', includePrivate: true });
-    assert.deepEqual((await list('staging')).tasks.map((t) => t.name), ['other::one']);
-    assert.deepEqual((await list('')).tasks.map((t) => t.name), (await list('production')).tasks.map((t) => t.name));
+    assert.deepEqual(
+      (await list('staging')).tasks.map((t) => t.name),
+      ['other::one'],
+    );
+    assert.deepEqual(
+      (await list('')).tasks.map((t) => t.name),
+      (await list('production')).tasks.map((t) => t.name),
+    );
     assert.equal((await unary(client, client.getTask, { environment: 'staging', task: 'other::one' })).task?.environment, 'staging');
     const elsewhere = await failure(() => unary(client, client.getTask, { environment: '', task: 'other::one' }));
     assert.equal(elsewhere.code, status.NOT_FOUND);
@@ -297,18 +329,31 @@ describe('MetadataService over a fixture environmentpath', () => {
       assert.equal(err.message, "environment 'nosuch' not found; known environments: production, staging");
     }
     const { environments } = await unary(client, client.listEnvironments, {});
-    assert.deepEqual(environments, [{ name: 'production', taskCount: 3 }, { name: 'staging', taskCount: 1 }]);
+    assert.deepEqual(environments, [
+      { name: 'production', taskCount: 3 },
+      { name: 'staging', taskCount: 1 },
+    ]);
   });
 
   it('hides private tasks unless asked, and lists broken tasks with their error', async () => {
     const req = { environment: 'production', pageSize: 0, pageToken: '', includePrivate: false };
     const visible = await unary(client, client.listTasks, req);
-    assert.deepEqual(visible.tasks.map((t) => t.name), ['big::broken', 'big::payload']);
+    assert.deepEqual(
+      visible.tasks.map((t) => t.name),
+      ['big::broken', 'big::payload'],
+    );
     assert.equal(visible.totalSize, 2);
     assert.equal(visible.tasks[0].error?.kind, 'puppet.tasks/unparseable-metadata');
     assert.equal(visible.tasks[1].error, undefined);
     const all = await unary(client, client.listTasks, { ...req, includePrivate: true });
-    assert.deepEqual(all.tasks.map((t) => [t.name, t.private]), [['big::broken', false], ['big::hidden', true], ['big::payload', false]]);
+    assert.deepEqual(
+      all.tasks.map((t) => [t.name, t.private]),
+      [
+        ['big::broken', false],
+        ['big::hidden', true],
+        ['big::payload', false],
+      ],
+    );
     const hidden = await unary(client, client.getTask, { environment: '', task: 'big::hidden' });
     assert.equal(hidden.task?.private, true, 'private tasks can still be fetched (and run)');
   });

@@ -125,12 +125,15 @@ export function createMetadataService(from: TaskSource | Catalog, log: Logger): 
     readTaskFile: serverStreamHandler(log, async (req: ReadTaskFileRequest, call: ServerWritableStream<ReadTaskFileRequest, ReadTaskFileResponse>) => {
       const problem = taskFilePathProblem(req.path);
       if (problem) {
-        throw new InvalidArgumentError(`path ${quote(req.path)} ${problem}; expected a task file path as listed in Task.files, for example 'acme/tasks/restart.sh'`, [
-          { field: 'path', description: `expected <module>/<mount>/<file>; this one ${problem}` },
-        ]);
+        throw new InvalidArgumentError(
+          `path ${quote(req.path)} ${problem}; expected a task file path as listed in Task.files, for example 'acme/tasks/restart.sh'`,
+          [{ field: 'path', description: `expected <module>/<mount>/<file>; this one ${problem}` }],
+        );
       }
       if (req.sha256 && !SHA256_HEX.test(req.sha256)) {
-        throw new InvalidArgumentError(`sha256 ${quote(req.sha256)} is not 64 lowercase hex characters`, [{ field: 'sha256', description: 'expected 64 lowercase hex characters, or empty' }]);
+        throw new InvalidArgumentError(`sha256 ${quote(req.sha256)} is not 64 lowercase hex characters`, [
+          { field: 'sha256', description: 'expected 64 lowercase hex characters, or empty' },
+        ]);
       }
       for await (const chunk of source.readTaskFile(environmentName(req.environment), req.path, req.sha256)) {
         if (!(await write(call, chunk))) return; // the caller went away

@@ -150,7 +150,10 @@ describe('scanEnvironment', () => {
     assert.equal(taskNameOfFile('good.sh'), 'good');
     assert.equal(taskNameOfFile('archive.tar.gz'), 'archive.tar');
     assert.equal(taskNameOfFile('noext'), 'noext');
-    assert.deepEqual(loaded('acme::noext').files.map((f) => f.path), ['acme/tasks/noext']);
+    assert.deepEqual(
+      loaded('acme::noext').files.map((f) => f.path),
+      ['acme/tasks/noext'],
+    );
   });
 
   it('silently ignores files whose task name is invalid, .md and .conf files, subdirectories and bad module names', () => {
@@ -220,7 +223,7 @@ describe('scanEnvironment', () => {
     assert.deepEqual(err?.details, { missing: ['nope.sh'] });
   });
 
-  it('resolves implementations to other tasks\' executables, then extra files, directories recursively', () => {
+  it("resolves implementations to other tasks' executables, then extra files, directories recursively", () => {
     const t = loaded('acme::shared');
     assert.deepEqual(
       t.files.map((f) => f.path),
@@ -244,7 +247,10 @@ describe('scanEnvironment', () => {
     const typed = loaded('acme::typed');
     assert.deepEqual(typed.typeAliases, { 'Helper::Port': 'Optional[Integer[1, 65535]]', 'Helper::Strictport': 'Integer[1, 65535]' });
     const input = (json: string) => validateTaskInput(typed, json).violations.map((v) => v.description);
-    assert.deepEqual(input('{"strict_port": 8080, "port": 22, "unknown": "x"}').filter((d) => !d.includes("'unknown'")), []);
+    assert.deepEqual(
+      input('{"strict_port": 8080, "port": 22, "unknown": "x"}').filter((d) => !d.includes("'unknown'")),
+      [],
+    );
     assert.ok(input('{"strict_port": 0, "unknown": "x"}').includes("parameter 'strict_port' expects an Integer[1, 65535] value, got Integer[0, 0]"));
     assert.deepEqual(loaded('acme::mounts').typeAliases, {});
   });
@@ -253,7 +259,10 @@ describe('scanEnvironment', () => {
     const err = broken('acme::badtype', 'puppet.tasks/invalid-metadata');
     assert.match(err?.msg ?? '', /^task acme::badtype: parameter 'lang' has an invalid type: invalid type 'Enum\[LG,no\]' at position \d+: expected /);
     assert.deepEqual(err?.details, { parameter: 'lang', type: 'Enum[LG,no]' });
-    assert.match(broken('acme::badalias', 'puppet.tasks/invalid-metadata')?.msg ?? '', /parameter 'loop' has an invalid type: type alias Helper::Loop .*refers to itself/);
+    assert.match(
+      broken('acme::badalias', 'puppet.tasks/invalid-metadata')?.msg ?? '',
+      /parameter 'loop' has an invalid type: type alias Helper::Loop .*refers to itself/,
+    );
   });
 
   it('takes extra files from the files, lib, scripts and tasks mounts of any module, each path once', () => {
@@ -267,7 +276,7 @@ describe('scanEnvironment', () => {
     assert.ok(loaded('helper::probe'), "another module's task file is still its own task too");
   });
 
-  it('loads a metadata-only task whose implementations name other tasks\' executables', () => {
+  it("loads a metadata-only task whose implementations name other tasks' executables", () => {
     assert.ok(!env.files.has('acme/tasks/shared.sh'));
     assert.equal(loaded('acme::shared').implementations.length, 2);
   });
@@ -295,16 +304,20 @@ describe('scanEnvironment', () => {
     assert.ok(env.files.has('acme/tasks/good.sh'));
   });
 
-  it('fails a metadata file it cannot read with puppet.tasks/unreadable-metadata', { skip: process.getuid?.() === 0 ? 'root reads any file' : false }, async () => {
-    const dir = writeTree({ [`${M}/locked.json`]: '{}', [`${M}/locked.sh`]: 'x' });
-    try {
-      chmodSync(join(dir, M, 'locked.json'), 0o000);
-      const scanned = await scanEnvironment('production', dir);
-      assert.equal(scanned.byName.get('acme::locked')?.error?.kind, 'puppet.tasks/unreadable-metadata');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'fails a metadata file it cannot read with puppet.tasks/unreadable-metadata',
+    { skip: process.getuid?.() === 0 ? 'root reads any file' : false },
+    async () => {
+      const dir = writeTree({ [`${M}/locked.json`]: '{}', [`${M}/locked.sh`]: 'x' });
+      try {
+        chmodSync(join(dir, M, 'locked.json'), 0o000);
+        const scanned = await scanEnvironment('production', dir);
+        assert.equal(scanned.byName.get('acme::locked')?.error?.kind, 'puppet.tasks/unreadable-metadata');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('scans an environment without a modules directory as empty', async () => {
     const empty = await scanEnvironment('empty', join(root, 'nothing-here'));

@@ -122,9 +122,13 @@ async function loadTask(
     for (const impl of metadata.implementations) {
       // Any executable of the module's tasks/ may serve, which is how tasks share one script.
       if (!mod.executables.includes(impl.name)) {
-        throw new TaskLoadError('puppet.tasks/missing-implementation', `${what}: metadata names implementation '${impl.name}', which is not a file in ${mod.name}/tasks/`, {
-          missing: [impl.name],
-        });
+        throw new TaskLoadError(
+          'puppet.tasks/missing-implementation',
+          `${what}: metadata names implementation '${impl.name}', which is not a file in ${mod.name}/tasks/`,
+          {
+            missing: [impl.name],
+          },
+        );
       }
       const own: ResolvedFile[] = [];
       for (const entry of impl.files) own.push(...(await resolveExtraFile(entry, modules, what)));
@@ -139,7 +143,8 @@ async function loadTask(
     }
   } else {
     const own = mod.executables.filter((f) => taskNameOfFile(f) === taskName);
-    if (own.length === 0) throw new TaskLoadError('puppet.tasks/no-implementation', `${what}: no executable besides the metadata was found in ${mod.name}/tasks/`);
+    if (own.length === 0)
+      throw new TaskLoadError('puppet.tasks/no-implementation', `${what}: no executable besides the metadata was found in ${mod.name}/tasks/`);
     if (own.length > 1) {
       throw new TaskLoadError(
         'puppet.tasks/multiple-implementations',

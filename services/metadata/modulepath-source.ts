@@ -16,7 +16,9 @@ export class ModulepathSource implements TaskSource {
     const env = await this.catalog.environment(name);
     if (env) return env;
     const known = await this.catalog.environmentNames();
-    throw new NotFoundError('ENVIRONMENT_NOT_FOUND', `environment '${name}' not found; known environments: ${known.join(', ') || '(none)'}`, { environment: name });
+    throw new NotFoundError('ENVIRONMENT_NOT_FOUND', `environment '${name}' not found; known environments: ${known.join(', ') || '(none)'}`, {
+      environment: name,
+    });
   }
 
   async listEnvironments(): Promise<Environment[]> {
@@ -34,11 +36,20 @@ export class ModulepathSource implements TaskSource {
     const entry = env.byName.get(name);
     if (!entry) {
       const { module, task } = splitTaskName(name);
-      throw new NotFoundError('TASK_NOT_FOUND', `task '${name}' not found in environment '${env.name}'`, { task: name, environment: env.name, module, name: task });
+      throw new NotFoundError('TASK_NOT_FOUND', `task '${name}' not found in environment '${env.name}'`, {
+        task: name,
+        environment: env.name,
+        module,
+        name: task,
+      });
     }
     if (entry.error || !entry.task) {
       const error = entry.error ?? { kind: 'puppet.tasks/invalid-metadata', msg: 'unknown error', details: {} };
-      throw new FailedPreconditionError('TASK_LOAD_FAILED', taskLoadFailedMessage(name, env.name, error), { task: name, environment: env.name, kind: error.kind });
+      throw new FailedPreconditionError('TASK_LOAD_FAILED', taskLoadFailedMessage(name, env.name, error), {
+        task: name,
+        environment: env.name,
+        kind: error.kind,
+      });
     }
     return entry.task;
   }

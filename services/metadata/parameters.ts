@@ -1,5 +1,14 @@
 import type { Parameter } from '../../gen/baton/v1/task';
-import { acceptsUndef, InvalidParameterTypeError, parseType, typeReferences, TypeAliasError, TypeSyntaxError, type PuppetType, type TypeAliases } from '../../lib/puppet-types';
+import {
+  acceptsUndef,
+  InvalidParameterTypeError,
+  parseType,
+  typeReferences,
+  TypeAliasError,
+  TypeSyntaxError,
+  type PuppetType,
+  type TypeAliases,
+} from '../../lib/puppet-types';
 import { TaskLoadError } from './task-load-error';
 import type { ParameterMetadata } from './task-metadata';
 

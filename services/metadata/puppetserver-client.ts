@@ -64,21 +64,25 @@ export class PuppetServerClient {
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const unavailable = (why: string) => new UnavailableError(`Puppet Server ${this.base} cannot be reached: ${why}`);
-      const req = send(target, { method: 'GET', agent: this.agent, headers: { Accept: accept, 'User-Agent': 'baton-metadata' }, timeout: this.timeoutMs }, (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_PUPPETSERVER_BODY_BYTES) {
-            req.destroy();
-            reject(new UnavailableError(`Puppet Server ${this.base} sent more than ${MAX_PUPPETSERVER_BODY_BYTES} bytes for ${path}`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => reject(unavailable(err.message)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
-      });
+      const req = send(
+        target,
+        { method: 'GET', agent: this.agent, headers: { Accept: accept, 'User-Agent': 'baton-metadata' }, timeout: this.timeoutMs },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_PUPPETSERVER_BODY_BYTES) {
+              req.destroy();
+              reject(new UnavailableError(`Puppet Server ${this.base} sent more than ${MAX_PUPPETSERVER_BODY_BYTES} bytes for ${path}`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('error', (err) => reject(unavailable(err.message)));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => reject(unavailable(err.code ?? err.message)));
       req.end();

@@ -31,7 +31,12 @@ function environments(): Record<string, FakeTask[]> {
       {
         module: 'acme',
         task: 'init',
-        metadata: { description: 'The acme task', supports_noop: true, input_method: 'stdin', parameters: { name: { type: 'String[1]' }, count: { type: 'Optional[Integer]', default: 1 } } },
+        metadata: {
+          description: 'The acme task',
+          supports_noop: true,
+          input_method: 'stdin',
+          parameters: { name: { type: 'String[1]' }, count: { type: 'Optional[Integer]', default: 1 } },
+        },
         files: [{ module: 'acme', mount: 'tasks', rel: 'init.sh', content: '#!/bin/sh\necho init\n', implementation: true }],
       },
       {
@@ -54,7 +59,12 @@ function environments(): Record<string, FakeTask[]> {
           { module: 'helper', mount: 'scripts', rel: 'big.bin', content: big, implementation: false },
         ],
       },
-      { module: 'acme', task: 'hidden', metadata: { private: true, description: 'helper only' }, files: [{ module: 'acme', mount: 'tasks', rel: 'hidden.sh', content: 'x', implementation: true }] },
+      {
+        module: 'acme',
+        task: 'hidden',
+        metadata: { private: true, description: 'helper only' },
+        files: [{ module: 'acme', mount: 'tasks', rel: 'hidden.sh', content: 'x', implementation: true }],
+      },
       {
         module: 'acme',
         task: 'broken',
@@ -79,7 +89,11 @@ describe('MetadataService answered from Puppet Server', () => {
   const start = async (cacheTtlMs: number) => {
     http = new PuppetServerClient({ url: fake.url });
     const source = new PuppetServerSource(http, { cacheTtlMs });
-    server = await startServer({ listen: '127.0.0.1:0', log, services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log) }] });
+    server = await startServer({
+      listen: '127.0.0.1:0',
+      log,
+      services: [{ name: 'baton.v1.MetadataService', definition: MetadataServiceService, implementation: createMetadataService(source, log) }],
+    });
     client = makeClient(MetadataServiceClient, server.address);
   };
   const stop = async () => {
@@ -119,10 +133,23 @@ describe('MetadataService answered from Puppet Server', () => {
 
     it('lists tasks with descriptions in one request, private ones hidden unless asked, broken ones absent', async () => {
       const visible = await list();
-      assert.deepEqual(visible.tasks.map((t) => [t.name, t.description]), [['acme', 'The acme task'], ['acme::multi', 'Cross-platform']]);
+      assert.deepEqual(
+        visible.tasks.map((t) => [t.name, t.description]),
+        [
+          ['acme', 'The acme task'],
+          ['acme::multi', 'Cross-platform'],
+        ],
+      );
       assert.deepEqual(fake.requests, ['/puppet/v3/tasks?environment=production']);
       const all = await list('production', true);
-      assert.deepEqual(all.tasks.map((t) => [t.name, t.private]), [['acme', false], ['acme::hidden', true], ['acme::multi', false]]);
+      assert.deepEqual(
+        all.tasks.map((t) => [t.name, t.private]),
+        [
+          ['acme', false],
+          ['acme::hidden', true],
+          ['acme::multi', false],
+        ],
+      );
       assert.equal(fake.requests.length, 1, 'the listing is cached');
     });
 
@@ -133,15 +160,28 @@ describe('MetadataService answered from Puppet Server', () => {
       assert.equal(task?.supportsNoop, true);
       assert.equal(task?.inputMethod, InputMethod.INPUT_METHOD_STDIN);
       assert.deepEqual(task?.files, [{ path: 'acme/tasks/init.sh', sha256: sha256('#!/bin/sh\necho init\n'), sizeBytes: 20 }]);
-      assert.deepEqual(task?.parameters.map((p): unknown[] => [p.name, p.type, p.required, p.defaultValue as unknown]), [['count', 'Optional[Integer]', false, 1], ['name', 'String[1]', true, undefined]]);
+      assert.deepEqual(
+        task?.parameters.map((p): unknown[] => [p.name, p.type, p.required, p.defaultValue as unknown]),
+        [
+          ['count', 'Optional[Integer]', false, 1],
+          ['name', 'String[1]', true, undefined],
+        ],
+      );
 
       const multi = (await getTask('acme::multi')).task;
-      assert.deepEqual(multi?.files.map((f) => f.path), ['acme/tasks/multi.sh', 'acme/tasks/multi.ps1', 'helper/files/util.sh', 'helper/lib/ruby/a.rb', 'helper/scripts/big.bin']);
+      assert.deepEqual(
+        multi?.files.map((f) => f.path),
+        ['acme/tasks/multi.sh', 'acme/tasks/multi.ps1', 'helper/files/util.sh', 'helper/lib/ruby/a.rb', 'helper/scripts/big.bin'],
+      );
       assert.deepEqual(multi?.implementations, [
         { path: 'acme/tasks/multi.sh', requirements: ['shell'], inputMethod: InputMethod.INPUT_METHOD_ENVIRONMENT, files: ['helper/lib/ruby/a.rb'] },
         { path: 'acme/tasks/multi.ps1', requirements: ['powershell'], inputMethod: InputMethod.INPUT_METHOD_UNSPECIFIED, files: [] },
       ]);
-      assert.deepEqual((JSON.parse(multi?.metadataJson ?? '{}') as { extensions?: unknown }).extensions, { vendor: { kept: true } }, 'metadata passes through verbatim');
+      assert.deepEqual(
+        (JSON.parse(multi?.metadataJson ?? '{}') as { extensions?: unknown }).extensions,
+        { vendor: { kept: true } },
+        'metadata passes through verbatim',
+      );
       assert.equal((await getTask('acme::hidden')).task?.private, true, 'private tasks can be fetched (and run)');
     });
 
@@ -194,7 +234,10 @@ describe('MetadataService answered from Puppet Server', () => {
     it('fails a task whose parameter type does not parse, as a local modulepath does', async () => {
       const err = await failure(() => getTask('other::badtype', 'staging'));
       assert.equal(err.code, status.FAILED_PRECONDITION);
-      assert.match(err.message, /fails to load: puppet\.tasks\/invalid-metadata: task other::badtype: parameter 'lang' has an invalid type: invalid type 'Enum\[LG,no\]'/);
+      assert.match(
+        err.message,
+        /fails to load: puppet\.tasks\/invalid-metadata: task other::badtype: parameter 'lang' has an invalid type: invalid type 'Enum\[LG,no\]'/,
+      );
     });
 
     it('maps a 500 error body to FAILED_PRECONDITION with the task-spec kind', async () => {
@@ -218,7 +261,10 @@ describe('MetadataService answered from Puppet Server', () => {
 
     it('lists the environments with their task counts', async () => {
       const { environments: envs } = await unary(client, client.listEnvironments, {});
-      assert.deepEqual(envs, [{ name: 'production', taskCount: 3 }, { name: 'staging', taskCount: 2 }]);
+      assert.deepEqual(envs, [
+        { name: 'production', taskCount: 3 },
+        { name: 'staging', taskCount: 2 },
+      ]);
     });
   });
 
@@ -234,7 +280,14 @@ describe('MetadataService answered from Puppet Server', () => {
 
     it('fills descriptions from one detail per task, cached by environment and name', async () => {
       const all = await list('', true);
-      assert.deepEqual(all.tasks.map((t) => [t.name, t.description, t.private]), [['acme', 'The acme task', false], ['acme::hidden', 'helper only', true], ['acme::multi', 'Cross-platform', false]]);
+      assert.deepEqual(
+        all.tasks.map((t) => [t.name, t.description, t.private]),
+        [
+          ['acme', 'The acme task', false],
+          ['acme::hidden', 'helper only', true],
+          ['acme::multi', 'Cross-platform', false],
+        ],
+      );
       assert.deepEqual([...fake.requests].sort(), [
         '/puppet/v3/tasks/acme/hidden?environment=production',
         '/puppet/v3/tasks/acme/init?environment=production',
@@ -264,8 +317,14 @@ describe('MetadataService answered from Puppet Server', () => {
       const anonymous = new PuppetServerClient({ url: fake.url, caFile: certs.ca });
       try {
         const listed = await new PuppetServerSource(trusted).listTasks('production');
-        assert.deepEqual(listed.map((t) => t.name), ['acme', 'acme::hidden', 'acme::multi']);
-        await assert.rejects(new PuppetServerSource(untrusted).listTasks('production'), /cannot be reached: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)/);
+        assert.deepEqual(
+          listed.map((t) => t.name),
+          ['acme', 'acme::hidden', 'acme::multi'],
+        );
+        await assert.rejects(
+          new PuppetServerSource(untrusted).listTasks('production'),
+          /cannot be reached: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)/,
+        );
         await assert.rejects(new PuppetServerSource(anonymous).listTasks('production'), /cannot be reached/);
       } finally {
         for (const c of [trusted, untrusted, anonymous]) c.close();

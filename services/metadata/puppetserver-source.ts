@@ -123,7 +123,9 @@ export class PuppetServerSource implements TaskSource {
   }
 
   private environmentNotFound(environment: string, res: PuppetServerResponse): NotFoundError {
-    return new NotFoundError('ENVIRONMENT_NOT_FOUND', `environment '${environment}' not found on Puppet Server ${this.client.base} (${firstLine(res.body)})`, { environment });
+    return new NotFoundError('ENVIRONMENT_NOT_FOUND', `environment '${environment}' not found on Puppet Server ${this.client.base} (${firstLine(res.body)})`, {
+      environment,
+    });
   }
 
   async listEnvironments(): Promise<Environment[]> {
@@ -132,8 +134,11 @@ export class PuppetServerSource implements TaskSource {
       const res = await this.client.get('/puppet/v3/environments', {}, 'application/json');
       if (res.status !== 200) throw this.unexpected(what, res);
       const doc = this.json(what, res);
-      if (!isObject(doc) || !isObject(doc.environments)) throw new UnavailableError(`Puppet Server ${this.client.base} answered ${what} without an 'environments' object`);
-      return Object.keys(doc.environments).filter((n) => ENVIRONMENT_NAME.test(n)).sort();
+      if (!isObject(doc) || !isObject(doc.environments))
+        throw new UnavailableError(`Puppet Server ${this.client.base} answered ${what} without an 'environments' object`);
+      return Object.keys(doc.environments)
+        .filter((n) => ENVIRONMENT_NAME.test(n))
+        .sort();
     });
     return mapLimit(names, DETAIL_CONCURRENCY, async (name) => ({ name, taskCount: (await this.listTasks(name)).length }));
   }
@@ -166,7 +171,11 @@ export class PuppetServerSource implements TaskSource {
   async getTask(environment: string, name: string): Promise<Task> {
     const detail = await this.detail(environment, name);
     if ('error' in detail) {
-      throw new FailedPreconditionError('TASK_LOAD_FAILED', taskLoadFailedMessage(name, environment, detail.error), { task: name, environment, kind: detail.error.kind });
+      throw new FailedPreconditionError('TASK_LOAD_FAILED', taskLoadFailedMessage(name, environment, detail.error), {
+        task: name,
+        environment,
+        kind: detail.error.kind,
+      });
     }
     return detail.task;
   }
@@ -180,12 +189,16 @@ export class PuppetServerSource implements TaskSource {
       const res = await this.client.get(path, { environment }, 'application/json');
       if (res.status === 404) {
         if (/could not find environment/i.test(firstLine(res.body))) throw this.environmentNotFound(environment, res);
-        throw new NotFoundError('TASK_NOT_FOUND', `task '${name}' not found in environment '${environment}' on Puppet Server ${this.client.base} (${firstLine(res.body)})`, {
-          task: name,
-          environment,
-          module,
-          name: task,
-        });
+        throw new NotFoundError(
+          'TASK_NOT_FOUND',
+          `task '${name}' not found in environment '${environment}' on Puppet Server ${this.client.base} (${firstLine(res.body)})`,
+          {
+            task: name,
+            environment,
+            module,
+            name: task,
+          },
+        );
       }
       if (res.status === 500 && /json/.test(res.contentType)) {
         // A task that exists but fails to load (docs/task-format.md §3.3): `{kind, msg, details}`.
@@ -210,7 +223,8 @@ export class PuppetServerSource implements TaskSource {
   /** A TaskDetails body (docs/task-format.md §3.3) as a Task; a body Baton cannot use is a TaskLoadError. */
   private taskOfDetail(environment: string, name: string, module: string, doc: unknown): { task: Task; files: Map<string, RemoteFile> } {
     const what = `task ${name}`;
-    const bad = (why: string) => new TaskLoadError('puppet.tasks/invalid-metadata', `${what}: Puppet Server ${this.client.base} sent a detail Baton cannot use: ${why}`);
+    const bad = (why: string) =>
+      new TaskLoadError('puppet.tasks/invalid-metadata', `${what}: Puppet Server ${this.client.base} sent a detail Baton cannot use: ${why}`);
     if (!isObject(doc)) throw bad('it is not a JSON object');
     const metadataDoc = doc.metadata ?? {};
     const metadata = validateMetadata(metadataDoc, what);
@@ -253,11 +267,19 @@ export class PuppetServerSource implements TaskSource {
       remote = this.files.get(`${environment}\0${path}`);
     }
     if (!remote) {
-      throw new NotFoundError('TASK_FILE_NOT_FOUND', `'${path}' is not a file of any task in environment '${environment}' on Puppet Server ${this.client.base}`, { path, environment });
+      throw new NotFoundError(
+        'TASK_FILE_NOT_FOUND',
+        `'${path}' is not a file of any task in environment '${environment}' on Puppet Server ${this.client.base}`,
+        { path, environment },
+      );
     }
     const res = await this.client.get(remote.uriPath, remote.params, 'application/octet-stream');
     if (res.status === 404) {
-      throw new NotFoundError('TASK_FILE_NOT_FOUND', `task file '${path}' is gone from Puppet Server ${this.client.base} (${firstLine(res.body)}); fetch the task again`, { path, environment });
+      throw new NotFoundError(
+        'TASK_FILE_NOT_FOUND',
+        `task file '${path}' is gone from Puppet Server ${this.client.base} (${firstLine(res.body)}); fetch the task again`,
+        { path, environment },
+      );
     }
     if (res.status !== 200) throw this.unexpected(`GET ${remote.uriPath}`, res);
     yield* bufferChunks(res.body, path, expectedSha256);

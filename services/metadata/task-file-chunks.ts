@@ -35,10 +35,14 @@ export async function* taskFileChunks(absPath: string, path: string, expectedSha
     const buffer = Buffer.alloc(CHUNK_SIZE_BYTES);
     const { sha256, sizeBytes } = await hashHandle(handle, buffer);
     if (expectedSha256 && expectedSha256 !== sha256) {
-      throw new FailedPreconditionError('TASK_FILE_CHANGED', `task file '${path}' has changed: its sha256 is now ${sha256}, not ${expectedSha256}; fetch the task again`, {
-        path,
-        sha256,
-      });
+      throw new FailedPreconditionError(
+        'TASK_FILE_CHANGED',
+        `task file '${path}' has changed: its sha256 is now ${sha256}, not ${expectedSha256}; fetch the task again`,
+        {
+          path,
+          sha256,
+        },
+      );
     }
     const sent = createHash('sha256');
     let offset = 0;
@@ -68,7 +72,11 @@ export async function* taskFileChunks(absPath: string, path: string, expectedSha
 export function* bufferChunks(data: Buffer, path: string, expectedSha256: string): Generator<ReadTaskFileResponse> {
   const sha256 = createHash('sha256').update(data).digest('hex');
   if (expectedSha256 && expectedSha256 !== sha256) {
-    throw new FailedPreconditionError('TASK_FILE_CHANGED', `task file '${path}' has changed: its sha256 is now ${sha256}, not ${expectedSha256}; fetch the task again`, { path, sha256 });
+    throw new FailedPreconditionError(
+      'TASK_FILE_CHANGED',
+      `task file '${path}' has changed: its sha256 is now ${sha256}, not ${expectedSha256}; fetch the task again`,
+      { path, sha256 },
+    );
   }
   let offset = 0;
   do {

@@ -130,7 +130,7 @@ export function validateMetadata(doc: unknown, what: string): TaskMetadata {
       const key = `implementations[${i}]`;
       if (!isObject(impl)) throw invalid(key, 'an object');
       const name = optional(`${key}.name`, impl.name, isString, 'a string');
-      if (!name) throw invalid(`${key}.name`, 'the file name of an executable in this module\'s tasks directory');
+      if (!name) throw invalid(`${key}.name`, "the file name of an executable in this module's tasks directory");
       optional(`${key}.remote`, impl.remote, isBoolean, 'a boolean');
       return {
         name,

@@ -18,9 +18,13 @@ const MAIN = join(__dirname, 'main.js');
 
 /** Starts the compiled baton-results as a real process and returns it with its address. */
 async function startResults(redisUrl: string, prefix: string): Promise<{ proc: StartedChild; address: string }> {
-  const proc = await startChild(process.execPath, [MAIN, '--insecure', '--listen', '127.0.0.1:0', '--redis-url', redisUrl, '--key-prefix', prefix, '--log-level', 'warn'], {
-    ready: LISTENING_LINE,
-  });
+  const proc = await startChild(
+    process.execPath,
+    [MAIN, '--insecure', '--listen', '127.0.0.1:0', '--redis-url', redisUrl, '--key-prefix', prefix, '--log-level', 'warn'],
+    {
+      ready: LISTENING_LINE,
+    },
+  );
   const address = LISTENING_LINE.exec(proc.readyLine)![1];
   return { proc, address };
 }
@@ -51,7 +55,10 @@ describe('baton-results process', () => {
     const client2 = makeClient(ResultsServiceClient, second.address);
     const afterRestart = await unary(client2, client2.getRunStatus, { taskId: run.taskId });
     assert.deepEqual(afterRestart, before);
-    assert.deepEqual(afterRestart.items.map((r) => r.state), [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_RUNNING]);
+    assert.deepEqual(
+      afterRestart.items.map((r) => r.state),
+      [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_RUNNING],
+    );
     // The new process carries on where the old one stopped: the last result finalises the run.
     await unary(client2, client2.recordNodeResults, { taskId: run.taskId, results: [finished('b', 0, 2)] });
     assert.equal((await unary(client2, client2.getRunStatus, { taskId: run.taskId })).run?.state, RunState.RUN_STATE_SUCCEEDED);
@@ -81,7 +88,10 @@ describe('baton-results process', () => {
     const cases: Array<[string, RegExp]> = [
       ['--run-retention-s=-1', /^baton-results: configuration: run-retention-s must be >= 0 \(.*\) \[from flag --run-retention-s\]$/],
       ['--run-retention-s=1.5', /^baton-results: configuration: run-retention-s must be integer \(.*\) \[from flag --run-retention-s\]$/],
-      ['--retention-sweep-interval-s=0', /^baton-results: configuration: retention-sweep-interval-s must be >= 1 \(.*\) \[from flag --retention-sweep-interval-s\]$/],
+      [
+        '--retention-sweep-interval-s=0',
+        /^baton-results: configuration: retention-sweep-interval-s must be >= 1 \(.*\) \[from flag --retention-sweep-interval-s\]$/,
+      ],
     ];
     for (const [arg, line] of cases) {
       const res = spawnSync(process.execPath, [MAIN, '--listen', '127.0.0.1:0', arg], { encoding: 'utf8', timeout: 30_000 });

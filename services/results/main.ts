@@ -27,7 +27,8 @@ const CONFIG_SCHEMA = configSchema({
   'own-results-only': {
     type: 'boolean',
     default: false,
-    description: "a caller reads only the runs it started (GetRunStatus, WatchRunEvents, ListRuns), as Choria's own_status_only; services reading for an operator are checked as that operator",
+    description:
+      "a caller reads only the runs it started (GetRunStatus, WatchRunEvents, ListRuns), as Choria's own_status_only; services reading for an operator are checked as that operator",
   },
   'run-retention-s': {
     type: 'integer',
@@ -68,12 +69,16 @@ runMain('results', async () => {
   // Signal handlers first: a SIGTERM right after the announcement must drain, not kill.
   const stopMetrics = await serveMetricsIfConfigured(config['metrics-listen'], log, 'results');
   access.reloadOnSighup();
-  drainOnSignals(log, () => server.drain(), async () => {
-    access.close();
-    await closeRedis(redis);
-    await stopMetrics();
-    await stopTracing();
-  });
+  drainOnSignals(
+    log,
+    () => server.drain(),
+    async () => {
+      access.close();
+      await closeRedis(redis);
+      await stopMetrics();
+      await stopTracing();
+    },
+  );
   service.retention.start();
   announceListening('results', server.address);
 });

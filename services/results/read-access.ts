@@ -37,10 +37,22 @@ export class ReadAccess {
     if (!this.active) return;
     const caller = actingCaller(call);
     if (caller === undefined) return;
-    const request = { caller, action: 'read' as const, task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` };
+    const request = {
+      caller,
+      action: 'read' as const,
+      task: run.task,
+      environment: run.environment,
+      subject: `run ${run.taskId} (${run.task} in ${run.environment})`,
+    };
     if (this.ownResultsOnly && run.caller !== caller) {
       // Only the owner: the task, nodes and input of someone else's run stay unsaid.
-      this.access.refuse(request, { task_id: run.taskId }, undefined, `run ${run.taskId} belongs to ${run.caller}; own-results-only lets ${caller} read only its own runs`, NOT_OWN_RUN);
+      this.access.refuse(
+        request,
+        { task_id: run.taskId },
+        undefined,
+        `run ${run.taskId} belongs to ${run.caller}; own-results-only lets ${caller} read only its own runs`,
+        NOT_OWN_RUN,
+      );
     }
     this.access.authorize(request, { task_id: run.taskId });
   }
@@ -60,7 +72,13 @@ export class ReadAccess {
     this.access.authorize(request, details);
     if (!this.ownResultsOnly) return req;
     if (req.caller && req.caller !== caller) {
-      this.access.refuse(request, details, undefined, `runs of ${req.caller} cannot be listed; own-results-only lets ${caller} list only its own runs`, NOT_OWN_RUN);
+      this.access.refuse(
+        request,
+        details,
+        undefined,
+        `runs of ${req.caller} cannot be listed; own-results-only lets ${caller} list only its own runs`,
+        NOT_OWN_RUN,
+      );
     }
     return { ...req, caller };
   }

@@ -8,7 +8,17 @@ import { unary } from '../../lib/grpc-client';
 import { RedisKeys } from '../../lib/redis';
 import { callsBetween, redisBooks as booksOf, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  collectEvents,
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  nodeResult,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 import { RECORD_BATCH_MAX_BYTES, RunStore } from './run-store';
 
 /**
@@ -55,7 +65,11 @@ async function storedEvents(taskId: string): Promise<string> {
 
 /** The node_result events of a log as host, state and output. */
 function resultEvents(events: RunEvent[]): Array<[string, NodeState, string, string]> {
-  return events.flatMap((e) => (e.event?.$case === 'nodeResult' ? [[e.event.value.host, e.event.value.state, e.event.value.stdout, e.event.value.stderr] as [string, NodeState, string, string]] : []));
+  return events.flatMap((e) =>
+    e.event?.$case === 'nodeResult'
+      ? [[e.event.value.host, e.event.value.state, e.event.value.stdout, e.event.value.stderr] as [string, NodeState, string, string]]
+      : [],
+  );
 }
 
 /** The RunStateChanged states of a log. */
@@ -92,7 +106,14 @@ describe('RecordNodeResults at scale', () => {
     await setState(run.taskId, RunState.RUN_STATE_RUNNING);
     await record(t, run.taskId, [nodeResult(hosts[599])]); // fills the header cache
     const before = await redisBooks();
-    assert.equal(await record(t, run.taskId, hosts.slice(0, 500).map((h, i) => finished(h, i % 7 === 0 ? 1 : 0, 1, { stdout: `out of ${h}` }))), 500);
+    assert.equal(
+      await record(
+        t,
+        run.taskId,
+        hosts.slice(0, 500).map((h, i) => finished(h, i % 7 === 0 ? 1 : 0, 1, { stdout: `out of ${h}` })),
+      ),
+      500,
+    );
     const after = await redisBooks();
     const calls = callsBetween(before.calls, after.calls);
     assert.equal(calls.evalsha, 1, 'one script call');
@@ -107,20 +128,34 @@ describe('RecordNodeResults at scale', () => {
     const hosts = hostsOf(4);
     const run = await createRun(t, newRun(hosts));
     await setState(run.taskId, RunState.RUN_STATE_RUNNING);
-    const snapshot = async () => Promise.all([redis.hgetall(keys.runResults(run.taskId)), redis.hgetall(keys.runBriefs(run.taskId)), redis.xlen(keys.runEvents(run.taskId)), redis.exists(keys.runResultEvents(run.taskId), keys.runFinalHosts(run.taskId))]);
+    const snapshot = async () =>
+      Promise.all([
+        redis.hgetall(keys.runResults(run.taskId)),
+        redis.hgetall(keys.runBriefs(run.taskId)),
+        redis.xlen(keys.runEvents(run.taskId)),
+        redis.exists(keys.runResultEvents(run.taskId), keys.runFinalHosts(run.taskId)),
+      ]);
     const stored = await snapshot();
     // Three results of ~45% of the per-call byte bound each: two script calls would write them.
     const big = 'x'.repeat(Math.floor(RECORD_BATCH_MAX_BYTES * 0.45));
     const requests: NodeResult[][] = [
       [finished(hosts[0], 0, 1), finished('intruder', 0, 1)],
-      [finished(hosts[0], 0, 1, { stdout: big }), finished(hosts[1], 0, 1, { stdout: big }), finished(hosts[2], 0, 1, { stdout: big }), finished('intruder', 0, 1)],
+      [
+        finished(hosts[0], 0, 1, { stdout: big }),
+        finished(hosts[1], 0, 1, { stdout: big }),
+        finished(hosts[2], 0, 1, { stdout: big }),
+        finished('intruder', 0, 1),
+      ],
     ];
     for (const results of requests) {
       const err = await grpcError(record(t, run.taskId, results));
       assert.equal(err.code, status.INVALID_ARGUMENT);
       const at = results.length - 1;
       assert.equal(err.details, `results[${at}].host: host "intruder" is not one of the nodes of run ${run.taskId}`);
-      assert.deepEqual(readServiceError(err).violations.map((v) => v.field), [`results[${at}].host`]);
+      assert.deepEqual(
+        readServiceError(err).violations.map((v) => v.field),
+        [`results[${at}].host`],
+      );
       assert.deepEqual(await snapshot(), stored, 'nothing written');
     }
     // The same big batch without the intruder is written, in more than one script call.
@@ -129,7 +164,10 @@ describe('RecordNodeResults at scale', () => {
     const calls = callsBetween(before.calls, (await redisBooks()).calls);
     assert.ok((calls.evalsha ?? 0) + (calls.eval ?? 0) >= 3, `a membership check and two record calls: ${JSON.stringify(calls)}`);
     const status2 = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId });
-    assert.deepEqual(status2.items.map((r) => r.stdout.length), [big.length, big.length, big.length, 0]);
+    assert.deepEqual(
+      status2.items.map((r) => r.stdout.length),
+      [big.length, big.length, big.length, 0],
+    );
   });
 
   it('keeps output out of the event log, and WatchRunEvents sends it with the event that recorded it, resumed or followed', async () => {
@@ -147,7 +185,8 @@ describe('RecordNodeResults at scale', () => {
     assert.deepEqual(runStates(followed), [RunState.RUN_STATE_PENDING, RunState.RUN_STATE_RUNNING, RunState.RUN_STATE_FAILED]);
 
     const stored = await storedEvents(run.taskId);
-    for (const output of ['stdout-of-a', 'stderr-of-a', 'late-stdout-of-b', 'stdout-of-c', '"done":true']) assert.ok(!stored.includes(output), `the event log holds no ${output}`);
+    for (const output of ['stdout-of-a', 'stderr-of-a', 'late-stdout-of-b', 'stdout-of-c', '"done":true'])
+      assert.ok(!stored.includes(output), `the event log holds no ${output}`);
 
     // The node's current result carries its output; a RUNNING or NO_RESPONSE replaced later
     // keeps its own fields, without output.
@@ -193,11 +232,19 @@ describe('RecordNodeResults at scale', () => {
     await setState(run.taskId, RunState.RUN_STATE_RUNNING);
     await redis.del(keys.runHeader(run.taskId), keys.runResultEvents(run.taskId));
     assert.equal(await record(t, run.taskId, [finished('a', 0, 1)]), 1);
-    assert.deepEqual(await redis.hgetall(keys.runHeader(run.taskId)), { task: 'acme::deploy', caller: 'user=old', nodes: '2', state: String(RunState.RUN_STATE_RUNNING) });
+    assert.deepEqual(await redis.hgetall(keys.runHeader(run.taskId)), {
+      task: 'acme::deploy',
+      caller: 'user=old',
+      nodes: '2',
+      state: String(RunState.RUN_STATE_RUNNING),
+    });
     assert.equal(await record(t, run.taskId, [finished('b', 0, 1)]), 1);
     const status = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId });
     assert.equal(status.run?.state, RunState.RUN_STATE_SUCCEEDED);
-    assert.deepEqual(status.items.map((r) => r.callerid), ['user=old', 'user=old']);
+    assert.deepEqual(
+      status.items.map((r) => r.callerid),
+      ['user=old', 'user=old'],
+    );
     const err = await grpcError(record(t, run.taskId, [finished('c', 0, 1)]));
     assert.equal(err.details, `results[0].host: host "c" is not one of the nodes of run ${run.taskId}`);
   });
@@ -216,9 +263,12 @@ describe('RecordNodeResults at scale', () => {
     }
     assert.equal(await record(t, first.taskId, [finished('b', 0, 1)]), 1);
     const status = await unary(t.client, t.client.getRunStatus, { taskId: first.taskId });
-    assert.deepEqual(status.items.map((r) => [r.host, r.callerid, r.state]), [
-      ['a', 'user=second', NodeState.NODE_STATE_PENDING],
-      ['b', 'user=second', NodeState.NODE_STATE_SUCCEEDED],
-    ]);
+    assert.deepEqual(
+      status.items.map((r) => [r.host, r.callerid, r.state]),
+      [
+        ['a', 'user=second', NodeState.NODE_STATE_PENDING],
+        ['b', 'user=second', NodeState.NODE_STATE_SUCCEEDED],
+      ],
+    );
   });
 });

@@ -6,7 +6,17 @@ import { NodeState, RunState, type NodeResult } from '../../gen/baton/v1/run';
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  collectEvents,
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  nodeResult,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 let t: ResultsTestService;
@@ -45,7 +55,10 @@ describe('ResultsService', () => {
       );
       assert.deepEqual(res.summary, { nodes: 2, taskid: run.taskId, completed: false, success: false });
       const events = await collectEvents(t, { taskId: run.taskId });
-      assert.deepEqual(events.map((e) => e.event), [{ $case: 'runStateChanged', value: { state: RunState.RUN_STATE_PENDING, reason: '' } }]);
+      assert.deepEqual(
+        events.map((e) => e.event),
+        [{ $case: 'runStateChanged', value: { state: RunState.RUN_STATE_PENDING, reason: '' } }],
+      );
     });
 
     it('refuses a task id that exists with ALREADY_EXISTS and keeps the first run', async () => {
@@ -60,7 +73,10 @@ describe('ResultsService', () => {
       const err = await grpcError(createRun(t, newRun([], { taskId: 'ABC', task: '' })));
       assert.equal(err.code, status.INVALID_ARGUMENT);
       const report = readServiceError(err);
-      assert.deepEqual(report.violations.map((v) => v.field), ['run.task_id', 'run.task', 'run.nodes']);
+      assert.deepEqual(
+        report.violations.map((v) => v.field),
+        ['run.task_id', 'run.task', 'run.nodes'],
+      );
       assert.match(report.message, /^run\.task_id: 'ABC' is not a task id; expected 32 lowercase hex characters \(and 2 more problems\)$/);
       const dup = readServiceError(await grpcError(createRun(t, newRun(['a', 'a']))));
       assert.deepEqual(dup.violations, [{ field: 'run.nodes[1]', description: 'node "a" is listed twice' }]);
@@ -81,7 +97,10 @@ describe('ResultsService', () => {
       assert.equal(await record(t, run.taskId, results), 5);
       const res = await getStatus(run.taskId);
       const byHost = new Map(results.map((r) => [r.host, stored(run.taskId, r)]));
-      assert.deepEqual(res.items, ['busy', 'ok', 'silent', 'taskfail', 'wrapper'].map((h) => byHost.get(h)));
+      assert.deepEqual(
+        res.items,
+        ['busy', 'ok', 'silent', 'taskfail', 'wrapper'].map((h) => byHost.get(h)),
+      );
       assert.deepEqual(res.stats, {
         names: ['acme::deploy'],
         callers: ['user=alice'],
@@ -114,7 +133,10 @@ describe('ResultsService', () => {
       assert.equal(await record(t, run.taskId, [finished('a', 0, 1), nodeResult('b', { state: NodeState.NODE_STATE_NO_RESPONSE })]), 2);
       assert.equal(await record(t, run.taskId, [nodeResult('a', { runtime: 0.5 }), nodeResult('b', { runtime: 0.5 })]), 0);
       let items = (await getStatus(run.taskId)).items;
-      assert.deepEqual(items.map((r) => r.state), [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_NO_RESPONSE]);
+      assert.deepEqual(
+        items.map((r) => r.state),
+        [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_NO_RESPONSE],
+      );
       assert.equal(await record(t, run.taskId, [finished('b', 0, 7)]), 1);
       items = (await getStatus(run.taskId)).items;
       assert.deepEqual(items[1], stored(run.taskId, finished('b', 0, 7)));
@@ -122,7 +144,8 @@ describe('ResultsService', () => {
 
     it('never lets a NO_RESPONSE replace a final result, while a later answer replaces the NO_RESPONSE', async () => {
       const run = await createRun(t, newRun(['a', 'b']));
-      const lost = (host: string) => nodeResult(host, { state: NodeState.NODE_STATE_NO_RESPONSE, exitcode: -1, statusmsg: 'agent lost: the agent has been gone' });
+      const lost = (host: string) =>
+        nodeResult(host, { state: NodeState.NODE_STATE_NO_RESPONSE, exitcode: -1, statusmsg: 'agent lost: the agent has been gone' });
       assert.equal(await record(t, run.taskId, [finished('a', 0, 1), nodeResult('b')]), 2);
       // a answered before its agent went; b's agent went while it ran.
       assert.equal(await record(t, run.taskId, [lost('a'), lost('b')]), 1);
@@ -166,7 +189,10 @@ describe('ResultsService', () => {
       const run = await createRun(t, newRun(hosts));
       await updateState(run.taskId, RunState.RUN_STATE_RUNNING);
       const recorded = await Promise.all(hosts.map((h) => record(t, run.taskId, [finished(h, 0, 1)])));
-      assert.deepEqual(recorded, hosts.map(() => 1));
+      assert.deepEqual(
+        recorded,
+        hosts.map(() => 1),
+      );
       const events = await collectEvents(t, { taskId: run.taskId });
       assert.equal(events.filter((e) => e.event?.$case === 'nodeResult').length, 20);
       const states = events.flatMap((e) => (e.event?.$case === 'runStateChanged' ? [e.event.value.state] : []));
@@ -213,9 +239,15 @@ describe('ResultsService', () => {
       const err = await grpcError(record(t, run.taskId, [finished('a', 0, 1), finished('intruder', 0, 1)]));
       assert.equal(err.code, status.INVALID_ARGUMENT);
       assert.equal(err.details, `results[1].host: host "intruder" is not one of the nodes of run ${run.taskId}`);
-      assert.deepEqual(readServiceError(err).violations.map((v) => v.field), ['results[1].host']);
+      assert.deepEqual(
+        readServiceError(err).violations.map((v) => v.field),
+        ['results[1].host'],
+      );
       const res = await getStatus(run.taskId);
-      assert.deepEqual(res.items.map((r) => r.state), [NodeState.NODE_STATE_PENDING, NodeState.NODE_STATE_PENDING]);
+      assert.deepEqual(
+        res.items.map((r) => r.state),
+        [NodeState.NODE_STATE_PENDING, NodeState.NODE_STATE_PENDING],
+      );
       assert.equal((await collectEvents(t, { taskId: run.taskId })).length, eventsBefore.length);
     });
 
@@ -234,7 +266,10 @@ describe('ResultsService', () => {
       assert.equal(res.run?.error, 'could not download the task onto a');
       assert.ok(res.run?.endTime instanceof Date);
       const events = await collectEvents(t, { taskId: run.taskId });
-      assert.deepEqual(events.at(-1)?.event, { $case: 'runStateChanged', value: { state: RunState.RUN_STATE_FAILED, reason: 'could not download the task onto a' } });
+      assert.deepEqual(events.at(-1)?.event, {
+        $case: 'runStateChanged',
+        value: { state: RunState.RUN_STATE_FAILED, reason: 'could not download the task onto a' },
+      });
       // The same update again changes nothing.
       await updateState(run.taskId, RunState.RUN_STATE_FAILED, 'could not download the task onto a');
       assert.equal((await collectEvents(t, { taskId: run.taskId })).length, events.length);
@@ -253,7 +288,10 @@ describe('ResultsService', () => {
       const run = await createRun(t, newRun(['a']));
       const bad = await grpcError(updateState(run.taskId, RunState.RUN_STATE_UNSPECIFIED));
       assert.equal(bad.code, status.INVALID_ARGUMENT);
-      assert.deepEqual(readServiceError(bad).violations.map((v) => v.field), ['state']);
+      assert.deepEqual(
+        readServiceError(bad).violations.map((v) => v.field),
+        ['state'],
+      );
       assert.equal((await grpcError(updateState('0'.repeat(32), RunState.RUN_STATE_RUNNING))).code, status.NOT_FOUND);
     });
   });
@@ -270,7 +308,9 @@ describe('ResultsService', () => {
         const err = await grpcError(call);
         assert.equal(err.code, status.INVALID_ARGUMENT);
         assert.equal(err.details, "task_id: 'not-a-task-id' is not a task id; expected 32 lowercase hex characters");
-        assert.deepEqual(readServiceError(err).violations, [{ field: 'task_id', description: "'not-a-task-id' is not a task id; expected 32 lowercase hex characters" }]);
+        assert.deepEqual(readServiceError(err).violations, [
+          { field: 'task_id', description: "'not-a-task-id' is not a task id; expected 32 lowercase hex characters" },
+        ]);
       }
       assert.equal((await grpcError(getStatus('e'.repeat(32)))).code, status.NOT_FOUND);
     });
@@ -287,7 +327,10 @@ describe('ResultsService', () => {
         }
         const newestFirst = [...ids].reverse();
         const all = await unary(other.client, other.client.listRuns, { pageSize: 0, pageToken: '' });
-        assert.deepEqual(all.runs.map((r) => r.taskId), newestFirst);
+        assert.deepEqual(
+          all.runs.map((r) => r.taskId),
+          newestFirst,
+        );
         assert.equal(all.nextPageToken, '');
 
         const seen: string[][] = [];
@@ -337,7 +380,11 @@ describe('ResultsService', () => {
           const run = await createRun(other, newRun(['a'], { task, caller, createTime: at(minute) }));
           made.push({ id: run.taskId, task, caller, minute });
         }
-        const expect = (keep: (m: (typeof made)[number]) => boolean) => made.filter(keep).reverse().map((m) => m.id);
+        const expect = (keep: (m: (typeof made)[number]) => boolean) =>
+          made
+            .filter(keep)
+            .reverse()
+            .map((m) => m.id);
         const cases: Array<[Partial<ListRunsRequest>, string[]]> = [
           [{ task: 'acme::deploy' }, expect((m) => m.task === 'acme::deploy')],
           [{ caller: 'user=bob' }, expect((m) => m.caller === 'user=bob')],
@@ -345,7 +392,10 @@ describe('ResultsService', () => {
           [{ createdAfter: at(3), createdBefore: at(9) }, expect((m) => m.minute > 3 && m.minute < 9)],
           [{ createdAfter: at(2) }, expect((m) => m.minute > 2)],
           [{ createdBefore: at(2) }, expect((m) => m.minute < 2)],
-          [{ task: 'acme::deploy', caller: 'user=carol', createdAfter: at(0), createdBefore: at(11) }, expect((m) => m.task === 'acme::deploy' && m.caller === 'user=carol' && m.minute > 0 && m.minute < 11)],
+          [
+            { task: 'acme::deploy', caller: 'user=carol', createdAfter: at(0), createdBefore: at(11) },
+            expect((m) => m.task === 'acme::deploy' && m.caller === 'user=carol' && m.minute > 0 && m.minute < 11),
+          ],
           [{ task: 'acme::other' }, []],
           [{ createdAfter: at(9), createdBefore: at(3) }, []],
         ];
@@ -369,13 +419,22 @@ describe('ResultsService', () => {
         const first = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ pageSize: 1, caller: 'user=bob' }));
         assert.notEqual(first.nextPageToken, '');
         for (const filters of [{}, { caller: 'user=alice' }, { caller: 'user=bob', task: 'acme::deploy' }, { caller: 'user=bob', createdAfter: new Date(0) }]) {
-          const err = await grpcError(unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1, pageToken: first.nextPageToken })));
+          const err = await grpcError(
+            unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1, pageToken: first.nextPageToken })),
+          );
           assert.equal(err.code, status.INVALID_ARGUMENT);
           assert.match(err.details, /^page_token belongs to a ListRuns request with other filters/);
-          assert.deepEqual(readServiceError(err).violations.map((v) => v.field), ['page_token']);
+          assert.deepEqual(
+            readServiceError(err).violations.map((v) => v.field),
+            ['page_token'],
+          );
         }
         // The same filters go on.
-        const second = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ pageSize: 1, caller: 'user=bob', pageToken: first.nextPageToken }));
+        const second = await unary(
+          other.client,
+          other.client.listRuns,
+          ListRunsRequest.fromPartial({ pageSize: 1, caller: 'user=bob', pageToken: first.nextPageToken }),
+        );
         assert.equal(second.runs.length, 1);
         assert.notEqual(second.runs[0].taskId, first.runs[0].taskId);
 
@@ -398,7 +457,11 @@ describe('ResultsService', () => {
           const page = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1000 }));
           assert.equal(page.runs.length, 500);
           assert.notEqual(page.nextPageToken, '');
-          const rest = await unary(other.client, other.client.listRuns, ListRunsRequest.fromPartial({ ...filters, pageSize: 1000, pageToken: page.nextPageToken }));
+          const rest = await unary(
+            other.client,
+            other.client.listRuns,
+            ListRunsRequest.fromPartial({ ...filters, pageSize: 1000, pageToken: page.nextPageToken }),
+          );
           assert.equal(rest.runs.length, total - 500);
           assert.equal(rest.nextPageToken, '');
           assert.equal(new Set([...page.runs, ...rest.runs].map((r) => r.taskId)).size, total);

@@ -87,13 +87,25 @@ describe('node briefs (the slim read without output)', () => {
     assert.equal(await record(t, run.taskId, [nodeResult('a', { runtime: 9 }), nodeResult('b', { runtime: 9 })]), 0);
     assert.deepEqual(await t.redis.hgetall(briefKey(run.taskId)), before);
     let items = (await slimRead(run.taskId, ['exitcode', 'runtime'])).items;
-    assert.deepEqual(items.map((r) => [r.state, r.exitcode, r.runtime]), [
-      [NodeState.NODE_STATE_FAILED, 2, 1],
-      [NodeState.NODE_STATE_NO_RESPONSE, -1, 0],
-    ]);
+    assert.deepEqual(
+      items.map((r) => [r.state, r.exitcode, r.runtime]),
+      [
+        [NodeState.NODE_STATE_FAILED, 2, 1],
+        [NodeState.NODE_STATE_NO_RESPONSE, -1, 0],
+      ],
+    );
     await record(t, run.taskId, [finished('b', 0, 7)]);
     items = (await slimRead(run.taskId, ['exitcode', 'runtime'])).items;
-    assert.deepEqual(items[1], NodeResult.fromPartial({ host: 'b', state: NodeState.NODE_STATE_SUCCEEDED, completed: true, runtime: 7, startTime: new Date('2024-01-02T03:04:05.000Z') }));
+    assert.deepEqual(
+      items[1],
+      NodeResult.fromPartial({
+        host: 'b',
+        state: NodeState.NODE_STATE_SUCCEEDED,
+        completed: true,
+        runtime: 7,
+        startTime: new Date('2024-01-02T03:04:05.000Z'),
+      }),
+    );
   });
 
   it('are not started for a run that has none (created before briefs), whose slim reads keep reading the full results', async () => {
@@ -102,10 +114,13 @@ describe('node briefs (the slim read without output)', () => {
     await record(t, run.taskId, [finished('a', 4, 2)]);
     assert.equal(await t.redis.exists(briefKey(run.taskId)), 0, 'a partial brief hash would hide the other nodes');
     const items = (await slimRead(run.taskId, ['exitcode'])).items;
-    assert.deepEqual(items.map((r) => [r.host, r.state, r.exitcode]), [
-      ['a', NodeState.NODE_STATE_FAILED, 4],
-      ['b', NodeState.NODE_STATE_PENDING, -1],
-    ]);
+    assert.deepEqual(
+      items.map((r) => [r.host, r.state, r.exitcode]),
+      [
+        ['a', NodeState.NODE_STATE_FAILED, 4],
+        ['b', NodeState.NODE_STATE_PENDING, -1],
+      ],
+    );
   });
 
   it('hold every field but the output', () => {
@@ -115,7 +130,18 @@ describe('node briefs (the slim read without output)', () => {
 
   it('read back as written, and refuse a brief that is not one', () => {
     const run = newRun(['h']);
-    const result = NodeResult.fromPartial({ host: 'h', taskId: run.taskId, task: run.task, callerid: run.caller, state: NodeState.NODE_STATE_FAILED, exitcode: -7, completed: true, runtime: 1e-7, startTime: new Date(1), statuscode: 1 });
+    const result = NodeResult.fromPartial({
+      host: 'h',
+      taskId: run.taskId,
+      task: run.task,
+      callerid: run.caller,
+      state: NodeState.NODE_STATE_FAILED,
+      exitcode: -7,
+      completed: true,
+      runtime: 1e-7,
+      startTime: new Date(1),
+      statuscode: 1,
+    });
     const names = resultFieldsOf(FIELD_SETS[0]);
     assert.deepEqual(briefItems(run, [encodeBrief(result, run, 0)], names), [result]);
     for (const bad of ['', '0,5,0,1,0', '0,x,0,1,0,,0', '0,5,0,1,0,,0,[1]', '0,5,0,1,0,,0,not json', '0,5,,1,0,,0', '1,5,0,1,0,,0']) {

@@ -24,7 +24,18 @@ import { pendingNodeResult } from './run-status';
  */
 
 /** Proto JSON names (as resultFieldsOf gives them) of the NodeResult fields a brief holds. */
-const BRIEF_JSON_NAMES: ReadonlySet<string> = new Set(['host', 'taskId', 'task', 'callerid', 'state', 'exitcode', 'completed', 'runtime', 'startTime', 'statuscode']);
+const BRIEF_JSON_NAMES: ReadonlySet<string> = new Set([
+  'host',
+  'taskId',
+  'task',
+  'callerid',
+  'state',
+  'exitcode',
+  'completed',
+  'runtime',
+  'startTime',
+  'statuscode',
+]);
 
 /** Fields of a brief before its optional tail. */
 const BRIEF_FIELD_COUNT = 7;
@@ -136,7 +147,13 @@ export function briefItems(run: Run, briefs: readonly string[], jsonNames: reado
       statuscode: statuscode ? intBetween(brief, at[5] + 1, end) : 0,
       statusmsg: '',
     };
-    if (Number.isNaN(result.state) || Number.isNaN(result.exitcode) || Number.isNaN(result.runtime) || Number.isNaN(result.statuscode) || Number.isNaN(result.startTime?.getTime())) {
+    if (
+      Number.isNaN(result.state) ||
+      Number.isNaN(result.exitcode) ||
+      Number.isNaN(result.runtime) ||
+      Number.isNaN(result.statuscode) ||
+      Number.isNaN(result.startTime?.getTime())
+    ) {
       throw corrupt(brief);
     }
     items[index] = result;

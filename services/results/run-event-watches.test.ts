@@ -6,7 +6,17 @@ import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { collectEvents, createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  collectEvents,
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  nodeResult,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 
@@ -71,7 +81,13 @@ describe('ResultsService WatchRunEvents', () => {
     await waitFor('the first live event', () => seen.length === 3);
     await record(t, run.taskId, [finished('b', 1, 1)]);
     const events = await watching;
-    assert.deepEqual(events.map(describeEvent), ['run RUN_STATE_PENDING', 'run RUN_STATE_RUNNING', 'a NODE_STATE_SUCCEEDED', 'b NODE_STATE_FAILED', 'run RUN_STATE_FAILED']);
+    assert.deepEqual(events.map(describeEvent), [
+      'run RUN_STATE_PENDING',
+      'run RUN_STATE_RUNNING',
+      'a NODE_STATE_SUCCEEDED',
+      'b NODE_STATE_FAILED',
+      'run RUN_STATE_FAILED',
+    ]);
     await waitFor('the follower connection to close', async () => (await followerConnections(t)) === 0);
   });
 
@@ -98,7 +114,10 @@ describe('ResultsService WatchRunEvents', () => {
     const run = await createRun(t, newRun(['a']));
     const bad = await grpcError(collectEvents(t, { taskId: run.taskId, resumeToken: 'yesterday' }));
     assert.equal(bad.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(readServiceError(bad).violations.map((v) => v.field), ['resume_token']);
+    assert.deepEqual(
+      readServiceError(bad).violations.map((v) => v.field),
+      ['resume_token'],
+    );
     assert.match(bad.details, /^resume_token: resume_token must be the id of an event of this run \(like 1700000000000-0\), got 'yesterday'$/);
     const unknown = await grpcError(collectEvents(t, { taskId: '1'.repeat(32) }));
     assert.equal(unknown.code, status.NOT_FOUND);

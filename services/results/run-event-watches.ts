@@ -110,7 +110,8 @@ export class RunEventWatches {
         const reply = await follower.xread('COUNT', EVENTS_PER_READ, 'BLOCK', WATCH_BLOCK_SLICE_MS, 'STREAMS', key, last ?? '0-0');
         if (reply) await send(await this.store.withOutputs(taskId, parseEventEntries(reply[0][1])));
         // A quiet slice: a run removed by retention (a stuck one) sends nothing more, ever.
-        else if (!(await this.store.hasRun(taskId))) throw new NotFoundError('RUN_NOT_FOUND', `run ${taskId} was removed by retention while it was watched`, { task_id: taskId });
+        else if (!(await this.store.hasRun(taskId)))
+          throw new NotFoundError('RUN_NOT_FOUND', `run ${taskId} was removed by retention while it was watched`, { task_id: taskId });
       }
     } catch (err) {
       if (stopped) return; // the disconnect of a stop rejects the blocked read: a clean end

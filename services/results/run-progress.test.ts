@@ -7,7 +7,16 @@ import { unary } from '../../lib/grpc-client';
 import { RedisKeys } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { callsBetween, redisBooks, useRedisServer } from '../../test/helpers/redis';
-import { createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  nodeResult,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 
 /**
  * GetRunProgress, what a coordinator follows its runs with: the run's state, how many nodes are
@@ -80,7 +89,10 @@ describe('GetRunProgress', () => {
       assert.equal(small.commands.evalsha, 20, 'one script call per request');
       for (const whole of ['get', 'hgetall', 'hvals', 'smembers', 'xrange']) assert.equal(small.commands[whole], undefined, `no ${whole}`);
       // The reply differs only by the digits of the node count (10 against 20000).
-      assert.ok(Math.abs(big.output - small.output) <= 4, `Redis sent ${big.output} bytes per call at 20,000 nodes, ${small.output} at 10 (asking about ${asked} hosts)`);
+      assert.ok(
+        Math.abs(big.output - small.output) <= 4,
+        `Redis sent ${big.output} bytes per call at 20,000 nodes, ${small.output} at 10 (asking about ${asked} hosts)`,
+      );
     }
   });
 });

@@ -15,7 +15,10 @@ describe('runQueryOf', () => {
 
   it('treats an empty task or caller as no filter, and refuses a task that is no task name', () => {
     assert.deepEqual(query({ task: '', caller: '' }), query({}));
-    assert.throws(() => query({ task: 'acme::Deploy' }), (err: Error) => err instanceof InvalidArgumentError && err.violations[0].field === 'task');
+    assert.throws(
+      () => query({ task: 'acme::Deploy' }),
+      (err: Error) => err instanceof InvalidArgumentError && err.violations[0].field === 'task',
+    );
   });
 });
 

@@ -5,7 +5,16 @@ import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { readServiceError } from '../../lib/errors';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
-import { createRun, finished, grpcError, newRun, nodeResult, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  nodeResult,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 
 const redisServer = useRedisServer();
 let t: ResultsTestService;
@@ -29,7 +38,8 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
     assert.deepEqual(slim.run, whole.run);
     assert.equal(slim.stats, undefined);
     assert.equal(slim.summary, undefined);
-    const pick = (r: NodeResult) => NodeResult.fromPartial({ host: r.host, state: r.state, completed: r.completed, startTime: r.startTime, exitcode: r.exitcode, callerid: r.callerid });
+    const pick = (r: NodeResult) =>
+      NodeResult.fromPartial({ host: r.host, state: r.state, completed: r.completed, startTime: r.startTime, exitcode: r.exitcode, callerid: r.callerid });
     assert.deepEqual(slim.items, whole.items.map(pick), 'the whole read cut down to those fields, the pending web-3 included');
     assert.equal(slim.items[0].exitcode, 3);
     assert.equal(slim.items[0].stdout, '', 'stdout was not asked for');
@@ -52,15 +62,32 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
       nodeResult('web-4', { state: NodeState.NODE_STATE_RUNNING, startTime: new Date(1_000_000) }),
     ]);
     const hosts = async (fields: string[], where: string) =>
-      (await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields, where: where.replaceAll('ID', run.taskId) } })).items.map((r) => r.host);
+      (await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields, where: where.replaceAll('ID', run.taskId) } })).items.map(
+        (r) => r.host,
+      );
     assert.deepEqual(await hosts([], `bolt_task('ID').exitcode > 0`), ['web-1'], 'web-3 (no response), web-4 (running) and web-5 (pending) do not match');
-    assert.deepEqual(await hosts([], `bolt_task('ID').exitcode < 1`), ['web-2', 'web-4', 'web-5'], 'running and pending nodes have exit code -1; web-3 never answered');
+    assert.deepEqual(
+      await hosts([], `bolt_task('ID').exitcode < 1`),
+      ['web-2', 'web-4', 'web-5'],
+      'running and pending nodes have exit code -1; web-3 never answered',
+    );
     assert.deepEqual(await hosts([], `bolt_task('ID').known == true`), ['web-1', 'web-2', 'web-4', 'web-5']);
     assert.deepEqual(await hosts([], `bolt_task('ID').known == false`), [], 'nodes that never ran are never returned');
-    assert.deepEqual(await hosts(['stdout'], `bolt_task('ID').stdout =~ /BOOM/ or (bolt_task('ID').runtime < 1 and bolt_task('ID').completed == true)`), ['web-1', 'web-2'], 'stdout is not in the briefs: read from the full results');
-    const matched = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0` } });
+    assert.deepEqual(
+      await hosts(['stdout'], `bolt_task('ID').stdout =~ /BOOM/ or (bolt_task('ID').runtime < 1 and bolt_task('ID').completed == true)`),
+      ['web-1', 'web-2'],
+      'stdout is not in the briefs: read from the full results',
+    );
+    const matched = await unary(t.client, t.client.getRunStatus, {
+      taskId: run.taskId,
+      resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0` },
+    });
     assert.equal(matched.items[0].exitcode, 3, 'the fields the expression compares come with each node');
-    assert.deepEqual(matched.run, { ...(await unary(t.client, t.client.getRunStatus, { taskId: run.taskId })).run, nodes: [] }, 'the run record without its node list');
+    assert.deepEqual(
+      matched.run,
+      { ...(await unary(t.client, t.client.getRunStatus, { taskId: run.taskId })).run, nodes: [] },
+      'the run record without its node list',
+    );
   });
 
   it('rejects a malformed where, a term of another kind or of another run with INVALID_ARGUMENT naming it', async () => {
@@ -71,7 +98,10 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
       return readServiceError(err).message;
     };
     assert.match(await where(`bolt_task('${run.taskId}').exitcode >`), /^result_fields\.where: .*column \d+/);
-    assert.match(await where(`role::web and bolt_task('${run.taskId}').exitcode > 0`), /^result_fields\.where: only bolt_task\('[0-9a-f]{32}'\) terms .*, got role::web$/);
+    assert.match(
+      await where(`role::web and bolt_task('${run.taskId}').exitcode > 0`),
+      /^result_fields\.where: only bolt_task\('[0-9a-f]{32}'\) terms .*, got role::web$/,
+    );
     assert.match(await where(`bolt_task('${'b'.repeat(32)}').exitcode > 0`), /got bolt_task\('b{32}'\)\.exitcode > 0$/);
   });
 });

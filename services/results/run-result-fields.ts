@@ -38,7 +38,10 @@ export function resultFieldsOf(fields: string[]): string[] {
   const unknown = fields.filter((f) => !Object.hasOwn(RESULT_FIELDS, f));
   if (unknown.length > 0) {
     const expected = Object.keys(RESULT_FIELDS).join(', ');
-    const violations = unknown.map((f) => ({ field: 'result_fields', description: `result_fields: unknown NodeResult field ${JSON.stringify(f)}; expected one of ${expected}` }));
+    const violations = unknown.map((f) => ({
+      field: 'result_fields',
+      description: `result_fields: unknown NodeResult field ${JSON.stringify(f)}; expected one of ${expected}`,
+    }));
     throw new InvalidArgumentError(violations.map((v) => v.description).join('; '), violations);
   }
   return [...new Set([...ALWAYS_FIELDS, ...fields])].map((f) => RESULT_FIELDS[f]);

@@ -6,7 +6,16 @@ import { RunState, type Run } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
-import { collectEvents, createRun, finished, grpcError, newRun, record, startResultsTestService, type ResultsTestService } from '../../test/helpers/results-service';
+import {
+  collectEvents,
+  createRun,
+  finished,
+  grpcError,
+  newRun,
+  record,
+  startResultsTestService,
+  type ResultsTestService,
+} from '../../test/helpers/results-service';
 import { RETENTION_SWEEP_BATCH } from './run-retention';
 
 const redisServer = useRedisServer();

@@ -75,7 +75,9 @@ export class RunRetention {
     if (this.runRetentionS === 0 || this.stopped) return;
     const tick = () => {
       this.sweep()
-        .catch((err: unknown) => this.options.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'retention sweep failed; retrying at the next interval'))
+        .catch((err: unknown) =>
+          this.options.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'retention sweep failed; retrying at the next interval'),
+        )
         .finally(() => {
           if (this.stopped) return;
           this.timer = setTimeout(tick, this.sweepIntervalS * 1000);

@@ -46,7 +46,10 @@ describe('computeRunStatus', () => {
       ['e', result(run, 'e', { state: NodeState.NODE_STATE_RUNNING, runtime: 3 })],
     ]);
     const status = computeRunStatus(run, results);
-    assert.deepEqual(status.items.map((r) => r.host), ['a', 'b', 'c', 'd', 'e']);
+    assert.deepEqual(
+      status.items.map((r) => r.host),
+      ['a', 'b', 'c', 'd', 'e'],
+    );
     assert.deepEqual(status.stats, {
       names: ['acme::deploy'],
       callers: ['user=alice'],
@@ -108,8 +111,25 @@ describe('computeRunStatus', () => {
       ['exit2', result(run, 'exit2', done(2, 6))],
       ['invalid', result(run, 'invalid', { state: NodeState.NODE_STATE_FAILED, statuscode: 4, statusmsg: 'invalid input' })],
       ['silent', result(run, 'silent', { state: NodeState.NODE_STATE_NO_RESPONSE })],
-      ['cancelled-ran', result(run, 'cancelled-ran', { state: NodeState.NODE_STATE_CANCELLED, completed: true, exitcode: 143, runtime: 3, startTime: new Date(0), statuscode: 1 })],
-      ['cancelled-unstarted', result(run, 'cancelled-unstarted', { state: NodeState.NODE_STATE_CANCELLED, statuscode: 1, statusmsg: 'cancelled before the task started on this node' })],
+      [
+        'cancelled-ran',
+        result(run, 'cancelled-ran', {
+          state: NodeState.NODE_STATE_CANCELLED,
+          completed: true,
+          exitcode: 143,
+          runtime: 3,
+          startTime: new Date(0),
+          statuscode: 1,
+        }),
+      ],
+      [
+        'cancelled-unstarted',
+        result(run, 'cancelled-unstarted', {
+          state: NodeState.NODE_STATE_CANCELLED,
+          statuscode: 1,
+          statusmsg: 'cancelled before the task started on this node',
+        }),
+      ],
     ]);
     const { stats, summary } = computeRunStatus(run, results);
     assert.deepEqual(

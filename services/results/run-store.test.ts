@@ -51,7 +51,11 @@ describe('RunStore', () => {
     const run = await create(store, { task: 'acme::deploy', caller: 'user=alice', createTime: new Date(1234) });
     const k = store.keys;
     assert.deepEqual(
-      await Promise.all([redis.zscore(k.runs(), run.taskId), redis.zscore(k.runsByTask('acme::deploy'), run.taskId), redis.zscore(k.runsByCaller('user=alice'), run.taskId)]),
+      await Promise.all([
+        redis.zscore(k.runs(), run.taskId),
+        redis.zscore(k.runsByTask('acme::deploy'), run.taskId),
+        redis.zscore(k.runsByCaller('user=alice'), run.taskId),
+      ]),
       ['1234', '1234', '1234'],
     );
     assert.equal(await store.createRun({ ...run, task: 'acme::backup', caller: 'user=bob', createTime: new Date(99) }, new Date()), false);
@@ -78,7 +82,11 @@ describe('RunStore', () => {
       const raw = await redis.get(other.keys.run(gone.taskId));
       assert.equal(await other.deleteRun({ taskId: gone.taskId, raw: raw!, run: gone }), true);
       const rest = await other.listRuns(ALL_RUNS, first.next, 100);
-      assert.deepEqual(rest.runs.map((r) => r.taskId), order.slice(cut), `cut after ${cut}`);
+      assert.deepEqual(
+        rest.runs.map((r) => r.taskId),
+        order.slice(cut),
+        `cut after ${cut}`,
+      );
     }
   });
 
@@ -92,8 +100,18 @@ describe('RunStore', () => {
     const wanted: string[] = [];
     const pending: Array<Promise<boolean>> = [];
     for (let i = 0; i < noise; i++) {
-      pending.push(store.createRun(newRun(['a'], { state: RunState.RUN_STATE_PENDING, task: 'acme::deploy', caller: 'user=alice', createTime: new Date(10_000 + 2 * i) }), new Date()));
-      pending.push(store.createRun(newRun(['a'], { state: RunState.RUN_STATE_PENDING, task: 'acme::other', caller: 'user=bob', createTime: new Date(10_000 + 2 * i + 1) }), new Date()));
+      pending.push(
+        store.createRun(
+          newRun(['a'], { state: RunState.RUN_STATE_PENDING, task: 'acme::deploy', caller: 'user=alice', createTime: new Date(10_000 + 2 * i) }),
+          new Date(),
+        ),
+      );
+      pending.push(
+        store.createRun(
+          newRun(['a'], { state: RunState.RUN_STATE_PENDING, task: 'acme::other', caller: 'user=bob', createTime: new Date(10_000 + 2 * i + 1) }),
+          new Date(),
+        ),
+      );
     }
     await Promise.all(pending);
     for (const ms of [5_000, 10_000 + noise, 10_000 + 2 * noise + 5]) {
@@ -103,7 +121,10 @@ describe('RunStore', () => {
     assert.ok((await redis.zcard(k.runsByCaller('user=bob'))) > MAX_ENTRIES_SCANNED_PER_PAGE);
     const query: RunQuery = { ...ALL_RUNS, task: 'acme::deploy', caller: 'user=bob' };
     const first = await store.listRuns(query, undefined, 10);
-    assert.ok(first.runs.length < wanted.length && first.next, `a page scans at most ${MAX_ENTRIES_SCANNED_PER_PAGE} entries: a short first page with a cursor to go on`);
+    assert.ok(
+      first.runs.length < wanted.length && first.next,
+      `a page scans at most ${MAX_ENTRIES_SCANNED_PER_PAGE} entries: a short first page with a cursor to go on`,
+    );
     for (const pageSize of [1, 2, 10]) assert.deepEqual((await listAll(store, query, pageSize)).ids, wanted, `page size ${pageSize}`);
   });
 
@@ -112,7 +133,12 @@ describe('RunStore', () => {
     const run = await create(store, { nodes: ['a'], state: RunState.RUN_STATE_RUNNING });
     const cap = eventLogCap(1);
     const flood = Array.from({ length: 3 * cap }, (_, i) => ({ ...newResult(run), runtime: i + 1 }));
-    assert.deepEqual(await store.recordResults(headerOf(run), flood, new Date()), { outcome: 'recorded', changed: flood.length, finalHosts: 0, state: RunState.RUN_STATE_RUNNING });
+    assert.deepEqual(await store.recordResults(headerOf(run), flood, new Date()), {
+      outcome: 'recorded',
+      changed: flood.length,
+      finalHosts: 0,
+      state: RunState.RUN_STATE_RUNNING,
+    });
     const length = await redis.xlen(store.keys.runEvents(run.taskId));
     // MAXLEN ~ trims whole stream nodes (100 entries by default): at most one node over.
     assert.ok(length >= cap && length <= cap + 100, `event log holds ${length} entries, cap ${cap}`);

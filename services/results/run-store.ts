@@ -5,7 +5,17 @@ import { canonicalJson } from './canonical-json';
 import { CorruptRecordError } from './corrupt-record-error';
 import type { PageCursor } from './run-page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
-import { CREATE_RUN_SCRIPT, DELETE_RUN_SCRIPT, EVENT_OUTPUTS_SCRIPT, RECORD_RESULTS_SCRIPT, REPLACE_RUN_SCRIPT, RUN_PROGRESS_SCRIPT, RUNS_PAGE_SCRIPT, UNKNOWN_HOSTS_SCRIPT, WRITE_HEADER_SCRIPT } from './run-scripts';
+import {
+  CREATE_RUN_SCRIPT,
+  DELETE_RUN_SCRIPT,
+  EVENT_OUTPUTS_SCRIPT,
+  RECORD_RESULTS_SCRIPT,
+  REPLACE_RUN_SCRIPT,
+  RUN_PROGRESS_SCRIPT,
+  RUNS_PAGE_SCRIPT,
+  UNKNOWN_HOSTS_SCRIPT,
+  WRITE_HEADER_SCRIPT,
+} from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
 import { metrics } from '../../lib/metrics';
 import { pendingNodeResult } from './run-status';
@@ -212,7 +222,12 @@ export class RunStore {
     const body = briefBody(pending, run);
     const briefs: string[] = [];
     run.nodes.forEach((host, i) => {
-      args.push(host, more.length === 0 && tail !== undefined ? `${head}"host":${JSON.stringify(host)}${tail}` : canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))));
+      args.push(
+        host,
+        more.length === 0 && tail !== undefined
+          ? `${head}"host":${JSON.stringify(host)}${tail}`
+          : canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))),
+      );
       briefs.push(host, `${i},${body}`);
     });
     for (const b of briefs) args.push(b);
@@ -284,7 +299,11 @@ export class RunStore {
       const current = await this.getRunRaw(taskId);
       if (!current) return undefined;
       const run = current.run;
-      const written = await WRITE_HEADER_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runHeader(taskId)], [current.raw, run.task, run.caller, run.nodes.length, run.state]);
+      const written = await WRITE_HEADER_SCRIPT.run(
+        this.redis,
+        [this.keys.run(taskId), this.keys.runHeader(taskId)],
+        [current.raw, run.task, run.caller, run.nodes.length, run.state],
+      );
       if (written === 1) return headerOf(run);
     }
     throw new Error(`run ${taskId} kept changing during ${MAX_REPLACE_ATTEMPTS} attempts to write its header`);
@@ -298,17 +317,35 @@ export class RunStore {
    */
   async recordResults(header: RunHeader, results: NodeResult[], now: Date): Promise<RecordOutcome> {
     const taskId = header.taskId;
-    const keys = [this.keys.runResults(taskId), this.keys.runEvents(taskId), this.keys.runHeader(taskId), this.keys.runFinalHosts(taskId), this.keys.runBriefs(taskId), this.keys.runResultEvents(taskId)];
+    const keys = [
+      this.keys.runResults(taskId),
+      this.keys.runEvents(taskId),
+      this.keys.runHeader(taskId),
+      this.keys.runFinalHosts(taskId),
+      this.keys.runBriefs(taskId),
+      this.keys.runResultEvents(taskId),
+    ];
     const chunks = recordChunks(header, results, now);
     if (chunks.length > 1) {
-      const unknown = (await UNKNOWN_HOSTS_SCRIPT.run(this.redis, [this.keys.runResults(taskId)], results.map((r) => r.host))) as number[];
+      const unknown = (await UNKNOWN_HOSTS_SCRIPT.run(
+        this.redis,
+        [this.keys.runResults(taskId)],
+        results.map((r) => r.host),
+      )) as number[];
       if (unknown.length > 0) return { outcome: 'unknown-hosts', positions: unknown };
     }
     let changed = 0;
     let finalHosts = 0;
     let state = 0;
     for (const { start, args } of chunks) {
-      const reply = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, [String(args.length / 5), header.task, header.caller, String(header.nodes), String(eventLogCap(header.nodes)), ...args])) as number[];
+      const reply = (await RECORD_RESULTS_SCRIPT.run(this.redis, keys, [
+        String(args.length / 5),
+        header.task,
+        header.caller,
+        String(header.nodes),
+        String(eventLogCap(header.nodes)),
+        ...args,
+      ])) as number[];
       if (reply[0] === -1) return { outcome: 'no-header' };
       if (reply[0] === -2) return { outcome: 'stale-header' };
       if (reply[0] === -3) return { outcome: 'unknown-hosts', positions: reply.slice(1).map((i) => start + i) };
@@ -348,13 +385,11 @@ export class RunStore {
       const next = await change(current.run);
       if (!next) return current.run;
       const event = eventJson({ time: now, taskId, event: { $case: 'runStateChanged', value: next.event } });
-      const replaced = await REPLACE_RUN_SCRIPT.run(this.redis, [this.keys.run(taskId), this.keys.runEvents(taskId), this.keys.runHeader(taskId)], [
-        current.raw,
-        JSON.stringify(Run.toJSON(next.run)),
-        event,
-        eventLogCap(current.run.nodes.length),
-        next.run.state,
-      ]);
+      const replaced = await REPLACE_RUN_SCRIPT.run(
+        this.redis,
+        [this.keys.run(taskId), this.keys.runEvents(taskId), this.keys.runHeader(taskId)],
+        [current.raw, JSON.stringify(Run.toJSON(next.run)), event, eventLogCap(current.run.nodes.length), next.run.state],
+      );
       if (replaced === 1) {
         if (next.run.state !== current.run.state) countRunState(next.run);
         return next.run;
@@ -381,7 +416,9 @@ export class RunStore {
     let scanned = 0;
     for (;;) {
       // One entry beyond the page tells whether more follow.
-      const want = postFiltered ? Math.max(count + 1 - runs.length, Math.min(INDEX_READ_CHUNK, MAX_ENTRIES_SCANNED_PER_PAGE - scanned)) : count + 1 - runs.length;
+      const want = postFiltered
+        ? Math.max(count + 1 - runs.length, Math.min(INDEX_READ_CHUNK, MAX_ENTRIES_SCANNED_PER_PAGE - scanned))
+        : count + 1 - runs.length;
       const entries = await this.readIndex(index, query, position, want);
       for (const entry of entries) {
         scanned++;
@@ -410,7 +447,11 @@ export class RunStore {
   /** Up to `count` entries of `index` after `cursor` within the query's time range, with their records. */
   private async readIndex(index: string, query: RunQuery, cursor: PageCursor | undefined, count: number): Promise<IndexedRun[]> {
     const bound = (n: number) => (n === -Infinity ? '-inf' : n === Infinity ? '+inf' : String(n));
-    const flat = (await RUNS_PAGE_SCRIPT.run(this.redis, [index], [cursor?.taskId ?? '', cursor?.score ?? 0, count, bound(query.minScore), bound(query.maxScore)])) as string[];
+    const flat = (await RUNS_PAGE_SCRIPT.run(
+      this.redis,
+      [index],
+      [cursor?.taskId ?? '', cursor?.score ?? 0, count, bound(query.minScore), bound(query.maxScore)],
+    )) as string[];
     const ids: Array<{ taskId: string; score: number }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) ids.push({ taskId: flat[i], score: Number(flat[i + 1]) });
     const records = await this.getRaw(ids.map((e) => e.taskId));
@@ -450,7 +491,10 @@ export class RunStore {
     const flat = await this.redis.zrangebyscore(this.keys.runs(), '-inf', maxScore, 'WITHSCORES', 'LIMIT', offset, count);
     const ids: Array<{ taskId: string; score: number }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) ids.push({ taskId: flat[i], score: Number(flat[i + 1]) });
-    const records = await this.getRaw(ids.map((e) => e.taskId), true);
+    const records = await this.getRaw(
+      ids.map((e) => e.taskId),
+      true,
+    );
     return ids.map(({ score }, i) => ({ ...records[i], score }));
   }
 

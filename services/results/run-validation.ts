@@ -27,7 +27,6 @@ function reject(violations: FieldViolation[]): void {
   if (violations.length > 0) throw invalid(violations);
 }
 
-
 /** Throws INVALID_ARGUMENT unless `token` is empty or an event id. */
 export function requireResumeToken(token: string): void {
   if (token !== '' && !STREAM_ID.test(token)) {
@@ -45,7 +44,8 @@ export function normalizeNewRun(run: Run | undefined, now: Date): Run {
   const taskIdWrong = taskIdProblem(run.taskId);
   if (taskIdWrong !== undefined) violations.push({ field: 'run.task_id', description: taskIdWrong });
   if (run.task === '') violations.push({ field: 'run.task', description: 'task is required (a canonical task name such as acme::deploy)' });
-  else if (!TASK_NAME.test(run.task)) violations.push({ field: 'run.task', description: `task must be a canonical task name such as acme::deploy, got ${quote(run.task)}` });
+  else if (!TASK_NAME.test(run.task))
+    violations.push({ field: 'run.task', description: `task must be a canonical task name such as acme::deploy, got ${quote(run.task)}` });
   if (run.nodes.length === 0) violations.push({ field: 'run.nodes', description: 'nodes is required: the run needs at least one node' });
   const seen = new Set<string>();
   run.nodes.forEach((node, i) => {
@@ -84,7 +84,8 @@ export function normalizeNodeResults(run: RunHeader, results: NodeResult[]): Nod
     if (r.state === NodeState.NODE_STATE_UNSPECIFIED || !isKnownNodeState(r.state)) {
       violations.push({ field: `${at}.state`, description: `state is required: one of the NodeState values other than NODE_STATE_UNSPECIFIED` });
     }
-    if (!Number.isFinite(r.runtime) || r.runtime < 0) violations.push({ field: `${at}.runtime`, description: `runtime must be a number of seconds >= 0, got ${r.runtime}` });
+    if (!Number.isFinite(r.runtime) || r.runtime < 0)
+      violations.push({ field: `${at}.runtime`, description: `runtime must be a number of seconds >= 0, got ${r.runtime}` });
   });
   reject(violations);
   return results.map((r) => ({ ...r, taskId: run.taskId, task: r.task || run.task, callerid: r.callerid || run.caller }));
@@ -92,7 +93,9 @@ export function normalizeNodeResults(run: RunHeader, results: NodeResult[]): Nod
 
 /** INVALID_ARGUMENT naming each result (by its position in the request) whose host is not a node of run `taskId`. */
 export function unknownHostsError(taskId: string, results: readonly NodeResult[], positions: readonly number[]): InvalidArgumentError {
-  return invalid(positions.map((i) => ({ field: `results[${i}].host`, description: `host ${JSON.stringify(results[i].host)} is not one of the nodes of run ${taskId}` })));
+  return invalid(
+    positions.map((i) => ({ field: `results[${i}].host`, description: `host ${JSON.stringify(results[i].host)} is not one of the nodes of run ${taskId}` })),
+  );
 }
 
 /** Checks the new state of an UpdateRunState request. */

@@ -93,21 +93,34 @@ describe('AgentGatewayService', () => {
     const before = Date.now();
     const agent = new TestAgent(h.scheduler.address);
     cleanups.push(() => agent.close());
-    agent.send({ $case: 'hello', value: { identity: 'web1', facts: { os: { family: 'RedHat' } }, classes: ['role::web'], agents: ['bolt_tasks'], version: '0.1.0', unacknowledgedResults: [] } });
+    agent.send({
+      $case: 'hello',
+      value: {
+        identity: 'web1',
+        facts: { os: { family: 'RedHat' } },
+        classes: ['role::web'],
+        agents: ['bolt_tasks'],
+        version: '0.1.0',
+        unacknowledgedResults: [],
+      },
+    });
     assert.deepEqual(await agent.next('welcome'), { heartbeatIntervalS: 10, metadataAddress: 'metadata.example.com:8443' });
 
     const [node, ...rest] = await h.discover();
     assert.equal(rest.length, 0);
     assert.ok(node.lastSeen && node.lastSeen.getTime() >= before - 1 && node.lastSeen.getTime() <= Date.now());
-    assert.deepEqual({ ...node, lastSeen: undefined }, {
-      identity: 'web1',
-      online: true,
-      lastSeen: undefined,
-      facts: { os: { family: 'RedHat' } },
-      classes: ['role::web'],
-      agents: ['bolt_tasks'],
-      version: '0.1.0',
-    });
+    assert.deepEqual(
+      { ...node, lastSeen: undefined },
+      {
+        identity: 'web1',
+        online: true,
+        lastSeen: undefined,
+        facts: { os: { family: 'RedHat' } },
+        classes: ['role::web'],
+        agents: ['bolt_tasks'],
+        version: '0.1.0',
+      },
+    );
   });
 
   it('marks the node offline when the stream ends, and keeps it in the index', async () => {
@@ -116,7 +129,10 @@ describe('AgentGatewayService', () => {
     agent.end();
     await waitFor('the node to go offline', async () => (await h.discover()).length === 0);
     const nodes = await h.discover({ includeOffline: true });
-    assert.deepEqual(nodes.map((n) => [n.identity, n.online]), [['web1', false]]);
+    assert.deepEqual(
+      nodes.map((n) => [n.identity, n.online]),
+      [['web1', false]],
+    );
   });
 
   it('ends a stream whose Hello has an invalid identity with INVALID_ARGUMENT, indexing nothing', async () => {
@@ -146,7 +162,10 @@ describe('AgentGatewayService', () => {
     assert.equal(ended.code, status.ABORTED);
     assert.equal(ended.details, "a newer connection of node 'web1' replaced this one");
     const nodes = await h.discover();
-    assert.deepEqual(nodes.map((n) => [n.identity, n.online, n.facts]), [['web1', true, { generation: 2 }]]);
+    assert.deepEqual(
+      nodes.map((n) => [n.identity, n.online, n.facts]),
+      [['web1', true, { generation: 2 }]],
+    );
     assert.equal(second.status, undefined);
   });
 
@@ -180,7 +199,10 @@ describe('AgentGatewayService', () => {
       const n = await h.discover();
       return (n[0]?.facts as { role?: string } | undefined)?.role === 'db' ? n : undefined;
     });
-    assert.deepEqual(nodes.map((n) => [n.identity, n.classes]), [['web1', ['role::db']]]);
+    assert.deepEqual(
+      nodes.map((n) => [n.identity, n.classes]),
+      [['web1', ['role::db']]],
+    );
   });
 
   it('ends the stream of an agent silent for 3 heartbeat intervals, and marks it offline', async () => {
@@ -200,7 +222,10 @@ describe('AgentGatewayService', () => {
     agent.send({ $case: 'hello', value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }] } });
     await agent.next('welcome');
     await waitFor('the scheduler to give up recording', () => lines.some((l) => l.includes('could not record a result')), 15_000);
-    assert.deepEqual(agent.received.map((m) => m.message?.$case), ['welcome']);
+    assert.deepEqual(
+      agent.received.map((m) => m.message?.$case),
+      ['welcome'],
+    );
     assert.equal(agent.status, undefined);
   });
 
@@ -209,7 +234,11 @@ describe('AgentGatewayService', () => {
     const resultsPrefix = uniquePrefix();
     const startResults = async () => {
       const main = join(packageRoot(), 'dist', 'services', 'results', 'main.js');
-      const child = await startChild(process.execPath, [main, '--insecure', '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', resultsPrefix], { ready: LISTENING_LINE });
+      const child = await startChild(
+        process.execPath,
+        [main, '--insecure', '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', resultsPrefix],
+        { ready: LISTENING_LINE },
+      );
       cleanups.push(() => child.stop());
       return child;
     };
@@ -217,7 +246,9 @@ describe('AgentGatewayService', () => {
     const first = await startResults();
     const client = makeClient(ResultsServiceClient, `127.0.0.1:${port}`);
     cleanups.push(() => client.close());
-    await unary(client, client.createRun, { run: Run.fromPartial({ taskId, task: 'acme::x', nodes: ['web1'], state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }) });
+    await unary(client, client.createRun, {
+      run: Run.fromPartial({ taskId, task: 'acme::x', nodes: ['web1'], state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }),
+    });
     await first.stop();
 
     const lines: string[] = [];
@@ -227,7 +258,11 @@ describe('AgentGatewayService', () => {
     agent.send({ $case: 'hello', value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }] } });
     await agent.next('welcome');
     await waitFor('the scheduler to fail to record the result', () => lines.some((l) => l.includes('could not record a result')), 15_000);
-    assert.deepEqual(agent.received.map((m) => m.message?.$case), ['welcome'], 'no ack for a result not stored');
+    assert.deepEqual(
+      agent.received.map((m) => m.message?.$case),
+      ['welcome'],
+      'no ack for a result not stored',
+    );
 
     await startResults();
     const ack = await agent.next('resultAck', 30_000);
@@ -256,15 +291,32 @@ describe('SchedulerService', () => {
     const h = await start();
     await h.agent('web1', { os: { family: 'RedHat' } });
     await h.agent('web2', { os: { family: 'Debian' } });
-    const redhat = await h.discover({ filter: { identities: [], classes: [], agents: [], compound: [], facts: [{ fact: 'os.family', operator: FactOperator.FACT_OPERATOR_EQUAL, value: 'redhat' }] } });
-    assert.deepEqual(redhat.map((n) => n.identity), ['web1']);
+    const redhat = await h.discover({
+      filter: {
+        identities: [],
+        classes: [],
+        agents: [],
+        compound: [],
+        facts: [{ fact: 'os.family', operator: FactOperator.FACT_OPERATOR_EQUAL, value: 'redhat' }],
+      },
+    });
+    assert.deepEqual(
+      redhat.map((n) => n.identity),
+      ['web1'],
+    );
     const notRedhat = await h.discover({ filter: { identities: [], classes: [], agents: [], facts: [], compound: ["not fact('os.family') == 'RedHat'"] } });
-    assert.deepEqual(notRedhat.map((n) => n.identity), ['web2']);
+    assert.deepEqual(
+      notRedhat.map((n) => n.identity),
+      ['web2'],
+    );
 
     const err = await grpcError(h.discover({ filter: { identities: ['/(/'], classes: [], agents: [], facts: [], compound: ['os.family=redhat and'] } }));
     const report = readServiceError(err);
     assert.equal(report.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(report.violations.map((v) => v.field), ['filter.compound[0]', 'filter.identities[0]']);
+    assert.deepEqual(
+      report.violations.map((v) => v.field),
+      ['filter.compound[0]', 'filter.identities[0]'],
+    );
     assert.match(report.message, /^filter\.compound\[0\]: .*column \d+.*; filter\.identities\[0\]: \/\(\/ is not a valid regular expression/);
   });
 
@@ -273,12 +325,20 @@ describe('SchedulerService', () => {
     const request = RunTaskRequest.fromPartial({ task: 'Acme::Restart', environment: 'Prod', runAs: 'x y', requestId: 'not valid!' });
     const bad = readServiceError(await grpcError(unary(h.client, h.client.runTask, request)));
     assert.equal(bad.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(bad.violations.map((v) => v.field), ['task', 'environment', 'run_as', 'request_id']);
+    assert.deepEqual(
+      bad.violations.map((v) => v.field),
+      ['task', 'environment', 'run_as', 'request_id'],
+    );
     assert.match(bad.violations[0].description, /^task 'Acme::Restart' is not a task name; expected <module>::<task>/);
 
-    const batched = readServiceError(await grpcError(unary(h.client, h.client.runTask, RunTaskRequest.fromPartial({ task: 'acme::restart', batchPercent: 101 }))));
+    const batched = readServiceError(
+      await grpcError(unary(h.client, h.client.runTask, RunTaskRequest.fromPartial({ task: 'acme::restart', batchPercent: 101 }))),
+    );
     assert.equal(batched.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(batched.violations.map((v) => v.field), ['batch_percent']);
+    assert.deepEqual(
+      batched.violations.map((v) => v.field),
+      ['batch_percent'],
+    );
   });
 
   it('rejects CancelRun with a malformed task id', async () => {

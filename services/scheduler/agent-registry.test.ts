@@ -10,9 +10,18 @@ describe('AgentRegistry outstanding runs', () => {
     registry.runSent('web1', 'b'.repeat(32));
     const started = new Date('2026-01-01T00:00:00Z');
     registry.runStarted('web1', 'a'.repeat(32), started);
-    assert.deepEqual(registry.outstanding('web1').map((r) => [r.taskId, r.startTime]), [['a'.repeat(32), started], ['b'.repeat(32), undefined]]);
+    assert.deepEqual(
+      registry.outstanding('web1').map((r) => [r.taskId, r.startTime]),
+      [
+        ['a'.repeat(32), started],
+        ['b'.repeat(32), undefined],
+      ],
+    );
     registry.runFinished('web1', 'a'.repeat(32));
-    assert.deepEqual(registry.outstanding('web1').map((r) => r.taskId), ['b'.repeat(32)]);
+    assert.deepEqual(
+      registry.outstanding('web1').map((r) => r.taskId),
+      ['b'.repeat(32)],
+    );
     assert.deepEqual(registry.outstanding('web2'), []);
   });
 
@@ -20,6 +29,9 @@ describe('AgentRegistry outstanding runs', () => {
     const registry = new AgentRegistry<object>();
     registry.runSent('web1', 'a'.repeat(32), 0);
     registry.runSent('web1', 'b'.repeat(32), TRACKED_RUN_TTL_MS + 1);
-    assert.deepEqual(registry.outstanding('web1').map((r) => r.taskId), ['b'.repeat(32)]);
+    assert.deepEqual(
+      registry.outstanding('web1').map((r) => r.taskId),
+      ['b'.repeat(32)],
+    );
   });
 });

@@ -24,7 +24,6 @@ import { IDENTITY_PATTERN } from '../../lib/names';
 import { peerOf } from '../../lib/peer-identity';
 import { quote } from '../../lib/quote';
 
-
 /** W3C trace context carried by every message; empty until tracing lands. */
 export type TraceContext = Record<string, string>;
 
@@ -235,14 +234,19 @@ export class AgentSession {
   private checkLiveness(intervalMs: number): void {
     const silentMs = Date.now() - this.lastHeardMs;
     if (silentMs <= STALE_AFTER_HEARTBEATS * intervalMs) return;
-    void this.close(new UnavailableError(`no message from the agent for ${Math.round(silentMs / 1000)} s (${STALE_AFTER_HEARTBEATS} heartbeat intervals); reconnect`));
+    void this.close(
+      new UnavailableError(`no message from the agent for ${Math.round(silentMs / 1000)} s (${STALE_AFTER_HEARTBEATS} heartbeat intervals); reconnect`),
+    );
   }
 
   private onMessage(req: ConnectRequest): void {
     if (this.state === 'CLOSED') return;
     // Over the rate: end the stream; reports already queued are still recorded whole.
     if (!this.limits.admit()) {
-      this.log.warn({ node: this.identity || undefined, messagesPerS: this.limits.messagesPerS, burst: this.limits.burst }, 'agent over its message rate; stream ended');
+      this.log.warn(
+        { node: this.identity || undefined, messagesPerS: this.limits.messagesPerS, burst: this.limits.burst },
+        'agent over its message rate; stream ended',
+      );
       void this.close(this.limits.exceeded());
       return;
     }
@@ -366,7 +370,12 @@ export class AgentSession {
       // A retry delay, so that while Redis (or this replica's lease) is out the agents do not
       // reconnect in a tight loop.
       const delayMs = this.options.admission?.spreadDelayMs();
-      await this.close(new UnavailableError(`the scheduler could not record the node in its discovery index; reconnect${delayMs === undefined ? ' later' : ` in ${delayMs} ms`}`, delayMs));
+      await this.close(
+        new UnavailableError(
+          `the scheduler could not record the node in its discovery index; reconnect${delayMs === undefined ? ' later' : ` in ${delayMs} ms`}`,
+          delayMs,
+        ),
+      );
       return;
     }
     this.options.admission?.leave();

@@ -62,7 +62,10 @@ export class AgentShedder {
 
   /** After each replica lease renewal: the replicas and when each one's lease ends, on the Redis clock at `nowMs`. */
   onPeers(peers: ReplicaLeaseEnd[], nowMs: number): void {
-    const live = peers.filter((p) => p.endsMs >= nowMs).map((p) => p.id).sort();
+    const live = peers
+      .filter((p) => p.endsMs >= nowMs)
+      .map((p) => p.id)
+      .sort();
     const key = live.join(' ');
     if (key !== this.live) {
       this.live = key;
@@ -102,7 +105,10 @@ export class AgentShedder {
     const away = held.filter((s) => !this.sentAway.has(s.identity)).slice(-Math.min(over, SHED_STEP));
     if (away.length === 0) return 0;
     for (const session of away) this.sentAway.set(session.identity, nowMs);
-    log.info({ held: held.length, fair, replicas: this.replicas, connected: total, sending: away.length }, 'above the fair share of agents; sending some to other replicas');
+    log.info(
+      { held: held.length, fair, replicas: this.replicas, connected: total, sending: away.length },
+      'above the fair share of agents; sending some to other replicas',
+    );
     const reason = `rebalancing: this scheduler holds ${held.length} agents, above its fair share of ${fair} over ${this.replicas} replicas; reconnect to another`;
     for (const session of away) void session.close(new UnavailableError(reason, SHED_RETRY_DELAY_MS, 'REBALANCING'), { draining: true });
     return away.length;

@@ -83,12 +83,19 @@ export const MAX_INDEXED_TEXT_CHARS = LIMITS.indexedText.max;
  * Why the facts, classes and agents an agent sent (in a Hello or a FactsUpdate) cannot be
  * indexed, as one line naming the field and the limit; undefined when they can.
  */
-export function nodeDescriptionProblem(message: 'Hello' | 'FactsUpdate', facts: Record<string, unknown> | undefined, classes: string[], agents: string[] = []): string | undefined {
+export function nodeDescriptionProblem(
+  message: 'Hello' | 'FactsUpdate',
+  facts: Record<string, unknown> | undefined,
+  classes: string[],
+  agents: string[] = [],
+): string | undefined {
   const values = scalarFacts(facts ?? {});
   if (values.length > MAX_NODE_FACT_VALUES) return `${message}.facts has ${values.length} values; at most ${MAX_NODE_FACT_VALUES} are indexed`;
   for (const [path, value] of values) {
-    if (path.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts has a fact path ${quote(path)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
-    if (typeof value === 'string' && value.length > MAX_INDEXED_TEXT_CHARS) return `${message}.facts.${cut(path, 80)} is ${value.length} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`;
+    if (path.length > MAX_INDEXED_TEXT_CHARS)
+      return `${message}.facts has a fact path ${quote(path)}; at most ${MAX_INDEXED_TEXT_CHARS} characters are indexed`;
+    if (typeof value === 'string' && value.length > MAX_INDEXED_TEXT_CHARS)
+      return `${message}.facts.${cut(path, 80)} is ${value.length} characters; at most ${MAX_INDEXED_TEXT_CHARS} are indexed`;
   }
   if (classes.length > MAX_NODE_CLASSES) return `${message}.classes has ${classes.length} classes; at most ${MAX_NODE_CLASSES} are indexed`;
   if (agents.length > MAX_NODE_AGENTS) return `${message}.agents has ${agents.length} agents; at most ${MAX_NODE_AGENTS} are accepted`;

@@ -5,7 +5,19 @@ import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { FactOperator, Filter, type FactFilter } from '../../gen/baton/v1/filter';
 import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import { boltTaskFields, parseResultWhere, ranTask, resultMatches } from '../../lib/bolt-task-results';
-import { BOLT_TASK_FIELDS, compileFilter, COMPARE_OPS, evaluate, formatExpr, parseFactFilter, type BoltTaskLookup, type BoltTaskResultFields, type FilterExpr, type FilterTerm, type NodeView } from '../../lib/filter-language';
+import {
+  BOLT_TASK_FIELDS,
+  compileFilter,
+  COMPARE_OPS,
+  evaluate,
+  formatExpr,
+  parseFactFilter,
+  type BoltTaskLookup,
+  type BoltTaskResultFields,
+  type FilterExpr,
+  type FilterTerm,
+  type NodeView,
+} from '../../lib/filter-language';
 import { RedisKeys } from '../../lib/redis';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { runDiscovery, type RunResultsSource } from './discovery-plan';
@@ -51,10 +63,65 @@ type Gen = ReturnType<typeof generator>;
 const CLASSES = ['role::web', 'Role::DB', 'profile::base', 'apache', 'apache::mod::ssl', 'Profile::Monitor'];
 const AGENTS = ['bolt_tasks', 'rpcutil', 'puppet', 'Shell'];
 /** Fact values on the edges of the rules, as agents report them. */
-const VALUES: readonly unknown[] = [4, 16, -1, 0, 1.5, 1000, 1e21, '32', '08', ' 7 ', '1e999', '1E5', '-0', 'production', 'Prod', 'p', 'P', 'debian', 'RedHat', 'zed', '', 'é', 'Ünïcode', true, false, null, 'true', 'TRUE'];
+const VALUES: readonly unknown[] = [
+  4,
+  16,
+  -1,
+  0,
+  1.5,
+  1000,
+  1e21,
+  '32',
+  '08',
+  ' 7 ',
+  '1e999',
+  '1E5',
+  '-0',
+  'production',
+  'Prod',
+  'p',
+  'P',
+  'debian',
+  'RedHat',
+  'zed',
+  '',
+  'é',
+  'Ünïcode',
+  true,
+  false,
+  null,
+  'true',
+  'TRUE',
+];
 const FACT_NAMES = ['env', 'cpus', 'os.family', 'os.release.major', 'flag', 'dotted.name', 'list.0', 'list.1', 'obj', 'missing', 'os'];
 /** Filter operands: the fact values as text, and a few that are numbers of other spellings. */
-const OPERANDS = ['4', '16', '-1', '0', '1.5', '1e3', '1E21', '32', '8', '7', '1e999', '100000', 'production', 'prod', 'p', 'P', 'debian', 'redhat', 'z', '', 'é', 'true', 'false', 'abc', '{"a":1}'];
+const OPERANDS = [
+  '4',
+  '16',
+  '-1',
+  '0',
+  '1.5',
+  '1e3',
+  '1E21',
+  '32',
+  '8',
+  '7',
+  '1e999',
+  '100000',
+  'production',
+  'prod',
+  'p',
+  'P',
+  'debian',
+  'redhat',
+  'z',
+  '',
+  'é',
+  'true',
+  'false',
+  'abc',
+  '{"a":1}',
+];
 const REGEXES = ['^p', 'PROD', '^[0-9]+$', 'a|e', '^$', '.', 'deb|red', '^(a|a)*$', '1\\.5', '"a"', 'ü'];
 const NAME_REGEXES = ['^web', '^ROLE::', 'base$', '^(db|win)', 'ssl', '^[a-z]+$', 'S', '\\d'];
 
@@ -112,7 +179,15 @@ function generateFilter(g: Gen, identities: readonly string[]): Filter {
       const op = g.pick(['=', '==', '!=', '<', '>=', '=~'] as const);
       facts.push(parseFactFilter(`${g.pick(FACT_NAMES)}${op}${op === '=~' ? g.pick(REGEXES) : g.pick(OPERANDS.filter((o) => o !== ''))}`));
     } else {
-      const operator = g.pick([FactOperator.FACT_OPERATOR_EQUAL, FactOperator.FACT_OPERATOR_NOT_EQUAL, FactOperator.FACT_OPERATOR_LESS, FactOperator.FACT_OPERATOR_LESS_EQUAL, FactOperator.FACT_OPERATOR_GREATER, FactOperator.FACT_OPERATOR_GREATER_EQUAL, FactOperator.FACT_OPERATOR_MATCHES]);
+      const operator = g.pick([
+        FactOperator.FACT_OPERATOR_EQUAL,
+        FactOperator.FACT_OPERATOR_NOT_EQUAL,
+        FactOperator.FACT_OPERATOR_LESS,
+        FactOperator.FACT_OPERATOR_LESS_EQUAL,
+        FactOperator.FACT_OPERATOR_GREATER,
+        FactOperator.FACT_OPERATOR_GREATER_EQUAL,
+        FactOperator.FACT_OPERATOR_MATCHES,
+      ]);
       facts.push({ fact: g.pick(FACT_NAMES), operator, value: operator === FactOperator.FACT_OPERATOR_MATCHES ? g.pick(REGEXES) : g.pick(OPERANDS) });
     }
   }
@@ -138,7 +213,9 @@ function generateResults(g: Gen, identities: readonly string[]): Map<string, Nod
           taskId,
           task: g.pick(['acme::x', 'acme::y']),
           callerid: 'user=x',
-          state: started ? g.pick([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_RUNNING]) : NodeState.NODE_STATE_NO_RESPONSE,
+          state: started
+            ? g.pick([NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_FAILED, NodeState.NODE_STATE_RUNNING])
+            : NodeState.NODE_STATE_NO_RESPONSE,
           completed: started && g.next() < 0.8,
           exitcode: started ? g.pick([0, 1, 2]) : -1,
           startTime: started ? new Date(1_700_000_000_000) : undefined,
@@ -181,13 +258,17 @@ describe('discovery: the Redis index path and the in-memory path', () => {
         filters.slice(from, from + CONCURRENT_QUERIES).map(async (filter, k) => {
           const n = from + k;
           const query = compileFilter(filter);
-          const expected = views.filter((v) => evaluate(query, v, lookup)).map((v) => v.identity).sort();
+          const expected = views
+            .filter((v) => evaluate(query, v, lookup))
+            .map((v) => v.identity)
+            .sort();
           // Nodes may turn stale on a slow machine: online and offline matches together.
           const found = await runDiscovery(indexes[n % 2], query, { runResults, listOffline: true, maxRangeValues: n % 3 === 0 ? 1 : undefined });
           const actual = [...found.online, ...found.offline].sort();
           if (expected.length > 0) selecting++;
           // The message is built only for a failure: 5,000 of them would cost more than the checks.
-          if (!isDeepStrictEqual(actual, expected)) assert.deepEqual(actual, expected, `seed ${SEED}, filter #${n}: ${JSON.stringify(Filter.toJSON(filter))}\nquery: ${formatExpr(query)}`);
+          if (!isDeepStrictEqual(actual, expected))
+            assert.deepEqual(actual, expected, `seed ${SEED}, filter #${n}: ${JSON.stringify(Filter.toJSON(filter))}\nquery: ${formatExpr(query)}`);
         }),
       );
     }

@@ -30,9 +30,19 @@ async function fleet(): Promise<NodeIndex> {
 
 async function runWith(exitcodes: Record<string, number>, state: RunState): Promise<string> {
   const taskId = newTaskId();
-  await unary(client, client.createRun, { run: Run.fromPartial({ taskId, task: 'acme::x', nodes: HOSTS, state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }) });
+  await unary(client, client.createRun, {
+    run: Run.fromPartial({ taskId, task: 'acme::x', nodes: HOSTS, state: RunState.RUN_STATE_RUNNING, caller: 'user=t' }),
+  });
   const done = Object.entries(exitcodes).map(([host, exitcode]) =>
-    NodeResult.fromPartial({ host, taskId, state: exitcode === 0 ? NodeState.NODE_STATE_SUCCEEDED : NodeState.NODE_STATE_FAILED, completed: true, exitcode, startTime: new Date(), stdout: 'out' }),
+    NodeResult.fromPartial({
+      host,
+      taskId,
+      state: exitcode === 0 ? NodeState.NODE_STATE_SUCCEEDED : NodeState.NODE_STATE_FAILED,
+      completed: true,
+      exitcode,
+      startTime: new Date(),
+      stdout: 'out',
+    }),
   );
   await unary(client, client.recordNodeResults, { taskId, results: done });
   if (state !== RunState.RUN_STATE_RUNNING) await unary(client, client.updateRunState, { taskId, state, reason: '' });
@@ -42,7 +52,11 @@ async function runWith(exitcodes: Record<string, number>, state: RunState): Prom
 describe('resultsServiceSource (bolt_task data from a real results service)', () => {
   before(async () => {
     const main = join(packageRoot(), 'dist', 'services', 'results', 'main.js');
-    results = await startChild(process.execPath, [main, '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', uniquePrefix()], { ready: LISTENING_LINE });
+    results = await startChild(
+      process.execPath,
+      [main, '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', redis.url, '--key-prefix', uniquePrefix()],
+      { ready: LISTENING_LINE },
+    );
     client = makeClient(ResultsServiceClient, LISTENING_LINE.exec(results.readyLine)![1]);
   });
   after(async () => {
@@ -62,7 +76,7 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     assert.deepEqual(await pick(`bolt_task('${taskId}').known == true and not bolt_task('${taskId}').completed == true`), ['web3']);
   });
 
-  it('reuses a finished run\'s results for the cache lifetime only, and never those of a run still going', async () => {
+  it("reuses a finished run's results for the cache lifetime only, and never those of a run still going", async () => {
     const index = await fleet();
     let nowMs = 1_000_000;
     const source = () => resultsServiceSource(client, { cacheTtlMs: 10_000, now: () => nowMs });
@@ -71,7 +85,10 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     const finished = await runWith({ web1: 1, web2: 0, web3: 0 }, RunState.RUN_STATE_FAILED);
     assert.deepEqual(await failed(finished), ['web1']);
     // A late change of a finished run (as a late answer replacing NO_RESPONSE would be).
-    await unary(client, client.recordNodeResults, { taskId: finished, results: [NodeResult.fromPartial({ host: 'web2', taskId: finished, state: NodeState.NODE_STATE_FAILED, completed: true, exitcode: 5 })] });
+    await unary(client, client.recordNodeResults, {
+      taskId: finished,
+      results: [NodeResult.fromPartial({ host: 'web2', taskId: finished, state: NodeState.NODE_STATE_FAILED, completed: true, exitcode: 5 })],
+    });
     nowMs += 9_000;
     assert.deepEqual(await failed(finished), ['web1'], 'within the lifetime: the cached answer');
     nowMs += 1_000;
@@ -79,7 +96,10 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
 
     const going = await runWith({ web1: 1 }, RunState.RUN_STATE_RUNNING);
     assert.deepEqual(await failed(going), ['web1']);
-    await unary(client, client.recordNodeResults, { taskId: going, results: [NodeResult.fromPartial({ host: 'web3', taskId: going, state: NodeState.NODE_STATE_FAILED, completed: true, exitcode: 3 })] });
+    await unary(client, client.recordNodeResults, {
+      taskId: going,
+      results: [NodeResult.fromPartial({ host: 'web3', taskId: going, state: NodeState.NODE_STATE_FAILED, completed: true, exitcode: 3 })],
+    });
     assert.deepEqual(await failed(going), ['web1', 'web3'], 'a running run is read each time');
   });
 
@@ -90,7 +110,8 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     // unknown field) ignores it and answers every node.
     const dropWhere: Interceptor = (options, next) =>
       new InterceptingCall(next(options), {
-        sendMessage: (message: GetRunStatusRequest, send) => send(message.resultFields ? { ...message, resultFields: { ...message.resultFields, where: '' } } : message),
+        sendMessage: (message: GetRunStatusRequest, send) =>
+          send(message.resultFields ? { ...message, resultFields: { ...message.resultFields, where: '' } } : message),
       });
     const old = new ResultsServiceClient(LISTENING_LINE.exec(results.readyLine)![1], credentials.createInsecure(), { interceptors: [dropWhere] });
     try {

@@ -1,5 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { evaluate, filterRegex, formatExpr, readNumber, indexText, referencedTaskIds, type BoltTaskLookup, type BoltTaskResultFields, type CompareOp, type FilterExpr, type FilterTerm, type NodeView } from '../../lib/filter-language';
+import {
+  evaluate,
+  filterRegex,
+  formatExpr,
+  readNumber,
+  indexText,
+  referencedTaskIds,
+  type BoltTaskLookup,
+  type BoltTaskResultFields,
+  type CompareOp,
+  type FilterExpr,
+  type FilterTerm,
+  type NodeView,
+} from '../../lib/filter-language';
 import { boltTaskFields, parseResultWhere, ranTask, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';
 import { InvalidArgumentError } from '../../lib/errors';
 import type { NodeResult } from '../../gen/baton/v1/run';
@@ -202,7 +215,10 @@ class BoltTaskData {
   ) {}
 
   private read(taskId: string, fields: string[], where?: string): Promise<NodeResult[]> {
-    if (!this.source) throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [{ field: 'filter.compound', description: 'bolt_task() is not available here' }]);
+    if (!this.source)
+      throw new InvalidArgumentError('bolt_task() terms need the results service, which this discovery has no access to', [
+        { field: 'filter.compound', description: 'bolt_task() is not available here' },
+      ]);
     return this.source(taskId, fields, where);
   }
 
@@ -373,7 +389,12 @@ class LeafReader {
    * Runs the query script; returns the id count, the all and online bitmaps, the stale
    * identities and the owner bitmaps of `deadReplicas`.
    */
-  async read(index: NodeIndex, freshSinceMs: number, maxRangeValues: number, deadReplicas: string[]): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[]; dead: Buffer[] }> {
+  async read(
+    index: NodeIndex,
+    freshSinceMs: number,
+    maxRangeValues: number,
+    deadReplicas: string[],
+  ): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[]; dead: Buffer[] }> {
     const { redis, keys } = index.store;
     const scriptKeys = [keys.nodeNames(), keys.allNodesBitmap(), keys.onlineBitmap(), keys.online(), keys.discoveryTemp(randomUUID())];
     const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues), String(deadReplicas.length)];
@@ -387,7 +408,13 @@ class LeafReader {
     for (const id of deadReplicas) scriptKeys.push(keys.ownerBitmap(id));
     const reply = (await QUERY_SCRIPT.runBuffer(redis, scriptKeys, args)) as unknown[];
     this.replies = reply.slice(5);
-    return { count: Number(reply[0]), all: reply[1] as Buffer, online: reply[2] as Buffer, stale: (reply[3] as Buffer[]).map((b) => b.toString()), dead: reply[4] as Buffer[] };
+    return {
+      count: Number(reply[0]),
+      all: reply[1] as Buffer,
+      online: reply[2] as Buffer,
+      stale: (reply[3] as Buffer[]).map((b) => b.toString()),
+      dead: reply[4] as Buffer[],
+    };
   }
 
   /** The read reply of a leaf: a bitmap and members (names), whose union the leaf is. */

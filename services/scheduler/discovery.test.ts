@@ -15,9 +15,24 @@ const redis = useRedisServer();
 
 /** A small fleet, as agents would report it. */
 const FLEET: Array<Pick<Hello, 'identity' | 'classes' | 'agents'> & { facts: Record<string, unknown> }> = [
-  { identity: 'web1.example.com', classes: ['role::web', 'Profile::Base'], agents: ['bolt_tasks', 'rpcutil'], facts: { os: { family: 'RedHat', release: { major: '8' } }, processors: { count: 4 }, env: 'prod' } },
-  { identity: 'web2.example.com', classes: ['role::web', 'profile::base'], agents: ['bolt_tasks'], facts: { os: { family: 'Debian', release: { major: '12' } }, processors: { count: 16 }, env: 'Prod' } },
-  { identity: 'db1.example.com', classes: ['role::db', 'profile::base'], agents: ['bolt_tasks'], facts: { os: { family: 'RedHat', release: { major: '9' } }, processors: { count: '32' }, is_virtual: true } },
+  {
+    identity: 'web1.example.com',
+    classes: ['role::web', 'Profile::Base'],
+    agents: ['bolt_tasks', 'rpcutil'],
+    facts: { os: { family: 'RedHat', release: { major: '8' } }, processors: { count: 4 }, env: 'prod' },
+  },
+  {
+    identity: 'web2.example.com',
+    classes: ['role::web', 'profile::base'],
+    agents: ['bolt_tasks'],
+    facts: { os: { family: 'Debian', release: { major: '12' } }, processors: { count: 16 }, env: 'Prod' },
+  },
+  {
+    identity: 'db1.example.com',
+    classes: ['role::db', 'profile::base'],
+    agents: ['bolt_tasks'],
+    facts: { os: { family: 'RedHat', release: { major: '9' } }, processors: { count: '32' }, is_virtual: true },
+  },
   { identity: 'win1', classes: ['role::web'], agents: ['rpcutil'], facts: { os: { family: 'windows' }, 'dotted.name': 'x' } },
 ];
 
@@ -76,8 +91,16 @@ describe('compileFilter', () => {
   });
 
   it('matches MATCHES case-insensitively and never matches a missing fact, not even with !=', () => {
-    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_MATCHES, '^(red|deb)')] }), ['web1.example.com', 'web2.example.com', 'db1.example.com']);
-    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] }), ['web1.example.com', 'web2.example.com', 'db1.example.com']);
+    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_MATCHES, '^(red|deb)')] }), [
+      'web1.example.com',
+      'web2.example.com',
+      'db1.example.com',
+    ]);
+    assert.deepEqual(select({ facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'windows')] }), [
+      'web1.example.com',
+      'web2.example.com',
+      'db1.example.com',
+    ]);
     assert.deepEqual(select({ facts: [fact('env', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'prod')] }), []);
     assert.deepEqual(select({ facts: [fact('no.such.fact', FactOperator.FACT_OPERATOR_MATCHES, '.*')] }), []);
   });
@@ -110,7 +133,12 @@ describe('compileFilter', () => {
       },
     );
     const started = process.hrtime.bigint();
-    const many = Array.from({ length: 200 }, (_, i) => ({ identity: `${'a'.repeat(30 + i)}!`, facts: { name: `${'a'.repeat(30 + i)}!` }, classes: [], agents: [] }));
+    const many = Array.from({ length: 200 }, (_, i) => ({
+      identity: `${'a'.repeat(30 + i)}!`,
+      facts: { name: `${'a'.repeat(30 + i)}!` },
+      classes: [],
+      agents: [],
+    }));
     const query = compileFilter(Filter.fromPartial({ identities: ['/^(a|a)*$/', '/!/'], compound: ['name =~ /^(a|a)*$/ or name =~ /^(a+)+$/'] }));
     assert.equal(many.filter((n) => evaluate(query, n)).length, 0);
     assert.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'within 1 s (a backtracking engine needs hours for one of these)');
@@ -124,14 +152,24 @@ describe('compileFilter', () => {
 
   it('rejects invalid regular expressions, unset operators and compound syntax errors, naming each', () => {
     assert.throws(
-      () => compileFilter(Filter.fromPartial({ identities: ['/(/'], facts: [fact('os', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'x'), fact('os', FactOperator.FACT_OPERATOR_MATCHES, '[')], compound: ['role::web and ('] })),
+      () =>
+        compileFilter(
+          Filter.fromPartial({
+            identities: ['/(/'],
+            facts: [fact('os', FactOperator.FACT_OPERATOR_UNSPECIFIED, 'x'), fact('os', FactOperator.FACT_OPERATOR_MATCHES, '[')],
+            compound: ['role::web and ('],
+          }),
+        ),
       (err: unknown) => {
         assert.ok(err instanceof InvalidArgumentError);
         assert.deepEqual(
           err.violations.map((v) => v.field),
           ['filter.compound[0]', 'filter.identities[0]', 'filter.facts[0].operator', 'filter.facts[1].value'],
         );
-        assert.match(err.message, /^filter\.compound\[0\]: expected .*column \d+.*; filter\.identities\[0\]: \/\(\/ is not a valid regular expression: .*; filter\.facts\[0\]\.operator: not set; /);
+        assert.match(
+          err.message,
+          /^filter\.compound\[0\]: expected .*column \d+.*; filter\.identities\[0\]: \/\(\/ is not a valid regular expression: .*; filter\.facts\[0\]\.operator: not set; /,
+        );
         // Each description says what is wrong; the field is named beside it, never inside it again.
         for (const v of err.violations) assert.ok(!v.description.includes(v.field), `${v.field}: ${v.description}`);
         return true;
@@ -173,12 +211,21 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     ['fact with a literal dot in its name', { facts: [fact('dotted.name', E, 'X')] }, ['win1']],
     ['numeric range', { facts: [fact('processors.count', FactOperator.FACT_OPERATOR_GREATER, '4')] }, ['db1.example.com', 'web2.example.com']],
     ['numeric <=', { facts: [fact('os.release.major', FactOperator.FACT_OPERATOR_LESS_EQUAL, '9')] }, ['db1.example.com', 'web1.example.com']],
-    ['fact != (in memory; a missing fact never matches)', { facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'redhat')] }, ['web2.example.com', 'win1']],
+    [
+      'fact != (in memory; a missing fact never matches)',
+      { facts: [fact('os.family', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'redhat')] },
+      ['web2.example.com', 'win1'],
+    ],
     ['fact =~ (in memory)', { facts: [fact('os.family', FactOperator.FACT_OPERATOR_MATCHES, '^(deb|win)')] }, ['web2.example.com', 'win1']],
     ['text ordering (in memory)', { facts: [fact('env', FactOperator.FACT_OPERATOR_GREATER_EQUAL, 'p')] }, ['web1.example.com', 'web2.example.com']],
     [
       'every kind at once',
-      { identities: ['/example/'], classes: ['role::web'], agents: ['bolt_tasks'], facts: [fact('processors.count', FactOperator.FACT_OPERATOR_LESS, '10'), fact('env', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'dev')] },
+      {
+        identities: ['/example/'],
+        classes: ['role::web'],
+        agents: ['bolt_tasks'],
+        facts: [fact('processors.count', FactOperator.FACT_OPERATOR_LESS, '10'), fact('env', FactOperator.FACT_OPERATOR_NOT_EQUAL, 'dev')],
+      },
       ['web1.example.com'],
     ],
   ];
@@ -205,9 +252,19 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     for (const bitmapMinMembers of [1, 2]) {
       const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10, bitmapMinMembers);
       for (const n of FLEET) await index.upsert(Hello.fromPartial(n), `s-${n.identity}`);
-      for (const [name, filter, expected] of FORMS) assert.deepEqual((await discover(index, filter)).online, expected, `${name} (bitmaps from ${bitmapMinMembers})`);
-      for (const text of ['role::web and os.family=redhat', 'not profile::base', '(role::web or role::db) and not (env=prod or is_virtual=true)', 'processors.count >= 16 or win1']) {
-        assert.deepEqual((await discover(index, { compound: [text] })).online, [...select({ compound: [text] })].sort(), `${text} (bitmaps from ${bitmapMinMembers})`);
+      for (const [name, filter, expected] of FORMS)
+        assert.deepEqual((await discover(index, filter)).online, expected, `${name} (bitmaps from ${bitmapMinMembers})`);
+      for (const text of [
+        'role::web and os.family=redhat',
+        'not profile::base',
+        '(role::web or role::db) and not (env=prod or is_virtual=true)',
+        'processors.count >= 16 or win1',
+      ]) {
+        assert.deepEqual(
+          (await discover(index, { compound: [text] })).online,
+          [...select({ compound: [text] })].sort(),
+          `${text} (bitmaps from ${bitmapMinMembers})`,
+        );
       }
     }
   });
@@ -219,17 +276,22 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     for (const n of FLEET.slice(0, 2)) await mine.upsert(Hello.fromPartial(n), `s-${n.identity}`);
     const redhat = { facts: [fact('os.family', E, 'redhat')] };
     assert.deepEqual((await discover(mine, redhat)).online, ['web1.example.com']);
-    assert.deepEqual((await discover(mine, ({ identities: ['/^(db|win)/'] }))).online, []);
+    assert.deepEqual((await discover(mine, { identities: ['/^(db|win)/'] })).online, []);
     for (const n of FLEET.slice(2)) await other.upsert(Hello.fromPartial(n), `s-${n.identity}`);
     await other.upsert(Hello.fromPartial({ ...FLEET[0], facts: { os: { family: 'Debian' } } }), 's-web1.example.com');
     assert.deepEqual((await discover(mine, redhat)).online, ['db1.example.com']);
-    assert.deepEqual((await discover(mine, ({ identities: ['/^(db|win)/'] }))).online, ['db1.example.com', 'win1']);
+    assert.deepEqual((await discover(mine, { identities: ['/^(db|win)/'] })).online, ['db1.example.com', 'win1']);
     assert.deepEqual((await discover(mine, undefined)).online, ['db1.example.com', 'web1.example.com', 'web2.example.com', 'win1']);
   });
 
   it('answers a numeric range over many distinct values from the names, as over few', async () => {
     const index = await fleetIndex();
-    const cases: Array<[string, string]> = [['processors.count', '4'], ['processors.count', '16'], ['os.release.major', '9'], ['processors.count', '100']];
+    const cases: Array<[string, string]> = [
+      ['processors.count', '4'],
+      ['processors.count', '16'],
+      ['os.release.major', '9'],
+      ['processors.count', '100'],
+    ];
     for (const [path, value] of cases) {
       for (const operator of [FactOperator.FACT_OPERATOR_GREATER, FactOperator.FACT_OPERATOR_LESS_EQUAL, FactOperator.FACT_OPERATOR_EQUAL]) {
         const filter = { facts: [fact(path, operator, value)] };
@@ -315,7 +377,15 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const taskId = 'a'.repeat(32);
     const asked: string[] = [];
     const items = [
-      NodeResult.fromPartial({ host: 'web1.example.com', taskId, task: 'demo::fail', exitcode: 1, completed: true, startTime: new Date(1_000_000), stdout: 'boom' }),
+      NodeResult.fromPartial({
+        host: 'web1.example.com',
+        taskId,
+        task: 'demo::fail',
+        exitcode: 1,
+        completed: true,
+        startTime: new Date(1_000_000),
+        stdout: 'boom',
+      }),
       NodeResult.fromPartial({ host: 'web2.example.com', taskId, task: 'demo::fail', exitcode: 0, completed: true, startTime: new Date(1_000_000) }),
       NodeResult.fromPartial({ host: 'db1.example.com', taskId, task: 'demo::fail', exitcode: -1, state: NodeState.NODE_STATE_NO_RESPONSE }),
     ];
@@ -333,7 +403,15 @@ describe('runDiscovery (the Redis index with set algebra)', () => {
     const term = (t: string) => `bolt_task('${taskId}').${t}`;
     assert.deepEqual(
       asked,
-      [term('exitcode > 0'), term('exitcode == 0'), term('stdout =~ /BOOM/'), `not ${term('known == false')}`, term('completed == true'), term('exitcode > 0'), term('start_time >= 1000')],
+      [
+        term('exitcode > 0'),
+        term('exitcode == 0'),
+        term('stdout =~ /BOOM/'),
+        `not ${term('known == false')}`,
+        term('completed == true'),
+        term('exitcode > 0'),
+        term('start_time >= 1000'),
+      ],
       'the matches of each term; for one that nodes outside the run satisfy, the known nodes failing it',
     );
     await assert.rejects(discover(index, { compound: [`bolt_task('${taskId}').exitcode > 0`] }), InvalidArgumentError);

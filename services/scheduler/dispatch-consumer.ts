@@ -106,7 +106,9 @@ export class DispatchConsumer {
       this.takingOver.add(peer.id);
       this.track(
         this.takeOver(peer.id)
-          .catch((err: unknown) => this.options.log.warn({ replica: peer.id, err: errorText(err) }, 'could not take over a dead replica; the next renewal tries again'))
+          .catch((err: unknown) =>
+            this.options.log.warn({ replica: peer.id, err: errorText(err) }, 'could not take over a dead replica; the next renewal tries again'),
+          )
           .finally(() => this.takingOver.delete(peer.id)),
       );
     }
@@ -132,7 +134,9 @@ export class DispatchConsumer {
           await this.ensureGroup(stream);
           readyFor = id;
         }
-        const read = (await reader.xreadgroup('GROUP', DISPATCH_GROUP, id, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', stream, '>')) as Array<[string, RawEntry[]]> | null;
+        const read = (await reader.xreadgroup('GROUP', DISPATCH_GROUP, id, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', stream, '>')) as Array<
+          [string, RawEntry[]]
+        > | null;
         for (const [, entries] of read ?? []) this.handleAll(stream, entries);
       } catch (err) {
         if (!this.running) return;
@@ -257,7 +261,10 @@ export class DispatchConsumer {
                 here.push(...back);
                 applied.push(handled(this.apply(entry, back)));
               }
-              nowhere = await this.forward(entry, nowhere.filter((n) => !back.includes(n)));
+              nowhere = await this.forward(
+                entry,
+                nowhere.filter((n) => !back.includes(n)),
+              );
             }
             if (nowhere.length > 0 && !this.running) {
               // This replica stops meanwhile: the entry is left pending, and the survivor that
@@ -287,7 +294,6 @@ export class DispatchConsumer {
       // reports the nodes as not answering once its wait ends.
       log.warn({ stream, id, taskId: entry?.taskId, err: errorText(err) }, 'could not handle a dispatch entry');
     }
-
   }
 
   /** Forwards the entry's `nodes` to the live replicas holding them (one hop more); returns those no live replica holds. */

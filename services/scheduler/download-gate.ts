@@ -35,7 +35,8 @@ export async function distributeFiles(
       const session = registry.get(node);
       if (!session?.ready) return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node is not connected to this scheduler' };
       const result = await session.download(command, timeoutMs, traceContext);
-      if (!result) return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
+      if (!result)
+        return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
       if (!result.ok) return { node, state: NodeState.NODE_STATE_FAILED, detail: result.error || 'the download failed without an error message' };
       return undefined;
     }),

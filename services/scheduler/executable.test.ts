@@ -7,7 +7,11 @@ const file = (path: string) => ({ path, sha256: 'a'.repeat(64), sizeBytes: 1 });
 
 describe('chooseExecutable', () => {
   it('runs the first file of a task without implementations, with the task input method', () => {
-    const task = Task.fromPartial({ name: 'acme', inputMethod: InputMethod.INPUT_METHOD_STDIN, files: [file('acme/tasks/init.sh'), file('acme/files/lib.sh')] });
+    const task = Task.fromPartial({
+      name: 'acme',
+      inputMethod: InputMethod.INPUT_METHOD_STDIN,
+      files: [file('acme/tasks/init.sh'), file('acme/files/lib.sh')],
+    });
     assert.deepEqual(chooseExecutable(task), { path: 'acme/tasks/init.sh', inputMethod: InputMethod.INPUT_METHOD_STDIN });
   });
 

@@ -29,7 +29,10 @@ export class HelloAdmission {
   /** Hellos refused so far. */
   refused = 0;
 
-  constructor(options: HelloAdmissionOptions = {}, private readonly random: () => number = Math.random) {
+  constructor(
+    options: HelloAdmissionOptions = {},
+    private readonly random: () => number = Math.random,
+  ) {
     this.maxConcurrent = options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT_HELLOS;
     this.retryDelayMs = options.retryDelayMs ?? DEFAULT_HELLO_RETRY_DELAY_MS;
   }

@@ -13,7 +13,22 @@ describe('baton-scheduler process', () => {
     await expectScriptsLoadedAtStart(__dirname, 18, (redisUrl) =>
       startChild(
         process.execPath,
-        [MAIN, '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', '--redis-url', redisUrl, '--key-prefix', uniquePrefix(), '--metadata-address', '127.0.0.1:1', '--results-address', '127.0.0.1:1'],
+        [
+          MAIN,
+          '--insecure',
+          '--listen',
+          '127.0.0.1:0',
+          '--log-level',
+          'warn',
+          '--redis-url',
+          redisUrl,
+          '--key-prefix',
+          uniquePrefix(),
+          '--metadata-address',
+          '127.0.0.1:1',
+          '--results-address',
+          '127.0.0.1:1',
+        ],
         { ready: LISTENING_LINE },
       ),
     );

@@ -1,7 +1,15 @@
 // Tracing first: its instrumentation must patch @grpc/grpc-js and ioredis before they load (lib/tracing.ts).
 import { startTracing, stopTracing } from '../../lib/tracing';
 startTracing('scheduler');
-import { ConfigError, configSchema, loadConfig, METRICS_CONFIG_PROPERTIES, REDIS_CONFIG_PROPERTIES, resolveServerOptions, SERVER_CONFIG_PROPERTIES } from '../../lib/config';
+import {
+  ConfigError,
+  configSchema,
+  loadConfig,
+  METRICS_CONFIG_PROPERTIES,
+  REDIS_CONFIG_PROPERTIES,
+  resolveServerOptions,
+  SERVER_CONFIG_PROPERTIES,
+} from '../../lib/config';
 import { drainOnSignals } from '../../lib/grpc-server';
 import { createLogger } from '../../lib/logger';
 import { serveMetricsIfConfigured } from '../../lib/metrics';
@@ -25,8 +33,18 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
     ...METRICS_CONFIG_PROPERTIES,
     'metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service' },
     'results-address': { type: 'string', format: 'host-port', description: 'host:port of the results service' },
-    'agent-metadata-address': { type: 'string', format: 'host-port', description: 'host:port of the metadata service as agents reach it; default metadata-address' },
-    'heartbeat-interval-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_HEARTBEAT_INTERVAL_S, description: 'seconds between agent heartbeats (the shortest, when heartbeat-interval-max-s is above it)' },
+    'agent-metadata-address': {
+      type: 'string',
+      format: 'host-port',
+      description: 'host:port of the metadata service as agents reach it; default metadata-address',
+    },
+    'heartbeat-interval-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: DEFAULT_HEARTBEAT_INTERVAL_S,
+      description: 'seconds between agent heartbeats (the shortest, when heartbeat-interval-max-s is above it)',
+    },
     'heartbeat-interval-max-s': {
       type: 'integer',
       minimum: 1,
@@ -48,16 +66,33 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       default: DEFAULT_AGENT_LOST_AFTER_S,
       description: 'seconds a node\'s agent may be gone before its runs record it NO_RESPONSE "agent lost" (a later result still replaces it)',
     },
-    'run-lease-s': { type: 'integer', minimum: 1, maximum: 3600, default: DEFAULT_RUN_LEASE_S, description: 'seconds a run\'s coordinator lease lives unless renewed; another scheduler resumes the run after that' },
+    'run-lease-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: DEFAULT_RUN_LEASE_S,
+      description: "seconds a run's coordinator lease lives unless renewed; another scheduler resumes the run after that",
+    },
     'run-refresh-s': {
       type: 'integer',
       minimum: 1,
       maximum: 3600,
       default: RUN_REFRESH_MS / 1000,
-      description: 'seconds between checks, while a coordinated run gets no result here, of how far it got in the results service (results recorded through other replicas, a run that ended)',
+      description:
+        'seconds between checks, while a coordinated run gets no result here, of how far it got in the results service (results recorded through other replicas, a run that ended)',
     },
-    'replica-name': { type: 'string', pattern: REPLICA_NAME_PATTERN.source, description: 'name of this scheduler replica, the prefix of its replica ids; default the host name' },
-    'replica-lease-s': { type: 'integer', minimum: 1, maximum: 300, default: DEFAULT_REPLICA_LEASE_MS / 1000, description: 'seconds a replica lease lasts without renewal: a dead replica\'s nodes stop counting as online within this time' },
+    'replica-name': {
+      type: 'string',
+      pattern: REPLICA_NAME_PATTERN.source,
+      description: 'name of this scheduler replica, the prefix of its replica ids; default the host name',
+    },
+    'replica-lease-s': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 300,
+      default: DEFAULT_REPLICA_LEASE_MS / 1000,
+      description: "seconds a replica lease lasts without renewal: a dead replica's nodes stop counting as online within this time",
+    },
     'max-concurrent-hellos': {
       type: 'integer',
       minimum: 1,

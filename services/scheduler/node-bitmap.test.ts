@@ -11,9 +11,12 @@ describe('node bitmaps', () => {
     const key = `${uniquePrefix()}:bits`;
     const ids = [0, 1, 7, 8, 9, 63, 64, 1000, 99_999];
     for (const id of ids) await client.setbit(key, id, 1);
-    const fromRedis = fitBitmap(await client.getBuffer(key) ?? undefined, 100_000);
+    const fromRedis = fitBitmap((await client.getBuffer(key)) ?? undefined, 100_000);
     assert.deepEqual(fromRedis, bitmapOfIds(ids, 100_000));
-    assert.deepEqual(ids.filter((id) => hasBit(fromRedis, id)), ids);
+    assert.deepEqual(
+      ids.filter((id) => hasBit(fromRedis, id)),
+      ids,
+    );
     assert.equal(countBits(fromRedis), ids.length);
   });
 

@@ -106,11 +106,19 @@ describe('NodeIndex', () => {
 
   it('lists nodes sorted by identity', async () => {
     const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10);
-    for (const [id, t] of [['db2', 3], ['app1', 1], ['db10', 2]] as const) await index.upsert(hello(id), id, t);
-    assert.deepEqual((await index.list()).map((n) => n.identity), ['app1', 'db10', 'db2']);
+    for (const [id, t] of [
+      ['db2', 3],
+      ['app1', 1],
+      ['db10', 2],
+    ] as const)
+      await index.upsert(hello(id), id, t);
+    assert.deepEqual(
+      (await index.list()).map((n) => n.identity),
+      ['app1', 'db10', 'db2'],
+    );
   });
 
-  it('replaces a node\'s fact, class and agent entries when its facts change, leaving no old entry', async () => {
+  it("replaces a node's fact, class and agent entries when its facts change, leaving no old entry", async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
@@ -130,8 +138,17 @@ describe('NodeIndex', () => {
     assert.deepEqual(await client.smembers(keys.nodeClass('role::web')), ['web1']);
     assert.deepEqual((await client.smembers(keys.classNames())).sort(), ['profile::base', 'role::web']);
 
-    await index.upsert(Hello.fromPartial({ identity: 'web1', facts: { os: { family: 'Debian' }, cpus: 8 }, classes: ['role::db'], agents: ['bolt_tasks'] }), 's1', 2_000);
-    for (const gone of [keys.factValue('os.family', 'redhat'), keys.factValue('os.release.major', '9'), keys.factValue('virtual', 'true'), keys.nodeClass('role::web')]) {
+    await index.upsert(
+      Hello.fromPartial({ identity: 'web1', facts: { os: { family: 'Debian' }, cpus: 8 }, classes: ['role::db'], agents: ['bolt_tasks'] }),
+      's1',
+      2_000,
+    );
+    for (const gone of [
+      keys.factValue('os.family', 'redhat'),
+      keys.factValue('os.release.major', '9'),
+      keys.factValue('virtual', 'true'),
+      keys.nodeClass('role::web'),
+    ]) {
       assert.equal(await client.exists(gone), 0, `${gone} still exists`);
     }
     assert.equal(await client.exists(keys.factNumber('os.release.major')), 0);
@@ -171,10 +188,18 @@ describe('NodeIndex ids and bitmaps', () => {
     const client = redis.client();
     const ids = await client.hgetall(keys.nodeIds());
     assert.equal(Object.keys(ids).length, 150);
-    assert.deepEqual(Object.values(ids).map(Number).sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => i));
+    assert.deepEqual(
+      Object.values(ids)
+        .map(Number)
+        .sort((a, b) => a - b),
+      Array.from({ length: 150 }, (_, i) => i),
+    );
     const list = await client.lrange(keys.nodeNames(), 0, -1);
     for (const [identity, id] of Object.entries(ids)) assert.equal(list[Number(id)], identity);
-    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), Array.from({ length: 150 }, (_, i) => i));
+    assert.deepEqual(
+      await bitsOf(client, keys.allNodesBitmap()),
+      Array.from({ length: 150 }, (_, i) => i),
+    );
   });
 
   it('turns a membership set into a bitmap once it has bitmapMinMembers members, and keeps it one', async () => {
@@ -333,13 +358,22 @@ describe('NodeIndex batches', () => {
     await client.set(keys.node('bad'), 'not a hash');
     // x and y go alone (two batches in flight), bad and b wait and go together.
     const results = await Promise.allSettled(['x', 'y', 'bad', 'b'].map((id) => index.upsert(hello(id), 's', 1)));
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+    );
     assert.match(String((results[2] as PromiseRejectedResult).reason), /WRONGTYPE/);
-    assert.deepEqual((await index.list()).map((n) => n.identity), ['b', 'x', 'y']);
+    assert.deepEqual(
+      (await index.list()).map((n) => n.identity),
+      ['b', 'x', 'y'],
+    );
     assert.deepEqual(await client.smembers(keys.nodeClass('role::web')).then((m) => m.sort()), ['b', 'x', 'y']);
     await client.del(keys.node('bad'));
     await index.upsert(hello('bad'), 's', 2);
-    assert.deepEqual((await index.list()).map((n) => n.identity), ['b', 'bad', 'x', 'y']);
+    assert.deepEqual(
+      (await index.list()).map((n) => n.identity),
+      ['b', 'bad', 'x', 'y'],
+    );
   });
 
   it('marks a node offline after its Hello still waiting for a batch, never before', async () => {
@@ -364,7 +398,8 @@ describe('NodeIndex batches', () => {
     const calls: Array<{ nodes: number; args: number }> = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
       // EVALSHA sha numkeys KEYS... ARGV...: 7 fixed keys, then one per node; ARGV opens with prefix, threshold, count.
-      if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix)) calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
+      if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix))
+        calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
     });
     const facts = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`f${i}`, i]));
     const ids = Array.from({ length: 12 }, (_, i) => `big${String(i).padStart(2, '0')}`);
@@ -374,8 +409,14 @@ describe('NodeIndex batches', () => {
     } finally {
       monitor.disconnect();
     }
-    assert.deepEqual((await index.list()).map((n) => n.identity), ids);
-    assert.ok(calls.some((c) => c.nodes > 1), 'several nodes went together');
+    assert.deepEqual(
+      (await index.list()).map((n) => n.identity),
+      ids,
+    );
+    assert.ok(
+      calls.some((c) => c.nodes > 1),
+      'several nodes went together',
+    );
     for (const c of calls) assert.ok(c.nodes === 1 || c.args <= UPSERT_BATCH_MAX_ARGS, `${c.nodes} nodes in one call with ${c.args} arguments`);
   });
 });

@@ -22,7 +22,10 @@ describe('NodeNames', () => {
     assert.deepEqual(names.sorted(), ['app1', 'db1', 'web10', 'web11', 'web2', 'zz']);
     assert.equal(names.idOf('web11'), 4);
     assert.deepEqual(names.namesOf(bitmapOfIds([0, 3, 5], names.count)), ['app1', 'web2', 'zz']);
-    assert.deepEqual(names.idsWhere((n) => n.startsWith('web')), [0, 2, 4]);
+    assert.deepEqual(
+      names.idsWhere((n) => n.startsWith('web')),
+      [0, 2, 4],
+    );
   });
 
   it('appends each new identity once when queries refresh concurrently', async () => {

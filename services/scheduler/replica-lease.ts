@@ -16,7 +16,12 @@ export const REPLICA_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$/;
 
 /** The default replica name: the host name (a pod's name under Kubernetes). */
 export function defaultReplicaName(): string {
-  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 50) || 'scheduler';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 50) || 'scheduler'
+  );
 }
 
 /** Takes a fencing epoch and a lease under a new replica id, on the Redis clock. */
@@ -89,7 +94,8 @@ export class ReplicaLease {
     private readonly options: ReplicaLeaseOptions = {},
   ) {
     this.name = options.name ?? defaultReplicaName();
-    if (!REPLICA_NAME_PATTERN.test(this.name)) throw new Error(`replica name '${this.name.slice(0, 80)}' is not valid; expected ${REPLICA_NAME_PATTERN.source}`);
+    if (!REPLICA_NAME_PATTERN.test(this.name))
+      throw new Error(`replica name '${this.name.slice(0, 80)}' is not valid; expected ${REPLICA_NAME_PATTERN.source}`);
     this.leaseMs = options.leaseMs ?? DEFAULT_REPLICA_LEASE_MS;
   }
 
@@ -154,7 +160,10 @@ export class ReplicaLease {
 
   private async join(): Promise<void> {
     const sentMs = Date.now();
-    const [epochReply, id] = (await JOIN_SCRIPT.run(this.redis, [this.keys.replicaEpochCounter(), this.keys.replicaLeases()], [this.name, this.leaseMs])) as [number, string];
+    const [epochReply, id] = (await JOIN_SCRIPT.run(this.redis, [this.keys.replicaEpochCounter(), this.keys.replicaLeases()], [this.name, this.leaseMs])) as [
+      number,
+      string,
+    ];
     if (this.stateValue === 'LEFT') return;
     const epoch = Number(epochReply);
     this.epochValue = epoch;

@@ -70,7 +70,8 @@ export function resolveResultBatcherOptions(options: ResultBatcherOptions = {}):
     deadlineMs: options.deadlineMs ?? DEFAULT_DEADLINE_MS,
   };
   for (const [name, value] of Object.entries(resolved)) {
-    if (!Number.isFinite(value) || value < (name === 'lingerMs' ? 0 : 1)) throw new Error(`result batcher option ${name} is ${value}; expected a positive number`);
+    if (!Number.isFinite(value) || value < (name === 'lingerMs' ? 0 : 1))
+      throw new Error(`result batcher option ${name} is ${value}; expected a positive number`);
   }
   return resolved;
 }

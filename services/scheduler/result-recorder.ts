@@ -73,7 +73,11 @@ export class ResultRecorder {
         } else {
           metrics.resultLatency.observe((Date.now() - arrivedMs) / 1000);
           // NODE_STATE_SUCCEEDED → succeeded, NODE_STATE_NO_RESPONSE → no_response, ...
-          metrics.nodeResults.inc({ outcome: nodeStateToJSON(result.state).replace(/^NODE_STATE_/, '').toLowerCase() });
+          metrics.nodeResults.inc({
+            outcome: nodeStateToJSON(result.state)
+              .replace(/^NODE_STATE_/, '')
+              .toLowerCase(),
+          });
         }
         this.markFinal(result);
         // A run this replica does not coordinate: its coordinator learns of the node now rather
@@ -82,7 +86,10 @@ export class ResultRecorder {
         return true;
       },
       (err: unknown) => {
-        this.log.warn({ node: identity, taskId: result.taskId, err: errorText(err) }, 'could not record a result; retried while the agent stays connected, re-sent by the agent after a reconnect');
+        this.log.warn(
+          { node: identity, taskId: result.taskId, err: errorText(err) },
+          'could not record a result; retried while the agent stays connected, re-sent by the agent after a reconnect',
+        );
         return false;
       },
     );

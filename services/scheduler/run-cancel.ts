@@ -58,7 +58,15 @@ export async function cancelRun(options: RunCancelOptions, req: CancelRunRequest
   await authorizeCancel(options, caller, run);
   try {
     const answer = await stopRun(options, req, before);
-    options.access?.auditBestEffort({ event: 'cancel', caller, task_id: req.taskId, task: run.task, environment: run.environment, result: 'cancelled', signalled: answer.nodes.length });
+    options.access?.auditBestEffort({
+      event: 'cancel',
+      caller,
+      task_id: req.taskId,
+      task: run.task,
+      environment: run.environment,
+      result: 'cancelled',
+      signalled: answer.nodes.length,
+    });
     return answer;
   } catch (err) {
     // A cancel is audited whatever its outcome; an audit failure never stops a cancel (it stops tasks).
@@ -71,7 +79,13 @@ export async function cancelRun(options: RunCancelOptions, req: CancelRunRequest
 async function authorizeCancel(options: RunCancelOptions, caller: string, run: Run): Promise<void> {
   const { access, index } = options;
   if (!access?.policy) return;
-  const request = { caller, action: 'cancel' as const, task: run.task, environment: run.environment, subject: `run ${run.taskId} (${run.task} in ${run.environment})` };
+  const request = {
+    caller,
+    action: 'cancel' as const,
+    task: run.task,
+    environment: run.environment,
+    subject: `run ${run.taskId} (${run.task} in ${run.environment})`,
+  };
   const nodes = access.needsNodes(request) && index ? await index.load(run.nodes) : undefined;
   access.authorize({ ...request, nodes }, { task_id: run.taskId, nodes: run.nodes.length });
 }
@@ -91,7 +105,7 @@ async function dispatchedBeforeCancel(store: RunStateStore, taskId: string): Pro
   if (!point) return undefined;
   if (point.phase === 'GATE') return new Set();
   const until = Date.now() + store.leaseMs;
-  for (let sending = point.sending; sending && Date.now() < until; ) {
+  for (let sending = point.sending; sending && Date.now() < until;) {
     await new Promise((resolve) => setTimeout(resolve, SENDING_POLL_MS));
     sending = (await store.load(taskId))?.sending ?? false;
   }
@@ -103,10 +117,14 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
   const { results, dispatcher, tracker, log } = options;
   const run = before.run;
   if (run && isFinalRunState(run.state)) {
-    throw new FailedPreconditionError('RUN_FINISHED', `run ${req.taskId} is ${runStateToJSON(run.state)} already; only a run that has not finished can be cancelled`, {
-      task_id: req.taskId,
-      state: runStateToJSON(run.state),
-    });
+    throw new FailedPreconditionError(
+      'RUN_FINISHED',
+      `run ${req.taskId} is ${runStateToJSON(run.state)} already; only a run that has not finished can be cancelled`,
+      {
+        task_id: req.taskId,
+        state: runStateToJSON(run.state),
+      },
+    );
   }
   // From here on no batch of this run is sent, by any scheduler (the 'send' transitions check it).
   const dispatched = await dispatchedBeforeCancel(options.store, req.taskId);

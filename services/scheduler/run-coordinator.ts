@@ -195,11 +195,17 @@ export class RunCoordinator {
     if (lost.length > 0) {
       const why = 'the node disconnected before the run command could be sent';
       try {
-        await this.record(run.state.taskId, lost.map((n) => unstartedResult(run.identity, n, NodeState.NODE_STATE_NO_RESPONSE, why)));
+        await this.record(
+          run.state.taskId,
+          lost.map((n) => unstartedResult(run.identity, n, NodeState.NODE_STATE_NO_RESPONSE, why)),
+        );
       } catch (err) {
         // Never thrown: the commands went out, so the run must neither be failed as a whole nor
         // its later batches stopped by a results service that did not answer this once.
-        this.options.log.warn({ taskId: run.state.taskId, nodes: lost.length, err: errorText(err) }, 'could not record nodes that left before their run command');
+        this.options.log.warn(
+          { taskId: run.state.taskId, nodes: lost.length, err: errorText(err) },
+          'could not record nodes that left before their run command',
+        );
       }
       for (const n of lost) this.markFinal(run, n);
     }
@@ -346,7 +352,10 @@ export class RunCoordinator {
     const waiting = run.plan.slice((i + 1) * run.state.batchSize);
     const why = `not started: batch ${i + 1} of ${run.state.batches} did not finish within ${Math.round(this.batchWaitLimitMs / 1000)} s`;
     this.options.log.warn({ taskId: run.state.taskId, batch: i + 1, notStarted: waiting.length }, 'a batch did not finish in time; later batches abandoned');
-    await this.record(run.state.taskId, waiting.map((n) => unstartedResult(run.identity, n, NodeState.NODE_STATE_FAILED, why)));
+    await this.record(
+      run.state.taskId,
+      waiting.map((n) => unstartedResult(run.identity, n, NodeState.NODE_STATE_FAILED, why)),
+    );
     for (const n of waiting) this.markFinal(run, n);
   }
 
@@ -444,7 +453,12 @@ export class RunCoordinator {
       run.state.taskId,
       lost.map((n) => {
         const since = presence.get(n)?.lastSeenMs;
-        return unstartedResult(run.identity, n, NodeState.NODE_STATE_NO_RESPONSE, `${AGENT_LOST}: the agent has been gone since ${since ? new Date(since).toISOString() : 'an unknown time'} (more than ${afterS} s)`);
+        return unstartedResult(
+          run.identity,
+          n,
+          NodeState.NODE_STATE_NO_RESPONSE,
+          `${AGENT_LOST}: the agent has been gone since ${since ? new Date(since).toISOString() : 'an unknown time'} (more than ${afterS} s)`,
+        );
       }),
     );
     this.options.log.warn({ taskId: run.state.taskId, nodes: lost.length }, 'nodes recorded NO_RESPONSE: their agents have been gone too long');

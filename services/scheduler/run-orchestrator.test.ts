@@ -201,7 +201,10 @@ describe('RunOrchestrator', () => {
 
     assert.equal(one.download.task, 'acme::restart');
     assert.equal(one.download.environment, 'production');
-    assert.deepEqual(one.download.files.map((f) => f.path), ['acme/tasks/restart.sh']);
+    assert.deepEqual(
+      one.download.files.map((f) => f.path),
+      ['acme/tasks/restart.sh'],
+    );
     assert.equal(one.run.executable, 'acme/tasks/restart.sh');
     assert.equal(one.run.inputJson, '{"action":"stop","password":"s3cret","service":"httpd"}');
     assert.deepEqual(one.run.sensitiveParameters, ['password']);
@@ -215,10 +218,13 @@ describe('RunOrchestrator', () => {
     assert.equal(r.run?.caller, 'user=alice');
     assert.equal(r.run?.requestId, requestId);
     assert.equal(r.run?.inputJson, '{"action":"stop","password":"Sensitive [value redacted]","service":"httpd"}');
-    assert.deepEqual(r.results.map((x) => [x.host, x.state, x.task, x.callerid]), [
-      ['web1', NodeState.NODE_STATE_SUCCEEDED, 'acme::restart', 'user=alice'],
-      ['web2', NodeState.NODE_STATE_SUCCEEDED, 'acme::restart', 'user=alice'],
-    ]);
+    assert.deepEqual(
+      r.results.map((x) => [x.host, x.state, x.task, x.callerid]),
+      [
+        ['web1', NodeState.NODE_STATE_SUCCEEDED, 'acme::restart', 'user=alice'],
+        ['web2', NodeState.NODE_STATE_SUCCEEDED, 'acme::restart', 'user=alice'],
+      ],
+    );
   });
 
   it('closes the download gate when a node fails or does not answer, recording why', async () => {
@@ -236,11 +242,17 @@ describe('RunOrchestrator', () => {
     const runStatus = await unary(results, results.getRunStatus, { taskId: download.taskId });
     assert.equal(runStatus.run?.state, RunState.RUN_STATE_FAILED);
     assert.equal(runStatus.run?.error, reason);
-    assert.deepEqual(runStatus.items.map((x) => [x.host, x.state, x.statuscode, x.statusmsg]), [
-      ['web1', NodeState.NODE_STATE_FAILED, 5, 'acme/tasks/restart.sh: sha256 mismatch'],
-      ['web2', NodeState.NODE_STATE_NO_RESPONSE, 5, 'no response to the download command within 1 s'],
-    ]);
-    assert.equal(web1.received.some((m) => m.message?.$case === 'run'), false);
+    assert.deepEqual(
+      runStatus.items.map((x) => [x.host, x.state, x.statuscode, x.statusmsg]),
+      [
+        ['web1', NodeState.NODE_STATE_FAILED, 5, 'acme/tasks/restart.sh: sha256 mismatch'],
+        ['web2', NodeState.NODE_STATE_NO_RESPONSE, 5, 'no response to the download command within 1 s'],
+      ],
+    );
+    assert.equal(
+      web1.received.some((m) => m.message?.$case === 'run'),
+      false,
+    );
   });
 
   it('stops waiting after wait_s with the results so far, while the task keeps running', async () => {
@@ -254,7 +266,10 @@ describe('RunOrchestrator', () => {
     const r = await response;
     assert.ok(Date.now() - started >= 1_000);
     assert.equal(r.run?.state, RunState.RUN_STATE_RUNNING);
-    assert.deepEqual(r.results.map((x) => [x.host, x.completed]), [['web1', false]]);
+    assert.deepEqual(
+      r.results.map((x) => [x.host, x.completed]),
+      [['web1', false]],
+    );
     assert.equal(r.stillRunning, 1);
   });
 
@@ -271,7 +286,10 @@ describe('RunOrchestrator', () => {
     web1.send({ $case: 'taskFinished', value: { result: finished('web1', run.taskId, NodeState.NODE_STATE_FAILED) } });
     assert.deepEqual(await web1.next('resultAck'), { taskId: run.taskId });
     const stored = await unary(results, results.getRunStatus, { taskId: run.taskId });
-    assert.deepEqual(stored.items.map((x) => [x.host, x.state]), [['web1', NodeState.NODE_STATE_FAILED]]);
+    assert.deepEqual(
+      stored.items.map((x) => [x.host, x.state]),
+      [['web1', NodeState.NODE_STATE_FAILED]],
+    );
     assert.equal(stored.run?.state, RunState.RUN_STATE_FAILED);
   });
 
@@ -303,7 +321,10 @@ describe('RunOrchestrator', () => {
     const acks = [(await again.next('resultAck')).taskId, (await again.next('resultAck')).taskId];
     assert.deepEqual(acks.sort(), [run.taskId, unknown].sort());
     const stored = await unary(results, results.getRunStatus, { taskId: run.taskId });
-    assert.deepEqual(stored.items.map((x) => [x.host, x.state]), [['web1', NodeState.NODE_STATE_SUCCEEDED]]);
+    assert.deepEqual(
+      stored.items.map((x) => [x.host, x.state]),
+      [['web1', NodeState.NODE_STATE_SUCCEEDED]],
+    );
   });
 
   it('sends a cancel to the connected nodes of a run', async () => {
@@ -334,10 +355,13 @@ describe('RunOrchestrator', () => {
     const r = await response;
     assert.equal(r.run?.state, RunState.RUN_STATE_RUNNING);
     const stored = await unary(results, results.getRunStatus, { taskId: run.taskId });
-    assert.deepEqual(stored.items.map((x) => [x.host, x.state, x.statusmsg]), [
-      ['web1', NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'],
-      ['web2', NodeState.NODE_STATE_PENDING, ''],
-    ]);
+    assert.deepEqual(
+      stored.items.map((x) => [x.host, x.state, x.statusmsg]),
+      [
+        ['web1', NodeState.NODE_STATE_NO_RESPONSE, 'the node disconnected before the run command could be sent'],
+        ['web2', NodeState.NODE_STATE_PENDING, ''],
+      ],
+    );
   });
 
   it('records matched offline nodes as NO_RESPONSE and runs on the online ones', async () => {
@@ -347,17 +371,23 @@ describe('RunOrchestrator', () => {
     db1.close();
     const client = makeClient(SchedulerServiceClient, h.scheduler.address);
     cleanups.push(() => client.close());
-    await waitFor('db1 to be offline', async () => (await unary(client, client.discoverNodes, { filter: undefined, includeOffline: false })).offlineMatches === 1);
+    await waitFor(
+      'db1 to be offline',
+      async () => (await unary(client, client.discoverNodes, { filter: undefined, includeOffline: false })).offlineMatches === 1,
+    );
     const response = h.run({ background: true });
     await web1.acceptDownload();
     const run = await web1.next('run');
     const r = await response;
     assert.deepEqual(r.run?.nodes, ['db1', 'web1']);
     const stored = await unary(results, results.getRunStatus, { taskId: run.taskId });
-    assert.deepEqual(stored.items.map((x) => [x.host, x.state, x.statusmsg]), [
-      ['db1', NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started'],
-      ['web1', NodeState.NODE_STATE_PENDING, ''],
-    ]);
+    assert.deepEqual(
+      stored.items.map((x) => [x.host, x.state, x.statusmsg]),
+      [
+        ['db1', NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started'],
+        ['web1', NodeState.NODE_STATE_PENDING, ''],
+      ],
+    );
     const onlyOffline = readServiceError(await grpcError(h.run({ filter: { identities: ['db1'], classes: [], agents: [], facts: [], compound: [] } })));
     assert.equal(onlyOffline.code, status.FAILED_PRECONDITION);
     assert.equal(onlyOffline.message, 'no online nodes matched the filter (1 matched but are offline)');
@@ -374,8 +404,14 @@ describe('RunOrchestrator', () => {
     const r = await response;
     assert.equal(r.run?.state, RunState.RUN_STATE_CANCELLED);
     assert.equal(r.run?.error, '');
-    assert.deepEqual(r.results.map((x) => [x.host, x.state, x.statusmsg]), [['web1', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node']]);
-    assert.equal(web1.received.some((m) => m.message?.$case === 'run'), false);
+    assert.deepEqual(
+      r.results.map((x) => [x.host, x.state, x.statusmsg]),
+      [['web1', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node']],
+    );
+    assert.equal(
+      web1.received.some((m) => m.message?.$case === 'run'),
+      false,
+    );
   });
 });
 
@@ -457,7 +493,10 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     for (const [req, field, description] of cases) {
       const report = readServiceError(await grpcError(h.run(req)));
       assert.equal(report.code, status.INVALID_ARGUMENT, field);
-      assert.deepEqual(report.violations.map((v) => v.field), [field]);
+      assert.deepEqual(
+        report.violations.map((v) => v.field),
+        [field],
+      );
       assert.match(report.violations[0].description, description);
     }
   });
@@ -469,7 +508,9 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     for (const a of Object.values(agents)) await a.acceptDownload();
     const first = await agents.n1.next('run');
     assert.equal((await agents.n2.next('run')).taskId, first.taskId);
-    await waitFor('n3 to show as DOWNLOADED', async () => (await storedStates(first.taskId)).some(([h1, s]) => h1 === 'n3' && s === NodeState.NODE_STATE_DOWNLOADED));
+    await waitFor('n3 to show as DOWNLOADED', async () =>
+      (await storedStates(first.taskId)).some(([h1, s]) => h1 === 'n3' && s === NodeState.NODE_STATE_DOWNLOADED),
+    );
     assert.equal(ranOn(agents.n3), false);
 
     await finish(agents.n1, 'n1', first.taskId);
@@ -484,7 +525,10 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     const r = await response;
     assert.equal(r.run?.state, RunState.RUN_STATE_SUCCEEDED);
     assert.equal(r.stillRunning, 0);
-    assert.deepEqual(r.results.map((x) => x.state), [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED]);
+    assert.deepEqual(
+      r.results.map((x) => x.state),
+      [NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED, NodeState.NODE_STATE_SUCCEEDED],
+    );
   });
 
   it('returns after the first batch in background and carries on with later batches', async () => {
@@ -499,7 +543,10 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     assert.equal(ranOn(agents.n2), false);
     await finish(agents.n1, 'n1', run.taskId);
     await finish(agents.n2, 'n2', (await agents.n2.next('run', 10_000)).taskId);
-    await waitFor('the run to succeed', async () => (await unary(results, results.getRunStatus, { taskId: run.taskId })).run?.state === RunState.RUN_STATE_SUCCEEDED);
+    await waitFor(
+      'the run to succeed',
+      async () => (await unary(results, results.getRunStatus, { taskId: run.taskId })).run?.state === RunState.RUN_STATE_SUCCEEDED,
+    );
   });
 
   it('cancels a batched run: the running node is signalled, later batches never start and are recorded CANCELLED', async () => {
@@ -516,17 +563,26 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     assert.deepEqual(await agents.n1.next('cancel'), { taskId: run.taskId });
     const afterCancel = await unary(results, results.getRunStatus, { taskId: run.taskId });
     assert.equal(afterCancel.run?.state, RunState.RUN_STATE_CANCELLED);
-    assert.deepEqual(afterCancel.items.map((x) => [x.host, x.state, x.statusmsg]), [
-      ['n1', NodeState.NODE_STATE_RUNNING, ''],
-      ['n2', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
-      ['n3', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
-    ]);
+    assert.deepEqual(
+      afterCancel.items.map((x) => [x.host, x.state, x.statusmsg]),
+      [
+        ['n1', NodeState.NODE_STATE_RUNNING, ''],
+        ['n2', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
+        ['n3', NodeState.NODE_STATE_CANCELLED, 'cancelled before the task started on this node'],
+      ],
+    );
     // The agent stops the task and reports it CANCELLED; the batch sleep (1 s) passes meanwhile.
-    agents.n1.send({ $case: 'taskFinished', value: { result: { ...finished('n1', run.taskId), state: NodeState.NODE_STATE_CANCELLED, exitcode: 143, statuscode: 1 } } });
+    agents.n1.send({
+      $case: 'taskFinished',
+      value: { result: { ...finished('n1', run.taskId), state: NodeState.NODE_STATE_CANCELLED, exitcode: 143, statuscode: 1 } },
+    });
     await agents.n1.next('resultAck');
     await waitFor('n1 CANCELLED', async () => (await storedStates(run.taskId))[0][1] === NodeState.NODE_STATE_CANCELLED);
     // Without the cancel, n2's run command would follow n1's final result after the 1 s batch sleep.
-    await assert.rejects(waitFor('a run command to a later batch', () => ranOn(agents.n2) || ranOn(agents.n3), 2_500), /timed out/);
+    await assert.rejects(
+      waitFor('a run command to a later batch', () => ranOn(agents.n2) || ranOn(agents.n3), 2_500),
+      /timed out/,
+    );
     const final = await unary(results, results.getRunStatus, { taskId: run.taskId });
     assert.equal(final.run?.state, RunState.RUN_STATE_CANCELLED);
 
@@ -554,7 +610,10 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     const answered = await repeat;
     assert.equal(answered.taskId, run.taskId);
     assert.equal(answered.run?.state, RunState.RUN_STATE_SUCCEEDED);
-    assert.deepEqual(answered.results.map((x) => x.state), [NodeState.NODE_STATE_SUCCEEDED]);
+    assert.deepEqual(
+      answered.results.map((x) => x.state),
+      [NodeState.NODE_STATE_SUCCEEDED],
+    );
     assert.equal(web1.received.filter((m) => m.message?.$case === 'download').length, 1);
 
     // Another caller's same id is another request.
@@ -597,7 +656,7 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     assert.equal((await response).taskId, download.taskId);
   });
 
-  it('streams a run\'s events through WatchRun until it is final, resumes after a token, and answers NOT_FOUND for an unknown run', async () => {
+  it("streams a run's events through WatchRun until it is final, resumes after a token, and answers NOT_FOUND for an unknown run", async () => {
     const h = await start();
     const { web1, run } = await runningOnWeb1(h);
     const watching = readWatch(h, run.taskId);
@@ -610,7 +669,10 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
 
     const resumed = await readWatch(h, run.taskId, events[1].id);
     assert.equal(resumed.code, status.OK);
-    assert.deepEqual(resumed.events.map((e) => e.id), events.slice(2).map((e) => e.id));
+    assert.deepEqual(
+      resumed.events.map((e) => e.id),
+      events.slice(2).map((e) => e.id),
+    );
 
     assert.equal((await readWatch(h, newTaskId())).code, status.NOT_FOUND);
     assert.equal((await readWatch(h, 'nope')).code, status.INVALID_ARGUMENT);
@@ -633,10 +695,15 @@ describe('RunOrchestrator: batches, idempotency, cancel, WatchRun', () => {
     const h = await start();
     const { run } = await runningOnWeb1(h);
     const watching = openWatch(h, run.taskId);
-    await waitFor('the RUNNING event', () => watching.events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_RUNNING));
+    await waitFor('the RUNNING event', () =>
+      watching.events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_RUNNING),
+    );
     await h.scheduler.stop();
     const { code, events } = await watching.ended;
     assert.equal(code, status.OK);
-    assert.equal(events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_SUCCEEDED), false);
+    assert.equal(
+      events.some((e) => e.event?.$case === 'runStateChanged' && e.event.value.state === RunState.RUN_STATE_SUCCEEDED),
+      false,
+    );
   });
 });

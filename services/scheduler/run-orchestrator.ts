@@ -100,7 +100,6 @@ export interface RunStartedNote {
   repeated: boolean;
 }
 
-
 /** Longest a duplicate RunTask waits for the first request's run to appear in the results service, in ms. */
 export const DUPLICATE_RUN_APPEAR_MS = 10_000;
 
@@ -204,7 +203,8 @@ export class RunOrchestrator {
     } catch (err) {
       if (state) await store.finish(run.taskId, state.epoch).catch(() => undefined);
       if (requestId !== '') await requests.release(run.caller, requestId, run.taskId).catch(() => undefined);
-      if (!(err instanceof UnavailableError)) this.access.auditBestEffort({ event: 'run_failed', caller: run.caller, task_id: run.taskId, reason: errorText(err) });
+      if (!(err instanceof UnavailableError))
+        this.access.auditBestEffort({ event: 'run_failed', caller: run.caller, task_id: run.taskId, reason: errorText(err) });
       throw err;
     }
     log.info({ taskId: run.taskId, task: run.task, nodes: run.nodes.length, caller: run.caller, requestId: requestId || undefined }, 'run created');
@@ -215,7 +215,10 @@ export class RunOrchestrator {
     try {
       if (run.offline.length > 0) {
         // Choria drops offline matches silently; here they show in the run as not responding.
-        await this.record(run.taskId, run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')));
+        await this.record(
+          run.taskId,
+          run.offline.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_NO_RESPONSE, 'no response: the node was offline when the run started')),
+        );
         for (const n of run.offline) tracked.markFinal(n);
       }
       return await this.dispatch(run, coordinated, created, () => (settled = true), receivedMs);
@@ -256,7 +259,11 @@ export class RunOrchestrator {
       nodes: run.nodes.length + run.offline.length,
       offline: run.offline.length,
       task_id: run.taskId,
-      batch: request.batch ? (request.batch.size !== undefined ? { size: request.batch.size, sleep_s: request.batch.sleepMs / 1000 } : { percent: request.batch.percent, sleep_s: request.batch.sleepMs / 1000 }) : null,
+      batch: request.batch
+        ? request.batch.size !== undefined
+          ? { size: request.batch.size, sleep_s: request.batch.sleepMs / 1000 }
+          : { percent: request.batch.percent, sleep_s: request.batch.sleepMs / 1000 }
+        : null,
       background: request.background,
       noop: request.noop,
       run_as: request.runAs || null,
@@ -285,16 +292,30 @@ export class RunOrchestrator {
     const executable = chooseExecutable(task);
     // No filter selects every online node, as `mco tasks run` without filters does.
     const found = await inSpan('baton.discover', {}, async (span) => {
-      const matched = await runDiscovery(this.options.index, request.query, { listOffline: true, runResults: resultsServiceSource(this.options.results, { caller: reader }) });
+      const matched = await runDiscovery(this.options.index, request.query, {
+        listOffline: true,
+        runResults: resultsServiceSource(this.options.results, { caller: reader }),
+      });
       span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
       return matched;
     });
     if (found.online.length === 0) {
       // Zero matches is an error, not a silent no-op: a typo in a filter must not look like success.
-      const message = found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
+      const message =
+        found.offlineCount > 0 ? `no online nodes matched the filter (${found.offlineCount} matched but are offline)` : 'no nodes matched the filter';
       throw new FailedPreconditionError('NO_NODES_MATCHED', message);
     }
-    return { request, taskId: newTaskId(), task: task.name, taskDef: task, caller: request.caller, input, executable, nodes: found.online, offline: found.offline };
+    return {
+      request,
+      taskId: newTaskId(),
+      task: task.name,
+      taskDef: task,
+      caller: request.caller,
+      input,
+      executable,
+      nodes: found.online,
+      offline: found.offline,
+    };
   }
 
   /**
@@ -325,7 +346,13 @@ export class RunOrchestrator {
   }
 
   /** From the created run to the response. Calls `settle` once the run's outcome is in the nodes' or the results' hands. */
-  private async dispatch(run: PreparedRun, coordinated: CoordinatedRun, created: Run | undefined, settle: () => void, receivedMs: number): Promise<RunTaskResponse> {
+  private async dispatch(
+    run: PreparedRun,
+    coordinated: CoordinatedRun,
+    created: Run | undefined,
+    settle: () => void,
+    receivedMs: number,
+  ): Promise<RunTaskResponse> {
     const { coordinator, log } = this.options;
     const tracked = coordinated.tracked;
     if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, coordinated, created, settle);
@@ -359,7 +386,10 @@ export class RunOrchestrator {
    */
   async afterGate(coordinated: CoordinatedRun): Promise<{ run: Run | undefined } | undefined> {
     if (coordinated.state.batches > 1) {
-      await this.record(coordinated.state.taskId, coordinated.plan.map((n) => NodeResult.fromPartial({ host: n, state: NodeState.NODE_STATE_DOWNLOADED, exitcode: -1 })));
+      await this.record(
+        coordinated.state.taskId,
+        coordinated.plan.map((n) => NodeResult.fromPartial({ host: n, state: NodeState.NODE_STATE_DOWNLOADED, exitcode: -1 })),
+      );
     }
     return this.advance(coordinated.tracked, RunState.RUN_STATE_RUNNING);
   }
@@ -367,7 +397,10 @@ export class RunOrchestrator {
   /** The gate closed on `failures`: they are recorded, the run FAILED, its state removed; throws DOWNLOAD_FAILED. */
   async gateClosed(run: RunIdentity, coordinated: CoordinatedRun, failures: DownloadFailure[], settle: () => void = () => undefined): Promise<never> {
     const reason = gateFailureReason(failures);
-    await this.record(run.taskId, failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)));
+    await this.record(
+      run.taskId,
+      failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)),
+    );
     await this.setState(run.taskId, RunState.RUN_STATE_FAILED, reason);
     settle();
     await this.options.coordinator.finish(coordinated);
@@ -379,7 +412,10 @@ export class RunOrchestrator {
   continueInBackground(coordinated: CoordinatedRun, k: number, sleepUntilMs?: number): void {
     const { coordinator, log } = this.options;
     coordinator.continueFrom(coordinated, k, sleepUntilMs).catch(async (err: unknown) => {
-      log.error({ taskId: coordinated.state.taskId, err: errorText(err) }, 'the batch loop stopped on an error; the run is handed to the next scan for runs without a coordinator');
+      log.error(
+        { taskId: coordinated.state.taskId, err: errorText(err) },
+        'the batch loop stopped on an error; the run is handed to the next scan for runs without a coordinator',
+      );
       await coordinator.abandon(coordinated);
     });
   }
@@ -393,7 +429,10 @@ export class RunOrchestrator {
     const tracked = coordinated.tracked;
     const unstarted = run.nodes.filter((n) => !tracked.isFinal(n) && !tracked.dispatched.has(n));
     if (unstarted.length > 0) {
-      await this.record(run.taskId, unstarted.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_CANCELLED, CANCELLED_BEFORE_START)));
+      await this.record(
+        run.taskId,
+        unstarted.map((n) => unstartedResult(run, n, NodeState.NODE_STATE_CANCELLED, CANCELLED_BEFORE_START)),
+      );
       for (const n of unstarted) this.options.tracker.markFinal(run.taskId, n);
     }
     const stored = await this.setState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled').catch(() => undefined);

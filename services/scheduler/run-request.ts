@@ -57,18 +57,27 @@ export function resolveRunRequest(req: RunTaskRequest, call: CallerSource): Reso
   if (!TASK_NAME.test(req.task)) {
     violations.push({
       field: 'task',
-      description: req.task === '' ? 'task is required, for example acme::restart' : `task ${quote(req.task)} is not a task name; expected <module>::<task> (${TASK_NAME.source})`,
+      description:
+        req.task === ''
+          ? 'task is required, for example acme::restart'
+          : `task ${quote(req.task)} is not a task name; expected <module>::<task> (${TASK_NAME.source})`,
     });
   }
   const environment = req.environment || DEFAULT_ENVIRONMENT;
   if (!ENVIRONMENT_NAME.test(environment)) {
-    violations.push({ field: 'environment', description: `environment ${quote(req.environment)} is not an environment name; expected ${ENVIRONMENT_NAME.source}` });
+    violations.push({
+      field: 'environment',
+      description: `environment ${quote(req.environment)} is not an environment name; expected ${ENVIRONMENT_NAME.source}`,
+    });
   }
   if (req.runAs !== '' && !RUN_AS_PATTERN.test(req.runAs)) {
     violations.push({ field: 'run_as', description: `run_as ${quote(req.runAs)} is not a user name; expected ${RUN_AS_PATTERN.source}` });
   }
   if (req.requestId !== '' && !REQUEST_ID_PATTERN.test(req.requestId)) {
-    violations.push({ field: 'request_id', description: `request_id ${quote(req.requestId)} is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example` });
+    violations.push({
+      field: 'request_id',
+      description: `request_id ${quote(req.requestId)} is not valid; expected 1-128 characters of [A-Za-z0-9._-], a UUID for example`,
+    });
   }
   violations.push(...batchViolations(req));
   const caller = callerOf(call);
@@ -116,7 +125,10 @@ function batchViolations(req: RunTaskRequest): FieldViolation[] {
     violations.push({ field: 'batch_percent', description: `batch_percent ${req.batchPercent} is not a percentage; expected 1 to 100, or 0 for no batches` });
   }
   if (req.batchSleepS > 0 && req.batchSize === 0 && req.batchPercent === 0) {
-    violations.push({ field: 'batch_sleep_s', description: `batch_sleep_s ${req.batchSleepS} is set without batches; expected batch_size or batch_percent with it, or 0` });
+    violations.push({
+      field: 'batch_sleep_s',
+      description: `batch_sleep_s ${req.batchSleepS} is set without batches; expected batch_size or batch_percent with it, or 0`,
+    });
   }
   return violations;
 }

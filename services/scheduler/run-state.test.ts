@@ -16,7 +16,15 @@ async function begun(leaseMs = 200) {
   const b = new RunStateStore(redis.client(), keys, 'replica-b', leaseMs);
   const taskId = newTaskId();
   const command = RunCommand.fromPartial({ taskId, task: 'acme::restart', inputJson: '{"password":"s3cret"}', caller: 'user=alice' });
-  const state = await a.begin({ taskId, plan: ['n1', 'n2', 'n3', 'n4', 'n5'], batchSize: 2, batches: 3, sleepMs: 1000, gateDeadlineMs: Date.now() + 60_000, command });
+  const state = await a.begin({
+    taskId,
+    plan: ['n1', 'n2', 'n3', 'n4', 'n5'],
+    batchSize: 2,
+    batches: 3,
+    sleepMs: 1000,
+    gateDeadlineMs: Date.now() + 60_000,
+    command,
+  });
   return { keys, a, b, taskId, state, command };
 }
 
@@ -27,10 +35,15 @@ describe('RunStateStore', () => {
     assert.equal(await b.takeOver(taskId), 'held');
     assert.deepEqual(await a.renew(taskId, 1), { cancelled: false });
     assert.equal(await b.takeOver(taskId), 'held');
-    const taken = await waitFor('the lease to lapse', async () => {
-      const t = await b.takeOver(taskId);
-      return t === 'held' ? undefined : t;
-    }, 5_000, 20);
+    const taken = await waitFor(
+      'the lease to lapse',
+      async () => {
+        const t = await b.takeOver(taskId);
+        return t === 'held' ? undefined : t;
+      },
+      5_000,
+      20,
+    );
     assert.ok(taken !== 'gone');
     assert.equal(taken.state.epoch, 2);
     assert.equal(taken.state.coordinator, 'replica-b');

@@ -147,20 +147,41 @@ export class RunStateStore {
       ...fields(values),
     ]);
     if (created !== 1) throw new Error(`run ${run.taskId} has orchestration state already`);
-    return { taskId: run.taskId, phase: 'GATE', epoch: 1, coordinator, batch: -1, batches: run.batches, batchSize: run.batchSize, sleepMs: run.sleepMs, sleepUntilMs: 0, gateDeadlineMs: run.gateDeadlineMs, cancelled: false, sending: false };
+    return {
+      taskId: run.taskId,
+      phase: 'GATE',
+      epoch: 1,
+      coordinator,
+      batch: -1,
+      batches: run.batches,
+      batchSize: run.batchSize,
+      sleepMs: run.sleepMs,
+      sleepUntilMs: 0,
+      gateDeadlineMs: run.gateDeadlineMs,
+      cancelled: false,
+      sending: false,
+    };
   }
 
   /** Changes the state as its coordinator at `epoch` (renewing the lease); 'send' changes are refused after a cancel. */
   async transition(taskId: string, epoch: number, kind: 'send' | 'keep', values: Record<string, string | number>): Promise<TransitionOutcome> {
     const k = this.keys;
-    const r = await TRANSITION_RUN_STATE_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch, this.replicaId, this.leaseMs, kind, ...fields(values)]);
+    const r = await TRANSITION_RUN_STATE_SCRIPT.run(
+      this.redis,
+      [k.runOrchestration(taskId), k.runLease(taskId)],
+      [epoch, this.replicaId, this.leaseMs, kind, ...fields(values)],
+    );
     return r === 1 ? 'ok' : r === -1 ? 'cancelled' : 'fenced';
   }
 
   /** Renews the lease at `epoch`: undefined when fenced, else whether the run was cancelled. */
   async renew(taskId: string, epoch: number): Promise<{ cancelled: boolean } | undefined> {
     const k = this.keys;
-    const [ok, cancelled] = (await RENEW_RUN_LEASE_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch, this.replicaId, this.leaseMs])) as number[];
+    const [ok, cancelled] = (await RENEW_RUN_LEASE_SCRIPT.run(
+      this.redis,
+      [k.runOrchestration(taskId), k.runLease(taskId)],
+      [epoch, this.replicaId, this.leaseMs],
+    )) as number[];
     return ok === 1 ? { cancelled: cancelled === 1 } : undefined;
   }
 
@@ -174,7 +195,11 @@ export class RunStateStore {
     const r = (await TAKE_OVER_RUN_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [this.replicaId, this.leaseMs])) as number[];
     if (r[0] === 0) return 'held';
     if (r[0] === 1) {
-      const [hash, plan, command] = await Promise.all([this.redis.hgetall(k.runOrchestration(taskId)), this.redis.get(k.runPlan(taskId)), this.redis.get(k.runCommand(taskId))]);
+      const [hash, plan, command] = await Promise.all([
+        this.redis.hgetall(k.runOrchestration(taskId)),
+        this.redis.get(k.runPlan(taskId)),
+        this.redis.get(k.runCommand(taskId)),
+      ]);
       if (plan !== null && command !== null) {
         return { state: parseState(taskId, hash), plan: JSON.parse(plan) as string[], command: RunCommand.fromJSON(JSON.parse(command)) };
       }

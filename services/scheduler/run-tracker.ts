@@ -85,7 +85,11 @@ export class TrackedRun {
 
   /** Resolves true once every node is final, or false after `timeoutMs`. */
   waitUntilDone(timeoutMs: number): Promise<boolean> {
-    return this.waitUntil(() => this.done, () => this.done, timeoutMs);
+    return this.waitUntil(
+      () => this.done,
+      () => this.done,
+      timeoutMs,
+    );
   }
 
   /**
@@ -107,7 +111,11 @@ export class TrackedRun {
 
   /** Resolves true when the run is cancelled (or the wait interrupted) within `ms`, false once `ms` passed: an interruptible pause. */
   pauseUnlessCancelled(ms: number): Promise<boolean> {
-    return this.waitUntil(() => this.cancelled || this.interrupted, () => this.cancelled || this.interrupted, ms);
+    return this.waitUntil(
+      () => this.cancelled || this.interrupted,
+      () => this.cancelled || this.interrupted,
+      ms,
+    );
   }
 
   private waitUntil(already: () => boolean, changed: (host?: string) => boolean, timeoutMs: number): Promise<boolean> {

@@ -127,7 +127,9 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     log,
     heartbeatIntervalS: options.heartbeatIntervalS,
     heartbeatIntervals:
-      heartbeatIntervalMaxS > options.heartbeatIntervalS ? { maxS: heartbeatIntervalMaxS, heartbeatsPerS: options.heartbeatsPerS ?? DEFAULT_HEARTBEATS_PER_S } : undefined,
+      heartbeatIntervalMaxS > options.heartbeatIntervalS
+        ? { maxS: heartbeatIntervalMaxS, heartbeatsPerS: options.heartbeatsPerS ?? DEFAULT_HEARTBEATS_PER_S }
+        : undefined,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
     admission: new HelloAdmission(options.helloAdmission),
   });
@@ -173,7 +175,18 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     refreshMs: options.runRefreshS === undefined ? undefined : options.runRefreshS * 1000,
     notices,
   });
-  const orchestrator = new RunOrchestrator({ metadata, results, index, tracker, store, coordinator, requests, log, downloadTimeoutS: options.downloadTimeoutS, access: options.access });
+  const orchestrator = new RunOrchestrator({
+    metadata,
+    results,
+    index,
+    tracker,
+    store,
+    coordinator,
+    requests,
+    log,
+    downloadTimeoutS: options.downloadTimeoutS,
+    access: options.access,
+  });
   const resumer = new RunResumer({ store, coordinator, orchestrator, results, tracker, log });
   const watches = new RunWatches(results, log);
   const streams = new RunStreams(orchestrator, results, log);

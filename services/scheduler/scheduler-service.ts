@@ -1,10 +1,5 @@
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import type {
-  DiscoverNodesRequest,
-  DiscoverNodesResponse,
-  Node,
-  SchedulerServiceServer,
-} from '../../gen/baton/v1/scheduler_service';
+import type { DiscoverNodesRequest, DiscoverNodesResponse, Node, SchedulerServiceServer } from '../../gen/baton/v1/scheduler_service';
 import { AccessControl, actingCaller } from '../../lib/access-control';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import { compileFilter } from '../../lib/filter-language';
@@ -62,7 +57,12 @@ export function schedulerService(options: SchedulerServiceOptions): SchedulerSer
  * DiscoverNodes; the policy's `discover` check comes after discovery and before the answer. A
  * rule with `nodes` judges every match, offline ones included, so they are listed for it.
  */
-async function discover(options: SchedulerServiceOptions, access: AccessControl, req: DiscoverNodesRequest, caller: string | undefined): Promise<DiscoverNodesResponse> {
+async function discover(
+  options: SchedulerServiceOptions,
+  access: AccessControl,
+  req: DiscoverNodesRequest,
+  caller: string | undefined,
+): Promise<DiscoverNodesResponse> {
   const nowMs = Date.now();
   const check = caller === undefined ? undefined : { caller, action: 'discover' as const };
   const judgeNodes = check !== undefined && access.needsNodes(check);

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { DownloadCommand, RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { TraceContext } from './agent-session';
 import { LocalDispatcher, type Dispatcher } from './dispatcher';
-import { awaitReplies, DISPATCH_KEYS_TTL_MS, postEntries, routeNodes, unreachable, type DispatchFailure, type DispatchKind, type ReplicaDispatchOptions } from './dispatch-stream';
+import {
+  awaitReplies,
+  DISPATCH_KEYS_TTL_MS,
+  postEntries,
+  routeNodes,
+  unreachable,
+  type DispatchFailure,
+  type DispatchKind,
+  type ReplicaDispatchOptions,
+} from './dispatch-stream';
 import { distributeFiles, type DownloadFailure } from './download-gate';
 import { errorText } from './error-text';
 
@@ -42,7 +51,16 @@ export class StreamDispatcher implements Dispatcher {
     const { here, elsewhere } = this.split(nodes);
     const [local, remote] = await Promise.all([
       distributeFiles(this.options.registry, here, command, timeoutMs, traceContext),
-      this.viaReplicas('download', command.taskId, DownloadCommand.encode(command).finish(), elsewhere, deadlineMs, deadlineMs + REPLY_GRACE_MS, traceContext, `no response to the download command within ${Math.round(timeoutMs / 1000)} s`),
+      this.viaReplicas(
+        'download',
+        command.taskId,
+        DownloadCommand.encode(command).finish(),
+        elsewhere,
+        deadlineMs,
+        deadlineMs + REPLY_GRACE_MS,
+        traceContext,
+        `no response to the download command within ${Math.round(timeoutMs / 1000)} s`,
+      ),
     ]);
     return [...local, ...remote.failed].sort(byNode);
   }
@@ -53,7 +71,16 @@ export class StreamDispatcher implements Dispatcher {
     // have its node reconnected to another replica already.
     const lost = this.local.runNow(here, command, traceContext);
     const until = Date.now() + this.sendWaitMs;
-    const remote = await this.viaReplicas('run', command.taskId, RunCommand.encode(command).finish(), [...elsewhere, ...lost], until, until, traceContext, 'no answer from the scheduler holding the node');
+    const remote = await this.viaReplicas(
+      'run',
+      command.taskId,
+      RunCommand.encode(command).finish(),
+      [...elsewhere, ...lost],
+      until,
+      until,
+      traceContext,
+      'no answer from the scheduler holding the node',
+    );
     return remote.failed.map((f) => f.node);
   }
 
@@ -63,7 +90,16 @@ export class StreamDispatcher implements Dispatcher {
     const reachedSet = new Set(reached);
     const missed = here.filter((n) => !reachedSet.has(n));
     const until = Date.now() + this.sendWaitMs;
-    const remote = await this.viaReplicas('cancel', taskId, undefined, [...elsewhere, ...missed], until, until, {}, 'no answer from the scheduler holding the node');
+    const remote = await this.viaReplicas(
+      'cancel',
+      taskId,
+      undefined,
+      [...elsewhere, ...missed],
+      until,
+      until,
+      {},
+      'no answer from the scheduler holding the node',
+    );
     return [...reached, ...remote.ok].sort();
   }
 
@@ -110,7 +146,10 @@ export class StreamDispatcher implements Dispatcher {
     } finally {
       // A run command holds the task's input, sensitive values in clear: it stays in Redis only
       // while the call waits for its replies (an entry read later reports its nodes unreached).
-      if (command) await redis.hdel(keys.runCommands(taskId), call).catch((err: unknown) => log.warn({ taskId, err: errorText(err) }, 'could not delete a dispatched command; it expires'));
+      if (command)
+        await redis
+          .hdel(keys.runCommands(taskId), call)
+          .catch((err: unknown) => log.warn({ taskId, err: errorText(err) }, 'could not delete a dispatched command; it expires'));
     }
     if (got.missing.length > 0) log.warn({ taskId, kind, nodes: got.missing.length }, 'no reply from the replica holding some nodes');
     return { ok: got.ok, failed: [...failed, ...got.failed, ...got.missing.map((n) => unreachable(n, missingDetail))] };

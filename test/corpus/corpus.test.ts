@@ -32,8 +32,13 @@ interface CorpusTask {
 
 function loadCorpus(dir: string): CorpusTask[] {
   const tasks: CorpusTask[] = [];
-  for (const mod of readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
-    for (const file of readdirSync(join(dir, mod)).filter((f) => f.endsWith('.json')).sort()) {
+  for (const mod of readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()) {
+    for (const file of readdirSync(join(dir, mod))
+      .filter((f) => f.endsWith('.json'))
+      .sort()) {
       const meta = JSON.parse(readFileSync(join(dir, mod, file), 'utf8')) as { parameters?: Record<string, ParameterDeclaration> };
       const task = file.slice(0, -'.json'.length);
       tasks.push({ name: task === 'init' ? mod : `${mod}::${task}`, parameters: meta.parameters });
@@ -53,7 +58,9 @@ function fullInput(sig: Signature): Record<string, string> {
 }
 
 function render(members: Record<string, string>): string {
-  return `{${Object.entries(members).map(([k, json]) => `${JSON.stringify(k)}:${json}`).join(',')}}`;
+  return `{${Object.entries(members)
+    .map(([k, json]) => `${JSON.stringify(k)}:${json}`)
+    .join(',')}}`;
 }
 
 describe('corpus: every task metadata file of the conformance corpus', { skip: CORPUS.skip }, () => {
@@ -115,7 +122,11 @@ describe('corpus: every task metadata file of the conformance corpus', { skip: C
       const base = fullInput(sig);
       const baseProblems = sig.validate(render(base)).violations;
       const unmatchable = new Set(sig.parameters.filter((p) => acceptedSample(p.type) === undefined).map((p) => p.name));
-      assert.deepEqual(baseProblems.filter((v) => !unmatchable.has(v.field)), [], `${name}: a full sample input`);
+      assert.deepEqual(
+        baseProblems.filter((v) => !unmatchable.has(v.field)),
+        [],
+        `${name}: a full sample input`,
+      );
       for (const p of sig.parameters) {
         if (unmatchable.has(p.name)) {
           noAccepted.push(`${name} ${p.name}: ${p.typeText}`);
@@ -127,7 +138,10 @@ describe('corpus: every task metadata file of the conformance corpus', { skip: C
         const r = sig.validate(render({ ...base, [p.name]: stringifyJsonValue(bad) }));
         const mine = r.violations.filter((v) => v.field === p.name);
         assert.ok(mine.length > 0, `${name}: ${p.name} (${p.typeText}) should reject ${stringifyJsonValue(bad)}`);
-        assert.ok(mine.every((v) => v.description.startsWith(`parameter '${p.name}' `) || v.description === `expects a value for parameter '${p.name}'`), JSON.stringify(mine));
+        assert.ok(
+          mine.every((v) => v.description.startsWith(`parameter '${p.name}' `) || v.description === `expects a value for parameter '${p.name}'`),
+          JSON.stringify(mine),
+        );
         rejected++;
       }
     }
@@ -148,12 +162,22 @@ describe('corpus: every task metadata file of the conformance corpus', { skip: C
     const noSync = compiled.get('lvm::ensure_lv')?.parameter('no_sync');
     assert.equal(noSync?.typeText, 'Data');
     assert.equal(noSync?.optional, true);
-    assert.deepEqual(compiled.get('facts')!.validate('{"x":1}').violations.map((v) => v.description), ["has no parameter named 'x'"]);
+    assert.deepEqual(
+      compiled
+        .get('facts')!
+        .validate('{"x":1}')
+        .violations.map((v) => v.description),
+      ["has no parameter named 'x'"],
+    );
     assert.deepEqual(compiled.get('reboot::last_boot_time')!.validate('{"anything":[1]}').violations, []);
     const withDefaults = [...compiled.values()].filter((s) => s.parameters.some((p) => p.default !== undefined));
     for (const s of withDefaults) {
       const r = s.validate(render(Object.fromEntries(Object.entries(fullInput(s)).filter(([k]) => s.parameter(k)?.default === undefined))));
-      assert.deepEqual(r.violations.filter((v) => s.parameter(v.field)?.default !== undefined), [], 'a default conforms to its type');
+      assert.deepEqual(
+        r.violations.filter((v) => s.parameter(v.field)?.default !== undefined),
+        [],
+        'a default conforms to its type',
+      );
     }
   });
 });

@@ -125,10 +125,14 @@ describe('agent connection and facts against a real scheduler', () => {
 
     writeFileSync(factsFile, 'role: db\n');
     writeFileSync(classesFile, 'role::db\n');
-    const updated = await waitFor('the new facts in the index', async () => {
-      const n = await node();
-      return (n?.facts as { role?: string } | undefined)?.role === 'db' ? n : undefined;
-    }, 5_000);
+    const updated = await waitFor(
+      'the new facts in the index',
+      async () => {
+        const n = await node();
+        return (n?.facts as { role?: string } | undefined)?.role === 'db' ? n : undefined;
+      },
+      5_000,
+    );
     assert.deepEqual(updated.classes, ['base', 'role::db']);
 
     const frozenAt = Date.now();

@@ -53,7 +53,12 @@ describe('agent restart in the middle of a task', () => {
 
   /** Starts agentfix::sleep on the node in the background; its task id. */
   const startSleep = async (node: string): Promise<string> => {
-    const request = RunTaskRequest.fromPartial({ task: 'agentfix::sleep', inputJson: JSON.stringify({ seconds: 2 }), filter: { identities: [node] }, background: true });
+    const request = RunTaskRequest.fromPartial({
+      task: 'agentfix::sleep',
+      inputJson: JSON.stringify({ seconds: 2 }),
+      filter: { identities: [node] },
+      background: true,
+    });
     const { taskId } = await unary(scheduler, scheduler.runTask, request);
     return taskId;
   };

@@ -149,7 +149,10 @@ describe('authorization policy and audit', () => {
     const { scheduler } = as('alice');
     const r = await unary(scheduler, scheduler.runTask, runRequest('demo::echo', { message: 'hi' }, { filter: web }), { deadlineMs: 90_000 });
     assert.equal(r.run?.caller, 'cert=alice');
-    assert.deepEqual(r.results.map((x) => x.host), ['node1']);
+    assert.deepEqual(
+      r.results.map((x) => x.host),
+      ['node1'],
+    );
     assert.equal(r.run?.state, RunState.RUN_STATE_SUCCEEDED);
     aliceRun = r.taskId;
     const line = auditLines(schedulerAudit).find((l) => l.event === 'run' && l.task_id === r.taskId);
@@ -199,7 +202,11 @@ describe('authorization policy and audit', () => {
     );
     const bob = h.stack.tls!.operator('bob');
     const before = await runKeys();
-    const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '-F', 'role=web'], { ...h.env, BATON_TLS_CERT: bob.cert, BATON_TLS_KEY: bob.key });
+    const cli = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hi', '-F', 'role=web'], {
+      ...h.env,
+      BATON_TLS_CERT: bob.cert,
+      BATON_TLS_KEY: bob.key,
+    });
     assert.notEqual(cli.code, 0);
     assert.deepEqual(cli.stderr.trim().split('\n'), ["baton: cert=bob may not run demo::echo in production: rule 'no-bob' denies it"]);
     assert.deepEqual(await runKeys(), before);
@@ -209,7 +216,9 @@ describe('authorization policy and audit', () => {
 
   it('redacts a sensitive parameter in the run line, and nowhere writes the secret', async () => {
     const { scheduler } = as('alice');
-    const r = await unary(scheduler, scheduler.runTask, runRequest('vault::login', { user: 'root', password: 'hunter2-secret' }, { filter: web }), { deadlineMs: 90_000 });
+    const r = await unary(scheduler, scheduler.runTask, runRequest('vault::login', { user: 'root', password: 'hunter2-secret' }, { filter: web }), {
+      deadlineMs: 90_000,
+    });
     assert.equal(r.run?.state, RunState.RUN_STATE_SUCCEEDED);
     const line = auditLines(schedulerAudit).find((l) => l.task_id === r.taskId);
     assert.deepEqual(line?.input, { user: 'root', password: REDACTED_VALUE });
@@ -219,10 +228,16 @@ describe('authorization policy and audit', () => {
   it('allows discovery of web nodes only, and never to bob', async () => {
     const alice = as('alice').scheduler;
     const found = await unary(alice, alice.discoverNodes, { filter: web, includeOffline: false });
-    assert.deepEqual(found.nodes.map((n) => n.identity), ['node1']);
+    assert.deepEqual(
+      found.nodes.map((n) => n.identity),
+      ['node1'],
+    );
     const all = await rejected(unary(alice, alice.discoverNodes, { filter: undefined, includeOffline: false }));
     assert.equal(all.code, status.PERMISSION_DENIED);
-    assert.match(all.message, /^cert=alice may not discover nodes: no rule allows it .*rule 'web-discovery' allows it only where every node matches role=web, and node\d does not$/);
+    assert.match(
+      all.message,
+      /^cert=alice may not discover nodes: no rule allows it .*rule 'web-discovery' allows it only where every node matches role=web, and node\d does not$/,
+    );
     const bob = as('bob').scheduler;
     assert.deepEqual(await rejected(unary(bob, bob.discoverNodes, { filter: web, includeOffline: false })), {
       code: status.PERMISSION_DENIED,
@@ -254,7 +269,10 @@ describe('authorization policy and audit', () => {
     assert.equal(status1.run?.taskId, aliceRun);
     const carol = as('carol'); // `readers` lets anyone read; own-results-only narrows it to carol's runs
     const notHers = `run ${aliceRun} belongs to cert=alice; own-results-only lets cert=carol read only its own runs`;
-    assert.deepEqual(await rejected(unary(carol.results, carol.results.getRunStatus, { taskId: aliceRun })), { code: status.PERMISSION_DENIED, message: notHers });
+    assert.deepEqual(await rejected(unary(carol.results, carol.results.getRunStatus, { taskId: aliceRun })), {
+      code: status.PERMISSION_DENIED,
+      message: notHers,
+    });
     const direct = await streamOutcome(carol.results.watchRunEvents({ taskId: aliceRun, resumeToken: '', follow: false }));
     assert.equal(direct?.code, status.PERMISSION_DENIED);
     // The scheduler relays WatchRun for carol, forwarding her caller id: the same answer.
@@ -275,24 +293,30 @@ describe('authorization policy and audit', () => {
     const bolt = Filter.fromPartial({ compound: [`bolt_task('${aliceRun}').exitcode == 0`], facts: web.facts });
     const alice = as('alice').scheduler;
     const own = await unary(alice, alice.discoverNodes, { filter: bolt, includeOffline: false });
-    assert.deepEqual(own.nodes.map((n) => n.identity), ['node1']);
+    assert.deepEqual(
+      own.nodes.map((n) => n.identity),
+      ['node1'],
+    );
     const webCarol = as('web-carol').scheduler; // may run on web nodes (web-operators), reads only its own runs
     const { code, message } = await rejected(unary(webCarol, webCarol.runTask, runRequest('demo::echo', { message: 'x' }, { filter: bolt })));
     assert.equal(code, status.PERMISSION_DENIED);
     assert.equal(message, `run ${aliceRun} belongs to cert=alice; own-results-only lets cert=web-carol read only its own runs`);
     // Written before the results service answered, so already in the file.
     const denial = auditLines(resultsAudit).find((l) => l.event === 'denied' && l.caller === 'cert=web-carol');
-    assert.deepEqual({ ...denial, time: undefined }, {
-      time: undefined,
-      service: 'results',
-      event: 'denied',
-      caller: 'cert=web-carol',
-      action: 'read',
-      task: 'demo::echo',
-      environment: 'production',
-      task_id: aliceRun,
-      rule: null,
-      reason: message,
-    });
+    assert.deepEqual(
+      { ...denial, time: undefined },
+      {
+        time: undefined,
+        service: 'results',
+        event: 'denied',
+        caller: 'cert=web-carol',
+        action: 'read',
+        task: 'demo::echo',
+        environment: 'production',
+        task_id: aliceRun,
+        rule: null,
+        reason: message,
+      },
+    );
   });
 });

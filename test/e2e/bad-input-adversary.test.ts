@@ -35,19 +35,53 @@ const PATHOLOGICAL = ['/^(a|a)*$/', '/(a+)+$/', '/^(a*)*b$/', '/(x+x+)+y/', '/^(
 const RUBY_ONLY = ['/(a)\\1/', '/(?=a)a/', '/(?<=a)b/', '/a++/'];
 
 const CASES: Case[] = [
-  { name: 'a compound filter of 20,000 nested parentheses', path: DISCOVER, request: () => discoverRequest({ compound: [`${'('.repeat(20_000)}role=web${')'.repeat(20_000)}`] }), field: 'filter.compound[0]' },
-  { name: 'a compound filter of 20,000 nested negations', path: DISCOVER, request: () => discoverRequest({ compound: [`${'not '.repeat(16_000)}role=web`] }), field: 'filter.compound[0]' },
-  { name: 'RunTask with a compound filter of 20,000 nested parentheses', path: RUN_TASK, request: () => runTaskRequest({ filter: Filter.fromPartial({ compound: [`${'('.repeat(20_000)}role=web${')'.repeat(20_000)}`] }) }), field: 'filter.compound[0]' },
-  { name: 'task input nested 50,000 arrays deep', path: RUN_TASK, request: () => runTaskRequest({ inputJson: `{"message":${'['.repeat(50_000)}${']'.repeat(50_000)}}` }), field: 'input_json' },
-  { name: 'task input of 5,000 unknown parameters with long names', path: RUN_TASK, request: () => runTaskRequest({ inputJson: JSON.stringify(Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`${'k'.repeat(10)}${i}`, 1]))) }), field: undefined },
+  {
+    name: 'a compound filter of 20,000 nested parentheses',
+    path: DISCOVER,
+    request: () => discoverRequest({ compound: [`${'('.repeat(20_000)}role=web${')'.repeat(20_000)}`] }),
+    field: 'filter.compound[0]',
+  },
+  {
+    name: 'a compound filter of 20,000 nested negations',
+    path: DISCOVER,
+    request: () => discoverRequest({ compound: [`${'not '.repeat(16_000)}role=web`] }),
+    field: 'filter.compound[0]',
+  },
+  {
+    name: 'RunTask with a compound filter of 20,000 nested parentheses',
+    path: RUN_TASK,
+    request: () => runTaskRequest({ filter: Filter.fromPartial({ compound: [`${'('.repeat(20_000)}role=web${')'.repeat(20_000)}`] }) }),
+    field: 'filter.compound[0]',
+  },
+  {
+    name: 'task input nested 50,000 arrays deep',
+    path: RUN_TASK,
+    request: () => runTaskRequest({ inputJson: `{"message":${'['.repeat(50_000)}${']'.repeat(50_000)}}` }),
+    field: 'input_json',
+  },
+  {
+    name: 'task input of 5,000 unknown parameters with long names',
+    path: RUN_TASK,
+    request: () => runTaskRequest({ inputJson: JSON.stringify(Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`${'k'.repeat(10)}${i}`, 1]))) }),
+    field: undefined,
+  },
   ...PATHOLOGICAL.flatMap((re): Case[] => [
     { name: `-I ${re}`, path: DISCOVER, request: () => discoverRequest({ identities: [re] }) },
-    { name: `-F role=~${re}`, path: DISCOVER, request: () => discoverRequest({ facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_MATCHES, value: re }] }) },
+    {
+      name: `-F role=~${re}`,
+      path: DISCOVER,
+      request: () => discoverRequest({ facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_MATCHES, value: re }] }),
+    },
     { name: `-S identity=${re}`, path: DISCOVER, request: () => discoverRequest({ compound: [`identity=${re}`] }) },
   ]),
   ...RUBY_ONLY.flatMap((re): Case[] => [
     { name: `-I ${re} (Ruby-only syntax)`, path: DISCOVER, request: () => discoverRequest({ identities: [re] }), field: 'filter.identities[0]' },
-    { name: `-F role=~${re} (Ruby-only syntax)`, path: DISCOVER, request: () => discoverRequest({ facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_MATCHES, value: re }] }), field: 'filter.facts[0]' },
+    {
+      name: `-F role=~${re} (Ruby-only syntax)`,
+      path: DISCOVER,
+      request: () => discoverRequest({ facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_MATCHES, value: re }] }),
+      field: 'filter.facts[0]',
+    },
   ]),
 ];
 
@@ -58,7 +92,12 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
     assert.ok(tls, 'the stack runs with TLS');
     return tls.operator('alice');
   };
-  const snapshot = () => snapshotStore({ redisUrl: fleet.stack.addresses.redis, dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)), volatile: heartbeatVolatile('baton') });
+  const snapshot = () =>
+    snapshotStore({
+      redisUrl: fleet.stack.addresses.redis,
+      dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)),
+      volatile: heartbeatVolatile('baton'),
+    });
 
   for (const c of CASES) {
     it(`${c.name}: answered within 1 s${c.field ? `, naming ${c.field}` : ''}; nothing stored`, async () => {
@@ -70,7 +109,11 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
         assert.equal(report.code, status.INVALID_ARGUMENT, `${status[report.code]}: ${report.message}`);
         assert.doesNotMatch(report.message, /\n/, 'one line');
         assert.ok(report.message.length <= 1_024, `${report.message.length} characters`);
-        if (c.field) assert.ok(report.violations.some((v) => v.field.startsWith(c.field ?? '')), `names ${c.field}: ${JSON.stringify(report.violations.slice(0, 3))}`);
+        if (c.field)
+          assert.ok(
+            report.violations.some((v) => v.field.startsWith(c.field ?? '')),
+            `names ${c.field}: ${JSON.stringify(report.violations.slice(0, 3))}`,
+          );
       } else {
         assert.equal(answer.code, status.OK, answer.details);
       }
@@ -109,8 +152,15 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
     }
     assert.ok(sent > 0, 'the adversary sent requests');
     const ratio = median(attacked) / median(quiet);
-    t.diagnostic(`median run ${Math.round(median(quiet))} ms alone, ${Math.round(median(attacked))} ms beside ${sent} bad requests: ${ratio.toFixed(2)}x; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    assert.ok(ratio <= 2, `runs took ${attacked.map(Math.round).join(', ')} ms under attack and ${quiet.map(Math.round).join(', ')} ms without: ${ratio.toFixed(2)}x`);
+    t.diagnostic(
+      `median run ${Math.round(median(quiet))} ms alone, ${Math.round(median(attacked))} ms beside ${sent} bad requests: ${ratio.toFixed(2)}x; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+    assert.ok(
+      ratio <= 2,
+      `runs took ${attacked.map(Math.round).join(', ')} ms under attack and ${quiet.map(Math.round).join(', ')} ms without: ${ratio.toFixed(2)}x`,
+    );
   });
 
   it("an adversary flooding small bad requests on several connections is refused for its request budget, with a retry delay, while the operator's runs succeed", async () => {
@@ -122,9 +172,14 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
     try {
       // Small bad requests, answered fast, so that the flood is many requests whatever the machine's load.
       const small: Attack[] = [{ service: 'scheduler', path: DISCOVER, request: discoverRequest({ compound: [')('] }) }];
-      const flood = mallory(small, () => over === undefined && !timedOut(), 8, (answer) => {
-        if (answer.code === status.RESOURCE_EXHAUSTED) over ??= answer;
-      });
+      const flood = mallory(
+        small,
+        () => over === undefined && !timedOut(),
+        8,
+        (answer) => {
+          if (answer.code === status.RESOURCE_EXHAUSTED) over ??= answer;
+        },
+      );
       while (over === undefined && !timedOut()) {
         await operatorRun(client);
         runs += 1;
@@ -134,7 +189,10 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
       const report = readServiceError(Object.assign(new Error(over.details), over));
       assert.equal(report.reason, CALLER_RATE_REASON, report.message);
       // Held back until her next request is due (at most 1 s), or at once with the delay still to wait.
-      assert.match(report.message, /^cert=mallory is over its request budget at this service \(100 a second, bursts of 500; a refused request counts as 10\); retry (in \d+\.\d s|now)$/);
+      assert.match(
+        report.message,
+        /^cert=mallory is over its request budget at this service \(100 a second, bursts of 500; a refused request counts as 10\); retry (in \d+\.\d s|now)$/,
+      );
       assert.equal(typeof report.retryDelayMs, 'number', 'a RetryInfo');
       assert.ok(runs > 0, 'alice ran tasks during the flood');
       await operatorRun(client); // and goes on running them

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { ConnectRequest, TaskFinished } from '../../gen/baton/v1/agent_gateway_service';
 import { GetTaskRequest, ListTasksRequest, ReadTaskFileRequest } from '../../gen/baton/v1/metadata_service';
-import { CreateRunRequest, GetRunStatusRequest, ListRunsRequest, RecordNodeResultsRequest, UpdateRunStateRequest, WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
+import {
+  CreateRunRequest,
+  GetRunStatusRequest,
+  ListRunsRequest,
+  RecordNodeResultsRequest,
+  UpdateRunStateRequest,
+  WatchRunEventsRequest,
+} from '../../gen/baton/v1/results_service';
 import { CancelRunRequest, DiscoverNodesRequest, RunTaskRequest, WatchRunRequest } from '../../gen/baton/v1/scheduler_service';
 import { Filter } from '../../gen/baton/v1/filter';
 import { NodeResult } from '../../gen/baton/v1/run';
@@ -23,7 +30,6 @@ import { diffSnapshots, heartbeatVolatile, snapshotStore } from '../helpers/stor
  * the limit, and the store (every Redis key and value, every file of the agents' spool and
  * cache) is the same before and after. The requests are encoded before the clock starts.
  */
-
 
 /** Within this many ms every case is answered. */
 const ANSWER_MS = 1_000;
@@ -59,23 +65,33 @@ interface Rpc<T> {
 }
 
 const rpc = <T>(service: Service, method: string, kind: RawKind, cert: Cert, encode: (partial: T) => Uint8Array): Rpc<T> => {
-  const name = { metadata: 'MetadataService', results: 'ResultsService', scheduler: method === 'Connect' ? 'AgentGatewayService' : 'SchedulerService' }[service];
+  const name = { metadata: 'MetadataService', results: 'ResultsService', scheduler: method === 'Connect' ? 'AgentGatewayService' : 'SchedulerService' }[
+    service
+  ];
   return { service, path: `/baton.v1.${name}/${method}`, kind, cert, encode };
 };
 
 const RPCS = {
-  listTasks: rpc<Partial<ListTasksRequest>>('metadata', 'ListTasks', 'unary', 'operator', (p) => ListTasksRequest.encode(ListTasksRequest.fromPartial(p)).finish()),
-  getTask: rpc<Partial<GetTaskRequest>>('metadata', 'GetTask', 'unary', 'operator', (p) => GetTaskRequest.encode(GetTaskRequest.fromPartial({ task: 'demo::echo', ...p })).finish()),
+  listTasks: rpc<Partial<ListTasksRequest>>('metadata', 'ListTasks', 'unary', 'operator', (p) =>
+    ListTasksRequest.encode(ListTasksRequest.fromPartial(p)).finish(),
+  ),
+  getTask: rpc<Partial<GetTaskRequest>>('metadata', 'GetTask', 'unary', 'operator', (p) =>
+    GetTaskRequest.encode(GetTaskRequest.fromPartial({ task: 'demo::echo', ...p })).finish(),
+  ),
   readTaskFile: rpc<Partial<ReadTaskFileRequest>>('metadata', 'ReadTaskFile', 'server-stream', 'agent', (p) =>
     ReadTaskFileRequest.encode(ReadTaskFileRequest.fromPartial({ path: 'demo/tasks/echo.sh', ...p })).finish(),
   ),
-  getRunStatus: rpc<Partial<GetRunStatusRequest>>('results', 'GetRunStatus', 'unary', 'operator', (p) => GetRunStatusRequest.encode(GetRunStatusRequest.fromPartial({ taskId: TASK_ID, ...p })).finish()),
+  getRunStatus: rpc<Partial<GetRunStatusRequest>>('results', 'GetRunStatus', 'unary', 'operator', (p) =>
+    GetRunStatusRequest.encode(GetRunStatusRequest.fromPartial({ taskId: TASK_ID, ...p })).finish(),
+  ),
   listRuns: rpc<Partial<ListRunsRequest>>('results', 'ListRuns', 'unary', 'operator', (p) => ListRunsRequest.encode(ListRunsRequest.fromPartial(p)).finish()),
   watchRunEvents: rpc<Partial<WatchRunEventsRequest>>('results', 'WatchRunEvents', 'server-stream', 'operator', (p) =>
     WatchRunEventsRequest.encode(WatchRunEventsRequest.fromPartial({ taskId: TASK_ID, ...p })).finish(),
   ),
   createRun: rpc<Partial<NonNullable<CreateRunRequest['run']>>>('results', 'CreateRun', 'unary', 'service', (p) =>
-    CreateRunRequest.encode(CreateRunRequest.fromPartial({ run: { taskId: TASK_ID, task: 'demo::echo', environment: 'production', nodes: ['node1'], ...p } })).finish(),
+    CreateRunRequest.encode(
+      CreateRunRequest.fromPartial({ run: { taskId: TASK_ID, task: 'demo::echo', environment: 'production', nodes: ['node1'], ...p } }),
+    ).finish(),
   ),
   recordNodeResults: rpc<Partial<RecordNodeResultsRequest>>('results', 'RecordNodeResults', 'unary', 'service', (p) =>
     RecordNodeResultsRequest.encode(RecordNodeResultsRequest.fromPartial({ taskId: TASK_ID, ...p })).finish(),
@@ -86,9 +102,15 @@ const RPCS = {
   runTask: rpc<Partial<RunTaskRequest>>('scheduler', 'RunTask', 'unary', 'operator', (p) =>
     RunTaskRequest.encode(RunTaskRequest.fromPartial({ task: 'demo::echo', inputJson: '{"message":"hi"}', filter: { identities: ['node1'] }, ...p })).finish(),
   ),
-  watchRun: rpc<Partial<WatchRunRequest>>('scheduler', 'WatchRun', 'server-stream', 'operator', (p) => WatchRunRequest.encode(WatchRunRequest.fromPartial({ taskId: TASK_ID, ...p })).finish()),
-  cancelRun: rpc<Partial<CancelRunRequest>>('scheduler', 'CancelRun', 'unary', 'operator', (p) => CancelRunRequest.encode(CancelRunRequest.fromPartial({ taskId: TASK_ID, ...p })).finish()),
-  discoverNodes: rpc<Partial<DiscoverNodesRequest>>('scheduler', 'DiscoverNodes', 'unary', 'operator', (p) => DiscoverNodesRequest.encode(DiscoverNodesRequest.fromPartial(p)).finish()),
+  watchRun: rpc<Partial<WatchRunRequest>>('scheduler', 'WatchRun', 'server-stream', 'operator', (p) =>
+    WatchRunRequest.encode(WatchRunRequest.fromPartial({ taskId: TASK_ID, ...p })).finish(),
+  ),
+  cancelRun: rpc<Partial<CancelRunRequest>>('scheduler', 'CancelRun', 'unary', 'operator', (p) =>
+    CancelRunRequest.encode(CancelRunRequest.fromPartial({ taskId: TASK_ID, ...p })).finish(),
+  ),
+  discoverNodes: rpc<Partial<DiscoverNodesRequest>>('scheduler', 'DiscoverNodes', 'unary', 'operator', (p) =>
+    DiscoverNodesRequest.encode(DiscoverNodesRequest.fromPartial(p)).finish(),
+  ),
   connect: rpc<Partial<ConnectRequest>>('scheduler', 'Connect', 'bidi', 'agent', (p) => ConnectRequest.encode(ConnectRequest.fromPartial(p)).finish()),
 };
 
@@ -171,14 +193,21 @@ function resultCases<T>(r: Rpc<T>, at: string, build: (result: Partial<NodeResul
 const hello = (p: Partial<NonNullable<Extract<ConnectRequest['message'], { $case: 'hello' }>['value']>>): Partial<ConnectRequest> => ({
   message: { $case: 'hello', value: { identity: 'node1', classes: [], agents: [], version: '1', unacknowledgedResults: [], ...p } },
 });
-const factsUpdate = (p: { facts?: Record<string, unknown>; classes?: string[] }): Partial<ConnectRequest> => ({ message: { $case: 'factsUpdate', value: { classes: [], ...p } } });
+const factsUpdate = (p: { facts?: Record<string, unknown>; classes?: string[] }): Partial<ConnectRequest> => ({
+  message: { $case: 'factsUpdate', value: { classes: [], ...p } },
+});
 
 const CASES: Case[] = [
   ...textCases(RPCS.listTasks, 'environment', 'environment', (environment) => ({ environment })),
   ...textCases(RPCS.listTasks, 'page_token', 'pageToken', (pageToken) => ({ pageToken })),
   ...textCases(RPCS.getTask, 'environment', 'environment', (environment) => ({ environment })),
   ...textCases(RPCS.getTask, 'task', 'taskName', (task) => ({ task })),
-  ...[1024 * 1024, 10 * 1024 * 1024].map((n) => ({ ...textCases(RPCS.getTask, 'task', 'taskName', (task) => ({ task }))[0], name: `/baton.v1.MetadataService/GetTask task: ${n} characters`, tooLarge: true, encode: () => RPCS.getTask.encode({ task: chars(n) }) })),
+  ...[1024 * 1024, 10 * 1024 * 1024].map((n) => ({
+    ...textCases(RPCS.getTask, 'task', 'taskName', (task) => ({ task }))[0],
+    name: `/baton.v1.MetadataService/GetTask task: ${n} characters`,
+    tooLarge: true,
+    encode: () => RPCS.getTask.encode({ task: chars(n) }),
+  })),
   ...textCases(RPCS.readTaskFile, 'environment', 'environment', (environment) => ({ environment })),
   ...textCases(RPCS.readTaskFile, 'path', 'taskFilePath', (path) => ({ path })),
   ...textCases(RPCS.readTaskFile, 'sha256', 'sha256', (sha256) => ({ sha256 })),
@@ -202,7 +231,9 @@ const CASES: Case[] = [
   ...textCases(RPCS.createRun, 'run.request_id', 'requestId', (requestId) => ({ requestId })),
   ...filterCases(RPCS.createRun, 'run.filter', (filter) => ({ filter: Filter.fromPartial(filter) })),
   ...textCases(RPCS.recordNodeResults, 'task_id', 'taskId', (taskId) => ({ taskId })),
-  listCase(RPCS.recordNodeResults, 'results', 'recordResults', (n) => ({ results: Array.from({ length: n }, () => NodeResult.fromPartial({ host: 'node1', state: 2 })) })),
+  listCase(RPCS.recordNodeResults, 'results', 'recordResults', (n) => ({
+    results: Array.from({ length: n }, () => NodeResult.fromPartial({ host: 'node1', state: 2 })),
+  })),
   ...resultCases(RPCS.recordNodeResults, 'results[0]', (result) => ({ results: [NodeResult.fromPartial(result)] })),
   ...textCases(RPCS.updateRunState, 'task_id', 'taskId', (taskId) => ({ taskId })),
   ...textCases(RPCS.updateRunState, 'reason', 'errorText', (reason) => ({ reason })),
@@ -225,15 +256,23 @@ const CASES: Case[] = [
   listCase(RPCS.connect, 'hello.agents', 'nodeAgents', (n) => hello({ agents: many(n) })),
   ...textCases(RPCS.connect, 'hello.agents[0]', 'indexedText', (v) => hello({ agents: [v] })),
   ...depthCases(RPCS.connect, 'hello.facts', (levels) => hello({ facts: nested(levels) })),
-  listCase(RPCS.connect, 'hello.unacknowledged_results', 'helloResults', (n) => hello({ unacknowledgedResults: Array.from({ length: n }, () => TaskFinished.fromPartial({ result: { host: 'node1', state: 2 } })) })),
+  listCase(RPCS.connect, 'hello.unacknowledged_results', 'helloResults', (n) =>
+    hello({ unacknowledgedResults: Array.from({ length: n }, () => TaskFinished.fromPartial({ result: { host: 'node1', state: 2 } })) }),
+  ),
   ...resultCases(RPCS.connect, 'hello.unacknowledged_results[0].result', (result) => hello({ unacknowledgedResults: [TaskFinished.fromPartial({ result })] })),
   ...depthCases(RPCS.connect, 'facts_update.facts', (levels) => factsUpdate({ facts: nested(levels) })),
   listCase(RPCS.connect, 'facts_update.classes', 'nodeClasses', (n) => factsUpdate({ classes: many(n) })),
   ...textCases(RPCS.connect, 'facts_update.classes[0]', 'indexedText', (v) => factsUpdate({ classes: [v] })),
-  ...textCases(RPCS.connect, 'download_result.request_id', 'requestId', (requestId) => ({ message: { $case: 'downloadResult' as const, value: { requestId, ok: false, downloaded: 0, error: '' } } })),
-  ...textCases(RPCS.connect, 'download_result.error', 'errorText', (error) => ({ message: { $case: 'downloadResult' as const, value: { requestId: 'r', ok: false, downloaded: 0, error } } })),
+  ...textCases(RPCS.connect, 'download_result.request_id', 'requestId', (requestId) => ({
+    message: { $case: 'downloadResult' as const, value: { requestId, ok: false, downloaded: 0, error: '' } },
+  })),
+  ...textCases(RPCS.connect, 'download_result.error', 'errorText', (error) => ({
+    message: { $case: 'downloadResult' as const, value: { requestId: 'r', ok: false, downloaded: 0, error } },
+  })),
   ...textCases(RPCS.connect, 'task_started.task_id', 'taskId', (taskId) => ({ message: { $case: 'taskStarted' as const, value: { taskId } } })),
-  ...resultCases(RPCS.connect, 'task_finished.result', (result) => ({ message: { $case: 'taskFinished' as const, value: { result: NodeResult.fromPartial(result) } } })),
+  ...resultCases(RPCS.connect, 'task_finished.result', (result) => ({
+    message: { $case: 'taskFinished' as const, value: { result: NodeResult.fromPartial(result) } },
+  })),
 ];
 
 describe('over-long values of every field of every RPC, against a stack with mutual TLS', () => {
@@ -245,7 +284,12 @@ describe('over-long values of every field of every RPC, against a stack with mut
     const name = cert === 'agent' ? 'agent-node1' : `service-${service === 'results' ? 'scheduler' : service}`;
     return { ca: tls.ca, cert: join(tls.dir, `${name}.pem`), key: join(tls.dir, `${name}.key`) };
   };
-  const snapshot = () => snapshotStore({ redisUrl: fleet.stack.addresses.redis, dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)), volatile: heartbeatVolatile('baton') });
+  const snapshot = () =>
+    snapshotStore({
+      redisUrl: fleet.stack.addresses.redis,
+      dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)),
+      volatile: heartbeatVolatile('baton'),
+    });
 
   it(`has at least 130 cases, every one naming a field (${CASES.length})`, () => {
     assert.ok(CASES.length >= 130, `${CASES.length} cases`);

@@ -54,7 +54,10 @@ function fixtureEnvironmentpath(): string {
   cpSync(join(packageRoot(), 'examples', 'modules', 'production', 'modules', 'demo'), join(modules, 'demo'), { recursive: true });
   mkdirSync(join(modules, 'limits', 'tasks'), { recursive: true });
   writeFileSync(join(modules, 'limits', 'tasks', 'flood.json'), JSON.stringify({ description: 'Prints 50 MiB', parameters: {} }));
-  writeFileSync(join(modules, 'limits', 'tasks', 'flood.sh'), '#!/bin/sh\nhead -c 52428800 /dev/zero | tr "\\0" o\nhead -c 3145728 /dev/zero | tr "\\0" e >&2\n');
+  writeFileSync(
+    join(modules, 'limits', 'tasks', 'flood.sh'),
+    '#!/bin/sh\nhead -c 52428800 /dev/zero | tr "\\0" o\nhead -c 3145728 /dev/zero | tr "\\0" e >&2\n',
+  );
   chmodSync(join(modules, 'limits', 'tasks', 'flood.sh'), 0o755);
   return root;
 }
@@ -91,7 +94,11 @@ async function rejected(p: Promise<unknown>): Promise<unknown> {
 }
 
 /** Sends `messages` on a Connect stream left open, and returns how the scheduler ended it and what it sent before. */
-async function streamEnding(address: string, tls: TlsFiles, messages: Array<ConnectRequest['message']>): Promise<{ ended: StatusObject; received: ConnectResponse[] }> {
+async function streamEnding(
+  address: string,
+  tls: TlsFiles,
+  messages: Array<ConnectRequest['message']>,
+): Promise<{ ended: StatusObject; received: ConnectResponse[] }> {
   const encoded = messages.map((message) => ConnectRequest.encode({ traceContext: {}, message }).finish());
   const { status: ended, responses } = await rawCall(address, tls, '/baton.v1.AgentGatewayService/Connect', 'bidi-open', encoded, 30_000);
   return { ended, received: responses.map((r) => ConnectResponse.decode(r)) };
@@ -127,7 +134,11 @@ describe('bad input against a stack with mutual TLS', () => {
     return t;
   };
   const operatorTls = (): TlsFiles => tls().operator('alice');
-  const agentTls = (identity: string): TlsFiles => ({ ca: tls().ca, cert: join(tls().dir, `agent-${identity}.pem`), key: join(tls().dir, `agent-${identity}.key`) });
+  const agentTls = (identity: string): TlsFiles => ({
+    ca: tls().ca,
+    cert: join(tls().dir, `agent-${identity}.pem`),
+    key: join(tls().dir, `agent-${identity}.key`),
+  });
   // fleet.env points the CLI at the stack with operator alice's certificate.
   const baton = (...args: string[]): Promise<CliRun> => runCli(args, fleet.env);
   const clients: Client[] = [];
@@ -140,7 +151,11 @@ describe('bad input against a stack with mutual TLS', () => {
   const results = () => keep(makeClient(ResultsServiceClient, fleet.stack.addresses.results, operatorTls()));
 
   const snapshot = (extra: VolatileRule[] = []): Promise<StoreSnapshot> =>
-    snapshotStore({ redisUrl: fleet.stack.addresses.redis, dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)), volatile: [...extra, ...VOLATILE] });
+    snapshotStore({
+      redisUrl: fleet.stack.addresses.redis,
+      dirs: fleet.stack.agentNames.map((n) => fleet.stack.agentDir(n)),
+      volatile: [...extra, ...VOLATILE],
+    });
 
   /**
    * Runs `action` between two snapshots of the store and expects no difference. A difference
@@ -153,10 +168,15 @@ describe('bad input against a stack with mutual TLS', () => {
     await action();
     let diff: string[] = [];
     try {
-      await waitFor('the store to be as before', async () => {
-        diff = diffSnapshots(before, await snapshot(extra));
-        return diff.length === 0;
-      }, 30_000, 200);
+      await waitFor(
+        'the store to be as before',
+        async () => {
+          diff = diffSnapshots(before, await snapshot(extra));
+          return diff.length === 0;
+        },
+        30_000,
+        200,
+      );
     } catch (err) {
       assert.fail(diff.length > 0 ? `the store changed:\n${diff.join('\n')}` : `could not compare the store: ${(err as Error).message}`);
     }
@@ -193,16 +213,29 @@ describe('bad input against a stack with mutual TLS', () => {
     await expectNothingStored(async () => {
       assertOneLineError(await baton('tasks', 'run', 'demo::nope', '--message', 'x', '-I', 'node1'), /demo::nope.*not found|not found.*demo::nope/, 2);
       assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ task: 'demo::nope' }))), status.NOT_FOUND, /demo::nope/);
-      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::nope', environment: 'production' }))), status.NOT_FOUND, /demo::nope/);
+      assertGrpcError(
+        await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::nope', environment: 'production' }))),
+        status.NOT_FOUND,
+        /demo::nope/,
+      );
     });
   });
 
   it('wrong parameter types: one line with each invalid parameter in Puppet words; nothing stored', async () => {
     await expectNothingStored(async () => {
-      assertOneLineError(await baton('tasks', 'run', 'demo::echo', '--input', '{"message": 5, "count": "many"}', '-I', 'node1'), /message.*String.*count.*Integer|count.*Integer.*message.*String/, 2);
+      assertOneLineError(
+        await baton('tasks', 'run', 'demo::echo', '--input', '{"message": 5, "count": "many"}', '-I', 'node1'),
+        /message.*String.*count.*Integer|count.*Integer.*message.*String/,
+        2,
+      );
       const err = await rejected(unary(scheduler(), scheduler().runTask, runRequest({ inputJson: '{"message": [], "count": 99, "extra": 1}' })));
       assertGrpcError(err, status.INVALID_ARGUMENT, /message/);
-      assert.deepEqual(readServiceError(err as ServiceError).violations.map((v) => v.field).sort(), ['count', 'extra', 'message']);
+      assert.deepEqual(
+        readServiceError(err as ServiceError)
+          .violations.map((v) => v.field)
+          .sort(),
+        ['count', 'extra', 'message'],
+      );
     });
   });
 
@@ -210,23 +243,55 @@ describe('bad input against a stack with mutual TLS', () => {
     await expectNothingStored(async () => {
       assertOneLineError(await baton('tasks', 'run', '../../etc::passwd', '-I', 'node1'), /\.\.\/\.\.\/etc::passwd.*(task name|expected)/, 2);
       assertOneLineError(await baton('tasks', 'show', '../../etc::passwd'), /\.\.\/\.\.\/etc::passwd.*(task name|expected)/, 2);
-      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: '../../etc::passwd', environment: 'production' }))), status.INVALID_ARGUMENT, /not a valid task name; expected/);
-      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::../../echo', environment: 'production' }))), status.INVALID_ARGUMENT, /not a valid task name; expected/);
-      assertGrpcError(await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::echo', environment: '../production' }))), status.INVALID_ARGUMENT, /environment '\.\.\/production' is not a valid environment name; expected/);
-      assertGrpcError(await rejected(unary(metadata(), metadata().listTasks, ListTasksRequest.fromPartial({ environment: '../../etc' }))), status.INVALID_ARGUMENT, /environment/);
-      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ task: '../../etc::passwd' }))), status.INVALID_ARGUMENT, /is not a task name; expected/);
-      assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ environment: '../production' }))), status.INVALID_ARGUMENT, /is not an environment name; expected/);
+      assertGrpcError(
+        await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: '../../etc::passwd', environment: 'production' }))),
+        status.INVALID_ARGUMENT,
+        /not a valid task name; expected/,
+      );
+      assertGrpcError(
+        await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::../../echo', environment: 'production' }))),
+        status.INVALID_ARGUMENT,
+        /not a valid task name; expected/,
+      );
+      assertGrpcError(
+        await rejected(unary(metadata(), metadata().getTask, GetTaskRequest.fromPartial({ task: 'demo::echo', environment: '../production' }))),
+        status.INVALID_ARGUMENT,
+        /environment '\.\.\/production' is not a valid environment name; expected/,
+      );
+      assertGrpcError(
+        await rejected(unary(metadata(), metadata().listTasks, ListTasksRequest.fromPartial({ environment: '../../etc' }))),
+        status.INVALID_ARGUMENT,
+        /environment/,
+      );
+      assertGrpcError(
+        await rejected(unary(scheduler(), scheduler().runTask, runRequest({ task: '../../etc::passwd' }))),
+        status.INVALID_ARGUMENT,
+        /is not a task name; expected/,
+      );
+      assertGrpcError(
+        await rejected(unary(scheduler(), scheduler().runTask, runRequest({ environment: '../production' }))),
+        status.INVALID_ARGUMENT,
+        /is not an environment name; expected/,
+      );
       for (const path of ['../etc/passwd', 'demo/tasks/../../../etc/passwd', '/etc/passwd', 'demo/files/..', 'demo/secrets/x']) {
         const read = metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: 'production', path }));
         const err = await streamOutcome(read);
         assert.ok(err, `ReadTaskFile ${path} must fail`);
         assertGrpcError(err, status.INVALID_ARGUMENT, /path '.*' .*; expected a task file path/);
       }
-      const badEnv = await streamOutcome(metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: '../production', path: 'demo/tasks/echo.sh' })));
+      const badEnv = await streamOutcome(
+        metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: '../production', path: 'demo/tasks/echo.sh' })),
+      );
       assertGrpcError(badEnv, status.INVALID_ARGUMENT, /environment '\.\.\/production' is not a valid environment name; expected/);
-      const badSha = await streamOutcome(metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: 'production', path: 'demo/tasks/echo.sh', sha256: '../x' })));
+      const badSha = await streamOutcome(
+        metadata().readTaskFile(ReadTaskFileRequest.fromPartial({ environment: 'production', path: 'demo/tasks/echo.sh', sha256: '../x' })),
+      );
       assertGrpcError(badSha, status.INVALID_ARGUMENT, /sha256 '\.\.\/x' is not 64 lowercase hex characters/);
-      assertGrpcError(await rejected(unary(results(), results().listRuns, ListRunsRequest.fromPartial({ task: '../../etc::passwd' }))), status.INVALID_ARGUMENT, /task/);
+      assertGrpcError(
+        await rejected(unary(results(), results().listRuns, ListRunsRequest.fromPartial({ task: '../../etc::passwd' }))),
+        status.INVALID_ARGUMENT,
+        /task/,
+      );
     });
   });
 
@@ -236,16 +301,36 @@ describe('bad input against a stack with mutual TLS', () => {
         for (const verb of ['status', 'cancel', 'watch']) {
           assertOneLineError(await baton('tasks', verb, id), /32 (lowercase )?hex/, 2);
         }
-        assertGrpcError(await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
-        assertGrpcError(await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+        assertGrpcError(
+          await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: id }))),
+          status.INVALID_ARGUMENT,
+          /32 lowercase hex/,
+        );
+        assertGrpcError(
+          await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: id }))),
+          status.INVALID_ARGUMENT,
+          /32 lowercase hex/,
+        );
         assertGrpcError(await streamOutcome(scheduler().watchRun(WatchRunRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
-        assertGrpcError(await streamOutcome(results().watchRunEvents(WatchRunEventsRequest.fromPartial({ taskId: id }))), status.INVALID_ARGUMENT, /32 lowercase hex/);
+        assertGrpcError(
+          await streamOutcome(results().watchRunEvents(WatchRunEventsRequest.fromPartial({ taskId: id }))),
+          status.INVALID_ARGUMENT,
+          /32 lowercase hex/,
+        );
       }
       for (const verb of ['status', 'cancel', 'watch']) {
         assertOneLineError(await baton('tasks', verb, NO_SUCH_RUN), new RegExp(`${NO_SUCH_RUN}.*(not found|no run)|(not found|no run).*${NO_SUCH_RUN}`, 'i'));
       }
-      assertGrpcError(await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: NO_SUCH_RUN }))), status.NOT_FOUND, new RegExp(NO_SUCH_RUN));
-      assertGrpcError(await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: NO_SUCH_RUN }))), status.NOT_FOUND, new RegExp(NO_SUCH_RUN));
+      assertGrpcError(
+        await rejected(unary(results(), results().getRunStatus, GetRunStatusRequest.fromPartial({ taskId: NO_SUCH_RUN }))),
+        status.NOT_FOUND,
+        new RegExp(NO_SUCH_RUN),
+      );
+      assertGrpcError(
+        await rejected(unary(scheduler(), scheduler().cancelRun, CancelRunRequest.fromPartial({ taskId: NO_SUCH_RUN }))),
+        status.NOT_FOUND,
+        new RegExp(NO_SUCH_RUN),
+      );
     });
   });
 
@@ -258,7 +343,11 @@ describe('bad input against a stack with mutual TLS', () => {
       // 1 MB does not fit in one command-line argument (Linux: 128 KiB), so it goes over gRPC.
       const huge = `role=web and ${'x'.repeat(1024 * 1024)}`;
       const filter = Filter.fromPartial({ compound: [huge] });
-      assertGrpcError(await rejected(unary(scheduler(), scheduler().discoverNodes, DiscoverNodesRequest.fromPartial({ filter }))), status.INVALID_ARGUMENT, /at most 65536 characters/);
+      assertGrpcError(
+        await rejected(unary(scheduler(), scheduler().discoverNodes, DiscoverNodesRequest.fromPartial({ filter }))),
+        status.INVALID_ARGUMENT,
+        /at most 65536 characters/,
+      );
       assertGrpcError(await rejected(unary(scheduler(), scheduler().runTask, runRequest({ filter }))), status.INVALID_ARGUMENT, /at most 65536 characters/);
     });
   });
@@ -269,11 +358,22 @@ describe('bad input against a stack with mutual TLS', () => {
     const mallory = issueCertificate(other, 'operator', 'mallory');
     await expectNothingStored(async () => {
       // Our CA to check the services, a certificate they did not sign to present.
-      const r = await runCli(['tasks', 'run', 'demo::echo', '--message', 'x', '-I', 'node1'], { ...fleet.env, BATON_TLS_CA: tls().ca, BATON_TLS_CERT: mallory.cert, BATON_TLS_KEY: mallory.key });
-      assertOneLineError(r, /^baton: the metadata service at 127\.0\.0\.1:\d+ refused our certificate, tls-cert .*mallory.*: it is not signed by the CA the services trust/, 69);
+      const r = await runCli(['tasks', 'run', 'demo::echo', '--message', 'x', '-I', 'node1'], {
+        ...fleet.env,
+        BATON_TLS_CA: tls().ca,
+        BATON_TLS_CERT: mallory.cert,
+        BATON_TLS_KEY: mallory.key,
+      });
+      assertOneLineError(
+        r,
+        /^baton: the metadata service at 127\.0\.0\.1:\d+ refused our certificate, tls-cert .*mallory.*: it is not signed by the CA the services trust/,
+        69,
+      );
       // An agent with a certificate of another CA cannot connect either.
       const agentCert = issueCertificate(other, 'agent', 'node1');
-      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, { ca: tls().ca, cert: agentCert.cert, key: agentCert.key }, [helloOf('node1')]);
+      const { ended, received } = await streamEnding(fleet.stack.addresses.scheduler, { ca: tls().ca, cert: agentCert.cert, key: agentCert.key }, [
+        helloOf('node1'),
+      ]);
       assert.equal(ended.code, status.UNAVAILABLE, ended.details);
       assert.deepEqual(received, []);
     });
@@ -324,13 +424,20 @@ describe('bad input against a stack with mutual TLS', () => {
     await expectNothingStored(reconnect, async () => {
       // The real node1 agent steps aside, or it would reconnect and displace the flood's stream.
       await fleet.stack.stopAgent('node1');
-      const heartbeats = Array.from({ length: 3000 }, (): ConnectRequest['message'] => ({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }));
+      const heartbeats = Array.from({ length: 3000 }, (): ConnectRequest['message'] => ({
+        $case: 'heartbeat',
+        value: { sendTime: new Date(), runningTasks: 0 },
+      }));
       const { ended } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [helloOf('node1'), ...heartbeats]);
       assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);
       assert.match(ended.details, /^the agent sent more than \d+ messages at once or more than \d+ per second; stream ended, reconnect$/);
       await fleet.stack.startAgent(1);
     });
-    await waitFor('the warn line', () => stderrLines.filter((l) => l.name === 'scheduler' && l.line.includes('over its message rate')).length === warnsBefore + 1, 20_000);
+    await waitFor(
+      'the warn line',
+      () => stderrLines.filter((l) => l.name === 'scheduler' && l.line.includes('over its message rate')).length === warnsBefore + 1,
+      20_000,
+    );
   });
 
   it('a task printing 50 MiB: each stream capped in the result as stored and as sent, the cut marked, the spool keeping all of it', async () => {
@@ -365,4 +472,3 @@ describe('bad input against a stack with mutual TLS', () => {
     for (const c of clients) c.close();
   });
 });
-

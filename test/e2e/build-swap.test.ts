@@ -35,7 +35,12 @@ after(() => {
 });
 
 /** A process of the test in its own process group, with what it printed so far. */
-function start(command: string, args: string[], env: NodeJS.ProcessEnv, cwd = copy): { child: ChildProcess; stdout: () => string; output: () => string; exited: Promise<number | null> } {
+function start(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd = copy,
+): { child: ChildProcess; stdout: () => string; output: () => string; exited: Promise<number | null> } {
   const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   groups.push(child);
   let stdout = '';
@@ -63,7 +68,12 @@ function copyCheckout(): void {
 describe('npm run build beside a running stack', () => {
   it('replaces dist/ while baton dev keeps serving runs, started during the build and after it', { timeout: 540_000 }, async () => {
     copyCheckout();
-    const cliEnv = { NO_COLOR: '1', XDG_STATE_HOME: join(scratch, 'state'), XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: join(scratch, 'cache') };
+    const cliEnv = {
+      NO_COLOR: '1',
+      XDG_STATE_HOME: join(scratch, 'state'),
+      XDG_CONFIG_HOME: '/nonexistent/baton-test',
+      XDG_CACHE_HOME: join(scratch, 'cache'),
+    };
     const baton = join(copy, 'bin', 'baton');
     const dev = start(process.execPath, [baton, 'dev', '--agents', '1', '--environmentpath', cliEnvironmentpath()], cliEnv);
     await waitFor('baton dev to be ready', () => dev.output().includes('Press Ctrl-C') || dev.child.exitCode !== null, 120_000, 100);
@@ -82,7 +92,9 @@ describe('npm run build beside a running stack', () => {
 
     const oldDist = statSync(join(copy, 'dist')).ino;
     writeFileSync(join(copy, 'dist', 'old-build-marker'), '');
-    const build = start(process.execPath, [join(copy, 'scripts', 'build.mjs')], { PATH: `${join(copy, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}` });
+    const build = start(process.execPath, [join(copy, 'scripts', 'build.mjs')], {
+      PATH: `${join(copy, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}`,
+    });
     setPriority(build.child.pid!, 10);
     let during = 0;
     while (build.child.exitCode === null) {

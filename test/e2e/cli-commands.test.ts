@@ -40,14 +40,24 @@ describe('the baton CLI: background runs, watch, cancel, discover, help, complet
     const byFact = await baton('tasks', 'status', taskId, '--json', '-F', 'role=db');
     assert.equal(byFact.code, 0, show(byFact));
     const factDoc = JSON.parse(byFact.stdout) as StatusDocument;
-    assert.deepEqual(factDoc.items.map((i) => i.host), ['node2']);
+    assert.deepEqual(
+      factDoc.items.map((i) => i.host),
+      ['node2'],
+    );
     assert.equal(factDoc.summary.nodes, 2);
     const byClass = await baton('tasks', 'status', taskId, '--json', '-C', 'role::web');
-    assert.deepEqual((JSON.parse(byClass.stdout) as StatusDocument).items.map((i) => i.host), ['node1'], show(byClass));
+    assert.deepEqual(
+      (JSON.parse(byClass.stdout) as StatusDocument).items.map((i) => i.host),
+      ['node1'],
+      show(byClass),
+    );
 
     const meta = await baton('tasks', 'status', taskId, '--metadata');
     assert.equal(meta.code, 0, show(meta));
-    assert.match(meta.stdout, /^ {2}node1 +0\n {4}runs::sleep by user=\S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n {4}completed: yes runtime: \d+\.\d\d stdout: (yes|no) stderr: no$/m);
+    assert.match(
+      meta.stdout,
+      /^ {2}node1 +0\n {4}runs::sleep by user=\S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n {4}completed: yes runtime: \d+\.\d\d stdout: (yes|no) stderr: no$/m,
+    );
 
     const runs = await baton('tasks', 'runs', '--task', 'runs::sleep', '--json');
     assert.equal(runs.code, 0, show(runs));
@@ -79,7 +89,7 @@ describe('the baton CLI: background runs, watch, cancel, discover, help, complet
     );
   });
 
-  it('discovers nodes, and lists a task\'s flags in its run help', async () => {
+  it("discovers nodes, and lists a task's flags in its run help", async () => {
     const d = await baton('discover', '-I', '/node/');
     assert.equal(d.code, 0, show(d));
     assert.equal(d.stdout, 'node1\nnode2\n');
@@ -88,13 +98,23 @@ describe('the baton CLI: background runs, watch, cancel, discover, help, complet
     assert.match(runHelp.stdout, /--param-timeout <TIMEOUT>/);
   });
 
-  it('completes subcommands, task names and a task\'s parameter flags; prints bash and zsh scripts', async () => {
+  it("completes subcommands, task names and a task's parameter flags; prints bash and zsh scripts", async () => {
     const top = await baton('__complete', '');
     assert.match(top.stdout, /^tasks$/m);
     const names = await baton('__complete', 'tasks', 'run', 'de');
-    assert.deepEqual(names.stdout.trimEnd().split('\n'), ['clitest::big', 'clitest::params', 'clitest::typed', 'demo', 'demo::echo', 'demo::fail', 'demo::uptime', 'runs::sleep']);
+    assert.deepEqual(names.stdout.trimEnd().split('\n'), [
+      'clitest::big',
+      'clitest::params',
+      'clitest::typed',
+      'demo',
+      'demo::echo',
+      'demo::fail',
+      'demo::uptime',
+      'runs::sleep',
+    ]);
     const flags = await baton('__complete', 'tasks', 'run', 'clitest::params', '--');
-    for (const f of ['--name', '--force', '--no-force', '--tags', '--param-timeout', '--timeout', '-I'.replace('-I', '--with-identity')]) assert.match(flags.stdout, new RegExp(`^${f}$`, 'm'));
+    for (const f of ['--name', '--force', '--no-force', '--tags', '--param-timeout', '--timeout', '-I'.replace('-I', '--with-identity')])
+      assert.match(flags.stdout, new RegExp(`^${f}$`, 'm'));
     const bash = await baton('completion', 'bash');
     assert.match(bash.stdout, /complete -o default -F _baton baton/);
     assert.match(bash.stdout, /bin\/baton" __complete/);

@@ -29,14 +29,20 @@ describe('task help, environments and completion against a stack', () => {
     assert.ok(taskId, show(run));
     // The script `baton completion bash` prints, asked as bash asks it on Tab.
     const complete = (line: string) =>
-      runCliPipeline(`eval "$($BATON completion bash)"; COMP_LINE=${JSON.stringify(line)}; COMP_POINT=\${#COMP_LINE}; COMP_WORDS=(${line}); COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 )); _baton; printf '%s\\n' "\${COMPREPLY[@]}"`, fleet.env);
+      runCliPipeline(
+        `eval "$($BATON completion bash)"; COMP_LINE=${JSON.stringify(line)}; COMP_POINT=\${#COMP_LINE}; COMP_WORDS=(${line}); COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 )); _baton; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        fleet.env,
+      );
     assert.deepEqual((await complete('baton tasks run clitest::typed --level ')).stdout.trimEnd().split('\n'), ['low', 'high']);
     assert.deepEqual((await complete('baton tasks run demo::echo -I ')).stdout.trimEnd().split('\n'), ['node1', 'node2']);
     assert.ok((await complete('baton tasks status ')).stdout.split('\n').includes(taskId), 'recent task ids');
     assert.ok((await complete('baton tasks run demo::echo --rerun ')).stdout.split('\n').includes(taskId));
     assert.deepEqual((await complete('baton tasks run demo::ec')).stdout.trimEnd().split('\n'), ['echo'], 'after the colons, as bash shows it');
     // Through npx: the same candidates for `npx baton ...`.
-    const npx = await runCliPipeline(`eval "$($BATON completion bash)"; COMP_LINE='npx baton tasks run demo::echo -I '; COMP_POINT=\${#COMP_LINE}; COMP_WORDS=(npx baton tasks run demo::echo -I ''); COMP_CWORD=6; _baton_npx; printf '%s\\n' "\${COMPREPLY[@]}"`, fleet.env);
+    const npx = await runCliPipeline(
+      `eval "$($BATON completion bash)"; COMP_LINE='npx baton tasks run demo::echo -I '; COMP_POINT=\${#COMP_LINE}; COMP_WORDS=(npx baton tasks run demo::echo -I ''); COMP_CWORD=6; _baton_npx; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      fleet.env,
+    );
     assert.deepEqual(npx.stdout.trimEnd().split('\n'), ['node1', 'node2'], show(npx));
   });
 
@@ -66,7 +72,17 @@ describe('task help, environments and completion against a stack', () => {
         ].join('\n'),
         fleet.env,
       );
-    const r = await zsh(['baton ', 'baton tasks run demo::ec', 'baton tasks run clitest::typed --level ', 'baton tasks run demo::echo -I ', 'baton tasks status ', 'npx baton tasks run demo::echo -I ', 'npx other ', 'npx ba', 'baton pki issue ']);
+    const r = await zsh([
+      'baton ',
+      'baton tasks run demo::ec',
+      'baton tasks run clitest::typed --level ',
+      'baton tasks run demo::echo -I ',
+      'baton tasks status ',
+      'npx baton tasks run demo::echo -I ',
+      'npx other ',
+      'npx ba',
+      'baton pki issue ',
+    ]);
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stderr, '', show(r));
     const [registered, ...rest] = r.stdout.trimEnd().split('\n');

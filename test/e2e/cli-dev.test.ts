@@ -63,7 +63,10 @@ describe('baton dev records: one per stack, used as a whole', () => {
   it('keeps two concurrent stacks apart: each prints its export lines, the newest is used, stopping one leaves the other', async () => {
     const a = await startDev();
     const b = await startDev();
-    assert.match(a.stdout(), /^export BATON_SCHEDULER=127\.0\.0\.1:\d+\nexport BATON_METADATA=127\.0\.0\.1:\d+\nexport BATON_RESULTS=127\.0\.0\.1:\d+\nunset BATON_TLS_CA\nunset BATON_TLS_CERT\nunset BATON_TLS_KEY\n$/);
+    assert.match(
+      a.stdout(),
+      /^export BATON_SCHEDULER=127\.0\.0\.1:\d+\nexport BATON_METADATA=127\.0\.0\.1:\d+\nexport BATON_RESULTS=127\.0\.0\.1:\d+\nunset BATON_TLS_CA\nunset BATON_TLS_CERT\nunset BATON_TLS_KEY\n$/,
+    );
     assert.notEqual(a.exports().BATON_SCHEDULER, b.exports().BATON_SCHEDULER);
     assert.deepEqual(readdirSync(join(state, 'baton', 'dev')).sort(), [`${a.child.pid}.json`, `${b.child.pid}.json`].sort());
     const env = { XDG_STATE_HOME: state };
@@ -86,7 +89,7 @@ describe('baton dev records: one per stack, used as a whole', () => {
     assert.match(mixed.stderr, /^baton: no metadata address: pass --metadata HOST:PORT/);
 
     await stopDev(b);
-    assert.equal(existsSync(join(state, 'baton', 'dev', `${b.child.pid}.json`)), false, "b removed its own record");
+    assert.equal(existsSync(join(state, 'baton', 'dev', `${b.child.pid}.json`)), false, 'b removed its own record');
     assert.equal(existsSync(join(state, 'baton', 'dev', `${a.child.pid}.json`)), true, "and left a's");
     const now = await runCli(['config', 'show'], env);
     assert.match(now.stdout, new RegExp(`^baton dev: +stack of pid ${a.child.pid}, `, 'm'));

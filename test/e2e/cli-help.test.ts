@@ -8,7 +8,18 @@ const show = (r: CliRun) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr
 describe('baton help without a stack', () => {
   it('prints help for every command, -v only where it shows more, and no (default: [])', async () => {
     const verbose = new Set(['tasks run', 'tasks status', 'tasks watch']);
-    for (const args of [['tasks', 'list'], ['tasks', 'show'], ['tasks', 'run'], ['tasks', 'status'], ['tasks', 'watch'], ['tasks', 'cancel'], ['tasks', 'runs'], ['discover'], ['config', 'show'], ['completion']]) {
+    for (const args of [
+      ['tasks', 'list'],
+      ['tasks', 'show'],
+      ['tasks', 'run'],
+      ['tasks', 'status'],
+      ['tasks', 'watch'],
+      ['tasks', 'cancel'],
+      ['tasks', 'runs'],
+      ['discover'],
+      ['config', 'show'],
+      ['completion'],
+    ]) {
       const h = await runCli([...args, '--help']);
       assert.equal(h.code, 0, `${args.join(' ')}: ${show(h)}`);
       assert.match(h.stdout, /^Usage: /, args.join(' '));

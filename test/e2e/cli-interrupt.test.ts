@@ -20,13 +20,19 @@ function withoutEscapes(line: string): string {
 
 /** The task id of the first line, printed before any node has finished. */
 async function taskIdOf(session: PtySession): Promise<string> {
-  const line = await waitFor('the task id', () => /Attempting to download and run task runs::sleep on 2 nodes \(task id ([0-9a-f]{32})\)/.exec(session.output()), 60_000, 50);
+  const line = await waitFor(
+    'the task id',
+    () => /Attempting to download and run task runs::sleep on 2 nodes \(task id ([0-9a-f]{32})\)/.exec(session.output()),
+    60_000,
+    50,
+  );
   return line![1];
 }
 
 describe('Ctrl-C while baton tasks run waits, on a terminal', () => {
   const fleet = useDevStack({ agents: 2, environmentpath: cliEnvironmentpath() });
-  const status = async (taskId: string): Promise<StatusDocument> => JSON.parse((await runCli(['tasks', 'status', taskId, '--json'], fleet.env)).stdout) as StatusDocument;
+  const status = async (taskId: string): Promise<StatusDocument> =>
+    JSON.parse((await runCli(['tasks', 'status', taskId, '--json'], fleet.env)).stdout) as StatusDocument;
 
   it('prints the task id at once; one Ctrl-C says the run goes on and how to watch or cancel it, and the run does go on', async () => {
     const session = startCliInPty(['tasks', 'run', 'runs::sleep', '--seconds', '4'], fleet.env);
@@ -34,7 +40,10 @@ describe('Ctrl-C while baton tasks run waits, on a terminal', () => {
       const taskId = await taskIdOf(session);
       session.type(CTRL_C);
       assert.equal(await session.exited, 130, session.output());
-      const lines = session.output().split(/\r?\n/).filter((l) => l.startsWith('Interrupted'));
+      const lines = session
+        .output()
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('Interrupted'));
       assert.deepEqual(lines, [
         `Interrupted: task ${taskId} goes on running on its nodes; watch it with 'baton tasks watch ${taskId}', cancel it with 'baton tasks cancel ${taskId}' (or press Ctrl-C again within 3 s)`,
       ]);
@@ -88,13 +97,28 @@ describe('Ctrl-C while baton tasks run waits, on a terminal', () => {
       agent.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 1, error: '' } });
       await agent.next('run', 10_000);
       agent.send({ $case: 'taskStarted', value: { taskId, startTime: new Date() } });
-      const result = NodeResult.fromPartial({ host: 'slow1', taskId, state: NodeState.NODE_STATE_SUCCEEDED, exitcode: 0, completed: true, stdout: '{"ok":true}', value: { ok: true }, runtime: 0.01, startTime: new Date() });
+      const result = NodeResult.fromPartial({
+        host: 'slow1',
+        taskId,
+        state: NodeState.NODE_STATE_SUCCEEDED,
+        exitcode: 0,
+        completed: true,
+        stdout: '{"ok":true}',
+        value: { ok: true },
+        runtime: 0.01,
+        startTime: new Date(),
+      });
       agent.send({ $case: 'taskFinished', value: TaskFinished.fromPartial({ result }) });
       assert.equal(await session.exited, 130, session.output());
       const after = session.output().slice(session.output().indexOf('Interrupted:'));
       assert.deepEqual(
-        after.split(/\r?\n/).map((l) => withoutEscapes(l).trim()).filter(Boolean),
-        [`Interrupted: task ${taskId} goes on running on its nodes; watch it with 'baton tasks watch ${taskId}', cancel it with 'baton tasks cancel ${taskId}' (or press Ctrl-C again within 3 s)`],
+        after
+          .split(/\r?\n/)
+          .map((l) => withoutEscapes(l).trim())
+          .filter(Boolean),
+        [
+          `Interrupted: task ${taskId} goes on running on its nodes; watch it with 'baton tasks watch ${taskId}', cancel it with 'baton tasks cancel ${taskId}' (or press Ctrl-C again within 3 s)`,
+        ],
         'no "Running task", progress or summary after the line that says the CLI is leaving',
       );
       await waitFor('the run to succeed, as the line said it would go on', async () => (await status(taskId)).summary.success, 30_000, 500);

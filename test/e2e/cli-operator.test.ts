@@ -20,7 +20,13 @@ describe('the baton CLI as an operator uses it: failures, values, node lists', (
     const r = await baton('tasks', 'run', 'demo::fail', '-I', 'node1,node2');
     assert.equal(r.code, 1, show(r));
     for (const node of ['node1', 'node2']) {
-      assert.match(r.stdout, new RegExp(`^${node} +puppetlabs\\.tasks/task-error: The task failed with exit code 3 and no stdout\\n {3}stderr: demo::fail failing on purpose\\n\\n`, 'm'));
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `^${node} +puppetlabs\\.tasks/task-error: The task failed with exit code 3 and no stdout\\n {3}stderr: demo::fail failing on purpose\\n\\n`,
+          'm',
+        ),
+      );
     }
     assert.equal(r.stdout.split('failing on purpose').length - 1, 2, 'stderr once per node');
     assert.doesNotMatch(r.stdout, /_output/);
@@ -53,7 +59,10 @@ describe('the baton CLI as an operator uses it: failures, values, node lists', (
     writeFileSync(file, '# web and cache\nnode1\n\nnode3\n');
     const fromFile = await baton('tasks', 'run', 'demo::echo', '--message', 'f', '--nodes', file, '--json');
     assert.equal(fromFile.code, 0, show(fromFile));
-    assert.deepEqual((JSON.parse(fromFile.stdout) as StatusDocument).items.map((i) => i.host), ['node1', 'node3']);
+    assert.deepEqual(
+      (JSON.parse(fromFile.stdout) as StatusDocument).items.map((i) => i.host),
+      ['node1', 'node3'],
+    );
     const stdin = await runCliPipeline('printf "node2\\n" | $BATON discover --nodes -', fleet.env);
     assert.equal(stdin.stdout, 'node2\n', show(stdin));
     const empty = await baton('discover', '--nodes', join(dir, 'nodes.txt'), '-I', 'nosuch');

@@ -30,7 +30,10 @@ describe('baton output in pipes', () => {
     assert.equal(slow.code, 0, show(slow));
     assert.equal(Number(slow.stdout.trim()), bytes);
 
-    const parsed = await pipeline(`$BATON tasks status ${taskId} --json | (sleep 1; cat) | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.length))'`, fleet.env);
+    const parsed = await pipeline(
+      `$BATON tasks status ${taskId} --json | (sleep 1; cat) | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.length))'`,
+      fleet.env,
+    );
     assert.equal(parsed.stdout.trim(), '2', show(parsed));
   });
 

@@ -51,7 +51,8 @@ describe('the baton CLI: reruns, cancelled runs, exit codes', () => {
   it('shows a Cancelled row, and says in words that a finished run cannot be cancelled', async () => {
     const bg = await baton('tasks', 'run', 'runs::sleep', '--seconds', '60', '-I', 'node1,node2', '--background', '--json');
     const taskId = (JSON.parse(bg.stdout) as { taskid: string }).taskid;
-    const state = async () => (JSON.parse((await baton('tasks', 'runs', '--json')).stdout) as Array<{ taskid: string; state: string }>).find((r) => r.taskid === taskId)?.state;
+    const state = async () =>
+      (JSON.parse((await baton('tasks', 'runs', '--json')).stdout) as Array<{ taskid: string; state: string }>).find((r) => r.taskid === taskId)?.state;
     await waitFor('the tasks to run', async () => (await state()) === 'running', 30_000, 300);
     const cancel = await baton('tasks', 'cancel', taskId);
     assert.equal(cancel.code, 0, show(cancel));
@@ -67,7 +68,10 @@ describe('the baton CLI: reruns, cancelled runs, exit codes', () => {
     assert.match(done.stdout, /^ +Failed: 2 \(node1, node2\)\n +Cancelled: 2 \(node1, node2\)$/m);
     const again = await baton('tasks', 'cancel', taskId);
     assert.equal(again.code, 1, show(again));
-    assert.equal(again.stderr, `baton: task ${taskId} has already ended (cancelled): there is nothing left to cancel; 'baton tasks status ${taskId}' shows its results\n`);
+    assert.equal(
+      again.stderr,
+      `baton: task ${taskId} has already ended (cancelled): there is nothing left to cancel; 'baton tasks status ${taskId}' shows its results\n`,
+    );
   });
 
   it('exits 77 for a policy denial, 5 for a run that does not exist, 69 in one line for the wrong service', async () => {

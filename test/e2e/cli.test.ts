@@ -17,7 +17,10 @@ describe('the baton CLI as a separate process against a running stack', () => {
     const list = await baton('tasks');
     assert.equal(list.code, 0, show(list));
     assert.match(list.stdout, /^Known tasks in the production environment\n\n {2}clitest::big +clitest::params +clitest::typed/m);
-    assert.ok(list.stdout.split('\n').every((l) => l.length <= 80), 'columns fit 80 characters when not a terminal');
+    assert.ok(
+      list.stdout.split('\n').every((l) => l.length <= 80),
+      'columns fit 80 characters when not a terminal',
+    );
     assert.match(list.stdout, /Pass option --detail to see task descriptions/);
     assert.equal(list.stderr, '');
 
@@ -33,10 +36,16 @@ describe('the baton CLI as a separate process against a running stack', () => {
   });
 
   it('shows a task: parameters sorted with types, required and defaults, files with sizes, a usage line', async () => {
-    for (const args of [['tasks', 'clitest::params'], ['tasks', 'show', 'clitest::params']]) {
+    for (const args of [
+      ['tasks', 'clitest::params'],
+      ['tasks', 'show', 'clitest::params'],
+    ]) {
       const r = await baton(...args);
       assert.equal(r.code, 0, show(r));
-      assert.match(r.stdout, /^clitest::params - Prints its input back\n\nTask Parameters:\n {2}force +A switch \(Optional\[Boolean\]\)\n {2}name +A name \(String\[1\]\) required\n/);
+      assert.match(
+        r.stdout,
+        /^clitest::params - Prints its input back\n\nTask Parameters:\n {2}force +A switch \(Optional\[Boolean\]\)\n {2}name +A name \(String\[1\]\) required\n/,
+      );
       assert.match(r.stdout, /^ {2}port +A port \(Optional\[Integer\[1,65535\]\]\) default: 80$/m);
       assert.match(r.stdout, /^ {2}timeout +Clashes with --timeout \(Optional\[Integer\]\) \(flag --param-timeout\)$/m);
       assert.match(r.stdout, /^Task Files:\n {2}clitest\/tasks\/params\.sh +\d+ bytes$/m);
@@ -87,15 +96,37 @@ describe('the baton CLI as a separate process against a running stack', () => {
     const doc = JSON.parse(r.stdout) as StatusDocument;
     assert.equal(doc.summary.nodes, 2);
     assert.equal(doc.summary.success, true);
-    assert.deepEqual(doc.items.map((i) => (i.stdout as { message: string }).message), ['j', 'j']);
+    assert.deepEqual(
+      doc.items.map((i) => (i.stdout as { message: string }).message),
+      ['j', 'j'],
+    );
   });
 
   it('builds the input from typed flags, --input files and the --param- flag of a clashing name; flags override --input', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-cli-input-'));
     writeFileSync(join(dir, 'in.yaml'), 'name: from-yaml\nport: 8080\ntags: [a]\n');
     const r = await baton(
-      'tasks', 'run', 'clitest::params', '--input', `@${join(dir, 'in.yaml')}`, '--name', 'from-flag', '--no-force', '--tags', 'x', '--tags', 'y',
-      '--opts', '{"k":[1,2]}', '--param-timeout', '7', '--timeout', '30', '-I', 'node1', '--json',
+      'tasks',
+      'run',
+      'clitest::params',
+      '--input',
+      `@${join(dir, 'in.yaml')}`,
+      '--name',
+      'from-flag',
+      '--no-force',
+      '--tags',
+      'x',
+      '--tags',
+      'y',
+      '--opts',
+      '{"k":[1,2]}',
+      '--param-timeout',
+      '7',
+      '--timeout',
+      '30',
+      '-I',
+      'node1',
+      '--json',
     );
     assert.equal(r.code, 0, show(r));
     const input = ((JSON.parse(r.stdout) as StatusDocument).items[0].stdout as { input: Record<string, unknown> }).input;

@@ -38,8 +38,14 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
   });
 
   it('prints the nodes with facts as JSON, exits 3 when nothing matched, and rejects bad syntax naming the column', async () => {
-    const doc = JSON.parse((await discover(['-I', 'node2', '--json'])).stdout) as { nodes: Array<{ identity: string; facts: Record<string, unknown>; online: boolean }>; offline_matches: number };
-    assert.deepEqual(doc.nodes.map((n) => [n.identity, n.online, n.facts.role]), [['node2', true, 'db']]);
+    const doc = JSON.parse((await discover(['-I', 'node2', '--json'])).stdout) as {
+      nodes: Array<{ identity: string; facts: Record<string, unknown>; online: boolean }>;
+      offline_matches: number;
+    };
+    assert.deepEqual(
+      doc.nodes.map((n) => [n.identity, n.online, n.facts.role]),
+      [['node2', true, 'db']],
+    );
     assert.equal(doc.offline_matches, 0);
     assert.equal((await discover(['-C', 'role::none'], 3)).stdout, '');
     const bad = await discover(['-S', 'role::web and ('], 2);
@@ -65,7 +71,10 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
       assert.match(deep.message, /^filter\.compound\[0\]: expected at most 64 nested parentheses and negations at column 65 /);
       assert.ok(deep.message.length < 400, `a short message: ${deep.message.length} characters`);
       // One prefix: the message names the field, the BadRequest entry names it beside its description.
-      assert.deepEqual(deep.violations.map((v) => v.field), ['filter.compound[0]']);
+      assert.deepEqual(
+        deep.violations.map((v) => v.field),
+        ['filter.compound[0]'],
+      );
       assert.match(deep.violations[0].description, /^expected at most 64 nested parentheses and negations at column 65 /);
       const backref = await refused({ identities: ['/^(node)\\1$/'] });
       assert.match(backref.message, /^filter\.identities\[0\]: \/.* uses a backreference/);
@@ -74,8 +83,14 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
 
       // A regex a backtracking engine can be made to stall on (with a value like aaa…b) is run like any other.
       const started = Date.now();
-      const found = await unary(scheduler, scheduler.discoverNodes, { filter: Filter.fromPartial({ identities: ['/^(a|a)*$/', '/^node1$/'], compound: ['role =~ /^(a|a)*$/ or role::web'] }), includeOffline: false });
-      assert.deepEqual(found.nodes.map((n) => n.identity), ['node1']);
+      const found = await unary(scheduler, scheduler.discoverNodes, {
+        filter: Filter.fromPartial({ identities: ['/^(a|a)*$/', '/^node1$/'], compound: ['role =~ /^(a|a)*$/ or role::web'] }),
+        includeOffline: false,
+      });
+      assert.deepEqual(
+        found.nodes.map((n) => n.identity),
+        ['node1'],
+      );
       assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
     } finally {
       scheduler.close();
@@ -95,18 +110,33 @@ describe('baton discover and filtered runs, end to end on three agents', () => {
     const second = await runCli(['tasks', 'run', 'demo::echo', '--message', 'recover', '-S', select, '--json'], fleet.env);
     assert.equal(second.code, 0, `${second.stdout}\n${second.stderr}`);
     const doc = JSON.parse(second.stdout) as StatusDocument;
-    assert.deepEqual(doc.items.map((i) => [i.host, i.task, i.exitcode]), [['node1', 'demo::echo', 0], ['node3', 'demo::echo', 0]]);
+    assert.deepEqual(
+      doc.items.map((i) => [i.host, i.task, i.exitcode]),
+      [
+        ['node1', 'demo::echo', 0],
+        ['node3', 'demo::echo', 0],
+      ],
+    );
   });
 
   it('counts matches that are offline, and records them as not responding in a run', async () => {
     await fleet.stack.stopAgent('node3');
-    await waitFor('node3 to be offline', async () => (await runCli(['discover', '-F', 'datacenter=ams1'], fleet.env)).stderr === '1 more matched but are offline\n');
+    await waitFor(
+      'node3 to be offline',
+      async () => (await runCli(['discover', '-F', 'datacenter=ams1'], fleet.env)).stderr === '1 more matched but are offline\n',
+    );
     assert.deepEqual(lines(await discover(['-F', 'datacenter=ams1'])), ['node1']);
     assert.deepEqual(lines(await discover(['-F', 'datacenter=ams1', '--offline'])), ['node1', 'node3 (offline)']);
 
     const run = await runCli(['tasks', 'run', 'demo::uptime', '-F', 'datacenter=ams1', '--json'], fleet.env);
     const doc = JSON.parse(run.stdout) as StatusDocument;
-    assert.deepEqual(doc.items.map((i) => [i.host, i.exitcode, i.statusmsg]), [['node1', 0, ''], ['node3', -1, 'no response: the node was offline when the run started']]);
+    assert.deepEqual(
+      doc.items.map((i) => [i.host, i.exitcode, i.statusmsg]),
+      [
+        ['node1', 0, ''],
+        ['node3', -1, 'no response: the node was offline when the run started'],
+      ],
+    );
     assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
   });
 });

@@ -43,7 +43,12 @@ describe('faults lose nothing', () => {
   const schedulerCouldNotStore = (taskId: string, from: number, nodes = NODES) =>
     waitFor(
       'the scheduler to fail to store every result',
-      () => nodes.every((n) => lines.slice(from).some((l) => l.name === 'scheduler' && l.line.includes('could not record a result') && l.line.includes(`"node":"${n}"`) && l.line.includes(taskId))),
+      () =>
+        nodes.every((n) =>
+          lines
+            .slice(from)
+            .some((l) => l.name === 'scheduler' && l.line.includes('could not record a result') && l.line.includes(`"node":"${n}"`) && l.line.includes(taskId)),
+        ),
       SETTLE_MS,
       100,
     );
@@ -60,7 +65,9 @@ describe('faults lose nothing', () => {
   });
 
   const runSleep = (seconds: number, extra: Partial<RunTaskRequest> = {}): Promise<RunTaskResponse> =>
-    unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: 'runs::sleep', inputJson: JSON.stringify({ seconds }), ...extra }), { deadlineMs: 60_000 });
+    unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: 'runs::sleep', inputJson: JSON.stringify({ seconds }), ...extra }), {
+      deadlineMs: 60_000,
+    });
   const runStatus = (taskId: string): Promise<GetRunStatusResponse> => unary(results, results.getRunStatus, { taskId });
   const spoolFile = (node: string, taskId: string, file: string): string => join(fleet.stack.agentDir(node), 'spool', taskId, file);
   const readSpool = (node: string, taskId: string, file: string): string | undefined => {
@@ -192,7 +199,11 @@ describe('faults lose nothing', () => {
     await fleet.stack.restartRedis();
     const first = await runSleep(0, { waitS: 30 });
     assert.equal(first.run?.state, RunState.RUN_STATE_SUCCEEDED, JSON.stringify(first.results));
-    assert.deepEqual(first.results.map((r) => r.host), NODES, 'discovery still finds every agent');
+    assert.deepEqual(
+      first.results.map((r) => r.host),
+      NODES,
+      'discovery still finds every agent',
+    );
 
     const taskId = await startSleeping(3);
     const from = lines.length;
@@ -207,14 +218,22 @@ describe('faults lose nothing', () => {
     await expectEveryResultOnce(taskId, 3);
     // Down longer than the replica lease (a loaded machine), the scheduler fenced itself and
     // ended the agents' streams; they come back by themselves once it holds a lease again.
-    await waitFor('every agent to be online again', async () => {
-      const found = await runCli(['discover', '--json'], fleet.env);
-      return found.code === 0 && NODES.every((n) => found.stdout.includes(`"${n}"`));
-    }, SETTLE_MS, 500);
+    await waitFor(
+      'every agent to be online again',
+      async () => {
+        const found = await runCli(['discover', '--json'], fleet.env);
+        return found.code === 0 && NODES.every((n) => found.stdout.includes(`"${n}"`));
+      },
+      SETTLE_MS,
+      500,
+    );
 
     const after = await runSleep(0, { waitS: 30 });
     assert.equal(after.run?.state, RunState.RUN_STATE_SUCCEEDED, JSON.stringify(after.results));
-    assert.deepEqual(after.results.map((r) => r.host), NODES);
+    assert.deepEqual(
+      after.results.map((r) => r.host),
+      NODES,
+    );
   });
 
   it('loses no event when the results service restarts mid-run', async () => {

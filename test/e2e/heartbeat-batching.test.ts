@@ -54,7 +54,9 @@ describe('heartbeat batching', () => {
     });
     const client = makeClient(SchedulerServiceClient, scheduler.address);
     const identities = Array.from({ length: AGENTS }, (_, i) => `hb${String(i).padStart(3, '0')}`);
-    const agents = await Promise.all(identities.map((identity) => TestAgent.connect(scheduler.address, { identity, agents: ['bolt_tasks'], version: '0.1.0' })));
+    const agents = await Promise.all(
+      identities.map((identity) => TestAgent.connect(scheduler.address, { identity, agents: ['bolt_tasks'], version: '0.1.0' })),
+    );
     cleanups.push(async () => {
       for (const a of agents) a.close();
       client.close();

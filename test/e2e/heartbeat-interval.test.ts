@@ -76,13 +76,26 @@ describe('heartbeat intervals that grow with the agents a replica holds', () => 
     assert.deepEqual(notOnline, [], 'every node online at every look');
     // Heard every second against every third: the pace differs by about three.
     const updates = NODES.map((n) => seen.get(n)!.size);
-    assert.ok(updates[2] >= 2 && updates[0] >= 2 * updates[2], `last-seen updates over ${WATCH_MS} ms: ${NODES.map((n, i) => `${n} ${updates[i]}`).join(', ')}`);
+    assert.ok(
+      updates[2] >= 2 && updates[0] >= 2 * updates[2],
+      `last-seen updates over ${WATCH_MS} ms: ${NODES.map((n, i) => `${n} ${updates[i]}`).join(', ')}`,
+    );
   });
 
   it('refuses a maximum below the interval, in one line', () => {
     const r = spawnSync(
       process.execPath,
-      [join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'), '--metadata-address', '127.0.0.1:1', '--results-address', '127.0.0.1:1', '--heartbeat-interval-s', '10', '--heartbeat-interval-max-s', '5'],
+      [
+        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
+        '--metadata-address',
+        '127.0.0.1:1',
+        '--results-address',
+        '127.0.0.1:1',
+        '--heartbeat-interval-s',
+        '10',
+        '--heartbeat-interval-max-s',
+        '5',
+      ],
       { encoding: 'utf8', timeout: 30_000 },
     );
     assert.notEqual(r.status, 0);

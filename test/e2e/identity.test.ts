@@ -201,15 +201,29 @@ describe('caller ids from certificates', () => {
     // The agent claims to be node2 and alice in its result: stored as node1's, with the run's caller.
     agent.send({
       $case: 'taskFinished',
-      value: { result: NodeResult.fromPartial({ host: 'node2', taskId, callerid: 'cert=alice', task: 'evil::task', state: NodeState.NODE_STATE_SUCCEEDED, completed: true, stdout: '{}' }) },
+      value: {
+        result: NodeResult.fromPartial({
+          host: 'node2',
+          taskId,
+          callerid: 'cert=alice',
+          task: 'evil::task',
+          state: NodeState.NODE_STATE_SUCCEEDED,
+          completed: true,
+          stdout: '{}',
+        }),
+      },
     });
     await agent.next('resultAck', 20_000);
 
     const results = resultsAs(tlsOf('operator', 'bob'));
-    const got = await waitFor('the run with its result', async () => {
-      const s = await unary(results, results.getRunStatus, { taskId });
-      return s.items.some((i) => i.state === NodeState.NODE_STATE_SUCCEEDED) ? s : undefined;
-    }, 20_000);
+    const got = await waitFor(
+      'the run with its result',
+      async () => {
+        const s = await unary(results, results.getRunStatus, { taskId });
+        return s.items.some((i) => i.state === NodeState.NODE_STATE_SUCCEEDED) ? s : undefined;
+      },
+      20_000,
+    );
     assert.equal(got.run?.caller, 'cert=bob');
     assert.deepEqual(
       got.items.map((i) => [i.host, i.callerid, i.task]),

@@ -43,7 +43,12 @@ it('has the survivor claim a dispatch entry the killed replica had read and not 
     t.diagnostic(`the gate passed ${gateMs} ms after the run started (download timeout 60 s)`);
     await expectEachRanOnce(fleet, gate.taskId);
     // Once nothing of it is left, the dead replica is forgotten: its lease entry and its stream.
-    await waitFor('the dead replica to be forgotten', async () => (await fleet.redis.exists(stream)) === 0 && (await fleet.redis.zscore(keys.replicaLeases(), victim)) === null, SETTLE_MS, 100);
+    await waitFor(
+      'the dead replica to be forgotten',
+      async () => (await fleet.redis.exists(stream)) === 0 && (await fleet.redis.zscore(keys.replicaLeases(), victim)) === null,
+      SETTLE_MS,
+      100,
+    );
   }));
 
 it('loses no node of a run whose run command reaches a replica as it drains: the nodes get it where their agents reconnect', () =>

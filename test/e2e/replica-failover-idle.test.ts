@@ -5,7 +5,22 @@ import { join } from 'node:path';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import { executions } from '../helpers/executions';
-import { AGENTS_BACK_WITHIN_MS, coordinationOver, expectEachRanOnce, finalStatus, heldBy, holders, keys, NODES, replica, runCount, runStatus, SETTLE_MS, spread, withFleet } from '../helpers/replica-fleet';
+import {
+  AGENTS_BACK_WITHIN_MS,
+  coordinationOver,
+  expectEachRanOnce,
+  finalStatus,
+  heldBy,
+  holders,
+  keys,
+  NODES,
+  replica,
+  runCount,
+  runStatus,
+  SETTLE_MS,
+  spread,
+  withFleet,
+} from '../helpers/replica-fleet';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -13,7 +28,7 @@ import { waitFor } from '../helpers/wait';
  * coordinate the run, with agents on both replicas (fleet: test/helpers/replica-fleet.ts).
  */
 
-it('a replica killed while idle: the dead replica\'s agents are online on the survivor within 15 s', (t) =>
+it("a replica killed while idle: the dead replica's agents are online on the survivor within 15 s", (t) =>
   withFleet(async (fleet) => {
     const held = await spread(fleet);
     const moving = heldBy(held, 1);
@@ -24,7 +39,10 @@ it('a replica killed while idle: the dead replica\'s agents are online on the su
       'every agent to be online on the survivor, held by it',
       async () => {
         const found = await unary(survivor, survivor.discoverNodes, { includeOffline: true });
-        const online = found.nodes.filter((n) => n.online).map((n) => n.identity).sort();
+        const online = found.nodes
+          .filter((n) => n.online)
+          .map((n) => n.identity)
+          .sort();
         return online.join() === NODES.join() && [...(await holders(fleet)).values()].filter((r) => r === 2).length === NODES.length;
       },
       SETTLE_MS,
@@ -52,9 +70,17 @@ it('stops every later batch when the non-coordinating replica cancels a run over
     assert.equal(ended.run?.state, RunState.RUN_STATE_CANCELLED);
     assert.deepEqual(
       ended.items.filter((r) => r.host !== plan[0]).map((r) => [r.host, NodeState[r.state], r.statusmsg]),
-      plan.slice(1).sort().map((n) => [n, 'NODE_STATE_CANCELLED', 'cancelled before the task started on this node']),
+      plan
+        .slice(1)
+        .sort()
+        .map((n) => [n, 'NODE_STATE_CANCELLED', 'cancelled before the task started on this node']),
     );
-    await waitFor(`${plan[0]} to be stopped`, async () => (await runStatus(fleet, taskId)).items.find((r) => r.host === plan[0])?.state === NodeState.NODE_STATE_CANCELLED, SETTLE_MS, 100);
+    await waitFor(
+      `${plan[0]} to be stopped`,
+      async () => (await runStatus(fleet, taskId)).items.find((r) => r.host === plan[0])?.state === NodeState.NODE_STATE_CANCELLED,
+      SETTLE_MS,
+      100,
+    );
     await waitFor('the coordination to end', () => coordinationOver(fleet, taskId), SETTLE_MS, 100);
     // The coordinator would have sent batch 2 as soon as batch 1 ended, had it not seen the flag.
     assert.deepEqual(executions(fleet.log), { [plan[0]]: 1 }, 'no later batch ran');

@@ -2,7 +2,22 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { executions } from '../helpers/executions';
-import { expectEachRanOnce, frozen, heldBy, holders, keys, newRun, NODES, runCount, runStatus, RUN_LEASE_S, SETTLE_MS, spread, takenOverBy, withFleet } from '../helpers/replica-fleet';
+import {
+  expectEachRanOnce,
+  frozen,
+  heldBy,
+  holders,
+  keys,
+  newRun,
+  NODES,
+  runCount,
+  runStatus,
+  RUN_LEASE_S,
+  SETTLE_MS,
+  spread,
+  takenOverBy,
+  withFleet,
+} from '../helpers/replica-fleet';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -30,7 +45,11 @@ it('the coordinating replica killed during the download gate: the survivor gates
       await takenOverBy(fleet, taskId, 2);
       t.diagnostic(`taken over ${Date.now() - killedAt} ms after the kill (run lease ${RUN_LEASE_S} s)`);
       await expectEachRanOnce(fleet, taskId);
-      assert.deepEqual([...(await holders(fleet)).values()], NODES.map(() => 2), 'every agent is on the survivor');
+      assert.deepEqual(
+        [...(await holders(fleet)).values()],
+        NODES.map(() => 2),
+        'every agent is on the survivor',
+      );
     });
   }));
 
@@ -44,7 +63,12 @@ it('the coordinating replica killed during batch 2 of a batched run: the survivo
     const { taskId } = await runCount(fleet, coordinator, 1, { batchSize: 1 });
     const plan = JSON.parse((await fleet.redis.get(keys.runPlan(taskId))) ?? '[]') as string[];
     assert.deepEqual(plan, NODES);
-    const firstDone = await waitFor('batch 1 to end', async () => (await runStatus(fleet, taskId)).items.find((r) => r.host === plan[0])?.state === NodeState.NODE_STATE_SUCCEEDED && Date.now(), SETTLE_MS, 25);
+    const firstDone = await waitFor(
+      'batch 1 to end',
+      async () => (await runStatus(fleet, taskId)).items.find((r) => r.host === plan[0])?.state === NodeState.NODE_STATE_SUCCEEDED && Date.now(),
+      SETTLE_MS,
+      25,
+    );
     await waitFor('batch 2 to run', () => executions(fleet.log)[plan[1]] === 1, SETTLE_MS, 25);
     // The coordinator heard of batch 1's result from the replica that stored it, not at its
     // periodic status read (every 10 s).

@@ -40,12 +40,16 @@ function lineOf(child: StartedChild): string {
 }
 
 async function startService(piece: 'metadata' | 'results' | 'scheduler', args: string[], ownGroup = false): Promise<StartedChild> {
-  const child = await startChild(process.execPath, [join(root, 'dist', 'services', piece, 'main.js'), '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], {
-    ready: LISTENING_LINE,
-    timeoutMs: SETTLE_MS,
-    detached: ownGroup,
-    onStderr: (line) => process.env.BATON_E2E_LOGS && process.stderr.write(`[${piece}] ${line}\n`),
-  });
+  const child = await startChild(
+    process.execPath,
+    [join(root, 'dist', 'services', piece, 'main.js'), '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args],
+    {
+      ready: LISTENING_LINE,
+      timeoutMs: SETTLE_MS,
+      detached: ownGroup,
+      onStderr: (line) => process.env.BATON_E2E_LOGS && process.stderr.write(`[${piece}] ${line}\n`),
+    },
+  );
   children.push(child);
   return child;
 }
@@ -54,7 +58,20 @@ async function startService(piece: 'metadata' | 'results' | 'scheduler', args: s
 async function startReplica(name: string): Promise<{ child: StartedChild; address: string; client: SchedulerServiceClient }> {
   const child = await startService(
     'scheduler',
-    ['--redis-url', redis.url, '--key-prefix', keyPrefix, '--metadata-address', metadataAddress, '--results-address', resultsAddress, '--replica-name', name, '--replica-lease-s', String(LEASE_S)],
+    [
+      '--redis-url',
+      redis.url,
+      '--key-prefix',
+      keyPrefix,
+      '--metadata-address',
+      metadataAddress,
+      '--results-address',
+      resultsAddress,
+      '--replica-name',
+      name,
+      '--replica-lease-s',
+      String(LEASE_S),
+    ],
     true,
   );
   const address = lineOf(child);
@@ -66,7 +83,20 @@ async function startAgent(identity: string, scheduler: string, instance = 'a'): 
   const dir = join(stateDir, `${identity}-${instance}`);
   const child = await startChild(
     process.execPath,
-    [join(root, 'dist', 'agent', 'main.js'), '--insecure', '--identity', identity, '--scheduler-address', scheduler, '--cache-dir', join(dir, 'cache'), '--spool-dir', join(dir, 'spool'), '--log-level', 'warn'],
+    [
+      join(root, 'dist', 'agent', 'main.js'),
+      '--insecure',
+      '--identity',
+      identity,
+      '--scheduler-address',
+      scheduler,
+      '--cache-dir',
+      join(dir, 'cache'),
+      '--spool-dir',
+      join(dir, 'spool'),
+      '--log-level',
+      'warn',
+    ],
     { ready: /connected to/, timeoutMs: SETTLE_MS, onStderr: (line) => process.env.BATON_E2E_LOGS && process.stderr.write(`[${identity}] ${line}\n`) },
   );
   children.push(child);
@@ -86,7 +116,10 @@ function killGroup(started: StartedChild): Promise<void> {
 /** Nodes the replica behind `client` reports online, among every node it knows. */
 async function onlineNodes(client: SchedulerServiceClient): Promise<string[]> {
   const found = await unary(client, client.discoverNodes, { includeOffline: true });
-  return found.nodes.filter((n) => n.online).map((n) => n.identity).sort();
+  return found.nodes
+    .filter((n) => n.online)
+    .map((n) => n.identity)
+    .sort();
 }
 
 /** Runs `runs::sleep 0` in the background on `nodes` through `client`; resolves with the final run, every node's state by node. */
@@ -136,7 +169,11 @@ describe('scheduler replicas', () => {
 
   it('runs a task on agents spread over two replicas through either replica', async () => {
     const every = ['ra1', 'ra2', 'rb1', 'rb2'];
-    await waitFor('every agent online on both replicas', async () => (await onlineNodes(a.client)).join() === every.join() && (await onlineNodes(b.client)).join() === every.join(), SETTLE_MS);
+    await waitFor(
+      'every agent online on both replicas',
+      async () => (await onlineNodes(a.client)).join() === every.join() && (await onlineNodes(b.client)).join() === every.join(),
+      SETTLE_MS,
+    );
     for (const through of [a, b]) {
       const run = await runOn(through.client, every);
       assert.equal(run.state, RunState.RUN_STATE_SUCCEEDED, `run through ${through.address}: ${JSON.stringify(run.nodes)}`);

@@ -66,7 +66,10 @@ class CountingResultsService {
     const client = createRedis({ url: redis.url, log: silent, connectionName: 'baton-results' });
     const service = createResultsService({ redis: client, keyPrefix: this.prefix, log: silent });
     const real = service.implementation;
-    const recordNodeResults = (call: ServerUnaryCall<RecordNodeResultsRequest, RecordNodeResultsResponse>, callback: sendUnaryData<RecordNodeResultsResponse>): void => {
+    const recordNodeResults = (
+      call: ServerUnaryCall<RecordNodeResultsRequest, RecordNodeResultsResponse>,
+      callback: sendUnaryData<RecordNodeResultsResponse>,
+    ): void => {
       const served: ServedCall = { hosts: call.request.results.map((r) => r.host), states: call.request.results.map((r) => r.state), code: status.OK };
       this.calls.push(served);
       real.recordNodeResults(call, (err: Partial<ServiceError> | null, res?: RecordNodeResultsResponse | null) => {
@@ -124,12 +127,22 @@ async function start(results: CountingResultsService, options: { heartbeatInterv
     schedulerClient,
     /** Connects one agent per identity, all at once. */
     connect: async (identities: string[]) => {
-      const connected = await Promise.all(identities.map((identity) => TestAgent.connect(scheduler.address, { identity, agents: ['bolt_tasks'], version: '0.1.0' })));
+      const connected = await Promise.all(
+        identities.map((identity) => TestAgent.connect(scheduler.address, { identity, agents: ['bolt_tasks'], version: '0.1.0' })),
+      );
       agents.push(...connected);
       return connected;
     },
     createRun: async (nodes: string[]): Promise<Run> => {
-      const run = Run.fromPartial({ taskId: newTaskId(), task: 'acme::deploy', environment: 'production', caller: 'user=alice', nodes, inputJson: '{}', state: RunState.RUN_STATE_RUNNING });
+      const run = Run.fromPartial({
+        taskId: newTaskId(),
+        task: 'acme::deploy',
+        environment: 'production',
+        caller: 'user=alice',
+        nodes,
+        inputJson: '{}',
+        state: RunState.RUN_STATE_RUNNING,
+      });
       return (await unary(resultsClient, resultsClient.createRun, { run })).run!;
     },
     statesOf: async (taskId: string): Promise<Map<string, NodeState>> => {
@@ -144,7 +157,17 @@ function names(n: number, prefix = 'n'): string[] {
 }
 
 function finishedMessage(agent: TestAgent, identity: string, taskId: string): void {
-  const result = NodeResult.fromPartial({ host: identity, taskId, state: NodeState.NODE_STATE_SUCCEEDED, exitcode: 0, completed: true, stdout: '{"ok":true}', value: { ok: true }, runtime: 0.01, startTime: new Date() });
+  const result = NodeResult.fromPartial({
+    host: identity,
+    taskId,
+    state: NodeState.NODE_STATE_SUCCEEDED,
+    exitcode: 0,
+    completed: true,
+    stdout: '{"ok":true}',
+    value: { ok: true },
+    runtime: 0.01,
+    startTime: new Date(),
+  });
   agent.send({ $case: 'taskFinished', value: TaskFinished.fromPartial({ result }) });
 }
 
@@ -202,15 +225,24 @@ describe('result batching', () => {
 
     agents.forEach((a, i) => finishedMessage(a, nodes[i], run.taskId));
     await waitFor('the scheduler to fail to record the results', () => lines.some((l) => l.includes('could not record a result')), 20_000);
-    assert.ok(lines.some((l) => l.includes('results wait for the results service already')), 'results beyond the bound are turned away');
-    assert.ok(agents.every((a) => !a.received.some((m) => m.message?.$case === 'resultAck')), 'no result is acknowledged before it is stored');
+    assert.ok(
+      lines.some((l) => l.includes('results wait for the results service already')),
+      'results beyond the bound are turned away',
+    );
+    assert.ok(
+      agents.every((a) => !a.received.some((m) => m.message?.$case === 'resultAck')),
+      'no result is acknowledged before it is stored',
+    );
 
     await results.restart();
     await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 30_000)).taskId, run.taskId)));
     const states = await h.statesOf(run.taskId);
     assert.deepEqual([...states.values()].filter((s) => s === NodeState.NODE_STATE_SUCCEEDED).length, 20);
     const events = await finalEventsPerHost(h.resultsClient, run.taskId);
-    assert.deepEqual([...events.entries()].sort(), nodes.map((n) => [n, 1]));
+    assert.deepEqual(
+      [...events.entries()].sort(),
+      nodes.map((n) => [n, 1]),
+    );
     const stored = await unary(h.resultsClient, h.resultsClient.getRunStatus, { taskId: run.taskId });
     assert.equal(stored.stats?.success, 20);
     assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
@@ -230,7 +262,10 @@ describe('result batching', () => {
     assert.deepEqual([...states.keys()].sort(), nodes);
     assert.ok([...states.values()].every((s) => s === NodeState.NODE_STATE_SUCCEEDED));
     const first = results.calls.find((c) => c.hosts.includes('stranger'));
-    assert.ok(first && first.hosts.length > 1 && first.code === status.INVALID_ARGUMENT, 'the refused result came in a batch with others, which the service refused');
+    assert.ok(
+      first && first.hosts.length > 1 && first.code === status.INVALID_ARGUMENT,
+      'the refused result came in a batch with others, which the service refused',
+    );
     const events = await finalEventsPerHost(h.resultsClient, run.taskId);
     assert.equal(events.size, 30);
     assert.ok([...events.values()].every((n) => n === 1));

@@ -62,7 +62,16 @@ describe('a coordinated run whose results arrive another way', () => {
 
   const nodeState = async (taskId: string, host: string) => (await unary(results, results.getRunStatus, { taskId })).items.find((r) => r.host === host)?.state;
   const succeeded = (taskId: string, host: string) =>
-    NodeResult.fromPartial({ host, taskId, state: NodeState.NODE_STATE_SUCCEEDED, exitcode: 0, completed: true, runtime: 1, startTime: new Date(), stdout: '{}' });
+    NodeResult.fromPartial({
+      host,
+      taskId,
+      state: NodeState.NODE_STATE_SUCCEEDED,
+      exitcode: 0,
+      completed: true,
+      runtime: 1,
+      startTime: new Date(),
+      stdout: '{}',
+    });
 
   it('sends the next batch and ends, reading only its progress (never the whole run) while it waits', async () => {
     const started = await unary(
@@ -91,11 +100,17 @@ describe('a coordinated run whose results arrive another way', () => {
       SETTLE_MS,
       200,
     );
-    for (const whole of ['get', 'hgetall', 'hvals', 'smembers', 'xrange']) assert.equal(calls[whole], undefined, `${whole} was called ${calls[whole]} times: ${JSON.stringify(calls)}`);
+    for (const whole of ['get', 'hgetall', 'hvals', 'smembers', 'xrange'])
+      assert.equal(calls[whole], undefined, `${whole} was called ${calls[whole]} times: ${JSON.stringify(calls)}`);
     assert.ok(await redis.exists(keys.runOrchestration(taskId)), 'the run is still coordinated');
 
     await unary(results, results.recordNodeResults, { taskId, results: [succeeded(taskId, 'node2')] });
-    await waitFor('the coordinator to see the run end and remove its state', async () => (await redis.exists(keys.runOrchestration(taskId))) === 0, SETTLE_MS, 100);
+    await waitFor(
+      'the coordinator to see the run end and remove its state',
+      async () => (await redis.exists(keys.runOrchestration(taskId))) === 0,
+      SETTLE_MS,
+      100,
+    );
     const status = await unary(results, results.getRunStatus, { taskId });
     assert.equal(status.run?.state, RunState.RUN_STATE_SUCCEEDED);
     assert.equal(readdirSync(pidDir).length, 2, 'each node ran the task once');

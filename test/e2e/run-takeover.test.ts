@@ -66,7 +66,9 @@ describe('runs owned by Redis', () => {
   const newLog = () => join(logDir, `run-${++runs}.log`);
 
   const runCount = (seconds: number, log: string, extra: Partial<RunTaskRequest> = {}, client = scheduler) =>
-    unary(client, client.runTask, RunTaskRequest.fromPartial({ task: 'once::count', inputJson: JSON.stringify({ seconds, log }), ...extra }), { deadlineMs: 60_000 });
+    unary(client, client.runTask, RunTaskRequest.fromPartial({ task: 'once::count', inputJson: JSON.stringify({ seconds, log }), ...extra }), {
+      deadlineMs: 60_000,
+    });
   const runStatus = (taskId: string): Promise<GetRunStatusResponse> => unary(results, results.getRunStatus, { taskId });
 
   /** The newest run of once::count, once it exists. */
@@ -77,7 +79,8 @@ describe('runs owned by Redis', () => {
       SETTLE_MS,
       100,
     );
-  const knownRuns = async () => new Set((await unary(results, results.listRuns, { pageSize: 100, pageToken: '', task: 'once::count' })).runs.map((r) => r.taskId));
+  const knownRuns = async () =>
+    new Set((await unary(results, results.listRuns, { pageSize: 100, pageToken: '', task: 'once::count' })).runs.map((r) => r.taskId));
 
   /** Waits for the run to reach a final state and returns its status. */
   const finalStatus = (taskId: string, state: RunState): Promise<GetRunStatusResponse> =>
@@ -182,12 +185,18 @@ describe('runs owned by Redis', () => {
       [
         join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
         '--insecure',
-        '--listen', '127.0.0.1:0',
-        '--log-level', 'warn',
-        '--redis-url', addresses.redis,
-        '--metadata-address', addresses.metadata,
-        '--results-address', addresses.results,
-        '--run-lease-s', String(LEASE_S),
+        '--listen',
+        '127.0.0.1:0',
+        '--log-level',
+        'warn',
+        '--redis-url',
+        addresses.redis,
+        '--metadata-address',
+        addresses.metadata,
+        '--results-address',
+        addresses.results,
+        '--run-lease-s',
+        String(LEASE_S),
       ],
       { ready: LISTENING_LINE },
     );
@@ -210,7 +219,12 @@ describe('runs owned by Redis', () => {
       );
       // The first scheduler coordinates the run: it stops once it sees the flag, and without it
       // would send batch 2 as soon as node1's task ends.
-      await waitFor('node1 to be stopped', async () => (await runStatus(taskId)).items.find((r) => r.host === 'node1')?.state === NodeState.NODE_STATE_CANCELLED, SETTLE_MS, 200);
+      await waitFor(
+        'node1 to be stopped',
+        async () => (await runStatus(taskId)).items.find((r) => r.host === 'node1')?.state === NodeState.NODE_STATE_CANCELLED,
+        SETTLE_MS,
+        200,
+      );
       await waitFor('the coordination to end', () => coordinationOver(taskId), SETTLE_MS, 100);
       assert.deepEqual(executions(log), { node1: 1 }, 'no later batch ran');
       for (const n of ['node2', 'node3']) assert.equal(existsSync(join(fleet.stack.agentDir(n), 'spool', taskId)), false, `${n} never got the run command`);

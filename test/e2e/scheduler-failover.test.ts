@@ -47,12 +47,17 @@ describe('agents and scheduler replicas', () => {
       process.execPath,
       [
         join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
-        '--listen', '127.0.0.1:0',
-        '--log-level', 'warn',
+        '--listen',
+        '127.0.0.1:0',
+        '--log-level',
+        'warn',
         '--insecure',
-        '--redis-url', a.redis,
-        '--metadata-address', a.metadata,
-        '--results-address', a.results,
+        '--redis-url',
+        a.redis,
+        '--metadata-address',
+        a.metadata,
+        '--results-address',
+        a.results,
         ...extra,
       ],
       { ready: LISTENING_LINE, detached: true },
@@ -73,11 +78,16 @@ describe('agents and scheduler replicas', () => {
         process.execPath,
         [
           join(packageRoot(), 'dist', 'agent', 'main.js'),
-          '--identity', 'failover1',
-          '--scheduler-address', `${one.address},${two.address}`,
-          '--cache-dir', join(dir, 'cache'),
-          '--spool-dir', join(dir, 'spool'),
-          '--log-level', 'warn',
+          '--identity',
+          'failover1',
+          '--scheduler-address',
+          `${one.address},${two.address}`,
+          '--cache-dir',
+          join(dir, 'cache'),
+          '--spool-dir',
+          join(dir, 'spool'),
+          '--log-level',
+          'warn',
           '--insecure',
         ],
         { ready: /connected to/, detached: true, onLine: (line) => lines.push(line) },
@@ -100,7 +110,10 @@ describe('agents and scheduler replicas', () => {
         { deadlineMs: 60_000 },
       );
       assert.equal(res.run?.state, RunState.RUN_STATE_SUCCEEDED, JSON.stringify(res.results));
-      assert.deepEqual(res.results.map((r) => [r.host, r.state]), [['failover1', NodeState.NODE_STATE_SUCCEEDED]]);
+      assert.deepEqual(
+        res.results.map((r) => [r.host, r.state]),
+        [['failover1', NodeState.NODE_STATE_SUCCEEDED]],
+      );
     } finally {
       client.close();
     }
@@ -144,14 +157,23 @@ describe('agents and scheduler replicas', () => {
       for (const c of connections) c.start();
       await waitFor('every agent welcomed', () => welcomed.size === AGENTS, 60_000, 50);
       const refusals = logged.filter((l) => l.msg === 'disconnected' && /TOO_MANY_HELLOS|registering \d+ agents already/.test(l.reason ?? ''));
-      assert.ok(refusals.length > 0, `some Hellos were over the limit of 1 and refused; the agents logged: ${JSON.stringify([...new Set(logged.map((l) => `${l.msg}: ${l.reason ?? ''}`))])}`);
+      assert.ok(
+        refusals.length > 0,
+        `some Hellos were over the limit of 1 and refused; the agents logged: ${JSON.stringify([...new Set(logged.map((l) => `${l.msg}: ${l.reason ?? ''}`))])}`,
+      );
       for (const r of refusals) {
-        assert.ok(r.retryDelayMs !== undefined && r.retryDelayMs >= RETRY_MS * 0.5 && r.retryDelayMs <= RETRY_MS * 1.5, `a retry delay within 0.5-1.5 x ${RETRY_MS} ms: ${r.retryDelayMs}`);
+        assert.ok(
+          r.retryDelayMs !== undefined && r.retryDelayMs >= RETRY_MS * 0.5 && r.retryDelayMs <= RETRY_MS * 1.5,
+          `a retry delay within 0.5-1.5 x ${RETRY_MS} ms: ${r.retryDelayMs}`,
+        );
       }
       const found = await waitFor(
         'every agent online in discovery',
         async () => {
-          const res = await unary(client, client.discoverNodes, { filter: { identities: ['/^storm/'], classes: [], facts: [], agents: [], compound: [] }, includeOffline: false });
+          const res = await unary(client, client.discoverNodes, {
+            filter: { identities: ['/^storm/'], classes: [], facts: [], agents: [], compound: [] },
+            includeOffline: false,
+          });
           return res.nodes.length === AGENTS ? res : undefined;
         },
         30_000,
@@ -195,7 +217,7 @@ describe('agents and scheduler replicas', () => {
       await waitFor('every agent on the first replica', () => count(first.address) === AGENTS, 30_000, 50);
       await startSchedulerProcess(['--listen', second, '--replica-lease-s', '3']);
       // Fair share over two replicas: ceil(10 / 2 * 1.1) = 6, so at least 4 agents move.
-      await waitFor('agents above the first replica\'s fair share to move to the second', () => count(second) >= AGENTS - 6 && on.size === AGENTS, 60_000, 100);
+      await waitFor("agents above the first replica's fair share to move to the second", () => count(second) >= AGENTS - 6 && on.size === AGENTS, 60_000, 100);
       assert.ok(count(first.address) <= 6, `the first replica keeps its fair share: ${count(first.address)}`);
       await waitFor('every agent connected', () => connections.every((c) => c.state === 'CONNECTED'), 30_000, 100);
     } finally {

@@ -68,7 +68,7 @@ describe('StartRun: the task id first, then progress, then the answer, on one st
     );
   };
 
-  it('sends the task id and node count while the run is PENDING, every final node result as progress, then RunTask\'s answer', async () => {
+  it("sends the task id and node count while the run is PENDING, every final node result as progress, then RunTask's answer", async () => {
     const { messages, error } = await startRun(scheduler, { task: 'runs::sleep', inputJson: '{"seconds": 1}', waitS: 30 });
     assert.equal(error, undefined);
     const [first, ...rest] = messages;
@@ -82,7 +82,13 @@ describe('StartRun: the task id first, then progress, then the answer, on one st
     assert.equal(last?.update?.$case, 'finished');
     assert.equal(last.update.value.taskId, started.taskId);
     assert.equal(last.update.value.run?.state, RunState.RUN_STATE_SUCCEEDED);
-    assert.deepEqual(last.update.value.results.map((r) => [r.host, r.state]), [['node1', NodeState.NODE_STATE_SUCCEEDED], ['node2', NodeState.NODE_STATE_SUCCEEDED]]);
+    assert.deepEqual(
+      last.update.value.results.map((r) => [r.host, r.state]),
+      [
+        ['node1', NodeState.NODE_STATE_SUCCEEDED],
+        ['node2', NodeState.NODE_STATE_SUCCEEDED],
+      ],
+    );
     const progress = rest.slice(0, -1).map((m) => (m.update?.$case === 'progress' ? m.update.value : assert.fail(`expected progress, got ${m.update?.$case}`)));
     const states = [...new Set(progress.map((p) => RunState[p.state]))];
     assert.deepEqual(states.slice(-3), ['RUN_STATE_DOWNLOADING', 'RUN_STATE_RUNNING', 'RUN_STATE_SUCCEEDED'], 'each state as the run moves on, in order');
@@ -109,7 +115,10 @@ describe('StartRun: the task id first, then progress, then the answer, on one st
     const { messages, error } = await startRun(scheduler, { task: 'runs::sleep', inputJson: '{"seconds": "soon"}' });
     assert.deepEqual(messages, []);
     assert.equal(error?.code, status.INVALID_ARGUMENT);
-    assert.deepEqual(readServiceError(error).violations.map((v) => v.field), ['seconds']);
+    assert.deepEqual(
+      readServiceError(error).violations.map((v) => v.field),
+      ['seconds'],
+    );
   });
 
   it('refuses an over-long field inside `run` by its path', async () => {
@@ -121,7 +130,10 @@ describe('StartRun: the task id first, then progress, then the answer, on one st
 
   it('ends a stream with UNAVAILABLE naming its run when the scheduler drains, and the run goes on', async () => {
     const messages: StartRunResponse[] = [];
-    const call = scheduler.startRun({ run: RunTaskRequest.fromPartial({ task: 'runs::sleep', inputJson: '{"seconds": 2}', waitS: 60 }) }, { deadline: Date.now() + 60_000 });
+    const call = scheduler.startRun(
+      { run: RunTaskRequest.fromPartial({ task: 'runs::sleep', inputJson: '{"seconds": 2}', waitS: 60 }) },
+      { deadline: Date.now() + 60_000 },
+    );
     call.on('data', (m: StartRunResponse) => messages.push(m));
     const ended = new Promise<ServiceError | undefined>((resolve) => {
       call.on('error', resolve);

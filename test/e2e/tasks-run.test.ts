@@ -33,14 +33,20 @@ describe('baton tasks run and status, end to end on three agents', () => {
   };
 
   it('runs a task taking parameters on every node and reports each result', async () => {
-    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'hello "fleet"', '--count', '2', '-I', 'node1', '-I', 'node2', '-I', 'node3'], fleet.env);
+    const run = await runCli(
+      ['tasks', 'run', 'demo::echo', '--message', 'hello "fleet"', '--count', '2', '-I', 'node1', '-I', 'node2', '-I', 'node3'],
+      fleet.env,
+    );
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /Successful: 3/);
     assert.match(run.stdout, /Failed: 0/);
     const taskId = taskIdOf(run);
 
     const doc = await status(taskId);
-    assert.deepEqual(doc.items.map((i) => i.host), ['node1', 'node2', 'node3']);
+    assert.deepEqual(
+      doc.items.map((i) => i.host),
+      ['node1', 'node2', 'node3'],
+    );
     for (const item of doc.items) {
       assert.equal(item.task_id, taskId);
       assert.equal(item.task, 'demo::echo');
@@ -62,7 +68,10 @@ describe('baton tasks run and status, end to end on three agents', () => {
     const run = await runCli(['tasks', 'run', 'demo::uptime', '-I', 'node2'], fleet.env);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     const doc = await status(taskIdOf(run));
-    assert.deepEqual(doc.items.map((i) => i.host), ['node2']);
+    assert.deepEqual(
+      doc.items.map((i) => i.host),
+      ['node2'],
+    );
     // A task printing plain text: its stdout is the text itself (mco's _output rule).
     assert.equal(typeof doc.items[0].stdout, 'string');
     assert.ok((doc.items[0].stdout as string).length > 0);
@@ -104,12 +113,22 @@ describe('baton tasks run and status, end to end on three agents', () => {
     const scheduler = makeClient(SchedulerServiceClient, fleet.stack.addresses.scheduler);
     try {
       const all = await unary(scheduler, scheduler.discoverNodes, { filter: undefined, includeOffline: false });
-      assert.deepEqual(all.nodes.map((n) => [n.identity, n.online]), [['node1', true], ['node2', true], ['node3', true]]);
+      assert.deepEqual(
+        all.nodes.map((n) => [n.identity, n.online]),
+        [
+          ['node1', true],
+          ['node2', true],
+          ['node3', true],
+        ],
+      );
       const web = await unary(scheduler, scheduler.discoverNodes, {
         filter: { identities: [], classes: [], agents: [], compound: [], facts: [{ fact: 'role', operator: FactOperator.FACT_OPERATOR_EQUAL, value: 'web' }] },
         includeOffline: false,
       });
-      assert.deepEqual(web.nodes.map((n) => n.identity), ['node1']);
+      assert.deepEqual(
+        web.nodes.map((n) => n.identity),
+        ['node1'],
+      );
       assert.equal(web.nodes[0].facts?.datacenter, 'ams1');
       assert.equal((web.nodes[0].facts?.os as { family?: string } | undefined)?.family, 'Linux');
     } finally {

@@ -24,7 +24,11 @@ describe('a stack with mutual TLS (DevStack tls: true)', () => {
   after(() => rmSync(foreign, { recursive: true, force: true }));
 
   /** The stack's addresses without any TLS settings. */
-  const addressesOnly = () => ({ BATON_SCHEDULER: fleet.env.BATON_SCHEDULER, BATON_METADATA: fleet.env.BATON_METADATA, BATON_RESULTS: fleet.env.BATON_RESULTS });
+  const addressesOnly = () => ({
+    BATON_SCHEDULER: fleet.env.BATON_SCHEDULER,
+    BATON_METADATA: fleet.env.BATON_METADATA,
+    BATON_RESULTS: fleet.env.BATON_RESULTS,
+  });
 
   it('runs demo::echo end to end through the CLI with an operator certificate', async () => {
     const r = await runCli(['tasks', 'run', 'demo::echo', '--message', 'over tls', '-I', 'node1', '-I', 'node2'], fleet.env);
@@ -44,17 +48,35 @@ describe('a stack with mutual TLS (DevStack tls: true)', () => {
 
   it('tells a CLI whose certificate another CA signed that the service refused it', async () => {
     const cert = join(foreign, 'operator-mallory.pem');
-    const r = await runCli(['discover', '--tls-cert', cert, '--tls-key', join(foreign, 'operator-mallory.key')], { ...addressesOnly(), BATON_TLS_CA: fleet.stack.tls!.ca });
+    const r = await runCli(['discover', '--tls-cert', cert, '--tls-key', join(foreign, 'operator-mallory.key')], {
+      ...addressesOnly(),
+      BATON_TLS_CA: fleet.stack.tls!.ca,
+    });
     assert.equal(r.code, 69, show(r));
-    assert.match(r.stderr, new RegExp(`^baton: the scheduler at ${fleet.stack.addresses.scheduler} refused our certificate, tls-cert ${cert} \\(from flag --tls-cert\\): it is not signed by the CA the services trust`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^baton: the scheduler at ${fleet.stack.addresses.scheduler} refused our certificate, tls-cert ${cert} \\(from flag --tls-cert\\): it is not signed by the CA the services trust`,
+      ),
+    );
     assert.equal(r.stderr.split('\n').length, 2, 'one line');
   });
 
   it('tells a CLI trusting another CA that it does not trust the service', async () => {
     const alice = fleet.stack.tls!.operator('alice');
-    const r = await runCli(['tasks', 'status', '0'.repeat(32)], { ...addressesOnly(), BATON_TLS_CA: join(foreign, 'ca.pem'), BATON_TLS_CERT: alice.cert, BATON_TLS_KEY: alice.key });
+    const r = await runCli(['tasks', 'status', '0'.repeat(32)], {
+      ...addressesOnly(),
+      BATON_TLS_CA: join(foreign, 'ca.pem'),
+      BATON_TLS_CERT: alice.cert,
+      BATON_TLS_KEY: alice.key,
+    });
     assert.equal(r.code, 69, show(r));
-    assert.match(r.stderr, new RegExp(`^baton: the results service at ${fleet.stack.addresses.results} has a certificate that tls-ca ${join(foreign, 'ca.pem')} \\(from environment variable BATON_TLS_CA\\) does not trust \\(self-signed certificate in certificate chain\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^baton: the results service at ${fleet.stack.addresses.results} has a certificate that tls-ca ${join(foreign, 'ca.pem')} \\(from environment variable BATON_TLS_CA\\) does not trust \\(self-signed certificate in certificate chain\\)`,
+      ),
+    );
   });
 
   it('keeps out an agent whose certificate and CA are another PKI, and its log says why', async () => {
@@ -63,14 +85,22 @@ describe('a stack with mutual TLS (DevStack tls: true)', () => {
       process.execPath,
       [
         join(packageRoot(), 'dist', 'agent', 'main.js'),
-        '--identity', 'node9',
-        '--scheduler-address', fleet.stack.addresses.scheduler,
-        '--cache-dir', join(dir, 'cache'),
-        '--spool-dir', join(dir, 'spool'),
-        '--tls-cert', join(foreign, 'agent-node9.pem'),
-        '--tls-key', join(foreign, 'agent-node9.key'),
-        '--tls-ca', join(foreign, 'ca.pem'),
-        '--log-level', 'info',
+        '--identity',
+        'node9',
+        '--scheduler-address',
+        fleet.stack.addresses.scheduler,
+        '--cache-dir',
+        join(dir, 'cache'),
+        '--spool-dir',
+        join(dir, 'spool'),
+        '--tls-cert',
+        join(foreign, 'agent-node9.pem'),
+        '--tls-key',
+        join(foreign, 'agent-node9.key'),
+        '--tls-ca',
+        join(foreign, 'ca.pem'),
+        '--log-level',
+        'info',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -55,16 +55,28 @@ describe('tracing across processes', () => {
     const response = await unary(
       scheduler,
       scheduler.runTask,
-      RunTaskRequest.fromPartial({ task: 'demo::fail', inputJson: '{}', filter: { identities: ['node1', 'node2'], classes: [], agents: [], facts: [], compound: [] } }),
+      RunTaskRequest.fromPartial({
+        task: 'demo::fail',
+        inputJson: '{}',
+        filter: { identities: ['node1', 'node2'], classes: [], agents: [], facts: [], compound: [] },
+      }),
       { deadlineMs: 60_000 },
     );
     const taskId = response.taskId;
-    const runSpan = (): ReceivedSpan | undefined => receiver.spans.find((s) => s.name === 'grpc.baton.v1.SchedulerService/RunTask' && s.kind === 2 && s.attributes['baton.task_id'] === taskId);
+    const runSpan = (): ReceivedSpan | undefined =>
+      receiver.spans.find((s) => s.name === 'grpc.baton.v1.SchedulerService/RunTask' && s.kind === 2 && s.attributes['baton.task_id'] === taskId);
     const inTrace = (): ReceivedSpan[] => {
       const root = runSpan();
       return root ? receiver.spans.filter((s) => s.traceId === root.traceId) : [];
     };
-    await waitFor('every span of the run to arrive', () => inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 2 && inTrace().filter((s) => s.name === 'baton.record_started').length === 2 && inTrace().filter((s) => s.name === 'agent.execute').length === 2, 30_000);
+    await waitFor(
+      'every span of the run to arrive',
+      () =>
+        inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 2 &&
+        inTrace().filter((s) => s.name === 'baton.record_started').length === 2 &&
+        inTrace().filter((s) => s.name === 'agent.execute').length === 2,
+      30_000,
+    );
     const spans = inTrace();
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const parentOf = (s: ReceivedSpan): ReceivedSpan | undefined => byId.get(s.parentSpanId);
@@ -79,7 +91,10 @@ describe('tracing across processes', () => {
     assert.equal(root.attributes['baton.task'], 'demo::fail');
     assert.equal(root.attributes['baton.environment'], 'production');
 
-    assert.ok(spans.some((s) => s.service === 'baton-metadata' && s.name === 'grpc.baton.v1.MetadataService/GetTask'), 'the metadata look-up is in the run trace');
+    assert.ok(
+      spans.some((s) => s.service === 'baton-metadata' && s.name === 'grpc.baton.v1.MetadataService/GetTask'),
+      'the metadata look-up is in the run trace',
+    );
 
     const executions = spans.filter((s) => s.name === 'agent.execute');
     assert.deepEqual(executions.map((s) => s.attributes['baton.node']).sort(), ['node1', 'node2']);
@@ -92,33 +107,68 @@ describe('tracing across processes', () => {
     }
     const downloads = spans.filter((s) => s.name === 'agent.download');
     assert.deepEqual(downloads.map((s) => s.attributes['baton.node']).sort(), ['node1', 'node2']);
-    for (const d of downloads) assert.deepEqual(chain(d).slice(0, 3), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.download_gate', 'baton-agent:agent.download']);
+    for (const d of downloads)
+      assert.deepEqual(chain(d).slice(0, 3), [
+        'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask',
+        'baton-scheduler:baton.download_gate',
+        'baton-agent:agent.download',
+      ]);
     assert.ok(
-      spans.some((d) => d.service === 'baton-metadata' && d.name === 'grpc.baton.v1.MetadataService/ReadTaskFile' && chain(d).includes('baton-agent:agent.download')),
+      spans.some(
+        (d) => d.service === 'baton-metadata' && d.name === 'grpc.baton.v1.MetadataService/ReadTaskFile' && chain(d).includes('baton-agent:agent.download'),
+      ),
       'the agents read the task files inside their download span',
     );
 
-    const recorded = spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && chain(s).includes('baton-agent:agent.execute'));
+    const recorded = spans.filter(
+      (s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && chain(s).includes('baton-agent:agent.execute'),
+    );
     // The scheduler batches a node's RUNNING and final results with others' when they queue up,
     // so the calls are at least one per node, each below a node's execution.
     assert.ok(recorded.length >= 2, 'the RUNNING and final results are recorded inside the trace, below an execution');
-    const below = 'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask > baton-scheduler:baton.dispatch > baton-agent:agent.execute > baton-scheduler:baton.record_';
+    const below =
+      'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask > baton-scheduler:baton.dispatch > baton-agent:agent.execute > baton-scheduler:baton.record_';
     for (const r of recorded) assert.ok(chain(r).slice(0, 4).join(' > ').startsWith(below), chain(r).join(' > '));
     assert.ok(!receiver.spans.some((s) => s.name.startsWith('grpc.grpc.health')), 'health checks make no spans');
     assert.ok(
-      spans.some((s) => s.service === 'baton-results' && s.attributes['db.system.name'] === 'redis' && chain(s).includes('baton-results:grpc.baton.v1.ResultsService/RecordNodeResults')),
-      'the results service\'s Redis calls are spans inside the run trace',
+      spans.some(
+        (s) =>
+          s.service === 'baton-results' &&
+          s.attributes['db.system.name'] === 'redis' &&
+          chain(s).includes('baton-results:grpc.baton.v1.ResultsService/RecordNodeResults'),
+      ),
+      "the results service's Redis calls are spans inside the run trace",
     );
-    assert.ok(spans.some((s) => s.service === 'baton-scheduler' && s.attributes['db.system.name'] === 'redis'), 'so are the scheduler\'s (discovery)');
+    assert.ok(
+      spans.some((s) => s.service === 'baton-scheduler' && s.attributes['db.system.name'] === 'redis'),
+      "so are the scheduler's (discovery)",
+    );
 
     // Every RecordNodeResults so far (each node's RUNNING and its final result) is in this run's
     // trace: none lands in a connection's trace or stands alone.
-    const recordCalls = (): ReceivedSpan[] => receiver.spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2);
-    await waitFor('the run to finish', async () => (await fetch(`http://${metricsAt.get('results')}/metrics`)).text().then((t) => /^baton_runs_total\{state="RUN_STATE_FAILED"\} 1$/m.test(t)), 30_000);
-    assert.deepEqual(recordCalls().filter((s) => s.traceId !== root.traceId).map((s) => s.traceId), [], 'no RecordNodeResults outside the run trace');
+    const recordCalls = (): ReceivedSpan[] =>
+      receiver.spans.filter((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2);
+    await waitFor(
+      'the run to finish',
+      async () => (await fetch(`http://${metricsAt.get('results')}/metrics`)).text().then((t) => /^baton_runs_total\{state="RUN_STATE_FAILED"\} 1$/m.test(t)),
+      30_000,
+    );
+    assert.deepEqual(
+      recordCalls()
+        .filter((s) => s.traceId !== root.traceId)
+        .map((s) => s.traceId),
+      [],
+      'no RecordNodeResults outside the run trace',
+    );
     const started = inTrace().filter((s) => s.name === 'baton.record_started');
     assert.deepEqual(started.map((s) => s.attributes['baton.node']).sort(), ['node1', 'node2']);
-    for (const s of started) assert.deepEqual(chain(s).slice(0, 4), ['baton-scheduler:grpc.baton.v1.SchedulerService/RunTask', 'baton-scheduler:baton.dispatch', 'baton-agent:agent.execute', 'baton-scheduler:baton.record_started']);
+    for (const s of started)
+      assert.deepEqual(chain(s).slice(0, 4), [
+        'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask',
+        'baton-scheduler:baton.dispatch',
+        'baton-agent:agent.execute',
+        'baton-scheduler:baton.record_started',
+      ]);
     // Redis statements name the command and keys only: no Lua source travels in a span.
     for (const s of receiver.spans.filter((x) => x.attributes['db.system.name'] === 'redis')) {
       const statement = String(s.attributes['db.query.text'] ?? s.attributes['db.statement'] ?? '');
@@ -128,7 +178,7 @@ describe('tracing across processes', () => {
     assert.equal(root.resource['deployment.environment.name'], 'ci-trace-test', 'OTEL_RESOURCE_ATTRIBUTES is honoured');
   });
 
-  it('makes no span for heartbeats or the agents\' streams, even after many heartbeats', async () => {
+  it("makes no span for heartbeats or the agents' streams, even after many heartbeats", async () => {
     const heartbeats = async (): Promise<number> => {
       const text = await (await fetch(`http://${metricsAt.get('scheduler')}/metrics`)).text();
       return Number(/^baton_agent_heartbeats_total (\S+)$/m.exec(text)?.[1] ?? 0);
@@ -137,23 +187,48 @@ describe('tracing across processes', () => {
     await waitFor('three more heartbeats from each agent', async () => (await heartbeats()) >= before + 9, 30_000);
     // Let every process export what it has (the batch delay is 100 ms), then look: the CLI's
     // own run below flushes nothing of the services, so wait for a span that is surely later.
-    const marker = await runCli(['tasks', 'status', '00000000000000000000000000000000', '--json'], { ...fleet.env, OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
+    const marker = await runCli(['tasks', 'status', '00000000000000000000000000000000', '--json'], {
+      ...fleet.env,
+      OTEL_SDK_DISABLED: 'false',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    });
     assert.notEqual(marker.code, 0);
-    await waitFor('the results service span of that look-up', () => receiver.spans.some((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/GetRunStatus'), 30_000);
-    assert.deepEqual(receiver.spans.filter((s) => s.name.includes('/Connect')).map((s) => `${s.service}:${s.name}`), [], 'the agent streams make no span');
+    await waitFor(
+      'the results service span of that look-up',
+      () => receiver.spans.some((s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/GetRunStatus'),
+      30_000,
+    );
+    assert.deepEqual(
+      receiver.spans.filter((s) => s.name.includes('/Connect')).map((s) => `${s.service}:${s.name}`),
+      [],
+      'the agent streams make no span',
+    );
     const roots = receiver.spans.filter((s) => s.parentSpanId === '').map((s) => `${s.service}:${s.name}`);
     const allowed = /^(baton-scheduler:grpc\.baton\.v1\.SchedulerService\/(RunTask|StartRun)|baton-cli:baton( [a-z]+){0,2})$/;
-    assert.deepEqual(roots.filter((r) => !allowed.test(r)), [], 'every trace starts at an operator\'s request, none at a heartbeat or a connection');
+    assert.deepEqual(
+      roots.filter((r) => !allowed.test(r)),
+      [],
+      "every trace starts at an operator's request, none at a heartbeat or a connection",
+    );
   });
 
-  it('names a CLI span after Baton\'s own command words, never after an argument or a typo', async () => {
+  it("names a CLI span after Baton's own command words, never after an argument or a typo", async () => {
     const env = { ...fleet.env, OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
     const typo = await runCli(['frobnicate-7c1d', 'secret-arg-7c1d'], env);
     assert.equal(typo.code, 2);
     const status = await runCli(['tasks', 'status', 'ffffffffffffffffffffffffffff7c1d'], env);
     assert.notEqual(status.code, 0);
-    await waitFor('the two CLI spans', () => receiver.spans.filter((s) => s.service === 'baton-cli' && (s.name === 'baton' || s.name === 'baton tasks status')).length >= 2, 30_000);
-    assert.deepEqual(receiver.spans.filter((s) => s.name.includes('7c1d') || Object.values(s.attributes).some((v) => String(v).includes('secret-arg-7c1d'))).map((s) => s.name), []);
+    await waitFor(
+      'the two CLI spans',
+      () => receiver.spans.filter((s) => s.service === 'baton-cli' && (s.name === 'baton' || s.name === 'baton tasks status')).length >= 2,
+      30_000,
+    );
+    assert.deepEqual(
+      receiver.spans
+        .filter((s) => s.name.includes('7c1d') || Object.values(s.attributes).some((v) => String(v).includes('secret-arg-7c1d')))
+        .map((s) => s.name),
+      [],
+    );
   });
 
   it('roots the trace of `baton tasks run` in the CLI span, continued by StartRun and the agent that ran it', async () => {
@@ -165,15 +240,33 @@ describe('tracing across processes', () => {
     assert.equal(cli.code, 0, cli.stderr);
     const root = await waitFor('the CLI span', () => receiver.spans.find((s) => s.service === 'baton-cli' && s.name === 'baton tasks run'), 30_000);
     assert.equal(root.parentSpanId, '', 'the CLI span is the root');
-    const runTask = await waitFor('the StartRun server span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.service === 'baton-scheduler' && s.name === 'grpc.baton.v1.SchedulerService/StartRun' && s.kind === 2), 30_000);
+    const runTask = await waitFor(
+      'the StartRun server span',
+      () =>
+        receiver.spans.find(
+          (s) => s.traceId === root.traceId && s.service === 'baton-scheduler' && s.name === 'grpc.baton.v1.SchedulerService/StartRun' && s.kind === 2,
+        ),
+      30_000,
+    );
     const execution = await waitFor('node3 execution span', () => receiver.spans.find((s) => s.traceId === root.traceId && s.name === 'agent.execute'), 30_000);
     assert.equal(execution.attributes['baton.node'], 'node3');
     assert.equal(execution.attributes['baton.exit_code'], 0);
     assert.equal(runTask.attributes['baton.task'], 'demo::echo');
     assert.match(cli.stdout, /traced-output-5e2b/, 'the task printed its message');
-    await waitFor('the results service to record node3', () => receiver.spans.some((s) => s.traceId === root.traceId && s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2), 30_000);
+    await waitFor(
+      'the results service to record node3',
+      () =>
+        receiver.spans.some(
+          (s) => s.traceId === root.traceId && s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2,
+        ),
+      30_000,
+    );
     const leaks = receiver.spans.filter((s) => Object.values(s.attributes).some((v) => String(v).includes('traced-output-5e2b')));
-    assert.deepEqual(leaks.map((s) => `${s.service}:${s.name}`), [], 'task input and output reach no span attribute');
+    assert.deepEqual(
+      leaks.map((s) => `${s.service}:${s.name}`),
+      [],
+      'task input and output reach no span attribute',
+    );
   });
 
   it('serves Prometheus metrics on each service and agent that count what the runs did', async () => {
@@ -200,7 +293,11 @@ describe('tracing across processes', () => {
     assert.ok(value(agent, 'baton_agent_cache_lookups_total{result="miss"}') >= 1);
 
     // Each family only where it is fed: no zero-valued look-alikes on other targets.
-    const families = (text: string): string[] => [...text.matchAll(/^# TYPE (baton_\S+) /gm)].map((m) => m[1]).filter((n) => !/^baton_(process|nodejs)_/.test(n)).sort();
+    const families = (text: string): string[] =>
+      [...text.matchAll(/^# TYPE (baton_\S+) /gm)]
+        .map((m) => m[1])
+        .filter((n) => !/^baton_(process|nodejs)_/.test(n))
+        .sort();
     assert.deepEqual(families(await scrape('metadata')), []);
     assert.deepEqual(families(results), ['baton_redis_errors_total', 'baton_runs_total']);
     assert.deepEqual(families(agent), ['baton_agent_cache_lookups_total', 'baton_agent_downloaded_bytes_total']);

@@ -27,7 +27,8 @@ export const DISCOVER = '/baton.v1.SchedulerService/DiscoverNodes';
 export const RUN_TASK = '/baton.v1.SchedulerService/RunTask';
 
 /** A DiscoverNodes request of `filter`, encoded. */
-export const discoverRequest = (filter: Partial<Filter>): Uint8Array => DiscoverNodesRequest.encode(DiscoverNodesRequest.fromPartial({ filter: Filter.fromPartial(filter) })).finish();
+export const discoverRequest = (filter: Partial<Filter>): Uint8Array =>
+  DiscoverNodesRequest.encode(DiscoverNodesRequest.fromPartial({ filter: Filter.fromPartial(filter) })).finish();
 
 /** A RunTask request of demo::echo on node1, with `p` over it, encoded. */
 export const runTaskRequest = (p: Partial<RunTaskRequest>): Uint8Array =>
@@ -41,7 +42,11 @@ export const runTaskRequest = (p: Partial<RunTaskRequest>): Uint8Array =>
 export function badRequests(): Attack[] {
   return [
     { service: 'scheduler', path: RUN_TASK, request: runTaskRequest({ task: 'a'.repeat(20_000) }) },
-    { service: 'metadata', path: '/baton.v1.MetadataService/GetTask', request: GetTaskRequest.encode({ task: 'a'.repeat(200), environment: 'production' }).finish() },
+    {
+      service: 'metadata',
+      path: '/baton.v1.MetadataService/GetTask',
+      request: GetTaskRequest.encode({ task: 'a'.repeat(200), environment: 'production' }).finish(),
+    },
     { service: 'scheduler', path: DISCOVER, request: discoverRequest({ identities: ['x'.repeat(1024 * 1024)] }) },
     { service: 'scheduler', path: DISCOVER, request: discoverRequest({ identities: ['/^(a|a)*$/'] }) },
     { service: 'scheduler', path: DISCOVER, request: discoverRequest({ compound: [`${'('.repeat(20_000)}role=web${')'.repeat(20_000)}`] }) },
@@ -51,9 +56,17 @@ export function badRequests(): Attack[] {
 /** The operator's run of demo::echo on node1 and node2: its duration in ms; throws unless both nodes succeeded. */
 export async function operatorRun(client: SchedulerServiceClient): Promise<number> {
   const start = performance.now();
-  const res = await unary(client, client.runTask, RunTaskRequest.fromPartial({ task: 'demo::echo', inputJson: '{"message":"hi"}', filter: { identities: ['node1', 'node2'] } }), { deadlineMs: 30_000 });
+  const res = await unary(
+    client,
+    client.runTask,
+    RunTaskRequest.fromPartial({ task: 'demo::echo', inputJson: '{"message":"hi"}', filter: { identities: ['node1', 'node2'] } }),
+    { deadlineMs: 30_000 },
+  );
   assert.equal(res.results.length, 2, 'both nodes answered');
-  assert.ok(res.results.every((r) => r.exitcode === 0), JSON.stringify(res.results.map((r) => r.statusmsg)));
+  assert.ok(
+    res.results.every((r) => r.exitcode === 0),
+    JSON.stringify(res.results.map((r) => r.statusmsg)),
+  );
   return performance.now() - start;
 }
 
@@ -62,7 +75,14 @@ export async function operatorRun(client: SchedulerServiceClient): Promise<numbe
  * connections (one per service, as a client program holds), while `going()`; resolves with the
  * answers' codes once every lane has stopped.
  */
-export async function adversary(addresses: Record<Attack['service'], string>, tls: TlsFiles, list: Attack[], going: () => boolean, lanes = 1, onAnswer?: (answer: StatusObject) => void): Promise<number[]> {
+export async function adversary(
+  addresses: Record<Attack['service'], string>,
+  tls: TlsFiles,
+  list: Attack[],
+  going: () => boolean,
+  lanes = 1,
+  onAnswer?: (answer: StatusObject) => void,
+): Promise<number[]> {
   const codes: number[] = [];
   const channels = Array.from({ length: lanes }, () => ({ scheduler: rawClient(addresses.scheduler, tls), metadata: rawClient(addresses.metadata, tls) }));
   try {

@@ -66,7 +66,7 @@ export function cliEnvironmentpath(): string {
     'clitest',
     'big',
     { description: 'Prints a JSON document of kib KiB', input_method: 'environment', parameters: { kib: { type: 'Integer[1,1000]' } } },
-    '#!/bin/sh\nprintf \'{"data": "\'\nhead -c $((PT_kib * 1024)) /dev/zero | tr \'\\000\' x\nprintf \'"}\\n\'\n',
+    "#!/bin/sh\nprintf '{\"data\": \"'\nhead -c $((PT_kib * 1024)) /dev/zero | tr '\\000' x\nprintf '\"}\\n'\n",
   );
   writeTask(
     join(root, 'staging', 'modules'),

@@ -10,7 +10,14 @@ export interface CliRun {
 
 /** The environment of a CLI process: its config file and `baton dev` state at paths that do not exist, then `env`. */
 function cliEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: '/nonexistent/baton-test', XDG_STATE_HOME: '/nonexistent/baton-test', XDG_CACHE_HOME: '/nonexistent/baton-test', ...env };
+  return {
+    ...process.env,
+    NO_COLOR: '1',
+    XDG_CONFIG_HOME: '/nonexistent/baton-test',
+    XDG_STATE_HOME: '/nonexistent/baton-test',
+    XDG_CACHE_HOME: '/nonexistent/baton-test',
+    ...env,
+  };
 }
 
 /** A `baton` process started by startCli: its output so far, its exit, and a kill of its whole group. */

@@ -12,9 +12,15 @@ import { waitFor } from './wait';
  * Redis names a script), with how many files there are.
  */
 export async function unloadedScripts(redis: Redis, dir: string): Promise<{ files: number; unloaded: string[] }> {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.lua')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.lua'))
+    .sort();
   if (files.length === 0) return { files: 0, unloaded: [] };
-  const shas = files.map((f) => createHash('sha1').update(readFileSync(join(dir, f), 'utf8')).digest('hex'));
+  const shas = files.map((f) =>
+    createHash('sha1')
+      .update(readFileSync(join(dir, f), 'utf8'))
+      .digest('hex'),
+  );
   const exists = (await redis.script('EXISTS', ...shas)) as number[];
   return { files: files.length, unloaded: files.filter((_, i) => exists[i] !== 1) };
 }
@@ -25,7 +31,11 @@ export async function unloadedScripts(redis: Redis, dir: string): Promise<{ file
  * answers something to stop it with), and every script must be loaded soon after, without any
  * request. Fails naming the scripts that were not.
  */
-export async function expectScriptsLoadedAtStart(dir: string, minFiles: number, start: (redisUrl: string) => Promise<{ stop(): Promise<void> }>): Promise<void> {
+export async function expectScriptsLoadedAtStart(
+  dir: string,
+  minFiles: number,
+  start: (redisUrl: string) => Promise<{ stop(): Promise<void> }>,
+): Promise<void> {
   const redis = await startRedisServer();
   const client = new Redis(redis.url);
   try {

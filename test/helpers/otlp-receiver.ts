@@ -47,10 +47,28 @@ export interface ReceivedSpan {
   statusMessage: string;
 }
 
-interface AnyValue { string_value?: string; bool_value?: boolean; int_value?: number | { toNumber(): number }; double_value?: number }
-interface KeyValue { key: string; value?: AnyValue }
-interface DecodedSpan { trace_id: Uint8Array; span_id: Uint8Array; parent_span_id?: Uint8Array; name: string; kind?: number; attributes?: KeyValue[]; status?: { message?: string; code?: number } }
-interface Decoded { resource_spans?: { resource?: { attributes?: KeyValue[] }; scope_spans?: { spans?: DecodedSpan[] }[] }[] }
+interface AnyValue {
+  string_value?: string;
+  bool_value?: boolean;
+  int_value?: number | { toNumber(): number };
+  double_value?: number;
+}
+interface KeyValue {
+  key: string;
+  value?: AnyValue;
+}
+interface DecodedSpan {
+  trace_id: Uint8Array;
+  span_id: Uint8Array;
+  parent_span_id?: Uint8Array;
+  name: string;
+  kind?: number;
+  attributes?: KeyValue[];
+  status?: { message?: string; code?: number };
+}
+interface Decoded {
+  resource_spans?: { resource?: { attributes?: KeyValue[] }; scope_spans?: { spans?: DecodedSpan[] }[] }[];
+}
 
 function plain(v: AnyValue | undefined): string | number | boolean {
   if (!v) return '';

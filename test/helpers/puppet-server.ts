@@ -94,7 +94,9 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
     if (req.method !== 'GET') return text(res, 405, 'Method Not Allowed');
     const parts = url.pathname.split('/').map(decodeURIComponent);
     if (url.pathname === '/puppet/v3/environments') {
-      const environments = Object.fromEntries(Object.keys(options.environments).map((e) => [e, { settings: { modulepath: [`/etc/puppetlabs/code/environments/${e}/modules`] } }]));
+      const environments = Object.fromEntries(
+        Object.keys(options.environments).map((e) => [e, { settings: { modulepath: [`/etc/puppetlabs/code/environments/${e}/modules`] } }]),
+      );
       return json(res, 200, { search_paths: ['file:///etc/puppetlabs/code/environments'], environments });
     }
     // docs/task-format.md §3.1: the environment parameter.
@@ -113,7 +115,9 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
           .filter((t) => !t.error)
           .map((t) => ({
             name: canonical(t),
-            ...(options.listDescriptions === false ? {} : { private: t.metadata.private === true, description: typeof t.metadata.description === 'string' ? t.metadata.description : '' }),
+            ...(options.listDescriptions === false
+              ? {}
+              : { private: t.metadata.private === true, description: typeof t.metadata.description === 'string' ? t.metadata.description : '' }),
             environment: [{ name: env, code_id: null }],
           })),
       );
@@ -147,7 +151,16 @@ export async function startFakePuppetServer(options: FakePuppetServerOptions): P
   };
 
   const server: Server = options.tls
-    ? createHttpsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key), ca: readFileSync(options.tls.ca), requestCert: true, rejectUnauthorized: true }, handle)
+    ? createHttpsServer(
+        {
+          cert: readFileSync(options.tls.cert),
+          key: readFileSync(options.tls.key),
+          ca: readFileSync(options.tls.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+        handle,
+      )
     : createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -36,10 +36,20 @@ export function rawClient(address: string, tls: TlsFiles): Client {
  * resolves with how the call ended (deadline `deadlineMs`), on a connection of its own unless
  * `shared` is given.
  */
-export function rawCall(address: string, tls: TlsFiles, path: string, kind: RawKind, request: Uint8Array | readonly Uint8Array[], deadlineMs = 10_000, shared?: Client): Promise<RawOutcome> {
+export function rawCall(
+  address: string,
+  tls: TlsFiles,
+  path: string,
+  kind: RawKind,
+  request: Uint8Array | readonly Uint8Array[],
+  deadlineMs = 10_000,
+  shared?: Client,
+): Promise<RawOutcome> {
   const client = shared ?? rawClient(address, tls);
   // Views, not copies: a test sending megabytes in a loop must not spend its time copying them.
-  const messages = (request instanceof Uint8Array ? [request] : request).map((m) => (Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength)));
+  const messages = (request instanceof Uint8Array ? [request] : request).map((m) =>
+    Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength),
+  );
   const deadline = Date.now() + deadlineMs;
   const responses: Buffer[] = [];
   const start = performance.now();
@@ -55,7 +65,10 @@ export function rawCall(address: string, tls: TlsFiles, path: string, kind: RawK
       call.on('status', done);
       return;
     }
-    const call = kind === 'server-stream' ? client.makeServerStreamRequest(path, raw, raw, messages[0], new Metadata(), { deadline }) : client.makeBidiStreamRequest(path, raw, raw, new Metadata(), { deadline });
+    const call =
+      kind === 'server-stream'
+        ? client.makeServerStreamRequest(path, raw, raw, messages[0], new Metadata(), { deadline })
+        : client.makeBidiStreamRequest(path, raw, raw, new Metadata(), { deadline });
     call.on('data', (m: Buffer) => responses.push(m));
     call.on('error', () => undefined); // the status event carries the outcome
     call.on('status', done);

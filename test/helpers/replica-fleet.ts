@@ -134,7 +134,13 @@ export function runCount(fleet: Fleet, through: number, seconds: number, extra: 
   return unary(
     client,
     client.runTask,
-    RunTaskRequest.fromPartial({ task: 'once::count', inputJson: JSON.stringify({ seconds, log: fleet.log }), background: true, filter: { identities: NODES }, ...extra }),
+    RunTaskRequest.fromPartial({
+      task: 'once::count',
+      inputJson: JSON.stringify({ seconds, log: fleet.log }),
+      background: true,
+      filter: { identities: NODES },
+      ...extra,
+    }),
     { deadlineMs: SETTLE_MS * 2 },
   );
 }
@@ -145,7 +151,8 @@ export const runStatus = (fleet: Fleet, taskId: string): Promise<GetRunStatusRes
 export async function newRun(fleet: Fleet, before: Set<string>): Promise<string> {
   const run = await waitFor(
     'the run to be created',
-    async () => (await unary(fleet.results, fleet.results.listRuns, { pageSize: 10, pageToken: '', task: 'once::count' })).runs.find((r) => !before.has(r.taskId)),
+    async () =>
+      (await unary(fleet.results, fleet.results.listRuns, { pageSize: 10, pageToken: '', task: 'once::count' })).runs.find((r) => !before.has(r.taskId)),
     SETTLE_MS,
     50,
   );
@@ -222,4 +229,3 @@ export async function frozen<T>(fleet: Fleet, node: string, body: (thaw: () => v
     thaw();
   }
 }
-

@@ -117,7 +117,11 @@ export async function record(t: ResultsTestService, taskId: string, results: Nod
 }
 
 /** Reads all events of a WatchRunEvents call until it ends; rejects with its error status. */
-export function collectEvents(t: ResultsTestService, request: Partial<WatchRunEventsRequest> & { taskId: string }, onEvent?: (event: RunEvent) => void): Promise<RunEvent[]> {
+export function collectEvents(
+  t: ResultsTestService,
+  request: Partial<WatchRunEventsRequest> & { taskId: string },
+  onEvent?: (event: RunEvent) => void,
+): Promise<RunEvent[]> {
   const stream = t.client.watchRunEvents({ resumeToken: '', follow: false, ...request });
   const events: RunEvent[] = [];
   return new Promise((resolve, reject) => {

@@ -1,10 +1,5 @@
 import type { ClientDuplexStream, StatusObject } from '@grpc/grpc-js';
-import {
-  AgentGatewayServiceClient,
-  Hello,
-  type ConnectRequest,
-  type ConnectResponse,
-} from '../../gen/baton/v1/agent_gateway_service';
+import { AgentGatewayServiceClient, Hello, type ConnectRequest, type ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
 import { makeClient } from '../../lib/grpc-client';
 import type { TlsFiles } from '../../lib/tls';
 import { waitFor } from './wait';

@@ -57,7 +57,11 @@ describe('scripts/api-breaking.sh', () => {
   });
 
   it('fails a renamed field, naming it', async () => {
-    edit((t) => t.replace(RUN_MESSAGE, `${RUN_MESSAGE}  // Added by the compatibility test.\n  string compat_probe = 999;\n`).replace('string caller = 4;', 'string caller_name = 4;'));
+    edit((t) =>
+      t
+        .replace(RUN_MESSAGE, `${RUN_MESSAGE}  // Added by the compatibility test.\n  string compat_probe = 999;\n`)
+        .replace('string caller = 4;', 'string caller_name = 4;'),
+    );
     const out = await check({ BATON_API_BASE: 'HEAD' });
     assert.notEqual(out.code, 0, out.output);
     assert.match(out.output, /caller/);

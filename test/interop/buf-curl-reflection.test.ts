@@ -72,8 +72,11 @@ describe('buf curl with server reflection only', () => {
     await Promise.all(
       expected.map(async ([address, services]) => {
         const out = await new Promise<string>((resolve, reject) =>
-          execFile(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-services', `http://${address}`], { cwd: emptyDir, timeout: BUF_CURL_TIMEOUT_MS }, (err, stdout, stderr) =>
-            err ? reject(new Error(stderr)) : resolve(stdout),
+          execFile(
+            buf,
+            ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-services', `http://${address}`],
+            { cwd: emptyDir, timeout: BUF_CURL_TIMEOUT_MS },
+            (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
           ),
         );
         assert.deepEqual(out.trim().split('\n').sort(), [...services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection'].sort());
@@ -91,8 +94,11 @@ describe('buf curl with server reflection only', () => {
     await Promise.all(
       servers.map(async ([address, some]) => {
         const out = await new Promise<string>((resolve, reject) =>
-          execFile(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-methods', `http://${address}`], { cwd: emptyDir, timeout: BUF_CURL_TIMEOUT_MS }, (err, stdout, stderr) =>
-            err ? reject(new Error(`buf curl --list-methods ${address}: ${stderr}`)) : resolve(stdout),
+          execFile(
+            buf,
+            ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-methods', `http://${address}`],
+            { cwd: emptyDir, timeout: BUF_CURL_TIMEOUT_MS },
+            (err, stdout, stderr) => (err ? reject(new Error(`buf curl --list-methods ${address}: ${stderr}`)) : resolve(stdout)),
           ),
         );
         const methods = out.trim().split('\n');
@@ -109,10 +115,7 @@ describe('buf curl with server reflection only', () => {
       [a.metadata, 'baton.v1.MetadataService'],
       [a.results, 'baton.v1.ResultsService'],
       [a.scheduler, 'baton.v1.SchedulerService'],
-    ].flatMap(([address, service]) => [
-      one(address, '/grpc.health.v1.Health/Check', {}),
-      one(address, '/grpc.health.v1.Health/Check', { service }),
-    ]);
+    ].flatMap(([address, service]) => [one(address, '/grpc.health.v1.Health/Check', {}), one(address, '/grpc.health.v1.Health/Check', { service })]);
     for (const answer of await Promise.all(checks)) assert.deepEqual(answer, { status: 'SERVING' });
   });
 
@@ -121,7 +124,10 @@ describe('buf curl with server reflection only', () => {
       one(dev.stack.addresses.metadata, '/baton.v1.MetadataService/ListTasks', {}),
       one(dev.stack.addresses.metadata, '/baton.v1.MetadataService/GetTask', { task: 'demo::echo' }),
     ])) as [{ tasks: Array<{ name: string }> }, { task: { name: string; parameters: Array<{ name: string }> } }];
-    assert.ok(listed.tasks.some((t) => t.name === 'demo::echo'), JSON.stringify(listed));
+    assert.ok(
+      listed.tasks.some((t) => t.name === 'demo::echo'),
+      JSON.stringify(listed),
+    );
     assert.equal(got.task.name, 'demo::echo');
     assert.ok(got.task.parameters.some((p) => p.name === 'message'));
   });
@@ -141,18 +147,25 @@ describe('buf curl with server reflection only', () => {
       filter: { identities: [node] },
     })) as { taskId: string; results: Array<{ host: string; value: { message: string } }> };
     assert.match(ran.taskId, /^[0-9a-f]{32}$/);
-    assert.deepEqual(ran.results.map((r) => [r.host, r.value.message]), [[node, 'from buf curl']]);
+    assert.deepEqual(
+      ran.results.map((r) => [r.host, r.value.message]),
+      [[node, 'from buf curl']],
+    );
 
     const runs = (await one(dev.stack.addresses.results, '/baton.v1.ResultsService/ListRuns', {})) as { runs: Array<{ taskId: string; createTime: string }> };
     const listed = runs.runs.find((r) => r.taskId === ran.taskId);
     assert.ok(listed, JSON.stringify(runs));
     assert.match(listed.createTime, /^\d{4}-\d\d-\d\dT/);
 
-    const status = (await one(dev.stack.addresses.results, '/baton.v1.ResultsService/GetRunStatus', { taskId: ran.taskId })) as { summary: { success: boolean } };
+    const status = (await one(dev.stack.addresses.results, '/baton.v1.ResultsService/GetRunStatus', { taskId: ran.taskId })) as {
+      summary: { success: boolean };
+    };
     assert.equal(status.summary.success, true);
 
     // A server stream: one JSON document per event, the first being the run's creation.
-    const events = (await curl(dev.stack.addresses.results, '/baton.v1.ResultsService/WatchRunEvents', { taskId: ran.taskId })) as Array<{ event: { runStateChanged?: { state: string } } }>;
+    const events = (await curl(dev.stack.addresses.results, '/baton.v1.ResultsService/WatchRunEvents', { taskId: ran.taskId })) as Array<{
+      event: { runStateChanged?: { state: string } };
+    }>;
     assert.equal(events[0].event.runStateChanged?.state, 'RUN_STATE_PENDING');
     assert.equal(events.at(-1)?.event.runStateChanged?.state, 'RUN_STATE_SUCCEEDED');
   });

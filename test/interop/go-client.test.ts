@@ -62,7 +62,8 @@ describe('a Go client generated from proto/', { skip: existsSync(GO) ? false : `
   before(
     async () => {
       const missing = [PROTOC, PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC].filter((f) => !existsSync(f));
-      for (const [dir, pkg] of Object.entries(DEBIAN_GO_SOURCES)) if (!existsSync(join(DEBIAN_GOPATH, 'src', dir))) missing.push(`${DEBIAN_GOPATH}/src/${dir} (${pkg})`);
+      for (const [dir, pkg] of Object.entries(DEBIAN_GO_SOURCES))
+        if (!existsSync(join(DEBIAN_GOPATH, 'src', dir))) missing.push(`${DEBIAN_GOPATH}/src/${dir} (${pkg})`);
       if (missing.length) throw new Error(`missing ${missing.join(', ')}; run scripts/install-deps.sh`);
       work = mkdtempSync(join(tmpdir(), 'baton-go-client-'));
       const src = join(work, 'src');
@@ -74,7 +75,15 @@ describe('a Go client generated from proto/', { skip: existsSync(GO) ? false : `
       // which is where a GOPATH build looks for that import.
       const generated = await run(
         PROTOC,
-        ['-Iproto', `-I${PROTOC_INCLUDE}`, `--plugin=protoc-gen-go=${PROTOC_GEN_GO}`, `--plugin=protoc-gen-go-grpc=${PROTOC_GEN_GO_GRPC}`, `--go_out=${src}`, `--go-grpc_out=${src}`, ...protos],
+        [
+          '-Iproto',
+          `-I${PROTOC_INCLUDE}`,
+          `--plugin=protoc-gen-go=${PROTOC_GEN_GO}`,
+          `--plugin=protoc-gen-go-grpc=${PROTOC_GEN_GO_GRPC}`,
+          `--go_out=${src}`,
+          `--go-grpc_out=${src}`,
+          ...protos,
+        ],
         CLIENT_TIMEOUT_MS,
       );
       assert.equal(generated.code, 0, `protoc failed: ${generated.stderr}`);
@@ -99,7 +108,21 @@ describe('a Go client generated from proto/', { skip: existsSync(GO) ? false : `
     const alice = tls.operator('alice');
     return run(
       binary,
-      ['--ca', tls.ca, '--cert', alice.cert, '--key', alice.key, '--metadata', a.metadata, '--scheduler', a.scheduler, '--results', a.results, ...nodes.flatMap((n) => ['--node', n])],
+      [
+        '--ca',
+        tls.ca,
+        '--cert',
+        alice.cert,
+        '--key',
+        alice.key,
+        '--metadata',
+        a.metadata,
+        '--scheduler',
+        a.scheduler,
+        '--results',
+        a.results,
+        ...nodes.flatMap((n) => ['--node', n]),
+      ],
       CLIENT_TIMEOUT_MS,
     );
   };
@@ -107,7 +130,14 @@ describe('a Go client generated from proto/', { skip: existsSync(GO) ? false : `
   it('lists tasks, runs demo::echo as alice, reads the BadRequest of a bad input, follows the events and reads the status', async () => {
     const out = await client(dev.stack.agentNames);
     assert.equal(out.code, 0, `go client exited ${out.code}: ${out.stderr}`);
-    const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as { task_id: string; caller: string; run_states: string[]; nodes: Record<string, string>; events: number; success: boolean };
+    const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as {
+      task_id: string;
+      caller: string;
+      run_states: string[];
+      nodes: Record<string, string>;
+      events: number;
+      success: boolean;
+    };
     assert.match(report.task_id, /^[0-9a-f]{32}$/);
     assert.equal(report.caller, 'cert=alice');
     assert.equal(report.run_states[0], 'RUN_STATE_PENDING');

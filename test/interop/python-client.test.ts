@@ -50,7 +50,10 @@ describe('a Python client generated from proto/', () => {
 
   before(async () => {
     const missing = [DEBIAN_PYTHON, PROTOC, GRPC_PYTHON_PLUGIN].filter((f) => !existsSync(f));
-    if (missing.length) throw new Error(`missing ${missing.join(', ')}; run scripts/install-deps.sh (Debian: python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)`);
+    if (missing.length)
+      throw new Error(
+        `missing ${missing.join(', ')}; run scripts/install-deps.sh (Debian: python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)`,
+      );
     stubs = mkdtempSync(join(tmpdir(), 'baton-py-stubs-'));
     const protos = readdirSync(join(root, 'proto', 'baton', 'v1'))
       .filter((f) => f.endsWith('.proto'))
@@ -72,17 +75,27 @@ describe('a Python client generated from proto/', () => {
   const client = (nodes: string[]) =>
     run(DEBIAN_PYTHON, [
       join(root, 'test', 'interop', 'python_client.py'),
-      '--stubs', stubs,
-      '--metadata', dev.stack.addresses.metadata,
-      '--scheduler', dev.stack.addresses.scheduler,
-      '--results', dev.stack.addresses.results,
+      '--stubs',
+      stubs,
+      '--metadata',
+      dev.stack.addresses.metadata,
+      '--scheduler',
+      dev.stack.addresses.scheduler,
+      '--results',
+      dev.stack.addresses.results,
       ...nodes.flatMap((n) => ['--node', n]),
     ]);
 
   it('lists tasks, runs demo::echo, follows its events from the start and reads its status', async () => {
     const out = await client(dev.stack.agentNames);
     assert.equal(out.code, 0, `python client exited ${out.code}: ${out.stderr}`);
-    const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as { task_id: string; run_states: string[]; nodes: Record<string, string>; events: number; success: boolean };
+    const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as {
+      task_id: string;
+      run_states: string[];
+      nodes: Record<string, string>;
+      events: number;
+      success: boolean;
+    };
     assert.match(report.task_id, /^[0-9a-f]{32}$/);
     // From the start: the log is read from its first event, the run's creation.
     assert.equal(report.run_states[0], 'RUN_STATE_PENDING');
