@@ -142,6 +142,29 @@ describe('run retention', () => {
     assert.equal(left.length, 7 * keptIds.length + 3);
   });
 
+  it('skips, then sweeps, index entries left without a run (the indexes are written by their own commands)', async () => {
+    const clock = { ms: T0 };
+    const t = await startWithClock(clock);
+    services.push(t);
+    const run = await createRun(t, newRun(['a'], { state: RunState.RUN_STATE_SUCCEEDED }));
+    // As a crash leaves them: the indexes written for a run whose create script never ran.
+    const ghost = newRun(['b'], { task: run.task, caller: run.caller });
+    for (const k of [`${t.prefix}:runs`, `${t.prefix}:runs:task:${run.task}`, `${t.prefix}:runs:caller:${run.caller}`])
+      await redis.zadd(k, T0 + 1, ghost.taskId);
+    for (const query of [{}, { task: run.task }, { caller: run.caller }]) {
+      const page = await unary(t.client, t.client.listRuns, { pageSize: 10, pageToken: '', ...query });
+      assert.deepEqual(
+        page.runs.map((r) => r.taskId),
+        [run.taskId],
+        JSON.stringify(query),
+      );
+    }
+    clock.ms = T0 + (RETENTION_S + 1) * 1000;
+    assert.deepEqual(await t.service.retention.sweep(), { removed: 2, kept: 0 });
+    assert.deepEqual(await indexesListing(t, run), []);
+    assert.equal(await redis.zscore(`${t.prefix}:runs`, ghost.taskId), null);
+  });
+
   it('keeps every run when the retention is 0', async () => {
     const clock = { ms: T0 };
     const t = await startWithClock(clock, 0);

@@ -4,12 +4,11 @@ import { LuaScript } from '../../lib/lua-script';
  * The Lua scripts of the run store, each in its own `.lua` file beside this module, named for
  * what it does and how many keys it takes, and opening with a header that lists its KEYS, ARGV
  * and result. Each declares every key it touches. The record, results, briefs, header, final
- * set, result events and event log of one run share the `{<task id>}` hash tag;
- * CREATE_RUN_SCRIPT and DELETE_RUN_SCRIPT also write the global indexes (`runs`, `runs:task:<task>`,
- * `runs:caller:<caller>`) in the same atomic step, so an index entry exists exactly while its
- * run does. That ties them to one Redis (or one Cluster slot for all runs); splitting them for
- * Cluster would mean writing the indexes first and tolerating stale entries, which `listRuns`
- * and the retention sweep already do.
+ * set, result events and event log of one run share the `{<task id>}` hash tag, so every script
+ * touches one Redis Cluster slot. The global indexes (`runs`, `runs:task:<task>`,
+ * `runs:caller:<caller>`) are in other slots: RunStore writes them with their own commands,
+ * before CREATE_RUN_SCRIPT and after DELETE_RUN_SCRIPT, and an entry without a record is
+ * skipped by `listRuns` and removed by the retention sweep.
  *
  * Every XADD trims the run's log to about ARGV's cap (MAXLEN ~, see `eventLogCap`), so a run
  * whose nodes flood it with reports cannot fill Redis; trimming drops the oldest events.
@@ -25,7 +24,7 @@ import { LuaScript } from '../../lib/lua-script';
  */
 
 /** Creates a run's record, its pending node results and its first event, all or nothing. */
-export const CREATE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-10');
+export const CREATE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-7');
 
 /**
  * Records a batch of node results of one run, each change appended to the event log in the
@@ -53,5 +52,5 @@ export const REPLACE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'replace-run-3')
 /** One page of a runs index within a score range, newest first, after a given run. */
 export const RUNS_PAGE_SCRIPT = LuaScript.fromFile(__dirname, 'runs-page-1');
 
-/** Deletes one run (record, results, briefs, event log, index entries) if its record is as read. */
-export const DELETE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'delete-run-8');
+/** Deletes one run (record, results, briefs, header, event log) if its record is as read; not its index entries. */
+export const DELETE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'delete-run-7');

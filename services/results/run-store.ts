@@ -197,9 +197,15 @@ export class RunStore {
   ) {}
 
   /**
-   * Stores a new run with a PENDING result per node, a RunStateChanged event and its entries in
-   * the runs, task and caller indexes, all in one atomic step. Returns false, writing nothing,
+   * Stores a new run with a PENDING result per node and a RunStateChanged event in one atomic
+   * step, and its entries in the runs, task and caller indexes. Returns false, writing no run,
    * when the task id exists.
+   *
+   * The indexes live in other Redis Cluster slots than the run, so they are written by their own
+   * commands, before the run: a run always has its entries, and a crash in between leaves at
+   * most an entry without a record, which readers skip (`listRuns`) and the retention sweep
+   * removes from the runs index (`oldestRuns` gives it without a record). ZADD NX keeps the
+   * score of a run that exists already.
    */
   async createRun(run: Run, now: Date): Promise<boolean> {
     const id = run.taskId;
@@ -207,8 +213,6 @@ export class RunStore {
     const args: Array<string | number> = [
       JSON.stringify(Run.toJSON(run)),
       eventJson({ time: now, taskId: id, event: { $case: 'runStateChanged', value: { state: run.state, reason: '' } } }),
-      id,
-      score,
       eventLogCap(run.nodes.length),
       run.task,
       run.caller,
@@ -231,21 +235,44 @@ export class RunStore {
       briefs.push(host, `${i},${body}`);
     });
     for (const b of briefs) args.push(b);
-    const keys = [
+    const indexes = this.runIndexes(run);
+    const added = await Promise.all(indexes.map((index) => this.redis.zadd(index, 'NX', score, id)));
+    let created: unknown;
+    try {
+      created = await CREATE_RUN_SCRIPT.run(this.redis, this.runKeys(id), args);
+    } catch (err) {
+      // No run written: the entries this call added go again (one that was there is another's).
+      await Promise.all(indexes.filter((_, i) => added[i] === 1).map((index) => this.redis.zrem(index, id).catch(() => 0)));
+      throw err;
+    }
+    if (created === 1) {
+      countRunState(run);
+      return true;
+    }
+    // The task id exists: its run keeps its entries, and the task and caller indexes of this
+    // request lose the entry when they are not the existing run's (its header says whose).
+    const [task, caller] = await this.redis.hmget(this.keys.runHeader(id), 'task', 'caller');
+    const wrong = [task === run.task ? undefined : this.keys.runsByTask(run.task), caller === run.caller ? undefined : this.keys.runsByCaller(run.caller)];
+    await Promise.all(wrong.filter((index, i) => index !== undefined && added[i] === 1).map((index) => this.redis.zrem(index!, id)));
+    return false;
+  }
+
+  /** The keys of one run that the create and delete scripts take, all under the run's hash tag. */
+  private runKeys(id: string): string[] {
+    return [
       this.keys.run(id),
       this.keys.runResults(id),
       this.keys.runEvents(id),
-      this.keys.runs(),
-      this.keys.runsByTask(run.task),
-      this.keys.runsByCaller(run.caller),
       this.keys.runFinalHosts(id),
       this.keys.runBriefs(id),
       this.keys.runHeader(id),
       this.keys.runResultEvents(id),
     ];
-    const created = await CREATE_RUN_SCRIPT.run(this.redis, keys, args);
-    if (created === 1) countRunState(run);
-    return created === 1;
+  }
+
+  /** The indexes listing a run: the task's, the caller's, then all runs (the one the retention sweep reads, removed from last). */
+  private runIndexes(run: Run): string[] {
+    return [this.keys.runsByTask(run.task), this.keys.runsByCaller(run.caller), this.keys.runs()];
   }
 
   /** True when the run exists. */
@@ -499,23 +526,18 @@ export class RunStore {
   }
 
   /**
-   * Removes a run and everything of it (DELETE_RUN_SCRIPT) if its record is still `entry.raw`.
-   * Returns true when removed.
+   * Removes a run and everything of it (DELETE_RUN_SCRIPT) if its record is still `entry.raw`,
+   * then its index entries (the task's and the caller's when the record is known, the runs
+   * index last: an entry left there by a crash is met again by the next sweep, its record
+   * gone). Returns true when removed.
    */
   async deleteRun(entry: RawRunEntry): Promise<boolean> {
     const id = entry.taskId;
-    const keys = [
-      this.keys.run(id),
-      this.keys.runResults(id),
-      this.keys.runEvents(id),
-      this.keys.runFinalHosts(id),
-      this.keys.runBriefs(id),
-      this.keys.runHeader(id),
-      this.keys.runResultEvents(id),
-      this.keys.runs(),
-    ];
-    if (entry.run) keys.push(this.keys.runsByTask(entry.run.task), this.keys.runsByCaller(entry.run.caller));
-    return (await DELETE_RUN_SCRIPT.run(this.redis, keys, [id, entry.raw ?? ''])) === 1;
+    if ((await DELETE_RUN_SCRIPT.run(this.redis, this.runKeys(id), [entry.raw ?? ''])) !== 1) return false;
+    const indexes = entry.run ? this.runIndexes(entry.run) : [this.keys.runs()];
+    await Promise.all(indexes.slice(0, -1).map((index) => this.redis.zrem(index, id)));
+    await this.redis.zrem(this.keys.runs(), id);
+    return true;
   }
 
   /** Up to `count` events of the run's log after event id `after` (from the first when undefined), with their output. */
