@@ -310,7 +310,7 @@ export class DispatchConsumer {
     if (nodes.length === 0) return [];
     if (entry.kind === 'cancel') {
       this.rememberCancelled(entry.taskId);
-      const reached = new Set(this.local.cancelNow(nodes, entry.taskId));
+      const reached = new Set(await this.local.cancel(nodes, entry.taskId));
       return nodes.filter((n) => !reached.has(n)).map((n) => unreachable(n, 'the node disconnected before the cancel could be sent'));
     }
     const stored = await this.command(entry);
@@ -321,7 +321,7 @@ export class DispatchConsumer {
     }
     // A run command that a cancel of its run overtook (posted before it, read first) is not sent.
     if (this.cancelledRuns.has(entry.taskId)) return nodes.map((n) => unreachable(n, 'the run was cancelled before its command reached the node'));
-    const lost = this.local.runNow(nodes, RunCommand.decode(stored), entry.trace);
+    const lost = await this.local.run(nodes, RunCommand.decode(stored), entry.trace);
     return lost.map((n) => unreachable(n, 'the node disconnected before the run command could be sent'));
   }
 

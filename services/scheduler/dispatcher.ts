@@ -3,6 +3,7 @@ import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
 import type { TraceContext } from './agent-session';
 import { distributeFiles, type DownloadFailure } from './download-gate';
+import { forEachSliced } from '../../lib/time-slice';
 
 /**
  * How the orchestrator and CancelRun reach agents, wherever their streams are held: this
@@ -29,8 +30,10 @@ export interface Dispatcher {
 
 /**
  * A Dispatcher over this scheduler's own agent sessions only: a node connected elsewhere counts
- * as not connected. `run` and `cancel` send to every node before their first await, so a caller
- * that checks a cancel flag right before calling sees either none or all of the nodes sent to.
+ * as not connected. `run` and `cancel` go through the nodes in time slices (lib/time-slice.ts),
+ * so a run over every node of a large fleet never holds the event loop long enough to miss a
+ * lease renewal; a caller that must keep a cancel from overtaking them marks the run as sending
+ * meanwhile (run-state.ts `sending`).
  */
 export class LocalDispatcher implements Dispatcher {
   constructor(private readonly registry: AgentRegistry<AgentSession>) {}
@@ -39,25 +42,22 @@ export class LocalDispatcher implements Dispatcher {
     return distributeFiles(this.registry, nodes, command, timeoutMs, traceContext);
   }
 
-  run(nodes: string[], command: RunCommand, traceContext: TraceContext): Promise<string[]> {
-    return Promise.resolve(this.runNow(nodes, command, traceContext));
-  }
-
-  cancel(nodes: string[], taskId: string): Promise<string[]> {
-    return Promise.resolve(this.cancelNow(nodes, taskId));
-  }
-
-  /** `run`, synchronously: the nodes the command could not be sent to. */
-  runNow(nodes: string[], command: RunCommand, traceContext: TraceContext): string[] {
+  /** Sends the run command to each node connected here; resolves with the nodes it could not be sent to. */
+  async run(nodes: string[], command: RunCommand, traceContext: TraceContext): Promise<string[]> {
     const lost: string[] = [];
-    for (const node of nodes) {
+    await forEachSliced(nodes, (node) => {
       if (this.registry.get(node)?.send({ $case: 'run', value: command }, traceContext) !== true) lost.push(node);
-    }
+    });
     return lost;
   }
 
-  /** `cancel`, synchronously: the nodes reached, sorted. */
-  cancelNow(nodes: string[], taskId: string): string[] {
-    return nodes.filter((node) => this.registry.get(node)?.send({ $case: 'cancel', value: { taskId } }) === true).sort();
+  /** Sends the cancel to each node connected here; resolves with the nodes reached, sorted. */
+  async cancel(nodes: string[], taskId: string): Promise<string[]> {
+    const reached: string[] = [];
+    const message = { $case: 'cancel' as const, value: { taskId } };
+    await forEachSliced(nodes, (node) => {
+      if (this.registry.get(node)?.send(message) === true) reached.push(node);
+    });
+    return reached.sort();
   }
 }

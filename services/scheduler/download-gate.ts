@@ -2,6 +2,7 @@ import type { DownloadCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState } from '../../gen/baton/v1/run';
 import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
+import { forEachSliced } from '../../lib/time-slice';
 
 /** Seconds every node gets to download and verify the task files before the gate closes. */
 export const DEFAULT_DOWNLOAD_TIMEOUT_S = 60;
@@ -30,17 +31,24 @@ export async function distributeFiles(
   timeoutMs: number,
   traceContext: Record<string, string> = {},
 ): Promise<DownloadFailure[]> {
-  const outcomes = await Promise.all(
-    nodes.map(async (node): Promise<DownloadFailure | undefined> => {
-      const session = registry.get(node);
-      if (!session?.ready) return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node is not connected to this scheduler' };
-      const result = await session.download(command, timeoutMs, traceContext);
-      if (!result)
-        return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
-      if (!result.ok) return { node, state: NodeState.NODE_STATE_FAILED, detail: result.error || 'the download failed without an error message' };
-      return undefined;
-    }),
-  );
+  const waits: Array<Promise<DownloadFailure | undefined>> = [];
+  // In time slices: a gate over every node of a large fleet must not hold the event loop.
+  await forEachSliced(nodes, (node) => {
+    const session = registry.get(node);
+    if (!session?.ready) {
+      waits.push(Promise.resolve({ node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node is not connected to this scheduler' }));
+      return;
+    }
+    waits.push(
+      session.download(command, timeoutMs, traceContext).then((result): DownloadFailure | undefined => {
+        if (!result)
+          return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
+        if (!result.ok) return { node, state: NodeState.NODE_STATE_FAILED, detail: result.error || 'the download failed without an error message' };
+        return undefined;
+      }),
+    );
+  });
+  const outcomes = await Promise.all(waits);
   return outcomes.filter((o): o is DownloadFailure => o !== undefined).sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
 }
 

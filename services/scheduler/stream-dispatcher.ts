@@ -67,9 +67,8 @@ export class StreamDispatcher implements Dispatcher {
 
   async run(nodes: string[], command: RunCommand, traceContext: TraceContext): Promise<string[]> {
     const { here, elsewhere } = this.split(nodes);
-    // Sent before the first await, as LocalDispatcher does; a session that closed meanwhile may
-    // have its node reconnected to another replica already.
-    const lost = this.local.runNow(here, command, traceContext);
+    // A session that closed meanwhile may have its node reconnected to another replica already.
+    const lost = await this.local.run(here, command, traceContext);
     const until = Date.now() + this.sendWaitMs;
     const remote = await this.viaReplicas(
       'run',
@@ -86,7 +85,7 @@ export class StreamDispatcher implements Dispatcher {
 
   async cancel(nodes: string[], taskId: string): Promise<string[]> {
     const { here, elsewhere } = this.split(nodes);
-    const reached = this.local.cancelNow(here, taskId);
+    const reached = await this.local.cancel(here, taskId);
     const reachedSet = new Set(reached);
     const missed = here.filter((n) => !reachedSet.has(n));
     const until = Date.now() + this.sendWaitMs;
