@@ -93,6 +93,11 @@ interface Pending {
 interface RunQueue {
   taskId: string;
   queued: Pending[];
+  /**
+   * Index of the first result of `queued` still waiting: a batch taken from the front moves it
+   * on instead of copying what is left, which at a run of 100,000 nodes is most of the queue.
+   */
+  head: number;
   bytes: number;
   /** Per node, its last queued result, while it is not final (a later one of the node replaces it in place). */
   open: Map<string, Pending>;
@@ -103,6 +108,11 @@ interface RunQueue {
   timer?: NodeJS.Timeout;
   /** True once the queue's first result has waited its linger: send as soon as a batch may go. */
   due: boolean;
+}
+
+/** How many results of the run wait to be sent. */
+function waiting(q: RunQueue): number {
+  return q.queued.length - q.head;
 }
 
 /**
@@ -156,7 +166,7 @@ export class ResultBatcher {
     return new Promise((resolve, reject) => {
       let q = this.runs.get(result.taskId);
       if (!q) {
-        q = { taskId: result.taskId, queued: [], bytes: 0, open: new Map(), sending: new Set(), inFlight: 0, due: false };
+        q = { taskId: result.taskId, queued: [], head: 0, bytes: 0, open: new Map(), sending: new Set(), inFlight: 0, due: false };
         this.runs.set(result.taskId, q);
       }
       const previous = q.open.get(result.host);
@@ -196,8 +206,8 @@ export class ResultBatcher {
   /** Sends what may go now; arms the linger timer for what must wait. */
   private pump(q: RunQueue): void {
     const { maxResults, maxBytes, inFlight, lingerMs } = this.options;
-    while (q.queued.length > 0 && q.inFlight < inFlight) {
-      if (!q.due && q.queued.length < maxResults && q.bytes < maxBytes) {
+    while (waiting(q) > 0 && q.inFlight < inFlight) {
+      if (!q.due && waiting(q) < maxResults && q.bytes < maxBytes) {
         q.timer ??= setTimeout(() => {
           q.timer = undefined;
           q.due = true;
@@ -221,7 +231,9 @@ export class ResultBatcher {
       });
       this.sends.add(sent);
     }
-    if (q.queued.length === 0) {
+    if (waiting(q) === 0) {
+      q.queued = [];
+      q.head = 0;
       q.due = false;
       clearTimeout(q.timer);
       q.timer = undefined;
@@ -239,20 +251,29 @@ export class ResultBatcher {
     const left: Pending[] = [];
     const passed = new Set<string>();
     let bytes = 0;
-    let i = 0;
+    let i = q.head;
     for (; i < q.queued.length && batch.length < maxResults; i++) {
       const p = q.queued[i];
       const host = p.result.host;
-      if (!q.sending.has(host) && !passed.has(host) && (batch.length === 0 || bytes + p.bytes <= maxBytes)) {
-        batch.push(p);
-        bytes += p.bytes;
-        if (q.open.get(host) === p) q.open.delete(host);
-      } else {
+      if (q.sending.has(host) || passed.has(host)) {
         left.push(p);
+        passed.add(host); // a later result of this node must not overtake this one
+        continue;
       }
-      passed.add(host); // a later result of this node must not overtake this one
+      if (batch.length > 0 && bytes + p.bytes > maxBytes) break; // full: the rest waits in order
+      batch.push(p);
+      bytes += p.bytes;
+      if (q.open.get(host) === p) q.open.delete(host);
+      passed.add(host);
     }
-    q.queued = i === q.queued.length ? left : left.concat(q.queued.slice(i));
+    // The results passed over go back in front of the rest, in order, into slots just taken.
+    q.head = i - left.length;
+    for (let k = 0; k < left.length; k++) q.queued[q.head + k] = left[k];
+    // Compacted once most of the array is behind the head: each result is copied O(1) times.
+    if (q.head > 1024 && q.head * 2 > q.queued.length) {
+      q.queued = q.queued.slice(q.head);
+      q.head = 0;
+    }
     q.bytes -= bytes; // still held (heldBytes) until the batch lands
     return batch;
   }
