@@ -36,6 +36,9 @@ const RECONNECT_POLL_MS = 200;
 /** The least time a survivor waits before reading a download's deadline as passed, in ms. */
 const MIN_DOWNLOAD_MS = 1_000;
 
+/** What Redis answers about a stream, or its consumer group, that no longer exists (XGROUP CREATE without MKSTREAM, XAUTOCLAIM, XREADGROUP). */
+const STREAM_GONE = /NOGROUP|requires the key to exist/;
+
 /** Marks offline the nodes a dead replica still held and takes them out of its owner bitmap. */
 const REAP_SCRIPT = LuaScript.fromFile(__dirname, 'reap-replica-nodes-4plus');
 
@@ -176,22 +179,13 @@ export class DispatchConsumer {
     const stream = keys.replicaDispatch(dead);
     const me = lease.id;
     let taken = 0;
-    if ((await redis.exists(stream)) === 1) {
-      await this.ensureGroup(stream);
-      let cursor = '0-0';
-      do {
-        const reply = (await redis.xautoclaim(stream, DISPATCH_GROUP, me, 0, cursor, 'COUNT', READ_COUNT)) as [string, RawEntry[]];
-        cursor = reply[0];
-        taken += reply[1].filter(Boolean).length;
-        this.handleAll(stream, reply[1]);
-      } while (cursor !== '0-0');
-      for (;;) {
-        const read = (await redis.xreadgroup('GROUP', DISPATCH_GROUP, me, 'COUNT', READ_COUNT, 'STREAMS', stream, '>')) as Array<[string, RawEntry[]]> | null;
-        const entries = read?.[0]?.[1] ?? [];
-        if (entries.length === 0) break;
-        taken += entries.length;
-        this.handleAll(stream, entries);
-      }
+    try {
+      taken = await this.claimAll(stream, me);
+    } catch (err) {
+      // Every survivor takes a dead replica over at its own renewal: the first to empty the
+      // stream deletes it, and the others' reads then find no stream or no group. That is the
+      // stream taken over, not a failure.
+      if (!STREAM_GONE.test(errorText(err))) throw err;
     }
     const offline = await this.reapNodes(dead);
     if (taken > 0 || offline > 0) log.info({ replica: dead, entries: taken, nodesOffline: offline }, 'took over a dead replica');
@@ -199,6 +193,35 @@ export class DispatchConsumer {
     if ((await redis.xlen(stream)) > 0) return;
     if (!(await lease.forget(dead))) return;
     await redis.del(stream, keys.ownerBitmap(dead));
+  }
+
+  /**
+   * Claims every entry of a dead replica's `stream` for consumer `me` and handles it: those it
+   * had read and not acknowledged (XAUTOCLAIM), then those it never read; returns how many.
+   */
+  private async claimAll(stream: string, me: string): Promise<number> {
+    const { redis } = this.options;
+    if ((await redis.exists(stream)) === 0) return 0;
+    // Without MKSTREAM: a stream another survivor deleted meanwhile is not created again.
+    await redis.xgroup('CREATE', stream, DISPATCH_GROUP, '0').catch((err: unknown) => {
+      if (!errorText(err).includes('BUSYGROUP')) throw err;
+    });
+    let taken = 0;
+    let cursor = '0-0';
+    do {
+      const reply = (await redis.xautoclaim(stream, DISPATCH_GROUP, me, 0, cursor, 'COUNT', READ_COUNT)) as [string, RawEntry[]];
+      cursor = reply[0];
+      taken += reply[1].filter(Boolean).length;
+      this.handleAll(stream, reply[1]);
+    } while (cursor !== '0-0');
+    for (;;) {
+      const read = (await redis.xreadgroup('GROUP', DISPATCH_GROUP, me, 'COUNT', READ_COUNT, 'STREAMS', stream, '>')) as Array<[string, RawEntry[]]> | null;
+      const entries = read?.[0]?.[1] ?? [];
+      if (entries.length === 0) break;
+      taken += entries.length;
+      this.handleAll(stream, entries);
+    }
+    return taken;
   }
 
   /** Marks offline the nodes `dead` still holds; returns how many. */
