@@ -365,7 +365,7 @@ export class AgentSession {
     try {
       await this.options.index.upsert(hello, this.id);
     } catch (err) {
-      this.options.admission?.leave();
+      this.options.admission?.leave(false);
       this.log.warn({ err: (err as Error).message }, 'could not write the node to the discovery index');
       // A retry delay, so that while Redis (or this replica's lease) is out the agents do not
       // reconnect in a tight loop.

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';
 import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
+import type { HelloAdmission } from './hello-admission';
 import type { ReplicaLeaseEnd } from './replica-lease';
 
 /** How often a replica compares its agents with its fair share, in ms. */
@@ -30,6 +31,8 @@ export interface AgentShedderOptions {
   intervalMs?: number;
   /** How long a replica lease lasts without renewal, in ms (the replicas' replica-lease-s). */
   leaseMs: number;
+  /** The replica's admission control of Hellos: no agent is sent away while a storm of them comes in. */
+  admission?: HelloAdmission;
 }
 
 /**
@@ -57,6 +60,8 @@ export class AgentShedder {
   private timer: NodeJS.Timeout | undefined;
   /** Agents sent away, by identity: when (ms since the epoch). */
   private readonly sentAway = new Map<string, number>();
+  /** Hellos the admission had refused at the previous comparison. */
+  private refusedSeen = 0;
 
   constructor(private readonly options: AgentShedderOptions) {}
 
@@ -86,10 +91,24 @@ export class AgentShedder {
     clearInterval(this.timer);
   }
 
+  /**
+   * True while agents arrive faster than a comparison sends them away, or some were refused
+   * since the last comparison: a replica died, or the fleet reconnects. Sending agents away
+   * then only adds to the storm (and the counts are moving); the comparison waits for it to end.
+   */
+  private storming(): boolean {
+    const { admission } = this.options;
+    if (!admission) return false;
+    const refused = admission.refused !== this.refusedSeen;
+    this.refusedSeen = admission.refused;
+    const intervalS = (this.options.intervalMs ?? DEFAULT_REBALANCE_INTERVAL_MS) / 1000;
+    return refused || admission.ratePerS() * intervalS > SHED_STEP;
+  }
+
   /** One comparison; resolves with the number of agents sent away. */
   async tick(): Promise<number> {
     const nowMs = Date.now();
-    if (this.replicas < 2 || nowMs - this.liveSinceMs < 2 * this.options.leaseMs) return 0;
+    if (this.replicas < 2 || nowMs - this.liveSinceMs < 2 * this.options.leaseMs || this.storming()) return 0;
     const { redis, keys, registry, log } = this.options;
     for (const [identity, at] of this.sentAway) if (nowMs - at > RETURN_KEEP_MS) this.sentAway.delete(identity);
     const total = await redis.zcard(keys.online());

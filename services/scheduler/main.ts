@@ -98,7 +98,8 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       minimum: 1,
       maximum: 100000,
       default: DEFAULT_MAX_CONCURRENT_HELLOS,
-      description: 'agent Hellos registered at once; one more is refused with UNAVAILABLE and a retry delay (admission control of reconnect storms)',
+      description:
+        'agent Hellos always admitted at once; above this a Hello is admitted while those in hand would be registered within 10 s at the recent rate, else refused with UNAVAILABLE and a retry delay (admission control of reconnect storms)',
     },
     'hello-retry-delay-ms': {
       type: 'integer',

@@ -1,12 +1,20 @@
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type Redis from 'ioredis';
 import { LuaScript } from '../../lib/lua-script';
 import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';
 import { errorText } from './error-text';
 
-/** How long a replica's lease lasts without renewal, in ms; it is renewed every third of that. */
+/** How long a replica's lease lasts without renewal, in ms; it is renewed every RENEWALS_PER_LEASE-th of that. */
 export const DEFAULT_REPLICA_LEASE_MS = 10_000;
+
+/**
+ * Renewals per lease period. A replica fences itself when none succeeded for nine tenths of a
+ * lease: renewing five times a period, one renewal delayed or lost (a stalled event loop, a
+ * slow Redis) still leaves others before that point. A renewal is one small script.
+ */
+export const RENEWALS_PER_LEASE = 5;
 
 /**
  * What a replica name may be: it is part of Redis key names (with the epoch, as the replica id),
@@ -67,11 +75,17 @@ export interface ReplicaLeaseOptions {
   onHeld?: (id: string, epoch: number) => void;
   /** Called after every renewal with every replica's lease end and the Redis clock. */
   onPeers?: (peers: ReplicaLeaseEnd[], nowMs: number) => void;
+  /**
+   * The connection joins, renewals and the leave go on; default the one the lease was given.
+   * A connection of its own keeps a renewal from queueing behind the replica's other commands
+   * (a registration storm's index writes, a run's dispatch) and their replies.
+   */
+  renewalRedis?: Redis;
 }
 
 /**
- * This scheduler replica's identity in Redis: a fencing epoch (INCR) and a lease renewed every
- * third of its length. A replica that cannot confirm its lease before it ends fences itself
+ * This scheduler replica's identity in Redis: a fencing epoch (INCR) and a lease renewed
+ * RENEWALS_PER_LEASE times per length. A replica that cannot confirm its lease before it ends fences itself
  * (onFenced) rather than go on as a replica the others may already count as dead.
  */
 export class ReplicaLease {
@@ -86,6 +100,15 @@ export class ReplicaLease {
   private validUntilMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  /** When the last renewal that succeeded was sent (local clock, ms). */
+  private lastRenewedMs = 0;
+  /**
+   * How late the event loop ran since the last renewal: a replica that fences itself while Redis
+   * answers was stalled (CPU starved, a long synchronous task), and the log says by how much.
+   */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  /** Where joins, renewals and the leave go (ReplicaLeaseOptions.renewalRedis). */
+  private readonly renewalRedis: Redis;
 
   constructor(
     private readonly redis: Redis,
@@ -97,6 +120,7 @@ export class ReplicaLease {
     if (!REPLICA_NAME_PATTERN.test(this.name))
       throw new Error(`replica name '${this.name.slice(0, 80)}' is not valid; expected ${REPLICA_NAME_PATTERN.source}`);
     this.leaseMs = options.leaseMs ?? DEFAULT_REPLICA_LEASE_MS;
+    this.renewalRedis = options.renewalRedis ?? redis;
   }
 
   /** The replica id of the current lease, `<name>-<epoch>` ('' before the first). */
@@ -120,8 +144,9 @@ export class ReplicaLease {
 
   /** Starts renewing the lease and takes it (waits for Redis); when that fails, a later renewal period takes it. */
   async start(): Promise<void> {
-    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / RENEWALS_PER_LEASE)));
     this.timer.unref();
+    this.loopDelay.enable();
     this.busy = true;
     try {
       await this.join();
@@ -133,11 +158,12 @@ export class ReplicaLease {
   /** Stops renewing and ends the lease in Redis (best effort). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.loopDelay.disable();
     const was = this.stateValue;
     this.stateValue = 'LEFT';
     if (was !== 'HELD') return;
     try {
-      await LEAVE_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [this.idValue]);
+      await LEAVE_SCRIPT.run(this.renewalRedis, [this.keys.replicaLeases()], [this.idValue]);
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'could not end the replica lease; it ends by itself');
     }
@@ -160,15 +186,17 @@ export class ReplicaLease {
 
   private async join(): Promise<void> {
     const sentMs = Date.now();
-    const [epochReply, id] = (await JOIN_SCRIPT.run(this.redis, [this.keys.replicaEpochCounter(), this.keys.replicaLeases()], [this.name, this.leaseMs])) as [
-      number,
-      string,
-    ];
+    const [epochReply, id] = (await JOIN_SCRIPT.run(
+      this.renewalRedis,
+      [this.keys.replicaEpochCounter(), this.keys.replicaLeases()],
+      [this.name, this.leaseMs],
+    )) as [number, string];
     if (this.stateValue === 'LEFT') return;
     const epoch = Number(epochReply);
     this.epochValue = epoch;
     this.idValue = String(id);
     this.validUntilMs = sentMs + this.leaseMs - this.marginMs();
+    this.lastRenewedMs = sentMs;
     this.stateValue = 'HELD';
     this.log.info({ replica: this.idValue, leaseMs: this.leaseMs }, 'replica lease taken');
     this.options.onHeld?.(this.idValue, epoch);
@@ -188,7 +216,12 @@ export class ReplicaLease {
 
   /** One renewal period: fence if the lease may have ended, renew it (or join again when fenced). */
   private async tick(): Promise<void> {
-    if (this.stateValue === 'HELD' && Date.now() >= this.validUntilMs) this.fence('the lease could not be renewed in time');
+    if (this.stateValue === 'HELD' && Date.now() >= this.validUntilMs) {
+      const sinceS = ((Date.now() - this.lastRenewedMs) / 1000).toFixed(1);
+      this.fence(
+        `no renewal succeeded for ${sinceS} s, the event loop was late by up to ${this.loopDelayMaxMs()} ms${this.busy ? ', a renewal still unanswered' : ''}`,
+      );
+    }
     // A Redis call can hang for seconds while Redis is away: one at a time; the check above
     // still runs on every tick.
     if (this.busy || this.stateValue === 'LEFT') return;
@@ -203,13 +236,28 @@ export class ReplicaLease {
     }
   }
 
+  /** The longest event loop delay since the last renewal, in ms. */
+  private loopDelayMaxMs(): number {
+    return Math.round(this.loopDelay.max / 1e6);
+  }
+
   private async renew(): Promise<void> {
     const sentMs = Date.now();
     const id = this.idValue;
-    const reply = (await RENEW_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [id, this.leaseMs])) as Array<number | string>;
+    const reply = (await RENEW_SCRIPT.run(this.renewalRedis, [this.keys.replicaLeases()], [id, this.leaseMs])) as Array<number | string>;
     if (this.stateValue !== 'HELD' || this.idValue !== id) return;
     const code = Number(reply[0]);
     if (code === -2) return this.fence('the lease had ended before it was renewed');
+    // A renewal more than half a lease after the previous one is close to fencing: say why.
+    const answeredMs = Date.now();
+    if (answeredMs - this.lastRenewedMs > this.leaseMs / 2) {
+      this.log.warn(
+        { replica: id, sincePreviousMs: answeredMs - this.lastRenewedMs, roundTripMs: answeredMs - sentMs, eventLoopDelayMaxMs: this.loopDelayMaxMs() },
+        'replica lease renewed late',
+      );
+    }
+    this.loopDelay.reset();
+    this.lastRenewedMs = sentMs;
     this.validUntilMs = sentMs + this.leaseMs - this.marginMs();
     const peers: ReplicaLeaseEnd[] = [];
     for (let i = 2; i + 1 < reply.length; i += 2) peers.push({ id: String(reply[i]), endsMs: Number(reply[i + 1]) });

@@ -119,6 +119,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const heartbeats = new HeartbeatWriter(index, log);
   const batcher = new ResultBatcher(results, options.resultBatching);
   const notices = new FinishedNotices(redis, keys, log);
+  const admission = new HelloAdmission(options.helloAdmission);
   const gateway = new AgentGateway({
     index,
     heartbeats,
@@ -131,15 +132,18 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
         ? { maxS: heartbeatIntervalMaxS, heartbeatsPerS: options.heartbeatsPerS ?? DEFAULT_HEARTBEATS_PER_S }
         : undefined,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
-    admission: new HelloAdmission(options.helloAdmission),
+    admission,
   });
   const requests = new RunRequests(redis, keys);
   // Each replica holds the streams of some agents; the lease says which replicas are alive
   // (docs/replicas.md). One that loses it ends its agents' streams so that they reconnect to a
   // live one, and takes no Hello until it has a new lease.
   // Sends agents above this replica's fair share to the others (a scale-up rebalances).
-  const shedder = new AgentShedder({ redis, keys, registry, log, leaseMs: options.replicaLeaseMs ?? DEFAULT_REPLICA_LEASE_MS });
+  const shedder = new AgentShedder({ redis, keys, registry, log, admission, leaseMs: options.replicaLeaseMs ?? DEFAULT_REPLICA_LEASE_MS });
+  // The lease is renewed on a connection of its own (replica-lease.ts says why).
+  const leaseRedis = createRedis({ url: options.redisUrl, log, connectionName: 'baton-scheduler-lease' });
   const lease = new ReplicaLease(redis, keys, log, {
+    renewalRedis: leaseRedis,
     name: options.replicaName,
     leaseMs: options.replicaLeaseMs,
     onFenced: (reason) => void gateway.closeAll(new UnavailableError(`this scheduler lost its lease in Redis (${reason}); reconnect`)),
@@ -214,6 +218,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     await consumer.stop();
     await lease.stop();
     redis.disconnect();
+    leaseRedis.disconnect();
     metadata.close();
     results.close();
     throw err;
@@ -253,7 +258,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       await withinQuitTimeout(lease.stop());
       metadata.close();
       results.close();
-      await closeRedis(redis);
+      await Promise.all([closeRedis(redis), closeRedis(leaseRedis)]);
     })());
   return {
     address: server.address,
