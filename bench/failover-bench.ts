@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
@@ -6,6 +7,7 @@ import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/schedule
 import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
 import { runBenchmark, TASK, writeTaskModule } from './fleet/bench-stack';
+import { printProfiles } from './fleet/cpu-profile-summary';
 import { envCount, ms, type Goals } from './fleet/goals';
 import { cpuTimeMs, raiseOpenFileLimit } from './fleet/proc-stats';
 import { ReplicaStack, type Replica } from './fleet/replica-stack';
@@ -39,7 +41,10 @@ import { WorkerProcess } from './fleet/worker-process';
  * Environment: BATON_FAILOVER_AGENTS (default 100000), BATON_FAILOVER_SCENARIOS (default
  * `replica,coordinator`), BATON_FAILOVER_LEASE_S (replica and run lease, default 10),
  * BATON_FAILOVER_TASK_MS (default 10000), BATON_FAILOVER_RUN_TIMEOUT_S (per run; default 120 s +
- * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25).
+ * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25). BATON_BENCH_PROFILE=DIR writes
+ * CPU profiles of the replicas to DIR and prints where the survivors' CPU went: from their start,
+ * or, with BATON_BENCH_PROFILE_ON_SIGNAL=1, from the first kill on (the re-welcome storm and the
+ * rest of the runs).
  */
 
 const DEFAULT_AGENTS = 100_000;
@@ -126,6 +131,9 @@ interface ScenarioFigures {
   /** Its agents just before the kill. */
   victimAgents: number;
   rewelcomeMs: number[];
+  /** Of the agents back, sorted: the time each spent waiting before its attempts (backoff, retry delays), and its attempts. */
+  waitedMs: number[];
+  attempts: number[];
   rewelcomePending: number;
   /** CPU used from the kill until every agent was back, in ms, by process kind; and that wall time. */
   rewelcomeCpuMs?: Record<string, number>;
@@ -196,6 +204,8 @@ async function scenario(
     const killedAt = Date.now();
     const killedAtPerf = performance.now();
     await stack.kill(victim);
+    // Profiling from the kill on (BATON_BENCH_PROFILE_ON_SIGNAL): the survivors start now.
+    if (process.env.BATON_BENCH_PROFILE && process.env.BATON_BENCH_PROFILE_ON_SIGNAL) for (const r of stack.live) r.child.child.kill('SIGUSR2');
     const cpuAtKill = cpuAt();
     let rewelcomeCpuMs: Record<string, number> | undefined;
     let rewelcomeWallMs: number | undefined;
@@ -209,7 +219,7 @@ async function scenario(
 
     // Not back: agents followed and not welcomed again, or agents the replica held whose loss
     // the workers have not noticed yet.
-    let back: Rewelcomes = { delaysMs: [], pending: victimAgents };
+    let back: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], pending: victimAgents };
     const notBack = () => Math.max(back.pending, victimAgents - back.delaysMs.length);
     let takeoverMs: number | undefined;
     let runMs: number | undefined;
@@ -221,7 +231,12 @@ async function scenario(
       }
       if (notBack() > 0) {
         const all = await Promise.all(workers.map((w) => w.request<Rewelcomes>({ type: 'rewelcomed', since: killedAt })));
-        back = { delaysMs: all.flatMap((r) => r.delaysMs), pending: all.reduce((s, r) => s + r.pending, 0) };
+        back = {
+          delaysMs: all.flatMap((r) => r.delaysMs),
+          waitedMs: all.flatMap((r) => r.waitedMs),
+          attempts: all.flatMap((r) => r.attempts),
+          pending: all.reduce((s, r) => s + r.pending, 0),
+        };
         if (notBack() === 0) {
           const now = cpuAt();
           rewelcomeCpuMs = Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - cpuAtKill[k]]));
@@ -249,7 +264,9 @@ async function scenario(
       scenario: kind,
       victim: victim.name,
       victimAgents,
-      rewelcomeMs: back.delaysMs.sort((a, b) => a - b),
+      rewelcomeMs: [...back.delaysMs].sort((a, b) => a - b),
+      waitedMs: [...back.waitedMs].sort((a, b) => a - b),
+      attempts: [...back.attempts].sort((a, b) => a - b),
       rewelcomePending: notBack(),
       rewelcomeCpuMs,
       rewelcomeWallMs,
@@ -280,6 +297,12 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
       `p50 ${ms(percentile(d, 0.5))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
   );
   if (f.endReasonsAfterKill) console.log(`    why: ${f.endReasonsAfterKill}`);
+  const w = f.waitedMs;
+  const a = f.attempts;
+  console.log(
+    `    of which waiting before attempts (backoff, retry delays): p50 ${ms(percentile(w, 0.5))}, p99 ${ms(percentile(w, 0.99))}, max ${ms(w[w.length - 1] ?? NaN)}; ` +
+      `attempts per agent p50 ${percentile(a, 0.5)}, p99 ${percentile(a, 0.99)}, max ${a[a.length - 1] ?? NaN}`,
+  );
   if (f.rewelcomeCpuMs && f.rewelcomeWallMs !== undefined) {
     const cpu = f.rewelcomeCpuMs;
     const rate = d.length / ((d[d.length - 1] ?? NaN) / 1000);
@@ -337,7 +360,11 @@ runBenchmark('failover-bench', async (dir, goals) => {
     `failover benchmark: ${nodes} simulated agents (${perConnection} per TCP connection, in ${WORKERS} processes) over ${REPLICAS} scheduler replicas (lease ${leaseS} s); ` +
       `${TASK} on every node, tasks ending within ${taskMs} ms; scenarios ${scenarios.join(', ')}; each run given ${ms(timeoutMs)}; open-file limit ${openFiles}`,
   );
-  const stack = await ReplicaStack.start({ environmentpath, replicas: REPLICAS, leaseS });
+  const profileDir = process.env.BATON_BENCH_PROFILE;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
+  const replicaNodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
+  const stack = await ReplicaStack.start({ environmentpath, replicas: REPLICAS, leaseS, replicaNodeOptions });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   const results = makeClient(ResultsServiceClient, stack.resultsAddress);
   try {
@@ -408,5 +435,14 @@ runBenchmark('failover-bench', async (dir, goals) => {
     results.close();
     await Promise.all(workers.map((w) => w.stop()));
     await stack.stop();
+  }
+  // The killed replicas wrote none.
+  if (profileDir) {
+    const survivors = stack.replicas.filter((r) => r.child.child.signalCode !== 'SIGKILL');
+    printProfiles(
+      profileDir,
+      Object.fromEntries(survivors.map((r) => [r.name, r.child.child.pid!])),
+      survivors.map((r) => r.name),
+    );
   }
 });

@@ -91,6 +91,9 @@ export interface AgentCounts {
 export interface Rewelcomes {
   /** Per agent welcomed again: ms from `since` to its Welcome. */
   delaysMs: number[];
+  /** Per agent welcomed again (in the order of delaysMs): ms it spent waiting before its attempts (backoff, retry delays), and its attempts. */
+  waitedMs: number[];
+  attempts: number[];
   /** Agents not welcomed again yet. */
   pending: number;
 }
@@ -131,6 +134,9 @@ interface SimAgent {
   /** When its welcomed stream to the watched address ended, and when it was welcomed again. */
   lostAt?: number;
   backAt?: number;
+  /** Since lostAt: the time spent waiting before reconnect attempts, and the attempts. */
+  lostWaitMs: number;
+  lostAttempts: number;
   /** Called at the agent's first Welcome. */
   onFirstWelcome?: () => void;
 }
@@ -240,6 +246,10 @@ function reconnect(agent: SimAgent): void {
   if (agent.addresses.length > 1) agent.target = (agent.target + 1) % agent.addresses.length;
   const delayMs = backoffDelayMs(Math.floor(agent.attempts++ / agent.addresses.length), Math.random, agent.serverDelayMs);
   agent.serverDelayMs = undefined;
+  if (agent.lostAt !== undefined && agent.backAt === undefined) {
+    agent.lostWaitMs += delayMs;
+    agent.lostAttempts++;
+  }
   setTimeout(() => {
     if (!stopping) openStream(agent, sessionTo(agent.addresses[agent.target]));
   }, delayMs);
@@ -289,6 +299,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
       if (address === watched) {
         agent.lostAt = Date.now();
         agent.backAt = undefined;
+        agent.lostWaitMs = agent.lostAttempts = 0;
       }
     }
     if (stopping) return;
@@ -420,6 +431,8 @@ async function start(msg: Record<string, unknown>): Promise<number> {
     streamsEnded: 0,
     retryDelays: 0,
     attempts: 0,
+    lostWaitMs: 0,
+    lostAttempts: 0,
   }));
   agents.push(...fresh);
   // Grouped by first address, so that the agents sharing a connection fill it.
@@ -477,11 +490,15 @@ function watch(msg: Record<string, unknown>): Promise<void> {
 
 function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
   const since = Number(msg.since);
-  const r: Rewelcomes = { delaysMs: [], pending: 0 };
+  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], pending: 0 };
   for (const agent of agents) {
     if (agent.lostAt === undefined) continue;
     if (agent.backAt === undefined) r.pending++;
-    else r.delaysMs.push(agent.backAt - since);
+    else {
+      r.delaysMs.push(agent.backAt - since);
+      r.waitedMs.push(agent.lostWaitMs);
+      r.attempts.push(agent.lostAttempts);
+    }
   }
   return Promise.resolve(r);
 }
