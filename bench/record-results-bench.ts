@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../lib/redis-client';
 import { NodeResult, NodeState, RunState } from '../gen/baton/v1/run';
 import { unary } from '../lib/grpc-client';
 import { startRedisServer } from '../lib/redis-server';

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../lib/redis-client';
 import { RunState } from '../gen/baton/v1/run';
 import { createLogger } from '../lib/logger';
 import { closeRedis, createRedis, RedisKeys } from '../lib/redis';

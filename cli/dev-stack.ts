@@ -5,7 +5,7 @@ import { startChild, type StartedChild } from '../lib/child-process';
 import { LISTENING_LINE } from '../lib/main';
 import { packageRoot } from '../lib/package-root';
 import { createCa, issueCertificate, type CertRole, type IssuedFiles } from '../lib/pki';
-import { startRedisServer, type RedisServerProcess } from '../lib/redis-server';
+import { startRedis, type RedisProcess } from '../lib/redis-cluster-server';
 
 /** Options of `DevStack.start`. */
 export interface DevStackOptions {
@@ -22,6 +22,8 @@ export interface DevStackOptions {
    * `restartRedis` keeps the data; default false (`baton dev` keeps everything in memory).
    */
   persistRedis?: boolean;
+  /** A 3-master Redis Cluster on loopback instead of one redis-server (lib/redis-cluster-server.ts); default false. */
+  redisCluster?: boolean;
   /**
    * Run every process with mutual TLS: a PKI is made in the state directory (lib/pki.ts) with a
    * service certificate each for metadata, results and scheduler, one agent certificate per
@@ -109,7 +111,9 @@ export class DevStack {
     readonly addresses: StackAddresses,
     readonly stateDir: string,
     readonly agentNames: string[],
-    private redis: RedisServerProcess | undefined,
+    private redis: RedisProcess | undefined,
+    /** The ports of the stack's Redis servers, to start them again on. */
+    private readonly redisPorts: number[],
     private readonly services: Map<StackService, ServicePiece>,
     /** The scheduler replicas; the first is also the services' 'scheduler'. */
     private readonly schedulers: ServicePiece[],
@@ -128,6 +132,7 @@ export class DevStack {
       logLevel: options.logLevel ?? 'warn',
       onStderr: options.onStderr,
       persistRedis: options.persistRedis ?? false,
+      redisCluster: options.redisCluster ?? false,
       tls: options.tls ?? false,
       serviceArgs: options.serviceArgs ?? {},
       schedulers: options.schedulers ?? 1,
@@ -140,10 +145,10 @@ export class DevStack {
     const replicas: ServicePiece[] = [];
     /** Every service started, for the clean-up when a later one fails. */
     const launched: ServicePiece[] = [];
-    let redis: RedisServerProcess | undefined;
+    let redis: RedisProcess | undefined;
     try {
       const tls = resolved.tls ? makeStackPki(join(stateDir, 'pki')) : undefined;
-      redis = await startRedisServer({ dir: resolved.persistRedis ? redisDir(stateDir) : undefined });
+      redis = await startRedis({ cluster: resolved.redisCluster, dir: resolved.persistRedis ? redisDir(stateDir) : undefined });
       const start = async (piece: StackService, own: string[], label: string = piece, ownGroup = false): Promise<ServicePiece> => {
         const args = [...own, ...tlsArgs(tls?.dir, 'service', piece), ...(resolved.serviceArgs[piece] ?? [])];
         const { address, child } = await startPiece(root, piece, '127.0.0.1:0', args, resolved, { label, ownGroup });
@@ -175,7 +180,7 @@ export class DevStack {
         scheduler: replicas[0].address,
         schedulers: replicas.map((r) => r.address),
       };
-      const stack = new DevStack(addresses, stateDir, [], redis, started, replicas, new Map(), resolved, tls);
+      const stack = new DevStack(addresses, stateDir, [], redis, redis.ports, started, replicas, new Map(), resolved, tls);
       try {
         await Promise.all(Array.from({ length: resolved.agents }, (_, k) => stack.startAgent(k + 1)));
       } catch (err) {
@@ -323,7 +328,7 @@ export class DevStack {
   async startRedis(): Promise<void> {
     if (!this.options.persistRedis) throw new Error('startRedis needs a stack started with persistRedis: true');
     if (this.redis) return;
-    this.redis = await startRedisServer({ port: portOf(this.addresses.redis), dir: redisDir(this.stateDir) });
+    this.redis = await startRedis({ cluster: this.options.redisCluster, ports: this.redisPorts, dir: redisDir(this.stateDir) });
   }
 
   /** `stopRedis` then `startRedis`: a Redis restart that keeps its data. */

@@ -4,6 +4,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CALLER_REQUEST_BURST, DEFAULT_CALLER_REQUESTS_PER_S, type CallerBudgetOptions } from './caller-budget';
 import { HOST_PORT_EXPECTED, HOST_PORT_LIST_EXPECTED, isHostPort, splitHostPortList } from './host-port';
+import { isRedisUrl, REDIS_URL_EXPECTED } from './redis-url';
 import type { TlsFiles } from './tls';
 
 /**
@@ -16,9 +17,10 @@ import type { TlsFiles } from './tls';
 
 /**
  * Formats of string keys beyond JSON Schema's own: `host-port` is one address (lib/host-port.ts),
- * `host-port-list` several separated by commas or one `dns:///host:port` target.
+ * `host-port-list` several separated by commas or one `dns:///host:port` target, `redis-url` one
+ * Redis server or a Redis Cluster's seed nodes (lib/redis-url.ts).
  */
-export type ConfigFormat = 'host-port' | 'host-port-list';
+export type ConfigFormat = 'host-port' | 'host-port-list' | 'redis-url';
 
 /** The JSON Schema of one configuration key. */
 export type ConfigProperty = { type: 'string' | 'integer' | 'number' | 'boolean'; default?: unknown; description: string; format?: ConfigFormat } & Record<
@@ -82,11 +84,13 @@ export class ConfigError extends Error {}
 const ajv = new Ajv({ allErrors: false, coerceTypes: true, useDefaults: true, strict: true });
 ajv.addFormat('host-port', { type: 'string', validate: isHostPort });
 ajv.addFormat('host-port-list', { type: 'string', validate: (v: string) => splitHostPortList(v) !== undefined });
+ajv.addFormat('redis-url', { type: 'string', validate: isRedisUrl });
 
 /** What each format's value must look like, in its error message. */
 const FORMAT_EXPECTED: Record<ConfigFormat, { is: string; expected: string }> = {
   'host-port': { is: 'host:port', expected: HOST_PORT_EXPECTED },
   'host-port-list': { is: 'host:port, a comma-separated list of them or dns:///host:port', expected: HOST_PORT_LIST_EXPECTED },
+  'redis-url': { is: 'a Redis URL', expected: REDIS_URL_EXPECTED },
 };
 
 function envName(key: string): string {
@@ -261,6 +265,11 @@ export const METRICS_CONFIG_PROPERTIES = {
 
 /** Common keys of processes that use Redis. */
 export const REDIS_CONFIG_PROPERTIES = {
-  'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', pattern: '^rediss?://', description: 'Redis URL, redis://host:port[/db]' },
+  'redis-url': {
+    type: 'string',
+    default: 'redis://127.0.0.1:6379',
+    format: 'redis-url',
+    description: 'Redis URL, redis://host:port[/db]; a Redis Cluster as redis-cluster://host:port,host:port (docs/redis-cluster.md)',
+  },
   'key-prefix': { type: 'string', default: 'baton', pattern: '^[A-Za-z0-9_.-]+$', description: 'prefix of every Redis key' },
 } as const;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from './redis-client';
 import { useRedisServer } from '../test/helpers/redis';
 import { LuaScript } from './lua-script';
 

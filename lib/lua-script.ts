@@ -1,24 +1,28 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, type default as Redis } from 'ioredis';
+import { Command } from 'ioredis';
+import { dataNodes, throwFirstError, type RedisClient } from './redis-client';
 
 /** Every script this process defined, so that each Redis connection can load them as it opens. */
 const DEFINED: LuaScript[] = [];
 
 /**
- * Loads every defined script into the Redis behind `redis` (SCRIPT LOAD, in one pipeline), so
- * that the first EVALSHA of each finds it: a NOSCRIPT answer would otherwise show as a failed
- * call (and an error span) in a run that succeeded. lib/redis.ts calls it on every 'ready',
- * which is also after a Redis restart emptied the script cache.
+ * Loads every defined script into the Redis behind `redis` (SCRIPT LOAD, in one pipeline; on a
+ * Cluster into every master, since each keeps its own script cache), so that the first EVALSHA
+ * of each finds it: a NOSCRIPT answer would otherwise show as a failed call (and an error span)
+ * in a run that succeeded. lib/redis.ts calls it on every 'ready', which is also after a Redis
+ * restart emptied the script cache.
  */
-export async function loadScripts(redis: Redis): Promise<void> {
+export async function loadScripts(redis: RedisClient): Promise<void> {
   if (DEFINED.length === 0) return;
-  const pipeline = redis.pipeline();
-  for (const script of DEFINED) pipeline.script('LOAD', script.source);
-  const replies = (await pipeline.exec()) ?? [];
-  const failed = replies.find(([err]) => err);
-  if (failed?.[0]) throw failed[0];
+  await Promise.all(
+    dataNodes(redis).map(async (node) => {
+      const pipeline = node.pipeline();
+      for (const script of DEFINED) pipeline.script('LOAD', script.source);
+      throwFirstError((await pipeline.exec()) ?? []);
+    }),
+  );
 }
 
 /**
@@ -53,12 +57,12 @@ export class LuaScript {
   }
 
   /** Runs the script with `keys` as KEYS and `args` as ARGV and returns its reply. */
-  async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
     return this.send(redis, keys, args, 'utf8');
   }
 
   /** As `run`, with every bulk string of the reply as a Buffer (binary-safe: bitmaps, for example). */
-  async runBuffer(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async runBuffer(redis: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
     return this.send(redis, keys, args, null);
   }
 
@@ -67,7 +71,7 @@ export class LuaScript {
    * call (`redis.evalsha(sha, n, ...args)`): a 100,000-node CreateRun has 300,000 arguments,
    * more than a call's stack takes.
    */
-  private async send(redis: Redis, keys: string[], args: Array<string | number>, replyEncoding: BufferEncoding | null): Promise<unknown> {
+  private async send(redis: RedisClient, keys: string[], args: Array<string | number>, replyEncoding: BufferEncoding | null): Promise<unknown> {
     const rest = [keys.length, ...keys, ...args];
     try {
       return await redis.sendCommand(new Command('evalsha', [this.sha, ...rest], { replyEncoding }));

@@ -1,11 +1,15 @@
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import type { Logger } from './logger';
 import { loadScripts } from './lua-script';
 import { metrics } from './metrics';
+import type { RedisClient } from './redis-client';
+import { parseRedisUrl, REDIS_URL_EXPECTED } from './redis-url';
+
+export type { RedisClient } from './redis-client';
 
 /** Options of `createRedis`. */
 export interface RedisOptions {
-  /** Redis URL, `redis://host:port[/db]`. */
+  /** Redis URL, `redis://host:port[/db]`, or a Redis Cluster's seeds (lib/redis-url.ts). */
   url: string;
   /** Logger for connection events. */
   log: Logger;
@@ -16,18 +20,34 @@ export interface RedisOptions {
 /** Commands retried across a reconnect before failing; a restart of Redis takes ~1 s. */
 const MAX_RETRIES_PER_REQUEST = 10;
 
+/** Reconnect quickly at first, then at most every 2 s, forever: Redis restarts must not require restarting Baton. */
+const reconnectDelayMs = (times: number): number => Math.min(100 * times, 2000);
+
 /**
- * Opens an ioredis client. Key names are never prefixed here: every key is built by
- * `RedisKeys` so that one module documents them all.
+ * Opens an ioredis client: a `Cluster` when the URL names a Redis Cluster, else one server's
+ * client. Key names are never prefixed here: every key is built by `RedisKeys` so that one
+ * module documents them all.
  */
-export function createRedis(options: RedisOptions): Redis {
-  const client = new Redis(options.url, {
-    connectionName: options.connectionName,
-    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-    // Reconnect quickly at first, then at most every 2 s, forever: Redis restarts must not
-    // require restarting Baton.
-    retryStrategy: (times) => Math.min(100 * times, 2000),
-  });
+export function createRedis(options: RedisOptions): RedisClient {
+  const target = parseRedisUrl(options.url);
+  if (!target) throw new Error(`redis-url '${options.url}' is not a Redis URL; ${REDIS_URL_EXPECTED}`);
+  const common = { connectionName: options.connectionName, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST };
+  const client: RedisClient =
+    target.kind === 'server'
+      ? new Redis(target.url, { ...common, retryStrategy: reconnectDelayMs })
+      : new Cluster(target.seeds, {
+          clusterRetryStrategy: reconnectDelayMs,
+          // A slot whose master is failing over or restarting answers CLUSTERDOWN/TRYAGAIN for a
+          // moment: retried after this delay, not surfaced.
+          retryDelayOnClusterDown: 200,
+          retryDelayOnTryAgain: 200,
+          redisOptions: {
+            ...common,
+            ...(target.username ? { username: target.username } : {}),
+            ...(target.password ? { password: target.password } : {}),
+            ...(target.tls ? { tls: {} } : {}),
+          },
+        });
   // An 'error' listener must exist from the start, or ioredis reports "Unhandled error event".
   let lastError = '';
   client.on('error', (err: Error) => {
@@ -50,7 +70,7 @@ export const REDIS_QUIT_TIMEOUT_MS = 1_000;
  * Closes a client when a process stops: QUIT (pending replies arrive first), or a plain
  * disconnect when Redis does not answer in time (it may be the reason we are stopping).
  */
-export async function closeRedis(redis: Redis, timeoutMs = REDIS_QUIT_TIMEOUT_MS): Promise<void> {
+export async function closeRedis(redis: RedisClient, timeoutMs = REDIS_QUIT_TIMEOUT_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, timeoutMs);

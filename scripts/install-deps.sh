@@ -3,6 +3,8 @@
 # through apt when one is missing (as root; otherwise says how), and the npm dependencies from
 # the lock when node_modules is missing or older than package-lock.json.
 #   redis-server            the one stateful dependency (baton dev, tests)
+#   redis-tools             redis-cli, which forms the tests' Redis Cluster (`redis-cli --cluster create`);
+#                           a dependency of Debian's redis-server, listed for systems where it is not
 #   protobuf-compiler       protoc, generates the Python client stubs in test/interop
 #   protobuf-compiler-grpc  grpc_python_plugin for those stubs
 #   python3-grpcio, python3-protobuf   run the Python client with Debian's /usr/bin/python3
@@ -12,13 +14,14 @@
 #                           build and run the Go client of test/interop offline (Debian's Go modules)
 #   zsh                     the completion tests load `baton completion zsh` in a real zsh
 #   lua-check               luacheck, which `npm run lint` runs over the Redis scripts (*.lua)
-# All but redis-server serve only the interop, telemetry and completion tests and the lint:
+# All but redis-server and redis-tools serve only the interop, telemetry and completion tests and the lint:
 # without root they are reported, and the rest goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 interop=()
 [ -x /usr/bin/protoc ] || interop+=(protobuf-compiler)
 [ -x /usr/bin/grpc_python_plugin ] || interop+=(protobuf-compiler-grpc)

@@ -5,6 +5,11 @@
 // start in sessions of their own leave the group on purpose). Extra arguments are file
 // filters (for example `npm test -- agent`).
 //
+// Two passes: every selected file on one redis-server, then the selected files of CLUSTER_PASS
+// again with BATON_TEST_REDIS=cluster, on which the test helpers start a 3-master Redis Cluster
+// instead (test/helpers/redis.ts). `--redis server` or `--redis cluster` runs one pass only
+// (with `cluster`, every selected file, listed or not: to try one on a cluster).
+//
 // Environment: BATON_TEST_FILE_TIMEOUT_S (default 600) bounds one file; tests inside a file are
 // bounded by node's --test-timeout (120 s each).
 import { spawn } from 'node:child_process';
@@ -17,6 +22,11 @@ const TEST_TIMEOUT_MS = 120_000;
 /** Grace between SIGTERM and SIGKILL of a file's process group. */
 const STOP_GRACE_MS = 5_000;
 const MARKER_NAME = 'BATON_TEST_RUN';
+/**
+ * The files run a second time on a Redis Cluster (path substrings): every part whose Redis keys
+ * are laid out for a cluster and whose tests pass on one. A file goes in once it does.
+ */
+const CLUSTER_PASS = ['dist/services/results/'];
 const marker = randomBytes(8).toString('hex');
 
 function find(dir, out = []) {
@@ -94,13 +104,13 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** Runs one test file in its own process group; resolves with how it ended. */
-function runFile(file) {
+/** Runs one test file in its own process group (on a Redis Cluster when `redis` is 'cluster'); resolves with how it ended. */
+function runFile(file, redis) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, file], {
       stdio: 'inherit',
       detached: true,
-      env: { ...process.env, OTEL_SDK_DISABLED: 'true', [MARKER_NAME]: marker },
+      env: { ...process.env, OTEL_SDK_DISABLED: 'true', BATON_TEST_REDIS: redis, [MARKER_NAME]: marker },
     });
     current = child;
     let timedOut = false;
@@ -120,7 +130,18 @@ function runFile(file) {
   });
 }
 
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+let only;
+const at = args.indexOf('--redis');
+if (at >= 0) {
+  only = args[at + 1];
+  args.splice(at, 2);
+  if (only !== 'server' && only !== 'cluster') {
+    console.error(`--redis '${only ?? ''}' is not a Redis kind; expected server or cluster`);
+    process.exit(2);
+  }
+}
+const filters = args;
 const files = find('dist')
   .filter((f) => !f.startsWith(join('dist', 'node_modules')))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
@@ -129,15 +150,23 @@ if (files.length === 0) {
   console.error('no test files found under dist/; run `npm run build` first');
   process.exit(1);
 }
+const passes = [];
+if (only !== 'cluster') passes.push(...files.map((file) => ({ file, redis: 'server' })));
+if (only !== 'server') {
+  const onCluster = only === 'cluster' ? files : files.filter((f) => CLUSTER_PASS.some((x) => f.includes(x)));
+  passes.push(...onCluster.map((file) => ({ file, redis: 'cluster' })));
+}
 const started = Date.now();
 const failed = [];
-for (const file of files) {
-  const outcome = await runFile(file);
-  if (outcome !== 'passed') failed.push(`${file}: ${outcome}`);
+for (const { file, redis } of passes) {
+  if (redis === 'cluster') console.log(`\nrun-tests: ${file} on a Redis Cluster`);
+  const outcome = await runFile(file, redis);
+  if (outcome !== 'passed') failed.push(`${file}${redis === 'cluster' ? ' (Redis Cluster)' : ''}: ${outcome}`);
 }
 const seconds = Math.round((Date.now() - started) / 1000);
 if (failed.length > 0) {
-  console.error(`\nrun-tests: ${failed.length} of ${files.length} test files did not pass (${seconds} s):\n  ${failed.join('\n  ')}`);
+  console.error(`\nrun-tests: ${failed.length} of ${passes.length} test file runs did not pass (${seconds} s):\n  ${failed.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`\nrun-tests: all ${files.length} test files passed (${seconds} s)`);
+const clusterRuns = passes.filter((p) => p.redis === 'cluster').length;
+console.log(`\nrun-tests: all ${passes.length} test file runs passed (${clusterRuns} of them on a Redis Cluster) (${seconds} s)`);

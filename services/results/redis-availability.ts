@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { BatonError, UnavailableError } from '../../lib/errors';
 
 /**

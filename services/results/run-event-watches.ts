@@ -1,5 +1,5 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type Redis from 'ioredis';
+import { duplicateRedis, type RedisClient as Redis } from '../../lib/redis-client';
 import type { WatchRunEventsRequest, WatchRunEventsResponse } from '../../gen/baton/v1/results_service';
 import type { RunEvent } from '../../gen/baton/v1/run';
 import { NotFoundError } from '../../lib/errors';
@@ -102,7 +102,7 @@ export class RunEventWatches {
         await catchUp();
         return;
       }
-      follower = this.redis.duplicate({ connectionName: 'baton-results-watch' });
+      follower = duplicateRedis(this.redis, 'baton-results-watch');
       follower.on('error', () => {}); // errors surface as rejected reads below
       const key = this.store.keys.runEvents(taskId);
       this.log.debug({ taskId }, 'following run events');

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { RunState } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import { RedisKeys } from '../../lib/redis';

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import type Redis from 'ioredis';
+import { scanKeys, type RedisClient as Redis } from '../../lib/redis-client';
 import { RunState, type Run } from '../../gen/baton/v1/run';
 import { unary } from '../../lib/grpc-client';
 import { useRedisServer } from '../../test/helpers/redis';
@@ -31,14 +31,7 @@ async function startWithClock(clock: { ms: number }, runRetentionS = RETENTION_S
 
 /** Every key under the service's prefix that belongs to run `taskId` (SCAN on its hash tag). */
 async function keysOfRun(t: ResultsTestService, taskId: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${t.prefix}:run:{${taskId}}*`, 'COUNT', 1000);
-    found.push(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  return found;
+  return scanKeys(redis, `${t.prefix}:run:{${taskId}}*`);
 }
 
 /** The index zsets (runs, task, caller) that still list `run`. */
@@ -137,7 +130,7 @@ describe('run retention', () => {
     clock.ms = T0 + 1_030_000;
     assert.deepEqual(await t.service.retention.sweep(), { removed: expired, kept: keptIds.length });
     assert.equal(await redis.zcard(`${t.prefix}:runs`), keptIds.length);
-    const left = await redis.keys(`${t.prefix}:*`);
+    const left = await scanKeys(redis, `${t.prefix}:*`);
     // What is left: the kept runs' seven keys each (record, results, briefs, events, final hosts, header, result events), and the three indexes.
     assert.equal(left.length, 7 * keptIds.length + 3);
   });

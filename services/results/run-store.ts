@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { execPerKey, type RedisClient as Redis } from '../../lib/redis-client';
 import { NodeResult, NodeState, Run, RunEvent, runStateToJSON, type RunStateChanged } from '../../gen/baton/v1/run';
 import type { RedisKeys } from '../../lib/redis';
 import { canonicalJson } from './canonical-json';
@@ -492,9 +492,12 @@ export class RunStore {
   private async getRaw(taskIds: string[], lenient = false): Promise<RawRunEntry[]> {
     if (taskIds.length === 0) return [];
     // One GET per run (not MGET): the records live in different Redis Cluster slots.
-    const pipeline = this.redis.pipeline();
-    for (const taskId of taskIds) pipeline.get(this.keys.run(taskId));
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await execPerKey(
+      this.redis,
+      taskIds,
+      (taskId) => this.keys.run(taskId),
+      (pipeline, taskId) => pipeline.get(this.keys.run(taskId)),
+    );
     return taskIds.map((taskId, i) => {
       const [err, raw] = replies[i] ?? [null, null];
       if (err) throw err;

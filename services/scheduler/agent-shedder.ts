@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { UnavailableError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { DownloadCommand, RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { LuaScript } from '../../lib/lua-script';
 import { LocalDispatcher } from './dispatcher';
@@ -192,7 +192,8 @@ export class DispatchConsumer {
     // Forgotten only once nothing of it is left: a later renewal finishes what this one could not.
     if ((await redis.xlen(stream)) > 0) return;
     if (!(await lease.forget(dead))) return;
-    await redis.del(stream, keys.ownerBitmap(dead));
+    // Two commands: the stream and the bitmap may sit in different Redis Cluster slots.
+    await Promise.all([redis.del(stream), redis.del(keys.ownerBitmap(dead))]);
   }
 
   /**

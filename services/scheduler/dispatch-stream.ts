@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { execPerKey, throwFirstError, type RedisClient as Redis } from '../../lib/redis-client';
 import { NodeState } from '../../gen/baton/v1/run';
 import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';
@@ -130,9 +130,12 @@ export async function routeNodes(index: NodeIndex, liveReplicas: string[], exclu
   const replicas = liveReplicas.filter((r) => r !== exclude);
   if (nodes.length === 0 || replicas.length === 0) return { byReplica, nowhere: [...nodes] };
   const { redis, keys } = index.store;
-  const pipeline = redis.pipeline();
-  for (const r of replicas) pipeline.getBuffer(keys.ownerBitmap(r));
-  const replies = (await pipeline.exec()) ?? [];
+  const replies = await execPerKey(
+    redis,
+    replicas.map((r) => keys.ownerBitmap(r)),
+    (key) => key,
+    (pipeline, key) => pipeline.getBuffer(key),
+  );
   await index.names.refresh();
   const count = index.names.count;
   const bitmaps = replies.map(([err, bits]) => (err ? fitBitmap(undefined, count) : fitBitmap((bits as Buffer | null) ?? undefined, count)));
@@ -153,16 +156,20 @@ export async function routeNodes(index: NodeIndex, liveReplicas: string[], exclu
 
 /** Posts `entry` (split into chunks of DISPATCH_CHUNK_NODES) to each replica's stream, in one pipeline. */
 export async function postEntries(redis: Redis, keys: RedisKeys, base: Omit<DispatchEntry, 'nodes'>, byReplica: Map<string, string[]>): Promise<void> {
-  const pipeline = redis.pipeline();
+  const posts: Array<{ stream: string; entry: DispatchEntry }> = [];
   for (const [replica, nodes] of byReplica) {
     for (let i = 0; i < nodes.length; i += DISPATCH_CHUNK_NODES) {
-      const entry: DispatchEntry = { ...base, nodes: nodes.slice(i, i + DISPATCH_CHUNK_NODES) };
-      pipeline.xadd(keys.replicaDispatch(replica), '*', 'e', JSON.stringify(entry));
+      posts.push({ stream: keys.replicaDispatch(replica), entry: { ...base, nodes: nodes.slice(i, i + DISPATCH_CHUNK_NODES) } });
     }
   }
-  const replies = (await pipeline.exec()) ?? [];
-  const failed = replies.find(([err]) => err);
-  if (failed?.[0]) throw failed[0];
+  throwFirstError(
+    await execPerKey(
+      redis,
+      posts,
+      (p) => p.stream,
+      (pipeline, p) => pipeline.xadd(p.stream, '*', 'e', JSON.stringify(p.entry)),
+    ),
+  );
 }
 
 /** Posts a reply to the run's reply stream (kept DISPATCH_KEYS_TTL_MS). */

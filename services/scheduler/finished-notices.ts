@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { execPerKey, throwFirstError, type RedisClient as Redis } from '../../lib/redis-client';
 import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';
 import { errorText } from './error-text';
@@ -44,16 +44,17 @@ export class FinishedNotices {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.size === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const [taskId, hosts] of this.pending) {
-      const stream = this.keys.runFinished(taskId);
-      pipeline.xadd(stream, '*', 'n', [...hosts].join(',')).pexpire(stream, NOTICES_TTL_MS);
-    }
+    const pending = [...this.pending].map(([taskId, hosts]) => ({ stream: this.keys.runFinished(taskId), hosts }));
     this.pending.clear();
     try {
-      const replies = (await pipeline.exec()) ?? [];
-      const failed = replies.find(([err]) => err);
-      if (failed?.[0]) throw failed[0];
+      throwFirstError(
+        await execPerKey(
+          this.redis,
+          pending,
+          (p) => p.stream,
+          (pipeline, p) => pipeline.xadd(p.stream, '*', 'n', [...p.hosts].join(',')).pexpire(p.stream, NOTICES_TTL_MS),
+        ),
+      );
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'could not tell coordinators of results stored here');
     }

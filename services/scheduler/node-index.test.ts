@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
+import { dataNodes } from '../../lib/redis-client';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { touchNodes, type TouchOutcome } from './heartbeat-writer';
@@ -394,20 +395,21 @@ describe('NodeIndex batches', () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
-    const monitor = await client.monitor();
+    const monitors = await Promise.all(dataNodes(client).map((node) => node.monitor()));
     const calls: Array<{ nodes: number; args: number }> = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      // EVALSHA sha numkeys KEYS... ARGV...: 7 fixed keys, then one per node; ARGV opens with prefix, threshold, count.
-      if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix))
-        calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
-    });
+    for (const monitor of monitors)
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        // EVALSHA sha numkeys KEYS... ARGV...: 7 fixed keys, then one per node; ARGV opens with prefix, threshold, count.
+        if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix))
+          calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
+      });
     const facts = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`f${i}`, i]));
     const ids = Array.from({ length: 12 }, (_, i) => `big${String(i).padStart(2, '0')}`);
     try {
       await Promise.all(ids.map((id) => index.upsert(Hello.fromPartial({ identity: id, facts }), 's', 1)));
       await waitFor('every script call seen', () => calls.reduce((n, c) => n + c.nodes, 0) === ids.length, 10_000);
     } finally {
-      monitor.disconnect();
+      for (const monitor of monitors) monitor.disconnect();
     }
     assert.deepEqual(
       (await index.list()).map((n) => n.identity),

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { execPerKey, type RedisClient as Redis } from '../../lib/redis-client';
 import type { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import type { RedisKeys } from '../../lib/redis';
 import { LuaScript } from '../../lib/lua-script';
@@ -304,9 +304,12 @@ export class NodeIndex {
   /** The given nodes' entries, sorted by identity; identities without an entry are left out. */
   async load(identities: string[]): Promise<IndexedNode[]> {
     if (identities.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of identities) pipeline.hgetall(this.keys.node(id));
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await execPerKey(
+      this.redis,
+      identities,
+      (id) => this.keys.node(id),
+      (pipeline, id) => pipeline.hgetall(this.keys.node(id)),
+    );
     const nodes: IndexedNode[] = [];
     for (const [err, raw] of replies) {
       const h = raw as Record<string, string> | null;
@@ -332,9 +335,15 @@ export class NodeIndex {
   async presence(identities: string[]): Promise<Map<string, { connected: boolean; lastSeenMs: number }>> {
     const out = new Map<string, { connected: boolean; lastSeenMs: number }>();
     if (identities.length === 0) return out;
-    const pipeline = this.redis.pipeline();
-    for (const id of identities) pipeline.hmget(this.keys.node(id), 'online', 'last_seen', 'owner');
-    const [replies, dead] = await Promise.all([pipeline.exec().then((r) => r ?? []), this.deadReplicas().then((ids) => new Set(ids))]);
+    const [replies, dead] = await Promise.all([
+      execPerKey(
+        this.redis,
+        identities,
+        (id) => this.keys.node(id),
+        (pipeline, id) => pipeline.hmget(this.keys.node(id), 'online', 'last_seen', 'owner'),
+      ),
+      this.deadReplicas().then((ids) => new Set(ids)),
+    ]);
     replies.forEach(([err, raw], i) => {
       const [online, lastSeen, owner] = (raw as Array<string | null> | null) ?? [];
       // A node held by a replica whose lease ended is not connected anywhere any more.

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { countBits, type NodeBitmap } from './node-bitmap';
 
 /**

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { LuaScript } from '../../lib/lua-script';
 import type { Logger } from '../../lib/logger';
 import type { RedisKeys } from '../../lib/redis';

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { LuaScript } from '../../lib/lua-script';
 import type { RedisKeys } from '../../lib/redis';
 

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import type { RedisKeys } from '../../lib/redis';
 import {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import IORedis from 'ioredis';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import IORedis from 'ioredis';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { NodeResult, NodeState, RunState } from '../../gen/baton/v1/run';

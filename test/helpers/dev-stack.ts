@@ -1,15 +1,17 @@
 import { after, before } from 'node:test';
 import { DevStack, type DevStackOptions } from '../../cli/dev-stack';
+import { testRedisIsCluster } from './redis';
 
 /**
  * A whole Baton stack (redis-server, the three services and agents, all separate processes) for
- * one test file: started before its tests, stopped after them. `env` points the `baton` CLI at
+ * one test file: started before its tests, stopped after them; on a Redis Cluster when the tests
+ * run on one (`testRedisIsCluster`). `env` points the `baton` CLI at
  * it; with `tls: true` it also carries operator `alice`'s certificate (BATON_TLS_CA/CERT/KEY).
  */
 export function useDevStack(options: DevStackOptions): { readonly stack: DevStack; readonly env: NodeJS.ProcessEnv } {
   let stack: DevStack | undefined;
   before(async () => {
-    stack = await DevStack.start(options);
+    stack = await DevStack.start({ redisCluster: testRedisIsCluster(), ...options });
   });
   after(async () => {
     await stack?.stop();

@@ -1,17 +1,38 @@
 import { after, before } from 'node:test';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { startRedisServer, type RedisServerProcess } from '../../lib/redis-server';
+import { startRedis, type RedisProcess } from '../../lib/redis-cluster-server';
+import { dataNodes, type RedisClient } from '../../lib/redis-client';
+import { parseRedisUrl } from '../../lib/redis-url';
 
 /**
- * A real redis-server for one test file: started on a free port before the file's tests and
- * stopped after them. `uniquePrefix()` gives each test its own key prefix.
+ * Whether the tests run on a Redis Cluster: `BATON_TEST_REDIS=cluster` makes every Redis a test
+ * helper starts (useRedisServer, the dev stack) a 3-master cluster instead of one server, so
+ * that the same test files prove both (scripts/run-tests.mjs `--redis cluster`).
  */
-export function useRedisServer(): { readonly url: string; readonly server: RedisServerProcess; client(): Redis } {
-  let server: RedisServerProcess | undefined;
-  const clients: Redis[] = [];
+export function testRedisIsCluster(): boolean {
+  const kind = process.env.BATON_TEST_REDIS ?? 'server';
+  if (kind !== 'server' && kind !== 'cluster') throw new Error(`BATON_TEST_REDIS '${kind}' is not a Redis kind; expected server or cluster`);
+  return kind === 'cluster';
+}
+
+/** A plain ioredis client of the Redis at `url` (a Cluster client for a cluster's URL), for tests to look at what the services stored. */
+export function redisClientOf(url: string): RedisClient {
+  const target = parseRedisUrl(url);
+  if (!target) throw new Error(`not a redis-url: ${url}`);
+  return target.kind === 'server' ? new Redis(target.url) : new Cluster(target.seeds);
+}
+
+/**
+ * A real Redis for one test file: started on free ports before the file's tests and stopped
+ * after them; one server, or a cluster when the tests run on one (`testRedisIsCluster`).
+ * `uniquePrefix()` gives each test its own key prefix.
+ */
+export function useRedisServer(): { readonly url: string; readonly server: RedisProcess; client(): RedisClient } {
+  let server: RedisProcess | undefined;
+  const clients: RedisClient[] = [];
   before(async () => {
-    server = await startRedisServer();
+    server = await startRedis({ cluster: testRedisIsCluster() });
   });
   after(async () => {
     await Promise.all(clients.map((c) => c.quit().catch(() => undefined)));
@@ -27,7 +48,7 @@ export function useRedisServer(): { readonly url: string; readonly server: Redis
       return server;
     },
     client() {
-      const c = new Redis(this.url);
+      const c = redisClientOf(this.url);
       clients.push(c);
       return c;
     },
@@ -46,13 +67,17 @@ export interface RedisBooks {
   calls: Map<string, number>;
 }
 
-/** Reads Redis's books through `redis`. */
-export async function redisBooks(redis: Redis): Promise<RedisBooks> {
-  const [stats, commands] = await Promise.all([redis.info('stats'), redis.info('commandstats')]);
-  const counter = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1]);
-  const calls = new Map<string, number>();
-  for (const m of commands.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1], Number(m[2]));
-  return { input: counter('total_net_input_bytes'), output: counter('total_net_output_bytes'), calls };
+/** Reads Redis's books through `redis`: on a cluster, the sums over its masters. */
+export async function redisBooks(redis: RedisClient): Promise<RedisBooks> {
+  const books: RedisBooks = { input: 0, output: 0, calls: new Map() };
+  for (const node of dataNodes(redis)) {
+    const [stats, commands] = await Promise.all([node.info('stats'), node.info('commandstats')]);
+    const counter = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1]);
+    books.input += counter('total_net_input_bytes');
+    books.output += counter('total_net_output_bytes');
+    for (const m of commands.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) books.calls.set(m[1], (books.calls.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return books;
 }
 
 /** Calls per command between two readings, without the INFO calls of the readings themselves. */

@@ -1,5 +1,5 @@
 import type { ServiceError } from '@grpc/grpc-js';
-import type Redis from 'ioredis';
+import type { RedisClient as Redis } from '../../lib/redis-client';
 import { ResultsServiceClient, ResultsServiceService, type WatchRunEventsRequest } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState, NodeResult, type Run, type RunEvent } from '../../gen/baton/v1/run';
 import { isServiceError } from '../../lib/errors';
