@@ -130,6 +130,15 @@ export function dataNodes(redis: RedisClient): Redis[] {
   return isCluster(redis) ? redis.nodes('master') : [redis];
 }
 
+/** `dataNodes` once the client is connected: a Cluster client knows its masters only from then on. */
+export async function readyDataNodes(redis: RedisClient): Promise<Redis[]> {
+  if (isCluster(redis) && redis.status !== 'ready') {
+    // Any command waits for the cluster to be ready; PING answers wherever it lands.
+    await redis.ping();
+  }
+  return dataNodes(redis);
+}
+
 /**
  * A second client like `redis` (same server or cluster, same options), for blocking reads that
  * must not hold up the first; `connectionName` replaces the name CLIENT LIST shows.
@@ -146,7 +155,7 @@ export function duplicateRedis(redis: RedisClient, connectionName?: string): Red
  */
 export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const found: string[] = [];
-  for (const node of dataNodes(redis)) {
+  for (const node of await readyDataNodes(redis)) {
     let cursor = '0';
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
@@ -159,6 +168,6 @@ export async function scanKeys(redis: RedisClient, pattern: string): Promise<str
 
 /** A numeric INFO field (`used_memory`, `total_net_output_bytes`...) summed over the data nodes. */
 export async function infoSum(redis: RedisClient, section: string, field: string): Promise<number> {
-  const texts = await Promise.all(dataNodes(redis).map((node) => node.info(section)));
+  const texts = await Promise.all((await readyDataNodes(redis)).map((node) => node.info(section)));
   return texts.reduce((sum, text) => sum + (Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(text)?.[1]) || 0), 0);
 }

@@ -2,7 +2,7 @@ import { after, before } from 'node:test';
 import Redis, { Cluster } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { startRedis, type RedisProcess } from '../../lib/redis-cluster-server';
-import { dataNodes, type RedisClient } from '../../lib/redis-client';
+import { readyDataNodes, type RedisClient } from '../../lib/redis-client';
 import { parseRedisUrl } from '../../lib/redis-url';
 
 /**
@@ -70,7 +70,7 @@ export interface RedisBooks {
 /** Reads Redis's books through `redis`: on a cluster, the sums over its masters. */
 export async function redisBooks(redis: RedisClient): Promise<RedisBooks> {
   const books: RedisBooks = { input: 0, output: 0, calls: new Map() };
-  for (const node of dataNodes(redis)) {
+  for (const node of await readyDataNodes(redis)) {
     const [stats, commands] = await Promise.all([node.info('stats'), node.info('commandstats')]);
     const counter = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1]);
     books.input += counter('total_net_input_bytes');
