@@ -208,6 +208,19 @@ export class Clients {
     return unreachable(err, service, this.address(service));
   }
 
+  /**
+   * Opens the connection to `service` now, so that a later call finds it ready: a command that
+   * will need it while it waits for another answer does both at once. Best effort: a missing or
+   * bad address, or a service that cannot be reached, is reported by the call itself.
+   */
+  connectEarly(service: keyof ServiceAddresses): void {
+    try {
+      this[service].getChannel().getConnectivityState(true);
+    } catch {
+      // the call says what is wrong
+    }
+  }
+
   /** Closes every client made. */
   close(): void {
     for (const c of Object.values(this.made)) c.close();

@@ -9,10 +9,12 @@ import { CliError, commanderLine, describeError, EXIT } from './cli-error';
 import { exitWhenDrained, quietOnClosedReader } from './output';
 import { silenceServernameIpWarning } from '../lib/node-warnings';
 import { commandSpanName, rewriteTasksArgv } from './command-words';
+import { shortCutIsIPv6 } from './ipv6-check';
 
 // Services are mostly addressed by IP (127.0.0.1:port from `baton dev`): without this, Node's
 // DEP0123 warning would make an error more than one line on stderr (test/e2e/bad-input.test.ts).
 silenceServernameIpWarning();
+shortCutIsIPv6();
 
 /** Version of the `baton` CLI. */
 export const VERSION = '0.1.0';

@@ -185,12 +185,16 @@ export async function tasksRun(argv: string[]): Promise<number> {
   if (!TASK_NAME.test(first.task)) throw new CliError(`'${first.task}' is not a task name; expected <module>::<task> or <module>`);
   const clients = new Clients(first.options);
   try {
-    const json = first.options.json === true || argv.includes('--help') || argv.includes('-h');
+    const help = argv.includes('--help') || argv.includes('-h');
+    const json = first.options.json === true || help;
     const say = (line = '') => {
       if (!json) process.stdout.write(`${line}\n`);
     };
     say(`Retrieving task metadata for task ${first.task} from the metadata service`);
-    const task = await getTask(clients, first.options.environment, first.task);
+    const fetched = getTask(clients, first.options.environment, first.task);
+    // The scheduler's connection is set up while the metadata service answers.
+    if (!help) clients.connectEarly('scheduler');
+    const task = await fetched;
 
     // Phase 2: parse again with one flag per task parameter, strictly.
     const flags = paramFlags(task.parameters, runReservedFlags());
@@ -245,6 +249,8 @@ async function run(
         locator.settle(s);
         view.total = s.nodes;
         narrator.attempting(s.nodes, s.taskId);
+        // The results service is asked for the run's results once it ends: connect while it runs.
+        if (!background) clients.connectEarly('results');
       },
       onProgress: (p) => view.show(p),
       onLost: (s, why) => {
