@@ -27,7 +27,7 @@ export async function moveSlot(ports: number[], slot: number, between: () => Pro
     await nodes[from].cluster('SETSLOT', slot, 'MIGRATING', ids[to]);
     let moved = 0;
     for (;;) {
-      const keys = (await nodes[from].cluster('GETKEYSINSLOT', slot, 1));
+      const keys = await nodes[from].cluster('GETKEYSINSLOT', slot, 1);
       if (keys.length === 0) break;
       await nodes[from].migrate('127.0.0.1', ports[to], '', 0, 10_000, 'KEYS', ...keys);
       moved += keys.length;
