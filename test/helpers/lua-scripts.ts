@@ -2,16 +2,17 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Redis from 'ioredis';
-import { startRedisServer } from '../../lib/redis-server';
+import { readyDataNodes, type RedisClient } from '../../lib/redis-client';
+import { startRedis } from '../../lib/redis-cluster-server';
+import { redisClientOf, testRedisIsCluster } from './redis';
 import { waitFor } from './wait';
 
 /**
  * The `.lua` files in `dir` (a compiled service's folder, where the build copies its scripts)
  * that the Redis behind `redis` has not loaded (SCRIPT EXISTS of each file's SHA1, which is how
- * Redis names a script), with how many files there are.
+ * Redis names a script; on a cluster, a script some master lacks), with how many files there are.
  */
-export async function unloadedScripts(redis: Redis, dir: string): Promise<{ files: number; unloaded: string[] }> {
+export async function unloadedScripts(redis: RedisClient, dir: string): Promise<{ files: number; unloaded: string[] }> {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.lua'))
     .sort();
@@ -21,8 +22,8 @@ export async function unloadedScripts(redis: Redis, dir: string): Promise<{ file
       .update(readFileSync(join(dir, f), 'utf8'))
       .digest('hex'),
   );
-  const exists = (await redis.script('EXISTS', ...shas)) as number[];
-  return { files: files.length, unloaded: files.filter((_, i) => exists[i] !== 1) };
+  const perNode = await Promise.all((await readyDataNodes(redis)).map(async (node) => (await node.script('EXISTS', ...shas)) as number[]));
+  return { files: files.length, unloaded: files.filter((_, i) => perNode.some((exists) => exists[i] !== 1)) };
 }
 
 /**
@@ -36,8 +37,8 @@ export async function expectScriptsLoadedAtStart(
   minFiles: number,
   start: (redisUrl: string) => Promise<{ stop(): Promise<void> }>,
 ): Promise<void> {
-  const redis = await startRedisServer();
-  const client = new Redis(redis.url);
+  const redis = await startRedis({ cluster: testRedisIsCluster() });
+  const client = redisClientOf(redis.url);
   try {
     const before = await unloadedScripts(client, dir);
     assert.ok(before.files >= minFiles, `the build copies the scripts next to the service (found ${before.files}, expected ${minFiles} or more)`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import type { RedisClient } from '../../lib/redis-client';
 import { ResultsServiceClient, type GetRunStatusResponse } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
@@ -10,6 +10,7 @@ import { packageRoot } from '../../lib/package-root';
 import { RedisKeys } from '../../lib/redis';
 import { isFinalRunState } from '../../lib/run-states';
 import { executions } from './executions';
+import { redisClientOf, testRedisIsCluster } from './redis';
 import { waitFor } from './wait';
 
 /**
@@ -41,7 +42,7 @@ export interface Fleet {
   stack: DevStack;
   replicas: SchedulerServiceClient[];
   results: ResultsServiceClient;
-  redis: Redis;
+  redis: RedisClient;
   /** The execution log of a run: `<state dir>/count.log`. */
   log: string;
 }
@@ -49,6 +50,7 @@ export interface Fleet {
 /** Starts a fleet, runs `body` with it, and stops everything it started, whatever happens. */
 export async function withFleet(body: (fleet: Fleet) => Promise<void>): Promise<void> {
   const stack = await DevStack.start({
+    redisCluster: testRedisIsCluster(),
     agents: NODES.length,
     schedulers: 2,
     environmentpath: join(packageRoot(), 'test', 'fixtures', 'modules'),
@@ -64,7 +66,7 @@ export async function withFleet(body: (fleet: Fleet) => Promise<void>): Promise<
     stack,
     replicas: stack.addresses.schedulers.map((a) => makeClient(SchedulerServiceClient, a)),
     results: makeClient(ResultsServiceClient, stack.addresses.results),
-    redis: new Redis(stack.addresses.redis),
+    redis: redisClientOf(stack.addresses.redis),
     log: join(stack.stateDir, 'count.log'),
   };
   try {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, lstatSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import Redis from 'ioredis';
+import { scanKeys, type RedisClient } from '../../lib/redis-client';
+import { redisClientOf } from './redis';
 
 /**
  * A picture of everything Baton stores — every Redis key with its TYPE and content, every file
@@ -56,7 +57,7 @@ function sorted<T>(items: T[]): T[] {
   return [...items].sort();
 }
 
-async function readKey(redis: Redis, key: string, rule: VolatileRule | undefined): Promise<RedisEntry> {
+async function readKey(redis: RedisClient, key: string, rule: VolatileRule | undefined): Promise<RedisEntry> {
   const type = await redis.type(key);
   let content: unknown;
   switch (type) {
@@ -124,17 +125,10 @@ function walk(root: string, dir: string, into: Map<string, FileEntry>): void {
 
 /** Reads every Redis key (SCAN, then TYPE and content) and every file under `dirs`. */
 export async function snapshotStore(options: SnapshotOptions): Promise<StoreSnapshot> {
-  const redis = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = redisClientOf(options.redisUrl);
   const entries = new Map<string, RedisEntry>();
   try {
-    await redis.connect();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    const keys = await scanKeys(redis, '*');
     for (const key of sorted([...new Set(keys)])) {
       const rule = options.volatile?.find((r) => r.key.test(key));
       if (rule?.whole) continue;
