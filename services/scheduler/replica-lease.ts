@@ -32,6 +32,14 @@ export function defaultReplicaName(): string {
   );
 }
 
+/** Renewals whose round trip and Redis clock are kept, to learn the Redis clock's offset from. */
+const CLOCK_SAMPLES = 30;
+
+/** A local clock that only goes forward (ms): lease validity never moves with the wall clock. */
+function monotonicMs(): number {
+  return performance.now();
+}
+
 /** Takes a fencing epoch and a lease under a new replica id, on the Redis clock. */
 const JOIN_SCRIPT = LuaScript.fromFile(__dirname, 'replica-join-2');
 
@@ -96,12 +104,20 @@ export class ReplicaLease {
   private epochValue = 0;
   private idValue = '';
   private stateValue: LeaseState = 'JOINING';
-  /** Local time until which the lease is surely held: when the last successful renewal was sent, plus the lease, less a margin. */
+  /**
+   * Local time (monotonic clock, ms) until which the lease is surely held: when the last
+   * successful renewal ran in Redis (renewalRanAt), plus the lease, less a margin.
+   */
   private validUntilMs = 0;
   private timer: NodeJS.Timeout | undefined;
-  private busy = false;
-  /** When the last renewal that succeeded was sent (local clock, ms). */
+  /** A join in flight (one at a time). */
+  private joining = false;
+  /** Renewals sent and not answered yet. */
+  private renewalsInFlight = 0;
+  /** When the last renewal that succeeded ran in Redis (monotonic clock, ms). */
   private lastRenewedMs = 0;
+  /** The last renewals' round trips and the offset of the Redis clock they showed (renewalRanAt). */
+  private readonly clockSamples: Array<{ roundTripMs: number; offsetMs: number }> = [];
   /**
    * How late the event loop ran since the last renewal: a replica that fences itself while Redis
    * answers was stalled (CPU starved, a long synchronous task), and the log says by how much.
@@ -147,11 +163,11 @@ export class ReplicaLease {
     this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / RENEWALS_PER_LEASE)));
     this.timer.unref();
     this.loopDelay.enable();
-    this.busy = true;
+    this.joining = true;
     try {
       await this.join();
     } finally {
-      this.busy = false;
+      this.joining = false;
     }
   }
 
@@ -185,7 +201,7 @@ export class ReplicaLease {
   }
 
   private async join(): Promise<void> {
-    const sentMs = Date.now();
+    const sentMs = monotonicMs();
     const [epochReply, id] = (await JOIN_SCRIPT.run(
       this.renewalRedis,
       [this.keys.replicaEpochCounter(), this.keys.replicaLeases()],
@@ -216,24 +232,56 @@ export class ReplicaLease {
 
   /** One renewal period: fence if the lease may have ended, renew it (or join again when fenced). */
   private async tick(): Promise<void> {
-    if (this.stateValue === 'HELD' && Date.now() >= this.validUntilMs) {
-      const sinceS = ((Date.now() - this.lastRenewedMs) / 1000).toFixed(1);
-      this.fence(
-        `no renewal succeeded for ${sinceS} s, the event loop was late by up to ${this.loopDelayMaxMs()} ms${this.busy ? ', a renewal still unanswered' : ''}`,
-      );
+    if (this.stateValue === 'HELD' && monotonicMs() >= this.validUntilMs) {
+      const sinceS = ((monotonicMs() - this.lastRenewedMs) / 1000).toFixed(1);
+      const unanswered = this.renewalsInFlight > 0 ? `, ${this.renewalsInFlight} renewals unanswered` : '';
+      this.fence(`no renewal succeeded for ${sinceS} s, the event loop was late by up to ${this.loopDelayMaxMs()} ms${unanswered}`);
     }
-    // A Redis call can hang for seconds while Redis is away: one at a time; the check above
-    // still runs on every tick.
-    if (this.busy || this.stateValue === 'LEFT') return;
-    this.busy = true;
+    if (this.stateValue === 'LEFT' || this.joining) return;
+    if (this.stateValue !== 'HELD') {
+      if (this.renewalsInFlight > 0) return;
+      this.joining = true;
+      try {
+        await this.join();
+      } catch (err) {
+        this.log.warn({ replica: this.id, err: errorText(err) }, 'could not take the replica lease');
+      } finally {
+        this.joining = false;
+      }
+      return;
+    }
+    // A renewal is sent every period even while earlier ones wait for their answer: when Redis
+    // answers late (a queue of other clients' commands ahead), the answers still come one period
+    // apart, each extending the lease from when it ran. A bounded number: while Redis is away,
+    // commands pile up in the client.
+    if (this.renewalsInFlight >= RENEWALS_PER_LEASE) return;
+    this.renewalsInFlight++;
     try {
-      if (this.stateValue !== 'HELD') await this.join();
-      else await this.renew();
+      await this.renew();
     } catch (err) {
       this.log.warn({ replica: this.id, err: errorText(err) }, 'could not renew the replica lease');
     } finally {
-      this.busy = false;
+      this.renewalsInFlight--;
     }
+  }
+
+  /**
+   * When a renewal that was sent at `sentMs` and answered at `answeredMs` (monotonic clock) ran
+   * in Redis, whose clock then read `redisNowMs`: by the Redis clock's offset from the local one,
+   * learnt from the quickest recent round trip, and only when that was within the margin (its
+   * error is half of it); else, as if it ran when it was sent. Never later than its answer, nor
+   * earlier than it was sent. A renewal that waited seconds behind other clients' commands in
+   * Redis so extends the lease from when Redis ran it, which is when the lease was renewed.
+   */
+  private renewalRanAt(sentMs: number, answeredMs: number, redisNowMs: number): number {
+    const roundTripMs = answeredMs - sentMs;
+    this.clockSamples.push({ roundTripMs, offsetMs: redisNowMs - (sentMs + answeredMs) / 2 });
+    if (this.clockSamples.length > CLOCK_SAMPLES) this.clockSamples.shift();
+    let best = this.clockSamples[0];
+    for (const sample of this.clockSamples) if (sample.roundTripMs < best.roundTripMs) best = sample;
+    if (best.roundTripMs > this.marginMs()) return sentMs;
+    const ranAt = redisNowMs - best.offsetMs - best.roundTripMs / 2;
+    return Math.max(sentMs, Math.min(answeredMs, ranAt));
   }
 
   /** The longest event loop delay since the last renewal, in ms. */
@@ -242,23 +290,29 @@ export class ReplicaLease {
   }
 
   private async renew(): Promise<void> {
-    const sentMs = Date.now();
+    const sentMs = monotonicMs();
     const id = this.idValue;
     const reply = (await RENEW_SCRIPT.run(this.renewalRedis, [this.keys.replicaLeases()], [id, this.leaseMs])) as Array<number | string>;
     if (this.stateValue !== 'HELD' || this.idValue !== id) return;
     const code = Number(reply[0]);
     if (code === -2) return this.fence('the lease had ended before it was renewed');
+    const answeredMs = monotonicMs();
+    const ranAt = this.renewalRanAt(sentMs, answeredMs, Number(reply[1]));
     // A renewal more than half a lease after the previous one is close to fencing: say why.
-    const answeredMs = Date.now();
-    if (answeredMs - this.lastRenewedMs > this.leaseMs / 2) {
+    if (ranAt - this.lastRenewedMs > this.leaseMs / 2) {
       this.log.warn(
-        { replica: id, sincePreviousMs: answeredMs - this.lastRenewedMs, roundTripMs: answeredMs - sentMs, eventLoopDelayMaxMs: this.loopDelayMaxMs() },
+        {
+          replica: id,
+          sincePreviousMs: Math.round(ranAt - this.lastRenewedMs),
+          roundTripMs: Math.round(answeredMs - sentMs),
+          eventLoopDelayMaxMs: this.loopDelayMaxMs(),
+        },
         'replica lease renewed late',
       );
     }
     this.loopDelay.reset();
-    this.lastRenewedMs = sentMs;
-    this.validUntilMs = sentMs + this.leaseMs - this.marginMs();
+    this.lastRenewedMs = Math.max(this.lastRenewedMs, ranAt);
+    this.validUntilMs = Math.max(this.validUntilMs, ranAt + this.leaseMs - this.marginMs());
     const peers: ReplicaLeaseEnd[] = [];
     for (let i = 2; i + 1 < reply.length; i += 2) peers.push({ id: String(reply[i]), endsMs: Number(reply[i + 1]) });
     this.options.onPeers?.(peers, Number(reply[1]));

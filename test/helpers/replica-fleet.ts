@@ -47,8 +47,8 @@ export interface Fleet {
   log: string;
 }
 
-/** Starts a fleet, runs `body` with it, and stops everything it started, whatever happens. */
-export async function withFleet(body: (fleet: Fleet) => Promise<void>): Promise<void> {
+/** Starts a fleet (replica lease `replicaLeaseS`, default REPLICA_LEASE_S), runs `body` with it, and stops everything it started, whatever happens. */
+export async function withFleet(body: (fleet: Fleet) => Promise<void>, options: { replicaLeaseS?: number } = {}): Promise<void> {
   const stack = await DevStack.start({
     redisCluster: testRedisIsCluster(),
     agents: NODES.length,
@@ -59,7 +59,14 @@ export async function withFleet(body: (fleet: Fleet) => Promise<void>): Promise<
       if (process.env.BATON_E2E_LOGS) process.stderr.write(`[${name}] ${line}\n`);
     },
     serviceArgs: {
-      scheduler: ['--replica-lease-s', String(REPLICA_LEASE_S), '--run-lease-s', String(RUN_LEASE_S), '--agent-lost-after-s', String(AGENT_LOST_AFTER_S)],
+      scheduler: [
+        '--replica-lease-s',
+        String(options.replicaLeaseS ?? REPLICA_LEASE_S),
+        '--run-lease-s',
+        String(RUN_LEASE_S),
+        '--agent-lost-after-s',
+        String(AGENT_LOST_AFTER_S),
+      ],
     },
   });
   const fleet: Fleet = {
