@@ -5,7 +5,7 @@ import { tracingConfigured } from '../lib/tracing-config';
 const tracing = tracingConfigured() ? (require('../lib/tracing') as typeof import('../lib/tracing')) : undefined;
 tracing?.startTracing('cli');
 import { Command } from 'commander';
-import { CliError, commanderLine, describeError, EXIT } from './cli-error';
+import { CliError, commanderLine, EXIT } from './cli-error';
 import { exitWhenDrained, quietOnClosedReader } from './output';
 import { silenceServernameIpWarning } from '../lib/node-warnings';
 import { commandSpanName, rewriteTasksArgv } from './command-words';
@@ -130,7 +130,9 @@ export function runCli(): void {
     },
     async (err: unknown) => {
       await tracing?.stopTracing();
-      const { line, exitCode } = describeError(err);
+      // Loaded only on failure: it needs @grpc/grpc-js, which `baton --version` never loads.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { line, exitCode } = (require('./error-report') as typeof import('./error-report')).describeError(err);
       if (line) process.stderr.write(`baton: ${line}\n`);
       await exitWhenDrained(exitCode);
     },

@@ -1,4 +1,5 @@
-import { describeError, EXIT } from './cli-error';
+import { EXIT } from './cli-error';
+import { describeError } from './error-report';
 import { callerMetadata, type Clients } from './connection';
 import type { ProgressLine } from './progress-line';
 import type { RunLocator } from './run-locator';

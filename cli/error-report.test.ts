@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { CallerBudgets } from '../lib/caller-budget';
 import { BatonError, toServiceError } from '../lib/errors';
-import { describeError, EXIT } from './cli-error';
+import { EXIT } from './cli-error';
+import { describeError } from './error-report';
 
 /** What the CLI receives for `err` thrown by a service handler. */
 function received(err: BatonError): ServiceError {
