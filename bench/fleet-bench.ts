@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
@@ -119,7 +120,11 @@ async function measureRun(
   const cpuBefore = bench.cpuMs();
   const t0 = performance.now();
   const deadline = t0 + timeoutMs;
-  const started = await unary(scheduler, scheduler.runTask, RunTaskRequest.fromPartial({ task: TASK, background: true }), { deadlineMs: timeoutMs });
+  // With a request id: the client retries a RunTask whose connection broke (UNAVAILABLE, e.g. a
+  // keepalive that timed out while the scheduler was busy), and a retry must answer with the
+  // first run instead of starting a second one on every node.
+  const request = RunTaskRequest.fromPartial({ task: TASK, background: true, requestId: randomUUID() });
+  const started = await unary(scheduler, scheduler.runTask, request, { deadlineMs: timeoutMs });
   const taskId = started.taskId;
   let counts = await fleetCounts(workers, taskId);
   while (counts.acked < nodes) {
