@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import Redis from 'ioredis';
 import { Hello } from '../gen/baton/v1/agent_gateway_service';
 import { FactOperator, Filter } from '../gen/baton/v1/filter';
 import { ResultsServiceClient } from '../gen/baton/v1/results_service';
@@ -10,8 +9,10 @@ import { makeClient, unary } from '../lib/grpc-client';
 import { LISTENING_LINE } from '../lib/main';
 import { packageRoot } from '../lib/package-root';
 import { isFinalRunState } from '../lib/run-states';
-import { RedisKeys } from '../lib/redis';
-import { startRedisServer } from '../lib/redis-server';
+import { createLogger } from '../lib/logger';
+import { closeRedis, createRedis, RedisKeys } from '../lib/redis';
+import { dataNodes, infoSum, readyDataNodes, scanKeys, type RedisClient } from '../lib/redis-client';
+import { startRedis } from '../lib/redis-cluster-server';
 import { newTaskId } from '../lib/task-id';
 import { resultsServiceSource, runDiscovery } from '../services/scheduler/discovery-plan';
 import { NodeIndex } from '../services/scheduler/node-index';
@@ -31,9 +32,12 @@ import { NodeIndex } from '../services/scheduler/node-index';
  * - a baseline measured in the same run: a raw SINTER returning the 68,000 names of one fact
  *   value (what every query cost before the bitmaps), with each query's ratio to it.
  * Run: `npx buf generate && npx tsc -p . && npm run bench -- discovery-bench` (a few minutes).
+ * Environment: BATON_BENCH_REDIS=cluster runs it on a local 3-master Redis Cluster (memory and
+ * CPU summed over the masters); BATON_BENCH_DISCOVERY_NODES (default 100,000) for a quick try.
  */
 
-const NODES = 100_000;
+const NODES = Number(process.env.BATON_BENCH_DISCOVERY_NODES ?? 100_000);
+const ON_CLUSTER = process.env.BATON_BENCH_REDIS === 'cluster';
 const FACTS = 20;
 const CLASSES = 10;
 const RUN_NODES = 10_000;
@@ -92,16 +96,26 @@ async function measure(name: string, goalMs: number, once: () => Promise<number>
   return p50;
 }
 
-/** Bytes Redis uses for the keys matching `pattern` (MEMORY USAGE of each, found with SCAN). */
-async function memoryOf(redis: Redis, pattern: string): Promise<number> {
-  let cursor = '0';
+/** Bytes Redis uses for the keys matching `pattern` (MEMORY USAGE of each, found with SCAN on every master). */
+async function memoryOf(redis: RedisClient, pattern: string): Promise<number> {
   let bytes = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) bytes += Number(await redis.call('MEMORY', 'USAGE', k));
-  } while (cursor !== '0');
+  for (const node of await readyDataNodes(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const k of keys) bytes += Number(await node.call('MEMORY', 'USAGE', k));
+    } while (cursor !== '0');
+  }
   return bytes;
+}
+
+/** MEMORY USAGE of one key, asked of the master holding it. */
+async function keyMemory(redis: RedisClient, key: string): Promise<number> {
+  for (const node of dataNodes(redis)) {
+    if ((await node.exists(key).catch(() => 0)) === 1) return Number(await node.call('MEMORY', 'USAGE', key));
+  }
+  return 0;
 }
 
 function fact(f: string, operator: FactOperator, value: string) {
@@ -109,8 +123,8 @@ function fact(f: string, operator: FactOperator, value: string) {
 }
 
 async function main(): Promise<void> {
-  const server = await startRedisServer();
-  const redis = new Redis(server.url);
+  const server = await startRedis({ cluster: ON_CLUSTER });
+  const redis = createRedis({ url: server.url, log: createLogger('bench', 'warn'), connectionName: 'bench-discovery' });
   const keys = new RedisKeys('bench');
   const index = new NodeIndex(redis, keys, 3600); // long heartbeat: every node stays online during the bench
   const results = await startChild(
@@ -131,13 +145,10 @@ async function main(): Promise<void> {
   );
   const resultsClient = makeClient(ResultsServiceClient, LISTENING_LINE.exec(results.readyLine)![1]);
   try {
-    const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const memBefore = await infoSum(redis, 'memory', 'used_memory');
     // CPU seconds as well as wall time: on a shared machine the wall time mostly says how busy
     // the other processes were.
-    const redisCpuS = async () => {
-      const info = await redis.info('cpu');
-      return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]);
-    };
+    const redisCpuS = async () => (await infoSum(redis, 'cpu', 'used_cpu_user')) + (await infoSum(redis, 'cpu', 'used_cpu_sys'));
     const redisCpuBefore = await redisCpuS();
     const benchCpuBefore = process.cpuUsage();
     const t0 = Date.now();
@@ -155,8 +166,10 @@ async function main(): Promise<void> {
     const redisCpuUsedS = (await redisCpuS()) - redisCpuBefore;
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const benchCpuUsedS = (benchCpu.user + benchCpu.system) / 1e6;
-    const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
-    console.log(`discovery bench: ${NODES} nodes, ${FACTS} facts and ${CLASSES} classes each, ${RUNS} runs per query (p50/p90 after 2 warm-up runs)`);
+    const memAfter = await infoSum(redis, 'memory', 'used_memory');
+    console.log(
+      `discovery bench${ON_CLUSTER ? ' on a 3-master Redis Cluster' : ''}: ${NODES} nodes, ${FACTS} facts and ${CLASSES} classes each, ${RUNS} runs per query (p50/p90 after 2 warm-up runs)`,
+    );
     console.log(
       `register ${NODES} nodes through NodeIndex.upsert: ${registerS.toFixed(1)} s  goal ≤ 20 s: ${registerS <= 20 ? 'meets' : `MISSES by ${(registerS - 20).toFixed(1)} s`}`,
     );
@@ -167,12 +180,12 @@ async function main(): Promise<void> {
       `Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`,
     );
     const bitmapBytes = await memoryOf(redis, `${keys.prefix}:bits:*`);
-    const idBytes = Number(await redis.call('MEMORY', 'USAGE', keys.nodeIds())) + Number(await redis.call('MEMORY', 'USAGE', keys.nodeNames()));
+    const idBytes = (await keyMemory(redis, keys.nodeIds())) + (await keyMemory(redis, keys.nodeNames()));
     const setBytes =
       (await memoryOf(redis, `${keys.prefix}:fact:*`)) + (await memoryOf(redis, `${keys.prefix}:class:*`)) + (await memoryOf(redis, `${keys.prefix}:agent:*`));
     const nodeBytes = await memoryOf(redis, `${keys.prefix}:node:*`);
     console.log(
-      `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${Number(await redis.eval(`return #redis.call('KEYS', ARGV[1])`, 0, `${keys.prefix}:bits:*`))} bitmaps), ` +
+      `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${(await scanKeys(redis, `${keys.prefix}:bits:*`)).length} bitmaps), ` +
         `small membership sets ${(setBytes / NODES).toFixed(0)} B/node, node hashes ${(nodeBytes / NODES).toFixed(0)} B/node, id hash + list ${(idBytes / NODES).toFixed(0)} B/node`,
     );
     // Some nodes offline, so offline counting is part of every query.
@@ -184,8 +197,9 @@ async function main(): Promise<void> {
     // The floor of the index before bitmaps, for any query returning that many identities: one
     // SINTER of two sets of names (os.family=RedHat and the online nodes, built here as that
     // index held them), no planning, no temp keys, no offline counting.
-    const namesSet = `${keys.prefix}:baseline:redhat`;
-    const onlineSet = `${keys.prefix}:baseline:online`;
+    // One hash tag: SINTER takes keys of one Redis Cluster slot.
+    const namesSet = `${keys.prefix}:{baseline}:redhat`;
+    const onlineSet = `${keys.prefix}:{baseline}:online`;
     const redhatNames = Array.from({ length: NODES }, (_, i) => i)
       .filter((i) => i % 10 < 7)
       .map(identity);
@@ -265,7 +279,7 @@ async function main(): Promise<void> {
   } finally {
     resultsClient.close();
     await results.stop();
-    await redis.quit();
+    await closeRedis(redis);
     await server.stop();
   }
 }

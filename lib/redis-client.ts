@@ -166,8 +166,8 @@ export async function scanKeys(redis: RedisClient, pattern: string): Promise<str
   return found;
 }
 
-/** A numeric INFO field (`used_memory`, `total_net_output_bytes`...) summed over the data nodes. */
+/** A numeric INFO field (`used_memory`, `used_cpu_user`...) summed over the data nodes. */
 export async function infoSum(redis: RedisClient, section: string, field: string): Promise<number> {
   const texts = await Promise.all((await readyDataNodes(redis)).map((node) => node.info(section)));
-  return texts.reduce((sum, text) => sum + (Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(text)?.[1]) || 0), 0);
+  return texts.reduce((sum, text) => sum + (Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(text)?.[1]) || 0), 0);
 }
