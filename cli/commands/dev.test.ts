@@ -77,3 +77,26 @@ describe('baton dev --logs', () => {
     }
   });
 });
+
+describe('baton dev --schedulers', () => {
+  it('starts several scheduler replicas, and a run through the first reaches every agent, whichever replica holds it', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'baton-dev-replicas-'));
+    try {
+      const run = await runCli(['dev', '--schedulers', '2', '--agents', '4', '--run', 'tasks run demo::echo --message hi -I node1,node2,node3,node4'], {
+        XDG_STATE_HOME: state,
+      });
+      assert.equal(run.code, 0, show(run));
+      assert.match(run.stderr, /scheduler {2}127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+ \(replicas; the CLI uses the first, agents know them all\)/);
+      assert.match(run.stdout, /^ +Successful: 4$/m, show(run));
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a replica count out of range, with one line, starting nothing', async () => {
+    const run = await runCli(['dev', '--schedulers', '9', '--run', 'tasks list']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /--schedulers expects a number from 1 to 5, got '9'/);
+    assert.doesNotMatch(run.stderr, /Starting redis-server|\n\s+at /);
+  });
+});

@@ -9,8 +9,12 @@ import { settingEnvName, type SettingKey } from '../cli-settings';
 import { removeDevRecord, writeDevRecord, type DevRecord } from '../dev-records';
 import { DEFAULT_DEV_AGENTS, DevStack } from '../dev-stack';
 
+/** Most scheduler replicas `baton dev --schedulers` starts. */
+const MAX_DEV_SCHEDULERS = 5;
+
 interface DevOptions {
   agents: number;
+  schedulers: number;
   environmentpath?: string;
   run?: string;
   logLevel: string;
@@ -91,6 +95,13 @@ export function devCommand(done: (code: number) => void): Command {
         return Number(v);
       }),
     )
+    .addOption(
+      new Option('--schedulers <N>', 'number of scheduler replicas on the one Redis; every agent is given them all').default(1).argParser((v: string) => {
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_DEV_SCHEDULERS)
+          throw new CliError(`--schedulers expects a number from 1 to ${MAX_DEV_SCHEDULERS}, got '${v}'`);
+        return Number(v);
+      }),
+    )
     .option('--environmentpath <DIR>', 'Puppet environmentpath: DIR/<environment>/modules/<module>/tasks/... (default: examples/modules)')
     .option('--run <ARGS>', "run one baton command against the fleet, then stop (e.g. --run 'tasks run demo::echo --message hi')")
     .option('--log-level <LEVEL>', 'log level of the services and agents (their logs go to stderr)', 'warn')
@@ -107,9 +118,11 @@ export function devCommand(done: (code: number) => void): Command {
       const environmentpath = options.environmentpath ? checkEnvironmentpath(options.environmentpath) : undefined;
       const logs = options.logs !== undefined ? logDirectory(options.logs) : undefined;
       const say = (line: string) => process.stderr.write(`${line}\n`);
-      say(`Starting redis-server, the metadata, results and scheduler services, and ${options.agents} agents...`);
+      const replicas = options.schedulers > 1 ? ` (${options.schedulers} replicas)` : '';
+      say(`Starting redis-server, the metadata, results and scheduler${replicas} services, and ${options.agents} agents...`);
       const stack = await DevStack.start({
         agents: options.agents,
+        schedulers: options.schedulers,
         environmentpath,
         logLevel: options.logLevel,
         tls: options.tls === true,
@@ -138,7 +151,12 @@ export function devCommand(done: (code: number) => void): Command {
       say(`  redis      ${a.redis}`);
       say(`  metadata   ${a.metadata}`);
       say(`  results    ${a.results}`);
-      say(`  scheduler  ${a.scheduler}`);
+      // The CLI talks to the first replica; any replica answers every call.
+      say(
+        a.schedulers.length > 1
+          ? `  scheduler  ${a.schedulers.join(', ')} (replicas; the CLI uses the first, agents know them all)`
+          : `  scheduler  ${a.scheduler}`,
+      );
       say(`  agents     ${stack.agentNames.join(', ')} (state in ${stack.stateDir})`);
       say(logs ? `  logs       ${logs}/<name>.log (level ${options.logLevel})` : `  logs       on stderr (level ${options.logLevel}; --logs DIR for files)`);
       if (stack.tls) {
