@@ -81,152 +81,163 @@ export async function closeRedis(redis: RedisClient, timeoutMs = REDIS_QUIT_TIME
 }
 
 /**
- * Every Redis key Baton uses, under one configurable prefix. Per-run keys carry the task id
- * as a hash tag (`{<task id>}`) so one run's keys live in one Redis Cluster slot.
+ * Node ids per chunk of the discovery index. Every index key but the id allocation belongs to one
+ * chunk, the nodes whose dense id is in `[c * INDEX_CHUNK_NODES, (c + 1) * INDEX_CHUNK_NODES)`,
+ * and carries the chunk's hash tag `{idx:<c>}`, so that the scripts writing and reading the
+ * index touch one Redis Cluster slot per call (docs/discovery-index.md says why 4,096).
+ */
+export const INDEX_CHUNK_NODES = 4096;
+
+/** The chunk of the discovery index holding node id `id`. */
+export function indexChunkOf(id: number): number {
+  return Math.floor(id / INDEX_CHUNK_NODES);
+}
+
+/**
+ * Every Redis key Baton uses, under one configurable prefix, and the hash tag that decides its
+ * Redis Cluster slot: every multi-key script and command takes keys of one tag only. Per-run
+ * keys carry the task id (`{<task id>}`), per-replica keys the replica id, the discovery index
+ * its chunk (`{idx:<c>}`, c = node id / INDEX_CHUNK_NODES; bitmaps of a chunk are over the
+ * node's offset in it, id - c * INDEX_CHUNK_NODES), node id allocation and the name lists
+ * `{nodes}`, replica leases `{replicas}`. Keys without a tag are read or written alone.
  *
- * | key                              | type   | owner     | content                                         |
- * |----------------------------------|--------|-----------|-------------------------------------------------|
- * | `<p>:node:<identity>`            | hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it) |
- * | `<p>:nodes`                      | zset   | scheduler | every known identity, scored by last-seen ms    |
- * | `<p>:online`                     | zset   | scheduler | identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
- * | `<p>:fact:<json [path, value]>`  | set    | scheduler | identities whose scalar fact at dotted `path` has the lowercased text `value`, while fewer than BITMAP_MIN_MEMBERS (scheduler/node-index.ts); then its bitmap replaces it |
- * | `<p>:factnum:<path>`             | zset   | scheduler | identities whose fact at `path` is a number (or numeric text), scored by it |
- * | `<p>:class:<lowercased class>`   | set    | scheduler | identities with that Puppet class (small; then its bitmap, as fact sets) |
- * | `<p>:agent:<agent>`              | set    | scheduler | identities offering that agent (small; then its bitmap, as fact sets) |
- * | `<p>:classnames`                 | set    | scheduler | every lowercased class name ever indexed (for class regexes) |
- * | `<p>:agentnames`                 | set    | scheduler | every agent name ever indexed (for agent regexes) |
- * | `<p>:tmp:<uuid>`                 | string | scheduler | a numeric range's BITOP result inside one discovery script call, deleted before it returns |
- * | `<p>:nodeids`                    | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
- * | `<p>:nodenames`                  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
- * | `<p>:bits:allnodes`              | string | scheduler | bitmap over node ids of every known node (the universe a NOT in a compound filter subtracts from) |
- * | `<p>:bits:onlineset`             | string | scheduler | bitmap over node ids of the nodes in `<p>:online` |
- * | `<p>:bits:<key without <p>:>`    | string | scheduler | bitmap over node ids of a membership: `<p>:bits:fact:…`, `<p>:bits:class:…`, `<p>:bits:agent:…` instead of the set once it reached BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
- * | `<p>:bitmapped`                  | hash   | scheduler | membership set key → 1 for the sets now held as bitmaps |
- * | `<p>:factvals:<path>`            | zset   | scheduler | the `<p>:fact:…` set key of each distinct value the numeric fact at `path` has, scored by the number (a range query ORs those sets' bitmaps) |
- * | `<p>:bits:owner:<replica id>`    | string | scheduler | bitmap over node ids of the nodes whose agent stream that scheduler replica holds (moved on Hello in the write that marks the node online; an index key, combined with `<p>:bits:onlineset` by discovery) |
- * | `<p>:{replicas}:leases`          | zset   | scheduler | scheduler replica id (`<name>-<epoch>`, never reused) → when its lease ends, ms on the Redis clock (0: it left); a replica whose lease ended is dead, its nodes not online, until survivors have taken over and removed it (scheduler/replica-lease.ts) |
- * | `<p>:{replicas}:epoch`           | string | scheduler | the last fencing epoch handed out (INCR), the suffix of each new replica id |
- * | `<p>:replica:{<id>}:dispatch`    | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
- * | `<p>:run:{<id>}:commands`        | hash   | scheduler | dispatch call id → the DownloadCommand or RunCommand it sends (protobuf; a RunCommand holds the input, sensitive values included), stored once per call for every replica, deleted once the call's replies are in or its wait ended (and expires) |
- * | `<p>:run:{<id>}:replies`         | stream | scheduler | each replica's aggregated outcome of a dispatch entry of the run (nodes done, nodes failed or unreachable); expires |
- * | `<p>:run:{<id>}:finished`        | stream | scheduler | nodes whose final result reached a replica that does not coordinate the run, once stored: the coordinator reads them to move its batches on; expires |
- * | `<p>:run:{<id>}`                 | string | results   | the Run record as proto JSON                    |
- * | `<p>:run:{<id>}:results`         | hash   | results   | host → NodeResult as proto JSON                 |
- * | `<p>:run:{<id>}:brief`           | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output |
- * | `<p>:run:{<id>}:events`          | stream | results   | the run's event log, one RunEvent per entry; a node_result event holds no output (stdout, stderr, value): readers take it from `:results` (see `:resultevent`) |
- * | `<p>:run:{<id>}:final`           | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
- * | `<p>:run:{<id>}:header`          | hash   | results   | the run's constant-size facts: task, caller, nodes (the node count), state (RunState number, kept with the record's); read instead of the record when a result is recorded (services/results/run-header.ts) |
- * | `<p>:run:{<id>}:resultevent`     | hash   | results   | host → id of the event that recorded the node's current result: that event gets the result's output when it is read (events hold no output) |
- * | `<p>:runs`                       | zset   | results   | task ids scored by creation time (ms)           |
- * | `<p>:runs:task:<task>`           | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
- * | `<p>:runs:caller:<caller>`       | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
- * | `<p>:request:<json [caller, id]>` | string | scheduler | the task id a RunTask request id started (idempotency); expires |
- * | `<p>:run:{<id>}:orch`            | hash   | scheduler | the run's orchestration state while it is coordinated: phase, epoch, coordinator, batch, batches, batch_size, sleep_ms, sleep_until, gate_deadline, cancel, sending (services/scheduler/run-state.ts); deleted when the run ends |
- * | `<p>:run:{<id>}:lease`           | string | scheduler | the coordinator lease: the coordinating replica's id, expiring unless renewed |
- * | `<p>:run:{<id>}:plan`            | string | scheduler | JSON array of the nodes the run command goes to, in batch order (batches are recomputed from it and `batch_size`) |
- * | `<p>:run:{<id>}:command`         | string | scheduler | the run command (RunCommand proto JSON, sensitive input included) a coordinator taking over re-sends; deleted when the run ends |
- * | `<p>:orch:active`                | zset   | scheduler | task ids of runs with orchestration state, scored by creation time (ms): what a scheduler scans for runs whose coordinator is gone |
+ * | key                              | tag        | type   | owner     | content                                         |
+ * |----------------------------------|------------|--------|-----------|-------------------------------------------------|
+ * | `<p>:{nodes}:ids`                | `{nodes}`  | hash   | scheduler | identity → the node's dense integer id (0, 1, 2 ...; assigned once, never reused) |
+ * | `<p>:{nodes}:names`              | `{nodes}`  | list   | scheduler | id → identity (the element at index id); append-only, so a reader refreshes its copy by reading past its length |
+ * | `<p>:{nodes}:classnames`         | `{nodes}`  | set    | scheduler | every lowercased class name ever indexed (for class regexes); added to before the nodes having it are written |
+ * | `<p>:{nodes}:agentnames`         | `{nodes}`  | set    | scheduler | every agent name ever indexed (for agent regexes), as class names |
+ * | `<p>:{idx:<c>}:node:<identity>`  | `{idx:<c>}`| hash   | scheduler | identity, online (0/1), last_seen (ms), facts, classes, agents (JSON), version, session (id of the agent session that wrote it), owner (replica id), index (the node's entries, JSON) |
+ * | `<p>:{idx:<c>}:offsets`          | `{idx:<c>}`| hash   | scheduler | identity → its offset in the chunk (its bit in the chunk's bitmaps) |
+ * | `<p>:{idx:<c>}:nodes`            | `{idx:<c>}`| zset   | scheduler | the chunk's known identities, scored by last-seen ms |
+ * | `<p>:{idx:<c>}:online`           | `{idx:<c>}`| zset   | scheduler | the chunk's identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
+ * | `<p>:{idx:<c>}:fact:<json [path, value]>` | `{idx:<c>}` | set | scheduler | the chunk's identities whose scalar fact at dotted `path` has the lowercased text `value`, while fewer than BITMAP_MIN_MEMBERS (scheduler/node-index.ts); then its bitmap replaces it |
+ * | `<p>:{idx:<c>}:factnum:<path>`   | `{idx:<c>}`| zset   | scheduler | offsets (as text) of the chunk's nodes whose fact at `path` is a number (or numeric text), scored by it |
+ * | `<p>:{idx:<c>}:class:<lowercased class>` | `{idx:<c>}` | set | scheduler | the chunk's identities with that Puppet class (small; then its bitmap, as fact sets) |
+ * | `<p>:{idx:<c>}:agent:<agent>`    | `{idx:<c>}`| set    | scheduler | the chunk's identities offering that agent (small; then its bitmap, as fact sets) |
+ * | `<p>:{idx:<c>}:bits:allnodes`    | `{idx:<c>}`| string | scheduler | bitmap over offsets of every known node of the chunk (the universe a NOT in a compound filter subtracts from) |
+ * | `<p>:{idx:<c>}:bits:onlineset`   | `{idx:<c>}`| string | scheduler | bitmap over offsets of the nodes in the chunk's `online` |
+ * | `<p>:{idx:<c>}:bits:<set key after the tag>` | `{idx:<c>}` | string | scheduler | bitmap over offsets of a membership (`…:bits:fact:…`, `…:bits:class:…`, `…:bits:agent:…`) instead of the set once it reached BITMAP_MIN_MEMBERS |
+ * | `<p>:{idx:<c>}:bitmapped`        | `{idx:<c>}`| hash   | scheduler | membership set key → 1 for the chunk's sets now held as bitmaps |
+ * | `<p>:{idx:<c>}:owner:<replica id>` | `{idx:<c>}` | string | scheduler | bitmap over offsets of the chunk's nodes whose agent stream that scheduler replica holds (moved on Hello in the write that marks the node online, so under the chunk's tag rather than the replica's) |
+ * | `<p>:{replicas}:leases`          | `{replicas}` | zset   | scheduler | scheduler replica id (`<name>-<epoch>`, never reused) → when its lease ends, ms on the Redis clock (0: it left); a replica whose lease ended is dead, its nodes not online, until survivors have taken over and removed it (scheduler/replica-lease.ts) |
+ * | `<p>:{replicas}:epoch`           | `{replicas}` | string | scheduler | the last fencing epoch handed out (INCR), the suffix of each new replica id |
+ * | `<p>:replica:{<id>}:dispatch`    | `{<id>}` | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
+ * | `<p>:run:{<id>}:commands`        | `{<id>}` | hash   | scheduler | dispatch call id → the DownloadCommand or RunCommand it sends (protobuf; a RunCommand holds the input, sensitive values included), stored once per call for every replica, deleted once the call's replies are in or its wait ended (and expires) |
+ * | `<p>:run:{<id>}:replies`         | `{<id>}` | stream | scheduler | each replica's aggregated outcome of a dispatch entry of the run (nodes done, nodes failed or unreachable); expires |
+ * | `<p>:run:{<id>}:finished`        | `{<id>}` | stream | scheduler | nodes whose final result reached a replica that does not coordinate the run, once stored: the coordinator reads them to move its batches on; expires |
+ * | `<p>:run:{<id>}`                 | `{<id>}` | string | results   | the Run record as proto JSON                    |
+ * | `<p>:run:{<id>}:results`         | `{<id>}` | hash   | results   | host → NodeResult as proto JSON                 |
+ * | `<p>:run:{<id>}:brief`           | `{<id>}` | hash   | results   | host → that node's small result fields (state, exit code, times...; encoding: services/results/run-scripts.ts), beside `:results` so a slim read never reads output |
+ * | `<p>:run:{<id>}:events`          | `{<id>}` | stream | results   | the run's event log, one RunEvent per entry; a node_result event holds no output (stdout, stderr, value): readers take it from `:results` (see `:resultevent`) |
+ * | `<p>:run:{<id>}:final`           | `{<id>}` | set    | results   | hosts of the run whose result is final (its size says when the run is done) |
+ * | `<p>:run:{<id>}:header`          | `{<id>}` | hash   | results   | the run's constant-size facts: task, caller, nodes (the node count), state (RunState number, kept with the record's); read instead of the record when a result is recorded (services/results/run-header.ts) |
+ * | `<p>:run:{<id>}:resultevent`     | `{<id>}` | hash   | results   | host → id of the event that recorded the node's current result: that event gets the result's output when it is read (events hold no output) |
+ * | `<p>:runs`                       | none | zset   | results   | task ids scored by creation time (ms)           |
+ * | `<p>:runs:task:<task>`           | none | zset   | results   | task ids of one task's runs, scored by creation time (ms) |
+ * | `<p>:runs:caller:<caller>`       | none | zset   | results   | task ids of one caller's runs, scored by creation time (ms) |
+ * | `<p>:request:<json [caller, id]>` | none | string | scheduler | the task id a RunTask request id started (idempotency); expires |
+ * | `<p>:run:{<id>}:orch`            | `{<id>}` | hash   | scheduler | the run's orchestration state while it is coordinated: phase, epoch, coordinator, batch, batches, batch_size, sleep_ms, sleep_until, gate_deadline, cancel, sending (services/scheduler/run-state.ts); deleted when the run ends |
+ * | `<p>:run:{<id>}:lease`           | `{<id>}` | string | scheduler | the coordinator lease: the coordinating replica's id, expiring unless renewed |
+ * | `<p>:run:{<id>}:plan`            | `{<id>}` | string | scheduler | JSON array of the nodes the run command goes to, in batch order (batches are recomputed from it and `batch_size`) |
+ * | `<p>:run:{<id>}:command`         | `{<id>}` | string | scheduler | the run command (RunCommand proto JSON, sensitive input included) a coordinator taking over re-sends; deleted when the run ends |
+ * | `<p>:orch:active`                | none | zset   | scheduler | task ids of runs with orchestration state, scored by creation time (ms): what a scheduler scans for runs whose coordinator is gone |
  */
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
-  /** Hash describing one node. */
-  node(identity: string): string {
-    return `${this.prefix}:node:${identity}`;
-  }
-
-  /** Sorted set of all known nodes by last-seen time. */
-  nodes(): string {
-    return `${this.prefix}:nodes`;
-  }
-
-  /** Bitmap over node ids of every known node. */
-  allNodesBitmap(): string {
-    return `${this.prefix}:bits:allnodes`;
-  }
-
-  /** Sorted set of the identities of connected agents, scored by last-seen ms. */
-  online(): string {
-    return `${this.prefix}:online`;
-  }
-
-  /** Bitmap over node ids of the members of `online()`. */
-  onlineBitmap(): string {
-    return `${this.prefix}:bits:onlineset`;
-  }
-
-  /** Set of the identities whose scalar fact at `path` has the (lowercased) text `value`. */
-  factValue(path: string, value: string): string {
-    // JSON keeps the key unambiguous whatever characters the path and the value hold.
-    return `${this.prefix}:fact:${JSON.stringify([path, value])}`;
-  }
-
-  /** Sorted set of the identities whose fact at `path` is numeric, scored by its value. */
-  factNumber(path: string): string {
-    return `${this.prefix}:factnum:${path}`;
-  }
-
-  /** Set of the identities with a Puppet class (name lowercased by the caller). */
-  nodeClass(lowercasedClass: string): string {
-    return `${this.prefix}:class:${lowercasedClass}`;
-  }
-
-  /** Set of the identities offering an agent. */
-  nodeAgent(agent: string): string {
-    return `${this.prefix}:agent:${agent}`;
-  }
-
-  /** Set of every lowercased class name indexed. */
-  classNames(): string {
-    return `${this.prefix}:classnames`;
-  }
-
-  /** Set of every agent name indexed. */
-  agentNames(): string {
-    return `${this.prefix}:agentnames`;
-  }
-
-  /** Hash identity → dense node id (the bit a node has in every bitmap). */
+  /** Hash identity → dense node id. */
   nodeIds(): string {
-    return `${this.prefix}:nodeids`;
+    return `${this.prefix}:{nodes}:ids`;
   }
 
   /** List id → identity, append-only. */
   nodeNames(): string {
-    return `${this.prefix}:nodenames`;
+    return `${this.prefix}:{nodes}:names`;
   }
 
-  /** The bitmap over node ids mirroring a membership set built by this class (`factValue()`, `nodeClass()`, `nodeAgent()`). */
+  /** Set of every lowercased class name indexed. */
+  classNames(): string {
+    return `${this.prefix}:{nodes}:classnames`;
+  }
+
+  /** Set of every agent name indexed. */
+  agentNames(): string {
+    return `${this.prefix}:{nodes}:agentnames`;
+  }
+
+  /** The start of every key of index chunk `chunk`, its hash tag included. */
+  private chunk(chunk: number): string {
+    return `${this.prefix}:{idx:${chunk}}`;
+  }
+
+  /** Hash describing one node of chunk `chunk`. */
+  node(chunk: number, identity: string): string {
+    return `${this.chunk(chunk)}:node:${identity}`;
+  }
+
+  /** Hash identity → offset in the chunk. */
+  nodeOffsets(chunk: number): string {
+    return `${this.chunk(chunk)}:offsets`;
+  }
+
+  /** Sorted set of a chunk's known nodes by last-seen time. */
+  nodes(chunk: number): string {
+    return `${this.chunk(chunk)}:nodes`;
+  }
+
+  /** Sorted set of a chunk's identities of connected agents, scored by last-seen ms. */
+  online(chunk: number): string {
+    return `${this.chunk(chunk)}:online`;
+  }
+
+  /** Bitmap over offsets of every known node of a chunk. */
+  allNodesBitmap(chunk: number): string {
+    return `${this.chunk(chunk)}:bits:allnodes`;
+  }
+
+  /** Bitmap over offsets of the members of `online(chunk)`. */
+  onlineBitmap(chunk: number): string {
+    return `${this.chunk(chunk)}:bits:onlineset`;
+  }
+
+  /** Set of a chunk's identities whose scalar fact at `path` has the (lowercased) text `value`. */
+  factValue(chunk: number, path: string, value: string): string {
+    // JSON keeps the key unambiguous whatever characters the path and the value hold.
+    return `${this.chunk(chunk)}:fact:${JSON.stringify([path, value])}`;
+  }
+
+  /** Sorted set of the offsets of a chunk's nodes whose fact at `path` is numeric, scored by its value. */
+  factNumber(chunk: number, path: string): string {
+    return `${this.chunk(chunk)}:factnum:${path}`;
+  }
+
+  /** Set of a chunk's identities with a Puppet class (name lowercased by the caller). */
+  nodeClass(chunk: number, lowercasedClass: string): string {
+    return `${this.chunk(chunk)}:class:${lowercasedClass}`;
+  }
+
+  /** Set of a chunk's identities offering an agent. */
+  nodeAgent(chunk: number, agent: string): string {
+    return `${this.chunk(chunk)}:agent:${agent}`;
+  }
+
+  /** The bitmap over offsets mirroring a membership set built by this class (`factValue()`, `nodeClass()`, `nodeAgent()`). */
   bitmapOf(setKey: string): string {
-    // `<p>:bits:` + the set key without its prefix: no other key starts with `<p>:bits:`, so
-    // the mapping cannot collide whatever a class or fact value contains. The index's Lua
-    // scripts apply the same rule to set keys they read from Redis
-    // (services/scheduler/upsert-nodes-7plus.lua, discovery-query-5plus.lua).
-    return `${this.prefix}:bits:${setKey.slice(this.prefix.length + 1)}`;
+    // `bits:` after the chunk's tag: no other key of a chunk starts with `bits:` but the
+    // all-nodes and online bitmaps, whose names no set key after the tag has.
+    const tagEnd = setKey.indexOf('}:', this.prefix.length) + 2;
+    return `${setKey.slice(0, tagEnd)}bits:${setKey.slice(tagEnd)}`;
   }
 
-  /** Hash of the membership set keys (`factValue`, `nodeClass`, `nodeAgent`) now held as bitmaps (`bitmapOf`). */
-  bitmappedSets(): string {
-    return `${this.prefix}:bitmapped`;
+  /** Hash of a chunk's membership set keys now held as bitmaps (`bitmapOf`). */
+  bitmappedSets(chunk: number): string {
+    return `${this.chunk(chunk)}:bitmapped`;
   }
 
-  /**
-   * Sorted set of the `factValue` set keys of the distinct values of the numeric fact at `path`,
-   * scored by the number. services/scheduler/upsert-nodes-7plus.lua applies the same rule to the
-   * `factNumber` keys it reads from a node's stored index.
-   */
-  factNumberValues(path: string): string {
-    return `${this.prefix}:factvals:${path}`;
-  }
-
-  /** A discovery query's temporary key. */
-  discoveryTemp(id: string): string {
-    return `${this.prefix}:tmp:${id}`;
-  }
-
-  /** Bitmap over node ids of the nodes connected to scheduler replica `replicaId`. */
-  ownerBitmap(replicaId: string): string {
-    return `${this.prefix}:bits:owner:${replicaId}`;
+  /** Bitmap over offsets of a chunk's nodes connected to scheduler replica `replicaId`. */
+  ownerBitmap(chunk: number, replicaId: string): string {
+    return `${this.chunk(chunk)}:owner:${replicaId}`;
   }
 
   /** Sorted set replica id → lease end (ms, Redis clock). */

@@ -173,14 +173,14 @@ describe('AgentGatewayService', () => {
     const h = await start();
     const agent = await h.agent('web1');
     const c = redis.client();
-    const first = Number(await c.hget(h.keys.node('web1'), 'last_seen'));
+    const first = Number(await c.hget(h.keys.node(0, 'web1'), 'last_seen'));
     await waitFor('the clock to move', () => Date.now() > first + 5);
     agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
     const refreshed = await waitFor('last_seen to move', async () => {
-      const t = Number(await c.hget(h.keys.node('web1'), 'last_seen'));
+      const t = Number(await c.hget(h.keys.node(0, 'web1'), 'last_seen'));
       return t > first ? t : undefined;
     });
-    assert.equal(Number(await c.zscore(h.keys.nodes(), 'web1')), refreshed);
+    assert.equal(Number(await c.zscore(h.keys.nodes(0), 'web1')), refreshed);
   });
 
   it('answers each heartbeat with one of its own', async () => {
@@ -211,7 +211,7 @@ describe('AgentGatewayService', () => {
     const ended = await agent.ended(6_000);
     assert.equal(ended.code, status.UNAVAILABLE);
     assert.match(ended.details, /^no message from the agent for \d+ s \(3 heartbeat intervals\); reconnect$/);
-    await waitFor('the node to be marked offline', async () => (await redis.client().hget(h.keys.node('quiet'), 'online')) === '0');
+    await waitFor('the node to be marked offline', async () => (await redis.client().hget(h.keys.node(0, 'quiet'), 'online')) === '0');
   });
 
   it('does not acknowledge a result while the results service is unreachable', async () => {
@@ -282,7 +282,7 @@ describe('AgentGatewayService', () => {
       assert.equal(ended.details, 'the scheduler is shutting down; reconnect');
     }
     const c = redis.client();
-    assert.deepEqual([await c.hget(h.keys.node('a1'), 'online'), await c.hget(h.keys.node('a2'), 'online')], ['0', '0']);
+    assert.deepEqual([await c.hget(h.keys.node(0, 'a1'), 'online'), await c.hget(h.keys.node(0, 'a2'), 'online')], ['0', '0']);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { RedisClient as Redis } from '../../lib/redis-client';
 import { UnavailableError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import type { RedisKeys } from '../../lib/redis';
+import { INDEX_CHUNK_NODES, type RedisKeys } from '../../lib/redis';
 import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
 import type { HelloAdmission } from './hello-admission';
@@ -40,7 +40,7 @@ export interface AgentShedderOptions {
  * replica would get none until the others restart. Every interval a replica compares the
  * agents it holds with its fair share, ceil(connected agents / live replicas) times
  * FAIR_SHARE_HEADROOM (the replica count comes from the replica leases, the connected agents
- * from the index's online set), and ends the streams of at most SHED_STEP of its most recently
+ * from the index chunks' online sets), and ends the streams of at most SHED_STEP of its most recently
  * registered agents above it, with UNAVAILABLE REBALANCING and a retry delay. Those agents
  * reconnect to their next scheduler address after the delay; their tasks go on (a stream that
  * ends never stops a task), and their runs do not note them away.
@@ -111,7 +111,8 @@ export class AgentShedder {
     if (this.replicas < 2 || nowMs - this.liveSinceMs < 2 * this.options.leaseMs || this.storming()) return 0;
     const { redis, keys, registry, log } = this.options;
     for (const [identity, at] of this.sentAway) if (nowMs - at > RETURN_KEEP_MS) this.sentAway.delete(identity);
-    const total = await redis.zcard(keys.online());
+    const chunks = Math.ceil((await redis.llen(keys.nodeNames())) / INDEX_CHUNK_NODES);
+    const total = (await Promise.all(Array.from({ length: chunks }, (_, c) => redis.zcard(keys.online(c))))).reduce((a, b) => a + b, 0);
     const fair = Math.ceil((total / this.replicas) * FAIR_SHARE_HEADROOM);
     // Agents that came within two lease periods are left out, counted and sent: a replica that
     // died a moment ago still holds its lease, and its agents all come to the survivors, which

@@ -121,7 +121,7 @@ describe('an agent flooding its Connect stream', () => {
     );
     assert.equal(stored.items[0].stdout, stdout, 'stored whole');
     assert.equal(stored.run?.state, RunState.RUN_STATE_SUCCEEDED);
-    await waitFor('the node to be marked offline', async () => (await redis.client().hget(new RedisKeys(keyPrefix).node('web1'), 'online')) !== '1', 30_000);
+    await waitFor('the node to be marked offline', async () => (await redis.client().hget(new RedisKeys(keyPrefix).node(0, 'web1'), 'online')) !== '1', 30_000);
     assert.equal(lines.filter((l) => l.includes('over its message rate')).length, 1);
   });
 });
@@ -187,6 +187,6 @@ describe('an agent describing more than the index takes', () => {
     const ended = await agent.ended(30_000);
     assert.equal(ended.code, status.INVALID_ARGUMENT);
     assert.equal(ended.details, `FactsUpdate.facts has ${MAX_NODE_FACT_VALUES + 1} values; at most ${MAX_NODE_FACT_VALUES} are indexed`);
-    assert.deepEqual(JSON.parse((await redis.client().hget(keys.node('web2'), 'facts')) ?? ''), { role: 'web' });
+    assert.deepEqual(JSON.parse((await redis.client().hget(keys.node(0, 'web2'), 'facts')) ?? ''), { role: 'web' });
   });
 });

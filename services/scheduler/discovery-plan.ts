@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   evaluate,
   filterRegex,
@@ -22,29 +21,46 @@ import { unary } from '../../lib/grpc-client';
 import { isFinalRunState } from '../../lib/run-states';
 import type { NodeIndex } from './node-index';
 import { LuaScript } from '../../lib/lua-script';
-import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fitBitmap, orInto, type NodeBitmap } from './node-bitmap';
+import { INDEX_CHUNK_NODES, type RedisKeys } from '../../lib/redis';
+import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fitBitmap, joinChunks, orInto, type NodeBitmap } from './node-bitmap';
 
 /**
  * Query planning for discovery: the parts of a compiled filter the Redis index can
  * answer become set algebra over bitmaps of node ids (the membership bitmaps, or small sets,
- * of fact values, classes and agents; numeric ranges from the fact zsets of ids), read in one
- * script call and combined in memory (node-bitmap.ts); the rest (`!=`, `=~`, text ordering) is
+ * of fact values, classes and agents; numeric ranges from the fact zsets of offsets), read by
+ * one script call per index chunk (in parallel: the chunks are in different Redis Cluster
+ * slots), joined and combined in memory (node-bitmap.ts); the rest (`!=`, `=~`, text ordering) is
  * evaluated in memory on the nodes that set algebra left. Names travel only as bits: the
  * scheduler's id → identity copy (node-names.ts) turns the answer into identities, so a query
  * matching 68,000 of 100,000 nodes moves 12.5 kB per term instead of 1.5 MB of names.
  */
 
+/** A membership of the index: the nodes with a fact value (lowercased text), a class (lowercased) or an agent. */
+export type Membership = { of: 'fact'; path: string; value: string } | { of: 'class'; name: string } | { of: 'agent'; name: string };
+
+/** The set key of a membership in one index chunk. */
+function membershipKey(keys: RedisKeys, chunk: number, m: Membership): string {
+  switch (m.of) {
+    case 'fact':
+      return keys.factValue(chunk, m.path, m.value);
+    case 'class':
+      return keys.nodeClass(chunk, m.name);
+    case 'agent':
+      return keys.nodeAgent(chunk, m.name);
+  }
+}
+
 /**
- * A set of nodes the index can compute: every node; a membership set (KEY: its set key, read
- * as its bitmap when it has one); identities; node ids; a score range of a numeric fact's zset
- * of ids; and their combinations.
+ * A set of nodes the index can compute: every node; a membership (KEY: read in each chunk as
+ * its bitmap when it has one, else its set); identities; node ids; a score range of a numeric
+ * fact's zsets of offsets; and their combinations.
  */
 export type SetPlan =
   | { kind: 'ALL' }
-  | { kind: 'KEY'; key: string }
+  | { kind: 'KEY'; set: Membership }
   | { kind: 'MEMBERS'; ids: string[] }
   | { kind: 'IDS'; ids: number[] }
-  | { kind: 'RANGE'; key: string; values: string; min: string; max: string }
+  | { kind: 'RANGE'; path: string; min: string; max: string }
   | { kind: 'AND'; parts: SetPlan[] }
   | { kind: 'OR'; parts: SetPlan[] }
   | { kind: 'NOT'; part: SetPlan };
@@ -151,15 +167,10 @@ export interface RunDiscoveryOptions {
   listOffline?: boolean;
   /** The current time in ms, for liveness; default Date.now(). */
   nowMs?: number;
-  /** Distinct values over which a numeric range reads names instead of ORing sets; default MAX_RANGE_VALUES. */
-  maxRangeValues?: number;
 }
 
-/** A range over more distinct values than this reads the fact's zset of names instead of ORing each value's set. */
-export const MAX_RANGE_VALUES = 1_000;
-
-/** Reads everything one discovery query needs from the index in one atomic step (bitmaps, stale nodes, one reply per leaf). */
-const QUERY_SCRIPT = LuaScript.fromFile(__dirname, 'discovery-query-5plus');
+/** Reads everything one discovery query needs from one index chunk in one atomic step (bitmaps, stale nodes, one reply per leaf). */
+const QUERY_SCRIPT = LuaScript.fromFile(__dirname, 'discovery-query-3plus');
 
 /** The ZRANGEBYSCORE bounds of a numeric comparison, or undefined for operators a range cannot answer. */
 function numericRange(op: CompareOp, n: number): [string, string] | undefined {
@@ -187,14 +198,13 @@ function numericRange(op: CompareOp, n: number): [string, string] | undefined {
  * fact's zset whatever their type (4 or "4"), and with nothing else; text equality is the set of
  * the lowercased value.
  */
-function planFact(index: NodeIndex, term: Extract<FilterTerm, { kind: 'FACT' }>): SetPlan | undefined {
-  const { keys } = index.store;
+function planFact(term: Extract<FilterTerm, { kind: 'FACT' }>): SetPlan | undefined {
   const n = readNumber(term.value);
   if (n !== undefined) {
     const range = numericRange(term.operator, n);
-    return range && { kind: 'RANGE', key: keys.factNumber(term.path), values: keys.factNumberValues(term.path), min: range[0], max: range[1] };
+    return range && { kind: 'RANGE', path: term.path, min: range[0], max: range[1] };
   }
-  if (term.operator === '==') return { kind: 'KEY', key: keys.factValue(term.path, indexText(term.value)) };
+  if (term.operator === '==') return { kind: 'KEY', set: { of: 'fact', path: term.path, value: indexText(term.value) } };
   return undefined;
 }
 
@@ -275,7 +285,6 @@ class NameLists {
 
 /** The index plan of an expression, or undefined when a term needs in-memory evaluation. */
 async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, names: NameLists): Promise<SetPlan | undefined> {
-  const { keys } = index.store;
   switch (expr.kind) {
     case 'AND':
     case 'OR': {
@@ -288,16 +297,16 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, 
       return part && { kind: 'NOT', part };
     }
     case 'CLASS':
-      return { kind: 'KEY', key: keys.nodeClass(expr.name.toLowerCase()) };
+      return { kind: 'KEY', set: { of: 'class', name: expr.name.toLowerCase() } };
     case 'CLASS_REGEX': {
       const re = filterRegex(expr.pattern);
-      return { kind: 'OR', parts: (await names.classNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeClass(n) })) };
+      return { kind: 'OR', parts: (await names.classNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', set: { of: 'class', name: n } })) };
     }
     case 'AGENT':
-      return { kind: 'KEY', key: keys.nodeAgent(expr.name) };
+      return { kind: 'KEY', set: { of: 'agent', name: expr.name } };
     case 'AGENT_REGEX': {
       const re = filterRegex(expr.pattern, true);
-      return { kind: 'OR', parts: (await names.agentNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', key: keys.nodeAgent(n) })) };
+      return { kind: 'OR', parts: (await names.agentNames()).filter((n) => re.test(n)).map((n) => ({ kind: 'KEY', set: { of: 'agent', name: n } })) };
     }
     case 'IDENTITY': {
       const id = index.names.idOf(expr.name);
@@ -310,7 +319,7 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, 
       return { kind: 'IDS', ids: index.names.idsWhere((name) => re.test(name)) };
     }
     case 'FACT':
-      return planFact(index, expr);
+      return planFact(expr);
     case 'BOLT_TASK': {
       // The results service evaluates the term and sends the matching nodes alone. A node the
       // task is not known on (outside the run, or never ran it) matches only when the term
@@ -348,18 +357,28 @@ export async function planFilter(index: NodeIndex, query: FilterExpr, runResults
   return { set: parts.length === 0 ? { kind: 'ALL' } : { kind: 'AND', parts }, residual };
 }
 
-/** A plan's leaves as the query script reads them, in order, each with its reply once read. */
+/** What the query scripts read besides the leaves, joined over the chunks: bitmaps of `count` ids. */
+interface IndexRead {
+  count: number;
+  all: NodeBitmap;
+  online: NodeBitmap;
+  stale: string[];
+  /** Per dead replica, the nodes it held. */
+  dead: NodeBitmap[];
+}
+
+/** A plan's leaves as the query script reads them, in order, each with its answer (joined over the chunks) once read. */
 class LeafReader {
   private readonly leaves: Array<Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>> = [];
   private readonly slot = new Map<string, number>();
-  private replies: unknown[] = [];
+  private answers: NodeBitmap[] = [];
 
   constructor(plan: SetPlan) {
     this.collect(plan);
   }
 
   private static id(leaf: Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>): string {
-    return leaf.kind === 'KEY' ? `K ${leaf.key}` : `R ${leaf.key} ${leaf.min} ${leaf.max}`;
+    return leaf.kind === 'KEY' ? `K ${JSON.stringify(leaf.set)}` : `R ${JSON.stringify([leaf.path, leaf.min, leaf.max])}`;
   }
 
   private collect(plan: SetPlan): void {
@@ -385,41 +404,56 @@ class LeafReader {
     }
   }
 
-  /**
-   * Runs the query script; returns the id count, the all and online bitmaps, the stale
-   * identities and the owner bitmaps of `deadReplicas`.
-   */
-  async read(
-    index: NodeIndex,
-    freshSinceMs: number,
-    maxRangeValues: number,
-    deadReplicas: string[],
-  ): Promise<{ count: number; all: Buffer; online: Buffer; stale: string[]; dead: Buffer[] }> {
+  /** One chunk's script call. */
+  private readChunk(index: NodeIndex, chunk: number, freshSinceMs: number, deadReplicas: string[]): Promise<unknown[]> {
     const { redis, keys } = index.store;
-    const scriptKeys = [keys.nodeNames(), keys.allNodesBitmap(), keys.onlineBitmap(), keys.online(), keys.discoveryTemp(randomUUID())];
-    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), keys.prefix, String(maxRangeValues), String(deadReplicas.length)];
+    const scriptKeys = [keys.allNodesBitmap(chunk), keys.onlineBitmap(chunk), keys.online(chunk)];
+    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), String(deadReplicas.length)];
     for (const leaf of this.leaves) {
-      if (leaf.kind === 'KEY') scriptKeys.push(keys.bitmapOf(leaf.key), leaf.key);
-      else {
-        scriptKeys.push(leaf.values, leaf.key);
+      if (leaf.kind === 'KEY') {
+        const set = membershipKey(keys, chunk, leaf.set);
+        scriptKeys.push(keys.bitmapOf(set), set);
+      } else {
+        scriptKeys.push(keys.factNumber(chunk, leaf.path));
         args.push(leaf.min, leaf.max);
       }
     }
-    for (const id of deadReplicas) scriptKeys.push(keys.ownerBitmap(id));
-    const reply = (await QUERY_SCRIPT.runBuffer(redis, scriptKeys, args)) as unknown[];
-    this.replies = reply.slice(5);
+    for (const id of deadReplicas) scriptKeys.push(keys.ownerBitmap(chunk, id));
+    return QUERY_SCRIPT.runBuffer(redis, scriptKeys, args) as Promise<unknown[]>;
+  }
+
+  /**
+   * Runs the query script on every chunk holding the ids assigned so far, in parallel, and
+   * joins the answers: bitmaps placed at their chunk's ids, a set's members and a range's
+   * offsets turned into bits.
+   */
+  async read(index: NodeIndex, freshSinceMs: number, deadReplicas: string[]): Promise<IndexRead> {
+    const chunks = await index.chunkCount();
+    const count = index.names.count;
+    const replies = await Promise.all(Array.from({ length: chunks }, (_, c) => this.readChunk(index, c, freshSinceMs, deadReplicas)));
+    const joined = (part: (reply: unknown[]) => Buffer) => joinChunks(replies.map(part), count);
+    this.answers = this.leaves.map((leaf, l) => {
+      const out = joined((r) => (r[4 + l] as Buffer[])[0]);
+      replies.forEach((r, c) => {
+        for (const member of (r[4 + l] as [Buffer, Buffer[]])[1]) {
+          const id = leaf.kind === 'KEY' ? index.names.idOf(member.toString()) : c * INDEX_CHUNK_NODES + Number(member.toString());
+          if (id !== undefined && id < count) out[id >> 3] |= 0x80 >> (id & 7);
+        }
+      });
+      return out;
+    });
     return {
-      count: Number(reply[0]),
-      all: reply[1] as Buffer,
-      online: reply[2] as Buffer,
-      stale: (reply[3] as Buffer[]).map((b) => b.toString()),
-      dead: reply[4] as Buffer[],
+      count,
+      all: joined((r) => r[0] as Buffer),
+      online: joined((r) => r[1] as Buffer),
+      stale: replies.flatMap((r) => (r[2] as Buffer[]).map((b) => b.toString())),
+      dead: deadReplicas.map((_, d) => joined((r) => (r[3] as Buffer[])[d])),
     };
   }
 
-  /** The read reply of a leaf: a bitmap and members (names), whose union the leaf is. */
-  reply(leaf: Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>): [Buffer, Buffer[]] {
-    return this.replies[this.slot.get(LeafReader.id(leaf))!] as [Buffer, Buffer[]];
+  /** The nodes of a leaf, as read. */
+  answer(leaf: Extract<SetPlan, { kind: 'KEY' | 'RANGE' }>): NodeBitmap {
+    return this.answers[this.slot.get(LeafReader.id(leaf))!];
   }
 }
 
@@ -438,11 +472,8 @@ function evaluatePlan(plan: SetPlan, leaves: LeafReader, all: NodeBitmap, count:
       case 'ALL':
         return fitBitmap(all, count);
       case 'KEY':
-      case 'RANGE': {
-        const [bitmap, members] = leaves.reply(p);
-        const out = fitBitmap(bitmap, count);
-        return members.length === 0 ? out : orInto(out, bitmapOfIds(idsOfNames(members.map((b) => b.toString())), count));
-      }
+      case 'RANGE':
+        return fitBitmap(leaves.answer(p), count);
       case 'MEMBERS':
         return bitmapOfIds(idsOfNames(p.ids), count);
       case 'IDS':
@@ -481,12 +512,10 @@ export async function runDiscovery(index: NodeIndex, query: FilterExpr, options:
   const nowMs = options.nowMs ?? Date.now();
   const leaves = new LeafReader(plan.set);
   const deadReplicas = await index.deadReplicas();
-  const read = await leaves.read(index, index.freshSinceMs(nowMs), options.maxRangeValues ?? MAX_RANGE_VALUES, deadReplicas);
-  // Every id in a bitmap read above is below read.count (ids are assigned before any bit is
-  // set, in the same script): the copy of the names is brought up to that count first.
-  await index.names.refresh(read.count);
-  const { count } = read;
-  const all = fitBitmap(read.all, count);
+  // Over the ids the copy of the names holds when the chunks are read: a node given its id
+  // since is left out, as it would be had the query come a moment earlier.
+  const read = await leaves.read(index, index.freshSinceMs(nowMs), deadReplicas);
+  const { count, all } = read;
   const matched = evaluatePlan(plan.set, leaves, all, count, index.names);
   if (plan.residual.length > 0) {
     // Terms the index cannot answer: load the candidates and finish in memory.
@@ -499,12 +528,12 @@ export async function runDiscovery(index: NodeIndex, query: FilterExpr, options:
   }
   // Online = in the online bitmap (flag set) and not stale; stale-but-flagged nodes are few (an
   // agent that died without its stream ending), so they are read by name and cleared here.
-  const online = fitBitmap(read.online, count);
+  const online = read.online;
   for (const name of read.stale) {
     const id = index.names.idOf(name);
     if (id !== undefined) clearBit(online, id);
   }
-  for (const owned of read.dead) andNotInto(online, fitBitmap(owned, count));
+  for (const owned of read.dead) andNotInto(online, owned);
   const total = countBits(matched);
   const onlineMatched = andInto(fitBitmap(matched, count), online);
   const onlineNames = index.names.namesOf(onlineMatched);

@@ -16,7 +16,7 @@ import {
 } from './dispatch-stream';
 import { distributeFiles } from './download-gate';
 import { errorText } from './error-text';
-import { fitBitmap } from './node-bitmap';
+import { joinChunks } from './node-bitmap';
 import type { ReplicaLeaseEnd } from './replica-lease';
 
 /** Entries read per XREADGROUP / XAUTOCLAIM. */
@@ -175,7 +175,7 @@ export class DispatchConsumer {
    * empty.
    */
   private async takeOver(dead: string): Promise<void> {
-    const { redis, keys, lease, log } = this.options;
+    const { redis, keys, lease, log, index } = this.options;
     const stream = keys.replicaDispatch(dead);
     const me = lease.id;
     let taken = 0;
@@ -192,8 +192,9 @@ export class DispatchConsumer {
     // Forgotten only once nothing of it is left: a later renewal finishes what this one could not.
     if ((await redis.xlen(stream)) > 0) return;
     if (!(await lease.forget(dead))) return;
-    // Two commands: the stream and the bitmap may sit in different Redis Cluster slots.
-    await Promise.all([redis.del(stream), redis.del(keys.ownerBitmap(dead))]);
+    await redis.del(stream);
+    const chunks = await index.chunkCount();
+    await Promise.all(Array.from({ length: chunks }, (_, c) => redis.del(keys.ownerBitmap(c, dead))));
   }
 
   /**
@@ -225,18 +226,22 @@ export class DispatchConsumer {
     return taken;
   }
 
-  /** Marks offline the nodes `dead` still holds; returns how many. */
+  /** Marks offline the nodes `dead` still holds, index chunk by index chunk; returns how many. */
   private async reapNodes(dead: string): Promise<number> {
     const { redis, keys, index } = this.options;
-    const bits = await redis.getBuffer(keys.ownerBitmap(dead));
-    if (!bits || bits.length === 0) return 0;
-    await index.names.refresh();
-    const names = index.names.namesOf(fitBitmap(bits, index.names.count));
     let offline = 0;
-    for (let i = 0; i < names.length; i += REAP_BATCH) {
-      const chunk = names.slice(i, i + REAP_BATCH);
-      const scriptKeys = [keys.online(), keys.nodeIds(), keys.onlineBitmap(), keys.ownerBitmap(dead), ...chunk.map((n) => keys.node(n))];
-      offline += Number(await REAP_SCRIPT.run(redis, scriptKeys, [dead, ...chunk]));
+    const chunks = await index.chunkCount();
+    for (let c = 0; c < chunks; c++) {
+      const bits = await redis.getBuffer(keys.ownerBitmap(c, dead));
+      if (!bits || bits.length === 0) continue;
+      const parts: Array<Buffer | null> = [];
+      parts[c] = bits;
+      const names = index.names.namesOf(joinChunks(parts, index.names.count));
+      for (let i = 0; i < names.length; i += REAP_BATCH) {
+        const batch = names.slice(i, i + REAP_BATCH);
+        const scriptKeys = [keys.online(c), keys.nodeOffsets(c), keys.onlineBitmap(c), keys.ownerBitmap(c, dead), ...batch.map((n) => keys.node(c, n))];
+        offline += Number(await REAP_SCRIPT.run(redis, scriptKeys, [dead, ...batch]));
+      }
     }
     return offline;
   }

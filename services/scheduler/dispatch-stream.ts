@@ -5,7 +5,7 @@ import type { RedisKeys } from '../../lib/redis';
 import type { AgentSession, TraceContext } from './agent-session';
 import type { DownloadFailure } from './download-gate';
 import { errorText } from './error-text';
-import { fitBitmap, hasBit } from './node-bitmap';
+import { hasBit, joinChunks } from './node-bitmap';
 import type { NodeIndex } from './node-index';
 import type { AgentRegistry } from './agent-registry';
 import type { ReplicaLease } from './replica-lease';
@@ -130,15 +130,12 @@ export async function routeNodes(index: NodeIndex, liveReplicas: string[], exclu
   const replicas = liveReplicas.filter((r) => r !== exclude);
   if (nodes.length === 0 || replicas.length === 0) return { byReplica, nowhere: [...nodes] };
   const { redis, keys } = index.store;
-  const replies = await execPerKey(
-    redis,
-    replicas.map((r) => keys.ownerBitmap(r)),
-    (key) => key,
-    (pipeline, key) => pipeline.getBuffer(key),
-  );
-  await index.names.refresh();
+  const chunks = await index.chunkCount();
   const count = index.names.count;
-  const bitmaps = replies.map(([err, bits]) => (err ? fitBitmap(undefined, count) : fitBitmap((bits as Buffer | null) ?? undefined, count)));
+  // One GET per replica and chunk: each chunk's bitmaps are in its own Redis Cluster slot.
+  const bitmaps = await Promise.all(
+    replicas.map(async (r) => joinChunks(await Promise.all(Array.from({ length: chunks }, (_, c) => redis.getBuffer(keys.ownerBitmap(c, r)))), count)),
+  );
   const nowhere: string[] = [];
   for (const node of nodes) {
     const id = index.names.idOf(node);

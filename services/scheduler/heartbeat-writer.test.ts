@@ -40,7 +40,7 @@ describe('HeartbeatWriter', () => {
     await writer.flush();
     assert.equal((await scriptCalls(client)) - before, 1);
     for (const node of await index.list()) assert.equal(node.lastSeenMs, 3_000, node.identity);
-    assert.deepEqual(new Set((await client.zrange(keys.online(), 0, -1, 'WITHSCORES')).filter((_, i) => i % 2 === 1)), new Set(['3000']));
+    assert.deepEqual(new Set((await client.zrange(keys.online(0), 0, -1, 'WITHSCORES')).filter((_, i) => i % 2 === 1)), new Set(['3000']));
   });
 
   it('flushes on its own within a flush interval, a quarter of a short heartbeat interval', async () => {
@@ -68,7 +68,7 @@ describe('HeartbeatWriter', () => {
     const [node] = await index.list();
     assert.equal(node.connected, false);
     assert.equal(node.lastSeenMs, 2_000, 'the heartbeat still counts as the last time the node was heard');
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1), []);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1), []);
   });
 
   it('ignores a heartbeat of a replaced session and reports a node whose entry Redis lost', async () => {
@@ -83,6 +83,6 @@ describe('HeartbeatWriter', () => {
     await writer.flush();
     assert.deepEqual(missing, ['ghost']);
     assert.equal((await index.list())[0].lastSeenMs, 1_000);
-    assert.equal(await client.exists(keys.node('ghost')), 0, 'no partial entry is created');
+    assert.equal(await client.exists(keys.node(0, 'ghost')), 0, 'no partial entry is created');
   });
 });

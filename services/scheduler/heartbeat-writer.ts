@@ -27,14 +27,28 @@ export function heartbeatFlushIntervalMs(heartbeatIntervalS: number): number {
 /** Refreshes the last-seen time of nodes still held by the session that heard them, one code per node. */
 const TOUCH_SCRIPT = LuaScript.fromFile(__dirname, 'touch-nodes-2plus');
 
-/** Refreshes the last-seen time of `nodes` (distinct identities) in one script call; one outcome per node. */
+/**
+ * Refreshes the last-seen time of `nodes` (distinct identities), one script call per index
+ * chunk; one outcome per node, in order (a node without an id is MISSING).
+ */
 export async function touchNodes(index: NodeIndex, nodes: Heard[]): Promise<TouchOutcome[]> {
   if (nodes.length === 0) return [];
   const { redis, keys } = index.store;
-  const args: string[] = [];
-  for (const n of nodes) args.push(n.identity, n.sessionId, String(n.atMs));
-  const codes = (await TOUCH_SCRIPT.run(redis, [keys.nodes(), keys.online(), ...nodes.map((n) => keys.node(n.identity))], args)) as number[];
-  return codes.map((c) => (c === 1 ? 'TOUCHED' : c === 0 ? 'MISSING' : 'OWNED_ELSEWHERE'));
+  const byName = new Map(nodes.map((n) => [n.identity, n]));
+  const outcome = new Map<string, TouchOutcome>();
+  const chunks = await index.chunksOf(byName.keys());
+  await Promise.all(
+    [...chunks].map(async ([chunk, names]) => {
+      const args: string[] = [];
+      for (const name of names) {
+        const n = byName.get(name)!;
+        args.push(n.identity, n.sessionId, String(n.atMs));
+      }
+      const codes = (await TOUCH_SCRIPT.run(redis, [keys.nodes(chunk), keys.online(chunk), ...names.map((n) => keys.node(chunk, n))], args)) as number[];
+      codes.forEach((c, i) => outcome.set(names[i], c === 1 ? 'TOUCHED' : c === 0 ? 'MISSING' : 'OWNED_ELSEWHERE'));
+    }),
+  );
+  return nodes.map((n) => outcome.get(n.identity) ?? 'MISSING');
 }
 
 /** A node heard since the last flush, and what to do if Redis no longer has its entry. */

@@ -4,12 +4,12 @@ so that a stream ending late never marks offline a node that has reconnected mea
 then belongs to no replica. The end of the stream is the last time the node was heard, so
 last_seen becomes it: how long an agent has been gone counts from there, not from its last
 heartbeat (up to an interval earlier).
-KEYS[1]  the node's hash
-KEYS[2]  the online nodes (zset identity -> last seen ms)
-KEYS[3]  the node ids (hash identity -> dense node id)
-KEYS[4]  the online bitmap (over node ids)
-KEYS[5]  every known node (zset identity -> last seen ms)
-KEYS[6]  only when the scheduler runs as a replica: the calling replica's owner bitmap
+KEYS[1]  the node's hash (all keys of the node's index chunk)
+KEYS[2]  the chunk's online nodes (zset identity -> last seen ms)
+KEYS[3]  the chunk's offsets (hash identity -> offset in the chunk)
+KEYS[4]  the chunk's online bitmap (over offsets)
+KEYS[5]  the chunk's known nodes (zset identity -> last seen ms)
+KEYS[6]  only when the scheduler runs as a replica: the calling replica's owner bitmap of the chunk
 ARGV[1]  the session id
 ARGV[2]  the node's identity
 ARGV[3]  now, ms since the epoch

@@ -1,3 +1,5 @@
+import { INDEX_CHUNK_NODES } from '../../lib/redis';
+
 /**
  * Bitmaps over dense node ids, laid out as Redis lays out a string for SETBIT/GETBIT: bit `id`
  * is bit `7 - id % 8` of byte `id >> 3` (most significant bit first). Discovery combines the
@@ -67,4 +69,19 @@ export function countBits(bitmap: NodeBitmap): number {
   let n = 0;
   for (let i = 0; i < bitmap.length; i++) n += POPCOUNT[bitmap[i]];
   return n;
+}
+
+/**
+ * One bitmap of ids below `ids` from the bitmaps of the index's chunks (`parts[c]` over the
+ * offsets of chunk c, lib/redis.ts INDEX_CHUNK_NODES): chunk c's bytes go at byte
+ * c * INDEX_CHUNK_NODES / 8, as offset o of chunk c is id c * INDEX_CHUNK_NODES + o.
+ */
+export function joinChunks(parts: ReadonlyArray<Uint8Array | null | undefined>, ids: number): NodeBitmap {
+  const out = emptyBitmap(ids);
+  const chunkBytes = INDEX_CHUNK_NODES / 8;
+  parts.forEach((part, c) => {
+    const at = c * chunkBytes;
+    if (part && at < out.length) out.set(part.subarray(0, Math.min(chunkBytes, out.length - at)), at);
+  });
+  return out;
 }

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { RedisKeys } from '../../lib/redis';
-import { dataNodes } from '../../lib/redis-client';
+import { dataNodes, scanKeys } from '../../lib/redis-client';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { touchNodes, type TouchOutcome } from './heartbeat-writer';
@@ -35,7 +35,7 @@ describe('NodeIndex', () => {
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
     await index.upsert(hello('web1'), 's1', 1_000);
-    const raw = await client.hgetall(keys.node('web1'));
+    const raw = await client.hgetall(keys.node(0, 'web1'));
     assert.deepEqual(raw, {
       identity: 'web1',
       online: '1',
@@ -45,9 +45,9 @@ describe('NodeIndex', () => {
       agents: '["bolt_tasks"]',
       version: '0.1.0',
       session: 's1',
-      index: JSON.stringify({ sets: [keys.factValue('os.family', 'redhat'), keys.nodeClass('role::web'), keys.nodeAgent('bolt_tasks')], zsets: [] }),
+      index: JSON.stringify({ sets: [keys.factValue(0, 'os.family', 'redhat'), keys.nodeClass(0, 'role::web'), keys.nodeAgent(0, 'bolt_tasks')], zsets: [] }),
     });
-    assert.deepEqual(await client.zrange(keys.nodes(), 0, -1, 'WITHSCORES'), ['web1', '1000']);
+    assert.deepEqual(await client.zrange(keys.nodes(0), 0, -1, 'WITHSCORES'), ['web1', '1000']);
     const [node] = await index.list();
     assert.deepEqual(node, {
       identity: 'web1',
@@ -82,7 +82,7 @@ describe('NodeIndex', () => {
     assert.equal(node.connected, false);
     assert.equal(node.lastSeenMs, 7_000);
     assert.equal(index.isOnline(node, 7_000), false);
-    assert.equal(await redis.client().zscore(keys.nodes(), 'web1'), '7000');
+    assert.equal(await redis.client().zscore(keys.nodes(0), 'web1'), '7000');
   });
 
   it('ignores heartbeats and disconnects of a session that a newer one replaced', async () => {
@@ -101,7 +101,7 @@ describe('NodeIndex', () => {
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
     assert.equal(await touch(index, 'ghost', 's1', 1_000), 'MISSING');
-    assert.equal(await client.exists(keys.node('ghost')), 0);
+    assert.equal(await client.exists(keys.node(0, 'ghost')), 0);
     assert.deepEqual(await index.list(), []);
   });
 
@@ -130,13 +130,13 @@ describe('NodeIndex', () => {
       agents: ['bolt_tasks'],
     });
     await index.upsert(first, 's1', 1_000);
-    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'redhat')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue('os.release.major', '9')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue('virtual', 'true')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue('tags.1', 'b')), ['web1']);
-    assert.deepEqual(await client.zrange(keys.factNumber('cpus'), 0, -1, 'WITHSCORES'), ['web1', '4']);
-    assert.deepEqual(await client.zrange(keys.factNumber('os.release.major'), 0, -1, 'WITHSCORES'), ['web1', '9']);
-    assert.deepEqual(await client.smembers(keys.nodeClass('role::web')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.family', 'redhat')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.release.major', '9')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue(0, 'virtual', 'true')), ['web1']);
+    assert.deepEqual(await client.smembers(keys.factValue(0, 'tags.1', 'b')), ['web1']);
+    assert.deepEqual(await client.zrange(keys.factNumber(0, 'cpus'), 0, -1, 'WITHSCORES'), ['0', '4'], 'web1 (id 0) by its offset');
+    assert.deepEqual(await client.zrange(keys.factNumber(0, 'os.release.major'), 0, -1, 'WITHSCORES'), ['0', '9']);
+    assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::web')), ['web1']);
     assert.deepEqual((await client.smembers(keys.classNames())).sort(), ['profile::base', 'role::web']);
 
     await index.upsert(
@@ -145,17 +145,17 @@ describe('NodeIndex', () => {
       2_000,
     );
     for (const gone of [
-      keys.factValue('os.family', 'redhat'),
-      keys.factValue('os.release.major', '9'),
-      keys.factValue('virtual', 'true'),
-      keys.nodeClass('role::web'),
+      keys.factValue(0, 'os.family', 'redhat'),
+      keys.factValue(0, 'os.release.major', '9'),
+      keys.factValue(0, 'virtual', 'true'),
+      keys.nodeClass(0, 'role::web'),
     ]) {
       assert.equal(await client.exists(gone), 0, `${gone} still exists`);
     }
-    assert.equal(await client.exists(keys.factNumber('os.release.major')), 0);
-    assert.deepEqual(await client.smembers(keys.factValue('os.family', 'debian')), ['web1']);
-    assert.deepEqual(await client.zrange(keys.factNumber('cpus'), 0, -1, 'WITHSCORES'), ['web1', '8']);
-    assert.deepEqual(await client.smembers(keys.nodeClass('role::db')), ['web1']);
+    assert.equal(await client.exists(keys.factNumber(0, 'os.release.major')), 0);
+    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.family', 'debian')), ['web1']);
+    assert.deepEqual(await client.zrange(keys.factNumber(0, 'cpus'), 0, -1, 'WITHSCORES'), ['0', '8']);
+    assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::db')), ['web1']);
     assert.deepEqual(await index.identities(), ['web1']);
   });
 
@@ -165,15 +165,15 @@ describe('NodeIndex', () => {
     const index = new NodeIndex(client, keys, 10);
     await index.upsert(hello('b'), 'sb', 1_000);
     await index.upsert(hello('a'), 'sa', 1_000);
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['a', '1000', 'b', '1000']);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1, 'WITHSCORES'), ['a', '1000', 'b', '1000']);
     await touch(index, 'a', 'sa', 4_000);
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1, 'WITHSCORES'), ['b', '1000', 'a', '4000']);
     await index.markOffline('b', 'sb');
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
-    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [1], 'b (id 0) left the online bitmap, a (id 1) is in it');
-    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), [0, 1]);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['a']);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap(0)), [1], 'b (id 0) left the online bitmap, a (id 1) is in it');
+    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap(0)), [0, 1]);
     await touch(index, 'b', 'sb', 5_000); // a late heartbeat of a closed session does not bring it back online
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['a']);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['a']);
     assert.deepEqual(await index.identities(), ['a', 'b']);
     assert.equal(index.freshSinceMs(100_000), 70_000);
   });
@@ -198,7 +198,7 @@ describe('NodeIndex ids and bitmaps', () => {
     const list = await client.lrange(keys.nodeNames(), 0, -1);
     for (const [identity, id] of Object.entries(ids)) assert.equal(list[Number(id)], identity);
     assert.deepEqual(
-      await bitsOf(client, keys.allNodesBitmap()),
+      await bitsOf(client, keys.allNodesBitmap(0)),
       Array.from({ length: 150 }, (_, i) => i),
     );
   });
@@ -207,9 +207,9 @@ describe('NodeIndex ids and bitmaps', () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10, 2);
-    const redhatSet = keys.factValue('os.family', 'redhat');
+    const redhatSet = keys.factValue(0, 'os.family', 'redhat');
     const redhat = keys.bitmapOf(redhatSet);
-    const debian = keys.bitmapOf(keys.factValue('os.family', 'debian'));
+    const debian = keys.bitmapOf(keys.factValue(0, 'os.family', 'debian'));
     const as = (identity: string, family: string) => Hello.fromPartial({ identity, facts: { os: { family } }, classes: [], agents: [] });
     await index.upsert(as('a', 'RedHat'), 's', 1); // id 0
     assert.equal(await client.exists(redhat), 0, 'one member: a set');
@@ -217,7 +217,7 @@ describe('NodeIndex ids and bitmaps', () => {
     await index.upsert(as('b', 'RedHat'), 's', 1); // id 1
     assert.deepEqual(await bitsOf(client, redhat), [0, 1], 'built from the set when it reaches 2');
     assert.equal(await client.exists(redhatSet), 0, 'the set is gone');
-    assert.deepEqual(await client.hgetall(keys.bitmappedSets()), { [redhatSet]: '1' });
+    assert.deepEqual(await client.hgetall(keys.bitmappedSets(0)), { [redhatSet]: '1' });
     await index.upsert(as('c', 'RedHat'), 's', 1); // id 2
     assert.deepEqual(await bitsOf(client, redhat), [0, 1, 2]);
     await index.upsert(as('b', 'Debian'), 's', 2);
@@ -227,16 +227,16 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
     await index.upsert(as('c', 'Debian'), 's', 4); // unchanged facts: entries left alone
     assert.deepEqual(await bitsOf(client, debian), [1, 2]);
-    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [0, 1, 2]);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap(0)), [0, 1, 2]);
     await index.markOffline('b', 's');
-    assert.deepEqual(await bitsOf(client, keys.onlineBitmap()), [0, 2], 'an offline node leaves the online bitmap');
-    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap()), [0, 1, 2]);
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap(0)), [0, 2], 'an offline node leaves the online bitmap');
+    assert.deepEqual(await bitsOf(client, keys.allNodesBitmap(0)), [0, 1, 2]);
   });
 
   it('keeps one form per membership when writers have different thresholds', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
-    const webSet = keys.nodeClass('role::web');
+    const webSet = keys.nodeClass(0, 'role::web');
     const web = keys.bitmapOf(webSet);
     const high = new NodeIndex(client, keys, 10, 3);
     const low = new NodeIndex(client, keys, 10, 1);
@@ -251,7 +251,7 @@ describe('NodeIndex ids and bitmaps', () => {
     assert.equal(await client.exists(webSet), 0);
   });
 
-  it('keeps the distinct values of a numeric fact, each until no node has it, as sets or bitmaps', async () => {
+  it('keeps each node of a numeric fact scored by its number, until it has the fact no more', async () => {
     for (const bitmapMinMembers of [BITMAP_MIN_MEMBERS, 1]) {
       const client = redis.client();
       const keys = new RedisKeys(uniquePrefix());
@@ -259,14 +259,15 @@ describe('NodeIndex ids and bitmaps', () => {
       await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 4 } }), 's', 1);
       await index.upsert(Hello.fromPartial({ identity: 'b', facts: { cpus: '8' } }), 's', 1);
       await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: '4.0' } }), 's', 1);
-      const values = async () => client.zrange(keys.factNumberValues('cpus'), 0, -1, 'WITHSCORES');
-      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8']);
+      // Members are offsets in the chunk: a, b and c got ids 0, 1 and 2.
+      const values = async () => client.zrange(keys.factNumber(0, 'cpus'), 0, -1, 'WITHSCORES');
+      assert.deepEqual(await values(), ['0', '4', '2', '4', '1', '8']);
       await index.upsert(Hello.fromPartial({ identity: 'a', facts: { cpus: 16 } }), 's', 2);
-      assert.deepEqual(await values(), [keys.factValue('cpus', '4.0'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
+      assert.deepEqual(await values(), ['2', '4', '1', '8', '0', '16']);
       await index.upsert(Hello.fromPartial({ identity: 'c', facts: { cpus: 4 } }), 's', 3); // same number, other text
-      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '8'), '8', keys.factValue('cpus', '16'), '16']);
+      assert.deepEqual(await values(), ['2', '4', '1', '8', '0', '16']);
       await index.upsert(Hello.fromPartial({ identity: 'b', facts: {} }), 's', 3);
-      assert.deepEqual(await values(), [keys.factValue('cpus', '4'), '4', keys.factValue('cpus', '16'), '16']);
+      assert.deepEqual(await values(), ['2', '4', '0', '16']);
     }
   });
 });
@@ -283,16 +284,13 @@ describe('NodeIndex batches', () => {
     const out: Record<string, unknown> = {};
     const members = new Map<string, Set<string>>();
     const memberOf = (key: string) => members.get(key) ?? members.set(key, new Set()).get(key)!;
-    let cursor = '0';
-    do {
-      const [next, found] = await client.scan(cursor, 'MATCH', `${keys.prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of found) {
+    {
+      for (const key of await scanKeys(client, `${keys.prefix}:*`)) {
         const type = await client.type(key);
         const name = strip(key);
-        if (key === keys.bitmappedSets()) continue; // which form a membership has, not what it holds
-        if (type === 'string' && name.startsWith('P:bits:')) {
-          for (const id of await bitsOf(client, key)) memberOf(name.replace('P:bits:', 'P:')).add(names[id]);
+        if (key === keys.bitmappedSets(0)) continue; // which form a membership has, not what it holds
+        if (type === 'string' && name.startsWith('P:{idx:0}:bits:')) {
+          for (const id of await bitsOf(client, key)) memberOf(name.replace('P:{idx:0}:bits:', 'P:{idx:0}:')).add(names[id]);
         } else if (type === 'set') {
           for (const m of await client.smembers(key)) memberOf(name).add(strip(m));
         } else if (type === 'hash') {
@@ -305,7 +303,7 @@ describe('NodeIndex batches', () => {
           out[name] = `unexpected ${type}`;
         }
       }
-    } while (cursor !== '0');
+    }
     for (const [key, set] of members) if (set.size > 0) out[key] = [...set].sort();
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
   }
@@ -344,11 +342,11 @@ describe('NodeIndex batches', () => {
     const expected = await indexContent(client, alone);
     assert.deepEqual(await indexContent(client, together), expected);
     // What the comparison covers: nodes whose facts changed, memberships in both forms, names.
-    assert.deepEqual((expected['P:node:n5'] as Record<string, string>).version, '1.4', 'the last of several writes of one node wins');
-    assert.ok(Object.keys(expected).some((k) => k.startsWith('P:fact:')));
-    assert.ok((await client.hlen(together.bitmappedSets())) > 0, 'some memberships are bitmaps');
-    assert.ok((await client.scard(together.factValue('serial', 's1'))) === 1, 'a membership below the threshold is a set');
-    assert.deepEqual(expected['P:agentnames'], ['bolt_tasks', 'rpcutil']);
+    assert.deepEqual((expected['P:{idx:0}:node:n5'] as Record<string, string>).version, '1.4', 'the last of several writes of one node wins');
+    assert.ok(Object.keys(expected).some((k) => k.startsWith('P:{idx:0}:fact:')));
+    assert.ok((await client.hlen(together.bitmappedSets(0))) > 0, 'some memberships are bitmaps');
+    assert.ok((await client.scard(together.factValue(0, 'serial', 's1'))) === 1, 'a membership below the threshold is a set');
+    assert.deepEqual(expected['P:{nodes}:agentnames'], ['bolt_tasks', 'rpcutil']);
   });
 
   it('fails only the upsert whose node Redis refuses, writing the others of its batch', async () => {
@@ -356,7 +354,7 @@ describe('NodeIndex batches', () => {
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
     // A node hash of the wrong type makes the script fail for the batch that holds it.
-    await client.set(keys.node('bad'), 'not a hash');
+    await client.set(keys.node(0, 'bad'), 'not a hash');
     // x and y go alone (two batches in flight), bad and b wait and go together.
     const results = await Promise.allSettled(['x', 'y', 'bad', 'b'].map((id) => index.upsert(hello(id), 's', 1)));
     assert.deepEqual(
@@ -368,8 +366,8 @@ describe('NodeIndex batches', () => {
       (await index.list()).map((n) => n.identity),
       ['b', 'x', 'y'],
     );
-    assert.deepEqual(await client.smembers(keys.nodeClass('role::web')).then((m) => m.sort()), ['b', 'x', 'y']);
-    await client.del(keys.node('bad'));
+    assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::web')).then((m) => m.sort()), ['b', 'x', 'y']);
+    await client.del(keys.node(0, 'bad'));
     await index.upsert(hello('bad'), 's', 2);
     assert.deepEqual(
       (await index.list()).map((n) => n.identity),
@@ -388,20 +386,27 @@ describe('NodeIndex batches', () => {
     assert.equal(await offline, true);
     const z = (await index.list()).find((n) => n.identity === 'z');
     assert.equal(z?.connected, false);
-    assert.deepEqual(await client.zrange(keys.online(), 0, -1), ['x', 'y']);
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['x', 'y']);
   });
 
   it('keeps nodes with many facts to smaller batches, so no script call carries more than UPSERT_BATCH_MAX_ARGS beyond one Hello', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
     const index = new NodeIndex(client, keys, 10);
+    // A first command connects the client: a Cluster client knows its nodes from then on.
+    await client.exists(keys.nodeNames());
     const monitors = await Promise.all(dataNodes(client).map((node) => node.monitor()));
     const calls: Array<{ nodes: number; args: number }> = [];
     for (const monitor of monitors)
       monitor.on('monitor', (_time: string, args: string[]) => {
-        // EVALSHA sha numkeys KEYS... ARGV...: 7 fixed keys, then one per node; ARGV opens with prefix, threshold, count.
-        if (args[0].toLowerCase() === 'evalsha' && args.includes(keys.prefix))
-          calls.push({ nodes: Number(args[2]) - 7, args: args.length - 3 - Number(args[2]) - 3 });
+        // EVALSHA sha numkeys KEYS... ARGV...: the upsert script's keys include the chunk's
+        // bitmapped-sets hash; its ARGV opens with threshold, node count, set count, zset count
+        // and ends with the replica id and the count of other replicas.
+        // EVAL too: a node that has not loaded the script yet is sent its source.
+        if (['evalsha', 'eval'].includes(args[0].toLowerCase()) && args.includes(keys.bitmappedSets(0))) {
+          const argv = args.slice(3 + Number(args[2]));
+          calls.push({ nodes: Number(argv[1]), args: argv.length - 6 });
+        }
       });
     const facts = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`f${i}`, i]));
     const ids = Array.from({ length: 12 }, (_, i) => `big${String(i).padStart(2, '0')}`);

@@ -1,6 +1,6 @@
 import { execPerKey, type RedisClient as Redis } from '../../lib/redis-client';
 import type { Hello } from '../../gen/baton/v1/agent_gateway_service';
-import type { RedisKeys } from '../../lib/redis';
+import { INDEX_CHUNK_NODES, indexChunkOf, type RedisKeys } from '../../lib/redis';
 import { LuaScript } from '../../lib/lua-script';
 import { indexText, readNumber, scalarFacts } from '../../lib/filter-language';
 import { NodeNames } from './node-names';
@@ -8,7 +8,7 @@ import { NodeNames } from './node-names';
 /** A node is discovered as online only if it was heard from within this many heartbeat intervals (docs/agent-protocol.md §2). */
 export const STALE_AFTER_HEARTBEATS = 3;
 
-/** One entry of the discovery index, as stored in `<prefix>:node:<identity>`. */
+/** One entry of the discovery index, as stored in the node's hash (`RedisKeys.node`). */
 export interface IndexedNode {
   identity: string;
   /** The online flag: set on Hello, cleared when the stream ends. See `NodeIndex.isOnline` for liveness. */
@@ -37,12 +37,12 @@ export interface IndexReplica {
 const OFFLINE_SCRIPT = LuaScript.fromFile(__dirname, 'mark-node-offline-5plus');
 
 /**
- * A membership set (fact value, class, agent) that reaches this many members is turned into a
- * bitmap over node ids and is kept as one from then on (`<p>:bitmapped` lists those sets). Below
- * it the set of names is cheap to read (a few kB) and smaller than a bitmap, which takes one bit
- * per node id ever assigned (12.5 kB at 100,000 nodes), so a fact unique to each node (a serial
- * number) never gets one. Above it a bitmap is both what discovery combines (discovery-plan.ts)
- * and far smaller than the set: a fact value 68,000 nodes share is 8.5 kB instead of ~5 MB.
+ * A membership set (fact value, class, agent) of an index chunk that reaches this many members
+ * is turned into a bitmap over the chunk's offsets and is kept as one from then on (the chunk's
+ * `bitmapped` hash lists those sets). Below it the set of names is cheap to read (a few kB); a
+ * bitmap takes one bit per offset up to the highest set (at most 512 bytes per chunk), so a
+ * fact unique to each node (a serial number) never gets one. Above it a bitmap is both what
+ * discovery combines (discovery-plan.ts) and far smaller than the set of names.
  */
 export const BITMAP_MIN_MEMBERS = 256;
 
@@ -69,8 +69,37 @@ export const UPSERT_BATCH_MAX_ARGS = 20_000;
 /** Batches in flight at once: one being run by Redis while the next is sent. */
 const UPSERT_BATCHES_IN_FLIGHT = 2;
 
-/** Writes a batch of nodes and replaces their index entries (sets, bitmaps, numeric facts, owners) in one step. */
-const UPSERT_SCRIPT = LuaScript.fromFile(__dirname, 'upsert-nodes-7plus');
+/** Writes a batch of nodes of one index chunk and replaces their index entries (sets, bitmaps, numeric facts, owners) in one step. */
+const UPSERT_SCRIPT = LuaScript.fromFile(__dirname, 'upsert-nodes-6plus');
+
+/** Gives nodes their dense ids (new ones appended) and notes their class and agent names. */
+const ALLOCATE_SCRIPT = LuaScript.fromFile(__dirname, 'allocate-node-ids-4');
+
+/** Nodes given their ids by one ALLOCATE_SCRIPT call at most. */
+const ALLOCATE_BATCH_MAX = 1_000;
+
+/** A node's entries as its hash stores them (field `index`): membership set keys and [numeric fact zset key, score]. */
+interface StoredEntries {
+  sets: string[];
+  zsets: Array<[string, string]>;
+}
+
+/** The stored entries of a node hash's `index` field; none when it is missing or not what this module writes. */
+function storedEntries(text: string | null): StoredEntries {
+  const parsed = parseJson<Partial<StoredEntries> | null>(text ?? undefined, null);
+  const sets = Array.isArray(parsed?.sets) ? parsed.sets.filter((k): k is string => typeof k === 'string') : [];
+  const zsets = Array.isArray(parsed?.zsets) ? parsed.zsets.filter((e): e is [string, string] => Array.isArray(e) && typeof e[0] === 'string') : [];
+  return { sets, zsets };
+}
+
+/** A node waiting for its id, with its class and agent names. */
+interface WaitingId {
+  identity: string;
+  classes: string[];
+  agents: string[];
+  resolve: (id: number) => void;
+  reject: (err: unknown) => void;
+}
 
 function parseJson<T>(text: string | undefined, fallback: T): T {
   if (!text) return fallback;
@@ -81,10 +110,13 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
   }
 }
 
-/** An upsert waiting for its batch: the node's UPSERT_SCRIPT record and who waits for it. */
+/** An upsert waiting for its batch: the node's chunk, its UPSERT_SCRIPT record and who waits for it. */
 interface QueuedUpsert {
   identity: string;
+  chunk: number;
   args: string[];
+  /** The entries the record holds. */
+  entries: StoredEntries;
   /** Written in a batch of its own (after its batch failed). */
   alone?: boolean;
   resolve: () => void;
@@ -140,57 +172,68 @@ export class NodeIndex {
   /** Per node with an upsert queued or being written, the last one's end (failed or not). */
   private readonly lastUpserts = new Map<string, Promise<void>>();
 
+  /** Nodes waiting for an ALLOCATE_SCRIPT call, in the order they were asked for. */
+  private waitingIds: WaitingId[] = [];
+  private allocating = false;
+
+  /**
+   * The node's dense id (assigned on its first write, ALLOCATE_SCRIPT), with its class and agent
+   * names noted. Asked for together while a call is under way (ALLOCATE_BATCH_MAX per call);
+   * answered in the order asked for.
+   */
+  private allocateId(identity: string, classes: string[], agents: string[]): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.waitingIds.push({ identity, classes, agents, resolve, reject });
+      this.allocateWaiting();
+    });
+  }
+
+  private allocateWaiting(): void {
+    if (this.allocating || this.waitingIds.length === 0) return;
+    const batch = this.waitingIds.slice(0, ALLOCATE_BATCH_MAX);
+    this.waitingIds = this.waitingIds.slice(batch.length);
+    this.allocating = true;
+    const identities = [...new Set(batch.map((w) => w.identity))];
+    const classes = [...new Set(batch.flatMap((w) => w.classes))];
+    const agents = [...new Set(batch.flatMap((w) => w.agents))];
+    const keys = [this.keys.nodeIds(), this.keys.nodeNames(), this.keys.classNames(), this.keys.agentNames()];
+    ALLOCATE_SCRIPT.run(this.redis, keys, [identities.length, classes.length, ...identities, ...classes, ...agents])
+      .then(
+        (reply) => {
+          const ids = new Map(identities.map((name, i) => [name, Number((reply as string[])[i])]));
+          for (const w of batch) w.resolve(ids.get(w.identity)!);
+        },
+        (err: unknown) => {
+          for (const w of batch) w.reject(err);
+        },
+      )
+      .finally(() => {
+        this.allocating = false;
+        this.allocateWaiting();
+      });
+  }
+
   /**
    * Writes a node from its Hello (or a FactsUpdate folded into it) and marks it online, owned by
-   * `sessionId`; its previous fact, class and agent entries are replaced atomically. Upserts
-   * asked for while earlier ones are being written go to Redis together (UPSERT_BATCH_MAX per
-   * script call); those of one node are written in the order they were asked for.
+   * `sessionId`; its previous fact, class and agent entries are replaced atomically. The node
+   * gets its id first (its index chunk); upserts asked for while earlier ones are being written
+   * go to Redis together (UPSERT_BATCH_MAX per script call, nodes of one chunk); those of one
+   * node are written in the order they were asked for.
    */
   upsert(hello: Hello, sessionId: string, nowMs = Date.now()): Promise<void> {
     if (this.replica && !this.replica.held) return Promise.reject(new Error('this scheduler replica holds no lease in Redis'));
-    const facts = hello.facts ?? {};
-    const sets = new Set<string>();
-    const zsets: Array<[string, string, string]> = [];
-    const seenNumeric = new Set<string>();
-    // The values discovery's in-memory path resolves (lib/filter-language fact-values.ts).
-    for (const [path, value] of scalarFacts(facts)) {
-      sets.add(this.keys.factValue(path, indexText(value)));
-      const n = readNumber(value);
-      if (n !== undefined && !seenNumeric.has(path)) {
-        seenNumeric.add(path);
-        zsets.push([this.keys.factNumber(path), String(n), this.keys.factValue(path, indexText(value))]);
-      }
-    }
-    const plain = [...sets];
-    const named: string[] = [];
-    for (const c of new Set(hello.classes.map((c) => c.toLowerCase()))) {
-      sets.add(this.keys.nodeClass(c));
-      named.push(this.keys.nodeClass(c), this.keys.classNames(), c);
-    }
-    for (const a of new Set(hello.agents)) {
-      sets.add(this.keys.nodeAgent(a));
-      named.push(this.keys.nodeAgent(a), this.keys.agentNames(), a);
-    }
-    const args = [
-      hello.identity,
-      String(nowMs),
-      sessionId,
-      JSON.stringify(facts),
-      JSON.stringify(hello.classes),
-      JSON.stringify(hello.agents),
-      hello.version,
-      JSON.stringify({ sets: [...sets], zsets }),
-      String(plain.length),
-      String(named.length / 3),
-      String(zsets.length),
-      ...plain,
-      ...named,
-      ...zsets.flat(),
-    ];
-    const written = new Promise<void>((resolve, reject) => {
-      this.queued.push({ identity: hello.identity, args, resolve, reject });
-      this.writeQueued();
-    });
+    const classes = [...new Set(hello.classes.map((c) => c.toLowerCase()))];
+    const agents = [...new Set(hello.agents)];
+    // Ids come in the order asked for, so the upserts of one node are queued in that order.
+    const written = this.allocateId(hello.identity, classes, agents).then(
+      (id) =>
+        new Promise<void>((resolve, reject) => {
+          const chunk = indexChunkOf(id);
+          const { args, entries } = this.record(hello, sessionId, nowMs, id, classes, agents);
+          this.queued.push({ identity: hello.identity, chunk, args, entries, resolve, reject });
+          this.writeQueued();
+        }),
+    );
     const settled = written.then(
       () => undefined,
       () => undefined,
@@ -202,6 +245,43 @@ export class NodeIndex {
     return written;
   }
 
+  /** A node's UPSERT_SCRIPT record and the entries it holds, in the node's chunk. */
+  private record(hello: Hello, sessionId: string, nowMs: number, id: number, classes: string[], agents: string[]): { args: string[]; entries: StoredEntries } {
+    const chunk = indexChunkOf(id);
+    const facts = hello.facts ?? {};
+    const sets = new Set<string>();
+    const zsets: Array<[string, string]> = [];
+    const seenNumeric = new Set<string>();
+    // The values discovery's in-memory path resolves (lib/filter-language fact-values.ts).
+    for (const [path, value] of scalarFacts(facts)) {
+      sets.add(this.keys.factValue(chunk, path, indexText(value)));
+      const n = readNumber(value);
+      if (n !== undefined && !seenNumeric.has(path)) {
+        seenNumeric.add(path);
+        zsets.push([this.keys.factNumber(chunk, path), String(n)]);
+      }
+    }
+    for (const c of classes) sets.add(this.keys.nodeClass(chunk, c));
+    for (const a of agents) sets.add(this.keys.nodeAgent(chunk, a));
+    const entries = { sets: [...sets], zsets };
+    const args = [
+      hello.identity,
+      String(id - chunk * INDEX_CHUNK_NODES),
+      String(nowMs),
+      sessionId,
+      JSON.stringify(facts),
+      JSON.stringify(hello.classes),
+      JSON.stringify(hello.agents),
+      hello.version,
+      JSON.stringify(entries),
+      String(entries.sets.length),
+      String(zsets.length),
+      ...entries.sets,
+      ...zsets.flat(),
+    ];
+    return { args, entries };
+  }
+
   /** Sends queued upserts while fewer than UPSERT_BATCHES_IN_FLIGHT batches are being written. */
   private writeQueued(): void {
     while (this.batchesInFlight < UPSERT_BATCHES_IN_FLIGHT) {
@@ -209,33 +289,19 @@ export class NodeIndex {
       if (batch.length === 0) return;
       this.batchesInFlight++;
       for (const u of batch) this.writing.add(u.identity);
-      const keys = [
-        this.keys.nodes(),
-        this.keys.online(),
-        this.keys.nodeIds(),
-        this.keys.nodeNames(),
-        this.keys.allNodesBitmap(),
-        this.keys.onlineBitmap(),
-        this.keys.bitmappedSets(),
-        ...batch.map((u) => this.keys.node(u.identity)),
-      ];
-      const args: Array<string | number> = [this.keys.prefix, this.bitmapMinMembers, batch.length];
-      for (const u of batch) for (const a of u.args) args.push(a);
-      const peers = [...this.peers];
-      if (this.replica) {
-        keys.push(this.keys.ownerBitmap(this.replica.id), ...peers.map((id) => this.keys.ownerBitmap(id)));
-        args.push(this.replica.id, peers.length, ...peers);
-      } else {
-        args.push('', 0);
-      }
-      // By SHA (LuaScript): the 7 kB script body is sent once, not with every batch.
-      UPSERT_SCRIPT.run(this.redis, keys, args)
+      this.writeBatch(batch)
         .then(
           (reply) => {
             if (Array.isArray(reply) && reply[0] === 'UNKNOWN_OWNER') {
               // A node of a replica this one had not heard of (it joined since the last
               // renewal): written again, with that replica's bitmap too.
               this.peers.add(String(reply[1]));
+              this.queued.unshift(...batch);
+              return;
+            }
+            if (Array.isArray(reply) && reply[0] === 'STALE') {
+              // Another scheduler rewrote a node between the read of its entries and the
+              // write: read again and written again.
               this.queued.unshift(...batch);
               return;
             }
@@ -259,10 +325,59 @@ export class NodeIndex {
   }
 
   /**
-   * The next batch: queued upserts in order, at most UPSERT_BATCH_MAX and UPSERT_BATCH_MAX_ARGS
-   * (a first upsert always goes, whatever its size), each node at most once
-   * and none of a node in a batch being written, so that the upserts of one node are written
-   * in the order they were asked for; an upsert marked `alone` goes by itself.
+   * One UPSERT_SCRIPT call for a batch of one chunk: the nodes' stored entries are read first,
+   * so that the call declares every key it touches (their membership sets with their bitmaps,
+   * and their numeric fact zsets, old and new).
+   */
+  private async writeBatch(batch: QueuedUpsert[]): Promise<unknown> {
+    const chunk = batch[0].chunk;
+    const nodeKeys = batch.map((u) => this.keys.node(chunk, u.identity));
+    const read = await execPerKey(
+      this.redis,
+      nodeKeys,
+      (k) => k,
+      (pipeline, k) => pipeline.hget(k, 'index'),
+    );
+    const stored = read.map(([err, text]) => {
+      if (err) throw err;
+      return storedEntries(text as string | null);
+    });
+    const sets = new Set<string>();
+    const zsets = new Set<string>();
+    for (const e of [...stored, ...batch.map((u) => u.entries)]) {
+      for (const k of e.sets) sets.add(k);
+      for (const [k] of e.zsets) zsets.add(k);
+    }
+    const keys = [
+      this.keys.nodes(chunk),
+      this.keys.online(chunk),
+      this.keys.nodeOffsets(chunk),
+      this.keys.allNodesBitmap(chunk),
+      this.keys.onlineBitmap(chunk),
+      this.keys.bitmappedSets(chunk),
+      ...nodeKeys,
+    ];
+    for (const k of sets) keys.push(k, this.keys.bitmapOf(k));
+    keys.push(...zsets);
+    const args: Array<string | number> = [this.bitmapMinMembers, batch.length, sets.size, zsets.size];
+    for (const u of batch) for (const a of u.args) args.push(a);
+    const peers = [...this.peers];
+    if (this.replica) {
+      keys.push(this.keys.ownerBitmap(chunk, this.replica.id), ...peers.map((id) => this.keys.ownerBitmap(chunk, id)));
+      args.push(this.replica.id, peers.length, ...peers);
+    } else {
+      args.push('', 0);
+    }
+    // By SHA (LuaScript): the script body is sent once, not with every batch.
+    return UPSERT_SCRIPT.run(this.redis, keys, args);
+  }
+
+  /**
+   * The next batch: queued upserts of the first one's index chunk in order, at most
+   * UPSERT_BATCH_MAX and UPSERT_BATCH_MAX_ARGS (a first upsert always goes, whatever its size),
+   * each node at most once and none of a node in a batch being written, so that the upserts of
+   * one node are written in the order they were asked for; an upsert marked `alone` goes by
+   * itself.
    */
   private takeBatch(): QueuedUpsert[] {
     const batch: QueuedUpsert[] = [];
@@ -272,7 +387,8 @@ export class NodeIndex {
     for (const u of this.queued) {
       const fits =
         !blocked.has(u.identity) &&
-        (batch.length === 0 || (batch.length < UPSERT_BATCH_MAX && args + u.args.length <= UPSERT_BATCH_MAX_ARGS && !u.alone && !batch[0].alone));
+        (batch.length === 0 ||
+          (u.chunk === batch[0].chunk && batch.length < UPSERT_BATCH_MAX && args + u.args.length <= UPSERT_BATCH_MAX_ARGS && !u.alone && !batch[0].alone));
       if (fits) {
         batch.push(u);
         args += u.args.length;
@@ -290,30 +406,82 @@ export class NodeIndex {
     // After the node's upserts asked for before: a stream that ends while its Hello waits for a
     // batch must leave the node offline, not see its Hello written after this.
     await this.lastUpserts.get(identity);
-    const keys = [this.keys.node(identity), this.keys.online(), this.keys.nodeIds(), this.keys.onlineBitmap(), this.keys.nodes()];
-    if (this.replica) keys.push(this.keys.ownerBitmap(this.replica.id));
+    const chunk = (await this.chunksOf([identity])).keys().next().value;
+    if (chunk === undefined) return false;
+    const keys = [
+      this.keys.node(chunk, identity),
+      this.keys.online(chunk),
+      this.keys.nodeOffsets(chunk),
+      this.keys.onlineBitmap(chunk),
+      this.keys.nodes(chunk),
+    ];
+    if (this.replica) keys.push(this.keys.ownerBitmap(chunk, this.replica.id));
     const r = await OFFLINE_SCRIPT.run(this.redis, keys, [sessionId, identity, String(nowMs)]);
     return r === 1;
   }
 
+  /**
+   * `identities` grouped by their index chunk, from the scheduler's copy of the ids (read again
+   * when one is not in it); identities without an id (never written) are left out.
+   */
+  async chunksOf(identities: Iterable<string>): Promise<Map<number, string[]>> {
+    const out = new Map<number, string[]>();
+    const unknown: string[] = [];
+    const add = (identity: string, id: number) => {
+      const chunk = indexChunkOf(id);
+      let list = out.get(chunk);
+      if (!list) out.set(chunk, (list = []));
+      list.push(identity);
+    };
+    for (const identity of identities) {
+      const id = this.names.idOf(identity);
+      if (id === undefined) unknown.push(identity);
+      else add(identity, id);
+    }
+    if (unknown.length > 0) {
+      await this.names.refresh();
+      for (const identity of unknown) {
+        const id = this.names.idOf(identity);
+        if (id !== undefined) add(identity, id);
+      }
+    }
+    return out;
+  }
+
+  /** How many index chunks hold the ids assigned so far (reads the new ids first). */
+  async chunkCount(): Promise<number> {
+    await this.names.refresh();
+    return Math.ceil(this.names.count / INDEX_CHUNK_NODES);
+  }
+
   /** Every node in the index, sorted by identity. Reads the whole index (tests and small fleets). */
   async list(): Promise<IndexedNode[]> {
-    return this.load(await this.redis.zrange(this.keys.nodes(), 0, -1));
+    const chunks = Array.from({ length: await this.chunkCount() }, (_, c) => c);
+    const names = await Promise.all(chunks.map((c) => this.redis.zrange(this.keys.nodes(c), 0, -1)));
+    return this.load(names.flat());
+  }
+
+  /** The hashes of `identities` read with `fields` (undefined: every field), pipelined; nodes without an id are left out. */
+  private async readNodes(identities: string[], fields?: string[]): Promise<Array<{ identity: string; reply: unknown }>> {
+    const nodes = [...(await this.chunksOf(identities))].flatMap(([chunk, names]) =>
+      names.map((identity) => ({ identity, key: this.keys.node(chunk, identity) })),
+    );
+    const replies = await execPerKey(
+      this.redis,
+      nodes,
+      (n) => n.key,
+      (pipeline, n) => (fields ? pipeline.hmget(n.key, ...fields) : pipeline.hgetall(n.key)),
+    );
+    return nodes.map(({ identity }, i) => ({ identity, reply: replies[i]?.[0] ? null : replies[i]?.[1] }));
   }
 
   /** The given nodes' entries, sorted by identity; identities without an entry are left out. */
   async load(identities: string[]): Promise<IndexedNode[]> {
     if (identities.length === 0) return [];
-    const replies = await execPerKey(
-      this.redis,
-      identities,
-      (id) => this.keys.node(id),
-      (pipeline, id) => pipeline.hgetall(this.keys.node(id)),
-    );
     const nodes: IndexedNode[] = [];
-    for (const [err, raw] of replies) {
-      const h = raw as Record<string, string> | null;
-      if (err || !h || !h.identity) continue; // listed in the zset but the hash is gone
+    for (const { reply } of await this.readNodes(identities)) {
+      const h = reply as Record<string, string> | null;
+      if (!h || !h.identity) continue; // listed in the zset but the hash is gone
       nodes.push({
         identity: h.identity,
         connected: h.online === '1',
@@ -330,26 +498,18 @@ export class NodeIndex {
 
   /**
    * Whether each given node's agent is connected and when it was last heard from (one HMGET
-   * per node, pipelined); nodes without an entry are left out.
+   * per node, pipelined per index chunk); nodes without an entry are left out.
    */
   async presence(identities: string[]): Promise<Map<string, { connected: boolean; lastSeenMs: number }>> {
     const out = new Map<string, { connected: boolean; lastSeenMs: number }>();
     if (identities.length === 0) return out;
-    const [replies, dead] = await Promise.all([
-      execPerKey(
-        this.redis,
-        identities,
-        (id) => this.keys.node(id),
-        (pipeline, id) => pipeline.hmget(this.keys.node(id), 'online', 'last_seen', 'owner'),
-      ),
-      this.deadReplicas().then((ids) => new Set(ids)),
-    ]);
-    replies.forEach(([err, raw], i) => {
-      const [online, lastSeen, owner] = (raw as Array<string | null> | null) ?? [];
+    const [replies, dead] = await Promise.all([this.readNodes(identities, ['online', 'last_seen', 'owner']), this.deadReplicas().then((ids) => new Set(ids))]);
+    for (const { identity, reply } of replies) {
+      const [online, lastSeen, owner] = (reply as Array<string | null> | null) ?? [];
       // A node held by a replica whose lease ended is not connected anywhere any more.
       const connected = online === '1' && !(owner && dead.has(owner));
-      if (!err && lastSeen != null) out.set(identities[i], { connected, lastSeenMs: Number(lastSeen) || 0 });
-    });
+      if (lastSeen != null) out.set(identity, { connected, lastSeenMs: Number(lastSeen) || 0 });
+    }
     return out;
   }
 

@@ -55,7 +55,7 @@ describe('ReplicaLease', () => {
     assert.match(first, /^fenced-\d+$/);
     const agent = await TestAgent.connect(scheduler.address, hello('n1'));
     cleanups.push(() => agent.close());
-    assert.equal(await redis.client().hget(keys.node('n1'), 'owner'), first);
+    assert.equal(await redis.client().hget(keys.node(0, 'n1'), 'owner'), first);
 
     // As if the lease had run out while the replica stalled: its next renewal finds it ended.
     await redis.client().zadd(keys.replicaLeases(), 1, first);
@@ -68,7 +68,7 @@ describe('ReplicaLease', () => {
     assert.equal(Number(second.split('-')[1]), Number(first.split('-')[1]) + 1, 'the next fencing epoch');
     const again = await TestAgent.connect(scheduler.address, hello('n1'));
     cleanups.push(() => again.close());
-    assert.equal(await redis.client().hget(keys.node('n1'), 'owner'), second);
+    assert.equal(await redis.client().hget(keys.node(0, 'n1'), 'owner'), second);
   });
 });
 
@@ -118,13 +118,13 @@ describe('NodeIndex ownership', () => {
     onB.setReplica(replica('b-2', ['a-1']));
     await onA.upsert(hello('n1'), 's1');
     await onA.upsert(hello('n2'), 's2');
-    const bit = async (id: string, node: string) => client.getbit(keys.ownerBitmap(id), Number(await client.hget(keys.nodeIds(), node)));
+    const bit = async (id: string, node: string) => client.getbit(keys.ownerBitmap(0, id), Number(await client.hget(keys.nodeIds(), node)));
     assert.deepEqual([await bit('a-1', 'n1'), await bit('a-1', 'n2')], [1, 1]);
 
     // B never heard of a-1 (no renewal yet): the write is refused before anything changes, then
     // done again with a-1's bitmap.
     await onB.upsert(hello('n1'), 's3');
-    assert.equal(await client.hget(keys.node('n1'), 'owner'), 'b-2');
+    assert.equal(await client.hget(keys.node(0, 'n1'), 'owner'), 'b-2');
     assert.deepEqual([await bit('a-1', 'n1'), await bit('b-2', 'n1'), await bit('a-1', 'n2')], [0, 1, 1]);
 
     // Seen from B, whose view says a-1's lease ended: n2 is not connected, n1 is.
@@ -137,6 +137,6 @@ describe('NodeIndex ownership', () => {
     // A stream that ends clears the node's owner bit with its online flag.
     assert.equal(await onB.markOffline('n1', 's3'), true);
     assert.equal(await bit('b-2', 'n1'), 0);
-    assert.equal(await client.hget(keys.node('n1'), 'owner'), null);
+    assert.equal(await client.hget(keys.node(0, 'n1'), 'owner'), null);
   });
 });

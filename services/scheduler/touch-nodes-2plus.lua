@@ -2,9 +2,9 @@
 Purpose: refresh the last-seen time of nodes, each only while its entry still belongs to the
 session that heard it. The online flag is never set here: a node marked offline stays offline,
 whatever heartbeat of its closed session is written after that.
-KEYS[1]  every known node (zset identity -> last seen ms)
-KEYS[2]  the online nodes (zset identity -> last seen ms): refreshed for nodes still online
-KEYS[2 + i]  the hash of the i-th node (i = 1 .. n)
+KEYS[1]  the known nodes of one index chunk (all keys are that chunk's) (zset identity -> last seen ms)
+KEYS[2]  the chunk's online nodes (zset identity -> last seen ms): refreshed for nodes still online
+KEYS[2 + i]  the hash of the i-th node of the chunk (i = 1 .. n)
 ARGV[3i - 2], ARGV[3i - 1], ARGV[3i]  the i-th node's identity, session id, and when it was
          heard (ms since the epoch)
 Result:  one code per node: 1 refreshed, 0 entry gone, -1 owned by another session

@@ -78,7 +78,7 @@ describe('heartbeat batching', () => {
     await waitFor(
       'the heartbeats to be written',
       async () => {
-        const scores = await r.zrange(keys.nodes(), 0, -1, 'WITHSCORES');
+        const scores = await r.zrange(keys.nodes(0), 0, -1, 'WITHSCORES');
         return scores.filter((_, i) => i % 2 === 1).every((s) => Number(s) >= startedMs);
       },
       10_000,

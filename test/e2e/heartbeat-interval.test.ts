@@ -65,7 +65,7 @@ describe('heartbeat intervals that grow with the agents a replica holds', () => 
     const until = Date.now() + WATCH_MS;
     while (Date.now() < until) {
       const [lastSeen, found] = await Promise.all([
-        Promise.all(NODES.map((n) => redis.hget(keys.node(n), 'last_seen'))),
+        Promise.all(NODES.map((n) => redis.hget(keys.node(0, n), 'last_seen'))),
         unary(scheduler, scheduler.discoverNodes, { filter: undefined, includeOffline: false }),
       ]);
       lastSeen.forEach((v, i) => v !== null && seen.get(NODES[i])!.add(v));

@@ -7,7 +7,7 @@ import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/sched
 import { DevStack } from '../../cli/dev-stack';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { packageRoot } from '../../lib/package-root';
-import { RedisKeys } from '../../lib/redis';
+import { INDEX_CHUNK_NODES, indexChunkOf, RedisKeys } from '../../lib/redis';
 import { isFinalRunState } from '../../lib/run-states';
 import { executions } from './executions';
 import { redisClientOf, testRedisIsCluster } from './redis';
@@ -105,11 +105,13 @@ export async function holders(fleet: Fleet): Promise<Map<string, number>> {
   const ids = [await replicaId(fleet, 1), await replicaId(fleet, 2)];
   const held = new Map<string, number>();
   for (const node of NODES) {
-    const bit = await fleet.redis.hget(keys.nodeIds(), node);
-    if (bit === null) continue;
+    const nodeId = await fleet.redis.hget(keys.nodeIds(), node);
+    if (nodeId === null) continue;
+    const chunk = indexChunkOf(Number(nodeId));
+    const bit = Number(nodeId) - chunk * INDEX_CHUNK_NODES;
     const owners: number[] = [];
-    for (const [k, id] of ids.entries()) if (id && (await fleet.redis.getbit(keys.ownerBitmap(id), Number(bit))) === 1) owners.push(k + 1);
-    const owner = await fleet.redis.hget(keys.node(node), 'owner');
+    for (const [k, id] of ids.entries()) if (id && (await fleet.redis.getbit(keys.ownerBitmap(chunk, id), bit)) === 1) owners.push(k + 1);
+    const owner = await fleet.redis.hget(keys.node(chunk, node), 'owner');
     if (owners.length === 1 && owner === ids[owners[0] - 1]) held.set(node, owners[0]);
   }
   return held;

@@ -1,0 +1,42 @@
+--[[
+Purpose: read, in one atomic step, everything a discovery query needs from one chunk of the
+index: its all-nodes and online bitmaps, its identities whose heartbeat is stale, its part of
+the owner bitmaps of the replicas whose lease ended (their nodes are not online), and one reply
+per leaf of the plan, always {bitmap, members} (either may be empty; the leaf is their union).
+A KEY leaf answers the set's bitmap when it has one, else the set's members (identities, few).
+A RANGE leaf answers the offsets in range from the numeric fact's zset (at most one per node of
+the chunk). Bitmaps are over the chunk's offsets; the caller joins the chunks' replies.
+KEYS[1]  the chunk's all-nodes bitmap (over offsets)
+KEYS[2]  the chunk's online bitmap (over offsets)
+KEYS[3]  the chunk's online nodes (zset identity -> last seen ms)
+KEYS[4 ..]  per leaf, in order: a KEY leaf's bitmap and its set (two keys); a RANGE leaf's
+         numeric fact zset (offset -> number; one key)
+KEYS[#KEYS - D + 1 ..]  the chunk's owner bitmaps of the D replicas whose lease ended
+ARGV[1]  last-seen ms below which a node is stale
+ARGV[2]  one letter per leaf, K or R
+ARGV[3]  D
+ARGV[4 ..]  min and max (ZRANGEBYSCORE syntax) of each RANGE leaf, in order
+Result:  {all bitmap, online bitmap, stale identities, {dead owner bitmap...},
+         {bitmap, members} per leaf...}
+]]
+local out = {
+  redis.call('GET', KEYS[1]) or '',
+  redis.call('GET', KEYS[2]) or '',
+  redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1]),
+}
+local dead = {}
+for i = #KEYS - tonumber(ARGV[3]) + 1, #KEYS do dead[#dead + 1] = redis.call('GET', KEYS[i]) or '' end
+out[4] = dead
+local k, a = 4, 4
+for i = 1, #ARGV[2] do
+  if string.sub(ARGV[2], i, i) == 'K' then
+    local b = redis.call('GET', KEYS[k])
+    if b then out[#out + 1] = {b, {}} else out[#out + 1] = {'', redis.call('SMEMBERS', KEYS[k + 1])} end
+    k = k + 2
+  else
+    out[#out + 1] = {'', redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1])}
+    a = a + 2
+    k = k + 1
+  end
+end
+return out
