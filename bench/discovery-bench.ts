@@ -179,13 +179,15 @@ async function main(): Promise<void> {
     console.log(
       `Redis memory per node: ${((memAfter - memBefore) / NODES / 1024).toFixed(2)} KiB (used_memory delta ${((memAfter - memBefore) / 2 ** 20).toFixed(0)} MiB / ${NODES})`,
     );
-    const bitmapBytes = await memoryOf(redis, `${keys.prefix}:bits:*`);
+    const bitmapBytes = await memoryOf(redis, `${keys.prefix}:{idx:*}:bits:*`);
     const idBytes = (await keyMemory(redis, keys.nodeIds())) + (await keyMemory(redis, keys.nodeNames()));
     const setBytes =
-      (await memoryOf(redis, `${keys.prefix}:fact:*`)) + (await memoryOf(redis, `${keys.prefix}:class:*`)) + (await memoryOf(redis, `${keys.prefix}:agent:*`));
-    const nodeBytes = await memoryOf(redis, `${keys.prefix}:node:*`);
+      (await memoryOf(redis, `${keys.prefix}:{idx:*}:fact:*`)) +
+      (await memoryOf(redis, `${keys.prefix}:{idx:*}:class:*`)) +
+      (await memoryOf(redis, `${keys.prefix}:{idx:*}:agent:*`));
+    const nodeBytes = await memoryOf(redis, `${keys.prefix}:{idx:*}:node:*`);
     console.log(
-      `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${(await scanKeys(redis, `${keys.prefix}:bits:*`)).length} bitmaps), ` +
+      `  of which bitmaps ${(bitmapBytes / NODES).toFixed(0)} B/node (${(await scanKeys(redis, `${keys.prefix}:{idx:*}:bits:*`)).length} bitmaps), ` +
         `small membership sets ${(setBytes / NODES).toFixed(0)} B/node, node hashes ${(nodeBytes / NODES).toFixed(0)} B/node, id hash + list ${(idBytes / NODES).toFixed(0)} B/node`,
     );
     // Some nodes offline, so offline counting is part of every query.
