@@ -1,6 +1,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentGatewayServiceServer, ConnectRequest, ConnectResponse } from '../../gen/baton/v1/agent_gateway_service';
 import { UnavailableError } from '../../lib/errors';
+import { forEachSliced } from '../../lib/time-slice';
 import type { MethodRoles } from '../../lib/method-roles';
 import { AgentSession, type AgentSessionOptions } from './agent-session';
 
@@ -35,6 +36,10 @@ export class AgentGateway {
    * offline.
    */
   async closeAll(reason = new UnavailableError('the scheduler is shutting down; reconnect')): Promise<void> {
-    await Promise.all([...this.sessions].map((s) => s.close(reason, { draining: true })));
+    // In time slices: ending 100,000 streams in one loop held the event loop for half a minute,
+    // so a replica that had just lost its lease could not take a new one meanwhile.
+    const closing: Array<Promise<void>> = [];
+    await forEachSliced([...this.sessions], (s) => closing.push(s.close(reason, { draining: true })));
+    await Promise.all(closing);
   }
 }
