@@ -36,6 +36,9 @@ const CLUSTER_PASS = [
   'dist/services/scheduler/discovery',
   'dist/services/scheduler/replica-lease.test',
   'dist/services/scheduler/node-names.test',
+  'dist/test/e2e/discovery.test.js',
+  'dist/test/e2e/runs.test.js',
+  'dist/test/e2e/faults.test.js',
 ];
 const marker = randomBytes(8).toString('hex');
 
