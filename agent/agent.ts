@@ -187,7 +187,12 @@ export class Agent {
         );
         return;
       case 'cancel':
-        if (!this.runner.cancel(message.value.taskId)) this.log.info({ taskId: message.value.taskId }, 'cancel for a task that is not running here; ignored');
+        if (!this.runner.cancel(message.value.taskId)) {
+          this.log.info(
+            { taskId: message.value.taskId },
+            'cancel for a task not held here; remembered, so that its run command, if it comes, does not start it',
+          );
+        }
         return;
       case 'resultAck':
         this.spool

@@ -189,6 +189,27 @@ describe('TaskRunner', () => {
     assert.equal(t.runner.cancel(cmd.taskId), false, 'nothing left to cancel');
   });
 
+  it('never starts a task whose cancel came before its run command, and reports it CANCELLED', async () => {
+    const t = setup();
+    const cmd = t.task('#!/bin/sh\necho never\n');
+    assert.equal(t.runner.cancel(cmd.taskId), false, 'nothing held to stop yet');
+    const { result, started } = await t.run(cmd);
+    assert.equal(result?.state, NodeState.NODE_STATE_CANCELLED);
+    assert.match(result?.statusmsg ?? '', /the task was cancelled before it started$/);
+    assert.deepEqual(started, [], 'no TaskStarted');
+    assert.equal(existsSync(join(t.spoolDir, cmd.taskId, 'wrapper_pid')), false, 'the task never started');
+  });
+
+  it('never starts a task cancelled while its command was checked and laid out', async () => {
+    const t = setup();
+    const cmd = t.task('#!/bin/sh\necho never\n');
+    const done = t.run(cmd);
+    t.runner.cancel(cmd.taskId);
+    const { result } = await done;
+    assert.equal(result?.state, NodeState.NODE_STATE_CANCELLED);
+    assert.equal(existsSync(join(t.spoolDir, cmd.taskId, 'wrapper_pid')), false, 'the task never started');
+  });
+
   it('refuses a task id that is not one, before writing anything', async () => {
     const t = setup();
     const { result, started } = await t.run(t.task('#!/bin/sh\necho no\n', { taskId: '../x' }));

@@ -33,6 +33,8 @@ import { interpreterProblem, spawnWrapper, type WrapperSpawn } from './task-wrap
  * (`recover`) when the agent was not running then.
  */
 
+/** Cancels of task ids not (yet) held that are remembered: far more than the runs that can be in flight to one node. */
+const EARLY_CANCELS_KEPT = 1_024;
 /** Grace period between SIGTERM and SIGKILL when stopping a task (timeout or cancel). */
 export const DEFAULT_KILL_GRACE_MS = 10_000;
 
@@ -192,6 +194,8 @@ async function chownTree(path: string, uid: number, gid: number): Promise<void> 
 /** Runs tasks and keeps track of the ones queued and running. */
 export class TaskRunner {
   private readonly tasks = new Map<string, HeldTask>();
+  /** Task ids cancelled while not held here, oldest first (rememberEarlyCancel). */
+  private readonly earlyCancels = new Set<string>();
   private readonly queue: HeldTask[] = [];
   private readonly killGraceMs: number;
   private readonly maxOutputBytes: number;
@@ -291,6 +295,8 @@ export class TaskRunner {
     }
 
     this.tasks.set(cmd.taskId, task);
+    // A cancel that came while the command was checked and laid out found nothing to stop.
+    if (this.earlyCancels.delete(cmd.taskId)) return report(await this.cancelledBeforeStart(id));
     await Promise.all(cmd.files.map((f) => this.options.cache.touch(f.sha256)));
     if (this.active() >= this.maxConcurrent) {
       log.info({ taskId: cmd.taskId, running: this.active(), max: this.maxConcurrent }, 'task queued: the node runs its maximum of tasks');
@@ -298,11 +304,7 @@ export class TaskRunner {
         task.release = resolve;
         this.queue.push(task);
       });
-      if (task.stoppedBy === 'CANCEL') {
-        this.tasks.delete(cmd.taskId);
-        const result = notStartedResult(id, STATUS_AGENT_ERROR, ERROR_KIND.cancelled, `node ${identity}: the task was cancelled before it started`);
-        return report(await this.keep({ ...result, state: NodeState.NODE_STATE_CANCELLED }));
-      }
+      if (task.stoppedBy === 'CANCEL') return report(await this.cancelledBeforeStart(id));
     }
 
     const { env, skipped } = taskEnvironment(checked.runAs ? runAsEnvironment(checked.runAs.user) : (this.options.env ?? process.env), checked.method, args, {
@@ -360,7 +362,10 @@ export class TaskRunner {
    */
   cancel(taskId: string): boolean {
     const task = this.tasks.get(taskId);
-    if (!task) return false;
+    if (!task) {
+      this.rememberEarlyCancel(taskId);
+      return false;
+    }
     if (task.state === 'QUEUED') {
       task.stoppedBy = 'CANCEL';
       this.queue.splice(this.queue.indexOf(task), 1);
@@ -369,6 +374,23 @@ export class TaskRunner {
     }
     this.stop(task, 'CANCEL');
     return true;
+  }
+
+  /**
+   * Remembers a cancel for a task id not held here: its run command may be on its way, or
+   * being checked and laid out (a cancel can reach the agent first, on a busy scheduler or
+   * agent), and it must then not start. The oldest are forgotten past EARLY_CANCELS_KEPT.
+   */
+  private rememberEarlyCancel(taskId: string): void {
+    this.earlyCancels.add(taskId);
+    if (this.earlyCancels.size > EARLY_CANCELS_KEPT) this.earlyCancels.delete(this.earlyCancels.values().next().value!);
+  }
+
+  /** Reports a held task cancelled before it started, and lets it go. */
+  private async cancelledBeforeStart(id: ResultIdentity): Promise<NodeResult> {
+    this.tasks.delete(id.taskId);
+    const result = notStartedResult(id, STATUS_AGENT_ERROR, ERROR_KIND.cancelled, `node ${id.host}: the task was cancelled before it started`);
+    return this.keep({ ...result, state: NodeState.NODE_STATE_CANCELLED });
   }
 
   /**
