@@ -23,7 +23,7 @@ import { runCli, type CliRun } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { rawCall, streamOutcome } from '../helpers/raw-call';
 import type { StackTls } from '../../cli/dev-stack';
-import { diffSnapshots, heartbeatVolatile, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
+import { diffSnapshots, heartbeatVolatile, INDEX_CHUNK, snapshotStore, type StoreSnapshot, type VolatileRule } from '../helpers/store-snapshot';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -416,10 +416,10 @@ describe('bad input against a stack with mutual TLS', () => {
     // keys it is in) fields and those facts' index keys.
     const machineFacts = ['uptime_seconds', 'memory.system.available_bytes'].map((f) => f.replace(/\./g, '\\.')).join('|');
     const reconnect: VolatileRule[] = [
-      { key: new RegExp(`^${P}:node:node1$`), hashFields: ['last_seen', 'session', 'facts', 'index'] },
-      // Every index key of those two facts: fact:["<path>",<value>], factnum:<path>,
-      // factnumid:<path>, factvals:<path>, bits:fact:[...].
-      { key: new RegExp(`^${P}:(bits:)?[a-z]+:(\\[")?(${machineFacts})("|$)`), whole: true },
+      { key: new RegExp(`^${P}:${INDEX_CHUNK}node:node1$`), hashFields: ['last_seen', 'session', 'facts', 'index'] },
+      // Every index key of those two facts in node1's chunk: fact:["<path>",<value>],
+      // factnum:<path>, bits:fact:[...].
+      { key: new RegExp(`^${P}:${INDEX_CHUNK}(bits:)?[a-z]+:(\\[")?(${machineFacts})("|$)`), whole: true },
     ];
     await expectNothingStored(reconnect, async () => {
       // The real node1 agent steps aside, or it would reconnect and displace the flood's stream.

@@ -173,16 +173,19 @@ export function diffSnapshots(before: StoreSnapshot, after: StoreSnapshot): stri
   return out;
 }
 
+/** Matches the discovery index's chunk tag in a key, `{idx:<c>}:` (lib/redis.ts). */
+export const INDEX_CHUNK = '\\{idx:\\d+\\}:';
+
 /**
  * What changes by itself on a quiet stack whose keys are under `prefix`: a node's `last_seen`
- * and `session`, and the scores of `<prefix>:nodes` and `<prefix>:online`, with every heartbeat;
+ * and `session`, and the scores of its chunk's `nodes` and `online`, with every heartbeat;
  * the scores of `<prefix>:{replicas}:leases` with every lease renewal of a scheduler replica.
  */
 export function heartbeatVolatile(prefix: string): VolatileRule[] {
   return [
-    { key: new RegExp(`^${prefix}:node:[^:]+$`), hashFields: ['last_seen', 'session'] },
-    { key: new RegExp(`^${prefix}:nodes$`), zsetScores: true },
-    { key: new RegExp(`^${prefix}:online$`), zsetScores: true },
+    { key: new RegExp(`^${prefix}:${INDEX_CHUNK}node:[^:]+$`), hashFields: ['last_seen', 'session'] },
+    { key: new RegExp(`^${prefix}:${INDEX_CHUNK}nodes$`), zsetScores: true },
+    { key: new RegExp(`^${prefix}:${INDEX_CHUNK}online$`), zsetScores: true },
     { key: new RegExp(`^${prefix}:\\{replicas\\}:leases$`), zsetScores: true },
   ];
 }
