@@ -50,15 +50,19 @@ export function stopChild(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise
 
 /**
  * Starts a process and waits until it prints a line matching `ready` on stdout. Fails with the
- * process's last stderr lines if it exits first or does not become ready in time.
+ * process's last output lines (stderr, and stdout before it was ready: redis-server logs why it
+ * stopped there) if it exits first or does not become ready in time.
  */
 export function startChild(command: string, args: string[], options: StartChildOptions): Promise<StartedChild> {
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderrTail: string[] = [];
+  const outputTail: string[] = [];
+  const keep = (line: string) => {
+    outputTail.push(line);
+    if (outputTail.length > 20) outputTail.shift();
+  };
   createInterface({ input: child.stderr }).on('line', (line) => {
     options.onStderr?.(line);
-    stderrTail.push(line);
-    if (stderrTail.length > 20) stderrTail.shift();
+    keep(line);
   });
   return new Promise((resolve, reject) => {
     let ready = false;
@@ -67,13 +71,15 @@ export function startChild(command: string, args: string[], options: StartChildO
       ready = true;
       clearTimeout(timer);
       child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')}: ${why}${stderrTail.length ? `\n${stderrTail.join('\n')}` : ''}`));
+      reject(new Error(`${command} ${args.join(' ')}: ${why}${outputTail.length ? `\n${outputTail.join('\n')}` : ''}`));
     };
     const timer = setTimeout(() => fail('not ready in time'), options.timeoutMs ?? 20_000);
     child.once('error', (err) => fail(err.message));
-    child.once('exit', (code, signal) => fail(`exited (${signal ?? code}) before it was ready`));
+    // 'close' rather than 'exit': by then its last lines (why it stopped) have been read.
+    child.once('close', (code, signal) => fail(`exited (${signal ?? code}) before it was ready`));
     createInterface({ input: child.stdout }).on('line', (line) => {
       options.onLine?.(line);
+      if (!ready) keep(line);
       if (!ready && options.ready.test(line)) {
         ready = true;
         clearTimeout(timer);

@@ -11,3 +11,21 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** How often a start on a free port is tried before its failure is reported. */
+const PORT_TRIES = 3;
+
+/**
+ * Runs `attempt` (which starts something on ports from `freePort`) again when it failed because
+ * a port was taken: between asking the OS for a free port and binding it, another process (a
+ * test file running beside this one) may have bound the same port.
+ */
+export async function retryWhilePortTaken<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tried = 1; ; tried++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (tried >= PORT_TRIES || !/address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}

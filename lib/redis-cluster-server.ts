@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { freePort } from './free-port';
+import { freePort, retryWhilePortTaken } from './free-port';
 import { startChild, type StartedChild } from './child-process';
 import { hasRedisServer, REDIS_INSTALL_HINT, startRedisServer } from './redis-server';
 
@@ -135,7 +135,12 @@ async function waitClusterOk(ports: number[], timeoutMs: number): Promise<void> 
  */
 export async function startRedisCluster(options: { ports?: number[]; dir?: string } = {}): Promise<RedisProcess> {
   if (!hasRedisServer()) throw new Error(REDIS_INSTALL_HINT);
-  const ports = options.ports ?? (await Promise.all(Array.from({ length: CLUSTER_MASTERS }, () => freePort())));
+  if (options.ports) return startClusterOn(options.ports, options);
+  return retryWhilePortTaken(async () => startClusterOn(await Promise.all(Array.from({ length: CLUSTER_MASTERS }, () => freePort())), options));
+}
+
+/** `startRedisCluster` on the given client ports. */
+async function startClusterOn(ports: number[], options: { dir?: string }): Promise<RedisProcess> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'baton-redis-cluster-'));
   mkdirSync(dir, { recursive: true });
   const persistence = options.dir ? ['--appendonly', 'yes'] : ['--save', '', '--appendonly', 'no'];

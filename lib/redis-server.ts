@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { freePort } from './free-port';
+import { freePort, retryWhilePortTaken } from './free-port';
 import { startChild, type StartedChild } from './child-process';
 
 /** A redis-server child started by `startRedisServer`. */
@@ -25,12 +25,14 @@ export function hasRedisServer(): boolean {
  */
 export async function startRedisServer(options: { port?: number; dir?: string } = {}): Promise<RedisServerProcess> {
   if (!hasRedisServer()) throw new Error(REDIS_INSTALL_HINT);
-  const port = options.port ?? (await freePort());
   const persistence = options.dir ? ['--dir', options.dir, '--appendonly', 'yes'] : ['--save', '', '--appendonly', 'no'];
-  const proc = await startChild(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes', ...persistence, '--loglevel', 'notice'],
-    { ready: /Ready to accept connections/ },
-  );
-  return { url: `redis://127.0.0.1:${port}`, port, process: proc, stop: () => proc.stop() };
+  const start = async (port: number): Promise<RedisServerProcess> => {
+    const proc = await startChild(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes', ...persistence, '--loglevel', 'notice'],
+      { ready: /Ready to accept connections/ },
+    );
+    return { url: `redis://127.0.0.1:${port}`, port, process: proc, stop: () => proc.stop() };
+  };
+  return options.port !== undefined ? start(options.port) : retryWhilePortTaken(async () => start(await freePort()));
 }

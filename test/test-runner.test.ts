@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../lib/package-root';
@@ -69,5 +69,44 @@ describe('scripts/run-tests.mjs', () => {
     assert.match(output, new RegExp(`run-tests: ending ${pids[2]} \\(`));
     // Killed processes are reaped by their parents or init a moment later.
     await waitFor('every process of the timed-out file to be gone', () => pids.every((pid) => !alive(pid)), 5_000);
+  });
+
+  it('runs files side by side, each printed whole, and ends after one file only what that file started', async () => {
+    const dir = join(scratch, 'side-by-side');
+    mkdirSync(join(dir, 'dist'), { recursive: true });
+    for (const name of ['lingers', 'quick'])
+      copyFileSync(join(packageRoot(), 'test', 'fixtures', 'test-runner', `${name}.js`), join(dir, 'dist', `${name}.test.js`));
+    const otherDone = join(dir, 'quick-done');
+    const env: NodeJS.ProcessEnv = { ...process.env, OTHER_DONE_FILE: otherDone };
+    delete env.NODE_TEST_CONTEXT;
+    const runner = spawn(process.execPath, [join(packageRoot(), 'scripts', 'run-tests.mjs'), '--jobs', '2'], {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    started.push(runner.pid!);
+    let output = '';
+    const onOutput = (d: Buffer) => {
+      output += d.toString();
+      // The runner prints a file's outcome after it has cleaned up after it.
+      if (/run-tests: dist\/quick\.test\.js: passed/.test(output) && !existsSync(otherDone)) writeFileSync(otherDone, '');
+    };
+    runner.stdout.on('data', onOutput);
+    runner.stderr.on('data', onOutput);
+    const code = await new Promise<number | null>((resolve) => runner.once('close', (c) => resolve(c)));
+    assert.equal(code, 0, output);
+    assert.match(output, /run-tests: all 2 test file runs passed \(0 of them on a Redis Cluster, 2 at a time\)/);
+    // Each file's output follows the line naming it, not mixed with the other's.
+    const blocks = output.split(/\nrun-tests: /).slice(1);
+    const lingers = blocks.find((b) => b.startsWith('dist/lingers.test.js: passed'));
+    const quick = blocks.find((b) => b.startsWith('dist/quick.test.js: passed'));
+    assert.ok(lingers && quick, output);
+    assert.match(lingers, /keeps its own process while another file ends/);
+    assert.doesNotMatch(lingers, /ends at once/);
+    assert.match(quick, /ends at once/);
+    assert.doesNotMatch(quick, /keeps its own process/);
+    // The quick file was over before the lingering one: they ran at the same time.
+    assert.ok(output.indexOf('dist/quick.test.js: passed') < output.indexOf('dist/lingers.test.js: passed'), output);
   });
 });
