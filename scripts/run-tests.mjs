@@ -22,15 +22,13 @@
 // their own, shorter, timeouts.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { MARKER_NAME, reap, signalGroup, STOP_GRACE_MS } from './process-groups.mjs';
 
 const FILE_TIMEOUT_S = Number(process.env.BATON_TEST_FILE_TIMEOUT_S ?? 600);
 /** Node's own bound of a file, past ours, so that ours (which ends the whole group) comes first. */
 const NODE_FILE_TIMEOUT_MS = (FILE_TIMEOUT_S + 60) * 1000;
-/** Grace between SIGTERM and SIGKILL of a file's process group. */
-const STOP_GRACE_MS = 5_000;
-const MARKER_NAME = 'BATON_TEST_RUN';
 /**
  * Files that compare timings within themselves (a run alone against the same run under attack):
  * another file beside them would weigh on one side of the comparison only.
@@ -62,69 +60,12 @@ function find(dir, out = []) {
   return out;
 }
 
-/** Sends `signal` to a process group; false when the group is gone. */
-function signalGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Pids of processes (not this one) whose environment carries `marker` (Linux /proc). */
-function markedProcesses(marker) {
-  let entries;
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const needle = `${MARKER_NAME}=${marker}\0`;
-  const found = [];
-  for (const name of entries) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${name}/environ`, 'latin1').includes(needle)) found.push(Number(name));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return found;
-}
-
-function commandOf(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim().slice(0, 120);
-  } catch {
-    return '?';
-  }
-}
-
-/** Ends everything the file started: its process group, then any process left with its marker. */
-async function reap(pgid, marker) {
-  if (signalGroup(pgid, 'SIGTERM')) {
-    const until = Date.now() + STOP_GRACE_MS;
-    while (Date.now() < until && signalGroup(pgid, 0)) await new Promise((r) => setTimeout(r, 100));
-    signalGroup(pgid, 'SIGKILL');
-  }
-  const left = markedProcesses(marker);
-  for (const pid of left) {
-    console.error(`run-tests: ending ${pid} (${commandOf(pid)}), left running by the test file`);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // exited meanwhile
-    }
-  }
-}
-
 /** The files running now: child and marker. */
 const running = new Set();
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     console.error(`run-tests: ${signal}; ending the running test files and everything they started`);
-    void Promise.all([...running].map((r) => reap(r.child.pid, r.marker))).then(() => process.exit(130));
+    void Promise.all([...running].map((r) => reap(r.child.pid, r.marker, 'run-tests'))).then(() => process.exit(130));
   });
 }
 
@@ -157,7 +98,7 @@ function runFile(file, redis, number) {
     // process it left holding the pipes, which the reaping ends.
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      void reap(child.pid, marker)
+      void reap(child.pid, marker, `run-tests: ${file}`)
         .then(() => Promise.race([closed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]))
         .then(() => {
           running.delete(entry);

@@ -66,7 +66,7 @@ describe('scripts/run-tests.mjs', () => {
     assert.match(output, /run-tests: dist\/hangs\.test\.js ran past 3 s; ending it and everything it started/);
     assert.match(output, /dist\/hangs\.test\.js: timed out/);
     // The process in a session of its own left the group; the runner finds it by its environment.
-    assert.match(output, new RegExp(`run-tests: ending ${pids[2]} \\(`));
+    assert.match(output, new RegExp(`run-tests: dist/hangs\\.test\\.js: ending ${pids[2]} \\(`));
     // Killed processes are reaped by their parents or init a moment later.
     await waitFor('every process of the timed-out file to be gone', () => pids.every((pid) => !alive(pid)), 5_000);
   });
