@@ -17,6 +17,8 @@ import { RunLocator } from '../run-locator';
 import { RunNarrator, RunProgressView } from '../run-narrator';
 import { startRun, type StartRunOutcome } from '../run-stream';
 import { isFinalRunState } from '../../lib/run-states';
+import { computeRunStatus } from '../../lib/run-status';
+import type { GetRunStatusResponse } from '../../gen/baton/v1/results_service';
 import { statusDocument } from '../status-document';
 import { reportRun } from '../summary-format';
 import { getTask } from '../task-catalog';
@@ -210,6 +212,22 @@ export async function tasksRun(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * The run's status for the summary. StartRun's answer holds the run and every node's result as
+ * the results service had them when every node had finished: the summary is computed from it
+ * (lib/run-status.ts, as the results service computes it), where asking the results service
+ * again would only repeat them, one call later. It is read from the results service when the
+ * stream broke (the run was followed through its event log) or when the wait ran out with nodes
+ * still running (their results may have come since).
+ */
+async function finalStatus(clients: Clients, outcome: StartRunOutcome, taskId: string): Promise<GetRunStatusResponse> {
+  if (!('lost' in outcome) && outcome.response.stillRunning === 0 && outcome.response.run) {
+    const { run, results } = outcome.response;
+    return { run, ...computeRunStatus(run, new Map(results.map((r) => [r.host, r]))) };
+  }
+  return clients.call('results', (c) => c.getRunStatus, { taskId });
+}
+
 async function run(
   clients: Clients,
   task: string,
@@ -249,8 +267,6 @@ async function run(
         locator.settle(s);
         view.total = s.nodes;
         narrator.attempting(s.nodes, s.taskId);
-        // The results service is asked for the run's results once it ends: connect while it runs.
-        if (!background) clients.connectEarly('results');
       },
       onProgress: (p) => view.show(p),
       onLost: (s, why) => {
@@ -296,7 +312,7 @@ async function run(
     return EXIT.OK;
   }
   say();
-  const doc = statusDocument(await clients.call('results', (c) => c.getRunStatus, { taskId }));
+  const doc = statusDocument(await finalStatus(clients, outcome, taskId));
   // A run that ends before the live progress drew its first frame still shows where it ended.
   progress.bar(doc.stats.completed, view.total);
   progress.clear();

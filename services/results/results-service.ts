@@ -30,7 +30,7 @@ import { RunRetention } from './run-retention';
 import { asUnavailable, RedisAvailability } from './redis-availability';
 import { RunEventWatches } from './run-event-watches';
 import { everyNodeFinal, isFinalRunState, runEndState } from '../../lib/run-states';
-import { computeRunStatus } from './run-status';
+import { computeRunStatus } from '../../lib/run-status';
 import { ReadAccess } from './read-access';
 import { projectResult, resultFieldsOf, slimItems } from './run-result-fields';
 import { parseResultWhere, resultFieldsFor, resultMatches } from '../../lib/bolt-task-results';

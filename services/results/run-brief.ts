@@ -1,7 +1,7 @@
 import { NodeResult, type Run } from '../../gen/baton/v1/run';
 import { CorruptRecordError } from './corrupt-record-error';
 import { projectResult } from './run-result-fields';
-import { pendingNodeResult } from './run-status';
+import { pendingNodeResult } from '../../lib/run-status';
 
 /**
  * A node's brief: its stored NodeResult without the output (stdout, stderr, value, statusmsg),

@@ -1,6 +1,6 @@
 import { NodeResult, type Run } from '../../gen/baton/v1/run';
 import { InvalidArgumentError } from '../../lib/errors';
-import { runItems } from './run-status';
+import { runItems } from '../../lib/run-status';
 
 /**
  * The slim GetRunStatus (`result_fields`, results_service.proto): only the NodeResult fields a

@@ -18,7 +18,7 @@ import {
 } from './run-scripts';
 import { isFinalNodeState } from '../../lib/run-states';
 import { metrics } from '../../lib/metrics';
-import { pendingNodeResult } from './run-status';
+import { pendingNodeResult } from '../../lib/run-status';
 import { briefBody } from './run-brief';
 import { headerOf, parseHeader, type RunHeader } from './run-header';
 

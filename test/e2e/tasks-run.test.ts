@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../../lib/grpc-client';
+import { freePort } from '../../lib/free-port';
 import { packageRoot } from '../../lib/package-root';
 import type { StatusDocument } from '../../cli/status-document';
 import { runCli, type CliRun } from '../helpers/cli';
@@ -87,6 +88,21 @@ describe('baton tasks run and status, end to end on three agents', () => {
     assert.equal(doc.stats.completed, 2);
     assert.equal(doc.summary.success, false);
     assert.ok(doc.items.every((i) => i.exitcode === 3 && i.statuscode === 1));
+  });
+
+  it("summarises a finished run from the run's own answer: the results service's document, without asking it", async () => {
+    // Nothing listens at this results address: the summary can only come from StartRun's answer.
+    const noResults = { ...fleet.env, BATON_RESULTS: `127.0.0.1:${await freePort()}` };
+    for (const [task, code] of [
+      ['demo::fail', 1],
+      ['demo::uptime', 0],
+    ] as const) {
+      const run = await runCli(['tasks', 'run', task, '-I', 'node1', '-I', 'node3', '--json'], noResults);
+      assert.equal(run.code, code, `${run.stdout}\n${run.stderr}`);
+      const printed = JSON.parse(run.stdout) as StatusDocument;
+      assert.equal(printed.summary.nodes, 2);
+      assert.deepEqual(printed, await status(printed.summary.taskid, code));
+    }
   });
 
   it('rejects bad input with one line naming the parameter, and starts nothing', async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { NodeState, RunState, type NodeResult, type Run } from '../../gen/baton/v1/run';
+import { NodeState, RunState, type NodeResult, type Run } from '../gen/baton/v1/run';
 import { computeRunStatus, pendingNodeResult } from './run-status';
 
 const TASK_ID = 'a'.repeat(32);

@@ -1,5 +1,5 @@
-import { NodeState, NodeResult, type Run, type RunStats, type RunSummary } from '../../gen/baton/v1/run';
-import { isFinalNodeState } from '../../lib/run-states';
+import { NodeState, NodeResult, type Run, type RunStats, type RunSummary } from '../gen/baton/v1/run';
+import { isFinalNodeState } from './run-states';
 
 /**
  * The items / stats / summary document of a run, in the shape of `mco tasks status --json`
