@@ -81,6 +81,8 @@ describe('the Redis key layout on a cluster', () => {
         keys.ownerBitmap(chunk, 'sched-a-1'),
         ...sets,
         ...sets.map((k) => keys.bitmapOf(k)),
+        keys.rareFactOf(sets[0])!.bucketKey,
+        keys.rareFacts(chunk, 1023),
       ];
       assert.equal(slots(chunkKeys).length, 1, `chunk ${chunk}`);
     }

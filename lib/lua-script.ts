@@ -57,12 +57,12 @@ export class LuaScript {
   }
 
   /** Runs the script with `keys` as KEYS and `args` as ARGV and returns its reply. */
-  async run(redis: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
     return this.send(redis, keys, args, 'utf8');
   }
 
   /** As `run`, with every bulk string of the reply as a Buffer (binary-safe: bitmaps, for example). */
-  async runBuffer(redis: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async runBuffer(redis: RedisClient, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
     return this.send(redis, keys, args, null);
   }
 
@@ -71,7 +71,7 @@ export class LuaScript {
    * call (`redis.evalsha(sha, n, ...args)`): a 100,000-node CreateRun has 300,000 arguments,
    * more than a call's stack takes.
    */
-  private async send(redis: RedisClient, keys: string[], args: Array<string | number>, replyEncoding: BufferEncoding | null): Promise<unknown> {
+  private async send(redis: RedisClient, keys: string[], args: Array<string | number | Buffer>, replyEncoding: BufferEncoding | null): Promise<unknown> {
     const rest = [keys.length, ...keys, ...args];
     try {
       return await redis.sendCommand(new Command('evalsha', [this.sha, ...rest], { replyEncoding }));

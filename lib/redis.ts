@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Redis, { Cluster } from 'ioredis';
 import type { Logger } from './logger';
 import { loadScripts } from './lua-script';
@@ -88,10 +89,30 @@ export async function closeRedis(redis: RedisClient, timeoutMs = REDIS_QUIT_TIME
  */
 export const INDEX_CHUNK_NODES = 4096;
 
+/**
+ * Buckets of rare fact values per index chunk (`RedisKeys.rareFacts`): a value held by fewer
+ * nodes of a chunk than the scheduler's threshold is a record in one of them instead of a set
+ * of its own (docs/discovery-index.md).
+ */
+export const RARE_FACT_BUCKETS = 1024;
+
+/** Bytes of a rare fact value's digest in its bucket's records (each record: the digest, then the node's offset in 2 bytes). */
+export const RARE_FACT_DIGEST_BYTES = 12;
+
+/** Where a fact value's records go while it is rare: its bucket's key and its digest. */
+export interface RareFactEntry {
+  bucketKey: string;
+  digest: Buffer;
+}
+
 /** The chunk of the discovery index holding node id `id`. */
 export function indexChunkOf(id: number): number {
   return Math.floor(id / INDEX_CHUNK_NODES);
 }
+
+/** Digests of fact value keys (after the chunk's tag) computed lately; `RARE_DIGESTS_CACHED` at most. */
+const RARE_DIGESTS = new Map<string, Buffer>();
+const RARE_DIGESTS_CACHED = 50_000;
 
 /**
  * Every Redis key Baton uses, under one configurable prefix, and the hash tag that decides its
@@ -111,7 +132,8 @@ export function indexChunkOf(id: number): number {
  * | `<p>:{idx:<c>}:offsets`          | `{idx:<c>}`| hash   | scheduler | identity → its offset in the chunk (its bit in the chunk's bitmaps) |
  * | `<p>:{idx:<c>}:nodes`            | `{idx:<c>}`| zset   | scheduler | the chunk's known identities, scored by last-seen ms |
  * | `<p>:{idx:<c>}:online`           | `{idx:<c>}`| zset   | scheduler | the chunk's identities whose agent is connected, scored by last-seen ms (stale ones are filtered by score) |
- * | `<p>:{idx:<c>}:fact:<json [path, value]>` | `{idx:<c>}` | set | scheduler | the chunk's identities whose scalar fact at dotted `path` has the lowercased text `value`, while fewer than BITMAP_MIN_MEMBERS (scheduler/node-index.ts); then its bitmap replaces it |
+ * | `<p>:{idx:<c>}:fact:<json [path, value]>` | `{idx:<c>}` | set | scheduler | the chunk's identities whose scalar fact at dotted `path` has the lowercased text `value`: only as written before rare fact values (a value now is a record of `rare:<b>` while rare, then its bitmap); a set met is kept up, and turned into the bitmap at BITMAP_MIN_MEMBERS (scheduler/node-index.ts) |
+ * | `<p>:{idx:<c>}:rare:<b>`         | `{idx:<c>}`| string | scheduler | records of the chunk's rare fact values whose digest falls in bucket b (0 .. RARE_FACT_BUCKETS - 1): per node holding such a value, RARE_FACT_DIGEST_BYTES of the value's digest (`rareFactOf`) then the node's offset (2 bytes, big-endian); a value held by RARE_FACT_HOLDERS nodes of the chunk moves to its bitmap (`bits:fact:…`) |
  * | `<p>:{idx:<c>}:factnum:<path>`   | `{idx:<c>}`| zset   | scheduler | offsets (as text) of the chunk's nodes whose fact at `path` is a number (or numeric text), scored by it |
  * | `<p>:{idx:<c>}:class:<lowercased class>` | `{idx:<c>}` | set | scheduler | the chunk's identities with that Puppet class (small; then its bitmap, as fact sets) |
  * | `<p>:{idx:<c>}:agent:<agent>`    | `{idx:<c>}`| set    | scheduler | the chunk's identities offering that agent (small; then its bitmap, as fact sets) |
@@ -205,6 +227,34 @@ export class RedisKeys {
   factValue(chunk: number, path: string, value: string): string {
     // JSON keeps the key unambiguous whatever characters the path and the value hold.
     return `${this.chunk(chunk)}:fact:${JSON.stringify([path, value])}`;
+  }
+
+  /**
+   * For a fact value's set key (`factValue`), the chunk's bucket of rare fact values its records
+   * go to while it is rare, and its digest: SHA-256 of the key after the chunk's tag (so the same
+   * in every chunk), its first two bytes choosing the bucket. Undefined for other keys (classes,
+   * agents). 96 bits of digest leave no chance of two values of a bucket meeting, and finding a
+   * value with the digest of a given one is out of reach.
+   */
+  rareFactOf(setKey: string): RareFactEntry | undefined {
+    const tagEnd = setKey.indexOf('}:', this.prefix.length) + 2;
+    if (tagEnd < 2 || !setKey.startsWith('fact:', tagEnd)) return undefined;
+    let digest = RARE_DIGESTS.get(setKey.slice(tagEnd));
+    if (!digest) {
+      digest = createHash('sha256')
+        .update(setKey.slice(tagEnd))
+        .digest()
+        .subarray(0, RARE_FACT_DIGEST_BYTES + 2);
+      // Common values come back with every node (a cache); unique ones would only fill it.
+      if (RARE_DIGESTS.size >= RARE_DIGESTS_CACHED) RARE_DIGESTS.clear();
+      RARE_DIGESTS.set(setKey.slice(tagEnd), digest);
+    }
+    return { bucketKey: `${setKey.slice(0, tagEnd)}rare:${digest.readUInt16BE(0) % RARE_FACT_BUCKETS}`, digest: digest.subarray(2) };
+  }
+
+  /** String of the records of a chunk's rare fact values in bucket `bucket` (`rareFactOf`). */
+  rareFacts(chunk: number, bucket: number): string {
+    return `${this.chunk(chunk)}:rare:${bucket}`;
   }
 
   /** Sorted set of the offsets of a chunk's nodes whose fact at `path` is numeric, scored by its value. */

@@ -93,7 +93,24 @@ const VALUES: readonly unknown[] = [
   'true',
   'TRUE',
 ];
-const FACT_NAMES = ['env', 'cpus', 'os.family', 'os.release.major', 'flag', 'dotted.name', 'list.0', 'list.1', 'obj', 'missing', 'os'];
+const FACT_NAMES = [
+  'env',
+  'cpus',
+  'os.family',
+  'os.release.major',
+  'flag',
+  'dotted.name',
+  'list.0',
+  'list.1',
+  'obj',
+  'missing',
+  'os',
+  'serial',
+  'zone',
+  'zone',
+];
+/** Zones by share of the fleet: held by more and fewer nodes than the index's rare-values threshold, and moved across it by the second wave of Hellos. */
+const ZONES = ['a', 'a', 'a', 'a', 'b', 'b', 'b', 'c', 'c', 'd'];
 /** Filter operands: the fact values as text, and a few that are numbers of other spellings. */
 const OPERANDS = [
   '4',
@@ -121,6 +138,14 @@ const OPERANDS = [
   'false',
   'abc',
   '{"a":1}',
+  'SN3',
+  'sn17',
+  'sn59',
+  'sn3-b',
+  'a',
+  'B',
+  'c',
+  'd',
 ];
 const REGEXES = ['^p', 'PROD', '^[0-9]+$', 'a|e', '^$', '.', 'deb|red', '^(a|a)*$', '1\\.5', '"a"', 'ü'];
 const NAME_REGEXES = ['^web', '^ROLE::', 'base$', '^(db|win)', 'ssl', '^[a-z]+$', 'S', '\\d'];
@@ -136,8 +161,24 @@ function generateNode(g: Gen, i: number) {
   if (g.next() < 0.2) facts['os.family'] = g.pick(VALUES); // a literal dotted name shadowing the nested one
   if (g.next() < 0.4) facts.list = g.some(VALUES, 0.1);
   if (g.next() < 0.3) facts.obj = { a: g.pick(VALUES), 'b.c': g.pick(VALUES) };
+  // A value of its own on each node (rare in any index), and a zone shared by a few to many.
+  facts.serial = `SN${i}`;
+  facts.zone = g.pick(ZONES);
   const identity = `${g.pick(['web', 'db', 'Win', 'app'])}${i}.${g.pick(['example.com', 'EXAMPLE.net'])}`;
   return { identity, classes: g.some(CLASSES, 0.4), agents: g.some(AGENTS, 0.5), facts };
+}
+
+/**
+ * The second Hello of some nodes: most of zone a moves to d and half of b to c, so values cross
+ * the rare-values threshold both ways (bitmaps made and turned back into records), and some
+ * serials change.
+ */
+function moveNode(g: Gen, node: ReturnType<typeof generateNode>): ReturnType<typeof generateNode> | undefined {
+  const zone = node.facts.zone as string;
+  const moved = zone === 'a' && g.next() < 0.8 ? 'd' : zone === 'b' && g.next() < 0.5 ? 'c' : undefined;
+  const reserial = g.next() < 0.3;
+  if (!moved && !reserial) return undefined;
+  return { ...node, facts: { ...node.facts, zone: moved ?? zone, serial: reserial ? `${String(node.facts.serial)}-b` : node.facts.serial } };
 }
 
 function entry(g: Gen, names: readonly string[]): string {
@@ -230,7 +271,9 @@ function generateResults(g: Gen, identities: readonly string[]): Map<string, Nod
 describe('discovery: the Redis index path and the in-memory path', () => {
   it(`select the same nodes for ${FILTERS} generated filters over ${NODES} generated nodes (seed ${SEED})`, async () => {
     const g = generator(SEED);
-    const fleet = Array.from({ length: NODES }, (_, i) => generateNode(g, i));
+    const first = Array.from({ length: NODES }, (_, i) => generateNode(g, i));
+    const second = first.map((n) => moveNode(g, n));
+    const fleet = first.map((n, i) => second[i] ?? n);
     const identities = fleet.map((n) => n.identity);
     const runs = generateResults(g, identities);
     // The index path asks the results service's logic (lib/bolt-task-results) for each term.
@@ -242,11 +285,19 @@ describe('discovery: the Redis index path and the in-memory path', () => {
     for (const [taskId, items] of runs) fields.set(taskId, new Map(items.filter(ranTask).map((r) => [r.host, boltTaskFields(r)])));
     const lookup: BoltTaskLookup = (taskId, host) => fields.get(taskId)?.get(host);
 
-    // Both forms of membership: sets of names (the default threshold) and bitmaps (from 2 members).
+    // Every form of membership: sets of names (the default threshold) and bitmaps (from 2
+    // members); fact values as records of rare values below 16 holders (the default) or 2, or
+    // as bitmaps only (1). The second Hellos go through two writers at once.
     const indexes: NodeIndex[] = [];
-    for (const bitmapMinMembers of [undefined, 2]) {
-      const index = new NodeIndex(redis.client(), new RedisKeys(uniquePrefix()), 10, bitmapMinMembers);
-      await Promise.all(fleet.map((n) => index.upsert(Hello.fromPartial(n), `s-${n.identity}`)));
+    for (const [bitmapMinMembers, rareFactHolders] of [
+      [undefined, undefined],
+      [2, 2],
+      [undefined, 1],
+    ]) {
+      const prefix = uniquePrefix();
+      const [index, other] = [0, 1].map(() => new NodeIndex(redis.client(), new RedisKeys(prefix), 10, bitmapMinMembers, rareFactHolders));
+      await Promise.all(first.map((n) => index.upsert(Hello.fromPartial(n), `s-${n.identity}`)));
+      await Promise.all(second.map((n, i) => (n ? [index, other][i % 2].upsert(Hello.fromPartial(n), `s-${n.identity}`) : Promise.resolve())));
       indexes.push(index);
     }
     const views: NodeView[] = fleet;
@@ -263,7 +314,7 @@ describe('discovery: the Redis index path and the in-memory path', () => {
             .map((v) => v.identity)
             .sort();
           // Nodes may turn stale on a slow machine: online and offline matches together.
-          const found = await runDiscovery(indexes[n % 2], query, { runResults, listOffline: true });
+          const found = await runDiscovery(indexes[n % indexes.length], query, { runResults, listOffline: true });
           const actual = [...found.online, ...found.offline].sort();
           if (expected.length > 0) selecting++;
           // The message is built only for a failure: 5,000 of them would cost more than the checks.

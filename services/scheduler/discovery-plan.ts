@@ -27,7 +27,8 @@ import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fit
 /**
  * Query planning for discovery: the parts of a compiled filter the Redis index can
  * answer become set algebra over bitmaps of node ids (the membership bitmaps, or small sets,
- * of fact values, classes and agents; numeric ranges from the fact zsets of offsets), read by
+ * of fact values, classes and agents, and the records of rare fact values, docs/discovery-index.md;
+ * numeric ranges from the fact zsets of offsets), read by
  * one script call per index chunk (in parallel: the chunks are in different Redis Cluster
  * slots), joined and combined in memory (node-bitmap.ts); the rest (`!=`, `=~`, text ordering) is
  * evaluated in memory on the nodes that set algebra left. Names travel only as bits: the
@@ -408,11 +409,20 @@ class LeafReader {
   private readChunk(index: NodeIndex, chunk: number, freshSinceMs: number, deadReplicas: string[]): Promise<unknown[]> {
     const { redis, keys } = index.store;
     const scriptKeys = [keys.allNodesBitmap(chunk), keys.onlineBitmap(chunk), keys.online(chunk)];
-    const args: string[] = [String(freshSinceMs), this.leaves.map((l) => l.kind[0]).join(''), String(deadReplicas.length)];
+    const args: Array<string | Buffer> = [
+      String(freshSinceMs),
+      this.leaves.map((l) => (l.kind === 'KEY' && l.set.of === 'fact' ? 'F' : l.kind[0])).join(''),
+      String(deadReplicas.length),
+    ];
     for (const leaf of this.leaves) {
       if (leaf.kind === 'KEY') {
         const set = membershipKey(keys, chunk, leaf.set);
         scriptKeys.push(keys.bitmapOf(set), set);
+        const rare = keys.rareFactOf(set);
+        if (rare) {
+          scriptKeys.push(rare.bucketKey);
+          args.push(rare.digest);
+        }
       } else {
         scriptKeys.push(keys.factNumber(chunk, leaf.path));
         args.push(leaf.min, leaf.max);
@@ -424,8 +434,8 @@ class LeafReader {
 
   /**
    * Runs the query script on every chunk holding the ids assigned so far, in parallel, and
-   * joins the answers: bitmaps placed at their chunk's ids, a set's members and a range's
-   * offsets turned into bits.
+   * joins the answers: bitmaps placed at their chunk's ids, a set's members and the offsets of
+   * a range or of a rare fact value's records turned into bits.
    */
   async read(index: NodeIndex, freshSinceMs: number, deadReplicas: string[]): Promise<IndexRead> {
     const chunks = await index.chunkCount();
@@ -434,11 +444,13 @@ class LeafReader {
     const joined = (part: (reply: unknown[]) => Buffer) => joinChunks(replies.map(part), count);
     this.answers = this.leaves.map((leaf, l) => {
       const out = joined((r) => (r[4 + l] as Buffer[])[0]);
+      const set = (id: number | undefined) => {
+        if (id !== undefined && id < count) out[id >> 3] |= 0x80 >> (id & 7);
+      };
       replies.forEach((r, c) => {
-        for (const member of (r[4 + l] as [Buffer, Buffer[]])[1]) {
-          const id = leaf.kind === 'KEY' ? index.names.idOf(member.toString()) : c * INDEX_CHUNK_NODES + Number(member.toString());
-          if (id !== undefined && id < count) out[id >> 3] |= 0x80 >> (id & 7);
-        }
+        const [, members, offsets] = r[4 + l] as [Buffer, Buffer[], number[] | undefined];
+        for (const member of members) set(leaf.kind === 'KEY' ? index.names.idOf(member.toString()) : c * INDEX_CHUNK_NODES + Number(member.toString()));
+        for (const offset of offsets ?? []) set(c * INDEX_CHUNK_NODES + Number(offset));
       });
       return out;
     });

@@ -21,6 +21,7 @@ import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
 import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
+import { RARE_FACT_HOLDERS } from './node-index';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
@@ -108,6 +109,14 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       default: DEFAULT_HELLO_RETRY_DELAY_MS,
       description: 'retry delay given to an agent whose Hello was refused, in ms (spread over 0.5-1.5 times this)',
     },
+    'index-rare-fact-holders': {
+      type: 'integer',
+      minimum: 1,
+      maximum: 4096,
+      default: RARE_FACT_HOLDERS,
+      description:
+        'nodes of an index chunk (4,096 node ids) from which a fact value gets a bitmap of its own; a value held by fewer is a 14-byte record per node in a bucket of rare values (docs/discovery-index.md); 1 gives every value its bitmap',
+    },
     ...POLICY_CONFIG_PROPERTY,
     ...AUDIT_CONFIG_PROPERTY,
   },
@@ -138,6 +147,7 @@ runMain('scheduler', async () => {
     runRefreshS: config['run-refresh-s'],
     replicaName: config['replica-name'],
     replicaLeaseMs: config['replica-lease-s'] * 1000,
+    rareFactHolders: config['index-rare-fact-holders'],
     helloAdmission: { maxConcurrent: config['max-concurrent-hellos'], retryDelayMs: config['hello-retry-delay-ms'] },
     access,
   });

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hello } from '../../gen/baton/v1/agent_gateway_service';
-import { RedisKeys } from '../../lib/redis';
+import { RARE_FACT_DIGEST_BYTES, RedisKeys } from '../../lib/redis';
 import { dataNodes, scanKeys } from '../../lib/redis-client';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
@@ -23,6 +23,17 @@ async function bitsOf(client: ReturnType<typeof redis.client>, key: string): Pro
   const ids: number[] = [];
   for (let i = 0; i < b.length * 8; i++) if (b[i >> 3] & (0x80 >> (i & 7))) ids.push(i);
   return ids;
+}
+
+/** The offsets of the nodes of chunk 0 holding a fact value as records of rare values, ascending. */
+async function rareHolders(client: ReturnType<typeof redis.client>, keys: RedisKeys, path: string, value: string): Promise<number[]> {
+  const rare = keys.rareFactOf(keys.factValue(0, path, value))!;
+  const records = (await client.getBuffer(rare.bucketKey)) ?? Buffer.alloc(0);
+  const size = RARE_FACT_DIGEST_BYTES + 2;
+  const out: number[] = [];
+  for (let at = 0; at + size <= records.length; at += size)
+    if (records.subarray(at, at + RARE_FACT_DIGEST_BYTES).equals(rare.digest)) out.push(records.readUInt16BE(at + RARE_FACT_DIGEST_BYTES));
+  return out.sort((a, b) => a - b);
 }
 
 function hello(identity: string): Hello {
@@ -130,10 +141,16 @@ describe('NodeIndex', () => {
       agents: ['bolt_tasks'],
     });
     await index.upsert(first, 's1', 1_000);
-    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.family', 'redhat')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.release.major', '9')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue(0, 'virtual', 'true')), ['web1']);
-    assert.deepEqual(await client.smembers(keys.factValue(0, 'tags.1', 'b')), ['web1']);
+    // Values held by one node are records of rare values (web1 is offset 0), not sets.
+    for (const [path, value] of [
+      ['os.family', 'redhat'],
+      ['os.release.major', '9'],
+      ['virtual', 'true'],
+      ['tags.1', 'b'],
+    ]) {
+      assert.deepEqual(await rareHolders(client, keys, path, value), [0], `${path} = ${value}`);
+      assert.equal(await client.exists(keys.factValue(0, path, value)), 0);
+    }
     assert.deepEqual(await client.zrange(keys.factNumber(0, 'cpus'), 0, -1, 'WITHSCORES'), ['0', '4'], 'web1 (id 0) by its offset');
     assert.deepEqual(await client.zrange(keys.factNumber(0, 'os.release.major'), 0, -1, 'WITHSCORES'), ['0', '9']);
     assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::web')), ['web1']);
@@ -152,8 +169,15 @@ describe('NodeIndex', () => {
     ]) {
       assert.equal(await client.exists(gone), 0, `${gone} still exists`);
     }
+    for (const [path, value] of [
+      ['os.family', 'redhat'],
+      ['os.release.major', '9'],
+      ['virtual', 'true'],
+    ]) {
+      assert.deepEqual(await rareHolders(client, keys, path, value), [], `${path} = ${value} left`);
+    }
     assert.equal(await client.exists(keys.factNumber(0, 'os.release.major')), 0);
-    assert.deepEqual(await client.smembers(keys.factValue(0, 'os.family', 'debian')), ['web1']);
+    assert.deepEqual(await rareHolders(client, keys, 'os.family', 'debian'), [0]);
     assert.deepEqual(await client.zrange(keys.factNumber(0, 'cpus'), 0, -1, 'WITHSCORES'), ['0', '8']);
     assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::db')), ['web1']);
     assert.deepEqual(await index.identities(), ['web1']);
@@ -206,16 +230,17 @@ describe('NodeIndex ids and bitmaps', () => {
   it('turns a membership set into a bitmap once it has bitmapMinMembers members, and keeps it one', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());
-    const index = new NodeIndex(client, keys, 10, 2);
+    const index = new NodeIndex(client, keys, 10, 2, 2);
     const redhatSet = keys.factValue(0, 'os.family', 'redhat');
     const redhat = keys.bitmapOf(redhatSet);
     const debian = keys.bitmapOf(keys.factValue(0, 'os.family', 'debian'));
     const as = (identity: string, family: string) => Hello.fromPartial({ identity, facts: { os: { family } }, classes: [], agents: [] });
     await index.upsert(as('a', 'RedHat'), 's', 1); // id 0
-    assert.equal(await client.exists(redhat), 0, 'one member: a set');
-    assert.deepEqual(await client.smembers(redhatSet), ['a']);
+    assert.equal(await client.exists(redhat), 0, 'one holder: a record');
+    assert.deepEqual(await rareHolders(client, keys, 'os.family', 'redhat'), [0]);
     await index.upsert(as('b', 'RedHat'), 's', 1); // id 1
-    assert.deepEqual(await bitsOf(client, redhat), [0, 1], 'built from the set when it reaches 2');
+    assert.deepEqual(await bitsOf(client, redhat), [0, 1], 'built from the records when they reach 2');
+    assert.deepEqual(await rareHolders(client, keys, 'os.family', 'redhat'), [], 'the records are gone');
     assert.equal(await client.exists(redhatSet), 0, 'the set is gone');
     assert.deepEqual(await client.hgetall(keys.bitmappedSets(0)), { [redhatSet]: '1' });
     await index.upsert(as('c', 'RedHat'), 's', 1); // id 2
@@ -231,6 +256,43 @@ describe('NodeIndex ids and bitmaps', () => {
     await index.markOffline('b', 's');
     assert.deepEqual(await bitsOf(client, keys.onlineBitmap(0)), [0, 2], 'an offline node leaves the online bitmap');
     assert.deepEqual(await bitsOf(client, keys.allNodesBitmap(0)), [0, 1, 2]);
+  });
+
+  it('keeps a fact value held by fewer than rareFactHolders nodes as records, moves it to its bitmap at that many and back below half', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10, BITMAP_MIN_MEMBERS, 4);
+    const zone = (identity: string, z: string) => Hello.fromPartial({ identity, facts: { zone: z, serial: `S-${identity}` }, classes: [], agents: [] });
+    const xSet = keys.factValue(0, 'zone', 'x');
+    const x = keys.bitmapOf(xSet);
+    const y = keys.bitmapOf(keys.factValue(0, 'zone', 'y'));
+    const bucket = keys.rareFactOf(xSet)!.bucketKey;
+    // a, b, c, d get ids 0 to 3; serials stay records all along.
+    await Promise.all(['a', 'b', 'c'].map((n) => index.upsert(zone(n, 'X'), 's', 1)));
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'x'), [0, 1, 2], 'three holders: records');
+    assert.equal(await client.exists(x), 0);
+    assert.equal(await client.exists(xSet), 0, 'never a set');
+    await index.upsert(zone('d', 'x'), 's', 1);
+    assert.deepEqual(await bitsOf(client, x), [0, 1, 2, 3], 'the fourth holder: a bitmap');
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'x'), []);
+    assert.equal(await client.hget(keys.bitmappedSets(0), xSet), '1');
+    await Promise.all(['c', 'd'].map((n) => index.upsert(zone(n, 'Y'), 's', 2)));
+    assert.deepEqual(await bitsOf(client, x), [0, 1], 'two holders, half of 4: still a bitmap');
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'y'), [2, 3]);
+    await index.upsert(zone('b', 'Y'), 's', 3);
+    assert.equal(await client.exists(x), 0, 'one holder: back to records');
+    assert.equal(await client.hget(keys.bitmappedSets(0), xSet), null);
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'x'), [0]);
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'y'), [1, 2, 3]);
+    await index.upsert(zone('a', 'Y'), 's', 4);
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'x'), [], 'no holder: nothing left');
+    assert.deepEqual(await bitsOf(client, y), [0, 1, 2, 3]);
+    assert.deepEqual(await rareHolders(client, keys, 'zone', 'y'), []);
+    for (const n of ['a', 'b', 'c', 'd']) assert.deepEqual((await rareHolders(client, keys, 'serial', `s-${n}`)).length, 1, `serial of ${n}`);
+    await Promise.all(['a', 'b', 'c', 'd'].map((n) => index.upsert(Hello.fromPartial({ identity: n, facts: {} }), 's', 5)));
+    assert.equal(await client.exists(y), 0, 'an emptied bitmap is deleted');
+    assert.deepEqual(await scanKeys(client, `${keys.prefix}:{idx:0}:rare:*`), [], 'and so are emptied buckets');
+    assert.equal(await client.exists(bucket), 0);
   });
 
   it('keeps one form per membership when writers have different thresholds', async () => {
@@ -284,13 +346,29 @@ describe('NodeIndex batches', () => {
     const out: Record<string, unknown> = {};
     const members = new Map<string, Set<string>>();
     const memberOf = (key: string) => members.get(key) ?? members.set(key, new Set()).get(key)!;
+    const all = await scanKeys(client, `${keys.prefix}:*`);
+    // A rare value's records name it by digest: the fact value set keys the nodes list give the names.
+    const setOfDigest = new Map<string, string>();
+    for (const key of all.filter((k) => k.includes(':node:'))) {
+      const listed = JSON.parse((await client.hget(key, 'index')) ?? '{"sets":[]}') as { sets: string[] };
+      for (const k of listed.sets) {
+        const rare = keys.rareFactOf(k);
+        if (rare) setOfDigest.set(rare.digest.toString('hex'), strip(k));
+      }
+    }
     {
-      for (const key of await scanKeys(client, `${keys.prefix}:*`)) {
+      for (const key of all) {
         const type = await client.type(key);
         const name = strip(key);
         if (key === keys.bitmappedSets(0)) continue; // which form a membership has, not what it holds
         if (type === 'string' && name.startsWith('P:{idx:0}:bits:')) {
           for (const id of await bitsOf(client, key)) memberOf(name.replace('P:{idx:0}:bits:', 'P:{idx:0}:')).add(names[id]);
+        } else if (type === 'string' && name.startsWith('P:{idx:0}:rare:')) {
+          const records = (await client.getBuffer(key))!;
+          for (let at = 0; at < records.length; at += RARE_FACT_DIGEST_BYTES + 2) {
+            const digest = records.subarray(at, at + RARE_FACT_DIGEST_BYTES).toString('hex');
+            memberOf(setOfDigest.get(digest) ?? `unknown digest ${digest}`).add(names[records.readUInt16BE(at + RARE_FACT_DIGEST_BYTES)]);
+          }
         } else if (type === 'set') {
           for (const m of await client.smembers(key)) memberOf(name).add(strip(m));
         } else if (type === 'hash') {
@@ -345,7 +423,7 @@ describe('NodeIndex batches', () => {
     assert.deepEqual((expected['P:{idx:0}:node:n5'] as Record<string, string>).version, '1.4', 'the last of several writes of one node wins');
     assert.ok(Object.keys(expected).some((k) => k.startsWith('P:{idx:0}:fact:')));
     assert.ok((await client.hlen(together.bitmappedSets(0))) > 0, 'some memberships are bitmaps');
-    assert.ok((await client.scard(together.factValue(0, 'serial', 's1'))) === 1, 'a membership below the threshold is a set');
+    assert.ok((await scanKeys(client, `${together.prefix}:{idx:0}:rare:*`)).length > 0, 'some fact values are records of rare values');
     assert.deepEqual(expected['P:{nodes}:agentnames'], ['bolt_tasks', 'rpcutil']);
   });
 
@@ -404,8 +482,9 @@ describe('NodeIndex batches', () => {
         // and ends with the replica id and the count of other replicas.
         // EVAL too: a node that has not loaded the script yet is sent its source.
         if (['evalsha', 'eval'].includes(args[0].toLowerCase()) && args.includes(keys.bitmappedSets(0))) {
+          // Then the rare-holders threshold, and one digest per membership declared.
           const argv = args.slice(3 + Number(args[2]));
-          calls.push({ nodes: Number(argv[1]), args: argv.length - 6 });
+          calls.push({ nodes: Number(argv[1]), args: argv.length - 7 - Number(argv[2]) });
         }
       });
     const facts = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`f${i}`, i]));

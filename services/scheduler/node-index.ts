@@ -37,14 +37,26 @@ export interface IndexReplica {
 const OFFLINE_SCRIPT = LuaScript.fromFile(__dirname, 'mark-node-offline-5plus');
 
 /**
- * A membership set (fact value, class, agent) of an index chunk that reaches this many members
- * is turned into a bitmap over the chunk's offsets and is kept as one from then on (the chunk's
- * `bitmapped` hash lists those sets). Below it the set of names is cheap to read (a few kB); a
- * bitmap takes one bit per offset up to the highest set (at most 512 bytes per chunk), so a
- * fact unique to each node (a serial number) never gets one. Above it a bitmap is both what
- * discovery combines (discovery-plan.ts) and far smaller than the set of names.
+ * A membership set (class, agent; a fact value's set written before rare fact values) of an
+ * index chunk that reaches this many members is turned into a bitmap over the chunk's offsets
+ * and is kept as one from then on (the chunk's `bitmapped` hash lists those sets). Below it the
+ * set of names is cheap to read (a few kB); a bitmap takes one bit per offset up to the highest
+ * set (at most 512 bytes per chunk). Above it a bitmap is both what discovery combines
+ * (discovery-plan.ts) and far smaller than the set of names. Fact values have records of rare
+ * values instead of sets (RARE_FACT_HOLDERS).
  */
 export const BITMAP_MIN_MEMBERS = 256;
+
+/**
+ * Nodes of an index chunk from which a fact value has a bitmap of its own (the scheduler's
+ * `index-rare-fact-holders` setting). Below it the value is a record of 14 bytes per node in one
+ * of the chunk's buckets of rare values (`RedisKeys.rareFacts`), so a value unique to a node (a
+ * serial number, a MAC address, an uptime) costs no key; a query finds its nodes by a search of
+ * one bucket per chunk. At 16 holders a full chunk's bitmap (512 bytes) costs about what 16
+ * names in a set did, and 16 records cost 224 bytes; a bitmap falls back to records below half
+ * of it, so a value held by about 16 nodes does not move on every Hello (docs/discovery-index.md).
+ */
+export const RARE_FACT_HOLDERS = 16;
 
 /**
  * Hellos written by one UPSERT_SCRIPT call at most. A whole fleet registers at once after a
@@ -136,6 +148,8 @@ export class NodeIndex {
     readonly heartbeatIntervalS: number,
     /** Members from which a membership set also has a bitmap; default BITMAP_MIN_MEMBERS (tests lower it to reach both forms with a few nodes). */
     readonly bitmapMinMembers = BITMAP_MIN_MEMBERS,
+    /** Nodes of a chunk from which a fact value has a bitmap rather than records of rare values; default RARE_FACT_HOLDERS. */
+    readonly rareFactHolders = RARE_FACT_HOLDERS,
   ) {
     this.names = new NodeNames(redis, keys.nodeNames());
   }
@@ -326,8 +340,8 @@ export class NodeIndex {
 
   /**
    * One UPSERT_SCRIPT call for a batch of one chunk: the nodes' stored entries are read first,
-   * so that the call declares every key it touches (their membership sets with their bitmaps,
-   * and their numeric fact zsets, old and new).
+   * so that the call declares every key it touches (their membership sets with their bitmaps
+   * and, for fact values, their buckets of rare values; their numeric fact zsets; old and new).
    */
   private async writeBatch(batch: QueuedUpsert[]): Promise<unknown> {
     const chunk = batch[0].chunk;
@@ -357,9 +371,14 @@ export class NodeIndex {
       this.keys.bitmappedSets(chunk),
       ...nodeKeys,
     ];
-    for (const k of sets) keys.push(k, this.keys.bitmapOf(k));
+    const digests: Array<Buffer | string> = [];
+    for (const k of sets) {
+      const rare = this.keys.rareFactOf(k);
+      keys.push(k, this.keys.bitmapOf(k), rare?.bucketKey ?? k);
+      digests.push(rare?.digest ?? '');
+    }
     keys.push(...zsets);
-    const args: Array<string | number> = [this.bitmapMinMembers, batch.length, sets.size, zsets.size];
+    const args: Array<string | number | Buffer> = [this.bitmapMinMembers, batch.length, sets.size, zsets.size, this.rareFactHolders, ...digests];
     for (const u of batch) for (const a of u.args) args.push(a);
     const peers = [...this.peers];
     if (this.replica) {

@@ -84,6 +84,8 @@ export interface SchedulerServerOptions {
   replicaName?: string;
   /** Length of the replica lease in ms; default DEFAULT_REPLICA_LEASE_MS. */
   replicaLeaseMs?: number;
+  /** Nodes of an index chunk from which a fact value has a bitmap; default RARE_FACT_HOLDERS (node-index.ts). */
+  rareFactHolders?: number;
 }
 
 /** A running scheduler. */
@@ -113,7 +115,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const keys = new RedisKeys(options.keyPrefix);
   const heartbeatIntervalMaxS = Math.max(options.heartbeatIntervalS, options.heartbeatIntervalMaxS ?? options.heartbeatIntervalS);
   // Freshness is judged against the longest interval any replica may give an agent.
-  const index = new NodeIndex(redis, keys, heartbeatIntervalMaxS);
+  const index = new NodeIndex(redis, keys, heartbeatIntervalMaxS, undefined, options.rareFactHolders);
   const registry = new AgentRegistry<AgentSession>();
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);

@@ -12,6 +12,12 @@ with different thresholds never disagree. The nodes of one call are distinct: th
 a membership commute and are applied together (one SADD, SREM or BITFIELD per membership). A
 stored index that is not valid JSON counts as no entries (the node is then indexed anew rather
 than failing the batch of nodes written with it).
+A fact value (a membership with a digest) held by fewer than ARGV[5] nodes of the chunk has no
+set: it is a record (its digest, then the node's offset in 2 bytes) in its bucket of rare values,
+a string of such records. A value whose records reach ARGV[5] moves to its bitmap (flagged in
+KEYS[6]); a value's bitmap that falls below half of ARGV[5] moves back to records, and an empty
+one is deleted. Where a fact value is found as a set (written before rare values), the set is
+kept up as before.
 Every key touched is in KEYS: the caller declares each membership set (with its bitmap) and
 numeric-fact zset of the new entries and of the stored ones, which it read before the call. A
 stored entry naming a key not declared (the node was written by another scheduler since)
@@ -27,15 +33,20 @@ KEYS[4]  the chunk's all-nodes bitmap (over offsets)
 KEYS[5]  the chunk's online bitmap (over offsets)
 KEYS[6]  the chunk's membership sets held as bitmaps (hash set key -> 1)
 KEYS[6 + i]  the hash of the i-th node (i = 1 .. B)
-KEYS[7 + B + 2j], KEYS[8 + B + 2j]  the j-th membership set and its bitmap (j = 0 .. M-1)
-KEYS[7 + B + 2M + z]  the z-th numeric fact zset (offset -> number; z = 0 .. Z-1)
-KEYS[7 + B + 2M + Z]  with a replica id: its owner bitmap
-KEYS[7 + B + 2M + Z + r]  with a replica id: the owner bitmap of the r-th other replica (r = 1 .. K)
+KEYS[7 + B + 3j], KEYS[8 + B + 3j]  the j-th membership set and its bitmap (j = 0 .. M-1)
+KEYS[9 + B + 3j]  for a fact value, the bucket of rare values its digest falls in (string of
+         records); for a class or an agent, the set again (not used)
+KEYS[7 + B + 3M + z]  the z-th numeric fact zset (offset -> number; z = 0 .. Z-1)
+KEYS[7 + B + 3M + Z]  with a replica id: its owner bitmap
+KEYS[7 + B + 3M + Z + r]  with a replica id: the owner bitmap of the r-th other replica (r = 1 .. K)
 ARGV[1]  the members from which a membership set becomes a bitmap
 ARGV[2]  B, the number of nodes
 ARGV[3]  M, the number of membership sets declared
 ARGV[4]  Z, the number of numeric fact zsets declared
-ARGV[5 ..]  B records of: identity, offset, now (ms), session id, facts JSON, classes JSON,
+ARGV[5]  the nodes of a chunk from which a fact value has a bitmap rather than records
+ARGV[5 + j]  the digest of the j-th membership (j = 1 .. M) when it is a fact value, else ''
+         (every digest of the same length)
+ARGV[6 + M ..]  B records of: identity, offset, now (ms), session id, facts JSON, classes JSON,
          agents JSON, version, the node's entries as stored, JSON
          `{"sets": [key...], "zsets": [[key, score-as-text]...]}`, then the same entries as
          arguments: S and N, then S membership set keys, N times (numeric fact zset key, score);
@@ -46,6 +57,8 @@ Result:  1; {'STALE'} when a stored entry's key was not declared; {'UNKNOWN_OWNE
 ]]
 local minMembers = tonumber(ARGV[1])
 local B, M, Z = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rareBelow = tonumber(ARGV[5])
+local demoteBelow = math.ceil(rareBelow / 2)
 -- unpack() pushes every value on Lua's bounded stack: long argument lists go in chunks.
 local CHUNK = 1000
 local function each(list, step, fn)
@@ -61,15 +74,25 @@ local function setBits(key, ids, value)
   each(args, CHUNK, function(...) redis.call('BITFIELD', key, ...) end)
 end
 
--- The declared keys: each membership set's bitmap, and the numeric fact zsets.
-local bitsOf, numeric = {}, {}
-for j = 0, M - 1 do bitsOf[KEYS[7 + B + 2 * j]] = KEYS[8 + B + 2 * j] end
-local zAt = 7 + B + 2 * M
+-- The declared keys: each membership set's bitmap (and a fact value's bucket and digest), and
+-- the numeric fact zsets.
+local bitsOf, bucketOf, digestOf, numeric = {}, {}, {}, {}
+local RECORD = 0
+for j = 0, M - 1 do
+  local k = KEYS[7 + B + 3 * j]
+  bitsOf[k] = KEYS[8 + B + 3 * j]
+  if ARGV[6 + j] ~= '' then
+    digestOf[k] = ARGV[6 + j]
+    bucketOf[k] = KEYS[9 + B + 3 * j]
+    RECORD = #ARGV[6 + j] + 2
+  end
+end
+local zAt = 7 + B + 3 * M
 for z = 0, Z - 1 do numeric[KEYS[zAt + z]] = true end
 local ownerAt = zAt + Z
 
 local nodes = {}
-local p = 5
+local p = 6 + M
 for i = 1, B do
   local S, N = tonumber(ARGV[p + 9]), tonumber(ARGV[p + 10])
   nodes[i] = {at = p, S = S, N = N, name = ARGV[p], nid = ARGV[p + 1]}
@@ -208,12 +231,80 @@ local function toBitmap(k)
   redis.call('DEL', k)
   redis.call('HSET', KEYS[6], k, 1)
 end
+-- Rare fact values: per bucket, the records to drop and to add, and the digests added to.
+local buckets, bucketOrder = {}, {}
+local function bucketOp(key)
+  local op = buckets[key]
+  if not op then
+    op = {drop = {}, add = {}, added = {}, addedIds = {}, addedOrder = {}}
+    buckets[key] = op
+    bucketOrder[#bucketOrder + 1] = key
+  end
+  return op
+end
+local function record(d, nid)
+  local n = tonumber(nid)
+  return d .. string.char(math.floor(n / 256), n % 256)
+end
+-- The offsets set in a bitmap.
+local function bitOffsets(s)
+  local out = {}
+  for i = 1, #s do
+    local byte = string.byte(s, i)
+    for b = 7, 0, -1 do
+      if byte >= 2 ^ b then
+        out[#out + 1] = (i - 1) * 8 + 7 - b
+        byte = byte - 2 ^ b
+      end
+    end
+  end
+  return out
+end
+-- Adds to wanted[d] the offset of each record of digest d in s, for the digests wanted names.
+local function collect(s, wanted)
+  for i = 1, #s, RECORD do
+    local ids = wanted[string.sub(s, i, i + RECORD - 3)]
+    if ids then ids[#ids + 1] = string.byte(s, i + RECORD - 2) * 256 + string.byte(s, i + RECORD - 1) end
+  end
+end
+-- The records of s without those `drop` names (by record, or by digest with `byDigest`).
+local function without(s, drop, byDigest)
+  local parts = {}
+  for i = 1, #s, RECORD do
+    local r = string.sub(s, i, i + RECORD - 1)
+    if not drop[byDigest and string.sub(r, 1, RECORD - 2) or r] then parts[#parts + 1] = r end
+  end
+  return parts
+end
+
 for _, k in ipairs(setOrder) do
   local op = setOps[k]
+  local d = digestOf[k]
   if flagged[k] then
     local b = bitsOf[k]
     if #op.remIds > 0 then setBits(b, op.remIds, 0) end
     if #op.addIds > 0 then setBits(b, op.addIds, 1) end
+    if d and #op.remIds > 0 then
+      local n = redis.call('BITCOUNT', b)
+      if n < demoteBelow then
+        -- A fact value held by few nodes again goes back to records (none: it is gone).
+        local bop = bucketOp(bucketOf[k])
+        if n > 0 then
+          for _, id in ipairs(bitOffsets(redis.call('GET', b))) do bop.add[#bop.add + 1] = record(d, id) end
+        end
+        redis.call('DEL', b)
+        redis.call('HDEL', KEYS[6], k)
+      end
+    end
+  elseif d and redis.call('EXISTS', k) == 0 then
+    local bop = bucketOp(bucketOf[k])
+    for _, id in ipairs(op.remIds) do bop.drop[record(d, id)] = true end
+    for _, id in ipairs(op.addIds) do bop.add[#bop.add + 1] = record(d, id) end
+    if #op.addIds > 0 then
+      bop.added[d] = k
+      bop.addedIds[d] = op.addIds
+      bop.addedOrder[#bop.addedOrder + 1] = d
+    end
   else
     each(op.rem, CHUNK, function(...) redis.call('SREM', k, ...) end)
     if #op.add > 0 then
@@ -221,6 +312,41 @@ for _, k in ipairs(setOrder) do
       if redis.call('SCARD', k) >= minMembers then toBitmap(k) end
     end
   end
+end
+
+-- Buckets of rare values: each read and written once; a value whose records reach the
+-- threshold moves to its bitmap.
+for _, key in ipairs(bucketOrder) do
+  local op = buckets[key]
+  local old = redis.call('GET', key) or ''
+  local kept = next(op.drop) and table.concat(without(old, op.drop, false)) or old
+  -- Each value's records: those added, and those already there (most values added are new to
+  -- the bucket: one search each says so).
+  local holders, stored = {}, false
+  for _, d in ipairs(op.addedOrder) do
+    holders[d] = {unpack(op.addedIds[d])}
+    stored = stored or string.find(kept, d, 1, true) ~= nil
+  end
+  if stored then collect(kept, holders) end
+  local promoted, any = {}, false
+  for _, d in ipairs(op.addedOrder) do
+    if #holders[d] >= rareBelow then
+      promoted[d] = holders[d]
+      any = true
+    end
+  end
+  local parts = any and without(kept, promoted, true) or {kept}
+  for _, r in ipairs(op.add) do
+    if not promoted[string.sub(r, 1, RECORD - 2)] then parts[#parts + 1] = r end
+  end
+  for _, d in ipairs(op.addedOrder) do
+    if promoted[d] then
+      setBits(bitsOf[op.added[d]], promoted[d], 1)
+      redis.call('HSET', KEYS[6], op.added[d], 1)
+    end
+  end
+  local s = table.concat(parts)
+  if s == '' then redis.call('DEL', key) elseif s ~= old then redis.call('SET', key, s) end
 end
 
 -- Numeric facts: offsets scored by the number.

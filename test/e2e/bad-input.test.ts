@@ -420,6 +420,8 @@ describe('bad input against a stack with mutual TLS', () => {
       // Every index key of those two facts in node1's chunk: fact:["<path>",<value>],
       // factnum:<path>, bits:fact:[...].
       { key: new RegExp(`^${P}:${INDEX_CHUNK}(bits:)?[a-z]+:(\\[")?(${machineFacts})("|$)`), whole: true },
+      // Values of node1 alone (those two among them) are records in the chunk's buckets of rare values.
+      { key: new RegExp(`^${P}:${INDEX_CHUNK}rare:\\d+$`), whole: true },
     ];
     await expectNothingStored(reconnect, async () => {
       // The real node1 agent steps aside, or it would reconnect and displace the flood's stream.
