@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { NodeState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient, type RunTaskResponse } from '../gen/baton/v1/scheduler_service';
 import { DEFAULT_MAX_CONCURRENT_TASKS } from '../agent/task-runner';
+import { SUPERVISOR_NAME } from '../agent/task-supervisor';
 import { makeClient, unary } from '../lib/grpc-client';
 import {
   BenchStack,
@@ -20,7 +21,7 @@ import {
 } from './fleet/bench-stack';
 import { printProfiles } from './fleet/cpu-profile-summary';
 import { envCount, envSizes, median, ms, type Goals } from './fleet/goals';
-import { treeCpuMs } from './fleet/proc-stats';
+import { childPids, cpuTimeMs, treeCpuMs } from './fleet/proc-stats';
 import { spawnFloor } from './fleet/spawn-floor';
 import { WorkerProcess } from './fleet/worker-process';
 
@@ -80,6 +81,10 @@ interface BatonRun {
   orchestration: PerProcess;
   /** CPU of the agent processes and of everything they spawned. */
   agentsCpuMs: number;
+  /** Where the agents' CPU went: the agents' Node processes, their task supervisors, the tasks. */
+  agentsSplit: AgentsSplit;
+  /** From just before RunTask, in ms: the first and the last task start, the last task end. */
+  timeline: { firstStartMs: number; lastStartMs: number; lastEndMs: number };
   redis: RedisTraffic;
 }
 
@@ -113,6 +118,8 @@ async function batonRun(fleet: Fleet, nodes: number): Promise<BatonRun> {
   const redisBefore = await fleet.bench.redisCounters();
   const cpuBefore = fleet.bench.cpuMs();
   const agentsBefore = agentsCpu();
+  const splitBefore = agentsSplit(fleet.agentPids);
+  const t0Epoch = Date.now();
   const t0 = performance.now();
   const res: RunTaskResponse = await unary(fleet.client, fleet.client.runTask, RunTaskRequest.fromPartial({ task: TASK, waitS: RUN_WAIT_S }), {
     deadlineMs: RUN_DEADLINE_MS,
@@ -120,6 +127,15 @@ async function batonRun(fleet: Fleet, nodes: number): Promise<BatonRun> {
   const wallMs = performance.now() - t0;
   const orchestration = cpuDelta(cpuBefore, fleet.bench.cpuMs());
   const agentsCpuMs = agentsCpu() - agentsBefore;
+  const splitAfter = agentsSplit(fleet.agentPids);
+  const split: AgentsSplit = {
+    node: splitAfter.node - splitBefore.node,
+    supervisors: splitAfter.supervisors - splitBefore.supervisors,
+    tasks: splitAfter.tasks - splitBefore.tasks,
+  };
+  const starts = res.results.map((r) => (r.startTime?.getTime() ?? t0Epoch) - t0Epoch);
+  const ends = res.results.map((r, i) => starts[i] + r.runtime * 1000);
+  const timeline = { firstStartMs: Math.min(...starts), lastStartMs: Math.max(...starts), lastEndMs: Math.max(...ends) };
   const redis = redisTraffic(redisBefore, await fleet.bench.redisCounters());
   const ok = res.results.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
   if (res.results.length !== nodes || ok !== nodes) {
@@ -132,7 +148,34 @@ async function batonRun(fleet: Fleet, nodes: number): Promise<BatonRun> {
     const tally = [...states].map(([k, v]) => `${v.count} ${k.replace('NODE_STATE_', '')}${k === 'NODE_STATE_SUCCEEDED' ? '' : v.example}`).join('; ');
     throw new Error(`run ${res.taskId} returned after ${ms(wallMs)} with ${ok} of ${nodes} nodes succeeded (${tally || 'no results'})`);
   }
-  return { wallMs, orchestration, agentsCpuMs, redis };
+  return { wallMs, orchestration, agentsCpuMs, agentsSplit: split, timeline, redis };
+}
+
+/** CPU so far, in ms, of the agents' Node processes, of their task supervisors, and of the tasks the supervisors reaped. */
+interface AgentsSplit {
+  node: number;
+  supervisors: number;
+  tasks: number;
+}
+
+function agentsSplit(agentPids: number[]): AgentsSplit {
+  const supervisors = childPids(agentPids, SUPERVISOR_NAME);
+  return {
+    node: agentPids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0),
+    supervisors: supervisors.reduce((sum, pid) => sum + cpuTimeMs(pid), 0),
+    tasks: supervisors.reduce((sum, pid) => sum + cpuTimeMs(pid, true) - cpuTimeMs(pid), 0),
+  };
+}
+
+/** One line on where a Baton run's wall time and CPU went, per node. */
+function describeRun(b: BatonRun, floor: FloorRun, nodes: number): string {
+  const { firstStartMs, lastStartMs, lastEndMs } = b.timeline;
+  const perNode = (v: number) => (v / nodes).toFixed(2);
+  return (
+    `first task start ${ms(firstStartMs)}, last start ${ms(lastStartMs)}, last end ${ms(lastEndMs)}, returned ${ms(b.wallMs)}; ` +
+    `CPU/node: agents ${perNode(b.agentsSplit.node)}, supervisors ${perNode(b.agentsSplit.supervisors)}, tasks ${perNode(b.agentsSplit.tasks)}, ` +
+    `orchestration ${perNode(total(b.orchestration))} ms (floor ${perNode(floor.cpuMs)} ms/spawn)`
+  );
 }
 
 /** The floor: a fresh Node process spawning `script` `nodes` times, all at once. */
@@ -188,6 +231,7 @@ async function measureSize(fleet: Fleet, dir: string, script: string, nodes: num
       const baton = await batonRun(fleet, nodes);
       size.pairs.push({ floor, baton });
       console.log(`    pair ${p + 1}: floor ${ms(floor.wallMs)}, Baton ${ms(baton.wallMs)} (${(baton.wallMs / floor.wallMs).toFixed(2)}x)`);
+      console.log(`      ${describeRun(baton, floor, nodes)}`);
     }
     for (let p = 0; p < ansiblePairs; p++) {
       const ansibleMs = ansibleRun(dir, nodes);

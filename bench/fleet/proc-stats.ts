@@ -85,16 +85,24 @@ export function rssBytes(pid: number): number {
 
 /** The pid of the direct child of `parentPid` whose command line contains `needle`; throws when there is none. */
 export function childPid(needle: string, parentPid = process.pid): number {
+  const [pid] = childPids([parentPid], needle);
+  if (pid === undefined) throw new Error(`no child process of ${parentPid} runs ${needle}`);
+  return pid;
+}
+
+/** Pids of the live children of `parents` whose command line contains `needle`. */
+export function childPids(parents: number[], needle: string): number[] {
+  const wanted = new Set(parents);
+  const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (Number(statFields(Number(entry))[1]) !== parentPid) continue;
-      if (cmdlineOf(Number(entry)).includes(needle)) return Number(entry);
+      if (wanted.has(Number(statFields(Number(entry))[1])) && cmdlineOf(Number(entry)).includes(needle)) found.push(Number(entry));
     } catch {
       // the process ended while we looked
     }
   }
-  throw new Error(`no child process of ${parentPid} runs ${needle}`);
+  return found;
 }
 
 /** This process's soft limit of open files (RLIMIT_NOFILE), from /proc/self/limits. */
