@@ -15,7 +15,8 @@ import { waitFor } from '../test/helpers/wait';
 import { FileCache } from './file-cache';
 import { Spool } from './spool';
 import { TaskRunner } from './task-runner';
-import { launchRecord, processSupervisor, runAlive } from './task-supervisor';
+import { findPython } from './task-supervisor-python';
+import { findPerl, launchRecord, perlRuntime, processSupervisor, pythonRuntime, runAlive, TaskSupervisor, type SupervisorRuntime } from './task-supervisor';
 
 const IDENTITY = 'node1.example.com';
 const log = createLogger('agent-test', 'silent');
@@ -166,6 +167,45 @@ describe('TaskSupervisor', () => {
     assert.equal(await runAlive(`999999999 1 ${process.pid} ${start}`, dir), false, 'exitcode written');
     assert.equal(await runAlive(undefined, dir), false, 'never started');
   });
+
+  // Both supervisors speak one protocol; the rest of this file and the agent's tests use whichever
+  // processSupervisor() picks, so each is also run here on its own.
+  const python = findPython();
+  const perl = findPerl();
+  const runtimes: Array<[string, SupervisorRuntime | undefined]> = [
+    ['Python', python === undefined ? undefined : pythonRuntime(python)],
+    ['perl', perl === undefined ? undefined : perlRuntime(perl)],
+  ];
+  for (const [name, runtime] of runtimes) {
+    it(`${name} supervisor: runs a task in its spool directory, input on stdin and in PT_ variables, output and exit status in the spool`, async (t) => {
+      if (!runtime) return t.skip(`${name} is not installed`);
+      const supervisor = new TaskSupervisor(runtime);
+      const s = setup('#!/bin/sh\npwd\nhead -c 300\necho\necho "$PT_marker"\necho oops >&2\nexit 3\n');
+      const runner = new TaskRunner({ identity: IDENTITY, spool: new Spool(s.spoolDir), cache: new FileCache(s.cacheDir), log, supervisor });
+      const result = await runner.run(s.cmd, { started: () => undefined, finished: () => undefined });
+      assert.equal(result?.state, NodeState.NODE_STATE_FAILED);
+      assert.equal(result?.exitcode, 3);
+      const marker = (JSON.parse(s.cmd.inputJson) as { marker: string }).marker;
+      const [cwd, stdin, env] = result.stdout.toString().split('\n');
+      assert.equal(cwd, s.taskDir, 'the task runs in its spool directory');
+      assert.equal((JSON.parse(stdin) as { marker: string }).marker, marker, 'the input document on stdin');
+      assert.equal(env, marker, 'the input in PT_ variables');
+      assert.equal(result?.stderr, 'oops\n');
+      assert.equal(readFileSync(join(s.taskDir, 'exitcode'), 'utf8'), '3');
+      const [pid, start, supervisorPid] = readFileSync(join(s.taskDir, 'wrapper_pid'), 'utf8').trim().split(' ');
+      assert.ok(Number(pid) > 1 && Number(start) > 0, 'wrapper_pid names the task and its start time');
+      assert.equal(Number(supervisorPid), supervisor.pid);
+    });
+
+    it(`${name} supervisor: a task that cannot be executed exits 127 with the reason in its stderr`, async (t) => {
+      if (!runtime) return t.skip(`${name} is not installed`);
+      const dir = tempDir();
+      const task = await new TaskSupervisor(runtime).launch({ dir, argv: [join(dir, 'missing')], env: {} });
+      assert.equal(await task.exited, true);
+      assert.equal(readFileSync(join(dir, 'exitcode'), 'utf8'), '127');
+      assert.match(readFileSync(join(dir, 'stderr'), 'utf8'), /^baton-task-supervisor: cannot run .*missing: No such file or directory\n$/);
+    });
+  }
 
   it('refuses an argument or environment value holding a NUL byte instead of cutting it', () => {
     assert.throws(() => launchRecord(1, { dir: '/d', argv: ['/bin/true'], env: { PT_x: 'a\0b' } }), /holds a NUL byte/);

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { processAlive } from '../lib/child-process';
 import { firstExecutable } from './run-as';
+import { findPython, PYTHON_ISOLATED, PYTHON_SUPERVISOR_SCRIPT } from './task-supervisor-python';
 import { wrapperAlive, type WrapperSpawn } from './task-wrapper';
 
 /**
@@ -11,12 +12,14 @@ import { wrapperAlive, type WrapperSpawn } from './task-wrapper';
  * large Node process never forks per task (docs/agent-protocol.md, "Detached execution: why a
  * supervisor"). A fork copies the page tables of the process that forks, and the child pays
  * again to tear them down at exec: from the agent's large Node process that is the biggest part
- * of what a trivial task costs, from a small perl process much less.
+ * of what a trivial task costs, from a small perl process much less, and with vfork (the Python
+ * supervisor, task-supervisor-python.ts, preferred when Python 3.10 or later is installed) nothing
+ * is copied at all. Both speak the protocol below and write the same spool files.
  *
- * The supervisor is a constant perl script using only builtins, Fcntl and Errno (POSIX would map
+ * The perl supervisor is a constant perl script using only builtins, Fcntl and Errno (POSIX would map
  * a large library into it, and every fork pays for mapped pages; waitpid's WNOHANG is 1 on every
- * Unix). perl is part of every Debian and Ubuntu base system and of most others; without it the
- * agent falls back to one /bin/sh wrapper per task (task-wrapper.ts). The supervisor is started
+ * Unix). perl is part of every Debian and Ubuntu base system and of most others; without it (or
+ * Python) the agent falls back to one /bin/sh wrapper per task (task-wrapper.ts). The supervisor is started
  * in its own session, so neither a restart nor a SIGKILL of the
  * agent (or of the agent's process group) reaches it. Per launch record it forks the task,
  * which before its exec makes a process group of its own (so a stop signal to the task's group
@@ -143,6 +146,22 @@ export function findPerl(candidates = PERL_CANDIDATES): string | undefined {
   return firstExecutable(candidates);
 }
 
+/** How to start a supervisor: the interpreter and its arguments (the script included). */
+export interface SupervisorRuntime {
+  command: string;
+  args: string[];
+}
+
+/** The Python supervisor (task-supervisor-python.ts) run by `python`. */
+export function pythonRuntime(python: string): SupervisorRuntime {
+  return { command: python, args: [...PYTHON_ISOLATED, '-c', PYTHON_SUPERVISOR_SCRIPT] };
+}
+
+/** The perl supervisor run by `perl`. */
+export function perlRuntime(perl: string): SupervisorRuntime {
+  return { command: perl, args: ['-e', SUPERVISOR_SCRIPT] };
+}
+
 /** Start time of a process in clock ticks since boot (/proc/<pid>/stat), or undefined without /proc. */
 async function startTimeOf(pid: number): Promise<string | undefined> {
   try {
@@ -211,7 +230,7 @@ export class TaskSupervisor {
   private readonly pending = new Map<number, Pending>();
   private lineBuf = '';
 
-  constructor(private readonly perl: string) {}
+  constructor(private readonly runtime: SupervisorRuntime) {}
 
   /** Pid of the supervisor process while it runs. */
   get pid(): number | undefined {
@@ -238,7 +257,8 @@ export class TaskSupervisor {
 
   private ensure(): ChildProcessByStdio<Socket, Socket, null> {
     if (this.child) return this.child;
-    const child = spawn(this.perl, ['-e', SUPERVISOR_SCRIPT], { detached: true, stdio: ['pipe', 'pipe', 'ignore'], env: {} }) as ChildProcessByStdio<
+    const { command, args } = this.runtime;
+    const child = spawn(command, args, { argv0: SUPERVISOR_NAME, detached: true, stdio: ['pipe', 'pipe', 'ignore'], env: {} }) as ChildProcessByStdio<
       Socket,
       Socket,
       null
@@ -282,7 +302,7 @@ export class TaskSupervisor {
     this.child = undefined;
     for (const [seq, p] of this.pending) {
       this.pending.delete(seq);
-      if (p.pid === undefined) p.failed(new Error(`the task supervisor (${this.perl}) ended before it started the task`));
+      if (p.pid === undefined) p.failed(new Error(`the task supervisor (${this.runtime.command}) ended before it started the task`));
       else p.ended(false);
     }
   }
@@ -305,13 +325,17 @@ export class TaskSupervisor {
 let shared: TaskSupervisor | null | undefined;
 
 /**
- * The supervisor of this process (every TaskRunner in it uses the one), or undefined when perl
- * is not installed or BATON_AGENT_SUPERVISOR=0 asks for the /bin/sh wrapper per task.
+ * The supervisor of this process (every TaskRunner in it uses the one): the Python one when
+ * Python 3.10 or later is installed, else the perl one, else undefined (the /bin/sh wrapper per
+ * task). BATON_AGENT_SUPERVISOR in the agent's environment chooses: `perl` for the perl one,
+ * `0` for none.
  */
 export function processSupervisor(): TaskSupervisor | undefined {
   if (shared === undefined) {
-    const perl = process.env.BATON_AGENT_SUPERVISOR === '0' ? undefined : findPerl();
-    shared = perl ? new TaskSupervisor(perl) : null;
+    const choice = process.env.BATON_AGENT_SUPERVISOR;
+    const python = choice === '0' || choice === 'perl' ? undefined : findPython();
+    const perl = python || choice === '0' ? undefined : findPerl();
+    shared = python ? new TaskSupervisor(pythonRuntime(python)) : perl ? new TaskSupervisor(perlRuntime(perl)) : null;
   }
   return shared ?? undefined;
 }
