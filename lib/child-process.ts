@@ -13,11 +13,20 @@ export interface StartedChild {
   stop(graceMs?: number): Promise<void>;
 }
 
+/**
+ * How long a child may take to say it is ready: an agent is ready once a scheduler welcomed it,
+ * which on a machine whose cores are busy with other work took over 20 s.
+ */
+const READY_TIMEOUT_MS = 60_000;
+
 /** Options of `startChild`. */
 export interface StartChildOptions extends SpawnOptions {
   /** A stdout line matching this means the child is ready. */
   ready: RegExp;
-  /** Give up (and kill the child) after this many ms; default 20 s. */
+  /**
+   * Give up (and kill the child) after this many ms; default READY_TIMEOUT_MS. A child that
+   * fails exits and is reported at once; the bound only ends one that hangs.
+   */
   timeoutMs?: number;
   /** Receives every stdout line (after readiness too). */
   onLine?: (line: string) => void;
@@ -73,7 +82,7 @@ export function startChild(command: string, args: string[], options: StartChildO
       child.kill('SIGKILL');
       reject(new Error(`${command} ${args.join(' ')}: ${why}${outputTail.length ? `\n${outputTail.join('\n')}` : ''}`));
     };
-    const timer = setTimeout(() => fail('not ready in time'), options.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => fail('not ready in time'), options.timeoutMs ?? READY_TIMEOUT_MS);
     child.once('error', (err) => fail(err.message));
     // 'close' rather than 'exit': by then its last lines (why it stopped) have been read.
     child.once('close', (code, signal) => fail(`exited (${signal ?? code}) before it was ready`));
