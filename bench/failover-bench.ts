@@ -44,7 +44,8 @@ import { WorkerProcess } from './fleet/worker-process';
  * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25). BATON_BENCH_PROFILE=DIR writes
  * CPU profiles of the replicas to DIR and prints where the survivors' CPU went: from their start,
  * or, with BATON_BENCH_PROFILE_ON_SIGNAL=1, from the first kill on (the re-welcome storm and the
- * rest of the runs).
+ * rest of the runs). BATON_BENCH_SLOWLOG=MS prints, after registration and after each
+ * scenario, the Redis commands that held Redis longer than MS ms (SLOWLOG), longest first.
  */
 
 const DEFAULT_AGENTS = 100_000;
@@ -84,6 +85,14 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+/** With BATON_BENCH_SLOWLOG=MS: the commands that held Redis longer than MS ms since the last print. */
+async function printSlowCommands(stack: ReplicaStack, when: string): Promise<void> {
+  if (!process.env.BATON_BENCH_SLOWLOG) return;
+  const lines = await stack.slowCommands(12);
+  console.log(`  Redis commands slower than ${process.env.BATON_BENCH_SLOWLOG} ms ${when}: ${lines.length === 0 ? 'none' : ''}`);
+  for (const line of lines) console.log(`    ${line}`);
 }
 
 /** Welcomed agents per replica name. */
@@ -368,6 +377,7 @@ runBenchmark('failover-bench', async (dir, goals) => {
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   const results = makeClient(ResultsServiceClient, stack.resultsAddress);
   try {
+    if (process.env.BATON_BENCH_SLOWLOG) await stack.watchSlowCommands(envCount('BATON_BENCH_SLOWLOG', 100));
     const rssBefore = stack.schedulerRssBytes();
     const redisBefore = await stack.redisUsedMemory();
     const addresses = stack.replicas.map((r) => r.address);
@@ -402,6 +412,7 @@ runBenchmark('failover-bench', async (dir, goals) => {
     console.log(
       `  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`,
     );
+    await printSlowCommands(stack, 'during registration');
 
     let failed: string | undefined;
     for (const kind of scenarios) {
@@ -422,8 +433,10 @@ runBenchmark('failover-bench', async (dir, goals) => {
       } catch (err) {
         failed = err instanceof Error ? err.message : String(err);
         goals.notMeasured(`the ${kind} scenario`, failed);
+        await printSlowCommands(stack, `in the ${kind} scenario`);
         continue;
       }
+      await printSlowCommands(stack, `in the ${kind} scenario`);
       report(f, nodes, await placement(stack, workers), goals);
       failed = f.failed;
     }

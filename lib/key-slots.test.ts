@@ -57,6 +57,7 @@ describe('the Redis key layout on a cluster', () => {
       keys.runBriefs(run),
       keys.runHeader(run),
       keys.runResultEvents(run),
+      keys.runCreation(run),
       keys.runOrchestration(run),
       keys.runLease(run),
       keys.runPlan(run),

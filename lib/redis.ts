@@ -353,6 +353,11 @@ export class RedisKeys {
     return `${this.prefix}:run:{${taskId}}:header`;
   }
 
+  /** A run's creation claim while it is being created: the creating call's token, with a time to live. */
+  runCreation(taskId: string): string {
+    return `${this.prefix}:run:{${taskId}}:creating`;
+  }
+
   /** A run's host → id of the event that recorded the node's current result. */
   runResultEvents(taskId: string): string {
     return `${this.prefix}:run:{${taskId}}:resultevent`;

@@ -135,6 +135,32 @@ export class ReplicaStack {
     return Number(m[1]);
   }
 
+  /** Makes Redis log every command that holds it longer than `thresholdMs` (SLOWLOG), forgetting what it logged so far. */
+  async watchSlowCommands(thresholdMs: number): Promise<void> {
+    await this.redis.config('SET', 'slowlog-log-slower-than', String(thresholdMs * 1000));
+    await this.redis.config('SET', 'slowlog-max-len', '256');
+    await this.redis.slowlog('RESET');
+  }
+
+  /**
+   * The commands SLOWLOG kept since the last call (then forgotten), longest first: one line each,
+   * its duration and its first arguments (a script's sha and keys, not its thousands of values).
+   */
+  async slowCommands(most: number): Promise<string[]> {
+    const entries = (await this.redis.slowlog('GET', 256)) as Array<[number, number, number, string[]]>;
+    await this.redis.slowlog('RESET');
+    return entries
+      .sort((a, b) => b[2] - a[2])
+      .slice(0, most)
+      .map(
+        ([, at, micros, args]) =>
+          `${(micros / 1000).toFixed(0)} ms at ${new Date(at * 1000).toISOString().slice(11, 19)}: ${args
+            .slice(0, 6)
+            .map((a) => String(a).slice(0, 60))
+            .join(' ')}`,
+      );
+  }
+
   /** The id of the scheduler process coordinating run `taskId` now, from its orchestration state; undefined once the run has none. */
   async coordinatorOf(taskId: string): Promise<string | undefined> {
     return (await this.redis.hget(`${KEY_PREFIX}:run:{${taskId}}:orch`, 'coordinator')) ?? undefined;

@@ -7,7 +7,7 @@ import { LuaScript } from '../../lib/lua-script';
  * set, result events and event log of one run share the `{<task id>}` hash tag, so every script
  * touches one Redis Cluster slot. The global indexes (`runs`, `runs:task:<task>`,
  * `runs:caller:<caller>`) are in other slots: RunStore writes them with their own commands,
- * before CREATE_RUN_SCRIPT and after DELETE_RUN_SCRIPT, and an entry without a record is
+ * before CREATE_RUN_BEGIN_SCRIPT and after DELETE_RUN_SCRIPT, and an entry without a record is
  * skipped by `listRuns` and removed by the retention sweep.
  *
  * Every XADD trims the run's log to about ARGV's cap (MAXLEN ~, see `eventLogCap`), so a run
@@ -23,8 +23,18 @@ import { LuaScript } from '../../lib/lua-script';
  * never gets one (a partial brief hash would hide results).
  */
 
-/** Creates a run's record, its pending node results and its first event, all or nothing. */
-export const CREATE_RUN_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-7');
+/**
+ * Creating a run takes three scripts, so that no call holds Redis for long however many nodes
+ * the run has: BEGIN claims the creation for one token (the run is created once: a second
+ * creation of the task id finds the record or the live claim and writes nothing), SLICE writes
+ * the pending results and briefs of some nodes while the claim is the caller's, FINISH makes the
+ * run visible (record, header, first event) only when every node's result and brief is there.
+ * Nothing reads a run without its record or header, so a run is never seen half-created; an
+ * attempt that dies half-way leaves a claim that expires and keys the next attempt removes.
+ */
+export const CREATE_RUN_BEGIN_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-begin-8');
+export const CREATE_RUN_SLICE_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-slice-3');
+export const CREATE_RUN_FINISH_SCRIPT = LuaScript.fromFile(__dirname, 'create-run-finish-8');
 
 /**
  * Records a batch of node results of one run, each change appended to the event log in the

@@ -8,7 +8,7 @@ import { useRedisServer, uniquePrefix } from '../../test/helpers/redis';
 import { newRun } from '../../test/helpers/results-service';
 import { headerOf } from './run-header';
 import { ALL_RUNS, type RunQuery } from './run-query';
-import { eventLogCap, MAX_ENTRIES_SCANNED_PER_PAGE, RunStore } from './run-store';
+import { CREATE_SLICE_NODES, eventLogCap, MAX_ENTRIES_SCANNED_PER_PAGE, RunStore } from './run-store';
 
 const redisServer = useRedisServer();
 let redis: Redis;
@@ -61,6 +61,48 @@ describe('RunStore', () => {
     assert.equal(await store.createRun({ ...run, task: 'acme::backup', caller: 'user=bob', createTime: new Date(99) }, new Date()), false);
     assert.equal((await redis.exists(k.runsByTask('acme::backup'))) + (await redis.exists(k.runsByCaller('user=bob'))), 0);
     assert.equal(await redis.zscore(k.runs(), run.taskId), '1234');
+  });
+
+  it('creates a run of more nodes than one creation slice whole, and only one of two creations of one task id at once', async () => {
+    const store = freshStore();
+    const nodes = Array.from({ length: CREATE_SLICE_NODES * 2 + 7 }, (_, i) => `n${String(i).padStart(5, '0')}`);
+    const run = newRun(nodes, { state: RunState.RUN_STATE_PENDING, createTime: new Date(0) });
+    const outcomes = await Promise.all([store.createRun(run, new Date()), store.createRun({ ...run, task: 'acme::other' }, new Date())]);
+    assert.deepEqual(
+      outcomes.filter((created) => created),
+      [true],
+    );
+    const k = store.keys;
+    const results = await store.getResults(run.taskId);
+    assert.equal(results.size, nodes.length);
+    assert.ok([...results.values()].every((r) => r.state === NodeState.NODE_STATE_PENDING));
+    const briefs = await store.getBriefs(run.taskId);
+    assert.deepEqual(
+      briefs.map((b) => Number(b.split(',')[0])).sort((a, b) => a - b),
+      nodes.map((_, i) => i),
+    );
+    assert.equal((await store.getHeader(run.taskId))?.nodes, nodes.length);
+    assert.equal(await redis.xlen(k.runEvents(run.taskId)), 1);
+    assert.equal(await redis.exists(k.runCreation(run.taskId)), 0, 'the creation claim is dropped once the run is made');
+  });
+
+  it('never shows a creation that died half-way as a run, and creates the task id afresh once its claim expired', async () => {
+    const store = freshStore();
+    const k = store.keys;
+    const run = newRun(['a', 'b'], { state: RunState.RUN_STATE_PENDING, createTime: new Date(0) });
+    // What an attempt that died after its first slice leaves: its claim and a partial results hash.
+    await redis.set(k.runCreation(run.taskId), 'dead-attempt', 'PX', 300);
+    await redis.hset(k.runResults(run.taskId), 'stale', '{}');
+    assert.equal(await store.createRun(run, new Date()), false, 'refused while the claim lives');
+    assert.equal(await store.getRun(run.taskId), undefined);
+    assert.equal(await store.getHeader(run.taskId), undefined);
+    const deadline = Date.now() + 5_000;
+    while ((await redis.exists(k.runCreation(run.taskId))) === 1) {
+      assert.ok(Date.now() < deadline, "the dead attempt's claim never expired");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await store.createRun(run, new Date()), true);
+    assert.deepEqual([...(await store.getResults(run.taskId)).keys()].sort(), ['a', 'b']);
   });
 
   it('pages through runs with equal creation times without repeating or losing one, also after the last run of a page is removed', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { execPerKey, type RedisClient as Redis } from '../../lib/redis-client';
 import { NodeResult, NodeState, Run, RunEvent, runStateToJSON, type RunStateChanged } from '../../gen/baton/v1/run';
 import type { RedisKeys } from '../../lib/redis';
@@ -6,7 +7,9 @@ import { CorruptRecordError } from './corrupt-record-error';
 import type { PageCursor } from './run-page-token';
 import { matchesRunQuery, type RunQuery } from './run-query';
 import {
-  CREATE_RUN_SCRIPT,
+  CREATE_RUN_BEGIN_SCRIPT,
+  CREATE_RUN_FINISH_SCRIPT,
+  CREATE_RUN_SLICE_SCRIPT,
   DELETE_RUN_SCRIPT,
   EVENT_OUTPUTS_SCRIPT,
   RECORD_RESULTS_SCRIPT,
@@ -44,6 +47,17 @@ function countRunState(run: Run): void {
 export const RECORD_BATCH_MAX_RESULTS = 1_000;
 /** Most bytes of results and events one record script call takes (one result bigger than this goes alone). */
 export const RECORD_BATCH_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Nodes whose pending results one creation script call writes: a call then holds Redis for
+ * milliseconds, so creating a run of any size never delays other clients (a scheduler's lease
+ * renewal) by more than that.
+ */
+export const CREATE_SLICE_NODES = 1_000;
+/** Creation slices written at once. */
+const CREATE_SLICES_IN_FLIGHT = 4;
+/** How long a creation claim outlives the last slice written, in ms: an attempt that died is retried after it. */
+const CREATE_CLAIM_TTL_MS = 30_000;
 
 /** Attempts of an optimistic run update before giving up (each loses only to a concurrent change). */
 export const MAX_REPLACE_ATTEMPTS = 50;
@@ -197,9 +211,11 @@ export class RunStore {
   ) {}
 
   /**
-   * Stores a new run with a PENDING result per node and a RunStateChanged event in one atomic
-   * step, and its entries in the runs, task and caller indexes. Returns false, writing no run,
-   * when the task id exists.
+   * Stores a new run with a PENDING result per node and a RunStateChanged event, and its
+   * entries in the runs, task and caller indexes. Returns false, writing no run, when the task
+   * id exists (or another call is creating it). The run's keys are written in slices of
+   * CREATE_SLICE_NODES nodes (run-scripts.ts says how the run is still created once and never
+   * seen half-made), so a run of 100,000 nodes does not hold Redis for seconds.
    *
    * The indexes live in other Redis Cluster slots than the run, so they are written by their own
    * commands, before the run: a run always has its entries, and a crash in between leaves at
@@ -210,42 +226,17 @@ export class RunStore {
   async createRun(run: Run, now: Date): Promise<boolean> {
     const id = run.taskId;
     const score = (run.createTime ?? now).getTime();
-    const args: Array<string | number> = [
-      JSON.stringify(Run.toJSON(run)),
-      eventJson({ time: now, taskId: id, event: { $case: 'runStateChanged', value: { state: run.state, reason: '' } } }),
-      eventLogCap(run.nodes.length),
-      run.task,
-      run.caller,
-      run.nodes.length,
-      run.state,
-    ];
-    // Every pending result is the same but for its host: encoded once and the host put in,
-    // not encoded per node (encoding dominates creating a large run).
-    const pending = pendingNodeResult(run, PENDING_HOST);
-    const [head, tail, ...more] = canonicalJson(NodeResult.toJSON(pending)).split(PENDING_HOST_JSON);
-    const body = briefBody(pending, run);
-    const briefs: string[] = [];
-    run.nodes.forEach((host, i) => {
-      args.push(
-        host,
-        more.length === 0 && tail !== undefined
-          ? `${head}"host":${JSON.stringify(host)}${tail}`
-          : canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))),
-      );
-      briefs.push(host, `${i},${body}`);
-    });
-    for (const b of briefs) args.push(b);
     const indexes = this.runIndexes(run);
     const added = await Promise.all(indexes.map((index) => this.redis.zadd(index, 'NX', score, id)));
     let created: unknown;
     try {
-      created = await CREATE_RUN_SCRIPT.run(this.redis, this.runKeys(id), args);
+      created = await this.writeRun(run, now);
     } catch (err) {
       // No run written: the entries this call added go again (one that was there is another's).
       await Promise.all(indexes.filter((_, i) => added[i] === 1).map((index) => this.redis.zrem(index, id).catch(() => 0)));
       throw err;
     }
-    if (created === 1) {
+    if (created) {
       countRunState(run);
       return true;
     }
@@ -255,6 +246,57 @@ export class RunStore {
     const wrong = [task === run.task ? undefined : this.keys.runsByTask(run.task), caller === run.caller ? undefined : this.keys.runsByCaller(run.caller)];
     await Promise.all(wrong.filter((index, i) => index !== undefined && added[i] === 1).map((index) => this.redis.zrem(index!, id)));
     return false;
+  }
+
+  /** The run's keys through the three creation scripts; false when the run exists or is being created by another call. */
+  private async writeRun(run: Run, now: Date): Promise<boolean> {
+    const id = run.taskId;
+    const keys = [...this.runKeys(id), this.keys.runCreation(id)];
+    const token = randomBytes(12).toString('hex');
+    if ((await CREATE_RUN_BEGIN_SCRIPT.run(this.redis, keys, [token, CREATE_CLAIM_TTL_MS])) !== 1) return false;
+    // Every pending result is the same but for its host: encoded once and the host put in,
+    // not encoded per node (encoding dominates creating a large run).
+    const pending = pendingNodeResult(run, PENDING_HOST);
+    const [head, tail, ...more] = canonicalJson(NodeResult.toJSON(pending)).split(PENDING_HOST_JSON);
+    const body = briefBody(pending, run);
+    const sliceKeys = [this.keys.runResults(id), this.keys.runBriefs(id), this.keys.runCreation(id)];
+    const writeSlice = async (from: number): Promise<void> => {
+      const hosts = run.nodes.slice(from, from + CREATE_SLICE_NODES);
+      const args: Array<string | number> = [token, CREATE_CLAIM_TTL_MS, hosts.length];
+      for (const host of hosts)
+        args.push(
+          host,
+          more.length === 0 && tail !== undefined
+            ? `${head}"host":${JSON.stringify(host)}${tail}`
+            : canonicalJson(NodeResult.toJSON(pendingNodeResult(run, host))),
+        );
+      hosts.forEach((host, i) => args.push(host, `${from + i},${body}`));
+      if ((await CREATE_RUN_SLICE_SCRIPT.run(this.redis, sliceKeys, args)) !== 1)
+        throw new Error(`run ${id}: its creation claim expired while it was being written`);
+    };
+    // A few slices in flight: the round trips overlap, and each call still holds Redis briefly.
+    let next = 0;
+    const writer = async (): Promise<void> => {
+      while (next < run.nodes.length) {
+        const from = next;
+        next += CREATE_SLICE_NODES;
+        await writeSlice(from);
+      }
+    };
+    await Promise.all(Array.from({ length: CREATE_SLICES_IN_FLIGHT }, writer));
+    const finished = await CREATE_RUN_FINISH_SCRIPT.run(this.redis, keys, [
+      token,
+      JSON.stringify(Run.toJSON(run)),
+      eventJson({ time: now, taskId: id, event: { $case: 'runStateChanged', value: { state: run.state, reason: '' } } }),
+      eventLogCap(run.nodes.length),
+      run.task,
+      run.caller,
+      run.nodes.length,
+      run.state,
+    ]);
+    if (finished === -1) throw new Error(`run ${id}: node results written during its creation were removed meanwhile`);
+    if (finished !== 1) throw new Error(`run ${id}: its creation claim expired while it was being written`);
+    return true;
   }
 
   /** The keys of one run that the create and delete scripts take, all under the run's hash tag. */

@@ -10,7 +10,7 @@ import { Filter } from '../../gen/baton/v1/filter';
 import { AccessControl, onBehalfOf, ON_BEHALF_OF_SELF, type CallerSource } from '../../lib/access-control';
 import { auditInput, inputKeys, type AuditRecord } from '../../lib/audit';
 import { FailedPreconditionError, InvalidArgumentError, isServiceError, UnavailableError } from '../../lib/errors';
-import { unary } from '../../lib/grpc-client';
+import { DEFAULT_DEADLINE_MS, unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { metrics } from '../../lib/metrics';
 import { newTaskId } from '../../lib/task-id';
@@ -103,6 +103,16 @@ export interface RunStartedNote {
 /** Longest a duplicate RunTask waits for the first request's run to appear in the results service, in ms. */
 export const DUPLICATE_RUN_APPEAR_MS = 10_000;
 
+/**
+ * CreateRun's deadline, in ms: the client's default plus a little per node, since the results
+ * service writes a large run in many short slices (a 100,000-node run takes seconds on a busy
+ * machine, and giving up on it half-way would only make the caller try again).
+ */
+export function createRunDeadlineMs(nodes: number): number {
+  return DEFAULT_DEADLINE_MS + Math.ceil(nodes * CREATE_RUN_MS_PER_NODE);
+}
+const CREATE_RUN_MS_PER_NODE = 0.2;
+
 /** Everything a run needs once it is validated and has nodes. */
 interface PreparedRun extends RunIdentity {
   request: ResolvedRunRequest;
@@ -181,24 +191,30 @@ export class RunOrchestrator {
         gateDeadlineMs: Date.now() + this.downloadTimeoutMs,
         command,
       });
+      const nodes = [...run.nodes, ...run.offline].sort();
       created = (
-        await unary(results, results.createRun, {
-          run: {
-            taskId: run.taskId,
-            task: run.task,
-            environment: run.request.environment,
-            caller: run.caller,
-            state: RunState.RUN_STATE_PENDING,
-            nodes: [...run.nodes, ...run.offline].sort(),
-            filter: run.request.filter,
-            inputJson: run.input.redactedJson,
-            createTime: new Date(),
-            endTime: undefined,
-            error: '',
-            noop: run.request.noop,
-            requestId,
+        await unary(
+          results,
+          results.createRun,
+          {
+            run: {
+              taskId: run.taskId,
+              task: run.task,
+              environment: run.request.environment,
+              caller: run.caller,
+              state: RunState.RUN_STATE_PENDING,
+              nodes,
+              filter: run.request.filter,
+              inputJson: run.input.redactedJson,
+              createTime: new Date(),
+              endTime: undefined,
+              error: '',
+              noop: run.request.noop,
+              requestId,
+            },
           },
-        })
+          { deadlineMs: createRunDeadlineMs(nodes.length) },
+        )
       ).run;
     } catch (err) {
       if (state) await store.finish(run.taskId, state.epoch).catch(() => undefined);
