@@ -23,7 +23,7 @@ export const RESULT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
 /**
  * How long the first result of a run waits for others before its batch is sent, in ms: long
  * enough to gather the results that nodes of one run report together, short against a task's
- * runtime.
+ * runtime. Not waited when no other node of the run is still to report (ResultBatcher).
  */
 export const RESULT_BATCH_LINGER_MS = 5;
 /** Batches of one run in flight at once: one being stored while the next is sent. */
@@ -110,6 +110,12 @@ interface RunQueue {
   due: boolean;
 }
 
+/**
+ * How many nodes of run `taskId` have no final result stored yet, when this scheduler tracks the
+ * run (run-tracker.ts); undefined when it does not (a run coordinated by another replica).
+ */
+export type UnfinishedNodes = (taskId: string) => number | undefined;
+
 /** How many results of the run wait to be sent. */
 function waiting(q: RunQueue): number {
   return q.queued.length - q.head;
@@ -126,8 +132,10 @@ function estimateBytes(r: NodeResult): number {
 
 /**
  * Sends node results to the results service in batches per run: a run's results are sent
- * together once RESULT_BATCH_MAX of them wait or the first has waited RESULT_BATCH_LINGER_MS.
- * Each `record` still learns its own result's outcome. A node's results of one run are sent in
+ * together once RESULT_BATCH_MAX of them wait or the first has waited RESULT_BATCH_LINGER_MS,
+ * or at once when every node the run still waits for has a result waiting or in flight: no
+ * other result could join the batch, so a run's last results (all of a one-node run's) wait
+ * for nothing. Each `record` still learns its own result's outcome. A node's results of one run are sent in
  * the order recorded, never two in one call and never one while an earlier one is in flight;
  * a result replaces the node's previous one while that one is queued and not final, as the
  * results service would replace it (a task's TaskStarted and TaskFinished that arrive within
@@ -149,6 +157,8 @@ export class ResultBatcher {
   constructor(
     private readonly results: ResultsServiceClient,
     options: ResultBatcherOptions = {},
+    /** How many nodes of a run are not final yet; default: unknown for every run (each waits its linger). */
+    private readonly unfinished: UnfinishedNodes = () => undefined,
   ) {
     this.options = resolveResultBatcherOptions(options);
   }
@@ -207,7 +217,7 @@ export class ResultBatcher {
   private pump(q: RunQueue): void {
     const { maxResults, maxBytes, inFlight, lingerMs } = this.options;
     while (waiting(q) > 0 && q.inFlight < inFlight) {
-      if (!q.due && waiting(q) < maxResults && q.bytes < maxBytes) {
+      if (!q.due && waiting(q) < maxResults && q.bytes < maxBytes && !this.nothingMoreExpected(q)) {
         q.timer ??= setTimeout(() => {
           q.timer = undefined;
           q.due = true;
@@ -239,6 +249,16 @@ export class ResultBatcher {
       q.timer = undefined;
       if (q.inFlight === 0) this.runs.delete(q.taskId);
     }
+  }
+
+  /**
+   * True when every node of the run without a final result has one waiting or in flight here: a
+   * linger could gather no other result. A node counted twice (one result in flight, the next
+   * waiting) only makes a batch go sooner.
+   */
+  private nothingMoreExpected(q: RunQueue): boolean {
+    const unfinished = this.unfinished(q.taskId);
+    return unfinished !== undefined && waiting(q) + q.sending.size >= unfinished;
   }
 
   /**

@@ -119,7 +119,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const registry = new AgentRegistry<AgentSession>();
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);
-  const batcher = new ResultBatcher(results, options.resultBatching);
+  const batcher = new ResultBatcher(results, options.resultBatching, (taskId) => tracker.get(taskId)?.pendingCount);
   const notices = new FinishedNotices(redis, keys, log);
   const admission = new HelloAdmission(options.helloAdmission);
   const gateway = new AgentGateway({

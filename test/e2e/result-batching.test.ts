@@ -14,7 +14,8 @@ import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { createResultsService } from '../../services/results/results-service';
-import type { ResultBatcherOptions } from '../../services/scheduler/result-batcher';
+import { ResultBatcher, type ResultBatcherOptions } from '../../services/scheduler/result-batcher';
+import { RunTracker } from '../../services/scheduler/run-tracker';
 import { startScheduler, type RunningScheduler } from '../../services/scheduler/scheduler-server';
 import { TestAgent } from '../helpers/test-agent';
 import { uniquePrefix, useRedisServer } from '../helpers/redis';
@@ -156,8 +157,8 @@ function names(n: number, prefix = 'n'): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
 }
 
-function finishedMessage(agent: TestAgent, identity: string, taskId: string): void {
-  const result = NodeResult.fromPartial({
+function finishedResult(identity: string, taskId: string): NodeResult {
+  return NodeResult.fromPartial({
     host: identity,
     taskId,
     state: NodeState.NODE_STATE_SUCCEEDED,
@@ -168,7 +169,17 @@ function finishedMessage(agent: TestAgent, identity: string, taskId: string): vo
     runtime: 0.01,
     startTime: new Date(),
   });
-  agent.send({ $case: 'taskFinished', value: TaskFinished.fromPartial({ result }) });
+}
+
+function finishedMessage(agent: TestAgent, identity: string, taskId: string): void {
+  agent.send({ $case: 'taskFinished', value: TaskFinished.fromPartial({ result: finishedResult(identity, taskId) }) });
+}
+
+/** `p`, or a failure naming `what` after `ms`. */
+function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Final node results in the run's event log, per host. */
@@ -210,6 +221,31 @@ describe('result batching', () => {
       });
     }
     assert.equal(finalSeen.size, 200);
+  });
+
+  it("sends a tracked run's results without the linger once every node still to report has one waiting: a run's last results wait for nothing", async () => {
+    const results = await CountingResultsService.start();
+    const h = await start(results);
+    const tracker = new RunTracker();
+    // A linger far longer than the test: a result that waited for it would fail the test.
+    const batcher = new ResultBatcher(h.resultsClient, { lingerMs: 600_000 }, (taskId) => tracker.get(taskId)?.pendingCount);
+    cleanups.push(() => batcher.flush()); // what still lingers after a failure, so that nothing outlives the test
+    const pair = await h.createRun(['a', 'b']);
+    tracker.track(pair.taskId, ['a', 'b']);
+    const first = batcher.record(finishedResult('a', pair.taskId));
+    // b is still to report: a waits for it, and both go in one call.
+    const second = batcher.record(finishedResult('b', pair.taskId));
+    assert.deepEqual(await within('the results of both nodes', Promise.all([first, second])), [{ stored: true }, { stored: true }]);
+    assert.deepEqual(
+      results.calls.map((c) => c.hosts),
+      [['a', 'b']],
+    );
+
+    const single = await h.createRun(['c']);
+    tracker.track(single.taskId, ['c']);
+    assert.deepEqual(await within('the result of a one-node run', batcher.record(finishedResult('c', single.taskId))), { stored: true });
+    const status = await unary(h.resultsClient, h.resultsClient.getRunStatus, { taskId: single.taskId });
+    assert.equal(status.run?.state, RunState.RUN_STATE_SUCCEEDED);
   });
 
   it('loses no result while the results service is down, holding no more than its bound, and records each once after it is back', async () => {
