@@ -346,7 +346,10 @@ for _, key in ipairs(bucketOrder) do
     end
   end
   local s = table.concat(parts)
-  if s == '' then redis.call('DEL', key) elseif s ~= old then redis.call('SET', key, s) end
+  -- Unchanged when the values added all moved to their bitmaps at once.
+  if s ~= old then
+    if s == '' then redis.call('DEL', key) else redis.call('SET', key, s) end
+  end
 end
 
 -- Numeric facts: offsets scored by the number.
