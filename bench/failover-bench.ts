@@ -383,7 +383,7 @@ runBenchmark('failover-bench', async (dir, goals) => {
     const addresses = stack.replicas.map((r) => r.address);
     const t0 = performance.now();
     const ids = Array.from({ length: nodes }, (_, i) => identity(i + 1));
-    await Promise.all(
+    const registered = Promise.all(
       workers.map((w, k) =>
         w.request({
           type: 'start',
@@ -396,6 +396,11 @@ runBenchmark('failover-bench', async (dir, goals) => {
         }),
       ),
     );
+    // What held Redis is worth seeing most when registration failed.
+    await registered.catch(async (err: unknown) => {
+      await printSlowCommands(stack, 'during the failed registration');
+      throw err;
+    });
     const registrationMs = performance.now() - t0;
     const rssAfter = stack.schedulerRssBytes();
     const redisAfter = await stack.redisUsedMemory();
