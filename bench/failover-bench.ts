@@ -6,6 +6,7 @@ import { NodeState, RunState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
+import { fairShare } from '../services/scheduler/agent-shedder';
 import { runBenchmark, TASK, writeTaskModule } from './fleet/bench-stack';
 import { printProfiles } from './fleet/cpu-profile-summary';
 import { envCount, ms, type Goals } from './fleet/goals';
@@ -62,10 +63,9 @@ const KILL_AT = 0.5;
 const GOAL_REWELCOME_P99_MS = 15_000;
 /**
  * The fleet is still before a run when every agent is welcomed and no replica holds more than
- * the share above which the scheduler's rebalancer sends agents away (ceil(agents / live
- * replicas) x 1.1), for longer than the rebalancer's period; waited for at most SETTLE_TIMEOUT_MS.
+ * the share above which the scheduler's rebalancer sends agents away (`fairShare`), for longer
+ * than the rebalancer's period; waited for at most SETTLE_TIMEOUT_MS.
  */
-const REBALANCE_SLACK = 1.1;
 const SETTLED_FOR_MS = 6_000;
 const SETTLE_TIMEOUT_MS = 180_000;
 /** How often the benchmark asks how far things got, in ms. */
@@ -115,7 +115,7 @@ function placementLine(by: Map<string, number>): string {
 }
 
 /**
- * Waits until the fleet is still (see REBALANCE_SLACK); returns how long that took (undefined
+ * Waits until the fleet is still (see SETTLED_FOR_MS); returns how long that took (undefined
  * when it was not still within SETTLE_TIMEOUT_MS) and the placement then.
  */
 async function settle(stack: ReplicaStack, workers: WorkerProcess[], nodes: number): Promise<{ settledMs?: number; by: Map<string, number> }> {
@@ -124,7 +124,7 @@ async function settle(stack: ReplicaStack, workers: WorkerProcess[], nodes: numb
   for (;;) {
     const by = await placement(stack, workers);
     const welcomed = [...by.values()].reduce((sum, n) => sum + n, 0);
-    const still = welcomed === nodes && Math.max(...by.values()) <= Math.ceil(nodes / stack.live.length) * REBALANCE_SLACK;
+    const still = welcomed === nodes && Math.max(...by.values()) <= fairShare(nodes, stack.live.length);
     const now = performance.now();
     stillSince = still ? (stillSince ?? now) : undefined;
     if (stillSince !== undefined && now - stillSince >= SETTLED_FOR_MS) return { settledMs: now - t0, by };

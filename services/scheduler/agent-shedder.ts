@@ -13,6 +13,15 @@ export const DEFAULT_REBALANCE_INTERVAL_MS = 5_000;
 export const SHED_STEP = 200;
 /** A replica keeps up to this factor of its fair share before sending agents away. */
 export const FAIR_SHARE_HEADROOM = 1.1;
+/**
+ * The most agents one of `replicas` replicas keeps when `connected` are connected in all:
+ * ceil(connected / replicas x FAIR_SHARE_HEADROOM), computed in integers (25,000 x 1.1 in
+ * floating point is a little over 27,500, and its ceiling would let one agent more stay).
+ */
+export function fairShare(connected: number, replicas: number): number {
+  return Math.ceil((connected * Math.round(FAIR_SHARE_HEADROOM * 100)) / (replicas * 100));
+}
+
 /** Retry delay given to an agent sent away, in ms: it then reconnects to its next scheduler. */
 export const SHED_RETRY_DELAY_MS = 1_000;
 /**
@@ -113,7 +122,7 @@ export class AgentShedder {
     for (const [identity, at] of this.sentAway) if (nowMs - at > RETURN_KEEP_MS) this.sentAway.delete(identity);
     const chunks = Math.ceil((await redis.llen(keys.nodeNames())) / INDEX_CHUNK_NODES);
     const total = (await Promise.all(Array.from({ length: chunks }, (_, c) => redis.zcard(keys.online(c))))).reduce((a, b) => a + b, 0);
-    const fair = Math.ceil((total / this.replicas) * FAIR_SHARE_HEADROOM);
+    const fair = fairShare(total, this.replicas);
     // Agents that came within two lease periods are left out, counted and sent: a replica that
     // died a moment ago still holds its lease, and its agents all come to the survivors, which
     // would otherwise send some of them straight back towards the dead one (with a gap in their
