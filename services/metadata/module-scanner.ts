@@ -10,6 +10,7 @@ import { TypeAliases } from '../../lib/puppet-types';
 import { assembleTask, inputMethodOf } from './assemble-task';
 import { parseMetadataText, salvageListingFields, validateMetadata, type TaskMetadata } from './task-metadata';
 import { TaskLoadError } from './task-load-error';
+import { mapLimit } from '../../lib/map-limit';
 
 /**
  * Scans one environment, `<environmentpath>/<env>/modules/<module>/tasks/`, into tasks
@@ -255,11 +256,7 @@ export async function scanEnvironment(name: string, dir: string, options: ScanOp
   };
   // Modules are independent: scanning several at once overlaps their file system waits,
   // which is most of a cold scan. Results are sorted below.
-  const queue = [...modules];
-  const worker = async (): Promise<void> => {
-    for (let next = queue.shift(); next; next = queue.shift()) await scanModule(...next);
-  };
-  await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, queue.length) }, worker));
+  await mapLimit([...modules], SCAN_CONCURRENCY, (module) => scanModule(...module));
   problems.sort(byString);
   tasks.sort((a, b) => byString(a.name, b.name));
   const fileIndex = new Map<string, string>();

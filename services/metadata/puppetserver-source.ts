@@ -9,6 +9,7 @@ import { bufferChunks } from './task-file-chunks';
 import { TaskLoadError } from './task-load-error';
 import { validateMetadata } from './task-metadata';
 import { taskLoadFailedMessage, type TaskListing, type TaskSource } from './task-source';
+import { mapLimit } from '../../lib/map-limit';
 
 /**
  * Tasks answered from an existing Puppet Server's `/puppet/v3/tasks` API (docs/task-format.md §3;
@@ -60,20 +61,6 @@ function isObject(v: unknown): v is Json {
 /** The first line of a text body, for messages. */
 function firstLine(body: Buffer): string {
   return body.toString('utf8').split('\n')[0].trim().slice(0, 300);
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** Options of PuppetServerSource. */

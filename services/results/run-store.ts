@@ -24,6 +24,7 @@ import { metrics } from '../../lib/metrics';
 import { pendingNodeResult } from '../../lib/run-status';
 import { briefBody } from './run-brief';
 import { headerOf, parseHeader, type RunHeader } from './run-header';
+import { mapLimit } from '../../lib/map-limit';
 
 /** Counts a run entering its state: every state change is written by RunStore, so it is counted here, once. */
 function countRunState(run: Run): void {
@@ -275,15 +276,8 @@ export class RunStore {
         throw new Error(`run ${id}: its creation claim expired while it was being written`);
     };
     // A few slices in flight: the round trips overlap, and each call still holds Redis briefly.
-    let next = 0;
-    const writer = async (): Promise<void> => {
-      while (next < run.nodes.length) {
-        const from = next;
-        next += CREATE_SLICE_NODES;
-        await writeSlice(from);
-      }
-    };
-    await Promise.all(Array.from({ length: CREATE_SLICES_IN_FLIGHT }, writer));
+    const starts = Array.from({ length: Math.ceil(run.nodes.length / CREATE_SLICE_NODES) }, (_, i) => i * CREATE_SLICE_NODES);
+    await mapLimit(starts, CREATE_SLICES_IN_FLIGHT, writeSlice);
     const finished = await CREATE_RUN_FINISH_SCRIPT.run(this.redis, keys, [
       token,
       JSON.stringify(Run.toJSON(run)),
