@@ -36,32 +36,37 @@ describe('a run whose slot moves during the run', () => {
     let sent = 0;
     let done = 0;
     const failures: string[] = [];
+    const inFlight = new Set<number>();
     const recorder = async () => {
       while (sent < hosts.length) {
         const batch = hosts.slice(sent, sent + 5);
+        const call = sent;
         sent += batch.length;
+        inFlight.add(call);
         await record(
           t,
           run.taskId,
           batch.map((h) => finished(h, 0, 1)),
         ).catch((err: Error) => failures.push(err.message));
+        inFlight.delete(call);
         done++;
       }
     };
     const recorders = Promise.all([recorder(), recorder(), recorder()]);
-    // Each key moves once a call completed since the previous one, or after 300 ms: a call whose
-    // keys are split between the two nodes (TRYAGAIN) completes only once the move goes on.
-    let callsDuringMove = 0;
+    // After each key moved, the calls then in flight are calls made while the run's keys were split
+    // between two nodes. The next key moves once a call completed, or after a second: a call whose
+    // keys are split (TRYAGAIN) completes only once the move goes on.
+    const callsDuringMove = new Set<number>();
     const move = await moveSlot(cluster.ports, slot, async () => {
+      for (const call of inFlight) callsDuringMove.add(call);
       const seen = done;
-      await waitFor('a call to complete', () => done > seen || sent >= hosts.length, 300).catch(() => undefined);
-      callsDuringMove += done - seen;
+      await waitFor('a call to complete', () => done > seen || sent >= hosts.length, 1000).catch(() => undefined);
     });
     await recorders;
 
     assert.deepEqual(failures, [], 'no call failed (no MOVED, ASK, TRYAGAIN or CROSSSLOT reached a caller)');
     assert.ok(move.keys >= 6, `the run's keys moved one by one (${move.keys})`);
-    assert.ok(callsDuringMove >= 2, `results were recorded while the keys were split between two nodes (${callsDuringMove} calls)`);
+    assert.ok(callsDuringMove.size >= 2, `results were recorded while the keys were split between two nodes (${callsDuringMove.size} calls)`);
     const status = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId });
     assert.equal(status.run?.state, RunState.RUN_STATE_SUCCEEDED);
     assert.equal(status.items.length, hosts.length);
