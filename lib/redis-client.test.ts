@@ -6,6 +6,7 @@ import { LuaScript } from './lua-script';
 import { closeRedis, createRedis } from './redis';
 import { dataNodes, duplicateRedis, execPerKey, infoSum, isCluster, keySlot, scanKeys, type RedisClient } from './redis-client';
 import { startRedisCluster, type RedisProcess } from './redis-cluster-server';
+import { waitFor } from '../test/helpers/wait';
 
 /**
  * The client side of a Redis Cluster, on a real 3-master cluster on loopback (started here
@@ -100,8 +101,10 @@ describe('a Redis Cluster client', () => {
     const follower = duplicateRedis(redis, 'cluster-follower');
     try {
       assert.ok(isCluster(follower));
-      const read = follower.xread('BLOCK', 5_000, 'STREAMS', 'dup:{s}', '$');
-      await new Promise((r) => setTimeout(r, 200));
+      const read = follower.xread('BLOCK', 20_000, 'STREAMS', 'dup:{s}', '$');
+      // The entry is added once the read is blocked on the server: '$' means entries after that.
+      const blocked = async () => (await Promise.all(dataNodes(redis).map((n) => n.client('LIST') as Promise<string>))).join('\n');
+      await waitFor('the follower to block in XREAD', async () => /name=cluster-follower .*cmd=xread/.test(await blocked()), 15_000);
       await redis.xadd('dup:{s}', '*', 'f', 'v');
       const reply = await read;
       assert.equal(reply?.[0]?.[1]?.[0]?.[1]?.[1], 'v');
