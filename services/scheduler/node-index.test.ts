@@ -6,7 +6,7 @@ import { dataNodes, scanKeys } from '../../lib/redis-client';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { touchNodes, type TouchOutcome } from './heartbeat-writer';
-import { BITMAP_MIN_MEMBERS, NodeIndex, UPSERT_BATCH_MAX, UPSERT_BATCH_MAX_ARGS } from './node-index';
+import { BITMAP_MIN_MEMBERS, IndexWriteConflictError, NodeIndex, UPSERT_BATCH_MAX, UPSERT_BATCH_MAX_ARGS, UPSERT_STALE_TRIES_MAX } from './node-index';
 
 /** Refreshes one node's last-seen time as a heartbeat flush does. */
 async function touch(index: NodeIndex, identity: string, sessionId: string, atMs: number): Promise<TouchOutcome> {
@@ -450,6 +450,36 @@ describe('NodeIndex batches', () => {
     assert.deepEqual(
       (await index.list()).map((n) => n.identity),
       ['b', 'bad', 'x', 'y'],
+    );
+  });
+
+  it('fails an upsert the script answers STALE UPSERT_STALE_TRIES_MAX times, writing the others of its batch', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    // Stored entries the script reads (its JSON decoder takes `nan`) but this scheduler cannot:
+    // the key they list is never declared, so every write of the node is STALE.
+    await client.hset(keys.node(0, 'stuck'), 'index', `{"sets":["${keys.nodeClass(0, 'elsewhere')}"],"x":nan}`);
+    const results = await Promise.allSettled(['x', 'y', 'stuck', 'b', 'c'].map((id) => index.upsert(hello(id), 's', 1)));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    const reason = (results[2] as PromiseRejectedResult).reason as IndexWriteConflictError;
+    assert.ok(reason instanceof IndexWriteConflictError);
+    assert.equal(reason.identity, 'stuck');
+    assert.equal(reason.tries, UPSERT_STALE_TRIES_MAX);
+    assert.match(
+      reason.message,
+      /node stuck was not written to the discovery index: its stored entries changed between the read and the write 20 times in a row/,
+    );
+    assert.deepEqual(await client.smembers(keys.nodeClass(0, 'role::web')).then((m) => m.sort()), ['b', 'c', 'x', 'y']);
+    // Entries it can read again: written.
+    await client.hdel(keys.node(0, 'stuck'), 'index');
+    await index.upsert(hello('stuck'), 's', 2);
+    assert.deepEqual(
+      (await index.list()).map((n) => n.identity),
+      ['b', 'c', 'stuck', 'x', 'y'],
     );
   });
 

@@ -78,6 +78,33 @@ export const UPSERT_BATCH_MAX = 200;
  */
 export const UPSERT_BATCH_MAX_ARGS = 20_000;
 
+/**
+ * Writes of one upsert the script may answer STALE (the node's stored entries are not those read
+ * before the call) before the upsert fails with IndexWriteConflictError. A STALE answer means
+ * another scheduler rewrote the node in between, which the next try, reading again, settles; one
+ * that repeats this often is not a race but a node that cannot be written (another scheduler
+ * rewriting it without pause, or stored entries this scheduler reads otherwise than the script
+ * does), and retrying it without end would hold its agent's Hello and Redis forever.
+ */
+export const UPSERT_STALE_TRIES_MAX = 20;
+
+/** STALE answers after which a batch's upserts are written each alone, so one node that cannot be written does not fail the others. */
+const UPSERT_STALE_TRIES_IN_BATCH = 2;
+
+/** An upsert the script answered STALE UPSERT_STALE_TRIES_MAX times in a row: the node is not written. */
+export class IndexWriteConflictError extends Error {
+  constructor(
+    readonly identity: string,
+    readonly tries: number,
+  ) {
+    super(
+      `node ${identity} was not written to the discovery index: its stored entries changed between the read and the write ${tries} times in a row ` +
+        '(another scheduler rewriting it without pause, or stored entries this scheduler cannot read)',
+    );
+    this.name = 'IndexWriteConflictError';
+  }
+}
+
 /** Batches in flight at once: one being run by Redis while the next is sent. */
 const UPSERT_BATCHES_IN_FLIGHT = 2;
 
@@ -129,8 +156,10 @@ interface QueuedUpsert {
   args: string[];
   /** The entries the record holds. */
   entries: StoredEntries;
-  /** Written in a batch of its own (after its batch failed). */
+  /** Written in a batch of its own (after its batch failed, or kept answering STALE). */
   alone?: boolean;
+  /** Writes of it answered STALE so far. */
+  staleTries?: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -315,8 +344,14 @@ export class NodeIndex {
             }
             if (Array.isArray(reply) && reply[0] === 'STALE') {
               // Another scheduler rewrote a node between the read of its entries and the
-              // write: read again and written again.
-              this.queued.unshift(...batch);
+              // write: read again and written again, a bounded number of times.
+              const retry: QueuedUpsert[] = [];
+              for (const u of batch) {
+                const staleTries = (u.staleTries ?? 0) + 1;
+                if (staleTries >= UPSERT_STALE_TRIES_MAX) u.reject(new IndexWriteConflictError(u.identity, staleTries));
+                else retry.push({ ...u, staleTries, alone: u.alone || staleTries >= UPSERT_STALE_TRIES_IN_BATCH });
+              }
+              this.queued.unshift(...retry);
               return;
             }
             batch.forEach((u) => u.resolve());
