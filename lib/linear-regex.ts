@@ -77,3 +77,46 @@ export function linearRegex(source: string, options: LinearRegexOptions = {}): L
     throw new RegexSyntaxError(`${cut(reason.replace(/[\r\n]+/g, ' '), 120)} (regular expressions are RE2 syntax)`);
   }
 }
+
+/** Characters that stand for themselves in RE2 syntax outside a class (ASCII only, so no code point is split). */
+const PLAIN_LITERAL = /^[ !"#%&',\-/0-9:;<=>@A-Z_`a-z~]$/;
+
+/** Characters that repeat the literal before them (`a*`, `a+`, `a?`, `a{2}`): it may be absent or repeated. */
+const REPEAT = /^[*+?{]$/;
+
+/**
+ * Text every string a case-sensitive `source` matches starts with: the literal characters
+ * right after a leading `^` (which, without the multiline option, is the start of the text), up
+ * to the first character that is not one. '' when there is none or it cannot be told from the
+ * source alone: no leading `^`, a `|` anywhere (an alternative need not start with the same
+ * text), `\Q` quoting. Lets a caller holding sorted names run the regex only on those with the
+ * prefix. Conservative: whatever this returns, the regex matches no string without it.
+ */
+export function anchoredLiteralPrefix(source: string, options: LinearRegexOptions = {}): string {
+  if (options.caseInsensitive || options.multiline || !source.startsWith('^')) return '';
+  // An escaped backslash is a literal, never the start of another escape: dropped before
+  // looking for alternation and quoting.
+  const unescaped = source.replace(/\\./gs, '');
+  if (unescaped.includes('|') || source.includes('\\Q')) return '';
+  let prefix = '';
+  let i = 1;
+  while (i < source.length) {
+    const c = source[i];
+    let literal: string;
+    let width: number;
+    if (c === '\\' && i + 1 < source.length && /^[!-/:-@[-`{-~]$/.test(source[i + 1])) {
+      // An escaped ASCII punctuation character is always itself.
+      literal = source[i + 1];
+      width = 2;
+    } else if (PLAIN_LITERAL.test(c)) {
+      literal = c;
+      width = 1;
+    } else {
+      break;
+    }
+    if (i + width < source.length && REPEAT.test(source[i + width])) break;
+    prefix += literal;
+    i += width;
+  }
+  return prefix;
+}

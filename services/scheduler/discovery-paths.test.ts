@@ -148,7 +148,24 @@ const OPERANDS = [
   'd',
 ];
 const REGEXES = ['^p', 'PROD', '^[0-9]+$', 'a|e', '^$', '.', 'deb|red', '^(a|a)*$', '1\\.5', '"a"', 'ü'];
-const NAME_REGEXES = ['^web', '^ROLE::', 'base$', '^(db|win)', 'ssl', '^[a-z]+$', 'S', '\\d'];
+// With the anchored ones with literal text (only identities starting with it are tested), some
+// whose text a repeat or an alternative cuts short.
+const NAME_REGEXES = [
+  '^web',
+  '^ROLE::',
+  'base$',
+  '^(db|win)',
+  'ssl',
+  '^[a-z]+$',
+  'S',
+  '\\d',
+  '^web1',
+  '^Win?1',
+  '^app1\\.',
+  '^db1+0',
+  '^web1|^app2',
+  '^web1.*EXAMPLE',
+];
 
 function generateNode(g: Gen, i: number) {
   const facts: Record<string, unknown> = {};

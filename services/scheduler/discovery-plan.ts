@@ -21,6 +21,7 @@ import { unary } from '../../lib/grpc-client';
 import { isFinalRunState } from '../../lib/run-states';
 import type { NodeIndex } from './node-index';
 import { LuaScript } from '../../lib/lua-script';
+import { anchoredLiteralPrefix } from '../../lib/linear-regex';
 import { INDEX_CHUNK_NODES, type RedisKeys } from '../../lib/redis';
 import { andInto, andNotInto, bitmapOfIds, clearBit, countBits, emptyBitmap, fitBitmap, joinChunks, orInto, type NodeBitmap } from './node-bitmap';
 
@@ -53,7 +54,8 @@ function membershipKey(keys: RedisKeys, chunk: number, m: Membership): string {
 
 /**
  * A set of nodes the index can compute: every node; a membership (KEY: read in each chunk as
- * its bitmap when it has one, else its set); identities; node ids; a score range of a numeric
+ * its bitmap when it has one, else its set); identities; node ids, as a list or a bitmap (BITS,
+ * shared: not to be changed); a score range of a numeric
  * fact's zsets of offsets; and their combinations.
  */
 export type SetPlan =
@@ -61,6 +63,7 @@ export type SetPlan =
   | { kind: 'KEY'; set: Membership }
   | { kind: 'MEMBERS'; ids: string[] }
   | { kind: 'IDS'; ids: number[] }
+  | { kind: 'BITS'; bits: NodeBitmap }
   | { kind: 'RANGE'; path: string; min: string; max: string }
   | { kind: 'AND'; parts: SetPlan[] }
   | { kind: 'OR'; parts: SetPlan[] }
@@ -314,10 +317,11 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, 
       return { kind: 'IDS', ids: id === undefined ? [] : [id] };
     }
     case 'IDENTITY_REGEX': {
-      // Matched against the scheduler's copy of every identity: 100,000 regex tests take a few
-      // ms, far less than asking Redis for the names.
+      // Matched against the scheduler's copy of every identity, far cheaper than asking Redis
+      // for the names: only those with the regex's literal prefix, and once per regex (the
+      // copy keeps the answer and tests only identities added since).
       const re = filterRegex(expr.pattern, true);
-      return { kind: 'IDS', ids: index.names.idsWhere((name) => re.test(name)) };
+      return { kind: 'BITS', bits: index.names.matching(`regex ${expr.pattern}`, (name) => re.test(name), anchoredLiteralPrefix(expr.pattern)) };
     }
     case 'FACT':
       return planFact(expr);
@@ -490,6 +494,8 @@ function evaluatePlan(plan: SetPlan, leaves: LeafReader, all: NodeBitmap, count:
         return bitmapOfIds(idsOfNames(p.ids), count);
       case 'IDS':
         return bitmapOfIds(p.ids, count);
+      case 'BITS':
+        return fitBitmap(p.bits, count);
       case 'NOT':
         return andNotInto(fitBitmap(all, count), walk(p.part));
       case 'AND': {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { bitmapOfIds } from './node-bitmap';
-import { NodeNames } from './node-names';
+import { MATCH_CACHE_ENTRIES, NodeNames } from './node-names';
 
 const redis = useRedisServer();
 
@@ -22,10 +22,53 @@ describe('NodeNames', () => {
     assert.deepEqual(names.sorted(), ['app1', 'db1', 'web10', 'web11', 'web2', 'zz']);
     assert.equal(names.idOf('web11'), 4);
     assert.deepEqual(names.namesOf(bitmapOfIds([0, 3, 5], names.count)), ['app1', 'web2', 'zz']);
-    assert.deepEqual(
-      names.idsWhere((n) => n.startsWith('web')),
-      [0, 2, 4],
-    );
+    assert.deepEqual(names.namesOf(names.matching('web', (n) => n.startsWith('web'))), ['web10', 'web11', 'web2']);
+  });
+
+  it("keeps a test's answer and tests only the identities added since, those with the prefix given", async () => {
+    const client = redis.client();
+    const key = `${uniquePrefix()}:nodenames`;
+    const names = new NodeNames(client, key);
+    await client.rpush(key, 'web2', 'db1', 'web10', 'web3');
+    await names.refresh();
+    const tested: string[] = [];
+    const test = (n: string) => {
+      tested.push(n);
+      return n.endsWith('0') || n.endsWith('2');
+    };
+    assert.deepEqual(names.namesOf(names.matching('ends in 0 or 2', test, 'web')), ['web10', 'web2']);
+    assert.deepEqual(tested.sort(), ['web10', 'web2', 'web3']);
+    tested.length = 0;
+    assert.deepEqual(names.namesOf(names.matching('ends in 0 or 2', test, 'web')), ['web10', 'web2']);
+    assert.deepEqual(tested, []);
+    await client.rpush(key, 'web20', 'db2', 'app0', 'web21');
+    await names.refresh();
+    assert.deepEqual(names.namesOf(names.matching('ends in 0 or 2', test, 'web')), ['web10', 'web2', 'web20']);
+    assert.deepEqual(tested.sort(), ['web20', 'web21']);
+    // Another key is another test, answered afresh.
+    assert.deepEqual(names.namesOf(names.matching('ends in 2', (n) => n.endsWith('2'))), ['db2', 'web2']);
+  });
+
+  it('forgets the least recently used answers beyond MATCH_CACHE_ENTRIES', async () => {
+    const client = redis.client();
+    const key = `${uniquePrefix()}:nodenames`;
+    const names = new NodeNames(client, key);
+    await client.rpush(key, 'a', 'b');
+    await names.refresh();
+    let calls = 0;
+    const counting = (n: string) => {
+      calls++;
+      return n === 'a';
+    };
+    names.matching('kept', counting);
+    for (let i = 0; i < MATCH_CACHE_ENTRIES - 1; i++) names.matching(`other ${i}`, () => false);
+    names.matching('kept', counting); // used again: now the most recent
+    names.matching('one more', () => false);
+    assert.equal(calls, 2);
+    // Forgotten (it was false for every name): tested again.
+    assert.deepEqual(names.namesOf(names.matching('other 0', () => true)), ['a', 'b']);
+    names.matching('kept', counting);
+    assert.equal(calls, 2);
   });
 
   it('appends each new identity once when queries refresh concurrently', async () => {

@@ -1,5 +1,18 @@
 import type { RedisClient as Redis } from '../../lib/redis-client';
-import { countBits, type NodeBitmap } from './node-bitmap';
+import { countBits, emptyBitmap, type NodeBitmap } from './node-bitmap';
+
+/**
+ * Identity tests whose answers a NodeNames keeps (a bitmap of one bit per id each, 12.5 kB at
+ * 100,000 nodes). Operators repeat a query (discover, then run with the same filter), and
+ * several schedulers' watches ask the same identity regexes again and again.
+ */
+export const MATCH_CACHE_ENTRIES = 32;
+
+/** A test's answer over the ids below `upTo`. */
+interface CachedMatch {
+  bits: NodeBitmap;
+  upTo: number;
+}
 
 /**
  * The scheduler's copy of the index's id → identity list (`<p>:nodenames`, lib/redis.ts).
@@ -19,6 +32,8 @@ export class NodeNames {
   private sortedCache: string[] | undefined;
   /** The refresh under way, so that concurrent queries read the new entries once. */
   private pending: Promise<void> | undefined;
+  /** Answers of `matching`, by key, least recently used first. */
+  private readonly matches = new Map<string, CachedMatch>();
 
   constructor(
     private readonly redis: Redis,
@@ -98,10 +113,48 @@ export class NodeNames {
     return out;
   }
 
-  /** The ids of the identities matching `test`. */
-  idsWhere(test: (identity: string) => boolean): number[] {
-    const out: number[] = [];
-    for (let id = 0; id < this.names.length; id++) if (test(this.names[id])) out.push(id);
-    return out;
+  /**
+   * The identities `test` accepts, as a bitmap of `count` ids, shared (a caller copies it before
+   * changing it). `key` names the test (the same key, the same test): its answer is kept and
+   * later calls test only the ids added since, which is exact because an id's identity never
+   * changes. Only the identities starting with `prefix` are tested (the test must accept no
+   * other): found by binary search in the identity order, so an anchored regex
+   * (`^web01`) tests the few names it can match instead of every node.
+   */
+  matching(key: string, test: (identity: string) => boolean, prefix = ''): NodeBitmap {
+    const count = this.names.length;
+    let cached = this.matches.get(key);
+    if (cached) this.matches.delete(key); // re-inserted below: most recently used
+    if (!cached) {
+      cached = { bits: emptyBitmap(count), upTo: count };
+      const sorted = this.sorted();
+      for (let i = this.firstAtOrAfter(prefix); i < sorted.length && sorted[i].startsWith(prefix); i++) {
+        if (test(sorted[i])) {
+          const id = this.order[i];
+          cached.bits[id >> 3] |= 0x80 >> (id & 7);
+        }
+      }
+    } else if (cached.upTo < count) {
+      const bits = emptyBitmap(count);
+      bits.set(cached.bits);
+      for (let id = cached.upTo; id < count; id++) if (this.names[id].startsWith(prefix) && test(this.names[id])) bits[id >> 3] |= 0x80 >> (id & 7);
+      cached = { bits, upTo: count };
+    }
+    this.matches.set(key, cached);
+    if (this.matches.size > MATCH_CACHE_ENTRIES) this.matches.delete(this.matches.keys().next().value!);
+    return cached.bits;
+  }
+
+  /** The position in the identity order of the first identity not below `text`. */
+  private firstAtOrAfter(text: string): number {
+    const sorted = this.sorted();
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid] < text) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 }
