@@ -438,8 +438,8 @@ class LeafReader {
 
   /**
    * Runs the query script on every chunk holding the ids assigned so far, in parallel, and
-   * joins the answers: bitmaps placed at their chunk's ids, a set's members and the offsets of
-   * a range or of a rare fact value's records turned into bits.
+   * joins the answers: bitmaps (a range's too) placed at their chunk's ids, a set's members and
+   * the offsets of a rare fact value's records turned into bits.
    */
   async read(index: NodeIndex, freshSinceMs: number, deadReplicas: string[]): Promise<IndexRead> {
     const chunks = await index.chunkCount();
@@ -453,7 +453,7 @@ class LeafReader {
       };
       replies.forEach((r, c) => {
         const [, members, offsets] = r[4 + l] as [Buffer, Buffer[], number[] | undefined];
-        for (const member of members) set(leaf.kind === 'KEY' ? index.names.idOf(member.toString()) : c * INDEX_CHUNK_NODES + Number(member.toString()));
+        for (const member of members) set(index.names.idOf(member.toString()));
         for (const offset of offsets ?? []) set(c * INDEX_CHUNK_NODES + Number(offset));
       });
       return out;

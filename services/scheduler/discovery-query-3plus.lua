@@ -8,7 +8,9 @@ A FACT leaf (a fact value) answers its bitmap, or its set's members (a set writt
 fact values), and with either, as a third element, the offsets of its records in its bucket of
 rare values (a value is in one form at a time; all three are read so that none is missed).
 A RANGE leaf answers the offsets in range from the numeric fact's zset (at most one per node of
-the chunk). Bitmaps are over the chunk's offsets; the caller joins the chunks' replies.
+the chunk) as a bitmap: a wide range would otherwise send thousands of offsets per chunk, each
+one reply element for the client to parse. Bitmaps are over the chunk's offsets; the caller
+joins the chunks' replies.
 KEYS[1]  the chunk's all-nodes bitmap (over offsets)
 KEYS[2]  the chunk's online bitmap (over offsets)
 KEYS[3]  the chunk's online nodes (zset identity -> last seen ms)
@@ -32,6 +34,21 @@ local out = {
 local dead = {}
 for i = #KEYS - tonumber(ARGV[3]) + 1, #KEYS do dead[#dead + 1] = redis.call('GET', KEYS[i]) or '' end
 out[4] = dead
+-- A bitmap (most significant bit first, as SETBIT) of a list of offsets.
+local function bitmapOf(offsets)
+  local bytes, top = {}, 0
+  for _, o in ipairs(offsets) do
+    local n = tonumber(o)
+    local at = math.floor(n / 8) + 1
+    for j = top + 1, at do bytes[j] = 0 end
+    if at > top then top = at end
+    bytes[at] = bit.bor(bytes[at], bit.rshift(128, n % 8))
+  end
+  -- unpack() pushes every value on Lua's bounded stack: long lists go in parts.
+  local parts = {}
+  for i = 1, top, 1000 do parts[#parts + 1] = string.char(unpack(bytes, i, math.min(i + 999, top))) end
+  return table.concat(parts)
+end
 -- The offsets of the records of digest d in a bucket (a match counts only at a record's start).
 local function recordsOf(s, d)
   local found, from, size = {}, 1, #d + 2
@@ -60,7 +77,7 @@ for i = 1, #ARGV[2] do
       a = a + 1
     end
   else
-    out[#out + 1] = {'', redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1])}
+    out[#out + 1] = {bitmapOf(redis.call('ZRANGEBYSCORE', KEYS[k], ARGV[a], ARGV[a + 1])), {}}
     a = a + 2
     k = k + 1
   end
