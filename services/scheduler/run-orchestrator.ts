@@ -291,6 +291,19 @@ export class RunOrchestrator {
   /** Everything before the run exists: the task, its input, the executable and the nodes; `reader` is who `bolt_task()` terms read for. */
   private async prepare(request: ResolvedRunRequest, reader: string | undefined): Promise<PreparedRun> {
     const { metadata } = this.options;
+    // Discovery reads only the index (and the results of runs a filter names), never the task:
+    // it runs while the metadata service answers, and its outcome is looked at only once the
+    // task and its input passed, so a request's errors come in the same order as in series.
+    // No filter selects every online node, as `mco tasks run` without filters does.
+    const discovered = inSpan('baton.discover', {}, async (span) => {
+      const matched = await runDiscovery(this.options.index, request.query, {
+        listOffline: true,
+        runResults: resultsServiceSource(this.options.results, { caller: reader }),
+      });
+      span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
+      return matched;
+    });
+    discovered.catch(() => undefined); // awaited below, unless the task or its input is refused first
     // NOT_FOUND (unknown task) and FAILED_PRECONDITION (a task that fails to load) pass through.
     const { task } = await unary(metadata, metadata.getTask, { environment: request.environment, task: request.task });
     if (!task) throw new Error(`metadata service answered GetTask ${request.task} without a task`);
@@ -306,15 +319,7 @@ export class RunOrchestrator {
     }
     if (request.noop && !task.supportsNoop) throw new FailedPreconditionError('NOOP_NOT_SUPPORTED', `task ${task.name} does not support noop`);
     const executable = chooseExecutable(task);
-    // No filter selects every online node, as `mco tasks run` without filters does.
-    const found = await inSpan('baton.discover', {}, async (span) => {
-      const matched = await runDiscovery(this.options.index, request.query, {
-        listOffline: true,
-        runResults: resultsServiceSource(this.options.results, { caller: reader }),
-      });
-      span.setAttributes({ 'baton.online_matches': matched.online.length, 'baton.offline_matches': matched.offlineCount });
-      return matched;
-    });
+    const found = await discovered;
     if (found.online.length === 0) {
       // Zero matches is an error, not a silent no-op: a typo in a filter must not look like success.
       const message =
@@ -371,13 +376,23 @@ export class RunOrchestrator {
   ): Promise<RunTaskResponse> {
     const { coordinator, log } = this.options;
     const tracked = coordinated.tracked;
-    if (!(await this.advance(tracked, RunState.RUN_STATE_DOWNLOADING))) return this.cancelled(run, coordinated, created, settle);
+    if (tracked.cancelled) return this.cancelled(run, coordinated, created, settle);
+    // The downloads go out while the run is moved to DOWNLOADING, not one round trip to the
+    // results service later: a download only fills an agent's file cache, so one for a run
+    // cancelled meanwhile is harmless. The gate's outcome is acted on only once the run is
+    // DOWNLOADING, so the FAILED or CANCELLED it may lead to always comes after.
+    const downloading = this.advance(tracked, RunState.RUN_STATE_DOWNLOADING);
     // The agents' download spans are children of the gate's, through the command's trace context.
-    const failures = await inSpan('baton.download_gate', { 'baton.task_id': run.taskId, 'baton.nodes': run.nodes.length }, async (span) => {
+    const gate = inSpan('baton.download_gate', { 'baton.task_id': run.taskId, 'baton.nodes': run.nodes.length }, async (span) => {
       const failed = await coordinator.gate(coordinated, injectTraceContext(span));
       span.setAttribute('baton.failed_nodes', failed.length);
       return failed;
     });
+    // Handled here, as the gate may fail while the state change is awaited (and its failure
+    // does not matter when the state change fails or finds the run cancelled); awaited below.
+    gate.catch(() => undefined);
+    if (!(await downloading)) return this.cancelled(run, coordinated, created, settle);
+    const failures = await gate;
     if (tracked.cancelled) return this.cancelled(run, coordinated, created, settle);
     if (failures.length > 0) return this.gateClosed(run, coordinated, failures, settle);
     const running = await this.afterGate(coordinated);
