@@ -1,4 +1,4 @@
-import { RE2JS } from 're2js';
+import type { RE2JS as RE2JSClass } from 're2js';
 import { cut } from './quote';
 
 /**
@@ -13,6 +13,16 @@ import { cut } from './quote';
  * quantifiers, repeat counts up to 1000. Such a regex is refused with a message naming the
  * construct (docs/filters.md).
  */
+
+/**
+ * re2js, loaded on the first regex: building its tables is a noticeable part of the `baton`
+ * CLI's start-up, and most commands never compile a regex.
+ */
+let loaded: typeof RE2JSClass | undefined;
+function re2js(): typeof RE2JSClass {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (loaded ??= (require('re2js') as typeof import('re2js')).RE2JS);
+}
 
 /** Options of `linearRegex`. */
 export interface LinearRegexOptions {
@@ -66,6 +76,7 @@ function unsupportedConstruct(source: string): string | undefined {
  * reason: the unsupported construct, or RE2's description of the syntax error.
  */
 export function linearRegex(source: string, options: LinearRegexOptions = {}): LinearRegex {
+  const RE2JS = re2js();
   const flags = (options.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.multiline ? RE2JS.MULTILINE : 0);
   try {
     return RE2JS.compile(source, flags);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import type { Redis as RedisClient } from 'ioredis';
 import { freePort, retryWhilePortTaken } from './free-port';
 import { startChild, type StartedChild } from './child-process';
 import { hasRedisServer, REDIS_INSTALL_HINT, startRedisServer } from './redis-server';
@@ -110,7 +110,12 @@ function busPortOf(file: string): number {
 
 /** Polls until every node says `cluster_state:ok` and knows all slots, or throws after `timeoutMs`. */
 async function waitClusterOk(ports: number[], timeoutMs: number): Promise<void> {
-  const clients = ports.map((port) => new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 }));
+  // Loaded here: the `baton` CLI bundle leaves ioredis out, and only a cluster needs a client.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Redis = (require('ioredis') as typeof import('ioredis')).default;
+  const clients: RedisClient[] = ports.map(
+    (port) => new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 }),
+  );
   for (const c of clients) c.on('error', () => {});
   const until = Date.now() + timeoutMs;
   let last = '';

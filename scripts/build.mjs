@@ -37,7 +37,8 @@ run(process.execPath, [join(root, 'scripts', 'build-descriptors.mjs')], { BATON_
 // OpenTelemetry with it) stays out: with tracing on, the compiled modules run instead.
 // @grpc/proto-loader is only for grpc-js's channelz and ORCA services, which the CLI never serves;
 // yaml (a config or --input file), ajv and the certificate packages (pki, dev --tls) are loaded
-// from node_modules by the few commands that use them: every command reads the bundle whole.
+// from node_modules by the few commands that use them, and ioredis only to start a Redis Cluster,
+// which no command does: every command reads the bundle whole.
 // A checkout whose node_modules predates esbuild still builds, unbundled (cli/start.ts then
 // loads the compiled modules), and says how to get the faster start-up.
 const esbuild = await import('esbuild').catch(() => undefined);
@@ -54,7 +55,7 @@ await esbuild?.build({
   minifyWhitespace: true,
   sourcemap: true,
   logLevel: 'warning',
-  external: ['@grpc/proto-loader', 'yaml', 'ajv', '@peculiar/*'],
+  external: ['@grpc/proto-loader', 'yaml', 'ajv', '@peculiar/*', 'ioredis'],
   plugins: [{ name: 'tracing-outside', setup: (b) => b.onResolve({ filter: /\/lib\/tracing$/ }, () => ({ path: '../lib/tracing.js', external: true })) }],
 });
 if (existsSync(dist)) renameSync(dist, old);
