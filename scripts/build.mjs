@@ -30,6 +30,36 @@ const copyLua = (dir) => {
 };
 for (const dir of ['lib', 'services', 'agent', 'cli']) copyLua(dir);
 run(process.execPath, [join(root, 'scripts', 'build-descriptors.mjs')], { BATON_BUILD_OUT: next });
+// Node modules that a bundled package loads as it starts but uses only for what the CLI never
+// does: commander's child_process (subcommands in files of their own) and grpc-js's zlib
+// (compressed messages). Each reaches that package as an object that loads the module on first
+// use: loading them was a noticeable part of every command's start-up.
+const LAZY_BUILTINS = [
+  { packages: /[\\/]node_modules[\\/]commander[\\/]/, modules: /^node:child_process$/ },
+  { packages: /[\\/]node_modules[\\/]@grpc[\\/]grpc-js[\\/]/, modules: /^zlib$/ },
+];
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    for (const { packages, modules } of LAZY_BUILTINS) {
+      b.onResolve({ filter: modules }, (args) => (packages.test(args.importer) ? { path: args.path, namespace: 'lazy-builtin' } : undefined));
+    }
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: `let real;
+const load = () => (real ??= require(${JSON.stringify(args.path)}));
+module.exports = new Proxy({}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d && { ...d, configurable: true };
+  },
+});`,
+      loader: 'js',
+    }));
+  },
+};
 // The installed `baton` command loads the CLI as this one file (cli/start.ts): reading and
 // compiling a few hundred modules was most of a short command's start-up. Syntax and
 // whitespace are minified but names are kept, so a stack trace still names functions, and the
@@ -56,7 +86,10 @@ await esbuild?.build({
   sourcemap: true,
   logLevel: 'warning',
   external: ['@grpc/proto-loader', 'yaml', 'ajv', '@peculiar/*', 'ioredis'],
-  plugins: [{ name: 'tracing-outside', setup: (b) => b.onResolve({ filter: /\/lib\/tracing$/ }, () => ({ path: '../lib/tracing.js', external: true })) }],
+  plugins: [
+    { name: 'tracing-outside', setup: (b) => b.onResolve({ filter: /\/lib\/tracing$/ }, () => ({ path: '../lib/tracing.js', external: true })) },
+    lazyBuiltins,
+  ],
 });
 if (existsSync(dist)) renameSync(dist, old);
 renameSync(next, dist);
