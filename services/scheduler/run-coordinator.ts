@@ -20,8 +20,19 @@ import { TRACKED_RUN_TTL_MS, type RunTracker, type TrackedRun } from './run-trac
 /** Default time a node's agent may be gone (offline in the index) before its runs record it NO_RESPONSE "agent lost", in s. */
 export const DEFAULT_AGENT_LOST_AFTER_S = 300;
 
-/** Default time to live of a run's coordinator lease, in s; the coordinator renews it every third of that. */
+/** Default time to live of a run's coordinator lease, in s; the coordinator renews it RUN_LEASE_RENEWALS times in that time. */
 export const DEFAULT_RUN_LEASE_S = 10;
+
+/**
+ * Renewals of a run's coordinator lease per lease period. A renewal is a timer and a Redis
+ * reply, so an event loop held for a few seconds (a collection, a storm of Hellos) and a Redis
+ * answering late both delay it: five a period leave four fifths of the lease for such delays,
+ * where one every third left two thirds and, with a renewal still unanswered, lost a tick.
+ */
+export const RUN_LEASE_RENEWALS = 5;
+
+/** Renewals of one run's lease sent and not yet answered, at most: a Redis answering late is not sent more renewals than it has replies owed. */
+const RUN_LEASE_RENEWALS_IN_FLIGHT = 3;
 
 /** How often a coordinator reads its run's status from the results service (results that reached other replicas, a cancel), in ms. */
 export const RUN_REFRESH_MS = 10_000;
@@ -144,7 +155,21 @@ export class RunCoordinator {
       timer.unref();
       run.timers.push(timer);
     };
-    every(Math.max(50, Math.floor(this.options.store.leaseMs / 3)), 'could not renew the coordinator lease', () => this.renew(run));
+    // Sent every period even while an earlier renewal waits for its answer: the lease is extended
+    // from when Redis runs a renewal, so one sent while Redis is slow still counts when it runs.
+    let renewing = 0;
+    const renewal = setInterval(
+      () => {
+        if (renewing >= RUN_LEASE_RENEWALS_IN_FLIGHT || run.stopped) return;
+        renewing++;
+        this.renew(run)
+          .catch((err: unknown) => this.options.log.warn({ taskId: state.taskId, err: errorText(err) }, 'could not renew the coordinator lease'))
+          .finally(() => renewing--);
+      },
+      Math.max(50, Math.floor(this.options.store.leaseMs / RUN_LEASE_RENEWALS)),
+    );
+    renewal.unref();
+    run.timers.push(renewal);
     every(this.refreshMs, 'could not read the status of a coordinated run', () => this.refreshIfStalled(run));
     const { notices } = this.options;
     if (notices) every(NOTICES_POLL_MS, 'could not read the nodes that finished on other replicas', () => this.readNotices(run, notices));
@@ -367,6 +392,7 @@ export class RunCoordinator {
 
   private async renew(run: CoordinatedRun): Promise<void> {
     const renewed = await this.options.store.renew(run.state.taskId, run.state.epoch);
+    if (run.stopped) return;
     if (!renewed) {
       this.refused(run, 'fenced');
       this.stop(run);

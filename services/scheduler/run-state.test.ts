@@ -88,4 +88,24 @@ describe('RunStateStore', () => {
     assert.equal(await b.takeOver(orphan), 'gone');
     assert.deepEqual(await b.active(), [taskId]);
   });
+
+  it('renews and releases the lease on the connection given for renewals, not behind a command that holds the main one', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const main = redis.client();
+    const a = new RunStateStore(main, keys, 'replica-a', 60_000, redis.client());
+    const b = new RunStateStore(redis.client(), keys, 'replica-b', 60_000);
+    const taskId = newTaskId();
+    const command = RunCommand.fromPartial({ taskId, task: 'acme::restart', caller: 'user=alice' });
+    await a.begin({ taskId, plan: ['n1'], batchSize: 1, batches: 1, sleepMs: 0, gateDeadlineMs: Date.now() + 60_000, command });
+    // The main connection waits 3 s on an empty list, as it waits behind a busy replica's writes.
+    const held = main.blpop(keys.runOrchestration(`${taskId}-nothing`), 3);
+    const t0 = performance.now();
+    assert.deepEqual(await a.renew(taskId, 1), { cancelled: false });
+    await a.release(taskId, 1);
+    const takenMs = performance.now() - t0;
+    const taken = await b.takeOver(taskId);
+    assert.ok(taken !== 'held' && taken !== 'gone', 'the released lease is free for another replica');
+    assert.ok(takenMs < 2_000, `renewed and released in ${Math.round(takenMs)} ms while the main connection was held for 3 s`);
+    assert.equal(await held, null);
+  });
 });

@@ -108,6 +108,11 @@ export class RunStateStore {
     replicaId: string | (() => string),
     /** Time to live of a coordinator lease, in ms. */
     readonly leaseMs: number,
+    /**
+     * The connection lease renewals go on; default `redis`. One of their own keeps them from
+     * queueing behind the replica's other commands (index writes, dispatch) while Redis is busy.
+     */
+    private readonly renewalRedis: Redis = redis,
   ) {
     this.replica = typeof replicaId === 'string' ? () => replicaId : replicaId;
   }
@@ -178,7 +183,7 @@ export class RunStateStore {
   async renew(taskId: string, epoch: number): Promise<{ cancelled: boolean } | undefined> {
     const k = this.keys;
     const [ok, cancelled] = (await RENEW_RUN_LEASE_SCRIPT.run(
-      this.redis,
+      this.renewalRedis,
       [k.runOrchestration(taskId), k.runLease(taskId)],
       [epoch, this.replicaId, this.leaseMs],
     )) as number[];
@@ -214,7 +219,9 @@ export class RunStateStore {
   /** Lets the lease lapse now (this replica stops; another takes the run over at once), unless fenced. */
   async release(taskId: string, epoch: number): Promise<void> {
     const k = this.keys;
-    await RELEASE_RUN_LEASE_SCRIPT.run(this.redis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch]);
+    // On the renewals' connection, after any renewal still on its way: one run after the release
+    // would take the lease again, and the run would wait for it to lapse.
+    await RELEASE_RUN_LEASE_SCRIPT.run(this.renewalRedis, [k.runOrchestration(taskId), k.runLease(taskId)], [epoch]);
   }
 
   /** Sets the cancel flag; undefined when the run has no state (not coordinated, or over). */

@@ -167,7 +167,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
   const dispatcher = new StreamDispatcher({ redis, keys, index, registry, lease, log });
   // Runs name their coordinator by its replica id, the one its owner bitmap and dispatch stream
   // carry; before the first lease (Redis not there yet) by the replica's name.
-  const store = new RunStateStore(redis, keys, () => lease.id || lease.name, (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000);
+  const store = new RunStateStore(redis, keys, () => lease.id || lease.name, (options.runLeaseS ?? DEFAULT_RUN_LEASE_S) * 1000, leaseRedis);
   const coordinator = new RunCoordinator({
     store,
     results,
