@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient, type RunTaskResponse } from '../gen/baton/v1/scheduler_service';
@@ -190,21 +190,25 @@ function hasAnsible(): boolean {
   return spawnSync('ansible', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * The Python executable ansible itself runs under, read from its `#!` line; otherwise the one
+ * `python3` resolves to. Never a version manager's shim (pyenv's is a shell script that starts
+ * more processes before Python), which would charge ansible for every host a cost an operator's
+ * own interpreter does not have.
+ */
+function ansiblePython(): string {
+  const ansible = spawnSync('sh', ['-c', 'command -v ansible'], { encoding: 'utf8' }).stdout.trim();
+  const shebang = /^#!\s*(\/\S*python\S*)\s*$/.exec(ansible ? (readFileSync(ansible, 'utf8').split('\n', 1)[0] ?? '') : '')?.[1];
+  if (shebang && existsSync(shebang)) return shebang;
+  return spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim() || '/usr/bin/python3';
+}
+
 /** Times `ansible all -m command -a /bin/true -f ANSIBLE_FORKS` over `nodes` local hosts, in ms. */
 function ansibleRun(dir: string, nodes: number): number {
   const inventory = join(dir, `ansible-hosts-${nodes}.ini`);
   const hosts = Array.from({ length: nodes }, (_, i) => `${identity(i + 1)} ansible_connection=local`);
   // The interpreter named, so ansible spends no time discovering it on every host.
-  writeFileSync(
-    inventory,
-    [
-      '[all]',
-      ...hosts,
-      '[all:vars]',
-      `ansible_python_interpreter=${spawnSync('which', ['python3'], { encoding: 'utf8' }).stdout.trim() || '/usr/bin/python3'}`,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(inventory, ['[all]', ...hosts, '[all:vars]', `ansible_python_interpreter=${ansiblePython()}`, ''].join('\n'));
   const t0 = performance.now();
   const r = spawnSync('ansible', ['all', '-i', inventory, '-m', 'command', '-a', '/bin/true', '-f', String(ANSIBLE_FORKS)], {
     stdio: ['ignore', 'ignore', 'pipe'],
