@@ -54,6 +54,10 @@ export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 5_000,
   'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
   'grpc.max_send_message_length': CLIENT_MAX_SEND_MESSAGE_BYTES,
+  // Channelz (grpc-js's record of every channel, connection and call, with timestamped traces
+  // and counters) is read through a channelz service, which no Baton process serves: keeping it
+  // was work on every call and connection, the `baton` CLI's first ones included.
+  'grpc.enable_channelz': 0,
 };
 
 /** A generated grpc-js client class (ts-proto `outputServices=grpc-js`). */
