@@ -22,6 +22,7 @@ import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease'
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
 import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
 import { RARE_FACT_HOLDERS } from './node-index';
+import { PROGRESS_HOLD_MS } from './result-batcher';
 
 /** Seconds between agent heartbeats when the configuration sets none. */
 const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
@@ -81,6 +82,14 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       default: RUN_REFRESH_MS / 1000,
       description:
         'seconds between checks, while a coordinated run gets no result here, of how far it got in the results service (results recorded through other replicas, a run that ended)',
+    },
+    'progress-hold-ms': {
+      type: 'integer',
+      minimum: 0,
+      maximum: 60000,
+      default: PROGRESS_HOLD_MS,
+      description:
+        "milliseconds a node's progress (RUNNING once its task started, a note that its agent is away) waits before it is recorded; when the node's final result arrives meanwhile it replaces the progress, so a task that ends within this time is recorded with one write and shows no RUNNING; 0 records progress at once",
     },
     'replica-name': {
       type: 'string',
@@ -148,6 +157,7 @@ runMain('scheduler', async () => {
     replicaName: config['replica-name'],
     replicaLeaseMs: config['replica-lease-s'] * 1000,
     rareFactHolders: config['index-rare-fact-holders'],
+    resultBatching: { progressHoldMs: config['progress-hold-ms'] },
     helloAdmission: { maxConcurrent: config['max-concurrent-hellos'], retryDelayMs: config['hello-retry-delay-ms'] },
     access,
   });

@@ -26,10 +26,18 @@ export const RESULT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
  * runtime. Not waited when no other node of the run is still to report (ResultBatcher).
  */
 export const RESULT_BATCH_LINGER_MS = 5;
+/**
+ * How long a result that is not final (a TaskStarted's RUNNING, an away note) waits before it
+ * joins its run's queue, in ms. When the node's final result arrives meanwhile it replaces the
+ * held one, which is never sent: a task that ends within this time is recorded with one write
+ * instead of two, at the cost of its RUNNING showing this much later for a task that runs
+ * longer. 0 queues every result at once.
+ */
+export const PROGRESS_HOLD_MS = 50;
 /** Batches of one run in flight at once: one being stored while the next is sent. */
 export const RESULT_BATCHES_IN_FLIGHT = 2;
 /**
- * Results held (waiting or in flight), over all runs, at most; a result beyond fails at once as
+ * Results held (deferred, waiting or in flight), over all runs, at most; a result beyond fails at once as
  * UNAVAILABLE (a final one is re-sent by its session after a delay, agent-session.ts), so a
  * results service slower than the fleet never grows the scheduler without bound.
  */
@@ -45,9 +53,11 @@ export interface ResultBatcherOptions {
   maxBytes?: number;
   /** Wait for more results of a run before sending, in ms; default RESULT_BATCH_LINGER_MS. */
   lingerMs?: number;
+  /** Wait of a result that is not final before it is queued, in ms; default PROGRESS_HOLD_MS. */
+  progressHoldMs?: number;
   /** Batches of one run in flight at once; default RESULT_BATCHES_IN_FLIGHT. */
   inFlight?: number;
-  /** Results held (waiting or in flight) over all runs at most; default RESULT_QUEUE_MAX. */
+  /** Results held (deferred, waiting or in flight) over all runs at most; default RESULT_QUEUE_MAX. */
   maxQueued?: number;
   /** Estimated bytes held over all runs at most; default RESULT_QUEUE_MAX_BYTES. */
   maxQueuedBytes?: number;
@@ -64,13 +74,14 @@ export function resolveResultBatcherOptions(options: ResultBatcherOptions = {}):
     maxResults: options.maxResults ?? RESULT_BATCH_MAX,
     maxBytes: options.maxBytes ?? RESULT_BATCH_MAX_BYTES,
     lingerMs: options.lingerMs ?? RESULT_BATCH_LINGER_MS,
+    progressHoldMs: options.progressHoldMs ?? PROGRESS_HOLD_MS,
     inFlight: options.inFlight ?? RESULT_BATCHES_IN_FLIGHT,
     maxQueued: options.maxQueued ?? RESULT_QUEUE_MAX,
     maxQueuedBytes: options.maxQueuedBytes ?? RESULT_QUEUE_MAX_BYTES,
     deadlineMs: options.deadlineMs ?? DEFAULT_DEADLINE_MS,
   };
   for (const [name, value] of Object.entries(resolved)) {
-    if (!Number.isFinite(value) || value < (name === 'lingerMs' ? 0 : 1))
+    if (!Number.isFinite(value) || value < (name === 'lingerMs' || name === 'progressHoldMs' ? 0 : 1))
       throw new Error(`result batcher option ${name} is ${value}; expected a positive number`);
   }
   return resolved;
@@ -85,6 +96,8 @@ const STORED: RecordOutcome = { stored: true };
 interface Pending {
   result: NodeResult;
   bytes: number;
+  /** While the result is deferred (not final, not queued yet): when it joins the queue, in ms since the epoch. */
+  deferredUntilMs?: number;
   /** One per record() call: more than one when later results of the node replaced this one before it was sent. */
   waiters: Array<{ resolve: (outcome: RecordOutcome) => void; reject: (err: unknown) => void }>;
 }
@@ -99,8 +112,12 @@ interface RunQueue {
    */
   head: number;
   bytes: number;
-  /** Per node, its last queued result, while it is not final (a later one of the node replaces it in place). */
+  /** Per node, its last deferred or queued result, while it is not final (a later one of the node replaces it in place). */
   open: Map<string, Pending>;
+  /** Results not final that wait for their hold to end before they are queued, per node, in the order they arrived (and so of their hold's end). */
+  deferred: Map<string, Pending>;
+  /** The timer that queues deferred results, while one runs. */
+  deferTimer?: NodeJS.Timeout;
   /** Nodes with a result in a batch in flight: their next results wait, so a node's results land in order. */
   sending: Set<string>;
   inFlight: number;
@@ -137,9 +154,11 @@ function estimateBytes(r: NodeResult): number {
  * other result could join the batch, so a run's last results (all of a one-node run's) wait
  * for nothing. Each `record` still learns its own result's outcome. A node's results of one run are sent in
  * the order recorded, never two in one call and never one while an earlier one is in flight;
- * a result replaces the node's previous one while that one is queued and not final, as the
- * results service would replace it (a task's TaskStarted and TaskFinished that arrive within
- * one linger make one result). A batch the results service refuses for good (a malformed
+ * a result that is not final (progress: a TaskStarted's RUNNING, an away note) waits
+ * PROGRESS_HOLD_MS before it is queued, and a result replaces the node's previous one while
+ * that one is deferred or queued and not final, as the results service would replace it: a
+ * task whose TaskFinished follows its TaskStarted within the hold is recorded once, as its
+ * final result, and its RUNNING is never stored. A batch the results service refuses for good (a malformed
  * result, a node not in the run) is split in halves and each sent again, so only the results
  * that cause the refusal are refused; a run it does not know (NOT_FOUND) refuses every result.
  * Any other failure fails every result of the batch: nothing is stored twice by trying again,
@@ -148,7 +167,7 @@ function estimateBytes(r: NodeResult): number {
 export class ResultBatcher {
   private readonly options: ResolvedResultBatcherOptions;
   private readonly runs = new Map<string, RunQueue>();
-  /** Results queued or in flight, and their estimated bytes. */
+  /** Results deferred, queued or in flight, and their estimated bytes. */
   private heldCount = 0;
   private heldBytes = 0;
   /** Batches being sent (for `flush`). */
@@ -176,31 +195,35 @@ export class ResultBatcher {
     return new Promise((resolve, reject) => {
       let q = this.runs.get(result.taskId);
       if (!q) {
-        q = { taskId: result.taskId, queued: [], head: 0, bytes: 0, open: new Map(), sending: new Set(), inFlight: 0, due: false };
+        q = { taskId: result.taskId, queued: [], head: 0, bytes: 0, open: new Map(), deferred: new Map(), sending: new Set(), inFlight: 0, due: false };
         this.runs.set(result.taskId, q);
       }
+      const final = isFinalNodeState(result.state);
       const previous = q.open.get(result.host);
       if (previous) {
-        this.adjust(q, bytes - previous.bytes);
+        this.adjust(q, previous, bytes - previous.bytes);
         previous.result = result;
-        previous.bytes = bytes;
         previous.waiters.push({ resolve, reject });
+        // A final result does not wait for the hold of the progress it replaces.
+        if (final && previous.deferredUntilMs !== undefined) this.release(q, previous);
       } else {
-        const pending: Pending = { result, bytes, waiters: [{ resolve, reject }] };
-        q.queued.push(pending);
+        const pending: Pending = { result, bytes: 0, waiters: [{ resolve, reject }] };
         this.heldCount++;
-        this.adjust(q, bytes);
-        if (!isFinalNodeState(result.state)) q.open.set(result.host, pending);
+        if (!final) q.open.set(result.host, pending);
+        if (final || this.options.progressHoldMs === 0) q.queued.push(pending);
+        else this.defer(q, pending);
+        this.adjust(q, pending, bytes);
       }
-      if (isFinalNodeState(result.state)) q.open.delete(result.host);
+      if (final) q.open.delete(result.host);
       this.pump(q);
     });
   }
 
-  /** Sends every queued result now and resolves once nothing is queued or in flight (on shutdown). */
+  /** Sends every deferred and queued result now and resolves once nothing is deferred, queued or in flight (on shutdown). */
   async flush(): Promise<void> {
     while (this.runs.size > 0) {
       for (const q of this.runs.values()) {
+        for (const p of q.deferred.values()) this.release(q, p);
         q.due = true;
         this.pump(q);
       }
@@ -208,8 +231,43 @@ export class ResultBatcher {
     }
   }
 
-  private adjust(q: RunQueue, bytes: number): void {
-    q.bytes += bytes;
+  /** Defers a result that is not final until its hold ends (PROGRESS_HOLD_MS). */
+  private defer(q: RunQueue, p: Pending): void {
+    p.deferredUntilMs = Date.now() + this.options.progressHoldMs;
+    q.deferred.set(p.result.host, p);
+    q.deferTimer ??= this.armDeferTimer(q, this.options.progressHoldMs);
+  }
+
+  /** Moves a deferred result to the end of its run's queue. */
+  private release(q: RunQueue, p: Pending): void {
+    p.deferredUntilMs = undefined;
+    q.deferred.delete(p.result.host);
+    q.queued.push(p);
+    q.bytes += p.bytes;
+  }
+
+  /** A timer that queues the deferred results whose hold has ended, and waits again for the next. */
+  private armDeferTimer(q: RunQueue, delayMs: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      q.deferTimer = undefined;
+      const now = Date.now();
+      for (const p of q.deferred.values()) {
+        // Deferred in arrival order with one hold for all: the first still deferred ends first.
+        const leftMs = (p.deferredUntilMs ?? now) - now;
+        if (leftMs > 0) {
+          q.deferTimer = this.armDeferTimer(q, leftMs);
+          break;
+        }
+        this.release(q, p);
+      }
+      this.pump(q);
+    }, delayMs);
+  }
+
+  /** Adds `bytes` to the estimated size of `p`, which is deferred or queued. */
+  private adjust(q: RunQueue, p: Pending, bytes: number): void {
+    p.bytes += bytes;
+    if (p.deferredUntilMs === undefined) q.bytes += bytes;
     this.heldBytes += bytes;
   }
 
@@ -247,7 +305,11 @@ export class ResultBatcher {
       q.due = false;
       clearTimeout(q.timer);
       q.timer = undefined;
-      if (q.inFlight === 0) this.runs.delete(q.taskId);
+      if (q.inFlight === 0 && q.deferred.size === 0) {
+        clearTimeout(q.deferTimer);
+        q.deferTimer = undefined;
+        this.runs.delete(q.taskId);
+      }
     }
   }
 

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { TaskFinished } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient, ResultsServiceService, type RecordNodeResultsRequest, type RecordNodeResultsResponse } from '../../gen/baton/v1/results_service';
-import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
+import { SchedulerServiceClient, type WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
 import { freePort } from '../../lib/free-port';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
@@ -182,6 +182,21 @@ function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
+/** The node results of a run's events as WatchRun relays them until the run is final, in order: [host, state]. */
+async function watchedNodeStates(client: SchedulerServiceClient, taskId: string): Promise<Array<[string, NodeState]>> {
+  const stream = client.watchRun({ taskId, resumeToken: '' });
+  const seen: Array<[string, NodeState]> = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (m: WatchRunResponse) => {
+      const e = m.event?.event;
+      if (e?.$case === 'nodeResult') seen.push([e.value.host, e.value.state]);
+    });
+    stream.on('error', reject);
+    stream.on('end', resolve);
+  });
+  return seen;
+}
+
 /** Final node results in the run's event log, per host. */
 async function finalEventsPerHost(client: ResultsServiceClient, taskId: string): Promise<Map<string, number>> {
   const stream = client.watchRunEvents({ taskId, resumeToken: '', follow: false });
@@ -246,6 +261,62 @@ describe('result batching', () => {
     assert.deepEqual(await within('the result of a one-node run', batcher.record(finishedResult('c', single.taskId))), { stored: true });
     const status = await unary(h.resultsClient, h.resultsClient.getRunStatus, { taskId: single.taskId });
     assert.equal(status.run?.state, RunState.RUN_STATE_SUCCEEDED);
+  });
+
+  it('records a task that ends within the progress hold once, as its final result: its RUNNING is never written', async () => {
+    const results = await CountingResultsService.start();
+    // A hold far longer than the test: a final result that waited for it would fail the test.
+    const h = await start(results, { resultBatching: { progressHoldMs: 600_000 } });
+    const nodes = names(20);
+    const agents = await h.connect(nodes);
+    const run = await h.createRun(nodes);
+    // Each node's result of another run, acknowledged after its TaskStarted was taken in: its
+    // batch went after the RUNNINGs' batch would have without the hold, so that the TaskFinished
+    // sent next can only replace a RUNNING that was held.
+    const pacer = await h.createRun(nodes);
+    agents.forEach((a, i) => {
+      a.send({ $case: 'taskStarted', value: { taskId: run.taskId, startTime: new Date() } });
+      finishedMessage(a, nodes[i], pacer.taskId);
+    });
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 20_000)).taskId, pacer.taskId)));
+    agents.forEach((a, i) => finishedMessage(a, nodes[i], run.taskId));
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 20_000)).taskId, run.taskId)));
+
+    const sent = results.calls.flatMap((c) => c.states);
+    assert.equal(sent.length, 40, 'one result per node and run reached the results service');
+    assert.ok(
+      sent.every((s) => s === NodeState.NODE_STATE_SUCCEEDED),
+      'no RUNNING was sent',
+    );
+    assert.deepEqual(
+      (await watchedNodeStates(h.schedulerClient, run.taskId)).sort(),
+      nodes.map((n) => [n, NodeState.NODE_STATE_SUCCEEDED]),
+      'WatchRun shows each node once, final: no RUNNING was stored',
+    );
+  });
+
+  it('shows a task still running after the progress hold as RUNNING, then its final result', async () => {
+    const results = await CountingResultsService.start();
+    const holdMs = 300;
+    const h = await start(results, { resultBatching: { progressHoldMs: holdMs } });
+    const [agent] = await h.connect(['slow']);
+    const run = await h.createRun(['slow', 'other']);
+    const sentAt = Date.now();
+    agent.send({ $case: 'taskStarted', value: { taskId: run.taskId, startTime: new Date() } });
+    await waitFor('the node to show RUNNING', async () => (await h.statesOf(run.taskId)).get('slow') === NodeState.NODE_STATE_RUNNING, 20_000);
+    assert.ok(Date.now() - sentAt >= holdMs, 'RUNNING was recorded once the hold had passed');
+    finishedMessage(agent, 'slow', run.taskId);
+    assert.equal((await agent.next('resultAck', 20_000)).taskId, run.taskId);
+    assert.equal((await h.statesOf(run.taskId)).get('slow'), NodeState.NODE_STATE_SUCCEEDED);
+
+    const [other] = await h.connect(['other']);
+    finishedMessage(other, 'other', run.taskId);
+    assert.equal((await other.next('resultAck', 20_000)).taskId, run.taskId);
+    assert.deepEqual(await watchedNodeStates(h.schedulerClient, run.taskId), [
+      ['slow', NodeState.NODE_STATE_RUNNING],
+      ['slow', NodeState.NODE_STATE_SUCCEEDED],
+      ['other', NodeState.NODE_STATE_SUCCEEDED],
+    ]);
   });
 
   it('loses no result while the results service is down, holding no more than its bound, and records each once after it is back', async () => {
