@@ -83,8 +83,12 @@ interface BatonRun {
   agentsCpuMs: number;
   /** Where the agents' CPU went: the agents' Node processes, their task supervisors, the tasks. */
   agentsSplit: AgentsSplit;
-  /** From just before RunTask, in ms: the first and the last task start, the last task end. */
-  timeline: { firstStartMs: number; lastStartMs: number; lastEndMs: number };
+  /**
+   * From just before RunTask, in ms: the first and the last task start, the last task end; and
+   * the median and 90th percentile of the tasks' runtimes (start to end as their agents saw
+   * them), against which the scheduler's progress hold is set.
+   */
+  timeline: { firstStartMs: number; lastStartMs: number; lastEndMs: number; runtimeP50Ms: number; runtimeP90Ms: number };
   redis: RedisTraffic;
 }
 
@@ -135,7 +139,14 @@ async function batonRun(fleet: Fleet, nodes: number): Promise<BatonRun> {
   };
   const starts = res.results.map((r) => (r.startTime?.getTime() ?? t0Epoch) - t0Epoch);
   const ends = res.results.map((r, i) => starts[i] + r.runtime * 1000);
-  const timeline = { firstStartMs: Math.min(...starts), lastStartMs: Math.max(...starts), lastEndMs: Math.max(...ends) };
+  const runtimes = res.results.map((r) => r.runtime * 1000).sort((a, b) => a - b);
+  const timeline = {
+    firstStartMs: Math.min(...starts),
+    lastStartMs: Math.max(...starts),
+    lastEndMs: Math.max(...ends),
+    runtimeP50Ms: median(runtimes),
+    runtimeP90Ms: runtimes[Math.floor(runtimes.length * 0.9)] ?? 0,
+  };
   const redis = redisTraffic(redisBefore, await fleet.bench.redisCounters());
   const ok = res.results.filter((r) => r.state === NodeState.NODE_STATE_SUCCEEDED).length;
   if (res.results.length !== nodes || ok !== nodes) {
@@ -169,10 +180,11 @@ function agentsSplit(agentPids: number[]): AgentsSplit {
 
 /** One line on where a Baton run's wall time and CPU went, per node. */
 function describeRun(b: BatonRun, floor: FloorRun, nodes: number): string {
-  const { firstStartMs, lastStartMs, lastEndMs } = b.timeline;
+  const { firstStartMs, lastStartMs, lastEndMs, runtimeP50Ms, runtimeP90Ms } = b.timeline;
   const perNode = (v: number) => (v / nodes).toFixed(2);
   return (
     `first task start ${ms(firstStartMs)}, last start ${ms(lastStartMs)}, last end ${ms(lastEndMs)}, returned ${ms(b.wallMs)}; ` +
+    `task runtime p50 ${ms(runtimeP50Ms)}, p90 ${ms(runtimeP90Ms)}; ` +
     `CPU/node: agents ${perNode(b.agentsSplit.node)}, supervisors ${perNode(b.agentsSplit.supervisors)}, tasks ${perNode(b.agentsSplit.tasks)}, ` +
     `orchestration ${perNode(total(b.orchestration))} ms (floor ${perNode(floor.cpuMs)} ms/spawn)`
   );
