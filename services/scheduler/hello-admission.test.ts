@@ -86,8 +86,8 @@ describe('HelloAdmission', () => {
     loaded(a, advance, 4_000, 5);
     advance(30_000);
     assert.equal(a.ratePerS(), 0, 'nothing registered lately');
-    assert.equal(a.capacityPerS(), 50);
-    const limit = 50 * (HELLO_MAX_WAIT_MS / 1000);
+    assert.equal(a.capacityPerS(), 25, 'half the rate of the last loaded window');
+    const limit = 25 * (HELLO_MAX_WAIT_MS / 1000);
     assert.equal(a.limit(), limit);
     assert.equal(offer(a, limit), 0, 'the first wave of a storm is admitted at the remembered capacity, not at maxConcurrent');
     assert.ok(a.enter() instanceof UnavailableError);
@@ -106,7 +106,7 @@ describe('HelloAdmission', () => {
     loaded(a, advance, 4_000, 5);
     loaded(a, advance, 4_000, 1);
     advance(30_000);
-    assert.equal(a.capacityPerS(), 10, 'the last loaded window registered 10 a second');
+    assert.equal(a.capacityPerS(), 5, 'the last loaded window registered 10 a second: half of it');
   });
 
   it('gives refused agents successive slots at the capacity, from a quarter of the retry delay on, and spreads those past HELLO_MAX_RETRY_DELAY_MS', () => {
@@ -115,12 +115,12 @@ describe('HelloAdmission', () => {
     advance(30_000);
     assert.equal(offer(a, a.limit()), 0);
     const delays = Array.from({ length: 4 }, () => (a.enter() as UnavailableError).retryDelayMs);
-    assert.deepEqual(delays, [500, 520, 540, 560], 'one registration (20 ms at 50 a second) apart');
+    assert.deepEqual(delays, [500, 540, 580, 620], 'one registration (40 ms at 25 a second) apart');
     advance(10);
-    assert.equal((a.enter() as UnavailableError).retryDelayMs, 570, 'the next slot, counted from now');
-    // At 50 a second the 500th refused after these would be due in more than 10 s: those past
+    assert.equal((a.enter() as UnavailableError).retryDelayMs, 650, 'the next slot, counted from now');
+    // At 25 a second the 250th refused after these would be due in more than 10 s: those past
     // HELLO_MAX_RETRY_DELAY_MS are spread over its second half (random 0.5: three quarters).
-    for (let i = 0; i < 500; i++) a.enter();
+    for (let i = 0; i < 250; i++) a.enter();
     assert.equal((a.enter() as UnavailableError).retryDelayMs, HELLO_MAX_RETRY_DELAY_MS * 0.75);
     const inFlight = a.inFlight;
     advance(HELLO_MAX_RETRY_DELAY_MS + 1_000);

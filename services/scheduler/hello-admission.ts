@@ -23,6 +23,15 @@ const RATE_WINDOW_MS = 2_000;
  */
 export const HELLO_MAX_RETRY_DELAY_MS = HELLO_MAX_WAIT_MS;
 
+/**
+ * The share of the rate of its last loaded window a replica counts on when the recent rate is
+ * lower: a storm that comes during a run meets a replica busier than the one that registered the
+ * fleet (results, the run's commands), which registers fewer Hellos a second, and Hellos
+ * admitted at the whole of the old rate would wait for their Welcome far longer than
+ * HELLO_MAX_WAIT_MS, up to the agent's own limit. The recent rate takes over within a window.
+ */
+const REMEMBERED_RATE_SHARE = 0.5;
+
 /** Options of HelloAdmission. */
 export interface HelloAdmissionOptions {
   /** Hellos always admitted at once; default DEFAULT_MAX_CONCURRENT_HELLOS. */
@@ -42,9 +51,10 @@ export interface HelloAdmissionOptions {
  * registration capacity (a replica registering 800 a second admits 8,000 at once: every agent
  * of a storm waits for its Welcome instead of coming back as the next one).
  *
- * The capacity is the rate of the last RATE_WINDOW_MS, or, when that is higher, the rate of
- * the last whole window during which the replica was registering at least `maxConcurrent`
- * Hellos throughout (loaded, so the rate was what it could do, not what came). A storm begins
+ * The capacity is the rate of the last RATE_WINDOW_MS, or, when that is higher, a share
+ * (REMEMBERED_RATE_SHARE) of the rate of the last whole window during which the replica was
+ * registering at least `maxConcurrent` Hellos throughout (loaded, so the rate was what it could
+ * do, not what came). A storm begins
  * after a quiet time, when the recent rate is nothing: without that memory a replica would admit
  * `maxConcurrent` and refuse the rest of the storm's first wave while it measured again.
  *
@@ -96,9 +106,9 @@ export class HelloAdmission {
     return ((this.doneNow + this.donePrevious) * 1000) / Math.max(elapsedMs, RATE_WINDOW_MS / 4);
   }
 
-  /** Hellos the replica registers per second when loaded: the recent rate, or that of its last loaded window when higher; 0 when neither is known. */
+  /** Hellos the replica registers per second when loaded: the recent rate, or REMEMBERED_RATE_SHARE of that of its last loaded window when higher; 0 when neither is known. */
   capacityPerS(): number {
-    return Math.max(this.ratePerS(), this.loadedRatePerS);
+    return Math.max(this.ratePerS(), this.loadedRatePerS * REMEMBERED_RATE_SHARE);
   }
 
   /** Most Hellos admitted at once now: `maxConcurrent`, or what the capacity registers within HELLO_MAX_WAIT_MS. */
