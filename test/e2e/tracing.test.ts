@@ -72,7 +72,7 @@ describe('tracing across processes', () => {
     await waitFor(
       'every span of the run to arrive',
       () =>
-        inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 2 &&
+        inTrace().filter((s) => s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && s.kind === 2).length >= 1 &&
         inTrace().filter((s) => s.name === 'baton.record_started').length === 2 &&
         inTrace().filter((s) => s.name === 'agent.execute').length === 2,
       30_000,
@@ -123,9 +123,11 @@ describe('tracing across processes', () => {
     const recorded = spans.filter(
       (s) => s.service === 'baton-results' && s.name === 'grpc.baton.v1.ResultsService/RecordNodeResults' && chain(s).includes('baton-agent:agent.execute'),
     );
-    // The scheduler batches a node's RUNNING and final results with others' when they queue up,
-    // so the calls are at least one per node, each below a node's execution.
-    assert.ok(recorded.length >= 2, 'the RUNNING and final results are recorded inside the trace, below an execution');
+    // The scheduler batches results with others' when they queue up, and a node's RUNNING is held
+    // briefly and replaced by its final result when that comes meanwhile (as it can on a loaded
+    // machine, where the agent's two messages arrive together): one call or more, each below a
+    // node's execution.
+    assert.ok(recorded.length >= 1, 'the results are recorded inside the trace, below an execution');
     const below =
       'baton-scheduler:grpc.baton.v1.SchedulerService/RunTask > baton-scheduler:baton.dispatch > baton-agent:agent.execute > baton-scheduler:baton.record_';
     for (const r of recorded) assert.ok(chain(r).slice(0, 4).join(' > ').startsWith(below), chain(r).join(' > '));
