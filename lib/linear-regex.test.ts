@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { asciiDfa } from './ascii-dfa';
 import { anchoredLiteralPrefix, linearRegex, type LinearRegex } from './linear-regex';
 
 describe('anchoredLiteralPrefix', () => {
@@ -95,5 +96,141 @@ describe('anchoredLiteralPrefix', () => {
     // What the check covered: regexes with a prefix, and strings they matched.
     assert.ok(withPrefix > 300, `only ${withPrefix} generated regexes had a prefix`);
     assert.ok(matchedWithPrefix > 1000, `only ${matchedWithPrefix} matches of regexes with a prefix`);
+  });
+});
+
+describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
+  // re2js itself, the reference: every answer of linearRegex must be its answer.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { RE2JS } = require('re2js') as typeof import('re2js');
+
+  it('answers as RE2 for generated regexes and strings, case-sensitive or not', () => {
+    const tokens = [
+      'a',
+      'b',
+      'A',
+      'k',
+      '1',
+      '-',
+      '_',
+      '.',
+      '\\.',
+      '\\-',
+      '\\n',
+      '[ab]',
+      '[a-c]',
+      '[-a]',
+      '[a-]',
+      '[^a]',
+      '[^.\\n]',
+      '[\\d.]',
+      '[^\\w]',
+      '[K-k]',
+      '\\d',
+      '\\w',
+      '\\s',
+      '\\D',
+      '\\W',
+      '\\S',
+      '*',
+      '+',
+      '?',
+      '*?',
+      '+?',
+      '{2}',
+      '{1,3}',
+      '{2,}',
+      '{0}',
+      '(',
+      '(?:',
+      ')',
+      '()',
+      '(a|b)',
+      '|',
+      '^',
+      '$',
+      // Outside the automaton's grammar: re2js answers alone, which the comparison covers too.
+      '(?i)',
+      '\\b',
+      '[[:alpha:]]',
+      'é',
+      '{',
+    ];
+    const alphabet = ['a', 'b', 'A', 'B', 'k', 'K', '1', '9', '-', '.', '_', 'x', '\n', ' ', '\t', '\v', 'é', '\u212a'];
+    let state = 11;
+    const random = (n: number): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return (state >>> 8) % n;
+    };
+    const strings = ['', ...Array.from({ length: 300 }, () => Array.from({ length: random(10) }, () => alphabet[random(alphabet.length)]).join(''))];
+    let compiled = 0;
+    let withAutomaton = 0;
+    let matched = 0;
+    for (let n = 0; n < 4000; n++) {
+      const source = Array.from({ length: 1 + random(7) }, () => tokens[random(tokens.length)]).join('');
+      const caseInsensitive = random(3) === 0;
+      let reference: { test(s: string): boolean };
+      try {
+        reference = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+      } catch {
+        continue;
+      }
+      compiled++;
+      if (asciiDfa(source, caseInsensitive)) withAutomaton++;
+      const re = linearRegex(source, { caseInsensitive });
+      for (const s of strings) {
+        const expected = reference.test(s);
+        if (re.test(s) !== expected) assert.fail(`/${source}/${caseInsensitive ? 'i' : ''} on ${JSON.stringify(s)}: RE2 answers ${expected}`);
+        if (expected) matched++;
+      }
+    }
+    // What the comparison covered: regexes the automaton ran, and matches as well as misses.
+    assert.ok(withAutomaton > 1000, `only ${withAutomaton} of ${compiled} generated regexes had an automaton`);
+    assert.ok(matched > 50_000, `only ${matched} matches`);
+  });
+
+  it('answers as RE2 for identities and regexes shaped like discovery filters', () => {
+    const sources = [
+      '^node0[0-4].*dc1',
+      '^node0012\\d\\d',
+      '\\.dc[12]\\.',
+      'dc1',
+      '^node\\d+\\.dc3\\.example\\.com$',
+      '^(web|db)-\\d{2,3}\\.',
+      '(?:prod|stag)[a-z]*-0?[1-9]$',
+      '^[a-z]+[0-9]{4,}',
+      'EXAMPLE',
+      '^$',
+      '.',
+    ];
+    const identities = Array.from({ length: 2000 }, (_, i) =>
+      i % 3 === 0 ? `node${String(i * 37).padStart(6, '0')}.dc${i % 4}.example.com` : `${['web', 'db', 'prod', 'staging'][i % 4]}-${i % 1000}.Example.COM`,
+    );
+    for (const source of sources) {
+      assert.ok(asciiDfa(source), `/${source}/ has no automaton`);
+      for (const caseInsensitive of [false, true]) {
+        const reference = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+        const re = linearRegex(source, { caseInsensitive });
+        for (const s of identities) assert.equal(re.test(s), reference.test(s), `/${source}/${caseInsensitive ? 'i' : ''} on ${s}`);
+      }
+    }
+  });
+
+  it('finishes pathological regexes over many long identities quickly', () => {
+    // Each regex here makes a backtracking engine take exponential (or high polynomial) time on
+    // an identity it does not match; the last has an automaton of millions of states, so the
+    // automaton gives up and re2js answers the rest.
+    const identities = Array.from({ length: 20_000 }, (_, i) => `${'a'.repeat(200)}.node${String(i).padStart(6, '0')}-${'b1'.repeat(20)}`);
+    for (const source of ['^(a|a)*$', '^(.*)*x$', '(.*.*.*.*)*y', '^([\\w.-]|[\\w.-])*!$', '^(a+)+$', '(?:a|b)*a(?:a|b){20}c', '[a-z]*a[a-z.0-9-]{14}=']) {
+      const re = linearRegex(source);
+      const t0 = process.hrtime.bigint();
+      let found = 0;
+      for (const s of identities) if (re.test(s)) found++;
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      assert.equal(found, 0, source);
+      // A backtracking engine would not finish the first identity in a year; linear time over
+      // these 5 million characters is well under a second even on a loaded machine.
+      assert.ok(ms < 3000, `/${source}/ over ${identities.length} identities took ${ms.toFixed(0)} ms`);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { RE2JS as RE2JSClass } from 're2js';
+import { asciiDfa } from './ascii-dfa';
 import { cut } from './quote';
 
 /**
@@ -78,8 +79,9 @@ function unsupportedConstruct(source: string): string | undefined {
 export function linearRegex(source: string, options: LinearRegexOptions = {}): LinearRegex {
   const RE2JS = re2js();
   const flags = (options.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.multiline ? RE2JS.MULTILINE : 0);
+  let re2: LinearRegex;
   try {
-    return RE2JS.compile(source, flags);
+    re2 = RE2JS.compile(source, flags);
   } catch (err) {
     const construct = unsupportedConstruct(source);
     if (construct) throw new RegexSyntaxError(`${construct} is not supported: regular expressions are RE2 syntax, matched in linear time`, construct);
@@ -87,6 +89,16 @@ export function linearRegex(source: string, options: LinearRegexOptions = {}): L
     // RE2 quotes the offending part of the regex: kept short and on one line.
     throw new RegexSyntaxError(`${cut(reason.replace(/[\r\n]+/g, ' '), 120)} (regular expressions are RE2 syntax)`);
   }
+  // The same answers, several times faster, for the common regexes on ASCII text
+  // (lib/ascii-dfa.ts); re2js decides the rest.
+  const dfa = options.multiline ? undefined : asciiDfa(source, options.caseInsensitive);
+  if (!dfa) return re2;
+  return {
+    test(s) {
+      const decided = dfa.test(s);
+      return decided === undefined ? re2.test(s) : decided;
+    },
+  };
 }
 
 /** Characters that stand for themselves in RE2 syntax outside a class (ASCII only, so no code point is split). */
