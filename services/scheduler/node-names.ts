@@ -49,9 +49,13 @@ export class NodeNames {
   /** Reads the ids assigned since the last refresh; `knownCount` (an LLEN read elsewhere) spares the LLEN. */
   async refresh(knownCount?: number): Promise<void> {
     if (knownCount !== undefined && knownCount <= this.names.length) return;
-    while (this.pending) await this.pending;
+    // A read under way began before this call and may miss an id assigned since: wait for it,
+    // then read again, unless another caller that waited with this one has begun that read
+    // already. Each waiter reading again in turn cost one round trip per waiter, one after the
+    // other.
+    if (this.pending) await this.pending.catch(() => undefined);
     if (knownCount !== undefined && knownCount <= this.names.length) return;
-    this.pending = this.readNew().finally(() => {
+    this.pending ??= this.readNew().finally(() => {
       this.pending = undefined;
     });
     await this.pending;
