@@ -6,7 +6,15 @@ import { dataNodes, scanKeys } from '../../lib/redis-client';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { touchNodes, type TouchOutcome } from './heartbeat-writer';
-import { BITMAP_MIN_MEMBERS, IndexWriteConflictError, NodeIndex, UPSERT_BATCH_MAX, UPSERT_BATCH_MAX_ARGS, UPSERT_STALE_TRIES_MAX } from './node-index';
+import {
+  BITMAP_MIN_MEMBERS,
+  IndexWriteConflictError,
+  NodeIndex,
+  OFFLINE_BATCH_MAX,
+  UPSERT_BATCH_MAX,
+  UPSERT_BATCH_MAX_ARGS,
+  UPSERT_STALE_TRIES_MAX,
+} from './node-index';
 
 /** Refreshes one node's last-seen time as a heartbeat flush does. */
 async function touch(index: NodeIndex, identity: string, sessionId: string, atMs: number): Promise<TouchOutcome> {
@@ -495,6 +503,40 @@ describe('NodeIndex batches', () => {
     const z = (await index.list()).find((n) => n.identity === 'z');
     assert.equal(z?.connected, false);
     assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['x', 'y']);
+  });
+
+  it('marks nodes whose streams ended together offline in a few script calls, each only while its entry belongs to the session that ended', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    index.setReplica({ id: 'r-1', held: true, expired: () => Promise.resolve([]) });
+    const names = Array.from({ length: OFFLINE_BATCH_MAX + 300 }, (_, i) => `n${i}`);
+    await Promise.all(names.map((n) => index.upsert(hello(n), `s-${n}`, 1_000)));
+    // n1 reconnected meanwhile: its entry belongs to its new session.
+    await index.upsert(hello('n1'), 's-n1-again', 2_000);
+    // Script calls on every primary (one holds the chunk).
+    const calls = async () => {
+      const stats = await Promise.all(dataNodes(client).map((node) => node.info('commandstats')));
+      return stats.reduce((sum, text) => sum + Number(/cmdstat_evalsha:calls=(\d+)/.exec(text)?.[1] ?? 0), 0);
+    };
+    const before = await calls();
+    const marked = await Promise.all(names.map((n) => index.markOffline(n, `s-${n}`, 5_000)));
+    const used = (await calls()) - before;
+    assert.deepEqual(marked.map((m, i) => (m ? [] : [names[i]])).flat(), ['n1']);
+    // A call alone for the first of each wave that finds none under way (the ids are read from
+    // Redis first, in two reads), then the others together, OFFLINE_BATCH_MAX per call.
+    assert.ok(used <= 2 + Math.ceil(names.length / OFFLINE_BATCH_MAX), `${used} script calls for ${names.length} nodes`);
+    const nodes = await index.list();
+    assert.deepEqual(
+      nodes.filter((n) => n.connected).map((n) => n.identity),
+      ['n1'],
+    );
+    assert.ok(nodes.every((n) => n.identity === 'n1' || (n.lastSeenMs === 5_000 && n.owner === '')));
+    assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['n1']);
+    assert.equal(Number(await client.zscore(keys.nodes(0), 'n7')), 5_000);
+    const [id1] = await client.hmget(keys.nodeOffsets(0), 'n1');
+    assert.deepEqual(await bitsOf(client, keys.onlineBitmap(0)), [Number(id1)]);
+    assert.deepEqual(await bitsOf(client, keys.ownerBitmap(0, 'r-1')), [Number(id1)]);
   });
 
   it('keeps nodes with many facts to smaller batches, so no script call carries more than UPSERT_BATCH_MAX_ARGS beyond one Hello', async () => {

@@ -33,8 +33,16 @@ export interface IndexReplica {
   expired(): Promise<string[]>;
 }
 
-/** Marks a node offline only while its entry belongs to the calling session, last seen when its stream ended. */
-const OFFLINE_SCRIPT = LuaScript.fromFile(__dirname, 'mark-node-offline-5plus');
+/** Marks nodes of one chunk offline, each only while its entry belongs to the session whose stream ended, last seen then. */
+const OFFLINE_SCRIPT = LuaScript.fromFile(__dirname, 'mark-nodes-offline-4plus');
+
+/**
+ * Nodes marked offline by one OFFLINE_SCRIPT call at most. Streams end together by the thousand
+ * (a replica draining or fenced, a fleet's connections cut, agents sent away to rebalance): one
+ * script call each cost the replica a command's encoding and socket write per node, and Redis a
+ * call per node, while a batch writes them in one call per chunk.
+ */
+export const OFFLINE_BATCH_MAX = 1_000;
 
 /**
  * A membership set (class, agent; a fact value's set written before rare fact values) of an
@@ -147,6 +155,16 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
   } catch {
     return fallback;
   }
+}
+
+/** A node whose stream ended, waiting for an OFFLINE_SCRIPT call. */
+interface WaitingOffline {
+  identity: string;
+  chunk: number;
+  sessionId: string;
+  nowMs: number;
+  resolve: (marked: boolean) => void;
+  reject: (err: unknown) => void;
 }
 
 /** An upsert waiting for its batch: the node's chunk, its UPSERT_SCRIPT record and who waits for it. */
@@ -455,23 +473,68 @@ export class NodeIndex {
     return batch;
   }
 
-  /** Marks a node offline (kept, last seen now) unless another session owns it now. */
+  /** Nodes waiting for an OFFLINE_SCRIPT call, in the order they were asked for. */
+  private waitingOffline: WaitingOffline[] = [];
+  private markingOffline = false;
+
+  /**
+   * Marks a node offline (kept, last seen `nowMs`) unless another session owns it now; true
+   * when it was marked. Asked for together while a call is under way, nodes go to Redis
+   * together (OFFLINE_BATCH_MAX per call, one call per index chunk); one alone goes at once.
+   */
   async markOffline(identity: string, sessionId: string, nowMs = Date.now()): Promise<boolean> {
     // After the node's upserts asked for before: a stream that ends while its Hello waits for a
     // batch must leave the node offline, not see its Hello written after this.
     await this.lastUpserts.get(identity);
     const chunk = (await this.chunksOf([identity])).keys().next().value;
     if (chunk === undefined) return false;
-    const keys = [
-      this.keys.node(chunk, identity),
-      this.keys.online(chunk),
-      this.keys.nodeOffsets(chunk),
-      this.keys.onlineBitmap(chunk),
-      this.keys.nodes(chunk),
-    ];
+    return new Promise<boolean>((resolve, reject) => {
+      this.waitingOffline.push({ identity, chunk, sessionId, nowMs, resolve, reject });
+      this.markWaitingOffline();
+    });
+  }
+
+  private markWaitingOffline(): void {
+    if (this.markingOffline || this.waitingOffline.length === 0) return;
+    // Each node once per call (the script takes distinct nodes): a second stream of a node that
+    // ended meanwhile waits for the next call, after the first one's.
+    const batch: WaitingOffline[] = [];
+    const left: WaitingOffline[] = [];
+    const taken = new Set<string>();
+    for (const w of this.waitingOffline) {
+      if (batch.length < OFFLINE_BATCH_MAX && !taken.has(w.identity)) batch.push(w);
+      else left.push(w);
+      taken.add(w.identity);
+    }
+    this.waitingOffline = left;
+    this.markingOffline = true;
+    const byChunk = new Map<number, WaitingOffline[]>();
+    for (const w of batch) {
+      const list = byChunk.get(w.chunk);
+      if (list) list.push(w);
+      else byChunk.set(w.chunk, [w]);
+    }
+    void Promise.all([...byChunk].map(([chunk, nodes]) => this.markChunkOffline(chunk, nodes))).finally(() => {
+      this.markingOffline = false;
+      this.markWaitingOffline();
+    });
+  }
+
+  /** One OFFLINE_SCRIPT call for nodes of one chunk; settles each node's promise. */
+  private async markChunkOffline(chunk: number, nodes: WaitingOffline[]): Promise<void> {
+    const keys = [this.keys.online(chunk), this.keys.nodeOffsets(chunk), this.keys.onlineBitmap(chunk), this.keys.nodes(chunk)];
+    const args: string[] = [String(nodes.length)];
+    for (const w of nodes) {
+      keys.push(this.keys.node(chunk, w.identity));
+      args.push(w.identity, w.sessionId, String(w.nowMs));
+    }
     if (this.replica) keys.push(this.keys.ownerBitmap(chunk, this.replica.id));
-    const r = await OFFLINE_SCRIPT.run(this.redis, keys, [sessionId, identity, String(nowMs)]);
-    return r === 1;
+    try {
+      const codes = (await OFFLINE_SCRIPT.run(this.redis, keys, args)) as number[];
+      nodes.forEach((w, i) => w.resolve(codes[i] === 1));
+    } catch (err) {
+      for (const w of nodes) w.reject(err);
+    }
   }
 
   /**
