@@ -110,6 +110,10 @@ const SERVER_CHANNEL_OPTIONS = {
   'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_MESSAGE_BYTES,
   'grpc.max_send_message_length': SERVER_MAX_SEND_MESSAGE_BYTES,
+  // Channelz (grpc-js's record of every connection and call, with counters and traces) is read
+  // through a channelz service, which no Baton process serves; kept, it was work on every call,
+  // every agent's stream among them.
+  'grpc.enable_channelz': 0,
 };
 
 /**

@@ -99,7 +99,8 @@ export class AgentSession {
   private intervalMs = 0;
   /** Pending attempts to store results the results service did not take; cleared on close. */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
-  private log: Logger;
+  /** The logger naming the node and this session, made on first use: most sessions never log at the levels a fleet runs with. */
+  private sessionLog: Logger | undefined;
   private resolveClosed: () => void = () => undefined;
   private readonly limits: AgentStreamLimits;
 
@@ -107,9 +108,14 @@ export class AgentSession {
     private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
     private readonly options: AgentSessionOptions,
   ) {
-    this.log = options.log;
     this.limits = new AgentStreamLimits(options.messageLimits);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** The scheduler's logger until a valid Hello named the node, then one naming the node and this session. */
+  private get log(): Logger {
+    if (!this.identity) return this.options.log;
+    return (this.sessionLog ??= this.options.log.child({ node: this.identity, session: this.id }));
   }
 
   /** Starts handling the stream. */
@@ -170,8 +176,10 @@ export class AgentSession {
     this.retryTimers.clear();
     for (const finish of [...this.downloads.values()]) finish(undefined);
     this.endStream(error);
-    if (error) this.log.info({ reason: error.message }, 'agent session closed');
-    else this.log.info('agent session closed');
+    if (this.options.log.isLevelEnabled('info')) {
+      if (error) this.log.info({ reason: error.message }, 'agent session closed');
+      else this.log.info('agent session closed');
+    }
     void this.markOffline(!options.draining).finally(this.resolveClosed);
     return this.closed;
   }
@@ -344,7 +352,6 @@ export class AgentSession {
     this.state = 'GREETING';
     this.identity = hello.identity;
     this.helloBytes = Hello.encode({ ...hello, unacknowledgedResults: [] }).finish();
-    this.log = this.options.log.child({ node: hello.identity, session: this.id });
     const replaced = this.options.registry.register(hello.identity, this);
     if (replaced) {
       void replaced.close(new BatonError(status.ABORTED, 'SESSION_REPLACED', `a newer connection of node '${hello.identity}' replaced this one`));
@@ -388,7 +395,8 @@ export class AgentSession {
       $case: 'welcome',
       value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress },
     });
-    this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
+    if (this.options.log.isLevelEnabled('info'))
+      this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
   }
 
   /**
