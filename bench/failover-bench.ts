@@ -303,7 +303,7 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
   const p99 = percentile(d, 0.99);
   console.log(
     `    re-welcome after the kill (${d.length} of the ${d.length + f.rewelcomePending} agents whose stream to ${f.victim} ended${f.rewelcomePending > 0 ? `, ${f.rewelcomePending} not back` : ''}): ` +
-      `p50 ${ms(percentile(d, 0.5))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
+      `first ${ms(d[0] ?? NaN)}, p10 ${ms(percentile(d, 0.1))}, p50 ${ms(percentile(d, 0.5))}, p90 ${ms(percentile(d, 0.9))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
   );
   if (f.endReasonsAfterKill) console.log(`    why: ${f.endReasonsAfterKill}`);
   const w = f.waitedMs;
