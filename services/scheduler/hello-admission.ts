@@ -124,7 +124,16 @@ export class HelloAdmission {
     }
     this.refused++;
     const delayMs = this.refusalDelayMs();
-    return new UnavailableError(`the scheduler is registering ${this.active} agents already; reconnect in ${delayMs} ms`, delayMs, 'TOO_MANY_HELLOS');
+    // A refusal is an answer, not a failure: its stack is never read, and capturing one (through
+    // gRPC's and HTTP/2's frames) for each of a storm's thousands of refusals was a visible part
+    // of a survivor's CPU time.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new UnavailableError(`the scheduler is registering ${this.active} agents already; reconnect in ${delayMs} ms`, delayMs, 'TOO_MANY_HELLOS');
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
   }
 
   /**
