@@ -505,6 +505,42 @@ describe('NodeIndex batches', () => {
     assert.deepEqual(await client.zrange(keys.online(0), 0, -1), ['x', 'y']);
   });
 
+  it('writes new nodes and reconnects with unchanged entries without reading stored entries first, and a node whose facts changed after reading them', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(uniquePrefix());
+    const index = new NodeIndex(client, keys, 10);
+    // The reads of stored entries are the index's only pipelines.
+    const pipeline = client.pipeline.bind(client);
+    let reads = 0;
+    client.pipeline = ((...args: Parameters<typeof pipeline>) => {
+      reads++;
+      return pipeline(...args);
+    }) as typeof client.pipeline;
+    try {
+      const names = Array.from({ length: 450 }, (_, i) => `n${i}`);
+      await Promise.all(names.map((n) => index.upsert(hello(n), `s-${n}`, 1_000)));
+      assert.equal(reads, 0, 'a registration storm reads nothing');
+      await Promise.all(names.map((n) => index.upsert(hello(n), `s2-${n}`, 2_000)));
+      assert.equal(reads, 0, 'a storm of reconnects with unchanged facts reads nothing');
+      const moved = Hello.fromPartial({ ...hello('n7'), facts: { os: { family: 'Debian' } } });
+      await Promise.all([index.upsert(moved, 's3-n7', 3_000), index.upsert(hello('n8'), 's3-n8', 3_000)]);
+      assert.ok(reads > 0, 'the changed node read its stored entries');
+    } finally {
+      client.pipeline = pipeline;
+    }
+    // n7 left the RedHat bitmap and is the one holder of Debian (a record of a rare value).
+    const offset = Number(await client.hget(keys.nodeOffsets(0), 'n7'));
+    assert.deepEqual(await rareHolders(client, keys, 'os.family', 'debian'), [offset]);
+    const redhat = await bitsOf(client, keys.bitmapOf(keys.factValue(0, 'os.family', 'redhat')));
+    assert.equal(redhat.length, 449);
+    assert.ok(!redhat.includes(offset));
+    const nodes = await index.list();
+    assert.equal(nodes.length, 450);
+    assert.ok(nodes.every((n) => n.connected && n.facts.os !== undefined));
+    assert.equal(nodes.find((n) => n.identity === 'n7')?.lastSeenMs, 3_000);
+    assert.equal(nodes.find((n) => n.identity === 'n9')?.lastSeenMs, 2_000);
+  });
+
   it('marks nodes whose streams ended together offline in a few script calls, each only while its entry belongs to the session that ended', async () => {
     const client = redis.client();
     const keys = new RedisKeys(uniquePrefix());

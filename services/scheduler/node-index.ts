@@ -176,8 +176,15 @@ interface QueuedUpsert {
   entries: StoredEntries;
   /** Written in a batch of its own (after its batch failed, or kept answering STALE). */
   alone?: boolean;
-  /** Writes of it answered STALE so far. */
+  /** Writes of it answered STALE so far (the first, unread one not counted). */
   staleTries?: number;
+  /**
+   * Whether the node's stored entries are read before the write. The first write of an upsert
+   * is not: it declares the keys of the new entries alone, which is enough when the node is new
+   * or its entries are unchanged (a reconnect: every Hello of a storm after a replica died), and
+   * the script answers STALE when the stored entries name another key; the upsert then reads.
+   */
+  read?: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -360,6 +367,12 @@ export class NodeIndex {
               this.queued.unshift(...batch);
               return;
             }
+            if (Array.isArray(reply) && reply[0] === 'STALE' && batch.some((u) => !u.read)) {
+              // A node of the batch written without reading its entries has others stored: the
+              // unread ones read them now. Not counted: which node it was is not known.
+              this.queued.unshift(...batch.map((u) => ({ ...u, read: true })));
+              return;
+            }
             if (Array.isArray(reply) && reply[0] === 'STALE') {
               // Another scheduler rewrote a node between the read of its entries and the
               // write: read again and written again, a bounded number of times.
@@ -392,16 +405,18 @@ export class NodeIndex {
   }
 
   /**
-   * One UPSERT_SCRIPT call for a batch of one chunk: the nodes' stored entries are read first,
-   * so that the call declares every key it touches (their membership sets with their bitmaps
-   * and, for fact values, their buckets of rare values; their numeric fact zsets; old and new).
+   * One UPSERT_SCRIPT call for a batch of one chunk: the stored entries of the nodes that `read`
+   * are read first, so that the call declares every key it touches (their membership sets with
+   * their bitmaps and, for fact values, their buckets of rare values; their numeric fact zsets;
+   * old and new); the others declare their new entries' keys alone.
    */
   private async writeBatch(batch: QueuedUpsert[]): Promise<unknown> {
     const chunk = batch[0].chunk;
     const nodeKeys = batch.map((u) => this.keys.node(chunk, u.identity));
+    const toRead = nodeKeys.filter((_, i) => batch[i].read);
     const read = await execPerKey(
       this.redis,
-      nodeKeys,
+      toRead,
       (k) => k,
       (pipeline, k) => pipeline.hget(k, 'index'),
     );
