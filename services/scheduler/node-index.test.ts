@@ -512,10 +512,10 @@ describe('NodeIndex batches', () => {
     // The reads of stored entries are the index's only pipelines.
     const pipeline = client.pipeline.bind(client);
     let reads = 0;
-    client.pipeline = ((...args: Parameters<typeof pipeline>) => {
+    client.pipeline = (...args: Parameters<typeof pipeline>) => {
       reads++;
       return pipeline(...args);
-    }) as typeof client.pipeline;
+    };
     try {
       const names = Array.from({ length: 450 }, (_, i) => `n${i}`);
       await Promise.all(names.map((n) => index.upsert(hello(n), `s-${n}`, 1_000)));
