@@ -1,3 +1,6 @@
+// NODE_EXTRA_CA_CERTS back where the processes the CLI starts read it (bin/baton.sh).
+import { takeExtraCaCerts } from '../lib/extra-ca-certs';
+takeExtraCaCerts();
 // Tracing first: its instrumentation must patch @grpc/grpc-js before a command loads it
 // (lib/tracing.ts). Without OTEL_* settings lib/tracing is not even loaded: start-up counts.
 import { tracingConfigured } from '../lib/tracing-config';

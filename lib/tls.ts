@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
+import { defaultCaCerts } from './extra-ca-certs';
 import { splitHostPort, type HostPort } from './host-port';
 
 /** PEM files for TLS; when `cert` is unset, connections are plaintext (local development). */
@@ -24,10 +25,17 @@ export function serverCredentials(tls: TlsFiles): ServerCredentials {
   return ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], true);
 }
 
-/** Channel credentials: TLS when a CA or client certificate is configured. */
+/**
+ * Channel credentials: TLS when a CA or client certificate is configured; without a CA, servers
+ * are checked against Node's store (defaultCaCerts).
+ */
 export function channelCredentials(tls: TlsFiles): ChannelCredentials {
   if (!tls.ca && !tls.cert) return ChannelCredentials.createInsecure();
-  return ChannelCredentials.createSsl(tls.ca ? readFileSync(tls.ca) : null, tls.key ? readFileSync(tls.key) : null, tls.cert ? readFileSync(tls.cert) : null);
+  return ChannelCredentials.createSsl(
+    tls.ca ? readFileSync(tls.ca) : (defaultCaCerts() ?? null),
+    tls.key ? readFileSync(tls.key) : null,
+    tls.cert ? readFileSync(tls.cert) : null,
+  );
 }
 
 /**
@@ -104,7 +112,7 @@ export function probeTls(address: string, tls: TlsFiles, timeoutMs = TLS_PROBE_T
       // The same name checks grpc-js makes: the address's host must be in the certificate.
       ...(isIP(host) ? {} : { servername: host }),
       rejectUnauthorized: !plaintextClient,
-      ca: tls.ca ? readFileSync(tls.ca) : undefined,
+      ca: tls.ca ? readFileSync(tls.ca) : defaultCaCerts(),
       cert: tls.cert ? readFileSync(tls.cert) : undefined,
       key: tls.key ? readFileSync(tls.key) : undefined,
     });

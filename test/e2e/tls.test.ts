@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../lib/package-root';
 import { createCa, issueCertificate } from '../../lib/pki';
-import { runCli, type CliRun } from '../helpers/cli';
+import { runCli, runInstalledCli, type CliRun } from '../helpers/cli';
 import { useDevStack } from '../helpers/dev-stack';
 import { waitFor } from '../helpers/wait';
 
@@ -77,6 +77,18 @@ describe('a stack with mutual TLS (DevStack tls: true)', () => {
         `^baton: the results service at ${fleet.stack.addresses.results} has a certificate that tls-ca ${join(foreign, 'ca.pem')} \\(from environment variable BATON_TLS_CA\\) does not trust \\(self-signed certificate in certificate chain\\)`,
       ),
     );
+  });
+
+  it('trusts the NODE_EXTRA_CA_CERTS file without a tls-ca, as installed, where Node does not read it as the CLI starts', async () => {
+    const alice = fleet.stack.tls!.operator('alice');
+    const operator = { ...addressesOnly(), BATON_TLS_CERT: alice.cert, BATON_TLS_KEY: alice.key };
+    const trusted = await runInstalledCli(['discover'], { ...operator, NODE_EXTRA_CA_CERTS: fleet.stack.tls!.ca });
+    assert.equal(trusted.code, 0, show(trusted));
+    assert.match(trusted.stdout, /node1/);
+    // Without the file, Node's roots alone: the same command is refused, so the file was what made the difference.
+    const untrusted = await runInstalledCli(['discover'], operator);
+    assert.equal(untrusted.code, 69, show(untrusted));
+    assert.match(untrusted.stderr, /does not trust/);
   });
 
   it('keeps out an agent whose certificate and CA are another PKI, and its log says why', async () => {

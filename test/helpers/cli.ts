@@ -1,5 +1,9 @@
-import { spawn } from 'node:child_process';
-import { batonScript } from '../../lib/package-root';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { batonScript, packageRoot } from '../../lib/package-root';
 
 /** What a `baton` run printed and how it exited. */
 export interface CliRun {
@@ -49,10 +53,28 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): LiveCli {
  * and `baton dev` state are pointed at paths that do not exist, so only `env` configures it.
  */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
-  const child = spawn(process.execPath, [batonScript(), ...args], {
-    env: cliEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return collect(spawn(process.execPath, [batonScript(), ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+}
+
+/**
+ * Runs `baton` from a shell as `npm link` installs it: a link named `baton` on PATH to the file
+ * package.json's "bin" names, configured as runCli configures it.
+ */
+export async function runInstalledCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
+  const bin = mkdtempSync(join(tmpdir(), 'baton-installed-'));
+  try {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { bin: { baton: string } };
+    symlinkSync(join(packageRoot(), pkg.bin.baton), join(bin, 'baton'));
+    const shellEnv = cliEnv(env);
+    shellEnv.PATH = `${bin}:${shellEnv.PATH ?? ''}`;
+    return await collect(spawn('/bin/sh', ['-c', 'exec baton "$@"', 'sh', ...args], { env: shellEnv, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+/** A CLI process's output and exit; SIGKILL after `timeoutMs`. */
+function collect(child: ChildProcessByStdio<null, Readable, Readable>, timeoutMs: number): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
