@@ -143,6 +143,8 @@ interface ScenarioFigures {
   /** Of the agents back, sorted: the time each spent waiting before its attempts (backoff, retry delays), and its attempts. */
   waitedMs: number[];
   attempts: number[];
+  /** Sorted: when each of the killed replica's agents saw its stream end, ms after the kill. */
+  noticedMs: number[];
   rewelcomePending: number;
   /** CPU used from the kill until every agent was back, in ms, by process kind; and that wall time. */
   rewelcomeCpuMs?: Record<string, number>;
@@ -228,7 +230,7 @@ async function scenario(
 
     // Not back: agents followed and not welcomed again, or agents the replica held whose loss
     // the workers have not noticed yet.
-    let back: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], pending: victimAgents };
+    let back: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: victimAgents };
     const notBack = () => Math.max(back.pending, victimAgents - back.delaysMs.length);
     let takeoverMs: number | undefined;
     let runMs: number | undefined;
@@ -244,6 +246,7 @@ async function scenario(
           delaysMs: all.flatMap((r) => r.delaysMs),
           waitedMs: all.flatMap((r) => r.waitedMs),
           attempts: all.flatMap((r) => r.attempts),
+          noticedMs: all.flatMap((r) => r.noticedMs),
           pending: all.reduce((s, r) => s + r.pending, 0),
         };
         if (notBack() === 0) {
@@ -275,6 +278,7 @@ async function scenario(
       victimAgents,
       rewelcomeMs: [...back.delaysMs].sort((a, b) => a - b),
       waitedMs: [...back.waitedMs].sort((a, b) => a - b),
+      noticedMs: [...back.noticedMs].sort((a, b) => a - b),
       attempts: [...back.attempts].sort((a, b) => a - b),
       rewelcomePending: notBack(),
       rewelcomeCpuMs,
@@ -306,6 +310,8 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
       `first ${ms(d[0] ?? NaN)}, p10 ${ms(percentile(d, 0.1))}, p50 ${ms(percentile(d, 0.5))}, p90 ${ms(percentile(d, 0.9))}, p99 ${ms(p99)}, max ${ms(d[d.length - 1] ?? NaN)}; ${f.endedAfterKill} streams ended or attempts failed from the kill on, ${f.retryDelaysAfterKill} with a retry delay`,
   );
   if (f.endReasonsAfterKill) console.log(`    why: ${f.endReasonsAfterKill}`);
+  const n = f.noticedMs;
+  console.log(`    the agents saw their stream end: first ${ms(n[0] ?? NaN)}, p50 ${ms(percentile(n, 0.5))}, max ${ms(n[n.length - 1] ?? NaN)} after the kill`);
   const w = f.waitedMs;
   const a = f.attempts;
   console.log(

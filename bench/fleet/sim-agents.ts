@@ -94,6 +94,8 @@ export interface Rewelcomes {
   /** Per agent welcomed again (in the order of delaysMs): ms it spent waiting before its attempts (backoff, retry delays), and its attempts. */
   waitedMs: number[];
   attempts: number[];
+  /** Per agent whose stream ended (welcomed again or not): ms from `since` to when it saw its stream end. */
+  noticedMs: number[];
   /** Agents not welcomed again yet. */
   pending: number;
 }
@@ -490,9 +492,10 @@ function watch(msg: Record<string, unknown>): Promise<void> {
 
 function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
   const since = Number(msg.since);
-  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], pending: 0 };
+  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0 };
   for (const agent of agents) {
     if (agent.lostAt === undefined) continue;
+    r.noticedMs.push(agent.lostAt - since);
     if (agent.backAt === undefined) r.pending++;
     else {
       r.delaysMs.push(agent.backAt - since);
