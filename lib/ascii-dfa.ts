@@ -15,15 +15,18 @@
  *
  * A string with a character outside ASCII is not decided (`test` answers undefined): RE2's case
  * folding and classes reach beyond ASCII there (the Kelvin sign is a `k` case-insensitively).
- * Nor is any string once the automaton grew past MAX_STATES states or its construction past
- * MAX_CLOSURE_STEPS steps (a regex such as `(a|b)*a(a|b){20}` has millions of states): the
- * caller then matches with re2js, which stays linear.
+ * The caller then matches with re2js. A regex whose automaton has more states than the table holds
+ * (`(a|b)*a(a|b){20}` has millions) empties its table when it is full and goes on, as RE2's own
+ * DFA does: a character then costs at most one closure over the NFA, as a step of an NFA
+ * simulation would, so matching stays linear in the text.
  */
 
-/** States of an automaton (each a row of `next`), beyond which it gives up. */
-const MAX_STATES = 2000;
-/** NFA nodes visited while building states, over an automaton's life, beyond which it gives up. */
-const MAX_CLOSURE_STEPS = 2_000_000;
+/**
+ * Entries of an automaton's table (states × byte classes, 4 bytes each), beyond which it is
+ * emptied: 128 kB at most per regex, a few thousand states for the few byte classes of a common
+ * regex. Compiled regexes are kept (filter-language's cache), so each one's size is bounded.
+ */
+const MAX_TABLE_ENTRIES = 32_768;
 /** NFA nodes of a regex (repeats written out), beyond which it gets no automaton. */
 const MAX_NFA_NODES = 5000;
 
@@ -332,12 +335,14 @@ class LazyDfa implements AsciiDfa {
   /** Whether a state's pending `$`s, at the end of a non-empty text, lead to a match. */
   private acceptAtEnd: Uint8Array;
   /** The NFA nodes of each state (CHAR nodes and pending EOL nodes), sorted. */
-  private readonly nodesOf: number[][] = [];
+  private nodesOf: number[][] = [];
   private readonly stateOf = new Map<string, number>();
-  private readonly start: number;
+  /** The closure at the text's start, and its state (a new one after each emptying). */
+  private readonly startClosure: { nodes: number[]; matched: boolean };
+  private start: number;
   private readonly emptyMatches: boolean;
-  private steps = 0;
-  private givenUp = false;
+  /** How many times the table was emptied. */
+  private emptied = 0;
   /** Visit marks of the closure, one generation per closure. */
   private readonly mark: Uint32Array;
   private generation = 0;
@@ -365,19 +370,27 @@ class LazyDfa implements AsciiDfa {
       this.classOf[c] = cls;
     }
     this.width = this.representative.length;
-    this.next = new Int32Array(16 * this.width).fill(-1);
+    this.next = new Int32Array(16 * this.width);
     this.acceptAtEnd = new Uint8Array(16);
+    this.startClosure = this.closure([entry], true, false);
+    this.start = this.clear();
+    this.emptyMatches = this.closure([entry], true, true).matched;
+  }
+
+  /** Empties the table but for DEAD and MATCHED; answers the new start state. */
+  private clear(): number {
+    this.next.fill(-1);
+    this.nodesOf = [];
+    this.stateOf.clear();
     // DEAD and MATCHED stay where they are on every character.
     this.addState([], false);
     this.addState([], true);
     this.next.fill(DEAD * this.width, DEAD * this.width, (DEAD + 1) * this.width);
     this.next.fill(MATCHED * this.width, MATCHED * this.width, (MATCHED + 1) * this.width);
-    this.start = this.stateFor(this.closure([entry], true, false));
-    this.emptyMatches = this.closure([entry], true, true).matched;
+    return this.stateFor(this.startClosure);
   }
 
   test(s: string): boolean | undefined {
-    if (this.givenUp) return undefined;
     const length = s.length;
     if (length === 0) return this.emptyMatches;
     for (let k = 0; k < this.literals.length; k++) if (!s.includes(this.literals[k])) return false;
@@ -392,7 +405,6 @@ class LazyDfa implements AsciiDfa {
       let to = next[row + classOf[c]];
       if (to < 0) {
         to = this.step(row / this.width, classOf[c]);
-        if (to < 0) return undefined;
         next = this.next;
       }
       row = to;
@@ -401,16 +413,17 @@ class LazyDfa implements AsciiDfa {
     return this.acceptAtEnd[row / this.width] === 1;
   }
 
-  /** Computes and records the row of the state after `state` on byte class `cls`; -1 once given up. */
+  /** Computes and records the row of the state after `state` on byte class `cls`. */
   private step(state: number, cls: number): number {
     const c = this.representative[cls];
     const moved: number[] = [];
     for (const n of this.nodesOf[state]) if (this.nfa.kind[n] === CHAR && this.nfa.set[n]![c]) moved.push(this.nfa.out1[n]);
     // The search is unanchored: a match may also start after this character.
     moved.push(this.entry);
+    const emptied = this.emptied;
     const to = this.stateFor(this.closure(moved, false, false));
-    if (to < 0) return to;
-    this.next[state * this.width + cls] = to * this.width;
+    // After an emptying `state` is gone: only the new state is kept.
+    if (this.emptied === emptied) this.next[state * this.width + cls] = to * this.width;
     return to * this.width;
   }
 
@@ -429,7 +442,6 @@ class LazyDfa implements AsciiDfa {
       const n = stack.pop()!;
       if (mark[n] === gen) continue;
       mark[n] = gen;
-      this.steps++;
       switch (kind[n]) {
         case CHAR:
           nodes.push(n);
@@ -452,17 +464,18 @@ class LazyDfa implements AsciiDfa {
     return { nodes: nodes.sort((a, b) => a - b), matched };
   }
 
-  /** The state of a closure, added when new; -1 when the automaton has grown too big and gives up. */
+  /** The state of a closure, added when new (after emptying the table when it is full). */
   private stateFor({ nodes, matched }: { nodes: number[]; matched: boolean }): number {
     if (matched) return MATCHED;
     if (nodes.length === 0) return DEAD;
     const key = nodes.join(',');
     const known = this.stateOf.get(key);
     if (known !== undefined) return known;
-    if (this.nodesOf.length >= MAX_STATES || this.steps > MAX_CLOSURE_STEPS) {
-      this.givenUp = true;
-      this.next = new Int32Array(0);
-      return -1;
+    if ((this.nodesOf.length + 1) * this.width > MAX_TABLE_ENTRIES) {
+      this.emptied++;
+      this.start = this.clear();
+      const again = this.stateOf.get(key);
+      if (again !== undefined) return again;
     }
     const pending = nodes.filter((n) => this.nfa.kind[n] === EOL);
     const accept = pending.length > 0 && this.closure(pending, false, true).matched;
@@ -475,10 +488,12 @@ class LazyDfa implements AsciiDfa {
     const state = this.nodesOf.length;
     this.nodesOf.push(nodes);
     if ((state + 1) * this.width > this.next.length) {
-      const grown = new Int32Array(this.next.length * 2).fill(-1);
+      // Doubled, but never past the bound: a table is at most MAX_TABLE_ENTRIES.
+      const rows = Math.max(state + 1, Math.min(2 * this.acceptAtEnd.length, Math.floor(MAX_TABLE_ENTRIES / this.width)));
+      const grown = new Int32Array(rows * this.width).fill(-1);
       grown.set(this.next);
       this.next = grown;
-      const accept = new Uint8Array(this.acceptAtEnd.length * 2);
+      const accept = new Uint8Array(rows);
       accept.set(this.acceptAtEnd);
       this.acceptAtEnd = accept;
     }
