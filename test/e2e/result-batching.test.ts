@@ -14,7 +14,7 @@ import { createLogger } from '../../lib/logger';
 import { closeRedis, createRedis } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { createResultsService } from '../../services/results/results-service';
-import { ResultBatcher, type ResultBatcherOptions } from '../../services/scheduler/result-batcher';
+import { RESULT_BATCH_LINGER_MS, ResultBatcher, type ResultBatcherOptions } from '../../services/scheduler/result-batcher';
 import { RunTracker } from '../../services/scheduler/run-tracker';
 import { startScheduler, type RunningScheduler } from '../../services/scheduler/scheduler-server';
 import { TestAgent } from '../helpers/test-agent';
@@ -236,6 +236,32 @@ describe('result batching', () => {
       });
     }
     assert.equal(finalSeen.size, 200);
+  });
+
+  it("gathers results that arrive spread out, as a fleet's tasks end, into calls of many results each", async () => {
+    const results = await CountingResultsService.start();
+    const h = await start(results);
+    const nodes = names(100);
+    const agents = await h.connect(nodes);
+    const run = await h.createRun(nodes);
+    const startedMs = Date.now();
+    for (let i = 0; i < agents.length; i++) {
+      finishedMessage(agents[i], nodes[i], run.taskId);
+      // Paced, as tasks that end one after the other: each result would go alone if a batch did not wait.
+      await new Promise((resolve) => setTimeout(resolve, 4));
+    }
+    const spreadMs = Date.now() - startedMs;
+    await Promise.all(agents.map(async (a) => assert.equal((await a.next('resultAck', 20_000)).taskId, run.taskId)));
+
+    const calls = results.calls.length;
+    assert.equal(results.calls.flatMap((c) => c.hosts).length, 100, 'every result was sent once');
+    // One call per linger (RESULT_BATCH_LINGER_MS) while results keep coming, a few more where a
+    // batch in flight held a node back: well under one call per 20 ms, where a linger of a few
+    // ms would send them one or two at a time.
+    assert.ok(
+      calls <= Math.ceil(spreadMs / 20) + 4,
+      `${calls} RecordNodeResults calls for 100 results over ${spreadMs} ms (linger ${RESULT_BATCH_LINGER_MS} ms)`,
+    );
   });
 
   it("sends a tracked run's results without the linger once every node still to report has one waiting: a run's last results wait for nothing", async () => {
