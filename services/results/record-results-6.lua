@@ -8,7 +8,7 @@ in the same atomic step, so the event log never misses or duplicates a change. T
 its output (the output is stored once, in KEYS[1]); KEYS[6] remembers which event recorded the
 node's current result, so a reader gives that event its output.
 KEYS[1]  the run's node results (hash host -> NodeResult proto JSON): CreateRun gives every node
-         an entry, so HEXISTS answers membership
+         an entry, so reading a host's entry answers membership
 KEYS[2]  the run's event log (stream)
 KEYS[3]  the run's header (hash task, caller, nodes, state)
 KEYS[4]  the hosts of the run with a final result (set), kept here so that knowing whether the
@@ -39,8 +39,13 @@ if header[1] ~= ARGV[2] or header[2] ~= ARGV[3] or header[3] ~= ARGV[4] then
 end
 local n = tonumber(ARGV[1])
 local unknown = {}
+-- Each host's stored result, read once: its presence answers membership, its text whether a
+-- new result changes anything (kept current below when one host comes twice).
+local stored = {}
 for i = 0, n - 1 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[6 + 5 * i]) == 0 then
+  local host = ARGV[6 + 5 * i]
+  stored[host] = stored[host] or redis.call('HGET', KEYS[1], host)
+  if not stored[host] then
     unknown[#unknown + 1] = i
   end
 end
@@ -57,10 +62,11 @@ for i = 0, n - 1 do
   -- A late RUNNING (or any non-final report), or a NO_RESPONSE, never overwrites a final result.
   local keep = flag ~= '1' and redis.call('SISMEMBER', KEYS[4], host) == 1
   if not keep then
-    keep = redis.call('HGET', KEYS[1], host) == result
+    keep = stored[host] == result
   end
   if not keep then
     redis.call('HSET', KEYS[1], host, result)
+    stored[host] = result
     if briefed then
       local position = string.match(redis.call('HGET', KEYS[5], host) or '', '^%d+')
       if position then

@@ -117,8 +117,9 @@ describe('RecordNodeResults at scale', () => {
     const after = await redisBooks();
     const calls = callsBetween(before.calls, after.calls);
     assert.equal(calls.evalsha, 1, 'one script call');
-    // Within it, a fixed number of commands per result.
-    assert.deepEqual([calls.hexists, calls.xadd, calls.sadd, calls.get, calls.hgetall], [500, 500, 500, undefined, undefined]);
+    // Within it, a fixed number of commands per result: the stored result read once (membership
+    // and whether it changes) and the brief's position read, one event, one final-set entry.
+    assert.deepEqual([calls.hexists, calls.hget, calls.xadd, calls.sadd, calls.get, calls.hgetall], [undefined, 1000, 500, 500, undefined, undefined]);
     const status = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId });
     assert.equal(status.stats?.completed, 500);
     assert.equal(status.items.find((r) => r.host === hosts[3])?.stdout, `out of ${hosts[3]}`);
