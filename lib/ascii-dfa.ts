@@ -339,7 +339,10 @@ class LazyDfa implements AsciiDfa {
   private readonly stateOf = new Map<string, number>();
   /** The closure at the text's start, and its state (a new one after each emptying). */
   private readonly startClosure: { nodes: number[]; matched: boolean };
-  private start: number;
+  private start = DEAD;
+  /** The closure anywhere but at the text's start, and its state. */
+  private readonly restartClosure: { nodes: number[]; matched: boolean };
+  private restart = DEAD;
   private readonly emptyMatches: boolean;
   /** How many times the table was emptied. */
   private emptied = 0;
@@ -350,6 +353,11 @@ class LazyDfa implements AsciiDfa {
   constructor(
     private readonly nfa: Nfa,
     private readonly entry: number,
+    /**
+     * Text every match starts with, if any: no match starts before its first occurrence, so
+     * the search starts there (found by the engine's own substring search).
+     */
+    private readonly lead: string | undefined,
     /**
      * Text every match contains: a string without one of them is no match, told by the
      * engine's own substring search, far faster than stepping through the automaton.
@@ -373,12 +381,13 @@ class LazyDfa implements AsciiDfa {
     this.next = new Int32Array(16 * this.width);
     this.acceptAtEnd = new Uint8Array(16);
     this.startClosure = this.closure([entry], true, false);
-    this.start = this.clear();
+    this.restartClosure = this.closure([entry], false, false);
+    this.clear();
     this.emptyMatches = this.closure([entry], true, true).matched;
   }
 
-  /** Empties the table but for DEAD and MATCHED; answers the new start state. */
-  private clear(): number {
+  /** Empties the table but for DEAD and MATCHED, and adds the start states again. */
+  private clear(): void {
     this.next.fill(-1);
     this.nodesOf = [];
     this.stateOf.clear();
@@ -387,7 +396,8 @@ class LazyDfa implements AsciiDfa {
     this.addState([], true);
     this.next.fill(DEAD * this.width, DEAD * this.width, (DEAD + 1) * this.width);
     this.next.fill(MATCHED * this.width, MATCHED * this.width, (MATCHED + 1) * this.width);
-    return this.stateFor(this.startClosure);
+    this.start = this.stateFor(this.startClosure);
+    this.restart = this.stateFor(this.restartClosure);
   }
 
   test(s: string): boolean | undefined {
@@ -398,8 +408,14 @@ class LazyDfa implements AsciiDfa {
     const classOf = this.classOf;
     const matchedRow = this.width * MATCHED;
     let next = this.next;
+    let from = 0;
     let row = this.start * this.width;
-    for (let i = 0; i < length; i++) {
+    if (this.lead !== undefined) {
+      from = s.indexOf(this.lead);
+      if (from < 0) return false;
+      if (from > 0) row = this.restart * this.width;
+    }
+    for (let i = from; i < length; i++) {
       const c = s.charCodeAt(i);
       if (c > 127) return undefined;
       let to = next[row + classOf[c]];
@@ -473,7 +489,7 @@ class LazyDfa implements AsciiDfa {
     if (known !== undefined) return known;
     if ((this.nodesOf.length + 1) * this.width > MAX_TABLE_ENTRIES) {
       this.emptied++;
-      this.start = this.clear();
+      this.clear();
       const again = this.stateOf.get(key);
       if (again !== undefined) return again;
     }
@@ -505,9 +521,10 @@ class LazyDfa implements AsciiDfa {
 /**
  * Text every match contains: each run of single characters in the regex's top-level
  * concatenation (groups without a repeat or `|` are part of it), but for the run right after a
- * leading `^`, which the automaton rejects in as many steps as a substring search would.
+ * leading `^`, which the automaton rejects in as many steps as a substring search would; and
+ * whether every match starts with the first of them (the regex starts with it).
  */
-function requiredLiterals(ast: Ast): string[] {
+function requiredLiterals(ast: Ast): { literals: string[]; leading: boolean } {
   const flat: Ast[] = [];
   const flatten = (a: Ast): void => {
     if (a.t === 'cat') a.parts.forEach(flatten);
@@ -528,7 +545,8 @@ function requiredLiterals(ast: Ast): string[] {
     run = '';
   }
   if (run !== '' && !anchoredRun) runs.push(run);
-  return runs;
+  const first = flat[0];
+  return { literals: runs, leading: first?.t === 'set' && singleChar(first.set) !== undefined };
 }
 
 /** The one character of `set`; undefined when it has none or several. */
@@ -551,7 +569,8 @@ export function asciiDfa(source: string, caseInsensitive = false): AsciiDfa | un
     const ast = new Parser(source, caseInsensitive).parse();
     const nfa = new Nfa();
     const match = nfa.add(MATCH);
-    return new LazyDfa(nfa, nfa.build(ast, match), requiredLiterals(ast));
+    const { literals, leading } = requiredLiterals(ast);
+    return new LazyDfa(nfa, nfa.build(ast, match), leading ? literals[0] : undefined, leading ? literals.slice(1) : literals);
   } catch (err) {
     if (err instanceof OutsideGrammar) return undefined;
     throw err;
