@@ -494,8 +494,8 @@ export class NodeIndex {
 
   /**
    * Marks a node offline (kept, last seen `nowMs`) unless another session owns it now; true
-   * when it was marked. Asked for together while a call is under way, nodes go to Redis
-   * together (OFFLINE_BATCH_MAX per call, one call per index chunk); one alone goes at once.
+   * when it was marked. Asked for together while calls are under way, nodes go to Redis
+   * together (one call per index chunk, OFFLINE_BATCH_MAX nodes per call); one alone goes at once.
    */
   async markOffline(identity: string, sessionId: string, nowMs = Date.now()): Promise<boolean> {
     // After the node's upserts asked for before: a stream that ends while its Hello waits for a
@@ -511,24 +511,21 @@ export class NodeIndex {
 
   private markWaitingOffline(): void {
     if (this.markingOffline || this.waitingOffline.length === 0) return;
-    // Each node once per call (the script takes distinct nodes): a second stream of a node that
-    // ended meanwhile waits for the next call, after the first one's.
-    const batch: WaitingOffline[] = [];
+    // Up to OFFLINE_BATCH_MAX nodes of every chunk, the chunks' calls at once: a fleet's
+    // streams ending together span every chunk. Each node once per call (the script takes
+    // distinct nodes): a second stream of a node that ended meanwhile waits for the next call.
+    const byChunk = new Map<number, WaitingOffline[]>();
     const left: WaitingOffline[] = [];
     const taken = new Set<string>();
     for (const w of this.waitingOffline) {
-      if (batch.length < OFFLINE_BATCH_MAX && !taken.has(w.identity)) batch.push(w);
+      let list = byChunk.get(w.chunk);
+      if (!list) byChunk.set(w.chunk, (list = []));
+      if (list.length < OFFLINE_BATCH_MAX && !taken.has(w.identity)) list.push(w);
       else left.push(w);
       taken.add(w.identity);
     }
     this.waitingOffline = left;
     this.markingOffline = true;
-    const byChunk = new Map<number, WaitingOffline[]>();
-    for (const w of batch) {
-      const list = byChunk.get(w.chunk);
-      if (list) list.push(w);
-      else byChunk.set(w.chunk, [w]);
-    }
     void Promise.all([...byChunk].map(([chunk, nodes]) => this.markChunkOffline(chunk, nodes))).finally(() => {
       this.markingOffline = false;
       this.markWaitingOffline();
