@@ -177,7 +177,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       }
       compiled++;
       if (asciiDfa(source, caseInsensitive)) withAutomaton++;
-      const re = linearRegex(source, { caseInsensitive });
+      const re = linearRegex(source, { caseInsensitive, automaton: true });
       for (const s of strings) {
         const expected = reference.test(s);
         if (re.test(s) !== expected) assert.fail(`/${source}/${caseInsensitive ? 'i' : ''} on ${JSON.stringify(s)}: RE2 answers ${expected}`);
@@ -210,7 +210,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       assert.ok(asciiDfa(source), `/${source}/ has no automaton`);
       for (const caseInsensitive of [false, true]) {
         const reference = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
-        const re = linearRegex(source, { caseInsensitive });
+        const re = linearRegex(source, { caseInsensitive, automaton: true });
         for (const s of identities) assert.equal(re.test(s), reference.test(s), `/${source}/${caseInsensitive ? 'i' : ''} on ${s}`);
       }
     }
@@ -221,7 +221,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     // an identity it does not match (none has a `!` or a `=`, and none ends in `x` or `y`).
     const identities = Array.from({ length: 20_000 }, (_, i) => `${'ab'.repeat(100)}.node${String(i).padStart(6, '0')}-${'b1'.repeat(20)}`);
     for (const source of ['^(a|a)*$', '^(.*)*[xy]$', '(.*.*.*.*)*[!=]', '^([\\w.-]|[\\w.-])*[!=]$', '^([ab]+)+$', '^(a|ab|b)*[!=]$']) {
-      const re = linearRegex(source);
+      const re = linearRegex(source, { automaton: true });
       const t0 = process.hrtime.bigint();
       let found = 0;
       for (const s of identities) if (re.test(s)) found++;
@@ -231,6 +231,13 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       // these 5 million characters is well under a second even on a loaded machine.
       assert.ok(ms < 3000, `/${source}/ over ${identities.length} identities took ${ms.toFixed(0)} ms`);
     }
+  });
+
+  it('is built only when asked for: other callers match on re2js alone', () => {
+    assert.ok(linearRegex('^node0[0-4].*dc1') instanceof RE2JS);
+    assert.ok(!(linearRegex('^node0[0-4].*dc1', { automaton: true }) instanceof RE2JS));
+    // A regex outside the automaton's grammar is re2js's either way.
+    assert.ok(linearRegex('(?i)node', { automaton: true }) instanceof RE2JS);
   });
 
   it('answers as RE2 when the automaton has more states than its table holds', () => {

@@ -32,7 +32,7 @@ export function filterRegex(source: string, caseSensitive = false): LinearRegex 
   const key = (caseSensitive ? 's' : 'i') + source;
   let re = regexCache.get(key);
   if (!re) {
-    re = linearRegex(source, { caseInsensitive: !caseSensitive });
+    re = linearRegex(source, { caseInsensitive: !caseSensitive, automaton: true });
     if (regexCache.size >= REGEX_CACHE_MAX_ENTRIES) regexCache.clear();
     regexCache.set(key, re);
   }
