@@ -283,10 +283,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < onlineNames.length; i += 10_000) await redis.sadd(onlineSet, ...onlineNames.slice(i, i + 10_000));
     baselineP50Ms = await measure(
       'baseline: raw SINTER fact set ∩ online set (old transfer floor)',
-      10,
+      undefined,
       async () => (await redis.sinter(namesSet, onlineSet)).length,
     );
-    await measure('baseline: SINTERCARD of the same (count only)', 10, async () => Number(await redis.call('SINTERCARD', 2, namesSet, onlineSet)));
+    await measure('baseline: SINTERCARD of the same (count only)', undefined, async () => Number(await redis.call('SINTERCARD', 2, namesSet, onlineSet)));
     await q('fact equality os.family=RedHat', { facts: [fact('os.family', E, 'RedHat')] });
     await q('class equality profile::base (every node)', { classes: ['profile::base'] });
     await q('AND: os.family=RedHat, environment=production, role::web', {
