@@ -138,8 +138,11 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
     let sent = 0;
     try {
       await operatorRun(client); // warm up
-      // Pairs, alone then attacked, so that a change in the machine's load hits both alike.
-      for (let round = 0; round < 7; round++) {
+      // Pairs, alone then attacked, so that a change in the machine's load hits both alike. A
+      // busy machine (other test files, another build) can still land a burst of its own load on
+      // a few attacked runs: past 2x after 7 pairs, 7 more are measured and all 14 decide. A real
+      // slowdown stays past 2x however many pairs there are.
+      for (let round = 0; round < 7 || (round < 14 && median(attacked) / median(quiet) > 2); round++) {
         quiet.push(await operatorRun(client));
         let attacking = true;
         const running = mallory(badRequests(), () => attacking);
@@ -153,7 +156,7 @@ describe('deep nesting, pathological regexes and an adversary beside an operator
     assert.ok(sent > 0, 'the adversary sent requests');
     const ratio = median(attacked) / median(quiet);
     t.diagnostic(
-      `median run ${Math.round(median(quiet))} ms alone, ${Math.round(median(attacked))} ms beside ${sent} bad requests: ${ratio.toFixed(2)}x; load average ${loadavg()
+      `median run of ${quiet.length} pairs ${Math.round(median(quiet))} ms alone, ${Math.round(median(attacked))} ms beside ${sent} bad requests: ${ratio.toFixed(2)}x; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
