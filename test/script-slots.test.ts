@@ -27,8 +27,19 @@ interface ScriptCall {
  * time).
  */
 async function scriptCalls(url: string, work: () => Promise<void>): Promise<ScriptCall[]> {
-  const base = new Redis(url);
-  const monitor = await base.monitor();
+  // Its own connection, made while no other is: ioredis counts a connection as monitoring only a
+  // tick after MONITOR's OK, and a MONITOR line arriving in the same read as that OK (the ready
+  // check of a connection made just then) is taken for a reply nobody asked for.
+  const monitor = new Redis(url, { monitor: true });
+  try {
+    await new Promise((resolve, reject) => {
+      monitor.once('monitoring', resolve);
+      monitor.once('error', reject);
+    });
+  } catch (err) {
+    monitor.disconnect();
+    throw err;
+  }
   const calls: ScriptCall[] = [];
   const end = `end-${uniquePrefix()}`;
   let ended = false;
@@ -46,7 +57,6 @@ async function scriptCalls(url: string, work: () => Promise<void>): Promise<Scri
     return calls;
   } finally {
     monitor.disconnect();
-    base.disconnect();
     client.disconnect();
   }
 }
