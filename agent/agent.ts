@@ -62,6 +62,15 @@ export function splitForHello(results: NodeResult[], budgetBytes = MAX_HELLO_RES
   return { hello, later };
 }
 
+/**
+ * The metadata service is needed only while task files download, which the cache makes rare:
+ * the channel goes idle this long after its last call, and its connection is then closed (at
+ * grpc-js's next sweep of unused connections, within seconds). Kept open, every agent of a
+ * fleet would hold a connection to the metadata service, which would answer its keepalive
+ * pings for nothing.
+ */
+const METADATA_CHANNEL_OPTIONS = { 'grpc.client_idle_timeout_ms': 5_000 };
+
 /** The node agent. */
 export class Agent {
   readonly cache: FileCache;
@@ -256,7 +265,7 @@ export class Agent {
     if (!address) throw new Error('no metadata service address: the Welcome named none and metadata-address is not set');
     if (this.metadata?.address !== address) {
       this.metadata?.client.close();
-      this.metadata = { address, client: makeClient(MetadataServiceClient, address, this.options.tls) };
+      this.metadata = { address, client: makeClient(MetadataServiceClient, address, this.options.tls, METADATA_CHANNEL_OPTIONS) };
     }
     return this.metadata.client;
   }

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FactOperator } from '../../gen/baton/v1/filter';
 import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
@@ -165,4 +165,48 @@ describe('baton tasks run and status, end to end on three agents', () => {
     assert.equal((doc.items[0].stdout as Record<string, unknown>).message, 'intact');
     assert.deepEqual(readFileSync(cached), script);
   });
+
+  it('keeps no connection to the metadata service once its downloads are done', async () => {
+    // node1 downloaded echo.sh again in the test before: that connection goes once idle.
+    const pid = fleet.stack.agentPid('node1');
+    assert.ok(pid, 'node1 runs');
+    const port = Number(fleet.stack.addresses.metadata.split(':').pop());
+    const deadline = Date.now() + 40_000;
+    let open = connectionsTo(pid, port);
+    while (open > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      open = connectionsTo(pid, port);
+    }
+    assert.equal(open, 0, `node1 still holds ${open} connection(s) to the metadata service 40 s after its download`);
+    // Closed, not broken: the next download connects again.
+    const sha256 = createHash('sha256')
+      .update(readFileSync(join(packageRoot(), 'examples/modules/production/modules/demo/tasks/echo.sh')))
+      .digest('hex');
+    rmSync(join(fleet.stack.stateDir, 'node1', 'cache', sha256));
+    const run = await runCli(['tasks', 'run', 'demo::echo', '--message', 'again', '-I', 'node1'], fleet.env);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  });
 });
+
+/** Established TCP connections process `pid` holds to local port `port` (from /proc). */
+function connectionsTo(pid: number, port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // The descriptor closed meanwhile.
+    }
+  }
+  const remotePort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // Columns: sl, local, remote, state (01 = established), ..., inode (10th).
+      if (f.length > 9 && f[2].endsWith(remotePort) && f[3] === '01' && inodes.has(f[9])) n++;
+    }
+  }
+  return n;
+}
