@@ -165,15 +165,6 @@ async function measureRun(
   return { wallMs, cpu, redis, streamsEnded, endedExample: streamsEnded > 0 ? counts.endedExample : undefined };
 }
 
-/** Orchestration CPU over `windowMs` (the longest heartbeat interval) with nothing running, in ms per node per second. */
-async function idleCpu(bench: BenchStack, nodes: number, windowMs: number): Promise<number> {
-  const before = bench.cpuMs();
-  const t0 = performance.now();
-  await sleep(windowMs);
-  const seconds = (performance.now() - t0) / 1000;
-  return total(cpuDelta(before, bench.cpuMs())) / nodes / seconds;
-}
-
 async function measureSizes(
   bench: BenchStack,
   workers: WorkerProcess[],
@@ -209,7 +200,7 @@ async function measureSizes(
         );
         connected = nodes;
         size.connectMs = performance.now() - t0;
-        size.idleCpuMsPerNodePerS = await idleCpu(bench, nodes, idleWindowMs);
+        size.idleCpuMsPerNodePerS = total(await bench.idleCpu(nodes, idleWindowMs));
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
         const retried = (await fleetCounts(workers, '')).streamsEnded;
         const retries = retried > 0 ? ` (${retried} streams ended or failed to connect so far and were retried)` : '';

@@ -53,6 +53,8 @@ import { WorkerProcess } from './fleet/worker-process';
 const DEFAULT_SIZES = [10, 100, 1_000];
 /** Floor pairs per size when BATON_BENCH_PAIRS does not say. */
 const DEFAULT_PAIRS = (nodes: number): number => (nodes <= 100 ? 5 : 3);
+/** The idle window after a size's warm-up run: the scheduler's default heartbeat interval, so every agent is heard once. */
+const IDLE_WINDOW_MS = 10_000;
 const DEFAULT_ANSIBLE_PAIRS = 3;
 /** Processes hosting the agents. */
 const FLEET_PROCESSES = 4;
@@ -242,12 +244,22 @@ async function measureSize(fleet: Fleet, dir: string, script: string, nodes: num
   const pairs = envCount('BATON_BENCH_PAIRS', DEFAULT_PAIRS(nodes));
   try {
     await batonRun(fleet, nodes);
+    // What the connected fleet costs with nothing running, which a run's figures include for as
+    // long as it lasts: over one heartbeat interval, so every agent is heard once.
+    const idle = await fleet.bench.idleCpu(nodes, IDLE_WINDOW_MS);
+    console.log(
+      `    idle over ${IDLE_WINDOW_MS / 1000} s: orchestration ${(total(idle) * 1000).toFixed(1)} µs per node per second ` +
+        `(${ORCHESTRATION.map((k) => (idle[k] * 1000).toFixed(1)).join('/')} sched/results/meta/redis)`,
+    );
     for (let p = 0; p < pairs; p++) {
       const floor = floorRun(script, nodes);
       const baton = await batonRun(fleet, nodes);
       size.pairs.push({ floor, baton });
       console.log(`    pair ${p + 1}: floor ${ms(floor.wallMs)}, Baton ${ms(baton.wallMs)} (${(baton.wallMs / floor.wallMs).toFixed(2)}x)`);
       console.log(`      ${describeRun(baton, floor, nodes)}`);
+      console.log(
+        `      of the orchestration CPU, the idle rate over the run's wall time (background): ${((total(idle) * baton.wallMs) / 1000).toFixed(2)} ms per node`,
+      );
     }
     for (let p = 0; p < ansiblePairs; p++) {
       const ansibleMs = ansibleRun(dir, nodes);
@@ -272,6 +284,8 @@ async function measureRuns(
 ): Promise<SizeFigures[]> {
   // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
   const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
+  // The services' profiles cover the runs of the largest size: they start once its agents are connected.
+  if (profileDir) process.env.BATON_BENCH_PROFILE_ON_SIGNAL = '1';
   const bench = await BenchStack.start(environmentpath, { nodeOptions });
   const fleetModule = join(__dirname, 'fleet', 'agent-fleet.js');
   // When profiling, the first fleet process is profiled too (fork takes --cpu-prof, NODE_OPTIONS does not).
@@ -292,6 +306,8 @@ async function measureRuns(
         ),
       );
       started = nodes;
+      if (profileDir && nodes === sizes[sizes.length - 1])
+        for (const pid of [bench.pids.scheduler, bench.pids.results, bench.pids.metadata]) process.kill(pid, 'SIGUSR2');
       const ansiblePairs = ansible.sizes.includes(nodes) ? ansible.pairs : 0;
       console.log(
         `  ${nodes} agents connected in ${ms(performance.now() - t0)}; a warm-up run, then floor/Baton pairs${ansiblePairs > 0 ? ', then ansible/Baton pairs' : ''}`,

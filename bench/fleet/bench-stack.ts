@@ -109,6 +109,25 @@ export class BenchStack {
     };
   }
 
+  /**
+   * Orchestration CPU per process over `windowMs` with nothing running (heartbeats, keepalive
+   * pings, timers: what the connected fleet costs whether a run goes on or not), in ms per node
+   * per second.
+   */
+  async idleCpu(nodes: number, windowMs: number): Promise<PerProcess> {
+    const before = this.cpuMs();
+    const t0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const seconds = (performance.now() - t0) / 1000;
+    const d = cpuDelta(before, this.cpuMs());
+    return {
+      scheduler: d.scheduler / nodes / seconds,
+      results: d.results / nodes / seconds,
+      metadata: d.metadata / nodes / seconds,
+      redis: d.redis / nodes / seconds,
+    };
+  }
+
   /** Reads Redis's traffic counters. */
   async redisCounters(): Promise<RedisCounters> {
     const text = await this.redis.info('stats', 'commandstats');
