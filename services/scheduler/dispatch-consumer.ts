@@ -14,7 +14,7 @@ import {
   type DispatchFailure,
   type ReplicaDispatchOptions,
 } from './dispatch-stream';
-import { distributeFiles } from './download-gate';
+import { distributeFiles, type DownloadFailure } from './download-gate';
 import { errorText } from './error-text';
 import { joinChunks } from './node-bitmap';
 import type { ReplicaLeaseEnd } from './replica-lease';
@@ -261,50 +261,31 @@ export class DispatchConsumer {
 
   /** One entry: the nodes held here get the command, moved ones are forwarded, one reply, then the entry is acknowledged and deleted. */
   private async handle(stream: string, id: string, fields: string[]): Promise<void> {
-    const { redis, keys, registry, lease, log } = this.options;
+    const { redis, keys, registry, log } = this.options;
     const entry = decodeEntry(fields);
     try {
       if (!entry) {
         log.warn({ stream, id }, 'dispatch entry this scheduler cannot read; dropped');
       } else {
-        const here: string[] = [];
+        let here: string[] = [];
         const moved: string[] = [];
         for (const node of entry.nodes) (registry.get(node)?.ready ? here : moved).push(node);
         // The nodes held here get the command at once, whatever the others wait for.
         const applied = [handled(this.apply(entry, here))];
-        const failed: DispatchFailure[] = [];
-        if (moved.length > 0) {
-          if (entry.hops >= MAX_DISPATCH_HOPS) failed.push(...moved.map((n) => unreachable(n)));
-          else {
-            let nowhere = await this.forward(entry, moved);
-            // Nodes that left the replica the entry was posted to and are connected nowhere yet:
-            // their agents are reconnecting (that replica died, or drains, or the stream broke),
-            // most within a moment. They get a lease period (within the entry's own deadline) to
-            // show up before they are reported unreachable, or a run would record a node that was
-            // back a moment later as not reached (NO_RESPONSE, its task never started).
-            const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
-            while (nowhere.length > 0 && this.running && Date.now() < until) {
-              await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
-              const back = nowhere.filter((n) => registry.get(n)?.ready);
-              if (back.length > 0) {
-                here.push(...back);
-                applied.push(handled(this.apply(entry, back)));
-              }
-              nowhere = await this.forward(
-                entry,
-                nowhere.filter((n) => !back.includes(n)),
-              );
-            }
-            if (nowhere.length > 0 && !this.running) {
-              // This replica stops meanwhile: the entry is left pending, and the survivor that
-              // claims it once this replica's lease has ended waits for the nodes in turn.
-              await Promise.allSettled(applied);
-              throw new LeftForSurvivor(nowhere.length);
-            }
-            failed.push(...nowhere.map((n) => unreachable(n)));
-          }
+        const failed = await this.follow(entry, moved, here, applied);
+        let local = (await Promise.all(applied)).flat();
+        // A node whose session here ended before its agent answered the download (the rebalancer
+        // sent it to another replica, its connection broke) is followed where it reconnects, as
+        // the nodes that had moved before the entry was read are, rather than failing the gate.
+        const gone = local.filter((f) => f.disconnected).map((f) => f.node);
+        if (gone.length > 0) {
+          const goneSet = new Set(gone);
+          local = local.filter((f) => !f.disconnected);
+          here = here.filter((n) => !goneSet.has(n));
+          const again: Array<Promise<DownloadFailure[]>> = [];
+          failed.push(...(await this.follow(entry, gone, here, again)));
+          local.push(...(await Promise.all(again)).flat());
         }
-        const local = (await Promise.all(applied)).flat();
         const failedHere = new Set(local.map((f) => f.node));
         await postReply(redis, keys, entry.taskId, {
           call: entry.call,
@@ -325,6 +306,45 @@ export class DispatchConsumer {
     }
   }
 
+  /**
+   * Follows `nodes`, not held here, to where they are: forwarded to the live replica holding
+   * each (one hop more), and those connected nowhere waited for up to a lease period (within a
+   * download's deadline). Nodes back here are added to `here` and given the command, its work
+   * pushed to `applied`. Returns the nodes not reached; throws LeftForSurvivor when this replica
+   * stops while some are still awaited.
+   */
+  private async follow(entry: DispatchEntry, nodes: string[], here: string[], applied: Array<Promise<DownloadFailure[]>>): Promise<DispatchFailure[]> {
+    if (nodes.length === 0) return [];
+    if (entry.hops >= MAX_DISPATCH_HOPS) return nodes.map((n) => unreachable(n));
+    const { registry, lease } = this.options;
+    let nowhere = await this.forward(entry, nodes);
+    // Nodes that left the replica the entry was posted to and are connected nowhere yet:
+    // their agents are reconnecting (that replica died, or drains, or the stream broke),
+    // most within a moment. They get a lease period (within the entry's own deadline) to
+    // show up before they are reported unreachable, or a run would record a node that was
+    // back a moment later as not reached (NO_RESPONSE, its task never started).
+    const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
+    while (nowhere.length > 0 && this.running && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
+      const back = nowhere.filter((n) => registry.get(n)?.ready);
+      if (back.length > 0) {
+        here.push(...back);
+        applied.push(handled(this.apply(entry, back)));
+      }
+      nowhere = await this.forward(
+        entry,
+        nowhere.filter((n) => !back.includes(n)),
+      );
+    }
+    if (nowhere.length > 0 && !this.running) {
+      // This replica stops meanwhile: the entry is left pending, and the survivor that
+      // claims it once this replica's lease has ended waits for the nodes in turn.
+      await Promise.allSettled(applied);
+      throw new LeftForSurvivor(nowhere.length);
+    }
+    return nowhere.map((n) => unreachable(n));
+  }
+
   /** Forwards the entry's `nodes` to the live replicas holding them (one hop more); returns those no live replica holds. */
   private async forward(entry: DispatchEntry, nodes: string[]): Promise<string[]> {
     if (nodes.length === 0) return [];
@@ -335,7 +355,7 @@ export class DispatchConsumer {
   }
 
   /** Does what the entry asks to the nodes held here; returns those that failed or were not reached. */
-  private async apply(entry: DispatchEntry, nodes: string[]): Promise<DispatchFailure[]> {
+  private async apply(entry: DispatchEntry, nodes: string[]): Promise<DownloadFailure[]> {
     if (nodes.length === 0) return [];
     if (entry.kind === 'cancel') {
       this.rememberCancelled(entry.taskId);

@@ -17,6 +17,12 @@ export interface DownloadFailure {
   state: NodeState.NODE_STATE_FAILED | NodeState.NODE_STATE_NO_RESPONSE;
   /** The agent's error, or why there was no answer; recorded as the node's statusmsg. */
   detail: string;
+  /**
+   * True when the node's session here ended before its agent answered, or was not ready when
+   * its turn came: the agent may be reconnecting (sent to another replica by the rebalancer, its
+   * connection broke), and a replica waits for it where it lands rather than failing it.
+   */
+  disconnected?: boolean;
 }
 
 /**
@@ -36,11 +42,20 @@ export async function distributeFiles(
   await forEachSliced(nodes, (node) => {
     const session = registry.get(node);
     if (!session?.ready) {
-      waits.push(Promise.resolve({ node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node is not connected to this scheduler' }));
+      waits.push(
+        Promise.resolve({
+          node,
+          state: NodeState.NODE_STATE_NO_RESPONSE,
+          detail: 'no response: the node is not connected to this scheduler',
+          disconnected: true,
+        }),
+      );
       return;
     }
     waits.push(
       session.download(command, timeoutMs, traceContext).then((result): DownloadFailure | undefined => {
+        if (!result && !session.ready)
+          return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node disconnected before it answered', disconnected: true };
         if (!result)
           return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: `no response to the download command within ${Math.round(timeoutMs / 1000)} s` };
         if (!result.ok) return { node, state: NodeState.NODE_STATE_FAILED, detail: result.error || 'the download failed without an error message' };

@@ -65,19 +65,28 @@ export class StreamDispatcher implements Dispatcher {
       const failedSet = new Set(failed.map((f) => f.node));
       return { ok: back.filter((n) => !failedSet.has(n)), failed };
     };
-    const [local, remote] = await Promise.all([
-      distributeFiles(this.options.registry, here, command, timeoutMs, traceContext),
+    const viaReplicas = (to: string[]) =>
       this.viaReplicas(
         'download',
         command.taskId,
         DownloadCommand.encode(command).finish(),
-        elsewhere,
+        to,
         deadlineMs,
         deadlineMs + REPLY_GRACE_MS,
         traceContext,
         `no response to the download command within ${Math.round(timeoutMs / 1000)} s`,
         sendHere,
-      ),
+      );
+    const [local, remote] = await Promise.all([
+      distributeFiles(this.options.registry, here, command, timeoutMs, traceContext).then(async (failed) => {
+        // A node whose session here ended before its agent answered (the rebalancer sent it to
+        // another replica, its connection broke) is followed where it reconnects, as a node held
+        // nowhere is, rather than failing the gate.
+        const moved = failed.filter((f) => f.disconnected).map((f) => f.node);
+        if (moved.length === 0) return failed;
+        return [...failed.filter((f) => !f.disconnected), ...(await viaReplicas(moved)).failed];
+      }),
+      viaReplicas(elsewhere),
     ]);
     return [...local, ...remote.failed].sort(byNode);
   }
