@@ -1,4 +1,4 @@
-import { Metadata, type CallOptions, type ChannelOptions, type Client, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type CallOptions, type ChannelOptions, type Client, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { channelCredentials, type TlsFiles } from './tls';
 
 /** Deadline of a unary call when the caller gives none. */
@@ -83,10 +83,32 @@ type UnaryMethod<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => ClientUnaryCall;
 
-/** Calls a unary method with a deadline and returns a promise of its response. */
+/**
+ * Calls a unary method with a deadline and returns a promise of its response. A call whose own
+ * deadline passed fails DEADLINE_EXCEEDED naming the method and the deadline: a service making
+ * several calls passes the error on, and grpc-js's message alone does not say which call it was.
+ */
 export function unary<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, options: UnaryOptions = {}): Promise<Res> {
-  const deadline = new Date(Date.now() + (options.deadlineMs ?? DEFAULT_DEADLINE_MS));
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const deadline = new Date(Date.now() + deadlineMs);
   return new Promise((resolve, reject) => {
-    method.call(client, request, options.metadata ?? new Metadata(), { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+    method.call(client, request, options.metadata ?? new Metadata(), { deadline }, (err, res) => {
+      if (!err) resolve(res);
+      else reject(err.code === status.DEADLINE_EXCEEDED && LOCAL_DEADLINE.test(err.details) ? namedDeadline(err, method, deadlineMs) : err);
+    });
   });
+}
+
+/** How grpc-js words a deadline that passed on the client (a server's own DEADLINE_EXCEEDED is passed on as it came). */
+const LOCAL_DEADLINE = /^Deadline exceeded/;
+
+/** `err` saying which method gave no answer within how long; grpc-js keeps the method's path (`/baton.v1.ResultsService/UpdateRunState`) on the client's method. */
+function namedDeadline(err: ServiceError, method: unknown, deadlineMs: number): ServiceError {
+  const path = (method as { path?: unknown }).path;
+  const parts = typeof path === 'string' ? /([^/.]+)\/([^/]+)$/.exec(path) : null;
+  const name = parts ? `${parts[1]}.${parts[2]}` : 'the call';
+  const seconds = Math.round(deadlineMs / 100) / 10;
+  err.details = `${name} gave no answer within its deadline of ${seconds} s (${err.details})`;
+  err.message = `${err.code} ${status[err.code]}: ${err.details}`;
+  return err;
 }

@@ -1,7 +1,19 @@
 import { NodeResult, NodeState } from '../../gen/baton/v1/run';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
-import { unary } from '../../lib/grpc-client';
+import { DEFAULT_DEADLINE_MS, unary } from '../../lib/grpc-client';
 import { LIMITS } from '../../lib/limits';
+
+/**
+ * The deadline of a call that writes a run's whole record (CreateRun, UpdateRunState), in ms:
+ * the client's default plus a little per node. The record names every node: CreateRun writes a
+ * large run in many short slices, and a state change reads the record, writes it back and
+ * answers with it, so at 100,000 nodes either takes seconds on a busy machine, and giving up on
+ * it half-way would fail the run (or make the caller try again) for the size of the record.
+ */
+export function runRecordDeadlineMs(nodes: number): number {
+  return DEFAULT_DEADLINE_MS + Math.ceil(nodes * RUN_RECORD_MS_PER_NODE);
+}
+const RUN_RECORD_MS_PER_NODE = 0.2;
 
 /** MCollective status code of an agent-side error (download failure, no response, wrapper failure). */
 export const STATUSCODE_AGENT_ERROR = 5;

@@ -10,7 +10,7 @@ import { requireTaskId } from '../../lib/task-id';
 import type { Dispatcher } from './dispatcher';
 import { errorText } from './error-text';
 import type { NodeIndex } from './node-index';
-import { unstartedResult } from './node-results';
+import { runRecordDeadlineMs, unstartedResult } from './node-results';
 import { nodesThroughBatch, type RunStateStore } from './run-state';
 import type { RunTracker } from './run-tracker';
 
@@ -132,7 +132,12 @@ async function stopRun(options: RunCancelOptions, req: CancelRunRequest, before:
   tracked?.cancel(); // wakes this replica's waits for the run at once
   const nodes = await dispatcher.cancel(run?.nodes ?? [], req.taskId);
   // A run that finished meanwhile makes this FAILED_PRECONDITION naming its state (results service).
-  await unary(results, results.updateRunState, { taskId: req.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' });
+  await unary(
+    results,
+    results.updateRunState,
+    { taskId: req.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' },
+    { deadlineMs: runRecordDeadlineMs(run?.nodes.length ?? 0) },
+  );
 
   const unstarted = before.items.filter((r) => {
     if (isFinalNodeState(r.state)) return false;

@@ -18,6 +18,7 @@ import { packageRoot } from '../../lib/package-root';
 import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
+import { runRecordDeadlineMs } from './node-results';
 import { startScheduler, type RunningScheduler } from './scheduler-server';
 import { TestAgent } from '../../test/helpers/test-agent';
 
@@ -325,6 +326,32 @@ describe('RunOrchestrator', () => {
       stored.items.map((x) => [x.host, x.state]),
       [['web1', NodeState.NODE_STATE_SUCCEEDED]],
     );
+  });
+
+  it('moves a run on when the results service answers its state change only after the deadline, and names a call that gets no answer', async () => {
+    const h = await start();
+    const web1 = await h.agent('web1');
+    const response = h.run({ background: true });
+    const download = await web1.next('download');
+    const state = async () => (await unary(results, results.getRunStatus, { taskId: download.taskId })).run?.state;
+    await waitFor('the run to be DOWNLOADING', async () => (await state()) === RunState.RUN_STATE_DOWNLOADING, 5_000, 25);
+    const pid = children[1].child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const err = await grpcError(unary(results, results.getRunStatus, { taskId: download.taskId }, { deadlineMs: 300 }));
+      assert.equal(err.code, status.DEADLINE_EXCEEDED);
+      assert.match(err.details, /^ResultsService\.GetRunStatus gave no answer within its deadline of 0\.3 s \(Deadline exceeded/);
+      // The gate passes; the RUNNING state change then waits on the stopped service past its deadline.
+      web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 0, error: '' } });
+      await new Promise((resolve) => setTimeout(resolve, runRecordDeadlineMs(1) + 1_000));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const run = await web1.next('run', 10_000);
+    assert.equal((await response).run?.state, RunState.RUN_STATE_RUNNING);
+    web1.send({ $case: 'taskFinished', value: { result: finished('web1', run.taskId) } });
+    assert.deepEqual(await web1.next('resultAck'), { taskId: run.taskId });
+    await waitFor('the run to succeed', async () => (await state()) === RunState.RUN_STATE_SUCCEEDED, 5_000, 25);
   });
 
   it('sends a cancel to the connected nodes of a run', async () => {

@@ -10,7 +10,7 @@ import { Filter } from '../../gen/baton/v1/filter';
 import { AccessControl, onBehalfOf, ON_BEHALF_OF_SELF, type CallerSource } from '../../lib/access-control';
 import { auditInput, inputKeys, type AuditRecord } from '../../lib/audit';
 import { FailedPreconditionError, InvalidArgumentError, isServiceError, UnavailableError } from '../../lib/errors';
-import { DEFAULT_DEADLINE_MS, unary } from '../../lib/grpc-client';
+import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import { metrics } from '../../lib/metrics';
 import { newTaskId } from '../../lib/task-id';
@@ -22,7 +22,7 @@ import { errorText } from './error-text';
 import { DEFAULT_DOWNLOAD_TIMEOUT_S, gateFailureReason, type DownloadFailure } from './download-gate';
 import { chooseExecutable, type ChosenExecutable } from './executable';
 import type { NodeIndex } from './node-index';
-import { recordResults, unstartedResult, type RunIdentity } from './node-results';
+import { recordResults, runRecordDeadlineMs, unstartedResult, type RunIdentity } from './node-results';
 import { CANCELLED_BEFORE_START } from './run-cancel';
 import { resolveRunRequest, type ResolvedRunRequest } from './run-request';
 import type { RunRequests } from './run-requests';
@@ -104,14 +104,15 @@ export interface RunStartedNote {
 export const DUPLICATE_RUN_APPEAR_MS = 10_000;
 
 /**
- * CreateRun's deadline, in ms: the client's default plus a little per node, since the results
- * service writes a large run in many short slices (a 100,000-node run takes seconds on a busy
- * machine, and giving up on it half-way would only make the caller try again).
+ * Attempts of a run state change the results service did not answer in time or could not take
+ * for now (UNAVAILABLE): a change is idempotent (one already made changes nothing), and a
+ * results service or a Redis busy for a moment must not fail a run whose nodes are fine.
  */
-export function createRunDeadlineMs(nodes: number): number {
-  return DEFAULT_DEADLINE_MS + Math.ceil(nodes * CREATE_RUN_MS_PER_NODE);
-}
-const CREATE_RUN_MS_PER_NODE = 0.2;
+export const STATE_CHANGE_ATTEMPTS = 3;
+/** Pause between two attempts of a state change, in ms. */
+const STATE_CHANGE_RETRY_MS = 500;
+/** The gRPC codes after which a state change is tried again. */
+const RETRIED_STATE_CHANGE_CODES: ReadonlySet<grpcStatus> = new Set([grpcStatus.DEADLINE_EXCEEDED, grpcStatus.UNAVAILABLE]);
 
 /** Everything a run needs once it is validated and has nodes. */
 interface PreparedRun extends RunIdentity {
@@ -213,7 +214,7 @@ export class RunOrchestrator {
               requestId,
             },
           },
-          { deadlineMs: createRunDeadlineMs(nodes.length) },
+          { deadlineMs: runRecordDeadlineMs(nodes.length) },
         )
       ).run;
     } catch (err) {
@@ -242,11 +243,35 @@ export class RunOrchestrator {
       // Once the run command went out the nodes own the outcome (and later batches go on).
       if (!settled) {
         tracker.forget(tracked);
-        await this.failQuietly(run.taskId, `the scheduler could not complete the run: ${errorText(err)}`);
+        // A replica that stalled (its event loop held, the machine's CPU taken) may find both a
+        // call failed and its run taken over by another replica meanwhile, which resumes it: the
+        // run is that replica's now, and failing it here would end a run that goes on.
+        if (await this.takenOver(coordinated)) {
+          await coordinator.finish(coordinated);
+          log.warn({ taskId: run.taskId, err: errorText(err) }, 'a step of the run failed after another scheduler took the run over; it goes on there');
+          return this.answerTakenOver(run, created);
+        }
+        await this.failQuietly(run.taskId, run.nodes.length + run.offline.length, `the scheduler could not complete the run: ${errorText(err)}`);
         await coordinator.finish(coordinated);
       }
       throw err;
     }
+  }
+
+  /** True when another scheduler coordinates the run now: it took the run over (the lease here lapsed), or the run's state is gone. */
+  private async takenOver(coordinated: CoordinatedRun): Promise<boolean> {
+    if (!coordinated.fenced) {
+      const renewed = await this.options.store.renew(coordinated.state.taskId, coordinated.state.epoch).catch(() => null);
+      if (renewed === undefined) coordinated.fenced = true;
+    }
+    return coordinated.fenced;
+  }
+
+  /** RunTask's answer for a run another scheduler took over while this one started it: the run as it goes on there. */
+  private async answerTakenOver(run: PreparedRun, created: Run | undefined): Promise<RunTaskResponse> {
+    if (run.request.background) return { taskId: run.taskId, run: created, results: [], stillRunning: 0 };
+    await waitForFinalRun(this.options.results, run.taskId, run.request.waitMs);
+    return this.currentStatus(run.taskId);
   }
 
   /**
@@ -432,7 +457,7 @@ export class RunOrchestrator {
       run.taskId,
       failures.map((f) => unstartedResult(run, f.node, f.state, f.detail)),
     );
-    await this.setState(run.taskId, RunState.RUN_STATE_FAILED, reason);
+    await this.setState(run.taskId, coordinated.tracked.nodeCount, RunState.RUN_STATE_FAILED, reason);
     settle();
     await this.options.coordinator.finish(coordinated);
     this.options.log.info({ taskId: run.taskId, failed: failures.length }, 'download gate closed');
@@ -466,7 +491,7 @@ export class RunOrchestrator {
       );
       for (const n of unstarted) this.options.tracker.markFinal(run.taskId, n);
     }
-    const stored = await this.setState(run.taskId, RunState.RUN_STATE_CANCELLED, 'cancelled').catch(() => undefined);
+    const stored = await this.setState(run.taskId, tracked.nodeCount, RunState.RUN_STATE_CANCELLED, 'cancelled').catch(() => undefined);
     settle();
     await this.options.coordinator.finish(coordinated);
     return run.request.background ? { taskId: run.taskId, run: stored ?? created, results: [], stillRunning: 0 } : this.currentStatus(run.taskId);
@@ -479,7 +504,7 @@ export class RunOrchestrator {
   async advance(tracked: TrackedRun, state: RunState): Promise<{ run: Run | undefined } | undefined> {
     if (tracked.cancelled) return undefined;
     try {
-      return { run: await this.setState(tracked.taskId, state) };
+      return { run: await this.setState(tracked.taskId, tracked.nodeCount, state) };
     } catch (err) {
       if (tracked.cancelled) return undefined;
       throw err;
@@ -496,16 +521,29 @@ export class RunOrchestrator {
     return recordResults(this.options.results, taskId, results);
   }
 
-  /** Moves the run to `state` and returns it as stored. */
-  private async setState(taskId: string, state: RunState, reason = ''): Promise<Run | undefined> {
-    const { run } = await unary(this.options.results, this.options.results.updateRunState, { taskId, state, reason });
-    return run;
+  /**
+   * Moves the run of `nodes` nodes to `state` and returns it as stored; tried again
+   * (STATE_CHANGE_ATTEMPTS in all) when the results service does not answer in time or is
+   * unavailable.
+   */
+  private async setState(taskId: string, nodes: number, state: RunState, reason = ''): Promise<Run | undefined> {
+    const { results, log } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { run } = await unary(results, results.updateRunState, { taskId, state, reason }, { deadlineMs: runRecordDeadlineMs(nodes) });
+        return run;
+      } catch (err) {
+        if (attempt >= STATE_CHANGE_ATTEMPTS || !isServiceError(err) || !RETRIED_STATE_CHANGE_CODES.has(err.code)) throw err;
+        log.warn({ taskId, state: RunState[state], attempt, err: errorText(err) }, 'the results service did not take a run state change; trying again');
+        await new Promise((resolve) => setTimeout(resolve, STATE_CHANGE_RETRY_MS));
+      }
+    }
   }
 
-  /** Marks a run FAILED after an error; a failure to do so is logged, the original error matters more. */
-  private async failQuietly(taskId: string, reason: string): Promise<void> {
+  /** Marks a run of `nodes` nodes FAILED after an error; a failure to do so is logged, the original error matters more. */
+  private async failQuietly(taskId: string, nodes: number, reason: string): Promise<void> {
     try {
-      await this.setState(taskId, RunState.RUN_STATE_FAILED, reason);
+      await this.setState(taskId, nodes, RunState.RUN_STATE_FAILED, reason);
     } catch (err) {
       this.options.log.error({ taskId, reason, err: errorText(err) }, 'could not mark the run FAILED');
     }

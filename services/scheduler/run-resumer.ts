@@ -5,7 +5,7 @@ import { unary } from '../../lib/grpc-client';
 import type { Logger } from '../../lib/logger';
 import type { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { errorText } from './error-text';
-import { unstartedResult } from './node-results';
+import { runRecordDeadlineMs, unstartedResult } from './node-results';
 import { CANCELLED_BEFORE_START } from './run-cancel';
 import type { CoordinatedRun, RunCoordinator } from './run-coordinator';
 import type { RunOrchestrator } from './run-orchestrator';
@@ -137,7 +137,12 @@ export class RunResumer {
     const { results, coordinator } = this.options;
     const dispatched = new Set(run.dispatched());
     const unstarted = run.plan.filter((n) => !run.tracked.isFinal(n) && !dispatched.has(n));
-    await unary(results, results.updateRunState, { taskId: run.state.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' }).catch(() => undefined);
+    await unary(
+      results,
+      results.updateRunState,
+      { taskId: run.state.taskId, state: RunState.RUN_STATE_CANCELLED, reason: 'cancelled' },
+      { deadlineMs: runRecordDeadlineMs(run.plan.length) },
+    ).catch(() => undefined);
     if (unstarted.length > 0) {
       const items = unstarted.map((n) => unstartedResult(run.identity, n, NodeState.NODE_STATE_CANCELLED, CANCELLED_BEFORE_START));
       await unary(results, results.recordNodeResults, { taskId: run.state.taskId, results: items }).catch(() => undefined);

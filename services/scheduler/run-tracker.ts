@@ -40,6 +40,11 @@ export class TrackedRun {
     return this.pending.size === 0;
   }
 
+  /** How many distinct nodes the run has. */
+  get nodeCount(): number {
+    return this.size;
+  }
+
   /** How many nodes have no final result yet. */
   get pendingCount(): number {
     return this.pending.size;
