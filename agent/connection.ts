@@ -1,6 +1,6 @@
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse, type Hello, type Welcome } from '../gen/baton/v1/agent_gateway_service';
-import { readServiceError } from '../lib/errors';
+import { readServiceError, TOO_MANY_HELLOS } from '../lib/errors';
 import { makeClient } from '../lib/grpc-client';
 import type { Logger } from '../lib/logger';
 import type { TlsFiles } from '../lib/tls';
@@ -132,6 +132,9 @@ export class AgentConnection {
   private renewChannel = false;
   // The retry delay the scheduler asked for when it ended the last session; used once.
   private serverDelayMs: number | undefined;
+  // Set when the scheduler refused the Hello for now (admission control): the next attempt goes
+  // to the same scheduler, at the slot it gave; used once.
+  private sameScheduler = false;
   private session?: Session;
   private attempt = 0;
   private reconnectTimer?: NodeJS.Timeout;
@@ -286,7 +289,9 @@ export class AgentConnection {
     if (this.current === 'STOPPED') return;
     if (session.welcomedAt !== undefined && Date.now() - session.welcomedAt >= STABLE_SESSION_MS) this.attempt = 0;
     const why = err ? `${err.details || err.message} (code ${err.code})` : 'the scheduler ended the stream';
-    this.serverDelayMs = err && err.code === status.UNAVAILABLE ? readServiceError(err).retryDelayMs : undefined;
+    const refusal = err && err.code === status.UNAVAILABLE ? readServiceError(err) : undefined;
+    this.serverDelayMs = refusal?.retryDelayMs;
+    this.sameScheduler = refusal?.reason === TOO_MANY_HELLOS && this.serverDelayMs !== undefined;
     this.options.log.warn({ address: this.address, reason: why, retryDelayMs: this.serverDelayMs }, 'disconnected');
     this.backoff();
   }
@@ -296,8 +301,13 @@ export class AgentConnection {
     this.current = 'BACKOFF';
     this.queued = [];
     // The next attempt goes to the next scheduler: a dead or refusing one is not tried again
-    // before the others, and the pause grows only once every scheduler was tried.
-    if (this.addresses.length > 1) {
+    // before the others, and the pause grows only once every scheduler was tried. Except after
+    // a Hello refused by admission control: that scheduler keeps a slot for the agent, and an
+    // agent moving on at each refusal lands, with every other refused agent, on whichever
+    // scheduler refuses least, which then holds several times its share of the fleet.
+    const same = this.sameScheduler;
+    this.sameScheduler = false;
+    if (this.addresses.length > 1 && !same) {
       this.target = (this.target + 1) % this.addresses.length;
       this.renewChannel = true;
     }

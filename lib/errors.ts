@@ -89,6 +89,13 @@ export class AlreadyExistsError extends BatonError {
 }
 
 /**
+ * The reason of a Hello refused by a scheduler's admission control (UNAVAILABLE, with a retry
+ * delay naming the slot the scheduler keeps for the agent): the agent comes back to the same
+ * scheduler rather than moving to its next one (docs/agent-protocol.md, "Admission control").
+ */
+export const TOO_MANY_HELLOS = 'TOO_MANY_HELLOS';
+
+/**
  * A dependency (Redis, another service) cannot be reached now, or the server sheds load:
  * UNAVAILABLE, retryable. With `retryDelayMs` the status carries a `google.rpc.RetryInfo`
  * saying how long the caller should wait before trying again.

@@ -4,7 +4,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { backoffDelayMs, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
-import { readServiceError } from '../../lib/errors';
+import { readServiceError, TOO_MANY_HELLOS, type ErrorReport } from '../../lib/errors';
 import { parseTaskOutput } from '../../lib/task-output';
 import { serveWorker } from './worker-process';
 
@@ -133,6 +133,8 @@ interface SimAgent {
   attempts: number;
   /** The retry delay the scheduler gave when it ended the last stream; used once. */
   serverDelayMs?: number;
+  /** Whether that was a Hello refused by admission control: the next attempt goes to the same scheduler; used once. */
+  sameScheduler?: boolean;
   /** When its welcomed stream to the watched address ended, and when it was welcomed again. */
   lostAt?: number;
   backAt?: number;
@@ -240,12 +242,14 @@ function finish(agent: SimAgent, command: RunCommand, startTime: Date): void {
 
 /**
  * Reconnects an agent whose stream ended or whose attempt failed, as the real agent's
- * connection does: to its next address, after the backoff (which grows only per round over
- * every address) or the retry delay the scheduler gave.
+ * connection does: to its next address (the same one after a Hello refused by admission
+ * control), after the backoff (which grows only per round over every address) or the retry
+ * delay the scheduler gave.
  */
 function reconnect(agent: SimAgent): void {
   if (stopping) return;
-  if (agent.addresses.length > 1) agent.target = (agent.target + 1) % agent.addresses.length;
+  if (agent.addresses.length > 1 && !agent.sameScheduler) agent.target = (agent.target + 1) % agent.addresses.length;
+  agent.sameScheduler = false;
   const delayMs = backoffDelayMs(Math.floor(agent.attempts++ / agent.addresses.length), Math.random, agent.serverDelayMs);
   agent.serverDelayMs = undefined;
   if (agent.lostAt !== undefined && agent.backAt === undefined) {
@@ -257,15 +261,15 @@ function reconnect(agent: SimAgent): void {
   }, delayMs);
 }
 
-/** The retry delay of a gRPC status ending a stream: a google.rpc.RetryInfo of an UNAVAILABLE, in ms. */
-function retryDelayOf(headers: IncomingHttpHeaders): number | undefined {
+/** The details of an UNAVAILABLE ending a stream (its reason, its google.rpc.RetryInfo); undefined for any other status. */
+function refusalOf(headers: IncomingHttpHeaders): ErrorReport | undefined {
   const code = Number(headers['grpc-status']) as status;
   const details = headers['grpc-status-details-bin'];
   if (code !== status.UNAVAILABLE || typeof details !== 'string') return undefined;
   const metadata = new Metadata();
   metadata.set('grpc-status-details-bin', Buffer.from(details, 'base64'));
   const err: ServiceError = Object.assign(new Error(String(headers['grpc-message'] ?? '')), { code, details: '', metadata });
-  return readServiceError(err).retryDelayMs;
+  return readServiceError(err);
 }
 
 /**
@@ -283,7 +287,8 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
   });
   sessions.set(session, (sessions.get(session) ?? 0) + 1);
   const address = agent.addresses[agent.target];
-  const end = (why: string, retryDelayMs?: number) => {
+  const end = (why: string, refusal?: ErrorReport) => {
+    const retryDelayMs = refusal?.retryDelayMs;
     if (ended) return;
     ended = true;
     clearTimeout(timer);
@@ -310,6 +315,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
     const reason = why.replace(/\d+/g, '#').slice(0, 160);
     endReasons.set(reason, (endReasons.get(reason) ?? 0) + 1);
     agent.serverDelayMs = retryDelayMs;
+    agent.sameScheduler = refusal?.reason === TOO_MANY_HELLOS && retryDelayMs !== undefined;
     if (retryDelayMs !== undefined) agent.retryDelays++;
     reconnect(agent);
   };
@@ -320,7 +326,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
   // A status comes in trailers, or alone in the response headers (a Hello refused at once).
   const ending = (headers: IncomingHttpHeaders) => {
     if (headers['grpc-status'] === undefined) return;
-    end(`stream ended: grpc-status ${String(headers['grpc-status'])} ${decodeURIComponent(String(headers['grpc-message'] ?? ''))}`, retryDelayOf(headers));
+    end(`stream ended: grpc-status ${String(headers['grpc-status'])} ${decodeURIComponent(String(headers['grpc-message'] ?? ''))}`, refusalOf(headers));
   };
   stream.on('response', ending);
   stream.on('trailers', ending);

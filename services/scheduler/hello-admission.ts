@@ -1,4 +1,4 @@
-import { UnavailableError } from '../../lib/errors';
+import { TOO_MANY_HELLOS, UnavailableError } from '../../lib/errors';
 
 /** Hellos registered at once that are always admitted, whatever the recent rate; above it the rate decides. */
 export const DEFAULT_MAX_CONCURRENT_HELLOS = 200;
@@ -130,7 +130,7 @@ export class HelloAdmission {
     const stackTraceLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-      return new UnavailableError(`the scheduler is registering ${this.active} agents already; reconnect in ${delayMs} ms`, delayMs, 'TOO_MANY_HELLOS');
+      return new UnavailableError(`the scheduler is registering ${this.active} agents already; reconnect in ${delayMs} ms`, delayMs, TOO_MANY_HELLOS);
     } finally {
       Error.stackTraceLimit = stackTraceLimit;
     }

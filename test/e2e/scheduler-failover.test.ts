@@ -202,6 +202,73 @@ describe('agents and scheduler replicas', () => {
     }
   });
 
+  it('an agent whose Hello a scheduler refused for now comes back to that scheduler, not to its next one', async () => {
+    const AGENTS = 30;
+    const busy = await startSchedulerProcess(['--max-concurrent-hellos', '1', '--hello-retry-delay-ms', '300']);
+    const other = await startSchedulerProcess();
+    const logged: Array<{ msg: string; identity: string; address?: string; reason?: string }> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logged.push(JSON.parse(line) as (typeof logged)[number]);
+        done();
+      },
+    });
+    const log = pino({ level: 'warn' }, sink);
+    const on = new Map<string, string>();
+    const connections: AgentConnection[] = Array.from({ length: AGENTS }, (_, i) => {
+      const identity = `refused${i}`;
+      const connection: AgentConnection = new AgentConnection({
+        // Each agent shuffles them: about half try the busy one first.
+        addresses: [busy.address, other.address],
+        tls: {},
+        identity,
+        log: log.child({ identity }),
+        heartbeatIntervalS: 30,
+        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'refused', unacknowledgedResults: [] }),
+        runningTasks: () => 0,
+        onWelcome: () => on.set(identity, connection.address),
+        onCommand: () => undefined,
+        announce: () => undefined,
+      });
+      return connection;
+    });
+    const redis = new Redis(fleet.stack.addresses.redis);
+    const refusedByBusy = () =>
+      new Set(
+        logged
+          .filter((l) => l.msg === 'disconnected' && l.address === busy.address && /registering \d+ agents already/.test(l.reason ?? ''))
+          .map((l) => l.identity),
+      );
+    try {
+      // Redis holds every command a second at a time until the busy scheduler refused a Hello:
+      // its one admitted Hello keeps the slot meanwhile (as in the storm above).
+      await redis.call('CLIENT', 'PAUSE', '1000', 'ALL');
+      for (const c of connections) c.start();
+      await waitFor(
+        'a Hello refused by the busy scheduler',
+        async () => {
+          if (refusedByBusy().size > 0) return true;
+          await redis.call('CLIENT', 'PAUSE', '1000', 'ALL');
+          return false;
+        },
+        30_000,
+        1000,
+      );
+      await waitFor('every agent welcomed', () => on.size === AGENTS, 60_000, 50);
+      const refused = [...refusedByBusy()].sort();
+      assert.ok(refused.length > 0);
+      // Moving on to the next scheduler at each refusal, they would all have landed on the other.
+      assert.deepEqual(
+        refused.filter((identity) => on.get(identity) !== busy.address),
+        [],
+        `every agent the busy scheduler refused is connected to it; ${refused.length} were refused`,
+      );
+    } finally {
+      redis.disconnect();
+      await Promise.all(connections.map((c) => c.stop()));
+    }
+  });
+
   it('a replica started later gets agents from one above its fair share, and every agent stays connected', async () => {
     const AGENTS = 10;
     const first = await startSchedulerProcess(['--replica-lease-s', '3']);
