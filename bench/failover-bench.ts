@@ -22,7 +22,8 @@ import { WorkerProcess } from './fleet/worker-process';
  * process group of its own, with a short replica and run lease) and N simulated agents
  * (bench/fleet/sim-agents.ts: the real Connect protocol, many streams per connection and per
  * process), each given every replica's address in its own shuffled order and reconnecting as
- * the real agent does (next address, backoff, the scheduler's retry delay honoured), running
+ * the real agent does (next address, or the same after a refused Hello; backoff; the scheduler's
+ * retry delay honoured), running
  * each task id at most once as the real agent's spool makes sure.
  *
  * Measured: the time to register every agent; agents per replica; the replicas' resident memory
