@@ -34,6 +34,65 @@ const MAX_NFA_NODES = 5000;
 export interface AsciiDfa {
   /** Whether the regex matches somewhere in `s` (an unanchored search); undefined when not decided here. */
   test(s: string): boolean | undefined;
+  /**
+   * Tests texts `from` .. `to - 1` of `texts` in one pass over their bytes, as `test` tests each:
+   * `matched(k)` for each text matched, `undecided(k)` for each it does not decide (a byte
+   * outside ASCII), in order.
+   */
+  testPacked(texts: PackedTexts, from: number, to: number, matched: (k: number) => void, undecided: (k: number) => void): void;
+}
+
+/**
+ * Many texts in one buffer, each followed by a 0 byte: text k is `bytes` from `starts[k]` up to
+ * `starts[k + 1] - 1` (its 0), UTF-8 encoded. Walking one buffer in one loop spares a call, a
+ * string's own checks and substring searches per text, most of the cost of testing a short
+ * text; the 0 keeps a byte looked for over the whole buffer from being taken for one of the
+ * text before it.
+ */
+export interface PackedTexts {
+  readonly bytes: Buffer;
+  /** At least one more entry than the texts tested. */
+  readonly starts: Uint32Array;
+  /** How many texts `bytes` holds. */
+  readonly count: number;
+  /**
+   * How many times each byte value occurs in `bytes`: a byte every match must contain that is
+   * rarer than one in two texts is looked for first, by the engine's own search, and the texts
+   * before it skipped without a step.
+   */
+  readonly byteCounts: Float64Array;
+}
+
+/**
+ * `packed` (none: no texts) with `texts` appended after its own. Its buffers are reused while
+ * they have room and grown to twice their size when not, so appending text by text costs
+ * linear time in all; `packed` must not be appended to again.
+ */
+export function appendPacked(packed: PackedTexts | undefined, texts: string[]): PackedTexts {
+  const from = packed?.count ?? 0;
+  let bytes = packed?.bytes ?? Buffer.alloc(0);
+  let starts = packed?.starts ?? new Uint32Array(1);
+  const byteCounts = packed?.byteCounts ?? new Float64Array(256);
+  let used = starts[from];
+  const needed = used + texts.reduce((n, text) => n + Buffer.byteLength(text) + 1, 0);
+  if (needed > bytes.length) {
+    const grown = Buffer.allocUnsafe(Math.max(needed, 2 * bytes.length));
+    bytes.copy(grown, 0, 0, used);
+    bytes = grown;
+  }
+  if (from + texts.length + 1 > starts.length) {
+    const grown = new Uint32Array(Math.max(from + texts.length + 1, 2 * starts.length));
+    grown.set(starts.subarray(0, from + 1));
+    starts = grown;
+  }
+  for (let k = 0; k < texts.length; k++) {
+    const at = used;
+    used += bytes.write(texts[k], used);
+    for (let i = at; i < used; i++) byteCounts[bytes[i]]++;
+    bytes[used++] = 0;
+    starts[from + k + 1] = used;
+  }
+  return { bytes, starts, count: from + texts.length, byteCounts };
 }
 
 /** A set of ASCII characters, one byte per code. */
@@ -346,6 +405,8 @@ class LazyDfa implements AsciiDfa {
   private readonly emptyMatches: boolean;
   /** How many times the table was emptied. */
   private emptied = 0;
+  /** The bytes of the text every match contains (the literals), each once. */
+  private readonly required: number[];
   /** Visit marks of the closure, one generation per closure. */
   private readonly mark: Uint32Array;
   private generation = 0;
@@ -364,6 +425,7 @@ class LazyDfa implements AsciiDfa {
      */
     private readonly literals: string[],
   ) {
+    this.required = [...new Set([...(lead ?? ''), ...literals.join('')])].map((c) => c.charCodeAt(0));
     this.mark = new Uint32Array(nfa.kind.length);
     const signatures = new Map<string, number>();
     const sets = [...new Set(nfa.set.filter((s): s is CharSet => s !== undefined))];
@@ -427,6 +489,66 @@ class LazyDfa implements AsciiDfa {
       if (row <= matchedRow) return row === matchedRow;
     }
     return this.acceptAtEnd[row / this.width] === 1;
+  }
+
+  testPacked(texts: PackedTexts, from: number, to: number, matched: (k: number) => void, undecided: (k: number) => void): void {
+    const { bytes, starts } = texts;
+    const classOf = this.classOf;
+    const width = this.width;
+    const matchedRow = width * MATCHED;
+    // A byte looked for before stepping (a call of the engine's search, far cheaper than steps
+    // where it skips texts): the rarest byte every match contains, when rarer than one in two
+    // texts, else the leading literal's first, before which no match starts.
+    let skip = -1;
+    for (const b of this.required) if (texts.byteCounts[b] * 2 < texts.count && (skip < 0 || texts.byteCounts[b] < texts.byteCounts[skip])) skip = b;
+    const leadByte = this.lead === undefined ? -1 : this.lead.charCodeAt(0);
+    if (skip < 0) skip = leadByte;
+    const end = starts[to];
+    let next = this.next;
+    let k = from;
+    while (k < to) {
+      let i = starts[k];
+      const stop = starts[k + 1] - 1;
+      // Read anew for each text: emptying the table makes new start states.
+      let row = this.start * width;
+      if (skip >= 0) {
+        // Every text before the byte's next occurrence lacks it, so matches nothing. Each
+        // search starts past the texts already decided, so the buffer is searched once in all.
+        const at = bytes.indexOf(skip, i);
+        if (at < 0 || at >= end) return;
+        if (at >= stop) {
+          while (starts[k + 1] <= at) k++;
+          continue;
+        }
+        // No match starts before the leading literal's first character.
+        if (skip === leadByte) {
+          if (at > i) row = this.restart * width;
+          i = at;
+        }
+      } else if (i === stop) {
+        if (this.emptyMatches) matched(k);
+        k++;
+        continue;
+      }
+      let decided = true;
+      for (; i < stop; i++) {
+        const c = bytes[i];
+        if (c > 127) {
+          decided = false;
+          break;
+        }
+        let target = next[row + classOf[c]];
+        if (target < 0) {
+          target = this.step(row / width, classOf[c]);
+          next = this.next;
+        }
+        row = target;
+        if (row <= matchedRow) break;
+      }
+      if (!decided) undecided(k);
+      else if (this.acceptAtEnd[row / width] === 1) matched(k);
+      k++;
+    }
   }
 
   /** Computes and records the row of the state after `state` on byte class `cls`. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { asciiDfa } from './ascii-dfa';
+import { appendPacked, asciiDfa, type PackedTexts } from './ascii-dfa';
 import { anchoredLiteralPrefix, linearRegex, type LinearRegex } from './linear-regex';
 
 describe('anchoredLiteralPrefix', () => {
@@ -99,10 +99,40 @@ describe('anchoredLiteralPrefix', () => {
   });
 });
 
+/** The texts of `packed` from `from` to `to` that `re.testPacked` matches (all of them, when it has none). */
+function packedMatches(re: LinearRegex, packed: PackedTexts, from: number, to: number): number[] {
+  assert.ok(re.testPacked, 'no testPacked');
+  const found: number[] = [];
+  re.testPacked(packed, from, to, (k) => found.push(k));
+  return found;
+}
+
 describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
   // re2js itself, the reference: every answer of linearRegex must be its answer.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { RE2JS } = require('re2js') as typeof import('re2js');
+
+  /**
+   * Asserts that `re.testPacked` answers as `reference` over `texts` packed (appended in two
+   * parts, as a fleet grows), over them all and over a range starting inside; answers the
+   * matches over them all.
+   */
+  function assertPackedAnswers(name: string, re: LinearRegex, reference: { test(s: string): boolean }, texts: string[], packed: PackedTexts): number {
+    const expected = texts.flatMap((s, k) => (reference.test(s) ? [k] : []));
+    const all = re.testPacked ? packedMatches(re, packed, 0, texts.length) : expected;
+    if (all.join() !== expected.join()) {
+      const wrong = texts.findIndex((_, k) => all.includes(k) !== expected.includes(k));
+      assert.fail(`${name} in one pass on ${JSON.stringify(texts[wrong])}: RE2 answers ${expected.includes(wrong)}`);
+    }
+    const from = texts.length >> 1;
+    if (re.testPacked)
+      assert.deepEqual(
+        packedMatches(re, packed, from, texts.length),
+        expected.filter((k) => k >= from),
+        `${name} from text ${from}`,
+      );
+    return expected.length;
+  }
 
   it('answers as RE2 for generated regexes and strings, case-sensitive or not', () => {
     const tokens = [
@@ -163,6 +193,10 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       return (state >>> 8) % n;
     };
     const strings = ['', ...Array.from({ length: 300 }, () => Array.from({ length: random(10) }, () => alphabet[random(alphabet.length)]).join(''))];
+    // Packed in two parts, as a fleet's identities are, with an empty text at the end too.
+    const texts = [...strings, ''];
+    const packed = appendPacked(appendPacked(undefined, texts.slice(0, 100)), texts.slice(100));
+    let packedRegexes = 0;
     let compiled = 0;
     let withAutomaton = 0;
     let matched = 0;
@@ -183,9 +217,12 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
         if (re.test(s) !== expected) assert.fail(`/${source}/${caseInsensitive ? 'i' : ''} on ${JSON.stringify(s)}: RE2 answers ${expected}`);
         if (expected) matched++;
       }
+      if (re.testPacked) packedRegexes++;
+      assertPackedAnswers(`/${source}/${caseInsensitive ? 'i' : ''}`, re, reference, texts, packed);
     }
     // What the comparison covered: regexes the automaton ran, and matches as well as misses.
     assert.ok(withAutomaton > 1000, `only ${withAutomaton} of ${compiled} generated regexes had an automaton`);
+    assert.equal(packedRegexes, withAutomaton, 'every regex with an automaton tests packed texts');
     assert.ok(matched > 50_000, `only ${matched} matches`);
   });
 
@@ -206,12 +243,14 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     const identities = Array.from({ length: 2000 }, (_, i) =>
       i % 3 === 0 ? `node${String(i * 37).padStart(6, '0')}.dc${i % 4}.example.com` : `${['web', 'db', 'prod', 'staging'][i % 4]}-${i % 1000}.Example.COM`,
     );
+    const packed = appendPacked(undefined, identities);
     for (const source of sources) {
       assert.ok(asciiDfa(source), `/${source}/ has no automaton`);
       for (const caseInsensitive of [false, true]) {
         const reference = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
         const re = linearRegex(source, { caseInsensitive, automaton: true });
         for (const s of identities) assert.equal(re.test(s), reference.test(s), `/${source}/${caseInsensitive ? 'i' : ''} on ${s}`);
+        assertPackedAnswers(`/${source}/${caseInsensitive ? 'i' : ''}`, re, reference, identities, packed);
       }
     }
   });

@@ -1,6 +1,8 @@
 import type { RE2JS as RE2JSClass } from 're2js';
-import { asciiDfa } from './ascii-dfa';
+import { asciiDfa, type PackedTexts } from './ascii-dfa';
 import { cut } from './quote';
+
+export { appendPacked, type PackedTexts } from './ascii-dfa';
 
 /**
  * Regular expressions that run in time linear in their input, for every regex that arrives from
@@ -45,6 +47,12 @@ export interface LinearRegexOptions {
 export interface LinearRegex {
   /** True when the regex matches somewhere in `s`. */
   test(s: string): boolean;
+  /**
+   * Tests texts `from` .. `to - 1` of `texts` at once, calling `matched(k)` for each text `test`
+   * would accept, in order; several times faster than `test` on each. Present when the regex
+   * has an automaton (the `automaton` option, a regex in its grammar).
+   */
+  testPacked?(texts: PackedTexts, from: number, to: number, matched: (k: number) => void): void;
 }
 
 /** A regex the linear-time engine cannot run or parse; the message is one line saying why. */
@@ -105,6 +113,12 @@ export function linearRegex(source: string, options: LinearRegexOptions = {}): L
     test(s) {
       const decided = dfa.test(s);
       return decided === undefined ? re2.test(s) : decided;
+    },
+    testPacked(texts, from, to, matched) {
+      const { bytes, starts } = texts;
+      dfa.testPacked(texts, from, to, matched, (k) => {
+        if (re2.test(bytes.toString('utf8', starts[k], starts[k + 1] - 1))) matched(k);
+      });
     },
   };
 }

@@ -319,9 +319,11 @@ async function planExpr(index: NodeIndex, expr: FilterExpr, data: BoltTaskData, 
     case 'IDENTITY_REGEX': {
       // Matched against the scheduler's copy of every identity, far cheaper than asking Redis
       // for the names: only those with the regex's literal prefix, and once per regex (the
-      // copy keeps the answer and tests only identities added since).
+      // copy keeps the answer and tests only identities added since), in one pass over them
+      // all where the regex has an automaton.
       const re = filterRegex(expr.pattern, true);
-      return { kind: 'BITS', bits: index.names.matching(`regex ${expr.pattern}`, (name) => re.test(name), anchoredLiteralPrefix(expr.pattern)) };
+      const packed = re.testPacked && re.testPacked.bind(re);
+      return { kind: 'BITS', bits: index.names.matching(`regex ${expr.pattern}`, (name) => re.test(name), anchoredLiteralPrefix(expr.pattern), packed) };
     }
     case 'FACT':
       return planFact(expr);

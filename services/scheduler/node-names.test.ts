@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { anchoredLiteralPrefix, linearRegex } from '../../lib/linear-regex';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { bitmapOfIds } from './node-bitmap';
 import { MATCH_CACHE_ENTRIES, NodeNames } from './node-names';
@@ -47,6 +48,51 @@ describe('NodeNames', () => {
     assert.deepEqual(tested.sort(), ['web20', 'web21']);
     // Another key is another test, answered afresh.
     assert.deepEqual(names.namesOf(names.matching('ends in 2', (n) => n.endsWith('2'))), ['db2', 'web2']);
+  });
+
+  it('tests many identities in one pass over its packed copy, with the answers of a test per identity', async () => {
+    const client = redis.client();
+    const key = `${uniquePrefix()}:nodenames`;
+    const names = new NodeNames(client, key);
+    const identity = (i: number) => `${i % 5 === 0 ? 'db' : 'web'}${String(i).padStart(4, '0')}.dc${i % 3}.example.com`;
+    await client.rpush(key, ...Array.from({ length: 300 }, (_, i) => identity(i)));
+    await names.refresh();
+    // A literal prefix most identities have (packed pass), one few have (tested one by one), none.
+    for (const source of ['^web0[0-1].*dc1', '^db002', '\\.dc[12]\\.', 'dc0\\.example\\.com$']) {
+      const re = linearRegex(source, { automaton: true });
+      let passes = 0;
+      const packed = re.testPacked!.bind(re);
+      const counting: typeof packed = (...args) => {
+        passes++;
+        packed(...args);
+      };
+      const expected = () => names.sorted().filter((n) => re.test(n));
+      const prefix = anchoredLiteralPrefix(source);
+      assert.deepEqual(names.namesOf(names.matching(source, (n) => re.test(n), prefix, counting)), expected(), source);
+      assert.equal(passes, source === '^db002' ? 0 : 1, `${source}: passes over the packed copy`);
+    }
+    // Identities added later are tested from the kept answer on, in a pass over the new ones.
+    await client.rpush(key, ...Array.from({ length: 200 }, (_, i) => identity(300 + i)));
+    await names.refresh();
+    for (const source of ['^web0[0-1].*dc1', '\\.dc[12]\\.']) {
+      const re = linearRegex(source, { automaton: true });
+      const seen: number[] = [];
+      const bits = names.matching(
+        source,
+        (n) => re.test(n),
+        anchoredLiteralPrefix(source),
+        (texts, from, to, matched) => {
+          seen.push(from, to);
+          re.testPacked!(texts, from, to, matched);
+        },
+      );
+      assert.deepEqual(seen, [300, 500], source);
+      assert.deepEqual(
+        names.namesOf(bits),
+        names.sorted().filter((n) => re.test(n)),
+        source,
+      );
+    }
   });
 
   it('forgets the least recently used answers beyond MATCH_CACHE_ENTRIES', async () => {

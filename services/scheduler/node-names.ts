@@ -1,3 +1,4 @@
+import { appendPacked, type PackedTexts } from '../../lib/linear-regex';
 import type { RedisClient as Redis } from '../../lib/redis-client';
 import { countBits, emptyBitmap, type NodeBitmap } from './node-bitmap';
 
@@ -7,6 +8,19 @@ import { countBits, emptyBitmap, type NodeBitmap } from './node-bitmap';
  * several schedulers' watches ask the same identity regexes again and again.
  */
 export const MATCH_CACHE_ENTRIES = 32;
+
+/**
+ * A test of many identities at once (`LinearRegex.testPacked`): calls `matched(id)` for each
+ * identity of ids `from` .. `to - 1` it accepts, in the packed copy's layout (ids in order).
+ */
+export type PackedTest = (texts: PackedTexts, from: number, to: number, matched: (id: number) => void) => void;
+
+/**
+ * Below this share of the fleet, the identities with a test's literal prefix are tested one by
+ * one (found in the identity order); above it, every identity is tested in one pass over the
+ * packed copy, which costs less per identity than a call per identity.
+ */
+const PREFIX_RANGE_SHARE = 1 / 16;
 
 /** A test's answer over the ids below `upTo`. */
 interface CachedMatch {
@@ -34,6 +48,11 @@ export class NodeNames {
   private pending: Promise<void> | undefined;
   /** Answers of `matching`, by key, least recently used first. */
   private readonly matches = new Map<string, CachedMatch>();
+  /**
+   * Every identity in id order, UTF-8, each followed by a 0 byte (`PackedTexts`), appended to
+   * as ids are added: the text a PackedTest reads. Its capacity doubles as it fills.
+   */
+  private packed: PackedTexts = appendPacked(undefined, []);
 
   constructor(
     private readonly redis: Redis,
@@ -70,6 +89,7 @@ export class NodeNames {
       this.names.push(name);
     }
     this.mergeOrder(from);
+    this.packed = appendPacked(this.packed, added);
   }
 
   /** Merges the ids from `from` on into the identity order: one sort of the new ones, one linear merge. */
@@ -123,25 +143,38 @@ export class NodeNames {
    * later calls test only the ids added since, which is exact because an id's identity never
    * changes. Only the identities starting with `prefix` are tested (the test must accept no
    * other): found by binary search in the identity order, so an anchored regex
-   * (`^web01`) tests the few names it can match instead of every node.
+   * (`^web01`) tests the few names it can match instead of every node. `packedTest`, the same
+   * test over many identities at once, is used instead where many are to be tested.
    */
-  matching(key: string, test: (identity: string) => boolean, prefix = ''): NodeBitmap {
+  matching(key: string, test: (identity: string) => boolean, prefix = '', packedTest?: PackedTest): NodeBitmap {
     const count = this.names.length;
     let cached = this.matches.get(key);
     if (cached) this.matches.delete(key); // re-inserted below: most recently used
     if (!cached) {
-      cached = { bits: emptyBitmap(count), upTo: count };
+      const bits = emptyBitmap(count);
+      cached = { bits, upTo: count };
       const sorted = this.sorted();
-      for (let i = this.firstAtOrAfter(prefix); i < sorted.length && sorted[i].startsWith(prefix); i++) {
-        if (test(sorted[i])) {
-          const id = this.order[i];
-          cached.bits[id >> 3] |= 0x80 >> (id & 7);
+      const first = this.firstAtOrAfter(prefix);
+      // The prefix's range, followed only as far as that share of the fleet when the packed
+      // test can take over.
+      const limit = packedTest ? first + Math.ceil(count * PREFIX_RANGE_SHARE) : sorted.length;
+      let last = first;
+      while (last < sorted.length && last < limit && sorted[last].startsWith(prefix)) last++;
+      if (packedTest && last === limit && last < sorted.length && sorted[last].startsWith(prefix)) {
+        packedTest(this.packed, 0, count, (id) => (bits[id >> 3] |= 0x80 >> (id & 7)));
+      } else {
+        for (let i = first; i < last; i++) {
+          if (test(sorted[i])) {
+            const id = this.order[i];
+            bits[id >> 3] |= 0x80 >> (id & 7);
+          }
         }
       }
     } else if (cached.upTo < count) {
       const bits = emptyBitmap(count);
       bits.set(cached.bits);
-      for (let id = cached.upTo; id < count; id++) if (this.names[id].startsWith(prefix) && test(this.names[id])) bits[id >> 3] |= 0x80 >> (id & 7);
+      if (packedTest) packedTest(this.packed, cached.upTo, count, (id) => (bits[id >> 3] |= 0x80 >> (id & 7)));
+      else for (let id = cached.upTo; id < count; id++) if (this.names[id].startsWith(prefix) && test(this.names[id])) bits[id >> 3] |= 0x80 >> (id & 7);
       cached = { bits, upTo: count };
     }
     this.matches.set(key, cached);
