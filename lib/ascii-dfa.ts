@@ -44,55 +44,63 @@ export interface AsciiDfa {
 
 /**
  * Many texts in one buffer, each followed by a 0 byte: text k is `bytes` from `starts[k]` up to
- * `starts[k + 1] - 1` (its 0), UTF-8 encoded. Walking one buffer in one loop spares a call, a
- * string's own checks and substring searches per text, most of the cost of testing a short
- * text; the 0 keeps a byte looked for over the whole buffer from being taken for one of the
- * text before it.
+ * `starts[k + 1] - 1` (its 0), UTF-8 encoded. Walking one buffer in one loop spares a call and a
+ * string's own checks per text, most of the cost of testing a short text; the 0 keeps a literal
+ * looked for over the whole buffer from matching across two texts (no literal of the grammar
+ * has it). Texts are only appended (`append`), so a copy of the first N stays valid.
  */
-export interface PackedTexts {
-  readonly bytes: Buffer;
-  /** At least one more entry than the texts tested. */
-  readonly starts: Uint32Array;
-  /** How many texts `bytes` holds. */
-  readonly count: number;
-  /**
-   * How many times each byte value occurs in `bytes`: a byte every match must contain that is
-   * rarer than one in two texts is looked for first, by the engine's own search, and the texts
-   * before it skipped without a step.
-   */
-  readonly byteCounts: Float64Array;
-}
+export class PackedTexts {
+  private latin1Text: string | undefined;
 
-/**
- * `packed` (none: no texts) with `texts` appended after its own. Its buffers are reused while
- * they have room and grown to twice their size when not, so appending text by text costs
- * linear time in all; `packed` must not be appended to again.
- */
-export function appendPacked(packed: PackedTexts | undefined, texts: string[]): PackedTexts {
-  const from = packed?.count ?? 0;
-  let bytes = packed?.bytes ?? Buffer.alloc(0);
-  let starts = packed?.starts ?? new Uint32Array(1);
-  const byteCounts = packed?.byteCounts ?? new Float64Array(256);
-  let used = starts[from];
-  const needed = used + texts.reduce((n, text) => n + Buffer.byteLength(text) + 1, 0);
-  if (needed > bytes.length) {
-    const grown = Buffer.allocUnsafe(Math.max(needed, 2 * bytes.length));
-    bytes.copy(grown, 0, 0, used);
-    bytes = grown;
+  private constructor(
+    readonly bytes: Buffer,
+    /** At least `count + 1` entries. */
+    readonly starts: Uint32Array,
+    /** How many texts there are. */
+    readonly count: number,
+  ) {}
+
+  /** No texts. */
+  static empty(): PackedTexts {
+    return new PackedTexts(Buffer.alloc(0), new Uint32Array(1), 0);
   }
-  if (from + texts.length + 1 > starts.length) {
-    const grown = new Uint32Array(Math.max(from + texts.length + 1, 2 * starts.length));
-    grown.set(starts.subarray(0, from + 1));
-    starts = grown;
+
+  /**
+   * These texts and `texts` after them. The buffers are reused while they have room and grown to
+   * twice their size when not, so appending text by text costs linear time in all; this object
+   * must not be appended to again (its spare room is the new one's).
+   */
+  append(texts: string[]): PackedTexts {
+    const from = this.count;
+    let { bytes, starts } = this;
+    let used = starts[from];
+    const needed = used + texts.reduce((n, text) => n + Buffer.byteLength(text) + 1, 0);
+    if (needed > bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, 2 * bytes.length));
+      bytes.copy(grown, 0, 0, used);
+      bytes = grown;
+    }
+    if (from + texts.length + 1 > starts.length) {
+      const grown = new Uint32Array(Math.max(from + texts.length + 1, 2 * starts.length));
+      grown.set(starts.subarray(0, from + 1));
+      starts = grown;
+    }
+    for (let k = 0; k < texts.length; k++) {
+      used += bytes.write(texts[k], used);
+      bytes[used++] = 0;
+      starts[from + k + 1] = used;
+    }
+    return new PackedTexts(bytes, starts, from + texts.length);
   }
-  for (let k = 0; k < texts.length; k++) {
-    const at = used;
-    used += bytes.write(texts[k], used);
-    for (let i = at; i < used; i++) byteCounts[bytes[i]]++;
-    bytes[used++] = 0;
-    starts[from + k + 1] = used;
+
+  /**
+   * The same bytes as a string of one character per byte (made on first use), for the engine's
+   * substring search: String.prototype.indexOf costs a fraction of Buffer.prototype.indexOf's
+   * call for a needle of several bytes.
+   */
+  latin1(): string {
+    return (this.latin1Text ??= this.bytes.toString('latin1', 0, this.starts[this.count]));
   }
-  return { bytes, starts, count: from + texts.length, byteCounts };
 }
 
 /** A set of ASCII characters, one byte per code. */
@@ -405,8 +413,8 @@ class LazyDfa implements AsciiDfa {
   private readonly emptyMatches: boolean;
   /** How many times the table was emptied. */
   private emptied = 0;
-  /** The bytes of the text every match contains (the literals), each once. */
-  private readonly required: number[];
+  /** The literal `testPacked` looks for before stepping, if any. */
+  private readonly skip: string | undefined;
   /** Visit marks of the closure, one generation per closure. */
   private readonly mark: Uint32Array;
   private generation = 0;
@@ -425,7 +433,9 @@ class LazyDfa implements AsciiDfa {
      */
     private readonly literals: string[],
   ) {
-    this.required = [...new Set([...(lead ?? ''), ...literals.join('')])].map((c) => c.charCodeAt(0));
+    // Over many texts one literal is looked for: the leading one, which also tells where a
+    // match may start, or else the longest (likely the rarest); the automaton checks the rest.
+    this.skip = lead ?? literals.reduce<string | undefined>((a, b) => (a === undefined || b.length > a.length ? b : a), undefined);
     this.mark = new Uint32Array(nfa.kind.length);
     const signatures = new Map<string, number>();
     const sets = [...new Set(nfa.set.filter((s): s is CharSet => s !== undefined))];
@@ -496,32 +506,30 @@ class LazyDfa implements AsciiDfa {
     const classOf = this.classOf;
     const width = this.width;
     const matchedRow = width * MATCHED;
-    // A byte looked for before stepping (a call of the engine's search, far cheaper than steps
-    // where it skips texts): the rarest byte every match contains, when rarer than one in two
-    // texts, else the leading literal's first, before which no match starts.
-    let skip = -1;
-    for (const b of this.required) if (texts.byteCounts[b] * 2 < texts.count && (skip < 0 || texts.byteCounts[b] < texts.byteCounts[skip])) skip = b;
-    const leadByte = this.lead === undefined ? -1 : this.lead.charCodeAt(0);
-    if (skip < 0) skip = leadByte;
+    const skip = this.skip;
+    const leads = this.lead !== undefined;
+    const text = skip === undefined ? '' : texts.latin1();
     const end = starts[to];
     let next = this.next;
+    // The literal's next occurrence when already found past the text being stepped; -1 if not.
+    let found = -1;
     let k = from;
     while (k < to) {
       let i = starts[k];
       const stop = starts[k + 1] - 1;
       // Read anew for each text: emptying the table makes new start states.
       let row = this.start * width;
-      if (skip >= 0) {
-        // Every text before the byte's next occurrence lacks it, so matches nothing. Each
+      if (skip !== undefined) {
+        // Every text before the literal's next occurrence lacks it, so matches nothing. Each
         // search starts past the texts already decided, so the buffer is searched once in all.
-        const at = bytes.indexOf(skip, i);
+        const at = found >= 0 ? found : text.indexOf(skip, i);
+        found = -1;
         if (at < 0 || at >= end) return;
         if (at >= stop) {
           while (starts[k + 1] <= at) k++;
           continue;
         }
-        // No match starts before the leading literal's first character.
-        if (skip === leadByte) {
+        if (leads) {
           if (at > i) row = this.restart * width;
           i = at;
         }
@@ -530,6 +538,9 @@ class LazyDfa implements AsciiDfa {
         k++;
         continue;
       }
+      // With a leading literal, back in the state of no match under way, the next match starts
+      // at the literal's next occurrence: found by search rather than by steps.
+      let idle = leads ? this.restart * width : -1;
       let decided = true;
       for (; i < stop; i++) {
         const c = bytes[i];
@@ -541,9 +552,19 @@ class LazyDfa implements AsciiDfa {
         if (target < 0) {
           target = this.step(row / width, classOf[c]);
           next = this.next;
+          if (leads) idle = this.restart * width;
         }
         row = target;
         if (row <= matchedRow) break;
+        if (row === idle) {
+          const at = text.indexOf(skip!, i + 1);
+          if (at < 0 || at >= stop) {
+            found = at < 0 ? end : at;
+            row = DEAD;
+            break;
+          }
+          i = at - 1;
+        }
       }
       if (!decided) undecided(k);
       else if (this.acceptAtEnd[row / width] === 1) matched(k);

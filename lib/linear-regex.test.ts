@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendPacked, asciiDfa, type PackedTexts } from './ascii-dfa';
+import { asciiDfa, PackedTexts } from './ascii-dfa';
 import { anchoredLiteralPrefix, linearRegex, type LinearRegex } from './linear-regex';
 
 describe('anchoredLiteralPrefix', () => {
@@ -195,7 +195,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     const strings = ['', ...Array.from({ length: 300 }, () => Array.from({ length: random(10) }, () => alphabet[random(alphabet.length)]).join(''))];
     // Packed in two parts, as a fleet's identities are, with an empty text at the end too.
     const texts = [...strings, ''];
-    const packed = appendPacked(appendPacked(undefined, texts.slice(0, 100)), texts.slice(100));
+    const packed = PackedTexts.empty().append(texts.slice(0, 100)).append(texts.slice(100));
     let packedRegexes = 0;
     let compiled = 0;
     let withAutomaton = 0;
@@ -243,7 +243,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     const identities = Array.from({ length: 2000 }, (_, i) =>
       i % 3 === 0 ? `node${String(i * 37).padStart(6, '0')}.dc${i % 4}.example.com` : `${['web', 'db', 'prod', 'staging'][i % 4]}-${i % 1000}.Example.COM`,
     );
-    const packed = appendPacked(undefined, identities);
+    const packed = PackedTexts.empty().append(identities);
     for (const source of sources) {
       assert.ok(asciiDfa(source), `/${source}/ has no automaton`);
       for (const caseInsensitive of [false, true]) {

@@ -2,7 +2,7 @@ import type { RE2JS as RE2JSClass } from 're2js';
 import { asciiDfa, type PackedTexts } from './ascii-dfa';
 import { cut } from './quote';
 
-export { appendPacked, type PackedTexts } from './ascii-dfa';
+export { PackedTexts } from './ascii-dfa';
 
 /**
  * Regular expressions that run in time linear in their input, for every regex that arrives from

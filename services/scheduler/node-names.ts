@@ -1,4 +1,4 @@
-import { appendPacked, type PackedTexts } from '../../lib/linear-regex';
+import { PackedTexts } from '../../lib/linear-regex';
 import type { RedisClient as Redis } from '../../lib/redis-client';
 import { countBits, emptyBitmap, type NodeBitmap } from './node-bitmap';
 
@@ -52,7 +52,7 @@ export class NodeNames {
    * Every identity in id order, UTF-8, each followed by a 0 byte (`PackedTexts`), appended to
    * as ids are added: the text a PackedTest reads. Its capacity doubles as it fills.
    */
-  private packed: PackedTexts = appendPacked(undefined, []);
+  private packed = PackedTexts.empty();
 
   constructor(
     private readonly redis: Redis,
@@ -89,7 +89,7 @@ export class NodeNames {
       this.names.push(name);
     }
     this.mergeOrder(from);
-    this.packed = appendPacked(this.packed, added);
+    this.packed = this.packed.append(added);
   }
 
   /** Merges the ids from `from` on into the identity order: one sort of the new ones, one linear merge. */
