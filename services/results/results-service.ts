@@ -17,7 +17,7 @@ import type {
   WatchRunEventsRequest,
   WatchRunEventsResponse,
 } from '../../gen/baton/v1/results_service';
-import { RunState, runStateToJSON, type NodeResult, type Run } from '../../gen/baton/v1/run';
+import { NodeResult, RunState, runStateToJSON, type Run } from '../../gen/baton/v1/run';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../lib/errors';
 import { serverStreamHandler, unaryHandler } from '../../lib/grpc-server';
 import type { Logger } from '../../lib/logger';
@@ -164,7 +164,12 @@ export function createResultsService(options: ResultsServiceOptions): ResultsSer
       const status = await slimStatus(req.taskId, slim, call);
       if (!where || !status.run) return status;
       // Only the matches travel: not the 10,000 names of a 10,000-node run's record either.
-      return { ...status, run: { ...status.run, nodes: [] }, items: status.items.filter((r) => resultMatches(where, r)) };
+      const items = status.items.filter((r) => resultMatches(where, r));
+      return {
+        ...status,
+        run: { ...status.run, nodes: [] },
+        items: req.resultFields.hostsOnly ? items.map((r) => NodeResult.fromPartial({ host: r.host })) : items,
+      };
     }
     const [run, results] = await Promise.all([store.getRun(req.taskId), store.getResults(req.taskId)]);
     if (!run) throw runNotFound(req.taskId);

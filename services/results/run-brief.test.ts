@@ -20,7 +20,8 @@ const FIELD_SETS = [
   [],
 ];
 
-const slimRead = (taskId: string, fields: string[]) => unary(t.client, t.client.getRunStatus, { taskId, resultFields: { fields, where: '' } });
+const slimRead = (taskId: string, fields: string[]) =>
+  unary(t.client, t.client.getRunStatus, { taskId, resultFields: { fields, where: '', hostsOnly: false } });
 const briefKey = (taskId: string) => `${t.prefix}:run:{${taskId}}:brief`;
 
 /** A run with a node in each situation a slim read must answer alike from briefs and from full results. */

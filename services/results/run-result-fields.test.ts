@@ -34,7 +34,10 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
       nodeResult('web-2', { state: NodeState.NODE_STATE_NO_RESPONSE }),
     ]);
     const whole = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId });
-    const slim = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: ['exitcode', 'callerid'], where: '' } });
+    const slim = await unary(t.client, t.client.getRunStatus, {
+      taskId: run.taskId,
+      resultFields: { fields: ['exitcode', 'callerid'], where: '', hostsOnly: false },
+    });
     assert.deepEqual(slim.run, whole.run);
     assert.equal(slim.stats, undefined);
     assert.equal(slim.summary, undefined);
@@ -48,7 +51,9 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
 
   it('rejects an unknown field name with INVALID_ARGUMENT naming it and the known ones', async () => {
     const run = await createRun(t, newRun(['web-1']));
-    const err = await grpcError(unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: ['exitcode', 'exit_code'], where: '' } }));
+    const err = await grpcError(
+      unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: ['exitcode', 'exit_code'], where: '', hostsOnly: false } }),
+    );
     assert.equal(err.code, status.INVALID_ARGUMENT);
     assert.match(readServiceError(err).message, /^result_fields: unknown NodeResult field "exit_code"; expected one of host, task_id, .*start_time/);
   });
@@ -62,9 +67,12 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
       nodeResult('web-4', { state: NodeState.NODE_STATE_RUNNING, startTime: new Date(1_000_000) }),
     ]);
     const hosts = async (fields: string[], where: string) =>
-      (await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields, where: where.replaceAll('ID', run.taskId) } })).items.map(
-        (r) => r.host,
-      );
+      (
+        await unary(t.client, t.client.getRunStatus, {
+          taskId: run.taskId,
+          resultFields: { fields, where: where.replaceAll('ID', run.taskId), hostsOnly: false },
+        })
+      ).items.map((r) => r.host);
     assert.deepEqual(await hosts([], `bolt_task('ID').exitcode > 0`), ['web-1'], 'web-3 (no response), web-4 (running) and web-5 (pending) do not match');
     assert.deepEqual(
       await hosts([], `bolt_task('ID').exitcode < 1`),
@@ -80,9 +88,20 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
     );
     const matched = await unary(t.client, t.client.getRunStatus, {
       taskId: run.taskId,
-      resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0` },
+      resultFields: { fields: [], where: `bolt_task('${run.taskId}').exitcode > 0`, hostsOnly: false },
     });
     assert.equal(matched.items[0].exitcode, 3, 'the fields the expression compares come with each node');
+    const named = await unary(t.client, t.client.getRunStatus, {
+      taskId: run.taskId,
+      resultFields: { fields: ['exitcode'], where: `bolt_task('${run.taskId}').exitcode < 1`, hostsOnly: true },
+    });
+    assert.deepEqual(
+      named.items,
+      ['web-2', 'web-4', 'web-5'].map((host) => NodeResult.fromPartial({ host })),
+      'with hosts_only, each node returned carries its name alone',
+    );
+    const everyNode = await unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: ['exitcode'], where: '', hostsOnly: true } });
+    assert.equal(everyNode.items.find((r) => r.host === 'web-1')?.exitcode, 3, 'hosts_only is ignored without where');
     assert.deepEqual(
       matched.run,
       { ...(await unary(t.client, t.client.getRunStatus, { taskId: run.taskId })).run, nodes: [] },
@@ -93,7 +112,7 @@ describe('GetRunStatus with result_fields (the slim read)', () => {
   it('rejects a malformed where, a term of another kind or of another run with INVALID_ARGUMENT naming it', async () => {
     const run = await createRun(t, newRun(['web-1']));
     const where = async (text: string) => {
-      const err = await grpcError(unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: [], where: text } }));
+      const err = await grpcError(unary(t.client, t.client.getRunStatus, { taskId: run.taskId, resultFields: { fields: [], where: text, hostsOnly: false } }));
       assert.equal(err.code, status.INVALID_ARGUMENT);
       return readServiceError(err).message;
     };

@@ -111,11 +111,14 @@ describe('resultsServiceSource (bolt_task data from a real results service)', ()
     const dropWhere: Interceptor = (options, next) =>
       new InterceptingCall(next(options), {
         sendMessage: (message: GetRunStatusRequest, send) =>
-          send(message.resultFields ? { ...message, resultFields: { ...message.resultFields, where: '' } } : message),
+          send(message.resultFields ? { ...message, resultFields: { ...message.resultFields, where: '', hostsOnly: false } } : message),
       });
     const old = new ResultsServiceClient(LISTENING_LINE.exec(results.readyLine)![1], credentials.createInsecure(), { interceptors: [dropWhere] });
     try {
-      const seen = await unary(old, old.getRunStatus, { taskId, resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0` } });
+      const seen = await unary(old, old.getRunStatus, {
+        taskId,
+        resultFields: { fields: ['exitcode'], where: `bolt_task('${taskId}').exitcode > 0`, hostsOnly: false },
+      });
       assert.equal(seen.items.length, 3, 'the where never reached the service');
       const runResults = resultsServiceSource(old);
       assert.deepEqual((await runDiscovery(index, parseCompound(`bolt_task('${taskId}').exitcode > 0`), { runResults })).online, ['web1']);

@@ -92,7 +92,8 @@ export interface DiscoveryResult {
  * A run's node results, for `bolt_task('<id>')` terms (the scheduler asks the results service).
  * `fields` names the NodeResult fields (proto names) the terms compare; a source may leave the
  * others unset. With `where` (an expression of that run's `bolt_task` terms, as GetRunStatus's
- * `result_fields.where`), only the nodes the task is known on that satisfy it.
+ * `result_fields.where`), only the nodes the task is known on that satisfy it, of which only
+ * `host` is read (a source may leave every other field unset).
  */
 export type RunResultsSource = (taskId: string, fields: string[], where?: string) => Promise<NodeResult[]>;
 
@@ -130,7 +131,7 @@ const finishedRuns = new WeakMap<ResultsServiceClient, Map<string, { atMs: numbe
 
 /**
  * A RunResultsSource reading a slim GetRunStatus (only the fields the terms compare, and with
- * `where` only the matching nodes: over a 10,000-node run the whole status costs far more),
+ * `where` only the matching nodes' names: over a 10,000-node run the whole status costs far more),
  * reusing a finished run's answer for FINISHED_RUN_CACHE_TTL_MS; an unknown run
  * is NOT_FOUND from the results service.
  */
@@ -145,12 +146,17 @@ export function resultsServiceSource(results: ResultsServiceClient, options: Res
     const hit = runs.get(key);
     if (hit && now() - hit.atMs < ttlMs) return hit.items;
     runs.delete(key);
-    const response = await unary(results, results.getRunStatus, { taskId, resultFields: { fields, where: where ?? '' } }, { metadata: onBehalfOf(caller) });
-    // A results service older than `where` ignores it (an unknown field) and answers every
-    // node: the answer is checked here too (a few ms over matches already filtered), so such
-    // a service never makes a term select nodes it does not hold for.
+    // With `where`, the matching nodes' names alone: each node's other fields cost both sides
+    // more to encode and decode than its name.
+    const resultFields = { fields, where: where ?? '', hostsOnly: where !== undefined };
+    const response = await unary(results, results.getRunStatus, { taskId, resultFields }, { metadata: onBehalfOf(caller) });
+    // A results service older than `where` ignores it (an unknown field) and answers every node
+    // with its fields, and with the run's node list, which a service that applied `where` leaves
+    // out: such an answer is checked here, so such a service never makes a term select nodes it
+    // does not hold for.
     const expr = where ? parseResultWhere(where, taskId) : undefined;
-    const items = expr ? response.items.filter((r) => resultMatches(expr, r)) : response.items;
+    const whereIgnored = expr !== undefined && (response.run?.nodes.length ?? 0) > 0;
+    const items = whereIgnored ? response.items.filter((r) => resultMatches(expr, r)) : response.items;
     if (ttlMs > 0 && response.run && isFinalRunState(response.run.state)) {
       runs.set(key, { atMs: now(), items });
       // Oldest first (insertion order): drop beyond the bound.
