@@ -511,14 +511,19 @@ class LazyDfa implements AsciiDfa {
     const text = skip === undefined ? '' : texts.latin1();
     const end = starts[to];
     let next = this.next;
+    // Read again after each new state: emptying the table makes new start states.
+    let startRow = this.start * width;
+    let restartRow = this.restart * width;
+    // With a leading literal, back in the state of no match under way (restartRow), the next
+    // match starts at the literal's next occurrence: found by search rather than by steps.
+    let idle = leads ? restartRow : -1;
     // The literal's next occurrence when already found past the text being stepped; -1 if not.
     let found = -1;
     let k = from;
     while (k < to) {
       let i = starts[k];
       const stop = starts[k + 1] - 1;
-      // Read anew for each text: emptying the table makes new start states.
-      let row = this.start * width;
+      let row = startRow;
       if (skip !== undefined) {
         // Every text before the literal's next occurrence lacks it, so matches nothing. Each
         // search starts past the texts already decided, so the buffer is searched once in all.
@@ -530,7 +535,7 @@ class LazyDfa implements AsciiDfa {
           continue;
         }
         if (leads) {
-          if (at > i) row = this.restart * width;
+          if (at > i) row = restartRow;
           i = at;
         }
       } else if (i === stop) {
@@ -538,9 +543,6 @@ class LazyDfa implements AsciiDfa {
         k++;
         continue;
       }
-      // With a leading literal, back in the state of no match under way, the next match starts
-      // at the literal's next occurrence: found by search rather than by steps.
-      let idle = leads ? this.restart * width : -1;
       let decided = true;
       for (; i < stop; i++) {
         const c = bytes[i];
@@ -552,7 +554,9 @@ class LazyDfa implements AsciiDfa {
         if (target < 0) {
           target = this.step(row / width, classOf[c]);
           next = this.next;
-          if (leads) idle = this.restart * width;
+          startRow = this.start * width;
+          restartRow = this.restart * width;
+          if (leads) idle = restartRow;
         }
         row = target;
         if (row <= matchedRow) break;
@@ -567,7 +571,7 @@ class LazyDfa implements AsciiDfa {
         }
       }
       if (!decided) undecided(k);
-      else if (this.acceptAtEnd[row / width] === 1) matched(k);
+      else if (row === matchedRow || (row > matchedRow && this.acceptAtEnd[row / width] === 1)) matched(k);
       k++;
     }
   }
