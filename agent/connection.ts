@@ -51,6 +51,8 @@ export class Session {
   welcomedAt?: number;
   /** Called once when the stream ends (used by `stop`). */
   onEnded?: () => void;
+  /** When a message was last written on this stream, in ms since the epoch. */
+  lastSentMs = 0;
 
   constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {}
 
@@ -58,8 +60,38 @@ export class Session {
   send(message: AgentMessage, traceContext: Record<string, string> = {}): boolean {
     if (this.ended || !this.call.writable) return false;
     this.call.write({ traceContext, message });
+    this.lastSentMs = Date.now();
     return true;
   }
+}
+
+/**
+ * Sends a Heartbeat every `intervalMs`. When the scheduler counts every message as one
+ * (`busyCounts`, its Welcome's any_message_is_heartbeat), a Heartbeat is skipped while the
+ * stream is busy both ways, a message sent and one received within the interval: each side
+ * already knows the other is alive, and a fleet in a run would otherwise send one more message
+ * per node for nothing. The next Heartbeat is then due an interval after the older of the two
+ * (`quietSinceMs`), so neither side goes longer than an interval without hearing the other.
+ * Each timer armed is handed to `onTimer`, for the caller to clear.
+ */
+export function heartbeatLoop(
+  intervalMs: number,
+  busyCounts: boolean,
+  quietSinceMs: () => number,
+  send: () => void,
+  onTimer: (timer: NodeJS.Timeout) => void,
+): void {
+  const beat = () => {
+    const now = Date.now();
+    const quietSince = quietSinceMs();
+    if (busyCounts && now - quietSince < intervalMs) {
+      onTimer(setTimeout(beat, quietSince + intervalMs - now));
+      return;
+    }
+    send();
+    onTimer(setTimeout(beat, intervalMs));
+  };
+  onTimer(setTimeout(beat, intervalMs));
 }
 
 /** Options of AgentConnection. */
@@ -256,9 +288,7 @@ export class AgentConnection {
     this.current = 'CONNECTED';
     clearTimeout(this.welcomeTimer);
     const intervalS = message.value.heartbeatIntervalS || this.options.heartbeatIntervalS;
-    this.heartbeatTimer = setInterval(() => {
-      session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } });
-    }, intervalS * 1000);
+    this.heartbeat(session, intervalS * 1000, message.value.anyMessageIsHeartbeat);
     // Heartbeats both ways (docs/agent-protocol.md §2): gRPC keepalive notices a dead TCP
     // connection; this notices a scheduler that is connected but no longer answers.
     const silenceMs = (this.options.schedulerTimeoutS || 3 * intervalS) * 1000;
@@ -276,6 +306,17 @@ export class AgentConnection {
     this.options.log.info({ address: this.address, heartbeatIntervalS: intervalS }, 'connected');
     (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.address}\n`);
     this.options.onWelcome(message.value, session);
+  }
+
+  /** Sends Heartbeats on `session` (heartbeatLoop), skipping them while it is busy when the scheduler counts every message as one. */
+  private heartbeat(session: Session, intervalMs: number, busyCounts: boolean): void {
+    heartbeatLoop(
+      intervalMs,
+      busyCounts,
+      () => Math.min(session.lastSentMs, this.lastHeardMs),
+      () => session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } }),
+      (timer) => (this.heartbeatTimer = timer),
+    );
   }
 
   /** The session's stream ended (any of end, error, close); schedules the next one. */
@@ -319,7 +360,7 @@ export class AgentConnection {
 
   private clearSessionTimers(): void {
     clearTimeout(this.welcomeTimer);
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearInterval(this.silenceTimer);
     this.welcomeTimer = undefined;
     this.heartbeatTimer = undefined;

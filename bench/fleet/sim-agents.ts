@@ -1,7 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { backoffDelayMs, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
+import { backoffDelayMs, heartbeatLoop, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
 import { readServiceError, TOO_MANY_HELLOS, type ErrorReport } from '../../lib/errors';
@@ -117,6 +117,9 @@ interface SimAgent {
   opening?: ClientHttp2Stream;
   welcomedAt: number;
   heartbeat?: NodeJS.Timeout;
+  /** When it last sent a message and last received one, in ms since the epoch (for skipping Heartbeats as the real agent does). */
+  lastSentMs: number;
+  lastHeardMs: number;
   /** RunCommands received, and executions, per task id. */
   commands: Map<string, number>;
   executions: Map<string, number>;
@@ -194,7 +197,20 @@ function write(stream: ClientHttp2Stream, message: ConnectRequest['message']): v
  */
 function send(agent: SimAgent, message: ConnectRequest['message']): void {
   const stream = agent.stream ?? agent.opening;
-  if (stream) write(stream, message);
+  if (!stream) return;
+  write(stream, message);
+  agent.lastSentMs = Date.now();
+}
+
+/** Heartbeats as the real agent sends them (agent/connection.ts heartbeatLoop). */
+function heartbeat(agent: SimAgent, intervalMs: number, busyCounts: boolean): void {
+  heartbeatLoop(
+    intervalMs,
+    busyCounts,
+    () => Math.min(agent.lastSentMs, agent.lastHeardMs),
+    () => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }),
+    (timer) => (agent.heartbeat = timer),
+  );
 }
 
 /**
@@ -301,7 +317,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
     if (agent.opening === stream) agent.opening = undefined;
     if (agent.stream === stream) {
       agent.stream = undefined;
-      clearInterval(agent.heartbeat);
+      clearTimeout(agent.heartbeat);
       if (Date.now() - agent.welcomedAt >= STABLE_SESSION_MS) agent.attempts = 0;
       if (address === watched) {
         agent.lostAt = Date.now();
@@ -333,6 +349,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
   stream.on('error', (err: Error) => end(`stream error: ${err.message}`));
   stream.on('close', () => end(`stream closed (HTTP/2 code ${stream.rstCode ?? 'none'}${sessionEnds.get(session) ?? ''})`));
   readMessages(stream, (m) => {
+    agent.lastHeardMs = Date.now();
     switch (m.message?.$case) {
       case 'welcome':
         clearTimeout(timer);
@@ -340,15 +357,13 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         agent.opening = undefined;
         agent.welcomedAt = Date.now();
         if (agent.lostAt !== undefined && agent.backAt === undefined) agent.backAt = agent.welcomedAt;
-        agent.heartbeat = setInterval(
-          () => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }),
-          m.message.value.heartbeatIntervalS * 1000,
-        );
+        heartbeat(agent, m.message.value.heartbeatIntervalS * 1000, m.message.value.anyMessageIsHeartbeat);
         agent.onFirstWelcome?.();
         agent.onFirstWelcome = undefined;
         return;
       case 'download':
         write(stream, { $case: 'downloadResult', value: { requestId: m.message.value.requestId, ok: true, downloaded: 0, error: '' } });
+        agent.lastSentMs = Date.now();
         return;
       case 'run':
         run(agent, m.message.value);
@@ -431,6 +446,8 @@ async function start(msg: Record<string, unknown>): Promise<number> {
     addresses: shuffled(addresses),
     target: 0,
     welcomedAt: 0,
+    lastSentMs: 0,
+    lastHeardMs: 0,
     commands: new Map(),
     executions: new Map(),
     results: new Map(),
@@ -514,6 +531,6 @@ function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
 
 serveWorker({ start, counts, placement, watch, rewelcomed }, async () => {
   stopping = true;
-  for (const agent of agents) clearInterval(agent.heartbeat);
+  for (const agent of agents) clearTimeout(agent.heartbeat);
   await Promise.all([...sessions.keys()].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))));
 });

@@ -89,6 +89,8 @@ export class AgentSession {
    */
   private helloBytes: Uint8Array | undefined;
   private lastHeardMs = Date.now();
+  /** When the node was last noted heard for its last-seen (a Heartbeat, or any message every half interval), in ms since the epoch. */
+  private lastNotedMs = 0;
   private readonly downloads = new Map<string, (result: DownloadResult | undefined) => void>();
   /** Hello, facts updates and rewrites of a lost entry, handled in order (fast Redis writes). */
   private control: Promise<void> = Promise.resolve();
@@ -239,6 +241,15 @@ export class AgentSession {
     return true;
   }
 
+  /**
+   * Notes the node heard at `atMs`: written with every other agent's at the heartbeat writer's
+   * next flush; the Hello's write counts as heard until then.
+   */
+  private noteHeard(atMs: number): void {
+    this.lastNotedMs = atMs;
+    this.options.heartbeats.heard(this.identity, this.id, this.rewriteMissing, atMs);
+  }
+
   private checkLiveness(intervalMs: number): void {
     const silentMs = Date.now() - this.lastHeardMs;
     if (silentMs <= STALE_AFTER_HEARTBEATS * intervalMs) return;
@@ -260,6 +271,11 @@ export class AgentSession {
     }
     this.lastHeardMs = Date.now();
     const m = req.message;
+    // Every message counts as a heartbeat (the Welcome says so), and an agent whose stream is
+    // busy skips its Heartbeats: its last-seen is noted from whatever it sends once an interval
+    // has passed since the last note, when a Heartbeat would have been due. So a note replaces
+    // a skipped Heartbeat, and a busy node costs no more last-seen writes than an idle one.
+    if (this.state === 'READY' && m?.$case !== 'heartbeat' && this.lastHeardMs - this.lastNotedMs >= this.intervalMs) this.noteHeard(this.lastHeardMs);
     if (this.state === 'AWAITING_HELLO') {
       if (m?.$case !== 'hello') {
         void this.close(new InvalidArgumentError(`the first message must be a Hello, got ${m ? m.$case : 'an empty message'}`));
@@ -278,9 +294,7 @@ export class AgentSession {
         // (docs/agent-protocol.md §2).
         if (this.state === 'READY') {
           this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
-          // Written with every other agent's at the next flush; the Hello's write counts as heard
-          // until then.
-          this.options.heartbeats.heard(this.identity, this.id, this.rewriteMissing);
+          this.noteHeard(this.lastHeardMs);
         }
         return;
       case 'factsUpdate': {
@@ -388,12 +402,13 @@ export class AgentSession {
     this.options.admission?.leave();
     if (this.state === 'CLOSED') return;
     this.state = 'READY';
+    this.lastNotedMs = Date.now();
     const { heartbeatIntervalS: baseS, heartbeatIntervals } = this.options;
     const intervalS = heartbeatIntervals ? heartbeatIntervalFor(this.options.registry.size, { baseS, ...heartbeatIntervals }) : baseS;
     this.intervalMs = intervalS * 1000;
     this.write({
       $case: 'welcome',
-      value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress },
+      value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress, anyMessageIsHeartbeat: true },
     });
     if (this.options.log.isLevelEnabled('info'))
       this.log.info({ version: hello.version, unacknowledged: hello.unacknowledgedResults.length }, 'agent connected');
