@@ -16,6 +16,7 @@ import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
+import { EncodedResponse } from './encoded-response';
 import type { HeartbeatWriter } from './heartbeat-writer';
 import { heartbeatIntervalFor, type HeartbeatIntervalOptions } from './heartbeat-interval';
 import type { HelloAdmission } from './hello-admission';
@@ -140,9 +141,10 @@ export class AgentSession {
   }
 
   /** Sends a command; false when the session is not ready (not greeted yet, or closed). */
-  send(command: AgentCommand, traceContext: TraceContext = {}): boolean {
+  send(command: AgentCommand | EncodedResponse, traceContext: TraceContext = {}): boolean {
     const sent = this.state === 'READY' && this.write(command, traceContext);
-    if (sent && command.$case === 'run') this.options.registry.runSent(this.identity, command.value.taskId);
+    const message = command instanceof EncodedResponse ? command.message.message : command;
+    if (sent && message?.$case === 'run') this.options.registry.runSent(this.identity, message.value.taskId);
     return sent;
   }
 
@@ -150,7 +152,7 @@ export class AgentSession {
    * Sends a DownloadCommand and resolves with the agent's DownloadResult, or undefined when the
    * agent does not answer within `timeoutMs` or the session ends first.
    */
-  download(command: DownloadCommand, timeoutMs: number, traceContext: TraceContext = {}): Promise<DownloadResult | undefined> {
+  download(command: DownloadCommand, timeoutMs: number, traceContext: TraceContext = {}, encoded?: EncodedResponse): Promise<DownloadResult | undefined> {
     return new Promise((resolve) => {
       const finish = (result: DownloadResult | undefined) => {
         clearTimeout(timer);
@@ -159,7 +161,7 @@ export class AgentSession {
       };
       const timer = setTimeout(() => finish(undefined), timeoutMs);
       this.downloads.set(command.requestId, finish);
-      if (!this.send({ $case: 'download', value: command }, traceContext)) finish(undefined);
+      if (!this.send(encoded ?? { $case: 'download', value: command }, traceContext)) finish(undefined);
     });
   }
 
@@ -235,9 +237,10 @@ export class AgentSession {
     else this.call.end();
   }
 
-  private write(message: NonNullable<ConnectResponse['message']>, traceContext: TraceContext = {}): boolean {
+  private write(message: NonNullable<ConnectResponse['message']> | EncodedResponse, traceContext: TraceContext = {}): boolean {
     if (this.call.cancelled || this.call.destroyed || this.call.writableEnded) return false;
-    this.call.write({ traceContext, message });
+    // An EncodedResponse goes out as it is: the service is registered with AgentGatewayServiceDefinition, whose serializer knows it.
+    this.call.write(message instanceof EncodedResponse ? (message as unknown as ConnectResponse) : { traceContext, message });
     return true;
   }
 

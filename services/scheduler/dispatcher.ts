@@ -3,6 +3,7 @@ import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
 import type { TraceContext } from './agent-session';
 import { distributeFiles, type DownloadFailure } from './download-gate';
+import { EncodedResponse } from './encoded-response';
 import { forEachSliced } from '../../lib/time-slice';
 
 /**
@@ -45,8 +46,9 @@ export class LocalDispatcher implements Dispatcher {
   /** Sends the run command to each node connected here; resolves with the nodes it could not be sent to. */
   async run(nodes: string[], command: RunCommand, traceContext: TraceContext): Promise<string[]> {
     const lost: string[] = [];
+    const encoded = EncodedResponse.of({ traceContext, message: { $case: 'run', value: command } });
     await forEachSliced(nodes, (node) => {
-      if (this.registry.get(node)?.send({ $case: 'run', value: command }, traceContext) !== true) lost.push(node);
+      if (this.registry.get(node)?.send(encoded) !== true) lost.push(node);
     });
     return lost;
   }
@@ -54,7 +56,7 @@ export class LocalDispatcher implements Dispatcher {
   /** Sends the cancel to each node connected here; resolves with the nodes reached, sorted. */
   async cancel(nodes: string[], taskId: string): Promise<string[]> {
     const reached: string[] = [];
-    const message = { $case: 'cancel' as const, value: { taskId } };
+    const message = EncodedResponse.of({ traceContext: {}, message: { $case: 'cancel', value: { taskId } } });
     await forEachSliced(nodes, (node) => {
       if (this.registry.get(node)?.send(message) === true) reached.push(node);
     });

@@ -2,6 +2,7 @@ import type { DownloadCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState } from '../../gen/baton/v1/run';
 import type { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
+import { EncodedResponse } from './encoded-response';
 import { forEachSliced } from '../../lib/time-slice';
 
 /** Seconds every node gets to download and verify the task files before the gate closes. */
@@ -38,6 +39,7 @@ export async function distributeFiles(
   traceContext: Record<string, string> = {},
 ): Promise<DownloadFailure[]> {
   const waits: Array<Promise<DownloadFailure | undefined>> = [];
+  const encoded = EncodedResponse.of({ traceContext, message: { $case: 'download', value: command } });
   // In time slices: a gate over every node of a large fleet must not hold the event loop.
   await forEachSliced(nodes, (node) => {
     const session = registry.get(node);
@@ -53,7 +55,7 @@ export async function distributeFiles(
       return;
     }
     waits.push(
-      session.download(command, timeoutMs, traceContext).then((result): DownloadFailure | undefined => {
+      session.download(command, timeoutMs, traceContext, encoded).then((result): DownloadFailure | undefined => {
         if (!result && !session.ready)
           return { node, state: NodeState.NODE_STATE_NO_RESPONSE, detail: 'no response: the node disconnected before it answered', disconnected: true };
         if (!result)

@@ -1,4 +1,3 @@
-import { AgentGatewayServiceService } from '../../gen/baton/v1/agent_gateway_service';
 import { MetadataServiceClient } from '../../gen/baton/v1/metadata_service';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { SchedulerServiceService } from '../../gen/baton/v1/scheduler_service';
@@ -11,6 +10,7 @@ import { closeRedis, createRedis, REDIS_QUIT_TIMEOUT_MS, RedisKeys } from '../..
 import { UnavailableError } from '../../lib/errors';
 import type { TlsFiles } from '../../lib/tls';
 import { AGENT_GATEWAY_ROLES, AgentGateway } from './agent-gateway';
+import { AgentGatewayServiceDefinition } from './encoded-response';
 import { AgentRegistry } from './agent-registry';
 import type { AgentSession } from './agent-session';
 import { DispatchConsumer } from './dispatch-consumer';
@@ -213,7 +213,12 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
           implementation: schedulerService({ orchestrator, results, index, dispatcher, tracker, store, watches, streams, log, access: options.access }),
           roles: SCHEDULER_SERVICE_ROLES,
         },
-        { name: 'baton.v1.AgentGatewayService', definition: AgentGatewayServiceService, implementation: gateway.implementation(), roles: AGENT_GATEWAY_ROLES },
+        {
+          name: 'baton.v1.AgentGatewayService',
+          definition: AgentGatewayServiceDefinition,
+          implementation: gateway.implementation(),
+          roles: AGENT_GATEWAY_ROLES,
+        },
       ],
     });
   } catch (err) {
