@@ -259,6 +259,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     // Each regex here makes a backtracking engine take exponential (or high polynomial) time on
     // an identity it does not match (none has a `!` or a `=`, and none ends in `x` or `y`).
     const identities = Array.from({ length: 20_000 }, (_, i) => `${'ab'.repeat(100)}.node${String(i).padStart(6, '0')}-${'b1'.repeat(20)}`);
+    const packed = PackedTexts.empty().append(identities);
     for (const source of ['^(a|a)*$', '^(.*)*[xy]$', '(.*.*.*.*)*[!=]', '^([\\w.-]|[\\w.-])*[!=]$', '^([ab]+)+$', '^(a|ab|b)*[!=]$']) {
       const re = linearRegex(source, { automaton: true });
       const t0 = process.hrtime.bigint();
@@ -269,6 +270,11 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       // A backtracking engine would not finish the first identity in a year; linear time over
       // these 5 million characters is well under a second even on a loaded machine.
       assert.ok(ms < 3000, `/${source}/ over ${identities.length} identities took ${ms.toFixed(0)} ms`);
+      // The same in one pass over them packed.
+      const t1 = process.hrtime.bigint();
+      assert.deepEqual(packedMatches(re, packed, 0, identities.length), [], source);
+      const packedMs = Number(process.hrtime.bigint() - t1) / 1e6;
+      assert.ok(packedMs < 3000, `/${source}/ over ${identities.length} packed identities took ${packedMs.toFixed(0)} ms`);
     }
   });
 
@@ -285,6 +291,7 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
     let state = 5;
     const ab = () => Array.from({ length: 200 }, () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) & 0x10000 ? 'a' : 'b')).join('');
     const identities = Array.from({ length: 1000 }, (_, i) => `${ab()}.node${i}`);
+    const packed = PackedTexts.empty().append(identities);
     for (const source of ['[ab]*a[ab]{16}\\.', '(?:a|b)*b(?:a|b){15}\\.node1']) {
       const dfa = asciiDfa(source)!;
       const reference = RE2JS.compile(source);
@@ -296,6 +303,22 @@ describe('linearRegex on ASCII text (the automaton of ascii-dfa.ts)', () => {
       }
       assert.ok(matched > 10 && matched < identities.length, `/${source}/ matched ${matched}`);
       assert.ok((dfa as unknown as { emptied: number }).emptied > 0, `/${source}/: the table was never emptied`);
+      // The same in one pass over them packed, with an automaton of its own (emptied during it).
+      const fresh = asciiDfa(source)!;
+      const found: number[] = [];
+      fresh.testPacked(
+        packed,
+        0,
+        identities.length,
+        (k) => found.push(k),
+        () => assert.fail('an ASCII identity undecided'),
+      );
+      assert.deepEqual(
+        found,
+        identities.flatMap((s, k) => (reference.test(s) ? [k] : [])),
+        `/${source}/ in one pass`,
+      );
+      assert.ok((fresh as unknown as { emptied: number }).emptied > 0, `/${source}/: the table was never emptied in one pass`);
     }
   });
 });
