@@ -104,7 +104,7 @@ describe('AgentGatewayService', () => {
         unacknowledgedResults: [],
       },
     });
-    assert.deepEqual(await agent.next('welcome'), { heartbeatIntervalS: 10, metadataAddress: 'metadata.example.com:8443' });
+    assert.deepEqual(await agent.next('welcome'), { heartbeatIntervalS: 10, metadataAddress: 'metadata.example.com:8443', anyMessageIsHeartbeat: true });
 
     const [node, ...rest] = await h.discover();
     assert.equal(rest.length, 0);
