@@ -51,7 +51,7 @@ import { WorkerProcess } from './fleet/worker-process';
  */
 
 const DEFAULT_AGENTS = 100_000;
-const REPLICAS = 4;
+const DEFAULT_REPLICAS = 4;
 /** Processes hosting the simulated agents. */
 const WORKERS = 4;
 /** The replica and run lease: the scheduler's default (docs/replicas.md says why not shorter here). */
@@ -209,9 +209,13 @@ async function scenario(
     const others = stack.live.filter((r) => r !== coordinating).sort((a, b) => (held.get(b.name) ?? 0) - (held.get(a.name) ?? 0));
     const victim = kind === 'coordinator' ? coordinating : others[0];
     if (!victim) throw new Error(`no replica to kill for the ${kind} scenario`);
-    const victimAgents = held.get(victim.name) ?? 0;
+    // The agents followed are those holding a stream to the victim when the workers start to
+    // watch, counted by the workers then: agents that leave it between the placement above and
+    // the watch (a replica ending the streams of its fence, or sending agents away) are neither
+    // followed nor waited for.
+    const watchedBy = await Promise.all(workers.map((w) => w.request<number>({ type: 'watch', address: victim.address })));
+    const victimAgents = watchedBy.reduce((sum, n) => sum + n, 0);
     const atKill = counts;
-    await Promise.all(workers.map((w) => w.request({ type: 'watch', address: victim.address })));
     const cpuAt = (): Record<string, number> => ({ ...stack.cpuMs(), agents: workers.reduce((sum, w) => sum + cpuTimeMs(w.child.pid!), 0) });
     const killedAt = Date.now();
     const killedAtPerf = performance.now();
@@ -229,10 +233,10 @@ async function scenario(
       `  ${kind}: killed ${victim.name} (${victimAgents} agents${victim === coordinating ? ', the coordinator' : `; ${coordinating.name} coordinates`}) at ${counts.acked} of ${nodes} results`,
     );
 
-    // Not back: agents followed and not welcomed again, or agents the replica held whose loss
-    // the workers have not noticed yet.
-    let back: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: victimAgents };
-    const notBack = () => Math.max(back.pending, victimAgents - back.delaysMs.length);
+    // Not back: agents followed and not welcomed again, and agents still holding their stream to
+    // the killed replica (their loss not noticed yet), each counted by its worker.
+    let back: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0, holding: victimAgents };
+    const notBack = () => back.pending + back.holding;
     let takeoverMs: number | undefined;
     let runMs: number | undefined;
     let failed: string | undefined;
@@ -249,6 +253,7 @@ async function scenario(
           attempts: all.flatMap((r) => r.attempts),
           noticedMs: all.flatMap((r) => r.noticedMs),
           pending: all.reduce((s, r) => s + r.pending, 0),
+          holding: all.reduce((s, r) => s + r.holding, 0),
         };
         if (notBack() === 0) {
           const now = cpuAt();
@@ -366,6 +371,7 @@ function scenariosWanted(): Scenario[] {
 runBenchmark('failover-bench', async (dir, goals) => {
   const nodes = envCount('BATON_FAILOVER_AGENTS', DEFAULT_AGENTS, WORKERS);
   const scenarios = scenariosWanted();
+  const replicas = envCount('BATON_FAILOVER_REPLICAS', DEFAULT_REPLICAS, 2);
   const leaseS = envCount('BATON_FAILOVER_LEASE_S', DEFAULT_LEASE_S);
   const taskMs = envCount('BATON_FAILOVER_TASK_MS', DEFAULT_TASK_MS, 0);
   const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', DEFAULT_PER_CONNECTION);
@@ -373,14 +379,14 @@ runBenchmark('failover-bench', async (dir, goals) => {
   const openFiles = raiseOpenFileLimit(Math.ceil(nodes / perConnection) + SPARE_FILES);
   const { environmentpath } = writeTaskModule(dir);
   console.log(
-    `failover benchmark: ${nodes} simulated agents (${perConnection} per TCP connection, in ${WORKERS} processes) over ${REPLICAS} scheduler replicas (lease ${leaseS} s); ` +
+    `failover benchmark: ${nodes} simulated agents (${perConnection} per TCP connection, in ${WORKERS} processes) over ${replicas} scheduler replicas (lease ${leaseS} s); ` +
       `${TASK} on every node, tasks ending within ${taskMs} ms; scenarios ${scenarios.join(', ')}; each run given ${ms(timeoutMs)}; open-file limit ${openFiles}`,
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   // NODE_OPTIONS refuses --cpu-prof: a preloaded module runs the same profiler (bench/fleet/cpu-profile-preload.ts).
   const replicaNodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
-  const stack = await ReplicaStack.start({ environmentpath, replicas: REPLICAS, leaseS, replicaNodeOptions });
+  const stack = await ReplicaStack.start({ environmentpath, replicas, leaseS, replicaNodeOptions });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   const results = makeClient(ResultsServiceClient, stack.resultsAddress);
   try {
@@ -419,7 +425,7 @@ runBenchmark('failover-bench', async (dir, goals) => {
     if (retried.streamsEnded > 0) console.log(`    why: ${endReasonsBetween(none, retried)}`);
     console.log(`  agents per replica: ${placementLine(await placement(stack, workers))}`);
     console.log(
-      `  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${REPLICAS} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`,
+      `  scheduler memory: ${((rssAfter - rssBefore) / nodes / 1024).toFixed(1)} KB per agent (RSS of the ${replicas} replicas ${mb(rssBefore)} before, ${mb(rssAfter)} with every agent)`,
     );
     console.log(
       `  Redis used_memory: ${((redisAfter - redisBefore) / nodes).toFixed(0)} B per node registered (${mb(redisBefore)} before, ${mb(redisAfter)} after)`,

@@ -40,9 +40,9 @@ import { serveWorker } from './worker-process';
  * - `counts` { taskId }: what this worker's agents did for that run (AgentCounts);
  * - `placement`: welcomed agents per scheduler address;
  * - `watch` { address }: from now on, agents whose welcomed stream to `address` ends are
- *   followed until they are welcomed again;
+ *   followed until they are welcomed again; resolves with how many hold one now;
  * - `rewelcomed` { since }: when each followed agent was welcomed again, in ms after `since`
- *   (Date.now() ms), and how many are not yet (Rewelcomes);
+ *   (Date.now() ms), how many are not yet, and how many still hold their stream (Rewelcomes);
  * - `stop`: closes every session and exits.
  */
 
@@ -96,8 +96,10 @@ export interface Rewelcomes {
   attempts: number[];
   /** Per agent whose stream ended (welcomed again or not): ms from `since` to when it saw its stream end. */
   noticedMs: number[];
-  /** Agents not welcomed again yet. */
+  /** Agents whose stream ended, not welcomed again yet. */
   pending: number;
+  /** Agents still holding a welcomed stream to the watched address: not seen to end yet. */
+  holding: number;
 }
 
 /** The trivial task's output, as the real agent would report it. */
@@ -507,15 +509,22 @@ function placement(): Promise<Record<string, number>> {
   return Promise.resolve(by);
 }
 
-function watch(msg: Record<string, unknown>): Promise<void> {
+/** Welcomed streams to `address`. */
+function holding(address: string): number {
+  let n = 0;
+  for (const agent of agents) if (agent.stream && agent.addresses[agent.target] === address) n++;
+  return n;
+}
+
+function watch(msg: Record<string, unknown>): Promise<number> {
   watched = String(msg.address);
   for (const agent of agents) agent.lostAt = agent.backAt = undefined;
-  return Promise.resolve();
+  return Promise.resolve(holding(watched));
 }
 
 function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
   const since = Number(msg.since);
-  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0 };
+  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0, holding: watched === undefined ? 0 : holding(watched) };
   for (const agent of agents) {
     if (agent.lostAt === undefined) continue;
     r.noticedMs.push(agent.lostAt - since);
