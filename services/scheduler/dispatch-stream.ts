@@ -1,6 +1,7 @@
 import { execPerKey, throwFirstError, type RedisClient as Redis } from '../../lib/redis-client';
 import { NodeState } from '../../gen/baton/v1/run';
 import type { Logger } from '../../lib/logger';
+import { forEachSliced } from '../../lib/time-slice';
 import type { RedisKeys } from '../../lib/redis';
 import type { AgentSession, TraceContext } from './agent-session';
 import type { DownloadFailure } from './download-gate';
@@ -137,17 +138,19 @@ export async function routeNodes(index: NodeIndex, liveReplicas: string[], exclu
     replicas.map(async (r) => joinChunks(await Promise.all(Array.from({ length: chunks }, (_, c) => redis.getBuffer(keys.ownerBitmap(c, r)))), count)),
   );
   const nowhere: string[] = [];
-  for (const node of nodes) {
+  // In time slices: a run's every node, looked up by name, holds the event loop for long enough
+  // at fleet size to delay the replica's lease renewals and its agents' messages.
+  await forEachSliced(nodes, (node) => {
     const id = index.names.idOf(node);
     const at = id === undefined ? -1 : bitmaps.findIndex((b) => hasBit(b, id));
     if (at < 0) {
       nowhere.push(node);
-      continue;
+      return;
     }
     let list = byReplica.get(replicas[at]);
     if (!list) byReplica.set(replicas[at], (list = []));
     list.push(node);
-  }
+  });
   return { byReplica, nowhere };
 }
 
