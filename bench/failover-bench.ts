@@ -149,6 +149,8 @@ interface ScenarioFigures {
   rewelcomePending: number;
   /** CPU used from the kill until every agent was back, in ms, by process kind; and that wall time. */
   rewelcomeCpuMs?: Record<string, number>;
+  /** Over the same time, the main threads' run-queue wait (runnable, given no CPU), in ms, by process kind. */
+  rewelcomeQueueWaitMs?: Record<string, number>;
   rewelcomeWallMs?: number;
   /** Streams that ended or attempts that failed from the kill on, and how many of them carried a retry delay. */
   endedAfterKill: number;
@@ -223,7 +225,9 @@ async function scenario(
     // Profiling from the kill on (BATON_BENCH_PROFILE_ON_SIGNAL): the survivors start now.
     if (process.env.BATON_BENCH_PROFILE && process.env.BATON_BENCH_PROFILE_ON_SIGNAL) for (const r of stack.live) r.child.child.kill('SIGUSR2');
     const cpuAtKill = cpuAt();
+    const waitAtKill: Record<string, number> = stack.queueWaitMs();
     let rewelcomeCpuMs: Record<string, number> | undefined;
+    let rewelcomeQueueWaitMs: Record<string, number> | undefined;
     let rewelcomeWallMs: number | undefined;
     // Streams that ended between the start and the kill: the fleet was not still (a replica that
     // fenced itself, agents sent away) and the kill is not the only event measured.
@@ -258,6 +262,7 @@ async function scenario(
         if (notBack() === 0) {
           const now = cpuAt();
           rewelcomeCpuMs = Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - cpuAtKill[k]]));
+          rewelcomeQueueWaitMs = Object.fromEntries(Object.entries(stack.queueWaitMs()).map(([k, v]) => [k, v - waitAtKill[k]]));
           rewelcomeWallMs = performance.now() - killedAtPerf;
         }
       }
@@ -288,6 +293,7 @@ async function scenario(
       attempts: [...back.attempts].sort((a, b) => a - b),
       rewelcomePending: notBack(),
       rewelcomeCpuMs,
+      rewelcomeQueueWaitMs,
       rewelcomeWallMs,
       endedAfterKill: counts.streamsEnded - atKill.streamsEnded,
       retryDelaysAfterKill: counts.retryDelays - atKill.retryDelays,
@@ -331,6 +337,11 @@ function report(f: ScenarioFigures, nodes: number, after: Map<string, number>, g
       `    until every agent was back (${ms(f.rewelcomeWallMs)}, ${rate.toFixed(0)} agents/s): CPU s used by the surviving replicas ${(cpu.replicas / 1000).toFixed(1)}, ` +
         `agent workers ${(cpu.agents / 1000).toFixed(1)}, redis ${(cpu.redis / 1000).toFixed(1)}, results ${(cpu.results / 1000).toFixed(1)} (of ${((f.rewelcomeWallMs / 1000) * cpus().length).toFixed(1)} the machine's ${cpus().length} cores had)`,
     );
+    const wait = f.rewelcomeQueueWaitMs;
+    if (wait)
+      console.log(
+        `    meanwhile runnable but given no CPU (main threads' run-queue wait, s): surviving replicas ${(wait.replicas / 1000).toFixed(1)}, redis ${(wait.redis / 1000).toFixed(1)}, results ${(wait.results / 1000).toFixed(1)}`,
+      );
   }
   if (f.scenario === 'coordinator') console.log(`    coordinator takeover: ${f.takeoverMs === undefined ? 'not seen' : `${ms(f.takeoverMs)} after the kill`}`);
   console.log(`    run final ${f.runMs === undefined ? 'never' : `after ${ms(f.runMs)}`}; agents per replica after: ${placementLine(after)}`);

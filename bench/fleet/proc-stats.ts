@@ -29,6 +29,19 @@ export function cpuTimeMs(pid: number, children = false): number {
 }
 
 /**
+ * Time the main thread of a process has spent runnable but waiting for a CPU so far, in ms
+ * (/proc/<pid>/schedstat; 0 where the kernel does not keep it): on a machine shared by more busy
+ * processes than cores, a process that was slow for want of CPU shows it here, not in its CPU time.
+ */
+export function runQueueWaitMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6 || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
  * CPU time of a process tree so far, in ms: the processes in `roots`, every live descendant,
  * and every process whose command line contains `marker` (the task wrappers, which run in a
  * session of their own and may outlive their parent), each with the CPU of the children it has

@@ -5,7 +5,7 @@ import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { startRedisServer, type RedisServerProcess } from '../../lib/redis-server';
 import { onServiceStderr } from './bench-stack';
-import { cpuTimeMs, rssBytes } from './proc-stats';
+import { cpuTimeMs, rssBytes, runQueueWaitMs } from './proc-stats';
 
 /**
  * A stack with several scheduler replicas, every part a separate process: a private
@@ -120,6 +120,15 @@ export class ReplicaStack {
       results,
       metadata,
       redis: cpuTimeMs(this.redisServer.process.child.pid!),
+    };
+  }
+
+  /** Run-queue wait of the main threads so far, in ms (runQueueWaitMs): the live replicas together, the results service, Redis. */
+  queueWaitMs(): { replicas: number; results: number; redis: number } {
+    return {
+      replicas: this.live.reduce((sum, r) => sum + runQueueWaitMs(r.child.child.pid!), 0),
+      results: runQueueWaitMs(this.services[1].child.pid!),
+      redis: runQueueWaitMs(this.redisServer.process.child.pid!),
     };
   }
 
