@@ -90,7 +90,7 @@ export class AgentSession {
    */
   private helloBytes: Uint8Array | undefined;
   private lastHeardMs = Date.now();
-  /** When the node was last noted heard for its last-seen (a Heartbeat, or any message every half interval), in ms since the epoch. */
+  /** When the node was last noted heard for its last-seen (a Heartbeat, or any message once an interval has passed), in ms since the epoch. */
   private lastNotedMs = 0;
   private readonly downloads = new Map<string, (result: DownloadResult | undefined) => void>();
   /** Hello, facts updates and rewrites of a lost entry, handled in order (fast Redis writes). */

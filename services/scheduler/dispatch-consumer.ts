@@ -326,15 +326,16 @@ export class DispatchConsumer {
     const until = Math.min(Date.now() + lease.leaseMs, entry.kind === 'download' ? entry.deadlineMs : Infinity);
     while (nowhere.length > 0 && this.running && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, RECONNECT_POLL_MS));
-      const back = nowhere.filter((n) => registry.get(n)?.ready);
+      const back: string[] = [];
+      const still: string[] = [];
+      // One pass: a dead replica's agents come back by the thousand, and a lookup in `back` per
+      // node still awaited would be quadratic on the event loop.
+      for (const n of nowhere) (registry.get(n)?.ready ? back : still).push(n);
       if (back.length > 0) {
         here.push(...back);
         applied.push(handled(this.apply(entry, back)));
       }
-      nowhere = await this.forward(
-        entry,
-        nowhere.filter((n) => !back.includes(n)),
-      );
+      nowhere = await this.forward(entry, still);
     }
     if (nowhere.length > 0 && !this.running) {
       // This replica stops meanwhile: the entry is left pending, and the survivor that

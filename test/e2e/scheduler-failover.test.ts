@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import Redis from 'ioredis';
 import pino from 'pino';
 import { AgentConnection } from '../../agent/connection';
+import type { Logger } from '../../lib/logger';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { startChild, type StartedChild } from '../../lib/child-process';
@@ -22,6 +23,26 @@ interface GroupChild {
   started: StartedChild;
   /** SIGKILL to the whole group (the process and anything it started), as a machine loss would. */
   killGroup(): void;
+}
+
+/**
+ * An agent's connection alone (no tasks, no facts), heartbeating every 30 s, noting in `on` the
+ * scheduler address each Welcome came from; started by the caller.
+ */
+function bareAgent(identity: string, addresses: string[], log: Logger, on: Map<string, string>): AgentConnection {
+  const connection: AgentConnection = new AgentConnection({
+    addresses,
+    tls: {},
+    identity,
+    log,
+    heartbeatIntervalS: 30,
+    hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'test', unacknowledgedResults: [] }),
+    runningTasks: () => 0,
+    onWelcome: () => on.set(identity, connection.address),
+    onCommand: () => undefined,
+    announce: () => undefined,
+  });
+  return connection;
 }
 
 function inGroup(started: StartedChild): GroupChild {
@@ -215,23 +236,10 @@ describe('agents and scheduler replicas', () => {
     });
     const log = pino({ level: 'warn' }, sink);
     const on = new Map<string, string>();
-    const connections: AgentConnection[] = Array.from({ length: AGENTS }, (_, i) => {
-      const identity = `refused${i}`;
-      const connection: AgentConnection = new AgentConnection({
-        // Each agent shuffles them: about half try the busy one first.
-        addresses: [busy.address, other.address],
-        tls: {},
-        identity,
-        log: log.child({ identity }),
-        heartbeatIntervalS: 30,
-        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'refused', unacknowledgedResults: [] }),
-        runningTasks: () => 0,
-        onWelcome: () => on.set(identity, connection.address),
-        onCommand: () => undefined,
-        announce: () => undefined,
-      });
-      return connection;
-    });
+    // Each agent shuffles the addresses: about half try the busy one first.
+    const connections = Array.from({ length: AGENTS }, (_, i) =>
+      bareAgent(`refused${i}`, [busy.address, other.address], log.child({ identity: `refused${i}` }), on),
+    );
     const redis = new Redis(fleet.stack.addresses.redis);
     const refusedByBusy = () =>
       new Set(
@@ -277,22 +285,7 @@ describe('agents and scheduler replicas', () => {
     const second = `127.0.0.1:${secondPort}`;
     const on = new Map<string, string>();
     const log = pino({ level: 'silent' });
-    const connections: AgentConnection[] = Array.from({ length: AGENTS }, (_, i) => {
-      const identity = `rebalance${i}`;
-      const connection: AgentConnection = new AgentConnection({
-        addresses: [first.address, second],
-        tls: {},
-        identity,
-        log,
-        heartbeatIntervalS: 30,
-        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'rebalance', unacknowledgedResults: [] }),
-        runningTasks: () => 0,
-        onWelcome: () => on.set(identity, connection.address),
-        onCommand: () => undefined,
-        announce: () => undefined,
-      });
-      return connection;
-    });
+    const connections = Array.from({ length: AGENTS }, (_, i) => bareAgent(`rebalance${i}`, [first.address, second], log, on));
     const count = (address: string) => [...on.values()].filter((a) => a === address).length;
     try {
       for (const c of connections) c.start();
