@@ -154,22 +154,9 @@ describe('agents and scheduler replicas', () => {
       },
     });
     const log = pino({ level: 'warn' }, sink);
-    const welcomed = new Set<string>();
-    const connections = Array.from({ length: AGENTS }, (_, i) => {
-      const identity = `storm${i}`;
-      return new AgentConnection({
-        addresses: [scheduler.address],
-        tls: {},
-        identity,
-        log,
-        heartbeatIntervalS: 30,
-        hello: () => Promise.resolve({ identity, facts: {}, classes: [], agents: ['bolt_tasks'], version: 'storm', unacknowledgedResults: [] }),
-        runningTasks: () => 0,
-        onWelcome: () => welcomed.add(identity),
-        onCommand: () => undefined,
-        announce: () => undefined,
-      });
-    });
+    // Each agent welcomed, with the address that welcomed it.
+    const welcomed = new Map<string, string>();
+    const connections = Array.from({ length: AGENTS }, (_, i) => bareAgent(`storm${i}`, [scheduler.address], log, welcomed));
     const client = makeClient(SchedulerServiceClient, scheduler.address);
     const redis = new Redis(fleet.stack.addresses.redis);
     try {
