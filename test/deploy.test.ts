@@ -467,9 +467,21 @@ describe('deploy/', () => {
     if (!path.includes('metadata')) overrides.push('--redis-url', redis.url);
     if ('metrics-listen' in doc) overrides.push('--metrics-listen', '127.0.0.1:0');
     if ('tls-cert' in doc) overrides.push('--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca);
-    const healthAddress = 'health-listen' in doc ? `127.0.0.1:${await freePort()}` : undefined;
-    if (healthAddress) overrides.push('--health-listen', healthAddress);
-    const child = await startChild(process.execPath, [join(root, path), '--config', configFile, ...envFlags(use.env), ...overrides], { ready: LISTENING_LINE });
+    let healthAddress: string | undefined;
+    let child: Awaited<ReturnType<typeof startChild>>;
+    for (let attempt = 1; ; attempt++) {
+      healthAddress = 'health-listen' in doc ? `127.0.0.1:${await freePort()}` : undefined;
+      const health = healthAddress ? ['--health-listen', healthAddress] : [];
+      try {
+        child = await startChild(process.execPath, [join(root, path), '--config', configFile, ...envFlags(use.env), ...overrides, ...health], {
+          ready: LISTENING_LINE,
+        });
+        break;
+      } catch (err) {
+        // A port free when chosen may be taken by a test running beside this one before the service binds it: another port, up to three.
+        if (!healthAddress || attempt === 3 || !String(err).includes('EADDRINUSE')) throw err;
+      }
+    }
     try {
       assert.match(child.readyLine, LISTENING_LINE);
       // The health-only port answers in plaintext, as the kubelet's grpc probe asks.
