@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from './logger';
-import { metrics, OWNERS, startMetricsServer, type MetricsPiece } from './metrics';
+import { EVENT_LOOP_SAMPLE_MS, metrics, OWNERS, startMetricsServer, type MetricsPiece } from './metrics';
 
 describe('metrics ownership', () => {
   it("gives each family to the pieces that feed it, so no process exports another piece's families", () => {
@@ -52,5 +54,44 @@ describe('metrics endpoint', () => {
     const res = await fetch(`http://${server.address}/`);
     assert.equal(res.status, 404);
     assert.match(await res.text(), /GET \/metrics/);
+  });
+});
+
+describe('metrics at rest', () => {
+  it('leave an idle process asleep: it wakes a few times a second, not a hundred', async () => {
+    // A fresh Node process holding only the metrics module, as an idle agent or service does,
+    // counts the times its main thread went to sleep and woke up (voluntary context switches)
+    // over 2 s. Sampling the event loop every 10 ms, as prom-client does by default, is some 200.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require(${JSON.stringify(join(__dirname, 'metrics'))});
+         const woken = () => Number(/^voluntary_ctxt_switches:\\s+(\\d+)/m.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+         setInterval(() => undefined, 60000);
+         setTimeout(() => { const before = woken(); setTimeout(() => { console.log(woken() - before); process.exit(0); }, 2000); }, 500);`,
+      ],
+      { detached: true, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(killGroup, 30_000);
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      assert.equal(code, 0, 'the idle process ran its 2 s and exited');
+      const wakeUps = Number(out.trim());
+      const expected = (2000 / EVENT_LOOP_SAMPLE_MS) * 2 + 20;
+      assert.ok(wakeUps < expected, `${wakeUps} wake-ups in 2 s; at most ${expected} expected`);
+    } finally {
+      clearTimeout(timer);
+      killGroup();
+    }
   });
 });

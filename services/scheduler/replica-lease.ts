@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { EVENT_LOOP_SAMPLE_MS } from '../../lib/metrics';
 import type { RedisClient as Redis } from '../../lib/redis-client';
 import { LuaScript } from '../../lib/lua-script';
 import type { Logger } from '../../lib/logger';
@@ -122,7 +123,7 @@ export class ReplicaLease {
    * How late the event loop ran since the last renewal: a replica that fences itself while Redis
    * answers was stalled (CPU starved, a long synchronous task), and the log says by how much.
    */
-  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_SAMPLE_MS });
   /** Where joins, renewals and the leave go (ReplicaLeaseOptions.renewalRedis). */
   private readonly renewalRedis: Redis;
 
