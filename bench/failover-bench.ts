@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { GetRunStatusRequest, ResultsServiceClient } from '../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../gen/baton/v1/run';
@@ -37,13 +37,22 @@ import { WorkerProcess } from './fleet/worker-process';
  * every node SUCCEEDED in the results service, once each, and every node executed the task
  * exactly once (commands the scheduler sent again after the kill are counted apart).
  *
+ * BATON_FAILOVER_AGENTS_NICE=N runs the simulated agents' processes at nice N from each kill
+ * until its scenario ends: they stand for a fleet of separate machines, and on the one machine
+ * the benchmark has, level with the replicas, Redis and the results service, they take much of
+ * its two cores from the system measured (the replicas and Redis wait for a CPU longer than they
+ * run). Niced, they still do all their work, and the time an agent waits for its own CPU to read
+ * its Welcome is still counted; before the kill everything runs level, so the kill lands at the
+ * same point of the run. Off by default, so figures compare with earlier ones.
+ *
  * Goals (the exit code): per scenario the run ends, every node final and succeeded, each node's
  * task executed exactly once, p99 re-welcome <= GOAL_REWELCOME_P99_MS.
  *
  * Environment: BATON_FAILOVER_AGENTS (default 100000), BATON_FAILOVER_SCENARIOS (default
  * `replica,coordinator`), BATON_FAILOVER_LEASE_S (replica and run lease, default 10),
  * BATON_FAILOVER_TASK_MS (default 10000), BATON_FAILOVER_RUN_TIMEOUT_S (per run; default 120 s +
- * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25). BATON_BENCH_PROFILE=DIR writes
+ * 4 ms per node), BATON_FLEET_AGENTS_PER_CONNECTION (default 25), BATON_FAILOVER_AGENTS_NICE
+ * (above; default 0). BATON_BENCH_PROFILE=DIR writes
  * CPU profiles of the replicas to DIR and prints where the survivors' CPU went: from their start,
  * or, with BATON_BENCH_PROFILE_ON_SIGNAL=1, from the first kill on (the re-welcome storm and the
  * rest of the runs). BATON_BENCH_SLOWLOG=MS prints, after registration and after each
@@ -59,6 +68,8 @@ const DEFAULT_LEASE_S = 10;
 const DEFAULT_PER_CONNECTION = 25;
 /** Longest a simulated task runs, in ms: the kill lands while many nodes are still running theirs. */
 const DEFAULT_TASK_MS = 10_000;
+/** The simulated agents' nice value from each kill until the scenario ends (the file's comment says why): level by default. */
+const DEFAULT_AGENTS_NICE = 0;
 /** The share of results acknowledged when the replica is killed. */
 const KILL_AT = 0.5;
 const GOAL_REWELCOME_P99_MS = 15_000;
@@ -169,6 +180,15 @@ interface ScenarioFigures {
   recorded: number;
 }
 
+/** Sets the nice value of the simulated agents' processes (lowering it again needs privilege: said once when refused). */
+function niceWorkers(workers: WorkerProcess[], nice: number): void {
+  try {
+    for (const w of workers) setPriority(w.child.pid!, nice);
+  } catch (err) {
+    console.log(`    could not set the simulated agents' nice value to ${nice}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /**
  * One run on every node through `through`; once KILL_AT of the results are acknowledged the
  * replica the scenario names is killed. Follows the killed replica's agents back, the takeover
@@ -182,6 +202,7 @@ async function scenario(
   workers: WorkerProcess[],
   nodes: number,
   timeoutMs: number,
+  agentsNice: number,
 ): Promise<ScenarioFigures> {
   const scheduler = makeClient(SchedulerServiceClient, through.address);
   try {
@@ -221,6 +242,7 @@ async function scenario(
     const cpuAt = (): Record<string, number> => ({ ...stack.cpuMs(), agents: workers.reduce((sum, w) => sum + cpuTimeMs(w.child.pid!), 0) });
     const killedAt = Date.now();
     const killedAtPerf = performance.now();
+    if (agentsNice > 0) niceWorkers(workers, agentsNice);
     await stack.kill(victim);
     // Profiling from the kill on (BATON_BENCH_PROFILE_ON_SIGNAL): the survivors start now.
     if (process.env.BATON_BENCH_PROFILE && process.env.BATON_BENCH_PROFILE_ON_SIGNAL) for (const r of stack.live) r.child.child.kill('SIGUSR2');
@@ -276,6 +298,7 @@ async function scenario(
       }
       await sleep(POLL_MS);
     }
+    if (agentsNice > 0) niceWorkers(workers, 0);
 
     const status = await unary(results, results.getRunStatus, GetRunStatusRequest.fromPartial({ taskId }), { deadlineMs: FULL_STATUS_DEADLINE_MS });
     const hosts = new Set(status.items.map((r) => r.host));
@@ -387,11 +410,13 @@ runBenchmark('failover-bench', async (dir, goals) => {
   const taskMs = envCount('BATON_FAILOVER_TASK_MS', DEFAULT_TASK_MS, 0);
   const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', DEFAULT_PER_CONNECTION);
   const timeoutMs = envCount('BATON_FAILOVER_RUN_TIMEOUT_S', Math.ceil(120 + nodes * 0.004)) * 1000;
+  const agentsNice = envCount('BATON_FAILOVER_AGENTS_NICE', DEFAULT_AGENTS_NICE, 0);
   const openFiles = raiseOpenFileLimit(Math.ceil(nodes / perConnection) + SPARE_FILES);
   const { environmentpath } = writeTaskModule(dir);
   console.log(
     `failover benchmark: ${nodes} simulated agents (${perConnection} per TCP connection, in ${WORKERS} processes) over ${replicas} scheduler replicas (lease ${leaseS} s); ` +
-      `${TASK} on every node, tasks ending within ${taskMs} ms; scenarios ${scenarios.join(', ')}; each run given ${ms(timeoutMs)}; open-file limit ${openFiles}`,
+      `${TASK} on every node, tasks ending within ${taskMs} ms; scenarios ${scenarios.join(', ')}; each run given ${ms(timeoutMs)}; open-file limit ${openFiles}; ` +
+      `the simulated agents at nice ${agentsNice} from each kill until the scenario ends`,
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -458,7 +483,7 @@ runBenchmark('failover-bench', async (dir, goals) => {
       );
       let f: ScenarioFigures;
       try {
-        f = await scenario(kind, stack, stack.live[0], results, workers, nodes, timeoutMs);
+        f = await scenario(kind, stack, stack.live[0], results, workers, nodes, timeoutMs, agentsNice);
       } catch (err) {
         failed = err instanceof Error ? err.message : String(err);
         goals.notMeasured(`the ${kind} scenario`, failed);
