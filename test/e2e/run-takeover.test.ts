@@ -21,8 +21,9 @@ import { waitFor } from '../helpers/wait';
  * (and a second scheduler replica on the same Redis) and three agents, each its own process,
  * running the real `once::count` fixture, which appends a line per execution to a log so that
  * every node's executions are counted. The scheduler is killed with SIGKILL during the download
- * gate and during a later batch and started again; a run is cancelled through the other replica;
- * an agent is killed and never comes back.
+ * gate and during a later batch and started again; an agent is killed and started again during
+ * the download gate; a run is cancelled through the other replica; an agent is killed and never
+ * comes back.
  */
 
 const NODES = ['node1', 'node2', 'node3'];
@@ -150,6 +151,31 @@ describe('runs owned by Redis', () => {
     } finally {
       if (!thawed) process.kill(frozen, 'SIGCONT');
       await fleet.stack.startService('scheduler');
+    }
+  });
+
+  it('waits for an agent restarted during the download gate, with one scheduler: the run succeeds, every node runs it once', async () => {
+    const log = newLog();
+    const known = await knownRuns();
+    // node3's agent is frozen so that the gate is still open when it restarts (an upgrade, a crash).
+    process.kill(agentPid('node3'), 'SIGSTOP');
+    let restarted = false;
+    try {
+      const call = runCount(0, log).catch((err: Error) => err);
+      const run = await newestRun(known);
+      await waitFor('the run to be DOWNLOADING', async () => (await runStatus(run.taskId)).run?.state === RunState.RUN_STATE_DOWNLOADING, SETTLE_MS, 100);
+      await fleet.stack.killAgent('node3');
+      await fleet.stack.startAgent(3);
+      restarted = true;
+      const reply = await call;
+      if (reply instanceof Error) assert.fail(`the RunTask call failed: ${reply.message}`);
+      assert.equal(reply.run?.state, RunState.RUN_STATE_SUCCEEDED);
+      await expectEachRanOnce(run.taskId, log);
+    } finally {
+      if (!restarted) {
+        await fleet.stack.killAgent('node3');
+        await fleet.stack.startAgent(3);
+      }
     }
   });
 
