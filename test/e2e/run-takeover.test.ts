@@ -22,8 +22,9 @@ import { waitFor } from '../helpers/wait';
  * running the real `once::count` fixture, which appends a line per execution to a log so that
  * every node's executions are counted. The scheduler is killed with SIGKILL during the download
  * gate and during a later batch and started again; an agent is killed and started again during
- * the download gate; a run is cancelled through the other replica; an agent is killed and never
- * comes back.
+ * the download gate; a run is cancelled through the other replica; a replica coordinating a
+ * foreground run is stopped (SIGSTOP) until the stack's scheduler took the run over and ended it;
+ * an agent is killed and never comes back.
  */
 
 const NODES = ['node1', 'node2', 'node3'];
@@ -34,13 +35,19 @@ const LEASE_S = 2;
 const AGENT_LOST_AFTER_S = 4;
 
 describe('runs owned by Redis', () => {
+  /** The stderr lines of every process of the stack and of the extra replicas, by name, for the cases to look at. */
+  const stderr = new Map<string, string[]>();
+  const logLine = (name: string, line: string) => {
+    const lines = stderr.get(name) ?? [];
+    lines.push(line);
+    stderr.set(name, lines);
+    if (process.env.BATON_E2E_LOGS) process.stderr.write(`[${name}] ${line}\n`);
+  };
   const fleet = useDevStack({
     agents: NODES.length,
     environmentpath: join(packageRoot(), 'test', 'fixtures', 'modules'),
     logLevel: process.env.BATON_E2E_LOGS ?? 'warn',
-    onStderr: (name, line) => {
-      if (process.env.BATON_E2E_LOGS) process.stderr.write(`[${name}] ${line}\n`);
-    },
+    onStderr: (name, line) => logLine(name, line),
     serviceArgs: { scheduler: ['--run-lease-s', String(LEASE_S), '--agent-lost-after-s', String(AGENT_LOST_AFTER_S)] },
   });
   let scheduler: SchedulerServiceClient;
@@ -119,6 +126,37 @@ describe('runs owned by Redis', () => {
     const [pid] = pidsWith(join(fleet.stack.agentDir(node), 'spool'));
     assert.ok(pid, `the agent process of ${node}`);
     return pid;
+  };
+
+  /**
+   * A second scheduler replica on the same Redis, logging as `name`. Every agent was welcomed by
+   * the stack's scheduler before it started, so the replica holds no agent's stream: what it
+   * sends to the nodes goes through the stack's scheduler.
+   */
+  const startReplica = async (name = 'replica', extraArgs: string[] = []): Promise<{ replica: StartedChild; client: SchedulerServiceClient }> => {
+    const { addresses } = fleet.stack;
+    const replica = await startChild(
+      process.execPath,
+      [
+        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
+        '--insecure',
+        '--listen',
+        '127.0.0.1:0',
+        '--log-level',
+        process.env.BATON_E2E_LOGS ?? 'warn',
+        '--redis-url',
+        addresses.redis,
+        '--metadata-address',
+        addresses.metadata,
+        '--results-address',
+        addresses.results,
+        '--run-lease-s',
+        String(LEASE_S),
+        ...extraArgs,
+      ],
+      { ready: LISTENING_LINE, onStderr: (line) => logLine(name, line) },
+    );
+    return { replica, client: makeClient(SchedulerServiceClient, LISTENING_LINE.exec(replica.readyLine)![1]) };
   };
 
   const expectEachRanOnce = async (taskId: string, log: string) => {
@@ -205,28 +243,7 @@ describe('runs owned by Redis', () => {
   });
 
   it('stops every later batch of a run coordinated by one scheduler when another replica cancels it', async () => {
-    const { addresses } = fleet.stack;
-    const replica: StartedChild = await startChild(
-      process.execPath,
-      [
-        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
-        '--insecure',
-        '--listen',
-        '127.0.0.1:0',
-        '--log-level',
-        'warn',
-        '--redis-url',
-        addresses.redis,
-        '--metadata-address',
-        addresses.metadata,
-        '--results-address',
-        addresses.results,
-        '--run-lease-s',
-        String(LEASE_S),
-      ],
-      { ready: LISTENING_LINE },
-    );
-    const other = makeClient(SchedulerServiceClient, LISTENING_LINE.exec(replica.readyLine)![1]);
+    const { replica, client: other } = await startReplica();
     try {
       const log = newLog();
       const { taskId } = await runCount(3, log, { background: true, batchSize: 1 });
@@ -257,6 +274,71 @@ describe('runs owned by Redis', () => {
     } finally {
       other.close();
       await replica.stop();
+    }
+  });
+
+  it('answers a foreground RunTask with the run another replica took over and ended while its scheduler was stopped', async (t) => {
+    // The coordinator is a replica that holds no agent's stream, so the stack's scheduler, which
+    // holds them all, can take the run over and end it while the coordinator is stopped. A
+    // stopped coordinator holding the streams would hold the run still; once going again, its
+    // next step would come before the other replica's and only find it fenced at the send, which
+    // is no failure. Its replica lease outlives the stop: this case is about the run's lease.
+    const { replica: stalled, client } = await startReplica('stalled', ['--replica-lease-s', '30']);
+    const stopped = new Set<number>();
+    const stop = (pid: number) => {
+      process.kill(pid, 'SIGSTOP');
+      stopped.add(pid);
+    };
+    const resume = (pid: number) => {
+      if (stopped.delete(pid)) process.kill(pid, 'SIGCONT');
+    };
+    try {
+      const log = newLog();
+      const known = await knownRuns();
+      // node3's agent is frozen: it holds the gate open until the run is taken over.
+      const frozen = agentPid('node3');
+      stop(frozen);
+      const call = runCount(0, log, {}, client).then(
+        (response) => ({ response }),
+        (err: Error) => ({ err }),
+      );
+      const run = await newestRun(known);
+      await waitFor('the run to be DOWNLOADING', async () => (await runStatus(run.taskId)).run?.state === RunState.RUN_STATE_DOWNLOADING, SETTLE_MS, 100);
+      const [coordinator] = await redis.hmget(keys.runOrchestration(run.taskId), 'coordinator');
+      assert.ok(coordinator, 'the run has a coordinator');
+      stop(stalled.child.pid!);
+      const stoppedAt = Date.now();
+      await waitFor(
+        "the stack's scheduler to take the run over",
+        async () => {
+          const [now, epoch] = await redis.hmget(keys.runOrchestration(run.taskId), 'coordinator', 'epoch');
+          return now !== null && now !== coordinator && Number(epoch) > 1;
+        },
+        SETTLE_MS,
+        100,
+      );
+      // The gate opens on the stack's scheduler, which runs the task and ends the run; the stopped
+      // coordinator's own gate then opens too, and its next step (RUNNING) fails on a finished run.
+      resume(frozen);
+      await finalStatus(run.taskId, RunState.RUN_STATE_SUCCEEDED);
+      resume(stalled.child.pid!);
+      t.diagnostic(`the coordinator was stopped for ${Date.now() - stoppedAt} ms (run lease ${LEASE_S} s)`);
+      const outcome = await call;
+      assert.ok('response' in outcome, `RunTask answered, not failed: ${'err' in outcome ? outcome.err.message : ''}`);
+      assert.equal(outcome.response.run?.state, RunState.RUN_STATE_SUCCEEDED);
+      assert.deepEqual(
+        outcome.response.results.map((r) => [r.host, NodeState[r.state]]),
+        NODES.map((n) => [n, 'NODE_STATE_SUCCEEDED']),
+      );
+      await expectEachRanOnce(run.taskId, log);
+      assert.ok(
+        (stderr.get('stalled') ?? []).some((line) => line.includes('a step of the run failed after another scheduler took the run over; it goes on there')),
+        'the stopped scheduler says the run went on elsewhere',
+      );
+    } finally {
+      for (const pid of [...stopped]) resume(pid);
+      client.close();
+      await stalled.stop();
     }
   });
 
