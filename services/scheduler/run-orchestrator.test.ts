@@ -15,10 +15,12 @@ import { makeClient, unary } from '../../lib/grpc-client';
 import { createLogger } from '../../lib/logger';
 import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
+import { RedisKeys } from '../../lib/redis';
 import { newTaskId } from '../../lib/task-id';
 import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { waitFor } from '../../test/helpers/wait';
 import { runRecordDeadlineMs } from './node-results';
+import { RunStateStore } from './run-state';
 import { startScheduler, type RunningScheduler } from './scheduler-server';
 import { TestAgent } from '../../test/helpers/test-agent';
 
@@ -253,6 +255,37 @@ describe('RunOrchestrator', () => {
     assert.equal(
       web1.received.some((m) => m.message?.$case === 'run'),
       false,
+    );
+  });
+
+  it('fails nothing when its gate closes after another scheduler took the run over, and answers with the run', async () => {
+    const prefix = uniquePrefix();
+    const h = await start(2, prefix);
+    await h.agent('web1'); // never answers the download
+    const call = h.run({ background: true });
+    const keys = new RedisKeys(prefix);
+    const main = redis.client();
+    const taskId = await waitFor('the run to be in its download gate', async () => (await main.zrange(keys.activeRuns(), 0, 0))[0], 10_000, 20);
+    // Its lease lapses, as when its coordinator stalls, and another replica takes the run over
+    // (the coordinator renews meanwhile, so the lapse may need a few tries).
+    const other = new RunStateStore(main, keys, 'replica-b', 60_000);
+    await waitFor(
+      'another replica to take the run over',
+      async () => {
+        await main.del(keys.runLease(taskId));
+        return typeof (await other.takeOver(taskId)) === 'object';
+      },
+      10_000,
+      20,
+    );
+    const answer = await call;
+    assert.equal(answer.taskId, taskId, 'RunTask answers with the run, not DOWNLOAD_FAILED');
+    const runStatus = await unary(results, results.getRunStatus, { taskId });
+    assert.equal(runStatus.run?.state, RunState.RUN_STATE_DOWNLOADING, 'the run goes on where it was taken over');
+    assert.deepEqual(
+      runStatus.items.filter((r) => r.state === NodeState.NODE_STATE_NO_RESPONSE).map((r) => r.host),
+      [],
+      'no node is recorded as not answering by the scheduler that lost the run',
     );
   });
 

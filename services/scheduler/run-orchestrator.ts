@@ -246,11 +246,7 @@ export class RunOrchestrator {
         // A replica that stalled (its event loop held, the machine's CPU taken) may find both a
         // call failed and its run taken over by another replica meanwhile, which resumes it: the
         // run is that replica's now, and failing it here would end a run that goes on.
-        if (await this.takenOver(coordinated)) {
-          await coordinator.finish(coordinated);
-          log.warn({ taskId: run.taskId, err: errorText(err) }, 'a step of the run failed after another scheduler took the run over; it goes on there');
-          return this.answerTakenOver(run, created);
-        }
+        if (await this.takenOver(coordinated)) return this.wentOn(run, coordinated, created, () => undefined, 'a step of the run failed', err);
         await this.failQuietly(run.taskId, run.nodes.length + run.offline.length, `the scheduler could not complete the run: ${errorText(err)}`);
         await coordinator.finish(coordinated);
       }
@@ -265,6 +261,29 @@ export class RunOrchestrator {
       if (renewed === undefined) coordinated.fenced = true;
     }
     return coordinated.fenced;
+  }
+
+  /**
+   * A run another scheduler took over while this one started it (this one stalled long enough to
+   * lose the run's lease, and the other resumed the run): this one stops coordinating it, records
+   * nothing more, and answers with the run as it goes on there.
+   */
+  private async wentOn(
+    run: PreparedRun,
+    coordinated: CoordinatedRun,
+    created: Run | undefined,
+    settle: () => void,
+    what: string,
+    err?: unknown,
+  ): Promise<RunTaskResponse> {
+    settle();
+    this.options.tracker.forget(coordinated.tracked);
+    await this.options.coordinator.finish(coordinated);
+    this.options.log.warn(
+      { taskId: run.taskId, err: err === undefined ? undefined : errorText(err) },
+      `${what} after another scheduler took the run over; it goes on there`,
+    );
+    return this.answerTakenOver(run, created);
   }
 
   /** RunTask's answer for a run another scheduler took over while this one started it: the run as it goes on there. */
@@ -419,11 +438,18 @@ export class RunOrchestrator {
     if (!(await downloading)) return this.cancelled(run, coordinated, created, settle);
     const failures = await gate;
     if (tracked.cancelled) return this.cancelled(run, coordinated, created, settle);
-    if (failures.length > 0) return this.gateClosed(run, coordinated, failures, settle);
+    if (failures.length > 0) {
+      // Nodes that did not answer here may have answered the scheduler that took the run over
+      // (its gate goes on): only the run's coordinator may fail it.
+      if (await this.takenOver(coordinated)) return this.wentOn(run, coordinated, created, settle, 'the download gate closed here');
+      return this.gateClosed(run, coordinated, failures, settle);
+    }
     const running = await this.afterGate(coordinated);
     if (!running) return this.cancelled(run, coordinated, created, settle);
     const sent = await coordinator.sendBatch(coordinated, 0);
     if (sent === 'cancelled') return this.cancelled(run, coordinated, created, settle);
+    // Refused at its epoch: the run command goes out from the scheduler that took the run over.
+    if (sent === 'fenced') return this.wentOn(run, coordinated, created, settle, 'the run command was refused here');
     metrics.dispatchLatency.observe((Date.now() - receivedMs) / 1000);
     settle(); // from here on the nodes own the run's outcome
     log.info({ taskId: run.taskId, nodes: coordinated.batch(0).length, batches: coordinated.state.batches }, 'run command sent');
