@@ -34,6 +34,8 @@ const log = createLogger('scheduler', 'silent');
 const children: StartedChild[] = [];
 let metadataAddress = '';
 let resultsAddress = '';
+/** The results service's process, stopped (SIGSTOP) by a test that needs a state change held. */
+let resultsChild: StartedChild | undefined;
 let results: ResultsServiceClient;
 
 /** One tiny task: `acme::restart` with a required Enum, a sensitive String and a defaulted String. */
@@ -61,6 +63,7 @@ async function startService(piece: 'metadata' | 'results', args: string[]): Prom
   const main = join(packageRoot(), 'dist', 'services', piece, 'main.js');
   const child = await startChild(process.execPath, [main, '--insecure', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { ready: LISTENING_LINE });
   children.push(child);
+  if (piece === 'results') resultsChild = child;
   return LISTENING_LINE.exec(child.readyLine)![1];
 }
 
@@ -125,6 +128,25 @@ async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix()): Promise
     },
     cancel: async (taskId) => (await unary(client, client.cancelRun, { taskId })).nodes,
   };
+}
+
+/**
+ * Lets the lease of run `taskId` lapse, as when its coordinator stalls, and takes the run over
+ * as another replica does (the coordinator renews meanwhile, so the lapse may need a few tries).
+ */
+async function takeOverElsewhere(keyPrefix: string, taskId: string): Promise<void> {
+  const client = redis.client();
+  const keys = new RedisKeys(keyPrefix);
+  const other = new RunStateStore(client, keys, 'replica-b', 60_000);
+  await waitFor(
+    'another replica to take the run over',
+    async () => {
+      await client.del(keys.runLease(taskId));
+      return typeof (await other.takeOver(taskId)) === 'object';
+    },
+    10_000,
+    20,
+  );
 }
 
 async function grpcError(p: Promise<unknown>): Promise<ServiceError> {
@@ -266,18 +288,8 @@ describe('RunOrchestrator', () => {
     const keys = new RedisKeys(prefix);
     const main = redis.client();
     const taskId = await waitFor('the run to be in its download gate', async () => (await main.zrange(keys.activeRuns(), 0, 0))[0], 10_000, 20);
-    // Its lease lapses, as when its coordinator stalls, and another replica takes the run over
-    // (the coordinator renews meanwhile, so the lapse may need a few tries).
-    const other = new RunStateStore(main, keys, 'replica-b', 60_000);
-    await waitFor(
-      'another replica to take the run over',
-      async () => {
-        await main.del(keys.runLease(taskId));
-        return typeof (await other.takeOver(taskId)) === 'object';
-      },
-      10_000,
-      20,
-    );
+    // Its lease lapses, as when its coordinator stalls, and another replica takes the run over.
+    await takeOverElsewhere(prefix, taskId);
     const answer = await call;
     assert.equal(answer.taskId, taskId, 'RunTask answers with the run, not DOWNLOAD_FAILED');
     const runStatus = await unary(results, results.getRunStatus, { taskId });
@@ -286,6 +298,44 @@ describe('RunOrchestrator', () => {
       runStatus.items.filter((r) => r.state === NodeState.NODE_STATE_NO_RESPONSE).map((r) => r.host),
       [],
       'no node is recorded as not answering by the scheduler that lost the run',
+    );
+  });
+
+  it('answers a foreground call with the run as it ends elsewhere when its run command is refused after another scheduler took the run over', async () => {
+    const prefix = uniquePrefix();
+    const h = await start(10, prefix);
+    const web1 = await h.agent('web1');
+    const call = h.run({ waitS: 15 });
+    const download = await web1.next('download');
+    const taskId = download.taskId;
+    // The results service stops answering, so the run waits in its state change to RUNNING, past
+    // the gate and before its run command; meanwhile its lease lapses, as when its coordinator
+    // stalls, and another replica takes the run over.
+    const resultsPid = resultsChild!.child.pid!;
+    process.kill(resultsPid, 'SIGSTOP');
+    try {
+      web1.send({ $case: 'downloadResult', value: { requestId: download.requestId, ok: true, downloaded: 1, error: '' } });
+      await takeOverElsewhere(prefix, taskId);
+    } finally {
+      process.kill(resultsPid, 'SIGCONT');
+    }
+    await waitFor(
+      'the run to be RUNNING',
+      async () => (await unary(results, results.getRunStatus, { taskId })).run?.state === RunState.RUN_STATE_RUNNING,
+      10_000,
+      20,
+    );
+    // The replica that took the run over ends it.
+    await unary(results, results.recordNodeResults, { taskId, results: [finished('web1', taskId)] });
+    await unary(results, results.updateRunState, { taskId, state: RunState.RUN_STATE_SUCCEEDED, reason: '' });
+    const endedMs = Date.now();
+    const answer = await call;
+    assert.equal(answer.run?.state, RunState.RUN_STATE_SUCCEEDED, 'the answer is the run as it ended where it was taken over');
+    assert.ok(Date.now() - endedMs < 8_000, `answered ${Date.now() - endedMs} ms after the run ended, not when wait_s ran out`);
+    assert.equal(
+      web1.received.some((m) => m.message?.$case === 'run'),
+      false,
+      'the scheduler that lost the run sends no run command',
     );
   });
 
