@@ -277,13 +277,18 @@ export class RunOrchestrator {
     err?: unknown,
   ): Promise<RunTaskResponse> {
     settle();
+    await this.letGo(coordinated, what, err);
+    return this.answerTakenOver(run, created);
+  }
+
+  /** Stops coordinating a run another scheduler took over, recording nothing, and says why in the log. */
+  private async letGo(coordinated: CoordinatedRun, what: string, err?: unknown): Promise<void> {
     this.options.tracker.forget(coordinated.tracked);
     await this.options.coordinator.finish(coordinated);
     this.options.log.warn(
-      { taskId: run.taskId, err: err === undefined ? undefined : errorText(err) },
+      { taskId: coordinated.state.taskId, err: err === undefined ? undefined : errorText(err) },
       `${what} after another scheduler took the run over; it goes on there`,
     );
-    return this.answerTakenOver(run, created);
   }
 
   /** RunTask's answer for a run another scheduler took over while this one started it: the run as it goes on there. */
@@ -439,10 +444,8 @@ export class RunOrchestrator {
     const failures = await gate;
     if (tracked.cancelled) return this.cancelled(run, coordinated, created, settle);
     if (failures.length > 0) {
-      // Nodes that did not answer here may have answered the scheduler that took the run over
-      // (its gate goes on): only the run's coordinator may fail it.
-      if (await this.takenOver(coordinated)) return this.wentOn(run, coordinated, created, settle, 'the download gate closed here');
-      return this.gateClosed(run, coordinated, failures, settle);
+      await this.gateClosed(run, coordinated, failures, settle);
+      return this.answerTakenOver(run, created);
     }
     const running = await this.afterGate(coordinated);
     if (!running) return this.cancelled(run, coordinated, created, settle);
@@ -476,8 +479,17 @@ export class RunOrchestrator {
     return this.advance(coordinated.tracked, RunState.RUN_STATE_RUNNING);
   }
 
-  /** The gate closed on `failures`: they are recorded, the run FAILED, its state removed; throws DOWNLOAD_FAILED. */
-  async gateClosed(run: RunIdentity, coordinated: CoordinatedRun, failures: DownloadFailure[], settle: () => void = () => undefined): Promise<never> {
+  /**
+   * The gate closed on `failures`: they are recorded, the run FAILED, its state removed; throws
+   * DOWNLOAD_FAILED. Resolves, recording nothing, when another scheduler took the run over
+   * meanwhile: nodes that did not answer here may have answered it (its gate goes on), and only
+   * the run's coordinator may fail the run.
+   */
+  async gateClosed(run: RunIdentity, coordinated: CoordinatedRun, failures: DownloadFailure[], settle: () => void = () => undefined): Promise<void> {
+    if (await this.takenOver(coordinated)) {
+      settle();
+      return this.letGo(coordinated, 'the download gate closed here');
+    }
     const reason = gateFailureReason(failures);
     await this.record(
       run.taskId,

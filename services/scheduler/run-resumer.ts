@@ -105,7 +105,8 @@ export class RunResumer {
         if (run.fenced) return;
         if (run.tracked.cancelled) return this.endCancelled(run);
         if (failures.length > 0) {
-          // Throws DOWNLOAD_FAILED once the run is FAILED and its state removed, as for a RunTask caller.
+          // Throws DOWNLOAD_FAILED once the run is FAILED and its state removed, as for a RunTask
+          // caller; records nothing when yet another scheduler took the run over meanwhile.
           await orchestrator.gateClosed(run.identity, run, failures).catch((err: unknown) => {
             if (!run.stopped) throw err;
           });
