@@ -5,8 +5,9 @@
 // their own leave the group on purpose). Extra arguments are file filters (for example
 // `npm test -- agent`).
 //
-// Files run BATON_TEST_JOBS at a time (default 2, `--jobs N`): most of a file's time is spent
-// waiting on leases, heartbeats and processes starting, so two files share two cores well. Each
+// Files run BATON_TEST_JOBS at a time (default 3, `--jobs N`): most of a file's time is spent
+// waiting on leases, heartbeats and processes starting, so three files keep two cores busy
+// (about one and a half of them over the suite) without starving one another. Each
 // file's output is held and printed whole when it ends, so outputs never interleave. The files
 // of SOLO measure how long things take relative to each other and run with nothing beside them.
 //
@@ -125,7 +126,7 @@ if (only !== undefined && only !== 'server' && only !== 'cluster') {
   console.error(`--redis '${only}' is not a Redis kind; expected server or cluster`);
   process.exit(2);
 }
-const jobsText = takeOption(args, '--jobs') ?? process.env.BATON_TEST_JOBS ?? '2';
+const jobsText = takeOption(args, '--jobs') ?? process.env.BATON_TEST_JOBS ?? '3';
 const jobs = Number(jobsText);
 if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) {
   console.error(`--jobs '${jobsText}' is not a number of test files to run at once; expected a whole number from 1 to 16`);
