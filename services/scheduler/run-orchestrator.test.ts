@@ -93,7 +93,7 @@ interface Harness {
 }
 
 /** Starts a scheduler; two started with the same `keyPrefix` are replicas sharing one Redis. */
-async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix()): Promise<Harness> {
+async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix(), runLeaseS?: number): Promise<Harness> {
   const scheduler = await startScheduler({
     listen: '127.0.0.1:0',
     log,
@@ -103,6 +103,7 @@ async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix()): Promise
     resultsAddress,
     heartbeatIntervalS: 10,
     downloadTimeoutS,
+    runLeaseS,
     drainGraceMs: 1_000,
   });
   const client = makeClient(SchedulerServiceClient, scheduler.address);
@@ -299,6 +300,40 @@ describe('RunOrchestrator', () => {
       [],
       'no node is recorded as not answering by the scheduler that lost the run',
     );
+  });
+
+  it('fails nothing when a run it resumed in its download gate is taken over by yet another scheduler before that gate closes', async () => {
+    const prefix = uniquePrefix();
+    const first = await start(30, prefix);
+    await first.agent('web1'); // never answers the download
+    // Answered once the first scheduler stops (the run is its no more): how is not at issue here.
+    const call = first.run({ background: true }).catch((err: Error) => err);
+    const keys = new RedisKeys(prefix);
+    const main = redis.client();
+    const taskId = await waitFor('the run to be in its download gate', async () => (await main.zrange(keys.activeRuns(), 0, 0))[0], 10_000, 20);
+    const epochOf = async () => main.hget(keys.runOrchestration(taskId), 'epoch');
+    const firstEpoch = await epochOf();
+    // The first scheduler stops and releases the run.
+    await first.scheduler.stop();
+    await call;
+    // The resumer takes the run over at its first scan and regates. Its gate lasts 2 s and its
+    // run lease is long, so that no renewal comes before the gate closes: what the gate's end
+    // finds is all it learns of the takeover below, as for a scheduler that stalled meanwhile.
+    await start(2, prefix, 60);
+    await waitFor('the resumer to take the run over', async () => (await epochOf()) !== firstEpoch, 15_000, 20);
+    // Its regate waits for web1, gone with the first scheduler; yet another replica takes the run over meanwhile.
+    await takeOverElsewhere(prefix, taskId);
+    const resumerEpoch = await epochOf();
+    // Past the resumer's gate: it closed on web1 without an answer.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const runStatus = await unary(results, results.getRunStatus, { taskId });
+    assert.equal(runStatus.run?.state, RunState.RUN_STATE_DOWNLOADING, 'the run goes on where it was taken over');
+    assert.deepEqual(
+      runStatus.items.filter((r) => r.state === NodeState.NODE_STATE_NO_RESPONSE).map((r) => r.host),
+      [],
+      'no node is recorded as not answering by the scheduler that lost the run',
+    );
+    assert.equal(await epochOf(), resumerEpoch, 'the run stays with the replica that took it over last');
   });
 
   it('answers a foreground call with the run as it ends elsewhere when its run command is refused after another scheduler took the run over', async () => {
