@@ -26,8 +26,9 @@ export const RESULT_BATCH_MAX_BYTES = 4 * 1024 * 1024;
  * busy machine spreads them the more calls a short linger makes, each costing the scheduler, the
  * results service and Redis a call's work besides its results'. This one gathers tens per call
  * at a few hundred results a second, and is short against what a result's acknowledgement (the
- * agent keeps the result until then) or its display to a person waits for anyway. Not waited when no other node of the run is still to report
- * (ResultBatcher), so a run's last results, and so its end, never wait for it.
+ * agent keeps the result until then) or its display to a person waits for anyway. Not waited
+ * when no other node of the run is still to report (ResultBatcher), so a run's last results, and
+ * so its end, never wait for it.
  */
 export const RESULT_BATCH_LINGER_MS = 200;
 /**

@@ -12,7 +12,8 @@ import type { RunEvent } from '../../gen/baton/v1/run';
 import { startChild, type StartedChild } from '../../lib/child-process';
 import { readServiceError } from '../../lib/errors';
 import { makeClient, unary } from '../../lib/grpc-client';
-import { createLogger } from '../../lib/logger';
+import pino from 'pino';
+import { createLogger, type Logger } from '../../lib/logger';
 import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { RedisKeys } from '../../lib/redis';
@@ -93,17 +94,17 @@ interface Harness {
 }
 
 /** Starts a scheduler; two started with the same `keyPrefix` are replicas sharing one Redis. */
-async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix(), runLeaseS?: number): Promise<Harness> {
+async function start(downloadTimeoutS = 10, keyPrefix = uniquePrefix(), more: { runLeaseS?: number; log?: Logger } = {}): Promise<Harness> {
   const scheduler = await startScheduler({
     listen: '127.0.0.1:0',
-    log,
+    log: more.log ?? log,
     redisUrl: redis.url,
     keyPrefix,
     metadataAddress,
     resultsAddress,
     heartbeatIntervalS: 10,
     downloadTimeoutS,
-    runLeaseS,
+    runLeaseS: more.runLeaseS,
     drainGraceMs: 1_000,
   });
   const client = makeClient(SchedulerServiceClient, scheduler.address);
@@ -312,20 +313,30 @@ describe('RunOrchestrator', () => {
     const main = redis.client();
     const taskId = await waitFor('the run to be in its download gate', async () => (await main.zrange(keys.activeRuns(), 0, 0))[0], 10_000, 20);
     const epochOf = async () => main.hget(keys.runOrchestration(taskId), 'epoch');
+    const gateDeadlineOf = async () => main.hget(keys.runOrchestration(taskId), 'gate_deadline');
     const firstEpoch = await epochOf();
+    const firstDeadline = await gateDeadlineOf();
     // The first scheduler stops and releases the run.
     await first.scheduler.stop();
     await call;
     // The resumer takes the run over at its first scan and regates. Its gate lasts 2 s and its
     // run lease is long, so that no renewal comes before the gate closes: what the gate's end
     // finds is all it learns of the takeover below, as for a scheduler that stalled meanwhile.
-    await start(2, prefix, 60);
-    await waitFor('the resumer to take the run over', async () => (await epochOf()) !== firstEpoch, 15_000, 20);
+    // Its log tells when that gate closed, whichever way it ends.
+    const resumerLog: string[] = [];
+    await start(2, prefix, { runLeaseS: 60, log: pino({ level: 'info' }, { write: (line: string) => void resumerLog.push(line) }) });
+    // Its regate has begun once it wrote its own gate deadline: a takeover before that fences it
+    // at that write, and its gate never closes.
+    await waitFor(
+      'the resumer to take the run over and regate',
+      async () => (await epochOf()) !== firstEpoch && (await gateDeadlineOf()) !== firstDeadline,
+      15_000,
+      20,
+    );
     // Its regate waits for web1, gone with the first scheduler; yet another replica takes the run over meanwhile.
     await takeOverElsewhere(prefix, taskId);
     const resumerEpoch = await epochOf();
-    // Past the resumer's gate: it closed on web1 without an answer.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await waitFor("the resumer's gate to close on web1", () => resumerLog.some((line) => line.includes('download gate closed')), 10_000, 20);
     const runStatus = await unary(results, results.getRunStatus, { taskId });
     assert.equal(runStatus.run?.state, RunState.RUN_STATE_DOWNLOADING, 'the run goes on where it was taken over');
     assert.deepEqual(
