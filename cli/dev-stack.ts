@@ -162,7 +162,7 @@ export class DevStack {
       ]);
       started.set('metadata', metadata);
       started.set('results', results);
-      const schedulerArgs = ['--redis-url', redis.url, '--metadata-address', metadata.address, '--results-address', results.address];
+      const schedulerArgs = schedulerConnections(redis.url, metadata.address, results.address);
       const several = resolved.schedulers > 1;
       replicas.push(
         ...(await allStarted(
@@ -287,6 +287,18 @@ export class DevStack {
     await this.startPieceAgain('scheduler', this.replica(i));
   }
 
+  /**
+   * Starts one more scheduler replica on the stack's Redis and services, with `args` besides
+   * their addresses: not one of the stack's replicas (`stopScheduler` and `stop` know nothing of
+   * it), so the caller stops it. `label` names its stderr lines for `onStderr`; with `ownGroup` it
+   * runs in a process group of its own.
+   */
+  async startExtraScheduler(label: string, args: string[] = [], ownGroup = false): Promise<{ address: string; child: StartedChild }> {
+    const { redis, metadata, results } = this.addresses;
+    const all = [...schedulerConnections(redis, metadata, results), ...tlsArgs(this.tls?.dir, 'service', 'scheduler'), ...args];
+    return startPiece(packageRoot(), 'scheduler', '127.0.0.1:0', all, this.options, { label, ownGroup });
+  }
+
   /** The pid of scheduler replica `i` (1-based), undefined while it is stopped. */
   schedulerPid(i: number): number | undefined {
     return this.replica(i).child?.child.pid;
@@ -364,6 +376,11 @@ function makeStackPki(dir: string): StackTls {
 function certificateOf(dir: string, role: CertRole, name: string): IssuedFiles {
   const files = { cert: join(dir, `${role}-${name}.pem`), key: join(dir, `${role}-${name}.key`), ca: join(dir, 'ca.pem') };
   return existsSync(files.cert) && existsSync(files.key) ? files : issueCertificate(dir, role, name);
+}
+
+/** A scheduler's flags naming the Redis and the services it works with. */
+function schedulerConnections(redisUrl: string, metadata: string, results: string): string[] {
+  return ['--redis-url', redisUrl, '--metadata-address', metadata, '--results-address', results];
 }
 
 /** The TLS flags of a process: its own certificate from the stack's PKI, or `--insecure` without one. */

@@ -7,9 +7,8 @@ import Redis from 'ioredis';
 import { ResultsServiceClient, type GetRunStatusResponse } from '../../gen/baton/v1/results_service';
 import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
-import { startChild, type StartedChild } from '../../lib/child-process';
+import type { StartedChild } from '../../lib/child-process';
 import { makeClient, unary } from '../../lib/grpc-client';
-import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { RedisKeys } from '../../lib/redis';
 import { useDevStack } from '../helpers/dev-stack';
@@ -134,29 +133,8 @@ describe('runs owned by Redis', () => {
    * sends to the nodes goes through the stack's scheduler.
    */
   const startReplica = async (name = 'replica', extraArgs: string[] = []): Promise<{ replica: StartedChild; client: SchedulerServiceClient }> => {
-    const { addresses } = fleet.stack;
-    const replica = await startChild(
-      process.execPath,
-      [
-        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
-        '--insecure',
-        '--listen',
-        '127.0.0.1:0',
-        '--log-level',
-        process.env.BATON_E2E_LOGS ?? 'warn',
-        '--redis-url',
-        addresses.redis,
-        '--metadata-address',
-        addresses.metadata,
-        '--results-address',
-        addresses.results,
-        '--run-lease-s',
-        String(LEASE_S),
-        ...extraArgs,
-      ],
-      { ready: LISTENING_LINE, onStderr: (line) => logLine(name, line) },
-    );
-    return { replica, client: makeClient(SchedulerServiceClient, LISTENING_LINE.exec(replica.readyLine)![1]) };
+    const { address, child } = await fleet.stack.startExtraScheduler(name, ['--run-lease-s', String(LEASE_S), ...extraArgs]);
+    return { replica: child, client: makeClient(SchedulerServiceClient, address) };
   };
 
   const expectEachRanOnce = async (taskId: string, log: string) => {

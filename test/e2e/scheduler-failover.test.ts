@@ -11,7 +11,6 @@ import { NodeState, RunState } from '../../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { startChild, type StartedChild } from '../../lib/child-process';
 import { makeClient, unary } from '../../lib/grpc-client';
-import { LISTENING_LINE } from '../../lib/main';
 import { packageRoot } from '../../lib/package-root';
 import { freePort } from '../../lib/free-port';
 import { HELLO_MAX_RETRY_DELAY_MS } from '../../services/scheduler/hello-admission';
@@ -64,29 +63,10 @@ describe('agents and scheduler replicas', () => {
   });
 
   const startSchedulerProcess = async (extra: string[] = []): Promise<{ address: string; group: GroupChild }> => {
-    const a = fleet.stack.addresses;
-    const started = await startChild(
-      process.execPath,
-      [
-        join(packageRoot(), 'dist', 'services', 'scheduler', 'main.js'),
-        '--listen',
-        '127.0.0.1:0',
-        '--log-level',
-        'warn',
-        '--insecure',
-        '--redis-url',
-        a.redis,
-        '--metadata-address',
-        a.metadata,
-        '--results-address',
-        a.results,
-        ...extra,
-      ],
-      { ready: LISTENING_LINE, detached: true },
-    );
-    const group = inGroup(started);
+    const { address, child } = await fleet.stack.startExtraScheduler('scheduler', extra, true);
+    const group = inGroup(child);
     groups.push(group);
-    return { address: LISTENING_LINE.exec(started.readyLine)![1], group };
+    return { address, group };
   };
 
   it('an agent given two scheduler addresses moves to the second when the first is killed, and runs a task there', async () => {
