@@ -131,9 +131,7 @@ interface SimAgent {
   unacked: Map<string, NodeResult>;
   /** Task ids whose TaskFinished the scheduler acknowledged. */
   acked: Set<string>;
-  /** Its streams that ended (those with a retry delay apart), why the last one did, and reconnect attempts since the last Welcome. */
-  streamsEnded: number;
-  retryDelays: number;
+  /** Why its last stream ended, and its reconnect attempts since the last Welcome. */
   lastEnd?: string;
   attempts: number;
   /** The retry delay the scheduler gave when it ended the last stream; used once. */
@@ -151,6 +149,32 @@ interface SimAgent {
 }
 
 const agents: SimAgent[] = [];
+/**
+ * What the agents did, counted as it happens, so that the requests the benchmarks poll while a
+ * run goes on (`counts`, `placement`, `rewelcomed`) answer without visiting every agent: a visit
+ * of every agent per poll, a few times a second, took a good share of a worker's CPU, which the
+ * benchmark then measured as the simulated fleet being slow.
+ */
+interface TaskTally {
+  once: number;
+  repeated: number;
+  commandsRepeated: number;
+  acked: number;
+}
+const tallies = new Map<string, TaskTally>();
+function tally(taskId: string): TaskTally {
+  let t = tallies.get(taskId);
+  if (!t) tallies.set(taskId, (t = { once: 0, repeated: 0, commandsRepeated: 0, acked: 0 }));
+  return t;
+}
+/** Streams ended since the agents connected, those with a retry delay, and why the last one ended. */
+let streamsEnded = 0;
+let retryDelays = 0;
+let endedExample: string | undefined;
+/** Agents holding a welcomed stream, per scheduler address. */
+const held = new Map<string, number>();
+/** Agents whose welcomed stream to the watched address ended since the `watch` request. */
+let followed: SimAgent[] = [];
 /** Why streams ended (digits replaced by #, so that one reason is one entry), with how often. */
 const endReasons = new Map<string, number>();
 /** Open connections, with the number of streams each carries; one left without streams is closed. */
@@ -221,13 +245,22 @@ function heartbeat(agent: SimAgent, intervalMs: number, busyCounts: boolean): vo
  * again when it finished, and the command ignored while it runs, as the real agent does.
  */
 function run(agent: SimAgent, command: RunCommand): void {
-  agent.commands.set(command.taskId, (agent.commands.get(command.taskId) ?? 0) + 1);
+  const commands = (agent.commands.get(command.taskId) ?? 0) + 1;
+  agent.commands.set(command.taskId, commands);
+  if (commands === 2) tally(command.taskId).commandsRepeated++;
   if (dedupe && agent.executions.has(command.taskId)) {
     const result = agent.results.get(command.taskId);
     if (result) send(agent, { $case: 'taskFinished', value: { result } });
     return;
   }
-  agent.executions.set(command.taskId, (agent.executions.get(command.taskId) ?? 0) + 1);
+  const executions = (agent.executions.get(command.taskId) ?? 0) + 1;
+  agent.executions.set(command.taskId, executions);
+  const t = tally(command.taskId);
+  if (executions === 1) t.once++;
+  else if (executions === 2) {
+    t.once--;
+    t.repeated++;
+  }
   const startTime = new Date();
   send(agent, { $case: 'taskStarted', value: { taskId: command.taskId, startTime } });
   if (taskMs > 0) setTimeout(() => finish(agent, command, startTime), Math.random() * taskMs);
@@ -319,22 +352,25 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
     if (agent.opening === stream) agent.opening = undefined;
     if (agent.stream === stream) {
       agent.stream = undefined;
+      held.set(address, (held.get(address) ?? 1) - 1);
       clearTimeout(agent.heartbeat);
       if (Date.now() - agent.welcomedAt >= STABLE_SESSION_MS) agent.attempts = 0;
       if (address === watched) {
+        if (agent.lostAt === undefined) followed.push(agent);
         agent.lostAt = Date.now();
         agent.backAt = undefined;
         agent.lostWaitMs = agent.lostAttempts = 0;
       }
     }
     if (stopping) return;
-    agent.streamsEnded++;
+    streamsEnded++;
     agent.lastEnd = why;
+    endedExample = `${agent.identity}: ${why}`;
     const reason = why.replace(/\d+/g, '#').slice(0, 160);
     endReasons.set(reason, (endReasons.get(reason) ?? 0) + 1);
     agent.serverDelayMs = retryDelayMs;
     agent.sameScheduler = refusal?.reason === TOO_MANY_HELLOS && retryDelayMs !== undefined;
-    if (retryDelayMs !== undefined) agent.retryDelays++;
+    if (retryDelayMs !== undefined) retryDelays++;
     reconnect(agent);
   };
   const timer = setTimeout(() => {
@@ -356,6 +392,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
       case 'welcome':
         clearTimeout(timer);
         agent.stream = stream;
+        held.set(address, (held.get(address) ?? 0) + 1);
         agent.opening = undefined;
         agent.welcomedAt = Date.now();
         if (agent.lostAt !== undefined && agent.backAt === undefined) agent.backAt = agent.welcomedAt;
@@ -371,6 +408,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         run(agent, m.message.value);
         return;
       case 'resultAck':
+        if (!agent.acked.has(m.message.value.taskId)) tally(m.message.value.taskId).acked++;
         agent.acked.add(m.message.value.taskId);
         agent.unacked.delete(m.message.value.taskId);
         return;
@@ -455,8 +493,6 @@ async function start(msg: Record<string, unknown>): Promise<number> {
     results: new Map(),
     unacked: new Map(),
     acked: new Set(),
-    streamsEnded: 0,
-    retryDelays: 0,
     attempts: 0,
     lostWaitMs: 0,
     lostAttempts: 0,
@@ -475,57 +511,39 @@ async function start(msg: Record<string, unknown>): Promise<number> {
 }
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
-  const taskId = String(msg.taskId);
-  const c: AgentCounts = {
+  const t = tallies.get(String(msg.taskId)) ?? { once: 0, repeated: 0, commandsRepeated: 0, acked: 0 };
+  let connected = 0;
+  for (const n of held.values()) connected += n;
+  return Promise.resolve({
     agents: agents.length,
-    once: 0,
-    never: 0,
-    repeated: 0,
-    commandsRepeated: 0,
-    acked: 0,
-    streamsEnded: 0,
-    retryDelays: 0,
-    disconnected: 0,
+    once: t.once,
+    never: agents.length - t.once - t.repeated,
+    repeated: t.repeated,
+    commandsRepeated: t.commandsRepeated,
+    acked: t.acked,
+    streamsEnded,
+    retryDelays,
+    disconnected: agents.length - connected,
+    endedExample,
     endReasons: Object.fromEntries(endReasons),
-  };
-  for (const agent of agents) {
-    const n = agent.executions.get(taskId) ?? 0;
-    if (n === 0) c.never++;
-    else if (n === 1) c.once++;
-    else c.repeated++;
-    if ((agent.commands.get(taskId) ?? 0) > 1) c.commandsRepeated++;
-    if (agent.acked.has(taskId)) c.acked++;
-    if (!agent.stream) c.disconnected++;
-    c.streamsEnded += agent.streamsEnded;
-    c.retryDelays += agent.retryDelays;
-    if (agent.lastEnd !== undefined) c.endedExample = `${agent.identity}: ${agent.lastEnd}`;
-  }
-  return Promise.resolve(c);
+  });
 }
 
 function placement(): Promise<Record<string, number>> {
-  const by: Record<string, number> = {};
-  for (const agent of agents) if (agent.stream) by[agent.addresses[agent.target]] = (by[agent.addresses[agent.target]] ?? 0) + 1;
-  return Promise.resolve(by);
-}
-
-/** Welcomed streams to `address`. */
-function holding(address: string): number {
-  let n = 0;
-  for (const agent of agents) if (agent.stream && agent.addresses[agent.target] === address) n++;
-  return n;
+  return Promise.resolve(Object.fromEntries([...held].filter(([, n]) => n > 0)));
 }
 
 function watch(msg: Record<string, unknown>): Promise<number> {
   watched = String(msg.address);
-  for (const agent of agents) agent.lostAt = agent.backAt = undefined;
-  return Promise.resolve(holding(watched));
+  for (const agent of followed) agent.lostAt = agent.backAt = undefined;
+  followed = [];
+  return Promise.resolve(held.get(watched) ?? 0);
 }
 
 function rewelcomed(msg: Record<string, unknown>): Promise<Rewelcomes> {
   const since = Number(msg.since);
-  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0, holding: watched === undefined ? 0 : holding(watched) };
-  for (const agent of agents) {
+  const r: Rewelcomes = { delaysMs: [], waitedMs: [], attempts: [], noticedMs: [], pending: 0, holding: watched === undefined ? 0 : (held.get(watched) ?? 0) };
+  for (const agent of followed) {
     if (agent.lostAt === undefined) continue;
     r.noticedMs.push(agent.lostAt - since);
     if (agent.backAt === undefined) r.pending++;
