@@ -265,7 +265,11 @@ async function measureSize(fleet: Fleet, dir: string, script: string, nodes: num
       const ansibleMs = ansibleRun(dir, nodes);
       const baton = await batonRun(fleet, nodes);
       size.ansible.push({ ansibleMs, baton });
-      console.log(`    ansible pair ${p + 1}: ansible ${ms(ansibleMs)}, Baton ${ms(baton.wallMs)} (${(ansibleMs / baton.wallMs).toFixed(1)}x faster)`);
+      // Its orchestration CPU joins the size's median (batonMedians): printed like a floor pair's.
+      console.log(
+        `    ansible pair ${p + 1}: ansible ${ms(ansibleMs)}, Baton ${ms(baton.wallMs)} (${(ansibleMs / baton.wallMs).toFixed(1)}x faster); ` +
+          `orchestration ${(total(baton.orchestration) / nodes).toFixed(2)} ms per node`,
+      );
     }
   } catch (err) {
     size.failed = err instanceof Error ? err.message : String(err);
