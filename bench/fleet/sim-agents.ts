@@ -162,9 +162,10 @@ interface TaskTally {
   acked: number;
 }
 const tallies = new Map<string, TaskTally>();
+const noTally = (): TaskTally => ({ once: 0, repeated: 0, commandsRepeated: 0, acked: 0 });
 function tally(taskId: string): TaskTally {
   let t = tallies.get(taskId);
-  if (!t) tallies.set(taskId, (t = { once: 0, repeated: 0, commandsRepeated: 0, acked: 0 }));
+  if (!t) tallies.set(taskId, (t = noTally()));
   return t;
 }
 /** Streams ended since the agents connected, those with a retry delay, and why the last one ended. */
@@ -511,7 +512,7 @@ async function start(msg: Record<string, unknown>): Promise<number> {
 }
 
 function counts(msg: Record<string, unknown>): Promise<AgentCounts> {
-  const t = tallies.get(String(msg.taskId)) ?? { once: 0, repeated: 0, commandsRepeated: 0, acked: 0 };
+  const t = tallies.get(String(msg.taskId)) ?? noTally();
   let connected = 0;
   for (const n of held.values()) connected += n;
   return Promise.resolve({
