@@ -7,6 +7,7 @@ import { Hello } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient } from '../../gen/baton/v1/results_service';
 import { startChild } from '../../lib/child-process';
+import { isFinalRunState } from '../../lib/run-states';
 import { freePort } from '../../lib/free-port';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { LISTENING_LINE } from '../../lib/main';
@@ -111,11 +112,13 @@ describe('an agent flooding its Connect stream', () => {
     const ended = await agent.ended(30_000);
     assert.equal(ended.code, status.RESOURCE_EXHAUSTED);
     assert.match(ended.details, /^the agent sent more than 500 messages at once or more than 100 per second/);
+    // The run ends just after its last result is stored (a write of its own): waiting for the
+    // node's result alone can read the run still RUNNING.
     const stored = await waitFor(
-      'the result to be stored',
+      'the result to be stored and the run to end',
       async () => {
         const s = await unary(client, client.getRunStatus, { taskId });
-        return s.items[0]?.completed ? s : undefined;
+        return s.items[0]?.completed && s.run && isFinalRunState(s.run.state) ? s : undefined;
       },
       30_000,
     );
