@@ -45,7 +45,7 @@ import { WorkerProcess } from './fleet/worker-process';
  * connected agent.
  *
  * Environment: BATON_FLEET_SIZES (default 1000,10000,100000), BATON_FLEET_RUNS (measured runs
- * per size, default 3), BATON_FLEET_RUN_TIMEOUT_S (per run; default 60 s + 3 ms per node),
+ * per size, default 3; a size of fewer nodes gets enough for MIN_MEASURED_RESULTS), BATON_FLEET_RUN_TIMEOUT_S (per run; default 60 s + 3 ms per node),
  * BATON_FLEET_AGENTS_PER_CONNECTION (default 1: one TCP connection per agent, as real agents),
  * BATON_FLEET_HEARTBEAT_MAX_S (default unset: every agent heartbeats every 10 s; set, the scheduler's
  * heartbeat-interval-max-s, so intervals grow with the agents it holds, and the idle cost is measured
@@ -59,6 +59,14 @@ const DEFAULT_SIZES = [1_000, 10_000, 100_000];
 /** Processes hosting the simulated agents. */
 const WORKERS = 4;
 const DEFAULT_RUNS = 3;
+/**
+ * Node results each size's measured runs add up to at least: a size with fewer nodes gets more
+ * runs than RUNS (10 at 1,000). A 1,000-node run lasts about half a second, so one garbage
+ * collection or one clock tick of a process moves its CPU figure by a good part of itself, and a
+ * median of three such runs can land far from the size's typical run; it is the base the growth
+ * goal divides by. Larger runs average that out within themselves.
+ */
+const MIN_MEASURED_RESULTS = 10_000;
 /** The goals: orchestration CPU per node at 1,000 and at 100,000, and its growth between them. */
 const GOAL_CPU_MS_PER_NODE = 1;
 const GOAL_CPU_SIZES = [1_000, 100_000];
@@ -204,9 +212,10 @@ async function measureSizes(
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
         const retried = (await fleetCounts(workers, '')).streamsEnded;
         const retries = retried > 0 ? ` (${retried} streams ended or failed to connect so far and were retried)` : '';
-        console.log(`  ${nodes} agents connected in ${ms(size.connectMs)}${retries}; a warm-up run, then ${runs} measured (each given ${ms(timeoutMs)})`);
+        const measured = Math.max(runs, Math.ceil(MIN_MEASURED_RESULTS / nodes));
+        console.log(`  ${nodes} agents connected in ${ms(size.connectMs)}${retries}; a warm-up run, then ${measured} measured (each given ${ms(timeoutMs)})`);
         if (profile && nodes === sizes[sizes.length - 1]) for (const pid of [bench.pids.scheduler, bench.pids.results]) process.kill(pid, 'SIGUSR2');
-        for (let r = 0; r <= runs; r++) {
+        for (let r = 0; r <= measured; r++) {
           const run = await measureRun(bench, scheduler, results, workers, nodes, timeoutMs);
           if (r > 0) size.runs.push(run);
           console.log(
@@ -328,7 +337,7 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   console.log(
     `fleet benchmark: ${TASK} on every node, simulated agents (real Connect protocol, commands answered in-process) in ${WORKERS} processes, ` +
       `${perConnection === 1 ? 'one TCP connection per agent' : `${perConnection} agents per TCP connection`}; sizes ${sizes.join(', ')}; ` +
-      `a warm-up and ${runs} measured runs per size; open-file limit ${openFiles}; ` +
+      `a warm-up and ${runs} measured runs per size (more below ${MIN_MEASURED_RESULTS} nodes: ${MIN_MEASURED_RESULTS} node results at least); open-file limit ${openFiles}; ` +
       (heartbeatMaxS ? `heartbeat intervals growing with the agents held, 10 s to ${heartbeatMaxS} s` : 'heartbeats every 10 s'),
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
