@@ -6,6 +6,7 @@ import { NodeState, RunState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
+import { DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEATS_PER_S, heartbeatIntervalFor } from '../services/scheduler/heartbeat-interval';
 import {
   BenchStack,
   callsPerNode,
@@ -47,9 +48,10 @@ import { WorkerProcess } from './fleet/worker-process';
  * Environment: BATON_FLEET_SIZES (default 1000,10000,100000), BATON_FLEET_RUNS (measured runs
  * per size, default 3; a size of fewer nodes gets enough for MIN_MEASURED_RESULTS), BATON_FLEET_RUN_TIMEOUT_S (per run; default 60 s + 3 ms per node),
  * BATON_FLEET_AGENTS_PER_CONNECTION (default 1: one TCP connection per agent, as real agents),
- * BATON_FLEET_HEARTBEAT_MAX_S (default unset: every agent heartbeats every 10 s; set, the scheduler's
- * heartbeat-interval-max-s, so intervals grow with the agents it holds, and the idle cost is measured
- * over that many seconds).
+ * BATON_FLEET_HEARTBEAT_MAX_S (the scheduler's heartbeat-interval-max-s; default unset: the
+ * scheduler's default, DEFAULT_HEARTBEAT_INTERVAL_MAX_S; 10 keeps every agent at 10 s). Intervals
+ * grow with the agents the scheduler holds, and each size's idle cost is measured over the
+ * longest interval it gives them.
  * BATON_BENCH_PROFILE=DIR writes CPU profiles of the scheduler and results service over the runs
  * of the largest size to DIR and prints where their CPU went (figures inflated by the profiler).
  * The open-file limit is raised to what the largest size needs (root, or a high `ulimit -n`).
@@ -81,8 +83,8 @@ const MEMORY_GOAL_MIN_AGENTS = 10_000;
 const FULL_STATUS_DEADLINE_MS = 120_000;
 /** How often the benchmark asks the workers how far a run got, in ms. */
 const POLL_MS = 200;
-/** The scheduler's default heartbeat interval: the idle window (every agent heard once) unless intervals may grow longer. */
-const IDLE_WINDOW_MS = 10_000;
+/** The scheduler's default heartbeat interval, the shortest it gives. */
+const HEARTBEAT_INTERVAL_S = 10;
 /** Open files each process needs besides its agents' connections. */
 const SPARE_FILES = 4_096;
 
@@ -180,7 +182,7 @@ async function measureSizes(
   runs: number,
   perConnection: number,
   profile: boolean,
-  idleWindowMs: number,
+  heartbeatMaxS: number,
 ): Promise<{ figures: SizeFigures[]; rssBeforeBytes: number }> {
   const scheduler = makeClient(SchedulerServiceClient, bench.schedulerAddress);
   const results = makeClient(ResultsServiceClient, bench.stack.addresses.results);
@@ -208,6 +210,8 @@ async function measureSizes(
         );
         connected = nodes;
         size.connectMs = performance.now() - t0;
+        // Over the longest interval the scheduler gives this many agents: every agent heard once.
+        const idleWindowMs = heartbeatIntervalFor(nodes, { baseS: HEARTBEAT_INTERVAL_S, maxS: heartbeatMaxS, heartbeatsPerS: DEFAULT_HEARTBEATS_PER_S }) * 1000;
         size.idleCpuMsPerNodePerS = total(await bench.idleCpu(nodes, idleWindowMs));
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
         const retried = (await fleetCounts(workers, '')).streamsEnded;
@@ -331,14 +335,14 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const sizes = envSizes('BATON_FLEET_SIZES', DEFAULT_SIZES, WORKERS);
   const runs = envCount('BATON_FLEET_RUNS', DEFAULT_RUNS);
   const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', 1);
-  const heartbeatMaxS = envCount('BATON_FLEET_HEARTBEAT_MAX_S', 0, 0) || undefined;
+  const heartbeatMaxS = envCount('BATON_FLEET_HEARTBEAT_MAX_S', DEFAULT_HEARTBEAT_INTERVAL_MAX_S, HEARTBEAT_INTERVAL_S);
   const openFiles = raiseOpenFileLimit(Math.ceil(Math.max(...sizes) / perConnection) + SPARE_FILES);
   const { environmentpath } = writeTaskModule(dir);
   console.log(
     `fleet benchmark: ${TASK} on every node, simulated agents (real Connect protocol, commands answered in-process) in ${WORKERS} processes, ` +
       `${perConnection === 1 ? 'one TCP connection per agent' : `${perConnection} agents per TCP connection`}; sizes ${sizes.join(', ')}; ` +
       `a warm-up and ${runs} measured runs per size (more below ${MIN_MEASURED_RESULTS} nodes: ${MIN_MEASURED_RESULTS} node results at least); open-file limit ${openFiles}; ` +
-      (heartbeatMaxS ? `heartbeat intervals growing with the agents held, 10 s to ${heartbeatMaxS} s` : 'heartbeats every 10 s'),
+      (heartbeatMaxS > HEARTBEAT_INTERVAL_S ? `heartbeat intervals growing with the agents held, 10 s to ${heartbeatMaxS} s` : 'heartbeats every 10 s'),
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -346,7 +350,7 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const nodeOptions = profileDir ? `--require ${join(__dirname, 'fleet', 'cpu-profile-preload.js')}` : undefined;
   // The profiles cover the runs of the largest size: profiling starts once its agents are connected.
   if (profileDir) process.env.BATON_BENCH_PROFILE_ON_SIGNAL = '1';
-  const serviceArgs = heartbeatMaxS ? { scheduler: ['--heartbeat-interval-max-s', String(heartbeatMaxS)] } : undefined;
+  const serviceArgs = { scheduler: ['--heartbeat-interval-max-s', String(heartbeatMaxS)] };
   const bench = await BenchStack.start(environmentpath, { nodeOptions, serviceArgs });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   try {
@@ -357,7 +361,7 @@ runBenchmark('fleet-bench', async (dir, goals) => {
       runs,
       perConnection,
       profileDir !== undefined,
-      Math.max(IDLE_WINDOW_MS, (heartbeatMaxS ?? 0) * 1000),
+      heartbeatMaxS,
     );
     report(figures, sizes, rssBeforeBytes, goals);
   } finally {

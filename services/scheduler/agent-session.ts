@@ -18,7 +18,7 @@ import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
 import { EncodedResponse } from './encoded-response';
 import type { HeartbeatWriter } from './heartbeat-writer';
-import { heartbeatIntervalFor, type HeartbeatIntervalOptions } from './heartbeat-interval';
+import { heartbeatIntervalFor, type HeartbeatIntervalOptions, type HeldIntervals } from './heartbeat-interval';
 import type { HelloAdmission } from './hello-admission';
 import { AgentStreamLimits, nodeDescriptionProblem, type AgentStreamLimitsOptions } from './agent-stream-limits';
 import { IDENTITY_PATTERN } from '../../lib/names';
@@ -48,6 +48,8 @@ export interface AgentSessionOptions {
   heartbeatIntervalS: number;
   /** How the interval grows with the agents held here (heartbeat-interval.ts); default: always heartbeatIntervalS. */
   heartbeatIntervals?: Omit<HeartbeatIntervalOptions, 'baseS'>;
+  /** Counts the interval of each Welcome while its session lasts (the longest is noted in Redis); default: not counted. */
+  heldIntervals?: HeldIntervals;
   /** Address of the metadata service, given to the agent in the Welcome. */
   metadataAddress: string;
   /** Admission control of Hellos; default: every Hello admitted. */
@@ -100,6 +102,8 @@ export class AgentSession {
   private livenessTimer: NodeJS.Timeout | undefined;
   /** The heartbeat interval this agent was asked for (the configured one until the Welcome), in ms. */
   private intervalMs = 0;
+  /** The interval of the Welcome, in s, while counted in `heldIntervals`; 0 before the Welcome and once closed. */
+  private heldIntervalS = 0;
   /** Pending attempts to store results the results service did not take; cleared on close. */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   /** The logger naming the node and this session, made on first use: most sessions never log at the levels a fleet runs with. */
@@ -176,6 +180,8 @@ export class AgentSession {
     if (this.state === 'CLOSED') return this.closed;
     this.state = 'CLOSED';
     clearInterval(this.livenessTimer);
+    if (this.heldIntervalS > 0) this.options.heldIntervals?.remove(this.heldIntervalS);
+    this.heldIntervalS = 0;
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
     for (const finish of [...this.downloads.values()]) finish(undefined);
@@ -409,6 +415,8 @@ export class AgentSession {
     const { heartbeatIntervalS: baseS, heartbeatIntervals } = this.options;
     const intervalS = heartbeatIntervals ? heartbeatIntervalFor(this.options.registry.size, { baseS, ...heartbeatIntervals }) : baseS;
     this.intervalMs = intervalS * 1000;
+    this.heldIntervalS = intervalS;
+    this.options.heldIntervals?.add(intervalS);
     this.write({
       $case: 'welcome',
       value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress, anyMessageIsHeartbeat: true },

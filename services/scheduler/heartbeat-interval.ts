@@ -4,12 +4,21 @@
  * replica holding many agents asks for fewer of them: the interval grows with the agents it
  * holds so that it hears about `heartbeatsPerS` of them per second, between the configured
  * interval and its maximum (docs/decisions.md "Heartbeats slow down as a replica fills").
- * Discovery judges every node against the maximum (node-index.ts), so a node is never stale
- * for the interval it was given.
+ * Discovery judges every node against the longest interval a live replica's agents hold
+ * (HeldIntervals, noted in Redis at each lease renewal), so a node is never stale for the
+ * interval it was given.
  */
 
 /** Default heartbeats per second a replica aims at, beyond which intervals grow (up to the maximum). */
 export const DEFAULT_HEARTBEATS_PER_S = 1_000;
+
+/**
+ * The scheduler's longest heartbeat interval when its configuration sets none (or its
+ * heartbeat-interval-s, when longer). At DEFAULT_HEARTBEATS_PER_S a replica reaches it holding
+ * 100,000 agents, and one holding fewer than 10,000 gives every agent a 10 s interval
+ * (docs/decisions.md "Heartbeats slow down as a replica fills").
+ */
+export const DEFAULT_HEARTBEAT_INTERVAL_MAX_S = 100;
 
 /** How a replica picks intervals. */
 export interface HeartbeatIntervalOptions {
@@ -24,4 +33,33 @@ export interface HeartbeatIntervalOptions {
 /** The interval, in s, for an agent welcomed while the replica holds `agents` sessions (itself included). */
 export function heartbeatIntervalFor(agents: number, options: HeartbeatIntervalOptions): number {
   return Math.min(options.maxS, Math.max(options.baseS, Math.ceil(agents / options.heartbeatsPerS)));
+}
+
+/**
+ * The intervals the agents a replica holds were given, counted per interval while their sessions
+ * last: the longest is what the replica notes in Redis at each lease renewal (replica-lease.ts),
+ * so that every replica's discovery judges a node's freshness against the longest interval an
+ * agent may hold now, not the longest any replica may ever give.
+ */
+export class HeldIntervals {
+  private readonly counts = new Map<number, number>();
+
+  /** An agent was welcomed with `intervalS`. */
+  add(intervalS: number): void {
+    this.counts.set(intervalS, (this.counts.get(intervalS) ?? 0) + 1);
+  }
+
+  /** A session welcomed with `intervalS` ended. */
+  remove(intervalS: number): void {
+    const left = (this.counts.get(intervalS) ?? 0) - 1;
+    if (left > 0) this.counts.set(intervalS, left);
+    else this.counts.delete(intervalS);
+  }
+
+  /** The longest interval an agent held here was given, in s; 0 when none is held. */
+  longestS(): number {
+    let longest = 0;
+    for (const s of this.counts.keys()) if (s > longest) longest = s;
+    return longest;
+  }
 }

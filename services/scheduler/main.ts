@@ -20,7 +20,7 @@ import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RUN_REFRESH_MS } from 
 import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
-import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
+import { DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
 import { RARE_FACT_HOLDERS } from './node-index';
 import { PROGRESS_HOLD_MS } from './result-batcher';
 
@@ -52,7 +52,7 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       minimum: 1,
       maximum: 3600,
       description:
-        'longest heartbeat interval an agent is asked for; above heartbeat-interval-s, a replica holding many agents asks for fewer heartbeats (heartbeats-per-s) and a node counts as online while heard within 3 of these; the same on every replica; default heartbeat-interval-s',
+        'longest heartbeat interval an agent is asked for: a replica holding more agents than heartbeats-per-s times heartbeat-interval-s asks for longer intervals, up to this one, to hear about heartbeats-per-s of them a second; a node counts as online while heard within 3 of the longest interval the live replicas\' agents hold; equal to heartbeat-interval-s, intervals never grow; default 100 (heartbeat-interval-s when longer)',
     },
     'heartbeats-per-s': {
       type: 'integer',
@@ -134,10 +134,11 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
 
 runMain('scheduler', async () => {
   const config = loadConfig(SCHEDULER_CONFIG_SCHEMA);
-  const maxS = config['heartbeat-interval-max-s'];
-  if (maxS !== undefined && maxS < config['heartbeat-interval-s']) {
-    throw new ConfigError(`heartbeat-interval-max-s must be at least heartbeat-interval-s (${config['heartbeat-interval-s']}), got ${maxS}`);
+  const configuredMaxS = config['heartbeat-interval-max-s'];
+  if (configuredMaxS !== undefined && configuredMaxS < config['heartbeat-interval-s']) {
+    throw new ConfigError(`heartbeat-interval-max-s must be at least heartbeat-interval-s (${config['heartbeat-interval-s']}), got ${configuredMaxS}`);
   }
+  const maxS = configuredMaxS ?? Math.max(DEFAULT_HEARTBEAT_INTERVAL_MAX_S, config['heartbeat-interval-s']);
   const log = createLogger('scheduler', config['log-level']);
   const access = AccessControl.open({ policyFile: config['policy-file'], auditLog: config['audit-log'], service: 'scheduler', log });
   const scheduler = await startScheduler({
@@ -149,7 +150,7 @@ runMain('scheduler', async () => {
     resultsAddress: config['results-address'],
     agentMetadataAddress: config['agent-metadata-address'],
     heartbeatIntervalS: config['heartbeat-interval-s'],
-    heartbeatIntervalMaxS: config['heartbeat-interval-max-s'],
+    heartbeatIntervalMaxS: maxS,
     heartbeatsPerS: config['heartbeats-per-s'],
     agentLostAfterS: config['agent-lost-after-s'],
     runLeaseS: config['run-lease-s'],

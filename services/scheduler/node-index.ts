@@ -198,7 +198,11 @@ export class NodeIndex {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    /** Seconds between agent heartbeats; liveness is judged against STALE_AFTER_HEARTBEATS of them. */
+    /**
+     * Seconds between agent heartbeats: the longest interval an agent may be given. Freshness is
+     * judged against STALE_AFTER_HEARTBEATS of them, or of the interval `setLongestHeartbeatInterval`
+     * says agents hold now.
+     */
     readonly heartbeatIntervalS: number,
     /** Members from which a membership set also has a bitmap; default BITMAP_MIN_MEMBERS (tests lower it to reach both forms with a few nodes). */
     readonly bitmapMinMembers = BITMAP_MIN_MEMBERS,
@@ -210,6 +214,19 @@ export class NodeIndex {
 
   /** The id → identity copy discovery decodes bitmaps with. */
   readonly names: NodeNames;
+
+  /** The longest heartbeat interval an agent may hold now, in s: what freshness is judged against. */
+  private longestIntervalS: () => number = () => this.heartbeatIntervalS;
+
+  /**
+   * Judges freshness against the interval `longestS` gives (read at each judgement) instead of
+   * heartbeatIntervalS: a scheduler passes the longest interval the live replicas' agents hold
+   * (replica-lease.ts), so a fleet whose intervals never grew keeps STALE_AFTER_HEARTBEATS of the
+   * shortest.
+   */
+  setLongestHeartbeatInterval(longestS: () => number): void {
+    this.longestIntervalS = longestS;
+  }
 
   /** The replica this index writes for; undefined: nodes are written without an owner. */
   private replica: IndexReplica | undefined;
@@ -653,7 +670,7 @@ export class NodeIndex {
 
   /** Last-seen ms from which a connected node counts as online (docs/agent-protocol.md §2: 3 missed heartbeats). */
   freshSinceMs(nowMs = Date.now()): number {
-    return nowMs - STALE_AFTER_HEARTBEATS * this.heartbeatIntervalS * 1000;
+    return nowMs - STALE_AFTER_HEARTBEATS * this.longestIntervalS() * 1000;
   }
 
   /** The Redis client and keys, for the discovery planner that queries the index. */
@@ -667,6 +684,6 @@ export class NodeIndex {
    */
   isOnline(node: IndexedNode, nowMs = Date.now(), deadReplicas: ReadonlySet<string> = new Set()): boolean {
     if (node.owner !== '' && deadReplicas.has(node.owner)) return false;
-    return node.connected && nowMs - node.lastSeenMs <= STALE_AFTER_HEARTBEATS * this.heartbeatIntervalS * 1000;
+    return node.connected && nowMs - node.lastSeenMs <= STALE_AFTER_HEARTBEATS * this.longestIntervalS() * 1000;
   }
 }

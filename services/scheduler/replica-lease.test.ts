@@ -8,7 +8,7 @@ import { uniquePrefix, useRedisServer } from '../../test/helpers/redis';
 import { TestAgent } from '../../test/helpers/test-agent';
 import { waitFor } from '../../test/helpers/wait';
 import { NodeIndex } from './node-index';
-import { startScheduler, type RunningScheduler } from './scheduler-server';
+import { startScheduler, type RunningScheduler, type SchedulerServerOptions } from './scheduler-server';
 
 /**
  * Replica leases and node ownership against a real redis-server: a scheduler (in-process, on
@@ -25,7 +25,7 @@ afterEach(async () => {
   cleanups = [];
 });
 
-async function start(keyPrefix: string, replicaName: string, replicaLeaseMs: number): Promise<RunningScheduler> {
+async function start(keyPrefix: string, replicaName: string, replicaLeaseMs: number, more: Partial<SchedulerServerOptions> = {}): Promise<RunningScheduler> {
   const scheduler = await startScheduler({
     listen: '127.0.0.1:0',
     log,
@@ -37,6 +37,7 @@ async function start(keyPrefix: string, replicaName: string, replicaLeaseMs: num
     drainGraceMs: 500,
     replicaName,
     replicaLeaseMs,
+    ...more,
   });
   cleanups.push(() => scheduler.stop());
   return scheduler;
@@ -69,6 +70,41 @@ describe('ReplicaLease', () => {
     const again = await TestAgent.connect(scheduler.address, hello('n1'));
     cleanups.push(() => again.close());
     assert.equal(await redis.client().hget(keys.node(0, 'n1'), 'owner'), second);
+  });
+});
+
+describe('the longest heartbeat interval held', () => {
+  it("is noted by each replica at its renewal, and every replica judges freshness by the live replicas' longest, not the longest any may give", async () => {
+    const keyPrefix = uniquePrefix();
+    const keys = new RedisKeys(keyPrefix);
+    // Intervals grow by a second per agent held, from 1 s to 3 s (one heartbeat a second aimed at).
+    const grow = { heartbeatIntervalS: 1, heartbeatIntervalMaxS: 3, heartbeatsPerS: 1 };
+    const a = await start(keyPrefix, 'a', 1_500, grow);
+    const b = await start(keyPrefix, 'b', 1_500, grow);
+    // B's view before any renewal: the longest a replica may give.
+    assert.equal(b.lease.longestHeartbeatIntervalS(3), 3);
+    await waitFor('both replicas to note that they hold no agent', async () => {
+      const noted = await redis.client().hgetall(keys.replicaHeartbeatIntervals());
+      return noted[a.lease.id] === '0' && noted[b.lease.id] === '0';
+    });
+    await waitFor('B to see no interval held', () => b.lease.longestHeartbeatIntervalS(3) === 0);
+
+    const agents: TestAgent[] = [];
+    for (const n of ['n1', 'n2', 'n3']) {
+      const agent = await TestAgent.connect(a.address, hello(n));
+      cleanups.push(() => agent.close());
+      agents.push(agent);
+    }
+    await waitFor('B to see the 3 s interval A gave its third agent', () => b.lease.longestHeartbeatIntervalS(3) === 3);
+    agents[2].close();
+    await waitFor('B to see 2 s once that agent is gone', () => b.lease.longestHeartbeatIntervalS(3) === 2);
+
+    // A replica that left no longer counts, and its note goes with its lease entry once forgotten.
+    const aId = a.lease.id;
+    await a.stop();
+    await waitFor('B to see no interval held once A left', () => b.lease.longestHeartbeatIntervalS(3) === 0);
+    assert.equal(await b.lease.forget(aId), true);
+    assert.equal(await redis.client().hexists(keys.replicaHeartbeatIntervals(), aId), 0);
   });
 });
 

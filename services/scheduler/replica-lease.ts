@@ -45,7 +45,7 @@ function monotonicMs(): number {
 const JOIN_SCRIPT = LuaScript.fromFile(__dirname, 'replica-join-2');
 
 /** Renews a replica's lease while it has not ended, answering every replica's lease. */
-const RENEW_SCRIPT = LuaScript.fromFile(__dirname, 'replica-renew-1');
+const RENEW_SCRIPT = LuaScript.fromFile(__dirname, 'replica-renew-2');
 
 /** The replicas whose lease has ended, or those whose lease runs, on the Redis clock. */
 const LEASES_SCRIPT = LuaScript.fromFile(__dirname, 'replica-leases-1');
@@ -54,7 +54,7 @@ const LEASES_SCRIPT = LuaScript.fromFile(__dirname, 'replica-leases-1');
 const LEAVE_SCRIPT = LuaScript.fromFile(__dirname, 'replica-leave-1');
 
 /** Forgets a replica whose lease ended, once survivors have taken over what it held. */
-const FORGET_SCRIPT = LuaScript.fromFile(__dirname, 'replica-forget-1');
+const FORGET_SCRIPT = LuaScript.fromFile(__dirname, 'replica-forget-2');
 
 /**
  * Lease states:
@@ -84,6 +84,12 @@ export interface ReplicaLeaseOptions {
   onHeld?: (id: string, epoch: number) => void;
   /** Called after every renewal with every replica's lease end and the Redis clock. */
   onPeers?: (peers: ReplicaLeaseEnd[], nowMs: number) => void;
+  /**
+   * The longest heartbeat interval the agents this replica holds were given, in s: noted in
+   * Redis at each renewal, for every replica's discovery to judge freshness by
+   * (`longestHeartbeatIntervalS`). Default: none noted.
+   */
+  heldHeartbeatIntervalS?: () => number;
   /**
    * The connection joins, renewals and the leave go on; default the one the lease was given.
    * A connection of its own keeps a renewal from queueing behind the replica's other commands
@@ -126,6 +132,12 @@ export class ReplicaLease {
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_SAMPLE_MS });
   /** Where joins, renewals and the leave go (ReplicaLeaseOptions.renewalRedis). */
   private readonly renewalRedis: Redis;
+  /**
+   * The longest heartbeat interval noted by a replica whose lease ran at the last renewal, in
+   * s; undefined before the first renewal, or when a live replica noted none (one of a version
+   * that does not note it).
+   */
+  private peersIntervalS: number | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -193,7 +205,18 @@ export class ReplicaLease {
 
   /** Forgets replica `id` if its lease has ended (after its nodes and backlog were taken over); false when it runs. */
   async forget(id: string): Promise<boolean> {
-    return Number(await FORGET_SCRIPT.run(this.redis, [this.keys.replicaLeases()], [id])) === 1;
+    return Number(await FORGET_SCRIPT.run(this.redis, [this.keys.replicaLeases(), this.keys.replicaHeartbeatIntervals()], [id])) === 1;
+  }
+
+  /**
+   * The longest heartbeat interval an agent of a live replica may hold, in s, as of the last
+   * renewal (this replica's own as it is now): what a node's freshness is judged against.
+   * `fallbackS` (the longest any replica may give) when that is not known: before the first
+   * renewal, or while a live replica has noted none.
+   */
+  longestHeartbeatIntervalS(fallbackS: number): number {
+    if (this.peersIntervalS === undefined) return fallbackS;
+    return Math.max(this.peersIntervalS, this.options.heldHeartbeatIntervalS?.() ?? 0);
   }
 
   /** The replicas whose lease runs, this one included while it holds its own. */
@@ -293,7 +316,12 @@ export class ReplicaLease {
   private async renew(): Promise<void> {
     const sentMs = monotonicMs();
     const id = this.idValue;
-    const reply = (await RENEW_SCRIPT.run(this.renewalRedis, [this.keys.replicaLeases()], [id, this.leaseMs])) as Array<number | string>;
+    const held = this.options.heldHeartbeatIntervalS?.() ?? 0;
+    const reply = (await RENEW_SCRIPT.run(
+      this.renewalRedis,
+      [this.keys.replicaLeases(), this.keys.replicaHeartbeatIntervals()],
+      [id, this.leaseMs, held],
+    )) as [number, number, string[], string[]];
     if (this.stateValue !== 'HELD' || this.idValue !== id) return;
     const code = Number(reply[0]);
     if (code === -2) return this.fence('the lease had ended before it was renewed');
@@ -314,8 +342,20 @@ export class ReplicaLease {
     this.loopDelay.reset();
     this.lastRenewedMs = Math.max(this.lastRenewedMs, ranAt);
     this.validUntilMs = Math.max(this.validUntilMs, ranAt + this.leaseMs - this.marginMs());
+    const nowMs = Number(reply[1]);
     const peers: ReplicaLeaseEnd[] = [];
-    for (let i = 2; i + 1 < reply.length; i += 2) peers.push({ id: String(reply[i]), endsMs: Number(reply[i + 1]) });
-    this.options.onPeers?.(peers, Number(reply[1]));
+    for (let i = 0; i + 1 < reply[2].length; i += 2) peers.push({ id: String(reply[2][i]), endsMs: Number(reply[2][i + 1]) });
+    const noted = new Map<string, number>();
+    for (let i = 0; i + 1 < reply[3].length; i += 2) noted.set(String(reply[3][i]), Number(reply[3][i + 1]));
+    let longestS = 0;
+    let unknown = false;
+    for (const peer of peers) {
+      if (peer.endsMs < nowMs) continue;
+      const s = noted.get(peer.id);
+      if (s === undefined || !Number.isFinite(s)) unknown = true;
+      else longestS = Math.max(longestS, s);
+    }
+    this.peersIntervalS = unknown ? undefined : longestS;
+    this.options.onPeers?.(peers, nowMs);
   }
 }

@@ -28,7 +28,7 @@ import { RunResumer } from './run-resumer';
 import { RunStateStore } from './run-state';
 import { RunRequests } from './run-requests';
 import { RunTracker } from './run-tracker';
-import { DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
+import { DEFAULT_HEARTBEATS_PER_S, HeldIntervals } from './heartbeat-interval';
 import { RunWatches } from './run-watch';
 import { RunStreams } from './run-stream';
 import { HelloAdmission, type HelloAdmissionOptions } from './hello-admission';
@@ -114,8 +114,10 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
 
   const keys = new RedisKeys(options.keyPrefix);
   const heartbeatIntervalMaxS = Math.max(options.heartbeatIntervalS, options.heartbeatIntervalMaxS ?? options.heartbeatIntervalS);
-  // Freshness is judged against the longest interval any replica may give an agent.
+  // Until the lease knows what the live replicas' agents hold, freshness is judged against the
+  // longest interval a replica may give an agent.
   const index = new NodeIndex(redis, keys, heartbeatIntervalMaxS, undefined, options.rareFactHolders);
+  const heldIntervals = new HeldIntervals();
   const registry = new AgentRegistry<AgentSession>();
   const tracker = new RunTracker();
   const heartbeats = new HeartbeatWriter(index, log);
@@ -133,6 +135,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
       heartbeatIntervalMaxS > options.heartbeatIntervalS
         ? { maxS: heartbeatIntervalMaxS, heartbeatsPerS: options.heartbeatsPerS ?? DEFAULT_HEARTBEATS_PER_S }
         : undefined,
+    heldIntervals,
     metadataAddress: options.agentMetadataAddress ?? options.metadataAddress,
     admission,
   });
@@ -149,6 +152,7 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     name: options.replicaName,
     leaseMs: options.replicaLeaseMs,
     onFenced: (reason) => void gateway.closeAll(new UnavailableError(`this scheduler lost its lease in Redis (${reason}); reconnect`)),
+    heldHeartbeatIntervalS: () => heldIntervals.longestS(),
     onPeers: (peers, nowMs) => {
       shedder.onPeers(peers, nowMs);
       index.setPeers(peers.map((p) => p.id));
@@ -156,6 +160,8 @@ export async function startScheduler(options: SchedulerServerOptions): Promise<R
     },
   });
   index.setReplica(lease);
+  // Never below the configured interval: an agent welcomed since the last renewal holds at least that.
+  index.setLongestHeartbeatInterval(() => Math.max(options.heartbeatIntervalS, lease.longestHeartbeatIntervalS(heartbeatIntervalMaxS)));
   const consumer = new DispatchConsumer({ redis, keys, index, registry, lease, log });
   try {
     await lease.start();
