@@ -58,6 +58,16 @@ export const DEV_OPERATORS = ['alice', 'bob'] as const;
 /** The three Baton services of a stack. */
 export type StackService = 'metadata' | 'results' | 'scheduler';
 
+/**
+ * Node options each service runs with, here and in every deploy file (as NODE_OPTIONS there;
+ * test/deploy.test.ts holds them to this). The scheduler's young generation may grow to 64 MB
+ * semi-spaces instead of V8's 16 MB: a replica holding 100,000 agents keeps a heap of over a
+ * gigabyte whose sessions point at objects younger than they are, and every scavenge scans those
+ * pointers, so with the default a run spent a large part of its CPU on scavenges of 10-30 ms
+ * (docs/decisions.md "The scheduler's young generation").
+ */
+export const SERVICE_NODE_OPTIONS: Partial<Record<StackService, string[]>> = { scheduler: ['--max-semi-space-size=64'] };
+
 /** How `stopService` ends a service: SIGTERM (a clean drain) or SIGKILL (a crash, an OOM kill). */
 export type StopHow = 'SIGTERM' | 'SIGKILL';
 
@@ -440,7 +450,7 @@ async function startPiece(
 ): Promise<{ address: string; child: StartedChild }> {
   const child = await startChild(
     process.execPath,
-    [join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args],
+    [...(SERVICE_NODE_OPTIONS[piece] ?? []), join(root, 'dist', 'services', piece, 'main.js'), '--listen', listen, '--log-level', options.logLevel, ...args],
     {
       ready: LISTENING_LINE,
       detached: how.ownGroup,

@@ -9,6 +9,7 @@ import Ajv from 'ajv';
 import { Certificate, Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { AGENT_CONFIG_SCHEMA } from '../agent/agent-options';
+import { SERVICE_NODE_OPTIONS } from '../cli/dev-stack';
 import { startChild } from '../lib/child-process';
 import { loadConfig } from '../lib/config';
 import { LISTENING_LINE } from '../lib/main';
@@ -43,6 +44,8 @@ interface ProcessUse {
   config?: string;
   /** BATON_* variables with a literal value (BATON_CONFIG excluded). */
   env: Record<string, string>;
+  /** NODE_OPTIONS, when set. */
+  nodeOptions?: string;
 }
 
 function yamlFiles(dir: string): string[] {
@@ -62,13 +65,21 @@ function documents(file: string): Array<Record<string, unknown>> {
   });
 }
 
-function batonEnv(env: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  const entries = Array.isArray(env)
+/** The variables of a compose `environment` map or a Kubernetes `env` list, with their literal values. */
+function envEntries(env: unknown): Array<readonly [string, string | undefined]> {
+  return Array.isArray(env)
     ? (env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value] as const)
     : Object.entries((env ?? {}) as Record<string, string>);
-  for (const [name, value] of entries) if (name.startsWith('BATON_') && name !== 'BATON_CONFIG' && value !== undefined) out[name] = String(value);
+}
+
+function batonEnv(env: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of envEntries(env)) if (name.startsWith('BATON_') && name !== 'BATON_CONFIG' && value !== undefined) out[name] = String(value);
   return out;
+}
+
+function nodeOptions(env: unknown): string | undefined {
+  return envEntries(env).find(([name]) => name === 'NODE_OPTIONS')?.[1];
 }
 
 /** The Baton processes of deploy/compose.yaml; their config files are deploy/config, mounted at /etc/baton. */
@@ -82,7 +93,7 @@ function composeProcesses(): ProcessUse[] {
     const command = [...(s.entrypoint ?? []), ...(s.command ?? [])];
     const configAt = command.indexOf('--config');
     const config = configAt >= 0 ? readFileSync(join(deployDir, 'config', command[configAt + 1].replace('/etc/baton/', '')), 'utf8') : undefined;
-    uses.push({ where: `compose ${name}`, command, config, env: batonEnv(s.environment) });
+    uses.push({ where: `compose ${name}`, command, config, env: batonEnv(s.environment), nodeOptions: nodeOptions(s.environment) });
   }
   return uses;
 }
@@ -101,10 +112,26 @@ function kubernetesProcesses(): ProcessUse[] {
       const configAt = c.command.indexOf('--config');
       const config = configMap.data[c.command[configAt + 1].replace('/etc/baton/', '')];
       assert.ok(config !== undefined, `${d.kind} ${c.name}: ${c.command[configAt + 1]} is not in the ConfigMap`);
-      uses.push({ where: `kubernetes ${d.kind} ${c.name}`, command: c.command, config, env: batonEnv(c.env) });
+      uses.push({ where: `kubernetes ${d.kind} ${c.name}`, command: c.command, config, env: batonEnv(c.env), nodeOptions: nodeOptions(c.env) });
     }
   }
   return uses;
+}
+
+/** The Baton processes of deploy/systemd (installed under SYSTEMD_ROOT). */
+function systemdProcesses(): ProcessUse[] {
+  return readdirSync(join(deployDir, 'systemd')).map((f) => {
+    const unit = readFileSync(join(deployDir, 'systemd', f), 'utf8');
+    const exec = /^ExecStart=(.*)$/m.exec(unit);
+    assert.ok(exec, `${f} has no ExecStart`);
+    const command = exec[1].split(/\s+/);
+    return {
+      where: `systemd ${f}`,
+      command: command[0] === '/usr/bin/node' ? ['node', ...command.slice(1)] : command,
+      env: {},
+      nodeOptions: /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1],
+    };
+  });
 }
 
 /** The program a command runs, as a path in this tree, or undefined for a system command. */
@@ -428,18 +455,21 @@ describe('deploy/', () => {
   });
 
   it('every program the compose file, the manifests and the systemd units run exists in the build', () => {
-    const systemd = readdirSync(join(deployDir, 'systemd')).map((f) => {
-      const exec = /^ExecStart=(.*)$/m.exec(readFileSync(join(deployDir, 'systemd', f), 'utf8'));
-      assert.ok(exec, `${f} has no ExecStart`);
-      const command = exec[1].split(/\s+/);
-      return { where: `systemd ${f}`, command: command[0] === '/usr/bin/node' ? ['node', ...command.slice(1)] : command, env: {} };
-    });
-    const uses = [...composeProcesses(), ...kubernetesProcesses(), ...systemd];
+    const uses = [...composeProcesses(), ...kubernetesProcesses(), ...systemdProcesses()];
     assert.ok(uses.length >= 12, `${uses.length} processes`);
     for (const use of uses) {
       const path = programPath(use.command);
       assert.ok(path, `${use.where}: ${use.command.join(' ')}`);
       assert.ok(existsSync(join(root, path)), `${use.where} runs ${path}, which the build does not have`);
+    }
+  });
+
+  it('every deploy file runs each service with the node options `baton dev` gives it', () => {
+    const uses = [...composeProcesses(), ...kubernetesProcesses(), ...systemdProcesses()];
+    for (const service of ['metadata', 'results', 'scheduler'] as const) {
+      const runs = uses.filter((u) => programPath(u.command) === join('dist', 'services', service, 'main.js'));
+      assert.ok(runs.length >= 3, `${service}: run by ${runs.map((u) => u.where).join(', ')}`);
+      for (const use of runs) assert.equal(use.nodeOptions, SERVICE_NODE_OPTIONS[service]?.join(' '), `${use.where}: NODE_OPTIONS`);
     }
   });
 
