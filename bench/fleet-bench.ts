@@ -354,15 +354,7 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const bench = await BenchStack.start(environmentpath, { nodeOptions, serviceArgs });
   const workers = Array.from({ length: WORKERS }, (_, k) => WorkerProcess.start(`sim-agents-${k + 1}`, join(__dirname, 'fleet', 'sim-agents.js')));
   try {
-    const { figures, rssBeforeBytes } = await measureSizes(
-      bench,
-      workers,
-      sizes,
-      runs,
-      perConnection,
-      profileDir !== undefined,
-      heartbeatMaxS,
-    );
+    const { figures, rssBeforeBytes } = await measureSizes(bench, workers, sizes, runs, perConnection, profileDir !== undefined, heartbeatMaxS);
     report(figures, sizes, rssBeforeBytes, goals);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

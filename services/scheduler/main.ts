@@ -52,7 +52,7 @@ const SCHEDULER_CONFIG_SCHEMA = configSchema(
       minimum: 1,
       maximum: 3600,
       description:
-        'longest heartbeat interval an agent is asked for: a replica holding more agents than heartbeats-per-s times heartbeat-interval-s asks for longer intervals, up to this one, to hear about heartbeats-per-s of them a second; a node counts as online while heard within 3 of the longest interval the live replicas\' agents hold; equal to heartbeat-interval-s, intervals never grow; default 100 (heartbeat-interval-s when longer)',
+        "longest heartbeat interval an agent is asked for: a replica holding more agents than heartbeats-per-s times heartbeat-interval-s asks for longer intervals, up to this one, to hear about heartbeats-per-s of them a second; a node counts as online while heard within 3 of the longest interval the live replicas' agents hold; equal to heartbeat-interval-s, intervals never grow; default 100 (heartbeat-interval-s when longer)",
     },
     'heartbeats-per-s': {
       type: 'integer',

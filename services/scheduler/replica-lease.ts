@@ -317,11 +317,12 @@ export class ReplicaLease {
     const sentMs = monotonicMs();
     const id = this.idValue;
     const held = this.options.heldHeartbeatIntervalS?.() ?? 0;
-    const reply = (await RENEW_SCRIPT.run(
-      this.renewalRedis,
-      [this.keys.replicaLeases(), this.keys.replicaHeartbeatIntervals()],
-      [id, this.leaseMs, held],
-    )) as [number, number, string[], string[]];
+    const reply = (await RENEW_SCRIPT.run(this.renewalRedis, [this.keys.replicaLeases(), this.keys.replicaHeartbeatIntervals()], [id, this.leaseMs, held])) as [
+      number,
+      number,
+      string[],
+      string[],
+    ];
     if (this.stateValue !== 'HELD' || this.idValue !== id) return;
     const code = Number(reply[0]);
     if (code === -2) return this.fence('the lease had ended before it was renewed');
