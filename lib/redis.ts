@@ -143,7 +143,7 @@ const RARE_DIGESTS_CACHED = 50_000;
  * | `<p>:{idx:<c>}:bitmapped`        | `{idx:<c>}`| hash   | scheduler | membership set key → 1 for the chunk's sets now held as bitmaps |
  * | `<p>:{idx:<c>}:owner:<replica id>` | `{idx:<c>}` | string | scheduler | bitmap over offsets of the chunk's nodes whose agent stream that scheduler replica holds (moved on Hello in the write that marks the node online, so under the chunk's tag rather than the replica's) |
  * | `<p>:{replicas}:leases`          | `{replicas}` | zset   | scheduler | scheduler replica id (`<name>-<epoch>`, never reused) → when its lease ends, ms on the Redis clock (0: it left); a replica whose lease ended is dead, its nodes not online, until survivors have taken over and removed it (scheduler/replica-lease.ts) |
- * | `<p>:{replicas}:heartbeat-intervals` | `{replicas}` | hash | scheduler | scheduler replica id → the longest heartbeat interval its agents hold, in s, written at each lease renewal; discovery judges freshness against the longest of the live replicas' (scheduler/replica-lease.ts); removed with the replica's lease entry |
+ * | `<p>:{replicas}:heartbeat-intervals` | `{replicas}` | zset | scheduler | scheduler replica id → the longest heartbeat interval its agents hold, in s, written at each lease renewal; discovery judges freshness against the longest of the live replicas' (scheduler/replica-lease.ts); removed with the replica's lease entry |
  * | `<p>:{replicas}:epoch`           | `{replicas}` | string | scheduler | the last fencing epoch handed out (INCR), the suffix of each new replica id |
  * | `<p>:replica:{<id>}:dispatch`    | `{<id>}` | stream | scheduler | commands for the agents held by replica `<id>`: one entry per kind, run and chunk of nodes, naming the command stored once in `:commands` (consumer group `dispatch`; a dead replica's entries are claimed by a survivor) |
  * | `<p>:run:{<id>}:commands`        | `{<id>}` | hash   | scheduler | dispatch call id → the DownloadCommand or RunCommand it sends (protobuf; a RunCommand holds the input, sensitive values included), stored once per call for every replica, deleted once the call's replies are in or its wait ended (and expires) |
@@ -296,7 +296,7 @@ export class RedisKeys {
     return `${this.prefix}:{replicas}:leases`;
   }
 
-  /** Hash replica id → the longest heartbeat interval its agents hold, in s (written at each lease renewal). */
+  /** Sorted set replica id → the longest heartbeat interval its agents hold, in s (written at each lease renewal). */
   replicaHeartbeatIntervals(): string {
     return `${this.prefix}:{replicas}:heartbeat-intervals`;
   }

@@ -84,8 +84,8 @@ describe('the longest heartbeat interval held', () => {
     // B's view before any renewal: the longest a replica may give.
     assert.equal(b.lease.longestHeartbeatIntervalS(3), 3);
     await waitFor('both replicas to note that they hold no agent', async () => {
-      const noted = await redis.client().hgetall(keys.replicaHeartbeatIntervals());
-      return noted[a.lease.id] === '0' && noted[b.lease.id] === '0';
+      const noted = await redis.client().zmscore(keys.replicaHeartbeatIntervals(), a.lease.id, b.lease.id);
+      return noted[0] === '0' && noted[1] === '0';
     });
     await waitFor('B to see no interval held', () => b.lease.longestHeartbeatIntervalS(3) === 0);
 
@@ -104,7 +104,7 @@ describe('the longest heartbeat interval held', () => {
     await a.stop();
     await waitFor('B to see no interval held once A left', () => b.lease.longestHeartbeatIntervalS(3) === 0);
     assert.equal(await b.lease.forget(aId), true);
-    assert.equal(await redis.client().hexists(keys.replicaHeartbeatIntervals(), aId), 0);
+    assert.equal(await redis.client().zscore(keys.replicaHeartbeatIntervals(), aId), null);
   });
 });
 

@@ -5,7 +5,7 @@ longest heartbeat interval its agents hold. Also answers every replica's lease a
 for the caller's view of its peers (discovery judges a node's freshness against the longest
 interval a live replica gave).
 KEYS[1]  the replicas' leases (zset replica id -> lease end, ms on the Redis clock)
-KEYS[2]  the replicas' longest heartbeat intervals (hash replica id -> seconds)
+KEYS[2]  the replicas' longest heartbeat intervals (zset replica id -> seconds)
 ARGV[1]  the replica id
 ARGV[2]  the lease, in ms
 ARGV[3]  the longest heartbeat interval the replica's agents hold, in s
@@ -21,6 +21,6 @@ if ends < now then
   code = -2
 else
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
-return {code, now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[2])}
+return {code, now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')}

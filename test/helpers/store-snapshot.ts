@@ -179,7 +179,9 @@ export const INDEX_CHUNK = '\\{idx:\\d+\\}:';
 /**
  * What changes by itself on a quiet stack whose keys are under `prefix`: a node's `last_seen`
  * and `session`, and the scores of its chunk's `nodes` and `online`, with every heartbeat;
- * the scores of `<prefix>:{replicas}:leases` with every lease renewal of a scheduler replica.
+ * the scores of `<prefix>:{replicas}:leases` with every lease renewal of a scheduler replica, and
+ * `<prefix>:{replicas}:heartbeat-intervals` whole (written from a replica's first renewal on, and
+ * changed as agents come and go).
  */
 export function heartbeatVolatile(prefix: string): VolatileRule[] {
   return [
@@ -187,5 +189,6 @@ export function heartbeatVolatile(prefix: string): VolatileRule[] {
     { key: new RegExp(`^${prefix}:${INDEX_CHUNK}nodes$`), zsetScores: true },
     { key: new RegExp(`^${prefix}:${INDEX_CHUNK}online$`), zsetScores: true },
     { key: new RegExp(`^${prefix}:\\{replicas\\}:leases$`), zsetScores: true },
+    { key: new RegExp(`^${prefix}:\\{replicas\\}:heartbeat-intervals$`), whole: true },
   ];
 }
