@@ -23,4 +23,5 @@ else
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
-return {code, now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')}
+local leases = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+return {code, now, leases, redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')}
