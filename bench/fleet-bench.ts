@@ -6,7 +6,12 @@ import { NodeState, RunState } from '../gen/baton/v1/run';
 import { RunTaskRequest, SchedulerServiceClient } from '../gen/baton/v1/scheduler_service';
 import { makeClient, unary } from '../lib/grpc-client';
 import { isFinalRunState } from '../lib/run-states';
-import { DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEATS_PER_S, heartbeatIntervalFor } from '../services/scheduler/heartbeat-interval';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MAX_S,
+  DEFAULT_HEARTBEAT_INTERVAL_S,
+  DEFAULT_HEARTBEATS_PER_S,
+  heartbeatIntervalFor,
+} from '../services/scheduler/heartbeat-interval';
 import {
   BenchStack,
   callsPerNode,
@@ -83,8 +88,6 @@ const MEMORY_GOAL_MIN_AGENTS = 10_000;
 const FULL_STATUS_DEADLINE_MS = 120_000;
 /** How often the benchmark asks the workers how far a run got, in ms. */
 const POLL_MS = 200;
-/** The scheduler's default heartbeat interval, the shortest it gives. */
-const HEARTBEAT_INTERVAL_S = 10;
 /** Open files each process needs besides its agents' connections. */
 const SPARE_FILES = 4_096;
 
@@ -211,7 +214,8 @@ async function measureSizes(
         connected = nodes;
         size.connectMs = performance.now() - t0;
         // Over the longest interval the scheduler gives this many agents: every agent heard once.
-        const idleWindowMs = heartbeatIntervalFor(nodes, { baseS: HEARTBEAT_INTERVAL_S, maxS: heartbeatMaxS, heartbeatsPerS: DEFAULT_HEARTBEATS_PER_S }) * 1000;
+        const idleWindowMs =
+          heartbeatIntervalFor(nodes, { baseS: DEFAULT_HEARTBEAT_INTERVAL_S, maxS: heartbeatMaxS, heartbeatsPerS: DEFAULT_HEARTBEATS_PER_S }) * 1000;
         size.idleCpuMsPerNodePerS = total(await bench.idleCpu(nodes, idleWindowMs));
         size.schedulerRssBytes = rssBytes(bench.pids.scheduler);
         const retried = (await fleetCounts(workers, '')).streamsEnded;
@@ -335,14 +339,16 @@ runBenchmark('fleet-bench', async (dir, goals) => {
   const sizes = envSizes('BATON_FLEET_SIZES', DEFAULT_SIZES, WORKERS);
   const runs = envCount('BATON_FLEET_RUNS', DEFAULT_RUNS);
   const perConnection = envCount('BATON_FLEET_AGENTS_PER_CONNECTION', 1);
-  const heartbeatMaxS = envCount('BATON_FLEET_HEARTBEAT_MAX_S', DEFAULT_HEARTBEAT_INTERVAL_MAX_S, HEARTBEAT_INTERVAL_S);
+  const heartbeatMaxS = envCount('BATON_FLEET_HEARTBEAT_MAX_S', DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEAT_INTERVAL_S);
   const openFiles = raiseOpenFileLimit(Math.ceil(Math.max(...sizes) / perConnection) + SPARE_FILES);
   const { environmentpath } = writeTaskModule(dir);
   console.log(
     `fleet benchmark: ${TASK} on every node, simulated agents (real Connect protocol, commands answered in-process) in ${WORKERS} processes, ` +
       `${perConnection === 1 ? 'one TCP connection per agent' : `${perConnection} agents per TCP connection`}; sizes ${sizes.join(', ')}; ` +
       `a warm-up and ${runs} measured runs per size (more below ${MIN_MEASURED_RESULTS} nodes: ${MIN_MEASURED_RESULTS} node results at least); open-file limit ${openFiles}; ` +
-      (heartbeatMaxS > HEARTBEAT_INTERVAL_S ? `heartbeat intervals growing with the agents held, 10 s to ${heartbeatMaxS} s` : 'heartbeats every 10 s'),
+      (heartbeatMaxS > DEFAULT_HEARTBEAT_INTERVAL_S
+        ? `heartbeat intervals growing with the agents held, ${DEFAULT_HEARTBEAT_INTERVAL_S} s to ${heartbeatMaxS} s`
+        : `heartbeats every ${DEFAULT_HEARTBEAT_INTERVAL_S} s`),
   );
   const profileDir = process.env.BATON_BENCH_PROFILE;
   if (profileDir) mkdirSync(profileDir, { recursive: true });

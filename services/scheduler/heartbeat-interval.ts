@@ -9,6 +9,9 @@
  * interval it was given.
  */
 
+/** Seconds between agent heartbeats when the scheduler's configuration sets none: the shortest interval it gives. */
+export const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
+
 /** Default heartbeats per second a replica aims at, beyond which intervals grow (up to the maximum). */
 export const DEFAULT_HEARTBEATS_PER_S = 1_000;
 
@@ -43,23 +46,31 @@ export function heartbeatIntervalFor(agents: number, options: HeartbeatIntervalO
  */
 export class HeldIntervals {
   private readonly counts = new Map<number, number>();
+  /**
+   * The longest interval counted, kept as intervals come and go: discovery reads it once per
+   * node it judges, and a replica may hold every interval from the shortest to the longest.
+   */
+  private longest = 0;
 
   /** An agent was welcomed with `intervalS`. */
   add(intervalS: number): void {
     this.counts.set(intervalS, (this.counts.get(intervalS) ?? 0) + 1);
+    if (intervalS > this.longest) this.longest = intervalS;
   }
 
   /** A session welcomed with `intervalS` ended. */
   remove(intervalS: number): void {
     const left = (this.counts.get(intervalS) ?? 0) - 1;
-    if (left > 0) this.counts.set(intervalS, left);
-    else this.counts.delete(intervalS);
+    if (left > 0) {
+      this.counts.set(intervalS, left);
+      return;
+    }
+    this.counts.delete(intervalS);
+    if (intervalS === this.longest) this.longest = Math.max(0, ...this.counts.keys());
   }
 
   /** The longest interval an agent held here was given, in s; 0 when none is held. */
   longestS(): number {
-    let longest = 0;
-    for (const s of this.counts.keys()) if (s > longest) longest = s;
-    return longest;
+    return this.longest;
   }
 }

@@ -20,12 +20,9 @@ import { DEFAULT_AGENT_LOST_AFTER_S, DEFAULT_RUN_LEASE_S, RUN_REFRESH_MS } from 
 import { startScheduler } from './scheduler-server';
 import { DEFAULT_REPLICA_LEASE_MS, REPLICA_NAME_PATTERN } from './replica-lease';
 import { DEFAULT_HELLO_RETRY_DELAY_MS, DEFAULT_MAX_CONCURRENT_HELLOS } from './hello-admission';
-import { DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
+import { DEFAULT_HEARTBEAT_INTERVAL_MAX_S, DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_HEARTBEATS_PER_S } from './heartbeat-interval';
 import { RARE_FACT_HOLDERS } from './node-index';
 import { PROGRESS_HOLD_MS } from './result-batcher';
-
-/** Seconds between agent heartbeats when the configuration sets none. */
-const DEFAULT_HEARTBEAT_INTERVAL_S = 10;
 
 /** Configuration of the scheduler process. */
 const SCHEDULER_CONFIG_SCHEMA = configSchema(
