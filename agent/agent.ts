@@ -13,6 +13,7 @@ import { FactsSource } from './facts-source';
 import { FileCache } from './file-cache';
 import { agentFeatures } from './implementation';
 import { Spool } from './spool';
+import { StartHold } from './start-hold';
 import { TaskRunner, type TaskEvents } from './task-runner';
 import { LIMITS } from '../lib/limits';
 
@@ -83,6 +84,7 @@ export class Agent {
   // Unacknowledged results that did not fit in the Hello; sent after the Welcome.
   private afterWelcome: TaskFinished[] = [];
   private sweepTimer?: NodeJS.Timeout;
+  private readonly startHold = new StartHold();
   private readonly facts: FactsSource;
 
   constructor(
@@ -158,6 +160,7 @@ export class Agent {
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.facts.stop();
+    this.startHold.clear();
     await this.connection.stop();
     this.metadata?.client.close();
   }
@@ -232,13 +235,20 @@ export class Agent {
   }
 
   /**
-   * TaskStarted / TaskFinished go to whichever session is current when they happen, with the
-   * trace context of the span they happen in, so recording them joins the run's trace.
+   * TaskStarted / TaskFinished go to whichever session is current when they are sent, with the
+   * trace context of the span they happen in, so recording them joins the run's trace. A
+   * TaskStarted is held (start-hold.ts) and never sent for a task that ends within the hold.
    */
   private taskEvents(): TaskEvents {
     return {
-      started: (value) => this.connection.send({ $case: 'taskStarted', value }, injectTraceContext()),
-      finished: (result) => this.connection.send({ $case: 'taskFinished', value: { result } }, injectTraceContext()),
+      started: (value) => {
+        const traceContext = injectTraceContext();
+        this.startHold.started(value.taskId, () => this.connection.send({ $case: 'taskStarted', value }, traceContext));
+      },
+      finished: (result) => {
+        this.startHold.finished(result.taskId);
+        this.connection.send({ $case: 'taskFinished', value: { result } }, injectTraceContext());
+      },
     };
   }
 

@@ -2,6 +2,7 @@ import { connect as netConnect } from 'node:net';
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { backoffDelayMs, heartbeatLoop, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
+import { START_HOLD_MS } from '../../agent/start-hold';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
 import { readServiceError, TOO_MANY_HELLOS, type ErrorReport } from '../../lib/errors';
@@ -13,8 +14,9 @@ import { serveWorker } from './worker-process';
  * light client speaking the real Connect protocol of docs/agent-protocol.md over node:http2 with
  * gRPC's length-prefixed framing: a Hello, the Welcome awaited, a Heartbeat every interval the
  * Welcome asks for, every DownloadCommand answered `ok` (a warm cache), and every RunCommand
- * executed in-process: counted per task id, then TaskStarted and a complete TaskFinished (the
- * trivial task's output) sent at once, and the ResultAck recorded. The scheduler cannot tell
+ * executed in-process: counted per task id, then a complete TaskFinished (the trivial task's
+ * output) sent at once or after a random time (with a TaskStarted before it, as the real agent
+ * sends one, when the task runs longer than the agent's hold), and the ResultAck recorded. The scheduler cannot tell
  * them from real agents; what is left out is the node's own work (file checks, spool, spawn),
  * so a run measures orchestration alone. A full agent per node (a grpc-js channel, cache, spool
  * and task runner each) does not fit 100,000 times on one machine beside the services.
@@ -241,8 +243,8 @@ function heartbeat(agent: SimAgent, intervalMs: number, busyCounts: boolean): vo
 }
 
 /**
- * Executes a RunCommand in-process: counted, then started, and finished at once or after up to
- * `taskMs`. With `dedupe`, a task id that ran already is not run again: its result is sent
+ * Executes a RunCommand in-process: counted, then finished at once or after up to `taskMs`, with
+ * a TaskStarted when it runs longer than the real agent holds one (agent/start-hold.ts). With `dedupe`, a task id that ran already is not run again: its result is sent
  * again when it finished, and the command ignored while it runs, as the real agent does.
  */
 function run(agent: SimAgent, command: RunCommand): void {
@@ -263,8 +265,10 @@ function run(agent: SimAgent, command: RunCommand): void {
     t.repeated++;
   }
   const startTime = new Date();
-  send(agent, { $case: 'taskStarted', value: { taskId: command.taskId, startTime } });
-  if (taskMs > 0) setTimeout(() => finish(agent, command, startTime), Math.random() * taskMs);
+  const runMs = taskMs > 0 ? Math.random() * taskMs : 0;
+  // A TaskStarted only for a task still running once the real agent's hold has passed.
+  if (runMs > START_HOLD_MS) setTimeout(() => stopping || send(agent, { $case: 'taskStarted', value: { taskId: command.taskId, startTime } }), START_HOLD_MS);
+  if (runMs > 0) setTimeout(() => finish(agent, command, startTime), runMs);
   else finish(agent, command, startTime);
 }
 

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { TaskFinished } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeResult, NodeState, Run, RunState } from '../../gen/baton/v1/run';
 import { ResultsServiceClient, ResultsServiceService, type RecordNodeResultsRequest, type RecordNodeResultsResponse } from '../../gen/baton/v1/results_service';
-import { SchedulerServiceClient, type WatchRunResponse } from '../../gen/baton/v1/scheduler_service';
+import { SchedulerServiceClient } from '../../gen/baton/v1/scheduler_service';
 import { freePort } from '../../lib/free-port';
 import { makeClient, unary } from '../../lib/grpc-client';
 import { startServer, type RunningServer } from '../../lib/grpc-server';
@@ -20,6 +20,7 @@ import { startScheduler, type RunningScheduler } from '../../services/scheduler/
 import { TestAgent } from '../helpers/test-agent';
 import { uniquePrefix, useRedisServer } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
+import { watchedNodeStates } from '../helpers/watch-run';
 
 /**
  * How the scheduler records agents' results and heartbeats at scale: a real results service on
@@ -180,21 +181,6 @@ function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-/** The node results of a run's events as WatchRun relays them until the run is final, in order: [host, state]. */
-async function watchedNodeStates(client: SchedulerServiceClient, taskId: string): Promise<Array<[string, NodeState]>> {
-  const stream = client.watchRun({ taskId, resumeToken: '' });
-  const seen: Array<[string, NodeState]> = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (m: WatchRunResponse) => {
-      const e = m.event?.event;
-      if (e?.$case === 'nodeResult') seen.push([e.value.host, e.value.state]);
-    });
-    stream.on('error', reject);
-    stream.on('end', resolve);
-  });
-  return seen;
 }
 
 /** Final node results in the run's event log, per host. */
