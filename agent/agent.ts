@@ -165,7 +165,7 @@ export class Agent {
     this.metadata?.client.close();
   }
 
-  private async hello(): Promise<Hello> {
+  private async hello(): Promise<Omit<Hello, 'followsHeartbeatInterval'>> {
     const { hello, later } = splitForHello(await this.spool.listUnacknowledged());
     this.afterWelcome = later;
     const { facts, classes } = this.facts.current();

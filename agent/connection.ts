@@ -16,6 +16,8 @@ import type { TlsFiles } from '../lib/tls';
 export const INITIAL_BACKOFF_MS = 200;
 /** Longest reconnect delay in ms. */
 export const MAX_BACKOFF_MS = 5_000;
+/** The longest heartbeat interval a Heartbeat answer may give, in s; a longer one is ignored. */
+export const MAX_HEARTBEAT_INTERVAL_S = 86_400;
 /**
  * A session that stayed connected this long (ms) resets the backoff. Resetting on every Welcome
  * would make two agents with one identity (each replaces the other, docs/agent-protocol.md §1)
@@ -112,8 +114,8 @@ export interface AgentConnectionOptions {
    * the session is given up and a new one opened; 0 means 3 heartbeat intervals.
    */
   schedulerTimeoutS?: number;
-  /** Builds the Hello of a new session (called once per connection attempt). */
-  hello(): Promise<Hello>;
+  /** Builds the Hello of a new session (called once per connection attempt); the connection says it follows interval changes. */
+  hello(): Promise<Omit<Hello, 'followsHeartbeatInterval'>>;
   /** Number of running tasks, reported in heartbeats. */
   runningTasks(): number;
   /** The Welcome of a session arrived. */
@@ -174,6 +176,9 @@ export class AgentConnection {
   private heartbeatTimer?: NodeJS.Timeout;
   private silenceTimer?: NodeJS.Timeout;
   private lastHeardMs = 0;
+  /** The session's heartbeat interval (the Welcome's, or the last a Heartbeat answer gave), in s, and whether any message counts as one. */
+  private heartbeatS = 0;
+  private busyCounts = false;
   // Messages sent while the next session's Hello is being built; written right after it.
   private queued: AgentMessage[] = [];
 
@@ -243,7 +248,7 @@ export class AgentConnection {
   private open(): void {
     this.current = 'CONNECTING';
     this.options.hello().then(
-      (hello) => this.openStream(hello),
+      (hello) => this.openStream({ ...hello, followsHeartbeatInterval: true }),
       (err: unknown) => {
         this.options.log.error({ err: (err as Error).message }, 'cannot build the Hello');
         this.backoff();
@@ -278,7 +283,15 @@ export class AgentConnection {
     if (session !== this.session || session.ended || !res.message) return;
     this.lastHeardMs = Date.now();
     const message = res.message;
-    if (message.$case === 'heartbeat') return; // liveness only
+    if (message.$case === 'heartbeat') {
+      // Liveness, and from a scheduler that sets one, the interval to heartbeat at from now on.
+      const intervalS = message.value.intervalS;
+      if (session.welcomedAt !== undefined && intervalS > 0 && intervalS <= MAX_HEARTBEAT_INTERVAL_S && intervalS !== this.heartbeatS) {
+        this.options.log.info({ heartbeatIntervalS: intervalS }, 'heartbeat interval changed');
+        this.pace(session, intervalS);
+      }
+      return;
+    }
     if (message.$case !== 'welcome') {
       this.options.onCommand(message, session, res.traceContext);
       return;
@@ -288,12 +301,13 @@ export class AgentConnection {
     this.current = 'CONNECTED';
     clearTimeout(this.welcomeTimer);
     const intervalS = message.value.heartbeatIntervalS || this.options.heartbeatIntervalS;
-    this.heartbeat(session, intervalS * 1000, message.value.anyMessageIsHeartbeat);
+    this.busyCounts = message.value.anyMessageIsHeartbeat;
+    this.pace(session, intervalS);
     // Heartbeats both ways (docs/agent-protocol.md §2): gRPC keepalive notices a dead TCP
     // connection; this notices a scheduler that is connected but no longer answers.
-    const silenceMs = (this.options.schedulerTimeoutS || 3 * intervalS) * 1000;
     this.silenceTimer = setInterval(
       () => {
+        const silenceMs = (this.options.schedulerTimeoutS || 3 * this.heartbeatS) * 1000;
         const silentMs = Date.now() - this.lastHeardMs;
         if (silentMs <= silenceMs) return;
         this.options.log.warn({ silentMs, timeoutMs: silenceMs }, 'no message from the scheduler in time; reconnecting');
@@ -301,20 +315,25 @@ export class AgentConnection {
         this.renewChannel = true;
         session.call.cancel();
       },
-      Math.min(1000, silenceMs),
+      Math.min(1000, (this.options.schedulerTimeoutS || 3 * intervalS) * 1000),
     );
     this.options.log.info({ address: this.address, heartbeatIntervalS: intervalS }, 'connected');
     (this.options.announce ?? ((line: string) => process.stdout.write(line)))(`baton-agent ${this.options.identity} connected to ${this.address}\n`);
     this.options.onWelcome(message.value, session);
   }
 
-  /** Sends Heartbeats on `session` (heartbeatLoop), skipping them while it is busy when the scheduler counts every message as one. */
-  private heartbeat(session: Session, intervalMs: number, busyCounts: boolean): void {
+  /**
+   * Sends Heartbeats on `session` every `intervalS` from now on (heartbeatLoop), skipping them
+   * while it is busy when the scheduler counts every message as one.
+   */
+  private pace(session: Session, intervalS: number): void {
+    clearTimeout(this.heartbeatTimer);
+    this.heartbeatS = intervalS;
     heartbeatLoop(
-      intervalMs,
-      busyCounts,
+      intervalS * 1000,
+      this.busyCounts,
       () => Math.min(session.lastSentMs, this.lastHeardMs),
-      () => session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks() } }),
+      () => session.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: this.options.runningTasks(), intervalS: 0 } }),
       (timer) => (this.heartbeatTimer = timer),
     );
   }

@@ -1,7 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { backoffDelayMs, heartbeatLoop, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
+import { backoffDelayMs, heartbeatLoop, MAX_HEARTBEAT_INTERVAL_S, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
 import { START_HOLD_MS } from '../../agent/start-hold';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
@@ -121,6 +121,9 @@ interface SimAgent {
   opening?: ClientHttp2Stream;
   welcomedAt: number;
   heartbeat?: NodeJS.Timeout;
+  /** Its heartbeat interval (the Welcome's, or the last a Heartbeat answer gave), in s, and whether any message counts as one. */
+  heartbeatS: number;
+  busyCounts: boolean;
   /** When it last sent a message and last received one, in ms since the epoch (for skipping Heartbeats as the real agent does). */
   lastSentMs: number;
   lastHeardMs: number;
@@ -231,13 +234,15 @@ function send(agent: SimAgent, message: ConnectRequest['message']): void {
   agent.lastSentMs = Date.now();
 }
 
-/** Heartbeats as the real agent sends them (agent/connection.ts heartbeatLoop). */
-function heartbeat(agent: SimAgent, intervalMs: number, busyCounts: boolean): void {
+/** Heartbeats every `intervalS` from now on, as the real agent sends them (agent/connection.ts heartbeatLoop). */
+function heartbeat(agent: SimAgent, intervalS: number): void {
+  clearTimeout(agent.heartbeat);
+  agent.heartbeatS = intervalS;
   heartbeatLoop(
-    intervalMs,
-    busyCounts,
+    intervalS * 1000,
+    agent.busyCounts,
     () => Math.min(agent.lastSentMs, agent.lastHeardMs),
-    () => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } }),
+    () => send(agent, { $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } }),
     (timer) => (agent.heartbeat = timer),
   );
 }
@@ -401,7 +406,8 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         agent.opening = undefined;
         agent.welcomedAt = Date.now();
         if (agent.lostAt !== undefined && agent.backAt === undefined) agent.backAt = agent.welcomedAt;
-        heartbeat(agent, m.message.value.heartbeatIntervalS * 1000, m.message.value.anyMessageIsHeartbeat);
+        agent.busyCounts = m.message.value.anyMessageIsHeartbeat;
+        heartbeat(agent, m.message.value.heartbeatIntervalS);
         agent.onFirstWelcome?.();
         agent.onFirstWelcome = undefined;
         return;
@@ -417,8 +423,14 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         agent.acked.add(m.message.value.taskId);
         agent.unacked.delete(m.message.value.taskId);
         return;
+      case 'heartbeat': {
+        // The interval the scheduler gives from now on, followed as the real agent does.
+        const intervalS = m.message.value.intervalS;
+        if (agent.stream === stream && intervalS > 0 && intervalS <= MAX_HEARTBEAT_INTERVAL_S && intervalS !== agent.heartbeatS) heartbeat(agent, intervalS);
+        return;
+      }
       default:
-      // Heartbeat answers and cancels need nothing from a node whose tasks end at once.
+      // Cancels need nothing from a node whose tasks end at once.
     }
   });
   write(stream, {
@@ -430,6 +442,7 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
       agents: ['bolt_tasks'],
       version: 'bench-simulated',
       unacknowledgedResults: [...agent.unacked.values()].map((result) => ({ result })),
+      followsHeartbeatInterval: true,
     },
   });
   agent.opening = stream;
@@ -498,6 +511,8 @@ async function start(msg: Record<string, unknown>): Promise<number> {
     results: new Map(),
     unacked: new Map(),
     acked: new Set(),
+    heartbeatS: 0,
+    busyCounts: false,
     attempts: 0,
     lostWaitMs: 0,
     lostAttempts: 0,

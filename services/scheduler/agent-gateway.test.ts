@@ -102,6 +102,7 @@ describe('AgentGatewayService', () => {
         agents: ['bolt_tasks'],
         version: '0.1.0',
         unacknowledgedResults: [],
+        followsHeartbeatInterval: false,
       },
     });
     assert.deepEqual(await agent.next('welcome'), { heartbeatIntervalS: 10, metadataAddress: 'metadata.example.com:8443', anyMessageIsHeartbeat: true });
@@ -138,7 +139,10 @@ describe('AgentGatewayService', () => {
   it('ends a stream whose Hello has an invalid identity with INVALID_ARGUMENT, indexing nothing', async () => {
     const h = await start();
     const agent = rawAgent(h);
-    agent.send({ $case: 'hello', value: { identity: '../x', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [] } });
+    agent.send({
+      $case: 'hello',
+      value: { identity: '../x', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [], followsHeartbeatInterval: false },
+    });
     const ended = await agent.ended();
     assert.equal(ended.code, status.INVALID_ARGUMENT);
     assert.equal(ended.details, "Hello.identity '../x' is not a valid node identity; expected ^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$");
@@ -148,7 +152,7 @@ describe('AgentGatewayService', () => {
   it('ends a stream whose first message is not a Hello with INVALID_ARGUMENT', async () => {
     const h = await start();
     const agent = rawAgent(h);
-    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
     const ended = await agent.ended();
     assert.equal(ended.code, status.INVALID_ARGUMENT);
     assert.equal(ended.details, 'the first message must be a Hello, got heartbeat');
@@ -175,7 +179,7 @@ describe('AgentGatewayService', () => {
     const c = redis.client();
     const first = Number(await c.hget(h.keys.node(0, 'web1'), 'last_seen'));
     await waitFor('the clock to move', () => Date.now() > first + 5);
-    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
     const refreshed = await waitFor('last_seen to move', async () => {
       const t = Number(await c.hget(h.keys.node(0, 'web1'), 'last_seen'));
       return t > first ? t : undefined;
@@ -186,7 +190,7 @@ describe('AgentGatewayService', () => {
   it('answers each heartbeat with one of its own', async () => {
     const h = await start();
     const agent = await h.agent('web1');
-    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+    agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
     const answer = await agent.next('heartbeat');
     assert.ok(answer.sendTime instanceof Date);
   });
@@ -219,7 +223,10 @@ describe('AgentGatewayService', () => {
     const h = await start({ log: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }) });
     const agent = rawAgent(h);
     const result = NodeResult.fromPartial({ host: 'web1', taskId: newTaskId(), state: NodeState.NODE_STATE_SUCCEEDED, completed: true });
-    agent.send({ $case: 'hello', value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }] } });
+    agent.send({
+      $case: 'hello',
+      value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }], followsHeartbeatInterval: false },
+    });
     await agent.next('welcome');
     await waitFor('the scheduler to give up recording', () => lines.some((l) => l.includes('could not record a result')), 15_000);
     assert.deepEqual(
@@ -255,7 +262,10 @@ describe('AgentGatewayService', () => {
     const h = await start({ resultsAddress: `127.0.0.1:${port}`, log: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }) });
     const agent = rawAgent(h);
     const result = NodeResult.fromPartial({ host: 'web1', taskId, state: NodeState.NODE_STATE_SUCCEEDED, completed: true, exitcode: 0 });
-    agent.send({ $case: 'hello', value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }] } });
+    agent.send({
+      $case: 'hello',
+      value: { identity: 'web1', facts: {}, classes: [], agents: [], version: '', unacknowledgedResults: [{ result }], followsHeartbeatInterval: false },
+    });
     await agent.next('welcome');
     await waitFor('the scheduler to fail to record the result', () => lines.some((l) => l.includes('could not record a result')), 15_000);
     assert.deepEqual(

@@ -16,7 +16,7 @@ import { extractTraceContext, inSpan } from '../../lib/tracing';
 import type { AgentRegistry } from './agent-registry';
 import { STALE_AFTER_HEARTBEATS, type NodeIndex } from './node-index';
 import type { ResultRecorder } from './result-recorder';
-import { EncodedResponse } from './encoded-response';
+import { EncodedResponse, heartbeatAnswer } from './encoded-response';
 import type { HeartbeatWriter } from './heartbeat-writer';
 import { heartbeatIntervalFor, type HeartbeatIntervalOptions, type HeldIntervals } from './heartbeat-interval';
 import type { HelloAdmission } from './hello-admission';
@@ -102,8 +102,10 @@ export class AgentSession {
   private livenessTimer: NodeJS.Timeout | undefined;
   /** The heartbeat interval this agent was asked for (the configured one until the Welcome), in ms. */
   private intervalMs = 0;
-  /** The interval of the Welcome, in s, while counted in `heldIntervals`; 0 before the Welcome and once closed. */
+  /** The interval the agent was told last (Welcome or Heartbeat answer), in s, while counted in `heldIntervals`; 0 before the Welcome and once closed. */
   private heldIntervalS = 0;
+  /** True when the agent's Hello said it follows the interval a Heartbeat answer gives. */
+  private followsInterval = false;
   /** Pending attempts to store results the results service did not take; cleared on close. */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   /** The logger naming the node and this session, made on first use: most sessions never log at the levels a fleet runs with. */
@@ -133,10 +135,36 @@ export class AgentSession {
     this.call.on('cancelled', () => void this.close());
     this.call.on('error', () => void this.close());
     this.call.on('close', () => void this.close());
-    const intervalMs = this.options.heartbeatIntervalS * 1000;
-    this.intervalMs = intervalMs;
-    this.livenessTimer = setInterval(() => this.checkLiveness(this.intervalMs), intervalMs);
+    this.watchLiveness(this.options.heartbeatIntervalS);
+  }
+
+  /** Checks every `intervalS` that the agent was heard within STALE_AFTER_HEARTBEATS of them. */
+  private watchLiveness(intervalS: number): void {
+    clearInterval(this.livenessTimer);
+    this.intervalMs = intervalS * 1000;
+    this.livenessTimer = setInterval(() => this.checkLiveness(this.intervalMs), this.intervalMs);
     this.livenessTimer.unref();
+  }
+
+  /** The interval this replica gives an agent now, for the agents it holds (heartbeat-interval.ts). */
+  private intervalNow(): number {
+    const { heartbeatIntervalS: baseS, heartbeatIntervals } = this.options;
+    return heartbeatIntervals ? heartbeatIntervalFor(this.options.registry.size, { baseS, ...heartbeatIntervals }) : baseS;
+  }
+
+  /**
+   * Moves the session to the interval the replica gives now, when it changed since the agent
+   * was told one: counted in `heldIntervals` and watched at the new pace from this answer on,
+   * which tells the agent. Returns the interval.
+   */
+  private retune(): number {
+    const intervalS = this.intervalNow();
+    if (intervalS === this.heldIntervalS) return intervalS;
+    this.options.heldIntervals?.remove(this.heldIntervalS);
+    this.options.heldIntervals?.add(intervalS);
+    this.heldIntervalS = intervalS;
+    this.watchLiveness(intervalS);
+    return intervalS;
   }
 
   /** True once the Welcome was sent and until the stream ends. */
@@ -302,7 +330,7 @@ export class AgentSession {
         // Answered at once, so the agent notices a scheduler that stopped answering
         // (docs/agent-protocol.md §2).
         if (this.state === 'READY') {
-          this.write({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+          this.write(heartbeatAnswer(this.followsInterval ? this.retune() : 0));
           this.noteHeard(this.lastHeardMs);
         }
         return;
@@ -412,11 +440,11 @@ export class AgentSession {
     if (this.state === 'CLOSED') return;
     this.state = 'READY';
     this.lastNotedMs = Date.now();
-    const { heartbeatIntervalS: baseS, heartbeatIntervals } = this.options;
-    const intervalS = heartbeatIntervals ? heartbeatIntervalFor(this.options.registry.size, { baseS, ...heartbeatIntervals }) : baseS;
-    this.intervalMs = intervalS * 1000;
+    const intervalS = this.intervalNow();
     this.heldIntervalS = intervalS;
     this.options.heldIntervals?.add(intervalS);
+    this.followsInterval = hello.followsHeartbeatInterval;
+    this.watchLiveness(intervalS);
     this.write({
       $case: 'welcome',
       value: { heartbeatIntervalS: intervalS, metadataAddress: this.options.metadataAddress, anyMessageIsHeartbeat: true },

@@ -107,7 +107,8 @@ describe('an agent flooding its Connect stream', () => {
         }),
       },
     });
-    for (let i = 0; i < DEFAULT_AGENT_MESSAGE_BURST * 4; i++) agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+    for (let i = 0; i < DEFAULT_AGENT_MESSAGE_BURST * 4; i++)
+      agent.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
 
     const ended = await agent.ended(30_000);
     assert.equal(ended.code, status.RESOURCE_EXHAUSTED);

@@ -18,6 +18,26 @@ export class EncodedResponse {
   }
 }
 
+/** How long one encoded Heartbeat answer is written to every agent that sends a Heartbeat, in ms. */
+const HEARTBEAT_ANSWER_REUSE_MS = 1000;
+
+/** The current answer per interval given in it (0: none). */
+const heartbeatAnswers = new Map<number, { atMs: number; answer: EncodedResponse }>();
+
+/**
+ * The scheduler's answer to a Heartbeat (docs/agent-protocol.md §2), giving `intervalS` (0:
+ * none), encoded once a second per interval and written as it is to every agent heard within
+ * that second: a connected fleet's heartbeats are most of what an idle scheduler does, and the
+ * answers differ only by a `send_time` that no agent needs finer than that.
+ */
+export function heartbeatAnswer(intervalS: number, nowMs = Date.now()): EncodedResponse {
+  const cached = heartbeatAnswers.get(intervalS);
+  if (cached && nowMs >= cached.atMs && nowMs - cached.atMs < HEARTBEAT_ANSWER_REUSE_MS) return cached.answer;
+  const answer = EncodedResponse.of({ traceContext: {}, message: { $case: 'heartbeat', value: { sendTime: new Date(nowMs), runningTasks: 0, intervalS } } });
+  heartbeatAnswers.set(intervalS, { atMs: nowMs, answer });
+  return answer;
+}
+
 /** AgentGatewayService as the scheduler serves it: a Connect response may be written as an EncodedResponse. */
 export const AgentGatewayServiceDefinition = {
   ...AgentGatewayServiceService,

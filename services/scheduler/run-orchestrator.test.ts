@@ -444,6 +444,7 @@ describe('RunOrchestrator', () => {
         agents: [],
         version: '0.1.0',
         unacknowledgedResults: [{ result: finished('web1', run.taskId) }, { result: finished('web1', unknown) }],
+        followsHeartbeatInterval: false,
       },
     });
     await again.next('welcome');

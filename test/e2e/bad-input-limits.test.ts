@@ -191,7 +191,10 @@ function resultCases<T>(r: Rpc<T>, at: string, build: (result: Partial<NodeResul
 }
 
 const hello = (p: Partial<NonNullable<Extract<ConnectRequest['message'], { $case: 'hello' }>['value']>>): Partial<ConnectRequest> => ({
-  message: { $case: 'hello', value: { identity: 'node1', classes: [], agents: [], version: '1', unacknowledgedResults: [], ...p } },
+  message: {
+    $case: 'hello',
+    value: { identity: 'node1', classes: [], agents: [], version: '1', unacknowledgedResults: [], followsHeartbeatInterval: false, ...p },
+  },
 });
 const factsUpdate = (p: { facts?: Record<string, unknown>; classes?: string[] }): Partial<ConnectRequest> => ({
   message: { $case: 'factsUpdate', value: { classes: [], ...p } },

@@ -428,7 +428,7 @@ describe('bad input against a stack with mutual TLS', () => {
       await fleet.stack.stopAgent('node1');
       const heartbeats = Array.from({ length: 3000 }, (): ConnectRequest['message'] => ({
         $case: 'heartbeat',
-        value: { sendTime: new Date(), runningTasks: 0 },
+        value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 },
       }));
       const { ended } = await streamEnding(fleet.stack.addresses.scheduler, agentTls('node1'), [helloOf('node1'), ...heartbeats]);
       assert.equal(ended.code, status.RESOURCE_EXHAUSTED, ended.details);

@@ -71,7 +71,7 @@ describe('heartbeat batching', () => {
     const before = await scriptCalls(r);
     const startedMs = Date.now();
     for (let round = 0; round < 3; round++) {
-      for (const a of agents) a.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+      for (const a of agents) a.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
       await Promise.all(agents.map((a) => a.next('heartbeat')));
     }
     // Written once a flush ran: every node's last-seen time is one of this round's.
@@ -94,7 +94,7 @@ describe('heartbeat batching', () => {
     await waitFor(
       'the silent node to be offline',
       async () => {
-        for (const a of talking) a.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0 } });
+        for (const a of talking) a.send({ $case: 'heartbeat', value: { sendTime: new Date(), runningTasks: 0, intervalS: 0 } });
         const nodes = await online();
         return !nodes.includes(identities[0]) && nodes;
       },
