@@ -17,19 +17,13 @@ export const START_HOLD_MS = 1000;
 export class StartHold {
   private readonly held = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly holdMs = START_HOLD_MS) {}
-
-  /** Calls `send` once the hold of task `taskId` has passed, unless `finished` says the task ended first. */
+  /** Calls `send` once START_HOLD_MS have passed, unless `finished` says task `taskId` ended first. */
   started(taskId: string, send: () => void): void {
-    if (this.holdMs <= 0) {
-      send();
-      return;
-    }
     clearTimeout(this.held.get(taskId));
     const timer = setTimeout(() => {
       this.held.delete(taskId);
       send();
-    }, this.holdMs);
+    }, START_HOLD_MS);
     // A held notice never keeps the process alive: the result says when the task started.
     timer.unref();
     this.held.set(taskId, timer);
@@ -47,10 +41,5 @@ export class StartHold {
   clear(): void {
     for (const timer of this.held.values()) clearTimeout(timer);
     this.held.clear();
-  }
-
-  /** How many TaskStarted are held. */
-  get size(): number {
-    return this.held.size;
   }
 }
