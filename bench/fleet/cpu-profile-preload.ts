@@ -19,11 +19,17 @@ if (dir) {
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US });
-  // With BATON_BENCH_PROFILE_ON_SIGNAL the profile starts at SIGUSR2 instead (a benchmark
-  // profiling only its runs, not the agents connecting); the handler also keeps SIGUSR2 from
-  // ending the process.
-  if (process.env.BATON_BENCH_PROFILE_ON_SIGNAL) process.once('SIGUSR2', () => session.post('Profiler.start'));
-  else session.post('Profiler.start');
+  // With BATON_BENCH_PROFILE_ON_SIGNAL the profile starts at the first SIGUSR2 instead (a
+  // benchmark profiling only its runs, not the agents connecting). The handler stays for the
+  // process's life: a benchmark signals at each of its scenarios, and a SIGUSR2 with no handler
+  // ends the process.
+  if (process.env.BATON_BENCH_PROFILE_ON_SIGNAL) {
+    let started = false;
+    process.on('SIGUSR2', () => {
+      if (!started) session.post('Profiler.start');
+      started = true;
+    });
+  } else session.post('Profiler.start');
   process.once('exit', () => {
     session.post('Profiler.stop', (err, result) => {
       if (!err) writeFileSync(join(dir, `CPU.${process.pid}.cpuprofile`), JSON.stringify(result.profile));
