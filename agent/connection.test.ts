@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, backoffDelayMs, shuffled } from './connection';
+import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, backoffDelayMs, followedHeartbeatInterval, shuffled } from './connection';
 
 describe('backoffDelayMs', () => {
   it('starts at 200 ms and doubles up to 5 s', () => {
@@ -47,5 +47,19 @@ describe('shuffled', () => {
       addresses,
     );
     assert.deepEqual(addresses, ['a:1', 'b:1', 'c:1', 'd:1'], 'the input is left as it was');
+  });
+});
+
+describe('followedHeartbeatInterval', () => {
+  it('follows an interval the answer gives when it differs from the current one', () => {
+    assert.equal(followedHeartbeatInterval(30, 10), 30);
+    assert.equal(followedHeartbeatInterval(10, 30), 10, 'shorter again, as a replica empties');
+    assert.equal(followedHeartbeatInterval(86_400, 10), 86_400, 'a day at most');
+  });
+
+  it('keeps the current interval for 0 (unchanged), the same interval, or one over a day', () => {
+    assert.equal(followedHeartbeatInterval(0, 10), undefined);
+    assert.equal(followedHeartbeatInterval(10, 10), undefined);
+    assert.equal(followedHeartbeatInterval(86_401, 10), undefined);
   });
 });

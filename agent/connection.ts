@@ -17,7 +17,16 @@ export const INITIAL_BACKOFF_MS = 200;
 /** Longest reconnect delay in ms. */
 export const MAX_BACKOFF_MS = 5_000;
 /** The longest heartbeat interval a Heartbeat answer may give, in s; a longer one is ignored. */
-export const MAX_HEARTBEAT_INTERVAL_S = 86_400;
+const MAX_HEARTBEAT_INTERVAL_S = 86_400;
+
+/**
+ * The interval to heartbeat at from a scheduler's Heartbeat answer giving `givenS`, for an agent
+ * heartbeating every `currentS`; undefined when it changes nothing: 0 (unchanged), the current
+ * interval, or one over MAX_HEARTBEAT_INTERVAL_S.
+ */
+export function followedHeartbeatInterval(givenS: number, currentS: number): number | undefined {
+  return givenS > 0 && givenS <= MAX_HEARTBEAT_INTERVAL_S && givenS !== currentS ? givenS : undefined;
+}
 /**
  * A session that stayed connected this long (ms) resets the backoff. Resetting on every Welcome
  * would make two agents with one identity (each replaces the other, docs/agent-protocol.md §1)
@@ -285,8 +294,8 @@ export class AgentConnection {
     const message = res.message;
     if (message.$case === 'heartbeat') {
       // Liveness, and from a scheduler that sets one, the interval to heartbeat at from now on.
-      const intervalS = message.value.intervalS;
-      if (session.welcomedAt !== undefined && intervalS > 0 && intervalS <= MAX_HEARTBEAT_INTERVAL_S && intervalS !== this.heartbeatS) {
+      const intervalS = followedHeartbeatInterval(message.value.intervalS, this.heartbeatS);
+      if (session.welcomedAt !== undefined && intervalS !== undefined) {
         this.options.log.info({ heartbeatIntervalS: intervalS }, 'heartbeat interval changed');
         this.pace(session, intervalS);
       }

@@ -1,7 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { backoffDelayMs, heartbeatLoop, MAX_HEARTBEAT_INTERVAL_S, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
+import { backoffDelayMs, followedHeartbeatInterval, heartbeatLoop, shuffled, STABLE_SESSION_MS } from '../../agent/connection';
 import { START_HOLD_MS } from '../../agent/start-hold';
 import { AgentGatewayServiceService, ConnectRequest, ConnectResponse, type RunCommand } from '../../gen/baton/v1/agent_gateway_service';
 import { NodeState, type NodeResult } from '../../gen/baton/v1/run';
@@ -425,8 +425,8 @@ function openStream(agent: SimAgent, session: ClientHttp2Session): void {
         return;
       case 'heartbeat': {
         // The interval the scheduler gives from now on, followed as the real agent does.
-        const intervalS = m.message.value.intervalS;
-        if (agent.stream === stream && intervalS > 0 && intervalS <= MAX_HEARTBEAT_INTERVAL_S && intervalS !== agent.heartbeatS) heartbeat(agent, intervalS);
+        const intervalS = followedHeartbeatInterval(m.message.value.intervalS, agent.heartbeatS);
+        if (agent.stream === stream && intervalS !== undefined) heartbeat(agent, intervalS);
         return;
       }
       default:
